@@ -1,0 +1,159 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CohortError } from '../../core/errors.js';
+import { randomToken } from '../../core/ids.js';
+import { obfuscate } from '../../config/obfuscation.js';
+import { loadNodeConfig } from '../../config/node-config.js';
+import { freePort } from '../free-port.js';
+import { manageRequest, manageTargetOf } from '../manage-client.js';
+import { localNodeConfigText, localUrls, type LocalClusterSecrets, type LocalNodePlan } from './plan.js';
+
+export interface LocalClusterOptions {
+  dir: string;
+  engines: number;
+  /** How long to wait for every node to answer its management API. */
+  startTimeoutMs?: number;
+}
+
+export interface RunningNode extends LocalNodePlan {
+  child: ChildProcess;
+  exit?: { code: number | null; signal: NodeJS.Signals | null };
+}
+
+/** The content of DIR/cluster.json (SPEC section 8). */
+export interface ClusterFile {
+  clusterId: string;
+  adminUrl: string;
+  adminUser: string;
+  adminPassword: string;
+  apiKey: string;
+  nodes: Array<{ id: string; role: string; pid: number; configFile: string; logFile: string; cluster: string; manage: string; admin?: string; runtime?: string }>;
+}
+
+const CLI_ENTRY = fileURLToPath(new URL('../main.js', import.meta.url));
+
+/**
+ * A console and N engines as separate `cohort start` processes on loopback.
+ *
+ * A second run in the same directory reuses the config files (ports, secret, data
+ * directories), so whatever the nodes persisted is found again.
+ */
+export class LocalCluster {
+  readonly dir: string;
+  readonly nodes: RunningNode[] = [];
+  private secrets!: LocalClusterSecrets;
+  onNodeExit: (node: RunningNode) => void = () => undefined;
+
+  constructor(private readonly options: LocalClusterOptions) {
+    this.dir = resolve(options.dir);
+  }
+
+  async start(): Promise<ClusterFile> {
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    this.secrets = this.loadOrCreateSecrets();
+    const plans = await this.plan();
+    for (const plan of plans) {
+      if (!existsSync(plan.configFile)) writeFileSync(plan.configFile, localNodeConfigText(plan, plans[0], this.secrets), { mode: 0o600 });
+    }
+    for (const plan of plans) this.nodes.push(this.spawnNode(plan));
+    await Promise.all(this.nodes.map((n) => this.waitUntilAnswering(n)));
+    const file = this.clusterFile();
+    writeFileSync(join(this.dir, 'cluster.json'), `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600 });
+    return file;
+  }
+
+  /** SIGTERM to every running node, SIGKILL to any still running after `graceMs`. */
+  async stop(graceMs = 10_000): Promise<void> {
+    await Promise.all(
+      this.nodes.map(
+        (n) =>
+          new Promise<void>((done) => {
+            if (n.exit) return done();
+            const timer = setTimeout(() => n.child.kill('SIGKILL'), graceMs);
+            n.child.once('exit', () => {
+              clearTimeout(timer);
+              done();
+            });
+            n.child.kill('SIGTERM');
+          }),
+      ),
+    );
+  }
+
+  clusterFile(): ClusterFile {
+    const console = this.nodes.find((n) => n.role === 'console')!;
+    return {
+      clusterId: this.secrets.clusterId,
+      adminUrl: localUrls(console).admin!,
+      adminUser: this.secrets.adminUser,
+      adminPassword: this.secrets.adminPassword,
+      apiKey: this.secrets.apiKey,
+      nodes: this.nodes.map((n) => ({ id: n.id, role: n.role, pid: n.child.pid ?? 0, configFile: n.configFile, logFile: n.logFile, ...localUrls(n) })),
+    };
+  }
+
+  /** Secrets live in DIR/secrets.json (0600) so that a second run keeps the same cluster. */
+  private loadOrCreateSecrets(): LocalClusterSecrets {
+    const path = join(this.dir, 'secrets.json');
+    if (existsSync(path)) return JSON.parse(readFileSync(path, 'utf8')) as LocalClusterSecrets;
+    const secrets: LocalClusterSecrets = {
+      clusterId: 'local',
+      secretKey: obfuscate(randomToken(32)),
+      adminUser: 'admin',
+      adminPassword: randomToken(18),
+      apiKey: randomToken(32),
+    };
+    writeFileSync(path, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 });
+    return secrets;
+  }
+
+  private async plan(): Promise<LocalNodePlan[]> {
+    const ids: Array<{ id: string; role: 'console' | 'engine' }> = [{ id: 'console', role: 'console' }];
+    for (let i = 1; i <= this.options.engines; i++) ids.push({ id: `engine-${i}`, role: 'engine' });
+    const plans: LocalNodePlan[] = [];
+    for (const { id, role } of ids) {
+      const configFile = join(this.dir, `${id}.ini`);
+      const logFile = join(this.dir, `${id}.log`);
+      if (existsSync(configFile)) {
+        const c = loadNodeConfig(configFile);
+        plans.push({ id, role, configFile, logFile, cluster: c.cluster.bind.port, manage: c.http.manage.port, http: role === 'engine' ? c.http.runtime.port : c.http.admin.port });
+      } else {
+        plans.push({ id, role, configFile, logFile, cluster: await freePort(), manage: await freePort(), http: await freePort() });
+      }
+    }
+    return plans;
+  }
+
+  private spawnNode(plan: LocalNodePlan): RunningNode {
+    const out = openSync(plan.logFile, 'a');
+    const child = spawn(process.execPath, [CLI_ENTRY, 'start', '-c', plan.configFile], {
+      stdio: ['ignore', out, out],
+      env: { ...process.env, COHORT_LOG_FORMAT: 'json' },
+    });
+    closeSync(out);
+    const node: RunningNode = { ...plan, child };
+    child.once('exit', (code, signal) => {
+      node.exit = { code, signal };
+      this.onNodeExit(node);
+    });
+    return node;
+  }
+
+  private async waitUntilAnswering(node: RunningNode): Promise<void> {
+    const deadline = Date.now() + (this.options.startTimeoutMs ?? 20_000);
+    const config = loadNodeConfig(node.configFile);
+    while (Date.now() < deadline) {
+      if (node.exit) break;
+      try {
+        await manageRequest(manageTargetOf(config), 'GET', '/manage/v1/node', undefined, 1000);
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    const why = node.exit ? `exited with ${node.exit.code ?? node.exit.signal}` : 'did not answer in time';
+    throw new CohortError('CLI_LOCAL_CLUSTER_FAILED', `${node.id} ${why}; see ${node.logFile}`, { node: node.id });
+  }
+}

@@ -1,0 +1,61 @@
+import type { Role } from '../../config/schema.js';
+
+/** One node of a local cluster as `cohort up` lays it out. */
+export interface LocalNodePlan {
+  id: string;
+  role: Role;
+  configFile: string;
+  logFile: string;
+  cluster: number;
+  manage: number;
+  /** Admin port (console) or runtime port (engine). */
+  http: number;
+}
+
+export interface LocalClusterSecrets {
+  clusterId: string;
+  /** `OBF:` form of the cluster secret, as written in every config file. */
+  secretKey: string;
+  adminUser: string;
+  adminPassword: string;
+  apiKey: string;
+}
+
+const HOST = '127.0.0.1';
+
+/** The INI text of one node of a local cluster: `local` profile, loopback only, SQLite. */
+export function localNodeConfigText(node: LocalNodePlan, seed: LocalNodePlan | undefined, secrets: LocalClusterSecrets): string {
+  const httpKey = node.role === 'engine' ? 'runtime' : 'admin';
+  return [
+    `; Written by "cohort up". Edit freely; "cohort up" reuses this file on its next run.`,
+    '[node]',
+    `id = ${node.id}`,
+    `role = ${node.role}`,
+    'mode = sideband',
+    `data_dir = ./${node.id}`,
+    '',
+    '[cluster]',
+    `id = ${secrets.clusterId}`,
+    `bind = ${HOST}:${node.cluster}`,
+    `peers = ${seed && seed.id !== node.id ? `${HOST}:${seed.cluster}` : ''}`,
+    `secret_key = ${secrets.secretKey}`,
+    'profile = local',
+    '',
+    '[http]',
+    `${httpKey} = ${HOST}:${node.http}`,
+    `manage = ${HOST}:${node.manage}`,
+    '',
+    '[log]',
+    'format = json',
+    '',
+  ].join('\n');
+}
+
+export function localUrls(node: LocalNodePlan): { cluster: string; manage: string; admin?: string; runtime?: string } {
+  const http = `http://${HOST}:${node.http}`;
+  return {
+    cluster: `${HOST}:${node.cluster}`,
+    manage: `http://${HOST}:${node.manage}`,
+    ...(node.role === 'engine' ? { runtime: http } : { admin: http }),
+  };
+}

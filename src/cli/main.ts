@@ -1,0 +1,24 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { COHORT_VERSION } from '../core/version.js';
+import { registerObfuscate } from './commands/obfuscate.js';
+import { registerStart } from './commands/start.js';
+import { registerUp } from './commands/up.js';
+import { EXIT } from './exit-codes.js';
+
+const program = new Command();
+program
+  .name('cohort')
+  .description('Cohort: a clustered runtime for identity and access services')
+  .version(COHORT_VERSION, '-v, --version')
+  .showHelpAfterError()
+  .exitOverride((err) => {
+    // commander exits 0 for --help/--version; usage mistakes exit 2 like invalid configuration.
+    process.exit(err.exitCode === 0 ? EXIT.OK : EXIT.INVALID);
+  });
+
+registerStart(program);
+registerUp(program);
+registerObfuscate(program);
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,219 @@
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { CohortError } from '../core/errors.js';
+import { parseConfigText, type RawSections } from './ini-file.js';
+import { deobfuscate, isObfuscated } from './obfuscation.js';
+import {
+  KEYS,
+  MAX_SECRET_LENGTH,
+  SECTIONS,
+  envVarName,
+  findKey,
+  type Architecture,
+  type KeyDef,
+  type LogFormat,
+  type LogLevel,
+  type Mode,
+  type Profile,
+  type Role,
+} from './schema.js';
+import { KNOWN_DEFAULT_SECRETS, Secret } from './secret.js';
+import { InvalidValue, splitList, type Address } from './values.js';
+
+/** A node's configuration after parsing, environment overrides, defaults and validation. */
+export interface NodeConfig {
+  /** Absolute path of the file it came from. */
+  file: string;
+  node: { id: string; role: Role; mode: Mode; dataDir: string };
+  cluster: {
+    id: string;
+    bind: Address;
+    peers: Address[];
+    secretKey: Secret;
+    previousSecretKeys: Secret[];
+    profile: Profile;
+  };
+  http: { runtime: Address; admin: Address; manage: Address; bodyLimit: number };
+  state: {
+    architecture: Architecture;
+    replicationFactor: number;
+    groupId: string | null;
+    rpcTimeoutMs: number;
+    retrieveMajorityOnly: boolean;
+    readLocalOnly: boolean;
+    bulkRevocationTimeoutMs: number;
+  };
+  /** Repository URL with relative SQLite paths made absolute; `undefined` when not configured for an engine. */
+  repository: { url: string | undefined };
+  log: { level: LogLevel; format: LogFormat };
+  /** Things the operator should hear about that do not stop the node (logged at start). */
+  warnings: string[];
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Reads, validates and returns the configuration in `file`; throws CohortError (CONFIG_*). */
+export function loadNodeConfig(file: string, env: Env = process.env): NodeConfig {
+  const path = resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
+    throw new CohortError('CONFIG_FILE_UNREADABLE', `${path}: cannot read configuration file: ${reason}`, { file: path });
+  }
+  return buildNodeConfig(parseConfigText(text, path), path, env);
+}
+
+/** Where a value came from, for error messages. */
+interface Source {
+  value: string;
+  origin: string;
+}
+
+export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeConfig {
+  for (const [section, keys] of raw) {
+    if (!SECTIONS.includes(section)) {
+      const line = [...keys.values()][0]?.line;
+      throw new CohortError(
+        'CONFIG_UNKNOWN_SECTION',
+        `${file}: unknown section [${section}]; allowed: ${SECTIONS.map((s) => `[${s}]`).join(' ')}`,
+        { file, section, line },
+      );
+    }
+    for (const [key, { line }] of keys) {
+      if (!findKey(section, key)) {
+        const allowed = KEYS.filter((k) => k.section === section).map((k) => k.key);
+        throw new CohortError(
+          'CONFIG_UNKNOWN_KEY',
+          `${file}:${line}: [${section}] ${key}: unknown key; allowed in [${section}]: ${allowed.join(', ')}`,
+          { file, section, key, line },
+        );
+      }
+    }
+  }
+
+  const sourceOf = (def: KeyDef): Source | undefined => {
+    const fromEnv = env[envVarName(def)];
+    if (fromEnv !== undefined) return { value: fromEnv, origin: `${file}: [${def.section}] ${def.key} (from ${envVarName(def)})` };
+    const fromFile = raw.get(def.section)?.get(def.key);
+    if (fromFile !== undefined) return { value: fromFile.value, origin: `${file}:${fromFile.line}: [${def.section}] ${def.key}` };
+    return undefined;
+  };
+
+  const invalid = (def: KeyDef, src: Source, reason: string): CohortError => {
+    const shown = def.secret ? '(value hidden)' : `"${src.value}"`;
+    return new CohortError('CONFIG_INVALID_VALUE', `${src.origin}: ${shown} is invalid: ${reason}; allowed: ${def.allowed}`, {
+      file,
+      section: def.section,
+      key: def.key,
+    });
+  };
+
+  const values = new Map<string, unknown>();
+  for (const def of KEYS) {
+    const src = sourceOf(def);
+    if (src === undefined || (def.default === undefined && src.value.trim() === '' && !def.secret)) {
+      if (def.default === undefined) {
+        throw new CohortError(
+          'CONFIG_MISSING_KEY',
+          `${file}: [${def.section}] ${def.key}: required key is missing (set it in the file or in ${envVarName(def)}); allowed: ${def.allowed}`,
+          { file, section: def.section, key: def.key },
+        );
+      }
+      continue; // defaults are applied below, where some depend on other keys
+    }
+    try {
+      values.set(`${def.section}.${def.key}`, def.parse(src.value));
+    } catch (err) {
+      if (err instanceof InvalidValue) throw invalid(def, src, err.message);
+      throw err;
+    }
+  }
+
+  const get = <T>(section: string, key: string): T => {
+    if (values.has(`${section}.${key}`)) return values.get(`${section}.${key}`) as T;
+    const def = findKey(section, key)!;
+    return def.parse(def.default!) as T;
+  };
+
+  const warnings: string[] = [];
+  const secretDef = findKey('cluster', 'secret_key')!;
+  const secretKey = decodeSecret(secretDef, sourceOf(secretDef)!, invalid);
+  if (KNOWN_DEFAULT_SECRETS.has(secretKey.reveal().toLowerCase())) {
+    warnings.push('[cluster] secret_key is a well-known default; anyone who knows it can join this cluster. Generate a long random secret.');
+  }
+  const previousDef = findKey('cluster', 'previous_secret_keys')!;
+  const previousSrc = sourceOf(previousDef);
+  const previousSecretKeys = previousSrc
+    ? splitList(previousSrc.value).map((item) => decodeSecret(previousDef, { ...previousSrc, value: item }, invalid))
+    : [];
+
+  const baseDir = dirname(file);
+  const nodeId = get<string>('node', 'id');
+  const role = get<Role>('node', 'role');
+  const dataDir = resolve(baseDir, values.has('node.data_dir') ? get<string>('node', 'data_dir') : `./data/${nodeId}`);
+  const repoUrl = values.get('repository.url') as string | undefined;
+  const needsRepository = role === 'console' || role === 'replica';
+
+  return {
+    file,
+    node: { id: nodeId, role, mode: get<Mode>('node', 'mode'), dataDir },
+    cluster: {
+      id: get<string>('cluster', 'id'),
+      bind: get<Address>('cluster', 'bind'),
+      peers: get<Address[]>('cluster', 'peers'),
+      secretKey,
+      previousSecretKeys,
+      profile: get<Profile>('cluster', 'profile'),
+    },
+    http: {
+      runtime: get<Address>('http', 'runtime'),
+      admin: get<Address>('http', 'admin'),
+      manage: get<Address>('http', 'manage'),
+      bodyLimit: get<number>('http', 'body_limit'),
+    },
+    state: {
+      architecture: get<Architecture>('state', 'architecture'),
+      replicationFactor: get<number>('state', 'replication_factor'),
+      groupId: get<string | null>('state', 'group_id'),
+      rpcTimeoutMs: get<number>('state', 'rpc_timeout'),
+      retrieveMajorityOnly: get<boolean>('state', 'retrieve_majority_only'),
+      readLocalOnly: get<boolean>('state', 'read_local_only'),
+      bulkRevocationTimeoutMs: get<number>('state', 'bulk_revocation_timeout'),
+    },
+    repository: {
+      url: repoUrl ? resolveRepositoryUrl(repoUrl, baseDir) : needsRepository ? `sqlite:${resolve(dataDir, 'repository.db')}` : undefined,
+    },
+    log: { level: get<LogLevel>('log', 'level'), format: get<LogFormat>('log', 'format') },
+    warnings,
+  };
+}
+
+function decodeSecret(
+  def: KeyDef,
+  src: Source,
+  invalid: (def: KeyDef, src: Source, reason: string) => CohortError,
+): Secret {
+  let plain = src.value.trim();
+  if (isObfuscated(plain)) {
+    const decoded = deobfuscate(plain);
+    if (decoded === undefined) {
+      throw new CohortError('CONFIG_BAD_OBFUSCATION', `${src.origin}: OBF: value does not decode (mistyped or truncated?); make a new one with "cohort obfuscate"`, {
+        section: def.section,
+        key: def.key,
+      });
+    }
+    plain = decoded;
+  }
+  if (plain.length === 0) throw invalid(def, src, 'must not be empty');
+  if (plain.length > MAX_SECRET_LENGTH) throw invalid(def, src, `is ${plain.length} characters long, more than ${MAX_SECRET_LENGTH}`);
+  return new Secret(plain);
+}
+
+function resolveRepositoryUrl(url: string, baseDir: string): string {
+  if (!url.startsWith('sqlite:')) return url;
+  const path = url.slice('sqlite:'.length);
+  if (path === ':memory:') return url;
+  return `sqlite:${isAbsolute(path) ? path : resolve(baseDir, path)}`;
+}

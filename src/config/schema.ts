@@ -1,0 +1,230 @@
+/**
+ * Every key of the node configuration file, in one table: its type, default, unit, what it
+ * means and what values are allowed. The loader validates against this table, the error
+ * messages quote its `allowed` text, and docs/configuration.md is checked against it by a
+ * unit test, so the three cannot drift apart.
+ *
+ * Names may be added, never changed (operators' files and COHORT_<SECTION>_<KEY> variables
+ * depend on them).
+ */
+import {
+  CLUSTER_ID_PATTERN,
+  NODE_ID_PATTERN,
+  InvalidValue,
+  parseAddress,
+  parseAddressList,
+  parseBoolean,
+  parseEnum,
+  parseInteger,
+  parsePattern,
+} from './values.js';
+
+export const ROLES = ['console', 'replica', 'engine'] as const;
+export type Role = (typeof ROLES)[number];
+export const MODES = ['inline', 'sideband'] as const;
+export type Mode = (typeof MODES)[number];
+export const PROFILES = ['lan', 'wan', 'local'] as const;
+export type Profile = (typeof PROFILES)[number];
+export const ARCHITECTURES = ['adaptive', 'directed'] as const;
+export type Architecture = (typeof ARCHITECTURES)[number];
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+export interface KeyDef {
+  section: string;
+  key: string;
+  /** Type as shown in the docs. */
+  type: string;
+  /** The default as it would be written in the file; `undefined` when the key is required. */
+  default: string | undefined;
+  /** Unit of a numeric value ("ms", "bytes"), or "" when it has none. */
+  unit: string;
+  /** What the key means, one sentence or two. */
+  doc: string;
+  /** What values are allowed, quoted in error messages. */
+  allowed: string;
+  /** A secret: its value never appears in messages or logs. */
+  secret?: boolean;
+  /** Raw string to typed value; throws InvalidValue. */
+  parse(raw: string): unknown;
+}
+
+export const MAX_SECRET_LENGTH = 128;
+
+const identity = (raw: string): string => raw.trim();
+
+export const KEYS: readonly KeyDef[] = [
+  // [node]
+  {
+    section: 'node', key: 'id', type: 'string', default: undefined, unit: '',
+    doc: 'Unique id of this node in the cluster. Required.',
+    allowed: 'letters, digits, _ - . (1 to 64 characters, starting with a letter or digit)',
+    parse: (raw) => parsePattern(raw, NODE_ID_PATTERN),
+  },
+  {
+    section: 'node', key: 'role', type: 'enum', default: undefined, unit: '',
+    doc: 'What this node does: `console` owns the configuration, `replica` stands by to replace it, `engine` serves runtime traffic. Required.',
+    allowed: ROLES.join(' | '),
+    parse: (raw) => parseEnum(raw, ROLES),
+  },
+  {
+    section: 'node', key: 'mode', type: 'enum', default: 'sideband', unit: '',
+    doc: 'How engines enforce access decisions; must be the same on every node of the cluster.',
+    allowed: MODES.join(' | '),
+    parse: (raw) => parseEnum(raw, MODES),
+  },
+  {
+    section: 'node', key: 'data_dir', type: 'path', default: './data/<node id>', unit: '',
+    doc: 'Directory for this node\'s persistent files (management credential, persisted state, applied configuration). Relative paths are resolved against the configuration file\'s directory.',
+    allowed: 'a directory path',
+    parse: (raw) => {
+      const v = raw.trim();
+      if (v.length === 0) throw new InvalidValue('must not be empty');
+      return v;
+    },
+  },
+  // [cluster]
+  {
+    section: 'cluster', key: 'id', type: 'string', default: undefined, unit: '',
+    doc: 'Name of the cluster; a node with a different id is refused. Required.',
+    allowed: 'letters, digits, _ - . / (1 to 64 characters)',
+    parse: (raw) => parsePattern(raw, CLUSTER_ID_PATTERN),
+  },
+  {
+    section: 'cluster', key: 'bind', type: 'host:port', default: '127.0.0.1:8020', unit: '',
+    doc: 'Address of the cluster port (node-to-node traffic, always encrypted).',
+    allowed: 'host:port with port 1 to 65535',
+    parse: parseAddress,
+  },
+  {
+    section: 'cluster', key: 'peers', type: 'host:port list', default: '', unit: '',
+    doc: 'Comma-separated cluster addresses of existing members to join through; empty for the first node. Host names are allowed.',
+    allowed: 'comma-separated host:port values, or empty',
+    parse: parseAddressList,
+  },
+  {
+    section: 'cluster', key: 'secret_key', type: 'secret', default: undefined, unit: '',
+    doc: 'Shared secret every node must prove; all cluster traffic is encrypted with keys derived from it. Plain or `OBF:` (see `cohort obfuscate`). Required.',
+    allowed: `1 to ${MAX_SECRET_LENGTH} characters after decoding, plain or OBF:`,
+    secret: true,
+    parse: identity,
+  },
+  {
+    section: 'cluster', key: 'previous_secret_keys', type: 'secret list', default: '', unit: '',
+    doc: 'Comma-separated earlier secrets still accepted for incoming traffic while a key rotation is under way. Use the `OBF:` form for a secret containing a comma.',
+    allowed: `comma-separated secrets of 1 to ${MAX_SECRET_LENGTH} characters, plain or OBF:`,
+    secret: true,
+    parse: identity,
+  },
+  {
+    section: 'cluster', key: 'profile', type: 'enum', default: 'lan', unit: '',
+    doc: 'Timing profile of the membership protocol: `lan` for one data centre, `wan` for slow links, `local` for one machine and tests.',
+    allowed: PROFILES.join(' | '),
+    parse: (raw) => parseEnum(raw, PROFILES),
+  },
+  // [http]
+  {
+    section: 'http', key: 'runtime', type: 'host:port', default: '127.0.0.1:9000', unit: '',
+    doc: 'Engines: address of the runtime API and health checks.',
+    allowed: 'host:port with port 1 to 65535',
+    parse: parseAddress,
+  },
+  {
+    section: 'http', key: 'admin', type: 'host:port', default: '127.0.0.1:9443', unit: '',
+    doc: 'Console and replica: address of the admin API and web console.',
+    allowed: 'host:port with port 1 to 65535',
+    parse: parseAddress,
+  },
+  {
+    section: 'http', key: 'manage', type: 'host:port', default: '127.0.0.1:9100', unit: '',
+    doc: 'Every node: address of the management API the CLI talks to.',
+    allowed: 'host:port with port 1 to 65535',
+    parse: parseAddress,
+  },
+  {
+    section: 'http', key: 'body_limit', type: 'integer', default: '1048576', unit: 'bytes',
+    doc: 'Largest request body any API of this node accepts; larger bodies get 413 HTTP_BODY_TOO_LARGE.',
+    allowed: 'integer 1024 to 67108864',
+    parse: (raw) => parseInteger(raw, 1024, 64 * 1024 * 1024),
+  },
+  // [state]
+  {
+    section: 'state', key: 'architecture', type: 'enum', default: 'adaptive', unit: '',
+    doc: 'How runtime state is placed: `adaptive` spreads partitions over replica sets by consistent hashing, `directed` shares each service\'s state with its preferred nodes.',
+    allowed: ARCHITECTURES.join(' | '),
+    parse: (raw) => parseEnum(raw, ARCHITECTURES),
+  },
+  {
+    section: 'state', key: 'replication_factor', type: 'integer', default: '3', unit: 'engines',
+    doc: 'Number of engines holding a copy of each partition.',
+    allowed: 'integer 1 to 7',
+    parse: (raw) => parseInteger(raw, 1, 7),
+  },
+  {
+    section: 'state', key: 'group_id', type: 'string', default: '', unit: '',
+    doc: 'Subcluster this engine belongs to; empty for none.',
+    allowed: 'empty, or letters, digits, _ - . / (1 to 64 characters)',
+    parse: (raw) => (raw.trim() === '' ? null : parsePattern(raw, CLUSTER_ID_PATTERN)),
+  },
+  {
+    section: 'state', key: 'rpc_timeout', type: 'integer', default: '500', unit: 'ms',
+    doc: 'How long a state request to other engines waits before it gives up.',
+    allowed: 'integer 1 to 60000',
+    parse: (raw) => parseInteger(raw, 1, 60_000),
+  },
+  {
+    section: 'state', key: 'retrieve_majority_only', type: 'boolean', default: 'true', unit: '',
+    doc: 'A read waits for a majority of the replica set (true) or for all of it (false).',
+    allowed: 'true | false',
+    parse: parseBoolean,
+  },
+  {
+    section: 'state', key: 'read_local_only', type: 'boolean', default: 'true', unit: '',
+    doc: 'Revocation checks are answered from this engine\'s own copy of the revocation list.',
+    allowed: 'true | false',
+    parse: parseBoolean,
+  },
+  {
+    section: 'state', key: 'bulk_revocation_timeout', type: 'integer', default: '10000', unit: 'ms',
+    doc: 'Longest time a joining engine spends downloading the revocation list before it reports the failure.',
+    allowed: 'integer 100 to 600000',
+    parse: (raw) => parseInteger(raw, 100, 600_000),
+  },
+  // [repository]
+  {
+    section: 'repository', key: 'url', type: 'url', default: 'sqlite:<data_dir>/repository.db', unit: '',
+    doc: 'Where configuration, audit and schedules are stored: `sqlite:PATH` (one host; relative paths are resolved against the configuration file\'s directory) or `postgres://user[:password]@host[:port]/database[?schema=NAME]` (several hosts). Used by the console and replica; engines use it only when given one.',
+    allowed: 'sqlite:PATH or postgres://...',
+    parse: (raw) => {
+      const v = raw.trim();
+      if (v === '' || v.startsWith('sqlite:') || v.startsWith('postgres://') || v.startsWith('postgresql://')) return v;
+      throw new InvalidValue('not a sqlite: or postgres:// URL');
+    },
+  },
+  // [log]
+  {
+    section: 'log', key: 'level', type: 'enum', default: 'info', unit: '',
+    doc: 'Lowest level of log lines written.',
+    allowed: LOG_LEVELS.join(' | '),
+    parse: (raw) => parseEnum(raw, LOG_LEVELS),
+  },
+  {
+    section: 'log', key: 'format', type: 'enum', default: 'auto', unit: '',
+    doc: '`json` lines, `pretty` text, or `auto`: pretty when standard output is a terminal, JSON otherwise.',
+    allowed: LOG_FORMATS.join(' | '),
+    parse: (raw) => parseEnum(raw, LOG_FORMATS),
+  },
+];
+
+export const SECTIONS: readonly string[] = [...new Set(KEYS.map((k) => k.section))];
+
+export function findKey(section: string, key: string): KeyDef | undefined {
+  return KEYS.find((k) => k.section === section && k.key === key);
+}
+
+/** The environment variable that overrides a key: COHORT_<SECTION>_<KEY>. */
+export function envVarName(def: Pick<KeyDef, 'section' | 'key'>): string {
+  return `COHORT_${def.section.toUpperCase()}_${def.key.toUpperCase()}`;
+}

@@ -1,0 +1,86 @@
+/**
+ * Every failure Cohort reports has a stable code from this table.
+ *
+ * Codes are grouped by subsystem prefix, never renamed or reused (scripts match on them), and
+ * each is documented in docs/errors.md; a unit test checks the table and the document agree
+ * in both directions. `status` is the HTTP status used where the error reaches an API.
+ */
+export const ERROR_CODES = {
+  // config/: node configuration file and environment overrides
+  CONFIG_FILE_UNREADABLE: { status: 500, summary: 'The node configuration file is missing or cannot be read.' },
+  CONFIG_SYNTAX: { status: 500, summary: 'A line of the configuration file is neither a [section], a key = value pair, a comment nor blank.' },
+  CONFIG_UNKNOWN_SECTION: { status: 500, summary: 'The configuration file has a section Cohort does not know.' },
+  CONFIG_UNKNOWN_KEY: { status: 500, summary: 'The configuration file has a key Cohort does not know in a known section.' },
+  CONFIG_MISSING_KEY: { status: 500, summary: 'A required key has no value in the file or the environment.' },
+  CONFIG_INVALID_VALUE: { status: 500, summary: 'A key has a value outside what is allowed (the message says what is allowed).' },
+  CONFIG_BAD_OBFUSCATION: { status: 500, summary: 'A value starting with OBF: does not decode.' },
+
+  // repository/: configuration store and audit
+  REPO_URL_INVALID: { status: 500, summary: 'The repository URL is neither sqlite:PATH nor postgres://.' },
+  REPO_UNAVAILABLE: { status: 503, summary: 'The repository cannot be reached or opened.' },
+  REPO_SCHEMA_TOO_NEW: { status: 500, summary: 'The repository was migrated by a newer Cohort than this one.' },
+  REPO_VERSION_CONFLICT: { status: 409, summary: 'A configuration save expected a version that is no longer the latest.' },
+  REPO_EPOCH_STALE: { status: 409, summary: 'A configuration save carried an epoch lower than the repository\'s.' },
+  REPO_NOT_FOUND: { status: 404, summary: 'The requested configuration document or version does not exist.' },
+
+  // transport/: node-to-node connections
+  TRANSPORT_PEER_UNREACHABLE: { status: 503, summary: 'A connection to a peer could not be opened or was lost (details.reason: refused, closed, timeout, error).' },
+  TRANSPORT_REFUSED_CLUSTER_ID: { status: 403, summary: 'The peer refused the handshake: it belongs to a cluster with another id.' },
+  TRANSPORT_REFUSED_SECRET: { status: 403, summary: 'The peer refused the handshake: this node could not prove the cluster secret (or the peer could not).' },
+  TRANSPORT_REFUSED_PROTOCOL: { status: 403, summary: 'The peer refused the handshake: no wire-protocol version in common.' },
+
+  // cluster/: membership, joining and cluster operations
+  CLUSTER_JOIN_MODE_MISMATCH: { status: 409, summary: 'Join refused: the node\'s [node] mode (inline or sideband) differs from the cluster\'s.' },
+  CLUSTER_JOIN_VERSION_MISMATCH: { status: 409, summary: 'Join refused: the node\'s major or minor version differs from the cluster\'s (maintenance versions may differ).' },
+  CLUSTER_JOIN_DUPLICATE_NODE_ID: { status: 409, summary: 'Join refused: an active member already holds this node id.' },
+  CLUSTER_JOIN_NO_PEER: { status: 503, summary: 'None of the configured peers could be reached to join through.' },
+  CLUSTER_NODE_ACTIVE: { status: 409, summary: 'delete-node refused: the node is active (stop it first).' },
+  CLUSTER_NODE_UNKNOWN: { status: 404, summary: 'No member has that cluster address.' },
+
+  // node/ and the management API
+  NODE_DATA_DIR_UNUSABLE: { status: 500, summary: 'The data directory cannot be created, read or written.' },
+  NODE_BIND_FAILED: { status: 500, summary: 'An HTTP or cluster address could not be bound (in use, or not local).' },
+  AUTH_MISSING_CREDENTIAL: { status: 401, summary: 'The request carries no Authorization: Bearer credential.' },
+  AUTH_INVALID_CREDENTIAL: { status: 401, summary: 'The request\'s credential is not valid for this node.' },
+
+  // HTTP layer, shared by every API
+  HTTP_BAD_REQUEST: { status: 400, summary: 'The request body or parameters do not match the route\'s schema.' },
+  HTTP_NOT_FOUND: { status: 404, summary: 'No route matches the method and path.' },
+  HTTP_BODY_TOO_LARGE: { status: 413, summary: 'The request body is larger than the route allows.' },
+  HTTP_UNSUPPORTED_MEDIA_TYPE: { status: 415, summary: 'The request body is not application/json.' },
+  HTTP_INTERNAL: { status: 500, summary: 'An unexpected failure; the node log has the details.' },
+
+  // cli/
+  CLI_NODE_UNREACHABLE: { status: 503, summary: 'The CLI could not reach the node\'s management API.' },
+  CLI_CREDENTIAL_UNREADABLE: { status: 500, summary: 'The CLI could not read the management credential in the node\'s data directory.' },
+  CLI_USAGE: { status: 400, summary: 'A command was called with arguments it does not accept.' },
+  CLI_REQUEST_FAILED: { status: 502, summary: 'The node answered the CLI\'s request with an error; the message carries the node\'s own code.' },
+  CLI_LOCAL_CLUSTER_FAILED: { status: 500, summary: 'cohort up could not start a node of the local cluster (its log file is named).' },
+} as const satisfies Record<string, { status: number; summary: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class CohortError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'CohortError';
+    this.code = code;
+    this.details = details;
+  }
+
+  get status(): number {
+    return ERROR_CODES[this.code].status;
+  }
+
+  /** The JSON body every API uses for errors. */
+  toBody(): { error: { code: ErrorCode; message: string } } {
+    return { error: { code: this.code, message: this.message } };
+  }
+}
+
+export function isCohortError(err: unknown, code?: ErrorCode): err is CohortError {
+  return err instanceof CohortError && (code === undefined || err.code === code);
+}

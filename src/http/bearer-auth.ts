@@ -1,0 +1,25 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import { CohortError } from '../core/errors.js';
+
+/** The token of an `Authorization: Bearer <token>` header, or undefined. */
+export function bearerToken(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  if (typeof header !== 'string') return undefined;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return m ? m[1] : undefined;
+}
+
+export function sha256(text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest();
+}
+
+/**
+ * Checks a bearer token against one expected secret. Both sides are hashed first, so the
+ * comparison is constant-time whatever the lengths.
+ */
+export function requireBearer(request: FastifyRequest, expectedHash: Buffer): void {
+  const token = bearerToken(request);
+  if (token === undefined) throw new CohortError('AUTH_MISSING_CREDENTIAL', 'missing Authorization: Bearer credential');
+  if (!timingSafeEqual(sha256(token), expectedHash)) throw new CohortError('AUTH_INVALID_CREDENTIAL', 'invalid credential');
+}

@@ -1,0 +1,68 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyError } from 'fastify';
+import type { Logger } from '../core/logger.js';
+import { CohortError, type ErrorCode } from '../core/errors.js';
+import { formatAddress, type Address } from '../config/values.js';
+
+export interface HttpServerOptions {
+  logger: Logger;
+  /** Largest accepted request body in bytes. */
+  bodyLimit: number;
+  /** Name used in log lines ("manage", "runtime", "admin"). */
+  name: string;
+}
+
+/** Fastify's own error codes that map onto a stable Cohort code. */
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'HTTP_BODY_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'HTTP_UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'HTTP_BAD_REQUEST',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'HTTP_BAD_REQUEST',
+};
+
+/**
+ * A Fastify instance with the conventions every Cohort API shares: errors answered as
+ * `{ error: { code, message } }` with a code from core/errors.ts, a body size limit, schema
+ * validation failures as 400 HTTP_BAD_REQUEST, and no per-request logging (it would cost more
+ * than the request on the runtime hot path; failures are still logged).
+ */
+export function createHttpServer(options: HttpServerOptions): FastifyInstance {
+  const app = Fastify({
+    bodyLimit: options.bodyLimit,
+    disableRequestLogging: true,
+    // Fastify logs through our logger so lines carry the node's bindings.
+    loggerInstance: options.logger.child({ api: options.name }) as FastifyBaseLogger,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    return503OnClosing: true,
+    forceCloseConnections: true,
+  });
+
+  app.setErrorHandler((err: FastifyError | CohortError, request, reply) => {
+    if (err instanceof CohortError) {
+      if (err.status >= 500) request.log.error({ err }, 'request failed');
+      return reply.code(err.status).send(err.toBody());
+    }
+    const mapped = err.code ? FASTIFY_CODES[err.code] : undefined;
+    if (err.validation || mapped || (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500)) {
+      const code: ErrorCode = mapped ?? 'HTTP_BAD_REQUEST';
+      const status = new CohortError(code, '').status;
+      return reply.code(status).send({ error: { code, message: err.message } });
+    }
+    request.log.error({ err }, 'request failed');
+    return reply.code(500).send({ error: { code: 'HTTP_INTERNAL', message: 'internal error; see the node log' } });
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send({ error: { code: 'HTTP_NOT_FOUND', message: `no route for ${request.method} ${request.url.split('?')[0]}` } }),
+  );
+  return app;
+}
+
+/** Binds `app` to `address`; a failure becomes NODE_BIND_FAILED naming the address. */
+export async function listen(app: FastifyInstance, address: Address, name: string): Promise<void> {
+  try {
+    await app.listen({ host: address.host, port: address.port });
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'EADDRINUSE' ? 'address already in use' : (err as Error).message;
+    throw new CohortError('NODE_BIND_FAILED', `cannot bind the ${name} API on ${formatAddress(address)}: ${reason}`, { address: formatAddress(address) });
+  }
+}

@@ -1,0 +1,272 @@
+/**
+ * The PostgreSQL repository (pg Pool), for consoles and schedulers on several hosts.
+ *
+ * Saves serialise on the single config_head row (SELECT ... FOR UPDATE): the version a save
+ * takes is the head it read under that lock, so concurrent saves from any number of hosts get
+ * distinct consecutive versions. Migrations serialise on a transaction-scoped advisory lock,
+ * so several nodes starting at once migrate the schema exactly once.
+ */
+import pg from 'pg';
+import { systemClock, type Clock } from '../core/clock.js';
+import { CohortError, isCohortError } from '../core/errors.js';
+import { pendingMigrations, SCHEMA_MIGRATIONS_TABLE } from './migrations.js';
+import { parsePostgresUrl, scrub, type PostgresTarget } from './postgres-url.js';
+import {
+  assertCount,
+  LATEST_PER_SECTION_SQL,
+  listAuditQuery,
+  listVersionsQuery,
+  planSave,
+  type Head,
+} from './queries.js';
+import type {
+  AuditInput,
+  AuditRecord,
+  ConfigDocument,
+  ConfigVersionSummary,
+  CurrentConfig,
+  ListAuditOptions,
+  ListConfigVersionsOptions,
+  Repository,
+  SaveConfigInput,
+} from './repository.js';
+import {
+  AUDIT_INSERT_COLUMNS,
+  auditValues,
+  toAudit,
+  toDocument,
+  toHead,
+  toSummary,
+  type AuditRow,
+  type DocumentRow,
+  type HeadRow,
+  type SummaryRow,
+} from './rows.js';
+
+export interface PostgresRepositoryOptions {
+  clock?: Clock;
+}
+
+/** How long opening a connection may take before the repository counts as unavailable. */
+const CONNECT_TIMEOUT_MS = 10_000;
+
+const placeholder = (n: number): string => `$${n}`;
+
+type Client = pg.PoolClient;
+
+export class PostgresRepository implements Repository {
+  private readonly target: PostgresTarget;
+  private readonly pool: pg.Pool;
+  private readonly clock: Clock;
+  private closed = false;
+
+  /** Parses `url` (REPO_URL_INVALID when malformed); connects lazily, on first use. */
+  constructor(url: string, opts: PostgresRepositoryOptions = {}) {
+    this.clock = opts.clock ?? systemClock;
+    this.target = parsePostgresUrl(url);
+    this.pool = new pg.Pool({
+      connectionString: this.target.connectionString,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      // A server option, so every pooled connection starts in the schema: no per-checkout SET.
+      ...(this.target.schema === undefined ? {} : { options: `-c search_path="${this.target.schema}"` }),
+    });
+    // An idle client whose server went away is dropped by the pool; the next checkout
+    // reconnects or reports REPO_UNAVAILABLE. Without a listener the error would crash the node.
+    this.pool.on('error', () => undefined);
+  }
+
+  async migrate(): Promise<void> {
+    const schema = this.target.schema;
+    await this.transaction(async (c) => {
+      await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`cohort.migrate:${schema ?? ''}`]);
+      // Checked first because CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege on the
+      // database even when the schema exists, which a least-privilege role may not have.
+      if (schema !== undefined) {
+        const found = await c.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
+        if (found.rowCount === 0) await c.query(`CREATE SCHEMA "${schema}"`);
+      }
+      await c.query(SCHEMA_MIGRATIONS_TABLE);
+      const { v } = await one<{ v: number | null }>(c, 'SELECT MAX(version) AS v FROM schema_migrations');
+      for (const m of pendingMigrations(v ?? 0)) {
+        await c.query(m.postgres);
+        await c.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [
+          m.version,
+          m.name,
+          this.clock.now(),
+        ]);
+      }
+    });
+  }
+
+  async saveConfigDocument(input: SaveConfigInput): Promise<ConfigDocument> {
+    return this.transaction(async (c) => {
+      const head = await readHead(c, 'FOR UPDATE');
+      const { doc, contentText } = planSave(head, input, this.clock.now());
+      const { v } = await one<{ v: string | null }>(
+        c,
+        'SELECT MAX(version) AS v FROM config_documents WHERE section = $1',
+        [doc.section],
+      );
+      await c.query(
+        `INSERT INTO config_documents (version, section, epoch, content, hash, created_at, author, node)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+        [doc.version, doc.section, doc.epoch, contentText, doc.hash, doc.createdAt, doc.author, doc.node],
+      );
+      await c.query('UPDATE config_head SET version = $1, epoch = $2 WHERE id = 1', [doc.version, doc.epoch]);
+      await this.insertAudit(c, {
+        at: doc.createdAt,
+        user: doc.author,
+        node: doc.node,
+        action: 'config.save',
+        section: doc.section,
+        versionBefore: v === null ? null : Number(v),
+        versionAfter: doc.version,
+        summary: input.summary,
+      });
+      return doc;
+    });
+  }
+
+  async getConfigDocument(section: string, version?: number): Promise<ConfigDocument | undefined> {
+    const { rows } = await this.withClient((c) =>
+      version === undefined
+        ? c.query<DocumentRow>('SELECT * FROM config_documents WHERE section = $1 ORDER BY version DESC LIMIT 1', [
+            section,
+          ])
+        : c.query<DocumentRow>('SELECT * FROM config_documents WHERE section = $1 AND version = $2', [
+            section,
+            version,
+          ]),
+    );
+    return rows[0] && toDocument(rows[0]);
+  }
+
+  async getCurrentConfig(): Promise<CurrentConfig> {
+    // One snapshot for the head and the documents, so a concurrent save cannot split them.
+    return this.transaction(async (c) => {
+      const head = await readHead(c, '');
+      const { rows } = await c.query<DocumentRow>(LATEST_PER_SECTION_SQL);
+      return { ...head, sections: Object.fromEntries(rows.map((r) => [r.section, toDocument(r)])) };
+    }, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  }
+
+  async listConfigVersions(opts: ListConfigVersionsOptions = {}): Promise<ConfigVersionSummary[]> {
+    const q = listVersionsQuery(opts, placeholder);
+    const { rows } = await this.withClient((c) => c.query<SummaryRow>(q.sql, q.params));
+    return rows.map(toSummary);
+  }
+
+  async raiseEpoch(minEpoch: number, author: string, node: string, summary: string): Promise<number> {
+    assertCount('minEpoch', minEpoch);
+    return this.transaction(async (c) => {
+      const head = await readHead(c, 'FOR UPDATE');
+      const epoch = Math.max(head.epoch, minEpoch);
+      await c.query('UPDATE config_head SET epoch = $1 WHERE id = 1', [epoch]);
+      await this.insertAudit(c, {
+        user: author,
+        node,
+        action: 'config.epoch',
+        versionBefore: head.version,
+        versionAfter: head.version,
+        summary,
+      });
+      return epoch;
+    });
+  }
+
+  async appendAudit(rec: AuditInput): Promise<AuditRecord> {
+    return this.withClient((c) => this.insertAudit(c, rec));
+  }
+
+  async listAudit(opts: ListAuditOptions = {}): Promise<AuditRecord[]> {
+    const q = listAuditQuery(opts, placeholder);
+    const { rows } = await this.withClient((c) => c.query<AuditRow>(q.sql, q.params));
+    return rows.map(toAudit);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end();
+  }
+
+  private async insertAudit(c: Client, rec: AuditInput): Promise<AuditRecord> {
+    return toAudit(
+      await one<AuditRow>(
+        c,
+        `INSERT INTO audit (${AUDIT_INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *`,
+        auditValues(rec, this.clock.now()),
+      ),
+    );
+  }
+
+  /** Runs `fn` between `begin` and COMMIT on one client; ROLLBACK on any failure. */
+  private transaction<T>(fn: (c: Client) => Promise<T>, begin = 'BEGIN'): Promise<T> {
+    return this.withClient(async (c) => {
+      await c.query(begin);
+      try {
+        const result = await fn(c);
+        await c.query('COMMIT');
+        return result;
+      } catch (err) {
+        // If ROLLBACK itself fails, its error (the connection's) replaces `err`, so the
+        // client is discarded below rather than returned to the pool mid-transaction.
+        await c.query('ROLLBACK');
+        throw err;
+      }
+    });
+  }
+
+  /**
+   * Runs `fn` on a pooled client. Lost connections become REPO_UNAVAILABLE; a client that
+   * failed for any reason other than a refusal of ours is discarded, not reused.
+   */
+  private async withClient<T>(fn: (c: Client) => Promise<T>): Promise<T> {
+    let client: Client;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw this.unavailable(err);
+    }
+    let failure: unknown;
+    try {
+      return await fn(client);
+    } catch (err) {
+      failure = err;
+      throw isConnectionError(err) ? this.unavailable(err) : err;
+    } finally {
+      client.release(failure !== undefined && !isCohortError(failure));
+    }
+  }
+
+  private unavailable(err: unknown): CohortError {
+    const reason = scrub(err instanceof Error ? err.message : String(err), this.target.secrets);
+    return new CohortError(
+      'REPO_UNAVAILABLE',
+      `Cannot reach the PostgreSQL repository at ${this.target.where}: ${reason}`,
+      { where: this.target.where },
+      { cause: err },
+    );
+  }
+}
+
+async function one<T extends pg.QueryResultRow>(c: Client, sql: string, params: unknown[] = []): Promise<T> {
+  const { rows } = await c.query<T>(sql, params);
+  if (rows[0] === undefined) throw new Error(`Expected a row from: ${sql}`);
+  return rows[0];
+}
+
+async function readHead(c: Client, lock: 'FOR UPDATE' | ''): Promise<Head> {
+  return toHead(await one<HeadRow>(c, `SELECT version, epoch FROM config_head WHERE id = 1 ${lock}`));
+}
+
+/** Errors that mean the server or the connection is gone, as opposed to a bad statement. */
+function isConnectionError(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string') {
+    // SQLSTATE class 08 (connection exception), 57P* (server shutting down or restarting),
+    // or a Node socket error (ECONNRESET, EPIPE, ...).
+    return code.startsWith('08') || code.startsWith('57P') || code.startsWith('E');
+  }
+  return err instanceof Error && /Connection terminated|timeout exceeded when trying to connect/i.test(err.message);
+}

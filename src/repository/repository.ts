@@ -1,0 +1,112 @@
+/**
+ * The repository: where the console keeps versioned configuration documents and the audit
+ * trail. SQLite (one host) and PostgreSQL (several hosts) implement the same interface and
+ * pass the same contract tests (test/helpers/repository-contract.ts).
+ *
+ * Invariants, for every implementation:
+ * - configuration versions are global across sections, start at 1 and have no gaps;
+ * - the head (latest version, current epoch) only moves forward, and a document's epoch is
+ *   never lower than the head epoch at the time it was saved;
+ * - a refused save stores nothing: no document, no head change, no audit record;
+ * - every save and every epoch raise appends exactly one audit record in the same
+ *   transaction.
+ */
+
+/** One stored version of one configuration section. */
+export interface ConfigDocument {
+  version: number;
+  section: string;
+  epoch: number;
+  /** The section's JSON content, as parsed back from storage. */
+  content: unknown;
+  /** sha256 hex of the content's canonical JSON (sorted keys); equal content, equal hash. */
+  hash: string;
+  /** Milliseconds since the Unix epoch. */
+  createdAt: number;
+  author: string;
+  node: string;
+}
+
+/** A version listing entry: a ConfigDocument without its content. */
+export type ConfigVersionSummary = Omit<ConfigDocument, 'content'>;
+
+export interface AuditRecord {
+  id: number;
+  /** Milliseconds since the Unix epoch. */
+  at: number;
+  user: string;
+  node: string;
+  action: string;
+  section: string | null;
+  versionBefore: number | null;
+  versionAfter: number | null;
+  summary: string;
+}
+
+export interface SaveConfigInput {
+  section: string;
+  /** Any JSON-serialisable value. */
+  content: unknown;
+  author: string;
+  node: string;
+  summary: string;
+  /** The saver's epoch; refused with REPO_EPOCH_STALE when lower than the head epoch. */
+  epoch?: number;
+  /** Optimistic concurrency: refused with REPO_VERSION_CONFLICT unless it is the head version. */
+  expectedVersion?: number;
+}
+
+export interface CurrentConfig {
+  /** Head version; 0 when nothing was ever saved. */
+  version: number;
+  /** Head epoch; 0 until raised. */
+  epoch: number;
+  /** The latest document of every section. */
+  sections: Record<string, ConfigDocument>;
+}
+
+export interface ListConfigVersionsOptions {
+  section?: string;
+  /** Default 100, at most 1000. */
+  limit?: number;
+  /** Only versions lower than this (paging backwards). */
+  beforeVersion?: number;
+}
+
+export interface AuditInput {
+  /** Defaults to the repository clock's now. */
+  at?: number;
+  user: string;
+  node: string;
+  action: string;
+  section?: string | null;
+  versionBefore?: number | null;
+  versionAfter?: number | null;
+  summary: string;
+}
+
+export interface ListAuditOptions {
+  /** Default 100, at most 1000. */
+  limit?: number;
+  /** Only records with a lower id (paging backwards). */
+  beforeId?: number;
+  /** Only records with a higher id, oldest first (incremental pull by a replica). */
+  sinceId?: number;
+}
+
+export interface Repository {
+  /** Applies pending migrations; safe when several processes call it at once. */
+  migrate(): Promise<void>;
+  saveConfigDocument(input: SaveConfigInput): Promise<ConfigDocument>;
+  /** The latest document of `section`, or exactly `version` of it. */
+  getConfigDocument(section: string, version?: number): Promise<ConfigDocument | undefined>;
+  getCurrentConfig(): Promise<CurrentConfig>;
+  /** Newest first. */
+  listConfigVersions(opts?: ListConfigVersionsOptions): Promise<ConfigVersionSummary[]>;
+  /** Sets the head epoch to max(current, minEpoch), audits it, and returns the new epoch. */
+  raiseEpoch(minEpoch: number, author: string, node: string, summary: string): Promise<number>;
+  appendAudit(rec: AuditInput): Promise<AuditRecord>;
+  /** Newest first; with `sinceId`, oldest first. */
+  listAudit(opts?: ListAuditOptions): Promise<AuditRecord[]>;
+  close(): Promise<void>;
+}

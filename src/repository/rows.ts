@@ -1,0 +1,92 @@
+/**
+ * Row shapes and their mapping to records, shared by both implementations. Both drivers return
+ * rows with the same column names; pg returns BIGINT columns as strings (they may exceed 2^53),
+ * better-sqlite3 returns numbers, so every numeric column goes through Number().
+ */
+import type { AuditInput, AuditRecord, ConfigDocument, ConfigVersionSummary } from './repository.js';
+
+type Numeric = number | string;
+
+export interface HeadRow {
+  version: Numeric;
+  epoch: Numeric;
+}
+
+export interface DocumentRow {
+  version: Numeric;
+  section: string;
+  epoch: Numeric;
+  content: string;
+  hash: string;
+  created_at: Numeric;
+  author: string;
+  node: string;
+}
+
+export type SummaryRow = Omit<DocumentRow, 'content'>;
+
+export interface AuditRow {
+  id: Numeric;
+  at: Numeric;
+  user_name: string;
+  node: string;
+  action: string;
+  section: string | null;
+  version_before: Numeric | null;
+  version_after: Numeric | null;
+  summary: string;
+}
+
+/** Columns of a version listing, in SummaryRow order. */
+export const SUMMARY_COLUMNS = 'version, section, epoch, hash, created_at, author, node';
+
+/** Columns written by an audit insert, in the order of auditValues(). */
+export const AUDIT_INSERT_COLUMNS = 'at, user_name, node, action, section, version_before, version_after, summary';
+
+export function toHead(row: HeadRow): { version: number; epoch: number } {
+  return { version: Number(row.version), epoch: Number(row.epoch) };
+}
+
+export function toSummary(row: SummaryRow): ConfigVersionSummary {
+  return {
+    version: Number(row.version),
+    section: row.section,
+    epoch: Number(row.epoch),
+    hash: row.hash,
+    createdAt: Number(row.created_at),
+    author: row.author,
+    node: row.node,
+  };
+}
+
+export function toDocument(row: DocumentRow): ConfigDocument {
+  return { ...toSummary(row), content: JSON.parse(row.content) as unknown };
+}
+
+export function toAudit(row: AuditRow): AuditRecord {
+  return {
+    id: Number(row.id),
+    at: Number(row.at),
+    user: row.user_name,
+    node: row.node,
+    action: row.action,
+    section: row.section,
+    versionBefore: row.version_before === null ? null : Number(row.version_before),
+    versionAfter: row.version_after === null ? null : Number(row.version_after),
+    summary: row.summary,
+  };
+}
+
+/** Parameters for an audit insert (AUDIT_INSERT_COLUMNS order), `at` defaulting to `now`. */
+export function auditValues(rec: AuditInput, now: number): (string | number | null)[] {
+  return [
+    rec.at ?? now,
+    rec.user,
+    rec.node,
+    rec.action,
+    rec.section ?? null,
+    rec.versionBefore ?? null,
+    rec.versionAfter ?? null,
+    rec.summary,
+  ];
+}

@@ -1,0 +1,238 @@
+/**
+ * The SQLite repository (better-sqlite3), for a console on one host.
+ *
+ * Several processes may share the file: WAL lets readers run beside the writer, and every
+ * write transaction starts with BEGIN IMMEDIATE, which takes the write lock up front (waiting
+ * up to busy_timeout for it). A deferred transaction that reads the head and then writes
+ * could instead fail with SQLITE_BUSY when another process committed in between.
+ *
+ * better-sqlite3 is synchronous, so within one process calls never interleave; the methods
+ * are async only to share the Repository interface with PostgreSQL.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import { systemClock, type Clock } from '../core/clock.js';
+import { CohortError } from '../core/errors.js';
+import { pendingMigrations, SCHEMA_MIGRATIONS_TABLE } from './migrations.js';
+import {
+  assertCount,
+  LATEST_PER_SECTION_SQL,
+  listAuditQuery,
+  listVersionsQuery,
+  planSave,
+  type Head,
+} from './queries.js';
+import type {
+  AuditInput,
+  AuditRecord,
+  ConfigDocument,
+  ConfigVersionSummary,
+  CurrentConfig,
+  ListAuditOptions,
+  ListConfigVersionsOptions,
+  Repository,
+  SaveConfigInput,
+} from './repository.js';
+import {
+  AUDIT_INSERT_COLUMNS,
+  auditValues,
+  toAudit,
+  toDocument,
+  toHead,
+  toSummary,
+  type AuditRow,
+  type DocumentRow,
+  type HeadRow,
+  type SummaryRow,
+} from './rows.js';
+
+export interface SqliteRepositoryOptions {
+  clock?: Clock;
+}
+
+/** How long a write waits for another process's write lock before giving up. */
+const BUSY_TIMEOUT_MS = 5000;
+
+const placeholder = (): string => '?';
+
+export class SqliteRepository implements Repository {
+  private readonly db: Database.Database;
+  private readonly clock: Clock;
+
+  /** Opens (creating if missing) the database file at `path`, or ':memory:'. */
+  constructor(
+    readonly path: string,
+    opts: SqliteRepositoryOptions = {},
+  ) {
+    this.clock = opts.clock ?? systemClock;
+    this.db = openDatabase(path);
+  }
+
+  async migrate(): Promise<void> {
+    this.write(() => {
+      this.db.exec(SCHEMA_MIGRATIONS_TABLE);
+      const { v } = this.db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null };
+      for (const m of pendingMigrations(v ?? 0)) {
+        this.db.exec(m.sqlite);
+        this.db
+          .prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)')
+          .run(m.version, m.name, this.clock.now());
+      }
+    });
+  }
+
+  async saveConfigDocument(input: SaveConfigInput): Promise<ConfigDocument> {
+    return this.write(() => {
+      const head = this.readHead();
+      const { doc, contentText } = planSave(head, input, this.clock.now());
+      const { v: versionBefore } = this.db
+        .prepare('SELECT MAX(version) AS v FROM config_documents WHERE section = ?')
+        .get(doc.section) as { v: number | null };
+      this.db
+        .prepare(
+          `INSERT INTO config_documents (version, section, epoch, content, hash, created_at, author, node)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(doc.version, doc.section, doc.epoch, contentText, doc.hash, doc.createdAt, doc.author, doc.node);
+      this.db.prepare('UPDATE config_head SET version = ?, epoch = ? WHERE id = 1').run(doc.version, doc.epoch);
+      this.insertAudit({
+        at: doc.createdAt,
+        user: doc.author,
+        node: doc.node,
+        action: 'config.save',
+        section: doc.section,
+        versionBefore,
+        versionAfter: doc.version,
+        summary: input.summary,
+      });
+      return doc;
+    });
+  }
+
+  async getConfigDocument(section: string, version?: number): Promise<ConfigDocument | undefined> {
+    const row = (
+      version === undefined
+        ? this.db
+            .prepare('SELECT * FROM config_documents WHERE section = ? ORDER BY version DESC LIMIT 1')
+            .get(section)
+        : this.db.prepare('SELECT * FROM config_documents WHERE section = ? AND version = ?').get(section, version)
+    ) as DocumentRow | undefined;
+    return row && toDocument(row);
+  }
+
+  async getCurrentConfig(): Promise<CurrentConfig> {
+    // One read transaction, so the head and the documents come from the same snapshot.
+    return this.db.transaction(() => {
+      const head = this.readHead();
+      const rows = this.db.prepare(LATEST_PER_SECTION_SQL).all() as DocumentRow[];
+      return { ...head, sections: Object.fromEntries(rows.map((r) => [r.section, toDocument(r)])) };
+    })();
+  }
+
+  async listConfigVersions(opts: ListConfigVersionsOptions = {}): Promise<ConfigVersionSummary[]> {
+    const q = listVersionsQuery(opts, placeholder);
+    return (this.db.prepare(q.sql).all(...q.params) as SummaryRow[]).map(toSummary);
+  }
+
+  async raiseEpoch(minEpoch: number, author: string, node: string, summary: string): Promise<number> {
+    assertCount('minEpoch', minEpoch);
+    return this.write(() => {
+      const head = this.readHead();
+      const epoch = Math.max(head.epoch, minEpoch);
+      this.db.prepare('UPDATE config_head SET epoch = ? WHERE id = 1').run(epoch);
+      this.insertAudit({
+        user: author,
+        node,
+        action: 'config.epoch',
+        versionBefore: head.version,
+        versionAfter: head.version,
+        summary,
+      });
+      return epoch;
+    });
+  }
+
+  async appendAudit(rec: AuditInput): Promise<AuditRecord> {
+    return this.insertAudit(rec);
+  }
+
+  async listAudit(opts: ListAuditOptions = {}): Promise<AuditRecord[]> {
+    const q = listAuditQuery(opts, placeholder);
+    return (this.db.prepare(q.sql).all(...q.params) as AuditRow[]).map(toAudit);
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  private readHead(): Head {
+    return toHead(this.db.prepare('SELECT version, epoch FROM config_head WHERE id = 1').get() as HeadRow);
+  }
+
+  private insertAudit(rec: AuditInput): AuditRecord {
+    const row = this.db
+      .prepare(`INSERT INTO audit (${AUDIT_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`)
+      .get(...auditValues(rec, this.clock.now())) as AuditRow;
+    return toAudit(row);
+  }
+
+  /** Runs `fn` in a BEGIN IMMEDIATE transaction; a lock still held elsewhere after busy_timeout is REPO_UNAVAILABLE. */
+  private write<T>(fn: () => T): T {
+    try {
+      return this.db.transaction(fn).immediate();
+    } catch (err) {
+      if ((err as { code?: unknown }).code === 'SQLITE_BUSY') {
+        throw new CohortError(
+          'REPO_UNAVAILABLE',
+          `SQLite repository at ${this.path} stayed locked by another process for ${BUSY_TIMEOUT_MS} ms`,
+          { path: this.path },
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+  }
+}
+
+function openDatabase(path: string): Database.Database {
+  let db: Database.Database | undefined;
+  try {
+    if (path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true, mode: 0o700 });
+    db = new Database(path);
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    enableWal(db);
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+    return db;
+  } catch (err) {
+    db?.close();
+    throw new CohortError(
+      'REPO_UNAVAILABLE',
+      `Cannot open SQLite repository at ${path}: ${(err as Error).message}`,
+      { path },
+      { cause: err },
+    );
+  }
+}
+
+const WAL_RETRY_MS = 20;
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Switches the file to WAL. When two processes create the file at once, each may hold a shared
+ * lock while wanting the exclusive one; SQLite then fails one of them with SQLITE_BUSY at once
+ * rather than call the busy handler (waiting could deadlock), so retry for up to busy_timeout.
+ * The wait blocks the thread, as SQLite's own busy wait does; it only happens while opening.
+ */
+function enableWal(db: Database.Database): void {
+  for (let waited = 0; ; waited += WAL_RETRY_MS) {
+    try {
+      db.pragma('journal_mode = WAL');
+      return;
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'SQLITE_BUSY' || waited >= BUSY_TIMEOUT_MS) throw err;
+      Atomics.wait(sleeper, 0, 0, WAL_RETRY_MS);
+    }
+  }
+}

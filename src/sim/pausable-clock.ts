@@ -1,0 +1,60 @@
+import type { Clock, TimerHandle } from '../core/clock.js';
+
+/**
+ * One simulated node's view of the shared simulated clock. While the node is paused (the
+ * simulator's SIGSTOP) its timers do not run; at resume the overdue ones run at once, late,
+ * exactly as a stopped process experiences it.
+ */
+export class PausableClock implements Clock {
+  private paused = false;
+  private held: Array<() => void> = [];
+  private readonly inner = new Map<number, TimerHandle>();
+  private nextId = 0;
+
+  constructor(private readonly base: Clock) {}
+
+  now(): number {
+    return this.base.now();
+  }
+
+  setTimeout(fn: () => void, ms: number): TimerHandle {
+    const id = ++this.nextId;
+    const handle = this.base.setTimeout(() => {
+      this.inner.delete(id);
+      if (this.paused) this.held.push(fn);
+      else fn();
+    }, ms);
+    this.inner.set(id, handle);
+    return { id };
+  }
+
+  clearTimeout(handle: TimerHandle | undefined): void {
+    if (!handle) return;
+    this.base.clearTimeout(this.inner.get(handle.id));
+    this.inner.delete(handle.id);
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  pause(): void {
+    this.paused = true;
+  }
+
+  /** Resumes; `runHeld` is scheduled by the caller after queued network input, like a real process. */
+  resume(): Array<() => void> {
+    this.paused = false;
+    const held = this.held;
+    this.held = [];
+    return held;
+  }
+
+  /** Drops everything: a crashed node never runs again. */
+  kill(): void {
+    for (const h of this.inner.values()) this.base.clearTimeout(h);
+    this.inner.clear();
+    this.held = [];
+    this.paused = true;
+  }
+}

@@ -1,0 +1,58 @@
+import type { Channel, PeerDownReason, PeerIdentity, RefusalCode, Transport, TransportHandlers } from './transport.js';
+
+/**
+ * Several protocols over one transport. Every payload starts with one byte naming its
+ * protocol; the mux strips it and hands the rest to that protocol's handler. Connection
+ * events (peer down, refusals) go to every protocol.
+ *
+ * Protocol ids are part of the wire contract: append-only, never reused.
+ */
+export enum ProtocolId {
+  Membership = 1,
+  Rpc = 2,
+}
+
+export interface ProtocolHandlers {
+  onMessage(from: PeerIdentity, channel: Channel, payload: Uint8Array): void;
+  onPeerDown?(address: string, reason: PeerDownReason): void;
+  onRefused?(address: string, code: RefusalCode, message: string): void;
+}
+
+export class TransportMux {
+  private readonly protocols = new Map<ProtocolId, ProtocolHandlers>();
+  /** Payloads whose protocol byte is unknown or missing. */
+  unknownProtocolDrops = 0;
+
+  constructor(readonly transport: Transport) {}
+
+  register(id: ProtocolId, handlers: ProtocolHandlers): void {
+    this.protocols.set(id, handlers);
+  }
+
+  /** The handlers to give `transport.start`. */
+  handlers(): TransportHandlers {
+    return {
+      onMessage: (from, channel, payload) => {
+        const handler = payload.length > 0 ? this.protocols.get(payload[0] as ProtocolId) : undefined;
+        if (!handler) {
+          this.unknownProtocolDrops++;
+          return;
+        }
+        handler.onMessage(from, channel, payload.subarray(1));
+      },
+      onPeerDown: (address, reason) => {
+        for (const h of this.protocols.values()) h.onPeerDown?.(address, reason);
+      },
+      onRefused: (address, code, message) => {
+        for (const h of this.protocols.values()) h.onRefused?.(address, code, message);
+      },
+    };
+  }
+
+  send(id: ProtocolId, to: string, channel: Channel, payload: Uint8Array): void {
+    const framed = new Uint8Array(payload.length + 1);
+    framed[0] = id;
+    framed.set(payload, 1);
+    this.transport.send(to, channel, framed);
+  }
+}

@@ -1,0 +1,39 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort } from '../../src/cli/free-port.js';
+
+export type ConfigSections = Record<string, Record<string, string>>;
+
+export const TEST_SECRET = 'a-test-secret-that-is-long-and-random-enough';
+
+/** INI text for the given sections, in order. */
+export function configText(sections: ConfigSections): string {
+  return Object.entries(sections)
+    .map(([name, keys]) => [`[${name}]`, ...Object.entries(keys).map(([k, v]) => `${k} = ${v}`)].join('\n'))
+    .join('\n\n') + '\n';
+}
+
+/**
+ * A valid node configuration on free loopback ports, with `overrides` merged in
+ * (a key set to undefined is left out).
+ */
+export async function validConfig(id: string, role: 'console' | 'replica' | 'engine', overrides: Record<string, Record<string, string | undefined>> = {}): Promise<ConfigSections> {
+  const base: Record<string, Record<string, string | undefined>> = {
+    node: { id, role, data_dir: `./${id}` },
+    cluster: { id: 'test-cluster', bind: `127.0.0.1:${await freePort()}`, secret_key: TEST_SECRET, profile: 'local', peers: '' },
+    http: { manage: `127.0.0.1:${await freePort()}`, admin: `127.0.0.1:${await freePort()}`, runtime: `127.0.0.1:${await freePort()}` },
+    log: { level: 'info', format: 'json' },
+  };
+  for (const [section, keys] of Object.entries(overrides)) base[section] = { ...(base[section] ?? {}), ...keys };
+  const result: ConfigSections = {};
+  for (const [section, keys] of Object.entries(base)) {
+    result[section] = Object.fromEntries(Object.entries(keys).filter((e): e is [string, string] => e[1] !== undefined));
+  }
+  return result;
+}
+
+export function writeConfig(dir: string, name: string, sections: ConfigSections): string {
+  const file = join(dir, name);
+  writeFileSync(file, configText(sections));
+  return file;
+}

@@ -1,0 +1,103 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { TestContext } from 'node:test';
+import { CLI_ENTRY } from './paths.js';
+
+export interface CohortProcess {
+  child: ChildProcess;
+  pid: number;
+  /** Everything written so far. */
+  stdout(): string;
+  stderr(): string;
+  /** Resolves with the exit status (or signal name) when the process ends. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Resolves when `pattern` appears on stdout or stderr; rejects after `timeoutMs`. */
+  waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<void>;
+}
+
+/**
+ * Runs the compiled `cohort` CLI as a child process. The test kills it by pid when it ends,
+ * whether it passed or not, so no process outlives its test.
+ */
+export function runCohort(t: Pick<TestContext, 'after'>, args: string[], options: { env?: Record<string, string>; cwd?: string } = {}): CohortProcess {
+  const child = spawn(process.execPath, [CLI_ENTRY, ...args], {
+    cwd: options.cwd,
+    env: { ...process.env, COHORT_LOG_FORMAT: 'json', ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  const watchers = new Set<() => void>();
+  child.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+    for (const w of watchers) w();
+  });
+  child.stderr!.on('data', (d: Buffer) => {
+    err += d.toString();
+    for (const w of watchers) w();
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    // 'close' (not 'exit'): the output streams are fully read by then.
+    child.once('close', (code, signal) => resolve({ code, signal }));
+  });
+  let done = false;
+  void exited.then(() => (done = true));
+  t.after(async () => {
+    if (!done && child.pid) {
+      try {
+        process.kill(child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      await exited;
+    }
+  });
+  return {
+    child,
+    pid: child.pid!,
+    stdout: () => out,
+    stderr: () => err,
+    exited,
+    waitForOutput(pattern, timeoutMs = 15_000) {
+      return new Promise((resolve, reject) => {
+        const check = (): void => {
+          if (pattern.test(out) || pattern.test(err)) {
+            cleanup();
+            resolve();
+          }
+        };
+        const timer = setTimeout(() => {
+          cleanup();
+          reject(new Error(`timed out waiting for ${pattern}; stdout: ${out.slice(-2000)} stderr: ${err.slice(-2000)}`));
+        }, timeoutMs);
+        const onExit = (): void => {
+          setImmediate(() => {
+            if (pattern.test(out) || pattern.test(err)) return;
+            cleanup();
+            reject(new Error(`process exited before ${pattern}; stdout: ${out.slice(-2000)} stderr: ${err.slice(-2000)}`));
+          });
+        };
+        const cleanup = (): void => {
+          clearTimeout(timer);
+          watchers.delete(check);
+          child.off('exit', onExit);
+        };
+        watchers.add(check);
+        child.once('exit', onExit);
+        check();
+      });
+    },
+  };
+}
+
+/** Runs the CLI to completion and returns its exit status and output. */
+export async function runCohortToEnd(
+  t: Pick<TestContext, 'after'>,
+  args: string[],
+  options: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const p = runCohort(t, args, options);
+  const timer = setTimeout(() => p.child.kill('SIGKILL'), options.timeoutMs ?? 30_000);
+  const { code } = await p.exited;
+  clearTimeout(timer);
+  return { code, stdout: p.stdout(), stderr: p.stderr() };
+}

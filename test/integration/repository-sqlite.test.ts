@@ -1,0 +1,135 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Readable, Writable } from 'node:stream';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { openRepository } from '../../src/repository/open-repository.js';
+import type { Repository } from '../../src/repository/repository.js';
+import { repositoryContract } from '../helpers/repository-contract.js';
+import { tmpDir } from '../helpers/tmp.js';
+
+const WRITER = fileURLToPath(new URL('../helpers/sqlite-writer.js', import.meta.url));
+
+type Writer = ChildProcessByStdio<Writable, Readable, null>;
+
+/**
+ * A temporary directory the caller removes itself, once it has closed the databases or ended
+ * the processes using it (after-hooks run in registration order, so tmpDir's would run first).
+ */
+function unmanagedTempDir(): Promise<string> {
+  return mkdtemp(join(tmpdir(), 'cohort-sqlite-'));
+}
+
+repositoryContract('SQLite repository', async (_t, { clock }) => {
+  const dir = await unmanagedTempDir();
+  const file = join(dir, 'console.db');
+  const opened: Repository[] = [];
+  const reopen = async (): Promise<Repository> => {
+    const repo = await openRepository(`sqlite:${file}`, { clock });
+    opened.push(repo);
+    return repo;
+  };
+  return {
+    repo: await reopen(),
+    reopen,
+    recordMigration: async (version) => {
+      const db = new Database(file);
+      try {
+        db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, 0)').run(version, 'future');
+      } finally {
+        db.close();
+      }
+    },
+    cleanup: async () => {
+      for (const repo of opened) await repo.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+describe('SQLite repository files', () => {
+  it('creates a missing parent directory, readable by its owner only', async (t) => {
+    const dir = tmpDir(t);
+    const repo = await openRepository(`sqlite:${join(dir, 'data', 'nested', 'console.db')}`);
+    await repo.close();
+    assert.equal((await stat(join(dir, 'data', 'nested'))).mode & 0o777, 0o700);
+  });
+
+  it('a path that cannot be opened is REPO_UNAVAILABLE naming the path', async (t) => {
+    const dir = tmpDir(t);
+    const blocker = join(dir, 'a-file');
+    await writeFile(blocker, 'not a directory');
+    const path = join(blocker, 'console.db');
+    await assert.rejects(openRepository(`sqlite:${path}`), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'REPO_UNAVAILABLE');
+      assert.ok(err.message.includes(path), err.message);
+      return true;
+    });
+  });
+
+  it('sqlite::memory: opens a private in-memory repository', async () => {
+    const repo = await openRepository('sqlite::memory:');
+    try {
+      await repo.saveConfigDocument({ section: 's', content: { n: 1 }, author: 'a', node: 'n', summary: 's' });
+      assert.equal((await repo.getCurrentConfig()).version, 1);
+    } finally {
+      await repo.close();
+    }
+  });
+
+  it('two processes saving into one new file at once get 50 distinct consecutive versions', { timeout: 60_000 }, async (t) => {
+    const dir = await unmanagedTempDir();
+    const file = join(dir, 'shared.db');
+    const writers = ['a', 'b'].map((label) =>
+      spawn(process.execPath, [WRITER, file, '25', label], { stdio: ['pipe', 'pipe', 'inherit'] }),
+    );
+    t.after(async () => {
+      for (const w of writers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    await Promise.all(writers.map((w) => waitForLine(w, 'ready')));
+    for (const w of writers) w.stdin.end();
+    for (const w of writers) assert.deepEqual(await exitOf(w), { code: 0, signal: null });
+
+    const repo = await openRepository(`sqlite:${file}`);
+    try {
+      const versions = (await repo.listConfigVersions({ limit: 1000 })).map((v) => v.version);
+      assert.deepEqual(
+        versions.sort((x, y) => x - y),
+        Array.from({ length: 50 }, (_, i) => i + 1),
+      );
+      const audit = await repo.listAudit({ limit: 1000 });
+      assert.equal(audit.length, 50);
+      assert.deepEqual(
+        audit.map((r) => r.versionAfter).sort((x, y) => x! - y!),
+        versions,
+      );
+      assert.equal(audit.filter((r) => r.user === 'a').length, 25);
+      assert.equal((await repo.getCurrentConfig()).version, 50);
+    } finally {
+      await repo.close();
+    }
+  });
+});
+
+/** Resolves when the child prints `line`; rejects if it exits first (its stderr is inherited). */
+function waitForLine(child: Writer, line: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout }).on('line', (l) => {
+      if (l === line) resolve();
+    });
+    child.once('exit', (code, signal) => reject(new Error(`writer exited (${code ?? signal}) before "${line}"`)));
+  });
+}
+
+async function exitOf(child: Writer): Promise<{ code: number | null; signal: string | null }> {
+  if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
+  return { code: child.exitCode, signal: child.signalCode };
+}

@@ -1,0 +1,158 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { loadNodeConfig } from '../../src/config/node-config.js';
+import { obfuscate } from '../../src/config/obfuscation.js';
+import { isCohortError, type ErrorCode } from '../../src/core/errors.js';
+import { configText, TEST_SECRET } from '../helpers/node-config.js';
+import { tmpDir } from '../helpers/tmp.js';
+import { writeFileSync } from 'node:fs';
+
+const VALID = {
+  node: { id: 'engine-1', role: 'engine' },
+  cluster: { id: 'shopping', secret_key: TEST_SECRET },
+};
+
+function withChanges(changes: Record<string, Record<string, string | null>>): string {
+  const sections: Record<string, Record<string, string>> = JSON.parse(JSON.stringify(VALID));
+  for (const [section, keys] of Object.entries(changes)) {
+    sections[section] ??= {};
+    for (const [k, v] of Object.entries(keys)) {
+      if (v === null) delete sections[section]![k];
+      else sections[section]![k] = v;
+    }
+  }
+  return configText(sections);
+}
+
+function expectConfigError(fn: () => unknown, code: ErrorCode, ...fragments: (string | RegExp)[]): string {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(isCohortError(err), `expected a CohortError, got ${String(err)}`);
+    assert.equal(err.code, code, err.message);
+    assert.ok(!err.message.includes('\n'), 'the message is one line');
+    for (const f of fragments) {
+      if (typeof f === 'string') assert.ok(err.message.includes(f), `"${err.message}" should mention "${f}"`);
+      else assert.match(err.message, f);
+    }
+    return err.message;
+  }
+  assert.fail('expected an error');
+}
+
+describe('node configuration: invalid files are refused with file, key and reason', () => {
+  const cases: Array<{ name: string; text: string; code: ErrorCode; mentions: (string | RegExp)[]; env?: Record<string, string> }> = [
+    { name: 'unknown role', text: withChanges({ node: { role: 'gateway' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[node] role', '"gateway"', 'console | replica | engine'] },
+    { name: 'empty secret', text: withChanges({ cluster: { secret_key: '' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[cluster] secret_key', 'must not be empty', '(value hidden)'] },
+    { name: 'secret over 128 characters', text: withChanges({ cluster: { secret_key: 'x'.repeat(129) } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[cluster] secret_key', '129 characters', '1 to 128'] },
+    { name: 'obfuscated secret over 128 characters once decoded', text: withChanges({ cluster: { secret_key: obfuscate('y'.repeat(200)) } }), code: 'CONFIG_INVALID_VALUE', mentions: ['secret_key', '200 characters'] },
+    { name: 'obfuscated secret that does not decode', text: withChanges({ cluster: { secret_key: 'OBF:AAAAbroken' } }), code: 'CONFIG_BAD_OBFUSCATION', mentions: ['[cluster] secret_key', 'cohort obfuscate'] },
+    { name: 'bad cluster id', text: withChanges({ cluster: { id: 'shop ping!' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[cluster] id', '"shop ping!"', 'letters, digits'] },
+    { name: 'missing node id', text: withChanges({ node: { id: null } }), code: 'CONFIG_MISSING_KEY', mentions: ['[node] id', 'required', 'COHORT_NODE_ID'] },
+    { name: 'empty node id', text: withChanges({ node: { id: '' } }), code: 'CONFIG_MISSING_KEY', mentions: ['[node] id'] },
+    { name: 'missing secret', text: withChanges({ cluster: { secret_key: null } }), code: 'CONFIG_MISSING_KEY', mentions: ['[cluster] secret_key'] },
+    { name: 'malformed INI line', text: withChanges({}) + 'this is not ini\n', code: 'CONFIG_SYNTAX', mentions: [/:\d+: /, '"this is not ini"'] },
+    { name: 'unclosed section header', text: '[node\nid = x\n', code: 'CONFIG_SYNTAX', mentions: [':1: '] },
+    { name: 'key before any section', text: 'id = x\n' + withChanges({}), code: 'CONFIG_SYNTAX', mentions: [':1: ', 'before any [section]'] },
+    { name: 'key set twice', text: withChanges({}).replace('role = engine', 'role = engine\nrole = console'), code: 'CONFIG_SYNTAX', mentions: ['[node] role is set twice'] },
+    { name: 'unknown section', text: withChanges({ clustr: { id: 'x' } }), code: 'CONFIG_UNKNOWN_SECTION', mentions: ['[clustr]', '[cluster]'] },
+    { name: 'unknown key', text: withChanges({ cluster: { secret: 'x' } }), code: 'CONFIG_UNKNOWN_KEY', mentions: ['[cluster] secret', 'secret_key'] },
+    { name: 'port out of range', text: withChanges({ cluster: { bind: '127.0.0.1:70000' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[cluster] bind', '"127.0.0.1:70000"', 'port must be 1 to 65535'] },
+    { name: 'bad peer', text: withChanges({ cluster: { peers: '127.0.0.1:8020, nonsense' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[cluster] peers', 'nonsense'] },
+    { name: 'replication factor not a number', text: withChanges({ state: { replication_factor: 'three' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[state] replication_factor', 'integer 1 to 7'] },
+    { name: 'bad boolean', text: withChanges({ state: { read_local_only: 'maybe' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[state] read_local_only', 'true | false'] },
+    { name: 'bad value from the environment', text: withChanges({}), env: { COHORT_NODE_MODE: 'proxy' }, code: 'CONFIG_INVALID_VALUE', mentions: ['COHORT_NODE_MODE', '"proxy"', 'inline | sideband'] },
+  ];
+  for (const c of cases) {
+    it(`refuses: ${c.name}`, (t) => {
+      const dir = tmpDir(t);
+      const file = join(dir, 'node.ini');
+      writeFileSync(file, c.text);
+      const message = expectConfigError(() => loadNodeConfig(file, c.env ?? {}), c.code, file, ...c.mentions);
+      assert.ok(!message.includes(TEST_SECRET), 'a secret never appears in a message');
+    });
+  }
+
+  it('refuses a missing file, naming it', (t) => {
+    const file = join(tmpDir(t), 'nope.ini');
+    expectConfigError(() => loadNodeConfig(file, {}), 'CONFIG_FILE_UNREADABLE', file, 'no such file');
+  });
+
+  it('never shows a secret in an error, even an invalid previous key', (t) => {
+    const dir = tmpDir(t);
+    const file = join(dir, 'node.ini');
+    const long = 's'.repeat(130);
+    writeFileSync(file, withChanges({ cluster: { previous_secret_keys: `old-one, ${long}` } }));
+    const message = expectConfigError(() => loadNodeConfig(file, {}), 'CONFIG_INVALID_VALUE', 'previous_secret_keys');
+    assert.ok(!message.includes(long) && !message.includes('old-one'));
+  });
+});
+
+describe('node configuration: valid files', () => {
+  it('applies documented defaults and resolves relative paths against the file', (t) => {
+    const dir = tmpDir(t);
+    const file = join(dir, 'node.ini');
+    writeFileSync(file, withChanges({}));
+    const c = loadNodeConfig(file, {});
+    assert.equal(c.node.mode, 'sideband');
+    assert.equal(c.node.dataDir, join(dir, 'data', 'engine-1'));
+    assert.deepEqual(c.cluster.bind, { host: '127.0.0.1', port: 8020 });
+    assert.deepEqual(c.cluster.peers, []);
+    assert.equal(c.cluster.profile, 'lan');
+    assert.equal(c.state.replicationFactor, 3);
+    assert.equal(c.state.rpcTimeoutMs, 500);
+    assert.equal(c.state.groupId, null);
+    assert.equal(c.state.retrieveMajorityOnly, true);
+    assert.equal(c.repository.url, undefined, 'an engine has no repository unless given one');
+    assert.deepEqual(c.warnings, []);
+  });
+
+  it('gives the console a SQLite repository in its data directory by default', (t) => {
+    const dir = tmpDir(t);
+    const file = join(dir, 'console.ini');
+    writeFileSync(file, withChanges({ node: { role: 'console', data_dir: 'state' } }));
+    const c = loadNodeConfig(file, {});
+    assert.equal(c.repository.url, `sqlite:${join(dir, 'state', 'repository.db')}`);
+  });
+
+  it('lets COHORT_<SECTION>_<KEY> override the file', (t) => {
+    const dir = tmpDir(t);
+    const file = join(dir, 'node.ini');
+    writeFileSync(file, withChanges({}));
+    const c = loadNodeConfig(file, { COHORT_CLUSTER_SECRET_KEY: 'from-the-environment', COHORT_STATE_REPLICATION_FACTOR: '5', COHORT_CLUSTER_PEERS: 'a.example:1,[::1]:2' });
+    assert.equal(c.cluster.secretKey.reveal(), 'from-the-environment');
+    assert.equal(c.state.replicationFactor, 5);
+    assert.deepEqual(c.cluster.peers, [{ host: 'a.example', port: 1 }, { host: '::1', port: 2 }]);
+  });
+
+  it('decodes OBF: secrets and previous keys, and hides them when printed', (t) => {
+    const dir = tmpDir(t);
+    const file = join(dir, 'node.ini');
+    writeFileSync(file, withChanges({ cluster: { secret_key: obfuscate('new;secret#1'), previous_secret_keys: `${obfuscate('old,one')}, plain-old` } }));
+    const c = loadNodeConfig(file, {});
+    assert.equal(c.cluster.secretKey.reveal(), 'new;secret#1');
+    assert.deepEqual(c.cluster.previousSecretKeys.map((s) => s.reveal()), ['old,one', 'plain-old']);
+    assert.ok(!JSON.stringify(c).includes('new;secret'));
+    assert.ok(!String(c.cluster.secretKey).includes('new'));
+  });
+
+  it('warns, without refusing, when the secret is a well-known default', (t) => {
+    const dir = tmpDir(t);
+    const file = join(dir, 'node.ini');
+    writeFileSync(file, withChanges({ cluster: { secret_key: 'changeme' } }));
+    const c = loadNodeConfig(file, {});
+    assert.equal(c.warnings.length, 1);
+    assert.match(c.warnings[0]!, /well-known default/);
+  });
+
+  it('accepts comments, blank lines, inline comments and quoted values', (t) => {
+    const dir = tmpDir(t);
+    const file = join(dir, 'node.ini');
+    writeFileSync(file, `; a comment\n# another\n\n[node]\nid = engine-1   ; inline\nrole = engine\n\n[cluster]\nid = shop/eu-1.a_b\nsecret_key = "quoted ; value"\n`);
+    const c = loadNodeConfig(file, {});
+    assert.equal(c.node.id, 'engine-1');
+    assert.equal(c.cluster.id, 'shop/eu-1.a_b');
+    assert.equal(c.cluster.secretKey.reveal(), 'quoted ; value');
+  });
+});
