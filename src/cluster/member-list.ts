@@ -40,6 +40,11 @@ export function isActive(m: Pick<Member, 'status'>): boolean {
 export class MemberList {
   private readonly byId = new Map<string, Member>();
   private readonly byAddress = new Map<string, Member>();
+  /**
+   * Bumped whenever a member is added or removed or its status may have changed, so that
+   * views derived from the list (the probe ring) know when to recompute.
+   */
+  version = 0;
 
   get(id: string): Member | undefined {
     return this.byId.get(id);
@@ -50,6 +55,7 @@ export class MemberList {
   }
 
   set(member: Member): void {
+    this.version++;
     const previous = this.byId.get(member.id);
     if (previous && previous.address !== member.address && this.byAddress.get(previous.address) === previous) {
       this.byAddress.delete(previous.address);
@@ -67,6 +73,7 @@ export class MemberList {
   delete(id: string): Member | undefined {
     const m = this.byId.get(id);
     if (!m) return undefined;
+    this.version++;
     this.byId.delete(id);
     if (this.byAddress.get(m.address) === m) this.byAddress.delete(m.address);
     return m;
@@ -80,10 +87,19 @@ export class MemberList {
     return this.byId.size;
   }
 
+  /** Records that a member's status changed in place. */
+  touched(): void {
+    this.version++;
+  }
+
   /** Number of alive or suspect members (this node included when it is in the list). */
   activeCount(): number {
+    if (this.activeCache?.version === this.version) return this.activeCache.count;
     let n = 0;
     for (const m of this.byId.values()) if (isActive(m)) n++;
+    this.activeCache = { version: this.version, count: n };
     return n;
   }
+
+  private activeCache: { version: number; count: number } | undefined;
 }

@@ -5,6 +5,8 @@
  * injected Random, and every byte through the injected transport, so the simulator in sim/
  * runs exactly this code.
  *
+ * Probing follows probe-schedule.ts: a randomized round-robin all nodes compute alike.
+ *
  * Detection paths:
  * - A silent member (paused, cut off): a direct probe times out, `indirectChecks` peers probe
  *   it for us, then it is suspected; the suspicion timeout shrinks as others confirm
@@ -23,12 +25,13 @@
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { CohortError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { pickRandom, shuffle, type Random } from '../core/random.js';
+import { pickRandom, type Random } from '../core/random.js';
 import { ProtocolId, type TransportMux } from '../transport/mux.js';
 import type { PeerDownReason, PeerIdentity } from '../transport/transport.js';
 import { Awareness } from './awareness.js';
 import { BroadcastQueue } from './broadcast-queue.js';
 import { judgeJoin } from './compatibility.js';
+import { probeRing, roundOf, targetOnRing } from './probe-schedule.js';
 import { isActive, MemberList, type Member, type MemberStatus } from './member-list.js';
 import {
   MEMBERSHIP_PROTOCOL_MAX,
@@ -139,8 +142,10 @@ export class Membership {
   /** Last time a connection-loss hint triggered a probe, per member id, to rate-limit hints. */
   private readonly lastHintProbe = new Map<string, number>();
   private readonly skewWarned = new Set<string>();
-  private probeOrder: string[] = [];
-  private probeIndex = 0;
+  /** Where in each probe slot this node probes: spread so that nodes do not all fire at once. */
+  private readonly probeOffset: number;
+  private ring: { round: number; version: number; ids: string[] } | undefined;
+  private peersCache: { version: number; peers: Member[] } | undefined;
   private seq = 0;
   private timers: { probe?: TimerHandle; gossip?: TimerHandle; pushPull?: TimerHandle; reconnect?: TimerHandle; reap?: TimerHandle } = {};
   private running = false;
@@ -169,6 +174,7 @@ export class Membership {
     this.listener = options.listener ?? {};
     this.incarnation = options.incarnation ?? options.clock.now();
     this.awareness = new Awareness(options.timing.awarenessMaxMultiplier);
+    this.probeOffset = Math.floor(this.random() * options.timing.probeIntervalMs * 0.5);
     this.broadcasts = new BroadcastQueue(() => retransmitLimit(this.timing.retransmitMult, this.members.activeCount()));
     this.members.set({
       id: this.id,
@@ -195,7 +201,7 @@ export class Membership {
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.scheduleProbe(this.randomDelay(this.timing.probeIntervalMs));
+    this.scheduleProbe();
     this.scheduleGossip();
     this.schedulePushPull(this.randomDelay(this.timing.pushPullIntervalMs));
     this.scheduleReconnect();
@@ -245,6 +251,21 @@ export class Membership {
       return identity.address;
     }
     throw new CohortError('CLUSTER_JOIN_NO_PEER', `no peer could be reached to join through (${failures.join('; ') || 'no peers configured'})`);
+  }
+
+  /**
+   * Starts from a known member list instead of (or before) joining: used to restore the list
+   * a node persisted, and by the simulator to build large clusters without N joins.
+   */
+  bootstrap(states: MemberState[]): void {
+    this.mergeRemoteState(states, this.id);
+    // What we were told at start is not news to spread: the others know it already.
+    this.broadcasts.clear();
+  }
+
+  /** The full state as exchanged in push-pull. */
+  snapshot(): MemberState[] {
+    return this.members.all().map(toState);
   }
 
   /**
@@ -327,8 +348,12 @@ export class Membership {
     this.mux.send(ProtocolId.Membership, to, 'control', encodeMessage(msg));
   }
 
+  /** Active members other than this node; cached until the member list changes. */
   private activePeers(): Member[] {
-    return this.members.all().filter((m) => m.id !== this.id && isActive(m));
+    if (this.peersCache?.version !== this.members.version) {
+      this.peersCache = { version: this.members.version, peers: this.members.all().filter((m) => m.id !== this.id && isActive(m)) };
+    }
+    return this.peersCache.peers;
   }
 
   private announceSelf(): void {
@@ -349,27 +374,38 @@ export class Membership {
 
   // ---------------------------------------------------------------- probing
 
-  private scheduleProbe(delay: number): void {
+  /**
+   * Probes run at a fixed offset within each wall-clock slot of one probe interval, so that
+   * every node agrees on the step number (probe-schedule.ts). A struggling node (health score
+   * above 0) skips slots.
+   */
+  private scheduleProbe(): void {
+    const interval = this.timing.probeIntervalMs;
+    const now = this.clock.now();
+    const slotStart = Math.floor(now / interval) * interval;
+    let next = slotStart + this.probeOffset;
+    if (next <= now) next += interval;
+    next += (this.awareness.scale(interval) - interval);
     this.timers.probe = this.clock.setTimeout(() => {
       if (!this.running) return;
       this.probeNext();
-      this.scheduleProbe(this.awareness.scale(this.timing.probeIntervalMs));
-    }, delay);
+      this.scheduleProbe();
+    }, next - now);
   }
 
-  /** Randomized round-robin: every member is probed once per round, in a fresh random order. */
   private probeNext(): void {
-    for (let attempts = 0; attempts < 2; attempts++) {
-      while (this.probeIndex < this.probeOrder.length) {
-        const m = this.members.get(this.probeOrder[this.probeIndex++]!);
-        if (m && m.id !== this.id && isActive(m)) {
-          this.probe(m);
-          return;
-        }
-      }
-      this.probeOrder = shuffle(this.activePeers().map((m) => m.id), this.random);
-      this.probeIndex = 0;
+    const step = Math.floor(this.clock.now() / this.timing.probeIntervalMs);
+    const active = this.members.activeCount();
+    const round = roundOf(step, active);
+    // The ring only changes with the round or the active set: sorting it per probe would cost
+    // O(N log N) hashes per node per second in a large cluster.
+    if (!this.ring || this.ring.round !== round || this.ring.version !== this.members.version) {
+      const ids = this.members.all().filter(isActive).map((m) => m.id);
+      this.ring = { round, version: this.members.version, ids: probeRing(ids, round) };
     }
+    const targetId = targetOnRing(this.ring.ids, this.id, step);
+    const target = targetId === undefined ? undefined : this.members.get(targetId);
+    if (target) this.probe(target);
   }
 
   private probe(target: Member): void {
@@ -381,7 +417,11 @@ export class Membership {
     };
     this.probes.set(seq, probe);
     this.stats.probes++;
-    const ping: PingMsg = { t: MessageType.Ping, seq, from: this.id, target: target.id, sentAt: now, g: this.piggyback() };
+    // Lifeguard's buddy system: a suspect member hears of the suspicion in the probe itself, so
+    // it can refute at once instead of waiting for gossip to reach it.
+    const g = this.piggyback() ?? [];
+    if (target.status === 'suspect') g.unshift({ t: MessageType.Suspect, id: target.id, incarnation: target.incarnation, from: this.id });
+    const ping: PingMsg = { t: MessageType.Ping, seq, from: this.id, inc: this.incarnation, target: target.id, sentAt: now, g: g.length > 0 ? g : undefined };
     this.send(target.address, ping);
     const timeout = this.awareness.scale(this.timing.probeTimeoutMs);
     const interval = this.awareness.scale(this.timing.probeIntervalMs);
@@ -569,13 +609,25 @@ export class Membership {
 
   private handlePing(from: PeerIdentity, msg: PingMsg): void {
     if (msg.g) this.applyBroadcasts(msg.g);
+    this.learnIncarnation(msg.from, msg.inc);
     // A ping meant for a previous occupant of this address is not ours to answer.
     if (msg.target !== this.id) return;
-    this.send(from.address, { t: MessageType.Ack, seq: msg.seq, from: this.id, at: this.clock.now(), g: this.piggyback() });
+    this.send(from.address, { t: MessageType.Ack, seq: msg.seq, from: this.id, inc: this.incarnation, at: this.clock.now(), g: this.piggyback() });
+  }
+
+  /**
+   * Probes and acks carry their sender's current incarnation. One heard directly that is newer
+   * than ours for that member is as good as its alive message, and it reaches us even when
+   * the gossiped refutation did not.
+   */
+  private learnIncarnation(id: string, incarnation: number): void {
+    const m = this.members.get(id);
+    if (m && id !== this.id && incarnation > m.incarnation) this.applyAlive(this.aliveMessage({ ...m, incarnation }));
   }
 
   private handleAck(msg: AckMsg): void {
     if (msg.g) this.applyBroadcasts(msg.g);
+    this.learnIncarnation(msg.from, msg.inc);
     const probe = this.probes.get(msg.seq);
     if (!probe || probe.done) return;
     if (probe.kind === 'direct') {
@@ -587,7 +639,7 @@ export class Membership {
     if (msg.from !== probe.target) return;
     this.finishProbe(probe);
     this.probes.delete(probe.seq);
-    this.send(probe.originAddress, { t: MessageType.Ack, seq: probe.originSeq, from: probe.target, at: msg.at });
+    this.send(probe.originAddress, { t: MessageType.Ack, seq: probe.originSeq, from: probe.target, inc: msg.inc, at: msg.at });
   }
 
   private handlePingReq(from: PeerIdentity, msg: PingReqMsg): void {
@@ -596,7 +648,7 @@ export class Membership {
       kind: 'relay', seq, target: msg.target, targetAddress: msg.targetAddress, origin: msg.from, originAddress: from.address, originSeq: msg.seq, timer: undefined, done: false,
     };
     this.probes.set(seq, relay);
-    this.send(msg.targetAddress, { t: MessageType.Ping, seq, from: this.id, target: msg.target, sentAt: this.clock.now() });
+    this.send(msg.targetAddress, { t: MessageType.Ping, seq, from: this.id, inc: this.incarnation, target: msg.target, sentAt: this.clock.now() });
     relay.timer = this.afterDeadline(this.awareness.scale(this.timing.probeTimeoutMs), () => this.relayFailed(relay, false));
   }
 
@@ -641,7 +693,7 @@ export class Membership {
     // reconnects, and a refusal then takes the crash fast path), else probe now.
     for (const p of this.probes.values()) {
       if (p.kind === 'direct' && !p.done && p.target.id === m.id) {
-        this.send(m.address, { t: MessageType.Ping, seq: p.seq, from: this.id, target: m.id, sentAt: p.sentAt });
+        this.send(m.address, { t: MessageType.Ping, seq: p.seq, from: this.id, inc: this.incarnation, target: m.id, sentAt: p.sentAt });
         return;
       }
     }
@@ -744,6 +796,7 @@ export class Membership {
     this.broadcasts.enqueue(msg);
     if (previous !== 'alive') {
       m.status = 'alive';
+      this.members.touched();
       m.statusSince = this.clock.now();
       this.notify(m, previous);
     }
@@ -751,7 +804,8 @@ export class Membership {
 
   private applySuspect(msg: SuspectMsg): void {
     if (msg.id === this.id) {
-      if (msg.incarnation >= this.incarnation && !this.leaving) this.refute(msg.incarnation);
+      if (msg.incarnation >= this.incarnation && !this.leaving) this.refute(msg.incarnation, msg.from);
+      else if (!this.leaving) this.tellCurrent(msg.from);
       return;
     }
     const m = this.members.get(msg.id);
@@ -762,6 +816,7 @@ export class Membership {
     }
     m.incarnation = msg.incarnation;
     m.status = 'suspect';
+    this.members.touched();
     m.statusSince = this.clock.now();
     this.stats.suspicionsRaised++;
     const n = this.members.activeCount();
@@ -780,11 +835,16 @@ export class Membership {
     );
     this.broadcasts.enqueue(msg);
     this.notify(m, 'alive');
+    // Check for ourselves rather than wait for our turn in the probe round: a failure is an
+    // independent confirmation that shortens everyone's timer, a success changes nothing
+    // (only the member itself can refute).
+    if (msg.from !== this.id && this.running) this.probe(m);
   }
 
   private applyDead(msg: DeadMsg): void {
     if (msg.id === this.id && msg.from !== this.id) {
-      if (msg.incarnation >= this.incarnation && !this.leaving) this.refute(msg.incarnation);
+      if (msg.incarnation >= this.incarnation && !this.leaving) this.refute(msg.incarnation, msg.from);
+      else if (!this.leaving) this.tellCurrent(msg.from);
       return;
     }
     const m = this.members.get(msg.id);
@@ -794,6 +854,7 @@ export class Membership {
     const previous = m.status;
     m.incarnation = msg.incarnation;
     m.status = next;
+    this.members.touched();
     m.statusSince = this.clock.now();
     this.suspicions.get(m.id)?.cancel();
     this.suspicions.delete(m.id);
@@ -817,12 +878,23 @@ export class Membership {
     this.listener.onStopCluster?.(by);
   }
 
-  /** Someone thinks we are suspect or dead (or out of date): outrank the rumour. */
-  private refute(heard: number): void {
+  /**
+   * Someone thinks we are suspect or dead (or out of date): outrank the rumour. The accuser,
+   * when known, is told directly: gossip alone reaches any one member only with high
+   * probability, and the accuser is the one whose timer is running.
+   */
+  private refute(heard: number, accuser?: string): void {
     this.incarnation = Math.max(this.incarnation, heard) + 1;
     this.stats.refutations++;
     this.awareness.apply(1);
     this.announceSelf();
+    if (accuser !== undefined) this.tellCurrent(accuser);
+  }
+
+  /** Sends our current alive message straight to `id` (an accuser still holding old news). */
+  private tellCurrent(id: string): void {
+    const to = id !== this.id ? this.members.get(id) : undefined;
+    if (to) this.send(to.address, { t: MessageType.Gossip, from: this.id, g: [this.aliveMessage(this.members.get(this.id)!)] });
   }
 
   /**

@@ -50,8 +50,9 @@ export interface MemberState {
 /** Updates that ride along on probes and gossip (alive, suspect, dead, forget, stop-cluster, user). */
 export type Broadcast = AliveMsg | SuspectMsg | DeadMsg | ForgetMsg | StopClusterMsg | UserMsg;
 
-export interface PingMsg { t: MessageType.Ping; seq: number; from: string; target: string; sentAt: number; g?: Broadcast[] }
-export interface AckMsg { t: MessageType.Ack; seq: number; from: string; at: number; g?: Broadcast[] }
+/** `inc`: the sender's own current incarnation (on acks relayed by a helper: the target's). */
+export interface PingMsg { t: MessageType.Ping; seq: number; from: string; inc: number; target: string; sentAt: number; g?: Broadcast[] }
+export interface AckMsg { t: MessageType.Ack; seq: number; from: string; inc: number; at: number; g?: Broadcast[] }
 export interface PingReqMsg { t: MessageType.PingReq; seq: number; from: string; target: string; targetAddress: string }
 export interface NackMsg { t: MessageType.Nack; seq: number; from: string; refused: boolean }
 export interface AliveMsg { t: MessageType.Alive; id: string; address: string; incarnation: number; meta: NodeMeta }
@@ -111,8 +112,8 @@ const gossip = optional(arrayOf(broadcast, 1000));
 
 const SHAPES: Record<MessageType, Check> = {
   ...(BROADCAST_SHAPES as Record<MessageType, Check>),
-  [MessageType.Ping]: obj({ seq: int, from: str, target: str, sentAt: num, g: gossip }),
-  [MessageType.Ack]: obj({ seq: int, from: str, at: num, g: gossip }),
+  [MessageType.Ping]: obj({ seq: int, from: str, inc: int, target: str, sentAt: num, g: gossip }),
+  [MessageType.Ack]: obj({ seq: int, from: str, inc: int, at: num, g: gossip }),
   [MessageType.PingReq]: obj({ seq: int, from: str, target: str, targetAddress: str }),
   [MessageType.Nack]: obj({ seq: int, from: str, refused: bool }),
   [MessageType.PushPull]: obj({ from: str, reply: bool, members: arrayOf(memberState) }),
