@@ -126,14 +126,14 @@ export class Membership {
   readonly id: string;
   readonly address: string;
   private incarnation: number;
-  private meta: NodeMeta;
+  private readonly meta: NodeMeta;
   private readonly members = new MemberList();
   private readonly timing: MembershipTiming;
   private readonly clock: Clock;
   private readonly random: Random;
   private readonly mux: TransportMux;
   private readonly log: Logger;
-  private listener: MembershipListener;
+  private readonly listener: MembershipListener;
   private readonly awareness: Awareness;
   private readonly broadcasts: BroadcastQueue;
   private readonly suspicions = new Map<string, Suspicion>();
@@ -189,10 +189,6 @@ export class Membership {
       onMessage: (from, _channel, payload) => this.handlePayload(from, payload),
       onPeerDown: (address, reason) => this.handlePeerDown(address, reason),
     });
-  }
-
-  setListener(listener: MembershipListener): void {
-    this.listener = listener;
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -263,11 +259,6 @@ export class Membership {
     this.broadcasts.clear();
   }
 
-  /** The full state as exchanged in push-pull. */
-  snapshot(): MemberState[] {
-    return this.members.all().map(toState);
-  }
-
   /**
    * Graceful leave: tells every active member directly (and queues the news for gossip) that
    * this node left, then stops. Other members list it as `left`, not `inactive`.
@@ -284,9 +275,7 @@ export class Membership {
 
   /** Asks every member, and then this node, to stop (`cohort cluster stop`). */
   stopCluster(): void {
-    const msg: Broadcast = { t: MessageType.StopCluster, by: this.id, at: this.clock.now() };
-    this.broadcasts.enqueue(msg);
-    for (const m of this.activePeers()) this.send(m.address, msg);
+    this.broadcastNow({ t: MessageType.StopCluster, by: this.id, at: this.clock.now() });
     this.handleStopCluster(this.id);
   }
 
@@ -298,47 +287,24 @@ export class Membership {
     const m = this.members.getByAddress(address) ?? this.members.get(address);
     if (!m) throw new CohortError('CLUSTER_NODE_UNKNOWN', `no member has the address ${address}`);
     if (isActive(m)) throw new CohortError('CLUSTER_NODE_ACTIVE', `${m.id} at ${m.address} is ${m.status}; only inactive or left members can be deleted`);
-    const msg: Broadcast = { t: MessageType.Forget, id: m.id, by: this.id };
     this.applyForget(m.id);
-    this.broadcasts.enqueue(msg);
-    for (const peer of this.activePeers()) this.send(peer.address, msg);
+    this.broadcastNow({ t: MessageType.Forget, id: m.id, by: this.id });
     return m;
   }
 
   /** Sends a cluster-wide message to every active member (directly, and by gossip). */
   broadcastUser(topic: string, body: unknown): void {
-    const msg: Broadcast = { t: MessageType.User, topic, body, from: this.id };
-    this.broadcasts.enqueue(msg);
-    for (const m of this.activePeers()) this.send(m.address, msg);
-  }
-
-  /** Updates what this node says about itself and tells the cluster. */
-  updateMeta(meta: NodeMeta): void {
-    this.meta = meta;
-    this.incarnation++;
-    this.announceSelf();
+    this.broadcastNow({ t: MessageType.User, topic, body, from: this.id });
   }
 
   // ---------------------------------------------------------------- views
-
-  list(): Member[] {
-    return this.members.all().map((m) => ({ ...m, meta: { ...m.meta } }));
-  }
 
   get(id: string): Member | undefined {
     return this.members.get(id);
   }
 
-  get healthScore(): number {
-    return this.awareness.healthScore;
-  }
-
   get currentIncarnation(): number {
     return this.incarnation;
-  }
-
-  get isLeaving(): boolean {
-    return this.leaving;
   }
 
   // ---------------------------------------------------------------- sending
@@ -349,6 +315,22 @@ export class Membership {
   }
 
   /** Active members other than this node; cached until the member list changes. */
+  /**
+   * An operator's update (stop, forget, user message): sent straight to every active member,
+   * which takes effect at once, and queued for gossip, which reaches those the direct send
+   * missed.
+   */
+  private broadcastNow(msg: Broadcast): void {
+    this.broadcasts.enqueue(msg);
+    for (const m of this.activePeers()) this.send(m.address, msg);
+  }
+
+  /** The in-flight direct probe of member `id`, if any. */
+  private directProbeOf(id: string): DirectProbe | undefined {
+    for (const p of this.probes.values()) if (p.kind === 'direct' && !p.done && p.target.id === id) return p;
+    return undefined;
+  }
+
   private activePeers(): Member[] {
     if (this.peersCache?.version !== this.members.version) {
       this.peersCache = { version: this.members.version, peers: this.members.all().filter((m) => m.id !== this.id && isActive(m)) };
@@ -409,7 +391,7 @@ export class Membership {
   }
 
   private probe(target: Member): void {
-    for (const p of this.probes.values()) if (p.kind === 'direct' && p.target.id === target.id && !p.done) return;
+    if (this.directProbeOf(target.id)) return;
     const seq = ++this.seq;
     const now = this.clock.now();
     const probe: DirectProbe = {
@@ -691,13 +673,9 @@ export class Membership {
     this.lastHintProbe.set(m.id, now);
     // A ping already in flight may have been lost with the connection: send it again (which
     // reconnects, and a refusal then takes the crash fast path), else probe now.
-    for (const p of this.probes.values()) {
-      if (p.kind === 'direct' && !p.done && p.target.id === m.id) {
-        this.send(m.address, { t: MessageType.Ping, seq: p.seq, from: this.id, inc: this.incarnation, target: m.id, sentAt: p.sentAt });
-        return;
-      }
-    }
-    this.probe(m);
+    const inFlight = this.directProbeOf(m.id);
+    if (inFlight) this.send(m.address, { t: MessageType.Ping, seq: inFlight.seq, from: this.id, inc: this.incarnation, target: m.id, sentAt: inFlight.sentAt });
+    else this.probe(m);
   }
 
   private handlePushPull(from: PeerIdentity, msg: PushPullMsg): void {

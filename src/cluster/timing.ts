@@ -122,8 +122,3 @@ export function pushPullInterval(intervalMs: number, n: number): number {
   const multiplier = Math.ceil(Math.log2(n) - Math.log2(threshold)) + 1;
   return intervalMs * multiplier;
 }
-
-/** A timeout stretched by the local health score (0 = healthy): base x (score + 1). */
-export function scaleByAwareness(baseMs: number, healthScore: number): number {
-  return baseMs * (healthScore + 1);
-}

@@ -42,8 +42,6 @@ export class SimNetwork {
   private readonly cut = new Set<string>();
   private readonly lastDelivery = new Map<string, number>();
   conditions: NetworkConditions = { delayMs: 0.5, jitterMs: 0.5, loss: 0 };
-  messagesDelivered = 0;
-  messagesDropped = 0;
 
   constructor(
     readonly clock: Clock,
@@ -107,10 +105,6 @@ export class SimNetwork {
     return this.nodeAt(address).clock.isPaused;
   }
 
-  isCrashed(address: string): boolean {
-    return this.nodeAt(address).crashed;
-  }
-
   // ------------------------------------------------------------------ delivery
 
   /** @internal used by SimTransport */
@@ -122,12 +116,8 @@ export class SimNetwork {
       this.schedule(sender, this.delay(), () => sender.transport.handlers?.onPeerDown(to, 'error'));
       return;
     }
-    if (this.isCut(fromAddress, to) || this.random() < this.conditions.loss) {
-      this.messagesDropped++;
-      return;
-    }
+    if (this.isCut(fromAddress, to) || this.random() < this.conditions.loss) return;
     if (target.crashed) {
-      this.messagesDropped++;
       this.schedule(sender, 2 * this.delay(), () => sender.transport.handlers?.onPeerDown(to, 'refused'));
       return;
     }
@@ -139,10 +129,7 @@ export class SimNetwork {
     const copy = payload.slice();
     this.clock.setTimeout(() => {
       if (target.crashed) return;
-      const run = (): void => {
-        this.messagesDelivered++;
-        target.transport.receive({ nodeId: fromId, address: fromAddress }, channel, copy);
-      };
+      const run = (): void => target.transport.receive({ nodeId: fromId, address: fromAddress }, channel, copy);
       if (target.clock.isPaused) target.inbox.push(run);
       else run();
     }, at - this.clock.now());

@@ -6,7 +6,6 @@ import {
   pushPullInterval,
   remainingSuspicionTime,
   retransmitLimit,
-  scaleByAwareness,
   suspicionTimeout,
 } from '../../src/cluster/timing.js';
 import { ManualClock } from '../../src/core/clock.js';
@@ -67,8 +66,10 @@ describe('timing helpers', () => {
   });
 
   it('stretch timeouts by the health score', () => {
-    assert.equal(scaleByAwareness(500, 0), 500);
-    assert.equal(scaleByAwareness(500, 3), 2000);
+    const a = new Awareness(8);
+    assert.equal(a.scale(500), 500);
+    a.apply(3);
+    assert.equal(a.scale(500), 2000);
   });
 
   it('keep profiles ordered from fastest to slowest', () => {
