@@ -5,6 +5,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 
 const { renderConfigReference } = await import('../dist/src/config/reference.js');
+const { renderTimingProfiles } = await import('../dist/src/cluster/timing-reference.js');
 const { ERROR_CODES } = await import('../dist/src/core/errors.js');
 
 const GROUPS = {
@@ -36,6 +37,6 @@ function replaceGenerated(file, content) {
   writeFileSync(file, `${text.slice(0, i + begin.length)}\n\n${content.trim()}\n\n${text.slice(j)}`);
 }
 
-replaceGenerated('docs/configuration.md', renderConfigReference());
+replaceGenerated('docs/configuration.md', `${renderConfigReference()}\n${renderTimingProfiles()}`);
 replaceGenerated('docs/errors.md', renderErrors());
 console.log('docs/configuration.md and docs/errors.md regenerated');

@@ -5,4 +5,14 @@ export const EXIT = {
   FAILURE: 1,
   /** Invalid configuration or command-line usage: nothing was started, bound or written. */
   INVALID: 2,
+  /**
+   * The cluster refused this node: another cluster id, a secret it could not prove, another
+   * mode, an incompatible version, or its node id held by an active member.
+   */
+  REFUSED: 3,
 } as const;
+
+/** Codes meaning "the cluster refused this node" (exit status REFUSED). */
+export function isRefusal(code: string): boolean {
+  return code.startsWith('TRANSPORT_REFUSED_') || (code.startsWith('CLUSTER_JOIN_') && code !== 'CLUSTER_JOIN_NO_PEER');
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { COHORT_VERSION } from '../core/version.js';
+import { registerCluster } from './commands/cluster.js';
 import { registerObfuscate } from './commands/obfuscate.js';
 import { registerStart } from './commands/start.js';
 import { registerUp } from './commands/up.js';
@@ -19,6 +20,7 @@ program
 
 registerStart(program);
 registerUp(program);
+registerCluster(program);
 registerObfuscate(program);
 
 await program.parseAsync(process.argv);

@@ -286,7 +286,7 @@ export class Membership {
   forget(address: string): Member {
     const m = this.members.getByAddress(address) ?? this.members.get(address);
     if (!m) throw new CohortError('CLUSTER_NODE_UNKNOWN', `no member has the address ${address}`);
-    if (isActive(m)) throw new CohortError('CLUSTER_NODE_ACTIVE', `${m.id} at ${m.address} is ${m.status}; only inactive or left members can be deleted`);
+    if (isActive(m)) throw new CohortError('CLUSTER_NODE_ACTIVE', `${m.id} at ${m.address} is active (${m.status}); only inactive or left members can be deleted; stop it first`);
     this.applyForget(m.id);
     this.broadcastNow({ t: MessageType.Forget, id: m.id, by: this.id });
     return m;
@@ -301,6 +301,11 @@ export class Membership {
 
   get(id: string): Member | undefined {
     return this.members.get(id);
+  }
+
+  /** Every listed member, this node included, as copies (for cluster info and persistence). */
+  list(): Member[] {
+    return this.members.all().map((m) => ({ ...m }));
   }
 
   get currentIncarnation(): number {

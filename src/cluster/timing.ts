@@ -122,3 +122,21 @@ export function pushPullInterval(intervalMs: number, n: number): number {
   const multiplier = Math.ceil(Math.log2(n) - Math.log2(threshold)) + 1;
   return intervalMs * multiplier;
 }
+
+/** A profile's timings with the operator's overrides (`[cluster]` timing keys) applied. */
+export function resolveTiming(profile: Profile, overrides: Partial<MembershipTiming>): MembershipTiming {
+  return { ...PROFILES[profile], ...overrides };
+}
+
+/**
+ * What is wrong with a combination of timings that each passed their own range check; empty
+ * when nothing is. A probe timeout at or past the probe interval would start the next probe
+ * before the last one could fail, and gossip slower than probing would let a suspicion expire
+ * before its refutation could spread.
+ */
+export function timingProblems(t: MembershipTiming): string[] {
+  const problems: string[] = [];
+  if (t.probeTimeoutMs >= t.probeIntervalMs) problems.push(`probe_timeout (${t.probeTimeoutMs} ms) must be less than probe_interval (${t.probeIntervalMs} ms)`);
+  if (t.gossipIntervalMs > t.probeIntervalMs) problems.push(`gossip_interval (${t.gossipIntervalMs} ms) must not exceed probe_interval (${t.probeIntervalMs} ms)`);
+  return problems;
+}

@@ -16,6 +16,8 @@ import {
   type Mode,
   type Profile,
   type Role,
+  type TimingField,
+  TIMING_OVERRIDES,
 } from './schema.js';
 import { KNOWN_DEFAULT_SECRETS, Secret } from './secret.js';
 import { InvalidValue, splitList, type Address } from './values.js';
@@ -32,6 +34,8 @@ export interface NodeConfig {
     secretKey: Secret;
     previousSecretKeys: Secret[];
     profile: Profile;
+    /** Membership timings set in the file or environment; the rest come from the profile. */
+    timing: Partial<Record<TimingField, number>>;
   };
   http: { runtime: Address; admin: Address; manage: Address; bodyLimit: number };
   state: {
@@ -166,6 +170,7 @@ export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeC
       secretKey,
       previousSecretKeys,
       profile: get<Profile>('cluster', 'profile'),
+      timing: timingOverrides(values),
     },
     http: {
       runtime: get<Address>('http', 'runtime'),
@@ -188,6 +193,15 @@ export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeC
     log: { level: get<LogLevel>('log', 'level'), format: get<LogFormat>('log', 'format') },
     warnings,
   };
+}
+
+function timingOverrides(values: Map<string, unknown>): Partial<Record<TimingField, number>> {
+  const out: Partial<Record<TimingField, number>> = {};
+  for (const t of TIMING_OVERRIDES) {
+    const v = values.get(`cluster.${t.key}`);
+    if (typeof v === 'number') out[t.field] = v;
+  }
+  return out;
 }
 
 function decodeSecret(

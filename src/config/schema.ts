@@ -55,6 +55,28 @@ export const MAX_SECRET_LENGTH = 128;
 
 const identity = (raw: string): string => raw.trim();
 
+/**
+ * The membership timings an operator may override, each named after its field in the
+ * cluster layer's `MembershipTiming` (a unit test checks they match). Defaults come from the
+ * profile, so the keys default to empty.
+ */
+export const TIMING_OVERRIDES = [
+  { key: 'probe_interval', field: 'probeIntervalMs', unit: 'ms', min: 10, max: 600_000, doc: 'How often this node probes one peer.' },
+  { key: 'probe_timeout', field: 'probeTimeoutMs', unit: 'ms', min: 5, max: 600_000, doc: 'How long a direct probe waits for its answer before peers are asked to probe indirectly; must be less than probe_interval.' },
+  { key: 'indirect_checks', field: 'indirectChecks', unit: 'peers', min: 0, max: 16, doc: 'How many peers are asked to probe an unresponsive peer on this node\'s behalf.' },
+  { key: 'suspicion_mult', field: 'suspicionMult', unit: '', min: 1, max: 100, doc: 'Scales the suspicion timeout: at least suspicion_mult x max(1, log10 N) x probe_interval.' },
+  { key: 'suspicion_max_timeout_mult', field: 'suspicionMaxTimeoutMult', unit: '', min: 1, max: 100, doc: 'A suspicion starts at this multiple of its minimum timeout and shrinks as other nodes confirm it.' },
+  { key: 'gossip_interval', field: 'gossipIntervalMs', unit: 'ms', min: 5, max: 600_000, doc: 'How often queued membership news is gossiped.' },
+  { key: 'gossip_nodes', field: 'gossipNodes', unit: 'peers', min: 1, max: 64, doc: 'To how many random peers each gossip round sends.' },
+  { key: 'push_pull_interval', field: 'pushPullIntervalMs', unit: 'ms', min: 100, max: 86_400_000, doc: 'How often a full member-list exchange with one random peer runs (stretched for clusters over 32 nodes).' },
+  { key: 'retransmit_mult', field: 'retransmitMult', unit: '', min: 1, max: 100, doc: 'Each piece of news is retransmitted about retransmit_mult x log10(N + 1) times.' },
+  { key: 'awareness_max_multiplier', field: 'awarenessMaxMultiplier', unit: '', min: 1, max: 100, doc: 'Upper bound of the factor by which a struggling node stretches its own probe timeouts.' },
+  { key: 'reconnect_interval', field: 'reconnectIntervalMs', unit: 'ms', min: 10, max: 3_600_000, doc: 'How often this node tries to reach one inactive member, so that a healed partition merges by itself.' },
+  { key: 'reap_timeout', field: 'reapTimeoutMs', unit: 'ms', min: 1000, max: 31_536_000_000, doc: 'How long an inactive or left member stays listed before it is forgotten.' },
+] as const;
+
+export type TimingField = (typeof TIMING_OVERRIDES)[number]['field'];
+
 export const KEYS: readonly KeyDef[] = [
   // [node]
   {
@@ -124,6 +146,13 @@ export const KEYS: readonly KeyDef[] = [
     allowed: PROFILES.join(' | '),
     parse: (raw) => parseEnum(raw, PROFILES),
   },
+  // [cluster] timing overrides: empty means the profile's value (docs/configuration.md lists them per profile)
+  ...TIMING_OVERRIDES.map((t): KeyDef => ({
+    section: 'cluster', key: t.key, type: 'integer', default: '', unit: t.unit,
+    doc: `${t.doc} Empty: the profile's value.`,
+    allowed: `empty, or integer ${t.min} to ${t.max}`,
+    parse: (raw) => (raw.trim() === '' ? undefined : parseInteger(raw, t.min, t.max)),
+  })),
   // [http]
   {
     section: 'http', key: 'runtime', type: 'host:port', default: '127.0.0.1:9000', unit: '',

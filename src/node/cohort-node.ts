@@ -1,4 +1,6 @@
 import type { FastifyInstance } from 'fastify';
+import { systemClock, type Clock } from '../core/clock.js';
+import type { CohortError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { COHORT_VERSION } from '../core/version.js';
 import type { NodeConfig } from '../config/node-config.js';
@@ -6,24 +8,37 @@ import { formatAddress } from '../config/values.js';
 import { createHttpServer, listen } from '../http/server.js';
 import { openRepository } from '../repository/open-repository.js';
 import type { Repository } from '../repository/repository.js';
+import { ClusterMember } from './cluster-member.js';
 import { ensureDataDir, loadOrCreateManageCredential } from './data-dir.js';
 import { registerManageApi } from './manage-api.js';
+
+/** What the process running a node hears from it (cli/commands/start.ts exits on these). */
+export interface CohortNodeHooks {
+  /** An operator ran `cohort cluster stop`: stop gracefully, exit 0. */
+  onStopRequested?(by: string): void;
+  /** The node cannot go on (a peer refused it while it retried to join): stop, exit non-zero. */
+  onFatal?(err: CohortError): void;
+}
 
 /**
  * One Cohort node, wired from its configuration: which layers run depends on its role.
  *
  * Start order: data directory and credential, repository (roles that own configuration),
- * then the network listeners. Stop order is the reverse, so nothing is left half-open and
- * every store is flushed before the process exits.
+ * the cluster port and joining, then the HTTP listeners. Stop order is the reverse: the node
+ * stops answering the CLI, leaves the cluster gracefully, then closes its stores, so nothing
+ * is left half-open and every store is flushed before the process exits.
  */
 export class CohortNode {
   private manageServer: FastifyInstance | undefined;
   private repository: Repository | undefined;
+  private cluster: ClusterMember | undefined;
   private stopping: Promise<void> | undefined;
 
   constructor(
     readonly config: NodeConfig,
     private readonly log: Logger,
+    private readonly hooks: CohortNodeHooks = {},
+    private readonly clock: Clock = systemClock,
   ) {}
 
   async start(): Promise<void> {
@@ -39,8 +54,18 @@ export class CohortNode {
       log.info({ repository: describeRepositoryUrl(config.repository.url) }, 'repository ready');
     }
 
+    const cluster = new ClusterMember({
+      config,
+      log,
+      clock: this.clock,
+      onStopCluster: (by) => this.hooks.onStopRequested?.(by),
+      onFatal: (err) => this.hooks.onFatal?.(err),
+    });
+    this.cluster = cluster;
+    await cluster.start();
+
     const manage = createHttpServer({ logger: log, bodyLimit: config.http.bodyLimit, name: 'manage' });
-    registerManageApi(manage, config, credential.credential);
+    registerManageApi(manage, config, credential.credential, cluster);
     await listen(manage, config.http.manage, 'manage');
     this.manageServer = manage;
 
@@ -49,6 +74,7 @@ export class CohortNode {
         version: COHORT_VERSION,
         clusterId: config.cluster.id,
         mode: config.node.mode,
+        cluster: formatAddress(config.cluster.bind),
         manage: formatAddress(config.http.manage),
         dataDir: config.node.dataDir,
       },
@@ -60,6 +86,7 @@ export class CohortNode {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       await this.manageServer?.close();
+      await this.cluster?.leave();
       await this.repository?.close();
       this.log.info(`${this.config.node.role} ${this.config.node.id} stopped`);
     })();

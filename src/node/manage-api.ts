@@ -1,14 +1,54 @@
 import type { FastifyInstance } from 'fastify';
 import { COHORT_VERSION } from '../core/version.js';
 import type { NodeConfig } from '../config/node-config.js';
+import type { ClusterInfo } from '../cluster/cluster-info.js';
+import type { Member } from '../cluster/member-list.js';
 import { requireBearer, sha256 } from '../http/bearer-auth.js';
+
+/** What the management API may ask of the node's cluster membership. */
+export interface ClusterOperations {
+  info(): ClusterInfo;
+  /** Throws CLUSTER_NODE_ACTIVE or CLUSTER_NODE_UNKNOWN. */
+  deleteNode(address: string): Member;
+  stopCluster(): void;
+}
+
+const nullableString = { type: ['string', 'null'] };
+
+const clusterInfoSchema = {
+  type: 'object',
+  properties: {
+    clusterId: { type: 'string' },
+    node: { type: 'string' },
+    mixedVersions: { type: 'boolean' },
+    versions: { type: 'array', items: { type: 'string' } },
+    clockSkewMs: { type: 'integer' },
+    clockSkewWarning: { type: 'boolean' },
+    nodes: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          id: nullableString,
+          address: { type: 'string' },
+          role: nullableString,
+          version: nullableString,
+          state: { type: 'string' },
+          group: nullableString,
+          clockOffsetMs: { type: ['integer', 'null'] },
+          self: { type: 'boolean' },
+        },
+      },
+    },
+  },
+} as const;
 
 /**
  * The management API the CLI talks to. Every route needs the node's management credential
  * (written to the data directory at first start), so only someone who can read that
  * directory can drive the node.
  */
-export function registerManageApi(app: FastifyInstance, config: NodeConfig, credential: string): void {
+export function registerManageApi(app: FastifyInstance, config: NodeConfig, credential: string, cluster: ClusterOperations): void {
   const expected = sha256(credential);
   app.addHook('onRequest', async (request) => {
     requireBearer(request, expected);
@@ -38,4 +78,22 @@ export function registerManageApi(app: FastifyInstance, config: NodeConfig, cred
     clusterId: config.cluster.id,
     pid: process.pid,
   }));
+
+  app.get('/manage/v1/cluster', { schema: { response: { 200: clusterInfoSchema } } }, async () => cluster.info());
+
+  app.delete<{ Params: { address: string } }>('/manage/v1/cluster/nodes/:address', {
+    schema: {
+      params: { type: 'object', properties: { address: { type: 'string', minLength: 3, maxLength: 300 } }, required: ['address'] },
+      response: { 200: { type: 'object', properties: { deleted: { type: 'object', properties: { id: { type: 'string' }, address: { type: 'string' } } } } } },
+    },
+  }, async (request) => {
+    const m = cluster.deleteNode(request.params.address);
+    return { deleted: { id: m.id, address: m.address } };
+  });
+
+  // The answer goes out first; then the stop spreads and this node stops with the others.
+  app.post('/manage/v1/cluster/stop', async (_request, reply) => {
+    reply.raw.once('finish', () => setImmediate(() => cluster.stopCluster()));
+    return reply.code(202).send({ stopping: true });
+  });
 }

@@ -1,8 +1,6 @@
 import type { Clock } from '../core/clock.js';
 import { CohortError } from '../core/errors.js';
-import { PostgresRepository } from './postgres-repository.js';
 import type { Repository } from './repository.js';
-import { SqliteRepository } from './sqlite-repository.js';
 
 export interface OpenRepositoryOptions {
   clock?: Clock;
@@ -15,7 +13,7 @@ export interface OpenRepositoryOptions {
  * `postgres://` / `postgresql://` with an optional `?schema=NAME`.
  */
 export async function openRepository(url: string, opts: OpenRepositoryOptions = {}): Promise<Repository> {
-  const repo = createRepository(url, opts);
+  const repo = await createRepository(url, opts);
   try {
     await repo.migrate();
   } catch (err) {
@@ -25,13 +23,17 @@ export async function openRepository(url: string, opts: OpenRepositoryOptions = 
   return repo;
 }
 
-function createRepository(url: string, opts: OpenRepositoryOptions): Repository {
+// Drivers are loaded when used: an engine without a repository, or a node on SQLite, does
+// not pay for loading the other driver at every start.
+async function createRepository(url: string, opts: OpenRepositoryOptions): Promise<Repository> {
   if (url.startsWith('sqlite:')) {
     const path = url.slice('sqlite:'.length);
     if (path === '') throw new CohortError('REPO_URL_INVALID', 'Repository URL sqlite: needs a file path');
+    const { SqliteRepository } = await import('./sqlite-repository.js');
     return new SqliteRepository(path, opts);
   }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
+    const { PostgresRepository } = await import('./postgres-repository.js');
     return new PostgresRepository(url, opts);
   }
   // Only the scheme is echoed: the rest may hold a password.

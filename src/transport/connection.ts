@@ -112,6 +112,26 @@ export abstract class Connection {
     this.shutdown({ kind: 'local' });
   }
 
+  /**
+   * Like `close`, but what was already written leaves first: used when the node stops, so
+   * that its last messages (a graceful leave) reach the peer. The socket is half-closed and
+   * destroyed when the peer closes its side, or after `graceMs` at the latest.
+   */
+  closeGracefully(graceMs: number): void {
+    if (this.finished) return;
+    if (this.corked) this.flushCorked();
+    this.finished = true;
+    this.disarm();
+    const timer = this.ctx.clock.setTimeout(() => this.socket.destroy(), graceMs);
+    this.socket.once('close', () => this.ctx.clock.clearTimeout(timer));
+    this.socket.end();
+    try {
+      this.onShutdown({ kind: 'local' });
+    } catch (err) {
+      this.ctx.logger.error({ err }, 'transport: error while closing a connection');
+    }
+  }
+
   protected abstract onHandshakeFrame(frame: Buffer): void;
   /** Called once, when the connection ends for whatever reason. */
   protected abstract onShutdown(cause: CloseCause): void;
@@ -183,6 +203,7 @@ export abstract class Connection {
 
   /** Called from `uncork` on the next tick. */
   flushCorked(): void {
+    if (!this.corked) return;
     this.corked = false;
     this.socket.uncork();
   }

@@ -67,6 +67,8 @@ export interface TcpTransportOptions {
 }
 
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 2000;
+/** How long `close` waits for queued bytes to leave before it drops a connection. */
+export const CLOSE_GRACE_MS = 500;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 1000;
 export const DEFAULT_MAX_QUEUED_BYTES: Readonly<Record<Channel, number>> = { control: 4 * 1024 * 1024, bulk: 64 * 1024 * 1024 };
 
@@ -209,9 +211,10 @@ export class TcpTransport implements Transport {
     const waits: Promise<void>[] = [];
     const server = this.server;
     if (server) waits.push(new Promise((resolve) => server.close(() => resolve())));
+    // Gracefully: the last messages queued before close (a leave) still reach the peers.
     for (const connection of [...this.dialers.values(), ...this.listeners]) {
       waits.push(connection.closed);
-      connection.close();
+      connection.closeGracefully(CLOSE_GRACE_MS);
     }
     await Promise.all(waits);
   }

@@ -27,6 +27,7 @@ describe('cohort start refuses invalid configuration before binding or writing a
     { name: 'secret over 128 characters', change: (s) => configText({ ...s, cluster: { ...s.cluster!, secret_key: 'k'.repeat(129) } }), mentions: [/\[cluster\] secret_key/, /more than 128/] },
     { name: 'bad cluster id', change: (s) => configText({ ...s, cluster: { ...s.cluster!, id: 'no spaces allowed' } }), mentions: [/\[cluster\] id/, /"no spaces allowed"/] },
     { name: 'missing node id', change: (s) => { const { id: _id, ...node } = s.node!; return configText({ ...s, node }); }, mentions: [/\[node\] id/, /required/] },
+    { name: 'probe timeout not below the probe interval', change: (s) => configText({ ...s, cluster: { ...s.cluster!, probe_timeout: '300' } }), mentions: [/profile local/, /probe_timeout \(300 ms\) must be less than probe_interval \(200 ms\)/] },
     { name: 'malformed INI line', change: (s) => configText(s) + '[broken\n', mentions: [/:\d+: /, /not a \[section\]/] },
   ];
 
@@ -50,6 +51,8 @@ describe('cohort start refuses invalid configuration before binding or writing a
         const [host, port] = sections.http![key]!.split(':');
         assert.ok(await portIsFree(host!, Number(port)), `${key} port was never bound`);
       }
+      const [clusterHost, clusterPort] = sections.cluster!.bind!.split(':');
+      assert.ok(await portIsFree(clusterHost!, Number(clusterPort)), 'cluster port was never bound');
     });
   }
 });

@@ -4,7 +4,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClusterFile } from '../../src/cli/local-cluster/local-cluster.js';
 import { manageRequest, manageTargetOfFile } from '../../src/cli/manage-client.js';
-import { runCohort } from '../helpers/processes.js';
+import { clusterInfoOf, stateOf, waitUntil } from '../helpers/cluster.js';
+import { runCohort, runCohortToEnd } from '../helpers/processes.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 function alive(pid: number): boolean {
@@ -46,5 +47,61 @@ describe('cohort up', () => {
     const exit = await up.exited;
     assert.equal(exit.code, 0, up.stderr());
     for (const n of file.nodes) assert.equal(alive(n.pid), false, `${n.id} stopped`);
+  });
+
+  it('forms one cluster: 4 active nodes within 3 s of start, a killed engine inactive within 1.5 s, cluster stop ends every process with 0', async (t) => {
+    const dir = tmpDir(t);
+    const startedAt = performance.now();
+    const up = runCohort(t, ['up', '--engines', '3', '--dir', dir, '--json']);
+    await up.waitForOutput(/"clusterId"/, 30_000);
+    const file = JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8')) as ClusterFile;
+    t.after(() => {
+      for (const n of file.nodes) if (alive(n.pid)) process.kill(n.pid, 'SIGKILL');
+    });
+    const ids = file.nodes.map((n) => n.id).sort();
+    for (const n of file.nodes) {
+      await waitUntil(
+        () => clusterInfoOf(n.configFile),
+        (info) => info.nodes.filter((m) => m.state === 'active').map((m) => m.id).sort().join() === ids.join(),
+        Math.max(0, 3000 - (performance.now() - startedAt)),
+      );
+    }
+    const tookMs = performance.now() - startedAt;
+    assert.ok(tookMs < 3000, `every node listed 4 active nodes ${Math.round(tookMs)} ms after start`);
+
+    // The CLI shows the same as the API, in the JSON of SPEC section 8.
+    const cli = await runCohortToEnd(t, ['cluster', 'info', '-c', file.nodes[2]!.configFile, '--json']);
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.equal((JSON.parse(cli.stdout) as { nodes: unknown[] }).nodes.length, 4);
+
+    const victim = file.nodes.find((n) => n.id === 'engine-2')!;
+    process.kill(victim.pid, 'SIGKILL');
+    const detected = await waitUntil(() => clusterInfoOf(file.nodes[1]!.configFile), (info) => stateOf(info, 'engine-2') === 'inactive', 5000, 10);
+    assert.ok(detected.elapsedMs < 1500, `inactive after ${Math.round(detected.elapsedMs)} ms`);
+    await up.waitForOutput(/engine-2 \(pid \d+\) exited with SIGKILL/, 5000);
+
+    const stop = await runCohortToEnd(t, ['cluster', 'stop', '-c', file.nodes[0]!.configFile]);
+    assert.equal(stop.code, 0, stop.stderr);
+    const exit = await up.exited;
+    assert.match(up.stderr(), /every node has stopped \(engine-2 not cleanly\)/);
+    assert.equal(exit.code, 1, 'cohort up reports the node that died');
+    for (const n of file.nodes) assert.equal(alive(n.pid), false, `${n.id} stopped`);
+  });
+
+  it('after cluster stop with every node healthy, every process including cohort up exits 0', async (t) => {
+    const dir = tmpDir(t);
+    const up = runCohort(t, ['up', '--engines', '1', '--dir', dir, '--json']);
+    await up.waitForOutput(/"clusterId"/, 30_000);
+    const file = JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8')) as ClusterFile;
+    t.after(() => {
+      for (const n of file.nodes) if (alive(n.pid)) process.kill(n.pid, 'SIGKILL');
+    });
+    await waitUntil(() => clusterInfoOf(file.nodes[0]!.configFile), (info) => stateOf(info, 'engine-1') === 'active', 3000);
+    const stop = await runCohortToEnd(t, ['cluster', 'stop', '-c', file.nodes[1]!.configFile]);
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.equal((await up.exited).code, 0, up.stderr());
+    assert.match(up.stderr(), /every node has stopped\n/);
+    const logs = file.nodes.map((n) => readFileSync(n.logFile, 'utf8'));
+    for (const log of logs) assert.match(log, /cluster stop requested/);
   });
 });

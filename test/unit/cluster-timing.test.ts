@@ -6,8 +6,11 @@ import {
   pushPullInterval,
   remainingSuspicionTime,
   retransmitLimit,
+  resolveTiming,
   suspicionTimeout,
+  timingProblems,
 } from '../../src/cluster/timing.js';
+import { TIMING_OVERRIDES } from '../../src/config/schema.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { Suspicion } from '../../src/cluster/suspicion.js';
 import { Awareness } from '../../src/cluster/awareness.js';
@@ -175,5 +178,24 @@ describe('probe schedule (randomized round-robin computed alike on every node)',
   it('has nothing to probe alone', () => {
     assert.equal(probeTarget(['a'], 'a', 3), undefined);
     assert.equal(probeTarget(['a', 'b'], 'a', 3), 'b');
+  });
+});
+
+describe('timing overrides', () => {
+  it('every [cluster] timing key names a field of the membership timings', () => {
+    for (const t of TIMING_OVERRIDES) assert.equal(typeof PROFILES.lan[t.field], 'number', `${t.key} -> ${t.field}`);
+    assert.equal(TIMING_OVERRIDES.length, Object.keys(PROFILES.lan).length, 'every timing can be overridden');
+  });
+
+  it('applies overrides over the profile', () => {
+    const t = resolveTiming('lan', { probeIntervalMs: 2000, indirectChecks: 5 });
+    assert.deepEqual(t, { ...PROFILES.lan, probeIntervalMs: 2000, indirectChecks: 5 });
+    assert.deepEqual(resolveTiming('local', {}), PROFILES.local);
+  });
+
+  it('finds clashes that each value alone would not show', () => {
+    for (const p of ['lan', 'wan', 'local'] as const) assert.deepEqual(timingProblems(PROFILES[p]), [], `${p} is consistent`);
+    assert.match(timingProblems(resolveTiming('lan', { probeTimeoutMs: 1000 })).join(), /probe_timeout \(1000 ms\) must be less than probe_interval \(1000 ms\)/);
+    assert.match(timingProblems(resolveTiming('local', { gossipIntervalMs: 500 })).join(), /gossip_interval/);
   });
 });

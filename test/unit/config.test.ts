@@ -62,6 +62,8 @@ describe('node configuration: invalid files are refused with file, key and reaso
     { name: 'bad peer', text: withChanges({ cluster: { peers: '127.0.0.1:8020, nonsense' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[cluster] peers', 'nonsense'] },
     { name: 'replication factor not a number', text: withChanges({ state: { replication_factor: 'three' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[state] replication_factor', 'integer 1 to 7'] },
     { name: 'bad boolean', text: withChanges({ state: { read_local_only: 'maybe' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[state] read_local_only', 'true | false'] },
+    { name: 'timing override out of range', text: withChanges({ cluster: { probe_interval: '5' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[cluster] probe_interval', '"5"', 'integer 10 to 600000'] },
+    { name: 'timing override not a number', text: withChanges({ cluster: { gossip_nodes: 'three' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[cluster] gossip_nodes', 'not a whole number'] },
     { name: 'bad value from the environment', text: withChanges({}), env: { COHORT_NODE_MODE: 'proxy' }, code: 'CONFIG_INVALID_VALUE', mentions: ['COHORT_NODE_MODE', '"proxy"', 'inline | sideband'] },
   ];
   for (const c of cases) {
@@ -114,6 +116,14 @@ describe('node configuration: valid files', () => {
     writeFileSync(file, withChanges({ node: { role: 'console', data_dir: 'state' } }));
     const c = loadNodeConfig(file, {});
     assert.equal(c.repository.url, `sqlite:${join(dir, 'state', 'repository.db')}`);
+  });
+
+  it('takes membership timings from the file or environment, leaving the rest to the profile', (t) => {
+    const dir = tmpDir(t);
+    const file = join(dir, 'node.ini');
+    writeFileSync(file, withChanges({ cluster: { probe_interval: '1500', indirect_checks: '', reap_timeout: '60000' } }));
+    assert.deepEqual(loadNodeConfig(file, {}).cluster.timing, { probeIntervalMs: 1500, reapTimeoutMs: 60000 });
+    assert.deepEqual(loadNodeConfig(file, { COHORT_CLUSTER_GOSSIP_NODES: '5' }).cluster.timing, { probeIntervalMs: 1500, reapTimeoutMs: 60000, gossipNodes: 5 });
   });
 
   it('lets COHORT_<SECTION>_<KEY> override the file', (t) => {

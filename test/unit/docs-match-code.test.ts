@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { ERROR_CODES } from '../../src/core/errors.js';
 import { KEYS } from '../../src/config/schema.js';
 import { referenceRow } from '../../src/config/reference.js';
+import { renderTimingProfiles } from '../../src/cluster/timing-reference.js';
 import { PACKAGE_ROOT } from '../helpers/paths.js';
 
 const read = (name: string): string => readFileSync(join(PACKAGE_ROOT, 'docs', name), 'utf8');
@@ -33,4 +34,7 @@ describe('docs/configuration.md and the configuration schema agree', () => {
       assert.ok(doc.includes(referenceRow(def)), `row for [${def.section}] ${def.key} is missing or out of date; run npm run docs`);
     });
   }
+  it('lists every timing profile value', () => {
+    assert.ok(doc.includes(renderTimingProfiles()), 'the timing profiles table is missing or out of date; run npm run docs');
+  });
 });

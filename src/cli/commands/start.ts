@@ -1,8 +1,10 @@
 import type { Command } from 'commander';
+import { isCohortError } from '../../core/errors.js';
 import { createLogger } from '../../core/logger.js';
 import { loadNodeConfig, type NodeConfig } from '../../config/node-config.js';
+import { membershipTiming } from '../../node/cluster-member.js';
 import { CohortNode } from '../../node/cohort-node.js';
-import { EXIT } from '../exit-codes.js';
+import { EXIT, isRefusal } from '../exit-codes.js';
 import { fail } from '../fail.js';
 
 export function registerStart(program: Command): void {
@@ -14,6 +16,7 @@ export function registerStart(program: Command): void {
       let config: NodeConfig;
       try {
         config = loadNodeConfig(opts.config);
+        membershipTiming(config); // timings that clash are invalid configuration, caught before anything binds
       } catch (err) {
         fail(err);
       }
@@ -21,30 +24,43 @@ export function registerStart(program: Command): void {
     });
 }
 
+/** Exit status for an error that ended the node. */
+function exitStatusOf(err: unknown): number {
+  return isCohortError(err) && isRefusal(err.code) ? EXIT.REFUSED : EXIT.FAILURE;
+}
+
 async function runNode(config: NodeConfig): Promise<void> {
   const log = createLogger({ level: config.log.level, format: config.log.format, base: { node: config.node.id, role: config.node.role } });
-  const node = new CohortNode(config, log);
   let exiting = false;
-  const shutdown = (signal: string): void => {
+  const shutdown = (reason: string, status: number): void => {
     if (exiting) return;
     exiting = true;
-    log.info({ signal }, 'stopping');
+    log.info({ reason }, 'stopping');
     node.stop().then(
-      () => process.exit(EXIT.OK),
+      () => process.exit(status),
       (err: unknown) => {
         log.error({ err }, 'stop failed');
         process.exit(EXIT.FAILURE);
       },
     );
   };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+  const node = new CohortNode(config, log, {
+    onStopRequested: (by) => shutdown(`cluster stop requested by ${by}`, EXIT.OK),
+    onFatal: (err) => {
+      log.error({ code: err.code }, err.message);
+      process.stderr.write(`cohort: ${err.message} [${err.code}]\n`);
+      shutdown('refused by the cluster', exitStatusOf(err));
+    },
+  });
+  process.on('SIGTERM', () => shutdown('SIGTERM', EXIT.OK));
+  process.on('SIGINT', () => shutdown('SIGINT', EXIT.OK));
   try {
     await node.start();
   } catch (err) {
-    log.error({ err }, (err as Error).message);
+    const code = isCohortError(err) ? err.code : undefined;
+    log.error({ err, code }, (err as Error).message);
     await node.stop().catch(() => undefined);
-    process.stderr.write(`cohort: ${(err as Error).message}\n`);
-    process.exit(EXIT.FAILURE);
+    process.stderr.write(`cohort: ${(err as Error).message}${code ? ` [${code}]` : ''}\n`);
+    process.exit(exitStatusOf(err));
   }
 }

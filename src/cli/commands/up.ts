@@ -24,8 +24,17 @@ export function registerUp(program: Command): void {
       };
       process.on('SIGINT', () => stop('SIGINT'));
       process.on('SIGTERM', () => stop('SIGTERM'));
+      let started = false;
       cluster.onNodeExit = (node) => {
-        if (!stopping) process.stderr.write(`cohort up: node ${node.id} (pid ${node.child.pid}) exited with ${node.exit?.code ?? node.exit?.signal}; see ${node.logFile}\n`);
+        if (stopping) return;
+        const status = node.exit?.code ?? node.exit?.signal;
+        if (status !== 0) process.stderr.write(`cohort up: node ${node.id} (pid ${node.child.pid}) exited with ${status}; see ${node.logFile}\n`);
+        // After `cohort cluster stop` every node exits by itself; so does cohort up then.
+        if (started && cluster.allExited) {
+          const failed = cluster.nodes.filter((n) => n.exit?.code !== 0);
+          process.stderr.write(`cohort up: every node has stopped${failed.length > 0 ? ` (${failed.map((n) => n.id).join(', ')} not cleanly)` : ''}\n`);
+          process.exit(failed.length > 0 ? EXIT.FAILURE : EXIT.OK);
+        }
       };
       let file: ClusterFile;
       try {
@@ -34,6 +43,7 @@ export function registerUp(program: Command): void {
         await cluster.stop(2000);
         fail(err);
       }
+      started = true;
       process.stdout.write(opts.json ? `${JSON.stringify(file)}\n` : summary(file, cluster.dir));
     });
 }

@@ -46,6 +46,11 @@ export class LocalCluster {
   private secrets!: LocalClusterSecrets;
   onNodeExit: (node: RunningNode) => void = () => undefined;
 
+  /** True once every node process has exited (for instance after `cohort cluster stop`). */
+  get allExited(): boolean {
+    return this.nodes.length > 0 && this.nodes.every((n) => n.exit !== undefined);
+  }
+
   constructor(private readonly options: LocalClusterOptions) {
     this.dir = resolve(options.dir);
   }
@@ -57,6 +62,7 @@ export class LocalCluster {
     for (const plan of plans) {
       if (!existsSync(plan.configFile)) writeFileSync(plan.configFile, localNodeConfigText(plan, plans[0], this.secrets), { mode: 0o600 });
     }
+    // All at once: an engine that is up before the console retries its join shortly after.
     for (const plan of plans) this.nodes.push(this.spawnNode(plan));
     await Promise.all(this.nodes.map((n) => this.waitUntilAnswering(n)));
     const file = this.clusterFile();

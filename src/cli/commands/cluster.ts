@@ -1,0 +1,83 @@
+import type { Command } from 'commander';
+import type { ClusterInfo } from '../../cluster/cluster-info.js';
+import { CohortError } from '../../core/errors.js';
+import { parseAddress } from '../../config/values.js';
+import { formatAddress } from '../../config/values.js';
+import { fail } from '../fail.js';
+import { manageRequest, manageTargetOfFile } from '../manage-client.js';
+
+/** `cohort cluster info | delete-node | stop`: operations on the cluster through one node. */
+export function registerCluster(program: Command): void {
+  const cluster = program.command('cluster').description('inspect and operate the cluster through one of its nodes');
+
+  cluster
+    .command('info')
+    .description('the cluster as the node of FILE sees it')
+    .requiredOption('-c, --config <file>', 'node configuration file')
+    .option('--json', 'print JSON (SPEC section 8) instead of a table')
+    .action(async (opts: { config: string; json?: boolean }) => {
+      try {
+        const info = await manageRequest<ClusterInfo>(manageTargetOfFile(opts.config), 'GET', '/manage/v1/cluster');
+        process.stdout.write(opts.json ? `${JSON.stringify(info, null, 2)}\n` : renderClusterInfo(info));
+      } catch (err) {
+        fail(err);
+      }
+    });
+
+  cluster
+    .command('delete-node')
+    .description('remove an inactive or left node from the member list; an active node is refused')
+    .argument('<host:port>', 'cluster address of the node to remove')
+    .requiredOption('-c, --config <file>', 'configuration file of any running node')
+    .action(async (address: string, opts: { config: string }) => {
+      try {
+        let normalized: string;
+        try {
+          normalized = formatAddress(parseAddress(address));
+        } catch {
+          throw new CohortError('CLI_USAGE', `"${address}" is not a host:port cluster address`);
+        }
+        const target = manageTargetOfFile(opts.config);
+        const answer = await manageRequest<{ deleted: { id: string; address: string } }>(target, 'DELETE', `/manage/v1/cluster/nodes/${encodeURIComponent(normalized)}`);
+        process.stdout.write(`deleted ${answer.deleted.id} (${answer.deleted.address}) from the cluster\n`);
+      } catch (err) {
+        fail(err);
+      }
+    });
+
+  cluster
+    .command('stop')
+    .description('stop every node of the cluster gracefully')
+    .requiredOption('-c, --config <file>', 'configuration file of any running node')
+    .action(async (opts: { config: string }) => {
+      try {
+        await manageRequest(manageTargetOfFile(opts.config), 'POST', '/manage/v1/cluster/stop');
+        process.stdout.write('every node of the cluster was asked to stop\n');
+      } catch (err) {
+        fail(err);
+      }
+    });
+}
+
+/** A table for people; `--json` is for scripts. */
+export function renderClusterInfo(info: ClusterInfo): string {
+  const rows = info.nodes.map((n) => [
+    `${n.id ?? '?'}${n.self ? ' *' : ''}`,
+    n.role ?? '',
+    n.state,
+    n.address,
+    n.version ?? '',
+    n.group ?? '',
+    n.clockOffsetMs === null ? '' : `${n.clockOffsetMs} ms`,
+  ]);
+  const header = ['NODE', 'ROLE', 'STATE', 'CLUSTER ADDRESS', 'VERSION', 'GROUP', 'CLOCK'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const out = [
+    `cluster ${info.clusterId} as seen by ${info.node} (*)`,
+    `versions ${info.versions.join(', ')}${info.mixedVersions ? '  (mixed: finish the rolling upgrade)' : ''}`,
+  ];
+  if (info.clockSkewWarning) out.push(`WARNING: wall clocks differ by ${info.clockSkewMs} ms (over 1 s); run NTP on every node`);
+  out.push('', line(header), ...rows.map(line), '');
+  return out.join('\n');
+}

@@ -1,0 +1,272 @@
+/**
+ * A node's place in the cluster: the encrypted transport, the membership protocol on top of
+ * it, joining through the configured peers, and what the management API shows and does.
+ *
+ * Joining (SPEC section 2):
+ * - No peers (other than this node itself): this is the first node; it waits for others.
+ * - A peer refuses (cluster id, secret, mode, version, duplicate id): fatal. `start` throws,
+ *   or, for a refusal met while retrying in the background, `onFatal` is called; the node
+ *   exits non-zero. Another peer would say the same.
+ * - No peer answers: the node keeps running on its own and keeps trying every
+ *   `reconnect_interval` (at least JOIN_RETRY_MIN_MS), so that nodes may start in any order.
+ *   Members remembered from the last run (data_dir/members.json) are tried too, so a node
+ *   whose configured peer is down can still find the rest of its cluster.
+ * - A configured peer whose host name does not resolve is listed as `not-resolved`.
+ */
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import type { Clock, TimerHandle } from '../core/clock.js';
+import { CohortError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { seededRandom } from '../core/random.js';
+import { COHORT_VERSION } from '../core/version.js';
+import type { NodeConfig } from '../config/node-config.js';
+import { formatAddress, type Address } from '../config/values.js';
+import { clusterInfo, type ClusterInfo } from '../cluster/cluster-info.js';
+import type { Member } from '../cluster/member-list.js';
+import { Membership } from '../cluster/membership.js';
+import { resolveTiming, timingProblems, type MembershipTiming } from '../cluster/timing.js';
+import { TransportMux } from '../transport/mux.js';
+import { TcpTransport } from '../transport/tcp-transport.js';
+import { randomInt } from 'node:crypto';
+import { writeFileAtomic } from './data-dir.js';
+
+export const MEMBERS_FILE = 'members.json';
+const JOIN_RETRY_MIN_MS = 100;
+const WARN_ALONE_AFTER_ATTEMPTS = 3;
+/** How often the member list is saved while it changes (ms). */
+const SAVE_MEMBERS_EVERY_MS = 2000;
+
+export interface ClusterMemberOptions {
+  config: NodeConfig;
+  log: Logger;
+  clock: Clock;
+  /** Someone ran `cohort cluster stop`: the node should stop gracefully. */
+  onStopCluster(by: string): void;
+  /** A peer refused this node while it was retrying to join in the background. */
+  onFatal(err: CohortError): void;
+}
+
+/** The membership timings of a configuration; throws CONFIG_INVALID_VALUE when they clash. */
+export function membershipTiming(config: NodeConfig): MembershipTiming {
+  const timing = resolveTiming(config.cluster.profile, config.cluster.timing);
+  const problems = timingProblems(timing);
+  if (problems.length > 0) {
+    throw new CohortError('CONFIG_INVALID_VALUE', `${config.file}: [cluster] timings with profile ${config.cluster.profile}: ${problems.join('; ')}`, {
+      file: config.file,
+      section: 'cluster',
+    });
+  }
+  return timing;
+}
+
+export class ClusterMember {
+  readonly transport: TcpTransport;
+  readonly mux: TransportMux;
+  readonly membership: Membership;
+  private readonly options: ClusterMemberOptions;
+  private readonly timing: MembershipTiming;
+  private readonly notResolved = new Set<string>();
+  private retryTimer: TimerHandle | undefined;
+  private saveTimer: TimerHandle | undefined;
+  private warnedAlone = false;
+  private joinAttempts = 0;
+  private stopped = false;
+
+  constructor(options: ClusterMemberOptions) {
+    this.options = options;
+    const { config, log, clock } = options;
+    this.timing = membershipTiming(config);
+    const address = formatAddress(config.cluster.bind);
+    this.transport = new TcpTransport({
+      clusterId: config.cluster.id,
+      nodeId: config.node.id,
+      bind: config.cluster.bind,
+      secret: config.cluster.secretKey,
+      previousSecrets: config.cluster.previousSecretKeys,
+      clock,
+      logger: log,
+    });
+    this.mux = new TransportMux(this.transport);
+    this.membership = new Membership({
+      id: config.node.id,
+      address,
+      meta: { role: config.node.role, version: COHORT_VERSION, mode: config.node.mode, group: config.state.groupId },
+      timing: this.timing,
+      clock,
+      // Only probe order and jitter depend on it; nothing secret.
+      random: seededRandom(randomInt(2 ** 32)),
+      mux: this.mux,
+      logger: log,
+      listener: {
+        onStopCluster: (by) => options.onStopCluster(by),
+        onMemberChange: () => this.scheduleSave(),
+      },
+    });
+  }
+
+  /** Binds the cluster port and joins; throws on a bind failure or a refusal. */
+  async start(): Promise<void> {
+    await this.transport.start(this.mux.handlers());
+    this.membership.start();
+    const candidates = this.joinCandidates();
+    if (candidates.configured.length === 0 && candidates.remembered.length === 0) {
+      this.options.log.info({ cluster: this.membership.address }, 'first node of the cluster: no peers configured; waiting for others to join');
+      return;
+    }
+    await this.tryJoin();
+  }
+
+  /** The cluster as this node sees it (SPEC section 8). */
+  info(): ClusterInfo {
+    return clusterInfo(this.options.config.cluster.id, this.membership.id, this.membership.list(), [...this.notResolved]);
+  }
+
+  /** `cohort cluster delete-node`: refuses an active member (CLUSTER_NODE_ACTIVE). */
+  deleteNode(address: string): Member {
+    const m = this.membership.forget(address);
+    this.scheduleSave();
+    return m;
+  }
+
+  /** `cohort cluster stop`: every member, this one included, is asked to stop. */
+  stopCluster(): void {
+    this.membership.stopCluster();
+  }
+
+  /**
+   * Leaves gracefully (peers list this node as `left`), saves the member list, and closes
+   * the transport once the leave has been written.
+   */
+  async leave(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.options.clock.clearTimeout(this.retryTimer);
+    this.options.clock.clearTimeout(this.saveTimer);
+    this.membership.leave();
+    this.saveMembers();
+    await this.transport.close();
+  }
+
+  private joinCandidates(): { configured: Address[]; remembered: string[] } {
+    const self = this.membership.address;
+    const configured = this.options.config.cluster.peers.filter((p) => formatAddress(p) !== self);
+    const configuredText = new Set(configured.map(formatAddress));
+    const remembered = readRememberedMembers(this.options.config.node.dataDir, this.options.log).filter((a) => a !== self && !configuredText.has(a));
+    return { configured, remembered };
+  }
+
+  private async tryJoin(): Promise<void> {
+    const { configured, remembered } = this.joinCandidates();
+    const reachable: string[] = [];
+    for (const peer of configured) {
+      const text = formatAddress(peer);
+      if (await resolves(peer.host)) {
+        this.notResolved.delete(text);
+        reachable.push(text);
+      } else {
+        if (!this.notResolved.has(text)) this.options.log.warn({ peer: text }, `configured peer ${text}: host name ${peer.host} does not resolve`);
+        this.notResolved.add(text);
+      }
+    }
+    if (this.stopped) return;
+    // Configured peers speak for the cluster: their refusal is final. Remembered addresses
+    // may since have been taken by something else, so a refusal there only skips them.
+    let via = reachable.length > 0 ? await this.joinThrough(reachable) : undefined;
+    for (const address of remembered) {
+      if (via !== undefined || this.stopped) break;
+      via = await this.joinThrough([address]).catch((err: unknown) => {
+        this.options.log.warn({ peer: address, err }, `remembered member ${address} refused this node; skipping it`);
+        return undefined;
+      });
+    }
+    if (via !== undefined) {
+      this.warnedAlone = false;
+      return;
+    }
+    this.joinAttempts++;
+    // Nodes started together miss each other for a moment; only a lasting absence is news.
+    if (!this.warnedAlone && this.joinAttempts >= WARN_ALONE_AFTER_ATTEMPTS) {
+      this.warnedAlone = true;
+      this.options.log.warn({ peers: [...reachable, ...remembered], retryMs: this.retryDelay() }, 'no peer could be reached to join through; running alone and retrying');
+    }
+    this.scheduleRetry();
+  }
+
+  /** The address of the member that accepted, or undefined when none answered; throws a refusal. */
+  private async joinThrough(peers: string[]): Promise<string | undefined> {
+    try {
+      return await this.membership.join(peers);
+    } catch (err) {
+      if (err instanceof CohortError && err.code === 'CLUSTER_JOIN_NO_PEER') return undefined;
+      throw err;
+    }
+  }
+
+  /** Doubles from JOIN_RETRY_MIN_MS up to reconnect_interval: quick when nodes start together. */
+  private retryDelay(): number {
+    return Math.min(JOIN_RETRY_MIN_MS * 2 ** this.joinAttempts, Math.max(JOIN_RETRY_MIN_MS, this.timing.reconnectIntervalMs));
+  }
+
+  /** Retries the join until this node shares a cluster with someone, or is refused (fatal). */
+  private scheduleRetry(): void {
+    this.retryTimer = this.options.clock.setTimeout(() => {
+      if (this.stopped) return;
+      // Someone joined through us, or our membership reached them: we are no longer alone.
+      if (this.membership.list().some((m) => m.id !== this.membership.id && (m.status === 'alive' || m.status === 'suspect'))) return;
+      this.tryJoin().catch((err: unknown) => {
+        if (err instanceof CohortError) this.options.onFatal(err);
+        else this.options.log.error({ err }, 'join retry failed');
+      });
+    }, this.retryDelay());
+  }
+
+  private scheduleSave(): void {
+    if (this.stopped || this.saveTimer !== undefined) return;
+    this.saveTimer = this.options.clock.setTimeout(() => {
+      this.saveTimer = undefined;
+      this.saveMembers();
+    }, SAVE_MEMBERS_EVERY_MS);
+  }
+
+  /** Remembers the other members' addresses for the next start (best effort). */
+  private saveMembers(): void {
+    const addresses = this.membership.list().filter((m) => m.id !== this.membership.id).map((m) => m.address);
+    try {
+      writeFileAtomic(join(this.options.config.node.dataDir, MEMBERS_FILE), `${JSON.stringify({ addresses }, null, 2)}\n`);
+    } catch (err) {
+      this.options.log.warn({ err }, 'could not save the member list');
+    }
+  }
+}
+
+async function resolves(host: string): Promise<boolean> {
+  if (isIP(host) !== 0) return true;
+  try {
+    await lookup(host);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Addresses saved by the last run; a missing or damaged file means none (with a warning). */
+function readRememberedMembers(dataDir: string, log: Logger): string[] {
+  const path = join(dataDir, MEMBERS_FILE);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return [];
+  }
+  try {
+    const parsed = JSON.parse(text) as { addresses?: unknown };
+    if (Array.isArray(parsed.addresses)) return parsed.addresses.filter((a): a is string => typeof a === 'string');
+  } catch {
+    // fall through
+  }
+  log.warn({ file: path }, 'ignoring a damaged member list file');
+  return [];
+}
