@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyError } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyError } from 'fastify';
 import type { Logger } from '../core/logger.js';
 import { CohortError, type ErrorCode } from '../core/errors.js';
 import { formatAddress, type Address } from '../config/values.js';
@@ -28,7 +28,7 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
 export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   const app = Fastify({
     bodyLimit: options.bodyLimit,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     // Fastify logs through our logger so lines carry the node's bindings.
     loggerInstance: options.logger.child({ api: options.name }) as FastifyBaseLogger,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
