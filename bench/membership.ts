@@ -10,12 +10,18 @@
  *   `node --import`, so the node's own code is unchanged) for --fp-seconds; any node declared
  *   inactive or left meanwhile is a false positive, and suspicions are counted too.
  *
+ * The same is measured, in the same run, for the peer: happn-swim, a SWIM gossip library for
+ * Node.js (bench/peer-swim-node.ts), with the profile's probe interval, probe timeout and
+ * indirect checks. Its suspicion timer restarts on every failed probe of the suspect, so its
+ * suspicion timeout is set to one probe interval (longer and it may never fire); a paused peer
+ * node is restarted after each trial instead of waiting for it to rejoin.
+ *
  * Times come from the nodes' own log lines ("member X is dead", with pino's millisecond
  * timestamp) minus the moment the signal was sent, so the bench does not poll and perturb the
  * nodes it measures. Every process is killed by pid when the bench ends, even on failure.
  *
  * Usage: node dist/bench/membership.js [--profiles lan,local] [--nodes 5] [--trials 20]
- *                                      [--fp-seconds 60] [--json]
+ *                                      [--fp-seconds 60] [--no-peer] [--json]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,10 +31,12 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { freePort } from '../src/cli/free-port.js';
 import { percentile } from '../src/core/stats.js';
+import { PROFILES, type MembershipTiming } from '../src/cluster/timing.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const CLI = join(ROOT, 'dist/src/cli/main.js');
 const BLOCK_LOOP = join(ROOT, 'dist/bench/block-event-loop.js');
+const PEER = join(ROOT, 'dist/bench/peer-swim-node.js');
 const SECRET = 'bench-secret-long-enough-to-be-a-real-one';
 
 interface LogLine {
@@ -38,16 +46,31 @@ interface LogLine {
   to?: string;
 }
 
-interface BenchNode {
+/** How to run one node of the system under test: `node ARGS`. */
+interface NodeSpec {
   id: string;
-  file: string;
-  address: string;
+  args: string[];
+}
+
+/** Cohort, or the peer it is compared with. */
+interface System {
+  name: string;
+  /** Writes whatever the nodes need and says how to start each; the first is the seed. */
+  prepare(dir: string, count: number, profile: string): Promise<NodeSpec[]>;
+  /** True when a paused node rejoins by itself after SIGCONT (refutation). */
+  refutes: boolean;
+}
+
+interface BenchNode {
+  spec: NodeSpec;
+  id: string;
   child: ChildProcess;
   lines: LogLine[];
   waiters: Set<() => void>;
 }
 
 interface Figures {
+  system: string;
   profile: string;
   nodes: number;
   crash: number[];
@@ -65,6 +88,7 @@ const { values: args } = parseArgs({
     trials: { type: 'string', default: '20' },
     'fp-seconds': { type: 'string', default: '60' },
     json: { type: 'boolean', default: false },
+    'no-peer': { type: 'boolean', default: false },
   },
 });
 
@@ -88,7 +112,10 @@ async function main(): Promise<void> {
   const trials = Number(args.trials);
   const fpSeconds = Number(args['fp-seconds']);
   const results: Figures[] = [];
-  for (const profile of profiles) results.push(await benchProfile(profile, nodes, trials, fpSeconds));
+  const systems = args['no-peer'] ? [COHORT] : [COHORT, PEER_SWIM];
+  for (const profile of profiles) {
+    for (const system of systems) results.push(await benchProfile(system, profile, nodes, trials, fpSeconds));
+  }
   if (args.json) {
     process.stdout.write(`${JSON.stringify(results.map(summary))}\n`);
     return;
@@ -96,18 +123,18 @@ async function main(): Promise<void> {
   process.stdout.write(table(results));
 }
 
-async function benchProfile(profile: string, count: number, trials: number, fpSeconds: number): Promise<Figures> {
+async function benchProfile(system: System, profile: string, count: number, trials: number, fpSeconds: number): Promise<Figures> {
   const dir = mkdtempSync(join(tmpdir(), `cohort-bench-${profile}-`));
-  const figures: Figures = { profile, nodes: count, crash: [], pause: [], refute: [], fpSeconds, falsePositives: 0, suspicions: 0 };
+  const figures: Figures = { system: system.name, profile, nodes: count, crash: [], pause: [], refute: [], fpSeconds, falsePositives: 0, suspicions: 0 };
+  const label = `${system.name} ${profile}`;
   const nodes: BenchNode[] = [];
   try {
-    const configs = [];
-    for (let i = 0; i < count; i++) configs.push(await writeNodeConfig(dir, i === 0 ? 'seed' : `node-${i}`, profile));
-    for (const c of configs) c.peers = configs[0]!.address;
-    for (const c of configs) writeFileSync(c.file, c.text());
-    for (const c of configs) nodes.push(spawnNode(c.id, c.file, c.address));
+    const specs = await system.prepare(dir, count, profile);
+    nodes.push(spawnNode(specs[0]!));
     await allActive(nodes, 20_000);
-    log(`${profile}: ${count} nodes active`);
+    for (const spec of specs.slice(1)) nodes.push(spawnNode(spec));
+    await allActive(nodes, 20_000);
+    log(`${label}: ${count} nodes active`);
 
     // Crashes: the victim is restarted (same files and ports) before the next trial.
     for (let t = 0; t < trials; t++) {
@@ -117,17 +144,18 @@ async function benchProfile(profile: string, count: number, trials: number, fpSe
       const mark = observers.map((o) => o.lines.length);
       const sentAt = Date.now();
       victim.child.kill('SIGKILL');
-      const times = await Promise.all(observers.map((o, k) => waitForLine(o, mark[k]!, (l) => l.member === victim.id && l.to === 'dead', 30_000)));
+      const times = await Promise.all(observers.map((o, k) => waitForLine(o, mark[k]!, (l) => l.member === victim.id && l.to === 'dead', 60_000)));
       figures.crash.push(Math.max(...times.map((l) => l.time)) - sentAt);
       await exited(victim.child);
-      nodes[i] = spawnNode(victim.id, victim.file, victim.address);
+      nodes[i] = spawnNode(victim.spec);
       await allActive(nodes, 20_000);
     }
-    log(`${profile}: crash trials done`);
+    log(`${label}: crash trials done`);
 
     // Pauses: SIGSTOP until every other node declares the victim dead, then SIGCONT.
     for (let t = 0; t < trials; t++) {
-      const victim = nodes[1 + (t % (count - 1))]!;
+      const i = 1 + (t % (count - 1));
+      const victim = nodes[i]!;
       const observers = nodes.filter((n) => n !== victim);
       const mark = observers.map((o) => o.lines.length);
       const sentAt = Date.now();
@@ -140,17 +168,22 @@ async function benchProfile(profile: string, count: number, trials: number, fpSe
       }
       const resumedAt = Date.now();
       figures.pause.push(Math.max(...times.map((l) => l.time)) - sentAt);
+      if (!system.refutes) {
+        victim.child.kill('SIGKILL');
+        await exited(victim.child);
+        nodes[i] = spawnNode(victim.spec);
+      }
       // Back when every node's latest verdict on the victim is alive again (20 ms resolution).
       await allActive(nodes, 20_000);
-      figures.refute.push(Date.now() - resumedAt);
+      if (system.refutes) figures.refute.push(Date.now() - resumedAt);
     }
-    log(`${profile}: pause trials done`);
+    log(`${label}: pause trials done`);
 
     // False positives: one node (restarted with the busy-loop module) blocks 400 ms every 2 s.
     const blocked = nodes[count - 1]!;
     blocked.child.kill('SIGKILL');
     await exited(blocked.child);
-    nodes[count - 1] = spawnNode(blocked.id, blocked.file, blocked.address, ['--import', BLOCK_LOOP]);
+    nodes[count - 1] = spawnNode(blocked.spec, ['--import', BLOCK_LOOP]);
     await allActive(nodes, 20_000);
     const marks = nodes.map((n) => n.lines.length);
     await sleep(fpSeconds * 1000);
@@ -160,7 +193,7 @@ async function benchProfile(profile: string, count: number, trials: number, fpSe
         if (l.to === 'suspect') figures.suspicions++;
       }
     });
-    log(`${profile}: false-positive run done`);
+    log(`${label}: false-positive run done`);
   } finally {
     for (const n of nodes) {
       running.delete(n.child);
@@ -172,31 +205,42 @@ async function benchProfile(profile: string, count: number, trials: number, fpSe
   return figures;
 }
 
-async function writeNodeConfig(dir: string, id: string, profile: string) {
-  const address = `127.0.0.1:${await freePort()}`;
-  const manage = `127.0.0.1:${await freePort()}`;
-  const runtime = `127.0.0.1:${await freePort()}`;
-  const file = join(dir, `${id}.ini`);
-  const entry = {
-    id,
-    file,
-    address,
-    peers: '',
-    text: () =>
-      [
+const COHORT: System = {
+  name: 'cohort',
+  refutes: true,
+  async prepare(dir, count, profile) {
+    const ports: Array<{ cluster: number; manage: number; runtime: number }> = [];
+    for (let i = 0; i < count; i++) ports.push({ cluster: await freePort(), manage: await freePort(), runtime: await freePort() });
+    const seed = `127.0.0.1:${ports[0]!.cluster}`;
+    return ports.map((p, i) => {
+      const id = i === 0 ? 'seed' : `node-${i}`;
+      const file = join(dir, `${id}.ini`);
+      writeFileSync(file, [
         '[node]', `id = ${id}`, 'role = engine', `data_dir = ./${id}`,
-        '[cluster]', 'id = bench', `bind = ${address}`, `peers = ${entry.peers === address ? '' : entry.peers}`, `secret_key = ${SECRET}`, `profile = ${profile}`,
-        '[http]', `manage = ${manage}`, `runtime = ${runtime}`,
+        '[cluster]', 'id = bench', `bind = 127.0.0.1:${p.cluster}`, `peers = ${i === 0 ? '' : seed}`, `secret_key = ${SECRET}`, `profile = ${profile}`,
+        '[http]', `manage = 127.0.0.1:${p.manage}`, `runtime = 127.0.0.1:${p.runtime}`,
         '[log]', 'format = json',
-      ].join('\n') + '\n',
-  };
-  return entry;
-}
+      ].join('\n') + '\n');
+      return { id, args: [CLI, 'start', '-c', file] };
+    });
+  },
+};
 
-function spawnNode(id: string, file: string, address: string, nodeArgs: string[] = []): BenchNode {
-  const child = spawn(process.execPath, [...nodeArgs, CLI, 'start', '-c', file], { stdio: ['ignore', 'pipe', 'inherit'] });
+const PEER_SWIM: System = {
+  name: 'happn-swim',
+  refutes: false,
+  async prepare(_dir, count, profile) {
+    const t: MembershipTiming = PROFILES[profile as keyof typeof PROFILES];
+    const hosts: string[] = [];
+    for (let i = 0; i < count; i++) hosts.push(`127.0.0.1:${await freePort()}`);
+    return hosts.map((h, i) => ({ id: h, args: [PEER, h, i === 0 ? '-' : hosts[0]!, String(t.probeIntervalMs), String(t.probeTimeoutMs), String(t.probeIntervalMs)] }));
+  },
+};
+
+function spawnNode(spec: NodeSpec, nodeArgs: string[] = []): BenchNode {
+  const child = spawn(process.execPath, [...nodeArgs, ...spec.args], { stdio: ['ignore', 'pipe', 'inherit'] });
   running.add(child);
-  const node: BenchNode = { id, file, address, child, lines: [], waiters: new Set() };
+  const node: BenchNode = { spec, id: spec.id, child, lines: [], waiters: new Set() };
   let buffered = '';
   child.stdout!.on('data', (chunk: Buffer) => {
     buffered += chunk.toString();
@@ -276,6 +320,7 @@ function log(text: string): void {
 function summary(f: Figures) {
   const q = (xs: number[], p: number) => (xs.length === 0 ? null : percentile(xs, p));
   return {
+    system: f.system,
     profile: f.profile,
     nodes: f.nodes,
     trials: f.crash.length,
@@ -293,11 +338,11 @@ function summary(f: Figures) {
 function table(results: Figures[]): string {
   const s = (ms: number | null) => (ms === null ? '—' : `${(ms / 1000).toFixed(2)} s`);
   const rows = results.map(summary).map((r) =>
-    `| ${r.profile} | ${r.nodes} | ${r.trials} | ${s(r.crashP50Ms)} | ${s(r.crashP99Ms)} | ${s(r.pauseP50Ms)} | ${s(r.pauseP99Ms)} | ${s(r.refuteP50Ms)} | ${r.falsePositives} in ${r.fpSeconds} s (${r.suspicions} suspicions) |`,
+    `| ${r.system} | ${r.profile} | ${r.nodes} | ${r.trials} | ${s(r.crashP50Ms)} | ${s(r.crashP99Ms)} | ${s(r.pauseP50Ms)} | ${s(r.pauseP99Ms)} | ${s(r.refuteP50Ms)} | ${r.falsePositives} in ${r.fpSeconds} s (${r.suspicions} suspicions) |`,
   );
   return [
-    '| profile | nodes | trials | crash p50 | crash p99 | pause p50 | pause p99 | active again after SIGCONT p50 | false positives (400 ms block every 2 s) |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
+    '| system | profile | nodes | trials | crash p50 | crash p99 | pause p50 | pause p99 | active again after SIGCONT p50 | false positives (400 ms block every 2 s) |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
     ...rows,
     '',
   ].join('\n');

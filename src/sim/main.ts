@@ -1,14 +1,17 @@
 #!/usr/bin/env node
 /**
- * `npm run sim -- [--scenario NAME] [--nodes N] [--seed S] [--profile lan|wan|local] [--trials T]`
+ * `npm run sim -- [--scenario NAME] [--nodes N] [--seed S] [--profile lan|wan|local] [--trials T] [--svg FILE]`
  *
  * Scenarios: scale (default: a sweep of cluster sizes up to --nodes), crash, pause, cut,
  * blocked, steady, mixed. Prints detection-time percentiles, false positives and messages per
- * node per second. Every run is reproducible from its seed.
+ * node per second. Every run is reproducible from its seed. With --svg, the scale sweep also
+ * writes its figures as a chart (docs/sim-scale.svg is made this way).
  */
+import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { percentile } from '../core/stats.js';
 import { PROFILES as PROFILE_NAMES, type Profile } from '../config/schema.js';
+import { renderCharts } from './plot.js';
 import { blockedNode, detection, mixedFaults, steady } from './scenarios.js';
 
 const { values } = parseArgs({
@@ -18,6 +21,7 @@ const { values } = parseArgs({
     seed: { type: 'string', default: '1' },
     profile: { type: 'string', default: 'lan' },
     trials: { type: 'string', default: '20' },
+    svg: { type: 'string' },
   },
 });
 const nodes = Number(values.nodes);
@@ -42,6 +46,52 @@ function detectionRow(n: number, kind: 'crash' | 'pause' | 'cut', count: number)
   };
 }
 
+interface ScaleRow {
+  n: number;
+  rate: number;
+  crashP99: number;
+  silentP50: number;
+  silentP99: number;
+}
+
+/**
+ * Two panels: messages per node per second (should be flat), and detection times beside a
+ * curve proportional to log10 N through the smallest cluster's silent p50 (detection should
+ * grow no faster than it).
+ */
+function scaleChart(rows: ScaleRow[]): string {
+  const xs = rows.map((r) => r.n);
+  const s = (ms: number): number => ms / 1000;
+  const first = rows[0]!;
+  const logRef = rows.map((r) => s(first.silentP50) * (Math.log10(r.n) / Math.log10(first.n)));
+  const yMax = Math.ceil(Math.max(...rows.map((r) => s(r.silentP99)), ...logRef) / 2) * 2;
+  return renderCharts([
+    {
+      title: `Messages per node per second (${profile}, seed ${seed})`,
+      xLabel: 'nodes (log scale)',
+      yLabel: 'messages / node / s',
+      xs,
+      series: [{ name: 'messages sent per node per second', ys: rows.map((r) => r.rate), color: '#1f77b4' }],
+      yMax: Math.max(4, Math.ceil(Math.max(...rows.map((r) => r.rate)))),
+      yStep: 1,
+    },
+    {
+      title: `Detection time (${profile}, seed ${seed})`,
+      xLabel: 'nodes (log scale)',
+      yLabel: 'seconds until every node agrees',
+      xs,
+      series: [
+        { name: 'silent node p50', ys: rows.map((r) => s(r.silentP50)), color: '#2ca02c' },
+        { name: 'silent node p99', ys: rows.map((r) => s(r.silentP99)), color: '#d62728' },
+        { name: 'crashed process p99', ys: rows.map((r) => s(r.crashP99)), color: '#9467bd' },
+        { name: 'proportional to log10 N', ys: logRef, color: '#7f7f7f', dashed: true },
+      ],
+      yMax,
+      yStep: 2,
+    },
+  ]);
+}
+
 switch (values.scenario) {
   case 'scale': {
     const sizes = [10, 30, 100, 300, 1000, 3000].filter((n) => n <= nodes);
@@ -49,6 +99,7 @@ switch (values.scenario) {
     console.log(`profile ${profile}, seed ${seed}; detection = every live node lists the victim inactive`);
     console.log('| nodes | messages/node/s | crash p50 | crash p99 | silent p50 | silent p99 | false positives | trials |');
     console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    const rows: ScaleRow[] = [];
     for (const n of sizes) {
       // Fewer trials for the largest clusters keep the sweep to a few minutes.
       const t = n >= 1000 ? Math.min(trials, 5) : n >= 300 ? Math.min(trials, 10) : trials;
@@ -56,6 +107,11 @@ switch (values.scenario) {
       const crash = detectionRow(n, 'crash', t);
       const silent = detectionRow(n, 'pause', t);
       console.log(`| ${n} | ${rate.messagesPerNodePerSecond.toFixed(2)} | ${fmt(crash.p50)} | ${fmt(crash.p99)} | ${fmt(silent.p50)} | ${fmt(silent.p99)} | ${rate.falsePositives + crash.falsePositives + silent.falsePositives} | ${t} |`);
+      rows.push({ n, rate: rate.messagesPerNodePerSecond, crashP99: crash.p99, silentP50: silent.p50, silentP99: silent.p99 });
+    }
+    if (values.svg) {
+      writeFileSync(values.svg, scaleChart(rows));
+      console.log(`chart written to ${values.svg}`);
     }
     break;
   }

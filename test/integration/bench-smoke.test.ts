@@ -1,0 +1,34 @@
+/**
+ * A short run of `npm run bench:membership` (the full run is minutes long and stays out of
+ * npm test): the script works end to end on real processes and its figures are sane.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { PACKAGE_ROOT } from '../helpers/paths.js';
+
+describe('bench:membership smoke', () => {
+  it('measures crash and pause detection and counts false positives on the local profile, for Cohort and the peer library', () => {
+    const run = spawnSync(process.execPath, [join(PACKAGE_ROOT, 'dist/bench/membership.js'), '--profiles', 'local', '--nodes', '4', '--trials', '2', '--fp-seconds', '3', '--json'], {
+      encoding: 'utf8',
+      timeout: 90_000,
+      // SIGTERM lets the bench kill the nodes it started before it exits.
+      killSignal: 'SIGTERM',
+    });
+    assert.equal(run.status, 0, run.stderr);
+    const [figures, peer] = JSON.parse(run.stdout) as Array<Record<string, number | string>>;
+    assert.equal(figures!.system, 'cohort');
+    assert.equal(figures!.profile, 'local');
+    assert.equal(figures!.trials, 2);
+    assert.equal(figures!.falsePositives, 0);
+    // The SPEC bars: a crashed process under 1.5 s, a silent one under 2 s on local.
+    assert.ok((figures!.crashP99Ms as number) < 1500, `crash p99 ${figures!.crashP99Ms} ms`);
+    assert.ok((figures!.pauseP99Ms as number) < 2000, `pause p99 ${figures!.pauseP99Ms} ms`);
+    assert.ok((figures!.pauseP50Ms as number) > 0);
+    // The peer library is measured in the same run, the same way.
+    assert.equal(peer!.system, 'happn-swim');
+    assert.equal(peer!.trials, 2);
+    assert.ok((peer!.crashP50Ms as number) > 0 && (peer!.pauseP50Ms as number) > 0);
+  });
+});
