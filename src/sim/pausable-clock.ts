@@ -3,9 +3,12 @@ import type { Clock, TimerHandle } from '../core/clock.js';
 /**
  * One simulated node's view of the shared simulated clock. While the node is paused (the
  * simulator's SIGSTOP) its timers do not run; at resume the overdue ones run at once, late,
- * exactly as a stopped process experiences it.
+ * exactly as a stopped process experiences it. Its wall clock may run ahead of or behind the
+ * others (`skewMs`); timers still count real (simulated) time, as a process's do.
  */
 export class PausableClock implements Clock {
+  /** How far this node's wall clock is ahead of the simulation's (ms): a node without NTP. */
+  skewMs = 0;
   private paused = false;
   private held: Array<() => void> = [];
   private readonly inner = new Map<number, TimerHandle>();
@@ -14,7 +17,7 @@ export class PausableClock implements Clock {
   constructor(private readonly base: Clock) {}
 
   now(): number {
-    return this.base.now();
+    return this.base.now() + this.skewMs;
   }
 
   setTimeout(fn: () => void, ms: number): TimerHandle {

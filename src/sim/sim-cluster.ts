@@ -107,6 +107,11 @@ export class SimCluster {
     this.network.resume(this.nodes[i]!.address);
   }
 
+  /** Node i's wall clock runs `skewMs` ahead of the others (behind when negative). */
+  skewClock(i: number, skewMs: number): void {
+    this.network.skewClock(this.nodes[i]!.address, skewMs);
+  }
+
   isPaused(i: number): boolean {
     return this.network.isPaused(this.nodes[i]!.address);
   }

@@ -78,6 +78,11 @@ export class SimNetwork {
     this.nodeAt(address).clock.pause();
   }
 
+  /** Sets how far the node's wall clock is ahead of the others (ms). */
+  skewClock(address: string, skewMs: number): void {
+    this.nodeAt(address).clock.skewMs = skewMs;
+  }
+
   /** Resumes a paused node: first its buffered input is read, then its overdue timers run. */
   resume(address: string): void {
     const node = this.nodeAt(address);
