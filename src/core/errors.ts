@@ -37,6 +37,14 @@ export const ERROR_CODES = {
   CLUSTER_NODE_ACTIVE: { status: 409, summary: 'delete-node refused: the node is active (stop it first).' },
   CLUSTER_NODE_UNKNOWN: { status: 404, summary: 'No member has that cluster address.' },
 
+  // rpc/: request/response between nodes
+  RPC_TIMEOUT: { status: 504, summary: 'A request to another node got no answer within rpc_timeout.' },
+  RPC_PEER_UNREACHABLE: { status: 503, summary: 'The connection to the node a request was sent to could not be opened or was lost before the answer came.' },
+  RPC_NO_HANDLER: { status: 501, summary: 'The node asked does not serve that request (an older or newer version, or the wrong role).' },
+  RPC_REMOTE_FAILED: { status: 502, summary: 'The node asked failed while handling the request (its log says why).' },
+  RPC_QUORUM_FAILED: { status: 503, summary: 'Too few of the nodes asked answered for the majority (or all) the operation needs.' },
+  RPC_CLOSED: { status: 503, summary: 'The request was abandoned because this node is stopping.' },
+
   // node/ and the management API
   NODE_DATA_DIR_UNUSABLE: { status: 500, summary: 'The data directory cannot be created, read or written.' },
   NODE_BIND_FAILED: { status: 500, summary: 'An HTTP or cluster address could not be bound (in use, or not local).' },

@@ -1,0 +1,292 @@
+/**
+ * Request/response between nodes over the transport (protocol `ProtocolId.Rpc`), for the
+ * state services: a call names a method and carries a JSON body; the answer comes back on
+ * the caller's side with the same correlation id.
+ *
+ * - No per-call connection set-up: calls ride the transport's long-lived connection to the
+ *   peer, pipelined (any number in flight), and messages written in the same tick leave in
+ *   one write (the transport corks them), which batches small calls without delaying any.
+ * - Every call ends: with the answer, with RPC_TIMEOUT after `rpc_timeout` (or the call's
+ *   own timeout), with RPC_PEER_UNREACHABLE as soon as the transport reports the connection
+ *   to that peer lost, or with RPC_CLOSED when this node stops.
+ * - A handler's CohortError travels back with its code, so a caller sees the same code the
+ *   remote node would have answered locally; anything else becomes RPC_REMOTE_FAILED and is
+ *   logged where it happened, never sent (it may hold internals).
+ * - `fanOut` asks several nodes and settles as soon as the quorum is met (`majority` or `all`
+ *   of the nodes asked, or a count), or as soon as it can no longer be met.
+ *
+ * Wire format (JSON, one object per message; unknown fields ignored, malformed messages
+ * dropped and counted): request `{k: 0, id, m, b}`, one-way `{k: 1, m, b}`, answer
+ * `{k: 2, id, b}`, failure `{k: 3, id, code, msg}`.
+ */
+import type { Clock, TimerHandle } from '../core/clock.js';
+import { CohortError, ERROR_CODES, type ErrorCode } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { ProtocolId, type TransportMux } from '../transport/mux.js';
+import type { Channel, PeerIdentity } from '../transport/transport.js';
+
+export type RpcHandler = (body: unknown, from: PeerIdentity) => unknown;
+
+export interface RpcOptions {
+  mux: TransportMux;
+  clock: Clock;
+  logger: Logger;
+  /** Default time a call waits for its answer (ms): `[state] rpc_timeout`. */
+  timeoutMs: number;
+}
+
+export interface CallOptions {
+  timeoutMs?: number;
+  /** `bulk` for large bodies (partition transfers), so they never delay control traffic. */
+  channel?: Channel;
+}
+
+/** How many successful answers a fan-out needs. */
+export type Quorum = 'majority' | 'all' | number;
+
+export interface FanOutResult<T> {
+  ok: Array<{ address: string; value: T }>;
+  failed: Array<{ address: string; error: CohortError }>;
+}
+
+export interface RpcStats {
+  callsSent: number;
+  callsAnswered: number;
+  callsFailed: number;
+  requestsServed: number;
+  malformedDropped: number;
+}
+
+const enum Kind {
+  Request = 0,
+  OneWay = 1,
+  Answer = 2,
+  Failure = 3,
+}
+
+interface Pending {
+  to: string;
+  method: string;
+  resolve(value: unknown): void;
+  reject(err: CohortError): void;
+  timer: TimerHandle;
+}
+
+/** How many answers out of `n` a quorum needs. */
+export function quorumSize(quorum: Quorum, n: number): number {
+  if (quorum === 'all') return n;
+  if (quorum === 'majority') return Math.floor(n / 2) + 1;
+  return Math.min(Math.max(0, quorum), n);
+}
+
+export class Rpc {
+  private readonly options: RpcOptions;
+  private readonly handlers = new Map<string, RpcHandler>();
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 0;
+  private closed = false;
+  readonly stats: RpcStats = { callsSent: 0, callsAnswered: 0, callsFailed: 0, requestsServed: 0, malformedDropped: 0 };
+
+  constructor(options: RpcOptions) {
+    this.options = options;
+    options.mux.register(ProtocolId.Rpc, {
+      onMessage: (from, channel, payload) => this.receive(from, channel, payload),
+      onPeerDown: (address, reason) => this.failPendingTo(address, `the connection to ${address} was lost (${reason})`),
+      onRefused: (address, code) => this.failPendingTo(address, `${address} refused the connection (${code})`),
+    });
+  }
+
+  /** Serves `method`; the handler's return value (or promise) is the answer. */
+  handle(method: string, handler: RpcHandler): void {
+    this.handlers.set(method, handler);
+  }
+
+  /** Asks the node at `to` and resolves with its answer; rejects with a CohortError (see header). */
+  call<T = unknown>(to: string, method: string, body: unknown, options: CallOptions = {}): Promise<T> {
+    if (this.closed) return Promise.reject(new CohortError('RPC_CLOSED', `not calling ${method} on ${to}: this node is stopping`));
+    const id = ++this.nextId;
+    const timeoutMs = options.timeoutMs ?? this.options.timeoutMs;
+    return new Promise<T>((resolve, reject) => {
+      const timer = this.options.clock.setTimeout(() => {
+        this.stats.callsFailed++;
+        this.settle(id)?.reject(new CohortError('RPC_TIMEOUT', `${method} on ${to} got no answer within ${timeoutMs} ms`, { to, method, timeoutMs }));
+      }, timeoutMs);
+      this.pending.set(id, { to, method, resolve: resolve as (v: unknown) => void, reject, timer });
+      this.stats.callsSent++;
+      this.send(to, options.channel ?? 'control', { k: Kind.Request, id, m: method, b: body });
+    });
+  }
+
+  /** Sends without waiting for (or getting) an answer: for notifications that may be lost. */
+  notify(to: string, method: string, body: unknown, channel: Channel = 'control'): void {
+    if (!this.closed) this.send(to, channel, { k: Kind.OneWay, m: method, b: body });
+  }
+
+  /**
+   * Calls every node in `targets` and resolves once `quorum` of them have answered, with the
+   * answers so far (and the failures so far); rejects with RPC_QUORUM_FAILED as soon as too
+   * many have failed for the quorum to be met. Late answers are ignored.
+   */
+  fanOut<T = unknown>(targets: readonly string[], method: string, body: unknown, quorum: Quorum, options: CallOptions = {}): Promise<FanOutResult<T>> {
+    const need = quorumSize(quorum, targets.length);
+    const result: FanOutResult<T> = { ok: [], failed: [] };
+    if (need === 0) return Promise.resolve(result);
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      for (const address of targets) {
+        this.call<T>(address, method, body, options).then(
+          (value) => {
+            if (settled) return;
+            result.ok.push({ address, value });
+            if (result.ok.length >= need) {
+              settled = true;
+              resolve(result);
+            }
+          },
+          (error: CohortError) => {
+            if (settled) return;
+            result.failed.push({ address, error });
+            if (targets.length - result.failed.length < need) {
+              settled = true;
+              reject(
+                new CohortError(
+                  'RPC_QUORUM_FAILED',
+                  `${method}: ${result.ok.length} of ${targets.length} nodes answered, ${need} needed (${result.failed.map((f) => `${f.address}: ${f.error.code}`).join(', ')})`,
+                  { method, need, answered: result.ok.length, failed: result.failed.map((f) => ({ address: f.address, code: f.error.code })) },
+                ),
+              );
+            }
+          },
+        );
+      }
+    });
+  }
+
+  /** Fails every call in flight with RPC_CLOSED and refuses new ones. */
+  close(): void {
+    this.closed = true;
+    for (const id of [...this.pending.keys()]) {
+      this.stats.callsFailed++;
+      this.settle(id)?.reject(new CohortError('RPC_CLOSED', 'this node is stopping'));
+    }
+  }
+
+  /** Calls waiting for an answer. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  private send(to: string, channel: Channel, msg: object): void {
+    this.options.mux.send(ProtocolId.Rpc, to, channel, Buffer.from(JSON.stringify(msg)));
+  }
+
+  /** Removes and returns the pending call `id`, clearing its timer. */
+  private settle(id: number): Pending | undefined {
+    const p = this.pending.get(id);
+    if (!p) return undefined;
+    this.pending.delete(id);
+    this.options.clock.clearTimeout(p.timer);
+    return p;
+  }
+
+  private failPendingTo(address: string, why: string): void {
+    for (const [id, p] of [...this.pending]) {
+      if (p.to !== address) continue;
+      this.settle(id)?.reject(new CohortError('RPC_PEER_UNREACHABLE', `${p.method} on ${address}: ${why}`, { to: address, method: p.method }));
+      this.stats.callsFailed++;
+    }
+  }
+
+  private receive(from: PeerIdentity, channel: Channel, payload: Uint8Array): void {
+    let msg: { k?: unknown; id?: unknown; m?: unknown; b?: unknown; code?: unknown; msg?: unknown };
+    try {
+      msg = JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8')) as typeof msg;
+    } catch {
+      this.stats.malformedDropped++;
+      return;
+    }
+    if (typeof msg !== 'object' || msg === null) {
+      this.stats.malformedDropped++;
+      return;
+    }
+    switch (msg.k) {
+      case Kind.Request:
+      case Kind.OneWay:
+        if (typeof msg.m !== 'string' || (msg.k === Kind.Request && typeof msg.id !== 'number')) break;
+        this.serve(from, channel, msg.k === Kind.Request ? (msg.id as number) : undefined, msg.m, msg.b);
+        return;
+      case Kind.Answer: {
+        if (typeof msg.id !== 'number') break;
+        const p = this.pendingFrom(msg.id, from);
+        if (p) {
+          this.stats.callsAnswered++;
+          p.resolve(msg.b);
+        }
+        return;
+      }
+      case Kind.Failure: {
+        if (typeof msg.id !== 'number') break;
+        const p = this.pendingFrom(msg.id, from);
+        if (p) {
+          this.stats.callsFailed++;
+          p.reject(remoteError(msg.code, msg.msg, p, from));
+        }
+        return;
+      }
+    }
+    this.stats.malformedDropped++;
+  }
+
+  /** The pending call `id`, settled, if it was sent to `from` (an answer from anyone else is ignored). */
+  private pendingFrom(id: number, from: PeerIdentity): Pending | undefined {
+    const p = this.pending.get(id);
+    if (!p || p.to !== from.address) return undefined;
+    return this.settle(id);
+  }
+
+  private serve(from: PeerIdentity, channel: Channel, id: number | undefined, method: string, body: unknown): void {
+    const handler = this.handlers.get(method);
+    const fail = (code: ErrorCode, message: string): void => {
+      if (id !== undefined) this.send(from.address, channel, { k: Kind.Failure, id, code, msg: message });
+    };
+    if (!handler) {
+      fail('RPC_NO_HANDLER', `this node does not serve ${method}`);
+      return;
+    }
+    this.stats.requestsServed++;
+    let result: unknown;
+    try {
+      result = handler(body, from);
+    } catch (err) {
+      this.answerFailure(err, method, from, fail);
+      return;
+    }
+    if (result instanceof Promise) {
+      result.then(
+        (value: unknown) => {
+          if (id !== undefined) this.send(from.address, channel, { k: Kind.Answer, id, b: value });
+        },
+        (err: unknown) => this.answerFailure(err, method, from, fail),
+      );
+    } else if (id !== undefined) {
+      this.send(from.address, channel, { k: Kind.Answer, id, b: result });
+    }
+  }
+
+  private answerFailure(err: unknown, method: string, from: PeerIdentity, fail: (code: ErrorCode, message: string) => void): void {
+    if (err instanceof CohortError) {
+      fail(err.code, err.message);
+      return;
+    }
+    this.options.logger.error({ err, method, from: from.address }, `rpc handler for ${method} failed`);
+    fail('RPC_REMOTE_FAILED', `${method} failed on the node asked; see its log`);
+  }
+}
+
+function remoteError(code: unknown, message: unknown, p: Pending, from: PeerIdentity): CohortError {
+  const text = typeof message === 'string' ? message : 'no message';
+  if (typeof code === 'string' && code in ERROR_CODES) {
+    return new CohortError(code as ErrorCode, `${from.nodeId} (${from.address}): ${text}`, { to: from.address, method: p.method, remote: true });
+  }
+  return new CohortError('RPC_REMOTE_FAILED', `${p.method} on ${from.address} failed: ${text}`, { to: from.address, method: p.method });
+}
