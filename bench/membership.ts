@@ -103,14 +103,24 @@ function killAll(): void {
     }
   }
 }
-process.on('exit', killAll);
-for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(130));
+const tempDirs = new Set<string>();
+process.on('exit', () => {
+  killAll();
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+process.on('SIGINT', () => process.exit(130));
+process.on('SIGTERM', () => process.exit(143));
 
 async function main(): Promise<void> {
   const profiles = args.profiles.split(',').map((p) => p.trim());
   const nodes = Number(args.nodes);
   const trials = Number(args.trials);
   const fpSeconds = Number(args['fp-seconds']);
+  const unknown = profiles.filter((p) => !(p in PROFILES));
+  if (unknown.length > 0 || !Number.isInteger(nodes) || nodes < 3 || !Number.isInteger(trials) || trials < 1 || !(fpSeconds >= 0)) {
+    process.stderr.write('usage: bench:membership [--profiles lan,local,wan] [--nodes N>=3] [--trials T>=1] [--fp-seconds S>=0] [--no-peer] [--json]\n');
+    process.exit(2);
+  }
   const results: Figures[] = [];
   const systems = args['no-peer'] ? [COHORT] : [COHORT, PEER_SWIM];
   for (const profile of profiles) {
@@ -125,6 +135,7 @@ async function main(): Promise<void> {
 
 async function benchProfile(system: System, profile: string, count: number, trials: number, fpSeconds: number): Promise<Figures> {
   const dir = mkdtempSync(join(tmpdir(), `cohort-bench-${profile}-`));
+  tempDirs.add(dir);
   const figures: Figures = { system: system.name, profile, nodes: count, crash: [], pause: [], refute: [], fpSeconds, falsePositives: 0, suspicions: 0 };
   const label = `${system.name} ${profile}`;
   const nodes: BenchNode[] = [];

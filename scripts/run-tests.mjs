@@ -4,7 +4,8 @@
 // Files are listed explicitly (rather than passing a directory) because Node 20 and Node 22+
 // interpret directory arguments to --test differently. Unit tests run in parallel; integration
 // tests start real processes and bind real ports, so they run two at a time to stay within a
-// 2-core machine's means without timing noise.
+// 2-core machine's means; test/serial holds the real-process tests with timing bars, run one
+// at a time.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -29,6 +30,9 @@ const only = process.argv.slice(2);
 const groups = [
   { name: 'unit', files: testFiles('dist/test/unit'), concurrency: 4 },
   { name: 'integration', files: testFiles('dist/test/integration'), concurrency: 2 },
+  // Real-process tests with timing bars (detection within 1.5 s, a cluster within 3 s) run one
+  // at a time, so that no other test's processes compete with them for the two cores.
+  { name: 'serial', files: testFiles('dist/test/serial'), concurrency: 1 },
 ].filter((g) => only.length === 0 || only.includes(g.name));
 
 const files = groups.flatMap((g) => g.files);
@@ -43,7 +47,9 @@ for (const group of groups) {
   console.log(`\n# ${group.name} tests (${group.files.length} files)`);
   const result = spawnSync(
     process.execPath,
-    ['--test', `--test-concurrency=${group.concurrency}`, '--test-reporter=spec', ...group.files],
+    // A test that hangs (a process that never exits) fails after two minutes instead of
+    // holding up the run.
+    ['--test', `--test-concurrency=${group.concurrency}`, '--test-timeout=120000', '--test-reporter=spec', ...group.files],
     { stdio: 'inherit' },
   );
   if (result.status !== 0) failed = true;

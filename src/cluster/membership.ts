@@ -233,6 +233,8 @@ export class Membership {
         failures.push(`${peer}: ${(err as Error).message}`);
         continue;
       }
+      // Our own port under another name (a host name, localhost): not a peer to join through.
+      if (identity.nodeId === this.id && identity.address === this.address) continue;
       const reply = await this.requestJoin(identity.address);
       if (!reply) {
         failures.push(`${peer}: no answer to the join request`);

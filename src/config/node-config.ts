@@ -17,6 +17,7 @@ import {
   type Profile,
   type Role,
   type TimingField,
+  isWildcardHost,
   TIMING_OVERRIDES,
 } from './schema.js';
 import { KNOWN_DEFAULT_SECRETS, Secret } from './secret.js';
@@ -30,6 +31,8 @@ export interface NodeConfig {
   cluster: {
     id: string;
     bind: Address;
+    /** The address other nodes dial: `[cluster] advertise`, or the bind address. */
+    advertise: Address;
     peers: Address[];
     secretKey: Secret;
     previousSecretKeys: Secret[];
@@ -166,6 +169,7 @@ export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeC
     cluster: {
       id: get<string>('cluster', 'id'),
       bind: get<Address>('cluster', 'bind'),
+      advertise: advertiseAddress(values, file),
       peers: get<Address[]>('cluster', 'peers'),
       secretKey,
       previousSecretKeys,
@@ -193,6 +197,20 @@ export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeC
     log: { level: get<LogLevel>('log', 'level'), format: get<LogFormat>('log', 'format') },
     warnings,
   };
+}
+
+function advertiseAddress(values: Map<string, unknown>, file: string): Address {
+  const advertise = values.get('cluster.advertise') as Address | undefined;
+  const bind = (values.get('cluster.bind') as Address | undefined) ?? (findKey('cluster', 'bind')!.parse(findKey('cluster', 'bind')!.default!) as Address);
+  if (advertise) return advertise;
+  if (isWildcardHost(bind.host)) {
+    throw new CohortError(
+      'CONFIG_INVALID_VALUE',
+      `${file}: [cluster] bind ${bind.host} listens on every interface, so other nodes need to be told where to reach this one: set [cluster] advertise to host:port`,
+      { file, section: 'cluster', key: 'advertise' },
+    );
+  }
+  return bind;
 }
 
 function timingOverrides(values: Map<string, unknown>): Partial<Record<TimingField, number>> {

@@ -55,6 +55,11 @@ export const MAX_SECRET_LENGTH = 128;
 
 const identity = (raw: string): string => raw.trim();
 
+/** 0.0.0.0 and :: listen on every interface; nobody can dial them. */
+export function isWildcardHost(host: string): boolean {
+  return host === '0.0.0.0' || host === '::' || host === '[::]';
+}
+
 /**
  * The membership timings an operator may override, each named after its field in the
  * cluster layer's `MembershipTiming` (a unit test checks they match). Defaults come from the
@@ -119,6 +124,17 @@ export const KEYS: readonly KeyDef[] = [
     doc: 'Address of the cluster port (node-to-node traffic, always encrypted).',
     allowed: 'host:port with port 1 to 65535',
     parse: parseAddress,
+  },
+  {
+    section: 'cluster', key: 'advertise', type: 'host:port', default: '', unit: '',
+    doc: 'The cluster address other nodes reach this node at, when it differs from `bind` (NAT, containers). Required when `bind` is a wildcard address such as 0.0.0.0; empty: the bind address.',
+    allowed: 'empty, or host:port with a specific host (not 0.0.0.0 or ::) and port 1 to 65535',
+    parse: (raw) => {
+      if (raw.trim() === '') return undefined;
+      const a = parseAddress(raw);
+      if (isWildcardHost(a.host)) throw new InvalidValue('a wildcard host cannot be dialled by other nodes');
+      return a;
+    },
   },
   {
     section: 'cluster', key: 'peers', type: 'host:port list', default: '', unit: '',

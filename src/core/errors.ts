@@ -45,6 +45,9 @@ export const ERROR_CODES = {
   RPC_QUORUM_FAILED: { status: 503, summary: 'Too few of the nodes asked answered for the majority (or all) the operation needs.' },
   RPC_CLOSED: { status: 503, summary: 'The request was abandoned because this node is stopping.' },
 
+  // state/: runtime state services
+  STATE_UNAVAILABLE: { status: 503, summary: 'The state the request needs cannot be reached right now (too few replicas, or the Redis provider is down); nothing was changed, and the request may be retried.' },
+
   // node/ and the management API
   NODE_DATA_DIR_UNUSABLE: { status: 500, summary: 'The data directory cannot be created, read or written.' },
   NODE_BIND_FAILED: { status: 500, summary: 'An HTTP or cluster address could not be bound (in use, or not local).' },

@@ -32,6 +32,8 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     // Fastify logs through our logger so lines carry the node's bindings.
     loggerInstance: options.logger.child({ api: options.name }) as FastifyBaseLogger,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    // Path parameters carry host:port addresses and keys; host names may be 253 characters.
+    routerOptions: { maxParamLength: 300 },
     return503OnClosing: true,
     forceCloseConnections: true,
   });

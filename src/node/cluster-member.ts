@@ -7,10 +7,13 @@
  * - A peer refuses (cluster id, secret, mode, version, duplicate id): fatal. `start` throws,
  *   or, for a refusal met while retrying in the background, `onFatal` is called; the node
  *   exits non-zero. Another peer would say the same.
- * - No peer answers: the node keeps running on its own and keeps trying every
- *   `reconnect_interval` (at least JOIN_RETRY_MIN_MS), so that nodes may start in any order.
- *   Members remembered from the last run (data_dir/members.json) are tried too, so a node
- *   whose configured peer is down can still find the rest of its cluster.
+ * - No peer answers: the node keeps running on its own and keeps trying (quickly at first,
+ *   then every `reconnect_interval`), so that nodes may start in any order. Members
+ *   remembered from the last run (data_dir/members.json) are tried too, so a node whose
+ *   configured peer is down can still find the rest of its cluster.
+ * - A configured peer that is not a member keeps being tried even once the node has company,
+ *   so two halves that started apart merge; a refusal then is logged, not fatal.
+ * - A peer address that turns out to be this node itself (another name for it) is skipped.
  * - A configured peer whose host name does not resolve is listed as `not-resolved`.
  */
 import { lookup } from 'node:dns/promises';
@@ -35,7 +38,8 @@ import { writeFileAtomic } from './data-dir.js';
 
 export const MEMBERS_FILE = 'members.json';
 const JOIN_RETRY_MIN_MS = 100;
-const WARN_ALONE_AFTER_ATTEMPTS = 3;
+/** How long a node runs alone before it warns that no peer answers (ms). */
+const WARN_ALONE_AFTER_MS = 5000;
 /** How often the member list is saved while it changes (ms). */
 const SAVE_MEMBERS_EVERY_MS = 2000;
 
@@ -72,18 +76,23 @@ export class ClusterMember {
   private retryTimer: TimerHandle | undefined;
   private saveTimer: TimerHandle | undefined;
   private warnedAlone = false;
+  private readonly warned = new Set<string>();
   private joinAttempts = 0;
+  /** Since when this node has had no other active member (undefined: it has company). */
+  private aloneSince: number | undefined;
+  private started = false;
   private stopped = false;
 
   constructor(options: ClusterMemberOptions) {
     this.options = options;
     const { config, log, clock } = options;
     this.timing = membershipTiming(config);
-    const address = formatAddress(config.cluster.bind);
+    const address = formatAddress(config.cluster.advertise);
     this.transport = new TcpTransport({
       clusterId: config.cluster.id,
       nodeId: config.node.id,
       bind: config.cluster.bind,
+      advertisedAddress: address,
       secret: config.cluster.secretKey,
       previousSecrets: config.cluster.previousSecretKeys,
       clock,
@@ -110,6 +119,8 @@ export class ClusterMember {
   /** Binds the cluster port and joins; throws on a bind failure or a refusal. */
   async start(): Promise<void> {
     await this.transport.start(this.mux.handlers());
+    this.started = true;
+    this.aloneSince = this.options.clock.now();
     this.membership.start();
     const candidates = this.joinCandidates();
     if (candidates.configured.length === 0 && candidates.remembered.length === 0) {
@@ -146,7 +157,9 @@ export class ClusterMember {
     this.options.clock.clearTimeout(this.retryTimer);
     this.options.clock.clearTimeout(this.saveTimer);
     this.membership.leave();
-    this.saveMembers();
+    // A node that never bound its port, or never met anyone, has nothing new to remember:
+    // keep the list of the last run rather than overwrite it with nothing.
+    if (this.started) this.saveMembers();
     await this.transport.close();
   }
 
@@ -158,41 +171,67 @@ export class ClusterMember {
     return { configured, remembered };
   }
 
+  /**
+   * One round of joining: through the configured peers (resolved first), then the remembered
+   * ones. While this node is alone a configured peer's refusal is fatal (it speaks for the
+   * cluster this node was told to join); once it has company, a configured peer that is
+   * still missing is retried without end, and a refusal there is only logged, so that two
+   * halves that started apart still merge.
+   */
   private async tryJoin(): Promise<void> {
     const { configured, remembered } = this.joinCandidates();
+    const members = new Set(this.membership.list().filter((m) => m.id !== this.membership.id && (m.status === 'alive' || m.status === 'suspect')).map((m) => m.address));
+    const alone = members.size === 0;
     const reachable: string[] = [];
     for (const peer of configured) {
       const text = formatAddress(peer);
       if (await resolves(peer.host)) {
         this.notResolved.delete(text);
-        reachable.push(text);
+        if (!members.has(text)) reachable.push(text);
       } else {
         if (!this.notResolved.has(text)) this.options.log.warn({ peer: text }, `configured peer ${text}: host name ${peer.host} does not resolve`);
         this.notResolved.add(text);
       }
     }
     if (this.stopped) return;
-    // Configured peers speak for the cluster: their refusal is final. Remembered addresses
-    // may since have been taken by something else, so a refusal there only skips them.
-    let via = reachable.length > 0 ? await this.joinThrough(reachable) : undefined;
-    for (const address of remembered) {
+    let via: string | undefined;
+    for (const address of reachable) {
+      if (this.stopped) return;
+      try {
+        via = (await this.joinThrough([address])) ?? via;
+      } catch (err) {
+        if (alone && via === undefined) throw err;
+        this.warnOnce(`refused ${address}`, { peer: address, err }, `configured peer ${address} refused this node; its cluster stays apart`);
+      }
+    }
+    // Remembered addresses may since have been taken by something else: a refusal only skips them.
+    for (const address of alone && via === undefined ? remembered : []) {
       if (via !== undefined || this.stopped) break;
       via = await this.joinThrough([address]).catch((err: unknown) => {
-        this.options.log.warn({ peer: address, err }, `remembered member ${address} refused this node; skipping it`);
+        this.warnOnce(`refused ${address}`, { peer: address, err }, `remembered member ${address} refused this node; skipping it`);
         return undefined;
       });
     }
-    if (via !== undefined) {
-      this.warnedAlone = false;
-      return;
+    if (this.stopped) return;
+    const company = via !== undefined || !alone;
+    if (company) {
+      this.aloneSince = undefined;
+      this.joinAttempts = 0;
+    } else {
+      this.joinAttempts++;
+      this.aloneSince ??= this.options.clock.now();
+      // Nodes started together miss each other for a moment; only a lasting absence is news.
+      if (!this.warnedAlone && this.options.clock.now() - this.aloneSince >= WARN_ALONE_AFTER_MS) {
+        this.warnedAlone = true;
+        this.options.log.warn({ peers: [...reachable, ...remembered], retryMs: this.retryDelay() }, 'no peer could be reached to join through; running alone and retrying');
+      }
     }
-    this.joinAttempts++;
-    // Nodes started together miss each other for a moment; only a lasting absence is news.
-    if (!this.warnedAlone && this.joinAttempts >= WARN_ALONE_AFTER_ATTEMPTS) {
-      this.warnedAlone = true;
-      this.options.log.warn({ peers: [...reachable, ...remembered], retryMs: this.retryDelay() }, 'no peer could be reached to join through; running alone and retrying');
-    }
-    this.scheduleRetry();
+    if (this.notResolved.size > 0 || configured.some((p) => !this.isActiveMember(formatAddress(p)))) this.scheduleRetry();
+  }
+
+  private isActiveMember(address: string): boolean {
+    if (address === this.membership.address) return true;
+    return this.membership.list().some((m) => m.address === address && (m.status === 'alive' || m.status === 'suspect'));
   }
 
   /** The address of the member that accepted, or undefined when none answered; throws a refusal. */
@@ -205,22 +244,31 @@ export class ClusterMember {
     }
   }
 
-  /** Doubles from JOIN_RETRY_MIN_MS up to reconnect_interval: quick when nodes start together. */
+  /**
+   * While alone: doubling from JOIN_RETRY_MIN_MS up to reconnect_interval, quick when nodes
+   * start together. With company (a configured peer still missing): reconnect_interval.
+   */
   private retryDelay(): number {
-    return Math.min(JOIN_RETRY_MIN_MS * 2 ** this.joinAttempts, Math.max(JOIN_RETRY_MIN_MS, this.timing.reconnectIntervalMs));
+    const steady = Math.max(JOIN_RETRY_MIN_MS, this.timing.reconnectIntervalMs);
+    return this.aloneSince === undefined ? steady : Math.min(JOIN_RETRY_MIN_MS * 2 ** this.joinAttempts, steady);
   }
 
-  /** Retries the join until this node shares a cluster with someone, or is refused (fatal). */
   private scheduleRetry(): void {
+    if (this.stopped) return;
+    this.options.clock.clearTimeout(this.retryTimer);
     this.retryTimer = this.options.clock.setTimeout(() => {
       if (this.stopped) return;
-      // Someone joined through us, or our membership reached them: we are no longer alone.
-      if (this.membership.list().some((m) => m.id !== this.membership.id && (m.status === 'alive' || m.status === 'suspect'))) return;
       this.tryJoin().catch((err: unknown) => {
         if (err instanceof CohortError) this.options.onFatal(err);
         else this.options.log.error({ err }, 'join retry failed');
       });
     }, this.retryDelay());
+  }
+
+  private warnOnce(key: string, fields: Record<string, unknown>, message: string): void {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.options.log.warn(fields, message);
   }
 
   private scheduleSave(): void {
@@ -231,9 +279,10 @@ export class ClusterMember {
     }, SAVE_MEMBERS_EVERY_MS);
   }
 
-  /** Remembers the other members' addresses for the next start (best effort). */
+  /** Remembers the other members' addresses for the next start (best effort; never an empty list). */
   private saveMembers(): void {
     const addresses = this.membership.list().filter((m) => m.id !== this.membership.id).map((m) => m.address);
+    if (addresses.length === 0) return;
     try {
       writeFileAtomic(join(this.options.config.node.dataDir, MEMBERS_FILE), `${JSON.stringify({ addresses }, null, 2)}\n`);
     } catch (err) {

@@ -50,7 +50,12 @@ export class CohortNode {
     if (credential.tightened) log.warn({ dataDir: config.node.dataDir }, 'management credential was readable by others; permissions reset to 0600');
 
     if (config.repository.url) {
-      this.repository = await openRepository(config.repository.url);
+      const repository = await openRepository(config.repository.url);
+      if (this.stopping) {
+        await repository.close();
+        return;
+      }
+      this.repository = repository;
       log.info({ repository: describeRepositoryUrl(config.repository.url) }, 'repository ready');
     }
 
@@ -63,11 +68,14 @@ export class CohortNode {
     });
     this.cluster = cluster;
     await cluster.start();
+    // Stopped while joining (SIGTERM, cluster stop): bind nothing more; stop() closes the rest.
+    if (this.stopping) return;
 
     const manage = createHttpServer({ logger: log, bodyLimit: config.http.bodyLimit, name: 'manage' });
     registerManageApi(manage, config, credential.credential, cluster);
-    await listen(manage, config.http.manage, 'manage');
     this.manageServer = manage;
+    await listen(manage, config.http.manage, 'manage');
+    if (this.stopping) await manage.close();
 
     log.info(
       {

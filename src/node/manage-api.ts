@@ -92,8 +92,9 @@ export function registerManageApi(app: FastifyInstance, config: NodeConfig, cred
   });
 
   // The answer goes out first; then the stop spreads and this node stops with the others.
+  // ('close' fires whether or not the client stayed to read the answer.)
   app.post('/manage/v1/cluster/stop', async (_request, reply) => {
-    reply.raw.once('finish', () => setImmediate(() => cluster.stopCluster()));
+    reply.raw.once('close', () => setImmediate(() => cluster.stopCluster()));
     return reply.code(202).send({ stopping: true });
   });
 }

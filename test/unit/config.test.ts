@@ -64,6 +64,8 @@ describe('node configuration: invalid files are refused with file, key and reaso
     { name: 'bad boolean', text: withChanges({ state: { read_local_only: 'maybe' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[state] read_local_only', 'true | false'] },
     { name: 'timing override out of range', text: withChanges({ cluster: { probe_interval: '5' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[cluster] probe_interval', '"5"', 'integer 10 to 600000'] },
     { name: 'timing override not a number', text: withChanges({ cluster: { gossip_nodes: 'three' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[cluster] gossip_nodes', 'not a whole number'] },
+    { name: 'wildcard bind without advertise', text: withChanges({ cluster: { bind: '0.0.0.0:8020' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[cluster] bind 0.0.0.0', 'set [cluster] advertise'] },
+    { name: 'wildcard advertise', text: withChanges({ cluster: { bind: '0.0.0.0:8020', advertise: '0.0.0.0:8020' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[cluster] advertise', 'wildcard'] },
     { name: 'bad value from the environment', text: withChanges({}), env: { COHORT_NODE_MODE: 'proxy' }, code: 'CONFIG_INVALID_VALUE', mentions: ['COHORT_NODE_MODE', '"proxy"', 'inline | sideband'] },
   ];
   for (const c of cases) {
@@ -124,6 +126,15 @@ describe('node configuration: valid files', () => {
     writeFileSync(file, withChanges({ cluster: { probe_interval: '1500', indirect_checks: '', reap_timeout: '60000' } }));
     assert.deepEqual(loadNodeConfig(file, {}).cluster.timing, { probeIntervalMs: 1500, reapTimeoutMs: 60000 });
     assert.deepEqual(loadNodeConfig(file, { COHORT_CLUSTER_GOSSIP_NODES: '5' }).cluster.timing, { probeIntervalMs: 1500, reapTimeoutMs: 60000, gossipNodes: 5 });
+  });
+
+  it('advertises the bind address unless [cluster] advertise says otherwise', (t) => {
+    const dir = tmpDir(t);
+    const file = join(dir, 'node.ini');
+    writeFileSync(file, withChanges({ cluster: { bind: '10.1.2.3:8020' } }));
+    assert.deepEqual(loadNodeConfig(file, {}).cluster.advertise, { host: '10.1.2.3', port: 8020 });
+    writeFileSync(file, withChanges({ cluster: { bind: '0.0.0.0:8020', advertise: 'engine-1.internal:18020' } }));
+    assert.deepEqual(loadNodeConfig(file, {}).cluster.advertise, { host: 'engine-1.internal', port: 18020 });
   });
 
   it('lets COHORT_<SECTION>_<KEY> override the file', (t) => {

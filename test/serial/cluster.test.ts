@@ -121,7 +121,7 @@ describe('a five-node cluster of real processes', () => {
     const down = await waitUntil(() => clusterInfoOf(observer.file), (i) => stateOf(i, 'engine-4') === 'inactive', 5000);
     process.kill(paused.proc.pid, 'SIGCONT');
     resumed = true;
-    assert.ok(down.elapsedMs < 5000);
+    assert.ok(down.elapsedMs < 2000, `local profile: a silent node is inactive within 2 s (took ${Math.round(down.elapsedMs)} ms)`);
     const back = await waitUntil(() => clusterInfoOf(observer.file), (i) => stateOf(i, 'engine-4') === 'active', 5000);
     // Every node agrees again.
     for (const n of nodes.filter((x) => x.proc.child.exitCode === null)) {

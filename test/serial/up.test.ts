@@ -1,12 +1,30 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClusterFile } from '../../src/cli/local-cluster/local-cluster.js';
 import { manageRequest, manageTargetOfFile } from '../../src/cli/manage-client.js';
 import { clusterInfoOf, stateOf, waitUntil } from '../helpers/cluster.js';
 import { runCohort, runCohortToEnd } from '../helpers/processes.js';
-import { tmpDir } from '../helpers/tmp.js';
+import { tmpdir } from 'node:os';
+
+/**
+ * A directory for `cohort up`. When the test ends, pass or fail, every node listed in its
+ * cluster.json (if `cohort up` got that far) is killed by pid, then the directory is removed.
+ */
+function upDir(t: { after(fn: () => void): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'cohort-up-'));
+  t.after(() => {
+    try {
+      const file = JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8')) as ClusterFile;
+      for (const n of file.nodes) if (alive(n.pid)) process.kill(n.pid, 'SIGKILL');
+    } catch {
+      // no cluster.json: no node was started
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return dir;
+}
 
 function alive(pid: number): boolean {
   try {
@@ -19,15 +37,12 @@ function alive(pid: number): boolean {
 
 describe('cohort up', () => {
   it('starts a console and N engines as separate processes, writes cluster.json, and stops them all on SIGTERM', async (t) => {
-    const dir = tmpDir(t);
+    const dir = upDir(t);
     const up = runCohort(t, ['up', '--engines', '2', '--dir', dir, '--json']);
     await up.waitForOutput(/"clusterId"/, 30_000);
     const printed = JSON.parse(up.stdout().trim().split('\n')[0]!) as ClusterFile;
     const file = JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8')) as ClusterFile;
     assert.deepEqual(printed, file);
-    t.after(() => {
-      for (const n of file.nodes) if (alive(n.pid)) process.kill(n.pid, 'SIGKILL');
-    });
 
     assert.deepEqual(file.nodes.map((n) => [n.id, n.role]), [['console', 'console'], ['engine-1', 'engine'], ['engine-2', 'engine']]);
     assert.equal(new Set(file.nodes.map((n) => n.pid)).size, 3, 'one process per node');
@@ -50,20 +65,19 @@ describe('cohort up', () => {
   });
 
   it('forms one cluster: 4 active nodes within 3 s of start, a killed engine inactive within 1.5 s, cluster stop ends every process with 0', async (t) => {
-    const dir = tmpDir(t);
+    const dir = upDir(t);
     const startedAt = performance.now();
     const up = runCohort(t, ['up', '--engines', '3', '--dir', dir, '--json']);
     await up.waitForOutput(/"clusterId"/, 30_000);
     const file = JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8')) as ClusterFile;
-    t.after(() => {
-      for (const n of file.nodes) if (alive(n.pid)) process.kill(n.pid, 'SIGKILL');
-    });
     const ids = file.nodes.map((n) => n.id).sort();
     for (const n of file.nodes) {
+      const left = 3000 - (performance.now() - startedAt);
+      assert.ok(left > 0, `3 s after start, ${n.id} had not yet been checked`);
       await waitUntil(
         () => clusterInfoOf(n.configFile),
         (info) => info.nodes.filter((m) => m.state === 'active').map((m) => m.id).sort().join() === ids.join(),
-        Math.max(0, 3000 - (performance.now() - startedAt)),
+        left,
       );
     }
     const tookMs = performance.now() - startedAt;
@@ -89,13 +103,10 @@ describe('cohort up', () => {
   });
 
   it('after cluster stop with every node healthy, every process including cohort up exits 0', async (t) => {
-    const dir = tmpDir(t);
+    const dir = upDir(t);
     const up = runCohort(t, ['up', '--engines', '1', '--dir', dir, '--json']);
     await up.waitForOutput(/"clusterId"/, 30_000);
     const file = JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8')) as ClusterFile;
-    t.after(() => {
-      for (const n of file.nodes) if (alive(n.pid)) process.kill(n.pid, 'SIGKILL');
-    });
     await waitUntil(() => clusterInfoOf(file.nodes[0]!.configFile), (info) => stateOf(info, 'engine-1') === 'active', 3000);
     const stop = await runCohortToEnd(t, ['cluster', 'stop', '-c', file.nodes[1]!.configFile]);
     assert.equal(stop.code, 0, stop.stderr);

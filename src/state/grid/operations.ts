@@ -1,0 +1,156 @@
+/**
+ * Every state change and lookup of the grid as a serializable operation, applied to a
+ * `GridStore` by `applyOperation`. The engine that receives a request builds the operation;
+ * the engine that owns the key's partition applies it (one JavaScript turn: atomic on that
+ * engine), so concurrent requests for one key, from any engine, are serialized there.
+ */
+import {
+  addFailure,
+  lockoutStatus,
+  sessionExpiry,
+  takeToken,
+  type LockoutPolicy,
+  type LockoutStatus,
+  type RateLimitPolicy,
+  type Session,
+} from '../services.js';
+import type { GridStore } from './grid-store.js';
+
+export type Operation =
+  | { t: 'session.put'; session: Session }
+  | { t: 'session.get'; id: string; touch: boolean }
+  | { t: 'session.list'; subject: string }
+  | { t: 'session.delete'; id: string }
+  | { t: 'revocation.put'; id: string; expiresAt: number }
+  | { t: 'revocation.get'; id: string }
+  | { t: 'lockout.fail'; key: string; policy: LockoutPolicy }
+  | { t: 'lockout.get'; key: string; policy: LockoutPolicy }
+  | { t: 'lockout.reset'; key: string }
+  | { t: 'replay.insert'; id: string; ttlMs: number }
+  | { t: 'artifact.put'; id: string; payload: string; ttlMs: number }
+  | { t: 'artifact.take'; id: string }
+  | { t: 'value.put'; space: 'state' | 'token'; key: string; value: unknown; ttlMs: number }
+  | { t: 'value.get'; space: 'state' | 'token'; key: string }
+  | { t: 'value.delete'; space: 'state' | 'token'; key: string }
+  | { t: 'bucket.take'; policy: string; key: string; limits: RateLimitPolicy };
+
+interface SubjectIndexEntry {
+  id: string;
+  expiresAt: number;
+}
+
+interface LockoutRecord {
+  failures: number[];
+  lockedUntil: number;
+}
+
+/** What each operation answers. */
+export interface OperationResults {
+  'session.put': Session;
+  'session.get': Session | null;
+  'session.list': Session[];
+  'session.delete': boolean;
+  'revocation.put': null;
+  'revocation.get': boolean;
+  'lockout.fail': LockoutStatus;
+  'lockout.get': LockoutStatus;
+  'lockout.reset': null;
+  'replay.insert': boolean;
+  'artifact.put': null;
+  'artifact.take': string | null;
+  'value.put': null;
+  'value.get': unknown;
+  'value.delete': boolean;
+  'bucket.take': { allowed: boolean; remaining: number };
+}
+
+/** Applies `op` to `store` at time `now` and returns its result (JSON-serializable). */
+export function applyOperation(store: GridStore, op: Operation, now: number): unknown {
+  switch (op.t) {
+    case 'session.put': {
+      store.set('session', op.session.id, op.session, op.session.expiresAt);
+      const index = liveIndex(store, op.session.subject, now).filter((e) => e.id !== op.session.id);
+      index.push({ id: op.session.id, expiresAt: op.session.expiresAt });
+      store.set('subject', op.session.subject, index, Math.max(...index.map((e) => e.expiresAt)));
+      return op.session;
+    }
+    case 'session.get': {
+      const s = store.get('session', op.id) as Session | undefined;
+      if (!s) return null;
+      if (!op.touch) return s;
+      const touched: Session = { ...s, lastAccessAt: now };
+      touched.expiresAt = sessionExpiry(touched);
+      store.set('session', s.id, touched, touched.expiresAt);
+      const index = liveIndex(store, s.subject, now).map((e) => (e.id === s.id ? { id: s.id, expiresAt: touched.expiresAt } : e));
+      store.set('subject', s.subject, index, Math.max(...index.map((e) => e.expiresAt)));
+      return touched;
+    }
+    case 'session.list': {
+      const sessions = liveIndex(store, op.subject, now)
+        .map((e) => store.get('session', e.id) as Session | undefined)
+        .filter((s): s is Session => s !== undefined);
+      return sessions.sort((a, b) => a.createdAt - b.createdAt);
+    }
+    case 'session.delete': {
+      const s = store.get('session', op.id) as Session | undefined;
+      if (!s) return false;
+      store.delete('session', op.id);
+      const index = liveIndex(store, s.subject, now).filter((e) => e.id !== op.id);
+      if (index.length === 0) store.delete('subject', s.subject);
+      else store.set('subject', s.subject, index, Math.max(...index.map((e) => e.expiresAt)));
+      return true;
+    }
+    case 'revocation.put': {
+      const existing = store.record('revocation', op.id);
+      store.set('revocation', op.id, true, Math.max(op.expiresAt, existing?.expiresAt ?? 0));
+      return null;
+    }
+    case 'revocation.get':
+      return store.get('revocation', op.id) === true;
+    case 'lockout.fail': {
+      const next = addFailure(store.get('lockout', op.key) as LockoutRecord | undefined, op.policy, now);
+      store.set('lockout', op.key, next, Math.max(next.lockedUntil, now + op.policy.windowMs));
+      return lockoutStatus(next, op.policy, now);
+    }
+    case 'lockout.get':
+      return lockoutStatus(store.get('lockout', op.key) as LockoutRecord | undefined, op.policy, now);
+    case 'lockout.reset':
+      store.delete('lockout', op.key);
+      return null;
+    case 'replay.insert':
+      if (store.get('replay', op.id) !== undefined) return false;
+      store.set('replay', op.id, true, now + op.ttlMs);
+      return true;
+    case 'artifact.put':
+      store.set('artifact', op.id, op.payload, now + op.ttlMs);
+      return null;
+    case 'artifact.take': {
+      const payload = store.get('artifact', op.id) as string | undefined;
+      if (payload === undefined) return null;
+      store.delete('artifact', op.id);
+      return payload;
+    }
+    case 'value.put':
+      store.set(op.space, op.key, op.value, now + op.ttlMs);
+      return null;
+    case 'value.get': {
+      const v = store.get(op.space, op.key);
+      return v === undefined ? null : v;
+    }
+    case 'value.delete':
+      return store.delete(op.space, op.key);
+    case 'bucket.take': {
+      const key = `${op.policy}\u0000${op.key}`;
+      const r = takeToken(store.get('bucket', key) as { tokens: number; updatedAt: number } | undefined, op.limits, now);
+      // A full bucket is the same as none: expire the record once it would have refilled.
+      const refillMs = ((op.limits.capacity - r.bucket.tokens) / op.limits.refillPerSecond) * 1000;
+      store.set('bucket', key, r.bucket, now + Math.ceil(refillMs) + 1);
+      return { allowed: r.allowed, remaining: r.remaining };
+    }
+  }
+}
+
+function liveIndex(store: GridStore, subject: string, now: number): SubjectIndexEntry[] {
+  const index = (store.get('subject', subject) as SubjectIndexEntry[] | undefined) ?? [];
+  return index.filter((e) => e.expiresAt > now);
+}

@@ -1,0 +1,166 @@
+/**
+ * The runtime state services of SPEC section 4, as interfaces. Two providers implement every
+ * one of them — `grid` (state in engine memory) and `redis` — and both pass the contract
+ * suite in test/helpers/state-contract.ts, so the runtime API never knows which is in use.
+ *
+ * Conventions:
+ * - Times are epoch milliseconds, durations milliseconds (the HTTP layer converts seconds).
+ * - Everything expires: every record carries an expiry, and expired records are invisible at
+ *   once (before any sweep removes them).
+ * - An operation that cannot reach the replicas it needs fails with STATE_UNAVAILABLE; the
+ *   HTTP layer answers 503. Nothing is half-applied: a failed call may be retried.
+ */
+
+export interface Session {
+  id: string;
+  subject: string;
+  attributes: Record<string, unknown>;
+  createdAt: number;
+  /** Last time the session was created or touched. */
+  lastAccessAt: number;
+  idleTimeoutMs: number;
+  maxLifetimeMs: number;
+  /** When it ends: the earlier of last access + idle timeout and creation + max lifetime. */
+  expiresAt: number;
+}
+
+export interface NewSession {
+  subject: string;
+  attributes?: Record<string, unknown>;
+  idleTimeoutMs: number;
+  maxLifetimeMs: number;
+}
+
+export interface SessionService {
+  create(input: NewSession): Promise<Session>;
+  /** The session, or undefined when unknown, expired or revoked; `touch` extends its idle time. */
+  get(id: string, options?: { touch?: boolean }): Promise<Session | undefined>;
+  /** Live sessions of `subject`, oldest first. */
+  listBySubject(subject: string): Promise<Session[]>;
+  /** Logout: removes the session and revokes its id. False when it did not exist. */
+  delete(id: string): Promise<boolean>;
+}
+
+export interface RevocationService {
+  /** Revokes `id` until `expiresAt` (default: the longest session lifetime from now). */
+  revoke(id: string, expiresAt?: number): Promise<void>;
+  isRevoked(id: string): Promise<boolean>;
+}
+
+export interface LockoutPolicy {
+  /** Failures within the window that lock the key. */
+  maxFailures: number;
+  windowMs: number;
+  lockMs: number;
+}
+
+export interface LockoutStatus {
+  locked: boolean;
+  failures: number;
+  /** How long until the lock ends; 0 when not locked. */
+  retryAfterMs: number;
+}
+
+export interface LockoutService {
+  /** Counts one failure (none is lost under concurrency) and says whether the key is now locked. */
+  recordFailure(key: string, policy: LockoutPolicy): Promise<LockoutStatus>;
+  status(key: string, policy: LockoutPolicy): Promise<LockoutStatus>;
+  /** A success: forgets the failures and any lock. */
+  reset(key: string): Promise<void>;
+}
+
+export interface ReplayService {
+  /** Inserts `id` unless present: `true` the first time it is seen (cluster-wide), else `false`. */
+  checkAndInsert(id: string, ttlMs: number): Promise<boolean>;
+}
+
+export interface ArtifactService {
+  put(id: string, payload: string, ttlMs: number): Promise<void>;
+  /** The payload, once: the artifact is gone after the first resolve. */
+  resolve(id: string): Promise<string | undefined>;
+}
+
+/** Inter-request state and the token cache: values with a time to live. */
+export interface ExpiringValueService {
+  put(key: string, value: unknown, ttlMs: number): Promise<void>;
+  get(key: string): Promise<unknown>;
+  delete(key: string): Promise<boolean>;
+}
+
+export interface RateLimitPolicy {
+  /** Bucket size: requests allowed in a burst. */
+  capacity: number;
+  /** Tokens added per second. */
+  refillPerSecond: number;
+}
+
+export interface RateLimitService {
+  /** Takes one token from the bucket of (policy, key). */
+  take(policy: string, key: string, limits: RateLimitPolicy): Promise<{ allowed: boolean; remaining: number }>;
+}
+
+/** Everything one provider offers. */
+export interface StateProvider {
+  readonly name: 'grid' | 'redis';
+  readonly sessions: SessionService;
+  readonly revocations: RevocationService;
+  readonly lockout: LockoutService;
+  readonly replay: ReplayService;
+  readonly artifacts: ArtifactService;
+  readonly requestState: ExpiringValueService;
+  readonly tokens: ExpiringValueService;
+  readonly rateLimits: RateLimitService;
+  close(): Promise<void>;
+}
+
+/** How long a revocation is kept when the caller does not say: the longest a session may live. */
+export const DEFAULT_REVOCATION_TTL_MS = 24 * 3600_000;
+
+/** Lock-out and rate-limit settings until the console's configuration provides them. */
+export const DEFAULT_LOCKOUT_POLICY: LockoutPolicy = { maxFailures: 5, windowMs: 5 * 60_000, lockMs: 15 * 60_000 };
+export const DEFAULT_RATE_LIMIT: RateLimitPolicy = { capacity: 10, refillPerSecond: 1 };
+
+/** When a session ends (pure; both providers use it). */
+export function sessionExpiry(s: Pick<Session, 'createdAt' | 'lastAccessAt' | 'idleTimeoutMs' | 'maxLifetimeMs'>): number {
+  return Math.min(s.lastAccessAt + s.idleTimeoutMs, s.createdAt + s.maxLifetimeMs);
+}
+
+/**
+ * A token bucket's state after `now` (pure; both providers use the same maths): refilled for
+ * the time elapsed, capped at capacity, then one token taken if there is one.
+ */
+export function takeToken(
+  bucket: { tokens: number; updatedAt: number } | undefined,
+  limits: RateLimitPolicy,
+  now: number,
+): { bucket: { tokens: number; updatedAt: number }; allowed: boolean; remaining: number } {
+  const start = bucket ?? { tokens: limits.capacity, updatedAt: now };
+  const refilled = Math.min(limits.capacity, start.tokens + (Math.max(0, now - start.updatedAt) / 1000) * limits.refillPerSecond);
+  const allowed = refilled >= 1;
+  const tokens = allowed ? refilled - 1 : refilled;
+  return { bucket: { tokens, updatedAt: now }, allowed, remaining: Math.floor(tokens) };
+}
+
+/**
+ * A lock-out record after one more failure at `now` (pure): failures older than the window
+ * are forgotten, and reaching maxFailures locks until now + lockMs.
+ */
+export function addFailure(
+  record: { failures: number[]; lockedUntil: number } | undefined,
+  policy: LockoutPolicy,
+  now: number,
+): { failures: number[]; lockedUntil: number } {
+  const recent = (record?.failures ?? []).filter((t) => t > now - policy.windowMs);
+  recent.push(now);
+  const alreadyLocked = (record?.lockedUntil ?? 0) > now;
+  const lockedUntil = alreadyLocked ? record!.lockedUntil : recent.length >= policy.maxFailures ? now + policy.lockMs : 0;
+  // Only the failures that can still matter are kept: at most maxFailures.
+  return { failures: recent.slice(-policy.maxFailures), lockedUntil };
+}
+
+export function lockoutStatus(record: { failures: number[]; lockedUntil: number } | undefined, policy: LockoutPolicy, now: number): LockoutStatus {
+  const failures = (record?.failures ?? []).filter((t) => t > now - policy.windowMs).length;
+  const lockedUntil = record?.lockedUntil ?? 0;
+  const locked = lockedUntil > now;
+  return { locked, failures, retryAfterMs: locked ? lockedUntil - now : 0 };
+}

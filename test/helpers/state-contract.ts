@@ -1,0 +1,189 @@
+/**
+ * The contract every state provider passes (SPEC section 4): the same tests run against the
+ * grid and against Redis, so the runtime API can use either without knowing which.
+ *
+ * A harness gives the provider, the provider's notion of "now", and a way to let time pass
+ * (a manual clock for the grid, real waiting for Redis, whose clock is its own).
+ */
+import { describe, it, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import type { StateProvider } from '../../src/state/services.js';
+
+export interface StateHarness {
+  provider: StateProvider;
+  now(): number;
+  /** Lets `ms` pass for the provider. */
+  advance(ms: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+const MINUTE = 60_000;
+
+/** `open` returns undefined after skipping `t` when the provider's service is not there. */
+export function stateContract(name: string, open: (t: TestContext) => Promise<StateHarness | undefined>): void {
+  const withHarness = (fn: (h: StateHarness) => Promise<void>) => async (t: TestContext) => {
+    const h = await open(t);
+    if (!h) return;
+    try {
+      await fn(h);
+    } finally {
+      await h.close();
+    }
+  };
+
+  describe(`state contract: ${name}`, () => {
+    describe('sessions', () => {
+      it('creates, reads and lists sessions, attributes intact', withHarness(async ({ provider }) => {
+        const attributes = { roles: ['admin', 'ops'], name: 'Zoë', nested: { empty: {}, list: [] as unknown[] }, n: 1.5 };
+        const a = await provider.sessions.create({ subject: 'alice', attributes, idleTimeoutMs: 10 * MINUTE, maxLifetimeMs: 60 * MINUTE });
+        assert.equal(a.subject, 'alice');
+        assert.deepEqual(a.attributes, attributes);
+        assert.equal(a.expiresAt, a.createdAt + 10 * MINUTE);
+        const b = await provider.sessions.create({ subject: 'alice', idleTimeoutMs: MINUTE, maxLifetimeMs: MINUTE });
+        await provider.sessions.create({ subject: 'bob', idleTimeoutMs: MINUTE, maxLifetimeMs: MINUTE });
+        assert.notEqual(a.id, b.id);
+        assert.deepEqual(await provider.sessions.get(a.id), a);
+        assert.deepEqual(b.attributes, {});
+        assert.deepEqual((await provider.sessions.listBySubject('alice')).map((s) => s.id).sort(), [a.id, b.id].sort());
+        assert.deepEqual(await provider.sessions.listBySubject('nobody'), []);
+        assert.equal(await provider.sessions.get('no-such-session'), undefined);
+      }));
+
+      it('expires after the idle timeout unless touched, and never outlives its maximum lifetime', withHarness(async ({ provider, advance }) => {
+        const idle = await provider.sessions.create({ subject: 'carol', idleTimeoutMs: 400, maxLifetimeMs: 900 });
+        await advance(250);
+        const touched = await provider.sessions.get(idle.id, { touch: true });
+        assert.ok(touched, 'still live after 250 ms');
+        assert.ok(touched.expiresAt > idle.expiresAt, 'touch extends the idle time');
+        await advance(250);
+        assert.ok(await provider.sessions.get(idle.id), 'live: touched 250 ms ago, idle timeout 400 ms');
+        await provider.sessions.get(idle.id, { touch: true });
+        await advance(300);
+        await provider.sessions.get(idle.id, { touch: true });
+        await advance(200);
+        assert.equal(await provider.sessions.get(idle.id), undefined, 'past its 900 ms maximum lifetime despite touches');
+        const untouched = await provider.sessions.create({ subject: 'carol', idleTimeoutMs: 200, maxLifetimeMs: MINUTE });
+        await advance(300);
+        assert.equal(await provider.sessions.get(untouched.id), undefined);
+        assert.deepEqual(await provider.sessions.listBySubject('carol'), []);
+      }));
+
+      it('delete logs out: the session is gone and its id revoked', withHarness(async ({ provider }) => {
+        const s = await provider.sessions.create({ subject: 'dave', idleTimeoutMs: MINUTE, maxLifetimeMs: MINUTE });
+        assert.equal(await provider.sessions.delete(s.id), true);
+        assert.equal(await provider.sessions.get(s.id), undefined);
+        assert.equal(await provider.revocations.isRevoked(s.id), true);
+        assert.deepEqual(await provider.sessions.listBySubject('dave'), []);
+        assert.equal(await provider.sessions.delete(s.id), false);
+      }));
+
+      it('a revoked session is not found, nor listed', withHarness(async ({ provider }) => {
+        const s = await provider.sessions.create({ subject: 'erin', idleTimeoutMs: MINUTE, maxLifetimeMs: MINUTE });
+        await provider.revocations.revoke(s.id);
+        assert.equal(await provider.sessions.get(s.id), undefined);
+        assert.deepEqual(await provider.sessions.listBySubject('erin'), []);
+      }));
+    });
+
+    describe('revocation', () => {
+      it('revokes until the given expiry, and a later expiry wins', withHarness(async ({ provider, now, advance }) => {
+        assert.equal(await provider.revocations.isRevoked('r1'), false);
+        await provider.revocations.revoke('r1', now() + 300);
+        assert.equal(await provider.revocations.isRevoked('r1'), true);
+        await provider.revocations.revoke('r1', now() + 100); // earlier: ignored
+        await advance(200);
+        assert.equal(await provider.revocations.isRevoked('r1'), true);
+        await advance(200);
+        assert.equal(await provider.revocations.isRevoked('r1'), false);
+      }));
+    });
+
+    describe('account locking', () => {
+      const policy = { maxFailures: 3, windowMs: 10 * MINUTE, lockMs: 5 * MINUTE };
+
+      it('locks after maxFailures within the window, reports the wait, and a success resets it', withHarness(async ({ provider }) => {
+        assert.deepEqual(await provider.lockout.recordFailure('u1', policy), { locked: false, failures: 1, retryAfterMs: 0 });
+        await provider.lockout.recordFailure('u1', policy);
+        const locked = await provider.lockout.recordFailure('u1', policy);
+        assert.equal(locked.locked, true);
+        assert.equal(locked.failures, 3);
+        assert.ok(locked.retryAfterMs > 5 * MINUTE - 1000 && locked.retryAfterMs <= 5 * MINUTE, `retry after ${locked.retryAfterMs}`);
+        assert.equal((await provider.lockout.status('u1', policy)).locked, true);
+        await provider.lockout.reset('u1');
+        assert.deepEqual(await provider.lockout.status('u1', policy), { locked: false, failures: 0, retryAfterMs: 0 });
+      }));
+
+      it('forgets failures older than the window and unlocks when the lock ends', withHarness(async ({ provider, advance }) => {
+        const short = { maxFailures: 2, windowMs: 300, lockMs: 300 };
+        await provider.lockout.recordFailure('u2', short);
+        await advance(400);
+        assert.equal((await provider.lockout.recordFailure('u2', short)).locked, false, 'the first failure fell out of the window');
+        assert.equal((await provider.lockout.recordFailure('u2', short)).locked, true);
+        await advance(400);
+        assert.equal((await provider.lockout.status('u2', short)).locked, false);
+      }));
+
+      it('loses no failure under concurrency', withHarness(async ({ provider }) => {
+        const wide = { maxFailures: 1000, windowMs: 10 * MINUTE, lockMs: MINUTE };
+        await Promise.all(Array.from({ length: 50 }, () => provider.lockout.recordFailure('u3', wide)));
+        assert.equal((await provider.lockout.status('u3', wide)).failures, 50);
+      }));
+    });
+
+    describe('replay prevention', () => {
+      it('accepts an id once, even when asked many times at the same moment, until its TTL ends', withHarness(async ({ provider, advance }) => {
+        assert.equal(await provider.replay.checkAndInsert('a1', 300), true);
+        assert.equal(await provider.replay.checkAndInsert('a1', 300), false);
+        const verdicts = await Promise.all(Array.from({ length: 20 }, () => provider.replay.checkAndInsert('a2', MINUTE)));
+        assert.equal(verdicts.filter(Boolean).length, 1);
+        await advance(400);
+        assert.equal(await provider.replay.checkAndInsert('a1', 300), true, 'a new id once the old entry expired');
+      }));
+    });
+
+    describe('artifacts', () => {
+      it('resolves a payload exactly once, even under concurrent resolves, and not after its TTL', withHarness(async ({ provider, advance }) => {
+        await provider.artifacts.put('art1', 'payload-1', MINUTE);
+        assert.equal(await provider.artifacts.resolve('art1'), 'payload-1');
+        assert.equal(await provider.artifacts.resolve('art1'), undefined);
+        await provider.artifacts.put('art2', 'payload-2', MINUTE);
+        const got = await Promise.all(Array.from({ length: 10 }, () => provider.artifacts.resolve('art2')));
+        assert.deepEqual(got.filter((g) => g !== undefined), ['payload-2']);
+        await provider.artifacts.put('art3', 'payload-3', 200);
+        await advance(300);
+        assert.equal(await provider.artifacts.resolve('art3'), undefined);
+      }));
+    });
+
+    for (const service of ['requestState', 'tokens'] as const) {
+      describe(service === 'requestState' ? 'inter-request state' : 'token cache', () => {
+        it('puts, gets and deletes JSON values with a TTL', withHarness(async ({ provider, advance }) => {
+          const values = provider[service];
+          await values.put('k1', { a: [1, 'two', null], b: true }, MINUTE);
+          assert.deepEqual(await values.get('k1'), { a: [1, 'two', null], b: true });
+          assert.equal(await values.delete('k1'), true);
+          assert.equal(await values.get('k1'), undefined);
+          assert.equal(await values.delete('k1'), false);
+          await values.put('k2', 'short', 200);
+          await advance(300);
+          assert.equal(await values.get('k2'), undefined);
+        }));
+      });
+    }
+
+    describe('rate limits', () => {
+      it('admits the bucket size, then refills at the rate; concurrent takes never over-admit', withHarness(async ({ provider, advance }) => {
+        const limits = { capacity: 5, refillPerSecond: 10 };
+        const first = [];
+        for (let i = 0; i < 6; i++) first.push(await provider.rateLimits.take('login', 'ip-1', limits));
+        assert.deepEqual(first.map((r) => r.allowed), [true, true, true, true, true, false]);
+        assert.deepEqual(first.map((r) => r.remaining), [4, 3, 2, 1, 0, 0]);
+        await advance(250);
+        assert.equal((await provider.rateLimits.take('login', 'ip-1', limits)).allowed, true, 'refilled after 250 ms at 10/s');
+        assert.equal((await provider.rateLimits.take('other-policy', 'ip-1', limits)).allowed, true, 'buckets are per policy');
+        const burst = await Promise.all(Array.from({ length: 30 }, () => provider.rateLimits.take('api', 'ip-2', { capacity: 10, refillPerSecond: 0.001 })));
+        assert.equal(burst.filter((r) => r.allowed).length, 10);
+      }));
+    });
+  });
+}
