@@ -17,6 +17,7 @@ import {
   type Profile,
   type Role,
   type TimingField,
+  type StateProviderName,
   isWildcardHost,
   TIMING_OVERRIDES,
 } from './schema.js';
@@ -40,8 +41,11 @@ export interface NodeConfig {
     /** Membership timings set in the file or environment; the rest come from the profile. */
     timing: Partial<Record<TimingField, number>>;
   };
-  http: { runtime: Address; admin: Address; manage: Address; bodyLimit: number };
+  http: { runtime: Address; admin: Address; manage: Address; bodyLimit: number; apiKeys: Secret[] };
   state: {
+    provider: StateProviderName;
+    /** The Redis URL (it may hold a password, hence a Secret); undefined unless set. */
+    redisUrl: Secret | undefined;
     architecture: Architecture;
     replicationFactor: number;
     groupId: string | null;
@@ -156,6 +160,21 @@ export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeC
     ? splitList(previousSrc.value).map((item) => decodeSecret(previousDef, { ...previousSrc, value: item }, invalid))
     : [];
 
+  const apiKeysDef = findKey('http', 'api_keys')!;
+  const apiKeysSrc = sourceOf(apiKeysDef);
+  const apiKeys = apiKeysSrc
+    ? splitList(apiKeysSrc.value).map((item) => {
+        const key = decodeSecret(apiKeysDef, { ...apiKeysSrc, value: item }, invalid);
+        if (key.reveal().length < 16) throw invalid(apiKeysDef, apiKeysSrc, 'an API key is shorter than 16 characters');
+        return key;
+      })
+    : [];
+  const provider = get<StateProviderName>('state', 'provider');
+  const redisUrl = (values.get('state.redis_url') as string | undefined) || undefined;
+  if (provider === 'redis' && !redisUrl) {
+    throw new CohortError('CONFIG_MISSING_KEY', `${file}: [state] redis_url: required with [state] provider = redis`, { file, section: 'state', key: 'redis_url' });
+  }
+
   const baseDir = dirname(file);
   const nodeId = get<string>('node', 'id');
   const role = get<Role>('node', 'role');
@@ -181,8 +200,11 @@ export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeC
       admin: get<Address>('http', 'admin'),
       manage: get<Address>('http', 'manage'),
       bodyLimit: get<number>('http', 'body_limit'),
+      apiKeys,
     },
     state: {
+      provider,
+      redisUrl: redisUrl ? new Secret(redisUrl) : undefined,
       architecture: get<Architecture>('state', 'architecture'),
       replicationFactor: get<number>('state', 'replication_factor'),
       groupId: get<string | null>('state', 'group_id'),

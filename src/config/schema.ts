@@ -27,6 +27,8 @@ export const PROFILES = ['lan', 'wan', 'local'] as const;
 export type Profile = (typeof PROFILES)[number];
 export const ARCHITECTURES = ['adaptive', 'directed'] as const;
 export type Architecture = (typeof ARCHITECTURES)[number];
+export const STATE_PROVIDERS = ['grid', 'redis'] as const;
+export type StateProviderName = (typeof STATE_PROVIDERS)[number];
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
@@ -189,6 +191,13 @@ export const KEYS: readonly KeyDef[] = [
     parse: parseAddress,
   },
   {
+    section: 'http', key: 'api_keys', type: 'secret list', default: '', unit: '',
+    doc: 'Engines: comma-separated API keys the runtime API accepts as `Authorization: Bearer <key>` (kept only as hashes in memory). Until the console issues keys, they are configured here; `cohort up` writes one. Empty: the runtime API refuses every request.',
+    allowed: 'comma-separated keys of 16 to 128 characters, plain or OBF:',
+    secret: true,
+    parse: identity,
+  },
+  {
     section: 'http', key: 'body_limit', type: 'integer', default: '1048576', unit: 'bytes',
     doc: 'Largest request body any API of this node accepts; larger bodies get 413 HTTP_BODY_TOO_LARGE.',
     allowed: 'integer 1024 to 67108864',
@@ -200,6 +209,23 @@ export const KEYS: readonly KeyDef[] = [
     doc: 'How runtime state is placed: `adaptive` spreads partitions over replica sets by consistent hashing, `directed` shares each service\'s state with its preferred nodes.',
     allowed: ARCHITECTURES.join(' | '),
     parse: (raw) => parseEnum(raw, ARCHITECTURES),
+  },
+  {
+    section: 'state', key: 'provider', type: 'enum', default: 'grid', unit: '',
+    doc: 'Where runtime state lives: `grid` in the engines\' memory, `redis` in the Redis at `redis_url`.',
+    allowed: STATE_PROVIDERS.join(' | '),
+    parse: (raw) => parseEnum(raw, STATE_PROVIDERS),
+  },
+  {
+    section: 'state', key: 'redis_url', type: 'url', default: '', unit: '',
+    doc: 'With `provider = redis`: the Redis (or Valkey) to use, `redis://[user:password@]host:port[/db]` or `rediss://` for TLS. Redis 6.2 or later.',
+    allowed: 'empty, or a redis:// or rediss:// URL',
+    secret: true,
+    parse: (raw) => {
+      const v = raw.trim();
+      if (v === '' || v.startsWith('redis://') || v.startsWith('rediss://')) return v;
+      throw new InvalidValue('not a redis:// or rediss:// URL');
+    },
   },
   {
     section: 'state', key: 'replication_factor', type: 'integer', default: '3', unit: 'engines',

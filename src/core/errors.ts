@@ -46,6 +46,9 @@ export const ERROR_CODES = {
   RPC_CLOSED: { status: 503, summary: 'The request was abandoned because this node is stopping.' },
 
   // state/: runtime state services
+  STATE_NOT_FOUND: { status: 404, summary: 'No live record by that id or key: never created, expired, revoked, or already resolved.' },
+  STATE_REPLAY_DETECTED: { status: 409, summary: 'The replay-prevention id was seen before (the message is a replay).' },
+  STATE_RATE_LIMITED: { status: 429, summary: 'The rate-limit bucket of that policy and key is empty; retry later.' },
   STATE_UNAVAILABLE: { status: 503, summary: 'The state the request needs cannot be reached right now (too few replicas, or the Redis provider is down); nothing was changed, and the request may be retried.' },
 
   // node/ and the management API
@@ -53,6 +56,7 @@ export const ERROR_CODES = {
   NODE_BIND_FAILED: { status: 500, summary: 'An HTTP or cluster address could not be bound (in use, or not local).' },
   AUTH_MISSING_CREDENTIAL: { status: 401, summary: 'The request carries no Authorization: Bearer credential.' },
   AUTH_INVALID_CREDENTIAL: { status: 401, summary: 'The request\'s credential is not valid for this node.' },
+  AUTH_NO_API_KEYS: { status: 401, summary: 'The engine has no API key configured ([http] api_keys), so the runtime API accepts no request.' },
 
   // HTTP layer, shared by every API
   HTTP_BAD_REQUEST: { status: 400, summary: 'The request body or parameters do not match the route\'s schema.' },

@@ -31,7 +31,9 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     logController: new LogController({ disableRequestLogging: true }),
     // Fastify logs through our logger so lines carry the node's bindings.
     loggerInstance: options.logger.child({ api: options.name }) as FastifyBaseLogger,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    // No type coercion: a body field of the wrong type is refused, never quietly converted
+    // (query strings and path parameters are declared as strings for the same reason).
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     // Path parameters carry host:port addresses and keys; host names may be 253 characters.
     routerOptions: { maxParamLength: 300 },
     return503OnClosing: true,

@@ -10,6 +10,10 @@ import { openRepository } from '../repository/open-repository.js';
 import type { Repository } from '../repository/repository.js';
 import { ClusterMember } from './cluster-member.js';
 import { ensureDataDir, loadOrCreateManageCredential } from './data-dir.js';
+import { registerRuntimeApi } from '../engine/runtime-api.js';
+import { sha256 } from '../http/bearer-auth.js';
+import type { StateProvider } from '../state/services.js';
+import { openStateProvider } from './state-provider.js';
 import { registerManageApi } from './manage-api.js';
 
 /** What the process running a node hears from it (cli/commands/start.ts exits on these). */
@@ -30,6 +34,10 @@ export interface CohortNodeHooks {
  */
 export class CohortNode {
   private manageServer: FastifyInstance | undefined;
+  private runtimeServer: FastifyInstance | undefined;
+  private stateProvider: StateProvider | undefined;
+  /** Set when the node starts stopping: readiness turns 503 before anything closes. */
+  private draining = false;
   private repository: Repository | undefined;
   private cluster: ClusterMember | undefined;
   private stopping: Promise<void> | undefined;
@@ -71,6 +79,22 @@ export class CohortNode {
     // Stopped while joining (SIGTERM, cluster stop): bind nothing more; stop() closes the rest.
     if (this.stopping) return;
 
+    if (config.node.role === 'engine') {
+      const opened = await openStateProvider(config, this.clock);
+      this.stateProvider = opened.provider;
+      if (this.stopping) return;
+      const runtime = createHttpServer({ logger: log, bodyLimit: config.http.bodyLimit, name: 'runtime' });
+      registerRuntimeApi(runtime, {
+        provider: opened.provider,
+        apiKeyHashes: config.http.apiKeys.map((k) => sha256(k.reveal())),
+        notReadyReasons: () => [...(this.draining ? ['stopping'] : []), ...opened.notReadyReasons()],
+      });
+      if (config.http.apiKeys.length === 0) log.warn('[http] api_keys is empty: the runtime API will refuse every request');
+      this.runtimeServer = runtime;
+      await listen(runtime, config.http.runtime, 'runtime');
+      if (this.stopping) return;
+    }
+
     const manage = createHttpServer({ logger: log, bodyLimit: config.http.bodyLimit, name: 'manage' });
     registerManageApi(manage, config, credential.credential, cluster);
     this.manageServer = manage;
@@ -84,6 +108,7 @@ export class CohortNode {
         mode: config.node.mode,
         cluster: formatAddress(config.cluster.bind),
         manage: formatAddress(config.http.manage),
+        ...(config.node.role === 'engine' ? { runtime: formatAddress(config.http.runtime), state: config.state.provider } : {}),
         dataDir: config.node.dataDir,
       },
       `${config.node.role} ${config.node.id} started`,
@@ -93,8 +118,11 @@ export class CohortNode {
   /** Stops everything that was started; safe to call more than once and after a failed start. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      this.draining = true;
       await this.manageServer?.close();
+      await this.runtimeServer?.close();
       await this.cluster?.leave();
+      await this.stateProvider?.close();
       await this.repository?.close();
       this.log.info(`${this.config.node.role} ${this.config.node.id} stopped`);
     })();

@@ -56,6 +56,16 @@ describe('cohort up', () => {
       const info = await manageRequest<{ id: string; pid: number }>(manageTargetOfFile(n.configFile), 'GET', '/manage/v1/node');
       assert.equal(info.id, n.id);
       assert.equal(info.pid, n.pid);
+      if (n.runtime) {
+        // The API key of cluster.json opens the engines' runtime API.
+        const created = await fetch(`${n.runtime}/runtime/v1/sessions`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${file.apiKey}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ subject: 'tester' }),
+        });
+        assert.equal(created.status, 201, await created.text());
+        assert.equal((await fetch(`${n.runtime}/health/ready`)).status, 200);
+      }
     }
 
     up.child.kill('SIGTERM');

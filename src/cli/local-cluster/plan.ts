@@ -44,6 +44,7 @@ export function localNodeConfigText(node: LocalNodePlan, seed: LocalNodePlan | u
     '[http]',
     `${httpKey} = ${HOST}:${node.http}`,
     `manage = ${HOST}:${node.manage}`,
+    ...(node.role === 'engine' ? [`api_keys = ${secrets.apiKey}`] : []),
     '',
     '[log]',
     'format = json',

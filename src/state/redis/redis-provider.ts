@@ -149,6 +149,11 @@ export class RedisProvider implements StateProvider {
     }
   }
 
+  /** True while the connection to Redis is up (readiness). */
+  get connected(): boolean {
+    return this.redis.status === 'ready';
+  }
+
   readonly sessions = {
     create: async (input: NewSession): Promise<Session> => {
       const id = randomToken(24);
