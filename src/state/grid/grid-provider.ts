@@ -25,6 +25,9 @@ import { applyOperation, type Operation, type OperationResults } from './operati
 /** Partitions of the key space; fixed for the life of a cluster (a prime spreads keys evenly). */
 export const PARTITION_COUNT = 271;
 
+/** The pseudo-partition of records every engine holds (revocations). */
+export const EVERYWHERE = -1;
+
 /** The partition of a routing key. */
 export function partitionOf(key: string): number {
   return createHash('sha1').update(key).digest().readUInt32BE(0) % PARTITION_COUNT;
@@ -54,8 +57,8 @@ export class LocalExecutor implements GridExecutor {
     private readonly clock: Clock,
   ) {}
 
-  execute<K extends Operation['t']>(_partition: number, op: Extract<Operation, { t: K }>): Promise<OperationResults[K]> {
-    return Promise.resolve(this.local(op));
+  execute<K extends Operation['t']>(partition: number, op: Extract<Operation, { t: K }>): Promise<OperationResults[K]> {
+    return Promise.resolve(applyOperation(this.store, op, this.clock.now(), partition) as OperationResults[K]);
   }
 
   async everywhere<K extends Operation['t']>(op: Extract<Operation, { t: K }>): Promise<void> {
@@ -63,7 +66,7 @@ export class LocalExecutor implements GridExecutor {
   }
 
   local<K extends Operation['t']>(op: Extract<Operation, { t: K }>): OperationResults[K] {
-    return applyOperation(this.store, op, this.clock.now()) as OperationResults[K];
+    return applyOperation(this.store, op, this.clock.now(), EVERYWHERE) as OperationResults[K];
   }
 }
 

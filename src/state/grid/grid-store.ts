@@ -3,9 +3,12 @@
  * expiry. Reads never return an expired record; a sweep removes them in slices so a large
  * store never blocks the event loop.
  *
- * Every mutation goes through `set` / `delete`, which also bump a per-record version; the
- * replicated grid ships (key, record) pairs, and a replica keeps the newer version, so
- * replaying a shipment is harmless.
+ * Every mutation goes through `set` / `delete` and gets a version from a hybrid logical
+ * clock (wall-clock milliseconds x 1024, never going backwards, and ahead of every version
+ * seen from other engines), so versions from successive primaries of a partition still order
+ * correctly. The replicated grid ships (key, record) pairs and a replica keeps the newer
+ * version (`merge`), so applying a shipment twice is harmless. A delete leaves a tombstone
+ * for TOMBSTONE_MS, so an older copy arriving late cannot bring the record back.
  */
 import type { Clock, TimerHandle } from '../../core/clock.js';
 
@@ -13,7 +16,27 @@ export interface StoredRecord {
   value: unknown;
   expiresAt: number;
   version: number;
+  /** The partition the record belongs to (-1: held by every engine, e.g. revocations). */
+  partition: number;
+  /** A tombstone: the record was deleted at `version`. */
+  deleted?: true;
 }
+
+/** One changed record, as shipped between replicas. */
+export interface RecordChange {
+  ns: Namespace;
+  key: string;
+  record: StoredRecord;
+}
+
+/** A change and the record it replaced (undefined: there was none), to undo a failed write. */
+export interface JournalEntry {
+  change: RecordChange;
+  previous: StoredRecord | undefined;
+}
+
+/** How long a deletion is remembered, so late copies of the record stay dead (ms). */
+export const TOMBSTONE_MS = 60_000;
 
 /** Namespaces of the grid: one per service (and one for the subject index). */
 export type Namespace = 'session' | 'subject' | 'revocation' | 'lockout' | 'replay' | 'artifact' | 'state' | 'token' | 'bucket';
@@ -24,7 +47,9 @@ const SWEEP_SLICE = 10_000;
 export class GridStore {
   private readonly spaces = new Map<Namespace, Map<string, StoredRecord>>();
   private sweepTimer: TimerHandle | undefined;
-  private versionCounter = 0;
+  private lastVersion = 0;
+  /** Changes made since `startJournal` (with what each record was before), to ship or undo. */
+  private journal: JournalEntry[] | undefined;
   private readonly cursors = new Map<Namespace, IterableIterator<[string, StoredRecord]>>();
 
   constructor(private readonly clock: Clock) {}
@@ -41,7 +66,7 @@ export class GridStore {
 
   get(ns: Namespace, key: string): unknown {
     const r = this.space(ns).get(key);
-    if (!r) return undefined;
+    if (!r || r.deleted) return undefined;
     if (r.expiresAt <= this.clock.now()) {
       this.space(ns).delete(key);
       return undefined;
@@ -54,22 +79,84 @@ export class GridStore {
     return this.get(ns, key) === undefined ? undefined : this.space(ns).get(key);
   }
 
-  set(ns: Namespace, key: string, value: unknown, expiresAt: number): StoredRecord {
-    const r: StoredRecord = { value, expiresAt, version: ++this.versionCounter };
+  set(ns: Namespace, key: string, value: unknown, expiresAt: number, partition: number): StoredRecord {
+    const r: StoredRecord = { value, expiresAt, version: this.nextVersion(), partition };
+    this.journal?.push({ change: { ns, key, record: r }, previous: this.space(ns).get(key) });
     this.space(ns).set(key, r);
     return r;
   }
 
-  delete(ns: Namespace, key: string): boolean {
+  /** Deletes (leaving a tombstone); true when a live record was there. */
+  delete(ns: Namespace, key: string, partition: number): boolean {
     const existed = this.get(ns, key) !== undefined;
-    this.space(ns).delete(key);
+    const r: StoredRecord = { value: null, expiresAt: this.clock.now() + TOMBSTONE_MS, version: this.nextVersion(), partition, deleted: true };
+    this.journal?.push({ change: { ns, key, record: r }, previous: this.space(ns).get(key) });
+    this.space(ns).set(key, r);
     return existed;
+  }
+
+  /** Applies a record shipped from another engine if it is newer than ours; true if applied. */
+  merge(change: RecordChange): boolean {
+    this.lastVersion = Math.max(this.lastVersion, change.record.version);
+    const current = this.space(change.ns).get(change.key);
+    if (current && current.version >= change.record.version) return false;
+    if (change.record.expiresAt <= this.clock.now()) return false;
+    this.space(change.ns).set(change.key, change.record);
+    return true;
+  }
+
+  /** Starts collecting the changes made by `set` and `delete`. */
+  startJournal(): void {
+    this.journal = [];
+  }
+
+  /** Stops collecting and returns what changed since `startJournal`. */
+  takeJournal(): JournalEntry[] {
+    const out = this.journal ?? [];
+    this.journal = undefined;
+    return out;
+  }
+
+  /**
+   * Undoes journalled changes, newest first: each record goes back to what it was (or is
+   * deleted if it was new), under a new version, so the undo also wins over any copy of the
+   * undone change that reached another engine.
+   */
+  undo(entries: readonly JournalEntry[]): void {
+    for (const { change, previous } of [...entries].reverse()) {
+      if (previous && !previous.deleted) this.space(change.ns).set(change.key, { ...previous, version: this.nextVersion() });
+      else this.delete(change.ns, change.key, change.record.partition);
+    }
+  }
+
+  /** Every unexpired record (tombstones included) of the given partitions, in one pass. */
+  exportPartitions(partitions: ReadonlySet<number>): RecordChange[] {
+    const now = this.clock.now();
+    const out: RecordChange[] = [];
+    for (const [ns, space] of this.spaces) {
+      for (const [key, record] of space) if (partitions.has(record.partition) && record.expiresAt > now) out.push({ ns, key, record });
+    }
+    return out;
+  }
+
+  /** Every unexpired record of the store (snapshots at a graceful stop). */
+  exportAll(): RecordChange[] {
+    const now = this.clock.now();
+    const out: RecordChange[] = [];
+    for (const [ns, space] of this.spaces) for (const [key, record] of space) if (record.expiresAt > now) out.push({ ns, key, record });
+    return out;
+  }
+
+  /** Hybrid logical clock: wall time in ms x 1024, strictly increasing. */
+  private nextVersion(): number {
+    this.lastVersion = Math.max(this.clock.now() * 1024, this.lastVersion + 1);
+    return this.lastVersion;
   }
 
   /** Live records in `ns` (for snapshots and transfers). */
   *entries(ns: Namespace): IterableIterator<[string, StoredRecord]> {
     const now = this.clock.now();
-    for (const [k, r] of this.space(ns)) if (r.expiresAt > now) yield [k, r];
+    for (const [k, r] of this.space(ns)) if (r.expiresAt > now && !r.deleted) yield [k, r];
   }
 
   /** Number of records held, expired ones not yet swept included. */

@@ -64,14 +64,17 @@ export interface OperationResults {
   'bucket.take': { allowed: boolean; remaining: number };
 }
 
-/** Applies `op` to `store` at time `now` and returns its result (JSON-serializable). */
-export function applyOperation(store: GridStore, op: Operation, now: number): unknown {
+/**
+ * Applies `op` to `store` at time `now` and returns its result (JSON-serializable). Records
+ * written are tagged with `partition`, the partition the operation was routed to.
+ */
+export function applyOperation(store: GridStore, op: Operation, now: number, partition: number): unknown {
   switch (op.t) {
     case 'session.put': {
-      store.set('session', op.session.id, op.session, op.session.expiresAt);
+      store.set('session', op.session.id, op.session, op.session.expiresAt, partition);
       const index = liveIndex(store, op.session.subject, now).filter((e) => e.id !== op.session.id);
       index.push({ id: op.session.id, expiresAt: op.session.expiresAt });
-      store.set('subject', op.session.subject, index, Math.max(...index.map((e) => e.expiresAt)));
+      store.set('subject', op.session.subject, index, Math.max(...index.map((e) => e.expiresAt)), partition);
       return op.session;
     }
     case 'session.get': {
@@ -80,9 +83,9 @@ export function applyOperation(store: GridStore, op: Operation, now: number): un
       if (!op.touch) return s;
       const touched: Session = { ...s, lastAccessAt: now };
       touched.expiresAt = sessionExpiry(touched);
-      store.set('session', s.id, touched, touched.expiresAt);
+      store.set('session', s.id, touched, touched.expiresAt, partition);
       const index = liveIndex(store, s.subject, now).map((e) => (e.id === s.id ? { id: s.id, expiresAt: touched.expiresAt } : e));
-      store.set('subject', s.subject, index, Math.max(...index.map((e) => e.expiresAt)));
+      store.set('subject', s.subject, index, Math.max(...index.map((e) => e.expiresAt)), partition);
       return touched;
     }
     case 'session.list': {
@@ -94,57 +97,57 @@ export function applyOperation(store: GridStore, op: Operation, now: number): un
     case 'session.delete': {
       const s = store.get('session', op.id) as Session | undefined;
       if (!s) return false;
-      store.delete('session', op.id);
+      store.delete('session', op.id, partition);
       const index = liveIndex(store, s.subject, now).filter((e) => e.id !== op.id);
-      if (index.length === 0) store.delete('subject', s.subject);
-      else store.set('subject', s.subject, index, Math.max(...index.map((e) => e.expiresAt)));
+      if (index.length === 0) store.delete('subject', s.subject, partition);
+      else store.set('subject', s.subject, index, Math.max(...index.map((e) => e.expiresAt)), partition);
       return true;
     }
     case 'revocation.put': {
       const existing = store.record('revocation', op.id);
-      store.set('revocation', op.id, true, Math.max(op.expiresAt, existing?.expiresAt ?? 0));
+      store.set('revocation', op.id, true, Math.max(op.expiresAt, existing?.expiresAt ?? 0), partition);
       return null;
     }
     case 'revocation.get':
       return store.get('revocation', op.id) === true;
     case 'lockout.fail': {
       const next = addFailure(store.get('lockout', op.key) as LockoutRecord | undefined, op.policy, now);
-      store.set('lockout', op.key, next, Math.max(next.lockedUntil, now + op.policy.windowMs));
+      store.set('lockout', op.key, next, Math.max(next.lockedUntil, now + op.policy.windowMs), partition);
       return lockoutStatus(next, op.policy, now);
     }
     case 'lockout.get':
       return lockoutStatus(store.get('lockout', op.key) as LockoutRecord | undefined, op.policy, now);
     case 'lockout.reset':
-      store.delete('lockout', op.key);
+      store.delete('lockout', op.key, partition);
       return null;
     case 'replay.insert':
       if (store.get('replay', op.id) !== undefined) return false;
-      store.set('replay', op.id, true, now + op.ttlMs);
+      store.set('replay', op.id, true, now + op.ttlMs, partition);
       return true;
     case 'artifact.put':
-      store.set('artifact', op.id, op.payload, now + op.ttlMs);
+      store.set('artifact', op.id, op.payload, now + op.ttlMs, partition);
       return null;
     case 'artifact.take': {
       const payload = store.get('artifact', op.id) as string | undefined;
       if (payload === undefined) return null;
-      store.delete('artifact', op.id);
+      store.delete('artifact', op.id, partition);
       return payload;
     }
     case 'value.put':
-      store.set(op.space, op.key, op.value, now + op.ttlMs);
+      store.set(op.space, op.key, op.value, now + op.ttlMs, partition);
       return null;
     case 'value.get': {
       const v = store.get(op.space, op.key);
       return v === undefined ? null : v;
     }
     case 'value.delete':
-      return store.delete(op.space, op.key);
+      return store.delete(op.space, op.key, partition);
     case 'bucket.take': {
       const key = `${op.policy}\u0000${op.key}`;
       const r = takeToken(store.get('bucket', key) as { tokens: number; updatedAt: number } | undefined, op.limits, now);
       // A full bucket is the same as none: expire the record once it would have refilled.
       const refillMs = ((op.limits.capacity - r.bucket.tokens) / op.limits.refillPerSecond) * 1000;
-      store.set('bucket', key, r.bucket, now + Math.ceil(refillMs) + 1);
+      store.set('bucket', key, r.bucket, now + Math.ceil(refillMs) + 1, partition);
       return { allowed: r.allowed, remaining: r.remaining };
     }
   }

@@ -1,0 +1,154 @@
+/**
+ * A replicated grid of N engines on the simulated network, driven by one manual clock: the
+ * real executor, store, rpc and provider code, with membership changes applied by the test
+ * (`setActive`). Calls made through `provider(i)` advance simulated time until they settle.
+ */
+import { ManualClock } from '../../src/core/clock.js';
+import { silentLogger } from '../../src/core/logger.js';
+import { seededRandom } from '../../src/core/random.js';
+import { Rpc } from '../../src/rpc/rpc.js';
+import { SimNetwork } from '../../src/sim/sim-network.js';
+import { GridProvider } from '../../src/state/grid/grid-provider.js';
+import { GridStore } from '../../src/state/grid/grid-store.js';
+import { ReplicatedExecutor } from '../../src/state/grid/replicated-executor.js';
+import type { StateProvider } from '../../src/state/services.js';
+import { TransportMux } from '../../src/transport/mux.js';
+
+export interface SimEngine {
+  id: string;
+  address: string;
+  store: GridStore;
+  rpc: Rpc;
+  executor: ReplicatedExecutor;
+  provider: GridProvider;
+  crashed: boolean;
+}
+
+export class SimGrid {
+  readonly clock = new ManualClock(1_800_000_000_000);
+  readonly network: SimNetwork;
+  readonly engines: SimEngine[] = [];
+  private pending = 0;
+  private driving = false;
+
+  constructor(count: number, options: { replicationFactor?: number; seed?: number } = {}) {
+    this.network = new SimNetwork(this.clock, seededRandom(options.seed ?? 1));
+    for (let i = 0; i < count; i++) this.engines.push(this.createEngine(i, options.replicationFactor ?? 3));
+  }
+
+  /** Tells engines `observers` (default: the live ones) that exactly `active` are the engines. */
+  setActive(active: number[], observers = this.live()): void {
+    const map = new Map(active.map((i) => [this.engines[i]!.id, this.engines[i]!.address]));
+    for (const i of observers) this.engines[i]!.executor.setEngines(map);
+  }
+
+  live(): number[] {
+    return this.engines.map((e, i) => (e.crashed ? -1 : i)).filter((i) => i >= 0);
+  }
+
+  crash(i: number): void {
+    const e = this.engines[i]!;
+    e.crashed = true;
+    e.store.stop();
+    this.network.crash(e.address);
+  }
+
+  /** Replaces engine i by a fresh process (empty memory) at the same address. */
+  restart(i: number): SimEngine {
+    const fresh = this.createEngine(i, this.engines[i]!.executor.replicationFactor);
+    this.engines[i] = fresh;
+    return fresh;
+  }
+
+  /** Engine i's provider; every call drives the simulated clock until it settles. */
+  provider(i: number): StateProvider {
+    return this.driven(this.engines[i]!.provider);
+  }
+
+  /** A provider that sends each call to the next live engine in turn. */
+  anyEngine(): StateProvider {
+    let next = 0;
+    const pick = (): StateProvider => {
+      const live = this.live();
+      return this.engines[live[next++ % live.length]!]!.provider;
+    };
+    const services = ['sessions', 'revocations', 'lockout', 'replay', 'artifacts', 'requestState', 'tokens', 'rateLimits'] as const;
+    const out: Record<string, unknown> = { name: 'grid', close: async () => undefined };
+    for (const s of services) {
+      out[s] = new Proxy({}, { get: (_t, method: string) => (...args: unknown[]) => this.drive((pick()[s] as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[method]!(...args)) });
+    }
+    return out as unknown as StateProvider;
+  }
+
+  /** Lets `ms` of simulated time pass (messages flow, timers fire). */
+  async advance(ms: number): Promise<void> {
+    for (let t = 0; t < ms; t++) {
+      this.clock.advance(1);
+      await turn();
+    }
+  }
+
+  /** Advances time until every engine reports ready (or `limitMs` passes). */
+  async untilReady(limitMs = 5000): Promise<void> {
+    for (let t = 0; t < limitMs && !this.live().every((i) => this.engines[i]!.executor.ready); t++) {
+      this.clock.advance(1);
+      await turn();
+    }
+    if (!this.live().every((i) => this.engines[i]!.executor.ready)) throw new Error('engines not ready in time');
+  }
+
+  close(): void {
+    for (const e of this.engines) {
+      e.store.stop();
+      e.rpc.close();
+    }
+  }
+
+  drive<T>(promise: Promise<T>): Promise<T> {
+    this.pending++;
+    const done = promise.finally(() => this.pending--);
+    if (!this.driving) void this.runDriver();
+    return done;
+  }
+
+  private async runDriver(): Promise<void> {
+    this.driving = true;
+    try {
+      await turn();
+      for (let guard = 0; this.pending > 0 && guard < 120_000; guard++) {
+        this.clock.advance(1);
+        await turn();
+      }
+    } finally {
+      this.driving = false;
+    }
+  }
+
+  private driven(provider: StateProvider): StateProvider {
+    const services = ['sessions', 'revocations', 'lockout', 'replay', 'artifacts', 'requestState', 'tokens', 'rateLimits'] as const;
+    const out: Record<string, unknown> = { name: provider.name, close: () => provider.close() };
+    for (const s of services) {
+      const target = provider[s] as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
+      out[s] = new Proxy({}, { get: (_t, method: string) => (...args: unknown[]) => this.drive(target[method]!(...args)) });
+    }
+    return out as unknown as StateProvider;
+  }
+
+  private createEngine(i: number, replicationFactor: number): SimEngine {
+    const id = `engine-${i + 1}`;
+    const address = `10.1.0.${i + 1}:8020`;
+    const { clock, transport } = this.network.addNode(id, address);
+    const mux = new TransportMux(transport);
+    void transport.start(mux.handlers());
+    const rpc = new Rpc({ mux, clock, logger: silentLogger(), timeoutMs: 500 });
+    const store = new GridStore(clock);
+    store.start();
+    const executor = new ReplicatedExecutor({ store, rpc, clock, logger: silentLogger(), self: id, replicationFactor, bulkTimeoutMs: 10_000 });
+    const provider = new GridProvider(executor, clock);
+    return { id, address, store, rpc, executor, provider, crashed: false };
+  }
+}
+
+function turn(): Promise<void> {
+  return new Promise((r) => setImmediate(r));
+}

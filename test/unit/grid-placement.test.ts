@@ -1,0 +1,54 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { changedPartitions, placePartitions, writeQuorum } from '../../src/state/grid/placement.js';
+
+const engines = (n: number): string[] => Array.from({ length: n }, (_, i) => `engine-${i + 1}`);
+
+describe('grid placement (rendezvous hashing)', () => {
+  it('gives every partition min(rf, N) distinct engines, the same on every node whatever the input order', () => {
+    const a = placePartitions(engines(5), 271, 3);
+    const b = placePartitions([...engines(5)].reverse(), 271, 3);
+    assert.deepEqual(a, b);
+    for (const set of a) assert.equal(new Set(set).size, 3);
+    assert.ok(placePartitions(engines(2), 271, 3).every((s) => s.length === 2));
+    assert.ok(placePartitions([], 271, 3).every((s) => s.length === 0));
+  });
+
+  // Hash placement is a fair lottery: each engine's count is binomial, so the check allows
+  // four standard deviations around the mean (and these fixed ids always give the same sets).
+  it('spreads primaries and replicas evenly (each count within 4 standard deviations of the mean)', () => {
+    for (const n of [3, 5, 10]) {
+      const placement = placePartitions(engines(n), 271, 3);
+      const primaries = new Map<string, number>();
+      const held = new Map<string, number>();
+      for (const set of placement) {
+        primaries.set(set[0]!, (primaries.get(set[0]!) ?? 0) + 1);
+        for (const e of set) held.set(e, (held.get(e) ?? 0) + 1);
+      }
+      const bound = (p: number): { mean: number; slack: number } => ({ mean: 271 * p, slack: 4 * Math.sqrt(271 * p * (1 - p)) });
+      const primary = bound(1 / n);
+      const holder = bound(Math.min(3, n) / n);
+      for (const e of engines(n)) {
+        assert.ok(Math.abs((primaries.get(e) ?? 0) - primary.mean) <= primary.slack, `${n} engines: ${e} is primary of ${primaries.get(e)} (mean ${primary.mean.toFixed(1)})`);
+        assert.ok(Math.abs((held.get(e) ?? 0) - holder.mean) <= holder.slack + 1e-9, `${n} engines: ${e} holds ${held.get(e)} (mean ${holder.mean.toFixed(1)})`);
+      }
+    }
+  });
+
+  it('moves only the partitions of an engine that leaves or joins', () => {
+    const five = placePartitions(engines(5), 271, 3);
+    const four = placePartitions(engines(4), 271, 3); // engine-5 left
+    const changed = changedPartitions(five, four);
+    for (let p = 0; p < 271; p++) {
+      const touchedEngine5 = five[p]!.includes('engine-5');
+      assert.equal(changed.includes(p), touchedEngine5, `partition ${p}`);
+      // The survivors keep their order: an old backup becomes primary, nobody else moves up.
+      if (touchedEngine5) assert.deepEqual(four[p]!.slice(0, 2), five[p]!.filter((e) => e !== 'engine-5').slice(0, 2));
+    }
+    assert.ok(changed.length < 271 * 0.8);
+  });
+
+  it('write quorum is a majority of the replica set', () => {
+    assert.deepEqual([1, 2, 3, 4, 5].map(writeQuorum), [1, 2, 2, 3, 3]);
+  });
+});
