@@ -82,6 +82,7 @@ export class ClusterMember {
   private aloneSince: number | undefined;
   private started = false;
   private stopped = false;
+  private readonly changeListeners: Array<() => void> = [];
 
   constructor(options: ClusterMemberOptions) {
     this.options = options;
@@ -111,7 +112,10 @@ export class ClusterMember {
       logger: log,
       listener: {
         onStopCluster: (by) => options.onStopCluster(by),
-        onMemberChange: () => this.scheduleSave(),
+        onMemberChange: () => {
+          this.scheduleSave();
+          for (const listener of this.changeListeners) listener();
+        },
       },
     });
   }
@@ -128,6 +132,21 @@ export class ClusterMember {
       return;
     }
     await this.tryJoin();
+  }
+
+  /** Calls `listener` whenever a member is added or changes state. */
+  onMembersChanged(listener: () => void): void {
+    this.changeListeners.push(listener);
+  }
+
+  /** Active members with role `engine` (this node included when it is one): id → cluster address. */
+  activeEngines(): Map<string, string> {
+    return new Map(
+      this.membership
+        .list()
+        .filter((m) => m.meta.role === 'engine' && (m.status === 'alive' || m.status === 'suspect'))
+        .map((m) => [m.id, m.address]),
+    );
   }
 
   /** The cluster as this node sees it (SPEC section 8). */

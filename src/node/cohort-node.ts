@@ -12,8 +12,7 @@ import { ClusterMember } from './cluster-member.js';
 import { ensureDataDir, loadOrCreateManageCredential } from './data-dir.js';
 import { registerRuntimeApi } from '../engine/runtime-api.js';
 import { sha256 } from '../http/bearer-auth.js';
-import type { StateProvider } from '../state/services.js';
-import { openStateProvider } from './state-provider.js';
+import { openStateProvider, type OpenedProvider } from './state-provider.js';
 import { registerManageApi } from './manage-api.js';
 
 /** What the process running a node hears from it (cli/commands/start.ts exits on these). */
@@ -35,7 +34,7 @@ export interface CohortNodeHooks {
 export class CohortNode {
   private manageServer: FastifyInstance | undefined;
   private runtimeServer: FastifyInstance | undefined;
-  private stateProvider: StateProvider | undefined;
+  private stateProvider: OpenedProvider | undefined;
   /** Set when the node starts stopping: readiness turns 503 before anything closes. */
   private draining = false;
   private repository: Repository | undefined;
@@ -80,8 +79,8 @@ export class CohortNode {
     if (this.stopping) return;
 
     if (config.node.role === 'engine') {
-      const opened = await openStateProvider(config, this.clock);
-      this.stateProvider = opened.provider;
+      const opened = await openStateProvider(config, this.clock, log, cluster);
+      this.stateProvider = opened;
       if (this.stopping) return;
       const runtime = createHttpServer({ logger: log, bodyLimit: config.http.bodyLimit, name: 'runtime' });
       registerRuntimeApi(runtime, {
@@ -121,8 +120,10 @@ export class CohortNode {
       this.draining = true;
       await this.manageServer?.close();
       await this.runtimeServer?.close();
+      // Saved while this engine still holds its share; then it leaves, and its partitions
+      // move to the other engines.
+      await this.stateProvider?.shutdown().catch((err: unknown) => this.log.error({ err }, 'could not save the grid state'));
       await this.cluster?.leave();
-      await this.stateProvider?.close();
       await this.repository?.close();
       this.log.info(`${this.config.node.role} ${this.config.node.id} stopped`);
     })();

@@ -1,21 +1,38 @@
-import type { Clock } from '../core/clock.js';
+import type { Clock, TimerHandle } from '../core/clock.js';
+import type { Logger } from '../core/logger.js';
 import type { NodeConfig } from '../config/node-config.js';
-import { localGrid } from '../state/grid/grid-provider.js';
+import { Rpc } from '../rpc/rpc.js';
+import { GridProvider } from '../state/grid/grid-provider.js';
+import { GridStore, TOMBSTONE_MS } from '../state/grid/grid-store.js';
+import { ReplicatedExecutor } from '../state/grid/replicated-executor.js';
 import { RedisProvider } from '../state/redis/redis-provider.js';
 import type { StateProvider } from '../state/services.js';
+import type { ClusterMember } from './cluster-member.js';
+import { discardGridState, loadGridState, saveGridState, savedGridStateTime } from './grid-state-file.js';
 
 export interface OpenedProvider {
   provider: StateProvider;
   /** Why the provider cannot serve right now (empty: it can). */
   notReadyReasons(): string[];
+  /** Graceful stop: saves what this engine holds (grid) and closes. */
+  shutdown(): Promise<void>;
 }
 
+/** Membership changes arrive in bursts; placement is recomputed once the burst is over (ms). */
+const PLACEMENT_DEBOUNCE_MS = 50;
+
 /**
- * The state provider `[state] provider` names: the grid in this engine's memory, or Redis
- * (connected before the engine reports ready; a Redis that is down fails the start with
- * STATE_UNAVAILABLE rather than serving errors).
+ * The state provider `[state] provider` names.
+ *
+ * - `grid`: the replicated grid over the cluster (state-tracking engines: the active members
+ *   with role engine). State saved at the last graceful stop is loaded first, unless the
+ *   engine rejoins a running cluster after longer than TOMBSTONE_MS (the cluster holds newer
+ *   state, and the old file could bring deleted records back). Ready once the start-up sync
+ *   (revocation list, this engine's partitions) is done.
+ * - `redis`: connected before the engine reports ready; a Redis that is down fails the start
+ *   with STATE_UNAVAILABLE rather than serving errors.
  */
-export async function openStateProvider(config: NodeConfig, clock: Clock): Promise<OpenedProvider> {
+export async function openStateProvider(config: NodeConfig, clock: Clock, log: Logger, cluster: ClusterMember): Promise<OpenedProvider> {
   if (config.state.provider === 'redis') {
     const redis = new RedisProvider({ url: config.state.redisUrl!.reveal(), prefix: `cohort:${config.cluster.id}:`, commandTimeoutMs: Math.max(config.state.rpcTimeoutMs, 1000) });
     try {
@@ -24,8 +41,56 @@ export async function openStateProvider(config: NodeConfig, clock: Clock): Promi
       await redis.close();
       throw err;
     }
-    return { provider: redis, notReadyReasons: () => (redis.connected ? [] : ['the Redis state provider is disconnected']) };
+    return {
+      provider: redis,
+      notReadyReasons: () => (redis.connected ? [] : ['the Redis state provider is disconnected']),
+      shutdown: () => redis.close(),
+    };
   }
-  const { provider } = localGrid(clock);
-  return { provider, notReadyReasons: () => [] };
+
+  const dataDir = config.node.dataDir;
+  const rpc = new Rpc({ mux: cluster.mux, clock, logger: log, timeoutMs: config.state.rpcTimeoutMs });
+  const store = new GridStore(clock);
+  store.start();
+  const executor = new ReplicatedExecutor({
+    store,
+    rpc,
+    clock,
+    logger: log,
+    self: config.node.id,
+    replicationFactor: config.state.replicationFactor,
+    bulkTimeoutMs: config.state.bulkRevocationTimeoutMs,
+  });
+
+  const savedAt = savedGridStateTime(dataDir);
+  if (savedAt !== undefined) {
+    const othersRunning = [...cluster.activeEngines().keys()].some((id) => id !== config.node.id);
+    const ageMs = clock.now() - savedAt;
+    if (othersRunning && ageMs > TOMBSTONE_MS) {
+      discardGridState(dataDir);
+      log.warn({ ageMs }, 'saved grid state is older than the cluster remembers deletions; dropped it, the cluster holds newer state');
+    } else {
+      const result = await loadGridState(store, dataDir);
+      log.info({ ...result, ageMs }, 'grid state saved at the last stop loaded');
+    }
+  }
+
+  let debounce: TimerHandle | undefined;
+  cluster.onMembersChanged(() => {
+    clock.clearTimeout(debounce);
+    debounce = clock.setTimeout(() => executor.setEngines(cluster.activeEngines()), PLACEMENT_DEBOUNCE_MS);
+  });
+  executor.setEngines(cluster.activeEngines());
+
+  return {
+    provider: new GridProvider(executor, clock),
+    notReadyReasons: () => (executor.ready ? [] : ['synchronising partitions and the revocation list']),
+    shutdown: async () => {
+      clock.clearTimeout(debounce);
+      const saved = await saveGridState(store, dataDir);
+      log.info({ records: saved }, 'grid state saved');
+      rpc.close();
+      store.stop();
+    },
+  };
 }

@@ -35,8 +35,12 @@ export interface JournalEntry {
   previous: StoredRecord | undefined;
 }
 
-/** How long a deletion is remembered, so late copies of the record stay dead (ms). */
-export const TOMBSTONE_MS = 60_000;
+/**
+ * How long a deletion is remembered, so late copies of the record stay dead (ms). It also
+ * bounds how old a saved grid state may be when an engine rejoins a running cluster
+ * (node/grid-state-file.ts): older, it could bring deleted records back, so it is dropped.
+ */
+export const TOMBSTONE_MS = 15 * 60_000;
 
 /** Namespaces of the grid: one per service (and one for the subject index). */
 export type Namespace = 'session' | 'subject' | 'revocation' | 'lockout' | 'replay' | 'artifact' | 'state' | 'token' | 'bucket';

@@ -34,6 +34,21 @@ export type Operation =
   | { t: 'value.delete'; space: 'state' | 'token'; key: string }
   | { t: 'bucket.take'; policy: string; key: string; limits: RateLimitPolicy };
 
+/** Operations that change nothing: a backup may answer them when the primary cannot be reached. */
+export function isReadOnly(op: Operation): boolean {
+  switch (op.t) {
+    case 'session.get':
+      return !op.touch;
+    case 'session.list':
+    case 'revocation.get':
+    case 'lockout.get':
+    case 'value.get':
+      return true;
+    default:
+      return false;
+  }
+}
+
 interface SubjectIndexEntry {
   id: string;
   expiresAt: number;

@@ -27,7 +27,7 @@ import type { Logger } from '../../core/logger.js';
 import type { Rpc } from '../../rpc/rpc.js';
 import { EVERYWHERE, PARTITION_COUNT, type GridExecutor } from './grid-provider.js';
 import type { GridStore, RecordChange } from './grid-store.js';
-import { applyOperation, type Operation, type OperationResults } from './operations.js';
+import { applyOperation, isReadOnly, type Operation, type OperationResults } from './operations.js';
 import { changedPartitions, placePartitions, writeQuorum, type Placement } from './placement.js';
 
 export interface ReplicatedExecutorOptions {
@@ -69,6 +69,12 @@ export class ReplicatedExecutor implements GridExecutor {
       this.mergeAll((body as { changes: RecordChange[] }).changes);
       return true;
     });
+    // A read a backup answers from its own copy, when the primary cannot be reached.
+    rpc.handle('grid.read', (body) => {
+      const { partition, op } = body as { partition: number; op: Operation };
+      if (!isReadOnly(op)) throw new CohortError('STATE_UNAVAILABLE', `${op.t} changes state: only the primary runs it`);
+      return applyOperation(this.o.store, op, this.o.clock.now(), partition);
+    });
     rpc.handle('grid.pull', (body) => this.o.store.exportPartitions(new Set([(body as { partition: number }).partition])));
   }
 
@@ -105,8 +111,31 @@ export class ReplicatedExecutor implements GridExecutor {
     if (primary === undefined) return Promise.reject(new CohortError('STATE_UNAVAILABLE', 'no engine is active to hold the state'));
     if (primary === this.o.self) return this.executeAsPrimary(partition, op) as Promise<OperationResults[K]>;
     return this.o.rpc.call<OperationResults[K]>(this.engines.get(primary)!, 'grid.execute', { partition, op }).catch((err: unknown) => {
+      if (isReadOnly(op) && !(err instanceof CohortError && err.code.startsWith('STATE_') && err.code !== 'STATE_UNAVAILABLE')) {
+        return this.readFromBackups(partition, op, err) as Promise<OperationResults[K]>;
+      }
       throw asStateError(err, `partition ${partition}'s primary ${primary}`);
     });
+  }
+
+  /**
+   * The primary is unreachable (crashed, and membership has not said so yet): a backup's copy
+   * answers the read. It holds every write acknowledged before the crash unless the write
+   * reached only the other backups; this engine's own copy is tried first.
+   */
+  private async readFromBackups(partition: number, op: Operation, primaryError: unknown): Promise<unknown> {
+    const backups = (this.placement[partition] ?? []).slice(1);
+    if (backups.includes(this.o.self)) return applyOperation(this.o.store, op, this.o.clock.now(), partition);
+    for (const id of backups) {
+      const address = this.engines.get(id);
+      if (!address) continue;
+      try {
+        return await this.o.rpc.call(address, 'grid.read', { partition, op });
+      } catch {
+        // try the next backup
+      }
+    }
+    throw asStateError(primaryError, `partition ${partition}'s primary or any of its backups`);
   }
 
   async everywhere<K extends Operation['t']>(op: Extract<Operation, { t: K }>): Promise<void> {
