@@ -149,6 +149,11 @@ export class ClusterMember {
     );
   }
 
+  /** Engines in the member list that did not leave (active or failed): the base of write majorities. */
+  knownEngineCount(): number {
+    return this.membership.list().filter((m) => m.meta.role === 'engine' && m.status !== 'left').length;
+  }
+
   /** The cluster as this node sees it (SPEC section 8). */
   info(): ClusterInfo {
     return clusterInfo(this.options.config.cluster.id, this.membership.id, this.membership.list(), [...this.notResolved]);

@@ -78,9 +78,9 @@ export async function openStateProvider(config: NodeConfig, clock: Clock, log: L
   let debounce: TimerHandle | undefined;
   cluster.onMembersChanged(() => {
     clock.clearTimeout(debounce);
-    debounce = clock.setTimeout(() => executor.setEngines(cluster.activeEngines()), PLACEMENT_DEBOUNCE_MS);
+    debounce = clock.setTimeout(() => executor.setEngines(cluster.activeEngines(), cluster.knownEngineCount()), PLACEMENT_DEBOUNCE_MS);
   });
-  executor.setEngines(cluster.activeEngines());
+  executor.setEngines(cluster.activeEngines(), cluster.knownEngineCount());
 
   return {
     provider: new GridProvider(executor, clock),
@@ -89,6 +89,7 @@ export async function openStateProvider(config: NodeConfig, clock: Clock, log: L
       clock.clearTimeout(debounce);
       const saved = await saveGridState(store, dataDir);
       log.info({ records: saved }, 'grid state saved');
+      executor.close();
       rpc.close();
       store.stop();
     },

@@ -3,7 +3,8 @@
  * `npm run sim -- [--scenario NAME] [--nodes N] [--seed S] [--profile lan|wan|local] [--trials T] [--svg FILE]`
  *
  * Scenarios: scale (default: a sweep of cluster sizes up to --nodes), crash, pause, cut,
- * blocked, steady, mixed. Prints detection-time percentiles, false positives and messages per
+ * blocked, steady, mixed (membership), grid (the replicated state grid under faults; --nodes
+ * defaults to 5 there). Prints detection-time percentiles, false positives and messages per
  * node per second. Every run is reproducible from its seed. With --svg, the scale sweep also
  * writes its figures as a chart (docs/sim-scale.svg is made this way).
  */
@@ -12,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { percentile } from '../core/stats.js';
 import { PROFILES as PROFILE_NAMES, type Profile } from '../config/schema.js';
 import { renderCharts } from './plot.js';
+import { gridChaos } from './grid-chaos.js';
 import { blockedNode, detection, mixedFaults, steady } from './scenarios.js';
 
 const { values } = parseArgs({
@@ -29,7 +31,7 @@ const seed = Number(values.seed);
 const trials = Number(values.trials);
 const profile = values.profile as Profile;
 if (!(PROFILE_NAMES as readonly string[]).includes(profile) || !Number.isInteger(nodes) || nodes < 3 || !Number.isInteger(seed) || !Number.isInteger(trials) || trials < 1) {
-  process.stderr.write('usage: npm run sim -- [--scenario scale|crash|pause|cut|blocked|steady|mixed] [--nodes N>=3] [--seed S] [--profile lan|wan|local] [--trials T]\n');
+  process.stderr.write('usage: npm run sim -- [--scenario scale|crash|pause|cut|blocked|steady|mixed|grid] [--nodes N>=3] [--seed S] [--profile lan|wan|local] [--trials T]\n');
   process.exit(2);
 }
 
@@ -142,6 +144,18 @@ switch (values.scenario) {
       }
     }
     console.log(`mixed faults, ${nodes} nodes, ${profile}, seeds ${seed}..${seed + trials - 1}: ${trials - failed} passed, ${failed} failed`);
+    process.exitCode = failed > 0 ? 1 : 0;
+    break;
+  }
+  case 'grid': {
+    const gridNodes = values.nodes === '1000' ? 5 : nodes;
+    let failed = 0;
+    for (let s = seed; s < seed + trials; s++) {
+      const r = await gridChaos({ seed: s, nodes: gridNodes });
+      if (r.violations.length > 0) failed++;
+      console.log(`seed ${s}: ${r.violations.length === 0 ? 'ok' : r.violations.join(' / ')} (acknowledged: ${r.acknowledged.sessions} sessions, ${r.acknowledged.revocations} revocations, ${r.acknowledged.replayIds} replay ids)${r.violations.length > 0 ? `\n  faults: ${r.faults.join(', ')}` : ''}`);
+    }
+    console.log(`grid under faults, ${gridNodes} engines, seeds ${seed}..${seed + trials - 1}: ${trials - failed} passed, ${failed} failed`);
     process.exitCode = failed > 0 ? 1 : 0;
     break;
   }

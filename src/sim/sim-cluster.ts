@@ -17,6 +17,8 @@ export interface SimClusterOptions {
   seed: number;
   timing: MembershipTiming;
   conditions?: Partial<NetworkConditions>;
+  /** Called after node `index` saw a member change (for layers built on membership). */
+  onMemberChange?(index: number): void;
 }
 
 export interface SimNodeHandle {
@@ -24,6 +26,8 @@ export interface SimNodeHandle {
   id: string;
   address: string;
   membership: Membership;
+  /** The node's transport multiplexer, for other protocols (rpc) to share its network. */
+  mux: TransportMux;
   crashed: boolean;
 }
 
@@ -76,11 +80,14 @@ export class SimCluster {
       mux,
       logger: silentLogger(),
       listener: {
-        onMemberChange: (m, from) => this.changes.push({ at: this.clock.now(), observer: id, member: m.id, from, to: m.status }),
+        onMemberChange: (m, from) => {
+          this.changes.push({ at: this.clock.now(), observer: id, member: m.id, from, to: m.status });
+          this.options.onMemberChange?.(index);
+        },
       },
     });
     void transport.start(mux.handlers());
-    return { index, id, address, membership, crashed: false };
+    return { index, id, address, membership, mux, crashed: false };
   }
 
   /** Advances simulated time by `ms`. */

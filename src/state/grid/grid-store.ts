@@ -55,6 +55,8 @@ export class GridStore {
   /** Changes made since `startJournal` (with what each record was before), to ship or undo. */
   private journal: JournalEntry[] | undefined;
   private readonly cursors = new Map<Namespace, IterableIterator<[string, StoredRecord]>>();
+  /** Which records each partition has (`ns \0 key`), so a partition is exported without a full scan. */
+  private readonly byPartition = new Map<number, Set<string>>();
 
   constructor(private readonly clock: Clock) {}
 
@@ -72,7 +74,7 @@ export class GridStore {
     const r = this.space(ns).get(key);
     if (!r || r.deleted) return undefined;
     if (r.expiresAt <= this.clock.now()) {
-      this.space(ns).delete(key);
+      this.remove(ns, key);
       return undefined;
     }
     return r.value;
@@ -86,7 +88,7 @@ export class GridStore {
   set(ns: Namespace, key: string, value: unknown, expiresAt: number, partition: number): StoredRecord {
     const r: StoredRecord = { value, expiresAt, version: this.nextVersion(), partition };
     this.journal?.push({ change: { ns, key, record: r }, previous: this.space(ns).get(key) });
-    this.space(ns).set(key, r);
+    this.put(ns, key, r);
     return r;
   }
 
@@ -95,7 +97,7 @@ export class GridStore {
     const existed = this.get(ns, key) !== undefined;
     const r: StoredRecord = { value: null, expiresAt: this.clock.now() + TOMBSTONE_MS, version: this.nextVersion(), partition, deleted: true };
     this.journal?.push({ change: { ns, key, record: r }, previous: this.space(ns).get(key) });
-    this.space(ns).set(key, r);
+    this.put(ns, key, r);
     return existed;
   }
 
@@ -105,7 +107,7 @@ export class GridStore {
     const current = this.space(change.ns).get(change.key);
     if (current && current.version >= change.record.version) return false;
     if (change.record.expiresAt <= this.clock.now()) return false;
-    this.space(change.ns).set(change.key, change.record);
+    this.put(change.ns, change.key, change.record);
     return true;
   }
 
@@ -128,17 +130,23 @@ export class GridStore {
    */
   undo(entries: readonly JournalEntry[]): void {
     for (const { change, previous } of [...entries].reverse()) {
-      if (previous && !previous.deleted) this.space(change.ns).set(change.key, { ...previous, version: this.nextVersion() });
+      if (previous && !previous.deleted) this.put(change.ns, change.key, { ...previous, version: this.nextVersion() });
       else this.delete(change.ns, change.key, change.record.partition);
     }
   }
 
-  /** Every unexpired record (tombstones included) of the given partitions, in one pass. */
+  /** Every unexpired record (tombstones included) of the given partitions. */
   exportPartitions(partitions: ReadonlySet<number>): RecordChange[] {
     const now = this.clock.now();
     const out: RecordChange[] = [];
-    for (const [ns, space] of this.spaces) {
-      for (const [key, record] of space) if (partitions.has(record.partition) && record.expiresAt > now) out.push({ ns, key, record });
+    for (const p of partitions) {
+      for (const indexKey of this.byPartition.get(p) ?? []) {
+        const sep = indexKey.indexOf('\u0000');
+        const ns = indexKey.slice(0, sep) as Namespace;
+        const key = indexKey.slice(sep + 1);
+        const record = this.spaces.get(ns)?.get(key);
+        if (record && record.expiresAt > now) out.push({ ns, key, record });
+      }
     }
     return out;
   }
@@ -189,7 +197,7 @@ export class GridStore {
         }
         const [k, r] = next.value;
         if (r.expiresAt <= now) {
-          space.delete(k);
+          this.remove(ns, k);
           removed++;
         }
       }
@@ -197,6 +205,27 @@ export class GridStore {
       else this.cursors.delete(ns);
     }
     return removed;
+  }
+
+  /** Puts a record in its namespace and the partition index (moving it if its partition changed). */
+  private put(ns: Namespace, key: string, record: StoredRecord): void {
+    const space = this.space(ns);
+    const old = space.get(key);
+    const indexKey = `${ns}\u0000${key}`;
+    if (old && old.partition !== record.partition) this.byPartition.get(old.partition)?.delete(indexKey);
+    space.set(key, record);
+    let set = this.byPartition.get(record.partition);
+    if (!set) this.byPartition.set(record.partition, (set = new Set()));
+    set.add(indexKey);
+  }
+
+  /** Removes a record from its namespace and the partition index. */
+  private remove(ns: Namespace, key: string): void {
+    const space = this.space(ns);
+    const old = space.get(key);
+    if (!old) return;
+    space.delete(key);
+    this.byPartition.get(old.partition)?.delete(`${ns}\u0000${key}`);
   }
 
   private space(ns: Namespace): Map<string, StoredRecord> {

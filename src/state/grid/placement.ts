@@ -11,16 +11,27 @@ import { createHash } from 'node:crypto';
 
 export type Placement = readonly (readonly string[])[];
 
-function score(partition: number, engine: string): number {
-  return createHash('sha1').update(`${partition}\u0000${engine}`).digest().readUInt32BE(0);
+/** Scores of one engine for every partition; an engine's scores never change, so they are kept. */
+const scoreCache = new Map<string, Uint32Array>();
+const SCORE_CACHE_LIMIT = 10_000;
+
+function scoresOf(engine: string, partitions: number): Uint32Array {
+  const cached = scoreCache.get(engine);
+  if (cached && cached.length === partitions) return cached;
+  const scores = new Uint32Array(partitions);
+  for (let p = 0; p < partitions; p++) scores[p] = createHash('sha1').update(`${p}\u0000${engine}`).digest().readUInt32BE(0);
+  if (scoreCache.size >= SCORE_CACHE_LIMIT) scoreCache.clear();
+  scoreCache.set(engine, scores);
+  return scores;
 }
 
 /** Replica sets of `partitions` partitions over `engines` (ids), each of min(rf, N) engines. */
 export function placePartitions(engines: readonly string[], partitions: number, replicationFactor: number): Placement {
   const size = Math.min(replicationFactor, engines.length);
+  const scored = engines.map((e) => ({ e, s: scoresOf(e, partitions) }));
   const out: string[][] = [];
   for (let p = 0; p < partitions; p++) {
-    const ranked = engines.map((e) => ({ e, s: score(p, e) })).sort((a, b) => b.s - a.s || (a.e < b.e ? -1 : 1));
+    const ranked = scored.map(({ e, s }) => ({ e, s: s[p]! })).sort((a, b) => b.s - a.s || (a.e < b.e ? -1 : 1));
     out.push(ranked.slice(0, size).map((r) => r.e));
   }
   return out;

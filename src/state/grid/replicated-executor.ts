@@ -21,7 +21,7 @@
  * Records carry hybrid-logical-clock versions (grid-store.ts): merging is idempotent and the
  * newer copy wins, so pushes, pulls and retries can overlap freely.
  */
-import type { Clock } from '../../core/clock.js';
+import type { Clock, TimerHandle } from '../../core/clock.js';
 import { CohortError, isCohortError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { Rpc } from '../../rpc/rpc.js';
@@ -44,6 +44,8 @@ export interface ReplicatedExecutorOptions {
 
 /** How many partition pulls run at once during a sync. */
 const PULL_CONCURRENCY = 8;
+/** How soon partitions that could not be synchronised are tried again (ms). */
+const REPAIR_RETRY_MS = 1000;
 
 export class ReplicatedExecutor implements GridExecutor {
   private readonly o: ReplicatedExecutorOptions;
@@ -54,6 +56,13 @@ export class ReplicatedExecutor implements GridExecutor {
   private readonly unsynced = new Set<number>();
   private readonly syncing = new Map<number, Promise<void>>();
   private initialSyncDone = false;
+  /** Engines in the cluster, active or failed (not those that left): the write majority's base. */
+  private knownEngines = 0;
+  private repairTimer: TimerHandle | undefined;
+  /** Records some engines did not take yet (revocations), by engine id. */
+  private readonly pushQueue = new Map<string, RecordChange[]>();
+  private pushTimer: TimerHandle | undefined;
+  private closed = false;
   private initialSync: Promise<void> | undefined;
 
   constructor(options: ReplicatedExecutorOptions) {
@@ -96,14 +105,31 @@ export class ReplicatedExecutor implements GridExecutor {
    * The active engines changed (membership): recompute placement, push moved partitions to
    * their new replicas, and mark the partitions this engine must pull before serving.
    */
-  setEngines(engines: Map<string, string>): void {
+  setEngines(engines: Map<string, string>, knownEngines = engines.size): void {
     const before = this.placement;
+    const previous = this.engines;
     this.engines = new Map(engines);
+    this.knownEngines = Math.max(knownEngines, engines.size);
     this.placement = placePartitions([...engines.keys()], PARTITION_COUNT, this.o.replicationFactor);
     const changed = before.length === 0 ? this.placement.map((_, p) => p) : changedPartitions(before, this.placement);
-    for (const p of changed) if (this.placement[p]!.includes(this.o.self)) this.unsynced.add(p);
+    // An engine that (re)appeared may hold writes this one missed (a healed split, a resumed
+    // pause): then every partition is synchronised again, not only those that moved.
+    const appeared = [...this.engines.keys()].some((id) => id !== this.o.self && !previous.has(id));
+    const resync = appeared && before.length > 0 ? this.placement.map((_, p) => p) : changed;
+    for (const p of resync) if (this.placement[p]!.includes(this.o.self)) this.unsynced.add(p);
     if (before.length > 0) this.handOff(before, changed);
+    // Engines that (re)appeared may have missed revocations, and may hold some this engine
+    // missed (a healed network split, a resumed pause): exchange the lists with them.
+    if (this.initialSync) for (const [id, address] of this.engines) if (id !== this.o.self && !previous.has(id)) this.exchangeRevocations(id, address);
+    if (this.initialSync) this.scheduleRepair(0);
     this.initialSync ??= this.syncAtStart();
+  }
+
+  /** Stops background synchronisation (the engine is stopping). */
+  close(): void {
+    this.closed = true;
+    this.o.clock.clearTimeout(this.repairTimer);
+    this.o.clock.clearTimeout(this.pushTimer);
   }
 
   execute<K extends Operation['t']>(partition: number, op: Extract<Operation, { t: K }>): Promise<OperationResults[K]> {
@@ -138,18 +164,58 @@ export class ReplicatedExecutor implements GridExecutor {
     throw asStateError(primaryError, `partition ${partition}'s primary or any of its backups`);
   }
 
+  /**
+   * Applies `op` here and sends its records to every other engine; acknowledged once a
+   * majority of the engines hold them. An engine that did not take them is sent them again
+   * every REPAIR_RETRY_MS while it stays active (a short pause is not a failure membership
+   * notices), so every engine ends up with every revocation.
+   */
   async everywhere<K extends Operation['t']>(op: Extract<Operation, { t: K }>): Promise<void> {
     this.o.store.startJournal();
     applyOperation(this.o.store, op, this.o.clock.now(), EVERYWHERE);
     const changes = this.o.store.takeJournal().map((e) => e.change);
-    const others = [...this.engines].filter(([id]) => id !== this.o.self).map(([, address]) => address);
-    const need = writeQuorum(others.length + 1) - 1;
-    if (need === 0 || changes.length === 0) return;
-    try {
-      await this.o.rpc.fanOut(others, 'grid.merge', { changes }, need);
-    } catch (err) {
-      throw asStateError(err, 'a majority of the engines');
+    const others = [...this.engines].filter(([id]) => id !== this.o.self);
+    // A majority of all the engines the cluster knows, failed ones included: an engine cut
+    // off on its own cannot acknowledge a revocation only it holds.
+    const need = writeQuorum(Math.max(this.knownEngines, this.engines.size)) - 1;
+    if (changes.length === 0 || need === 0) return;
+    if (others.length < need) {
+      for (const [id] of others) this.retryPush(id, changes);
+      throw new CohortError('STATE_UNAVAILABLE', `engine ${this.o.self} sees ${this.engines.size} of ${this.knownEngines} engines, not a majority; the revocation is kept here and sent on, but not acknowledged`);
     }
+    let acked = 0;
+    let failed = 0;
+    await new Promise<void>((resolve, reject) => {
+      for (const [id, address] of others) {
+        this.o.rpc.call(address, 'grid.merge', { changes }).then(
+          () => {
+            if (++acked === need) resolve();
+          },
+          (err: unknown) => {
+            this.retryPush(id, changes);
+            if (++failed > others.length - need) reject(asStateError(err, 'a majority of the engines'));
+          },
+        );
+      }
+    });
+  }
+
+  /** Sends `changes` to engine `id` again later, until it takes them or leaves the active set. */
+  private retryPush(id: string, changes: RecordChange[]): void {
+    const queued = this.pushQueue.get(id);
+    if (queued) queued.push(...changes);
+    else this.pushQueue.set(id, [...changes]);
+    if (this.pushTimer !== undefined || this.closed) return;
+    this.pushTimer = this.o.clock.setTimeout(() => {
+      this.pushTimer = undefined;
+      const batch = [...this.pushQueue];
+      this.pushQueue.clear();
+      for (const [target, pending] of batch) {
+        const address = this.engines.get(target);
+        if (!address) continue; // it left: the exchange when it reappears covers it
+        this.o.rpc.call(address, 'grid.merge', { changes: pending }).catch(() => this.retryPush(target, pending));
+      }
+    }, REPAIR_RETRY_MS);
   }
 
   local<K extends Operation['t']>(op: Extract<Operation, { t: K }>): OperationResults[K] {
@@ -166,42 +232,38 @@ export class ReplicatedExecutor implements GridExecutor {
     await this.ensureSynced(partition);
     const replicas = this.placement[partition] ?? [];
     if (replicas[0] !== this.o.self) throw new CohortError('STATE_UNAVAILABLE', `partition ${partition} moved while it was being synchronised; retry`);
+    // On the minority side of a network partition this engine may see itself as primary of
+    // partitions the majority side also serves: it refuses changes rather than diverge.
+    if (!isReadOnly(op) && this.engines.size < writeQuorum(this.knownEngines)) {
+      throw new CohortError('STATE_UNAVAILABLE', `engine ${this.o.self} sees ${this.engines.size} of ${this.knownEngines} engines, not a majority; changes are refused until it does`);
+    }
     const store = this.o.store;
     store.startJournal();
     const result = applyOperation(store, op, this.o.clock.now(), partition);
     const journal = store.takeJournal();
     if (journal.length === 0) return result;
     const changes = journal.map((e) => e.change);
-    const backups = replicas.slice(1).map((id) => this.engines.get(id)!).filter((a) => a !== undefined);
-    const need = writeQuorum(replicas.length) - 1;
-    if (need === 0) return result;
+    const backups = replicas.slice(1).map((id) => this.engines.get(id)).filter((a): a is string => a !== undefined);
+    if (backups.length === 0) return result;
     const body: ReplicateBody = { partition, changes, absent: op.t === 'replay.insert' ? [{ ns: 'replay', key: op.id }] : undefined };
-    try {
-      if (body.absent) await this.replicateReplayInsert(backups, body, need);
-      else await this.o.rpc.fanOut(backups, 'grid.replicate', body, need);
-      return result;
-    } catch (err) {
-      store.undo(journal);
-      if (isCohortError(err, 'STATE_REPLAY_DETECTED')) return false;
-      throw asStateError(err, `a majority of partition ${partition}'s replicas`);
-    }
-  }
-
-  /**
-   * A replay insert waits for every backup's answer (within rpc_timeout): one that has seen
-   * the id makes it a replay, even if others have not, so no id is accepted twice.
-   */
-  private async replicateReplayInsert(backups: string[], body: ReplicateBody, need: number): Promise<void> {
+    // Every replica must hold the change before it is acknowledged: then it survives any
+    // replication_factor - 1 of them failing at once (SPEC section 9).
     const answers = await Promise.allSettled(backups.map((b) => this.o.rpc.call(b, 'grid.replicate', body)));
     const failures = answers.filter((a): a is PromiseRejectedResult => a.status === 'rejected').map((a) => a.reason as unknown);
-    const seen = failures.find((f) => isCohortError(f, 'STATE_REPLAY_DETECTED'));
-    if (seen) throw seen;
-    if (answers.length - failures.length < need) {
-      throw new CohortError('STATE_UNAVAILABLE', `replay check: ${answers.length - failures.length} of ${backups.length} backups answered, ${need} needed`);
-    }
+    if (failures.length === 0) return result;
+    // Undo, and tell the backups that took the change: nothing unacknowledged stays applied.
+    store.startJournal();
+    store.undo(journal);
+    const undo = store.takeJournal().map((e) => e.change);
+    answers.forEach((a, i) => {
+      if (a.status === 'fulfilled') this.o.rpc.call(backups[i]!, 'grid.merge', { changes: undo }).catch(() => undefined);
+    });
+    // One backup that has seen a replay id makes it a replay, whatever the others say.
+    if (failures.some((f) => isCohortError(f, 'STATE_REPLAY_DETECTED'))) return false;
+    throw asStateError(failures[0], `every replica of partition ${partition} (${failures.length} of ${backups.length} backups failed)`);
   }
 
-  /** Pulls `partition` from a majority of its replica set, once after each placement change. */
+  /** Pulls `partition` from every other engine, once after each change of the engine set. */
   private ensureSynced(partition: number): Promise<void> {
     if (!this.unsynced.has(partition)) return Promise.resolve();
     let running = this.syncing.get(partition);
@@ -212,17 +274,20 @@ export class ReplicatedExecutor implements GridExecutor {
     return running;
   }
 
+  /**
+   * Asks every other active engine for what it holds of `partition` and merges the answers.
+   * Every acknowledged write is on every replica it had, so any surviving one of them brings
+   * it back; engines that do not answer are unreachable now and exchange again when they
+   * reappear (setEngines marks everything unsynced then).
+   */
   private async pullPartition(partition: number): Promise<void> {
+    const others = [...this.engines].filter(([id]) => id !== this.o.self).map(([, address]) => address);
+    const answers = await Promise.allSettled(others.map((a) => this.o.rpc.call<RecordChange[]>(a, 'grid.pull', { partition }, { channel: 'bulk' })));
+    for (const a of answers) if (a.status === 'fulfilled') this.mergeAll(a.value);
     const replicas = this.placement[partition] ?? [];
-    const others = replicas.filter((id) => id !== this.o.self).map((id) => this.engines.get(id)!).filter((a) => a !== undefined);
-    const need = writeQuorum(replicas.length) - 1;
-    if (need > 0) {
-      try {
-        const answers = await this.o.rpc.fanOut<RecordChange[]>(others, 'grid.pull', { partition }, need, { channel: 'bulk' });
-        for (const a of answers.ok) this.mergeAll(a.value);
-      } catch (err) {
-        throw asStateError(err, `a majority of partition ${partition}'s replicas (synchronising)`);
-      }
+    const replicaAnswers = answers.filter((a, i) => a.status === 'fulfilled' && replicas.some((id) => this.engines.get(id) === others[i])).length;
+    if (replicas.length > 1 && replicaAnswers === 0) {
+      throw new CohortError('STATE_UNAVAILABLE', `no other replica of partition ${partition} answered while synchronising it`);
     }
     this.unsynced.delete(partition);
   }
@@ -270,6 +335,45 @@ export class ReplicatedExecutor implements GridExecutor {
     }
   }
 
+  /** Pulls the revocation list of `id` and pushes ours to it (both merge by version). */
+  private exchangeRevocations(id: string, address: string): void {
+    const ours = this.o.store.exportPartitions(new Set([EVERYWHERE]));
+    const attempt = (triesLeft: number): void => {
+      if (this.closed || this.engines.get(id) !== address) return;
+      Promise.all([
+        this.o.rpc.call<RecordChange[]>(address, 'grid.pull', { partition: EVERYWHERE }, { channel: 'bulk', timeoutMs: this.o.bulkTimeoutMs }).then((theirs) => this.mergeAll(theirs)),
+        ours.length > 0 ? this.o.rpc.call(address, 'grid.merge', { changes: ours }, { channel: 'bulk', timeoutMs: this.o.bulkTimeoutMs }) : Promise.resolve(),
+      ]).catch(() => {
+        if (triesLeft > 0) this.o.clock.setTimeout(() => attempt(triesLeft - 1), REPAIR_RETRY_MS);
+      });
+    };
+    attempt(10);
+  }
+
+  /**
+   * Pulls, in the background, every partition this engine is a replica of but has not
+   * synchronised since the placement changed, until none is left: so every replica set is
+   * whole again soon after a change, not only when a partition is next used. Failed pulls
+   * (a majority not reachable yet) are retried every REPAIR_RETRY_MS.
+   */
+  private scheduleRepair(delayMs: number): void {
+    if (this.closed || this.repairTimer !== undefined) return;
+    this.repairTimer = this.o.clock.setTimeout(() => {
+      this.repairTimer = undefined;
+      void this.repair();
+    }, delayMs);
+  }
+
+  private async repair(): Promise<void> {
+    const queue = [...this.unsynced].filter((p) => this.placement[p]?.includes(this.o.self));
+    for (const p of this.unsynced) if (!this.placement[p]?.includes(this.o.self)) this.unsynced.delete(p);
+    const worker = async (): Promise<void> => {
+      for (let p = queue.shift(); p !== undefined && !this.closed; p = queue.shift()) await this.ensureSynced(p).catch(() => undefined);
+    };
+    await Promise.all(Array.from({ length: PULL_CONCURRENCY }, worker));
+    if (this.unsynced.size > 0) this.scheduleRepair(REPAIR_RETRY_MS);
+  }
+
   /**
    * At start: the revocation list from one peer, then every partition this engine is a
    * replica of from the other replicas, before the engine reports ready.
@@ -298,6 +402,7 @@ export class ReplicatedExecutor implements GridExecutor {
       await Promise.all(Array.from({ length: PULL_CONCURRENCY }, worker));
     } finally {
       this.initialSyncDone = true;
+      if (this.unsynced.size > 0) this.scheduleRepair(REPAIR_RETRY_MS);
     }
   }
 }

@@ -1,0 +1,203 @@
+/**
+ * The replicated grid under random faults, in the simulator: real membership, rpc, executor
+ * and store code on SimNetwork, one seed deciding everything.
+ *
+ * A run: N engines (local profile), a workload of session creates, revocations and replay
+ * inserts (each replay id sent by two engines at the same moment) from random engines, while
+ * engines crash (at most replication_factor - 1 over the run), pause, and the network splits
+ * and heals. Then the faults end and the invariants of SPEC section 9 are checked:
+ * - no acknowledged session is lost (every live engine reads it);
+ * - no acknowledged revocation is lost (every live engine answers it locally);
+ * - no replay id is accepted twice;
+ * - within 10 s of the faults ending, every replica set is whole again (each live replica of
+ *   an acknowledged session's partition holds it).
+ */
+import { silentLogger } from '../core/logger.js';
+import { seededRandom } from '../core/random.js';
+import { PROFILES } from '../cluster/timing.js';
+import { Rpc } from '../rpc/rpc.js';
+import { GridProvider, partitionOfSessionId } from '../state/grid/grid-provider.js';
+import { GridStore } from '../state/grid/grid-store.js';
+import { ReplicatedExecutor } from '../state/grid/replicated-executor.js';
+import { SimCluster } from './sim-cluster.js';
+
+export interface GridChaosOptions {
+  seed: number;
+  nodes?: number;
+  replicationFactor?: number;
+  /** How long faults and workload run (simulated ms). */
+  faultMs?: number;
+}
+
+export interface GridChaosResult {
+  violations: string[];
+  faults: string[];
+  acknowledged: { sessions: number; revocations: number; replayIds: number };
+}
+
+interface Engine {
+  store: GridStore;
+  executor: ReplicatedExecutor;
+  provider: GridProvider;
+}
+
+const STEP_MS = 8;
+const HEAL_LIMIT_MS = 10_000;
+
+export async function gridChaos(options: GridChaosOptions): Promise<GridChaosResult> {
+  const n = options.nodes ?? 5;
+  const rf = options.replicationFactor ?? 3;
+  const faultMs = options.faultMs ?? 15_000;
+  const random = seededRandom(options.seed ^ 0x5eed);
+  const engines: Engine[] = [];
+  const cluster = new SimCluster({
+    nodes: n,
+    seed: options.seed,
+    timing: PROFILES.local,
+    onMemberChange: (i) => engines[i] && updatePlacement(i),
+  });
+  const updatePlacement = (i: number): void => {
+    const node = cluster.nodes[i]!;
+    if (node.crashed) return;
+    const members = node.membership.list();
+    const active = new Map(members.filter((m) => m.status === 'alive' || m.status === 'suspect').map((m) => [m.id, m.address]));
+    engines[i]!.executor.setEngines(active, members.filter((m) => m.status !== 'left').length);
+  };
+  for (const node of cluster.nodes) {
+    const clock = cluster.clock;
+    const rpc = new Rpc({ mux: node.mux, clock, logger: silentLogger(), timeoutMs: 500 });
+    const store = new GridStore(clock);
+    store.start();
+    const executor = new ReplicatedExecutor({ store, rpc, clock, logger: silentLogger(), self: node.id, replicationFactor: rf, bulkTimeoutMs: 10_000 });
+    engines.push({ store, executor, provider: new GridProvider(executor, clock) });
+  }
+  for (let i = 0; i < n; i++) updatePlacement(i);
+
+  const run = async (ms: number): Promise<void> => {
+    for (let t = 0; t < ms; t += STEP_MS) {
+      cluster.run(STEP_MS);
+      await new Promise((r) => setImmediate(r));
+    }
+  };
+  await run(2000);
+
+  const faults: string[] = [];
+  /** The settled state the heal phase waits for (checked synchronously on the stores). */
+  const wholeAndRevoked = (): boolean => {
+    const up = cluster.live().map((x) => x.index);
+    for (const id of sessions.keys()) {
+      for (const r of engines[up[0]!]!.executor.replicasOf(partitionOfSessionId(id)!)) {
+        const i = cluster.nodes.findIndex((x) => x.id === r);
+        if (!engines[i]!.store.get('session', id)) return false;
+      }
+    }
+    return revoked.every((id) => up.every((i) => engines[i]!.store.get('revocation', id) === true));
+  };
+  const sessions = new Map<string, string>(); // id → subject, acknowledged
+  const revoked: string[] = [];
+  const replayAccepts = new Map<string, number>();
+  const pending: Promise<unknown>[] = [];
+  const live = (): number[] => cluster.nodes.filter((x) => !x.crashed && !cluster.isPaused(x.index)).map((x) => x.index);
+  const pick = <T>(xs: T[]): T => xs[Math.floor(random() * xs.length)]!;
+  let crashes = 0;
+  let opCount = 0;
+  const paused = new Set<number>();
+
+  const start = cluster.now;
+  while (cluster.now - start < faultMs) {
+    // Workload: a few operations every step of 50-150 ms.
+    for (let k = 0; k < 3; k++) {
+      const from = pick(live());
+      const roll = random();
+      const tag = `${options.seed}-${opCount++}`;
+      if (roll < 0.5) {
+        pending.push(engines[from]!.provider.sessions.create({ subject: `u-${tag}`, idleTimeoutMs: 3_600_000, maxLifetimeMs: 3_600_000 }).then((s) => sessions.set(s.id, s.subject), () => undefined));
+      } else if (roll < 0.7) {
+        const id = `revoked-${tag}`;
+        pending.push(engines[from]!.provider.revocations.revoke(id).then(() => revoked.push(id), () => undefined));
+      } else {
+        const id = `replay-${tag}`;
+        const other = pick(live());
+        for (const e of [from, other]) {
+          pending.push(engines[e]!.provider.replay.checkAndInsert(id, 3_600_000).then((fresh) => fresh && replayAccepts.set(id, (replayAccepts.get(id) ?? 0) + 1), () => undefined));
+        }
+      }
+    }
+    // Faults.
+    const f = random();
+    if (f < 0.02 && crashes < rf - 1 && live().length > Math.ceil(n / 2) + 1) {
+      const victim = pick(live());
+      cluster.crash(victim);
+      crashes++;
+      faults.push(`crash ${victim} at ${cluster.now - start}`);
+    } else if (f < 0.05 && paused.size === 0) {
+      const victim = pick(live());
+      cluster.pause(victim);
+      paused.add(victim);
+      faults.push(`pause ${victim} at ${cluster.now - start}`);
+    } else if (f < 0.09 && paused.size > 0) {
+      for (const p of paused) cluster.resume(p);
+      faults.push(`resume ${[...paused]} at ${cluster.now - start}`);
+      paused.clear();
+    } else if (f < 0.11) {
+      const shuffled = cluster.nodes.map((x) => x.index).sort(() => random() - 0.5);
+      const cut = 1 + Math.floor(random() * (n - 1));
+      cluster.partition(shuffled.slice(0, cut), shuffled.slice(cut));
+      faults.push(`partition ${shuffled.slice(0, cut)} | ${shuffled.slice(cut)} at ${cluster.now - start}`);
+    } else if (f < 0.15) {
+      cluster.heal();
+      faults.push(`heal at ${cluster.now - start}`);
+    }
+    await run(50 + Math.floor(random() * 100));
+  }
+
+  // Faults end.
+  for (const p of paused) cluster.resume(p);
+  cluster.heal();
+  faults.push(`all faults end at ${cluster.now - start}`);
+  const healStart = cluster.now;
+  // Runs until every replica set is whole and every engine has every revocation, or the
+  // 10 s bar passes (then the checks below report what is missing).
+  while (cluster.now - healStart < HEAL_LIMIT_MS) {
+    await run(250);
+    if (wholeAndRevoked()) break;
+  }
+  // Operations still in flight settle (answer or time out) as simulated time goes on.
+  let settled = false;
+  void Promise.allSettled(pending).then(() => (settled = true));
+  for (let t = 0; !settled && t < 30_000; t += 50) await run(50);
+
+  const violations: string[] = [];
+  for (const [id, count] of replayAccepts) if (count > 1) violations.push(`replay id ${id} accepted ${count} times`);
+  const survivors = cluster.live().map((x) => x.index);
+  const check = async <T>(p: Promise<T>): Promise<T> => {
+    let out: { v?: T; e?: unknown } | undefined;
+    p.then((v) => (out = { v }), (e: unknown) => (out = { e }));
+    for (let t = 0; t < 5000 && !out; t += STEP_MS) {
+      cluster.run(STEP_MS);
+      await new Promise((r) => setImmediate(r));
+    }
+    if (!out) throw new Error('no answer');
+    if ('e' in out) throw out.e;
+    return out.v as T;
+  };
+  for (const [id, subject] of sessions) {
+    for (const i of survivors) {
+      const got = await check(engines[i]!.provider.sessions.get(id)).catch((err: unknown) => String(err));
+      if (typeof got === 'string' || got?.subject !== subject) violations.push(`acknowledged session ${id} not readable on engine ${i}: ${typeof got === 'string' ? got : 'not found'}`);
+    }
+    const replicas = engines[survivors[0]!]!.executor.replicasOf(partitionOfSessionId(id)!);
+    for (const r of replicas) {
+      const i = cluster.nodes.findIndex((x) => x.id === r);
+      if (!engines[i]!.store.get('session', id)) violations.push(`replica set of ${id} not whole 10 s after the faults: ${r} lacks it`);
+    }
+  }
+  for (const id of revoked) {
+    for (const i of survivors) if (engines[i]!.store.get('revocation', id) !== true) violations.push(`acknowledged revocation ${id} missing on engine ${i}`);
+  }
+  for (const e of engines) {
+    e.executor.close();
+    e.store.stop();
+  }
+  return { violations: violations.slice(0, 20), faults, acknowledged: { sessions: sessions.size, revocations: revoked.length, replayIds: replayAccepts.size } };
+}

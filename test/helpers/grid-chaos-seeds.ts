@@ -1,0 +1,17 @@
+import assert from 'node:assert/strict';
+import { gridChaos } from '../../src/sim/grid-chaos.js';
+
+/** Seeds the grid simulator runs in `npm test` (split over two files that run in parallel); `npm run chaos` runs more. */
+export const GRID_SEEDS = Number(process.env.COHORT_GRID_SIM_SEEDS ?? 200);
+
+/** Runs seeds [from, to) and fails listing every seed that broke an invariant, with how to replay it. */
+export async function runGridSeeds(from: number, to: number): Promise<void> {
+  const failures: string[] = [];
+  for (let seed = from; seed < to; seed++) {
+    const r = await gridChaos({ seed });
+    if (r.violations.length > 0) {
+      failures.push(`seed ${seed} (reproduce: npm run sim -- --scenario grid --seed ${seed}): ${r.violations.slice(0, 5).join(' / ')}\n    faults: ${r.faults.join(', ')}`);
+    }
+  }
+  assert.deepEqual(failures, []);
+}
