@@ -68,16 +68,10 @@ export class SimGrid {
   /** A provider that sends each call to the next live engine in turn. */
   anyEngine(): StateProvider {
     let next = 0;
-    const pick = (): StateProvider => {
+    return this.drivenVia(() => {
       const live = this.live();
       return this.engines[live[next++ % live.length]!]!.provider;
-    };
-    const services = ['sessions', 'revocations', 'lockout', 'replay', 'artifacts', 'requestState', 'tokens', 'rateLimits'] as const;
-    const out: Record<string, unknown> = { name: 'grid', close: async () => undefined };
-    for (const s of services) {
-      out[s] = new Proxy({}, { get: (_t, method: string) => (...args: unknown[]) => this.drive((pick()[s] as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[method]!(...args)) });
-    }
-    return out as unknown as StateProvider;
+    });
   }
 
   /** Lets `ms` of simulated time pass (messages flow, timers fire). */
@@ -125,11 +119,15 @@ export class SimGrid {
   }
 
   private driven(provider: StateProvider): StateProvider {
+    return this.drivenVia(() => provider);
+  }
+
+  /** A provider whose every call goes to `pick()`'s provider and drives the clock until it settles. */
+  private drivenVia(pick: () => StateProvider): StateProvider {
     const services = ['sessions', 'revocations', 'lockout', 'replay', 'artifacts', 'requestState', 'tokens', 'rateLimits'] as const;
-    const out: Record<string, unknown> = { name: provider.name, close: () => provider.close() };
+    const out: Record<string, unknown> = { name: 'grid', close: async () => undefined };
     for (const s of services) {
-      const target = provider[s] as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
-      out[s] = new Proxy({}, { get: (_t, method: string) => (...args: unknown[]) => this.drive(target[method]!(...args)) });
+      out[s] = new Proxy({}, { get: (_t, method: string) => (...args: unknown[]) => this.drive((pick()[s] as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[method]!(...args)) });
     }
     return out as unknown as StateProvider;
   }

@@ -1,5 +1,5 @@
 /**
- * The replicated grid between real engine processes (loopback, local profile, RF 3): any
+ * The replicated grid between five real engine processes (loopback, local profile, RF 3): any
  * engine answers for any session, revocations spread at once, a replay id is accepted once,
  * and no session is lost to a kill -9, a rolling restart, or a stop and start of everything.
  */
@@ -66,7 +66,7 @@ describe('replicated grid between real engines', () => {
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     seed = await startNode(suite, dir, 'console', { role: 'console' });
     const overrides = { http: { api_keys: API_KEY }, state: { replication_factor: '3' } };
-    for (const id of ['engine-1', 'engine-2', 'engine-3', 'engine-4']) engines.push(await startNode(suite, dir, id, { peers: seed.address, overrides }));
+    for (const id of ['engine-1', 'engine-2', 'engine-3', 'engine-4', 'engine-5']) engines.push(await startNode(suite, dir, id, { peers: seed.address, overrides }));
     for (const e of engines) await waitUntil(() => ready(e), (ok) => ok, 15_000, 50);
     await waitUntil(() => clusterInfoOf(seed.file), (i) => engines.every((e) => stateOf(i, e.id) === 'active'), 5000);
   });
@@ -103,6 +103,9 @@ describe('replicated grid between real engines', () => {
     await waitUntil(() => clusterInfoOf(engines[0]!.file), (i) => stateOf(i, victim.id) === 'inactive', 3000);
     await allSessionsEverywhere('after kill -9');
     await restart(3);
+    // Revocation checks are answered from the engine's own copy: the returned engine knows the
+    // revocation made before it started, the moment it says it is ready.
+    assert.deepEqual((await call(engines[3]!, 'GET', '/runtime/v1/revocations/token-xyz')).json, { revoked: true });
     await allSessionsEverywhere('after the killed engine returned');
   });
 

@@ -84,6 +84,7 @@ export class ReplicatedExecutor implements GridExecutor {
       if (!isReadOnly(op)) throw new CohortError('STATE_UNAVAILABLE', `${op.t} changes state: only the primary runs it`);
       return applyOperation(this.o.store, op, this.o.clock.now(), partition);
     });
+    rpc.handle('grid.digest', (body) => this.o.store.digest((body as { partition: number }).partition));
     rpc.handle('grid.pull', (body) => this.o.store.exportPartitions(new Set([(body as { partition: number }).partition])));
   }
 
@@ -133,6 +134,11 @@ export class ReplicatedExecutor implements GridExecutor {
   }
 
   execute<K extends Operation['t']>(partition: number, op: Extract<Operation, { t: K }>): Promise<OperationResults[K]> {
+    // Every replica holds every acknowledged write, so a replica that is in sync answers reads
+    // from its own copy: no hop to the primary for the common case of a session lookup.
+    if (isReadOnly(op) && !this.unsynced.has(partition) && this.placement[partition]?.includes(this.o.self)) {
+      return Promise.resolve(applyOperation(this.o.store, op, this.o.clock.now(), partition) as OperationResults[K]);
+    }
     const primary = this.primaryOf(partition);
     if (primary === undefined) return Promise.reject(new CohortError('STATE_UNAVAILABLE', 'no engine is active to hold the state'));
     if (primary === this.o.self) return this.executeAsPrimary(partition, op) as Promise<OperationResults[K]>;
@@ -281,13 +287,27 @@ export class ReplicatedExecutor implements GridExecutor {
    * reappear (setEngines marks everything unsynced then).
    */
   private async pullPartition(partition: number): Promise<void> {
-    const others = [...this.engines].filter(([id]) => id !== this.o.self).map(([, address]) => address);
-    const answers = await Promise.allSettled(others.map((a) => this.o.rpc.call<RecordChange[]>(a, 'grid.pull', { partition }, { channel: 'bulk' })));
-    for (const a of answers) if (a.status === 'fulfilled') this.mergeAll(a.value);
+    const others = [...this.engines].filter(([id]) => id !== this.o.self);
+    // Fingerprints first (a few bytes each): the records themselves come only from engines
+    // holding something different, one engine per distinct fingerprint. After a stop and
+    // start of the whole cluster every engine already holds the same data and nothing moves.
+    const digests = await Promise.allSettled(others.map(([, a]) => this.o.rpc.call<string>(a, 'grid.digest', { partition })));
     const replicas = this.placement[partition] ?? [];
-    const replicaAnswers = answers.filter((a, i) => a.status === 'fulfilled' && replicas.some((id) => this.engines.get(id) === others[i])).length;
+    const replicaAnswers = digests.filter((d, i) => d.status === 'fulfilled' && replicas.includes(others[i]![0])).length;
     if (replicas.length > 1 && replicaAnswers === 0) {
       throw new CohortError('STATE_UNAVAILABLE', `no other replica of partition ${partition} answered while synchronising it`);
+    }
+    const mine = this.o.store.digest(partition);
+    const sources = new Map<string, string>(); // digest → address
+    digests.forEach((d, i) => {
+      if (d.status === 'fulfilled' && d.value !== mine && !sources.has(d.value)) sources.set(d.value, others[i]![1]);
+    });
+    const answers = await Promise.allSettled(
+      [...sources.values()].map((a) => this.o.rpc.call<RecordChange[]>(a, 'grid.pull', { partition }, { channel: 'bulk', timeoutMs: this.o.bulkTimeoutMs })),
+    );
+    for (const a of answers) if (a.status === 'fulfilled') this.mergeAll(a.value);
+    if (answers.some((a) => a.status === 'rejected')) {
+      throw new CohortError('STATE_UNAVAILABLE', `partition ${partition}: a transfer failed while synchronising it`);
     }
     this.unsynced.delete(partition);
   }
@@ -380,30 +400,42 @@ export class ReplicatedExecutor implements GridExecutor {
    */
   private async syncAtStart(): Promise<void> {
     const deadline = this.o.clock.now() + this.o.bulkTimeoutMs;
-    const others = [...this.engines].filter(([id]) => id !== this.o.self);
-    try {
-      for (const [id, address] of others) {
+    let revocationsDone = false;
+    let warned = false;
+    for (;;) {
+      const others = [...this.engines].filter(([id]) => id !== this.o.self);
+      if (others.length === 0) revocationsDone = true;
+      for (const [id, address] of revocationsDone ? [] : others) {
         try {
-          const changes = await this.o.rpc.call<RecordChange[]>(address, 'grid.pull', { partition: EVERYWHERE }, { channel: 'bulk', timeoutMs: Math.max(1, deadline - this.o.clock.now()) });
+          const changes = await this.o.rpc.call<RecordChange[]>(address, 'grid.pull', { partition: EVERYWHERE }, { channel: 'bulk', timeoutMs: this.o.bulkTimeoutMs });
           this.mergeAll(changes);
           this.o.logger.info({ from: id, revocations: changes.length }, 'revocation list downloaded');
+          revocationsDone = true;
           break;
         } catch (err) {
           this.o.logger.warn({ err, from: id }, 'could not download the revocation list from this engine; trying another');
         }
       }
-      const mine = this.placement.map((set, p) => (set.includes(this.o.self) ? p : -1)).filter((p) => p >= 0);
-      const queue = [...mine];
+      const queue = this.placement.map((set, p) => (set.includes(this.o.self) && this.unsynced.has(p) ? p : -1)).filter((p) => p >= 0);
       const worker = async (): Promise<void> => {
-        for (let p = queue.shift(); p !== undefined; p = queue.shift()) {
-          await this.ensureSynced(p).catch((err: unknown) => this.o.logger.warn({ err, partition: p }, 'partition not synchronised at start; it will be on first use'));
-        }
+        for (let p = queue.shift(); p !== undefined && !this.closed; p = queue.shift()) await this.ensureSynced(p).catch(() => undefined);
       };
       await Promise.all(Array.from({ length: PULL_CONCURRENCY }, worker));
-    } finally {
-      this.initialSyncDone = true;
-      if (this.unsynced.size > 0) this.scheduleRepair(REPAIR_RETRY_MS);
+      const remaining = this.placement.filter((set, p) => set.includes(this.o.self) && this.unsynced.has(p)).length;
+      if (revocationsDone && remaining === 0) break;
+      if (this.closed) return;
+      if (!warned && this.o.clock.now() > deadline) {
+        warned = true;
+        this.o.logger.error(
+          { partitionsLeft: remaining, revocationsDownloaded: revocationsDone, timeoutMs: this.o.bulkTimeoutMs },
+          'not ready: the start-up download did not finish within bulk_revocation_timeout; still trying',
+        );
+      }
+      await new Promise<void>((resolve) => this.o.clock.setTimeout(resolve, REPAIR_RETRY_MS));
     }
+    this.initialSyncDone = true;
+    this.o.logger.info('grid synchronised: ready');
+    if (this.unsynced.size > 0) this.scheduleRepair(REPAIR_RETRY_MS);
   }
 }
 

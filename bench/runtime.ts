@@ -1,0 +1,352 @@
+/**
+ * `npm run bench:runtime`: the runtime API and the grid, measured on this machine, each beside
+ * its peer measured in the same run.
+ *
+ * 1. Session lookups through one engine's HTTP port (3 engines, grid, RF 3, autocannon with
+ *    --connections keep-alive connections for --seconds), beside a bare Fastify route serving
+ *    a session-sized body, and beside the same engine code on the Redis provider.
+ * 2. Replicated writes (PUT /runtime/v1/state/KEY: applied by the primary, held by all three
+ *    replicas before the answer): latency with one connection, throughput with many.
+ * 3. Memory per session per replica: sessions with 256 bytes of attributes in one grid store,
+ *    heap measured before and after (node --expose-gc).
+ * 4. Join: an engine joining a cluster that holds --join-sessions sessions and
+ *    --join-revocations revocations (loaded from saved grid state, as after a cluster stop),
+ *    from its start until /health/ready answers 200, while a client keeps reading sessions
+ *    through another engine and counts failed requests.
+ *
+ * Every process is started on loopback ports from the OS and killed by pid when the bench
+ * ends. Usage: node --expose-gc dist/bench/runtime.js [--seconds 10] [--connections 50]
+ *   [--join-sessions 1000000] [--join-revocations 50000] [--redis redis://127.0.0.1:6379] [--json]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { createRequire } from 'node:module';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { freePort } from '../src/cli/free-port.js';
+import { systemClock } from '../src/core/clock.js';
+import { randomToken } from '../src/core/ids.js';
+import { GridStore } from '../src/state/grid/grid-store.js';
+import { applyOperation } from '../src/state/grid/operations.js';
+import { partitionOf } from '../src/state/grid/grid-provider.js';
+import type { Session } from '../src/state/services.js';
+
+const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+const CLI = join(ROOT, 'dist/src/cli/main.js');
+const PEER = join(ROOT, 'dist/bench/peer-fastify.js');
+const SECRET = 'bench-runtime-secret-long-enough';
+const API_KEY = 'bench-runtime-api-key-0123456789';
+
+interface AutocannonResult {
+  requests: { average: number };
+  latency: { p50: number; p99: number; average: number };
+  errors: number;
+  non2xx: number;
+  timeouts: number;
+}
+type Autocannon = (opts: Record<string, unknown>) => Promise<AutocannonResult>;
+const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+
+const { values: args } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '50' },
+    'join-sessions': { type: 'string', default: '1000000' },
+    'join-revocations': { type: 'string', default: '50000' },
+    redis: { type: 'string', default: process.env.COHORT_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379' },
+    json: { type: 'boolean', default: false },
+  },
+});
+const SECONDS = Number(args.seconds);
+const CONNECTIONS = Number(args.connections);
+
+const children = new Set<ChildProcess>();
+const dirs = new Set<string>();
+process.on('exit', () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+process.on('SIGINT', () => process.exit(130));
+process.on('SIGTERM', () => process.exit(143));
+
+function log(text: string): void {
+  process.stderr.write(`bench:runtime: ${text}\n`);
+}
+
+function spawnProcess(argsList: string[], started: RegExp): Promise<ChildProcess> {
+  const child = spawn(process.execPath, argsList, { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.add(child);
+  return new Promise((resolvePromise, reject) => {
+    let out = '';
+    const onData = (d: Buffer): void => {
+      out += d.toString();
+      if (started.test(out)) {
+        child.stdout!.off('data', onData);
+        child.stdout!.resume();
+        resolvePromise(child);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`${argsList.join(' ')} exited with ${code}: ${out.slice(-2000)}`)));
+  });
+}
+
+interface NodeInfo {
+  id: string;
+  dir: string;
+  file: string;
+  cluster: string;
+  runtime: string;
+  child?: ChildProcess;
+}
+
+async function nodeConfig(base: string, id: string, role: 'console' | 'engine', peers: string, extra: string[] = []): Promise<NodeInfo> {
+  const dir = join(base, id);
+  mkdirSync(dir, { recursive: true });
+  const cluster = `127.0.0.1:${await freePort()}`;
+  const runtime = `127.0.0.1:${await freePort()}`;
+  const file = join(base, `${id}.ini`);
+  writeFileSync(file, [
+    '[node]', `id = ${id}`, `role = ${role}`, `data_dir = ${dir}`,
+    '[cluster]', 'id = bench-runtime', `bind = ${cluster}`, `peers = ${peers}`, `secret_key = ${SECRET}`, 'profile = local',
+    '[http]', `manage = 127.0.0.1:${await freePort()}`, `runtime = ${runtime}`, `admin = 127.0.0.1:${await freePort()}`, `api_keys = ${API_KEY}`, 'body_limit = 1048576',
+    '[state]', 'replication_factor = 3', 'bulk_revocation_timeout = 120000', 'rpc_timeout = 2000', ...extra,
+    '[log]', 'format = json', 'level = info',
+  ].join('\n') + '\n');
+  return { id, dir, file, cluster, runtime };
+}
+
+async function startNode(n: NodeInfo): Promise<void> {
+  n.child = await spawnProcess([CLI, 'start', '-c', n.file], new RegExp(`"msg":"engine ${n.id} started"`));
+  await waitReady(n, 300_000);
+}
+
+async function waitReady(n: NodeInfo, timeoutMs: number): Promise<number> {
+  const start = performance.now();
+  while (performance.now() - start < timeoutMs) {
+    try {
+      if ((await fetch(`http://${n.runtime}/health/ready`)).status === 200) return performance.now() - start;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`${n.id} not ready within ${timeoutMs} ms`);
+}
+
+async function api(n: NodeInfo, method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
+  const r = await fetch(`http://${n.runtime}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${API_KEY}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? null : JSON.stringify(body),
+  });
+  const text = await r.text();
+  if (r.status >= 300) throw new Error(`${method} ${path}: ${r.status} ${text}`);
+  return text ? (JSON.parse(text) as Record<string, unknown>) : {};
+}
+
+/** autocannon against `base`, cycling through `paths`. */
+async function load(base: string, paths: string[], options: { method?: string; body?: string; connections?: number } = {}): Promise<AutocannonResult> {
+  let i = 0;
+  return autocannon({
+    url: base,
+    connections: options.connections ?? CONNECTIONS,
+    duration: SECONDS,
+    headers: { authorization: `Bearer ${API_KEY}`, ...(options.body ? { 'content-type': 'application/json' } : {}) },
+    requests: [{ method: options.method ?? 'GET', ...(options.body ? { body: options.body } : {}), setupRequest: (req: Record<string, unknown>) => ({ ...req, path: paths[i++ % paths.length] }) }],
+  });
+}
+
+async function createSessions(engine: NodeInfo, count: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < count; i += 50) {
+    const batch = await Promise.all(Array.from({ length: Math.min(50, count - i) }, (_, k) => api(engine, 'POST', '/runtime/v1/sessions', { subject: `user-${i + k}`, attributes: { role: 'member' } })));
+    ids.push(...batch.map((s) => s.id as string));
+  }
+  return ids;
+}
+
+function memoryPerSession(): number {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) return NaN;
+  const store = new GridStore(systemClock);
+  const attributes = { blob: 'x'.repeat(244) }; // 256 bytes as JSON: {"blob":"x…"}
+  const count = 100_000;
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  const now = systemClock.now();
+  for (let i = 0; i < count; i++) {
+    const subject = `user-${i}`;
+    const partition = partitionOf(`subject:${subject}`);
+    const session: Session = { id: `${partition}.${randomToken(24)}`, subject, attributes: { ...attributes }, createdAt: now, lastAccessAt: now, idleTimeoutMs: 1_800_000, maxLifetimeMs: 28_800_000, expiresAt: now + 1_800_000 };
+    applyOperation(store, { t: 'session.put', session }, now, partition);
+  }
+  gc();
+  const bytes = (process.memoryUsage().heapUsed - before) / count;
+  if (store.size() < count) throw new Error('store lost sessions');
+  return bytes;
+}
+
+/** A saved grid state with `sessions` sessions and `revocations` revocations, as a cluster stop leaves it. */
+async function writeSavedState(dir: string, sessions: number, revocations: number): Promise<void> {
+  const out = createWriteStream(join(dir, 'grid-state.ndjson'));
+  const now = Date.now();
+  let version = now * 1024;
+  const write = async (line: string): Promise<void> => {
+    if (!out.write(line)) await once(out, 'drain');
+  };
+  for (let i = 0; i < sessions; i++) {
+    const subject = `user-${i}`;
+    const partition = partitionOf(`subject:${subject}`);
+    const id = `${partition}.${i.toString(36).padStart(8, '0')}${'s'.repeat(24)}`;
+    const expiresAt = now + 3_600_000;
+    const session = { id, subject, attributes: { role: 'member' }, createdAt: now, lastAccessAt: now, idleTimeoutMs: 3_600_000, maxLifetimeMs: 3_600_000, expiresAt };
+    await write(`${JSON.stringify({ ns: 'session', key: id, record: { value: session, expiresAt, version: ++version, partition } })}\n`);
+    await write(`${JSON.stringify({ ns: 'subject', key: subject, record: { value: [{ id, expiresAt }], expiresAt, version: ++version, partition } })}\n`);
+  }
+  for (let i = 0; i < revocations; i++) {
+    await write(`${JSON.stringify({ ns: 'revocation', key: `revoked-${i}`, record: { value: true, expiresAt: now + 3_600_000, version: ++version, partition: -1 } })}\n`);
+  }
+  out.end();
+  await once(out, 'close');
+}
+
+function fmt(ms: number): string {
+  return `${ms.toFixed(2)} ms`;
+}
+
+async function main(): Promise<void> {
+  const base = mkdtempSync(join(tmpdir(), 'cohort-bench-runtime-'));
+  dirs.add(base);
+  const results: Record<string, unknown> = {};
+
+  // ---- 1. lookups: grid, bare Fastify, Redis
+  log('starting a console and 3 engines (grid, RF 3)');
+  const consoleNode = await nodeConfig(base, 'console', 'console', '');
+  consoleNode.child = await spawnProcess([CLI, 'start', '-c', consoleNode.file], /"msg":"console console started"/);
+  const engines: NodeInfo[] = [];
+  for (const id of ['engine-1', 'engine-2', 'engine-3']) engines.push(await nodeConfig(base, id, 'engine', consoleNode.cluster));
+  await Promise.all(engines.map(startNode));
+  const ids = await createSessions(engines[0]!, 2000);
+  const paths = ids.map((id) => `/runtime/v1/sessions/${id}`);
+  log('session lookups through engine-1');
+  const grid = await load(`http://${engines[0]!.runtime}`, paths);
+  const peerPort = await freePort();
+  await spawnProcess([PEER, String(peerPort)], /peer started/);
+  log('the bare Fastify route');
+  const bare = await load(`http://127.0.0.1:${peerPort}`, paths);
+  results.lookup = {
+    gridRps: grid.requests.average, gridP50Ms: grid.latency.p50, gridP99Ms: grid.latency.p99, gridErrors: grid.errors + grid.non2xx,
+    fastifyRps: bare.requests.average, fastifyP50Ms: bare.latency.p50, fastifyP99Ms: bare.latency.p99,
+    ratio: grid.requests.average / bare.requests.average,
+  };
+
+  let redisEngine: NodeInfo | undefined;
+  try {
+    redisEngine = await nodeConfig(base, 'engine-redis', 'engine', consoleNode.cluster, ['provider = redis', `redis_url = ${args.redis}`]);
+    await startNode(redisEngine);
+    const redisIds = await createSessions(redisEngine, 2000);
+    log('session lookups through an engine on the Redis provider');
+    const redis = await load(`http://${redisEngine.runtime}`, redisIds.map((id) => `/runtime/v1/sessions/${id}`));
+    (results.lookup as Record<string, unknown>).redisRps = redis.requests.average;
+    (results.lookup as Record<string, unknown>).redisP50Ms = redis.latency.p50;
+    (results.lookup as Record<string, unknown>).redisP99Ms = redis.latency.p99;
+    (results.lookup as Record<string, unknown>).gridOverRedis = grid.requests.average / redis.requests.average;
+    redisEngine.child?.kill('SIGTERM');
+    await once(redisEngine.child!, 'exit');
+  } catch (err) {
+    log(`Redis provider not measured: ${(err as Error).message}`);
+  }
+
+  // ---- 2. replicated writes
+  log('replicated writes, one connection (latency)');
+  const keys = Array.from({ length: 5000 }, (_, i) => `/runtime/v1/state/key-${i}`);
+  const body = JSON.stringify({ value: { step: 'consent', n: 1 }, ttlSeconds: 600 });
+  const writeLatency = await load(`http://${engines[0]!.runtime}`, keys, { method: 'PUT', body, connections: 1 });
+  log('replicated writes, many connections (throughput)');
+  const writeThroughput = await load(`http://${engines[0]!.runtime}`, keys, { method: 'PUT', body });
+  results.replicatedWrite = {
+    p50Ms: writeLatency.latency.p50, p99Ms: writeLatency.latency.p99, oneConnectionRps: writeLatency.requests.average,
+    rps: writeThroughput.requests.average, errors: writeThroughput.errors + writeThroughput.non2xx + writeLatency.errors + writeLatency.non2xx,
+  };
+
+  // ---- 3. memory
+  results.memoryBytesPerSessionPerReplica = memoryPerSession();
+
+  // ---- stop the lookup cluster
+  for (const n of [...engines, consoleNode]) n.child?.kill('SIGKILL');
+
+  // ---- 4. join
+  const sessions = Number(args['join-sessions']);
+  const revocationCount = Number(args['join-revocations']);
+  log(`join: writing saved state with ${sessions} sessions and ${revocationCount} revocations`);
+  const jbase = mkdtempSync(join(tmpdir(), 'cohort-bench-join-'));
+  dirs.add(jbase);
+  const jconsole = await nodeConfig(jbase, 'console', 'console', '');
+  jconsole.child = await spawnProcess([CLI, 'start', '-c', jconsole.file], /"msg":"console console started"/);
+  const jengines: NodeInfo[] = [];
+  for (const id of ['engine-1', 'engine-2', 'engine-3']) jengines.push(await nodeConfig(jbase, id, 'engine', jconsole.cluster));
+  for (const e of jengines) await writeSavedState(e.dir, sessions, revocationCount);
+  log('join: starting 3 engines on the saved state');
+  const loadStart = performance.now();
+  await Promise.all(jengines.map(startNode));
+  const clusterLoadMs = performance.now() - loadStart;
+  const joiner = await nodeConfig(jbase, 'engine-4', 'engine', jconsole.cluster);
+  // A client reads sessions through engine-1 the whole time; every failure counts.
+  let reads = 0;
+  let failed = 0;
+  let reading = true;
+  const reader = (async () => {
+    let i = 0;
+    while (reading) {
+      const subject = `user-${(i++ * 7919) % sessions}`;
+      try {
+        const r = await fetch(`http://${jengines[0]!.runtime}/runtime/v1/subjects/${subject}/sessions`, { headers: { authorization: `Bearer ${API_KEY}` } });
+        if (r.status !== 200) failed++;
+        await r.arrayBuffer();
+      } catch {
+        failed++;
+      }
+      reads++;
+    }
+  })();
+  log('join: starting engine-4');
+  const joinStart = performance.now();
+  joiner.child = spawn(process.execPath, [CLI, 'start', '-c', joiner.file], { stdio: ['ignore', 'ignore', 'inherit'] });
+  children.add(joiner.child);
+  await waitReady(joiner, 600_000);
+  const joinMs = performance.now() - joinStart;
+  reading = false;
+  await reader;
+  results.join = { sessions, revocations: revocationCount, readyMs: joinMs, clientReads: reads, clientFailures: failed, clusterLoadFromSavedStateMs: clusterLoadMs };
+
+  if (args.json) {
+    process.stdout.write(`${JSON.stringify(results)}\n`);
+    return;
+  }
+  const l = results.lookup as Record<string, number>;
+  const w = results.replicatedWrite as Record<string, number>;
+  const j = results.join as Record<string, number>;
+  process.stdout.write([
+    '| measure | Cohort | peer (same run) | target |',
+    '| --- | ---: | ---: | --- |',
+    `| session lookup through one engine (grid) | ${l.gridRps!.toFixed(0)} req/s, p50 ${fmt(l.gridP50Ms!)}, p99 ${fmt(l.gridP99Ms!)} | bare Fastify ${l.fastifyRps!.toFixed(0)} req/s, p50 ${fmt(l.fastifyP50Ms!)}, p99 ${fmt(l.fastifyP99Ms!)} | ≥ 70% of Fastify: ${(l.ratio! * 100).toFixed(0)}% |`,
+    `| same workload, Redis provider | ${l.redisRps ? `${l.redisRps.toFixed(0)} req/s, p50 ${fmt(l.redisP50Ms!)}, p99 ${fmt(l.redisP99Ms!)}` : 'not measured'} | | grid ≥ 1.3x Redis: ${l.gridOverRedis ? `${l.gridOverRedis.toFixed(2)}x` : '—'} |`,
+    `| replicated write (RF 3, all replicas), HTTP | p50 ${fmt(w.p50Ms!)}, p99 ${fmt(w.p99Ms!)}; ${w.rps!.toFixed(0)} writes/s with ${CONNECTIONS} connections | | p50 < 0.5 ms, p99 < 3 ms (inside the grid); ≥ 50,000/s |`,
+    `| memory per session per replica (256 B attributes) | ${(results.memoryBytesPerSessionPerReplica as number).toFixed(0)} B | | < 1 KB |`,
+    `| engine joining ${j.sessions} sessions + ${j.revocations} revocations | ready in ${(j.readyMs! / 1000).toFixed(1)} s; ${j.clientFailures} of ${j.clientReads} client reads failed | | < 10 s, no failed request |`,
+    '',
+  ].join('\n'));
+}
+
+main().then(
+  // The nodes it started are still running: the exit handler kills them.
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench:runtime failed: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);
