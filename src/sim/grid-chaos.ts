@@ -68,7 +68,7 @@ export async function gridChaos(options: GridChaosOptions): Promise<GridChaosRes
     const rpc = new Rpc({ mux: node.mux, clock, logger: silentLogger(), timeoutMs: 500 });
     const store = new GridStore(clock);
     store.start();
-    const executor = new ReplicatedExecutor({ store, rpc, clock, logger: silentLogger(), self: node.id, replicationFactor: rf, bulkTimeoutMs: 10_000 });
+    const executor = new ReplicatedExecutor({ store, rpc, clock, logger: silentLogger(), self: node.id, replicationFactor: rf, bulkTimeoutMs: 2000 });
     engines.push({ store, executor, provider: new GridProvider(executor, clock) });
   }
   for (let i = 0; i < n; i++) updatePlacement(i);

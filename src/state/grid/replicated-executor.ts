@@ -305,10 +305,9 @@ export class ReplicatedExecutor implements GridExecutor {
     const answers = await Promise.allSettled(
       [...sources.values()].map((a) => this.o.rpc.call<RecordChange[]>(a, 'grid.pull', { partition }, { channel: 'bulk', timeoutMs: this.o.bulkTimeoutMs })),
     );
+    // An engine that answered its fingerprint but not the transfer is unreachable now, like one
+    // that never answered: it exchanges again when it reappears (setEngines resyncs then).
     for (const a of answers) if (a.status === 'fulfilled') this.mergeAll(a.value);
-    if (answers.some((a) => a.status === 'rejected')) {
-      throw new CohortError('STATE_UNAVAILABLE', `partition ${partition}: a transfer failed while synchronising it`);
-    }
     this.unsynced.delete(partition);
   }
 
