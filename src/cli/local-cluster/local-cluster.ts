@@ -154,12 +154,17 @@ export class LocalCluster {
       if (node.exit) break;
       try {
         await manageRequest(manageTargetOf(config), 'GET', '/manage/v1/node', undefined, 1000);
+        // An engine is only useful once it holds its share of the state: wait for readiness.
+        if (node.role === 'engine') {
+          const ready = await fetch(`${localUrls(node).runtime}/health/ready`, { signal: AbortSignal.timeout(1000) });
+          if (ready.status !== 200) throw new Error('not ready yet');
+        }
         return;
       } catch {
         await new Promise((r) => setTimeout(r, 100));
       }
     }
-    const why = node.exit ? `exited with ${node.exit.code ?? node.exit.signal}` : 'did not answer in time';
+    const why = node.exit ? `exited with ${node.exit.code ?? node.exit.signal}` : 'did not answer (or, an engine, become ready) in time';
     throw new CohortError('CLI_LOCAL_CLUSTER_FAILED', `${node.id} ${why}; see ${node.logFile}`, { node: node.id });
   }
 }
