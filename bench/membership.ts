@@ -149,10 +149,7 @@ async function benchProfile(system: System, profile: string, count: number, tria
 
     // Crashes: the victim is restarted (same files and ports) before the next trial.
     for (let t = 0; t < trials; t++) {
-      const i = 1 + (t % (count - 1));
-      const victim = nodes[i]!;
-      const observers = nodes.filter((n) => n !== victim);
-      const mark = observers.map((o) => o.lines.length);
+      const { i, victim, observers, mark } = trial(nodes, t);
       const sentAt = Date.now();
       victim.child.kill('SIGKILL');
       const times = await Promise.all(observers.map((o, k) => waitForLine(o, mark[k]!, (l) => l.member === victim.id && l.to === 'dead', 60_000)));
@@ -165,10 +162,7 @@ async function benchProfile(system: System, profile: string, count: number, tria
 
     // Pauses: SIGSTOP until every other node declares the victim dead, then SIGCONT.
     for (let t = 0; t < trials; t++) {
-      const i = 1 + (t % (count - 1));
-      const victim = nodes[i]!;
-      const observers = nodes.filter((n) => n !== victim);
-      const mark = observers.map((o) => o.lines.length);
+      const { i, victim, observers, mark } = trial(nodes, t);
       const sentAt = Date.now();
       process.kill(victim.child.pid!, 'SIGSTOP');
       let times: LogLine[];
@@ -214,6 +208,14 @@ async function benchProfile(system: System, profile: string, count: number, tria
     rmSync(dir, { recursive: true, force: true });
   }
   return figures;
+}
+
+/** Trial t's victim (never the seed, each other node in turn), its observers, and where their logs stand. */
+function trial(nodes: BenchNode[], t: number): { i: number; victim: BenchNode; observers: BenchNode[]; mark: number[] } {
+  const i = 1 + (t % (nodes.length - 1));
+  const victim = nodes[i]!;
+  const observers = nodes.filter((n) => n !== victim);
+  return { i, victim, observers, mark: observers.map((o) => o.lines.length) };
 }
 
 const COHORT: System = {

@@ -247,7 +247,7 @@ export const KEYS: readonly KeyDef[] = [
   },
   {
     section: 'state', key: 'retrieve_majority_only', type: 'boolean', default: 'true', unit: '',
-    doc: 'A read waits for a majority of the replica set (true) or for all of it (false).',
+    doc: 'A read waits for a majority of the replica set (true) or for all of it (false). The grid acknowledges a write only once every replica holds it, so any in-sync replica answers a read and this setting does not change the grid\'s reads.',
     allowed: 'true | false',
     parse: parseBoolean,
   },

@@ -28,7 +28,7 @@ import { COHORT_VERSION } from '../core/version.js';
 import type { NodeConfig } from '../config/node-config.js';
 import { formatAddress, type Address } from '../config/values.js';
 import { clusterInfo, type ClusterInfo } from '../cluster/cluster-info.js';
-import type { Member } from '../cluster/member-list.js';
+import { isActive, type Member } from '../cluster/member-list.js';
 import { Membership } from '../cluster/membership.js';
 import { resolveTiming, timingProblems, type MembershipTiming } from '../cluster/timing.js';
 import { TransportMux } from '../transport/mux.js';
@@ -83,6 +83,8 @@ export class ClusterMember {
   private started = false;
   private stopped = false;
   private readonly changeListeners: Array<() => void> = [];
+  /** Member addresses saved by the last run (read once, at start). */
+  private remembered: string[] = [];
 
   constructor(options: ClusterMemberOptions) {
     this.options = options;
@@ -126,6 +128,7 @@ export class ClusterMember {
     this.started = true;
     this.aloneSince = this.options.clock.now();
     this.membership.start();
+    this.remembered = readRememberedMembers(this.options.config.node.dataDir, this.options.log);
     const candidates = this.joinCandidates();
     if (candidates.configured.length === 0 && candidates.remembered.length === 0) {
       this.options.log.info({ cluster: this.membership.address }, 'first node of the cluster: no peers configured; waiting for others to join');
@@ -144,7 +147,7 @@ export class ClusterMember {
     return new Map(
       this.membership
         .list()
-        .filter((m) => m.meta.role === 'engine' && (m.status === 'alive' || m.status === 'suspect'))
+        .filter((m) => m.meta.role === 'engine' && isActive(m))
         .map((m) => [m.id, m.address]),
     );
   }
@@ -191,7 +194,7 @@ export class ClusterMember {
     const self = this.membership.address;
     const configured = this.options.config.cluster.peers.filter((p) => formatAddress(p) !== self);
     const configuredText = new Set(configured.map(formatAddress));
-    const remembered = readRememberedMembers(this.options.config.node.dataDir, this.options.log).filter((a) => a !== self && !configuredText.has(a));
+    const remembered = this.remembered.filter((a) => a !== self && !configuredText.has(a));
     return { configured, remembered };
   }
 
@@ -204,7 +207,7 @@ export class ClusterMember {
    */
   private async tryJoin(): Promise<void> {
     const { configured, remembered } = this.joinCandidates();
-    const members = new Set(this.membership.list().filter((m) => m.id !== this.membership.id && (m.status === 'alive' || m.status === 'suspect')).map((m) => m.address));
+    const members = this.activePeerAddresses();
     const alone = members.size === 0;
     const reachable: string[] = [];
     for (const peer of configured) {
@@ -250,13 +253,15 @@ export class ClusterMember {
         this.options.log.warn({ peers: [...reachable, ...remembered], retryMs: this.retryDelay() }, 'no peer could be reached to join through; running alone and retrying');
       }
     }
-    if (this.notResolved.size > 0 || configured.some((p) => !this.isActiveMember(formatAddress(p)))) this.scheduleRetry();
+    const nowActive = this.activePeerAddresses();
+    if (this.notResolved.size > 0 || configured.some((p) => !nowActive.has(formatAddress(p)))) this.scheduleRetry();
   }
 
-  private isActiveMember(address: string): boolean {
-    if (address === this.membership.address) return true;
-    return this.membership.list().some((m) => m.address === address && (m.status === 'alive' || m.status === 'suspect'));
+  /** Cluster addresses of the other members that are alive or suspect. */
+  private activePeerAddresses(): Set<string> {
+    return new Set(this.membership.list().filter((m) => m.id !== this.membership.id && isActive(m)).map((m) => m.address));
   }
+
 
   /** The address of the member that accepted, or undefined when none answered; throws a refusal. */
   private async joinThrough(peers: string[]): Promise<string | undefined> {

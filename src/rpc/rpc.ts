@@ -41,6 +41,11 @@ export interface CallOptions {
   channel?: Channel;
 }
 
+export interface FanOutOptions extends CallOptions {
+  /** Called for every node that fails, even after the fan-out has settled (to retry it later). */
+  onFailure?(address: string, error: CohortError): void;
+}
+
 /** How many successful answers a fan-out needs. */
 export type Quorum = 'majority' | 'all' | number;
 
@@ -127,7 +132,7 @@ export class Rpc {
    * answers so far (and the failures so far); rejects with RPC_QUORUM_FAILED as soon as too
    * many have failed for the quorum to be met. Late answers are ignored.
    */
-  fanOut<T = unknown>(targets: readonly string[], method: string, body: unknown, quorum: Quorum, options: CallOptions = {}): Promise<FanOutResult<T>> {
+  fanOut<T = unknown>(targets: readonly string[], method: string, body: unknown, quorum: Quorum, options: FanOutOptions = {}): Promise<FanOutResult<T>> {
     const need = quorumSize(quorum, targets.length);
     const result: FanOutResult<T> = { ok: [], failed: [] };
     if (need === 0) return Promise.resolve(result);
@@ -144,6 +149,7 @@ export class Rpc {
             }
           },
           (error: CohortError) => {
+            options.onFailure?.(address, error);
             if (settled) return;
             result.failed.push({ address, error });
             if (targets.length - result.failed.length < need) {

@@ -14,11 +14,13 @@
  */
 import { silentLogger } from '../core/logger.js';
 import { seededRandom } from '../core/random.js';
+import { isActive } from '../cluster/member-list.js';
 import { PROFILES } from '../cluster/timing.js';
 import { Rpc } from '../rpc/rpc.js';
 import { GridProvider, partitionOfSessionId } from '../state/grid/grid-provider.js';
 import { GridStore } from '../state/grid/grid-store.js';
 import { ReplicatedExecutor } from '../state/grid/replicated-executor.js';
+import { runUntil, settleSimulated } from './drive.js';
 import { SimCluster } from './sim-cluster.js';
 
 export interface GridChaosOptions {
@@ -60,7 +62,7 @@ export async function gridChaos(options: GridChaosOptions): Promise<GridChaosRes
     const node = cluster.nodes[i]!;
     if (node.crashed) return;
     const members = node.membership.list();
-    const active = new Map(members.filter((m) => m.status === 'alive' || m.status === 'suspect').map((m) => [m.id, m.address]));
+    const active = new Map(members.filter(isActive).map((m) => [m.id, m.address]));
     engines[i]!.executor.setEngines(active, members.filter((m) => m.status !== 'left').length);
   };
   for (const node of cluster.nodes) {
@@ -73,12 +75,8 @@ export async function gridChaos(options: GridChaosOptions): Promise<GridChaosRes
   }
   for (let i = 0; i < n; i++) updatePlacement(i);
 
-  const run = async (ms: number): Promise<void> => {
-    for (let t = 0; t < ms; t += STEP_MS) {
-      cluster.run(STEP_MS);
-      await new Promise((r) => setImmediate(r));
-    }
-  };
+  const advance = (ms: number): void => cluster.run(ms);
+  const run = async (ms: number): Promise<void> => void (await runUntil(advance, () => false, ms, STEP_MS));
   await run(2000);
 
   const faults: string[] = [];
@@ -155,32 +153,16 @@ export async function gridChaos(options: GridChaosOptions): Promise<GridChaosRes
   for (const p of paused) cluster.resume(p);
   cluster.heal();
   faults.push(`all faults end at ${cluster.now - start}`);
-  const healStart = cluster.now;
   // Runs until every replica set is whole and every engine has every revocation, or the
   // 10 s bar passes (then the checks below report what is missing).
-  while (cluster.now - healStart < HEAL_LIMIT_MS) {
-    await run(250);
-    if (wholeAndRevoked()) break;
-  }
+  await runUntil(advance, wholeAndRevoked, HEAL_LIMIT_MS, 250);
   // Operations still in flight settle (answer or time out) as simulated time goes on.
-  let settled = false;
-  void Promise.allSettled(pending).then(() => (settled = true));
-  for (let t = 0; !settled && t < 30_000; t += 50) await run(50);
+  await settleSimulated(Promise.allSettled(pending), advance, 30_000, 50);
 
   const violations: string[] = [];
   for (const [id, count] of replayAccepts) if (count > 1) violations.push(`replay id ${id} accepted ${count} times`);
   const survivors = cluster.live().map((x) => x.index);
-  const check = async <T>(p: Promise<T>): Promise<T> => {
-    let out: { v?: T; e?: unknown } | undefined;
-    p.then((v) => (out = { v }), (e: unknown) => (out = { e }));
-    for (let t = 0; t < 5000 && !out; t += STEP_MS) {
-      cluster.run(STEP_MS);
-      await new Promise((r) => setImmediate(r));
-    }
-    if (!out) throw new Error('no answer');
-    if ('e' in out) throw out.e;
-    return out.v as T;
-  };
+  const check = <T>(p: Promise<T>): Promise<T> => settleSimulated(p, advance, 5000, STEP_MS);
   for (const [id, subject] of sessions) {
     for (const i of survivors) {
       const got = await check(engines[i]!.provider.sessions.get(id)).catch((err: unknown) => String(err));

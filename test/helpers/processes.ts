@@ -101,3 +101,16 @@ export async function runCohortToEnd(
   clearTimeout(timer);
   return { code, stdout: p.stdout(), stderr: p.stderr() };
 }
+
+/**
+ * Cleanups for a `describe` whose steps share processes: register them with `suite.after`;
+ * they run, newest first, in the suite's `after` hook, so processes are killed by pid even
+ * when a step fails.
+ */
+export function suiteCleanups(after: (fn: () => Promise<void>) => void): Pick<TestContext, 'after'> {
+  const cleanups: Array<() => unknown> = [];
+  after(async () => {
+    for (const fn of cleanups.reverse()) await fn();
+  });
+  return { after: (fn: () => unknown) => void cleanups.push(fn) } as Pick<TestContext, 'after'>;
+}

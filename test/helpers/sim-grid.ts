@@ -7,6 +7,7 @@ import { ManualClock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { seededRandom } from '../../src/core/random.js';
 import { Rpc } from '../../src/rpc/rpc.js';
+import { nextTurn, runUntil } from '../../src/sim/drive.js';
 import { SimNetwork } from '../../src/sim/sim-network.js';
 import { GridProvider } from '../../src/state/grid/grid-provider.js';
 import { GridStore } from '../../src/state/grid/grid-store.js';
@@ -29,11 +30,20 @@ export class SimGrid {
   readonly network: SimNetwork;
   readonly engines: SimEngine[] = [];
   private pending = 0;
+  private readonly tick = (ms: number): void => this.clock.advance(ms);
   private driving = false;
 
   constructor(count: number, options: { replicationFactor?: number; seed?: number } = {}) {
     this.network = new SimNetwork(this.clock, seededRandom(options.seed ?? 1));
     for (let i = 0; i < count; i++) this.engines.push(this.createEngine(i, options.replicationFactor ?? 3));
+  }
+
+  /** A grid of `count` engines that all know each other and have finished their start-up sync. */
+  static async started(count: number, options: { replicationFactor?: number; seed?: number } = {}): Promise<SimGrid> {
+    const grid = new SimGrid(count, options);
+    grid.setActive(grid.engines.map((_, i) => i));
+    await grid.untilReady();
+    return grid;
   }
 
   /** Tells engines `observers` (default: the live ones) that exactly `active` are the engines. */
@@ -76,19 +86,12 @@ export class SimGrid {
 
   /** Lets `ms` of simulated time pass (messages flow, timers fire). */
   async advance(ms: number): Promise<void> {
-    for (let t = 0; t < ms; t++) {
-      this.clock.advance(1);
-      await turn();
-    }
+    await runUntil(this.tick, () => false, ms, 1);
   }
 
   /** Advances time until every engine reports ready (or `limitMs` passes). */
   async untilReady(limitMs = 5000): Promise<void> {
-    for (let t = 0; t < limitMs && !this.live().every((i) => this.engines[i]!.executor.ready); t++) {
-      this.clock.advance(1);
-      await turn();
-    }
-    if (!this.live().every((i) => this.engines[i]!.executor.ready)) throw new Error('engines not ready in time');
+    if (!(await runUntil(this.tick, () => this.live().every((i) => this.engines[i]!.executor.ready), limitMs, 1))) throw new Error('engines not ready in time');
   }
 
   close(): void {
@@ -108,11 +111,8 @@ export class SimGrid {
   private async runDriver(): Promise<void> {
     this.driving = true;
     try {
-      await turn();
-      for (let guard = 0; this.pending > 0 && guard < 120_000; guard++) {
-        this.clock.advance(1);
-        await turn();
-      }
+      await nextTurn();
+      await runUntil(this.tick, () => this.pending === 0, 120_000, 1);
     } finally {
       this.driving = false;
     }
@@ -145,8 +145,4 @@ export class SimGrid {
     const provider = new GridProvider(executor, clock);
     return { id, address, store, rpc, executor, provider, crashed: false };
   }
-}
-
-function turn(): Promise<void> {
-  return new Promise((r) => setImmediate(r));
 }

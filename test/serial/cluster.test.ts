@@ -10,17 +10,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { COHORT_VERSION, parseVersion } from '../../src/core/version.js';
 import { clusterInfoOf, startNode, stateOf, waitUntil, type TestNode } from '../helpers/cluster.js';
-import { runCohortToEnd } from '../helpers/processes.js';
+import { runCohortToEnd, suiteCleanups } from '../helpers/processes.js';
 
 const EXIT_REFUSED = 3;
 
 describe('a five-node cluster of real processes', () => {
-  // Suite-level hooks: processes are killed by pid in `after` even when a step fails.
-  const cleanups: Array<() => void | Promise<void>> = [];
-  const suite = { after: (fn: () => void | Promise<void>) => void cleanups.push(fn) };
-  after(async () => {
-    for (const fn of cleanups.reverse()) await fn();
-  });
+  // Processes are killed by pid when the suite ends, even when a step fails.
+  const suite = suiteCleanups(after);
   let dir: string;
   const nodes: TestNode[] = [];
   const byId = (id: string): TestNode => nodes.find((n) => n.id === id)!;
@@ -29,7 +25,7 @@ describe('a five-node cluster of real processes', () => {
 
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'cohort-cluster-'));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    suite.after(() => rmSync(dir, { recursive: true, force: true }));
   });
 
   it('joins: four nodes join through the first and every node lists all five active', async () => {

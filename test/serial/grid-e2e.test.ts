@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { clusterInfoOf, startNode, stateOf, waitUntil, type TestNode } from '../helpers/cluster.js';
-import { runCohort } from '../helpers/processes.js';
+import { runCohort, suiteCleanups } from '../helpers/processes.js';
 
 const API_KEY = 'grid-e2e-api-key-0123456789abcdef';
 
@@ -32,11 +32,8 @@ async function ready(node: TestNode): Promise<boolean> {
 }
 
 describe('replicated grid between real engines', () => {
-  const cleanups: Array<() => void | Promise<void>> = [];
-  const suite = { after: (fn: () => void | Promise<void>) => void cleanups.push(fn) };
-  after(async () => {
-    for (const fn of cleanups.reverse()) await fn();
-  });
+  // Processes are killed by pid when the suite ends, even when a step fails.
+  const suite = suiteCleanups(after);
   let dir: string;
   let seed: TestNode;
   const engines: TestNode[] = [];
@@ -63,7 +60,7 @@ describe('replicated grid between real engines', () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'cohort-grid-'));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    suite.after(() => rmSync(dir, { recursive: true, force: true }));
     seed = await startNode(suite, dir, 'console', { role: 'console' });
     const overrides = { http: { api_keys: API_KEY }, state: { replication_factor: '3' } };
     for (const id of ['engine-1', 'engine-2', 'engine-3', 'engine-4', 'engine-5']) engines.push(await startNode(suite, dir, id, { peers: seed.address, overrides }));

@@ -9,9 +9,7 @@ import { SimGrid } from '../helpers/sim-grid.js';
 import { stateContract } from '../helpers/state-contract.js';
 
 stateContract('grid, three engines, each call through the next engine', async () => {
-  const grid = new SimGrid(3);
-  grid.setActive([0, 1, 2]);
-  await grid.untilReady();
+  const grid = await SimGrid.started(3);
   return {
     provider: grid.anyEngine(),
     now: () => grid.clock.now(),
@@ -22,9 +20,7 @@ stateContract('grid, three engines, each call through the next engine', async ()
 
 describe('replicated grid under failures', () => {
   it('keeps every acknowledged session readable from every engine after its primary crashes', async () => {
-    const grid = new SimGrid(5);
-    grid.setActive([0, 1, 2, 3, 4]);
-    await grid.untilReady();
+    const grid = await SimGrid.started(5);
     const any = grid.anyEngine();
     const sessions = [];
     for (let i = 0; i < 60; i++) sessions.push(await any.sessions.create({ subject: `user-${i}`, idleTimeoutMs: 600_000, maxLifetimeMs: 600_000 }));
@@ -46,9 +42,7 @@ describe('replicated grid under failures', () => {
   });
 
   it('loses no acknowledged write with replication_factor - 1 engines down at once, and heals when they return', async () => {
-    const grid = new SimGrid(5);
-    grid.setActive([0, 1, 2, 3, 4]);
-    await grid.untilReady();
+    const grid = await SimGrid.started(5);
     const any = grid.anyEngine();
     const ids = [];
     for (let i = 0; i < 40; i++) ids.push((await any.sessions.create({ subject: `s-${i}`, idleTimeoutMs: 600_000, maxLifetimeMs: 600_000 })).id);
@@ -66,9 +60,7 @@ describe('replicated grid under failures', () => {
   });
 
   it('accepts a replay id once even when every engine is asked at the same moment', async () => {
-    const grid = new SimGrid(5);
-    grid.setActive([0, 1, 2, 3, 4]);
-    await grid.untilReady();
+    const grid = await SimGrid.started(5);
     for (let round = 0; round < 10; round++) {
       const verdicts = await Promise.all(grid.live().map((i) => grid.provider(i).replay.checkAndInsert(`assertion-${round}`, 60_000)));
       assert.equal(verdicts.filter(Boolean).length, 1, `round ${round}: ${verdicts}`);
@@ -76,9 +68,7 @@ describe('replicated grid under failures', () => {
   });
 
   it('answers 503 (STATE_UNAVAILABLE) rather than accepting a replay id without a majority', async () => {
-    const grid = new SimGrid(3);
-    grid.setActive([0, 1, 2]);
-    await grid.untilReady();
+    const grid = await SimGrid.started(3);
     grid.crash(1);
     grid.crash(2);
     // Engine 0 has not yet heard of the failures: it still sees three engines.

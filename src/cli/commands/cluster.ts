@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
 import type { ClusterInfo } from '../../cluster/cluster-info.js';
 import { CohortError } from '../../core/errors.js';
-import { parseAddress } from '../../config/values.js';
-import { formatAddress } from '../../config/values.js';
+import { formatAddress, parseAddress } from '../../config/values.js';
 import { fail } from '../fail.js';
 import { manageRequest, manageTargetOfFile } from '../manage-client.js';
 

@@ -8,6 +8,7 @@
  * engine joins or leaves only the partitions it scores high on move: about 1/N of them.
  */
 import { createHash } from 'node:crypto';
+import { quorumSize } from '../../rpc/rpc.js';
 
 export type Placement = readonly (readonly string[])[];
 
@@ -48,7 +49,7 @@ export function changedPartitions(before: Placement, after: Placement): number[]
   return changed;
 }
 
-/** How many replicas must hold a write before it is acknowledged: a majority of the set. */
-export function writeQuorum(replicaSetSize: number): number {
-  return Math.floor(replicaSetSize / 2) + 1;
+/** A majority of `n` engines (the rpc layer's majority quorum). */
+export function writeQuorum(n: number): number {
+  return quorumSize('majority', n);
 }

@@ -1,22 +1,26 @@
 /**
- * The replicated grid: runs each operation on the primary of its partition and keeps a
- * majority of the partition's replica set up to date before answering.
+ * The replicated grid: runs each operation on the primary of its partition and answers once
+ * every replica of the partition holds the result.
  *
  * - Placement (placement.ts) is computed from the active engines, the same on every node.
  * - execute: the primary applies the operation (one JavaScript turn: atomic), ships the
- *   records it changed to the backups, and answers once a majority of the replica set holds
- *   them (`writeQuorum`). If that fails the change is rolled back and the caller gets
- *   STATE_UNAVAILABLE: nothing acknowledged is lost, nothing unacknowledged stays applied.
- *   Another engine forwards the operation to the primary (one hop; an engine that is not
- *   the primary in its own view refuses instead of forwarding again).
- * - A backup only accepts changes from the engine it sees as the partition's primary, so two
- *   engines that briefly disagree about the primary fail requests (503) rather than both
- *   accepting them. Replay inserts also ask each backup whether it has seen the id.
- * - After the placement changes, a primary pulls the partition from the other replicas
- *   before serving it again (a majority must answer, so it sees every acknowledged write),
- *   and every engine pushes the records of moved partitions to their new replicas.
+ *   records it changed to every backup, and answers once all of them hold them, so an
+ *   acknowledged write survives replication_factor - 1 failures. If a backup cannot take it,
+ *   the change is undone (on the backups that took it too) and the caller gets
+ *   STATE_UNAVAILABLE. Another engine forwards the operation to the primary (one hop; an
+ *   engine that is not the primary in its own view refuses instead of forwarding again).
+ *   A replica in sync answers reads from its own copy.
+ * - A backup only accepts changes from the engine it sees as the partition's primary, and an
+ *   engine that sees only a minority of the cluster refuses writes, so engines that briefly
+ *   disagree fail requests (503) rather than both accepting them. Replay inserts also ask
+ *   each backup whether it has seen the id.
+ * - After the engine set changes, every engine pushes the partitions that moved to their new
+ *   replicas, and every replica resynchronises its partitions in the background
+ *   (fingerprints first, records only where they differ); a primary does so before serving
+ *   a partition again.
  * - Revocations live on every engine (`everywhere`), acknowledged once a majority of the
- *   engines hold them; a starting engine downloads them from a peer before it is ready.
+ *   cluster's engines hold them and resent to the others; a starting engine downloads them
+ *   before it is ready.
  *
  * Records carry hybrid-logical-clock versions (grid-store.ts): merging is idempotent and the
  * newer copy wins, so pushes, pulls and retries can overlap freely.
@@ -103,25 +107,23 @@ export class ReplicatedExecutor implements GridExecutor {
   }
 
   /**
-   * The active engines changed (membership): recompute placement, push moved partitions to
-   * their new replicas, and mark the partitions this engine must pull before serving.
+   * The active engines changed (membership): recompute placement, push the partitions that
+   * moved to their new replicas, and mark the partitions this engine must resynchronise
+   * (those that moved; all of them when an engine (re)appeared, since it may hold writes this
+   * one missed, after a healed split or a resumed pause).
    */
   setEngines(engines: Map<string, string>, knownEngines = engines.size): void {
     const before = this.placement;
-    const previous = this.engines;
+    const newcomers = [...engines].filter(([id]) => id !== this.o.self && !this.engines.has(id));
     this.engines = new Map(engines);
     this.knownEngines = Math.max(knownEngines, engines.size);
     this.placement = placePartitions([...engines.keys()], PARTITION_COUNT, this.o.replicationFactor);
-    const changed = before.length === 0 ? this.placement.map((_, p) => p) : changedPartitions(before, this.placement);
-    // An engine that (re)appeared may hold writes this one missed (a healed split, a resumed
-    // pause): then every partition is synchronised again, not only those that moved.
-    const appeared = [...this.engines.keys()].some((id) => id !== this.o.self && !previous.has(id));
-    const resync = appeared && before.length > 0 ? this.placement.map((_, p) => p) : changed;
+    const moved = before.length === 0 ? [] : changedPartitions(before, this.placement);
+    const resync = before.length === 0 || newcomers.length > 0 ? this.placement.map((_, p) => p) : moved;
     for (const p of resync) if (this.placement[p]!.includes(this.o.self)) this.unsynced.add(p);
-    if (before.length > 0) this.handOff(before, changed);
-    // Engines that (re)appeared may have missed revocations, and may hold some this engine
-    // missed (a healed network split, a resumed pause): exchange the lists with them.
-    if (this.initialSync) for (const [id, address] of this.engines) if (id !== this.o.self && !previous.has(id)) this.exchangeRevocations(id, address);
+    if (moved.length > 0) this.handOff(before, moved);
+    // Newcomers may have missed revocations, and may hold some this engine missed.
+    if (this.initialSync) for (const [id, address] of newcomers) this.exchangeRevocations(id, address);
     if (this.initialSync) this.scheduleRepair(0);
     this.initialSync ??= this.syncAtStart();
   }
@@ -189,21 +191,14 @@ export class ReplicatedExecutor implements GridExecutor {
       for (const [id] of others) this.retryPush(id, changes);
       throw new CohortError('STATE_UNAVAILABLE', `engine ${this.o.self} sees ${this.engines.size} of ${this.knownEngines} engines, not a majority; the revocation is kept here and sent on, but not acknowledged`);
     }
-    let acked = 0;
-    let failed = 0;
-    await new Promise<void>((resolve, reject) => {
-      for (const [id, address] of others) {
-        this.o.rpc.call(address, 'grid.merge', { changes }).then(
-          () => {
-            if (++acked === need) resolve();
-          },
-          (err: unknown) => {
-            this.retryPush(id, changes);
-            if (++failed > others.length - need) reject(asStateError(err, 'a majority of the engines'));
-          },
-        );
-      }
-    });
+    const idOf = new Map(others.map(([id, address]) => [address, id]));
+    try {
+      await this.o.rpc.fanOut(others.map(([, address]) => address), 'grid.merge', { changes }, need, {
+        onFailure: (address) => this.retryPush(idOf.get(address)!, changes),
+      });
+    } catch (err) {
+      throw asStateError(err, 'a majority of the engines');
+    }
   }
 
   /** Sends `changes` to engine `id` again later, until it takes them or leaves the active set. */
@@ -331,7 +326,11 @@ export class ReplicatedExecutor implements GridExecutor {
 
   // ------------------------------------------------------------------ moving partitions
 
-  /** Pushes what this engine holds of each moved partition to the replicas new to it. */
+  /**
+   * Pushes what this engine holds of each moved partition to the replicas new to it. Pulls
+   * alone would not do: a new replica may have synchronised under its own, earlier view, and
+   * then missed writes the primary sent only to the replicas of the primary's older view.
+   */
   private handOff(before: Placement, changed: number[]): void {
     const byTarget = new Map<string, Set<number>>();
     for (const p of changed) {
