@@ -19,7 +19,7 @@
  *   [--join-sessions 1000000] [--join-revocations 50000] [--redis redis://127.0.0.1:6379] [--json]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
@@ -31,7 +31,8 @@ import { systemClock } from '../src/core/clock.js';
 import { randomToken } from '../src/core/ids.js';
 import { GridStore } from '../src/state/grid/grid-store.js';
 import { applyOperation } from '../src/state/grid/operations.js';
-import { partitionOf } from '../src/state/grid/grid-provider.js';
+import { EVERYWHERE, partitionOf } from '../src/state/grid/grid-provider.js';
+import { GRID_STATE_FILE, saveGridState } from '../src/node/grid-state-file.js';
 import type { Session } from '../src/state/services.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -172,7 +173,7 @@ async function createSessions(engine: NodeInfo, count: number): Promise<string[]
 function memoryPerSession(): number {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) return NaN;
-  const store = new GridStore(systemClock);
+  const store = new GridStore(systemClock, 'engine-1');
   const attributes = { blob: 'x'.repeat(244) }; // 256 bytes as JSON: {"blob":"x…"}
   const count = 100_000;
   gc();
@@ -190,28 +191,24 @@ function memoryPerSession(): number {
   return bytes;
 }
 
-/** A saved grid state with `sessions` sessions and `revocations` revocations, as a cluster stop leaves it. */
-async function writeSavedState(dir: string, sessions: number, revocations: number): Promise<void> {
-  const out = createWriteStream(join(dir, 'grid-state.ndjson'));
-  const now = Date.now();
-  let version = now * 1024;
-  const write = async (line: string): Promise<void> => {
-    if (!out.write(line)) await once(out, 'drain');
-  };
+/**
+ * A saved grid state with `sessions` sessions (256 bytes of attributes each, as in the memory
+ * figure) and `revocations` revocations, as a cluster stop leaves it: built in a store here
+ * and written with the engines' own saveGridState, then copied to every engine's data dir.
+ */
+async function writeSavedState(dirs: string[], sessions: number, revocations: number): Promise<void> {
+  const store = new GridStore(systemClock);
+  const now = systemClock.now();
+  const attributes = { blob: 'x'.repeat(244) };
   for (let i = 0; i < sessions; i++) {
     const subject = `user-${i}`;
     const partition = partitionOf(`subject:${subject}`);
-    const id = `${partition}.${i.toString(36).padStart(8, '0')}${'s'.repeat(24)}`;
-    const expiresAt = now + 3_600_000;
-    const session = { id, subject, attributes: { role: 'member' }, createdAt: now, lastAccessAt: now, idleTimeoutMs: 3_600_000, maxLifetimeMs: 3_600_000, expiresAt };
-    await write(`${JSON.stringify({ ns: 'session', key: id, record: { value: session, expiresAt, version: ++version, partition } })}\n`);
-    await write(`${JSON.stringify({ ns: 'subject', key: subject, record: { value: [{ id, expiresAt }], expiresAt, version: ++version, partition } })}\n`);
+    const session: Session = { id: `${partition}.${randomToken(24)}`, subject, attributes, createdAt: now, lastAccessAt: now, idleTimeoutMs: 3_600_000, maxLifetimeMs: 3_600_000, expiresAt: now + 3_600_000 };
+    applyOperation(store, { t: 'session.put', session }, now, partition);
   }
-  for (let i = 0; i < revocations; i++) {
-    await write(`${JSON.stringify({ ns: 'revocation', key: `revoked-${i}`, record: { value: true, expiresAt: now + 3_600_000, version: ++version, partition: -1 } })}\n`);
-  }
-  out.end();
-  await once(out, 'close');
+  for (let i = 0; i < revocations; i++) applyOperation(store, { t: 'revocation.put', id: `revoked-${i}`, expiresAt: now + 3_600_000 }, now, EVERYWHERE);
+  await saveGridState(store, dirs[0]!);
+  for (const dir of dirs.slice(1)) copyFileSync(join(dirs[0]!, GRID_STATE_FILE), join(dir, GRID_STATE_FILE));
 }
 
 function fmt(ms: number): string {
@@ -289,7 +286,7 @@ async function main(): Promise<void> {
   jconsole.child = await spawnProcess([CLI, 'start', '-c', jconsole.file], /"msg":"console console started"/);
   const jengines: NodeInfo[] = [];
   for (const id of ['engine-1', 'engine-2', 'engine-3']) jengines.push(await nodeConfig(jbase, id, 'engine', jconsole.cluster));
-  for (const e of jengines) await writeSavedState(e.dir, sessions, revocationCount);
+  await writeSavedState(jengines.map((e) => e.dir), sessions, revocationCount);
   log('join: starting 3 engines on the saved state');
   const loadStart = performance.now();
   await Promise.all(jengines.map(startNode));

@@ -126,7 +126,7 @@ export class Membership {
   readonly id: string;
   readonly address: string;
   private incarnation: number;
-  private readonly meta: NodeMeta;
+  private meta: NodeMeta;
   private readonly members = new MemberList();
   private readonly timing: MembershipTiming;
   private readonly clock: Clock;
@@ -343,6 +343,18 @@ export class Membership {
       this.peersCache = { version: this.members.version, peers: this.members.all().filter((m) => m.id !== this.id && isActive(m)) };
     }
     return this.peersCache.peers;
+  }
+
+  /**
+   * Changes what this node tells about itself (for instance an engine that now holds its
+   * state) under a new incarnation, so it outranks the old picture everywhere it spreads.
+   */
+  updateMeta(changes: Partial<NodeMeta>): void {
+    this.meta = { ...this.meta, ...changes };
+    this.incarnation++;
+    this.announceSelf();
+    const me = this.members.get(this.id);
+    if (me) this.listener.onMemberChange?.({ ...me }, me.status);
   }
 
   private announceSelf(): void {
@@ -772,6 +784,7 @@ export class Membership {
     if (msg.incarnation <= m.incarnation) return;
     const previous = m.status;
     const oldAddress = m.address;
+    const metaBefore = m.meta;
     m.incarnation = msg.incarnation;
     m.meta = msg.meta;
     m.address = msg.address;
@@ -784,6 +797,9 @@ export class Membership {
       this.members.touched();
       m.statusSince = this.clock.now();
       this.notify(m, previous);
+    } else if (!sameMeta(metaBefore, m.meta)) {
+      this.members.touched();
+      this.listener.onMemberChange?.({ ...m }, previous);
     }
   }
 
@@ -915,6 +931,10 @@ export class Membership {
     this.log.info({ member: member.id, address: member.address, from: previous ?? 'unknown', to: member.status }, `member ${member.id} is ${member.status}`);
     this.listener.onMemberChange?.({ ...member }, previous);
   }
+}
+
+function sameMeta(a: NodeMeta, b: NodeMeta): boolean {
+  return a.role === b.role && a.version === b.version && a.mode === b.mode && a.group === b.group && a.holdsState === b.holdsState;
 }
 
 function toState(m: Member): MemberState {

@@ -35,6 +35,11 @@ export interface NodeMeta {
   version: string;
   mode: string;
   group: string | null;
+  /**
+   * An engine that holds its share of the runtime state (its start-up sync is done): the
+   * grid places partitions on these only. Absent on other roles and on engines still syncing.
+   */
+  holdsState?: boolean;
 }
 
 /** One member as exchanged in push-pull and join replies. */
@@ -92,7 +97,7 @@ const obj = (shape: Record<string, Check>): Check => (v) => {
 };
 const arrayOf = (c: Check, max = 100_000): Check => (v) => Array.isArray(v) && v.length <= max && v.every(c);
 
-const meta = obj({ role: str, version: str, mode: str, group: nullableStr });
+const meta = obj({ role: str, version: str, mode: str, group: nullableStr, holdsState: optional(bool) });
 const memberState = obj({ id: str, address: str, incarnation: int, state: str, meta });
 
 const BROADCAST_SHAPES: Partial<Record<MessageType, Check>> = {

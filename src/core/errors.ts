@@ -50,6 +50,8 @@ export const ERROR_CODES = {
   STATE_REPLAY_DETECTED: { status: 409, summary: 'The replay-prevention id was seen before (the message is a replay).' },
   STATE_RATE_LIMITED: { status: 429, summary: 'The rate-limit bucket of that policy and key is empty; retry later.' },
   STATE_UNAVAILABLE: { status: 503, summary: 'The state the request needs cannot be reached right now (too few replicas, or the Redis provider is down); nothing was changed, and the request may be retried.' },
+  STATE_PLACEMENT_CHANGING: { status: 503, summary: 'The engines are switching to a new placement of the state after a membership change and disagree for a moment on which engine holds the key; the engine retries for about a second before answering this, and nothing was changed.' },
+  GRID_STATE_DAMAGED: { status: 500, summary: 'The grid state saved at the last stop failed its checksum or is cut short; it was not loaded (kept as grid-state.tsv.damaged) and the engine takes its state from the cluster.' },
 
   // node/ and the management API
   NODE_DATA_DIR_UNUSABLE: { status: 500, summary: 'The data directory cannot be created, read or written.' },

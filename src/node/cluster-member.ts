@@ -152,6 +152,21 @@ export class ClusterMember {
     );
   }
 
+  /** Active engines that hold their share of the grid's state (membership metadata `holdsState`). */
+  servingEngines(): Set<string> {
+    return new Set(
+      this.membership
+        .list()
+        .filter((m) => m.meta.role === 'engine' && m.meta.holdsState === true && isActive(m))
+        .map((m) => m.id),
+    );
+  }
+
+  /** Tells the cluster this engine now holds its share of the grid's state. */
+  announceHoldsState(): void {
+    this.membership.updateMeta({ holdsState: true });
+  }
+
   /** Engines in the member list that did not leave (active or failed): the base of write majorities. */
   knownEngineCount(): number {
     return this.membership.list().filter((m) => m.meta.role === 'engine' && m.status !== 'left').length;

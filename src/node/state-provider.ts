@@ -1,4 +1,5 @@
 import type { Clock, TimerHandle } from '../core/clock.js';
+import { isCohortError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { NodeConfig } from '../config/node-config.js';
 import { Rpc } from '../rpc/rpc.js';
@@ -25,10 +26,11 @@ const PLACEMENT_DEBOUNCE_MS = 50;
  * The state provider `[state] provider` names.
  *
  * - `grid`: the replicated grid over the cluster (state-tracking engines: the active members
- *   with role engine). State saved at the last graceful stop is loaded first, unless the
- *   engine rejoins a running cluster after longer than TOMBSTONE_MS (the cluster holds newer
- *   state, and the old file could bring deleted records back). Ready once the start-up sync
- *   (revocation list, this engine's partitions) is done.
+ *   with role engine that announced `holdsState`). State saved at the last graceful stop is
+ *   loaded first, unless the engine rejoins a running cluster after longer than TOMBSTONE_MS
+ *   (the cluster holds newer state, and the old file could bring deleted records back); a
+ *   damaged file is set aside and the engine takes everything from the cluster. Ready once
+ *   the start-up sync (revocation list, this engine's partitions) is done and announced.
  * - `redis`: connected before the engine reports ready; a Redis that is down fails the start
  *   with STATE_UNAVAILABLE rather than serving errors.
  */
@@ -49,19 +51,9 @@ export async function openStateProvider(config: NodeConfig, clock: Clock, log: L
   }
 
   const dataDir = config.node.dataDir;
-  const rpc = new Rpc({ mux: cluster.mux, clock, logger: log, timeoutMs: config.state.rpcTimeoutMs });
-  const store = new GridStore(clock);
-  store.start();
-  const executor = new ReplicatedExecutor({
-    store,
-    rpc,
-    clock,
-    logger: log,
-    self: config.node.id,
-    replicationFactor: config.state.replicationFactor,
-    bulkTimeoutMs: config.state.bulkRevocationTimeoutMs,
-  });
-
+  const store = new GridStore(clock, config.node.id);
+  // The saved state is loaded before the grid answers other engines, so an engine still
+  // loading never hands out fingerprints of half its records.
   const savedAt = savedGridStateTime(dataDir);
   if (savedAt !== undefined) {
     const othersRunning = [...cluster.activeEngines().keys()].some((id) => id !== config.node.id);
@@ -70,17 +62,36 @@ export async function openStateProvider(config: NodeConfig, clock: Clock, log: L
       discardGridState(dataDir);
       log.warn({ ageMs }, 'saved grid state is older than the cluster remembers deletions; dropped it, the cluster holds newer state');
     } else {
-      const result = await loadGridState(store, dataDir);
-      log.info({ ...result, ageMs }, 'grid state saved at the last stop loaded');
+      const started = clock.now();
+      try {
+        const result = await loadGridState(store, dataDir);
+        log.info({ ...result, ageMs, loadMs: clock.now() - started }, 'grid state saved at the last stop loaded');
+      } catch (err) {
+        if (!isCohortError(err, 'GRID_STATE_DAMAGED')) throw err;
+        log.error({ err, code: err.code }, err.message);
+      }
     }
   }
+  store.start();
+  const rpc = new Rpc({ mux: cluster.mux, clock, logger: log, timeoutMs: config.state.rpcTimeoutMs });
+  const executor = new ReplicatedExecutor({
+    store,
+    rpc,
+    clock,
+    logger: log,
+    self: config.node.id,
+    replicationFactor: config.state.replicationFactor,
+    bulkTimeoutMs: config.state.bulkRevocationTimeoutMs,
+    announceServing: () => cluster.announceHoldsState(),
+  });
 
+  const place = (): void => executor.setEngines(cluster.activeEngines(), cluster.knownEngineCount(), cluster.servingEngines());
   let debounce: TimerHandle | undefined;
   cluster.onMembersChanged(() => {
     clock.clearTimeout(debounce);
-    debounce = clock.setTimeout(() => executor.setEngines(cluster.activeEngines(), cluster.knownEngineCount()), PLACEMENT_DEBOUNCE_MS);
+    debounce = clock.setTimeout(place, PLACEMENT_DEBOUNCE_MS);
   });
-  executor.setEngines(cluster.activeEngines(), cluster.knownEngineCount());
+  place();
 
   return {
     provider: new GridProvider(executor, clock),

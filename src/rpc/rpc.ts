@@ -17,13 +17,24 @@
  *
  * Wire format (JSON, one object per message; unknown fields ignored, malformed messages
  * dropped and counted): request `{k: 0, id, m, b}`, one-way `{k: 1, m, b}`, answer
- * `{k: 2, id, b}`, failure `{k: 3, id, code, msg}`.
+ * `{k: 2, id, b}`, failure `{k: 3, id, code, msg}`. A body that is a `RawText` (bulk
+ * transfers: megabytes of record lines) is not embedded in the JSON, where every quote
+ * would be escaped and parsed again: the message is byte 0x01, the JSON header without `b`,
+ * a newline, then the text as it is.
  */
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { CohortError, ERROR_CODES, type ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { ProtocolId, type TransportMux } from '../transport/mux.js';
 import type { Channel, PeerIdentity } from '../transport/transport.js';
+
+/** A body sent as it is, after the message header (see the wire format above). */
+export class RawText {
+  constructor(readonly text: string) {}
+}
+
+const RAW_MARK = 0x01;
+const NEWLINE = 0x0a;
 
 export type RpcHandler = (body: unknown, from: PeerIdentity) => unknown;
 
@@ -182,7 +193,12 @@ export class Rpc {
     return this.pending.size;
   }
 
-  private send(to: string, channel: Channel, msg: object): void {
+  private send(to: string, channel: Channel, msg: { k: Kind; b?: unknown; [field: string]: unknown }): void {
+    if (msg.b instanceof RawText) {
+      const { b, ...header } = msg;
+      this.options.mux.send(ProtocolId.Rpc, to, channel, Buffer.from(`\u0001${JSON.stringify(header)}\n${(b as RawText).text}`, 'utf8'));
+      return;
+    }
     this.options.mux.send(ProtocolId.Rpc, to, channel, Buffer.from(JSON.stringify(msg)));
   }
 
@@ -206,7 +222,15 @@ export class Rpc {
   private receive(from: PeerIdentity, channel: Channel, payload: Uint8Array): void {
     let msg: { k?: unknown; id?: unknown; m?: unknown; b?: unknown; code?: unknown; msg?: unknown };
     try {
-      msg = JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8')) as typeof msg;
+      const bytes = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+      if (bytes[0] === RAW_MARK) {
+        const end = bytes.indexOf(NEWLINE);
+        if (end < 0) throw new Error('raw message without a header');
+        msg = JSON.parse(bytes.toString('utf8', 1, end)) as typeof msg;
+        if (typeof msg === 'object' && msg !== null) msg.b = new RawText(bytes.toString('utf8', end + 1));
+      } else {
+        msg = JSON.parse(bytes.toString('utf8')) as typeof msg;
+      }
     } catch {
       this.stats.malformedDropped++;
       return;

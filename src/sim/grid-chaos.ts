@@ -68,7 +68,7 @@ export async function gridChaos(options: GridChaosOptions): Promise<GridChaosRes
   for (const node of cluster.nodes) {
     const clock = cluster.clock;
     const rpc = new Rpc({ mux: node.mux, clock, logger: silentLogger(), timeoutMs: 500 });
-    const store = new GridStore(clock);
+    const store = new GridStore(clock, node.id);
     store.start();
     const executor = new ReplicatedExecutor({ store, rpc, clock, logger: silentLogger(), self: node.id, replicationFactor: rf, bulkTimeoutMs: 2000 });
     engines.push({ store, executor, provider: new GridProvider(executor, clock) });
@@ -82,6 +82,8 @@ export async function gridChaos(options: GridChaosOptions): Promise<GridChaosRes
   const faults: string[] = [];
   /** The settled state the heal phase waits for (checked synchronously on the stores). */
   const wholeAndRevoked = (): boolean => {
+    // Membership first: until every live engine sees every other, one may still serve alone.
+    if (cluster.disagreements().length > 0) return false;
     const up = cluster.live().map((x) => x.index);
     for (const id of sessions.keys()) {
       for (const r of engines[up[0]!]!.executor.replicasOf(partitionOfSessionId(id)!)) {
@@ -160,6 +162,8 @@ export async function gridChaos(options: GridChaosOptions): Promise<GridChaosRes
   await settleSimulated(Promise.allSettled(pending), advance, 30_000, 50);
 
   const violations: string[] = [];
+  const disagreements = cluster.disagreements();
+  if (disagreements.length > 0) violations.push(`membership not converged 10 s after the faults: ${disagreements.slice(0, 3).join('; ')}`);
   for (const [id, count] of replayAccepts) if (count > 1) violations.push(`replay id ${id} accepted ${count} times`);
   const survivors = cluster.live().map((x) => x.index);
   const check = <T>(p: Promise<T>): Promise<T> => settleSimulated(p, advance, 5000, STEP_MS);

@@ -139,7 +139,7 @@ export class SimGrid {
     const mux = new TransportMux(transport);
     void transport.start(mux.handlers());
     const rpc = new Rpc({ mux, clock, logger: silentLogger(), timeoutMs: 500 });
-    const store = new GridStore(clock);
+    const store = new GridStore(clock, id);
     store.start();
     const executor = new ReplicatedExecutor({ store, rpc, clock, logger: silentLogger(), self: id, replicationFactor, bulkTimeoutMs: 10_000 });
     const provider = new GridProvider(executor, clock);

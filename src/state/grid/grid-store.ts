@@ -13,13 +13,29 @@
 import type { Clock, TimerHandle } from '../../core/clock.js';
 
 export interface StoredRecord {
-  value: unknown;
+  /**
+   * The value as JSON text. Kept serialized: a record is copied to replicas, transfers and
+   * the saved state far more often than it is read, and the text is also smaller in memory
+   * than the object it stands for. `get` parses it (so callers never share a mutable value).
+   */
+  json: string;
   expiresAt: number;
   version: number;
   /** The partition the record belongs to (-1: held by every engine, e.g. revocations). */
   partition: number;
   /** A tombstone: the record was deleted at `version`. */
   deleted?: true;
+  /**
+   * A secondary key the store indexes this record under (a session's subject), so records
+   * are found by it (`keysByIndex`) without a replicated index record of their own.
+   */
+  index?: string;
+  /**
+   * The engine whose write made this version. Versions of two engines can be equal (same
+   * millisecond), so a revert names both (`ifVersion`, `ifOrigin`). Not saved or transferred
+   * in bulk (record-lines.ts): reverts only concern writes in flight.
+   */
+  origin?: string;
 }
 
 /** One changed record, as shipped between replicas. */
@@ -27,6 +43,13 @@ export interface RecordChange {
   ns: Namespace;
   key: string;
   record: StoredRecord;
+  /**
+   * A revert (undo of a write that was not acknowledged): applies only where the record is
+   * still at this version, and puts `record` back as it was, or removes the key when
+   * `record.version` is 0 (there was nothing before).
+   */
+  ifVersion?: number;
+  ifOrigin?: string;
 }
 
 /** A change and the record it replaced (undefined: there was none), to undo a failed write. */
@@ -42,8 +65,45 @@ export interface JournalEntry {
  */
 export const TOMBSTONE_MS = 15 * 60_000;
 
-/** Namespaces of the grid: one per service (and one for the subject index). */
-export type Namespace = 'session' | 'subject' | 'revocation' | 'lockout' | 'replay' | 'artifact' | 'state' | 'token' | 'bucket';
+/** Namespaces of the grid: one per service. */
+export type Namespace = 'session' | 'revocation' | 'lockout' | 'replay' | 'artifact' | 'state' | 'token' | 'bucket';
+
+/**
+ * A partition's fingerprint, kept up to date on every change: the number of records and two
+ * sums (mod 2^32) of independent 32-bit hashes of each record's namespace, key and version.
+ * Sums, not XOR: equal records never cancel out, and nearby versions do not collide. Two
+ * engines with the same fingerprint hold the same records (with odds of a chance match of
+ * about 2^-64), so a sync skips the transfer.
+ */
+interface Fingerprint {
+  count: number;
+  a: number;
+  b: number;
+}
+
+/** Murmur3's finalizer: spreads every input bit over the output. */
+function fmix(h: number): number {
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return h ^ (h >>> 16);
+}
+
+/** Two independent 32-bit hashes of (ns, key, version), added into a partition's fingerprint. */
+export function recordHashes(ns: string, key: string, version: number): [number, number] {
+  let a = 0x811c9dc5;
+  let b = 0x9747b28c;
+  const take = (c: number): void => {
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+    b ^= b >>> 15;
+  };
+  for (let i = 0; i < ns.length; i++) take(ns.charCodeAt(i));
+  take(0);
+  for (let i = 0; i < key.length; i++) take(key.charCodeAt(i));
+  const lo = version % 0x1_0000_0000 | 0;
+  const hi = Math.floor(version / 0x1_0000_0000) | 0;
+  return [fmix(a ^ lo ^ Math.imul(hi, 0x9e3779b1)), fmix(b ^ hi ^ Math.imul(lo, 0x85ebca6b))];
+}
 
 const SWEEP_EVERY_MS = 1000;
 const SWEEP_SLICE = 10_000;
@@ -55,10 +115,18 @@ export class GridStore {
   /** Changes made since `startJournal` (with what each record was before), to ship or undo. */
   private journal: JournalEntry[] | undefined;
   private readonly cursors = new Map<Namespace, IterableIterator<[string, StoredRecord]>>();
-  /** Which records each partition has (`ns \0 key`), so a partition is exported without a full scan. */
-  private readonly byPartition = new Map<number, Set<string>>();
+  /** Which keys each partition has, by namespace, so a partition is exported without a full scan. */
+  private readonly byPartition = new Map<number, Map<Namespace, Set<string>>>();
+  private readonly fingerprints = new Map<number, Fingerprint>();
+  /** Secondary keys (`StoredRecord.index`) → the key, or keys, of the live records under them. */
+  private readonly secondary = new Map<Namespace, Map<string, string | string[]>>();
+  private readonly origins = new Map<string, string>();
 
-  constructor(private readonly clock: Clock) {}
+  /** `origin`: this engine's id, written into the records it makes (see StoredRecord.origin). */
+  constructor(
+    private readonly clock: Clock,
+    private readonly origin?: string,
+  ) {}
 
   /** Starts the periodic expiry sweep. */
   start(): void {
@@ -71,44 +139,66 @@ export class GridStore {
   }
 
   get(ns: Namespace, key: string): unknown {
-    const r = this.space(ns).get(key);
+    const r = this.record(ns, key);
+    return r === undefined ? undefined : JSON.parse(r.json);
+  }
+
+  /** True when a live record is there (no parsing). */
+  has(ns: Namespace, key: string): boolean {
+    return this.record(ns, key) !== undefined;
+  }
+
+  /** The record itself (with expiry and version), if live. */
+  record(ns: Namespace, key: string): StoredRecord | undefined {
+    const r = this.spaces.get(ns)?.get(key);
     if (!r || r.deleted) return undefined;
     if (r.expiresAt <= this.clock.now()) {
       this.remove(ns, key);
       return undefined;
     }
-    return r.value;
+    return r;
   }
 
-  /** The record itself (with expiry and version), if live. */
-  record(ns: Namespace, key: string): StoredRecord | undefined {
-    return this.get(ns, key) === undefined ? undefined : this.space(ns).get(key);
-  }
-
-  set(ns: Namespace, key: string, value: unknown, expiresAt: number, partition: number): StoredRecord {
-    const r: StoredRecord = { value, expiresAt, version: this.nextVersion(), partition };
-    this.journal?.push({ change: { ns, key, record: r }, previous: this.space(ns).get(key) });
+  set(ns: Namespace, key: string, value: unknown, expiresAt: number, partition: number, index?: string): StoredRecord {
+    const r: StoredRecord = { json: JSON.stringify(value), expiresAt, version: this.nextVersion(), partition };
+    if (index !== undefined) r.index = index;
+    if (this.origin !== undefined) r.origin = this.origin;
+    this.journal?.push({ change: { ns, key, record: r }, previous: this.spaces.get(ns)?.get(key) });
     this.put(ns, key, r);
     return r;
   }
 
   /** Deletes (leaving a tombstone); true when a live record was there. */
   delete(ns: Namespace, key: string, partition: number): boolean {
-    const existed = this.get(ns, key) !== undefined;
-    const r: StoredRecord = { value: null, expiresAt: this.clock.now() + TOMBSTONE_MS, version: this.nextVersion(), partition, deleted: true };
-    this.journal?.push({ change: { ns, key, record: r }, previous: this.space(ns).get(key) });
+    const existed = this.has(ns, key);
+    const r: StoredRecord = { json: 'null', expiresAt: this.clock.now() + TOMBSTONE_MS, version: this.nextVersion(), partition, deleted: true };
+    if (this.origin !== undefined) r.origin = this.origin;
+    this.journal?.push({ change: { ns, key, record: r }, previous: this.spaces.get(ns)?.get(key) });
     this.put(ns, key, r);
     return existed;
   }
 
   /** Applies a record shipped from another engine if it is newer than ours; true if applied. */
   merge(change: RecordChange): boolean {
-    this.lastVersion = Math.max(this.lastVersion, change.record.version);
-    const current = this.space(change.ns).get(change.key);
+    if (change.record.version > this.lastVersion) this.lastVersion = change.record.version;
+    const current = this.spaces.get(change.ns)?.get(change.key);
+    if (change.ifVersion !== undefined) {
+      if (current?.version !== change.ifVersion || current.origin !== change.ifOrigin) return false;
+      if (change.record.version === 0) this.remove(change.ns, change.key);
+      else this.put(change.ns, change.key, change.record);
+      return true;
+    }
     if (current && current.version >= change.record.version) return false;
     if (change.record.expiresAt <= this.clock.now()) return false;
+    if (change.record.origin !== undefined) change.record.origin = this.intern(change.record.origin);
     this.put(change.ns, change.key, change.record);
     return true;
+  }
+
+  /** Keys of the records filed under secondary key `index` (live or expired but not yet swept). */
+  keysByIndex(ns: Namespace, index: string): string[] {
+    const keys = this.secondary.get(ns)?.get(index);
+    return keys === undefined ? [] : typeof keys === 'string' ? [keys] : [...keys];
   }
 
   /** Starts collecting the changes made by `set` and `delete`. */
@@ -124,52 +214,63 @@ export class GridStore {
   }
 
   /**
-   * Undoes journalled changes, newest first: each record goes back to what it was (or is
-   * deleted if it was new), under a new version, so the undo also wins over any copy of the
-   * undone change that reached another engine.
+   * Undoes journalled changes, newest first: each record goes back exactly to what it was
+   * (same version), or disappears if it was new, unless it was overwritten meanwhile. No new
+   * version is made: a newer tombstone would also win over a write of the same key that
+   * another primary made meanwhile (engines briefly disagreeing on placement) and delete it
+   * wherever it spread. The journal gets the reverts (`ifVersion`) to send to the backups.
    */
   undo(entries: readonly JournalEntry[]): void {
     for (const { change, previous } of [...entries].reverse()) {
-      if (previous && !previous.deleted) this.put(change.ns, change.key, { ...previous, version: this.nextVersion() });
-      else this.delete(change.ns, change.key, change.record.partition);
+      const { ns, key } = change;
+      const current = this.spaces.get(ns)?.get(key);
+      if (current?.version !== change.record.version || current.origin !== change.record.origin) continue; // overwritten since: keep the newer write
+      const revert: RecordChange = {
+        ns,
+        key,
+        record: previous ?? { json: 'null', expiresAt: 0, version: 0, partition: change.record.partition, deleted: true },
+        ifVersion: change.record.version,
+        ifOrigin: change.record.origin,
+      };
+      this.journal?.push({ change: revert, previous: current });
+      this.merge(revert);
     }
   }
 
   /** Every unexpired record (tombstones included) of the given partitions. */
-  exportPartitions(partitions: ReadonlySet<number>): RecordChange[] {
-    const now = this.clock.now();
+  exportPartitions(partitions: Iterable<number>): RecordChange[] {
     const out: RecordChange[] = [];
-    for (const p of partitions) {
-      for (const indexKey of this.byPartition.get(p) ?? []) {
-        const sep = indexKey.indexOf('\u0000');
-        const ns = indexKey.slice(0, sep) as Namespace;
-        const key = indexKey.slice(sep + 1);
-        const record = this.spaces.get(ns)?.get(key);
-        if (record && record.expiresAt > now) out.push({ ns, key, record });
-      }
-    }
+    for (const p of partitions) this.eachRecord(p, (ns, key, record) => out.push({ ns, key, record }));
     return out;
   }
 
+  /** Calls `f` for every unexpired record (tombstones included) of `partition`. */
+  eachRecord(partition: number, f: (ns: Namespace, key: string, record: StoredRecord) => void): void {
+    const now = this.clock.now();
+    for (const [ns, keys] of this.byPartition.get(partition) ?? []) {
+      const space = this.spaces.get(ns)!;
+      for (const key of keys) {
+        const record = space.get(key)!;
+        if (record.expiresAt > now) f(ns, key, record);
+      }
+    }
+  }
+
+  /** The partitions this store holds records of (EVERYWHERE included). */
+  partitions(): number[] {
+    return [...this.byPartition.keys()];
+  }
+
   /**
-   * A fingerprint of what this store holds of `partition` (unexpired records and tombstones,
-   * with their versions): two engines with the same fingerprint hold the same records, so a
-   * sync can skip the transfer. Order-independent (XOR of version halves).
+   * A fingerprint of what this store holds of `partition` (records and tombstones, with their
+   * versions), kept up to date on every change so asking costs nothing: equal fingerprints on
+   * two engines mean equal records, and a sync skips the transfer. Records past their expiry
+   * count until the sweep removes them (engines sweep at different moments, so fingerprints
+   * may differ briefly around an expiry; the sync then moves a partition for nothing).
    */
   digest(partition: number): string {
-    const now = this.clock.now();
-    let count = 0;
-    let hi = 0;
-    let lo = 0;
-    for (const indexKey of this.byPartition.get(partition) ?? []) {
-      const sep = indexKey.indexOf('\u0000');
-      const record = this.spaces.get(indexKey.slice(0, sep) as Namespace)?.get(indexKey.slice(sep + 1));
-      if (!record || record.expiresAt <= now) continue;
-      count++;
-      hi ^= Math.floor(record.version / 0x1_0000_0000) | 0;
-      lo ^= record.version % 0x1_0000_0000 | 0;
-    }
-    return `${count}:${hi >>> 0}:${lo >>> 0}`;
+    const f = this.fingerprints.get(partition);
+    return f ? `${f.count}:${(f.a >>> 0).toString(36)}:${(f.b >>> 0).toString(36)}` : '0:0:0';
   }
 
   /** Every unexpired record of the store (snapshots at a graceful stop). */
@@ -180,21 +281,31 @@ export class GridStore {
     return out;
   }
 
+  /** One string per engine id, however many records name it. */
+  private intern(origin: string): string {
+    let known = this.origins.get(origin);
+    if (known === undefined) {
+      if (this.origins.size > 10_000) this.origins.clear();
+      this.origins.set(origin, (known = origin));
+    }
+    return known;
+  }
+
   /** Hybrid logical clock: wall time in ms x 1024, strictly increasing. */
   private nextVersion(): number {
     this.lastVersion = Math.max(this.clock.now() * 1024, this.lastVersion + 1);
     return this.lastVersion;
   }
 
-  /** Live records in `ns` (for snapshots and transfers). */
-  *entries(ns: Namespace): IterableIterator<[string, StoredRecord]> {
+  /** Live records in `ns`, values parsed (for tests and diagnostics). */
+  *entries(ns: Namespace): IterableIterator<[string, unknown]> {
     const now = this.clock.now();
-    for (const [k, r] of this.space(ns)) if (r.expiresAt > now && !r.deleted) yield [k, r];
+    for (const [k, r] of this.spaces.get(ns) ?? []) if (r.expiresAt > now && !r.deleted) yield [k, JSON.parse(r.json)];
   }
 
   /** Number of records held, expired ones not yet swept included. */
   size(ns?: Namespace): number {
-    if (ns) return this.space(ns).size;
+    if (ns) return this.spaces.get(ns)?.size ?? 0;
     let n = 0;
     for (const s of this.spaces.values()) n += s.size;
     return n;
@@ -228,34 +339,68 @@ export class GridStore {
     return removed;
   }
 
-  /** Puts a record in its namespace and the partition index (moving it if its partition changed). */
+  /** Puts a record in its namespace, the partition index and the fingerprints. */
   private put(ns: Namespace, key: string, record: StoredRecord): void {
-    const space = this.space(ns);
+    let space = this.spaces.get(ns);
+    if (!space) this.spaces.set(ns, (space = new Map()));
     const old = space.get(key);
-    const indexKey = `${ns}\u0000${key}`;
-    if (old && old.partition !== record.partition) this.byPartition.get(old.partition)?.delete(indexKey);
+    if (old) this.unindex(ns, key, old);
     space.set(key, record);
-    let set = this.byPartition.get(record.partition);
-    if (!set) this.byPartition.set(record.partition, (set = new Set()));
-    set.add(indexKey);
+    let index = this.byPartition.get(record.partition);
+    if (!index) this.byPartition.set(record.partition, (index = new Map()));
+    let keys = index.get(ns);
+    if (!keys) index.set(ns, (keys = new Set()));
+    keys.add(key);
+    this.fingerprint(ns, key, record, +1);
+    if (record.index !== undefined && !record.deleted) this.fileUnder(ns, record.index, key);
   }
 
-  /** Removes a record from its namespace and the partition index. */
-  private remove(ns: Namespace, key: string): void {
-    const space = this.space(ns);
-    const old = space.get(key);
-    if (!old) return;
-    space.delete(key);
-    this.byPartition.get(old.partition)?.delete(`${ns}\u0000${key}`);
+  /** Adds `key` under secondary key `index` (one key is kept as a plain string: most subjects have one session). */
+  private fileUnder(ns: Namespace, index: string, key: string): void {
+    let space = this.secondary.get(ns);
+    if (!space) this.secondary.set(ns, (space = new Map()));
+    const keys = space.get(index);
+    if (keys === undefined) space.set(index, key);
+    else if (typeof keys === 'string') {
+      if (keys !== key) space.set(index, [keys, key]);
+    } else if (!keys.includes(key)) keys.push(key);
   }
 
-  private space(ns: Namespace): Map<string, StoredRecord> {
-    let s = this.spaces.get(ns);
-    if (!s) {
-      s = new Map();
-      this.spaces.set(ns, s);
+  private unfile(ns: Namespace, index: string, key: string): void {
+    const space = this.secondary.get(ns);
+    const keys = space?.get(index);
+    if (keys === undefined) return;
+    if (typeof keys === 'string') {
+      if (keys === key) space!.delete(index);
+      return;
     }
-    return s;
+    const rest = keys.filter((k) => k !== key);
+    if (rest.length === 0) space!.delete(index);
+    else space!.set(index, rest.length === 1 ? rest[0]! : rest);
+  }
+
+  /** Removes a record from its namespace, the partition index and the fingerprints. */
+  private remove(ns: Namespace, key: string): void {
+    const space = this.spaces.get(ns);
+    const old = space?.get(key);
+    if (!old) return;
+    space!.delete(key);
+    this.unindex(ns, key, old);
+  }
+
+  private unindex(ns: Namespace, key: string, old: StoredRecord): void {
+    this.byPartition.get(old.partition)?.get(ns)?.delete(key);
+    this.fingerprint(ns, key, old, -1);
+    if (old.index !== undefined && !old.deleted) this.unfile(ns, old.index, key);
+  }
+
+  private fingerprint(ns: Namespace, key: string, record: StoredRecord, delta: 1 | -1): void {
+    let f = this.fingerprints.get(record.partition);
+    if (!f) this.fingerprints.set(record.partition, (f = { count: 0, a: 0, b: 0 }));
+    const [a, b] = recordHashes(ns, key, record.version);
+    f.count += delta;
+    f.a = (f.a + delta * a) | 0;
+    f.b = (f.b + delta * b) | 0;
   }
 
   private scheduleSweep(): void {

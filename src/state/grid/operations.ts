@@ -49,11 +49,6 @@ export function isReadOnly(op: Operation): boolean {
   }
 }
 
-interface SubjectIndexEntry {
-  id: string;
-  expiresAt: number;
-}
-
 interface LockoutRecord {
   failures: number[];
   lockedUntil: number;
@@ -85,39 +80,27 @@ export interface OperationResults {
  */
 export function applyOperation(store: GridStore, op: Operation, now: number, partition: number): unknown {
   switch (op.t) {
-    case 'session.put': {
-      store.set('session', op.session.id, op.session, op.session.expiresAt, partition);
-      const index = liveIndex(store, op.session.subject, now).filter((e) => e.id !== op.session.id);
-      index.push({ id: op.session.id, expiresAt: op.session.expiresAt });
-      store.set('subject', op.session.subject, index, Math.max(...index.map((e) => e.expiresAt)), partition);
+    case 'session.put':
+      store.set('session', op.session.id, op.session, op.session.expiresAt, partition, op.session.subject);
       return op.session;
-    }
     case 'session.get': {
       const s = store.get('session', op.id) as Session | undefined;
       if (!s) return null;
       if (!op.touch) return s;
       const touched: Session = { ...s, lastAccessAt: now };
       touched.expiresAt = sessionExpiry(touched);
-      store.set('session', s.id, touched, touched.expiresAt, partition);
-      const index = liveIndex(store, s.subject, now).map((e) => (e.id === s.id ? { id: s.id, expiresAt: touched.expiresAt } : e));
-      store.set('subject', s.subject, index, Math.max(...index.map((e) => e.expiresAt)), partition);
+      store.set('session', s.id, touched, touched.expiresAt, partition, s.subject);
       return touched;
     }
     case 'session.list': {
-      const sessions = liveIndex(store, op.subject, now)
-        .map((e) => store.get('session', e.id) as Session | undefined)
+      const sessions = store
+        .keysByIndex('session', op.subject)
+        .map((id) => store.get('session', id) as Session | undefined)
         .filter((s): s is Session => s !== undefined);
       return sessions.sort((a, b) => a.createdAt - b.createdAt);
     }
-    case 'session.delete': {
-      const s = store.get('session', op.id) as Session | undefined;
-      if (!s) return false;
-      store.delete('session', op.id, partition);
-      const index = liveIndex(store, s.subject, now).filter((e) => e.id !== op.id);
-      if (index.length === 0) store.delete('subject', s.subject, partition);
-      else store.set('subject', s.subject, index, Math.max(...index.map((e) => e.expiresAt)), partition);
-      return true;
-    }
+    case 'session.delete':
+      return store.delete('session', op.id, partition);
     case 'revocation.put': {
       const existing = store.record('revocation', op.id);
       store.set('revocation', op.id, true, Math.max(op.expiresAt, existing?.expiresAt ?? 0), partition);
@@ -136,7 +119,7 @@ export function applyOperation(store: GridStore, op: Operation, now: number, par
       store.delete('lockout', op.key, partition);
       return null;
     case 'replay.insert':
-      if (store.get('replay', op.id) !== undefined) return false;
+      if (store.has('replay', op.id)) return false;
       store.set('replay', op.id, true, now + op.ttlMs, partition);
       return true;
     case 'artifact.put':
@@ -166,9 +149,4 @@ export function applyOperation(store: GridStore, op: Operation, now: number, par
       return { allowed: r.allowed, remaining: r.remaining };
     }
   }
-}
-
-function liveIndex(store: GridStore, subject: string, now: number): SubjectIndexEntry[] {
-  const index = (store.get('subject', subject) as SubjectIndexEntry[] | undefined) ?? [];
-  return index.filter((e) => e.expiresAt > now);
 }

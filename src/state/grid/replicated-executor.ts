@@ -14,10 +14,18 @@
  *   engine that sees only a minority of the cluster refuses writes, so engines that briefly
  *   disagree fail requests (503) rather than both accepting them. Replay inserts also ask
  *   each backup whether it has seen the id.
- * - After the engine set changes, every engine pushes the partitions that moved to their new
- *   replicas, and every replica resynchronises its partitions in the background
- *   (fingerprints first, records only where they differ); a primary does so before serving
- *   a partition again.
+ * - Partitions are placed only on engines that hold their share (`serving`, told by
+ *   membership). A starting engine first takes what it will hold, while the others keep
+ *   serving without it: the revocation list and the partitions the placement with it would
+ *   give it, from the engines serving them (fingerprints first, in one message per engine,
+ *   then the records of the partitions that differ, as text lines in bulk messages, so
+ *   state saved at the last stop that still matches moves nothing). Then it announces itself
+ *   (`announceServing`), reports ready, and the others place partitions on it. The first
+ *   engine of a cluster (no other serving) serves at once with what it holds.
+ * - After the set of serving engines changes, every engine pushes the partitions that moved
+ *   to their new replicas (where their fingerprints differ), and every replica resynchronises
+ *   its partitions in the background the same way; a primary does so before serving a
+ *   partition again.
  * - Revocations live on every engine (`everywhere`), acknowledged once a majority of the
  *   cluster's engines hold them and resent to the others; a starting engine downloads them
  *   before it is ready.
@@ -28,11 +36,12 @@
 import type { Clock, TimerHandle } from '../../core/clock.js';
 import { CohortError, isCohortError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
-import type { Rpc } from '../../rpc/rpc.js';
+import { RawText, type Rpc } from '../../rpc/rpc.js';
 import { EVERYWHERE, PARTITION_COUNT, type GridExecutor } from './grid-provider.js';
 import type { GridStore, RecordChange } from './grid-store.js';
 import { applyOperation, isReadOnly, type Operation, type OperationResults } from './operations.js';
 import { changedPartitions, placePartitions, writeQuorum, type Placement } from './placement.js';
+import { parseRecordLines, recordLine } from './record-lines.js';
 
 export interface ReplicatedExecutorOptions {
   store: GridStore;
@@ -44,20 +53,39 @@ export interface ReplicatedExecutorOptions {
   replicationFactor: number;
   /** `[state] bulk_revocation_timeout`: how long the start-up download may take (ms). */
   bulkTimeoutMs: number;
+  /**
+   * Tells the cluster this engine now holds its share (membership metadata), so the others
+   * place partitions on it. Without it (tests driving placement by hand) nothing is told.
+   */
+  announceServing?(): void;
 }
 
-/** How many partition pulls run at once during a sync. */
-const PULL_CONCURRENCY = 8;
 /** How soon partitions that could not be synchronised are tried again (ms). */
 const REPAIR_RETRY_MS = 1000;
+/** Waits before each new try of an operation refused while engines switch placements (ms). */
+const PLACEMENT_RETRY_DELAYS_MS = [20, 50, 100, 200, 400];
+/** How long a starting engine waits for the others to place partitions on it before it reports ready (ms). */
+const SEEN_SERVING_TIMEOUT_MS = 5000;
+const SEEN_SERVING_POLL_MS = 20;
+/** Largest bulk message (record lines) a transfer builds, well under the transport's frame limit. */
+const BULK_MESSAGE_CHARS = 4 << 20;
 
 export class ReplicatedExecutor implements GridExecutor {
   private readonly o: ReplicatedExecutorOptions;
   /** Active engines: node id → cluster address (this engine included). */
   private engines = new Map<string, string>();
+  /** Active engines that hold their share; partitions are placed on these only. */
+  private serving = new Set<string>();
+  /** This engine finished its start-up sync and said so. */
+  private selfServing = false;
   private placement: Placement = [];
-  /** Partitions this engine must pull before it serves them as primary. */
-  private readonly unsynced = new Set<number>();
+  /**
+   * Partitions this engine must pull before it serves them as primary, each with the
+   * placement generation that marked it: a sync clears only marks older than itself, so a
+   * change of the engine set during a sync is synchronised again.
+   */
+  private readonly unsynced = new Map<number, number>();
+  private generation = 0;
   private readonly syncing = new Map<number, Promise<void>>();
   private initialSyncDone = false;
   /** Engines in the cluster, active or failed (not those that left): the write majority's base. */
@@ -74,7 +102,7 @@ export class ReplicatedExecutor implements GridExecutor {
     const { rpc } = options;
     rpc.handle('grid.execute', (body) => {
       const { partition, op } = body as { partition: number; op: Operation };
-      if (this.primaryOf(partition) !== this.o.self) throw new CohortError('STATE_UNAVAILABLE', `engine ${this.o.self} is not the primary of partition ${partition}`);
+      if (this.primaryOf(partition) !== this.o.self) throw new CohortError('STATE_PLACEMENT_CHANGING', `engine ${this.o.self} is not the primary of partition ${partition}`);
       return this.executeAsPrimary(partition, op);
     });
     rpc.handle('grid.replicate', (body, from) => this.acceptReplica(body as ReplicateBody, from.nodeId));
@@ -82,14 +110,19 @@ export class ReplicatedExecutor implements GridExecutor {
       this.mergeAll((body as { changes: RecordChange[] }).changes);
       return true;
     });
+    rpc.handle('grid.mergeLines', (body) => {
+      if (!(body instanceof RawText)) throw new CohortError('STATE_UNAVAILABLE', 'grid.mergeLines takes record lines');
+      return this.mergeLines(body.text);
+    });
     // A read a backup answers from its own copy, when the primary cannot be reached.
     rpc.handle('grid.read', (body) => {
       const { partition, op } = body as { partition: number; op: Operation };
       if (!isReadOnly(op)) throw new CohortError('STATE_UNAVAILABLE', `${op.t} changes state: only the primary runs it`);
       return applyOperation(this.o.store, op, this.o.clock.now(), partition);
     });
-    rpc.handle('grid.digest', (body) => this.o.store.digest((body as { partition: number }).partition));
-    rpc.handle('grid.pull', (body) => this.o.store.exportPartitions(new Set([(body as { partition: number }).partition])));
+    rpc.handle('grid.digests', (body) => (body as { partitions: number[] }).partitions.map((p) => this.o.store.digest(p)));
+    rpc.handle('grid.serving', () => [...this.serving]);
+    rpc.handle('grid.pull', (body) => this.exportLines((body as { partitions: number[] }).partitions));
   }
 
   get replicationFactor(): number {
@@ -107,25 +140,37 @@ export class ReplicatedExecutor implements GridExecutor {
   }
 
   /**
-   * The active engines changed (membership): recompute placement, push the partitions that
-   * moved to their new replicas, and mark the partitions this engine must resynchronise
-   * (those that moved; all of them when an engine (re)appeared, since it may hold writes this
-   * one missed, after a healed split or a resumed pause).
+   * The active engines changed (membership): recompute placement over those `serving`
+   * (default: all of them), push the partitions that moved to their new replicas, and mark
+   * the partitions this engine must resynchronise (those that moved; all of them when an
+   * engine (re)appeared, since it may hold writes this one missed, after a healed split or a
+   * resumed pause).
    */
-  setEngines(engines: Map<string, string>, knownEngines = engines.size): void {
-    const before = this.placement;
-    const newcomers = [...engines].filter(([id]) => id !== this.o.self && !this.engines.has(id));
+  setEngines(engines: Map<string, string>, knownEngines = engines.size, serving?: ReadonlySet<string>): void {
+    const joined = [...engines.keys()].filter((id) => id !== this.o.self && !this.engines.has(id));
     this.engines = new Map(engines);
     this.knownEngines = Math.max(knownEngines, engines.size);
-    this.placement = placePartitions([...engines.keys()], PARTITION_COUNT, this.o.replicationFactor);
+    const servingNow = new Set([...engines.keys()].filter((id) => (serving ? serving.has(id) : true)));
+    servingNow.delete(this.o.self);
+    if (this.selfServing || !serving) servingNow.add(this.o.self);
+    if (!serving) this.selfServing = true;
+    this.place(servingNow);
+    // Newcomers may have missed revocations, and may hold some this engine missed.
+    if (this.initialSync) for (const id of joined) this.exchangeRevocations(id, engines.get(id)!);
+    this.initialSync ??= this.syncAtStart();
+  }
+
+  private place(servingNow: Set<string>): void {
+    const before = this.placement;
+    const newcomers = [...servingNow].filter((id) => id !== this.o.self && !this.serving.has(id));
+    this.serving = servingNow;
+    this.placement = placePartitions([...servingNow], PARTITION_COUNT, this.o.replicationFactor);
     const moved = before.length === 0 ? [] : changedPartitions(before, this.placement);
     const resync = before.length === 0 || newcomers.length > 0 ? this.placement.map((_, p) => p) : moved;
-    for (const p of resync) if (this.placement[p]!.includes(this.o.self)) this.unsynced.add(p);
+    this.generation++;
+    for (const p of resync) if (this.placement[p]!.includes(this.o.self)) this.unsynced.set(p, this.generation);
     if (moved.length > 0) this.handOff(before, moved);
-    // Newcomers may have missed revocations, and may hold some this engine missed.
-    if (this.initialSync) for (const [id, address] of newcomers) this.exchangeRevocations(id, address);
-    if (this.initialSync) this.scheduleRepair(0);
-    this.initialSync ??= this.syncAtStart();
+    if (this.initialSyncDone) this.scheduleRepair(0);
   }
 
   /** Stops background synchronisation (the engine is stopping). */
@@ -134,13 +179,37 @@ export class ReplicatedExecutor implements GridExecutor {
     this.o.clock.clearTimeout(this.repairTimer);
     this.o.clock.clearTimeout(this.pushTimer);
   }
-
   execute<K extends Operation['t']>(partition: number, op: Extract<Operation, { t: K }>): Promise<OperationResults[K]> {
     // Every replica holds every acknowledged write, so a replica that is in sync answers reads
     // from its own copy: no hop to the primary for the common case of a session lookup.
-    if (isReadOnly(op) && !this.unsynced.has(partition) && this.placement[partition]?.includes(this.o.self)) {
-      return Promise.resolve(applyOperation(this.o.store, op, this.o.clock.now(), partition) as OperationResults[K]);
+    if (this.answersLocally(partition, op)) return Promise.resolve(applyOperation(this.o.store, op, this.o.clock.now(), partition) as OperationResults[K]);
+    return this.routed(partition, op, 0);
+  }
+
+  private answersLocally(partition: number, op: Operation): boolean {
+    return isReadOnly(op) && !this.unsynced.has(partition) && this.placement[partition]?.includes(this.o.self) === true;
+  }
+
+  /**
+   * Runs `op` on the partition's primary. While engines switch to a new placement (a few
+   * gossip rounds after a membership change) they may disagree on who the primary is, and
+   * the one asked refuses with STATE_PLACEMENT_CHANGING: the operation is tried again, routed
+   * by the placement of that moment, for up to PLACEMENT_RETRY_DELAYS_MS, so clients do not
+   * see the switch. (A refused write changed nothing: the primary undid it.)
+   */
+  private async routed<K extends Operation['t']>(partition: number, op: Extract<Operation, { t: K }>, attempt: number): Promise<OperationResults[K]> {
+    try {
+      if (this.answersLocally(partition, op)) return applyOperation(this.o.store, op, this.o.clock.now(), partition) as OperationResults[K];
+      return await this.onPrimary(partition, op);
+    } catch (err) {
+      const delay = PLACEMENT_RETRY_DELAYS_MS[attempt];
+      if (delay === undefined || !isCohortError(err, 'STATE_PLACEMENT_CHANGING') || this.closed) throw err;
+      await this.sleep(delay);
+      return this.routed(partition, op, attempt + 1);
     }
+  }
+
+  private onPrimary<K extends Operation['t']>(partition: number, op: Extract<Operation, { t: K }>): Promise<OperationResults[K]> {
     const primary = this.primaryOf(partition);
     if (primary === undefined) return Promise.reject(new CohortError('STATE_UNAVAILABLE', 'no engine is active to hold the state'));
     if (primary === this.o.self) return this.executeAsPrimary(partition, op) as Promise<OperationResults[K]>;
@@ -232,7 +301,7 @@ export class ReplicatedExecutor implements GridExecutor {
   private async executeAsPrimary(partition: number, op: Operation): Promise<unknown> {
     await this.ensureSynced(partition);
     const replicas = this.placement[partition] ?? [];
-    if (replicas[0] !== this.o.self) throw new CohortError('STATE_UNAVAILABLE', `partition ${partition} moved while it was being synchronised; retry`);
+    if (replicas[0] !== this.o.self) throw new CohortError('STATE_PLACEMENT_CHANGING', `partition ${partition} moved while it was being synchronised`);
     // On the minority side of a network partition this engine may see itself as primary of
     // partitions the majority side also serves: it refuses changes rather than diverge.
     if (!isReadOnly(op) && this.engines.size < writeQuorum(this.knownEngines)) {
@@ -252,58 +321,138 @@ export class ReplicatedExecutor implements GridExecutor {
     const answers = await Promise.allSettled(backups.map((b) => this.o.rpc.call(b, 'grid.replicate', body)));
     const failures = answers.filter((a): a is PromiseRejectedResult => a.status === 'rejected').map((a) => a.reason as unknown);
     if (failures.length === 0) return result;
-    // Undo, and tell the backups that took the change: nothing unacknowledged stays applied.
+    // Undo, and tell the backups: nothing unacknowledged stays applied.
     store.startJournal();
     store.undo(journal);
     const undo = store.takeJournal().map((e) => e.change);
-    answers.forEach((a, i) => {
-      if (a.status === 'fulfilled') this.o.rpc.call(backups[i]!, 'grid.merge', { changes: undo }).catch(() => undefined);
-    });
+    // To every backup, also those that did not answer: one may have applied the change and
+    // then timed out. The revert follows the change on the same connection and applies only
+    // where the record is still the undone version.
+    for (const b of backups) this.o.rpc.call(b, 'grid.merge', { changes: undo }).catch(() => undefined);
     // One backup that has seen a replay id makes it a replay, whatever the others say.
     if (failures.some((f) => isCohortError(f, 'STATE_REPLAY_DETECTED'))) return false;
     throw asStateError(failures[0], `every replica of partition ${partition} (${failures.length} of ${backups.length} backups failed)`);
   }
 
-  /** Pulls `partition` from every other engine, once after each change of the engine set. */
+  /** Resynchronises `partition` if it is marked, once after each change of the engine set. */
   private ensureSynced(partition: number): Promise<void> {
     if (!this.unsynced.has(partition)) return Promise.resolve();
-    let running = this.syncing.get(partition);
-    if (!running) {
-      running = this.pullPartition(partition).finally(() => this.syncing.delete(partition));
-      this.syncing.set(partition, running);
-    }
-    return running;
+    // Twice at most: a sync already running may have started under an older engine set.
+    return this.syncPartitions([partition])
+      .then(() => (this.unsynced.has(partition) ? this.syncPartitions([partition]) : []))
+      .then(() => {
+        if (this.unsynced.has(partition)) throw new CohortError('STATE_UNAVAILABLE', `no other replica of partition ${partition} answered while synchronising it`);
+      });
+  }
+
+  /** The other serving engines, id → address. */
+  private servingOthers(): Array<[string, string]> {
+    return [...this.serving].filter((id) => id !== this.o.self && this.engines.has(id)).map((id) => [id, this.engines.get(id)!]);
   }
 
   /**
-   * Asks every other active engine for what it holds of `partition` and merges the answers.
-   * Every acknowledged write is on every replica it had, so any surviving one of them brings
-   * it back; engines that do not answer are unreachable now and exchange again when they
-   * reappear (setEngines marks everything unsynced then).
+   * The other active engines: the sources of a sync. Engines not serving yet count too: at a
+   * full restart their saved state is the only copy of what they held (an engine answers
+   * only once its saved state is loaded: node/state-provider.ts), and a version never loses
+   * to an older one, so a stale copy changes nothing.
    */
-  private async pullPartition(partition: number): Promise<void> {
-    const others = [...this.engines].filter(([id]) => id !== this.o.self);
-    // Fingerprints first (a few bytes each): the records themselves come only from engines
-    // holding something different, one engine per distinct fingerprint. After a stop and
-    // start of the whole cluster every engine already holds the same data and nothing moves.
-    const digests = await Promise.allSettled(others.map(([, a]) => this.o.rpc.call<string>(a, 'grid.digest', { partition })));
-    const replicas = this.placement[partition] ?? [];
-    const replicaAnswers = digests.filter((d, i) => d.status === 'fulfilled' && replicas.includes(others[i]![0])).length;
-    if (replicas.length > 1 && replicaAnswers === 0) {
-      throw new CohortError('STATE_UNAVAILABLE', `no other replica of partition ${partition} answered while synchronising it`);
-    }
-    const mine = this.o.store.digest(partition);
-    const sources = new Map<string, string>(); // digest → address
-    digests.forEach((d, i) => {
-      if (d.status === 'fulfilled' && d.value !== mine && !sources.has(d.value)) sources.set(d.value, others[i]![1]);
+  private activeOthers(): Array<[string, string]> {
+    return [...this.engines].filter(([id]) => id !== this.o.self);
+  }
+
+  /**
+   * Brings `partitions` up to date from the other serving engines and resolves with those it
+   * could not (retried later). Every acknowledged write is on every replica it had, so any
+   * surviving one of them brings it back. Fingerprints first, one message per engine; then,
+   * for each partition, the records from one engine per fingerprint that differs from ours
+   * (spread over the engines that share it), in bulk messages of whole partitions. A
+   * partition counts as synchronised once at least one engine of its replica set in
+   * `placement` (other than this one) answered, when it has any; with `everyEngine`, once
+   * every other active engine answered and sent what differed.
+   */
+  private syncPartitions(partitions: number[], placement: Placement = this.placement, everyEngine = false): Promise<number[]> {
+    const wanted = partitions.filter((p) => !this.syncing.has(p));
+    const waitFor = partitions.filter((p) => this.syncing.has(p)).map((p) => this.syncing.get(p)!.catch(() => undefined));
+    const run = this.runSync(wanted, placement, everyEngine);
+    const tracked = run.then((left) => {
+      for (const p of wanted) this.syncing.delete(p);
+      return left;
     });
-    const answers = await Promise.allSettled(
-      [...sources.values()].map((a) => this.o.rpc.call<RecordChange[]>(a, 'grid.pull', { partition }, { channel: 'bulk', timeoutMs: this.o.bulkTimeoutMs })),
-    );
+    for (const p of wanted) this.syncing.set(p, tracked.then(() => undefined));
+    return Promise.all([tracked, ...waitFor]).then(([left]) => [...left, ...partitions.filter((p) => !wanted.includes(p) && this.unsynced.has(p))]);
+  }
+
+  private async runSync(partitions: number[], placement: Placement, everyEngine: boolean): Promise<number[]> {
+    if (partitions.length === 0) return [];
+    const generation = this.generation;
+    const sources = this.activeOthers();
+    const answers = await Promise.allSettled(sources.map(([, address]) => this.o.rpc.call<string[]>(address, 'grid.digests', { partitions })));
+    const allAnswered = answers.every((a) => a.status === 'fulfilled');
+    if (everyEngine && !allAnswered) return partitions.filter((p) => this.unsynced.has(p));
+    const pulls = new Map<string, number[]>(); // address → partitions to pull from it
+    const ok = new Set<number>();
+    partitions.forEach((p, index) => {
+      // Revocations (EVERYWHERE): any engine that answers is a replica.
+      const replicas = p === EVERYWHERE ? sources.map(([id]) => id) : (placement[p] ?? []);
+      const mine = this.o.store.digest(p);
+      const byDigest = new Map<string, string[]>(); // differing fingerprint → addresses holding it
+      let replicaAnswered = replicas.every((id) => id === this.o.self);
+      answers.forEach((a, i) => {
+        if (a.status !== 'fulfilled' || typeof a.value[index] !== 'string') return;
+        if (replicas.includes(sources[i]![0])) replicaAnswered = true;
+        const digest = a.value[index];
+        if (digest === mine) return;
+        const holders = byDigest.get(digest) ?? [];
+        holders.push(sources[i]![1]);
+        byDigest.set(digest, holders);
+      });
+      if (!replicaAnswered) return;
+      ok.add(p);
+      for (const holders of byDigest.values()) {
+        const from = holders[(p + holders.length) % holders.length]!; // p is -1 for EVERYWHERE
+        pulls.set(from, [...(pulls.get(from) ?? []), p]);
+      }
+    });
     // An engine that answered its fingerprint but not the transfer is unreachable now, like one
     // that never answered: it exchanges again when it reappears (setEngines resyncs then).
-    for (const a of answers) if (a.status === 'fulfilled') this.mergeAll(a.value);
-    this.unsynced.delete(partition);
+    const pulled = await Promise.allSettled([...pulls].map(([address, list]) => this.pullFrom(address, list)));
+    if (everyEngine && pulled.some((r) => r.status === 'rejected')) return partitions.filter((p) => this.unsynced.has(p));
+    for (const p of ok) if ((this.unsynced.get(p) ?? Infinity) <= generation) this.unsynced.delete(p);
+    return partitions.filter((p) => this.unsynced.has(p));
+  }
+
+  /** Pulls whole partitions from one engine, a bulk message at a time, merging as they come. */
+  private async pullFrom(address: string, partitions: number[]): Promise<void> {
+    let left = partitions;
+    while (left.length > 0 && !this.closed) {
+      const answer = await this.o.rpc.call<RawText>(address, 'grid.pull', { partitions: left }, { channel: 'bulk', timeoutMs: this.o.bulkTimeoutMs });
+      if (!(answer instanceof RawText)) throw new CohortError('STATE_UNAVAILABLE', `${address} answered grid.pull without record lines`);
+      const newline = answer.text.indexOf('\n');
+      const done = JSON.parse(answer.text.slice(0, newline)) as number[];
+      if (!Array.isArray(done) || done.length === 0) throw new CohortError('STATE_UNAVAILABLE', `${address} sent none of the partitions asked`);
+      this.mergeLines(answer.text.slice(newline + 1));
+      left = left.filter((p) => !done.includes(p));
+    }
+  }
+
+  /**
+   * What this engine holds of `partitions`, as record lines after a first line listing the
+   * partitions included: whole partitions, as many as fit in BULK_MESSAGE_CHARS (at least one).
+   */
+  private exportLines(partitions: number[]): RawText {
+    const done: number[] = [];
+    const parts: string[] = [];
+    let size = 0;
+    for (const p of partitions) {
+      if (done.length > 0 && size >= BULK_MESSAGE_CHARS) break;
+      this.o.store.eachRecord(p, (ns, key, record) => {
+        const line = recordLine(ns, key, record);
+        size += line.length;
+        parts.push(line);
+      });
+      done.push(p);
+    }
+    return new RawText(`${JSON.stringify(done)}\n${parts.join('')}`);
   }
 
   // ------------------------------------------------------------------ backup side
@@ -311,10 +460,10 @@ export class ReplicatedExecutor implements GridExecutor {
   private acceptReplica(body: ReplicateBody, from: string): boolean {
     const primary = this.primaryOf(body.partition);
     if (primary !== from) {
-      throw new CohortError('STATE_UNAVAILABLE', `engine ${this.o.self} sees ${primary ?? 'no engine'} as the primary of partition ${body.partition}, not ${from}`);
+      throw new CohortError('STATE_PLACEMENT_CHANGING', `engine ${this.o.self} sees ${primary ?? 'no engine'} as the primary of partition ${body.partition}, not ${from}`);
     }
     for (const a of body.absent ?? []) {
-      if (this.o.store.get(a.ns, a.key) !== undefined) throw new CohortError('STATE_REPLAY_DETECTED', `${a.key} was seen before`);
+      if (this.o.store.has(a.ns, a.key)) throw new CohortError('STATE_REPLAY_DETECTED', `${a.key} was seen before`);
     }
     this.mergeAll(body.changes);
     return true;
@@ -324,44 +473,64 @@ export class ReplicatedExecutor implements GridExecutor {
     for (const c of changes) this.o.store.merge(c);
   }
 
+  /** Merges record lines; resolves with how many were newer than ours. */
+  private mergeLines(text: string): number {
+    const { changes, damaged } = parseRecordLines(text);
+    if (damaged > 0) this.o.logger.warn({ damaged }, 'record lines from another engine were not records; skipped');
+    let merged = 0;
+    for (const c of changes) if (this.o.store.merge(c)) merged++;
+    return merged;
+  }
+
   // ------------------------------------------------------------------ moving partitions
 
   /**
-   * Pushes what this engine holds of each moved partition to the replicas new to it. Pulls
-   * alone would not do: a new replica may have synchronised under its own, earlier view, and
-   * then missed writes the primary sent only to the replicas of the primary's older view.
+   * Pushes each moved partition to the replicas new to it, where their fingerprint differs
+   * from ours. Pulls alone would not do: a new replica may have synchronised under its own,
+   * earlier view, and then missed writes the primary sent only to the replicas of the
+   * primary's older view.
    */
   private handOff(before: Placement, changed: number[]): void {
-    const byTarget = new Map<string, Set<number>>();
+    const byTarget = new Map<string, number[]>();
     for (const p of changed) {
       for (const id of this.placement[p]!) {
-        if (id === this.o.self || before[p]?.includes(id)) continue;
-        let set = byTarget.get(id);
-        if (!set) byTarget.set(id, (set = new Set()));
-        set.add(p);
+        if (id === this.o.self || before[p]?.includes(id) || this.o.store.digest(p) === '0:0:0') continue;
+        byTarget.set(id, [...(byTarget.get(id) ?? []), p]);
       }
     }
     for (const [id, partitions] of byTarget) {
       const address = this.engines.get(id);
-      const changes = this.o.store.exportPartitions(partitions);
-      if (!address || changes.length === 0) continue;
-      for (const chunk of chunks(changes, 5000)) {
-        this.o.rpc.call(address, 'grid.merge', { changes: chunk }, { channel: 'bulk', timeoutMs: this.o.bulkTimeoutMs }).catch((err: unknown) => {
+      if (address) {
+        this.pushWhereDifferent(address, partitions).catch((err: unknown) => {
           this.o.logger.warn({ err, to: id }, 'could not hand partitions over to a new replica; it will pull them when it serves them');
         });
       }
     }
   }
 
-  /** Pulls the revocation list of `id` and pushes ours to it (both merge by version). */
+  /** Sends `partitions` to the engine at `address`, those whose fingerprint there differs from ours. */
+  private async pushWhereDifferent(address: string, partitions: number[]): Promise<void> {
+    const theirs = await this.o.rpc.call<string[]>(address, 'grid.digests', { partitions });
+    let left = partitions.filter((p, i) => theirs[i] !== this.o.store.digest(p));
+    while (left.length > 0 && !this.closed) {
+      const raw = this.exportLines(left);
+      const newline = raw.text.indexOf('\n');
+      const done = JSON.parse(raw.text.slice(0, newline)) as number[];
+      await this.o.rpc.call(address, 'grid.mergeLines', new RawText(raw.text.slice(newline + 1)), { channel: 'bulk', timeoutMs: this.o.bulkTimeoutMs });
+      left = left.filter((p) => !done.includes(p));
+    }
+  }
+
+  /** Compares revocation lists with engine `id`; where they differ, pulls theirs and pushes ours (both merge by version). */
   private exchangeRevocations(id: string, address: string): void {
-    const ours = this.o.store.exportPartitions(new Set([EVERYWHERE]));
     const attempt = (triesLeft: number): void => {
       if (this.closed || this.engines.get(id) !== address) return;
-      Promise.all([
-        this.o.rpc.call<RecordChange[]>(address, 'grid.pull', { partition: EVERYWHERE }, { channel: 'bulk', timeoutMs: this.o.bulkTimeoutMs }).then((theirs) => this.mergeAll(theirs)),
-        ours.length > 0 ? this.o.rpc.call(address, 'grid.merge', { changes: ours }, { channel: 'bulk', timeoutMs: this.o.bulkTimeoutMs }) : Promise.resolve(),
-      ]).catch(() => {
+      const exchange = async (): Promise<void> => {
+        const [theirs] = await this.o.rpc.call<string[]>(address, 'grid.digests', { partitions: [EVERYWHERE] });
+        if (theirs === this.o.store.digest(EVERYWHERE)) return;
+        await Promise.all([this.pullFrom(address, [EVERYWHERE]), this.pushWhereDifferent(address, [EVERYWHERE])]);
+      };
+      exchange().catch(() => {
         if (triesLeft > 0) this.o.clock.setTimeout(() => attempt(triesLeft - 1), REPAIR_RETRY_MS);
       });
     };
@@ -383,57 +552,77 @@ export class ReplicatedExecutor implements GridExecutor {
   }
 
   private async repair(): Promise<void> {
-    const queue = [...this.unsynced].filter((p) => this.placement[p]?.includes(this.o.self));
-    for (const p of this.unsynced) if (!this.placement[p]?.includes(this.o.self)) this.unsynced.delete(p);
-    const worker = async (): Promise<void> => {
-      for (let p = queue.shift(); p !== undefined && !this.closed; p = queue.shift()) await this.ensureSynced(p).catch(() => undefined);
-    };
-    await Promise.all(Array.from({ length: PULL_CONCURRENCY }, worker));
+    for (const p of this.unsynced.keys()) if (!this.placement[p]?.includes(this.o.self)) this.unsynced.delete(p);
+    await this.syncPartitions([...this.unsynced.keys()]).catch(() => undefined);
     if (this.unsynced.size > 0) this.scheduleRepair(REPAIR_RETRY_MS);
   }
 
   /**
-   * At start: the revocation list from one peer, then every partition this engine is a
-   * replica of from the other replicas, before the engine reports ready.
+   * At start: the revocation list and every partition the placement with this engine would
+   * give it, from the other engines, before this engine announces itself and reports ready.
+   *
+   * - Others serve already (a join, a restart in a rolling restart): the placement is the
+   *   serving engines plus this one; a partition is taken once one of its replicas answered.
+   * - None serves (a new cluster, or a full stop and start): the placement is every active
+   *   engine, and this engine waits for every one of them to answer (each answers once its
+   *   saved state is loaded), so what it serves is the union of what they all saved. After
+   *   bulk_revocation_timeout it settles for the engines that answered.
+   * - Alone: it serves at once with what it holds.
    */
   private async syncAtStart(): Promise<void> {
     const deadline = this.o.clock.now() + this.o.bulkTimeoutMs;
-    let revocationsDone = false;
     let warned = false;
     for (;;) {
-      const others = [...this.engines].filter(([id]) => id !== this.o.self);
-      if (others.length === 0) revocationsDone = true;
-      for (const [id, address] of revocationsDone ? [] : others) {
-        try {
-          const changes = await this.o.rpc.call<RecordChange[]>(address, 'grid.pull', { partition: EVERYWHERE }, { channel: 'bulk', timeoutMs: this.o.bulkTimeoutMs });
-          this.mergeAll(changes);
-          this.o.logger.info({ from: id, revocations: changes.length }, 'revocation list downloaded');
-          revocationsDone = true;
-          break;
-        } catch (err) {
-          this.o.logger.warn({ err, from: id }, 'could not download the revocation list from this engine; trying another');
-        }
-      }
-      const queue = this.placement.map((set, p) => (set.includes(this.o.self) && this.unsynced.has(p) ? p : -1)).filter((p) => p >= 0);
-      const worker = async (): Promise<void> => {
-        for (let p = queue.shift(); p !== undefined && !this.closed; p = queue.shift()) await this.ensureSynced(p).catch(() => undefined);
-      };
-      await Promise.all(Array.from({ length: PULL_CONCURRENCY }, worker));
-      const remaining = this.placement.filter((set, p) => set.includes(this.o.self) && this.unsynced.has(p)).length;
-      if (revocationsDone && remaining === 0) break;
+      if (this.closed) return;
+      if (this.activeOthers().length === 0) break;
+      const fullStart = this.servingOthers().length === 0;
+      const everyEngine = fullStart && this.o.clock.now() <= deadline;
+      const base = fullStart ? [...this.engines.keys()] : [...new Set([...this.serving, this.o.self])];
+      const target = placePartitions(base, PARTITION_COUNT, this.o.replicationFactor);
+      const mine = target.map((set, p) => (set.includes(this.o.self) ? p : -1)).filter((p) => p >= 0);
+      mine.push(EVERYWHERE);
+      for (const p of mine) if (!this.unsynced.has(p)) this.unsynced.set(p, this.generation);
+      const left = await this.syncPartitions(mine, target, everyEngine);
+      if (left.length === 0) break;
       if (this.closed) return;
       if (!warned && this.o.clock.now() > deadline) {
         warned = true;
         this.o.logger.error(
-          { partitionsLeft: remaining, revocationsDownloaded: revocationsDone, timeoutMs: this.o.bulkTimeoutMs },
+          { partitionsLeft: left.length, revocationsDownloaded: !left.includes(EVERYWHERE), timeoutMs: this.o.bulkTimeoutMs },
           'not ready: the start-up download did not finish within bulk_revocation_timeout; still trying',
         );
       }
-      await new Promise<void>((resolve) => this.o.clock.setTimeout(resolve, REPAIR_RETRY_MS));
+      await this.sleep(REPAIR_RETRY_MS);
+    }
+    this.unsynced.delete(EVERYWHERE);
+    this.o.logger.info({ revocations: Number(this.o.store.digest(EVERYWHERE).split(':')[0]) }, 'revocation list and partitions downloaded');
+    if (!this.selfServing) {
+      this.selfServing = true;
+      this.place(new Set([...this.serving, this.o.self]));
+      this.o.announceServing?.();
+      await this.untilSeenServing();
     }
     this.initialSyncDone = true;
     this.o.logger.info('grid synchronised: ready');
-    if (this.unsynced.size > 0) this.scheduleRepair(REPAIR_RETRY_MS);
+    this.scheduleRepair(0);
+  }
+
+  /**
+   * Waits (up to SEEN_SERVING_TIMEOUT_MS) until every other active engine places partitions
+   * on this one, so that "ready" means requests are routed here, not that gossip may soon say so.
+   */
+  private async untilSeenServing(): Promise<void> {
+    const until = this.o.clock.now() + SEEN_SERVING_TIMEOUT_MS;
+    while (!this.closed && this.o.clock.now() < until) {
+      const answers = await Promise.allSettled(this.activeOthers().map(([, address]) => this.o.rpc.call<string[]>(address, 'grid.serving', {})));
+      if (answers.every((a) => a.status === 'rejected' || a.value.includes(this.o.self))) return;
+      await this.sleep(SEEN_SERVING_POLL_MS);
+    }
+    this.o.logger.warn({ timeoutMs: SEEN_SERVING_TIMEOUT_MS }, 'not every engine sees this one as serving yet; reporting ready anyway');
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => this.o.clock.setTimeout(resolve, ms));
   }
 }
 
@@ -451,8 +640,4 @@ function asStateError(err: unknown, what: string): CohortError {
   return new CohortError('STATE_UNAVAILABLE', `could not reach ${what}: ${reason}`, undefined, { cause: err });
 }
 
-function chunks<T>(items: T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
+
