@@ -127,6 +127,8 @@ export class Membership {
   readonly address: string;
   private incarnation: number;
   private meta: NodeMeta;
+  /** Members whose incarnation was learned from a ping or ack, metadata not seen yet. */
+  private readonly metaUnconfirmed = new Set<string>();
   private readonly members = new MemberList();
   private readonly timing: MembershipTiming;
   private readonly clock: Clock;
@@ -623,7 +625,7 @@ export class Membership {
    */
   private learnIncarnation(id: string, incarnation: number): void {
     const m = this.members.get(id);
-    if (m && id !== this.id && incarnation > m.incarnation) this.applyAlive(this.aliveMessage({ ...m, incarnation }));
+    if (m && id !== this.id && incarnation > m.incarnation) this.applyAlive(this.aliveMessage({ ...m, incarnation }), true);
   }
 
   private handleAck(msg: AckMsg): void {
@@ -764,7 +766,13 @@ export class Membership {
     }
   }
 
-  private applyAlive(msg: AliveMsg): void {
+  /**
+   * `learned`: the incarnation came from a ping or ack, which carry no metadata, so the alive
+   * message was made here with the metadata known so far. It is not passed on (it could carry
+   * stale metadata at the new incarnation), and the member's own alive message at the same
+   * incarnation is still taken for its metadata (an engine that just announced `holdsState`).
+   */
+  private applyAlive(msg: AliveMsg, learned = false): void {
     if (msg.id === this.id) {
       // Someone spreads an older or equal picture of us with another address or incarnation
       // (for instance our previous life before a restart): outrank it.
@@ -781,7 +789,10 @@ export class Membership {
       this.notify(member, undefined);
       return;
     }
-    if (msg.incarnation <= m.incarnation) return;
+    const confirmsMeta = !learned && msg.incarnation === m.incarnation && this.metaUnconfirmed.has(m.id);
+    if (msg.incarnation <= m.incarnation && !confirmsMeta) return;
+    if (learned) this.metaUnconfirmed.add(m.id);
+    else this.metaUnconfirmed.delete(m.id);
     const previous = m.status;
     const oldAddress = m.address;
     const metaBefore = m.meta;
@@ -791,7 +802,7 @@ export class Membership {
     if (oldAddress !== m.address) this.members.readdress(m, oldAddress);
     this.suspicions.get(m.id)?.cancel();
     this.suspicions.delete(m.id);
-    this.broadcasts.enqueue(msg);
+    if (!learned) this.broadcasts.enqueue(msg);
     if (previous !== 'alive') {
       m.status = 'alive';
       this.members.touched();
