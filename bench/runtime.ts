@@ -170,21 +170,29 @@ async function createSessions(engine: NodeInfo, count: number): Promise<string[]
   return ids;
 }
 
+/**
+ * Puts `count` sessions of subjects user-0 … user-(count-1) into `store`, each with 256 bytes
+ * of attributes (as JSON: {"blob":"x…"}) and an hour to live.
+ */
+function putSessions(store: GridStore, count: number): void {
+  const now = systemClock.now();
+  const attributes = { blob: 'x'.repeat(244) };
+  for (let i = 0; i < count; i++) {
+    const subject = `user-${i}`;
+    const partition = partitionOf(`subject:${subject}`);
+    const session: Session = { id: `${partition}.${randomToken(24)}`, subject, attributes, createdAt: now, lastAccessAt: now, idleTimeoutMs: 3_600_000, maxLifetimeMs: 3_600_000, expiresAt: now + 3_600_000 };
+    applyOperation(store, { t: 'session.put', session }, now, partition);
+  }
+}
+
 function memoryPerSession(): number {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) return NaN;
   const store = new GridStore(systemClock, 'engine-1');
-  const attributes = { blob: 'x'.repeat(244) }; // 256 bytes as JSON: {"blob":"x…"}
   const count = 100_000;
   gc();
   const before = process.memoryUsage().heapUsed;
-  const now = systemClock.now();
-  for (let i = 0; i < count; i++) {
-    const subject = `user-${i}`;
-    const partition = partitionOf(`subject:${subject}`);
-    const session: Session = { id: `${partition}.${randomToken(24)}`, subject, attributes: { ...attributes }, createdAt: now, lastAccessAt: now, idleTimeoutMs: 1_800_000, maxLifetimeMs: 28_800_000, expiresAt: now + 1_800_000 };
-    applyOperation(store, { t: 'session.put', session }, now, partition);
-  }
+  putSessions(store, count);
   gc();
   const bytes = (process.memoryUsage().heapUsed - before) / count;
   if (store.size() < count) throw new Error('store lost sessions');
@@ -192,20 +200,14 @@ function memoryPerSession(): number {
 }
 
 /**
- * A saved grid state with `sessions` sessions (256 bytes of attributes each, as in the memory
- * figure) and `revocations` revocations, as a cluster stop leaves it: built in a store here
- * and written with the engines' own saveGridState, then copied to every engine's data dir.
+ * A saved grid state with `sessions` sessions and `revocations` revocations, as a cluster stop
+ * leaves it: built in a store here and written with the engines' own saveGridState, then
+ * copied to every engine's data dir.
  */
 async function writeSavedState(dirs: string[], sessions: number, revocations: number): Promise<void> {
   const store = new GridStore(systemClock);
   const now = systemClock.now();
-  const attributes = { blob: 'x'.repeat(244) };
-  for (let i = 0; i < sessions; i++) {
-    const subject = `user-${i}`;
-    const partition = partitionOf(`subject:${subject}`);
-    const session: Session = { id: `${partition}.${randomToken(24)}`, subject, attributes, createdAt: now, lastAccessAt: now, idleTimeoutMs: 3_600_000, maxLifetimeMs: 3_600_000, expiresAt: now + 3_600_000 };
-    applyOperation(store, { t: 'session.put', session }, now, partition);
-  }
+  putSessions(store, sessions);
   for (let i = 0; i < revocations; i++) applyOperation(store, { t: 'revocation.put', id: `revoked-${i}`, expiresAt: now + 3_600_000 }, now, EVERYWHERE);
   await saveGridState(store, dirs[0]!);
   for (const dir of dirs.slice(1)) copyFileSync(join(dirs[0]!, GRID_STATE_FILE), join(dir, GRID_STATE_FILE));

@@ -144,22 +144,12 @@ export class ClusterMember {
 
   /** Active members with role `engine` (this node included when it is one): id → cluster address. */
   activeEngines(): Map<string, string> {
-    return new Map(
-      this.membership
-        .list()
-        .filter((m) => m.meta.role === 'engine' && isActive(m))
-        .map((m) => [m.id, m.address]),
-    );
+    return new Map(this.engineMembers().filter(isActive).map((m) => [m.id, m.address]));
   }
 
   /** Active engines that hold their share of the grid's state (membership metadata `holdsState`). */
   servingEngines(): Set<string> {
-    return new Set(
-      this.membership
-        .list()
-        .filter((m) => m.meta.role === 'engine' && m.meta.holdsState === true && isActive(m))
-        .map((m) => m.id),
-    );
+    return new Set(this.engineMembers().filter((m) => m.meta.holdsState === true && isActive(m)).map((m) => m.id));
   }
 
   /** Tells the cluster this engine now holds its share of the grid's state. */
@@ -169,7 +159,11 @@ export class ClusterMember {
 
   /** Engines in the member list that did not leave (active or failed): the base of write majorities. */
   knownEngineCount(): number {
-    return this.membership.list().filter((m) => m.meta.role === 'engine' && m.status !== 'left').length;
+    return this.engineMembers().filter((m) => m.status !== 'left').length;
+  }
+
+  private engineMembers(): Member[] {
+    return this.membership.list().filter((m) => m.meta.role === 'engine');
   }
 
   /** The cluster as this node sees it (SPEC section 8). */
@@ -276,7 +270,6 @@ export class ClusterMember {
   private activePeerAddresses(): Set<string> {
     return new Set(this.membership.list().filter((m) => m.id !== this.membership.id && isActive(m)).map((m) => m.address));
   }
-
 
   /** The address of the member that accepted, or undefined when none answered; throws a refusal. */
   private async joinThrough(peers: string[]): Promise<string | undefined> {

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { CohortError } from '../core/errors.js';
 import type { GridStore } from '../state/grid/grid-store.js';
-import { parseRecordLine, recordLine } from '../state/grid/record-lines.js';
+import { parseRecordLine, partitionLines } from '../state/grid/record-lines.js';
 
 export const GRID_STATE_FILE = 'grid-state.tsv';
 const HEADER = 'cohort-grid-state\t1\n';
@@ -54,8 +54,7 @@ export async function saveGridState(store: GridStore, dataDir: string): Promise<
   let n = 0;
   let chunk = '';
   for (const p of store.partitions()) {
-    const lines: string[] = [];
-    store.eachRecord(p, (ns, key, record) => lines.push(recordLine(ns, key, record)));
+    const lines = partitionLines(store, p);
     n += lines.length;
     chunk += lines.join('');
     if (chunk.length >= WRITE_CHUNK_CHARS) {

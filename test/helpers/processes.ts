@@ -1,5 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { TestContext } from 'node:test';
+import type { ClusterFile } from '../../src/cli/local-cluster/local-cluster.js';
 import { CLI_ENTRY } from './paths.js';
 
 export interface CohortProcess {
@@ -113,4 +117,32 @@ export function suiteCleanups(after: (fn: () => Promise<void>) => void): Pick<Te
     for (const fn of cleanups.reverse()) await fn();
   });
   return { after: (fn: () => unknown) => void cleanups.push(fn) } as Pick<TestContext, 'after'>;
+}
+
+/** True while a process with this pid exists. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A directory for `cohort up`. When the test ends, pass or fail, every node listed in its
+ * cluster.json (if `cohort up` got that far) is killed by pid, then the directory is removed.
+ */
+export function upDir(t: Pick<TestContext, 'after'>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'cohort-up-'));
+  t.after(() => {
+    try {
+      const file = JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8')) as ClusterFile;
+      for (const n of file.nodes) if (alive(n.pid)) process.kill(n.pid, 'SIGKILL');
+    } catch {
+      // no cluster.json: no node was started
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return dir;
 }

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ClusterFile } from '../../src/cli/local-cluster/local-cluster.js';
 import { clusterInfoOf, startNode, stateOf, waitUntil } from '../helpers/cluster.js';
-import { runCohort, suiteCleanups, type CohortProcess } from '../helpers/processes.js';
+import { alive, runCohort, suiteCleanups, upDir, type CohortProcess } from '../helpers/processes.js';
 
 const API_KEY = 'grid-e2e-api-key-0123456789abcdef';
 
@@ -31,15 +31,6 @@ interface GridCluster {
   engines: Engine[];
   /** Restarts the console after a full stop (it is `cohort up`'s child or ours). */
   consoleProc?: CohortProcess;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Sends `signal` to the engine and resolves once its process is gone. */
@@ -81,17 +72,7 @@ gridSuite('replicated grid between five engines started one by one', async (suit
 });
 
 gridSuite('replicated grid on cohort up --engines 3', async (suite) => {
-  const dir = mkdtempSync(join(tmpdir(), 'cohort-grid-up-'));
-  suite.after(() => {
-    // Every node cohort up started is killed by pid, pass or fail.
-    try {
-      const file = JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8')) as ClusterFile;
-      for (const n of file.nodes) if (alive(n.pid)) process.kill(n.pid, 'SIGKILL');
-    } catch {
-      // no cluster.json: nothing was started
-    }
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const dir = upDir(suite);
   const up = runCohort(suite, ['up', '--engines', '3', '--dir', dir, '--json']);
   await up.waitForOutput(/"apiKey"/, 60_000);
   const file = JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8')) as ClusterFile;

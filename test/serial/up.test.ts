@@ -1,39 +1,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClusterFile } from '../../src/cli/local-cluster/local-cluster.js';
 import { manageRequest, manageTargetOfFile } from '../../src/cli/manage-client.js';
 import { clusterInfoOf, stateOf, waitUntil } from '../helpers/cluster.js';
-import { runCohort, runCohortToEnd } from '../helpers/processes.js';
-import { tmpdir } from 'node:os';
-
-/**
- * A directory for `cohort up`. When the test ends, pass or fail, every node listed in its
- * cluster.json (if `cohort up` got that far) is killed by pid, then the directory is removed.
- */
-function upDir(t: { after(fn: () => void): void }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'cohort-up-'));
-  t.after(() => {
-    try {
-      const file = JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8')) as ClusterFile;
-      for (const n of file.nodes) if (alive(n.pid)) process.kill(n.pid, 'SIGKILL');
-    } catch {
-      // no cluster.json: no node was started
-    }
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return dir;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { alive, runCohort, runCohortToEnd, upDir } from '../helpers/processes.js';
 
 describe('cohort up', () => {
   it('starts a console and N engines as separate processes, writes cluster.json, and stops them all on SIGTERM', async (t) => {

@@ -66,7 +66,8 @@ export interface JournalEntry {
 export const TOMBSTONE_MS = 15 * 60_000;
 
 /** Namespaces of the grid: one per service. */
-export type Namespace = 'session' | 'revocation' | 'lockout' | 'replay' | 'artifact' | 'state' | 'token' | 'bucket';
+export const NAMESPACES = ['session', 'revocation', 'lockout', 'replay', 'artifact', 'state', 'token', 'bucket'] as const;
+export type Namespace = (typeof NAMESPACES)[number];
 
 /**
  * A partition's fingerprint, kept up to date on every change: the number of records and two
@@ -89,7 +90,7 @@ function fmix(h: number): number {
 }
 
 /** Two independent 32-bit hashes of (ns, key, version), added into a partition's fingerprint. */
-export function recordHashes(ns: string, key: string, version: number): [number, number] {
+function recordHashes(ns: string, key: string, version: number): [number, number] {
   let a = 0x811c9dc5;
   let b = 0x9747b28c;
   const take = (c: number): void => {
@@ -162,20 +163,22 @@ export class GridStore {
   set(ns: Namespace, key: string, value: unknown, expiresAt: number, partition: number, index?: string): StoredRecord {
     const r: StoredRecord = { json: JSON.stringify(value), expiresAt, version: this.nextVersion(), partition };
     if (index !== undefined) r.index = index;
-    if (this.origin !== undefined) r.origin = this.origin;
-    this.journal?.push({ change: { ns, key, record: r }, previous: this.spaces.get(ns)?.get(key) });
-    this.put(ns, key, r);
-    return r;
+    return this.write(ns, key, r);
   }
 
   /** Deletes (leaving a tombstone); true when a live record was there. */
   delete(ns: Namespace, key: string, partition: number): boolean {
     const existed = this.has(ns, key);
-    const r: StoredRecord = { json: 'null', expiresAt: this.clock.now() + TOMBSTONE_MS, version: this.nextVersion(), partition, deleted: true };
+    this.write(ns, key, { json: 'null', expiresAt: this.clock.now() + TOMBSTONE_MS, version: this.nextVersion(), partition, deleted: true });
+    return existed;
+  }
+
+  /** A local change: stamped with this engine as its origin, journalled, stored. */
+  private write(ns: Namespace, key: string, r: StoredRecord): StoredRecord {
     if (this.origin !== undefined) r.origin = this.origin;
     this.journal?.push({ change: { ns, key, record: r }, previous: this.spaces.get(ns)?.get(key) });
     this.put(ns, key, r);
-    return existed;
+    return r;
   }
 
   /** Applies a record shipped from another engine if it is newer than ours; true if applied. */
@@ -237,13 +240,6 @@ export class GridStore {
     }
   }
 
-  /** Every unexpired record (tombstones included) of the given partitions. */
-  exportPartitions(partitions: Iterable<number>): RecordChange[] {
-    const out: RecordChange[] = [];
-    for (const p of partitions) this.eachRecord(p, (ns, key, record) => out.push({ ns, key, record }));
-    return out;
-  }
-
   /** Calls `f` for every unexpired record (tombstones included) of `partition`. */
   eachRecord(partition: number, f: (ns: Namespace, key: string, record: StoredRecord) => void): void {
     const now = this.clock.now();
@@ -273,12 +269,9 @@ export class GridStore {
     return f ? `${f.count}:${(f.a >>> 0).toString(36)}:${(f.b >>> 0).toString(36)}` : '0:0:0';
   }
 
-  /** Every unexpired record of the store (snapshots at a graceful stop). */
-  exportAll(): RecordChange[] {
-    const now = this.clock.now();
-    const out: RecordChange[] = [];
-    for (const [ns, space] of this.spaces) for (const [key, record] of space) if (record.expiresAt > now) out.push({ ns, key, record });
-    return out;
+  /** Records held of `partition` (tombstones, and expired records not swept yet, included). */
+  recordCount(partition: number): number {
+    return this.fingerprints.get(partition)?.count ?? 0;
   }
 
   /** One string per engine id, however many records name it. */
@@ -295,12 +288,6 @@ export class GridStore {
   private nextVersion(): number {
     this.lastVersion = Math.max(this.clock.now() * 1024, this.lastVersion + 1);
     return this.lastVersion;
-  }
-
-  /** Live records in `ns`, values parsed (for tests and diagnostics). */
-  *entries(ns: Namespace): IterableIterator<[string, unknown]> {
-    const now = this.clock.now();
-    for (const [k, r] of this.spaces.get(ns) ?? []) if (r.expiresAt > now && !r.deleted) yield [k, JSON.parse(r.json)];
   }
 
   /** Number of records held, expired ones not yet swept included. */

@@ -8,14 +8,20 @@
  * serializes nor parses values (the cost that made JSON envelopes too slow for a million
  * sessions). JSON text never holds a raw tab or newline, so splitting is unambiguous.
  */
-import type { Namespace, RecordChange, StoredRecord } from './grid-store.js';
+import { NAMESPACES, type GridStore, type Namespace, type RecordChange, type StoredRecord } from './grid-store.js';
 
-export const NAMESPACES: readonly Namespace[] = ['session', 'revocation', 'lockout', 'replay', 'artifact', 'state', 'token', 'bucket'];
 const NAMESPACE_SET = new Set<string>(NAMESPACES);
 
 /** One record as a line (with its newline). */
 export function recordLine(ns: Namespace, key: string, r: StoredRecord): string {
   return `${ns}\t${r.partition}\t${r.version}\t${r.expiresAt}\t${r.deleted ? 1 : 0}\t${JSON.stringify(key)}\t${r.index === undefined ? '' : JSON.stringify(r.index)}\t${r.json}\n`;
+}
+
+/** Every unexpired record `store` holds of `partition`, a line each. */
+export function partitionLines(store: GridStore, partition: number): string[] {
+  const lines: string[] = [];
+  store.eachRecord(partition, (ns, key, record) => lines.push(recordLine(ns, key, record)));
+  return lines;
 }
 
 /**

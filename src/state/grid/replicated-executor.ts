@@ -41,7 +41,7 @@ import { EVERYWHERE, PARTITION_COUNT, type GridExecutor } from './grid-provider.
 import type { GridStore, RecordChange } from './grid-store.js';
 import { applyOperation, isReadOnly, type Operation, type OperationResults } from './operations.js';
 import { changedPartitions, placePartitions, writeQuorum, type Placement } from './placement.js';
-import { parseRecordLines, recordLine } from './record-lines.js';
+import { parseRecordLines, partitionLines } from './record-lines.js';
 
 export interface ReplicatedExecutorOptions {
   store: GridStore;
@@ -122,7 +122,11 @@ export class ReplicatedExecutor implements GridExecutor {
     });
     rpc.handle('grid.digests', (body) => (body as { partitions: number[] }).partitions.map((p) => this.o.store.digest(p)));
     rpc.handle('grid.serving', () => [...this.serving]);
-    rpc.handle('grid.pull', (body) => this.exportLines((body as { partitions: number[] }).partitions));
+    // The answer's first line lists the partitions it holds (as many as fit in one message).
+    rpc.handle('grid.pull', (body) => {
+      const batch = this.exportBatch((body as { partitions: number[] }).partitions);
+      return new RawText(`${JSON.stringify(batch.done)}\n${batch.lines}`);
+    });
   }
 
   get replicationFactor(): number {
@@ -435,24 +439,16 @@ export class ReplicatedExecutor implements GridExecutor {
     }
   }
 
-  /**
-   * What this engine holds of `partitions`, as record lines after a first line listing the
-   * partitions included: whole partitions, as many as fit in BULK_MESSAGE_CHARS (at least one).
-   */
-  private exportLines(partitions: number[]): RawText {
+  /** Record lines of whole partitions of `partitions`, in order, as many as fit in BULK_MESSAGE_CHARS (at least one). */
+  private exportBatch(partitions: number[]): { done: number[]; lines: string } {
     const done: number[] = [];
-    const parts: string[] = [];
-    let size = 0;
+    let lines = '';
     for (const p of partitions) {
-      if (done.length > 0 && size >= BULK_MESSAGE_CHARS) break;
-      this.o.store.eachRecord(p, (ns, key, record) => {
-        const line = recordLine(ns, key, record);
-        size += line.length;
-        parts.push(line);
-      });
+      if (done.length > 0 && lines.length >= BULK_MESSAGE_CHARS) break;
+      lines += partitionLines(this.o.store, p).join('');
       done.push(p);
     }
-    return new RawText(`${JSON.stringify(done)}\n${parts.join('')}`);
+    return { done, lines };
   }
 
   // ------------------------------------------------------------------ backup side
@@ -494,7 +490,7 @@ export class ReplicatedExecutor implements GridExecutor {
     const byTarget = new Map<string, number[]>();
     for (const p of changed) {
       for (const id of this.placement[p]!) {
-        if (id === this.o.self || before[p]?.includes(id) || this.o.store.digest(p) === '0:0:0') continue;
+        if (id === this.o.self || before[p]?.includes(id) || this.o.store.recordCount(p) === 0) continue;
         byTarget.set(id, [...(byTarget.get(id) ?? []), p]);
       }
     }
@@ -513,10 +509,8 @@ export class ReplicatedExecutor implements GridExecutor {
     const theirs = await this.o.rpc.call<string[]>(address, 'grid.digests', { partitions });
     let left = partitions.filter((p, i) => theirs[i] !== this.o.store.digest(p));
     while (left.length > 0 && !this.closed) {
-      const raw = this.exportLines(left);
-      const newline = raw.text.indexOf('\n');
-      const done = JSON.parse(raw.text.slice(0, newline)) as number[];
-      await this.o.rpc.call(address, 'grid.mergeLines', new RawText(raw.text.slice(newline + 1)), { channel: 'bulk', timeoutMs: this.o.bulkTimeoutMs });
+      const { done, lines } = this.exportBatch(left);
+      await this.o.rpc.call(address, 'grid.mergeLines', new RawText(lines), { channel: 'bulk', timeoutMs: this.o.bulkTimeoutMs });
       left = left.filter((p) => !done.includes(p));
     }
   }
@@ -595,7 +589,7 @@ export class ReplicatedExecutor implements GridExecutor {
       await this.sleep(REPAIR_RETRY_MS);
     }
     this.unsynced.delete(EVERYWHERE);
-    this.o.logger.info({ revocations: Number(this.o.store.digest(EVERYWHERE).split(':')[0]) }, 'revocation list and partitions downloaded');
+    this.o.logger.info({ revocations: this.o.store.recordCount(EVERYWHERE) }, 'revocation list and partitions downloaded');
     if (!this.selfServing) {
       this.selfServing = true;
       this.place(new Set([...this.serving, this.o.self]));
