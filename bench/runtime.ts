@@ -6,7 +6,9 @@
  *    --connections keep-alive connections for --seconds), beside a bare Fastify route serving
  *    a session-sized body, and beside the same engine code on the Redis provider.
  * 2. Replicated writes (PUT /runtime/v1/state/KEY: applied by the primary, held by all three
- *    replicas before the answer): latency with one connection, throughput with many.
+ *    replicas before the answer): latency with one connection, throughput with many. Then
+ *    the same inside the grid, without HTTP (bench/grid-writes.ts: three engine processes,
+ *    RF 3, batched replication), beside Redis SETs of the same documents.
  * 3. Memory per session per replica: sessions with 256 bytes of attributes in one grid store,
  *    heap measured before and after (node --expose-gc).
  * 4. Join: an engine joining a cluster that holds --join-sessions sessions and
@@ -33,6 +35,7 @@ import { GridStore } from '../src/state/grid/grid-store.js';
 import { applyOperation } from '../src/state/grid/operations.js';
 import { EVERYWHERE, partitionOf } from '../src/state/grid/grid-provider.js';
 import { GRID_STATE_FILE, saveGridState } from '../src/node/grid-state-file.js';
+import { measureGridWrites, type GridWriteFigures } from './grid-writes.js';
 import type { Session } from '../src/state/services.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -278,6 +281,10 @@ async function main(): Promise<void> {
   // ---- stop the lookup cluster
   for (const n of [...engines, consoleNode]) n.child?.kill('SIGKILL');
 
+  // ---- 2b. replicated writes inside the grid, once the HTTP cluster is gone (CPU to itself)
+  log('replicated writes inside the grid (3 processes, no HTTP)');
+  results.gridWrite = await measureGridWrites({ seconds: SECONDS, writers: 64, redisUrl: args.redis, log });
+
   // ---- 4. join
   const sessions = Number(args['join-sessions']);
   const revocationCount = Number(args['join-revocations']);
@@ -328,13 +335,16 @@ async function main(): Promise<void> {
   }
   const l = results.lookup as Record<string, number>;
   const w = results.replicatedWrite as Record<string, number>;
+  const g = results.gridWrite as GridWriteFigures;
   const j = results.join as Record<string, number>;
   process.stdout.write([
     '| measure | Cohort | peer (same run) | target |',
     '| --- | ---: | ---: | --- |',
     `| session lookup through one engine (grid) | ${l.gridRps!.toFixed(0)} req/s, p50 ${fmt(l.gridP50Ms!)}, p99 ${fmt(l.gridP99Ms!)} | bare Fastify ${l.fastifyRps!.toFixed(0)} req/s, p50 ${fmt(l.fastifyP50Ms!)}, p99 ${fmt(l.fastifyP99Ms!)} | ≥ 70% of Fastify: ${(l.ratio! * 100).toFixed(0)}% |`,
     `| same workload, Redis provider | ${l.redisRps ? `${l.redisRps.toFixed(0)} req/s, p50 ${fmt(l.redisP50Ms!)}, p99 ${fmt(l.redisP99Ms!)}` : 'not measured'} | | grid ≥ 1.3x Redis: ${l.gridOverRedis ? `${l.gridOverRedis.toFixed(2)}x` : '—'} |`,
-    `| replicated write (RF 3, all replicas), HTTP | p50 ${fmt(w.p50Ms!)}, p99 ${fmt(w.p99Ms!)}; ${w.rps!.toFixed(0)} writes/s with ${CONNECTIONS} connections | | p50 < 0.5 ms, p99 < 3 ms (inside the grid); ≥ 50,000/s |`,
+    `| replicated write (RF 3, all replicas) inside the grid, 3 processes, one writer | at the primary p50 ${fmt(g.p50Ms)}, p99 ${fmt(g.p99Ms)}; from any engine p50 ${fmt(g.anyEngineP50Ms)}, p99 ${fmt(g.anyEngineP99Ms)} | | p50 < 0.5 ms, p99 < 3 ms |`,
+    `| same, ${g.writersPerEngine} writers on each engine (batched) | ${g.writesPerSecond.toFixed(0)} writes/s, p50 ${fmt(g.loadedP50Ms)}, p99 ${fmt(g.loadedP99Ms)}; ${g.errors} errors | Redis SET (one server, no replica), ${g.writersPerEngine * 3} writers: ${g.redisWritesPerSecond === undefined ? 'not measured' : `${g.redisWritesPerSecond.toFixed(0)} writes/s, p50 ${fmt(g.redisP50Ms!)}, p99 ${fmt(g.redisP99Ms!)}`} | ≥ 50,000/s |`,
+    `| replicated write through the HTTP API | p50 ${fmt(w.p50Ms!)}, p99 ${fmt(w.p99Ms!)} (one connection); ${w.rps!.toFixed(0)} writes/s with ${CONNECTIONS} connections | | (no target) |`,
     `| memory per session per replica (256 B attributes) | ${(results.memoryBytesPerSessionPerReplica as number).toFixed(0)} B | | < 1 KB |`,
     `| engine joining ${j.sessions} sessions + ${j.revocations} revocations | ready in ${(j.readyMs! / 1000).toFixed(1)} s; ${j.clientFailures} of ${j.clientReads} client reads failed | | < 10 s, no failed request |`,
     `| 3 engines started together on that saved state (a full stop and start) | all ready in ${(j.clusterLoadFromSavedStateMs! / 1000).toFixed(1)} s | | (no target) |`,

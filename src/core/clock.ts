@@ -15,6 +15,12 @@ export interface Clock {
   /** Runs `fn` once after `ms` milliseconds (0 or more). */
   setTimeout(fn: () => void, ms: number): TimerHandle;
   clearTimeout(handle: TimerHandle | undefined): void;
+  /**
+   * Runs `fn` once the work already queued at this moment is done (for the real clock: after
+   * the I/O callbacks of this event-loop turn, before any timer), to gather what those
+   * callbacks produce into one batch. Not cancellable.
+   */
+  soon(fn: () => void): void;
 }
 
 class SystemTimer implements TimerHandle {
@@ -36,6 +42,9 @@ export const systemClock: Clock = {
   },
   clearTimeout(handle) {
     if (handle instanceof SystemTimer) clearTimeout(handle.inner);
+  },
+  soon(fn) {
+    setImmediate(fn);
   },
 };
 
@@ -80,6 +89,11 @@ export class ManualClock implements Clock {
     this.byId.set(timer.id, timer);
     this.push(timer);
     return { id: timer.id };
+  }
+
+  /** A timer due now: it fires in the current `advance`, after the timers already due. */
+  soon(fn: () => void): void {
+    this.setTimeout(fn, 0);
   }
 
   clearTimeout(handle: TimerHandle | undefined): void {

@@ -4,8 +4,11 @@
  * the caller's side with the same correlation id.
  *
  * - No per-call connection set-up: calls ride the transport's long-lived connection to the
- *   peer, pipelined (any number in flight), and messages written in the same tick leave in
- *   one write (the transport corks them), which batches small calls without delaying any.
+ *   peer, pipelined (any number in flight). Messages to the same peer on the control channel
+ *   sent during one event-loop turn (all the I/O callbacks of that turn and the promise
+ *   callbacks they run) leave together at its end (`clock.soon`) as one batch: one frame,
+ *   one encryption, one JSON parse on the other side. Nothing waits for a batch to fill, so
+ *   batching adds no latency to a lone call; under load batches grow by themselves.
  * - Every call ends: with the answer, with RPC_TIMEOUT after `rpc_timeout` (or the call's
  *   own timeout), with RPC_PEER_UNREACHABLE as soon as the transport reports the connection
  *   to that peer lost, or with RPC_CLOSED when this node stops.
@@ -20,7 +23,7 @@
  * `{k: 2, id, b}`, failure `{k: 3, id, code, msg}`. A body that is a `RawText` (bulk
  * transfers: megabytes of record lines) is not embedded in the JSON, where every quote
  * would be escaped and parsed again: the message is byte 0x01, the JSON header without `b`,
- * a newline, then the text as it is.
+ * a newline, then the text as it is. A batch is byte 0x02 then a JSON array of messages.
  */
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { CohortError, ERROR_CODES, type ErrorCode } from '../core/errors.js';
@@ -34,6 +37,7 @@ export class RawText {
 }
 
 const RAW_MARK = 0x01;
+const BATCH_MARK = 0x02;
 const NEWLINE = 0x0a;
 
 export type RpcHandler = (body: unknown, from: PeerIdentity) => unknown;
@@ -73,6 +77,15 @@ export interface RpcStats {
   malformedDropped: number;
 }
 
+interface Message {
+  k?: unknown;
+  id?: unknown;
+  m?: unknown;
+  b?: unknown;
+  code?: unknown;
+  msg?: unknown;
+}
+
 const enum Kind {
   Request = 0,
   OneWay = 1,
@@ -101,6 +114,9 @@ export class Rpc {
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
   private closed = false;
+  /** Control-channel messages (JSON) waiting for the end of this tick, by peer address. */
+  private readonly outbox = new Map<string, string[]>();
+  private flushScheduled = false;
   readonly stats: RpcStats = { callsSent: 0, callsAnswered: 0, callsFailed: 0, requestsServed: 0, malformedDropped: 0 };
 
   constructor(options: RpcOptions) {
@@ -196,10 +212,35 @@ export class Rpc {
   private send(to: string, channel: Channel, msg: { k: Kind; b?: unknown; [field: string]: unknown }): void {
     if (msg.b instanceof RawText) {
       const { b, ...header } = msg;
-      this.options.mux.send(ProtocolId.Rpc, to, channel, Buffer.from(`\u0001${JSON.stringify(header)}\n${(b as RawText).text}`, 'utf8'));
+      // After anything queued for that peer, so messages leave in the order they were sent.
+      if (channel === 'control') this.flushTo(to);
+      this.options.mux.sendText(ProtocolId.Rpc, to, channel, `\u0001${JSON.stringify(header)}\n${(b as RawText).text}`);
       return;
     }
-    this.options.mux.send(ProtocolId.Rpc, to, channel, Buffer.from(JSON.stringify(msg)));
+    const text = JSON.stringify(msg);
+    if (channel !== 'control') {
+      this.options.mux.sendText(ProtocolId.Rpc, to, channel, text);
+      return;
+    }
+    const queued = this.outbox.get(to);
+    if (queued) queued.push(text);
+    else this.outbox.set(to, [text]);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      this.options.clock.soon(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    for (const to of [...this.outbox.keys()]) this.flushTo(to);
+  }
+
+  private flushTo(to: string): void {
+    const queued = this.outbox.get(to);
+    if (!queued) return;
+    this.outbox.delete(to);
+    this.options.mux.sendText(ProtocolId.Rpc, to, 'control', queued.length === 1 ? queued[0]! : `\u0002[${queued.join(',')}]`);
   }
 
   /** Removes and returns the pending call `id`, clearing its timer. */
@@ -220,21 +261,30 @@ export class Rpc {
   }
 
   private receive(from: PeerIdentity, channel: Channel, payload: Uint8Array): void {
-    let msg: { k?: unknown; id?: unknown; m?: unknown; b?: unknown; code?: unknown; msg?: unknown };
+    let parsed: unknown;
     try {
       const bytes = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
       if (bytes[0] === RAW_MARK) {
         const end = bytes.indexOf(NEWLINE);
         if (end < 0) throw new Error('raw message without a header');
-        msg = JSON.parse(bytes.toString('utf8', 1, end)) as typeof msg;
-        if (typeof msg === 'object' && msg !== null) msg.b = new RawText(bytes.toString('utf8', end + 1));
+        parsed = JSON.parse(bytes.toString('utf8', 1, end)) as unknown;
+        if (typeof parsed === 'object' && parsed !== null) (parsed as Message).b = new RawText(bytes.toString('utf8', end + 1));
+      } else if (bytes[0] === BATCH_MARK) {
+        parsed = JSON.parse(bytes.toString('utf8', 1)) as unknown;
+        if (!Array.isArray(parsed)) throw new Error('a batch is an array');
+        for (const msg of parsed) this.dispatch(from, channel, msg as Message);
+        return;
       } else {
-        msg = JSON.parse(bytes.toString('utf8')) as typeof msg;
+        parsed = JSON.parse(bytes.toString('utf8')) as unknown;
       }
     } catch {
       this.stats.malformedDropped++;
       return;
     }
+    this.dispatch(from, channel, parsed as Message);
+  }
+
+  private dispatch(from: PeerIdentity, channel: Channel, msg: Message): void {
     if (typeof msg !== 'object' || msg === null) {
       this.stats.malformedDropped++;
       return;

@@ -31,6 +31,10 @@ export class PausableClock implements Clock {
     return { id };
   }
 
+  soon(fn: () => void): void {
+    this.setTimeout(fn, 0);
+  }
+
   clearTimeout(handle: TimerHandle | undefined): void {
     if (!handle) return;
     this.base.clearTimeout(this.inner.get(handle.id));

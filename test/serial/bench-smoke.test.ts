@@ -32,18 +32,22 @@ describe('bench:membership smoke', () => {
     assert.ok((peer!.crashP50Ms as number) > 0 && (peer!.pauseP50Ms as number) > 0);
   });
 
-  it('bench:runtime measures lookups beside a bare Fastify route, replicated writes, memory and a join', () => {
+  it('bench:runtime measures lookups beside a bare Fastify route, replicated writes (HTTP and inside the grid, beside Redis), memory and a join', () => {
     const run = spawnSync(process.execPath, ['--expose-gc', join(PACKAGE_ROOT, 'dist/bench/runtime.js'), '--seconds', '1', '--connections', '10', '--join-sessions', '3000', '--join-revocations', '200', '--json'], {
       encoding: 'utf8',
       timeout: 150_000,
       killSignal: 'SIGTERM',
     });
     assert.equal(run.status, 0, run.stderr);
-    const r = JSON.parse(run.stdout) as { lookup: Record<string, number>; replicatedWrite: Record<string, number>; memoryBytesPerSessionPerReplica: number; join: Record<string, number> };
+    const r = JSON.parse(run.stdout) as { lookup: Record<string, number>; replicatedWrite: Record<string, number>; gridWrite: Record<string, number>; memoryBytesPerSessionPerReplica: number; join: Record<string, number> };
     assert.ok(r.lookup.gridRps! > 0 && r.lookup.fastifyRps! > 0, JSON.stringify(r.lookup));
     assert.equal(r.lookup.gridErrors, 0);
     assert.ok(r.replicatedWrite.rps! > 0);
     assert.equal(r.replicatedWrite.errors, 0);
+    // Inside the grid (3 worker processes): every write acknowledged, latency sane, peer measured.
+    assert.equal(r.gridWrite.errors, 0, JSON.stringify(r.gridWrite));
+    assert.ok(r.gridWrite.writesPerSecond! > 0 && r.gridWrite.p50Ms! > 0 && r.gridWrite.p50Ms! < 100, JSON.stringify(r.gridWrite));
+    assert.ok(r.gridWrite.redisWritesPerSecond! > 0, 'the Redis peer was measured');
     assert.ok(r.memoryBytesPerSessionPerReplica > 256 && r.memoryBytesPerSessionPerReplica < 10_000, `${r.memoryBytesPerSessionPerReplica} B`);
     assert.equal(r.join.sessions, 3000);
     assert.equal(r.join.clientFailures, 0, 'no client request failed while an engine joined');

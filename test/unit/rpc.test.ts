@@ -63,6 +63,33 @@ describe('rpc: calls', () => {
     assert.deepEqual(answers.value!.map((r) => r.body), Array.from({ length: 200 }, (_, i) => i));
   });
 
+  it('sends the calls of one turn to a peer as one batch, and the answers come back as one', async () => {
+    const { nodes, settle } = await rpcCluster();
+    const [a, b] = nodes;
+    const frames = (node: typeof a) => {
+      const sent: string[] = [];
+      const transport = node!.mux.transport;
+      const send = transport.send.bind(transport);
+      transport.send = (to, channel, payload) => {
+        sent.push(Buffer.from(payload).toString('utf8', 1));
+        send(to, channel, payload);
+      };
+      return sent;
+    };
+    const fromA = frames(a);
+    const fromB = frames(b);
+    const calls = Array.from({ length: 50 }, (_, i) => a!.rpc.call<{ body: number }>(b!.address, 'echo', i));
+    assert.equal(fromA.length, 0, 'nothing leaves before the end of the turn');
+    const answers = await settle(Promise.all(calls));
+    assert.deepEqual(answers.value!.map((r) => r.body), Array.from({ length: 50 }, (_, i) => i));
+    assert.equal(fromA.length, 1, 'one frame carried the 50 calls');
+    assert.ok(fromA[0]!.startsWith('\u0002['));
+    assert.equal(fromB.length, 1, 'one frame carried the 50 answers');
+    // A lone call is sent as a plain message.
+    await settle(a!.rpc.call(b!.address, 'echo', 'alone'));
+    assert.ok(fromA[1]!.startsWith('{'), fromA[1]);
+  });
+
   it('carries a handler\'s CohortError code back; other failures become RPC_REMOTE_FAILED without their message', async () => {
     const { nodes, settle } = await rpcCluster();
     const [a, b] = nodes;
@@ -120,10 +147,17 @@ describe('rpc: calls', () => {
     c!.mux.send(ProtocolId.Rpc, a!.address, 'control', Buffer.from(JSON.stringify({ k: 2, id: 1, b: 'forged' })));
     c!.mux.send(ProtocolId.Rpc, a!.address, 'control', Buffer.from('not json'));
     c!.mux.send(ProtocolId.Rpc, a!.address, 'control', Buffer.from(JSON.stringify({ k: 9 })));
+    // Batches: not JSON, not an array (each dropped whole), and one bad message among good ones.
+    c!.mux.send(ProtocolId.Rpc, a!.address, 'control', Buffer.from('\u0002[{"k":0,'));
+    c!.mux.send(ProtocolId.Rpc, a!.address, 'control', Buffer.from('\u0002{"k":0}'));
+    let echoed = 0;
+    a!.rpc.handle('count', () => ++echoed);
+    c!.mux.send(ProtocolId.Rpc, a!.address, 'control', Buffer.from('\u0002[{"k":1,"m":"count"},7,{"k":1,"m":"count"}]'));
     network.resume(b!.address);
     const answered = await settle(pending);
     assert.deepEqual(answered.value, { body: 'x', from: 'n0' });
-    assert.equal(a!.rpc.stats.malformedDropped, 2);
+    assert.equal(a!.rpc.stats.malformedDropped, 5);
+    assert.equal(echoed, 2, 'the good messages of a batch are served');
   });
 });
 

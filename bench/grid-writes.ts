@@ -1,0 +1,168 @@
+/**
+ * Replicated writes inside the grid, without HTTP: three engine processes (bench/
+ * grid-write-worker.ts: the engines' own transport, RPC, store and replicated executor), RF 3,
+ * sessions with 256 bytes of attributes created through the grid provider. A session is
+ * acknowledged once all three replicas hold it.
+ *
+ * 1. Latency: one writer on one engine, one write at a time (p50/p99): sessions whose
+ *    partition that engine is the primary of (the replicated write itself: applied, sent to
+ *    both backups, acknowledged by both), then any session (two thirds are forwarded to
+ *    another engine's primary first: one more round trip).
+ * 2. Throughput: `writers` concurrent writers on each of the three engines (as behind a load
+ *    balancer: two thirds of the writes hop to another engine's primary first).
+ * 3. Peer, same run: the same session documents written to Redis (SET with an expiry; one
+ *    server, no replica) by the same number of concurrent writers over one ioredis connection.
+ *
+ * Used by bench/runtime.ts; `node dist/bench/grid-writes.js [--seconds 5] [--writers 64]
+ * [--json]` runs it alone. Workers are killed by pid when it ends.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import type { FromWorker, ToWorker } from './grid-write-worker.js';
+import { LatencyHistogram } from './latency-histogram.js';
+
+const WORKER = fileURLToPath(new URL('./grid-write-worker.js', import.meta.url));
+
+export interface GridWriteFigures {
+  /** One writer, one write at a time, on the partition's primary. */
+  p50Ms: number;
+  p99Ms: number;
+  /** One writer, one write at a time, any partition (most forwarded to their primary). */
+  anyEngineP50Ms: number;
+  anyEngineP99Ms: number;
+  /** All engines, `writers` each. */
+  writesPerSecond: number;
+  loadedP50Ms: number;
+  loadedP99Ms: number;
+  writersPerEngine: number;
+  errors: number;
+  firstError?: string;
+  /** The peer: Redis SET with the same writers; undefined when Redis is unreachable. */
+  redisWritesPerSecond?: number;
+  redisP50Ms?: number;
+  redisP99Ms?: number;
+}
+
+type Result = Extract<FromWorker, { type: 'result' }>;
+
+function next<T extends FromWorker['type']>(child: ChildProcess, type: T): Promise<Extract<FromWorker, { type: T }>> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (m: FromWorker): void => {
+      if (m.type !== type) return;
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+      resolve(m as Extract<FromWorker, { type: T }>);
+    };
+    const onExit = (code: number | null): void => reject(new Error(`grid write worker exited with ${code} while waiting for ${type}`));
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+  });
+}
+
+async function runOn(workers: ChildProcess[], writers: number, ms: number, atPrimary = false): Promise<Result[]> {
+  const results = workers.map((w) => next(w, 'result'));
+  for (const w of workers) w.send({ type: 'run', writers, ms, atPrimary } satisfies ToWorker);
+  return Promise.all(results);
+}
+
+async function redisPeer(url: string, writers: number, ms: number): Promise<{ writesPerSecond: number; histogram: LatencyHistogram } | undefined> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 1000 });
+  try {
+    await redis.connect();
+  } catch {
+    redis.disconnect();
+    return undefined;
+  }
+  const histogram = new LatencyHistogram();
+  const attributes = { blob: 'x'.repeat(244) };
+  const until = performance.now() + ms;
+  let n = 0;
+  const writer = async (): Promise<void> => {
+    while (performance.now() < until) {
+      const now = Date.now();
+      const id = `bench.${n++}`;
+      const session = { id, subject: `user-${n}`, attributes, createdAt: now, lastAccessAt: now, idleTimeoutMs: 600_000, maxLifetimeMs: 600_000, expiresAt: now + 600_000 };
+      const started = performance.now();
+      await redis.set(`cohort-bench:session:${id}`, JSON.stringify(session), 'PX', 60_000);
+      histogram.record(performance.now() - started);
+    }
+  };
+  const started = performance.now();
+  await Promise.all(Array.from({ length: writers }, writer));
+  const elapsed = performance.now() - started;
+  await redis.quit();
+  return { writesPerSecond: (histogram.total / elapsed) * 1000, histogram };
+}
+
+export async function measureGridWrites(options: { seconds: number; writers: number; redisUrl: string; log(text: string): void }): Promise<GridWriteFigures> {
+  const ms = options.seconds * 1000;
+  const workers = ['engine-1', 'engine-2', 'engine-3'].map((id) => fork(WORKER, [id], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  const kill = (): void => {
+    for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
+  };
+  process.once('exit', kill);
+  try {
+    const addresses = await Promise.all(workers.map((w) => next(w, 'listening')));
+    const engines: Array<[string, string]> = addresses.map((a, i) => [`engine-${i + 1}`, a.address]);
+    const ready = workers.map((w) => next(w, 'ready'));
+    for (const w of workers) w.send({ type: 'engines', engines } satisfies ToWorker);
+    await Promise.all(ready);
+
+    options.log('grid writes: warming up');
+    await runOn(workers, options.writers, Math.min(ms, 2000));
+    options.log('grid writes: one writer on the primary (latency)');
+    const [single] = await runOn(workers.slice(0, 1), 1, ms, true);
+    options.log('grid writes: one writer, any partition (latency)');
+    const [anyEngine] = await runOn(workers.slice(0, 1), 1, ms);
+    options.log(`grid writes: ${options.writers} writers on each of 3 engines (throughput)`);
+    const loaded = await runOn(workers, options.writers, ms);
+    const singleHistogram = new LatencyHistogram(single!.histogram);
+    const anyEngineHistogram = new LatencyHistogram(anyEngine!.histogram);
+    const loadedHistogram = new LatencyHistogram();
+    for (const r of loaded) loadedHistogram.add(r.histogram);
+    options.log('grid writes: the same writes to Redis (peer)');
+    const peer = await redisPeer(options.redisUrl, options.writers * workers.length, ms);
+    const all = [single!, anyEngine!, ...loaded];
+    return {
+      p50Ms: singleHistogram.percentile(50),
+      p99Ms: singleHistogram.percentile(99),
+      anyEngineP50Ms: anyEngineHistogram.percentile(50),
+      anyEngineP99Ms: anyEngineHistogram.percentile(99),
+      writesPerSecond: (loadedHistogram.total / ms) * 1000,
+      loadedP50Ms: loadedHistogram.percentile(50),
+      loadedP99Ms: loadedHistogram.percentile(99),
+      writersPerEngine: options.writers,
+      errors: all.reduce((s, r) => s + r.errors, 0),
+      firstError: all.find((r) => r.firstError)?.firstError,
+      redisWritesPerSecond: peer?.writesPerSecond,
+      redisP50Ms: peer?.histogram.percentile(50),
+      redisP99Ms: peer?.histogram.percentile(99),
+    };
+  } finally {
+    // Disconnecting lets a worker exit on its own (and write a --cpu-prof profile); the kill is
+    // for one that does not within a second.
+    const exited = Promise.all(workers.map((w) => (w.exitCode === null && w.signalCode === null ? once(w, 'exit') : undefined)));
+    for (const w of workers) if (w.connected) w.disconnect();
+    const timer = setTimeout(kill, 1000);
+    await exited;
+    clearTimeout(timer);
+    process.off('exit', kill);
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { values } = parseArgs({
+    options: {
+      seconds: { type: 'string', default: '5' },
+      writers: { type: 'string', default: '64' },
+      redis: { type: 'string', default: process.env.COHORT_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const figures = await measureGridWrites({ seconds: Number(values.seconds), writers: Number(values.writers), redisUrl: values.redis, log: (t) => process.stderr.write(`bench:grid-writes: ${t}\n`) });
+  process.stdout.write(values.json ? `${JSON.stringify(figures)}\n` : `${JSON.stringify(figures, null, 2)}\n`);
+  process.exit(0);
+}

@@ -1,0 +1,19 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomToken } from '../../src/core/ids.js';
+
+describe('randomToken', () => {
+  it('gives URL-safe tokens of the asked entropy, never the same twice across pool refills', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 5000; i++) {
+      const t = randomToken(24);
+      assert.match(t, /^[A-Za-z0-9_-]{32}$/);
+      assert.ok(!seen.has(t), 'a token came out twice');
+      seen.add(t);
+    }
+    assert.equal(Buffer.from(randomToken(), 'base64url').length, 32);
+    assert.equal(Buffer.from(randomToken(10_000), 'base64url').length, 10_000);
+    // Bytes are not all zero (a pool that was never filled would give "AAAA…").
+    assert.notEqual(randomToken(16), 'A'.repeat(22));
+  });
+});
