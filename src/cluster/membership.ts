@@ -945,7 +945,16 @@ export class Membership {
 }
 
 function sameMeta(a: NodeMeta, b: NodeMeta): boolean {
-  return a.role === b.role && a.version === b.version && a.mode === b.mode && a.group === b.group && a.holdsState === b.holdsState;
+  return (
+    a.role === b.role &&
+    a.version === b.version &&
+    a.mode === b.mode &&
+    a.group === b.group &&
+    a.holdsState === b.holdsState &&
+    a.index === b.index &&
+    a.sessionScope === b.sessionScope &&
+    (a.scopes ?? []).join('\n') === (b.scopes ?? []).join('\n')
+  );
 }
 
 function toState(m: Member): MemberState {

@@ -40,6 +40,12 @@ export interface NodeMeta {
    * grid places partitions on these only. Absent on other roles and on engines still syncing.
    */
   holdsState?: boolean;
+  /** An engine's `node_index` (directed placement), when it has one. */
+  index?: number;
+  /** The scopes other than cluster-wide that an engine keeps state in (state/grid/scopes.ts). */
+  scopes?: string[];
+  /** An engine's session scope when not cluster-wide: where its subcluster's sessions live. */
+  sessionScope?: string;
 }
 
 /** One member as exchanged in push-pull and join replies. */
@@ -97,7 +103,7 @@ const obj = (shape: Record<string, Check>): Check => (v) => {
 };
 const arrayOf = (c: Check, max = 100_000): Check => (v) => Array.isArray(v) && v.length <= max && v.every(c);
 
-const meta = obj({ role: str, version: str, mode: str, group: nullableStr, holdsState: optional(bool) });
+const meta = obj({ role: str, version: str, mode: str, group: nullableStr, holdsState: optional(bool), index: optional(int), scopes: optional(arrayOf(str, 16)), sessionScope: optional(str) });
 const memberState = obj({ id: str, address: str, incarnation: int, state: str, meta });
 
 const BROADCAST_SHAPES: Partial<Record<MessageType, Check>> = {

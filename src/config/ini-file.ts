@@ -5,7 +5,7 @@ import { CohortError } from '../core/errors.js';
 export type RawSections = Map<string, Map<string, { value: string; line: number }>>;
 
 const SECTION_LINE = /^\[([A-Za-z0-9_]+)\]\s*(?:[;#].*)?$/;
-const KEY_LINE = /^([A-Za-z0-9_]+)\s*=(.*)$/;
+const KEY_LINE = /^([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)?)\s*=(.*)$/;
 
 /**
  * Parses the text of a node configuration file.

@@ -20,6 +20,8 @@ import {
   type StateProviderName,
   isWildcardHost,
   TIMING_OVERRIDES,
+  SCOPED_SERVICES,
+  type ScopedService,
 } from './schema.js';
 import { KNOWN_DEFAULT_SECRETS, Secret } from './secret.js';
 import { InvalidValue, splitList, type Address } from './values.js';
@@ -49,10 +51,17 @@ export interface NodeConfig {
     architecture: Architecture;
     replicationFactor: number;
     groupId: string | null;
+    /** Services shared by every subcluster (`inter_group`). */
+    interGroup: ScopedService[];
+    /** `node_index` as set; null when not set (see scopes.ts for the fallback). */
+    nodeIndex: number | null;
+    /** `preferred_node_indices.<service>`, for the services where it is set. */
+    preferredNodeIndices: Partial<Record<ScopedService, number[]>>;
     rpcTimeoutMs: number;
     retrieveMajorityOnly: boolean;
     readLocalOnly: boolean;
     bulkRevocationTimeoutMs: number;
+    revocationCap: number;
   };
   /** Repository URL with relative SQLite paths made absolute; `undefined` when not configured for an engine. */
   repository: { url: string | undefined };
@@ -154,6 +163,17 @@ export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeC
   if (KNOWN_DEFAULT_SECRETS.has(secretKey.reveal().toLowerCase())) {
     warnings.push('[cluster] secret_key is a well-known default; anyone who knows it can join this cluster. Generate a long random secret.');
   }
+  const architecture = get<Architecture>('state', 'architecture');
+  const preferredNodeIndices = Object.fromEntries(
+    SCOPED_SERVICES.map((service) => [service, get<number[]>('state', `preferred_node_indices.${service}`)]).filter(([, list]) => (list as number[]).length > 0),
+  ) as Partial<Record<ScopedService, number[]>>;
+  if (architecture === 'adaptive') {
+    for (const service of Object.keys(preferredNodeIndices)) warnings.push(`[state] preferred_node_indices.${service} is ignored with architecture = adaptive; set architecture = directed to use it.`);
+  }
+  const groupId = get<string | null>('state', 'group_id');
+  if (get<StateProviderName>('state', 'provider') === 'redis' && (groupId !== null || architecture === 'directed')) {
+    warnings.push('[state] group_id and architecture = directed apply to the grid provider only; with provider = redis every engine shares all state in Redis.');
+  }
   const previousDef = findKey('cluster', 'previous_secret_keys')!;
   const previousSrc = sourceOf(previousDef);
   const previousSecretKeys = previousSrc
@@ -205,13 +225,17 @@ export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeC
     state: {
       provider,
       redisUrl: redisUrl ? new Secret(redisUrl) : undefined,
-      architecture: get<Architecture>('state', 'architecture'),
+      architecture,
       replicationFactor: get<number>('state', 'replication_factor'),
-      groupId: get<string | null>('state', 'group_id'),
+      groupId,
+      interGroup: get<ScopedService[]>('state', 'inter_group'),
+      nodeIndex: get<number | null>('state', 'node_index'),
+      preferredNodeIndices,
       rpcTimeoutMs: get<number>('state', 'rpc_timeout'),
       retrieveMajorityOnly: get<boolean>('state', 'retrieve_majority_only'),
       readLocalOnly: get<boolean>('state', 'read_local_only'),
       bulkRevocationTimeoutMs: get<number>('state', 'bulk_revocation_timeout'),
+      revocationCap: get<number>('state', 'revocation_cap'),
     },
     repository: {
       url: repoUrl ? resolveRepositoryUrl(repoUrl, baseDir) : needsRepository ? `sqlite:${resolve(dataDir, 'repository.db')}` : undefined,

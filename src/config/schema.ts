@@ -17,7 +17,17 @@ import {
   parseEnum,
   parseInteger,
   parsePattern,
+  splitList,
 } from './values.js';
+
+/** Group ids: letters, digits, `_ -` (they are written into session ids). */
+const GROUP_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+function parseServiceList(raw: string): ScopedService[] {
+  const items = splitList(raw);
+  for (const item of items) if (!(SCOPED_SERVICES as readonly string[]).includes(item)) throw new InvalidValue(`${item} is not a service`);
+  return [...new Set(items)] as ScopedService[];
+}
 
 export const ROLES = ['console', 'replica', 'engine'] as const;
 export type Role = (typeof ROLES)[number];
@@ -27,6 +37,11 @@ export const PROFILES = ['lan', 'wan', 'local'] as const;
 export type Profile = (typeof PROFILES)[number];
 export const ARCHITECTURES = ['adaptive', 'directed'] as const;
 export type Architecture = (typeof ARCHITECTURES)[number];
+/** Services whose state can be kept within a subcluster or on preferred engines (revocations are always on every engine). */
+export const SCOPED_SERVICES = ['session', 'lockout', 'replay', 'artifact', 'state', 'token', 'rate_limit'] as const;
+export type ScopedService = (typeof SCOPED_SERVICES)[number];
+/** Services shared across subclusters by default: the counters and ids that guard security. */
+export const DEFAULT_INTER_GROUP: readonly ScopedService[] = ['lockout', 'replay', 'rate_limit'];
 export const STATE_PROVIDERS = ['grid', 'redis'] as const;
 export type StateProviderName = (typeof STATE_PROVIDERS)[number];
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -235,10 +250,30 @@ export const KEYS: readonly KeyDef[] = [
   },
   {
     section: 'state', key: 'group_id', type: 'string', default: '', unit: '',
-    doc: 'Subcluster this engine belongs to; empty for none.',
-    allowed: 'empty, or letters, digits, _ - . / (1 to 64 characters)',
-    parse: (raw) => (raw.trim() === '' ? null : parsePattern(raw, CLUSTER_ID_PATTERN)),
+    doc: 'Subcluster this engine belongs to; empty for none. The state of its services (but those in `inter_group`) is kept on the engines of the same subcluster, and its session ids carry the group id so that any engine routes a request for them here (grid provider).',
+    allowed: 'empty, or letters, digits, _ - (1 to 64 characters)',
+    parse: (raw) => (raw.trim() === '' ? null : parsePattern(raw, GROUP_ID_PATTERN)),
   },
+  {
+    section: 'state', key: 'inter_group', type: 'list', default: DEFAULT_INTER_GROUP.join(', '), unit: '',
+    doc: 'With `group_id`: the services whose state is shared by every subcluster instead of kept within this one. Revocations are always on every engine. A service left out (replay, say) is only guarded within each subcluster.',
+    allowed: `comma-separated, from: ${SCOPED_SERVICES.join(', ')}; may be empty`,
+    parse: (raw) => parseServiceList(raw),
+  },
+  {
+    section: 'state', key: 'node_index', type: 'integer', default: '', unit: '',
+    doc: 'This engine\'s number in `preferred_node_indices` lists. Empty: the number the node id ends with (`engine-3` is 3), or none.',
+    allowed: 'empty, or integer 0 to 9999',
+    parse: (raw) => (raw.trim() === '' ? null : parseInteger(raw, 0, 9999)),
+  },
+  ...SCOPED_SERVICES.map(
+    (service): KeyDef => ({
+      section: 'state', key: `preferred_node_indices.${service}`, type: 'list', default: '', unit: '',
+      doc: `With \`architecture = directed\`: the \`node_index\` of the engines that share the ${service.replace('_', ' ')} state of this engine (within its subcluster when it has one). Empty: every engine of its scope. Engines that share state must list the same indices.`,
+      allowed: 'comma-separated integers 0 to 9999; may be empty',
+      parse: (raw) => splitList(raw).map((v) => parseInteger(v, 0, 9999)),
+    }),
+  ),
   {
     section: 'state', key: 'rpc_timeout', type: 'integer', default: '500', unit: 'ms',
     doc: 'How long a state request to other engines waits before it gives up.',
@@ -256,6 +291,12 @@ export const KEYS: readonly KeyDef[] = [
     doc: 'Revocation checks are answered from this engine\'s own copy of the revocation list.',
     allowed: 'true | false',
     parse: parseBoolean,
+  },
+  {
+    section: 'state', key: 'revocation_cap', type: 'integer', default: '1000000', unit: 'revocations',
+    doc: 'Most revocations each engine holds (grid provider). Past it the oldest are evicted, and the engine logs a warning with the count at most once a minute.',
+    allowed: 'integer 1000 to 100000000',
+    parse: (raw) => parseInteger(raw, 1000, 100_000_000),
   },
   {
     section: 'state', key: 'bulk_revocation_timeout', type: 'integer', default: '10000', unit: 'ms',
@@ -297,5 +338,5 @@ export function findKey(section: string, key: string): KeyDef | undefined {
 
 /** The environment variable that overrides a key: COHORT_<SECTION>_<KEY>. */
 export function envVarName(def: Pick<KeyDef, 'section' | 'key'>): string {
-  return `COHORT_${def.section.toUpperCase()}_${def.key.toUpperCase()}`;
+  return `COHORT_${def.section.toUpperCase()}_${def.key.toUpperCase().replaceAll('.', '_')}`;
 }

@@ -35,8 +35,22 @@ import { TransportMux } from '../transport/mux.js';
 import { TcpTransport } from '../transport/tcp-transport.js';
 import { randomInt } from 'node:crypto';
 import { writeFileAtomic } from './data-dir.js';
+import type { NodeMeta } from '../cluster/messages.js';
+import { CLUSTER_SCOPE, indexFromNodeId, scopeKeys, scopeSettings, type EngineScopeInfo } from '../state/grid/scopes.js';
 
 export const MEMBERS_FILE = 'members.json';
+
+/** An engine's scope metadata (state/grid/scopes.ts): its node index and the scopes it keeps state in. */
+function scopeMeta(config: NodeConfig): Pick<NodeMeta, 'index' | 'scopes' | 'sessionScope'> {
+  const keys = scopeKeys(scopeSettings(config));
+  const index = config.state.nodeIndex ?? indexFromNodeId(config.node.id);
+  const scopes = [...new Set(Object.values(keys))].filter((k) => k !== CLUSTER_SCOPE).sort();
+  return {
+    ...(index === null ? {} : { index }),
+    ...(scopes.length > 0 ? { scopes } : {}),
+    ...(keys.session === CLUSTER_SCOPE ? {} : { sessionScope: keys.session }),
+  };
+}
 const JOIN_RETRY_MIN_MS = 100;
 /** How long a node runs alone before it warns that no peer answers (ms). */
 const WARN_ALONE_AFTER_MS = 5000;
@@ -105,7 +119,7 @@ export class ClusterMember {
     this.membership = new Membership({
       id: config.node.id,
       address,
-      meta: { role: config.node.role, version: COHORT_VERSION, mode: config.node.mode, group: config.state.groupId },
+      meta: { role: config.node.role, version: COHORT_VERSION, mode: config.node.mode, group: config.state.groupId, ...(config.node.role === 'engine' ? scopeMeta(config) : {}) },
       timing: this.timing,
       clock,
       // Only probe order and jitter depend on it; nothing secret.
@@ -160,6 +174,22 @@ export class ClusterMember {
   /** Engines in the member list that did not leave (active or failed): the base of write majorities. */
   knownEngineCount(): number {
     return this.engineMembers().filter((m) => m.status !== 'left').length;
+  }
+
+  /** What the grid's scopes need to know of the serving engines (group, node index). */
+  engineScopeInfo(): Map<string, EngineScopeInfo> {
+    return new Map(this.engineMembers().map((m) => [m.id, { id: m.id, group: m.meta.group, index: m.meta.index ?? null }]));
+  }
+
+  /** Every scope key the engines use (cluster-wide included). */
+  scopeKeysInUse(): Set<string> {
+    return new Set([CLUSTER_SCOPE, ...this.engineMembers().flatMap((m) => (m.status === 'left' ? [] : (m.meta.scopes ?? [])))]);
+  }
+
+  /** The session scope of subcluster `group`, as its engines tell it; undefined when none is known. */
+  sessionScopeOfGroup(group: string): string | undefined {
+    const engines = this.engineMembers().filter((m) => m.meta.group === group && m.status !== 'left');
+    return (engines.find(isActive) ?? engines[0])?.meta.sessionScope ?? (engines.length > 0 ? group : undefined);
   }
 
   private engineMembers(): Member[] {

@@ -3,7 +3,9 @@ import { isCohortError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { NodeConfig } from '../config/node-config.js';
 import { Rpc } from '../rpc/rpc.js';
-import { GridProvider } from '../state/grid/grid-provider.js';
+import { GridProvider, PARTITION_COUNT, scopedRouting } from '../state/grid/grid-provider.js';
+import { placeScopes } from '../state/grid/placement.js';
+import { scopeKeys, scopeSettings } from '../state/grid/scopes.js';
 import { GridStore, TOMBSTONE_MS } from '../state/grid/grid-store.js';
 import { ReplicatedExecutor } from '../state/grid/replicated-executor.js';
 import { RedisProvider } from '../state/redis/redis-provider.js';
@@ -21,6 +23,8 @@ export interface OpenedProvider {
 
 /** Membership changes arrive in bursts; placement is recomputed once the burst is over (ms). */
 const PLACEMENT_DEBOUNCE_MS = 50;
+/** How often evictions of the revocation cap are reported, at most (ms). */
+const EVICTION_REPORT_EVERY_MS = 60_000;
 
 /**
  * The state provider `[state] provider` names.
@@ -31,6 +35,9 @@ const PLACEMENT_DEBOUNCE_MS = 50;
  *   (the cluster holds newer state, and the old file could bring deleted records back); a
  *   damaged file is set aside and the engine takes everything from the cluster. Ready once
  *   the start-up sync (revocation list, this engine's partitions) is done and announced.
+ *   Each service's partitions belong to its scope (state/grid/scopes.ts: `group_id`,
+ *   `inter_group`, `directed` with `preferred_node_indices`), placed over the serving
+ *   engines of that scope as membership metadata tells them.
  * - `redis`: connected before the engine reports ready; a Redis that is down fails the start
  *   with STATE_UNAVAILABLE rather than serving errors.
  */
@@ -51,7 +58,7 @@ export async function openStateProvider(config: NodeConfig, clock: Clock, log: L
   }
 
   const dataDir = config.node.dataDir;
-  const store = new GridStore(clock, config.node.id);
+  const store = new GridStore(clock, config.node.id, config.state.revocationCap);
   // The saved state is loaded before the grid answers other engines, so an engine still
   // loading never hands out fingerprints of half its records.
   const savedAt = savedGridStateTime(dataDir);
@@ -83,7 +90,14 @@ export async function openStateProvider(config: NodeConfig, clock: Clock, log: L
     replicationFactor: config.state.replicationFactor,
     bulkTimeoutMs: config.state.bulkRevocationTimeoutMs,
     announceServing: () => cluster.announceHoldsState(),
+    // Each scope in use (cluster-wide, subclusters, directed sets) over its serving members.
+    place: (serving) => {
+      const info = cluster.engineScopeInfo();
+      const engines = serving.map((id) => info.get(id) ?? { id, group: null, index: null });
+      return placeScopes(engines, cluster.scopeKeysInUse(), PARTITION_COUNT, config.state.replicationFactor);
+    },
   });
+  const routing = scopedRouting(scopeKeys(scopeSettings(config)), (group) => cluster.sessionScopeOfGroup(group));
 
   const place = (): void => executor.setEngines(cluster.activeEngines(), cluster.knownEngineCount(), cluster.servingEngines());
   let debounce: TimerHandle | undefined;
@@ -93,11 +107,27 @@ export async function openStateProvider(config: NodeConfig, clock: Clock, log: L
   });
   place();
 
+  // The revocation cap is reported, at most once a minute, when it evicted anything.
+  let evictionsReported = 0;
+  let evictionTimer: TimerHandle | undefined;
+  const reportEvictions = (): void => {
+    if (store.revocationsEvicted > evictionsReported) {
+      log.warn(
+        { cap: config.state.revocationCap, evicted: store.revocationsEvicted - evictionsReported, evictedSinceStart: store.revocationsEvicted },
+        'the revocation list is at its cap (revocation_cap): the oldest revocations were evicted',
+      );
+      evictionsReported = store.revocationsEvicted;
+    }
+    evictionTimer = clock.setTimeout(reportEvictions, EVICTION_REPORT_EVERY_MS);
+  };
+  reportEvictions();
+
   return {
-    provider: new GridProvider(executor, clock),
+    provider: new GridProvider(executor, clock, undefined, routing),
     notReadyReasons: () => (executor.ready ? [] : ['synchronising partitions and the revocation list']),
     shutdown: async () => {
       clock.clearTimeout(debounce);
+      clock.clearTimeout(evictionTimer);
       const saved = await saveGridState(store, dataDir);
       log.info({ records: saved }, 'grid state saved');
       executor.close();

@@ -9,7 +9,9 @@ import { seededRandom } from '../../src/core/random.js';
 import { Rpc } from '../../src/rpc/rpc.js';
 import { nextTurn, runUntil } from '../../src/sim/drive.js';
 import { SimNetwork } from '../../src/sim/sim-network.js';
-import { GridProvider } from '../../src/state/grid/grid-provider.js';
+import { GridProvider, PARTITION_COUNT, scopedRouting } from '../../src/state/grid/grid-provider.js';
+import { placeScopes } from '../../src/state/grid/placement.js';
+import { CLUSTER_SCOPE, scopeKeys, type ScopeSettings } from '../../src/state/grid/scopes.js';
 import { GridStore } from '../../src/state/grid/grid-store.js';
 import { ReplicatedExecutor } from '../../src/state/grid/replicated-executor.js';
 import type { StateProvider } from '../../src/state/services.js';
@@ -25,6 +27,12 @@ export interface SimEngine {
   crashed: boolean;
 }
 
+export interface SimGridOptions {
+  replicationFactor?: number;
+  seed?: number;
+  scopes?: ScopeSettings[];
+}
+
 export class SimGrid {
   readonly clock = new ManualClock(1_800_000_000_000);
   readonly network: SimNetwork;
@@ -33,13 +41,17 @@ export class SimGrid {
   private readonly tick = (ms: number): void => this.clock.advance(ms);
   private driving = false;
 
-  constructor(count: number, options: { replicationFactor?: number; seed?: number } = {}) {
+  /** Per engine, its scope settings (subclusters, directed); none: every service cluster-wide. Engine i has node index i + 1. */
+  private readonly scopes: ScopeSettings[] | undefined;
+
+  constructor(count: number, options: SimGridOptions = {}) {
+    this.scopes = options.scopes;
     this.network = new SimNetwork(this.clock, seededRandom(options.seed ?? 1));
     for (let i = 0; i < count; i++) this.engines.push(this.createEngine(i, options.replicationFactor ?? 3));
   }
 
   /** A grid of `count` engines that all know each other and have finished their start-up sync. */
-  static async started(count: number, options: { replicationFactor?: number; seed?: number } = {}): Promise<SimGrid> {
+  static async started(count: number, options: SimGridOptions = {}): Promise<SimGrid> {
     const grid = new SimGrid(count, options);
     grid.setActive(grid.engines.map((_, i) => i));
     await grid.untilReady();
@@ -141,8 +153,27 @@ export class SimGrid {
     const rpc = new Rpc({ mux, clock, logger: silentLogger(), timeoutMs: 500 });
     const store = new GridStore(clock, id);
     store.start();
-    const executor = new ReplicatedExecutor({ store, rpc, clock, logger: silentLogger(), self: id, replicationFactor, bulkTimeoutMs: 10_000 });
-    const provider = new GridProvider(executor, clock);
+    const scopes = this.scopes;
+    if (!scopes) {
+      const executor = new ReplicatedExecutor({ store, rpc, clock, logger: silentLogger(), self: id, replicationFactor, bulkTimeoutMs: 10_000 });
+      return { id, address, store, rpc, executor, provider: new GridProvider(executor, clock), crashed: false };
+    }
+    // What membership metadata tells a node: every engine's group, node index and scope keys.
+    const keysOf = (k: number) => scopeKeys(scopes[k]!);
+    const place = (serving: readonly string[]) => {
+      const engines = serving.map((e) => {
+        const k = Number(e.slice('engine-'.length)) - 1;
+        return { id: e, group: scopes[k]!.groupId, index: k + 1 };
+      });
+      const inUse = [CLUSTER_SCOPE, ...scopes.flatMap((_, k) => Object.values(keysOf(k)))];
+      return placeScopes(engines, inUse, PARTITION_COUNT, replicationFactor);
+    };
+    const sessionScopeOfGroup = (group: string) => {
+      const k = scopes.findIndex((sc) => sc.groupId === group);
+      return k < 0 ? undefined : keysOf(k).session;
+    };
+    const executor = new ReplicatedExecutor({ store, rpc, clock, logger: silentLogger(), self: id, replicationFactor, bulkTimeoutMs: 10_000, place });
+    const provider = new GridProvider(executor, clock, undefined, scopedRouting(keysOf(i), sessionScopeOfGroup));
     return { id, address, store, rpc, executor, provider, crashed: false };
   }
 }

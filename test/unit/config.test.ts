@@ -66,6 +66,9 @@ describe('node configuration: invalid files are refused with file, key and reaso
     { name: 'timing override not a number', text: withChanges({ cluster: { gossip_nodes: 'three' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[cluster] gossip_nodes', 'not a whole number'] },
     { name: 'wildcard bind without advertise', text: withChanges({ cluster: { bind: '0.0.0.0:8020' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[cluster] bind 0.0.0.0', 'set [cluster] advertise'] },
     { name: 'wildcard advertise', text: withChanges({ cluster: { bind: '0.0.0.0:8020', advertise: '0.0.0.0:8020' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[cluster] advertise', 'wildcard'] },
+    { name: 'group id with a dot (it goes into session ids)', text: withChanges({ state: { group_id: 'east.1' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[state] group_id', 'letters, digits, _ -'] },
+    { name: 'unknown service in inter_group', text: withChanges({ state: { inter_group: 'replay, sessions' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[state] inter_group', 'session, lockout'] },
+    { name: 'preferred node index not a number', text: withChanges({ state: { 'preferred_node_indices.session': '1, two' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[state] preferred_node_indices.session', '"1, two"'] },
     { name: 'bad value from the environment', text: withChanges({}), env: { COHORT_NODE_MODE: 'proxy' }, code: 'CONFIG_INVALID_VALUE', mentions: ['COHORT_NODE_MODE', '"proxy"', 'inline | sideband'] },
   ];
   for (const c of cases) {
@@ -145,6 +148,30 @@ describe('node configuration: valid files', () => {
     assert.equal(c.cluster.secretKey.reveal(), 'from-the-environment');
     assert.equal(c.state.replicationFactor, 5);
     assert.deepEqual(c.cluster.peers, [{ host: 'a.example', port: 1 }, { host: '::1', port: 2 }]);
+  });
+
+  it('reads subclusters and directed placement: group, inter-group services, node index, preferred indices per service', (t) => {
+    const dir = tmpDir(t);
+    const file = join(dir, 'node.ini');
+    writeFileSync(file, withChanges({ state: { architecture: 'directed', group_id: 'east', inter_group: 'replay, replay, token', 'preferred_node_indices.session': '3, 1' } }));
+    const c = loadNodeConfig(file, { COHORT_STATE_PREFERRED_NODE_INDICES_LOCKOUT: '2', COHORT_STATE_NODE_INDEX: '7' });
+    assert.equal(c.state.groupId, 'east');
+    assert.deepEqual(c.state.interGroup, ['replay', 'token']);
+    assert.deepEqual(c.state.preferredNodeIndices, { session: [3, 1], lockout: [2] });
+    assert.equal(c.state.nodeIndex, 7);
+    assert.deepEqual(c.warnings, []);
+
+    writeFileSync(file, withChanges({}));
+    const defaults = loadNodeConfig(file, {});
+    assert.deepEqual(defaults.state.interGroup, ['lockout', 'replay', 'rate_limit']);
+    assert.equal(defaults.state.nodeIndex, null);
+    assert.deepEqual(defaults.state.preferredNodeIndices, {});
+
+    // Settings that would do nothing are warned about.
+    writeFileSync(file, withChanges({ state: { 'preferred_node_indices.session': '1' } }));
+    assert.match(loadNodeConfig(file, {}).warnings.join(' '), /preferred_node_indices\.session is ignored with architecture = adaptive/);
+    writeFileSync(file, withChanges({ state: { provider: 'redis', redis_url: 'redis://127.0.0.1:6379', group_id: 'east' } }));
+    assert.match(loadNodeConfig(file, {}).warnings.join(' '), /group_id .* grid provider/);
   });
 
   it('decodes OBF: secrets and previous keys, and hides them when printed', (t) => {

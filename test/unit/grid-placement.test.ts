@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { changedPartitions, placePartitions, writeQuorum } from '../../src/state/grid/placement.js';
+import { changedPartitions, placePartitions, placeScopes, writeQuorum } from '../../src/state/grid/placement.js';
+import { CLUSTER_SCOPE, scopedPartition } from '../../src/state/grid/scopes.js';
 
 const engines = (n: number): string[] => Array.from({ length: n }, (_, i) => `engine-${i + 1}`);
 
@@ -38,7 +39,8 @@ describe('grid placement (rendezvous hashing)', () => {
   it('moves only the partitions of an engine that leaves or joins', () => {
     const five = placePartitions(engines(5), 271, 3);
     const four = placePartitions(engines(4), 271, 3); // engine-5 left
-    const changed = changedPartitions(five, four);
+    const asMap = (sets: ReturnType<typeof placePartitions>) => new Map(sets.map((set, p) => [p, set]));
+    const changed = changedPartitions(asMap(five), asMap(four));
     for (let p = 0; p < 271; p++) {
       const touchedEngine5 = five[p]!.includes('engine-5');
       assert.equal(changed.includes(p), touchedEngine5, `partition ${p}`);
@@ -46,6 +48,25 @@ describe('grid placement (rendezvous hashing)', () => {
       if (touchedEngine5) assert.deepEqual(four[p]!.slice(0, 2), five[p]!.filter((e) => e !== 'engine-5').slice(0, 2));
     }
     assert.ok(changed.length < 271 * 0.8);
+  });
+
+  it('places each scope over its own members, on partitions of its own', () => {
+    const info = [
+      { id: 'engine-1', group: 'east', index: 1 },
+      { id: 'engine-2', group: 'east', index: 2 },
+      { id: 'engine-3', group: 'west', index: 3 },
+      { id: 'engine-4', group: 'west', index: 4 },
+      { id: 'engine-5', group: 'west', index: 5 },
+    ];
+    const placement = placeScopes(info, [CLUSTER_SCOPE, 'east', 'west', 'west|3,4', 'nobody'], 271, 3);
+    const setsOf = (key: string) => Array.from({ length: 271 }, (_, p) => placement.get(scopedPartition(key, p)));
+    assert.ok(setsOf(CLUSTER_SCOPE).every((s) => s!.length === 3), 'cluster-wide: any 3 of the 5');
+    assert.deepEqual(setsOf(CLUSTER_SCOPE), placePartitions(engines(5), 271, 3), 'the cluster scope is the plain placement');
+    assert.ok(setsOf('east').every((s) => s!.length === 2 && s!.every((e) => e === 'engine-1' || e === 'engine-2')));
+    assert.ok(setsOf('west').every((s) => s!.length === 3 && s!.every((e) => ['engine-3', 'engine-4', 'engine-5'].includes(e))));
+    assert.ok(setsOf('west|3,4').every((s) => s!.length === 2 && s!.every((e) => e === 'engine-3' || e === 'engine-4')));
+    assert.ok(setsOf('nobody').every((s) => s === undefined), 'a scope without members has nothing placed');
+    assert.equal(placement.size, 271 * 4);
   });
 
   it('write quorum is a majority of the replica set', () => {

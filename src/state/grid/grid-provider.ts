@@ -5,7 +5,11 @@
  * this engine's own store (a one-engine grid, and the unit under the replicated grid); the
  * replicated executor routes each operation to the owner of its partition and replicates
  * the result. Routing keys: a session's partition is chosen from its subject and written into
- * its id, so get/delete by id and list by subject land on the same partition.
+ * its id, so get/delete by id and list by subject land on the same partition. Which scope
+ * (scopes.ts: cluster-wide, this engine's subcluster, a directed set of engines) each
+ * service's partitions belong to is the `ServiceRouting`'s business; a session of a
+ * subcluster carries its group id (`<group>.<partition>.<random>`), so any engine routes a
+ * request for it to that subcluster.
  */
 import { createHash } from 'node:crypto';
 import type { Clock } from '../../core/clock.js';
@@ -21,6 +25,8 @@ import {
 } from '../services.js';
 import { GridStore } from './grid-store.js';
 import { applyOperation, type Operation, type OperationResults } from './operations.js';
+import type { ScopedService } from '../../config/schema.js';
+import { CLUSTER_SCOPE, scopedPartition, scopeGroup } from './scopes.js';
 
 /** Partitions of the key space; fixed for the life of a cluster (a prime spreads keys evenly). */
 export const PARTITION_COUNT = 271;
@@ -33,13 +39,69 @@ export function partitionOf(key: string): number {
   return createHash('sha1').update(key).digest().readUInt32BE(0) % PARTITION_COUNT;
 }
 
-/** The partition written into a session id (`<partition>.<random>`), or undefined if malformed. */
-export function partitionOfSessionId(id: string): number | undefined {
-  const dot = id.indexOf('.');
-  if (dot <= 0 || dot > 3) return undefined;
-  const p = Number(id.slice(0, dot));
-  return Number.isInteger(p) && p >= 0 && p < PARTITION_COUNT ? p : undefined;
+/** The parts of a session id: `[<group>.]<partition>.<random>`; undefined if malformed. */
+export function parseSessionId(id: string): { group: string | null; partition: number } | undefined {
+  const last = id.lastIndexOf('.');
+  if (last <= 0 || last === id.length - 1) return undefined;
+  const before = id.lastIndexOf('.', last - 1);
+  const digits = id.slice(before + 1, last);
+  if (!/^\d{1,3}$/.test(digits)) return undefined;
+  const partition = Number(digits);
+  if (partition >= PARTITION_COUNT) return undefined;
+  if (before < 0) return { group: null, partition };
+  const group = id.slice(0, before);
+  return /^[A-Za-z0-9_-]{1,64}$/.test(group) ? { group, partition } : undefined;
 }
+
+/** The partition written into a session id of the cluster-wide scope, or undefined if malformed. */
+export function partitionOfSessionId(id: string): number | undefined {
+  const parsed = parseSessionId(id);
+  return parsed?.group === null ? parsed.partition : undefined;
+}
+
+/** Where each service's keys live: the partition (scope-wide number, scopes.ts) of a key. */
+export interface ServiceRouting {
+  /** The partition of `key` (already prefixed by its service) for `service`. */
+  partition(service: ScopedService, key: string): number;
+  /** The id of a new session of `subject`, and its partition. */
+  newSession(subject: string): { id: string; partition: number };
+  /** The partition a session id routes to; undefined when malformed or its subcluster is unknown. */
+  sessionPartition(id: string): number | undefined;
+}
+
+/**
+ * Routing over scopes. `keys`: this engine's scope key per service; `sessionScopeOfGroup`:
+ * the session scope key of another subcluster (told by its engines), or undefined.
+ */
+export function scopedRouting(keys: Readonly<Record<ScopedService, string>>, sessionScopeOfGroup: (group: string) => string | undefined): ServiceRouting {
+  const own = keys.session;
+  const ownGroup = scopeGroup(own);
+  return {
+    partition: (service, key) => scopedPartition(keys[service], partitionOf(key)),
+    newSession: (subject) => {
+      const p = partitionOf(`subject:${subject}`);
+      const random = randomToken(24);
+      return { id: ownGroup === null ? `${p}.${random}` : `${ownGroup}.${p}.${random}`, partition: scopedPartition(own, p) };
+    },
+    sessionPartition: (id) => {
+      const parsed = parseSessionId(id);
+      if (!parsed) return undefined;
+      if (parsed.group === null) return scopedPartition(ownGroup === null ? own : CLUSTER_SCOPE, parsed.partition);
+      const key = parsed.group === ownGroup ? own : sessionScopeOfGroup(parsed.group);
+      return key === undefined ? undefined : scopedPartition(key, parsed.partition);
+    },
+  };
+}
+
+/** Every service cluster-wide (no subclusters, adaptive). */
+export const CLUSTER_ROUTING: ServiceRouting = {
+  partition: (_service, key) => partitionOf(key),
+  newSession: (subject) => {
+    const p = partitionOf(`subject:${subject}`);
+    return { id: `${p}.${randomToken(24)}`, partition: p };
+  },
+  sessionPartition: partitionOfSessionId,
+};
 
 export interface GridExecutor {
   /** Runs `op` where partition `partition` lives and resolves with its result. */
@@ -77,27 +139,28 @@ export class GridProvider implements StateProvider {
     private readonly exec: GridExecutor,
     private readonly clock: Clock,
     private readonly onClose: () => Promise<void> = async () => undefined,
+    private readonly routing: ServiceRouting = CLUSTER_ROUTING,
   ) {}
 
   readonly sessions = {
     create: async (input: NewSession): Promise<Session> => {
       const now = this.clock.now();
-      const partition = partitionOf(`subject:${input.subject}`);
+      const { id, partition } = this.routing.newSession(input.subject);
       const base = { createdAt: now, lastAccessAt: now, idleTimeoutMs: input.idleTimeoutMs, maxLifetimeMs: input.maxLifetimeMs };
-      const session: Session = { id: `${partition}.${randomToken(24)}`, subject: input.subject, attributes: input.attributes ?? {}, ...base, expiresAt: sessionExpiry(base) };
+      const session: Session = { id, subject: input.subject, attributes: input.attributes ?? {}, ...base, expiresAt: sessionExpiry(base) };
       return this.exec.execute(partition, { t: 'session.put', session });
     },
     get: async (id: string, options: { touch?: boolean } = {}): Promise<Session | undefined> => {
-      const partition = partitionOfSessionId(id);
+      const partition = this.routing.sessionPartition(id);
       if (partition === undefined || this.exec.local({ t: 'revocation.get', id })) return undefined;
       return (await this.exec.execute(partition, { t: 'session.get', id, touch: options.touch === true })) ?? undefined;
     },
     listBySubject: async (subject: string): Promise<Session[]> => {
-      const sessions = await this.exec.execute(partitionOf(`subject:${subject}`), { t: 'session.list', subject });
+      const sessions = await this.exec.execute(this.routing.partition('session', `subject:${subject}`), { t: 'session.list', subject });
       return sessions.filter((s) => !this.exec.local({ t: 'revocation.get', id: s.id }));
     },
     delete: async (id: string): Promise<boolean> => {
-      const partition = partitionOfSessionId(id);
+      const partition = this.routing.sessionPartition(id);
       if (partition === undefined) return false;
       const existed = await this.exec.execute(partition, { t: 'session.delete', id });
       // Revoked even when this engine did not know it: another may still hold a stale copy.
@@ -113,29 +176,29 @@ export class GridProvider implements StateProvider {
   };
 
   readonly lockout = {
-    recordFailure: (key: string, policy: LockoutPolicy) => this.exec.execute(partitionOf(`lockout:${key}`), { t: 'lockout.fail', key, policy }),
-    status: (key: string, policy: LockoutPolicy) => this.exec.execute(partitionOf(`lockout:${key}`), { t: 'lockout.get', key, policy }),
+    recordFailure: (key: string, policy: LockoutPolicy) => this.exec.execute(this.routing.partition('lockout', `lockout:${key}`), { t: 'lockout.fail', key, policy }),
+    status: (key: string, policy: LockoutPolicy) => this.exec.execute(this.routing.partition('lockout', `lockout:${key}`), { t: 'lockout.get', key, policy }),
     reset: async (key: string): Promise<void> => {
-      await this.exec.execute(partitionOf(`lockout:${key}`), { t: 'lockout.reset', key });
+      await this.exec.execute(this.routing.partition('lockout', `lockout:${key}`), { t: 'lockout.reset', key });
     },
   };
 
   readonly replay = {
-    checkAndInsert: (id: string, ttlMs: number) => this.exec.execute(partitionOf(`replay:${id}`), { t: 'replay.insert', id, ttlMs }),
+    checkAndInsert: (id: string, ttlMs: number) => this.exec.execute(this.routing.partition('replay', `replay:${id}`), { t: 'replay.insert', id, ttlMs }),
   };
 
   readonly artifacts = {
     put: async (id: string, payload: string, ttlMs: number): Promise<void> => {
-      await this.exec.execute(partitionOf(`artifact:${id}`), { t: 'artifact.put', id, payload, ttlMs });
+      await this.exec.execute(this.routing.partition('artifact', `artifact:${id}`), { t: 'artifact.put', id, payload, ttlMs });
     },
-    resolve: async (id: string): Promise<string | undefined> => (await this.exec.execute(partitionOf(`artifact:${id}`), { t: 'artifact.take', id })) ?? undefined,
+    resolve: async (id: string): Promise<string | undefined> => (await this.exec.execute(this.routing.partition('artifact', `artifact:${id}`), { t: 'artifact.take', id })) ?? undefined,
   };
 
   readonly requestState = this.values('state');
   readonly tokens = this.values('token');
 
   readonly rateLimits = {
-    take: (policy: string, key: string, limits: RateLimitPolicy) => this.exec.execute(partitionOf(`bucket:${policy}:${key}`), { t: 'bucket.take', policy, key, limits }),
+    take: (policy: string, key: string, limits: RateLimitPolicy) => this.exec.execute(this.routing.partition('rate_limit', `bucket:${policy}:${key}`), { t: 'bucket.take', policy, key, limits }),
   };
 
   close(): Promise<void> {
@@ -143,7 +206,7 @@ export class GridProvider implements StateProvider {
   }
 
   private values(space: 'state' | 'token') {
-    const p = (key: string): number => partitionOf(`${space}:${key}`);
+    const p = (key: string): number => this.routing.partition(space, `${space}:${key}`);
     return {
       put: async (key: string, value: unknown, ttlMs: number): Promise<void> => {
         await this.exec.execute(p(key), { t: 'value.put', space, key, value, ttlMs });

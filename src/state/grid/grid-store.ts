@@ -106,6 +106,9 @@ function recordHashes(ns: string, key: string, version: number): [number, number
   return [fmix(a ^ lo ^ Math.imul(hi, 0x9e3779b1)), fmix(b ^ hi ^ Math.imul(lo, 0x85ebca6b))];
 }
 
+/** Most revocations an engine holds by default (`[state] revocation_cap`); beyond, the oldest are evicted. */
+export const DEFAULT_REVOCATION_CAP = 1_000_000;
+
 const SWEEP_EVERY_MS = 1000;
 const SWEEP_SLICE = 10_000;
 
@@ -122,11 +125,23 @@ export class GridStore {
   /** Secondary keys (`StoredRecord.index`) → the key, or keys, of the live records under them. */
   private readonly secondary = new Map<Namespace, Map<string, string | string[]>>();
   private readonly origins = new Map<string, string>();
+  /**
+   * Revocations at or below this version were evicted (the list was at its cap): copies of
+   * them arriving from other engines are refused, so engines converge on the same newest ones
+   * and a sync does not bring evicted revocations back.
+   */
+  private revocationFloor = 0;
+  /** Revocations evicted since this store started (reported by the engine). */
+  revocationsEvicted = 0;
 
-  /** `origin`: this engine's id, written into the records it makes (see StoredRecord.origin). */
+  /**
+   * `origin`: this engine's id, written into the records it makes (see StoredRecord.origin).
+   * `revocationCap`: most revocations held; past it the oldest (first stored) are evicted.
+   */
   constructor(
     private readonly clock: Clock,
     private readonly origin?: string,
+    private readonly revocationCap = DEFAULT_REVOCATION_CAP,
   ) {}
 
   /** Starts the periodic expiry sweep. */
@@ -193,6 +208,7 @@ export class GridStore {
     }
     if (current && current.version >= change.record.version) return false;
     if (change.record.expiresAt <= this.clock.now()) return false;
+    if (change.ns === 'revocation' && !current && change.record.version <= this.revocationFloor) return false;
     if (change.record.origin !== undefined) change.record.origin = this.intern(change.record.origin);
     this.put(change.ns, change.key, change.record);
     return true;
@@ -340,6 +356,17 @@ export class GridStore {
     keys.add(key);
     this.fingerprint(ns, key, record, +1);
     if (record.index !== undefined && !record.deleted) this.fileUnder(ns, record.index, key);
+    if (ns === 'revocation' && space.size > this.revocationCap) this.evictRevocations(space);
+  }
+
+  /** Evicts the oldest revocations (first stored: Map order) down to the cap. */
+  private evictRevocations(space: Map<string, StoredRecord>): void {
+    for (const [key, record] of space) {
+      if (space.size <= this.revocationCap) break;
+      this.revocationFloor = Math.max(this.revocationFloor, record.version);
+      this.remove('revocation', key);
+      this.revocationsEvicted++;
+    }
   }
 
   /** Adds `key` under secondary key `index` (one key is kept as a plain string: most subjects have one session). */

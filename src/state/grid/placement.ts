@@ -1,6 +1,7 @@
 /**
  * Adaptive placement: which engines hold each partition. Pure functions, table-tested in
- * test/unit/grid-placement.test.ts.
+ * test/unit/grid-placement.test.ts. Each scope (scopes.ts: cluster-wide, a subcluster, a
+ * directed set of engines) is placed the same way over its own members.
  *
  * Rendezvous (highest-random-weight) hashing: every engine gets a score per partition, and
  * the `replicationFactor` highest scores form the partition's replica set, highest first
@@ -9,8 +10,13 @@
  */
 import { createHash } from 'node:crypto';
 import { quorumSize } from '../../rpc/rpc.js';
+import { scopeMembers, scopedPartition, type EngineScopeInfo } from './scopes.js';
 
-export type Placement = readonly (readonly string[])[];
+/** Replica sets of one scope's partitions, by partition (0 … count - 1). */
+export type ReplicaSets = readonly (readonly string[])[];
+
+/** Replica sets of every scope in use, by scope-wide partition number (scopes.ts). */
+export type Placement = ReadonlyMap<number, readonly string[]>;
 
 /** Scores of one engine for every partition; an engine's scores never change, so they are kept. */
 const scoreCache = new Map<string, Uint32Array>();
@@ -27,7 +33,7 @@ function scoresOf(engine: string, partitions: number): Uint32Array {
 }
 
 /** Replica sets of `partitions` partitions over `engines` (ids), each of min(rf, N) engines. */
-export function placePartitions(engines: readonly string[], partitions: number, replicationFactor: number): Placement {
+export function placePartitions(engines: readonly string[], partitions: number, replicationFactor: number): ReplicaSets {
   const size = Math.min(replicationFactor, engines.length);
   const scored = engines.map((e) => ({ e, s: scoresOf(e, partitions) }));
   const out: string[][] = [];
@@ -38,12 +44,26 @@ export function placePartitions(engines: readonly string[], partitions: number, 
   return out;
 }
 
-/** Partitions whose replica set differs between two placements (order included: a new primary counts). */
+/**
+ * The placement of every scope in `scopeKeys` over the engines that hold state: each scope's
+ * partitions over that scope's members (scopes.ts). A scope with no member has no partitions
+ * placed (its operations fail as unavailable).
+ */
+export function placeScopes(engines: readonly EngineScopeInfo[], scopeKeys: Iterable<string>, partitions: number, replicationFactor: number): Placement {
+  const out = new Map<number, readonly string[]>();
+  for (const key of new Set(scopeKeys)) {
+    const members = scopeMembers(key, engines);
+    if (members.length === 0) continue;
+    placePartitions(members, partitions, replicationFactor).forEach((set, p) => out.set(scopedPartition(key, p), set));
+  }
+  return out;
+}
+
+/** Partitions placed in `after` whose replica set differs from `before` (order included: a new primary counts). */
 export function changedPartitions(before: Placement, after: Placement): number[] {
   const changed: number[] = [];
-  for (let p = 0; p < after.length; p++) {
-    const a = before[p] ?? [];
-    const b = after[p]!;
+  for (const [p, b] of after) {
+    const a = before.get(p) ?? [];
     if (a.length !== b.length || a.some((e, i) => e !== b[i])) changed.push(p);
   }
   return changed;

@@ -40,7 +40,8 @@ import { RawText, type Rpc } from '../../rpc/rpc.js';
 import { EVERYWHERE, PARTITION_COUNT, type GridExecutor } from './grid-provider.js';
 import type { GridStore, RecordChange } from './grid-store.js';
 import { applyOperation, isReadOnly, type Operation, type OperationResults } from './operations.js';
-import { changedPartitions, placePartitions, writeQuorum, type Placement } from './placement.js';
+import { changedPartitions, placeScopes, writeQuorum, type Placement } from './placement.js';
+import { CLUSTER_SCOPE } from './scopes.js';
 import { parseRecordLines, partitionLines } from './record-lines.js';
 
 export interface ReplicatedExecutorOptions {
@@ -58,6 +59,11 @@ export interface ReplicatedExecutorOptions {
    * place partitions on it. Without it (tests driving placement by hand) nothing is told.
    */
   announceServing?(): void;
+  /**
+   * The placement of every scope in use over the given serving engines (scopes.ts: the
+   * cluster-wide scope, subclusters, directed sets). Default: the cluster-wide scope only.
+   */
+  place?(serving: readonly string[]): Placement;
 }
 
 /** How soon partitions that could not be synchronised are tried again (ms). */
@@ -78,7 +84,7 @@ export class ReplicatedExecutor implements GridExecutor {
   private serving = new Set<string>();
   /** This engine finished its start-up sync and said so. */
   private selfServing = false;
-  private placement: Placement = [];
+  private placement: Placement = new Map();
   /**
    * Partitions this engine must pull before it serves them as primary, each with the
    * placement generation that marked it: a sync clears only marks older than itself, so a
@@ -140,7 +146,7 @@ export class ReplicatedExecutor implements GridExecutor {
 
   /** The replica set of a partition, primary first (for tests and diagnostics). */
   replicasOf(partition: number): readonly string[] {
-    return this.placement[partition] ?? [];
+    return this.placement.get(partition) ?? [];
   }
 
   /**
@@ -168,13 +174,18 @@ export class ReplicatedExecutor implements GridExecutor {
     const before = this.placement;
     const newcomers = [...servingNow].filter((id) => id !== this.o.self && !this.serving.has(id));
     this.serving = servingNow;
-    this.placement = placePartitions([...servingNow], PARTITION_COUNT, this.o.replicationFactor);
-    const moved = before.length === 0 ? [] : changedPartitions(before, this.placement);
-    const resync = before.length === 0 || newcomers.length > 0 ? this.placement.map((_, p) => p) : moved;
+    this.placement = this.placeOver([...servingNow]);
+    const moved = before.size === 0 ? [] : changedPartitions(before, this.placement);
+    const resync = before.size === 0 || newcomers.length > 0 ? [...this.placement.keys()] : moved;
     this.generation++;
-    for (const p of resync) if (this.placement[p]!.includes(this.o.self)) this.unsynced.set(p, this.generation);
+    for (const p of resync) if (this.placement.get(p)!.includes(this.o.self)) this.unsynced.set(p, this.generation);
     if (moved.length > 0) this.handOff(before, moved);
     if (this.initialSyncDone) this.scheduleRepair(0);
+  }
+
+  private placeOver(serving: readonly string[]): Placement {
+    if (this.o.place) return this.o.place(serving);
+    return placeScopes(serving.map((id) => ({ id, group: null, index: null })), [CLUSTER_SCOPE], PARTITION_COUNT, this.o.replicationFactor);
   }
 
   /** Stops background synchronisation (the engine is stopping). */
@@ -191,7 +202,7 @@ export class ReplicatedExecutor implements GridExecutor {
   }
 
   private answersLocally(partition: number, op: Operation): boolean {
-    return isReadOnly(op) && !this.unsynced.has(partition) && this.placement[partition]?.includes(this.o.self) === true;
+    return isReadOnly(op) && !this.unsynced.has(partition) && this.placement.get(partition)?.includes(this.o.self) === true;
   }
 
   /**
@@ -231,7 +242,7 @@ export class ReplicatedExecutor implements GridExecutor {
    * reached only the other backups; this engine's own copy is tried first.
    */
   private async readFromBackups(partition: number, op: Operation, primaryError: unknown): Promise<unknown> {
-    const backups = (this.placement[partition] ?? []).slice(1);
+    const backups = (this.placement.get(partition) ?? []).slice(1);
     if (backups.includes(this.o.self)) return applyOperation(this.o.store, op, this.o.clock.now(), partition);
     for (const id of backups) {
       const address = this.engines.get(id);
@@ -299,12 +310,12 @@ export class ReplicatedExecutor implements GridExecutor {
   // ------------------------------------------------------------------ primary side
 
   private primaryOf(partition: number): string | undefined {
-    return this.placement[partition]?.[0];
+    return this.placement.get(partition)?.[0];
   }
 
   private async executeAsPrimary(partition: number, op: Operation): Promise<unknown> {
     await this.ensureSynced(partition);
-    const replicas = this.placement[partition] ?? [];
+    const replicas = this.placement.get(partition) ?? [];
     if (replicas[0] !== this.o.self) throw new CohortError('STATE_PLACEMENT_CHANGING', `partition ${partition} moved while it was being synchronised`);
     // On the minority side of a network partition this engine may see itself as primary of
     // partitions the majority side also serves: it refuses changes rather than diverge.
@@ -397,7 +408,7 @@ export class ReplicatedExecutor implements GridExecutor {
     const ok = new Set<number>();
     partitions.forEach((p, index) => {
       // Revocations (EVERYWHERE): any engine that answers is a replica.
-      const replicas = p === EVERYWHERE ? sources.map(([id]) => id) : (placement[p] ?? []);
+      const replicas = p === EVERYWHERE ? sources.map(([id]) => id) : (placement.get(p) ?? []);
       const mine = this.o.store.digest(p);
       const byDigest = new Map<string, string[]>(); // differing fingerprint → addresses holding it
       let replicaAnswered = replicas.every((id) => id === this.o.self);
@@ -489,8 +500,8 @@ export class ReplicatedExecutor implements GridExecutor {
   private handOff(before: Placement, changed: number[]): void {
     const byTarget = new Map<string, number[]>();
     for (const p of changed) {
-      for (const id of this.placement[p]!) {
-        if (id === this.o.self || before[p]?.includes(id) || this.o.store.recordCount(p) === 0) continue;
+      for (const id of this.placement.get(p)!) {
+        if (id === this.o.self || before.get(p)?.includes(id) || this.o.store.recordCount(p) === 0) continue;
         byTarget.set(id, [...(byTarget.get(id) ?? []), p]);
       }
     }
@@ -546,7 +557,7 @@ export class ReplicatedExecutor implements GridExecutor {
   }
 
   private async repair(): Promise<void> {
-    for (const p of this.unsynced.keys()) if (!this.placement[p]?.includes(this.o.self)) this.unsynced.delete(p);
+    for (const p of this.unsynced.keys()) if (!this.placement.get(p)?.includes(this.o.self)) this.unsynced.delete(p);
     await this.syncPartitions([...this.unsynced.keys()]).catch(() => undefined);
     if (this.unsynced.size > 0) this.scheduleRepair(REPAIR_RETRY_MS);
   }
@@ -572,8 +583,8 @@ export class ReplicatedExecutor implements GridExecutor {
       const fullStart = this.servingOthers().length === 0;
       const everyEngine = fullStart && this.o.clock.now() <= deadline;
       const base = fullStart ? [...this.engines.keys()] : [...new Set([...this.serving, this.o.self])];
-      const target = placePartitions(base, PARTITION_COUNT, this.o.replicationFactor);
-      const mine = target.map((set, p) => (set.includes(this.o.self) ? p : -1)).filter((p) => p >= 0);
+      const target = this.placeOver(base);
+      const mine = [...target].filter(([, set]) => set.includes(this.o.self)).map(([p]) => p);
       mine.push(EVERYWHERE);
       for (const p of mine) if (!this.unsynced.has(p)) this.unsynced.set(p, this.generation);
       const left = await this.syncPartitions(mine, target, everyEngine);
