@@ -32,6 +32,24 @@ const ttlSeconds = { type: 'integer', minimum: 1, maximum: MAX_TTL_SECONDS } as 
 const idParams = { type: 'object', properties: { id }, required: ['id'] } as const;
 const keyParams = { type: 'object', properties: { key: id }, required: ['key'] } as const;
 
+/**
+ * The session answer's schema: Fastify compiles it into a serializer much faster than
+ * JSON.stringify (lookups are the runtime's hot path); attributes are free-form.
+ */
+const sessionResponse = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    subject: { type: 'string' },
+    attributes: { type: 'object', additionalProperties: true },
+    createdAt: { type: 'string' },
+    lastAccessAt: { type: 'string' },
+    expiresAt: { type: 'string' },
+    idleTimeoutSeconds: { type: 'integer' },
+    maxLifetimeSeconds: { type: 'integer' },
+  },
+} as const;
+
 /** A session as the API shows it: times as ISO 8601, durations in seconds. */
 function sessionView(s: Session) {
   return {
@@ -98,14 +116,20 @@ export function registerRuntimeApi(app: FastifyInstance, options: RuntimeApiOpti
     });
 
     api.get<{ Params: { id: string }; Querystring: { touch?: 'true' | 'false' } }>('/runtime/v1/sessions/:id', {
-      schema: { params: idParams, querystring: { type: 'object', additionalProperties: false, properties: { touch: { type: 'string', enum: ['true', 'false'] } } } },
+      schema: {
+        params: idParams,
+        querystring: { type: 'object', additionalProperties: false, properties: { touch: { type: 'string', enum: ['true', 'false'] } } },
+        response: { 200: sessionResponse },
+      },
     }, async (request) => {
       const s = await provider.sessions.get(request.params.id, { touch: request.query.touch === 'true' });
       if (!s) throw notFound('session');
       return sessionView(s);
     });
 
-    api.get<{ Params: { key: string } }>('/runtime/v1/subjects/:key/sessions', { schema: { params: keyParams } }, async (request) => ({
+    api.get<{ Params: { key: string } }>('/runtime/v1/subjects/:key/sessions', {
+      schema: { params: keyParams, response: { 200: { type: 'object', properties: { sessions: { type: 'array', items: sessionResponse } } } } },
+    }, async (request) => ({
       sessions: (await provider.sessions.listBySubject(request.params.key)).map(sessionView),
     }));
 

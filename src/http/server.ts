@@ -1,4 +1,4 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyError } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyError, type FastifyRequest } from 'fastify';
 import type { Logger } from '../core/logger.js';
 import { CohortError, type ErrorCode } from '../core/errors.js';
 import { formatAddress, type Address } from '../config/values.js';
@@ -23,7 +23,9 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
  * A Fastify instance with the conventions every Cohort API shares: errors answered as
  * `{ error: { code, message } }` with a code from core/errors.ts, a body size limit, schema
  * validation failures as 400 HTTP_BAD_REQUEST, and no per-request logging (it would cost more
- * than the request on the runtime hot path; failures are still logged).
+ * than the request on the runtime hot path; failures are still logged, with the request id,
+ * method and URL). For the same reason requests share the API's logger instead of getting a
+ * child logger each.
  */
 export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   const app = Fastify({
@@ -36,13 +38,14 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     // Path parameters carry host:port addresses and keys; host names may be 253 characters.
     routerOptions: { maxParamLength: 300 },
+    childLoggerFactory: (logger) => logger,
     return503OnClosing: true,
     forceCloseConnections: true,
   });
 
   app.setErrorHandler((err: FastifyError | CohortError, request, reply) => {
     if (err instanceof CohortError) {
-      if (err.status >= 500) request.log.error({ err }, 'request failed');
+      if (err.status >= 500) request.log.error({ err, ...requestFields(request) }, 'request failed');
       return reply.code(err.status).send(err.toBody());
     }
     const mapped = err.code ? FASTIFY_CODES[err.code] : undefined;
@@ -51,7 +54,7 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
       const status = new CohortError(code, '').status;
       return reply.code(status).send({ error: { code, message: err.message } });
     }
-    request.log.error({ err }, 'request failed');
+    request.log.error({ err, ...requestFields(request) }, 'request failed');
     return reply.code(500).send({ error: { code: 'HTTP_INTERNAL', message: 'internal error; see the node log' } });
   });
 
@@ -59,6 +62,10 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     reply.code(404).send({ error: { code: 'HTTP_NOT_FOUND', message: `no route for ${request.method} ${request.url.split('?')[0]}` } }),
   );
   return app;
+}
+
+function requestFields(request: FastifyRequest): { reqId: string; method: string; url: string } {
+  return { reqId: request.id, method: request.method, url: request.url.split('?')[0]! };
 }
 
 /** Binds `app` to `address`; a failure becomes NODE_BIND_FAILED naming the address. */

@@ -7,6 +7,7 @@ import { registerRuntimeApi } from '../../src/engine/runtime-api.js';
 import { sha256 } from '../../src/http/bearer-auth.js';
 import { createHttpServer } from '../../src/http/server.js';
 import { localGrid } from '../../src/state/grid/grid-provider.js';
+import { captureLogger } from '../helpers/transports.js';
 
 const KEY = 'runtime-test-api-key-0123456789';
 
@@ -42,6 +43,37 @@ describe('runtime API', () => {
     assert.deepEqual((await app.inject({ method: 'GET', url: '/health/ready' })).json(), { status: 'ready' });
     const none = runtimeApp(t, { keys: [] });
     assert.equal((await none.app.inject({ method: 'GET', url: '/runtime/v1/revocations/x', headers: auth })).json().error.code, 'AUTH_NO_API_KEYS');
+  });
+
+  it('answers sessions through the compiled schema with every field and nested attributes; an unexpected failure is a 500 logged with the request, never its internals', async (t) => {
+    const { app } = runtimeApp(t);
+    const attributes = { role: 'admin', nested: { list: [1, 'two', { three: true }], empty: {} }, n: 1.5 };
+    const created = (await app.inject({ method: 'POST', url: '/runtime/v1/sessions', headers: auth, payload: { subject: 'bob', attributes } })).json();
+    const read = await app.inject({ method: 'GET', url: `/runtime/v1/sessions/${created.id}`, headers: auth });
+    assert.deepEqual(read.json(), created);
+    assert.deepEqual(read.json().attributes, attributes);
+    assert.deepEqual(Object.keys(read.json()).sort(), ['attributes', 'createdAt', 'expiresAt', 'id', 'idleTimeoutSeconds', 'lastAccessAt', 'maxLifetimeSeconds', 'subject']);
+    assert.deepEqual((await app.inject({ method: 'GET', url: '/runtime/v1/subjects/bob/sessions', headers: auth })).json(), { sessions: [created] });
+
+    const clock = new ManualClock(1_800_000_000_000);
+    const { provider } = localGrid(clock);
+    provider.sessions.get = () => Promise.reject(new Error('secret internal detail'));
+    const { logger, lines } = captureLogger();
+    const failing = createHttpServer({ logger, bodyLimit: 64 * 1024, name: 'runtime' });
+    registerRuntimeApi(failing, { provider, apiKeyHashes: [sha256(KEY)], notReadyReasons: () => [] });
+    t.after(async () => {
+      await failing.close();
+      await provider.close();
+    });
+    const r = await failing.inject({ method: 'GET', url: '/runtime/v1/sessions/1.abc?touch=true', headers: auth });
+    assert.equal(r.statusCode, 500);
+    assert.equal(r.json().error.code, 'HTTP_INTERNAL');
+    assert.ok(!r.body.includes('secret internal detail'));
+    const logged = lines.find((l) => l.msg === 'request failed');
+    assert.ok(logged, 'the failure is logged');
+    assert.equal(logged.method, 'GET');
+    assert.equal(logged.url, '/runtime/v1/sessions/1.abc');
+    assert.equal(typeof logged.reqId, 'string');
   });
 
   it('reports not ready with its reasons', async (t) => {
