@@ -89,6 +89,24 @@ export const MIGRATIONS: readonly Migration[] = [
         summary TEXT NOT NULL
       );`,
   },
+  {
+    version: 2,
+    name: 'admin users',
+    sqlite: `
+      CREATE TABLE admin_users (
+        name TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        role TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+      );`,
+    postgres: `
+      CREATE TABLE admin_users (
+        name TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        role TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+      );`,
+  },
   // The scheduler's tables (schedules, claims, check-ins) come later, each in its own
   // migration appended here.
 ];

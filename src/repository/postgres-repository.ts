@@ -20,6 +20,7 @@ import {
   type Head,
 } from './queries.js';
 import type {
+  AdminUser,
   AuditInput,
   AuditRecord,
   ConfigDocument,
@@ -31,8 +32,12 @@ import type {
   SaveConfigInput,
 } from './repository.js';
 import {
+  AUDIT_ALL_COLUMNS,
   AUDIT_INSERT_COLUMNS,
+  auditRecordValues,
   auditValues,
+  toAdminUser,
+  type AdminUserRow,
   toAudit,
   toDocument,
   toHead,
@@ -182,6 +187,59 @@ export class PostgresRepository implements Repository {
     const q = listAuditQuery(opts, placeholder);
     const { rows } = await this.withClient((c) => c.query<AuditRow>(q.sql, q.params));
     return rows.map(toAudit);
+  }
+
+  async getAdminUser(name: string): Promise<AdminUser | undefined> {
+    const { rows } = await this.withClient((c) => c.query<AdminUserRow>('SELECT * FROM admin_users WHERE name = $1', [name]));
+    return rows[0] && toAdminUser(rows[0]);
+  }
+
+  async listAdminUsers(): Promise<AdminUser[]> {
+    const { rows } = await this.withClient((c) => c.query<AdminUserRow>('SELECT * FROM admin_users ORDER BY name'));
+    return rows.map(toAdminUser);
+  }
+
+  async createAdminUser(user: AdminUser, author: string, node: string): Promise<boolean> {
+    return this.transaction(async (c) => {
+      const { rowCount } = await c.query(
+        'INSERT INTO admin_users (name, password_hash, role, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING',
+        [user.name, user.passwordHash, user.role, user.createdAt],
+      );
+      if (rowCount === 0) return false;
+      await this.insertAudit(c, { user: author, node, action: 'user.create', summary: `admin user ${user.name} (${user.role})` });
+      return true;
+    });
+  }
+
+  async importConfigDocuments(docs: readonly ConfigDocument[], epoch: number): Promise<number> {
+    return this.transaction(async (c) => {
+      const head = await readHead(c, 'FOR UPDATE');
+      let stored = 0;
+      for (const d of docs) {
+        const { rowCount } = await c.query(
+          `INSERT INTO config_documents (version, section, epoch, content, hash, created_at, author, node)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (version) DO NOTHING`,
+          [d.version, d.section, d.epoch, JSON.stringify(d.content), d.hash, d.createdAt, d.author, d.node],
+        );
+        stored += rowCount ?? 0;
+      }
+      const version = Math.max(head.version, ...docs.map((d) => d.version));
+      await c.query('UPDATE config_head SET version = $1, epoch = $2 WHERE id = 1', [version, Math.max(head.epoch, epoch)]);
+      return stored;
+    });
+  }
+
+  async importAudit(records: readonly AuditRecord[]): Promise<number> {
+    return this.transaction(async (c) => {
+      let stored = 0;
+      for (const r of records) {
+        const { rowCount } = await c.query(`INSERT INTO audit (${AUDIT_ALL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING`, auditRecordValues(r));
+        stored += rowCount ?? 0;
+      }
+      // Ids given explicitly do not move the sequence: after a promotion, new records follow on.
+      await c.query(`SELECT setval(pg_get_serial_sequence('audit', 'id'), GREATEST((SELECT COALESCE(MAX(id), 0) FROM audit), 1))`);
+      return stored;
+    });
   }
 
   async close(): Promise<void> {

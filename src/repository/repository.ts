@@ -94,6 +94,15 @@ export interface ListAuditOptions {
   sinceId?: number;
 }
 
+/** A user of the admin API. */
+export interface AdminUser {
+  name: string;
+  /** scrypt hash in the form console/passwords.ts writes; never the password. */
+  passwordHash: string;
+  role: 'admin' | 'auditor';
+  createdAt: number;
+}
+
 export interface Repository {
   /** Applies pending migrations; safe when several processes call it at once. */
   migrate(): Promise<void>;
@@ -108,5 +117,17 @@ export interface Repository {
   appendAudit(rec: AuditInput): Promise<AuditRecord>;
   /** Newest first; with `sinceId`, oldest first. */
   listAudit(opts?: ListAuditOptions): Promise<AuditRecord[]>;
+  getAdminUser(name: string): Promise<AdminUser | undefined>;
+  listAdminUsers(): Promise<AdminUser[]>;
+  /** Stores a new user and audits it; false (nothing stored) when the name is taken. */
+  createAdminUser(user: AdminUser, author: string, node: string): Promise<boolean>;
+  /**
+   * A replica's copy: stores the documents it does not hold yet, under their own versions,
+   * and moves the head to the highest version and epoch seen. Nothing is audited here: the
+   * console's audit records are imported as they are (`importAudit`).
+   */
+  importConfigDocuments(docs: readonly ConfigDocument[], epoch: number): Promise<number>;
+  /** Stores the audit records it does not hold yet, under their own ids; returns how many. */
+  importAudit(records: readonly AuditRecord[]): Promise<number>;
   close(): Promise<void>;
 }

@@ -3,7 +3,7 @@
  * rows with the same column names; pg returns BIGINT columns as strings (they may exceed 2^53),
  * better-sqlite3 returns numbers, so every numeric column goes through Number().
  */
-import type { AuditInput, AuditRecord, ConfigDocument, ConfigVersionSummary } from './repository.js';
+import type { AdminUser, AuditInput, AuditRecord, ConfigDocument, ConfigVersionSummary } from './repository.js';
 
 type Numeric = number | string;
 
@@ -89,4 +89,22 @@ export function auditValues(rec: AuditInput, now: number): (string | number | nu
     rec.versionAfter ?? null,
     rec.summary,
   ];
+}
+
+export interface AdminUserRow {
+  name: string;
+  password_hash: string;
+  role: string;
+  created_at: Numeric;
+}
+
+export function toAdminUser(row: AdminUserRow): AdminUser {
+  return { name: row.name, passwordHash: row.password_hash, role: row.role === 'admin' ? 'admin' : 'auditor', createdAt: Number(row.created_at) };
+}
+
+/** Every audit column, for imports that keep the original id (AUDIT_ALL_COLUMNS order). */
+export const AUDIT_ALL_COLUMNS = `id, ${AUDIT_INSERT_COLUMNS}`;
+
+export function auditRecordValues(r: AuditRecord): (string | number | null)[] {
+  return [r.id, r.at, r.user, r.node, r.action, r.section, r.versionBefore, r.versionAfter, r.summary];
 }

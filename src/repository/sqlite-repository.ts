@@ -24,6 +24,7 @@ import {
   type Head,
 } from './queries.js';
 import type {
+  AdminUser,
   AuditInput,
   AuditRecord,
   ConfigDocument,
@@ -35,8 +36,12 @@ import type {
   SaveConfigInput,
 } from './repository.js';
 import {
+  AUDIT_ALL_COLUMNS,
   AUDIT_INSERT_COLUMNS,
+  auditRecordValues,
   auditValues,
+  toAdminUser,
+  type AdminUserRow,
   toAudit,
   toDocument,
   toHead,
@@ -160,6 +165,50 @@ export class SqliteRepository implements Repository {
   async listAudit(opts: ListAuditOptions = {}): Promise<AuditRecord[]> {
     const q = listAuditQuery(opts, placeholder);
     return (this.db.prepare(q.sql).all(...q.params) as AuditRow[]).map(toAudit);
+  }
+
+  async getAdminUser(name: string): Promise<AdminUser | undefined> {
+    const row = this.db.prepare('SELECT * FROM admin_users WHERE name = ?').get(name) as AdminUserRow | undefined;
+    return row && toAdminUser(row);
+  }
+
+  async listAdminUsers(): Promise<AdminUser[]> {
+    return (this.db.prepare('SELECT * FROM admin_users ORDER BY name').all() as AdminUserRow[]).map(toAdminUser);
+  }
+
+  async createAdminUser(user: AdminUser, author: string, node: string): Promise<boolean> {
+    return this.write(() => {
+      const { changes } = this.db
+        .prepare('INSERT INTO admin_users (name, password_hash, role, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING')
+        .run(user.name, user.passwordHash, user.role, user.createdAt);
+      if (changes === 0) return false;
+      this.insertAudit({ user: author, node, action: 'user.create', summary: `admin user ${user.name} (${user.role})` });
+      return true;
+    });
+  }
+
+  async importConfigDocuments(docs: readonly ConfigDocument[], epoch: number): Promise<number> {
+    return this.write(() => {
+      let stored = 0;
+      const insert = this.db.prepare(
+        `INSERT INTO config_documents (version, section, epoch, content, hash, created_at, author, node)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (version) DO NOTHING`,
+      );
+      for (const d of docs) stored += insert.run(d.version, d.section, d.epoch, JSON.stringify(d.content), d.hash, d.createdAt, d.author, d.node).changes;
+      const head = this.readHead();
+      const version = Math.max(head.version, ...docs.map((d) => d.version));
+      this.db.prepare('UPDATE config_head SET version = ?, epoch = ? WHERE id = 1').run(version, Math.max(head.epoch, epoch));
+      return stored;
+    });
+  }
+
+  async importAudit(records: readonly AuditRecord[]): Promise<number> {
+    return this.write(() => {
+      const insert = this.db.prepare(`INSERT INTO audit (${AUDIT_ALL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`);
+      let stored = 0;
+      for (const r of records) stored += insert.run(...auditRecordValues(r)).changes;
+      return stored;
+    });
   }
 
   async close(): Promise<void> {

@@ -326,6 +326,43 @@ export function repositoryContract(name: string, open: OpenStore): void {
       );
     });
 
+    it('admin users: created once (audited), read back, listed; a taken name stores nothing', async (t) => {
+      const store = await setup(t);
+      if (!store) return;
+      const { repo, clock } = store;
+      const alice = { name: 'alice', passwordHash: 'scrypt$16384$8$1$c2FsdA$aGFzaA', role: 'admin' as const, createdAt: clock.now() };
+      assert.equal(await repo.createAdminUser(alice, 'first-start', 'console-1'), true);
+      assert.equal(await repo.createAdminUser({ ...alice, role: 'auditor', passwordHash: 'other' }, 'x', 'console-1'), false);
+      assert.deepEqual(await repo.getAdminUser('alice'), alice);
+      assert.equal(await repo.getAdminUser('bob'), undefined);
+      await repo.createAdminUser({ ...alice, name: 'audrey', role: 'auditor' }, 'alice', 'console-1');
+      assert.deepEqual((await repo.listAdminUsers()).map((u) => [u.name, u.role]), [['alice', 'admin'], ['audrey', 'auditor']]);
+      assert.deepEqual((await repo.listAudit()).map((r) => [r.action, r.user]), [['user.create', 'alice'], ['user.create', 'first-start']]);
+    });
+
+    it('a replica imports documents and audit records under their own versions and ids, once', async (t) => {
+      const source = await setup(t);
+      const copy = await setup(t);
+      if (!source || !copy) return;
+      const a1 = await save(source.repo, SECTION_A, { a: 1 });
+      const b2 = await save(source.repo, SECTION_B, { b: 2 });
+      await source.repo.raiseEpoch(3, 'op', 'console-1', 'promoted');
+      const audit = await source.repo.listAudit({ sinceId: 0 });
+      assert.equal(await copy.repo.importConfigDocuments([a1, b2], 3), 2);
+      assert.equal(await copy.repo.importConfigDocuments([b2], 3), 0, 'already held');
+      assert.equal(await copy.repo.importAudit(audit), audit.length);
+      assert.equal(await copy.repo.importAudit(audit), 0);
+      const current = await copy.repo.getCurrentConfig();
+      assert.deepEqual([current.version, current.epoch], [2, 3]);
+      assert.deepEqual(current.sections[SECTION_B], b2);
+      assert.deepEqual(await copy.repo.listAudit({ sinceId: 0 }), audit);
+      // After a promotion the copy carries on from there: versions and audit ids follow.
+      const next = await save(copy.repo, SECTION_A, { a: 3 });
+      assert.equal(next.version, 3);
+      const [latest] = await copy.repo.listAudit({ limit: 1 });
+      assert.ok(latest!.id > Math.max(...audit.map((r) => r.id)));
+    });
+
     it('concurrent saves get distinct consecutive versions, each audited', async (t) => {
       const store = await setup(t);
       if (!store) return;
