@@ -20,12 +20,11 @@
  * ends. Usage: node --expose-gc dist/bench/runtime.js [--seconds 10] [--connections 50]
  *   [--join-sessions 1000000] [--join-revocations 50000] [--redis redis://127.0.0.1:6379] [--json]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync } from 'node:fs';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { freePort } from '../src/cli/free-port.js';
@@ -36,12 +35,10 @@ import { applyOperation } from '../src/state/grid/operations.js';
 import { EVERYWHERE, partitionOf } from '../src/state/grid/grid-provider.js';
 import { GRID_STATE_FILE, saveGridState } from '../src/node/grid-state-file.js';
 import { measureGridWrites, type GridWriteFigures } from './grid-writes.js';
+import { benchNodeConfig, CLI, removeAtExit, spawnProcess, spawnQuiet, startBenchNode, waitReady, type BenchNode } from './nodes.js';
 import type { Session } from '../src/state/services.js';
 
-const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-const CLI = join(ROOT, 'dist/src/cli/main.js');
-const PEER = join(ROOT, 'dist/bench/peer-fastify.js');
-const SECRET = 'bench-runtime-secret-long-enough';
+const PEER = fileURLToPath(new URL('./peer-fastify.js', import.meta.url));
 const API_KEY = 'bench-runtime-api-key-0123456789';
 
 interface AutocannonResult {
@@ -67,78 +64,23 @@ const { values: args } = parseArgs({
 const SECONDS = Number(args.seconds);
 const CONNECTIONS = Number(args.connections);
 
-const children = new Set<ChildProcess>();
-const dirs = new Set<string>();
-process.on('exit', () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-process.on('SIGINT', () => process.exit(130));
-process.on('SIGTERM', () => process.exit(143));
-
 function log(text: string): void {
   process.stderr.write(`bench:runtime: ${text}\n`);
 }
 
-function spawnProcess(argsList: string[], started: RegExp): Promise<ChildProcess> {
-  const child = spawn(process.execPath, argsList, { stdio: ['ignore', 'pipe', 'inherit'] });
-  children.add(child);
-  return new Promise((resolvePromise, reject) => {
-    let out = '';
-    const onData = (d: Buffer): void => {
-      out += d.toString();
-      if (started.test(out)) {
-        child.stdout!.off('data', onData);
-        child.stdout!.resume();
-        resolvePromise(child);
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`${argsList.join(' ')} exited with ${code}: ${out.slice(-2000)}`)));
+type NodeInfo = BenchNode;
+
+/** An engine or console of this bench: RF 3, the bench's API key, JSON logs. */
+function nodeConfig(base: string, id: string, role: 'console' | 'engine', peers: string, state: string[] = []): Promise<BenchNode> {
+  return benchNodeConfig(base, id, role, peers, {
+    http: [`api_keys = ${API_KEY}`, 'body_limit = 1048576'],
+    state: ['replication_factor = 3', 'bulk_revocation_timeout = 120000', 'rpc_timeout = 2000', ...state],
   });
 }
 
-interface NodeInfo {
-  id: string;
-  dir: string;
-  file: string;
-  cluster: string;
-  runtime: string;
-  child?: ChildProcess;
-}
-
-async function nodeConfig(base: string, id: string, role: 'console' | 'engine', peers: string, extra: string[] = []): Promise<NodeInfo> {
-  const dir = join(base, id);
-  mkdirSync(dir, { recursive: true });
-  const cluster = `127.0.0.1:${await freePort()}`;
-  const runtime = `127.0.0.1:${await freePort()}`;
-  const file = join(base, `${id}.ini`);
-  writeFileSync(file, [
-    '[node]', `id = ${id}`, `role = ${role}`, `data_dir = ${dir}`,
-    '[cluster]', 'id = bench-runtime', `bind = ${cluster}`, `peers = ${peers}`, `secret_key = ${SECRET}`, 'profile = local',
-    '[http]', `manage = 127.0.0.1:${await freePort()}`, `runtime = ${runtime}`, `admin = 127.0.0.1:${await freePort()}`, `api_keys = ${API_KEY}`, 'body_limit = 1048576',
-    '[state]', 'replication_factor = 3', 'bulk_revocation_timeout = 120000', 'rpc_timeout = 2000', ...extra,
-    '[log]', 'format = json', 'level = info',
-  ].join('\n') + '\n');
-  return { id, dir, file, cluster, runtime };
-}
-
-async function startNode(n: NodeInfo): Promise<void> {
-  n.child = await spawnProcess([CLI, 'start', '-c', n.file], new RegExp(`"msg":"engine ${n.id} started"`));
+async function startNode(n: BenchNode): Promise<void> {
+  await startBenchNode(n);
   await waitReady(n, 300_000);
-}
-
-async function waitReady(n: NodeInfo, timeoutMs: number): Promise<number> {
-  const start = performance.now();
-  while (performance.now() - start < timeoutMs) {
-    try {
-      if ((await fetch(`http://${n.runtime}/health/ready`)).status === 200) return performance.now() - start;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`${n.id} not ready within ${timeoutMs} ms`);
 }
 
 async function api(n: NodeInfo, method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
@@ -222,13 +164,13 @@ function fmt(ms: number): string {
 
 async function main(): Promise<void> {
   const base = mkdtempSync(join(tmpdir(), 'cohort-bench-runtime-'));
-  dirs.add(base);
+  removeAtExit(base);
   const results: Record<string, unknown> = {};
 
   // ---- 1. lookups: grid, bare Fastify, Redis
   log('starting a console and 3 engines (grid, RF 3)');
   const consoleNode = await nodeConfig(base, 'console', 'console', '');
-  consoleNode.child = await spawnProcess([CLI, 'start', '-c', consoleNode.file], /"msg":"console console started"/);
+  await startBenchNode(consoleNode);
   const engines: NodeInfo[] = [];
   for (const id of ['engine-1', 'engine-2', 'engine-3']) engines.push(await nodeConfig(base, id, 'engine', consoleNode.cluster));
   await Promise.all(engines.map(startNode));
@@ -290,9 +232,9 @@ async function main(): Promise<void> {
   const revocationCount = Number(args['join-revocations']);
   log(`join: writing saved state with ${sessions} sessions and ${revocationCount} revocations`);
   const jbase = mkdtempSync(join(tmpdir(), 'cohort-bench-join-'));
-  dirs.add(jbase);
+  removeAtExit(jbase);
   const jconsole = await nodeConfig(jbase, 'console', 'console', '');
-  jconsole.child = await spawnProcess([CLI, 'start', '-c', jconsole.file], /"msg":"console console started"/);
+  await startBenchNode(jconsole);
   const jengines: NodeInfo[] = [];
   for (const id of ['engine-1', 'engine-2', 'engine-3']) jengines.push(await nodeConfig(jbase, id, 'engine', jconsole.cluster));
   await writeSavedState(jengines.map((e) => e.dir), sessions, revocationCount);
@@ -321,8 +263,7 @@ async function main(): Promise<void> {
   })();
   log('join: starting engine-4');
   const joinStart = performance.now();
-  joiner.child = spawn(process.execPath, [CLI, 'start', '-c', joiner.file], { stdio: ['ignore', 'ignore', 'inherit'] });
-  children.add(joiner.child);
+  joiner.child = spawnQuiet([CLI, 'start', '-c', joiner.file]);
   await waitReady(joiner, 600_000);
   const joinMs = performance.now() - joinStart;
   reading = false;

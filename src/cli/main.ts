@@ -5,6 +5,7 @@ import { registerCluster } from './commands/cluster.js';
 import { registerObfuscate } from './commands/obfuscate.js';
 import { registerStart } from './commands/start.js';
 import { registerUp } from './commands/up.js';
+import { registerReplica } from './commands/replica.js';
 import { EXIT } from './exit-codes.js';
 
 const program = new Command();
@@ -20,6 +21,7 @@ program
 
 registerStart(program);
 registerUp(program);
+registerReplica(program);
 registerCluster(program);
 registerObfuscate(program);
 

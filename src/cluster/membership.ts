@@ -953,6 +953,7 @@ function sameMeta(a: NodeMeta, b: NodeMeta): boolean {
     a.holdsState === b.holdsState &&
     a.index === b.index &&
     a.sessionScope === b.sessionScope &&
+    a.epoch === b.epoch &&
     (a.scopes ?? []).join('\n') === (b.scopes ?? []).join('\n')
   );
 }

@@ -46,6 +46,8 @@ export interface NodeMeta {
   scopes?: string[];
   /** An engine's session scope when not cluster-wide: where its subcluster's sessions live. */
   sessionScope?: string;
+  /** A console's configuration epoch: engines follow the console with the highest. */
+  epoch?: number;
 }
 
 /** One member as exchanged in push-pull and join replies. */
@@ -103,7 +105,7 @@ const obj = (shape: Record<string, Check>): Check => (v) => {
 };
 const arrayOf = (c: Check, max = 100_000): Check => (v) => Array.isArray(v) && v.length <= max && v.every(c);
 
-const meta = obj({ role: str, version: str, mode: str, group: nullableStr, holdsState: optional(bool), index: optional(int), scopes: optional(arrayOf(str, 16)), sessionScope: optional(str) });
+const meta = obj({ role: str, version: str, mode: str, group: nullableStr, holdsState: optional(bool), index: optional(int), scopes: optional(arrayOf(str, 16)), sessionScope: optional(str), epoch: optional(int) });
 const memberState = obj({ id: str, address: str, incarnation: int, state: str, meta });
 
 const BROADCAST_SHAPES: Partial<Record<MessageType, Check>> = {

@@ -63,6 +63,7 @@ export interface NodeConfig {
     bulkRevocationTimeoutMs: number;
     revocationCap: number;
   };
+  console: { pollingDelayMs: number; pushChanges: boolean; adminUser: string; tokenTtlMs: number; loginMaxFailures: number; loginLockoutMs: number };
   /** Repository URL with relative SQLite paths made absolute; `undefined` when not configured for an engine. */
   repository: { url: string | undefined };
   log: { level: LogLevel; format: LogFormat };
@@ -236,6 +237,14 @@ export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeC
       readLocalOnly: get<boolean>('state', 'read_local_only'),
       bulkRevocationTimeoutMs: get<number>('state', 'bulk_revocation_timeout'),
       revocationCap: get<number>('state', 'revocation_cap'),
+    },
+    console: {
+      pollingDelayMs: get<number>('console', 'polling_delay'),
+      pushChanges: get<boolean>('console', 'push_changes'),
+      adminUser: get<string>('console', 'admin_user'),
+      tokenTtlMs: get<number>('console', 'token_ttl') * 1000,
+      loginMaxFailures: get<number>('console', 'login_max_failures'),
+      loginLockoutMs: get<number>('console', 'login_lockout') * 1000,
     },
     repository: {
       url: repoUrl ? resolveRepositoryUrl(repoUrl, baseDir) : needsRepository ? `sqlite:${resolve(dataDir, 'repository.db')}` : undefined,

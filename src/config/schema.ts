@@ -316,6 +316,43 @@ export const KEYS: readonly KeyDef[] = [
     },
   },
   // [log]
+  // [console]
+  {
+    section: 'console', key: 'polling_delay', type: 'integer', default: '2000', unit: 'ms',
+    doc: 'How often engines and the replica ask the console for configuration (a fallback for the push on every save), and the unit of engine health: green when an engine last asked one interval ago, yellow 2 to 10, red over 10.',
+    allowed: 'integer 100 to 600000',
+    parse: (raw) => parseInteger(raw, 100, 600_000),
+  },
+  {
+    section: 'console', key: 'push_changes', type: 'boolean', default: 'true', unit: '',
+    doc: 'Console: tell every engine and the replica of each save at once. False leaves them to their polling (`polling_delay`), as systems that only poll do; `npm run bench:replication` measures both.',
+    allowed: 'true | false',
+    parse: parseBoolean,
+  },
+  {
+    section: 'console', key: 'admin_user', type: 'string', default: 'admin', unit: '',
+    doc: 'Console: the admin user created at first start (its generated password goes to DATA_DIR/admin-password).',
+    allowed: 'letters, digits, _ - . (1 to 64 characters)',
+    parse: (raw) => parsePattern(raw, NODE_ID_PATTERN),
+  },
+  {
+    section: 'console', key: 'token_ttl', type: 'integer', default: '3600', unit: 's',
+    doc: 'How long an admin API token from POST /admin/v1/login stays valid.',
+    allowed: 'integer 60 to 604800',
+    parse: (raw) => parseInteger(raw, 60, 604_800),
+  },
+  {
+    section: 'console', key: 'login_max_failures', type: 'integer', default: '5', unit: 'logins',
+    doc: 'Wrong passwords in a row after which an admin user is locked out.',
+    allowed: 'integer 1 to 100',
+    parse: (raw) => parseInteger(raw, 1, 100),
+  },
+  {
+    section: 'console', key: 'login_lockout', type: 'integer', default: '300', unit: 's',
+    doc: 'How long a locked-out admin user is refused.',
+    allowed: 'integer 1 to 86400',
+    parse: (raw) => parseInteger(raw, 1, 86_400),
+  },
   {
     section: 'log', key: 'level', type: 'enum', default: 'info', unit: '',
     doc: 'Lowest level of log lines written.',

@@ -59,6 +59,15 @@ export const ERROR_CODES = {
   AUTH_MISSING_CREDENTIAL: { status: 401, summary: 'The request carries no Authorization: Bearer credential.' },
   AUTH_INVALID_CREDENTIAL: { status: 401, summary: 'The request\'s credential is not valid for this node.' },
   AUTH_NO_API_KEYS: { status: 401, summary: 'The engine has no API key configured ([http] api_keys), so the runtime API accepts no request.' },
+  AUTH_FORBIDDEN: { status: 403, summary: 'The credential is valid but its role may not do this (an auditor is read-only).' },
+  AUTH_LOCKED_OUT: { status: 429, summary: 'Too many wrong passwords for this user: logins are refused until the lock-out ends (details.retryAfterSeconds).' },
+  CONSOLE_SECTION_UNKNOWN: { status: 404, summary: 'No configuration section by that name (sections: runtime, services, apis, api-keys, schedules).' },
+  CONSOLE_DOCUMENT_INVALID: { status: 400, summary: 'The configuration document does not match its section\'s schema (details.errors says where); nothing was saved.' },
+  CONSOLE_SECTION_MANAGED: { status: 409, summary: 'The section is written through its own API (api-keys, schedules), not by PUT on the section.' },
+  CONSOLE_NOT_ACTIVE: { status: 409, summary: 'This node is a replica (or was demoted): configuration is changed on the console.' },
+  CONSOLE_PROMOTE_REFUSED: { status: 409, summary: 'Promotion refused: the console still answers (use --force), or this node is not a replica.' },
+  CONSOLE_UNREACHABLE: { status: 503, summary: 'No console answers over the cluster channel.' },
+  ADMIN_NOT_FOUND: { status: 404, summary: 'The named object (an API key) does not exist.' },
 
   // HTTP layer, shared by every API
   HTTP_BAD_REQUEST: { status: 400, summary: 'The request body or parameters do not match the route\'s schema.' },

@@ -11,20 +11,18 @@ import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { CohortError } from '../core/errors.js';
 import { bearerToken, sha256 } from '../http/bearer-auth.js';
-import { DEFAULT_LOCKOUT_POLICY, DEFAULT_RATE_LIMIT, type LockoutPolicy, type LockoutStatus, type RateLimitPolicy, type Session, type StateProvider } from '../state/services.js';
+import type { LockoutStatus, Session, StateProvider } from '../state/services.js';
+import { runtimeSettings, type RuntimeSettings } from './runtime-settings.js';
 
 export interface RuntimeApiOptions {
   provider: StateProvider;
-  /** Hashes (sha256) of the accepted API keys. */
+  /** Hashes (sha256) of the API keys of the node configuration (`[http] api_keys`). */
   apiKeyHashes: Buffer[];
   /** Why the engine is not ready (empty: ready). Called on every readiness check. */
   notReadyReasons(): string[];
-  lockoutPolicy?: LockoutPolicy;
-  rateLimit?(policy: string): RateLimitPolicy;
+  /** The settings of the configuration applied now (policies, defaults, console-issued keys); read on every request. */
+  settings?(): RuntimeSettings;
 }
-
-export const DEFAULT_IDLE_TIMEOUT_SECONDS = 1800;
-export const DEFAULT_MAX_LIFETIME_SECONDS = 8 * 3600;
 const MAX_TTL_SECONDS = 30 * 24 * 3600;
 
 const id = { type: 'string', minLength: 1, maxLength: 256 } as const;
@@ -72,8 +70,8 @@ const notFound = (what: string): CohortError => new CohortError('STATE_NOT_FOUND
 
 export function registerRuntimeApi(app: FastifyInstance, options: RuntimeApiOptions): void {
   const { provider } = options;
-  const lockoutPolicy = options.lockoutPolicy ?? DEFAULT_LOCKOUT_POLICY;
-  const rateLimit = options.rateLimit ?? (() => DEFAULT_RATE_LIMIT);
+  const defaults = runtimeSettings();
+  const settings = options.settings ?? (() => defaults);
 
   app.get('/health/live', async () => ({ status: 'live' }));
   app.get('/health/ready', async (_request, reply) => {
@@ -84,13 +82,17 @@ export function registerRuntimeApi(app: FastifyInstance, options: RuntimeApiOpti
 
   app.register(async (api) => {
     api.addHook('onRequest', async (request) => {
-      if (options.apiKeyHashes.length === 0) throw new CohortError('AUTH_NO_API_KEYS', 'this engine has no API key configured ([http] api_keys)');
+      const issued = settings().apiKeyHashes;
+      if (options.apiKeyHashes.length === 0 && issued.length === 0) {
+        throw new CohortError('AUTH_NO_API_KEYS', 'this engine has no API key: none in [http] api_keys, none issued by the console');
+      }
       const token = bearerToken(request);
       if (token === undefined) throw new CohortError('AUTH_MISSING_CREDENTIAL', 'missing Authorization: Bearer <API key>');
       const hash = sha256(token);
       // Every key is compared (constant time each), so timing says nothing about which matched.
       let ok = false;
       for (const expected of options.apiKeyHashes) ok = timingSafeEqual(hash, expected) || ok;
+      for (const expected of issued) ok = timingSafeEqual(hash, expected) || ok;
       if (!ok) throw new CohortError('AUTH_INVALID_CREDENTIAL', 'invalid API key');
     });
 
@@ -109,8 +111,8 @@ export function registerRuntimeApi(app: FastifyInstance, options: RuntimeApiOpti
       const session = await provider.sessions.create({
         subject: b.subject,
         attributes: b.attributes ?? {},
-        idleTimeoutMs: (b.idleTimeoutSeconds ?? DEFAULT_IDLE_TIMEOUT_SECONDS) * 1000,
-        maxLifetimeMs: (b.maxLifetimeSeconds ?? DEFAULT_MAX_LIFETIME_SECONDS) * 1000,
+        idleTimeoutMs: (b.idleTimeoutSeconds ?? settings().sessionIdleTimeoutSeconds) * 1000,
+        maxLifetimeMs: (b.maxLifetimeSeconds ?? settings().sessionMaxLifetimeSeconds) * 1000,
       });
       return reply.code(201).send(sessionView(session));
     });
@@ -152,10 +154,10 @@ export function registerRuntimeApi(app: FastifyInstance, options: RuntimeApiOpti
 
     // ---- account locking
     api.post<{ Params: { key: string } }>('/runtime/v1/lockout/:key/failures', { schema: { params: keyParams } }, async (request) =>
-      lockoutView(await provider.lockout.recordFailure(request.params.key, lockoutPolicy)),
+      lockoutView(await provider.lockout.recordFailure(request.params.key, settings().lockoutPolicy)),
     );
     api.get<{ Params: { key: string } }>('/runtime/v1/lockout/:key', { schema: { params: keyParams } }, async (request) =>
-      lockoutView(await provider.lockout.status(request.params.key, lockoutPolicy)),
+      lockoutView(await provider.lockout.status(request.params.key, settings().lockoutPolicy)),
     );
     api.delete<{ Params: { key: string } }>('/runtime/v1/lockout/:key', { schema: { params: keyParams } }, async (request) => {
       await provider.lockout.reset(request.params.key);
@@ -178,7 +180,7 @@ export function registerRuntimeApi(app: FastifyInstance, options: RuntimeApiOpti
         body: { type: 'object', additionalProperties: false, required: ['payload'], properties: { payload: { type: 'string' }, ttlSeconds } },
       },
     }, async (request, reply) => {
-      await provider.artifacts.put(request.params.id, request.body.payload, (request.body.ttlSeconds ?? 60) * 1000);
+      await provider.artifacts.put(request.params.id, request.body.payload, (request.body.ttlSeconds ?? settings().artifactTtlSeconds) * 1000);
       return reply.code(204).send();
     });
     api.post<{ Params: { id: string } }>('/runtime/v1/artifacts/:id/resolve', { schema: { params: idParams } }, async (request) => {
@@ -192,7 +194,8 @@ export function registerRuntimeApi(app: FastifyInstance, options: RuntimeApiOpti
       api.put<{ Params: { key: string }; Body: { value: unknown; ttlSeconds?: number } }>(`/runtime/v1/${path}/:key`, {
         schema: { params: keyParams, body: { type: 'object', additionalProperties: false, required: ['value'], properties: { value: {}, ttlSeconds } } },
       }, async (request, reply) => {
-        await service.put(request.params.key, request.body.value, (request.body.ttlSeconds ?? 300) * 1000);
+        const ttl = request.body.ttlSeconds ?? (path === 'state' ? settings().stateTtlSeconds : settings().tokenTtlSeconds);
+        await service.put(request.params.key, request.body.value, ttl * 1000);
         return reply.code(204).send();
       });
       api.get<{ Params: { key: string } }>(`/runtime/v1/${path}/:key`, { schema: { params: keyParams } }, async (request) => {
@@ -210,7 +213,7 @@ export function registerRuntimeApi(app: FastifyInstance, options: RuntimeApiOpti
     api.post<{ Params: { policy: string; key: string } }>('/runtime/v1/ratelimit/:policy/:key', {
       schema: { params: { type: 'object', properties: { policy: id, key: id }, required: ['policy', 'key'] } },
     }, async (request, reply) => {
-      const r = await provider.rateLimits.take(request.params.policy, request.params.key, rateLimit(request.params.policy));
+      const r = await provider.rateLimits.take(request.params.policy, request.params.key, settings().rateLimit(request.params.policy));
       if (!r.allowed) {
         return reply.code(429).send({ allowed: false, remaining: 0, error: { code: 'STATE_RATE_LIMITED', message: `rate limit of policy ${request.params.policy} reached for this key` } });
       }

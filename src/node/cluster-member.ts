@@ -35,6 +35,7 @@ import { TransportMux } from '../transport/mux.js';
 import { TcpTransport } from '../transport/tcp-transport.js';
 import { randomInt } from 'node:crypto';
 import { writeFileAtomic } from './data-dir.js';
+import { Rpc } from '../rpc/rpc.js';
 import type { NodeMeta } from '../cluster/messages.js';
 import { CLUSTER_SCOPE, indexFromNodeId, scopeKeys, scopeSettings, type EngineScopeInfo } from '../state/grid/scopes.js';
 
@@ -84,6 +85,8 @@ export class ClusterMember {
   readonly transport: TcpTransport;
   readonly mux: TransportMux;
   readonly membership: Membership;
+  /** Request/response with the other nodes (state services, configuration replication). */
+  readonly rpc: Rpc;
   private readonly options: ClusterMemberOptions;
   private readonly timing: MembershipTiming;
   private readonly notResolved = new Set<string>();
@@ -116,6 +119,7 @@ export class ClusterMember {
       logger: log,
     });
     this.mux = new TransportMux(this.transport);
+    this.rpc = new Rpc({ mux: this.mux, clock, logger: log, timeoutMs: config.state.rpcTimeoutMs });
     this.membership = new Membership({
       id: config.node.id,
       address,
@@ -192,6 +196,25 @@ export class ClusterMember {
     return (engines.find(isActive) ?? engines[0])?.meta.sessionScope ?? (engines.length > 0 ? group : undefined);
   }
 
+  /** Active members that are not this node, with their role and metadata. */
+  otherActiveMembers(): Member[] {
+    return this.membership.list().filter((m) => m.id !== this.membership.id && isActive(m));
+  }
+
+  /**
+   * The console engines and the replica follow: the active member with role console and the
+   * highest configuration epoch (after a promotion, a returning old console has a lower one).
+   */
+  activeConsole(): Member | undefined {
+    const consoles = this.otherActiveMembers().filter((m) => m.meta.role === 'console');
+    return consoles.sort((a, b) => (b.meta.epoch ?? 0) - (a.meta.epoch ?? 0) || (a.id < b.id ? -1 : 1))[0];
+  }
+
+  /** Announces a change of this node's own metadata (role after a promotion, epoch). */
+  updateMeta(changes: Partial<NodeMeta>): void {
+    this.membership.updateMeta(changes);
+  }
+
   private engineMembers(): Member[] {
     return this.membership.list().filter((m) => m.meta.role === 'engine');
   }
@@ -223,6 +246,7 @@ export class ClusterMember {
     this.options.clock.clearTimeout(this.retryTimer);
     this.options.clock.clearTimeout(this.saveTimer);
     this.membership.leave();
+    this.rpc.close();
     // A node that never bound its port, or never met anyone, has nothing new to remember:
     // keep the list of the last run rather than overwrite it with nothing.
     if (this.started) this.saveMembers();

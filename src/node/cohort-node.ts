@@ -14,6 +14,11 @@ import { registerRuntimeApi } from '../engine/runtime-api.js';
 import { sha256 } from '../http/bearer-auth.js';
 import { openStateProvider, type OpenedProvider } from './state-provider.js';
 import { registerManageApi } from './manage-api.js';
+import { ConfigFollower } from '../engine/config-follower.js';
+import { ConsoleRole } from '../console/console-role.js';
+import { AdminAuth } from '../console/admin-auth.js';
+import { ConfigService } from '../console/config-service.js';
+import { registerAdminApi } from '../console/admin-api.js';
 
 /** What the process running a node hears from it (cli/commands/start.ts exits on these). */
 export interface CohortNodeHooks {
@@ -34,6 +39,9 @@ export interface CohortNodeHooks {
 export class CohortNode {
   private manageServer: FastifyInstance | undefined;
   private runtimeServer: FastifyInstance | undefined;
+  private adminServer: FastifyInstance | undefined;
+  private follower: ConfigFollower | undefined;
+  private consoleRole: ConsoleRole | undefined;
   private stateProvider: OpenedProvider | undefined;
   /** Set when the node starts stopping: readiness turns 503 before anything closes. */
   private draining = false;
@@ -79,6 +87,16 @@ export class CohortNode {
     if (this.stopping) return;
 
     if (config.node.role === 'engine') {
+      const follower = new ConfigFollower({
+        rpc: cluster.rpc,
+        clock: this.clock,
+        log,
+        dataDir: config.node.dataDir,
+        pollingDelayMs: config.console.pollingDelayMs,
+        activeConsole: () => cluster.activeConsole(),
+      });
+      this.follower = follower;
+      follower.start();
       const opened = await openStateProvider(config, this.clock, log, cluster);
       this.stateProvider = opened;
       if (this.stopping) return;
@@ -86,16 +104,28 @@ export class CohortNode {
       registerRuntimeApi(runtime, {
         provider: opened.provider,
         apiKeyHashes: config.http.apiKeys.map((k) => sha256(k.reveal())),
-        notReadyReasons: () => [...(this.draining ? ['stopping'] : []), ...opened.notReadyReasons()],
+        settings: () => follower.settings(),
+        notReadyReasons: () => [
+          ...(this.draining ? ['stopping'] : []),
+          ...(follower.hasConfiguration ? [] : ['waiting for the configuration from the console']),
+          ...opened.notReadyReasons(),
+        ],
       });
-      if (config.http.apiKeys.length === 0) log.warn('[http] api_keys is empty: the runtime API will refuse every request');
       this.runtimeServer = runtime;
       await listen(runtime, config.http.runtime, 'runtime');
+      if (this.stopping) return;
+    } else if (this.repository) {
+      await this.startConsole(cluster, this.repository);
       if (this.stopping) return;
     }
 
     const manage = createHttpServer({ logger: log, bodyLimit: config.http.bodyLimit, name: 'manage' });
-    registerManageApi(manage, config, credential.credential, cluster);
+    registerManageApi(manage, config, credential.credential, {
+      info: () => cluster.info(),
+      deleteNode: (address) => cluster.deleteNode(address),
+      stopCluster: () => cluster.stopCluster(),
+      promote: this.consoleRole ? (force) => this.consoleRole!.promote(force, { user: 'cli', role: 'admin' }) : undefined,
+    });
     this.manageServer = manage;
     await listen(manage, config.http.manage, 'manage');
     if (this.stopping) await manage.close();
@@ -114,12 +144,56 @@ export class CohortNode {
     );
   }
 
+  /**
+   * Console and replica: the admin API, configuration replication, the replica's pulls and
+   * promotion (console/console-role.ts). The first start of a console creates the admin user.
+   */
+  private async startConsole(cluster: ClusterMember, repository: Repository): Promise<void> {
+    const { config, log } = this;
+    const role = new ConsoleRole({
+      nodeId: config.node.id,
+      configuredRole: config.node.role === 'replica' ? 'replica' : 'console',
+      dataDir: config.node.dataDir,
+      repository,
+      rpc: cluster.rpc,
+      clock: this.clock,
+      log,
+      pollingDelayMs: config.console.pollingDelayMs,
+      cluster,
+    });
+    this.consoleRole = role;
+    await role.start();
+    const auth = new AdminAuth({
+      repository,
+      clock: this.clock,
+      tokenTtlMs: config.console.tokenTtlMs,
+      maxFailures: config.console.loginMaxFailures,
+      lockoutMs: config.console.loginLockoutMs,
+    });
+    if (role.isActive) await auth.ensureFirstUser(config.console.adminUser, config.node.dataDir, config.node.id, log);
+    const configService = new ConfigService(repository, this.clock, config.node.id, () => role.isActive);
+    if (config.console.pushChanges) configService.onSaved((doc) => role.publisher.announce(doc));
+    const admin = createHttpServer({ logger: log, bodyLimit: config.http.bodyLimit, name: 'admin' });
+    await registerAdminApi(admin, {
+      auth,
+      config: configService,
+      repository,
+      cluster: () => role.view(config.cluster.id),
+      promote: (force, by) => role.promote(force, by),
+    });
+    this.adminServer = admin;
+    await listen(admin, config.http.admin, 'admin');
+  }
+
   /** Stops everything that was started; safe to call more than once and after a failed start. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.draining = true;
       await this.manageServer?.close();
+      await this.adminServer?.close();
       await this.runtimeServer?.close();
+      this.follower?.stop();
+      this.consoleRole?.stop();
       // Saved while this engine still holds its share; then it leaves, and its partitions
       // move to the other engines.
       await this.stateProvider?.shutdown().catch((err: unknown) => this.log.error({ err }, 'could not save the grid state'));

@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, openSync, closeSync, readFileSync, renameSync, statSync, writeFileSync, accessSync, constants } from 'node:fs';
+import { chmodSync, mkdirSync, openSync, closeSync, readFileSync, statSync, writeFileSync, accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import { CohortError } from '../core/errors.js';
 import { randomToken } from '../core/ids.js';
@@ -53,9 +53,4 @@ export function readManageCredential(dir: string): string {
   return credential;
 }
 
-/** Writes a file atomically (temp file, then rename) with owner-only permissions. */
-export function writeFileAtomic(path: string, content: string | Uint8Array): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, content, { mode: 0o600 });
-  renameSync(tmp, path);
-}
+export { writeFileAtomic } from '../core/files.js';

@@ -4,6 +4,7 @@ import type { NodeConfig } from '../config/node-config.js';
 import type { ClusterInfo } from '../cluster/cluster-info.js';
 import type { Member } from '../cluster/member-list.js';
 import { requireBearer, sha256 } from '../http/bearer-auth.js';
+import { CohortError } from '../core/errors.js';
 
 /** What the management API may ask of the node's cluster membership. */
 export interface ClusterOperations {
@@ -11,6 +12,8 @@ export interface ClusterOperations {
   /** Throws CLUSTER_NODE_ACTIVE or CLUSTER_NODE_UNKNOWN. */
   deleteNode(address: string): Member;
   stopCluster(): void;
+  /** `cohort replica promote`: present on console and replica nodes. */
+  promote?(force: boolean): Promise<{ epoch: number }>;
 }
 
 const nullableString = { type: ['string', 'null'] };
@@ -89,6 +92,13 @@ export function registerManageApi(app: FastifyInstance, config: NodeConfig, cred
   }, async (request) => {
     const m = cluster.deleteNode(request.params.address);
     return { deleted: { id: m.id, address: m.address } };
+  });
+
+  app.post<{ Body: { force?: boolean } }>('/manage/v1/replica/promote', {
+    schema: { body: { type: 'object', additionalProperties: false, properties: { force: { type: 'boolean' } } } },
+  }, async (request) => {
+    if (!cluster.promote) throw new CohortError('CONSOLE_PROMOTE_REFUSED', `${config.node.id} is an ${config.node.role}, not a replica`);
+    return cluster.promote(request.body.force === true);
   });
 
   // The answer goes out first; then the stop spreads and this node stops with the others.

@@ -2,7 +2,6 @@ import type { Clock, TimerHandle } from '../core/clock.js';
 import { isCohortError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { NodeConfig } from '../config/node-config.js';
-import { Rpc } from '../rpc/rpc.js';
 import { GridProvider, PARTITION_COUNT, scopedRouting } from '../state/grid/grid-provider.js';
 import { placeScopes } from '../state/grid/placement.js';
 import { scopeKeys, scopeSettings } from '../state/grid/scopes.js';
@@ -80,7 +79,7 @@ export async function openStateProvider(config: NodeConfig, clock: Clock, log: L
     }
   }
   store.start();
-  const rpc = new Rpc({ mux: cluster.mux, clock, logger: log, timeoutMs: config.state.rpcTimeoutMs });
+  const rpc = cluster.rpc;
   const executor = new ReplicatedExecutor({
     store,
     rpc,
@@ -131,7 +130,6 @@ export async function openStateProvider(config: NodeConfig, clock: Clock, log: L
       const saved = await saveGridState(store, dataDir);
       log.info({ records: saved }, 'grid state saved');
       executor.close();
-      rpc.close();
       store.stop();
     },
   };

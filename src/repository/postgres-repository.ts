@@ -218,7 +218,9 @@ export class PostgresRepository implements Repository {
       for (const d of docs) {
         const { rowCount } = await c.query(
           `INSERT INTO config_documents (version, section, epoch, content, hash, created_at, author, node)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (version) DO NOTHING`,
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (version) DO UPDATE SET section = excluded.section, epoch = excluded.epoch, content = excluded.content,
+           hash = excluded.hash, created_at = excluded.created_at, author = excluded.author, node = excluded.node
+         WHERE config_documents.epoch < excluded.epoch`,
           [d.version, d.section, d.epoch, JSON.stringify(d.content), d.hash, d.createdAt, d.author, d.node],
         );
         stored += rowCount ?? 0;
@@ -226,6 +228,19 @@ export class PostgresRepository implements Repository {
       const version = Math.max(head.version, ...docs.map((d) => d.version));
       await c.query('UPDATE config_head SET version = $1, epoch = $2 WHERE id = 1', [version, Math.max(head.epoch, epoch)]);
       return stored;
+    });
+  }
+
+  async importAdminUsers(users: readonly AdminUser[]): Promise<number> {
+    return this.transaction(async (c) => {
+      for (const u of users) {
+        await c.query(
+          `INSERT INTO admin_users (name, password_hash, role, created_at) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, role = excluded.role`,
+          [u.name, u.passwordHash, u.role, u.createdAt],
+        );
+      }
+      return users.length;
     });
   }
 

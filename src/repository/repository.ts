@@ -122,11 +122,15 @@ export interface Repository {
   /** Stores a new user and audits it; false (nothing stored) when the name is taken. */
   createAdminUser(user: AdminUser, author: string, node: string): Promise<boolean>;
   /**
-   * A replica's copy: stores the documents it does not hold yet, under their own versions,
-   * and moves the head to the highest version and epoch seen. Nothing is audited here: the
-   * console's audit records are imported as they are (`importAudit`).
+   * A replica's copy: stores the documents it does not hold yet, under their own versions
+   * (replacing one of the same version only when the incoming epoch is higher: a demoted
+   * console takes the promoted one's history), and moves the head to the highest version and
+   * epoch seen. Nothing is audited here: the console's audit records are imported as they are
+   * (`importAudit`).
    */
   importConfigDocuments(docs: readonly ConfigDocument[], epoch: number): Promise<number>;
+  /** A replica's copy of the admin users (inserted or updated; not audited). */
+  importAdminUsers(users: readonly AdminUser[]): Promise<number>;
   /** Stores the audit records it does not hold yet, under their own ids; returns how many. */
   importAudit(records: readonly AuditRecord[]): Promise<number>;
   close(): Promise<void>;

@@ -192,13 +192,26 @@ export class SqliteRepository implements Repository {
       let stored = 0;
       const insert = this.db.prepare(
         `INSERT INTO config_documents (version, section, epoch, content, hash, created_at, author, node)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (version) DO NOTHING`,
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (version) DO UPDATE SET section = excluded.section, epoch = excluded.epoch, content = excluded.content,
+           hash = excluded.hash, created_at = excluded.created_at, author = excluded.author, node = excluded.node
+         WHERE config_documents.epoch < excluded.epoch`,
       );
       for (const d of docs) stored += insert.run(d.version, d.section, d.epoch, JSON.stringify(d.content), d.hash, d.createdAt, d.author, d.node).changes;
       const head = this.readHead();
       const version = Math.max(head.version, ...docs.map((d) => d.version));
       this.db.prepare('UPDATE config_head SET version = ?, epoch = ? WHERE id = 1').run(version, Math.max(head.epoch, epoch));
       return stored;
+    });
+  }
+
+  async importAdminUsers(users: readonly AdminUser[]): Promise<number> {
+    return this.write(() => {
+      const upsert = this.db.prepare(
+        `INSERT INTO admin_users (name, password_hash, role, created_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, role = excluded.role`,
+      );
+      for (const u of users) upsert.run(u.name, u.passwordHash, u.role, u.createdAt);
+      return users.length;
     });
   }
 

@@ -356,6 +356,18 @@ export function repositoryContract(name: string, open: OpenStore): void {
       assert.deepEqual([current.version, current.epoch], [2, 3]);
       assert.deepEqual(current.sections[SECTION_B], b2);
       assert.deepEqual(await copy.repo.listAudit({ sinceId: 0 }), audit);
+      // The same version from a console of a higher epoch replaces it (a demoted console takes
+      // the promoted one's history); from a lower epoch it does not.
+      await copy.repo.importConfigDocuments([{ ...b2, content: { b: 'newer' }, epoch: 4 }], 4);
+      await copy.repo.importConfigDocuments([{ ...b2, content: { b: 'older' }, epoch: 1 }], 1);
+      assert.deepEqual((await copy.repo.getConfigDocument(SECTION_B))!.content, { b: 'newer' });
+      assert.equal((await copy.repo.getCurrentConfig()).epoch, 4);
+      // Admin users are copied (and updated) without audit records of their own.
+      const user = { name: 'op', passwordHash: 'h1', role: 'admin' as const, createdAt: 1 };
+      await copy.repo.importAdminUsers([user]);
+      await copy.repo.importAdminUsers([{ ...user, passwordHash: 'h2' }]);
+      assert.deepEqual(await copy.repo.listAdminUsers(), [{ ...user, passwordHash: 'h2' }]);
+      assert.deepEqual(await copy.repo.listAudit({ sinceId: 0 }), audit);
       // After a promotion the copy carries on from there: versions and audit ids follow.
       const next = await save(copy.repo, SECTION_A, { a: 3 });
       assert.equal(next.version, 3);

@@ -5,7 +5,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { startNode } from '../helpers/cluster.js';
+import { startNode, waitUntil } from '../helpers/cluster.js';
 import { redisUrlOrSkip } from '../helpers/services.js';
 import { tmpDir } from '../helpers/tmp.js';
 
@@ -25,11 +25,15 @@ async function call(base: string, method: string, path: string, body?: unknown, 
 }
 
 describe('runtime API on real engines', () => {
-  it('serves sessions with the configured API key, reports ready, and refuses other keys', async (t) => {
+  it('is ready only once it has a configuration from the console; serves sessions with the configured API key, and refuses other keys', async (t) => {
     const dir = tmpDir(t);
     const engine = await startNode(t, dir, 'engine-1', { overrides: { http: { api_keys: `${API_KEY},second-key-that-is-long-enough` } } });
     const base = `http://${engine.config.http!.runtime}`;
-    assert.equal((await fetch(`${base}/health/ready`)).status, 200);
+    const waiting = await fetch(`${base}/health/ready`);
+    assert.equal(waiting.status, 503);
+    assert.deepEqual(((await waiting.json()) as { reasons: string[] }).reasons, ['waiting for the configuration from the console']);
+    await startNode(t, dir, 'console', { role: 'console', peers: engine.address });
+    await waitUntil(async () => (await fetch(`${base}/health/ready`)).status, (s) => s === 200, 10_000, 50);
     const created = await call(base, 'POST', '/runtime/v1/sessions', { subject: 'alice' });
     assert.equal(created.status, 201);
     assert.equal((await call(base, 'GET', `/runtime/v1/sessions/${created.json.id}`)).json.subject, 'alice');

@@ -52,4 +52,18 @@ describe('bench:membership smoke', () => {
     assert.equal(r.join.sessions, 3000);
     assert.equal(r.join.clientFailures, 0, 'no client request failed while an engine joined');
   });
+
+  it('bench:replication times saves to every engine, pushed and (the peer) polled only', () => {
+    const run = spawnSync(process.execPath, [join(PACKAGE_ROOT, 'dist/bench/replication.js'), '--saves', '3', '--engines', '4', '--peer-saves', '1', '--json'], {
+      encoding: 'utf8',
+      timeout: 120_000,
+      killSignal: 'SIGTERM',
+    });
+    assert.equal(run.status, 0, run.stderr);
+    const rows = JSON.parse(run.stdout) as Array<{ engines: number; push: boolean; saves: number; p50Ms: number; p99Ms: number }>;
+    assert.deepEqual(rows.map((r) => [r.engines, r.push, r.saves]), [[3, true, 3], [4, true, 3], [4, false, 1]]);
+    for (const r of rows) assert.ok(r.p50Ms >= 0 && r.p99Ms >= r.p50Ms, JSON.stringify(r));
+    // Pushed saves arrive in milliseconds; the polling-only peer needs a poll (up to 2 s).
+    assert.ok(rows[1]!.p99Ms < 1000, JSON.stringify(rows[1]));
+  });
 });

@@ -7,9 +7,12 @@ import { registerRuntimeApi } from '../../src/engine/runtime-api.js';
 import { sha256 } from '../../src/http/bearer-auth.js';
 import { createHttpServer } from '../../src/http/server.js';
 import { localGrid } from '../../src/state/grid/grid-provider.js';
+import { runtimeSettings } from '../../src/engine/runtime-settings.js';
 import { captureLogger } from '../helpers/transports.js';
 
 const KEY = 'runtime-test-api-key-0123456789';
+
+const settings = runtimeSettings({ runtime: { defaultRateLimit: { capacity: 2, refillPerSecond: 1 } } });
 
 function runtimeApp(t: { after(fn: () => Promise<void>): void }, options: { keys?: string[]; notReady?: string[] } = {}): { app: FastifyInstance; clock: ManualClock } {
   const clock = new ManualClock(1_800_000_000_000);
@@ -19,7 +22,7 @@ function runtimeApp(t: { after(fn: () => Promise<void>): void }, options: { keys
     provider,
     apiKeyHashes: (options.keys ?? [KEY]).map(sha256),
     notReadyReasons: () => options.notReady ?? [],
-    rateLimit: () => ({ capacity: 2, refillPerSecond: 1 }),
+    settings: () => settings,
   });
   t.after(async () => {
     await app.close();

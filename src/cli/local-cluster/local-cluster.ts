@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CohortError } from '../../core/errors.js';
 import { randomToken } from '../../core/ids.js';
+import { ADMIN_PASSWORD_FILE } from '../../console/admin-auth.js';
 import { obfuscate } from '../../config/obfuscation.js';
 import { loadNodeConfig } from '../../config/node-config.js';
 import { freePort } from '../free-port.js';
@@ -94,10 +95,19 @@ export class LocalCluster {
       clusterId: this.secrets.clusterId,
       adminUrl: localUrls(console).admin!,
       adminUser: this.secrets.adminUser,
-      adminPassword: this.secrets.adminPassword,
+      adminPassword: this.adminPassword(console),
       apiKey: this.secrets.apiKey,
       nodes: this.nodes.map((n) => ({ id: n.id, role: n.role, pid: n.child.pid ?? 0, configFile: n.configFile, logFile: n.logFile, ...localUrls(n) })),
     };
+  }
+
+  /** The password the console generated at its first start (DATA_DIR/admin-password). */
+  private adminPassword(console: RunningNode): string {
+    try {
+      return readFileSync(join(loadNodeConfig(console.configFile).node.dataDir, ADMIN_PASSWORD_FILE), 'utf8').trim();
+    } catch {
+      return '';
+    }
   }
 
   /** Secrets live in DIR/secrets.json (0600) so that a second run keeps the same cluster. */
@@ -108,7 +118,6 @@ export class LocalCluster {
       clusterId: 'local',
       secretKey: obfuscate(randomToken(32)),
       adminUser: 'admin',
-      adminPassword: randomToken(18),
       apiKey: randomToken(32),
     };
     writeFileSync(path, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 });

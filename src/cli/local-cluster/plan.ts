@@ -17,7 +17,6 @@ export interface LocalClusterSecrets {
   /** `OBF:` form of the cluster secret, as written in every config file. */
   secretKey: string;
   adminUser: string;
-  adminPassword: string;
   apiKey: string;
 }
 

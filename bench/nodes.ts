@@ -1,0 +1,104 @@
+/**
+ * Nodes of a benchmark cluster: configuration files on loopback ports from the OS (`local`
+ * profile), `cohort start` processes, and their cleanup: every process a bench starts is
+ * killed by pid and every directory removed when the bench process exits, whatever happens.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from '../src/cli/free-port.js';
+
+const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+export const CLI = join(ROOT, 'dist/src/cli/main.js');
+const SECRET = 'bench-cluster-secret-long-enough';
+
+const children = new Set<ChildProcess>();
+const dirs = new Set<string>();
+process.on('exit', () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+process.on('SIGINT', () => process.exit(130));
+process.on('SIGTERM', () => process.exit(143));
+
+/** Removes `dir` when the bench exits. */
+export function removeAtExit(dir: string): void {
+  dirs.add(dir);
+}
+
+/** Runs node with `args`; resolves once its stdout matches `started`. Killed at exit. */
+export function spawnProcess(args: string[], started: RegExp): Promise<ChildProcess> {
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.add(child);
+  return new Promise((resolvePromise, reject) => {
+    let out = '';
+    const onData = (d: Buffer): void => {
+      out += d.toString();
+      if (started.test(out)) {
+        child.stdout!.off('data', onData);
+        child.stdout!.resume();
+        resolvePromise(child);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}: ${out.slice(-2000)}`)));
+  });
+}
+
+/** Runs node with `args`, output ignored. Killed at exit. */
+export function spawnQuiet(args: string[]): ChildProcess {
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  children.add(child);
+  return child;
+}
+
+export interface BenchNode {
+  id: string;
+  role: 'console' | 'engine';
+  dir: string;
+  file: string;
+  cluster: string;
+  runtime: string;
+  admin: string;
+  child?: ChildProcess;
+}
+
+/** Writes the configuration of node `id` under `base`; `sections` adds or replaces keys. */
+export async function benchNodeConfig(base: string, id: string, role: 'console' | 'engine', peers: string, sections: Record<string, string[]> = {}): Promise<BenchNode> {
+  const dir = join(base, id);
+  mkdirSync(dir, { recursive: true });
+  const cluster = `127.0.0.1:${await freePort()}`;
+  const runtime = `127.0.0.1:${await freePort()}`;
+  const admin = `127.0.0.1:${await freePort()}`;
+  const file = join(base, `${id}.ini`);
+  const text = [
+    '[node]', `id = ${id}`, `role = ${role}`, `data_dir = ${dir}`,
+    '[cluster]', 'id = bench', `bind = ${cluster}`, `peers = ${peers}`, `secret_key = ${SECRET}`, 'profile = local',
+    '[http]', `manage = 127.0.0.1:${await freePort()}`, `runtime = ${runtime}`, `admin = ${admin}`, ...(sections.http ?? []),
+    '[state]', ...(sections.state ?? []),
+    '[console]', ...(sections.console ?? []),
+    '[log]', 'format = json', 'level = info',
+  ];
+  writeFileSync(file, `${text.join('\n')}\n`);
+  return { id, role, dir, file, cluster, runtime, admin };
+}
+
+/** Starts the node and resolves once it logged its start. */
+export async function startBenchNode(n: BenchNode): Promise<void> {
+  n.child = await spawnProcess([CLI, 'start', '-c', n.file], new RegExp(`"msg":"${n.role} ${n.id} started"`));
+}
+
+/** Polls `GET /health/ready` of engine `n` until 200; resolves with the time it took (ms). */
+export async function waitReady(n: BenchNode, timeoutMs: number): Promise<number> {
+  const start = performance.now();
+  while (performance.now() - start < timeoutMs) {
+    try {
+      if ((await fetch(`http://${n.runtime}/health/ready`)).status === 200) return performance.now() - start;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`${n.id} not ready within ${timeoutMs} ms`);
+}

@@ -1,0 +1,160 @@
+/**
+ * The admin API of the console and the replica (SPEC section 8), on `[http] admin`.
+ *
+ * Every route but login and the OpenAPI document needs `Authorization: Bearer <token>` from
+ * `POST /admin/v1/login`: 401 without a valid one; 403 AUTH_FORBIDDEN when an auditor tries
+ * to change anything. Bodies are checked against the route's schema (400 HTTP_BAD_REQUEST,
+ * values never coerced) and configuration documents against their section's schema (400
+ * CONSOLE_DOCUMENT_INVALID); a refused request changes nothing.
+ */
+import swagger from '@fastify/swagger';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { CohortError } from '../core/errors.js';
+import { COHORT_VERSION } from '../core/version.js';
+import { bearerToken } from '../http/bearer-auth.js';
+import type { Repository } from '../repository/repository.js';
+import type { AdminAuth, Principal } from './admin-auth.js';
+import { CONFIG_SECTIONS, configSection } from './config-sections.js';
+import type { ConfigService } from './config-service.js';
+
+/** The cluster as the console shows it (`GET /admin/v1/cluster`). */
+export interface ConsoleClusterView {
+  clusterId: string;
+  /** This node: `console`, `replica`, or `demoted` (a console that saw a higher epoch). */
+  role: 'console' | 'replica' | 'demoted';
+  epoch: number;
+  configVersion: number;
+  mixedVersions: boolean;
+  versions: string[];
+  nodes: Array<{
+    id: string;
+    address: string;
+    role: string;
+    version: string;
+    state: string;
+    group: string | null;
+    health: 'green' | 'yellow' | 'red' | null;
+    lastUpdated: string | null;
+    configVersion: number | null;
+    configAppliedAt: string | null;
+    replication: 'in-sync' | 'out-of-date' | 'failed' | null;
+  }>;
+  notes: string[];
+}
+
+export interface AdminApiOptions {
+  auth: AdminAuth;
+  config: ConfigService;
+  repository: Repository;
+  cluster(): Promise<ConsoleClusterView>;
+  /** `POST /admin/v1/replica/promote`; absent on a node that cannot be promoted. */
+  promote?(force: boolean, by: Principal): Promise<{ epoch: number }>;
+}
+
+const principals = new WeakMap<FastifyRequest, Principal>();
+
+const errorBody = { type: 'object', properties: { error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } } } } as const;
+/** Query values are strings (never coerced by the server): whole numbers are checked by pattern. */
+const countQuery = { type: 'string', pattern: '^[1-9][0-9]{0,14}$' } as const;
+const optionalNumber = (v: string | undefined): number | undefined => (v === undefined ? undefined : Number(v));
+const sectionParams = { type: 'object', required: ['section'], properties: { section: { type: 'string', maxLength: 64 } } } as const;
+const sectionView = {
+  type: 'object',
+  properties: {
+    section: { type: 'string' },
+    version: { type: ['integer', 'null'] },
+    epoch: { type: ['integer', 'null'] },
+    hash: { type: ['string', 'null'] },
+    createdAt: { type: ['integer', 'null'] },
+    author: { type: ['string', 'null'] },
+    content: {},
+  },
+} as const;
+
+export async function registerAdminApi(app: FastifyInstance, o: AdminApiOptions): Promise<void> {
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Cohort admin API', version: COHORT_VERSION },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+
+  app.get('/admin/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  app.post<{ Body: { user: string; password: string } }>('/admin/v1/login', {
+    schema: {
+      security: [],
+      body: { type: 'object', additionalProperties: false, required: ['user', 'password'], properties: { user: { type: 'string', minLength: 1, maxLength: 64 }, password: { type: 'string', minLength: 1, maxLength: 1024 } } },
+      response: { 200: { type: 'object', properties: { token: { type: 'string' }, expiresAt: { type: 'string' }, role: { type: 'string' } } }, 401: errorBody, 429: errorBody },
+    },
+  }, async (request) => {
+    const { token, expiresAt, role } = await o.auth.login(request.body.user, request.body.password);
+    return { token, expiresAt: new Date(expiresAt).toISOString(), role };
+  });
+
+  await app.register(async (api) => {
+    api.addHook('onRequest', async (request) => {
+      const token = bearerToken(request);
+      if (token === undefined) throw new CohortError('AUTH_MISSING_CREDENTIAL', 'missing Authorization: Bearer <token> (POST /admin/v1/login gives one)');
+      const principal = o.auth.authenticate(token);
+      if (request.method !== 'GET' && principal.role !== 'admin') throw new CohortError('AUTH_FORBIDDEN', `user ${principal.user} is an ${principal.role}: read-only`);
+      principals.set(request, principal);
+    });
+    const who = (request: FastifyRequest): Principal => principals.get(request)!;
+
+    api.get('/admin/v1/cluster', async () => o.cluster());
+
+    api.get<{ Params: { section: string } }>('/admin/v1/config/:section', { schema: { params: sectionParams, response: { 200: sectionView } } }, async (request) =>
+      o.config.get(configSection(request.params.section)),
+    );
+
+    api.put<{ Params: { section: string }; Body: unknown }>('/admin/v1/config/:section', {
+      schema: { params: sectionParams, body: { type: 'object' }, response: { 200: sectionView } },
+    }, async (request) => {
+      const section = configSection(request.params.section);
+      await o.config.put(section, request.body, who(request));
+      return o.config.get(section);
+    });
+
+    api.get<{ Querystring: { section?: string; limit?: string; beforeVersion?: string } }>('/admin/v1/config/versions', {
+      schema: {
+        querystring: { type: 'object', additionalProperties: false, properties: { section: { type: 'string', enum: [...CONFIG_SECTIONS] }, limit: countQuery, beforeVersion: countQuery } },
+      },
+    }, async (request) => ({
+      versions: await o.repository.listConfigVersions({ section: request.query.section, limit: optionalNumber(request.query.limit), beforeVersion: optionalNumber(request.query.beforeVersion) }),
+    }));
+
+    api.get<{ Querystring: { limit?: string; beforeId?: string } }>('/admin/v1/audit', {
+      schema: { querystring: { type: 'object', additionalProperties: false, properties: { limit: countQuery, beforeId: countQuery } } },
+    }, async (request) => ({
+      records: (await o.repository.listAudit({ limit: optionalNumber(request.query.limit), beforeId: optionalNumber(request.query.beforeId) })).map((r) => ({ ...r, at: new Date(r.at).toISOString() })),
+    }));
+
+    api.get('/admin/v1/api-keys', async () => ({
+      keys: (await o.config.listApiKeys()).map((k) => ({ ...k, createdAt: new Date(k.createdAt).toISOString() })),
+    }));
+
+    api.post<{ Body: { name: string } }>('/admin/v1/api-keys', {
+      schema: { body: { type: 'object', additionalProperties: false, required: ['name'], properties: { name: { type: 'string', minLength: 1, maxLength: 200 } } } },
+    }, async (request, reply) => {
+      const created = await o.config.createApiKey(request.body.name, who(request));
+      // The key is shown this once; the console keeps only its hash.
+      return reply.code(201).send({ ...created, createdAt: new Date(created.createdAt).toISOString() });
+    });
+
+    api.delete<{ Params: { id: string } }>('/admin/v1/api-keys/:id', {
+      schema: { params: { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 64 } } } },
+    }, async (request, reply) => {
+      await o.config.deleteApiKey(request.params.id, who(request));
+      return reply.code(204).send();
+    });
+
+    api.post<{ Body: { force?: boolean } }>('/admin/v1/replica/promote', {
+      schema: { body: { type: 'object', additionalProperties: false, properties: { force: { type: 'boolean' } } } },
+    }, async (request) => {
+      if (!o.promote) throw new CohortError('CONSOLE_PROMOTE_REFUSED', 'this node is not a replica');
+      return o.promote(request.body?.force === true, who(request));
+    });
+  });
+}

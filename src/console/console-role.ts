@@ -1,0 +1,236 @@
+/**
+ * What a console or replica node is doing, and the changes between those states (SPEC
+ * section 5):
+ *
+ * - `console`: owns the configuration; serves `config.fetch` / `config.export`, pushes every
+ *   save to the engines and the replica.
+ * - `replica`: pulls configuration, audit records and admin users from the console every
+ *   `polling_delay` into its own repository; read-only admin API.
+ * - Promotion (`cohort replica promote`, `POST /admin/v1/replica/promote`): refused while
+ *   the console answers, unless forced. The replica raises its epoch above every epoch it has
+ *   seen, becomes `console` in its membership metadata (with the epoch), and engines follow
+ *   it: they take configuration from the console of the highest epoch and ignore lower ones.
+ * - Demotion: a console that sees another console with a higher epoch stops being one,
+ *   becomes `demoted` (a replica of the new console), and says so in its log and in
+ *   `GET /admin/v1/cluster`.
+ *
+ * The state survives restarts in DATA_DIR/console-role.json, so a promoted replica starts as
+ * a console and a demoted console does not come back as one.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Clock, TimerHandle } from '../core/clock.js';
+import { CohortError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { Member } from '../cluster/member-list.js';
+import type { ClusterInfo } from '../cluster/cluster-info.js';
+import type { Rpc } from '../rpc/rpc.js';
+import type { AdminUser, Repository } from '../repository/repository.js';
+import { writeFileAtomic } from '../core/files.js';
+import type { ConsoleClusterView } from './admin-api.js';
+import type { Principal } from './admin-auth.js';
+import { ConfigPublisher, healthOf, type ExportAnswer, type ExportRequest } from './config-publisher.js';
+
+export const CONSOLE_ROLE_FILE = 'console-role.json';
+
+export type ConsoleState = 'console' | 'replica' | 'demoted';
+
+export interface ConsoleRoleOptions {
+  nodeId: string;
+  /** The role in the node configuration: `console` or `replica`. */
+  configuredRole: 'console' | 'replica';
+  dataDir: string;
+  repository: Repository;
+  rpc: Rpc;
+  clock: Clock;
+  log: Logger;
+  pollingDelayMs: number;
+  cluster: {
+    info(): ClusterInfo;
+    otherActiveMembers(): Member[];
+    activeConsole(): Member | undefined;
+    updateMeta(changes: { role?: string; epoch?: number }): void;
+    onMembersChanged(listener: () => void): void;
+  };
+}
+
+interface SavedRole {
+  state: ConsoleState;
+  epoch: number;
+  at: number;
+  reason: string;
+}
+
+export class ConsoleRole {
+  readonly publisher: ConfigPublisher;
+  private state: ConsoleState;
+  private epoch = 0;
+  private reason: string | undefined;
+  private syncTimer: TimerHandle | undefined;
+  private lastPull: number | null = null;
+  private pulling = false;
+  private stopped = false;
+
+  constructor(private readonly o: ConsoleRoleOptions) {
+    const saved = readSavedRole(join(o.dataDir, CONSOLE_ROLE_FILE));
+    this.state = saved?.state ?? o.configuredRole;
+    this.reason = saved?.reason;
+    this.publisher = new ConfigPublisher({
+      rpc: o.rpc,
+      repository: o.repository,
+      clock: o.clock,
+      log: o.log,
+      pollingDelayMs: o.pollingDelayMs,
+      members: () => o.cluster.otherActiveMembers(),
+      isActive: () => this.state === 'console',
+    });
+    o.rpc.handle('config.changed', () => {
+      if (this.state !== 'console') void this.pull();
+      return true;
+    });
+    o.rpc.handle('config.users', async () => {
+      if (this.state !== 'console') throw new CohortError('CONSOLE_NOT_ACTIVE', 'this node is not the active console');
+      return o.repository.listAdminUsers();
+    });
+  }
+
+  get current(): ConsoleState {
+    return this.state;
+  }
+
+  get isActive(): boolean {
+    return this.state === 'console';
+  }
+
+  /** The membership role this node announces. */
+  get announcedRole(): 'console' | 'replica' {
+    return this.state === 'console' ? 'console' : 'replica';
+  }
+
+  async start(): Promise<void> {
+    this.epoch = (await this.o.repository.getCurrentConfig()).epoch;
+    this.o.cluster.updateMeta({ role: this.announcedRole, epoch: this.epoch });
+    if (this.state === 'demoted') this.o.log.warn({ reason: this.reason }, 'this console was demoted and runs as a replica');
+    this.o.cluster.onMembersChanged(() => this.checkForNewerConsole());
+    this.checkForNewerConsole(); // members met while joining
+    this.schedulePull(0);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.o.clock.clearTimeout(this.syncTimer);
+  }
+
+  /** Promotes this replica to console; refused while the console answers, unless `force`. */
+  async promote(force: boolean, by: Principal): Promise<{ epoch: number }> {
+    if (this.state === 'console') throw new CohortError('CONSOLE_PROMOTE_REFUSED', 'this node is already the console');
+    const console = this.o.cluster.activeConsole();
+    if (console && !force) {
+      const answers = await this.o.rpc.call(console.address, 'config.fetch', { version: -1, epoch: -1 }, { timeoutMs: 1000 }).then(
+        () => true,
+        () => false,
+      );
+      if (answers) throw new CohortError('CONSOLE_PROMOTE_REFUSED', `the console ${console.id} still answers; stop it first, or force the promotion`, { console: console.id });
+    }
+    if (console) await this.pull().catch(() => undefined); // take the latest it can still give
+    const seen = Math.max(this.epoch, console?.meta.epoch ?? 0, (await this.o.repository.getCurrentConfig()).epoch);
+    this.epoch = await this.o.repository.raiseEpoch(seen + 1, by.user, this.o.nodeId, `replica ${this.o.nodeId} promoted to console${force ? ' (forced)' : ''}`);
+    this.become('console', `promoted by ${by.user}${force ? ' (forced)' : ''}`);
+    this.o.clock.clearTimeout(this.syncTimer);
+    this.o.log.warn({ epoch: this.epoch, by: by.user, force }, 'promoted to console: engines now follow this node');
+    return { epoch: this.epoch };
+  }
+
+  /** The cluster as `GET /admin/v1/cluster` shows it. */
+  async view(clusterId: string): Promise<ConsoleClusterView> {
+    const info = this.o.cluster.info();
+    const head = await this.o.repository.getCurrentConfig();
+    const now = this.o.clock.now();
+    const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
+    return {
+      clusterId,
+      role: this.state,
+      epoch: head.epoch,
+      configVersion: head.version,
+      mixedVersions: info.mixedVersions,
+      versions: info.versions,
+      nodes: info.nodes.map((n) => {
+        const base = { id: n.id ?? '', address: n.address, role: n.role ?? '', version: n.version ?? '', state: n.state, group: n.group };
+        if (n.self && this.state !== 'console') {
+          // The replica's own health: its last successful pull.
+          return { ...base, health: healthOf(this.lastPull, now, this.o.pollingDelayMs), lastUpdated: iso(this.lastPull), configVersion: head.version, configAppliedAt: iso(this.lastPull), replication: null };
+        }
+        if (n.self || (n.role !== 'engine' && n.role !== 'replica') || n.id === null) {
+          return { ...base, health: null, lastUpdated: null, configVersion: n.self ? head.version : null, configAppliedAt: null, replication: null };
+        }
+        const s = this.publisher.status(n.id, head.version);
+        return { ...base, health: s.health, lastUpdated: iso(s.lastUpdated), configVersion: s.configVersion, configAppliedAt: iso(s.configAppliedAt), replication: s.replication };
+      }),
+      notes: this.state === 'demoted' ? [`this console was demoted: ${this.reason ?? 'a console with a higher epoch took over'}`] : [],
+    };
+  }
+
+  private checkForNewerConsole(): void {
+    if (this.state !== 'console' || this.stopped) return;
+    const other = this.o.cluster.activeConsole();
+    if (!other || (other.meta.epoch ?? 0) <= this.epoch) return;
+    this.become('demoted', `console ${other.id} has epoch ${other.meta.epoch ?? 0}, higher than this console's ${this.epoch}`);
+    this.o.log.warn({ console: other.id, theirEpoch: other.meta.epoch, ourEpoch: this.epoch }, `demoted to replica: ${this.reason}`);
+    this.schedulePull(0);
+  }
+
+  private become(state: ConsoleState, reason: string): void {
+    this.state = state;
+    this.reason = reason;
+    const saved: SavedRole = { state, epoch: this.epoch, at: this.o.clock.now(), reason };
+    writeFileAtomic(join(this.o.dataDir, CONSOLE_ROLE_FILE), JSON.stringify(saved));
+    this.o.cluster.updateMeta({ role: this.announcedRole, epoch: this.epoch });
+  }
+
+  private schedulePull(delayMs: number): void {
+    if (this.stopped || this.state === 'console') return;
+    this.o.clock.clearTimeout(this.syncTimer);
+    this.syncTimer = this.o.clock.setTimeout(() => {
+      void this.pull().finally(() => this.schedulePull(this.o.pollingDelayMs));
+    }, delayMs);
+  }
+
+  /** One pull from the console: configuration documents, audit records, admin users. */
+  private async pull(): Promise<void> {
+    if (this.pulling || this.state === 'console') return;
+    const console = this.o.cluster.activeConsole();
+    if (!console) return;
+    this.pulling = true;
+    try {
+      for (;;) {
+        const head = await this.o.repository.getCurrentConfig();
+        const [lastAudit] = await this.o.repository.listAudit({ limit: 1 });
+        const request: ExportRequest = { sinceVersion: head.version, sinceAuditId: lastAudit?.id ?? 0 };
+        const answer = await this.o.rpc.call<ExportAnswer>(console.address, 'config.export', request, { timeoutMs: Math.max(this.o.pollingDelayMs, 2000) });
+        if (answer.epoch < this.epoch) return; // an older console: nothing to take from it
+        await this.o.repository.importConfigDocuments(answer.documents, answer.epoch);
+        await this.o.repository.importAudit(answer.audit);
+        if (answer.epoch > this.epoch) {
+          this.epoch = answer.epoch;
+          this.o.cluster.updateMeta({ epoch: this.epoch });
+        }
+        if (answer.documents.length === 0 && answer.audit.length === 0) break;
+      }
+      await this.o.repository.importAdminUsers(await this.o.rpc.call<AdminUser[]>(console.address, 'config.users', {}));
+      this.lastPull = this.o.clock.now();
+    } catch (err) {
+      this.o.log.debug({ err, console: console.id }, 'could not pull from the console');
+    } finally {
+      this.pulling = false;
+    }
+  }
+}
+
+function readSavedRole(path: string): SavedRole | undefined {
+  try {
+    const saved = JSON.parse(readFileSync(path, 'utf8')) as SavedRole;
+    return saved.state === 'console' || saved.state === 'demoted' ? saved : undefined;
+  } catch {
+    return undefined;
+  }
+}

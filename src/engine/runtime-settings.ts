@@ -1,0 +1,64 @@
+/**
+ * What the runtime API takes from the replicated configuration (console sections `runtime`,
+ * `services`, `api-keys`), with the defaults that hold before any is saved. Pure: the engine
+ * computes these once per applied configuration, and every request reads the current ones.
+ */
+import { createHash } from 'node:crypto';
+import { DEFAULT_LOCKOUT_POLICY, DEFAULT_RATE_LIMIT, type LockoutPolicy, type RateLimitPolicy } from '../state/services.js';
+
+export interface RuntimeSettings {
+  lockoutPolicy: LockoutPolicy;
+  rateLimit(policy: string): RateLimitPolicy;
+  sessionIdleTimeoutSeconds: number;
+  sessionMaxLifetimeSeconds: number;
+  artifactTtlSeconds: number;
+  stateTtlSeconds: number;
+  tokenTtlSeconds: number;
+  /** SHA-256 of the API keys issued by the console (besides those of `[http] api_keys`). */
+  apiKeyHashes: Buffer[];
+}
+
+export const DEFAULT_IDLE_TIMEOUT_SECONDS = 1800;
+export const DEFAULT_MAX_LIFETIME_SECONDS = 8 * 3600;
+
+interface Bucket {
+  capacity: number;
+  refillPerSecond: number;
+}
+interface RuntimeSection {
+  lockout?: { maxFailures: number; windowSeconds: number; lockSeconds: number };
+  defaultRateLimit?: Bucket;
+  rateLimits?: Record<string, Bucket>;
+}
+interface ServicesSection {
+  sessions?: { idleTimeoutSeconds?: number; maxLifetimeSeconds?: number };
+  artifacts?: { defaultTtlSeconds?: number };
+  state?: { defaultTtlSeconds?: number };
+  tokens?: { defaultTtlSeconds?: number };
+}
+
+/** Settings from the sections' contents (undefined: never saved). */
+export function runtimeSettings(sections: { runtime?: unknown; services?: unknown; 'api-keys'?: unknown } = {}): RuntimeSettings {
+  const runtime = (sections.runtime ?? {}) as RuntimeSection;
+  const services = (sections.services ?? {}) as ServicesSection;
+  const keys = ((sections['api-keys'] ?? { keys: [] }) as { keys: Array<{ hash: string }> }).keys;
+  const defaultBucket = runtime.defaultRateLimit ?? DEFAULT_RATE_LIMIT;
+  const buckets = new Map(Object.entries(runtime.rateLimits ?? {}));
+  return {
+    lockoutPolicy: runtime.lockout
+      ? { maxFailures: runtime.lockout.maxFailures, windowMs: runtime.lockout.windowSeconds * 1000, lockMs: runtime.lockout.lockSeconds * 1000 }
+      : DEFAULT_LOCKOUT_POLICY,
+    rateLimit: (policy) => buckets.get(policy) ?? defaultBucket,
+    sessionIdleTimeoutSeconds: services.sessions?.idleTimeoutSeconds ?? DEFAULT_IDLE_TIMEOUT_SECONDS,
+    sessionMaxLifetimeSeconds: services.sessions?.maxLifetimeSeconds ?? DEFAULT_MAX_LIFETIME_SECONDS,
+    artifactTtlSeconds: services.artifacts?.defaultTtlSeconds ?? 60,
+    stateTtlSeconds: services.state?.defaultTtlSeconds ?? 300,
+    tokenTtlSeconds: services.tokens?.defaultTtlSeconds ?? 300,
+    apiKeyHashes: keys.map((k) => Buffer.from(k.hash, 'hex')),
+  };
+}
+
+/** The SHA-256 of an API key, as the console stores it and the runtime API compares it. */
+export function apiKeyHash(key: string): Buffer {
+  return createHash('sha256').update(key, 'utf8').digest();
+}

@@ -1,0 +1,200 @@
+/**
+ * The console's admin API over a real repository, SQLite and PostgreSQL: login and tokens,
+ * roles, lock-out, configuration sections with validation, versions, audit, API keys, the
+ * OpenAPI document. Every refusal is checked to change no stored data.
+ */
+import { describe, it, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { ManualClock } from '../../src/core/clock.js';
+import { silentLogger } from '../../src/core/logger.js';
+import { AdminAuth, ADMIN_PASSWORD_FILE } from '../../src/console/admin-auth.js';
+import { registerAdminApi } from '../../src/console/admin-api.js';
+import { ConfigService } from '../../src/console/config-service.js';
+import { hashPassword } from '../../src/console/passwords.js';
+import { createHttpServer } from '../../src/http/server.js';
+import { openRepository } from '../../src/repository/open-repository.js';
+import type { Repository } from '../../src/repository/repository.js';
+import { postgresUrlOrSkip, uniquePostgresSchemaUrl } from '../helpers/services.js';
+import { tmpDir } from '../helpers/tmp.js';
+
+interface Harness {
+  app: FastifyInstance;
+  repo: Repository;
+  clock: ManualClock;
+  password: string;
+  dataDir: string;
+}
+
+type OpenRepo = (t: TestContext, clock: ManualClock) => Promise<Repository | undefined>;
+
+async function harness(t: TestContext, open: OpenRepo): Promise<Harness | undefined> {
+  const clock = new ManualClock(1_800_000_000_000);
+  const repo = await open(t, clock);
+  if (!repo) return undefined;
+  const dataDir = tmpDir(t);
+  const auth = new AdminAuth({ repository: repo, clock, tokenTtlMs: 3_600_000, maxFailures: 3, lockoutMs: 60_000 });
+  const file = await auth.ensureFirstUser('admin', dataDir, 'console', silentLogger());
+  assert.equal(file, join(dataDir, ADMIN_PASSWORD_FILE));
+  assert.equal(statSync(file).mode & 0o777, 0o600, 'the password file is readable by its owner only');
+  const password = readFileSync(file, 'utf8').trim();
+  const config = new ConfigService(repo, clock, 'console', () => true);
+  const app = createHttpServer({ logger: silentLogger(), bodyLimit: 64 * 1024, name: 'admin' });
+  await registerAdminApi(app, {
+    auth,
+    config,
+    repository: repo,
+    cluster: async () => ({ clusterId: 'c', role: 'console', epoch: 0, configVersion: 0, mixedVersions: false, versions: ['1.0.0'], nodes: [], notes: [] }),
+  });
+  t.after(() => app.close());
+  return { app, repo, clock, password, dataDir };
+}
+
+async function login(app: FastifyInstance, user: string, password: string): Promise<{ status: number; token?: string; code?: string }> {
+  const r = await app.inject({ method: 'POST', url: '/admin/v1/login', payload: { user, password } });
+  const body = r.json();
+  return { status: r.statusCode, token: body.token, code: body.error?.code };
+}
+
+/** Everything stored: head, sections, audit and users; compared before and after a refusal. */
+async function snapshot(repo: Repository): Promise<string> {
+  return JSON.stringify([await repo.getCurrentConfig(), await repo.listAudit({ limit: 1000 }), await repo.listAdminUsers()]);
+}
+
+function adminApiSuite(name: string, open: OpenRepo): void {
+  describe(`admin API on ${name}`, () => {
+    it('refuses unauthenticated calls, wrong passwords, auditors\' writes and malformed bodies, changing nothing; locks out after repeated wrong passwords', async (t) => {
+      const h = await harness(t, open);
+      if (!h) return;
+      const { app, repo } = h;
+      const before = await snapshot(repo);
+      assert.equal((await app.inject({ method: 'GET', url: '/admin/v1/config/runtime' })).statusCode, 401);
+      assert.equal((await app.inject({ method: 'PUT', url: '/admin/v1/config/runtime', payload: {}, headers: { authorization: 'Bearer forged' } })).json().error.code, 'AUTH_INVALID_CREDENTIAL');
+      assert.equal((await login(app, 'admin', 'wrong')).code, 'AUTH_INVALID_CREDENTIAL');
+      assert.equal((await login(app, 'nobody', 'x')).code, 'AUTH_INVALID_CREDENTIAL');
+      const malformed = await app.inject({ method: 'POST', url: '/admin/v1/login', payload: '{"user": "admin",', headers: { 'content-type': 'application/json' } });
+      assert.equal(malformed.statusCode, 400);
+      assert.equal(malformed.json().error.code, 'HTTP_BAD_REQUEST');
+
+      await repo.createAdminUser({ name: 'audrey', passwordHash: await hashPassword('auditor-pass'), role: 'auditor', createdAt: h.clock.now() }, 'test', 'console');
+      const withAuditor = await snapshot(repo);
+      const auditor = await login(app, 'audrey', 'auditor-pass');
+      assert.equal(auditor.status, 200);
+      const asAuditor = { authorization: `Bearer ${auditor.token}` };
+      assert.equal((await app.inject({ method: 'GET', url: '/admin/v1/config/runtime', headers: asAuditor })).statusCode, 200);
+      for (const [method, url, payload] of [['PUT', '/admin/v1/config/runtime', {}], ['POST', '/admin/v1/api-keys', { name: 'k' }], ['DELETE', '/admin/v1/api-keys/x', undefined]] as const) {
+        const r = await app.inject({ method, url, headers: asAuditor, ...(payload ? { payload } : {}) });
+        assert.equal(r.statusCode, 403, `${method} ${url}`);
+        assert.equal(r.json().error.code, 'AUTH_FORBIDDEN');
+      }
+
+      const admin = await login(app, 'admin', h.password);
+      const asAdmin = { authorization: `Bearer ${admin.token}` };
+      const notJson = await app.inject({ method: 'PUT', url: '/admin/v1/config/runtime', headers: { ...asAdmin, 'content-type': 'application/json' }, payload: '{nope' });
+      assert.equal(notJson.json().error.code, 'HTTP_BAD_REQUEST');
+      const invalid = await app.inject({ method: 'PUT', url: '/admin/v1/config/runtime', headers: asAdmin, payload: { lockout: { maxFailures: 0, windowSeconds: 60 }, colour: 'red' } });
+      assert.equal(invalid.statusCode, 400);
+      assert.equal(invalid.json().error.code, 'CONSOLE_DOCUMENT_INVALID');
+      assert.match(invalid.json().error.message, /unknown field "colour"/);
+      assert.match(invalid.json().error.message, /\/lockout/);
+      assert.equal((await app.inject({ method: 'PUT', url: '/admin/v1/config/api-keys', headers: asAdmin, payload: { keys: [] } })).json().error.code, 'CONSOLE_SECTION_MANAGED');
+      assert.equal((await app.inject({ method: 'PUT', url: '/admin/v1/config/colours', headers: asAdmin, payload: {} })).json().error.code, 'CONSOLE_SECTION_UNKNOWN');
+      assert.equal((await app.inject({ method: 'DELETE', url: '/admin/v1/api-keys/none', headers: asAdmin })).json().error.code, 'ADMIN_NOT_FOUND');
+      assert.equal(await snapshot(repo), withAuditor, 'no refusal changed stored data');
+
+      // Lock-out: three wrong passwords in a row, then even the right one is refused for a while.
+      for (let i = 0; i < 3; i++) assert.equal((await login(app, 'admin', 'guess')).code, 'AUTH_INVALID_CREDENTIAL');
+      const locked = await app.inject({ method: 'POST', url: '/admin/v1/login', payload: { user: 'admin', password: h.password } });
+      assert.equal(locked.statusCode, 429);
+      assert.equal(locked.json().error.code, 'AUTH_LOCKED_OUT');
+      assert.equal(await snapshot(repo), withAuditor);
+      h.clock.advance(60_001);
+      assert.equal((await login(app, 'admin', h.password)).status, 200, 'the lock-out ends');
+      assert.notEqual(before, withAuditor);
+
+      // Tokens expire.
+      h.clock.advance(3_600_001);
+      assert.equal((await app.inject({ method: 'GET', url: '/admin/v1/audit', headers: asAdmin })).statusCode, 401);
+    });
+
+    it('saves sections as new versions with epoch and hash, audits each change, and lists versions', async (t) => {
+      const h = await harness(t, open);
+      if (!h) return;
+      const { app } = h;
+      const asAdmin = { authorization: `Bearer ${(await login(app, 'admin', h.password)).token}` };
+      const empty = (await app.inject({ method: 'GET', url: '/admin/v1/config/apis', headers: asAdmin })).json();
+      assert.deepEqual(empty, { section: 'apis', version: null, epoch: null, hash: null, createdAt: null, author: null, content: { apis: [] } });
+      const runtime = { lockout: { maxFailures: 5, windowSeconds: 300, lockSeconds: 900 }, rateLimits: { login: { capacity: 10, refillPerSecond: 1 } } };
+      const v1 = (await app.inject({ method: 'PUT', url: '/admin/v1/config/runtime', headers: asAdmin, payload: runtime })).json();
+      assert.equal(v1.version, 1);
+      assert.equal(v1.author, 'admin');
+      assert.match(v1.hash, /^[0-9a-f]{64}$/);
+      assert.deepEqual(v1.content, runtime);
+      const v2 = (await app.inject({ method: 'PUT', url: '/admin/v1/config/runtime', headers: asAdmin, payload: { ...runtime, defaultRateLimit: { capacity: 5, refillPerSecond: 0.5 } } })).json();
+      assert.equal(v2.version, 2);
+      const services = (await app.inject({ method: 'PUT', url: '/admin/v1/config/services', headers: asAdmin, payload: { sessions: { idleTimeoutSeconds: 600 } } })).json();
+      assert.equal(services.version, 3);
+      const listing = await app.inject({ method: 'GET', url: '/admin/v1/config/versions?section=runtime', headers: asAdmin });
+      assert.equal(listing.statusCode, 200, listing.body);
+      const versions = listing.json().versions;
+      assert.deepEqual(versions.map((v: { version: number }) => v.version), [2, 1]);
+      const audit = (await app.inject({ method: 'GET', url: '/admin/v1/audit?limit=3', headers: asAdmin })).json().records;
+      assert.deepEqual(
+        audit.map((r: { action: string; section: string; versionBefore: number | null; versionAfter: number; summary: string; user: string }) => [r.action, r.section, r.versionBefore, r.versionAfter, r.summary, r.user]),
+        [
+          ['config.save', 'services', null, 3, 'services: first version', 'admin'],
+          ['config.save', 'runtime', 1, 2, 'runtime: added defaultRateLimit', 'admin'],
+          ['config.save', 'runtime', null, 1, 'runtime: first version', 'admin'],
+        ],
+      );
+    });
+
+    it('creates API keys shown once and stored as hashes, lists them without secrets, deletes them; serves its OpenAPI document', async (t) => {
+      const h = await harness(t, open);
+      if (!h) return;
+      const { app, repo } = h;
+      const asAdmin = { authorization: `Bearer ${(await login(app, 'admin', h.password)).token}` };
+      const created = await app.inject({ method: 'POST', url: '/admin/v1/api-keys', headers: asAdmin, payload: { name: 'shop frontend' } });
+      assert.equal(created.statusCode, 201);
+      const { id, key } = created.json();
+      assert.equal(typeof key, 'string');
+      assert.ok(key.length >= 32);
+      const stored = JSON.stringify(await repo.getCurrentConfig());
+      assert.ok(!stored.includes(key), 'the key itself is stored nowhere');
+      const listed = (await app.inject({ method: 'GET', url: '/admin/v1/api-keys', headers: asAdmin })).json().keys;
+      assert.deepEqual(listed.map((k: { id: string; name: string }) => [k.id, k.name]), [[id, 'shop frontend']]);
+      assert.ok(!JSON.stringify(listed).includes('hash'));
+      assert.equal((await app.inject({ method: 'DELETE', url: `/admin/v1/api-keys/${id}`, headers: asAdmin })).statusCode, 204);
+      assert.deepEqual((await app.inject({ method: 'GET', url: '/admin/v1/api-keys', headers: asAdmin })).json().keys, []);
+      const audit = (await repo.listAudit({ limit: 2 })).map((r) => r.summary);
+      assert.deepEqual(audit, [`api-keys: deleted key ${id}`, `api-keys: created key ${id} (shop frontend)`]);
+
+      const openapi = (await app.inject({ method: 'GET', url: '/admin/v1/openapi.json' })).json();
+      assert.match(openapi.openapi, /^3\./);
+      for (const path of ['/admin/v1/login', '/admin/v1/cluster', '/admin/v1/config/{section}', '/admin/v1/config/versions', '/admin/v1/audit', '/admin/v1/api-keys']) {
+        assert.ok(openapi.paths[path], `${path} is documented`);
+      }
+      assert.ok(existsSync(join(h.dataDir, ADMIN_PASSWORD_FILE)));
+    });
+  });
+}
+
+adminApiSuite('SQLite', async (t, clock) => {
+  const repo = await openRepository(`sqlite:${join(tmpDir(t), 'repo.db')}`, { clock });
+  t.after(() => repo.close());
+  return repo;
+});
+
+adminApiSuite('PostgreSQL', async (t, clock) => {
+  const baseUrl = await postgresUrlOrSkip(t);
+  if (baseUrl === undefined) return undefined;
+  const { url, dropSchema } = uniquePostgresSchemaUrl(baseUrl);
+  const repo = await openRepository(url, { clock });
+  t.after(async () => {
+    await repo.close();
+    await dropSchema();
+  });
+  return repo;
+});

@@ -1,0 +1,168 @@
+/**
+ * Configuration replication between real processes (SPEC section 5): a console, a replica
+ * and three engines on loopback (`polling_delay` 250 ms so health moves in seconds).
+ *
+ * In order: a PUT reaches the three engines within 500 ms, measured from the console's save to
+ * each engine's `config.applied` (p99 over 10 saves here; `npm run bench:replication` does 50
+ * with 3 and 10 engines); engine health goes green → yellow → red while an engine is paused
+ * for 3 then 12 polling intervals, and green again when resumed; promotion is refused while
+ * the console answers; with the console killed engines keep serving, and a restarted engine
+ * serves with its cached configuration; the replica is promoted and engines follow it; the old
+ * console comes back demoted and cannot push its older configuration.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startNode, waitUntil, type TestNode } from '../helpers/cluster.js';
+import { runCohort, runCohortToEnd, suiteCleanups } from '../helpers/processes.js';
+import type { ConsoleClusterView } from '../../src/console/admin-api.js';
+
+const POLLING_MS = 250;
+const API_KEY = 'console-e2e-api-key-0123456789abcdef';
+
+describe('console, replica and engines: configuration replication, health, promotion', () => {
+  const suite = suiteCleanups(after);
+  let dir = '';
+  let consoleNode: TestNode;
+  let replica: TestNode;
+  const engines: TestNode[] = [];
+  let password = '';
+
+  const overrides = { console: { polling_delay: String(POLLING_MS) }, http: { api_keys: API_KEY } };
+  const adminUrl = (n: TestNode): string => `http://${n.config.http!.admin!}`;
+  const runtimeUrl = (n: TestNode): string => `http://${n.config.http!.runtime!}`;
+
+  async function token(n: TestNode): Promise<string> {
+    const r = await fetch(`${adminUrl(n)}/admin/v1/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'admin', password }) });
+    assert.equal(r.status, 200, await r.clone().text());
+    return ((await r.json()) as { token: string }).token;
+  }
+
+  async function admin<T>(n: TestNode, method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
+    const r = await fetch(`${adminUrl(n)}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${await token(n)}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? null : JSON.stringify(body),
+    });
+    return { status: r.status, json: (await r.json()) as T };
+  }
+
+  const view = async (n: TestNode): Promise<ConsoleClusterView> => (await admin<ConsoleClusterView>(n, 'GET', '/admin/v1/cluster')).json;
+  const engineView = (v: ConsoleClusterView, id: string) => v.nodes.find((x) => x.id === id)!;
+
+  /** PUT runtime with a rate-limit capacity; resolves with how long until every engine applied it (ms). */
+  async function saveAndTime(n: TestNode, capacity: number, watch: TestNode[]): Promise<number> {
+    const saved = await admin<{ version: number; createdAt: number }>(n, 'PUT', '/admin/v1/config/runtime', { defaultRateLimit: { capacity, refillPerSecond: 1 } });
+    assert.equal(saved.status, 200, JSON.stringify(saved.json));
+    const { value } = await waitUntil(() => view(n), (v) => watch.every((e) => engineView(v, e.id).configVersion === saved.json.version), 5000, 20);
+    return Math.max(...watch.map((e) => Date.parse(engineView(value, e.id).configAppliedAt!) - saved.json.createdAt));
+  }
+
+  async function ready(n: TestNode): Promise<boolean> {
+    try {
+      return (await fetch(`${runtimeUrl(n)}/health/ready`)).status === 200;
+    } catch {
+      return false;
+    }
+  }
+
+  /** How many rate-limit takes engine `n` allows in a burst for a fresh key: the configured capacity. */
+  async function burst(n: TestNode, key: string): Promise<number> {
+    let allowed = 0;
+    for (let i = 0; i < 20; i++) {
+      const r = await fetch(`${runtimeUrl(n)}/runtime/v1/ratelimit/p/${key}`, { method: 'POST', headers: { authorization: `Bearer ${API_KEY}` } });
+      if (r.status === 200) allowed++;
+      else {
+        assert.equal(r.status, 429, `${n.id}: ${await r.text()}`);
+        break;
+      }
+    }
+    return allowed;
+  }
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cohort-console-'));
+    suite.after(() => rmSync(dir, { recursive: true, force: true }));
+    consoleNode = await startNode(suite, dir, 'console', { role: 'console', overrides });
+    password = readFileSync(join(dir, 'console', 'admin-password'), 'utf8').trim();
+    replica = await startNode(suite, dir, 'replica', { role: 'replica', peers: consoleNode.address, overrides });
+    for (const id of ['engine-1', 'engine-2', 'engine-3']) engines.push(await startNode(suite, dir, id, { peers: consoleNode.address, overrides }));
+    for (const e of engines) await waitUntil(() => ready(e), (ok) => ok, 15_000, 50);
+  });
+
+  it('applies a PUT on the console on every engine within 500 ms (p99 of 10 saves)', async () => {
+    const delays: number[] = [];
+    for (let i = 0; i < 10; i++) delays.push(await saveAndTime(consoleNode, 5 + i, engines));
+    delays.sort((a, b) => a - b);
+    assert.ok(delays.at(-1)! < 500, `save to applied on every engine, worst of 10: ${delays.at(-1)} ms (all: ${delays.join(', ')})`);
+    assert.equal(await burst(engines[1]!, 'k-applied'), 14, 'the engine uses the saved rate limit');
+    // The replica pulled it too, and reads the same configuration.
+    await waitUntil(() => admin<{ version: number }>(replica, 'GET', '/admin/v1/config/runtime'), (r) => r.json.version === 10, 5000, 50);
+  });
+
+  it('shows engine health green, then yellow and red while the engine is paused, and green again once resumed', async () => {
+    const paused = engines[2]!;
+    assert.equal(engineView(await view(consoleNode), paused.id).health, 'green');
+    process.kill(paused.proc.pid, 'SIGSTOP');
+    try {
+      await new Promise((r) => setTimeout(r, POLLING_MS * 3 + 100));
+      assert.equal(engineView(await view(consoleNode), paused.id).health, 'yellow', 'after 3 intervals');
+      await new Promise((r) => setTimeout(r, POLLING_MS * 9));
+      assert.equal(engineView(await view(consoleNode), paused.id).health, 'red', 'after 12 intervals');
+    } finally {
+      process.kill(paused.proc.pid, 'SIGCONT');
+    }
+    await waitUntil(() => view(consoleNode), (v) => engineView(v, paused.id).health === 'green', 10_000, 50);
+  });
+
+  it('refuses to promote the replica while the console answers', async () => {
+    const refused = await runCohortToEnd(suite, ['replica', 'promote', '-c', replica.file]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr + refused.stdout, /CONSOLE_PROMOTE_REFUSED/);
+    assert.equal((await view(replica)).role, 'replica');
+  });
+
+  it('with the console killed, engines keep serving, and a restarted engine serves with its cached configuration', async () => {
+    process.kill(consoleNode.proc.pid, 'SIGKILL');
+    await consoleNode.proc.exited;
+    for (const e of engines) assert.equal((await fetch(`${runtimeUrl(e)}/runtime/v1/revocations/x`, { headers: { authorization: `Bearer ${API_KEY}` } })).status, 200);
+    const restarted = engines[0]!;
+    process.kill(restarted.proc.pid, 'SIGTERM');
+    await restarted.proc.exited;
+    const proc = runCohort(suite, ['start', '-c', restarted.file]);
+    engines[0] = { ...restarted, proc };
+    await waitUntil(() => ready(engines[0]!), (ok) => ok, 15_000, 50);
+    assert.equal(await burst(engines[0]!, 'k-cached'), 14, 'the cached configuration is in force');
+  });
+
+  it('promotes the replica; engines follow the new console', async () => {
+    const promoted = await runCohortToEnd(suite, ['replica', 'promote', '-c', replica.file]);
+    assert.equal(promoted.code, 0, promoted.stderr);
+    const v = await view(replica);
+    assert.equal(v.role, 'console');
+    assert.equal(v.epoch, 1);
+    // The admin password came over with the users: the same login works on the new console.
+    const delay = await saveAndTime(replica, 7, engines);
+    assert.ok(delay < 500, `${delay} ms`);
+    for (const e of engines) assert.equal(await burst(e, `k-promoted-${e.id}`), 7);
+  });
+
+  it('demotes the old console when it returns, and its older configuration reaches no engine', async () => {
+    const proc = runCohort(suite, ['start', '-c', consoleNode.file]);
+    consoleNode = { ...consoleNode, proc };
+    await proc.waitForOutput(/demoted to replica/, 15_000);
+    await proc.waitForOutput(/"msg":"console console started"/, 15_000);
+    const old = await view(consoleNode);
+    assert.equal(old.role, 'demoted');
+    assert.match(old.notes.join(' '), /demoted/);
+    const put = await admin<{ error: { code: string } }>(consoleNode, 'PUT', '/admin/v1/config/runtime', { defaultRateLimit: { capacity: 2, refillPerSecond: 1 } });
+    assert.equal(put.status, 409);
+    assert.equal(put.json.error.code, 'CONSOLE_NOT_ACTIVE');
+    await new Promise((r) => setTimeout(r, POLLING_MS * 3));
+    for (const e of engines) assert.equal(await burst(e, `k-after-return-${e.id}`), 7, `${e.id} still runs the new console's configuration`);
+    // It catches up with the new console's history as its replica.
+    await waitUntil(() => admin<{ version: number; epoch: number }>(consoleNode, 'GET', '/admin/v1/config/runtime'), (r) => r.json.epoch === 1, 5000, 50);
+  });
+});
