@@ -3,7 +3,7 @@
  * and three engines on loopback (`polling_delay` 250 ms so health moves in seconds).
  *
  * In order: a PUT reaches the three engines within 500 ms, measured from the console's save to
- * each engine's `config.applied` (p99 over 10 saves here; `npm run bench:replication` does 50
+ * each engine's `config.applied` (p99 over 50 saves; `npm run bench:replication` does 50
  * with 3 and 10 engines); engine health goes green → yellow → red while an engine is paused
  * for 3 then 12 polling intervals, and green again when resumed; promotion is refused while
  * the console answers; with the console killed engines keep serving, and a restarted engine
@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { startNode, waitUntil, type TestNode } from '../helpers/cluster.js';
 import { runCohort, runCohortToEnd, suiteCleanups } from '../helpers/processes.js';
 import type { ConsoleClusterView } from '../../src/console/admin-api.js';
+import { percentile } from '../../src/core/stats.js';
 
 const POLLING_MS = 250;
 const API_KEY = 'console-e2e-api-key-0123456789abcdef';
@@ -40,13 +41,14 @@ describe('console, replica and engines: configuration replication, health, promo
     return ((await r.json()) as { token: string }).token;
   }
 
-  async function admin<T>(n: TestNode, method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
+  async function admin<T = unknown>(n: TestNode, method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
     const r = await fetch(`${adminUrl(n)}${path}`, {
       method,
       headers: { authorization: `Bearer ${await token(n)}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       body: body === undefined ? null : JSON.stringify(body),
     });
-    return { status: r.status, json: (await r.json()) as T };
+    const text = await r.text();
+    return { status: r.status, json: (text ? JSON.parse(text) : {}) as T };
   }
 
   const view = async (n: TestNode): Promise<ConsoleClusterView> => (await admin<ConsoleClusterView>(n, 'GET', '/admin/v1/cluster')).json;
@@ -92,14 +94,22 @@ describe('console, replica and engines: configuration replication, health, promo
     for (const e of engines) await waitUntil(() => ready(e), (ok) => ok, 15_000, 50);
   });
 
-  it('applies a PUT on the console on every engine within 500 ms (p99 of 10 saves)', async () => {
+  it('applies a PUT on the console on every engine within 500 ms (p99 of 50 saves)', async () => {
     const delays: number[] = [];
-    for (let i = 0; i < 10; i++) delays.push(await saveAndTime(consoleNode, 5 + i, engines));
-    delays.sort((a, b) => a - b);
-    assert.ok(delays.at(-1)! < 500, `save to applied on every engine, worst of 10: ${delays.at(-1)} ms (all: ${delays.join(', ')})`);
+    for (let i = 0; i < 50; i++) delays.push(await saveAndTime(consoleNode, 5 + (i % 10), engines));
+    assert.ok(percentile(delays, 99) < 500, `save to applied on every engine, p99 of 50: ${percentile(delays, 99)} ms (all: ${delays.join(', ')})`);
     assert.equal(await burst(engines[1]!, 'k-applied'), 14, 'the engine uses the saved rate limit');
     // The replica pulled it too, and reads the same configuration.
-    await waitUntil(() => admin<{ version: number }>(replica, 'GET', '/admin/v1/config/runtime'), (r) => r.json.version === 10, 5000, 50);
+    await waitUntil(() => admin<{ version: number }>(replica, 'GET', '/admin/v1/config/runtime'), (r) => r.json.version === 50, 5000, 50);
+  });
+
+  it('engines accept the API keys the console issues, and stop accepting a deleted one', async () => {
+    const created = await admin<{ id: string; key: string }>(consoleNode, 'POST', '/admin/v1/api-keys', { name: 'e2e' });
+    assert.equal(created.status, 201);
+    const use = (e: TestNode) => fetch(`${runtimeUrl(e)}/runtime/v1/revocations/x`, { headers: { authorization: `Bearer ${created.json.key}` } }).then((r) => r.status);
+    for (const e of engines) await waitUntil(() => use(e), (s) => s === 200, 2000, 20);
+    assert.equal((await admin(consoleNode, 'DELETE', `/admin/v1/api-keys/${created.json.id}`)).status, 204);
+    for (const e of engines) await waitUntil(() => use(e), (s) => s === 401, 2000, 20);
   });
 
   it('shows engine health green, then yellow and red while the engine is paused, and green again once resumed', async () => {
