@@ -6,6 +6,7 @@ import { registerObfuscate } from './commands/obfuscate.js';
 import { registerStart } from './commands/start.js';
 import { registerUp } from './commands/up.js';
 import { registerReplica } from './commands/replica.js';
+import { registerSchedules } from './commands/schedules.js';
 import { EXIT } from './exit-codes.js';
 
 const program = new Command();
@@ -22,6 +23,7 @@ program
 registerStart(program);
 registerUp(program);
 registerReplica(program);
+registerSchedules(program);
 registerCluster(program);
 registerObfuscate(program);
 

@@ -63,6 +63,7 @@ export interface NodeConfig {
     bulkRevocationTimeoutMs: number;
     revocationCap: number;
   };
+  scheduler: { enabled: boolean; checkInIntervalMs: number; checkInOffsetMs: number; instanceTimeoutMs: number; instanceRecoveryTimeoutMs: number; pollIntervalMs: number; runHistory: number };
   console: { pollingDelayMs: number; pushChanges: boolean; adminUser: string; tokenTtlMs: number; loginMaxFailures: number; loginLockoutMs: number };
   /** Repository URL with relative SQLite paths made absolute; `undefined` when not configured for an engine. */
   repository: { url: string | undefined };
@@ -237,6 +238,15 @@ export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeC
       readLocalOnly: get<boolean>('state', 'read_local_only'),
       bulkRevocationTimeoutMs: get<number>('state', 'bulk_revocation_timeout'),
       revocationCap: get<number>('state', 'revocation_cap'),
+    },
+    scheduler: {
+      enabled: get<boolean>('scheduler', 'enabled'),
+      checkInIntervalMs: get<number>('scheduler', 'check_in_interval'),
+      checkInOffsetMs: get<number>('scheduler', 'check_in_offset'),
+      instanceTimeoutMs: get<number>('scheduler', 'instance_timeout'),
+      instanceRecoveryTimeoutMs: get<number>('scheduler', 'instance_recovery_timeout'),
+      pollIntervalMs: get<number>('scheduler', 'poll_interval'),
+      runHistory: get<number>('scheduler', 'run_history'),
     },
     console: {
       pollingDelayMs: get<number>('console', 'polling_delay'),

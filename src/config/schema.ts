@@ -353,6 +353,49 @@ export const KEYS: readonly KeyDef[] = [
     allowed: 'integer 1 to 86400',
     parse: (raw) => parseInteger(raw, 1, 86_400),
   },
+  // [scheduler]
+  {
+    section: 'scheduler', key: 'enabled', type: 'boolean', default: 'true', unit: '',
+    doc: 'Runs the persistent scheduler on this node: the console, and engines given a `[repository] url` (a replica does not until it is promoted).',
+    allowed: 'true | false',
+    parse: parseBoolean,
+  },
+  {
+    section: 'scheduler', key: 'check_in_interval', type: 'integer', default: '5000', unit: 'ms',
+    doc: 'How often this scheduler node writes its check-in (plus `check_in_offset`).',
+    allowed: 'integer 100 to 600000',
+    parse: (raw) => parseInteger(raw, 100, 600_000),
+  },
+  {
+    section: 'scheduler', key: 'check_in_offset', type: 'integer', default: '0', unit: 'ms',
+    doc: 'Added to `check_in_interval` on this node: give nodes different offsets so their check-ins do not all hit the repository at once.',
+    allowed: 'integer 0 to 600000',
+    parse: (raw) => parseInteger(raw, 0, 600_000),
+  },
+  {
+    section: 'scheduler', key: 'instance_timeout', type: 'integer', default: '30000', unit: 'ms',
+    doc: 'A scheduler node whose check-in is older than this is `recovering`: the others take its jobs back (unstarted claims run again; started runs follow their misfire policy).',
+    allowed: 'integer 500 to 3600000',
+    parse: (raw) => parseInteger(raw, 500, 3_600_000),
+  },
+  {
+    section: 'scheduler', key: 'instance_recovery_timeout', type: 'integer', default: '30000', unit: 'ms',
+    doc: 'After `instance_timeout` plus this, a node that still has not checked in is `down`.',
+    allowed: 'integer 0 to 3600000',
+    parse: (raw) => parseInteger(raw, 0, 3_600_000),
+  },
+  {
+    section: 'scheduler', key: 'poll_interval', type: 'integer', default: '250', unit: 'ms',
+    doc: 'How often this scheduler node looks for due jobs (a fire time runs at most this late, plus the claim).',
+    allowed: 'integer 10 to 60000',
+    parse: (raw) => parseInteger(raw, 10, 60_000),
+  },
+  {
+    section: 'scheduler', key: 'run_history', type: 'integer', default: '100', unit: 'runs',
+    doc: 'Runs kept per schedule in the run history (older ones are deleted).',
+    allowed: 'integer 1 to 100000',
+    parse: (raw) => parseInteger(raw, 1, 100_000),
+  },
   {
     section: 'log', key: 'level', type: 'enum', default: 'info', unit: '',
     doc: 'Lowest level of log lines written.',

@@ -33,6 +33,8 @@ export interface ConsoleClusterView {
     version: string;
     state: string;
     group: string | null;
+    /** Scheduler state from the node's check-ins: `running`, `recovering`, `down`; null for a node that runs no scheduler. */
+    scheduler: string | null;
     health: 'green' | 'yellow' | 'red' | null;
     lastUpdated: string | null;
     configVersion: number | null;
@@ -148,6 +150,39 @@ export async function registerAdminApi(app: FastifyInstance, o: AdminApiOptions)
     }, async (request, reply) => {
       await o.config.deleteApiKey(request.params.id, who(request));
       return reply.code(204).send();
+    });
+
+    // ---- schedules (scheduler/): definitions in the `schedules` section, queue state and runs in the repository
+    const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
+    const scheduleParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 64 } } } as const;
+
+    api.get('/admin/v1/schedules', async () => {
+      const jobs = new Map((await o.repository.schedulerJobs()).map((j) => [j.scheduleId, j]));
+      return {
+        schedules: (await o.config.listSchedules()).map((d) => {
+          const j = jobs.get(d.id);
+          return { ...d, job: j ? { state: j.state, node: j.node, nextFireAt: iso(j.nextFireAt), fireAt: iso(j.fireAt), startedAt: iso(j.startedAt) } : null };
+        }),
+      };
+    });
+
+    api.put<{ Params: { id: string }; Body: unknown }>('/admin/v1/schedules/:id', { schema: { params: scheduleParams, body: { type: 'object' } } }, async (request) =>
+      o.config.putSchedule(request.params.id, request.body, who(request)),
+    );
+
+    api.delete<{ Params: { id: string } }>('/admin/v1/schedules/:id', { schema: { params: scheduleParams } }, async (request, reply) => {
+      await o.config.deleteSchedule(request.params.id, who(request));
+      return reply.code(204).send();
+    });
+
+    api.get<{ Params: { id: string }; Querystring: { limit?: string } }>('/admin/v1/schedules/:id/runs', {
+      schema: { params: scheduleParams, querystring: { type: 'object', additionalProperties: false, properties: { limit: countQuery } } },
+    }, async (request) => {
+      const runs = await o.repository.schedulerRuns(request.params.id, Math.min(1000, optionalNumber(request.query.limit) ?? 100));
+      if (runs.length === 0 && !(await o.config.listSchedules()).some((d) => d.id === request.params.id)) {
+        throw new CohortError('SCHEDULE_NOT_FOUND', `no schedule ${request.params.id}`);
+      }
+      return { runs: runs.map((r) => ({ ...r, fireAt: iso(r.fireAt), startedAt: iso(r.startedAt), endedAt: iso(r.endedAt) })) };
     });
 
     api.post<{ Body: { force?: boolean } }>('/admin/v1/replica/promote', {

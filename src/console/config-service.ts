@@ -15,6 +15,7 @@ import { randomToken } from '../core/ids.js';
 import type { ConfigDocument, CurrentConfig, Repository } from '../repository/repository.js';
 import type { Principal } from './admin-auth.js';
 import { MANAGED_SECTIONS, summarizeChange, validateSection, type ConfigSection } from './config-sections.js';
+import { parseSchedule, type ScheduleDefinition } from '../scheduler/schedule-definition.js';
 
 /** What a section reads as before its first save. */
 export const EMPTY_SECTIONS: Record<ConfigSection, unknown> = {
@@ -103,6 +104,43 @@ export class ConfigService {
       },
       by.user,
       `api-keys: deleted key ${id}`,
+    );
+  }
+
+  /** The saved schedules (scheduler/schedule-definition.ts), defaults filled in. */
+  async listSchedules(): Promise<ScheduleDefinition[]> {
+    const { content } = await this.get('schedules');
+    return (content as { schedules: unknown[] }).schedules.map((raw) => parseSchedule(raw));
+  }
+
+  /** Creates or replaces schedule `id`; SCHEDULE_INVALID (nothing saved) when it does not validate. */
+  async putSchedule(id: string, raw: unknown, by: Principal): Promise<ScheduleDefinition> {
+    const body = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
+    if (body.id !== undefined && body.id !== id) throw new CohortError('SCHEDULE_INVALID', `schedule ${id}: the body names another id (${String(body.id)})`);
+    const def = parseSchedule({ ...body, id });
+    const existed = ((await this.get('schedules')).content as { schedules: ScheduleDefinition[] }).schedules.some((d) => d.id === id);
+    await this.save(
+      'schedules',
+      (content) => {
+        const list = (content as { schedules: ScheduleDefinition[] }).schedules;
+        return { schedules: [...list.filter((d) => d.id !== id), def] };
+      },
+      by.user,
+      `schedules: ${existed ? 'replaced' : 'created'} ${id} (${def.type}, ${def.cron !== undefined ? `cron ${def.cron} ${def.timezone}` : `every ${def.intervalSeconds} s`}${def.enabled ? '' : ', disabled'})`,
+    );
+    return def;
+  }
+
+  async deleteSchedule(id: string, by: Principal): Promise<void> {
+    await this.save(
+      'schedules',
+      (content) => {
+        const list = (content as { schedules: ScheduleDefinition[] }).schedules;
+        if (!list.some((d) => d.id === id)) throw new CohortError('SCHEDULE_NOT_FOUND', `no schedule ${id}`);
+        return { schedules: list.filter((d) => d.id !== id) };
+      },
+      by.user,
+      `schedules: deleted ${id}`,
     );
   }
 

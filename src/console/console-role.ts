@@ -45,6 +45,8 @@ export interface ConsoleRoleOptions {
   clock: Clock;
   log: Logger;
   pollingDelayMs: number;
+  /** The scheduler state of every node that checks in (scheduler/scheduler.ts). */
+  schedulerStates?(): Promise<Map<string, string>>;
   cluster: {
     info(): ClusterInfo;
     otherActiveMembers(): Member[];
@@ -147,6 +149,7 @@ export class ConsoleRole {
     const head = await this.o.repository.getCurrentConfig();
     const now = this.o.clock.now();
     const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
+    const scheduler = (await this.o.schedulerStates?.().catch(() => undefined)) ?? new Map<string, string>();
     return {
       clusterId,
       role: this.state,
@@ -155,7 +158,7 @@ export class ConsoleRole {
       mixedVersions: info.mixedVersions,
       versions: info.versions,
       nodes: info.nodes.map((n) => {
-        const base = { id: n.id ?? '', address: n.address, role: n.role ?? '', version: n.version ?? '', state: n.state, group: n.group };
+        const base = { id: n.id ?? '', address: n.address, role: n.role ?? '', version: n.version ?? '', state: n.state, group: n.group, scheduler: (n.id && scheduler.get(n.id)) ?? null };
         if (n.self && this.state !== 'console') {
           // The replica's own health: its last successful pull.
           return { ...base, health: healthOf(this.lastPull, now, this.o.pollingDelayMs), lastUpdated: iso(this.lastPull), configVersion: head.version, configAppliedAt: iso(this.lastPull), replication: null };

@@ -67,6 +67,8 @@ export const ERROR_CODES = {
   CONSOLE_NOT_ACTIVE: { status: 409, summary: 'This node is a replica (or was demoted): configuration is changed on the console.' },
   CONSOLE_PROMOTE_REFUSED: { status: 409, summary: 'Promotion refused: the console still answers (use --force), or this node is not a replica.' },
   CONSOLE_UNREACHABLE: { status: 503, summary: 'No console answers over the cluster channel.' },
+  SCHEDULE_INVALID: { status: 400, summary: 'The schedule does not validate: bad cron expression or time zone, unknown job type, missing URL or directory (details.errors lists each problem); nothing was saved.' },
+  SCHEDULE_NOT_FOUND: { status: 404, summary: 'No schedule by that id.' },
   ADMIN_NOT_FOUND: { status: 404, summary: 'The named object (an API key) does not exist.' },
 
   // HTTP layer, shared by every API

@@ -19,6 +19,7 @@ import { ConsoleRole } from '../console/console-role.js';
 import { AdminAuth } from '../console/admin-auth.js';
 import { ConfigService } from '../console/config-service.js';
 import { registerAdminApi } from '../console/admin-api.js';
+import { savedSchedules, Scheduler, schedulerState } from '../scheduler/scheduler.js';
 
 /** What the process running a node hears from it (cli/commands/start.ts exits on these). */
 export interface CohortNodeHooks {
@@ -42,6 +43,7 @@ export class CohortNode {
   private adminServer: FastifyInstance | undefined;
   private follower: ConfigFollower | undefined;
   private consoleRole: ConsoleRole | undefined;
+  private scheduler: Scheduler | undefined;
   private stateProvider: OpenedProvider | undefined;
   /** Set when the node starts stopping: readiness turns 503 before anything closes. */
   private draining = false;
@@ -118,6 +120,10 @@ export class CohortNode {
       await this.startConsole(cluster, this.repository);
       if (this.stopping) return;
     }
+    if (this.repository && config.scheduler.enabled) {
+      await this.startScheduler(cluster, this.repository);
+      if (this.stopping) return;
+    }
 
     const manage = createHttpServer({ logger: log, bodyLimit: config.http.bodyLimit, name: 'manage' });
     registerManageApi(manage, config, credential.credential, {
@@ -125,6 +131,7 @@ export class CohortNode {
       deleteNode: (address) => cluster.deleteNode(address),
       stopCluster: () => cluster.stopCluster(),
       promote: this.consoleRole ? (force) => this.consoleRole!.promote(force, { user: 'cli', role: 'admin' }) : undefined,
+      schedules: this.repository ? scheduleListing(this.repository) : undefined,
     });
     this.manageServer = manage;
     await listen(manage, config.http.manage, 'manage');
@@ -160,6 +167,10 @@ export class CohortNode {
       log,
       pollingDelayMs: config.console.pollingDelayMs,
       cluster,
+      schedulerStates: async () => {
+        const now = this.clock.now();
+        return new Map((await repository.schedulerCheckIns()).map((c) => [c.node, schedulerState(c, now, config.scheduler)]));
+      },
     });
     this.consoleRole = role;
     await role.start();
@@ -185,6 +196,33 @@ export class CohortNode {
     await listen(admin, config.http.admin, 'admin');
   }
 
+  /**
+   * The persistent scheduler (scheduler/scheduler.ts) on a node with the repository: the
+   * console (not while it is a replica: its repository may be a copy of its own), and engines
+   * given a `[repository] url`.
+   */
+  private async startScheduler(cluster: ClusterMember, repository: Repository): Promise<void> {
+    const role = this.consoleRole;
+    const scheduler = new Scheduler({
+      repository,
+      clock: this.clock,
+      log: this.log,
+      nodeId: this.config.node.id,
+      settings: this.config.scheduler,
+      active: role ? () => role.isActive : undefined,
+      jobs: {
+        // Every active engine sweeps: this one directly, the others over the cluster channel.
+        purgeExpired: async () => {
+          const others = [...cluster.activeEngines()].filter(([id]) => id !== this.config.node.id);
+          const counts = await Promise.all(others.map(([, address]) => cluster.rpc.call<number>(address, 'grid.sweep', {}).catch(() => 0)));
+          return (this.stateProvider?.sweep() ?? 0) + counts.reduce((a, b) => a + b, 0);
+        },
+      },
+    });
+    this.scheduler = scheduler;
+    await scheduler.start();
+  }
+
   /** Stops everything that was started; safe to call more than once and after a failed start. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
@@ -194,6 +232,7 @@ export class CohortNode {
       await this.runtimeServer?.close();
       this.follower?.stop();
       this.consoleRole?.stop();
+      await this.scheduler?.stop();
       // Saved while this engine still holds its share; then it leaves, and its partitions
       // move to the other engines.
       await this.stateProvider?.shutdown().catch((err: unknown) => this.log.error({ err }, 'could not save the grid state'));
@@ -203,6 +242,21 @@ export class CohortNode {
     })();
     return this.stopping;
   }
+}
+
+/** Schedules with their queue state, and runs, as `cohort schedules` prints them. */
+function scheduleListing(repository: Repository): { list(): Promise<unknown[]>; runs(id: string, limit: number): Promise<unknown[]> } {
+  const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
+  return {
+    list: async () => {
+      const jobs = new Map((await repository.schedulerJobs()).map((j) => [j.scheduleId, j]));
+      return (await savedSchedules(repository)).map((d) => {
+        const j = jobs.get(d.id);
+        return { ...d, job: j ? { state: j.state, node: j.node, nextFireAt: iso(j.nextFireAt) } : null };
+      });
+    },
+    runs: async (id, limit) => (await repository.schedulerRuns(id, limit)).map((r) => ({ ...r, fireAt: iso(r.fireAt), startedAt: iso(r.startedAt), endedAt: iso(r.endedAt) })),
+  };
 }
 
 /** A repository URL fit for a log line: no password. */

@@ -14,6 +14,11 @@ export interface ClusterOperations {
   stopCluster(): void;
   /** `cohort replica promote`: present on console and replica nodes. */
   promote?(force: boolean): Promise<{ epoch: number }>;
+  /** `cohort schedules list|runs`: present on nodes with the repository. */
+  schedules?: {
+    list(): Promise<unknown[]>;
+    runs(id: string, limit: number): Promise<unknown[]>;
+  };
 }
 
 const nullableString = { type: ['string', 'null'] };
@@ -100,6 +105,14 @@ export function registerManageApi(app: FastifyInstance, config: NodeConfig, cred
     if (!cluster.promote) throw new CohortError('CONSOLE_PROMOTE_REFUSED', `${config.node.id} is an ${config.node.role}, not a replica`);
     return cluster.promote(request.body.force === true);
   });
+
+  const noSchedules = (): never => {
+    throw new CohortError('SCHEDULE_NOT_FOUND', `${config.node.id} has no repository, so no schedules: ask the console`);
+  };
+  app.get('/manage/v1/schedules', async () => ({ schedules: cluster.schedules ? await cluster.schedules.list() : noSchedules() }));
+  app.get<{ Params: { id: string } }>('/manage/v1/schedules/:id/runs', {
+    schema: { params: { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 64 } } } },
+  }, async (request) => ({ runs: cluster.schedules ? await cluster.schedules.runs(request.params.id, 100) : noSchedules() }));
 
   // The answer goes out first; then the stop spreads and this node stops with the others.
   // ('close' fires whether or not the client stayed to read the answer.)

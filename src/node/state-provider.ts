@@ -18,6 +18,8 @@ export interface OpenedProvider {
   notReadyReasons(): string[];
   /** Graceful stop: saves what this engine holds (grid) and closes. */
   shutdown(): Promise<void>;
+  /** Removes expired records now (the `purge-expired` job); how many went. Redis expires keys itself: 0. */
+  sweep(): number;
 }
 
 /** Membership changes arrive in bursts; placement is recomputed once the burst is over (ms). */
@@ -53,6 +55,7 @@ export async function openStateProvider(config: NodeConfig, clock: Clock, log: L
       provider: redis,
       notReadyReasons: () => (redis.connected ? [] : ['the Redis state provider is disconnected']),
       shutdown: () => redis.close(),
+      sweep: () => 0,
     };
   }
 
@@ -121,7 +124,15 @@ export async function openStateProvider(config: NodeConfig, clock: Clock, log: L
   };
   reportEvictions();
 
+  const sweep = (): number => {
+    let removed = 0;
+    for (let n = store.sweep(); n > 0; n = store.sweep()) removed += n;
+    return removed;
+  };
+  rpc.handle('grid.sweep', () => sweep());
+
   return {
+    sweep,
     provider: new GridProvider(executor, clock, undefined, routing),
     notReadyReasons: () => (executor.ready ? [] : ['synchronising partitions and the revocation list']),
     shutdown: async () => {

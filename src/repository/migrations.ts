@@ -107,8 +107,72 @@ export const MIGRATIONS: readonly Migration[] = [
         created_at BIGINT NOT NULL
       );`,
   },
-  // The scheduler's tables (schedules, claims, check-ins) come later, each in its own
-  // migration appended here.
+  {
+    version: 3,
+    name: 'scheduler: jobs, fencing tokens, check-ins, run history',
+    sqlite: `
+      CREATE TABLE scheduler_jobs (
+        schedule_id TEXT PRIMARY KEY,
+        definition_hash TEXT NOT NULL,
+        next_fire_at INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        node TEXT,
+        token INTEGER,
+        fire_at INTEGER,
+        claimed_at INTEGER,
+        started_at INTEGER
+      );
+      CREATE TABLE scheduler_tokens (id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL);
+      INSERT INTO scheduler_tokens (id, last) VALUES (1, 0);
+      CREATE TABLE scheduler_checkins (
+        node TEXT PRIMARY KEY,
+        at INTEGER NOT NULL,
+        period_ms INTEGER NOT NULL
+      );
+      CREATE TABLE scheduler_runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        schedule_id TEXT NOT NULL,
+        fire_at INTEGER NOT NULL,
+        node TEXT NOT NULL,
+        token INTEGER NOT NULL,
+        started_at INTEGER NOT NULL,
+        ended_at INTEGER NOT NULL,
+        outcome TEXT NOT NULL,
+        error TEXT
+      );
+      CREATE INDEX scheduler_runs_schedule ON scheduler_runs (schedule_id, id);`,
+    postgres: `
+      CREATE TABLE scheduler_jobs (
+        schedule_id TEXT PRIMARY KEY,
+        definition_hash TEXT NOT NULL,
+        next_fire_at BIGINT NOT NULL,
+        state TEXT NOT NULL,
+        node TEXT,
+        token BIGINT,
+        fire_at BIGINT,
+        claimed_at BIGINT,
+        started_at BIGINT
+      );
+      CREATE TABLE scheduler_tokens (id INTEGER PRIMARY KEY CHECK (id = 1), last BIGINT NOT NULL);
+      INSERT INTO scheduler_tokens (id, last) VALUES (1, 0);
+      CREATE TABLE scheduler_checkins (
+        node TEXT PRIMARY KEY,
+        at BIGINT NOT NULL,
+        period_ms BIGINT NOT NULL
+      );
+      CREATE TABLE scheduler_runs (
+        id BIGSERIAL PRIMARY KEY,
+        schedule_id TEXT NOT NULL,
+        fire_at BIGINT NOT NULL,
+        node TEXT NOT NULL,
+        token BIGINT NOT NULL,
+        started_at BIGINT NOT NULL,
+        ended_at BIGINT NOT NULL,
+        outcome TEXT NOT NULL,
+        error TEXT
+      );
+      CREATE INDEX scheduler_runs_schedule ON scheduler_runs (schedule_id, id);`,
+  },
 ];
 
 /** The highest schema version this code knows. */

@@ -20,6 +20,11 @@ import {
   type Head,
 } from './queries.js';
 import type {
+  ClaimPlan,
+  SchedulerCheckIn,
+  SchedulerClaim,
+  SchedulerJob,
+  SchedulerRun,
   AdminUser,
   AuditInput,
   AuditRecord,
@@ -37,6 +42,13 @@ import {
   auditRecordValues,
   auditValues,
   toAdminUser,
+  toCheckIn,
+  toJob,
+  toRun,
+  RUN_COLUMNS,
+  type CheckInRow,
+  type JobRow,
+  type RunRow,
   type AdminUserRow,
   toAudit,
   toDocument,
@@ -255,6 +267,117 @@ export class PostgresRepository implements Repository {
       await c.query(`SELECT setval(pg_get_serial_sequence('audit', 'id'), GREATEST((SELECT COALESCE(MAX(id), 0) FROM audit), 1))`);
       return stored;
     });
+  }
+
+  // ---- scheduler (migration 3)
+
+  async schedulerCheckIn(node: string, at: number, periodMs: number): Promise<void> {
+    await this.withClient((c) =>
+      c.query('INSERT INTO scheduler_checkins (node, at, period_ms) VALUES ($1, $2, $3) ON CONFLICT (node) DO UPDATE SET at = excluded.at, period_ms = excluded.period_ms', [node, at, periodMs]),
+    );
+  }
+
+  async schedulerCheckIns(): Promise<SchedulerCheckIn[]> {
+    const { rows } = await this.withClient((c) => c.query<CheckInRow>('SELECT * FROM scheduler_checkins ORDER BY node'));
+    return rows.map(toCheckIn);
+  }
+
+  async schedulerSyncJobs(jobs: ReadonlyArray<{ scheduleId: string; definitionHash: string; firstFireAt: number }>): Promise<void> {
+    await this.transaction(async (c) => {
+      const { rows } = await c.query<JobRow>('SELECT * FROM scheduler_jobs FOR UPDATE');
+      const existing = new Map(rows.map((r) => [r.schedule_id, r]));
+      for (const j of jobs) {
+        const row = existing.get(j.scheduleId);
+        existing.delete(j.scheduleId);
+        if (!row) {
+          await c.query("INSERT INTO scheduler_jobs (schedule_id, definition_hash, next_fire_at, state) VALUES ($1, $2, $3, 'idle') ON CONFLICT (schedule_id) DO NOTHING", [j.scheduleId, j.definitionHash, j.firstFireAt]);
+        } else if (row.definition_hash !== j.definitionHash) {
+          await c.query('UPDATE scheduler_jobs SET definition_hash = $1, next_fire_at = $2 WHERE schedule_id = $3', [j.definitionHash, j.firstFireAt, j.scheduleId]);
+        }
+      }
+      for (const id of existing.keys()) await c.query('DELETE FROM scheduler_jobs WHERE schedule_id = $1', [id]);
+    });
+  }
+
+  async schedulerJobs(): Promise<SchedulerJob[]> {
+    const { rows } = await this.withClient((c) => c.query<JobRow>('SELECT * FROM scheduler_jobs ORDER BY schedule_id'));
+    return rows.map(toJob);
+  }
+
+  async schedulerClaimDue(node: string, now: number, limit: number, plan: (scheduleId: string, fireAt: number) => ClaimPlan): Promise<SchedulerClaim[]> {
+    // SKIP LOCKED: jobs another node is claiming right now are left to it, not waited for.
+    return this.transaction(async (c) => {
+      const { rows: due } = await c.query<JobRow>(
+        "SELECT * FROM scheduler_jobs WHERE state = 'idle' AND next_fire_at <= $1 ORDER BY next_fire_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        [now, limit],
+      );
+      const claims: SchedulerClaim[] = [];
+      for (const row of due) {
+        const fireAt = Number(row.next_fire_at);
+        const p = plan(row.schedule_id, fireAt);
+        if (!p.fire) {
+          await c.query('UPDATE scheduler_jobs SET next_fire_at = $1 WHERE schedule_id = $2', [p.nextFireAt, row.schedule_id]);
+          continue;
+        }
+        const { last } = await one<{ last: string }>(c, 'UPDATE scheduler_tokens SET last = last + 1 WHERE id = 1 RETURNING last');
+        const token = Number(last);
+        await c.query('UPDATE scheduler_jobs SET next_fire_at = $1, state = $2, node = $3, token = $4, fire_at = $5, claimed_at = $6, started_at = NULL WHERE schedule_id = $7', [
+          p.nextFireAt,
+          p.concurrent ? 'idle' : 'claimed',
+          p.concurrent ? null : node,
+          p.concurrent ? null : token,
+          p.concurrent ? null : fireAt,
+          p.concurrent ? null : now,
+          row.schedule_id,
+        ]);
+        claims.push({ scheduleId: row.schedule_id, fireAt, token });
+      }
+      return claims;
+    });
+  }
+
+  async schedulerStart(scheduleId: string, token: number, at: number): Promise<boolean> {
+    const { rowCount } = await this.withClient((c) =>
+      c.query("UPDATE scheduler_jobs SET state = 'running', started_at = $1 WHERE schedule_id = $2 AND token = $3 AND state = 'claimed'", [at, scheduleId, token]),
+    );
+    return rowCount === 1;
+  }
+
+  async schedulerComplete(run: Omit<SchedulerRun, 'id'>, keepRuns: number, concurrent: boolean): Promise<boolean> {
+    return this.transaction(async (c) => {
+      const accepted =
+        concurrent ||
+        (await c.query("UPDATE scheduler_jobs SET state = 'idle', node = NULL, token = NULL, fire_at = NULL, claimed_at = NULL, started_at = NULL WHERE schedule_id = $1 AND token = $2", [run.scheduleId, run.token])).rowCount === 1;
+      await c.query(`INSERT INTO scheduler_runs (${RUN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, [
+        run.scheduleId,
+        run.fireAt,
+        run.node,
+        run.token,
+        run.startedAt,
+        run.endedAt,
+        accepted ? run.outcome : 'rejected',
+        accepted ? run.error : `stale fencing token ${run.token}: the claim was taken back while this node was away${run.error ? ` (${run.error})` : ''}`,
+      ]);
+      await c.query('DELETE FROM scheduler_runs WHERE schedule_id = $1 AND id NOT IN (SELECT id FROM scheduler_runs WHERE schedule_id = $1 ORDER BY id DESC LIMIT $2)', [run.scheduleId, keepRuns]);
+      return accepted;
+    });
+  }
+
+  async schedulerRecover(nodes: readonly string[], decide: (job: SchedulerJob) => number): Promise<SchedulerJob[]> {
+    if (nodes.length === 0) return [];
+    return this.transaction(async (c) => {
+      const { rows } = await c.query<JobRow>("SELECT * FROM scheduler_jobs WHERE state <> 'idle' AND node = ANY($1) FOR UPDATE", [[...nodes]]);
+      const jobs = rows.map(toJob);
+      for (const job of jobs) {
+        await c.query("UPDATE scheduler_jobs SET state = 'idle', node = NULL, token = NULL, fire_at = NULL, claimed_at = NULL, started_at = NULL, next_fire_at = $1 WHERE schedule_id = $2", [decide(job), job.scheduleId]);
+      }
+      return jobs;
+    });
+  }
+
+  async schedulerRuns(scheduleId: string, limit: number): Promise<SchedulerRun[]> {
+    const { rows } = await this.withClient((c) => c.query<RunRow>('SELECT * FROM scheduler_runs WHERE schedule_id = $1 ORDER BY id DESC LIMIT $2', [scheduleId, limit]));
+    return rows.map(toRun);
   }
 
   async close(): Promise<void> {

@@ -103,7 +103,87 @@ export interface AdminUser {
   createdAt: number;
 }
 
-export interface Repository {
+/** A schedule's place in the scheduler's queue (one row per enabled schedule). */
+export interface SchedulerJob {
+  scheduleId: string;
+  /** Hash of the schedule's definition: a changed definition resets the job. */
+  definitionHash: string;
+  nextFireAt: number;
+  /** `idle`: waiting for `nextFireAt`; `claimed` by `node` (not started yet); `running` on `node`. */
+  state: 'idle' | 'claimed' | 'running';
+  node: string | null;
+  /** Fencing token of the current claim: a completion must carry it. */
+  token: number | null;
+  /** The fire time being run. */
+  fireAt: number | null;
+  claimedAt: number | null;
+  startedAt: number | null;
+}
+
+export interface SchedulerRun {
+  id: number;
+  scheduleId: string;
+  fireAt: number;
+  node: string;
+  token: number;
+  startedAt: number;
+  endedAt: number;
+  /** `rejected`: the node completed with a stale fencing token (its claim had been taken back). */
+  outcome: 'succeeded' | 'failed' | 'rejected';
+  error: string | null;
+}
+
+export interface SchedulerCheckIn {
+  node: string;
+  at: number;
+  periodMs: number;
+}
+
+export interface SchedulerClaim {
+  scheduleId: string;
+  fireAt: number;
+  token: number;
+}
+
+/** What the scheduler decides for a due job at claim time (scheduler/planning.ts). */
+export interface ClaimPlan {
+  /** False: skip this fire time (misfire policy `do-nothing`), only move `nextFireAt`. */
+  fire: boolean;
+  nextFireAt: number;
+  /** Concurrent schedules are not held by their claim: the next fire may run beside this one. */
+  concurrent: boolean;
+}
+
+/** The scheduler's tables (migration 3); every method is one transaction. */
+export interface SchedulerStore {
+  schedulerCheckIn(node: string, at: number, periodMs: number): Promise<void>;
+  schedulerCheckIns(): Promise<SchedulerCheckIn[]>;
+  /** Inserts missing jobs, resets those whose definition changed, removes those not listed. */
+  schedulerSyncJobs(jobs: ReadonlyArray<{ scheduleId: string; definitionHash: string; firstFireAt: number }>): Promise<void>;
+  schedulerJobs(): Promise<SchedulerJob[]>;
+  /**
+   * Claims up to `limit` idle jobs due at `now` for `node`, each with a new fencing token, and
+   * moves their next fire time as `plan` says. Concurrent callers never claim the same job.
+   */
+  schedulerClaimDue(node: string, now: number, limit: number, plan: (scheduleId: string, fireAt: number) => ClaimPlan): Promise<SchedulerClaim[]>;
+  /** Marks a claimed job started; false when the claim (token) is no longer the job's. */
+  schedulerStart(scheduleId: string, token: number, at: number): Promise<boolean>;
+  /**
+   * Records a finished run and frees the job when `token` is still its claim; otherwise records
+   * the run as `rejected` and leaves the job alone. Keeps the newest `keepRuns` runs of the
+   * schedule. Returns whether the completion was accepted.
+   */
+  schedulerComplete(run: Omit<SchedulerRun, 'id'>, keepRuns: number, concurrent: boolean): Promise<boolean>;
+  /**
+   * Takes back the jobs claimed or running on `nodes` (they stopped checking in): each goes
+   * back to `idle` with the next fire time `decide` gives, and loses its claim. Returns them.
+   */
+  schedulerRecover(nodes: readonly string[], decide: (job: SchedulerJob) => number): Promise<SchedulerJob[]>;
+  /** Newest first. */
+  schedulerRuns(scheduleId: string, limit: number): Promise<SchedulerRun[]>;
+}
+
+export interface Repository extends SchedulerStore {
   /** Applies pending migrations; safe when several processes call it at once. */
   migrate(): Promise<void>;
   saveConfigDocument(input: SaveConfigInput): Promise<ConfigDocument>;

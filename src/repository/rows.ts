@@ -3,7 +3,7 @@
  * rows with the same column names; pg returns BIGINT columns as strings (they may exceed 2^53),
  * better-sqlite3 returns numbers, so every numeric column goes through Number().
  */
-import type { AdminUser, AuditInput, AuditRecord, ConfigDocument, ConfigVersionSummary } from './repository.js';
+import type { AdminUser, AuditInput, AuditRecord, ConfigDocument, ConfigVersionSummary, SchedulerCheckIn, SchedulerJob, SchedulerRun } from './repository.js';
 
 type Numeric = number | string;
 
@@ -108,3 +108,70 @@ export const AUDIT_ALL_COLUMNS = `id, ${AUDIT_INSERT_COLUMNS}`;
 export function auditRecordValues(r: AuditRecord): (string | number | null)[] {
   return [r.id, r.at, r.user, r.node, r.action, r.section, r.versionBefore, r.versionAfter, r.summary];
 }
+
+export interface JobRow {
+  schedule_id: string;
+  definition_hash: string;
+  next_fire_at: Numeric;
+  state: string;
+  node: string | null;
+  token: Numeric | null;
+  fire_at: Numeric | null;
+  claimed_at: Numeric | null;
+  started_at: Numeric | null;
+}
+
+const numOrNull = (v: Numeric | null): number | null => (v === null ? null : Number(v));
+
+export function toJob(r: JobRow): SchedulerJob {
+  return {
+    scheduleId: r.schedule_id,
+    definitionHash: r.definition_hash,
+    nextFireAt: Number(r.next_fire_at),
+    state: r.state as SchedulerJob['state'],
+    node: r.node,
+    token: numOrNull(r.token),
+    fireAt: numOrNull(r.fire_at),
+    claimedAt: numOrNull(r.claimed_at),
+    startedAt: numOrNull(r.started_at),
+  };
+}
+
+export interface RunRow {
+  id: Numeric;
+  schedule_id: string;
+  fire_at: Numeric;
+  node: string;
+  token: Numeric;
+  started_at: Numeric;
+  ended_at: Numeric;
+  outcome: string;
+  error: string | null;
+}
+
+export function toRun(r: RunRow): SchedulerRun {
+  return {
+    id: Number(r.id),
+    scheduleId: r.schedule_id,
+    fireAt: Number(r.fire_at),
+    node: r.node,
+    token: Number(r.token),
+    startedAt: Number(r.started_at),
+    endedAt: Number(r.ended_at),
+    outcome: r.outcome as SchedulerRun['outcome'],
+    error: r.error,
+  };
+}
+
+export interface CheckInRow {
+  node: string;
+  at: Numeric;
+  period_ms: Numeric;
+}
+
+export function toCheckIn(r: CheckInRow): SchedulerCheckIn {
+  return { node: r.node, at: Number(r.at), periodMs: Number(r.period_ms) };
+}
+
+/** Columns written by a run insert (without the id). */
+export const RUN_COLUMNS = 'schedule_id, fire_at, node, token, started_at, ended_at, outcome, error';

@@ -24,6 +24,11 @@ import {
   type Head,
 } from './queries.js';
 import type {
+  ClaimPlan,
+  SchedulerCheckIn,
+  SchedulerClaim,
+  SchedulerJob,
+  SchedulerRun,
   AdminUser,
   AuditInput,
   AuditRecord,
@@ -41,6 +46,13 @@ import {
   auditRecordValues,
   auditValues,
   toAdminUser,
+  toCheckIn,
+  toJob,
+  toRun,
+  RUN_COLUMNS,
+  type CheckInRow,
+  type JobRow,
+  type RunRow,
   type AdminUserRow,
   toAudit,
   toDocument,
@@ -222,6 +234,93 @@ export class SqliteRepository implements Repository {
       for (const r of records) stored += insert.run(...auditRecordValues(r)).changes;
       return stored;
     });
+  }
+
+  // ---- scheduler (migration 3)
+
+  async schedulerCheckIn(node: string, at: number, periodMs: number): Promise<void> {
+    this.write(() => {
+      this.db.prepare('INSERT INTO scheduler_checkins (node, at, period_ms) VALUES (?, ?, ?) ON CONFLICT (node) DO UPDATE SET at = excluded.at, period_ms = excluded.period_ms').run(node, at, periodMs);
+    });
+  }
+
+  async schedulerCheckIns(): Promise<SchedulerCheckIn[]> {
+    return (this.db.prepare('SELECT * FROM scheduler_checkins ORDER BY node').all() as CheckInRow[]).map(toCheckIn);
+  }
+
+  async schedulerSyncJobs(jobs: ReadonlyArray<{ scheduleId: string; definitionHash: string; firstFireAt: number }>): Promise<void> {
+    this.write(() => {
+      const existing = new Map((this.db.prepare('SELECT * FROM scheduler_jobs').all() as JobRow[]).map((r) => [r.schedule_id, r]));
+      for (const j of jobs) {
+        const row = existing.get(j.scheduleId);
+        existing.delete(j.scheduleId);
+        if (!row) {
+          this.db.prepare("INSERT INTO scheduler_jobs (schedule_id, definition_hash, next_fire_at, state) VALUES (?, ?, ?, 'idle')").run(j.scheduleId, j.definitionHash, j.firstFireAt);
+        } else if (row.definition_hash !== j.definitionHash) {
+          // A run in progress keeps its claim; the new definition applies from its next fire.
+          this.db.prepare('UPDATE scheduler_jobs SET definition_hash = ?, next_fire_at = ? WHERE schedule_id = ?').run(j.definitionHash, j.firstFireAt, j.scheduleId);
+        }
+      }
+      for (const id of existing.keys()) this.db.prepare('DELETE FROM scheduler_jobs WHERE schedule_id = ?').run(id);
+    });
+  }
+
+  async schedulerJobs(): Promise<SchedulerJob[]> {
+    return (this.db.prepare('SELECT * FROM scheduler_jobs ORDER BY schedule_id').all() as JobRow[]).map(toJob);
+  }
+
+  async schedulerClaimDue(node: string, now: number, limit: number, plan: (scheduleId: string, fireAt: number) => ClaimPlan): Promise<SchedulerClaim[]> {
+    // BEGIN IMMEDIATE: the write lock is taken before the due jobs are read, so two
+    // processes never claim the same one.
+    return this.write(() => {
+      const due = this.db.prepare("SELECT * FROM scheduler_jobs WHERE state = 'idle' AND next_fire_at <= ? ORDER BY next_fire_at LIMIT ?").all(now, limit) as JobRow[];
+      const claims: SchedulerClaim[] = [];
+      for (const row of due) {
+        const fireAt = Number(row.next_fire_at);
+        const p = plan(row.schedule_id, fireAt);
+        if (!p.fire) {
+          this.db.prepare('UPDATE scheduler_jobs SET next_fire_at = ? WHERE schedule_id = ?').run(p.nextFireAt, row.schedule_id);
+          continue;
+        }
+        const { last: token } = this.db.prepare('UPDATE scheduler_tokens SET last = last + 1 WHERE id = 1 RETURNING last').get() as { last: number };
+        this.db
+          .prepare('UPDATE scheduler_jobs SET next_fire_at = ?, state = ?, node = ?, token = ?, fire_at = ?, claimed_at = ?, started_at = NULL WHERE schedule_id = ?')
+          .run(p.nextFireAt, p.concurrent ? 'idle' : 'claimed', p.concurrent ? null : node, p.concurrent ? null : token, p.concurrent ? null : fireAt, p.concurrent ? null : now, row.schedule_id);
+        claims.push({ scheduleId: row.schedule_id, fireAt, token: Number(token) });
+      }
+      return claims;
+    });
+  }
+
+  async schedulerStart(scheduleId: string, token: number, at: number): Promise<boolean> {
+    return this.write(() => this.db.prepare("UPDATE scheduler_jobs SET state = 'running', started_at = ? WHERE schedule_id = ? AND token = ? AND state = 'claimed'").run(at, scheduleId, token).changes === 1);
+  }
+
+  async schedulerComplete(run: Omit<SchedulerRun, 'id'>, keepRuns: number, concurrent: boolean): Promise<boolean> {
+    return this.write(() => {
+      const accepted = concurrent || this.db.prepare("UPDATE scheduler_jobs SET state = 'idle', node = NULL, token = NULL, fire_at = NULL, claimed_at = NULL, started_at = NULL WHERE schedule_id = ? AND token = ?").run(run.scheduleId, run.token).changes === 1;
+      this.db
+        .prepare(`INSERT INTO scheduler_runs (${RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+        .run(run.scheduleId, run.fireAt, run.node, run.token, run.startedAt, run.endedAt, accepted ? run.outcome : 'rejected', accepted ? run.error : `stale fencing token ${run.token}: the claim was taken back while this node was away${run.error ? ` (${run.error})` : ''}`);
+      this.db.prepare('DELETE FROM scheduler_runs WHERE schedule_id = ? AND id NOT IN (SELECT id FROM scheduler_runs WHERE schedule_id = ? ORDER BY id DESC LIMIT ?)').run(run.scheduleId, run.scheduleId, keepRuns);
+      return accepted;
+    });
+  }
+
+  async schedulerRecover(nodes: readonly string[], decide: (job: SchedulerJob) => number): Promise<SchedulerJob[]> {
+    if (nodes.length === 0) return [];
+    return this.write(() => {
+      const rows = this.db.prepare(`SELECT * FROM scheduler_jobs WHERE state <> 'idle' AND node IN (${nodes.map(() => '?').join(', ')})`).all(...nodes) as JobRow[];
+      const jobs = rows.map(toJob);
+      for (const job of jobs) {
+        this.db.prepare("UPDATE scheduler_jobs SET state = 'idle', node = NULL, token = NULL, fire_at = NULL, claimed_at = NULL, started_at = NULL, next_fire_at = ? WHERE schedule_id = ?").run(decide(job), job.scheduleId);
+      }
+      return jobs;
+    });
+  }
+
+  async schedulerRuns(scheduleId: string, limit: number): Promise<SchedulerRun[]> {
+    return (this.db.prepare('SELECT * FROM scheduler_runs WHERE schedule_id = ? ORDER BY id DESC LIMIT ?').all(scheduleId, limit) as RunRow[]).map(toRun);
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,186 @@
+/**
+ * The persistent scheduler of one node (SPEC section 6). Every scheduler node shares the
+ * repository; schedules run once per cluster because a due fire time is claimed by exactly
+ * one node in a repository transaction (schedulerClaimDue).
+ *
+ * - Check-ins: every `check_in_interval + check_in_offset` the node writes the time. A node
+ *   whose check-in is older than `instance_timeout` is `recovering`: any other node takes its
+ *   jobs back (a claim it never started fires again; a started run follows the misfire
+ *   policy). After another `instance_recovery_timeout` it is `down`.
+ * - Every `poll_interval` the node brings the job table in line with the schedules (the
+ *   console's `schedules` section), takes back recovering nodes' jobs, claims what is due,
+ *   and runs it.
+ * - Fencing: every claim has a new token. A run is marked started and completed with it; once
+ *   its job was taken back (the node was paused past its check-in, say), the completion is
+ *   rejected, recorded as `rejected` and logged, and the job stays with its new claim. So a
+ *   non-concurrent schedule never has two runs at once that both count.
+ * - At start the node takes back its own claims of a previous life (a kill -9 and a quick
+ *   restart leave claims no check-in would ever expire).
+ */
+import type { Clock, TimerHandle } from '../core/clock.js';
+import type { Logger } from '../core/logger.js';
+import type { Repository, SchedulerCheckIn, SchedulerClaim } from '../repository/repository.js';
+import { runJob, type JobContext } from './jobs.js';
+import { definitionHash, nextFireAt, parseSchedule, planClaim, recoveredFireAt, type ScheduleDefinition } from './schedule-definition.js';
+
+export interface SchedulerSettings {
+  checkInIntervalMs: number;
+  checkInOffsetMs: number;
+  instanceTimeoutMs: number;
+  instanceRecoveryTimeoutMs: number;
+  pollIntervalMs: number;
+  /** Runs kept per schedule. */
+  runHistory: number;
+}
+
+export type SchedulerNodeState = 'running' | 'recovering' | 'down';
+
+/** A node's scheduler state from the age of its last check-in. */
+export function schedulerState(checkIn: SchedulerCheckIn, now: number, s: Pick<SchedulerSettings, 'instanceTimeoutMs' | 'instanceRecoveryTimeoutMs'>): SchedulerNodeState {
+  const age = now - checkIn.at;
+  if (age <= s.instanceTimeoutMs) return 'running';
+  if (age <= s.instanceTimeoutMs + s.instanceRecoveryTimeoutMs) return 'recovering';
+  return 'down';
+}
+
+/** The schedules saved in the repository's `schedules` section (invalid ones are skipped and logged). */
+export async function savedSchedules(repository: Repository, log?: Logger): Promise<ScheduleDefinition[]> {
+  const doc = await repository.getConfigDocument('schedules');
+  const raw = ((doc?.content ?? { schedules: [] }) as { schedules: unknown[] }).schedules;
+  const defs: ScheduleDefinition[] = [];
+  for (const r of raw) {
+    try {
+      defs.push(parseSchedule(r));
+    } catch (err) {
+      log?.error({ err }, 'a saved schedule does not validate; it does not run');
+    }
+  }
+  return defs;
+}
+
+const CLAIMS_PER_POLL = 20;
+
+export class Scheduler {
+  private checkInTimer: TimerHandle | undefined;
+  private pollTimer: TimerHandle | undefined;
+  private stopped = false;
+  private polling = false;
+  private lastSync = '';
+  private readonly running = new Set<Promise<void>>();
+
+  constructor(
+    private readonly o: {
+      repository: Repository;
+      clock: Clock;
+      log: Logger;
+      nodeId: string;
+      settings: SchedulerSettings;
+      jobs: Omit<JobContext, 'repository' | 'nodeId'>;
+      /** False while this node must not run jobs (a replica with a repository of its own). */
+      active?(): boolean;
+    },
+  ) {}
+
+  async start(): Promise<void> {
+    const { repository, nodeId, clock } = this.o;
+    const defs = await savedSchedules(repository, this.o.log);
+    const taken = await repository.schedulerRecover([nodeId], (job) => recoveredFireAt(defs.find((d) => d.id === job.scheduleId), job, clock.now()));
+    if (taken.length > 0) this.o.log.warn({ jobs: taken.map((j) => j.scheduleId) }, 'took back the claims this node held before it restarted');
+    await this.checkIn();
+    this.schedulePoll(0);
+    this.o.log.info({ ...this.o.settings }, 'scheduler running');
+  }
+
+  /** Stops claiming; runs in progress finish (their completions are recorded if the repository is still open). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.o.clock.clearTimeout(this.checkInTimer);
+    this.o.clock.clearTimeout(this.pollTimer);
+    await Promise.allSettled([...this.running]);
+  }
+
+  /** Every node's scheduler state, from the check-ins. */
+  async nodeStates(): Promise<Map<string, SchedulerNodeState>> {
+    const now = this.o.clock.now();
+    return new Map((await this.o.repository.schedulerCheckIns()).map((c) => [c.node, schedulerState(c, now, this.o.settings)]));
+  }
+
+  private async checkIn(): Promise<void> {
+    const { checkInIntervalMs, checkInOffsetMs } = this.o.settings;
+    try {
+      await this.o.repository.schedulerCheckIn(this.o.nodeId, this.o.clock.now(), checkInIntervalMs + checkInOffsetMs);
+    } catch (err) {
+      this.o.log.warn({ err }, 'scheduler check-in failed');
+    }
+    if (!this.stopped) this.checkInTimer = this.o.clock.setTimeout(() => void this.checkIn(), checkInIntervalMs + checkInOffsetMs);
+  }
+
+  private schedulePoll(delayMs: number): void {
+    if (this.stopped) return;
+    this.pollTimer = this.o.clock.setTimeout(() => {
+      void this.poll().finally(() => this.schedulePoll(this.o.settings.pollIntervalMs));
+    }, delayMs);
+  }
+
+  private async poll(): Promise<void> {
+    if (this.polling || this.stopped || this.o.active?.() === false) return;
+    this.polling = true;
+    try {
+      const { repository, clock, nodeId } = this.o;
+      const defs = await savedSchedules(repository);
+      const byId = new Map(defs.map((d) => [d.id, d]));
+      const enabled = defs.filter((d) => d.enabled);
+      const now = clock.now();
+      const hashes = enabled.map((d) => `${d.id}:${definitionHash(d)}`).join(',');
+      if (hashes !== this.lastSync) {
+        await repository.schedulerSyncJobs(enabled.map((d) => ({ scheduleId: d.id, definitionHash: definitionHash(d), firstFireAt: nextFireAt(d, now) })));
+        this.lastSync = hashes;
+      }
+      const stale = (await repository.schedulerCheckIns()).filter((c) => c.node !== nodeId && now - c.at > this.o.settings.instanceTimeoutMs).map((c) => c.node);
+      const recovered = await repository.schedulerRecover(stale, (job) => recoveredFireAt(byId.get(job.scheduleId), job, now));
+      for (const job of recovered) {
+        this.o.log.warn({ schedule: job.scheduleId, from: job.node, state: job.state, token: job.token }, `took back job ${job.scheduleId} from ${job.node}, which stopped checking in`);
+      }
+      const claims = await repository.schedulerClaimDue(nodeId, now, CLAIMS_PER_POLL, (id, fireAt) => planClaim(byId.get(id)!, fireAt, now));
+      for (const claim of claims) {
+        const def = byId.get(claim.scheduleId);
+        if (!def) continue;
+        const run = this.execute(def, claim).finally(() => this.running.delete(run));
+        this.running.add(run);
+      }
+    } catch (err) {
+      this.o.log.warn({ err }, 'scheduler poll failed; trying again');
+      this.lastSync = '';
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  private async execute(def: ScheduleDefinition, claim: SchedulerClaim): Promise<void> {
+    const { repository, clock, nodeId, log } = this.o;
+    const startedAt = clock.now();
+    if (!def.concurrentExecution && !(await repository.schedulerStart(def.id, claim.token, startedAt))) {
+      log.warn({ schedule: def.id, token: claim.token }, 'a claim was taken back before its run started; not running it');
+      return;
+    }
+    let outcome: 'succeeded' | 'failed' = 'succeeded';
+    let error: string | null = null;
+    try {
+      const what = await runJob(def, claim.fireAt, { repository, nodeId, ...this.o.jobs });
+      log.debug({ schedule: def.id, fireAt: claim.fireAt, result: what }, 'scheduled job done');
+    } catch (err) {
+      outcome = 'failed';
+      error = (err as Error).message;
+      log.warn({ schedule: def.id, fireAt: claim.fireAt, err }, `scheduled job ${def.id} failed`);
+    }
+    const accepted = await repository
+      .schedulerComplete({ scheduleId: def.id, fireAt: claim.fireAt, node: nodeId, token: claim.token, startedAt, endedAt: clock.now(), outcome, error }, this.o.settings.runHistory, def.concurrentExecution)
+      .catch((err: unknown) => {
+        log.warn({ err, schedule: def.id }, 'could not record the end of a scheduled run');
+        return true;
+      });
+    if (!accepted) {
+      log.warn({ schedule: def.id, token: claim.token, fireAt: claim.fireAt }, `completion of ${def.id} rejected: its fencing token ${claim.token} is stale (the job was taken back while this node was away)`);
+    }
+  }
+}
