@@ -144,11 +144,12 @@ export function planClaim(def: ScheduleDefinition, fireAt: number, now: number):
 
 /**
  * The next fire time of a job taken back from a node that stopped checking in: a claim that
- * never started fires again at its own time; a started run follows the misfire policy (run
- * again now, or wait for the next fire time).
+ * never started fires again at its own time; a started run follows the misfire policy (its
+ * fire time runs again at once, or waits for the next fire time).
  */
 export function recoveredFireAt(def: ScheduleDefinition | undefined, job: SchedulerJob, now: number): number {
   if (job.state === 'claimed' && job.fireAt !== null) return job.fireAt;
-  if (!def || def.misfirePolicy === 'do-nothing') return def ? nextFireAt(def, now) : now;
-  return now;
+  if (def && def.misfirePolicy === 'do-nothing') return nextFireAt(def, now);
+  // fire-and-proceed: the interrupted fire time is due again at once (and runs under its own time).
+  return job.fireAt ?? now;
 }

@@ -375,6 +375,63 @@ export function repositoryContract(name: string, open: OpenStore): void {
       assert.ok(latest!.id > Math.max(...audit.map((r) => r.id)));
     });
 
+    it('scheduler: a due job is claimed once among concurrent claimers, with a fencing token that a completion must carry', async (t) => {
+      const store = await setup(t);
+      if (!store) return;
+      const { repo } = store;
+      const plan = () => ({ fire: true, nextFireAt: 2000, concurrent: false });
+      await repo.schedulerSyncJobs([{ scheduleId: 'job-a', definitionHash: 'h1', firstFireAt: 1000 }]);
+      assert.deepEqual(await repo.schedulerClaimDue('n1', 999, 10, plan), [], 'not due yet');
+      const claims = await Promise.all(['n1', 'n2', 'n3'].map((n) => repo.schedulerClaimDue(n, 1000, 10, plan)));
+      const all = claims.flat();
+      assert.equal(all.length, 1, 'exactly one node claimed the fire time');
+      const claim = all[0]!;
+      assert.equal(claim.fireAt, 1000);
+      const [job] = await repo.schedulerJobs();
+      assert.equal(job!.state, 'claimed');
+      assert.equal(job!.nextFireAt, 2000);
+      assert.equal(await repo.schedulerStart('job-a', claim.token + 1, 1001), false, 'a wrong token does not start it');
+      assert.equal(await repo.schedulerStart('job-a', claim.token, 1001), true);
+      assert.deepEqual(await repo.schedulerClaimDue('n2', 5000, 10, plan), [], 'a running non-concurrent job is not claimed again');
+
+      // The node stops checking in: its job is taken back, then claimed anew with a new token.
+      const taken = await repo.schedulerRecover(['n1', 'n9'], (j) => j.fireAt!);
+      assert.deepEqual(taken.map((j) => [j.scheduleId, j.state, j.token]), [['job-a', 'running', claim.token]]);
+      const [again] = await repo.schedulerClaimDue('n2', 5000, 10, plan);
+      assert.ok(again!.token > claim.token);
+      {
+        const base = { scheduleId: 'job-a', fireAt: 1000, startedAt: 1001, endedAt: 1500, outcome: 'succeeded' as const, error: null };
+        assert.equal(await repo.schedulerComplete({ ...base, node: 'n1', token: claim.token }, 10, false), false, 'the stale token is rejected');
+        assert.equal((await repo.schedulerJobs())[0]!.token, again!.token, 'the new claim is untouched');
+        assert.equal(await repo.schedulerComplete({ ...base, node: 'n2', token: again!.token }, 10, false), true);
+        const runs = await repo.schedulerRuns('job-a', 10);
+        assert.deepEqual(runs.map((r) => [r.node, r.outcome]), [['n2', 'succeeded'], ['n1', 'rejected']]);
+        assert.match(runs[1]!.error!, /stale fencing token/);
+      }
+      assert.equal((await repo.schedulerJobs())[0]!.state, 'idle');
+    });
+
+    it('scheduler: check-ins, job sync and run history retention', async (t) => {
+      const store = await setup(t);
+      if (!store) return;
+      const { repo } = store;
+      await repo.schedulerCheckIn('n1', 100, 5000);
+      await repo.schedulerCheckIn('n1', 200, 5000);
+      await repo.schedulerCheckIn('n2', 150, 5500);
+      assert.deepEqual(await repo.schedulerCheckIns(), [{ node: 'n1', at: 200, periodMs: 5000 }, { node: 'n2', at: 150, periodMs: 5500 }]);
+      await repo.schedulerSyncJobs([{ scheduleId: 'a', definitionHash: 'h1', firstFireAt: 10 }, { scheduleId: 'b', definitionHash: 'h1', firstFireAt: 20 }]);
+      await repo.schedulerSyncJobs([{ scheduleId: 'a', definitionHash: 'h1', firstFireAt: 99 }, { scheduleId: 'b', definitionHash: 'h2', firstFireAt: 30 }]);
+      assert.deepEqual((await repo.schedulerJobs()).map((j) => [j.scheduleId, j.nextFireAt]), [['a', 10], ['b', 30]], 'unchanged kept, changed reset');
+      await repo.schedulerSyncJobs([{ scheduleId: 'b', definitionHash: 'h2', firstFireAt: 30 }]);
+      assert.deepEqual((await repo.schedulerJobs()).map((j) => j.scheduleId), ['b'], 'a deleted schedule loses its job');
+      // Concurrent schedules are not held by their claim, and keep only the newest runs.
+      const plan = () => ({ fire: true, nextFireAt: 40, concurrent: true });
+      const [c] = await repo.schedulerClaimDue('n1', 30, 10, plan);
+      assert.equal((await repo.schedulerJobs())[0]!.state, 'idle');
+      for (let i = 0; i < 5; i++) await repo.schedulerComplete({ scheduleId: 'b', fireAt: 30 + i, node: 'n1', token: c!.token, startedAt: 30, endedAt: 31, outcome: 'failed', error: `e${i}` }, 3, true);
+      assert.deepEqual((await repo.schedulerRuns('b', 10)).map((r) => r.error), ['e4', 'e3', 'e2']);
+    });
+
     it('concurrent saves get distinct consecutive versions, each audited', async (t) => {
       const store = await setup(t);
       if (!store) return;

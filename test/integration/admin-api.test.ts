@@ -151,6 +151,37 @@ function adminApiSuite(name: string, open: OpenRepo): void {
       );
     });
 
+    it('manages schedules: invalid ones refused with a code and nothing changed; saved, listed, deleted', async (t) => {
+      const h = await harness(t, open);
+      if (!h) return;
+      const { app, repo } = h;
+      const asAdmin = { authorization: `Bearer ${(await login(app, 'admin', h.password)).token}` };
+      const before = await snapshot(repo);
+      for (const [body, message] of [
+        [{ cron: '99 * * * *', type: 'purge-expired' }, /cron/],
+        [{ intervalSeconds: 5, type: 'email' }, /type/],
+        [{ intervalSeconds: 5, type: 'http' }, /http.url/],
+      ] as const) {
+        const r = await app.inject({ method: 'PUT', url: '/admin/v1/schedules/nightly', headers: asAdmin, payload: body });
+        assert.equal(r.statusCode, 400, r.body);
+        assert.equal(r.json().error.code, 'SCHEDULE_INVALID');
+        assert.match(r.json().error.message, message);
+      }
+      assert.equal((await app.inject({ method: 'PUT', url: '/admin/v1/config/schedules', headers: asAdmin, payload: { schedules: [] } })).json().error.code, 'CONSOLE_SECTION_MANAGED');
+      assert.equal((await app.inject({ method: 'DELETE', url: '/admin/v1/schedules/none', headers: asAdmin })).json().error.code, 'SCHEDULE_NOT_FOUND');
+      assert.equal((await app.inject({ method: 'GET', url: '/admin/v1/schedules/none/runs', headers: asAdmin })).json().error.code, 'SCHEDULE_NOT_FOUND');
+      assert.equal(await snapshot(repo), before, 'no refusal changed stored data');
+
+      const saved = await app.inject({ method: 'PUT', url: '/admin/v1/schedules/nightly', headers: asAdmin, payload: { cron: '0 3 * * *', timezone: 'Europe/Paris', type: 'config-backup', backup: { directory: '/tmp/x' } } });
+      assert.equal(saved.statusCode, 200, saved.body);
+      assert.equal(saved.json().misfirePolicy, 'fire-and-proceed');
+      const listed = (await app.inject({ method: 'GET', url: '/admin/v1/schedules', headers: asAdmin })).json().schedules;
+      assert.deepEqual(listed.map((d: { id: string; job: unknown }) => [d.id, d.job]), [['nightly', null]]);
+      assert.deepEqual((await app.inject({ method: 'GET', url: '/admin/v1/schedules/nightly/runs', headers: asAdmin })).json(), { runs: [] });
+      assert.equal((await app.inject({ method: 'DELETE', url: '/admin/v1/schedules/nightly', headers: asAdmin })).statusCode, 204);
+      assert.deepEqual((await repo.listAudit({ limit: 2 })).map((r) => r.summary), ['schedules: deleted nightly', 'schedules: created nightly (config-backup, cron 0 3 * * * Europe/Paris)']);
+    });
+
     it('creates API keys shown once and stored as hashes, lists them without secrets, deletes them; serves its OpenAPI document', async (t) => {
       const h = await harness(t, open);
       if (!h) return;
