@@ -75,6 +75,14 @@ describe('persistent scheduler between real processes (SQLite on one host, Postg
   const clusters: SchedulerCluster[] = [];
   let dir = '';
 
+  /** A fresh admin token (the console keeps tokens in memory: a restarted console asks again). */
+  async function login(c: Pick<SchedulerCluster, 'nodes' | 'name'>): Promise<string> {
+    const password = readFileSync(join(dir, c.name, 'console', 'admin-password'), 'utf8').trim();
+    const r = await fetch(`http://${c.nodes[0]!.config.http!.admin}/admin/v1/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'admin', password }) });
+    assert.equal(r.status, 200);
+    return ((await r.json()) as { token: string }).token;
+  }
+
   async function startCluster(name: string, url: string): Promise<SchedulerCluster> {
     const nodes: TestNode[] = [];
     mkdirSync(join(dir, name));
@@ -90,19 +98,20 @@ describe('persistent scheduler between real processes (SQLite on one host, Postg
     }
     const repo = await openRepository(url);
     suite.after(() => repo.close());
-    const password = readFileSync(join(dir, name, 'console', 'admin-password'), 'utf8').trim();
-    const login = await fetch(`http://${nodes[0]!.config.http!.admin}/admin/v1/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'admin', password }) });
-    assert.equal(login.status, 200);
-    return { name, nodes, repo, token: ((await login.json()) as { token: string }).token };
+    return { name, nodes, repo, token: await login({ name, nodes }) };
   }
 
-  async function admin(c: SchedulerCluster, method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+  async function admin(c: SchedulerCluster, method: string, path: string, body?: unknown, retried = false): Promise<{ status: number; json: Record<string, unknown> }> {
     const r = await fetch(`http://${c.nodes[0]!.config.http!.admin}${path}`, {
       method,
       headers: { authorization: `Bearer ${c.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       body: body === undefined ? null : JSON.stringify(body),
     });
     const text = await r.text();
+    if (r.status === 401 && !retried) {
+      c.token = await login(c);
+      return admin(c, method, path, body, true);
+    }
     return { status: r.status, json: (text ? JSON.parse(text) : {}) as Record<string, unknown> };
   }
 
