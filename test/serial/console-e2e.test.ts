@@ -101,6 +101,10 @@ describe('console, replica and engines: configuration replication, health, promo
     assert.equal(await burst(engines[1]!, 'k-applied'), 14, 'the engine uses the saved rate limit');
     // The replica pulled it too, and reads the same configuration.
     await waitUntil(() => admin<{ version: number }>(replica, 'GET', '/admin/v1/config/runtime'), (r) => r.json.version === 50, 5000, 50);
+    // The replica reports its own health from its pulls; the console sees it in sync.
+    const self = (await view(replica)).nodes.find((n) => n.id === 'replica')!;
+    assert.equal(self.health, 'green');
+    await waitUntil(() => view(consoleNode), (v) => engineView(v, 'replica').replication === 'in-sync', 5000, 50);
   });
 
   it('engines accept the API keys the console issues, and stop accepting a deleted one', async () => {

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { CohortError } from '../../core/errors.js';
 import { EXIT } from '../exit-codes.js';
 import { fail } from '../fail.js';
-import { LocalCluster, type ClusterFile } from '../local-cluster/local-cluster.js';
+import { lastError, LocalCluster, type ClusterFile } from '../local-cluster/local-cluster.js';
 
 export function registerUp(program: Command): void {
   program
@@ -28,7 +28,10 @@ export function registerUp(program: Command): void {
       cluster.onNodeExit = (node) => {
         if (stopping) return;
         const status = node.exit?.code ?? node.exit?.signal;
-        if (status !== 0) process.stderr.write(`cohort up: node ${node.id} (pid ${node.child.pid}) exited with ${status}; see ${node.logFile}\n`);
+        if (status !== 0) {
+          const last = lastError(node.logFile);
+          process.stderr.write(`cohort up: node ${node.id} (pid ${node.child.pid}) exited with ${status}${last ? ` (${last})` : ''}; see ${node.logFile}\n`);
+        }
         // After `cohort cluster stop` every node exits by itself; so does cohort up then.
         if (started && cluster.allExited) {
           const failed = cluster.nodes.filter((n) => n.exit?.code !== 0);

@@ -174,6 +174,26 @@ export class LocalCluster {
       }
     }
     const why = node.exit ? `exited with ${node.exit.code ?? node.exit.signal}` : 'did not answer (or, an engine, become ready) in time';
-    throw new CohortError('CLI_LOCAL_CLUSTER_FAILED', `${node.id} ${why}; see ${node.logFile}`, { node: node.id });
+    const last = lastError(node.logFile);
+    throw new CohortError('CLI_LOCAL_CLUSTER_FAILED', `${node.id} ${why}${last ? ` (${last})` : ''}; see ${node.logFile}`, { node: node.id });
   }
+}
+
+/** The message of the last error line (pino level 50 or more) of a node's log, for the failure message. */
+export function lastError(logFile: string): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(logFile, 'utf8');
+  } catch {
+    return undefined;
+  }
+  for (const line of text.trimEnd().split('\n').reverse()) {
+    try {
+      const entry = JSON.parse(line) as { level?: number; msg?: string; code?: string };
+      if ((entry.level ?? 0) >= 50) return `${entry.code ? `${entry.code}: ` : ''}${entry.msg ?? ''}`;
+    } catch {
+      // not a JSON line
+    }
+  }
+  return undefined;
 }
