@@ -202,6 +202,11 @@ function adminApiSuite(name: string, open: OpenRepo): void {
       const audit = (await repo.listAudit({ limit: 2 })).map((r) => r.summary);
       assert.deepEqual(audit, [`api-keys: deleted key ${id}`, `api-keys: created key ${id} (shop frontend)`]);
 
+      // Promotion is for a replica: this node has none to offer, and says so.
+      const promote = await app.inject({ method: 'POST', url: '/admin/v1/replica/promote', headers: asAdmin, payload: {} });
+      assert.equal(promote.statusCode, 409);
+      assert.equal(promote.json().error.code, 'CONSOLE_PROMOTE_REFUSED');
+
       const openapi = (await app.inject({ method: 'GET', url: '/admin/v1/openapi.json' })).json();
       assert.match(openapi.openapi, /^3\./);
       for (const path of ['/admin/v1/login', '/admin/v1/cluster', '/admin/v1/config/{section}', '/admin/v1/config/versions', '/admin/v1/audit', '/admin/v1/api-keys']) {
