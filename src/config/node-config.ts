@@ -204,6 +204,15 @@ export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeC
   const repoUrl = values.get('repository.url') as string | undefined;
   const needsRepository = role === 'console' || role === 'replica';
 
+  const checkInPeriod = get<number>('scheduler', 'check_in_interval') + get<number>('scheduler', 'check_in_offset');
+  if (get<number>('scheduler', 'instance_timeout') <= checkInPeriod) {
+    throw new CohortError(
+      'CONFIG_INVALID_VALUE',
+      `${file}: [scheduler] instance_timeout (${get<number>('scheduler', 'instance_timeout')} ms) must be longer than check_in_interval + check_in_offset (${checkInPeriod} ms), or a healthy node would count as recovering between its own check-ins`,
+      { file, section: 'scheduler', key: 'instance_timeout' },
+    );
+  }
+
   return {
     file,
     node: { id: nodeId, role, mode: get<Mode>('node', 'mode'), dataDir },

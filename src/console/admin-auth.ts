@@ -11,10 +11,11 @@
  *   a generated password, writes it to DATA_DIR/admin-password (0600) and logs where.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Clock } from '../core/clock.js';
 import { CohortError } from '../core/errors.js';
+import { writeFileAtomic } from '../core/files.js';
 import { randomToken } from '../core/ids.js';
 import type { Logger } from '../core/logger.js';
 import type { AdminUser, Repository } from '../repository/repository.js';
@@ -37,8 +38,13 @@ export interface AdminAuthOptions {
 
 interface Failures {
   count: number;
+  /** Logins of this user being checked right now: they count against the limit too. */
+  pending: number;
   lockedUntil: number;
 }
+
+/** Users whose failed logins are remembered at once, at most (names need not exist). */
+const MAX_TRACKED_USERS = 100_000;
 
 const sha256hex = (text: string): string => createHash('sha256').update(text).digest('hex');
 
@@ -51,19 +57,32 @@ export class AdminAuth {
   /** Checks the password and gives a token; AUTH_INVALID_CREDENTIAL or AUTH_LOCKED_OUT otherwise. */
   async login(user: string, password: string): Promise<{ token: string; expiresAt: number; role: Principal['role'] }> {
     const now = this.o.clock.now();
-    const f = this.failures.get(user);
-    if (f && f.lockedUntil > now) {
+    const f = this.entry(user);
+    if (f.lockedUntil > now) {
       const retryAfterSeconds = Math.ceil((f.lockedUntil - now) / 1000);
       throw new CohortError('AUTH_LOCKED_OUT', `user ${user} is locked out after ${this.o.maxFailures} wrong passwords; retry in ${retryAfterSeconds} s`, { retryAfterSeconds });
     }
-    const stored = await this.o.repository.getAdminUser(user);
-    // An unknown user costs the same scrypt work as a known one: timing does not tell which.
-    const ok = await verifyPassword(password, stored?.passwordHash ?? DUMMY_HASH);
+    // Logins in flight count as failures until they succeed, so parallel guesses cannot
+    // outnumber the limit while the hashes are being checked.
+    if (f.count + f.pending >= this.o.maxFailures) {
+      throw new CohortError('AUTH_LOCKED_OUT', `too many logins of user ${user} at once; retry in a second`, { retryAfterSeconds: 1 });
+    }
+    f.pending++;
+    let ok = false;
+    let stored: AdminUser | undefined;
+    try {
+      stored = await this.o.repository.getAdminUser(user);
+      // An unknown user costs the same scrypt work as a known one: timing does not tell which.
+      ok = await verifyPassword(password, stored?.passwordHash ?? DUMMY_HASH);
+    } finally {
+      f.pending--;
+    }
     if (!stored || !ok) {
-      this.recordFailure(user, now);
+      this.recordFailure(f, this.o.clock.now());
       throw new CohortError('AUTH_INVALID_CREDENTIAL', 'wrong user or password');
     }
-    this.failures.delete(user);
+    if (f.pending === 0) this.failures.delete(user);
+    else f.count = 0;
     this.sweep(now);
     const token = randomToken(32);
     const expiresAt = now + this.o.tokenTtlMs;
@@ -86,29 +105,43 @@ export class AdminAuth {
   async ensureFirstUser(name: string, dataDir: string, node: string, log: Logger): Promise<string | undefined> {
     if ((await this.o.repository.listAdminUsers()).length > 0) return undefined;
     const password = randomToken(18);
+    // The file first: a user whose password was never written anywhere could not be used.
+    const path = join(dataDir, ADMIN_PASSWORD_FILE);
+    writeFileAtomic(path, `${password}\n`);
     const created = await this.o.repository.createAdminUser(
       { name, passwordHash: await hashPassword(password), role: 'admin', createdAt: this.o.clock.now() },
       'first-start',
       node,
     );
-    if (!created) return undefined; // another console of the same repository was first
-    const path = join(dataDir, ADMIN_PASSWORD_FILE);
-    const fd = openSync(path, 'w', 0o600);
-    writeFileSync(fd, `${password}\n`);
-    closeSync(fd);
+    if (!created) {
+      rmSync(path, { force: true }); // another console of the same repository was first
+      return undefined;
+    }
     log.warn({ user: name, passwordFile: path }, `created admin user ${name}; its generated password is in ${path} (readable by this user only)`);
     return path;
   }
 
-  private recordFailure(user: string, now: number): void {
-    const f = this.failures.get(user) ?? { count: 0, lockedUntil: 0 };
+  private entry(user: string): Failures {
+    let f = this.failures.get(user);
+    if (!f) {
+      if (this.failures.size >= MAX_TRACKED_USERS) this.forgetIdle();
+      this.failures.set(user, (f = { count: 0, pending: 0, lockedUntil: 0 }));
+    }
+    return f;
+  }
+
+  private recordFailure(f: Failures, now: number): void {
     f.count++;
     if (f.count >= this.o.maxFailures) {
       f.count = 0;
       f.lockedUntil = now + this.o.lockoutMs;
     }
-    if (this.failures.size > 100_000) this.failures.clear(); // bounded memory under a flood of names
-    this.failures.set(user, f);
+  }
+
+  /** Bounded memory under a flood of made-up names: forgets counts, never a live lock-out or a login in flight. */
+  private forgetIdle(): void {
+    const now = this.o.clock.now();
+    for (const [name, f] of this.failures) if (f.lockedUntil <= now && f.pending === 0) this.failures.delete(name);
   }
 
   private sweep(now: number): void {

@@ -50,6 +50,9 @@ interface Contact {
   error: string | null;
 }
 
+/** The sections engines apply (runtime-settings.ts) and may one day decide with (apis). */
+const ENGINE_SECTIONS = new Set(['runtime', 'services', 'api-keys', 'apis']);
+
 /** Most documents or audit records one export carries; the replica pulls the rest next time. */
 const EXPORT_BATCH = 500;
 
@@ -79,6 +82,11 @@ export interface ConfigPublisherOptions {
 }
 
 export class ConfigPublisher {
+  /** Answers `config.users` for the replica only (console-role.ts). */
+  assertReplica(nodeId: string): void {
+    this.refuseUnlessConsoleRole(nodeId);
+  }
+
   private readonly contacts = new Map<string, Contact>();
 
   constructor(private readonly o: ConfigPublisherOptions) {
@@ -94,7 +102,11 @@ export class ConfigPublisher {
       });
       const current = await o.repository.getCurrentConfig();
       const answer: FetchAnswer = { epoch: current.epoch, version: current.version };
-      if (req.version !== current.version || req.epoch !== current.epoch) answer.sections = current.sections;
+      if (req.version !== current.version || req.epoch !== current.epoch) {
+        // Engines get the sections they apply; schedules (which may hold credentials of their
+        // HTTP targets) stay with the console and the replica.
+        answer.sections = Object.fromEntries(Object.entries(current.sections).filter(([name]) => ENGINE_SECTIONS.has(name)));
+      }
       return answer;
     });
     o.rpc.handle('config.applied', (body, from) => {
@@ -105,11 +117,12 @@ export class ConfigPublisher {
       }
       return true;
     });
-    o.rpc.handle('config.export', async (body, from) => {
+      o.rpc.handle('config.export', async (body, from) => {
       this.refuseUnlessActive();
+      this.refuseUnlessConsoleRole(from.nodeId);
       const req = body as ExportRequest;
       const current = await o.repository.getCurrentConfig();
-      const summaries = (await o.repository.listConfigVersions({ limit: 1000 })).filter((s) => s.version > req.sinceVersion).reverse().slice(0, EXPORT_BATCH);
+      const summaries = await o.repository.listConfigVersions({ afterVersion: Number(req.sinceVersion) || 0, limit: EXPORT_BATCH });
       const documents: ConfigDocument[] = [];
       for (const s of summaries) {
         const doc = await o.repository.getConfigDocument(s.section, s.version);
@@ -141,6 +154,12 @@ export class ConfigPublisher {
       configAppliedAt: c?.appliedAt ?? null,
       replication: c?.error ? 'failed' : c && c.version === version ? 'in-sync' : 'out-of-date',
     };
+  }
+
+  /** The audit trail and users go to the replica (or a console) only, not to any cluster member. */
+  private refuseUnlessConsoleRole(nodeId: string): void {
+    const role = this.o.members().find((m) => m.id === nodeId)?.meta.role;
+    if (role !== 'replica' && role !== 'console') throw new CohortError('CONSOLE_NOT_ACTIVE', `${nodeId} is not a replica: it gets no audit records or users`);
   }
 
   private refuseUnlessActive(): void {

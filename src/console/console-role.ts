@@ -71,6 +71,7 @@ export class ConsoleRole {
   private syncTimer: TimerHandle | undefined;
   private lastPull: number | null = null;
   private pulling = false;
+  private promoting = false;
   private stopped = false;
 
   constructor(private readonly o: ConsoleRoleOptions) {
@@ -90,8 +91,9 @@ export class ConsoleRole {
       if (this.state !== 'console') void this.pull();
       return true;
     });
-    o.rpc.handle('config.users', async () => {
+    o.rpc.handle('config.users', async (_body, from) => {
       if (this.state !== 'console') throw new CohortError('CONSOLE_NOT_ACTIVE', 'this node is not the active console');
+      this.publisher.assertReplica(from.nodeId);
       return o.repository.listAdminUsers();
     });
   }
@@ -125,6 +127,16 @@ export class ConsoleRole {
 
   /** Promotes this replica to console; refused while the console answers, unless `force`. */
   async promote(force: boolean, by: Principal): Promise<{ epoch: number }> {
+    if (this.promoting) throw new CohortError('CONSOLE_PROMOTE_REFUSED', 'a promotion of this node is already under way');
+    this.promoting = true;
+    try {
+      return await this.promoteOnce(force, by);
+    } finally {
+      this.promoting = false;
+    }
+  }
+
+  private async promoteOnce(force: boolean, by: Principal): Promise<{ epoch: number }> {
     if (this.state === 'console') throw new CohortError('CONSOLE_PROMOTE_REFUSED', 'this node is already the console');
     const console = this.o.cluster.activeConsole();
     if (console && !force) {

@@ -15,11 +15,10 @@ import { sha256 } from '../http/bearer-auth.js';
 import { openStateProvider, type OpenedProvider } from './state-provider.js';
 import { registerManageApi } from './manage-api.js';
 import { ConfigFollower } from '../engine/config-follower.js';
-import { ConsoleRole } from '../console/console-role.js';
-import { AdminAuth } from '../console/admin-auth.js';
-import { ConfigService } from '../console/config-service.js';
-import { registerAdminApi } from '../console/admin-api.js';
-import { savedSchedules, Scheduler, schedulerState } from '../scheduler/scheduler.js';
+// Console and scheduler modules (Ajv, OpenAPI, cron) are loaded only by the nodes that run
+// them, so an engine starts as fast as before they existed.
+import type { ConsoleRole } from '../console/console-role.js';
+import type { Scheduler } from '../scheduler/scheduler.js';
 
 /** What the process running a node hears from it (cli/commands/start.ts exits on these). */
 export interface CohortNodeHooks {
@@ -157,6 +156,13 @@ export class CohortNode {
    */
   private async startConsole(cluster: ClusterMember, repository: Repository): Promise<void> {
     const { config, log } = this;
+    const [{ ConsoleRole }, { AdminAuth }, { ConfigService }, { registerAdminApi }, { schedulerState }] = await Promise.all([
+      import('../console/console-role.js'),
+      import('../console/admin-auth.js'),
+      import('../console/config-service.js'),
+      import('../console/admin-api.js'),
+      import('../scheduler/scheduler.js'),
+    ]);
     const role = new ConsoleRole({
       nodeId: config.node.id,
       configuredRole: config.node.role === 'replica' ? 'replica' : 'console',
@@ -202,6 +208,7 @@ export class CohortNode {
    * given a `[repository] url`.
    */
   private async startScheduler(cluster: ClusterMember, repository: Repository): Promise<void> {
+    const { Scheduler } = await import('../scheduler/scheduler.js');
     const role = this.consoleRole;
     const scheduler = new Scheduler({
       repository,
@@ -250,6 +257,7 @@ function scheduleListing(repository: Repository): { list(): Promise<unknown[]>; 
   return {
     list: async () => {
       const jobs = new Map((await repository.schedulerJobs()).map((j) => [j.scheduleId, j]));
+      const { savedSchedules } = await import('../scheduler/scheduler.js');
       return (await savedSchedules(repository)).map((d) => {
         const j = jobs.get(d.id);
         return { ...d, job: j ? { state: j.state, node: j.node, nextFireAt: iso(j.nextFireAt) } : null };

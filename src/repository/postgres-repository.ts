@@ -295,7 +295,8 @@ export class PostgresRepository implements Repository {
           await c.query('UPDATE scheduler_jobs SET definition_hash = $1, next_fire_at = $2 WHERE schedule_id = $3', [j.definitionHash, j.firstFireAt, j.scheduleId]);
         }
       }
-      for (const id of existing.keys()) await c.query('DELETE FROM scheduler_jobs WHERE schedule_id = $1', [id]);
+      // A job still claimed or running keeps its row (and its fencing) until the run is over.
+      for (const id of existing.keys()) await c.query("DELETE FROM scheduler_jobs WHERE schedule_id = $1 AND state = 'idle'", [id]);
     });
   }
 

@@ -93,8 +93,9 @@ export function listVersionsQuery(opts: ListConfigVersionsOptions, ph: Placehold
     [
       ['section =', opts.section],
       ['version <', opts.beforeVersion],
+      ['version >', opts.afterVersion],
     ],
-    'version DESC',
+    opts.afterVersion === undefined ? 'version DESC' : 'version ASC',
     listLimit(opts.limit),
   );
 }

@@ -71,6 +71,8 @@ export interface ListConfigVersionsOptions {
   limit?: number;
   /** Only versions lower than this (paging backwards). */
   beforeVersion?: number;
+  /** Only versions higher than this, oldest first (a replica catching up). */
+  afterVersion?: number;
 }
 
 export interface AuditInput {

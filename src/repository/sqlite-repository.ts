@@ -261,7 +261,8 @@ export class SqliteRepository implements Repository {
           this.db.prepare('UPDATE scheduler_jobs SET definition_hash = ?, next_fire_at = ? WHERE schedule_id = ?').run(j.definitionHash, j.firstFireAt, j.scheduleId);
         }
       }
-      for (const id of existing.keys()) this.db.prepare('DELETE FROM scheduler_jobs WHERE schedule_id = ?').run(id);
+      // A job still claimed or running keeps its row (and its fencing) until the run is over.
+      for (const id of existing.keys()) this.db.prepare("DELETE FROM scheduler_jobs WHERE schedule_id = ? AND state = 'idle'").run(id);
     });
   }
 

@@ -59,13 +59,16 @@ export async function savedSchedules(repository: Repository, log?: Logger): Prom
 }
 
 const CLAIMS_PER_POLL = 20;
+/** Polls between two job-table syncs when no schedule changed. */
+const SYNC_EVERY_POLLS = 20;
 
 export class Scheduler {
   private checkInTimer: TimerHandle | undefined;
   private pollTimer: TimerHandle | undefined;
   private stopped = false;
-  private polling = false;
+  private polling: Promise<void> | undefined;
   private lastSync = '';
+  private pollsSinceSync = 0;
   private readonly running = new Set<Promise<void>>();
 
   constructor(
@@ -96,6 +99,7 @@ export class Scheduler {
     this.stopped = true;
     this.o.clock.clearTimeout(this.checkInTimer);
     this.o.clock.clearTimeout(this.pollTimer);
+    await this.polling;
     await Promise.allSettled([...this.running]);
   }
 
@@ -118,13 +122,15 @@ export class Scheduler {
   private schedulePoll(delayMs: number): void {
     if (this.stopped) return;
     this.pollTimer = this.o.clock.setTimeout(() => {
-      void this.poll().finally(() => this.schedulePoll(this.o.settings.pollIntervalMs));
+      this.polling = this.poll().finally(() => {
+        this.polling = undefined;
+        this.schedulePoll(this.o.settings.pollIntervalMs);
+      });
     }, delayMs);
   }
 
   private async poll(): Promise<void> {
-    if (this.polling || this.stopped || this.o.active?.() === false) return;
-    this.polling = true;
+    if (this.stopped || this.o.active?.() === false) return;
     try {
       const { repository, clock, nodeId } = this.o;
       const defs = await savedSchedules(repository);
@@ -132,7 +138,10 @@ export class Scheduler {
       const enabled = defs.filter((d) => d.enabled);
       const now = clock.now();
       const hashes = enabled.map((d) => `${d.id}:${definitionHash(d)}`).join(',');
-      if (hashes !== this.lastSync) {
+      // Also now and then when nothing changed: rows of deleted schedules that were running
+      // at the time are removed once their run is over.
+      if (hashes !== this.lastSync || ++this.pollsSinceSync >= SYNC_EVERY_POLLS) {
+        this.pollsSinceSync = 0;
         await repository.schedulerSyncJobs(enabled.map((d) => ({ scheduleId: d.id, definitionHash: definitionHash(d), firstFireAt: nextFireAt(d, now) })));
         this.lastSync = hashes;
       }
@@ -141,7 +150,12 @@ export class Scheduler {
       for (const job of recovered) {
         this.o.log.warn({ schedule: job.scheduleId, from: job.node, state: job.state, token: job.token }, `took back job ${job.scheduleId} from ${job.node}, which stopped checking in`);
       }
-      const claims = await repository.schedulerClaimDue(nodeId, now, CLAIMS_PER_POLL, (id, fireAt) => planClaim(byId.get(id)!, fireAt, now));
+      if (this.stopped) return;
+      // A schedule another node synced before this one read it: left alone until the next poll.
+      const claims = await repository.schedulerClaimDue(nodeId, now, CLAIMS_PER_POLL, (id, fireAt) => {
+        const def = byId.get(id);
+        return def ? planClaim(def, fireAt, now) : { fire: false, nextFireAt: fireAt, concurrent: false };
+      });
       for (const claim of claims) {
         const def = byId.get(claim.scheduleId);
         if (!def) continue;
@@ -151,12 +165,19 @@ export class Scheduler {
     } catch (err) {
       this.o.log.warn({ err }, 'scheduler poll failed; trying again');
       this.lastSync = '';
-    } finally {
-      this.polling = false;
     }
   }
 
+  /** Runs one claim; never rejects (a repository failure is logged; the claim expires with this node's check-in). */
   private async execute(def: ScheduleDefinition, claim: SchedulerClaim): Promise<void> {
+    try {
+      await this.run(def, claim);
+    } catch (err) {
+      this.o.log.warn({ err, schedule: def.id, token: claim.token }, 'a scheduled run could not be recorded');
+    }
+  }
+
+  private async run(def: ScheduleDefinition, claim: SchedulerClaim): Promise<void> {
     const { repository, clock, nodeId, log } = this.o;
     const startedAt = clock.now();
     if (!def.concurrentExecution && !(await repository.schedulerStart(def.id, claim.token, startedAt))) {

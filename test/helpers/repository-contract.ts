@@ -324,6 +324,11 @@ export function repositoryContract(name: string, open: OpenStore): void {
         (await repo.listConfigVersions({ section: SECTION_B, beforeVersion: 6, limit: 1 })).map((s) => s.version),
         [4],
       );
+      assert.deepEqual(
+        (await repo.listConfigVersions({ afterVersion: 2, limit: 3 })).map((s) => s.version),
+        [3, 4, 5],
+        'afterVersion: oldest first, strictly after',
+      );
     });
 
     it('admin users: created once (audited), read back, listed; a taken name stores nothing', async (t) => {

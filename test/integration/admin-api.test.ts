@@ -119,6 +119,16 @@ function adminApiSuite(name: string, open: OpenRepo): void {
       assert.equal((await app.inject({ method: 'GET', url: '/admin/v1/audit', headers: asAdmin })).statusCode, 401);
     });
 
+    it('parallel wrong passwords get no more guesses than the lock-out allows', async (t) => {
+      const h = await harness(t, open);
+      if (!h) return;
+      const answers = await Promise.all(Array.from({ length: 12 }, () => login(h.app, 'admin', 'guess')));
+      const checked = answers.filter((a) => a.code === 'AUTH_INVALID_CREDENTIAL').length;
+      assert.ok(checked <= 3, `${checked} passwords were checked; the limit is 3`);
+      assert.equal(answers.filter((a) => a.code === 'AUTH_LOCKED_OUT').length, 12 - checked);
+      assert.equal((await login(h.app, 'admin', h.password)).code, 'AUTH_LOCKED_OUT', 'locked once the checked guesses failed');
+    });
+
     it('saves sections as new versions with epoch and hash, audits each change, and lists versions', async (t) => {
       const h = await harness(t, open);
       if (!h) return;

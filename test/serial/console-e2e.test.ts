@@ -107,6 +107,19 @@ describe('console, replica and engines: configuration replication, health, promo
     await waitUntil(() => view(consoleNode), (v) => engineView(v, 'replica').replication === 'in-sync', 5000, 50);
   });
 
+  it('keeps schedules (which may hold credentials) off the engines', async () => {
+    const saved = await admin<{ id: string }>(consoleNode, 'PUT', '/admin/v1/schedules/report', {
+      enabled: false, intervalSeconds: 3600, type: 'http', http: { url: 'http://127.0.0.1:9/report', headers: { authorization: 'Bearer schedule-secret-token' } },
+    });
+    assert.equal(saved.status, 200, JSON.stringify(saved.json));
+    const { value: v } = await waitUntil(() => view(consoleNode), (x) => engines.every((e) => engineView(x, e.id).configVersion === x.configVersion), 5000, 20);
+    for (const e of engines) {
+      const applied = readFileSync(join(dir, e.id, 'applied-config.json'), 'utf8');
+      assert.equal((JSON.parse(applied) as { version: number }).version, v.configVersion);
+      assert.ok(!applied.includes('schedule-secret-token'), `${e.id} holds no schedule`);
+    }
+  });
+
   it('engines accept the API keys the console issues, and stop accepting a deleted one', async () => {
     const created = await admin<{ id: string; key: string }>(consoleNode, 'POST', '/admin/v1/api-keys', { name: 'e2e' });
     assert.equal(created.status, 201);

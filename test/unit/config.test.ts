@@ -69,6 +69,7 @@ describe('node configuration: invalid files are refused with file, key and reaso
     { name: 'group id with a dot (it goes into session ids)', text: withChanges({ state: { group_id: 'east.1' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[state] group_id', 'letters, digits, _ -'] },
     { name: 'unknown service in inter_group', text: withChanges({ state: { inter_group: 'replay, sessions' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[state] inter_group', 'session, lockout'] },
     { name: 'preferred node index not a number', text: withChanges({ state: { 'preferred_node_indices.session': '1, two' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[state] preferred_node_indices.session', '"1, two"'] },
+    { name: 'scheduler instance timeout within one check-in period', text: withChanges({ scheduler: { check_in_interval: '5000', check_in_offset: '1000', instance_timeout: '6000' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[scheduler] instance_timeout', 'check_in_interval + check_in_offset (6000 ms)'] },
     { name: 'bad value from the environment', text: withChanges({}), env: { COHORT_NODE_MODE: 'proxy' }, code: 'CONFIG_INVALID_VALUE', mentions: ['COHORT_NODE_MODE', '"proxy"', 'inline | sideband'] },
   ];
   for (const c of cases) {
