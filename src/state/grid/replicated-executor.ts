@@ -69,7 +69,7 @@ export interface ReplicatedExecutorOptions {
 /** How soon partitions that could not be synchronised are tried again (ms). */
 const REPAIR_RETRY_MS = 1000;
 /** Waits before each new try of an operation refused while engines switch placements (ms). */
-const PLACEMENT_RETRY_DELAYS_MS = [20, 50, 100, 200, 400];
+const PLACEMENT_RETRY_DELAYS_MS = [20, 50, 100, 200, 400, 500, 700];
 /** How long a starting engine waits for the others to place partitions on it before it reports ready (ms). */
 const SEEN_SERVING_TIMEOUT_MS = 5000;
 const SEEN_SERVING_POLL_MS = 20;
