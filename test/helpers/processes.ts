@@ -23,10 +23,13 @@ export interface CohortProcess {
  * whether it passed or not, so no process outlives its test.
  */
 export function runCohort(t: Pick<TestContext, 'after'>, args: string[], options: { env?: Record<string, string>; cwd?: string } = {}): CohortProcess {
+  // A process group of its own: the cleanup kills the group, so the nodes a `cohort up` started
+  // go with it even when the test failed before cluster.json named them.
   const child = spawn(process.execPath, [CLI_ENTRY, ...args], {
     cwd: options.cwd,
     env: { ...process.env, COHORT_LOG_FORMAT: 'json', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
   });
   let out = '';
   let err = '';
@@ -46,7 +49,13 @@ export function runCohort(t: Pick<TestContext, 'after'>, args: string[], options
   let done = false;
   void exited.then(() => (done = true));
   t.after(async () => {
-    if (!done && child.pid) {
+    if (!child.pid) return;
+    try {
+      process.kill(-child.pid, 'SIGKILL'); // the group: children it started too
+    } catch {
+      // the group is gone
+    }
+    if (!done) {
       try {
         process.kill(child.pid, 'SIGKILL');
       } catch {
