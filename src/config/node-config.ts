@@ -204,11 +204,20 @@ export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeC
   const repoUrl = values.get('repository.url') as string | undefined;
   const needsRepository = role === 'console' || role === 'replica';
 
-  const checkInPeriod = get<number>('scheduler', 'check_in_interval') + get<number>('scheduler', 'check_in_offset');
-  if (get<number>('scheduler', 'instance_timeout') <= checkInPeriod) {
+  const scheduler = {
+    enabled: get<boolean>('scheduler', 'enabled'),
+    checkInIntervalMs: get<number>('scheduler', 'check_in_interval'),
+    checkInOffsetMs: get<number>('scheduler', 'check_in_offset'),
+    instanceTimeoutMs: get<number>('scheduler', 'instance_timeout'),
+    instanceRecoveryTimeoutMs: get<number>('scheduler', 'instance_recovery_timeout'),
+    pollIntervalMs: get<number>('scheduler', 'poll_interval'),
+    runHistory: get<number>('scheduler', 'run_history'),
+  };
+  const checkInPeriod = scheduler.checkInIntervalMs + scheduler.checkInOffsetMs;
+  if (scheduler.instanceTimeoutMs <= checkInPeriod) {
     throw new CohortError(
       'CONFIG_INVALID_VALUE',
-      `${file}: [scheduler] instance_timeout (${get<number>('scheduler', 'instance_timeout')} ms) must be longer than check_in_interval + check_in_offset (${checkInPeriod} ms), or a healthy node would count as recovering between its own check-ins`,
+      `${file}: [scheduler] instance_timeout (${scheduler.instanceTimeoutMs} ms) must be longer than check_in_interval + check_in_offset (${checkInPeriod} ms), or a healthy node would count as recovering between its own check-ins`,
       { file, section: 'scheduler', key: 'instance_timeout' },
     );
   }
@@ -248,15 +257,7 @@ export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeC
       bulkRevocationTimeoutMs: get<number>('state', 'bulk_revocation_timeout'),
       revocationCap: get<number>('state', 'revocation_cap'),
     },
-    scheduler: {
-      enabled: get<boolean>('scheduler', 'enabled'),
-      checkInIntervalMs: get<number>('scheduler', 'check_in_interval'),
-      checkInOffsetMs: get<number>('scheduler', 'check_in_offset'),
-      instanceTimeoutMs: get<number>('scheduler', 'instance_timeout'),
-      instanceRecoveryTimeoutMs: get<number>('scheduler', 'instance_recovery_timeout'),
-      pollIntervalMs: get<number>('scheduler', 'poll_interval'),
-      runHistory: get<number>('scheduler', 'run_history'),
-    },
+    scheduler,
     console: {
       pollingDelayMs: get<number>('console', 'polling_delay'),
       pushChanges: get<boolean>('console', 'push_changes'),

@@ -11,6 +11,8 @@ import swagger from '@fastify/swagger';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { CohortError } from '../core/errors.js';
 import { COHORT_VERSION } from '../core/version.js';
+import { isoTime } from '../core/time-text.js';
+import { runViews, savedSchedules, scheduleViews } from '../scheduler/scheduler.js';
 import { bearerToken } from '../http/bearer-auth.js';
 import type { Repository } from '../repository/repository.js';
 import type { AdminAuth, Principal } from './admin-auth.js';
@@ -92,7 +94,7 @@ export async function registerAdminApi(app: FastifyInstance, o: AdminApiOptions)
     },
   }, async (request) => {
     const { token, expiresAt, role } = await o.auth.login(request.body.user, request.body.password);
-    return { token, expiresAt: new Date(expiresAt).toISOString(), role };
+    return { token, expiresAt: isoTime(expiresAt), role };
   });
 
   await app.register(async (api) => {
@@ -130,11 +132,11 @@ export async function registerAdminApi(app: FastifyInstance, o: AdminApiOptions)
     api.get<{ Querystring: { limit?: string; beforeId?: string } }>('/admin/v1/audit', {
       schema: { querystring: { type: 'object', additionalProperties: false, properties: { limit: countQuery, beforeId: countQuery } } },
     }, async (request) => ({
-      records: (await o.repository.listAudit({ limit: optionalNumber(request.query.limit), beforeId: optionalNumber(request.query.beforeId) })).map((r) => ({ ...r, at: new Date(r.at).toISOString() })),
+      records: (await o.repository.listAudit({ limit: optionalNumber(request.query.limit), beforeId: optionalNumber(request.query.beforeId) })).map((r) => ({ ...r, at: isoTime(r.at) })),
     }));
 
     api.get('/admin/v1/api-keys', async () => ({
-      keys: (await o.config.listApiKeys()).map((k) => ({ ...k, createdAt: new Date(k.createdAt).toISOString() })),
+      keys: (await o.config.listApiKeys()).map((k) => ({ ...k, createdAt: isoTime(k.createdAt) })),
     }));
 
     api.post<{ Body: { name: string } }>('/admin/v1/api-keys', {
@@ -142,7 +144,7 @@ export async function registerAdminApi(app: FastifyInstance, o: AdminApiOptions)
     }, async (request, reply) => {
       const created = await o.config.createApiKey(request.body.name, who(request));
       // The key is shown this once; the console keeps only its hash.
-      return reply.code(201).send({ ...created, createdAt: new Date(created.createdAt).toISOString() });
+      return reply.code(201).send({ ...created, createdAt: isoTime(created.createdAt) });
     });
 
     api.delete<{ Params: { id: string } }>('/admin/v1/api-keys/:id', {
@@ -153,18 +155,9 @@ export async function registerAdminApi(app: FastifyInstance, o: AdminApiOptions)
     });
 
     // ---- schedules (scheduler/): definitions in the `schedules` section, queue state and runs in the repository
-    const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
     const scheduleParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 64 } } } as const;
 
-    api.get('/admin/v1/schedules', async () => {
-      const jobs = new Map((await o.repository.schedulerJobs()).map((j) => [j.scheduleId, j]));
-      return {
-        schedules: (await o.config.listSchedules()).map((d) => {
-          const j = jobs.get(d.id);
-          return { ...d, job: j ? { state: j.state, node: j.node, nextFireAt: iso(j.nextFireAt), fireAt: iso(j.fireAt), startedAt: iso(j.startedAt) } : null };
-        }),
-      };
-    });
+    api.get('/admin/v1/schedules', async () => ({ schedules: await scheduleViews(o.repository) }));
 
     api.put<{ Params: { id: string }; Body: unknown }>('/admin/v1/schedules/:id', { schema: { params: scheduleParams, body: { type: 'object' } } }, async (request) =>
       o.config.putSchedule(request.params.id, request.body, who(request)),
@@ -178,11 +171,11 @@ export async function registerAdminApi(app: FastifyInstance, o: AdminApiOptions)
     api.get<{ Params: { id: string }; Querystring: { limit?: string } }>('/admin/v1/schedules/:id/runs', {
       schema: { params: scheduleParams, querystring: { type: 'object', additionalProperties: false, properties: { limit: countQuery } } },
     }, async (request) => {
-      const runs = await o.repository.schedulerRuns(request.params.id, Math.min(1000, optionalNumber(request.query.limit) ?? 100));
-      if (runs.length === 0 && !(await o.config.listSchedules()).some((d) => d.id === request.params.id)) {
+      const runs = await runViews(o.repository, request.params.id, Math.min(1000, optionalNumber(request.query.limit) ?? 100));
+      if (runs.length === 0 && !(await savedSchedules(o.repository)).some((d) => d.id === request.params.id)) {
         throw new CohortError('SCHEDULE_NOT_FOUND', `no schedule ${request.params.id}`);
       }
-      return { runs: runs.map((r) => ({ ...r, fireAt: iso(r.fireAt), startedAt: iso(r.startedAt), endedAt: iso(r.endedAt) })) };
+      return { runs };
     });
 
     api.post<{ Body: { force?: boolean } }>('/admin/v1/replica/promote', {

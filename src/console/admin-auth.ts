@@ -10,7 +10,7 @@
  * - First start: with no user in the repository, the console creates user `admin_user` with
  *   a generated password, writes it to DATA_DIR/admin-password (0600) and logs where.
  */
-import { createHash } from 'node:crypto';
+import { sha256 } from '../http/bearer-auth.js';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Clock } from '../core/clock.js';
@@ -46,7 +46,7 @@ interface Failures {
 /** Users whose failed logins are remembered at once, at most (names need not exist). */
 const MAX_TRACKED_USERS = 100_000;
 
-const sha256hex = (text: string): string => createHash('sha256').update(text).digest('hex');
+const sha256hex = (text: string): string => sha256(text).toString('hex');
 
 export class AdminAuth {
   private readonly tokens = new Map<string, Principal & { expiresAt: number }>();

@@ -82,10 +82,6 @@ export interface ConfigPublisherOptions {
 }
 
 export class ConfigPublisher {
-  /** Answers `config.users` for the replica only (console-role.ts). */
-  assertReplica(nodeId: string): void {
-    this.refuseUnlessConsoleRole(nodeId);
-  }
 
   private readonly contacts = new Map<string, Contact>();
 
@@ -119,15 +115,10 @@ export class ConfigPublisher {
     });
       o.rpc.handle('config.export', async (body, from) => {
       this.refuseUnlessActive();
-      this.refuseUnlessConsoleRole(from.nodeId);
+      this.assertReplica(from.nodeId);
       const req = body as ExportRequest;
       const current = await o.repository.getCurrentConfig();
-      const summaries = await o.repository.listConfigVersions({ afterVersion: Number(req.sinceVersion) || 0, limit: EXPORT_BATCH });
-      const documents: ConfigDocument[] = [];
-      for (const s of summaries) {
-        const doc = await o.repository.getConfigDocument(s.section, s.version);
-        if (doc) documents.push(doc);
-      }
+      const documents = await o.repository.listConfigDocuments(Number(req.sinceVersion) || 0, EXPORT_BATCH);
       const audit = await o.repository.listAudit({ sinceId: req.sinceAuditId, limit: EXPORT_BATCH });
       const last = documents.at(-1)?.version ?? req.sinceVersion;
       this.contacts.set(from.nodeId, { at: o.clock.now(), version: last, epoch: current.epoch, appliedAt: o.clock.now(), error: null });
@@ -157,7 +148,7 @@ export class ConfigPublisher {
   }
 
   /** The audit trail and users go to the replica (or a console) only, not to any cluster member. */
-  private refuseUnlessConsoleRole(nodeId: string): void {
+  assertReplica(nodeId: string): void {
     const role = this.o.members().find((m) => m.id === nodeId)?.meta.role;
     if (role !== 'replica' && role !== 'console') throw new CohortError('CONSOLE_NOT_ACTIVE', `${nodeId} is not a replica: it gets no audit records or users`);
   }

@@ -8,7 +8,7 @@
  * A node that is not the active console (a replica, or a console demoted after a promotion)
  * refuses writes with CONSOLE_NOT_ACTIVE; the repository refuses a stale epoch as well.
  */
-import { createHash } from 'node:crypto';
+import { sha256 } from '../http/bearer-auth.js';
 import type { Clock } from '../core/clock.js';
 import { CohortError, isCohortError } from '../core/errors.js';
 import { randomToken } from '../core/ids.js';
@@ -84,7 +84,7 @@ export class ConfigService {
   /** A new runtime API key: stored as a hash; the key itself is in the answer only. */
   async createApiKey(name: string, by: Principal): Promise<{ id: string; name: string; key: string; createdAt: number }> {
     const key = randomToken(32);
-    const entry: ApiKeyEntry = { id: randomToken(9), name, hash: createHash('sha256').update(key).digest('hex'), createdAt: this.clock.now(), createdBy: by.user };
+    const entry: ApiKeyEntry = { id: randomToken(9), name, hash: sha256(key).toString('hex'), createdAt: this.clock.now(), createdBy: by.user };
     await this.save('api-keys', (keys) => ({ keys: [...(keys as { keys: ApiKeyEntry[] }).keys, entry] }), by.user, `api-keys: created key ${entry.id} (${name})`);
     return { id: entry.id, name, key, createdAt: entry.createdAt };
   }
@@ -105,12 +105,6 @@ export class ConfigService {
       by.user,
       `api-keys: deleted key ${id}`,
     );
-  }
-
-  /** The saved schedules (scheduler/schedule-definition.ts), defaults filled in. */
-  async listSchedules(): Promise<ScheduleDefinition[]> {
-    const { content } = await this.get('schedules');
-    return (content as { schedules: unknown[] }).schedules.map((raw) => parseSchedule(raw));
   }
 
   /** Creates or replaces schedule `id`; SCHEDULE_INVALID (nothing saved) when it does not validate. */

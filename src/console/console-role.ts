@@ -27,6 +27,7 @@ import type { ClusterInfo } from '../cluster/cluster-info.js';
 import type { Rpc } from '../rpc/rpc.js';
 import type { AdminUser, Repository } from '../repository/repository.js';
 import { writeFileAtomic } from '../core/files.js';
+import { isoTime as iso } from '../core/time-text.js';
 import type { ConsoleClusterView } from './admin-api.js';
 import type { Principal } from './admin-auth.js';
 import { ConfigPublisher, healthOf, type ExportAnswer, type ExportRequest } from './config-publisher.js';
@@ -160,7 +161,6 @@ export class ConsoleRole {
     const info = this.o.cluster.info();
     const head = await this.o.repository.getCurrentConfig();
     const now = this.o.clock.now();
-    const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
     const scheduler = (await this.o.schedulerStates?.().catch(() => undefined)) ?? new Map<string, string>();
     return {
       clusterId,

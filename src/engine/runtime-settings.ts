@@ -3,7 +3,6 @@
  * `services`, `api-keys`), with the defaults that hold before any is saved. Pure: the engine
  * computes these once per applied configuration, and every request reads the current ones.
  */
-import { createHash } from 'node:crypto';
 import { DEFAULT_LOCKOUT_POLICY, DEFAULT_RATE_LIMIT, type LockoutPolicy, type RateLimitPolicy } from '../state/services.js';
 
 export interface RuntimeSettings {
@@ -56,9 +55,4 @@ export function runtimeSettings(sections: { runtime?: unknown; services?: unknow
     tokenTtlSeconds: services.tokens?.defaultTtlSeconds ?? 300,
     apiKeyHashes: keys.map((k) => Buffer.from(k.hash, 'hex')),
   };
-}
-
-/** The SHA-256 of an API key, as the console stores it and the runtime API compares it. */
-export function apiKeyHash(key: string): Buffer {
-  return createHash('sha256').update(key, 'utf8').digest();
 }

@@ -156,7 +156,7 @@ export class CohortNode {
    */
   private async startConsole(cluster: ClusterMember, repository: Repository): Promise<void> {
     const { config, log } = this;
-    const [{ ConsoleRole }, { AdminAuth }, { ConfigService }, { registerAdminApi }, { schedulerState }] = await Promise.all([
+    const [{ ConsoleRole }, { AdminAuth }, { ConfigService }, { registerAdminApi }, { schedulerStates }] = await Promise.all([
       import('../console/console-role.js'),
       import('../console/admin-auth.js'),
       import('../console/config-service.js'),
@@ -173,10 +173,7 @@ export class CohortNode {
       log,
       pollingDelayMs: config.console.pollingDelayMs,
       cluster,
-      schedulerStates: async () => {
-        const now = this.clock.now();
-        return new Map((await repository.schedulerCheckIns()).map((c) => [c.node, schedulerState(c, now, config.scheduler)]));
-      },
+      schedulerStates: () => schedulerStates(repository, this.clock.now(), config.scheduler),
     });
     this.consoleRole = role;
     await role.start();
@@ -251,19 +248,11 @@ export class CohortNode {
   }
 }
 
-/** Schedules with their queue state, and runs, as `cohort schedules` prints them. */
+/** `cohort schedules list|runs`, through the management API (scheduler module loaded on first use). */
 function scheduleListing(repository: Repository): { list(): Promise<unknown[]>; runs(id: string, limit: number): Promise<unknown[]> } {
-  const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
   return {
-    list: async () => {
-      const jobs = new Map((await repository.schedulerJobs()).map((j) => [j.scheduleId, j]));
-      const { savedSchedules } = await import('../scheduler/scheduler.js');
-      return (await savedSchedules(repository)).map((d) => {
-        const j = jobs.get(d.id);
-        return { ...d, job: j ? { state: j.state, node: j.node, nextFireAt: iso(j.nextFireAt) } : null };
-      });
-    },
-    runs: async (id, limit) => (await repository.schedulerRuns(id, limit)).map((r) => ({ ...r, fireAt: iso(r.fireAt), startedAt: iso(r.startedAt), endedAt: iso(r.endedAt) })),
+    list: async () => (await import('../scheduler/scheduler.js')).scheduleViews(repository),
+    runs: async (id, limit) => (await import('../scheduler/scheduler.js')).runViews(repository, id, limit),
   };
 }
 

@@ -14,6 +14,9 @@ import { parsePostgresUrl, scrub, type PostgresTarget } from './postgres-url.js'
 import {
   assertCount,
   LATEST_PER_SECTION_SQL,
+  listLimit,
+  RELEASE_CLAIM,
+  runValues,
   listAuditQuery,
   listVersionsQuery,
   planSave,
@@ -171,6 +174,11 @@ export class PostgresRepository implements Repository {
     const q = listVersionsQuery(opts, placeholder);
     const { rows } = await this.withClient((c) => c.query<SummaryRow>(q.sql, q.params));
     return rows.map(toSummary);
+  }
+
+  async listConfigDocuments(afterVersion: number, limit: number): Promise<ConfigDocument[]> {
+    const { rows } = await this.withClient((c) => c.query<DocumentRow>('SELECT * FROM config_documents WHERE version > $1 ORDER BY version LIMIT $2', [afterVersion, listLimit(limit)]));
+    return rows.map(toDocument);
   }
 
   async raiseEpoch(minEpoch: number, author: string, node: string, summary: string): Promise<number> {
@@ -348,17 +356,8 @@ export class PostgresRepository implements Repository {
     return this.transaction(async (c) => {
       const accepted =
         concurrent ||
-        (await c.query("UPDATE scheduler_jobs SET state = 'idle', node = NULL, token = NULL, fire_at = NULL, claimed_at = NULL, started_at = NULL WHERE schedule_id = $1 AND token = $2", [run.scheduleId, run.token])).rowCount === 1;
-      await c.query(`INSERT INTO scheduler_runs (${RUN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, [
-        run.scheduleId,
-        run.fireAt,
-        run.node,
-        run.token,
-        run.startedAt,
-        run.endedAt,
-        accepted ? run.outcome : 'rejected',
-        accepted ? run.error : `stale fencing token ${run.token}: the claim was taken back while this node was away${run.error ? ` (${run.error})` : ''}`,
-      ]);
+        (await c.query(`UPDATE scheduler_jobs SET ${RELEASE_CLAIM} WHERE schedule_id = $1 AND token = $2`, [run.scheduleId, run.token])).rowCount === 1;
+      await c.query(`INSERT INTO scheduler_runs (${RUN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, runValues(run, accepted));
       await c.query('DELETE FROM scheduler_runs WHERE schedule_id = $1 AND id NOT IN (SELECT id FROM scheduler_runs WHERE schedule_id = $1 ORDER BY id DESC LIMIT $2)', [run.scheduleId, keepRuns]);
       return accepted;
     });
@@ -370,7 +369,7 @@ export class PostgresRepository implements Repository {
       const { rows } = await c.query<JobRow>("SELECT * FROM scheduler_jobs WHERE state <> 'idle' AND node = ANY($1) FOR UPDATE", [[...nodes]]);
       const jobs = rows.map(toJob);
       for (const job of jobs) {
-        await c.query("UPDATE scheduler_jobs SET state = 'idle', node = NULL, token = NULL, fire_at = NULL, claimed_at = NULL, started_at = NULL, next_fire_at = $1 WHERE schedule_id = $2", [decide(job), job.scheduleId]);
+        await c.query(`UPDATE scheduler_jobs SET ${RELEASE_CLAIM}, next_fire_at = $1 WHERE schedule_id = $2`, [decide(job), job.scheduleId]);
       }
       return jobs;
     });

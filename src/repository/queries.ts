@@ -4,7 +4,7 @@
  */
 import { CohortError } from '../core/errors.js';
 import { contentHash } from './canonical-json.js';
-import type { ConfigDocument, ListAuditOptions, ListConfigVersionsOptions, SaveConfigInput } from './repository.js';
+import type { ConfigDocument, ListAuditOptions, ListConfigVersionsOptions, SaveConfigInput, SchedulerRun } from './repository.js';
 import { SUMMARY_COLUMNS } from './rows.js';
 
 /** The cluster-wide configuration head: latest version and current epoch. */
@@ -93,9 +93,8 @@ export function listVersionsQuery(opts: ListConfigVersionsOptions, ph: Placehold
     [
       ['section =', opts.section],
       ['version <', opts.beforeVersion],
-      ['version >', opts.afterVersion],
     ],
-    opts.afterVersion === undefined ? 'version DESC' : 'version ASC',
+    'version DESC',
     listLimit(opts.limit),
   );
 }
@@ -131,4 +130,16 @@ function select(
   params.push(limit);
   const whereSql = where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '';
   return { sql: `${base}${whereSql} ORDER BY ${order} LIMIT ${ph(params.length)}`, params };
+}
+
+/** The SET clause that frees a scheduler job of its claim (same text in both dialects). */
+export const RELEASE_CLAIM = "state = 'idle', node = NULL, token = NULL, fire_at = NULL, claimed_at = NULL, started_at = NULL";
+
+/**
+ * A finished run's values in RUN_COLUMNS order: as reported when its token was still the job's
+ * claim, else `rejected` with the reason.
+ */
+export function runValues(run: Omit<SchedulerRun, 'id'>, accepted: boolean): (string | number | null)[] {
+  const error = accepted ? run.error : `stale fencing token ${run.token}: the claim was taken back while this node was away${run.error ? ` (${run.error})` : ''}`;
+  return [run.scheduleId, run.fireAt, run.node, run.token, run.startedAt, run.endedAt, accepted ? run.outcome : 'rejected', error];
 }

@@ -71,8 +71,6 @@ export interface ListConfigVersionsOptions {
   limit?: number;
   /** Only versions lower than this (paging backwards). */
   beforeVersion?: number;
-  /** Only versions higher than this, oldest first (a replica catching up). */
-  afterVersion?: number;
 }
 
 export interface AuditInput {
@@ -194,6 +192,8 @@ export interface Repository extends SchedulerStore {
   getCurrentConfig(): Promise<CurrentConfig>;
   /** Newest first. */
   listConfigVersions(opts?: ListConfigVersionsOptions): Promise<ConfigVersionSummary[]>;
+  /** Up to `limit` documents (with content) of versions after `afterVersion`, oldest first: a replica catching up. */
+  listConfigDocuments(afterVersion: number, limit: number): Promise<ConfigDocument[]>;
   /** Sets the head epoch to max(current, minEpoch), audits it, and returns the new epoch. */
   raiseEpoch(minEpoch: number, author: string, node: string, summary: string): Promise<number>;
   appendAudit(rec: AuditInput): Promise<AuditRecord>;

@@ -18,6 +18,9 @@ import { pendingMigrations, SCHEMA_MIGRATIONS_TABLE } from './migrations.js';
 import {
   assertCount,
   LATEST_PER_SECTION_SQL,
+  listLimit,
+  RELEASE_CLAIM,
+  runValues,
   listAuditQuery,
   listVersionsQuery,
   planSave,
@@ -150,6 +153,10 @@ export class SqliteRepository implements Repository {
   async listConfigVersions(opts: ListConfigVersionsOptions = {}): Promise<ConfigVersionSummary[]> {
     const q = listVersionsQuery(opts, placeholder);
     return (this.db.prepare(q.sql).all(...q.params) as SummaryRow[]).map(toSummary);
+  }
+
+  async listConfigDocuments(afterVersion: number, limit: number): Promise<ConfigDocument[]> {
+    return (this.db.prepare('SELECT * FROM config_documents WHERE version > ? ORDER BY version LIMIT ?').all(afterVersion, listLimit(limit)) as DocumentRow[]).map(toDocument);
   }
 
   async raiseEpoch(minEpoch: number, author: string, node: string, summary: string): Promise<number> {
@@ -299,10 +306,10 @@ export class SqliteRepository implements Repository {
 
   async schedulerComplete(run: Omit<SchedulerRun, 'id'>, keepRuns: number, concurrent: boolean): Promise<boolean> {
     return this.write(() => {
-      const accepted = concurrent || this.db.prepare("UPDATE scheduler_jobs SET state = 'idle', node = NULL, token = NULL, fire_at = NULL, claimed_at = NULL, started_at = NULL WHERE schedule_id = ? AND token = ?").run(run.scheduleId, run.token).changes === 1;
+      const accepted = concurrent || this.db.prepare(`UPDATE scheduler_jobs SET ${RELEASE_CLAIM} WHERE schedule_id = ? AND token = ?`).run(run.scheduleId, run.token).changes === 1;
       this.db
         .prepare(`INSERT INTO scheduler_runs (${RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-        .run(run.scheduleId, run.fireAt, run.node, run.token, run.startedAt, run.endedAt, accepted ? run.outcome : 'rejected', accepted ? run.error : `stale fencing token ${run.token}: the claim was taken back while this node was away${run.error ? ` (${run.error})` : ''}`);
+        .run(...runValues(run, accepted));
       this.db.prepare('DELETE FROM scheduler_runs WHERE schedule_id = ? AND id NOT IN (SELECT id FROM scheduler_runs WHERE schedule_id = ? ORDER BY id DESC LIMIT ?)').run(run.scheduleId, run.scheduleId, keepRuns);
       return accepted;
     });
@@ -314,7 +321,7 @@ export class SqliteRepository implements Repository {
       const rows = this.db.prepare(`SELECT * FROM scheduler_jobs WHERE state <> 'idle' AND node IN (${nodes.map(() => '?').join(', ')})`).all(...nodes) as JobRow[];
       const jobs = rows.map(toJob);
       for (const job of jobs) {
-        this.db.prepare("UPDATE scheduler_jobs SET state = 'idle', node = NULL, token = NULL, fire_at = NULL, claimed_at = NULL, started_at = NULL, next_fire_at = ? WHERE schedule_id = ?").run(decide(job), job.scheduleId);
+        this.db.prepare(`UPDATE scheduler_jobs SET ${RELEASE_CLAIM}, next_fire_at = ? WHERE schedule_id = ?`).run(decide(job), job.scheduleId);
       }
       return jobs;
     });

@@ -19,7 +19,8 @@
  */
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
-import type { Repository, SchedulerCheckIn, SchedulerClaim } from '../repository/repository.js';
+import { isoTime } from '../core/time-text.js';
+import type { ConfigDocument, Repository, SchedulerCheckIn, SchedulerClaim } from '../repository/repository.js';
 import { runJob, type JobContext } from './jobs.js';
 import { definitionHash, nextFireAt, parseSchedule, planClaim, recoveredFireAt, type ScheduleDefinition } from './schedule-definition.js';
 
@@ -43,9 +44,31 @@ export function schedulerState(checkIn: SchedulerCheckIn, now: number, s: Pick<S
   return 'down';
 }
 
+/** Every node's scheduler state, from the check-ins in the repository. */
+export async function schedulerStates(repository: Repository, now: number, s: Pick<SchedulerSettings, 'instanceTimeoutMs' | 'instanceRecoveryTimeoutMs'>): Promise<Map<string, SchedulerNodeState>> {
+  return new Map((await repository.schedulerCheckIns()).map((c) => [c.node, schedulerState(c, now, s)]));
+}
+
+/** The saved schedules with their job (queue state), as the admin API and `cohort schedules list` show them. */
+export async function scheduleViews(repository: Repository): Promise<Array<ScheduleDefinition & { job: Record<string, unknown> | null }>> {
+  const jobs = new Map((await repository.schedulerJobs()).map((j) => [j.scheduleId, j]));
+  return (await savedSchedules(repository)).map((d) => {
+    const j = jobs.get(d.id);
+    return { ...d, job: j ? { state: j.state, node: j.node, nextFireAt: isoTime(j.nextFireAt), fireAt: isoTime(j.fireAt), startedAt: isoTime(j.startedAt) } : null };
+  });
+}
+
+/** The newest `limit` runs of a schedule, times as ISO 8601. */
+export async function runViews(repository: Repository, scheduleId: string, limit: number): Promise<Array<Record<string, unknown>>> {
+  return (await repository.schedulerRuns(scheduleId, limit)).map((r) => ({ ...r, fireAt: isoTime(r.fireAt), startedAt: isoTime(r.startedAt), endedAt: isoTime(r.endedAt) }));
+}
+
 /** The schedules saved in the repository's `schedules` section (invalid ones are skipped and logged). */
 export async function savedSchedules(repository: Repository, log?: Logger): Promise<ScheduleDefinition[]> {
-  const doc = await repository.getConfigDocument('schedules');
+  return parseSaved(await repository.getConfigDocument('schedules'), log);
+}
+
+function parseSaved(doc: ConfigDocument | undefined, log?: Logger): ScheduleDefinition[] {
   const raw = ((doc?.content ?? { schedules: [] }) as { schedules: unknown[] }).schedules;
   const defs: ScheduleDefinition[] = [];
   for (const r of raw) {
@@ -67,7 +90,10 @@ export class Scheduler {
   private pollTimer: TimerHandle | undefined;
   private stopped = false;
   private polling: Promise<void> | undefined;
-  private lastSync = '';
+  /** The schedules of the `schedules` document version last read (parsed once per version). */
+  private schedules: { version: number | null; defs: ScheduleDefinition[] } = { version: -1, defs: [] };
+  /** The document version the job table was last synchronised with. */
+  private syncedVersion: number | null = -1;
   private pollsSinceSync = 0;
   private readonly running = new Set<Promise<void>>();
 
@@ -103,12 +129,6 @@ export class Scheduler {
     await Promise.allSettled([...this.running]);
   }
 
-  /** Every node's scheduler state, from the check-ins. */
-  async nodeStates(): Promise<Map<string, SchedulerNodeState>> {
-    const now = this.o.clock.now();
-    return new Map((await this.o.repository.schedulerCheckIns()).map((c) => [c.node, schedulerState(c, now, this.o.settings)]));
-  }
-
   private async checkIn(): Promise<void> {
     const { checkInIntervalMs, checkInOffsetMs } = this.o.settings;
     try {
@@ -133,17 +153,19 @@ export class Scheduler {
     if (this.stopped || this.o.active?.() === false) return;
     try {
       const { repository, clock, nodeId } = this.o;
-      const defs = await savedSchedules(repository);
+      const doc = await repository.getConfigDocument('schedules');
+      const version = doc?.version ?? null;
+      if (version !== this.schedules.version) this.schedules = { version, defs: parseSaved(doc, this.o.log) };
+      const defs = this.schedules.defs;
       const byId = new Map(defs.map((d) => [d.id, d]));
-      const enabled = defs.filter((d) => d.enabled);
       const now = clock.now();
-      const hashes = enabled.map((d) => `${d.id}:${definitionHash(d)}`).join(',');
       // Also now and then when nothing changed: rows of deleted schedules that were running
       // at the time are removed once their run is over.
-      if (hashes !== this.lastSync || ++this.pollsSinceSync >= SYNC_EVERY_POLLS) {
+      if (version !== this.syncedVersion || ++this.pollsSinceSync >= SYNC_EVERY_POLLS) {
         this.pollsSinceSync = 0;
+        const enabled = defs.filter((d) => d.enabled);
         await repository.schedulerSyncJobs(enabled.map((d) => ({ scheduleId: d.id, definitionHash: definitionHash(d), firstFireAt: nextFireAt(d, now) })));
-        this.lastSync = hashes;
+        this.syncedVersion = version;
       }
       const stale = (await repository.schedulerCheckIns()).filter((c) => c.node !== nodeId && now - c.at > this.o.settings.instanceTimeoutMs).map((c) => c.node);
       const recovered = await repository.schedulerRecover(stale, (job) => recoveredFireAt(byId.get(job.scheduleId), job, now));
@@ -164,7 +186,7 @@ export class Scheduler {
       }
     } catch (err) {
       this.o.log.warn({ err }, 'scheduler poll failed; trying again');
-      this.lastSync = '';
+      this.syncedVersion = -1;
     }
   }
 

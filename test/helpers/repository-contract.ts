@@ -325,9 +325,9 @@ export function repositoryContract(name: string, open: OpenStore): void {
         [4],
       );
       assert.deepEqual(
-        (await repo.listConfigVersions({ afterVersion: 2, limit: 3 })).map((s) => s.version),
-        [3, 4, 5],
-        'afterVersion: oldest first, strictly after',
+        (await repo.listConfigDocuments(2, 3)).map((d) => [d.version, d.content]),
+        [[3, { i: 2 }], [4, { i: 3 }], [5, { i: 4 }]],
+        'documents after a version: oldest first, strictly after, with content',
       );
     });
 

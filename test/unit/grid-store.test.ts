@@ -37,3 +37,15 @@ describe('grid store: revocation cap', () => {
     assert.equal(store.size('state'), 1500);
   });
 });
+
+describe('grid store: sweeping everything at once', () => {
+  it('removes every expired record in one call, even behind a slice of live ones', () => {
+    const clock = new ManualClock(1_800_000_000_000);
+    const store = new GridStore(clock, 'engine-1');
+    for (let i = 0; i < 12_000; i++) store.set('state', `live-${i}`, i, clock.now() + HOUR, 1);
+    for (let i = 0; i < 3_000; i++) store.set('state', `short-${i}`, i, clock.now() + 1000, 1);
+    clock.advance(2000);
+    assert.equal(store.sweepAll(), 3_000);
+    assert.equal(store.size('state'), 12_000);
+  });
+});

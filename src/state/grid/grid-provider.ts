@@ -25,7 +25,7 @@ import {
 } from '../services.js';
 import { GridStore } from './grid-store.js';
 import { applyOperation, type Operation, type OperationResults } from './operations.js';
-import type { ScopedService } from '../../config/schema.js';
+import { SCOPED_SERVICES, type ScopedService } from '../../config/schema.js';
 import { CLUSTER_SCOPE, scopedPartition, scopeGroup } from './scopes.js';
 
 /** Partitions of the key space; fixed for the life of a cluster (a prime spreads keys evenly). */
@@ -93,15 +93,11 @@ export function scopedRouting(keys: Readonly<Record<ScopedService, string>>, ses
   };
 }
 
-/** Every service cluster-wide (no subclusters, adaptive). */
-export const CLUSTER_ROUTING: ServiceRouting = {
-  partition: (_service, key) => partitionOf(key),
-  newSession: (subject) => {
-    const p = partitionOf(`subject:${subject}`);
-    return { id: `${p}.${randomToken(24)}`, partition: p };
-  },
-  sessionPartition: partitionOfSessionId,
-};
+/** Every service cluster-wide (no subclusters, adaptive): session ids without a group. */
+export const CLUSTER_ROUTING: ServiceRouting = scopedRouting(
+  Object.fromEntries(SCOPED_SERVICES.map((service) => [service, CLUSTER_SCOPE])) as Record<ScopedService, string>,
+  () => undefined,
+);
 
 export interface GridExecutor {
   /** Runs `op` where partition `partition` lives and resolves with its result. */

@@ -342,6 +342,20 @@ export class GridStore {
     return removed;
   }
 
+  /** Removes every expired record now, in one pass (the `purge-expired` job); how many went. */
+  sweepAll(): number {
+    const now = this.clock.now();
+    let removed = 0;
+    for (const [ns, space] of this.spaces) {
+      for (const [k, r] of space) {
+        if (r.expiresAt > now) continue;
+        this.remove(ns, k);
+        removed++;
+      }
+    }
+    return removed;
+  }
+
   /** Puts a record in its namespace, the partition index and the fingerprints. */
   private put(ns: Namespace, key: string, record: StoredRecord): void {
     let space = this.spaces.get(ns);

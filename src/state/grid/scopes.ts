@@ -87,10 +87,17 @@ export function scopeMembers(key: string, engines: readonly EngineScopeInfo[]): 
     .map((e) => e.id);
 }
 
+/** Codes of the scope keys seen: every request for a scoped service, and every placement, asks. */
+const codes = new Map<string, number>([[CLUSTER_SCOPE, 0]]);
+
 /** The partition-number offset code of scope `key`: 0 for the cluster-wide scope. */
 export function scopeCode(key: string): number {
-  if (key === CLUSTER_SCOPE) return 0;
-  return 1 + (createHash('sha1').update(key).digest().readUInt32BE(0) % (SCOPE_CODES - 1));
+  let code = codes.get(key);
+  if (code === undefined) {
+    code = 1 + (createHash('sha1').update(key).digest().readUInt32BE(0) % (SCOPE_CODES - 1));
+    if (codes.size < 10_000) codes.set(key, code);
+  }
+  return code;
 }
 
 /** The scope-wide partition number of partition `p` of scope `key`. */
