@@ -60,6 +60,8 @@ import { expectedConfirmations, pushPullInterval, retransmitLimit, suspicionTime
 export interface MembershipListener {
   /** A member was added or its status changed. */
   onMemberChange?(member: Member, previous: MemberStatus | undefined): void;
+  /** A member was removed from the list (`cohort cluster delete-node`, here or on another node). */
+  onMemberForgotten?(member: Member): void;
   /** An operator asked the whole cluster to stop (`cohort cluster stop`). */
   onStopCluster?(by: string): void;
   /** A cluster-wide user message (used by higher layers, e.g. configuration notifications). */
@@ -880,6 +882,8 @@ export class Membership {
     if (m) {
       this.mux.transport.disconnect(m.address);
       this.log.info({ member: id, address: m.address }, 'member deleted from the cluster');
+      // Who is known changed: the grid's write majority is counted over the known members.
+      this.listener.onMemberForgotten?.(m);
     }
   }
 

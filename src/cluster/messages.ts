@@ -48,6 +48,8 @@ export interface NodeMeta {
   sessionScope?: string;
   /** A console's configuration epoch: engines follow the console with the highest. */
   epoch?: number;
+  /** An engine that refuses changes to the runtime state: it sees no majority of the voters. */
+  refusesWrites?: boolean;
 }
 
 /** One member as exchanged in push-pull and join replies. */

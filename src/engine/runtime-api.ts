@@ -20,9 +20,16 @@ export interface RuntimeApiOptions {
   apiKeyHashes: Buffer[];
   /** Why the engine is not ready (empty: ready). Called on every readiness check. */
   notReadyReasons(): string[];
+  /** Why changes to the runtime state are refused now (undefined: accepted); shown by /health/ready. */
+  writeRefusal?(): string | undefined;
   /** The settings of the configuration applied now (policies, defaults, console-issued keys); read on every request. */
   settings?(): RuntimeSettings;
 }
+/** The `writes` field of /health/ready: whether the engine accepts changes, and why not. */
+function writeStatus(refusal: string | undefined): { writes: { accepted: boolean; reason?: string } } {
+  return { writes: refusal === undefined ? { accepted: true } : { accepted: false, reason: refusal } };
+}
+
 const MAX_TTL_SECONDS = 30 * 24 * 3600;
 
 const id = { type: 'string', minLength: 1, maxLength: 256 } as const;
@@ -76,8 +83,11 @@ export function registerRuntimeApi(app: FastifyInstance, options: RuntimeApiOpti
   app.get('/health/live', async () => ({ status: 'live' }));
   app.get('/health/ready', async (_request, reply) => {
     const reasons = options.notReadyReasons();
-    if (reasons.length > 0) return reply.code(503).send({ status: 'not-ready', reasons });
-    return { status: 'ready' };
+    // An engine that sees no majority of the cluster still answers reads (ready), but says
+    // that it refuses writes, so an operator or a balancer can tell.
+    const writes = options.writeRefusal ? writeStatus(options.writeRefusal()) : {};
+    if (reasons.length > 0) return reply.code(503).send({ status: 'not-ready', reasons, ...writes });
+    return { status: 'ready', ...writes };
   });
 
   app.register(async (api) => {

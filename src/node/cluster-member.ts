@@ -132,10 +132,8 @@ export class ClusterMember {
       logger: log,
       listener: {
         onStopCluster: (by) => options.onStopCluster(by),
-        onMemberChange: () => {
-          this.scheduleSave();
-          for (const listener of this.changeListeners) listener();
-        },
+        onMemberChange: () => this.membersChanged(),
+        onMemberForgotten: () => this.membersChanged(),
       },
     });
   }
@@ -155,7 +153,12 @@ export class ClusterMember {
     await this.tryJoin();
   }
 
-  /** Calls `listener` whenever a member is added or changes state. */
+  private membersChanged(): void {
+    this.scheduleSave();
+    for (const listener of this.changeListeners) listener();
+  }
+
+  /** Calls `listener` whenever a member is added, changes state or is deleted. */
   onMembersChanged(listener: () => void): void {
     this.changeListeners.push(listener);
   }
@@ -178,6 +181,15 @@ export class ClusterMember {
   /** Engines in the member list that did not leave (active or failed): the base of write majorities. */
   knownEngineCount(): number {
     return this.engineMembers().filter((m) => m.status !== 'left').length;
+  }
+
+  /**
+   * Consoles and replicas in the member list that did not leave, and those of them active: the
+   * witnesses of the grid's write majority (state/grid/write-majority.ts).
+   */
+  witnesses(): { known: number; active: number } {
+    const members = this.membership.list().filter((m) => (m.meta.role === 'console' || m.meta.role === 'replica') && m.status !== 'left');
+    return { known: members.length, active: members.filter(isActive).length };
   }
 
   /** What the grid's scopes need to know of the serving engines (group, node index). */

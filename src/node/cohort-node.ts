@@ -111,6 +111,7 @@ export class CohortNode {
           ...(follower.hasConfiguration ? [] : ['waiting for the configuration from the console']),
           ...opened.notReadyReasons(),
         ],
+        writeRefusal: () => opened.writeRefusal(),
       });
       this.runtimeServer = runtime;
       await listen(runtime, config.http.runtime, 'runtime');

@@ -16,6 +16,8 @@ export interface OpenedProvider {
   provider: StateProvider;
   /** Why the provider cannot serve right now (empty: it can). */
   notReadyReasons(): string[];
+  /** Why changes to the state are refused now (no majority of the cluster in view); undefined while accepted. */
+  writeRefusal(): string | undefined;
   /** Graceful stop: saves what this engine holds (grid) and closes. */
   shutdown(): Promise<void>;
   /** Removes expired records now (the `purge-expired` job); how many went. Redis expires keys itself: 0. */
@@ -54,6 +56,8 @@ export async function openStateProvider(config: NodeConfig, clock: Clock, log: L
     return {
       provider: redis,
       notReadyReasons: () => (redis.connected ? [] : ['the Redis state provider is disconnected']),
+      // Redis decides what it accepts itself.
+      writeRefusal: () => undefined,
       shutdown: () => redis.close(),
       sweep: () => 0,
     };
@@ -101,7 +105,18 @@ export async function openStateProvider(config: NodeConfig, clock: Clock, log: L
   });
   const routing = scopedRouting(scopeKeys(scopeSettings(config)), (group) => cluster.sessionScopeOfGroup(group));
 
-  const place = (): void => executor.setEngines(cluster.activeEngines(), cluster.knownEngineCount(), cluster.servingEngines());
+  // Engines announce when they refuse writes, so `cluster info` on any node shows it.
+  let refusing = false;
+  const place = (): void => {
+    executor.setEngines(cluster.activeEngines(), cluster.knownEngineCount(), cluster.servingEngines(), cluster.witnesses());
+    const refusal = executor.writeRefusal();
+    if ((refusal !== undefined) !== refusing) {
+      refusing = refusal !== undefined;
+      cluster.updateMeta({ refusesWrites: refusing });
+      if (refusing) log.warn({ reason: refusal }, 'writes refused: no majority of the cluster in view');
+      else log.info('writes accepted again: a majority of the cluster is in view');
+    }
+  };
   let debounce: TimerHandle | undefined;
   cluster.onMembersChanged(() => {
     clock.clearTimeout(debounce);
@@ -132,6 +147,7 @@ export async function openStateProvider(config: NodeConfig, clock: Clock, log: L
     sweep,
     provider: new GridProvider(executor, clock, undefined, routing),
     notReadyReasons: () => (executor.ready ? [] : ['synchronising partitions and the revocation list']),
+    writeRefusal: () => executor.writeRefusal(),
     shutdown: async () => {
       clock.clearTimeout(debounce);
       clock.clearTimeout(evictionTimer);

@@ -64,6 +64,16 @@ export class SimGrid {
     for (const i of observers) this.engines[i]!.executor.setEngines(map);
   }
 
+  /**
+   * What engine `observer` sees, as membership would tell it: `active` engines, `knownEngines`
+   * in the member list (failed ones included), and the console/replica witnesses it knows and
+   * sees active (the write majority, state/grid/write-majority.ts).
+   */
+  setView(observer: number, active: number[], view: { knownEngines: number; witnesses: { known: number; active: number } }): void {
+    const map = new Map(active.map((i) => [this.engines[i]!.id, this.engines[i]!.address]));
+    this.engines[observer]!.executor.setEngines(map, view.knownEngines, undefined, view.witnesses);
+  }
+
   live(): number[] {
     return this.engines.map((e, i) => (e.crashed ? -1 : i)).filter((i) => i >= 0);
   }

@@ -68,14 +68,17 @@ export function renderClusterInfo(info: ClusterInfo): string {
     n.version ?? '',
     n.group ?? '',
     n.clockOffsetMs === null ? '' : `${n.clockOffsetMs} ms`,
+    n.writes ?? '',
   ]);
-  const header = ['NODE', 'ROLE', 'STATE', 'CLUSTER ADDRESS', 'VERSION', 'GROUP', 'CLOCK'];
+  const header = ['NODE', 'ROLE', 'STATE', 'CLUSTER ADDRESS', 'VERSION', 'GROUP', 'CLOCK', 'WRITES'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   const out = [
     `cluster ${info.clusterId} as seen by ${info.node} (*)`,
     `versions ${info.versions.join(', ')}${info.mixedVersions ? '  (mixed: finish the rolling upgrade)' : ''}`,
   ];
+  const refusing = info.nodes.filter((n) => n.writes === 'refused').map((n) => n.id);
+  if (refusing.length > 0) out.push(`WARNING: ${refusing.join(', ')} refuse${refusing.length === 1 ? 's' : ''} writes: no majority of the cluster in view (see docs/operations.md, "Write majority")`);
   if (info.clockSkewWarning) out.push(`WARNING: wall clocks differ by ${info.clockSkewMs} ms (over 1 s); run NTP on every node`);
   out.push('', line(header), ...rows.map(line), '');
   return out.join('\n');

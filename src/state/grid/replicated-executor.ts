@@ -11,8 +11,10 @@
  *   engine that is not the primary in its own view refuses instead of forwarding again).
  *   A replica in sync answers reads from its own copy.
  * - A backup only accepts changes from the engine it sees as the partition's primary, and an
- *   engine that sees only a minority of the cluster refuses writes, so engines that briefly
- *   disagree fail requests (503) rather than both accepting them. Replay inserts also ask
+ *   engine that does not see a majority of the voters (write-majority.ts: the known engines,
+ *   and the console and replica as witnesses when the engines are even in number) refuses
+ *   writes, so engines that briefly disagree fail requests (503) rather than both accepting
+ *   them. Replay inserts also ask
  *   each backup whether it has seen the id.
  * - Partitions are placed only on engines that hold their share (`serving`, told by
  *   membership). A starting engine first takes what it will hold, while the others keep
@@ -27,7 +29,8 @@
  *   its partitions in the background the same way; a primary does so before serving a
  *   partition again.
  * - Revocations live on every engine (`everywhere`), acknowledged once a majority of the
- *   cluster's engines hold them and resent to the others; a starting engine downloads them
+ *   cluster's engines hold them (every active one, when failed engines leave fewer than that
+ *   and the witnesses made the majority) and resent to the others; a starting engine downloads them
  *   before it is ready.
  *
  * Records carry hybrid-logical-clock versions (grid-store.ts): merging is idempotent and the
@@ -43,6 +46,7 @@ import { applyOperation, isReadOnly, type Operation, type OperationResults } fro
 import { changedPartitions, placeScopes, writeQuorum, type Placement } from './placement.js';
 import { CLUSTER_SCOPE } from './scopes.js';
 import { parseRecordLines, partitionLines } from './record-lines.js';
+import { decideWrites, describeRefusal, type WriteDecision } from './write-majority.js';
 
 export interface ReplicatedExecutorOptions {
   store: GridStore;
@@ -96,6 +100,8 @@ export class ReplicatedExecutor implements GridExecutor {
   private initialSyncDone = false;
   /** Engines in the cluster, active or failed (not those that left): the write majority's base. */
   private knownEngines = 0;
+  /** Consoles and replicas: known, and active as this engine sees them (write-majority.ts). */
+  private witnesses: Witnesses = { known: 0, active: 0 };
   private repairTimer: TimerHandle | undefined;
   /** Records some engines did not take yet (revocations), by engine id. */
   private readonly pushQueue = new Map<string, RecordChange[]>();
@@ -144,6 +150,25 @@ export class ReplicatedExecutor implements GridExecutor {
     return this.initialSyncDone;
   }
 
+  /**
+   * Whether this engine accepts changes now: it sees a majority of the voters (the known
+   * engines, and the console and replica as witnesses when the engines are even in number).
+   */
+  writeDecision(): WriteDecision {
+    return decideWrites({
+      knownEngines: this.knownEngines,
+      activeEngines: this.engines.size,
+      knownWitnesses: this.witnesses.known,
+      activeWitnesses: this.witnesses.active,
+    });
+  }
+
+  /** Why changes are refused now; undefined while they are accepted. */
+  writeRefusal(): string | undefined {
+    const d = this.writeDecision();
+    return d.accepted ? undefined : describeRefusal(this.o.self, d);
+  }
+
   /** The replica set of a partition, primary first (for tests and diagnostics). */
   replicasOf(partition: number): readonly string[] {
     return this.placement.get(partition) ?? [];
@@ -156,10 +181,11 @@ export class ReplicatedExecutor implements GridExecutor {
    * engine (re)appeared, since it may hold writes this one missed, after a healed split or a
    * resumed pause).
    */
-  setEngines(engines: Map<string, string>, knownEngines = engines.size, serving?: ReadonlySet<string>): void {
+  setEngines(engines: Map<string, string>, knownEngines = engines.size, serving?: ReadonlySet<string>, witnesses: Witnesses = { known: 0, active: 0 }): void {
     const joined = [...engines.keys()].filter((id) => id !== this.o.self && !this.engines.has(id));
     this.engines = new Map(engines);
     this.knownEngines = Math.max(knownEngines, engines.size);
+    this.witnesses = { ...witnesses };
     const servingNow = new Set([...engines.keys()].filter((id) => (serving ? serving.has(id) : true)));
     servingNow.delete(this.o.self);
     if (this.selfServing || !serving) servingNow.add(this.o.self);
@@ -267,13 +293,20 @@ export class ReplicatedExecutor implements GridExecutor {
     applyOperation(this.o.store, op, this.o.clock.now(), EVERYWHERE);
     const changes = this.o.store.takeJournal().map((e) => e.change);
     const others = [...this.engines].filter(([id]) => id !== this.o.self);
-    // A majority of all the engines the cluster knows, failed ones included: an engine cut
-    // off on its own cannot acknowledge a revocation only it holds.
-    const need = writeQuorum(Math.max(this.knownEngines, this.engines.size)) - 1;
-    if (changes.length === 0 || need === 0) return;
-    if (others.length < need) {
+    if (changes.length === 0) return;
+    // An engine that does not see a majority of the voters cannot acknowledge a revocation only
+    // it (and its side) holds: it keeps it and sends it on.
+    const decision = this.writeDecision();
+    if (!decision.accepted) {
       for (const [id] of others) this.retryPush(id, changes);
-      throw new CohortError('STATE_UNAVAILABLE', `engine ${this.o.self} sees ${this.engines.size} of ${this.knownEngines} engines, not a majority; the revocation is kept here and sent on, but not acknowledged`);
+      throw new CohortError('STATE_UNAVAILABLE', `${describeRefusal(this.o.self, decision)}; the revocation is kept here and sent on, but not acknowledged`);
+    }
+    // Held by a majority of the known engines where that many are active; else (the witnesses
+    // made the majority: engines have failed) by every active one. The others get it later.
+    const need = Math.min(writeQuorum(Math.max(this.knownEngines, this.engines.size)) - 1, others.length);
+    if (need === 0) {
+      for (const [id] of others) this.retryPush(id, changes);
+      return;
     }
     const idOf = new Map(others.map(([id, address]) => [address, id]));
     try {
@@ -319,8 +352,9 @@ export class ReplicatedExecutor implements GridExecutor {
     if (replicas[0] !== this.o.self) throw new CohortError('STATE_PLACEMENT_CHANGING', `partition ${partition} moved while it was being synchronised`);
     // On the minority side of a network partition this engine may see itself as primary of
     // partitions the majority side also serves: it refuses changes rather than diverge.
-    if (!isReadOnly(op) && this.engines.size < writeQuorum(this.knownEngines)) {
-      throw new CohortError('STATE_UNAVAILABLE', `engine ${this.o.self} sees ${this.engines.size} of ${this.knownEngines} engines, not a majority; changes are refused until it does`);
+    if (!isReadOnly(op)) {
+      const refusal = this.writeRefusal();
+      if (refusal !== undefined) throw new CohortError('STATE_UNAVAILABLE', refusal);
     }
     const store = this.o.store;
     store.startJournal();
@@ -332,7 +366,7 @@ export class ReplicatedExecutor implements GridExecutor {
     if (backups.length === 0) return result;
     const body: ReplicateBody = { partition, changes, absent: op.t === 'replay.insert' ? [{ ns: 'replay', key: op.id }] : undefined };
     // Every replica must hold the change before it is acknowledged: then it survives any
-    // replication_factor - 1 of them failing at once (SPEC section 9).
+    // replication_factor - 1 of them failing at once.
     const answers = await Promise.allSettled(backups.map((b) => this.o.rpc.call(b, 'grid.replicate', body)));
     const failures = answers.filter((a): a is PromiseRejectedResult => a.status === 'rejected').map((a) => a.reason as unknown);
     if (failures.length === 0) return result;
@@ -629,6 +663,12 @@ export class ReplicatedExecutor implements GridExecutor {
   private sleep(ms: number): Promise<void> {
     return new Promise<void>((resolve) => this.o.clock.setTimeout(resolve, ms));
   }
+}
+
+/** Consoles and replicas: members that hold no state but vote on who is alive (write-majority.ts). */
+export interface Witnesses {
+  known: number;
+  active: number;
 }
 
 interface ReplicateBody {
