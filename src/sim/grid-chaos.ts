@@ -5,12 +5,20 @@
  * A run: N engines (local profile), a workload of session creates, revocations and replay
  * inserts (each replay id sent by two engines at the same moment) from random engines, while
  * engines crash (at most replication_factor - 1 over the run), pause, and the network splits
- * and heals. Then the faults end and the invariants of SPEC section 9 are checked:
+ * and heals. Then the faults end and the grid's reliability invariants are checked:
  * - no acknowledged session is lost (every live engine reads it);
  * - no acknowledged revocation is lost (every live engine answers it locally);
  * - no replay id is accepted twice;
  * - within 10 s of the faults ending, every replica set is whole again (each live replica of
- *   an acknowledged session's partition holds it).
+ *   an acknowledged session's partition holds it);
+ * - once the cluster is quiet, every engine answers the same for every key: each subject's
+ *   sessions and each inter-request state value, acknowledged or not (a write that failed
+ *   must be undone everywhere, not left on some replicas).
+ *
+ * Workloads: `mixed` (the above), and `failed-write`, which overwrites a few state keys and
+ * creates sessions for a few subjects while links fail one way (answers lost, so primaries
+ * time out on backups that did apply the write) and engines pause: most failed writes are
+ * then writes some backups hold, which must be undone everywhere.
  */
 import { silentLogger } from '../core/logger.js';
 import { seededRandom } from '../core/random.js';
@@ -29,12 +37,16 @@ export interface GridChaosOptions {
   replicationFactor?: number;
   /** How long faults and workload run (simulated ms). */
   faultMs?: number;
+  /** `mixed` (default) or `failed-write` (see the header). */
+  workload?: 'mixed' | 'failed-write';
 }
 
 export interface GridChaosResult {
   violations: string[];
   faults: string[];
   acknowledged: { sessions: number; revocations: number; replayIds: number };
+  /** Writes that failed (refused or unanswered), and state puts acknowledged. */
+  failedWrites: number;
 }
 
 interface Engine {
@@ -102,6 +114,11 @@ export async function gridChaos(options: GridChaosOptions): Promise<GridChaosRes
   let crashes = 0;
   let opCount = 0;
   const paused = new Set<number>();
+  const failedWrite = options.workload === 'failed-write';
+  const subjects = new Set<string>();
+  const stateKeys = new Set<string>();
+  let failedWrites = 0;
+  const failed = (): void => void failedWrites++;
 
   const start = cluster.now;
   while (cluster.now - start < faultMs) {
@@ -110,6 +127,18 @@ export async function gridChaos(options: GridChaosOptions): Promise<GridChaosRes
       const from = pick(live());
       const roll = random();
       const tag = `${options.seed}-${opCount++}`;
+      if (failedWrite) {
+        if (roll < 0.5) {
+          const key = `k-${Math.floor(random() * 12)}`;
+          stateKeys.add(key);
+          pending.push(engines[from]!.provider.requestState.put(key, tag, 3_600_000).catch(failed));
+        } else {
+          const subject = `s-${Math.floor(random() * 8)}`;
+          subjects.add(subject);
+          pending.push(engines[from]!.provider.sessions.create({ subject, idleTimeoutMs: 3_600_000, maxLifetimeMs: 3_600_000 }).then((s) => sessions.set(s.id, s.subject), failed));
+        }
+        continue;
+      }
       if (roll < 0.5) {
         pending.push(engines[from]!.provider.sessions.create({ subject: `u-${tag}`, idleTimeoutMs: 3_600_000, maxLifetimeMs: 3_600_000 }).then((s) => sessions.set(s.id, s.subject), () => undefined));
       } else if (roll < 0.7) {
@@ -125,7 +154,14 @@ export async function gridChaos(options: GridChaosOptions): Promise<GridChaosRes
     }
     // Faults.
     const f = random();
-    if (f < 0.02 && crashes < rf - 1 && live().length > Math.ceil(n / 2) + 1) {
+    if (failedWrite && f < 0.12) {
+      // Answers lost one way for a while: the primary times out on a backup that applied.
+      const [a, b] = [pick(live()), pick(live())];
+      if (a !== b) {
+        cluster.cutOneWay(a, b);
+        faults.push(`cut ${a} -> ${b} at ${cluster.now - start}`);
+      }
+    } else if (f < 0.02 && crashes < rf - 1 && live().length > Math.ceil(n / 2) + 1) {
       const victim = pick(live());
       cluster.crash(victim);
       crashes++;
@@ -160,6 +196,9 @@ export async function gridChaos(options: GridChaosOptions): Promise<GridChaosRes
   await runUntil(advance, wholeAndRevoked, HEAL_LIMIT_MS, 250);
   // Operations still in flight settle (answer or time out) as simulated time goes on.
   await settleSimulated(Promise.allSettled(pending), advance, 30_000, 50);
+  // Quiet for a few seconds: reverts not delivered yet and background repairs are retried
+  // every second.
+  await run(3000);
 
   const violations: string[] = [];
   const disagreements = cluster.disagreements();
@@ -181,9 +220,27 @@ export async function gridChaos(options: GridChaosOptions): Promise<GridChaosRes
   for (const id of revoked) {
     for (const i of survivors) if (engines[i]!.store.get('revocation', id) !== true) violations.push(`acknowledged revocation ${id} missing on engine ${i}`);
   }
+  // Quiet now: every engine answers the same for every key.
+  const answers = async (read: (p: GridProvider) => Promise<unknown>): Promise<string[]> =>
+    Promise.all(survivors.map((i) => check(read(engines[i]!.provider)).then((v) => JSON.stringify(v) ?? 'undefined', (err: unknown) => `error ${String(err)}`)));
+  for (const subject of subjects) {
+    const listed = await answers(async (p) => (await p.sessions.listBySubject(subject)).map((s) => s.id).sort());
+    if (new Set(listed).size > 1) {
+      const lists = listed.map((l) => JSON.parse(l) as string[]);
+      const all = [...new Set(lists.flat())];
+      const odd = all.filter((id) => !lists.every((l) => l.includes(id)));
+      violations.push(`engines disagree on the sessions of ${subject}: ${odd.map((id) => `${id} listed by engines ${survivors.filter((_, k) => lists[k]!.includes(id)).join(',')}`).join('; ')}`);
+    }
+  }
+  for (const key of stateKeys) {
+    const values = await answers((p) => p.requestState.get(key));
+    if (new Set(values).size > 1) {
+      violations.push(`engines disagree on state ${key}: ${survivors.map((i, k) => `engine ${i}: ${values[k]}`).join('; ')}`);
+    }
+  }
   for (const e of engines) {
     e.executor.close();
     e.store.stop();
   }
-  return { violations: violations.slice(0, 20), faults, acknowledged: { sessions: sessions.size, revocations: revoked.length, replayIds: replayAccepts.size } };
+  return { violations: violations.slice(0, 20), faults, acknowledged: { sessions: sessions.size, revocations: revoked.length, replayIds: replayAccepts.size }, failedWrites };
 }

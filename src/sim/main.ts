@@ -31,7 +31,7 @@ const seed = Number(values.seed);
 const trials = Number(values.trials);
 const profile = values.profile as Profile;
 if (!(PROFILE_NAMES as readonly string[]).includes(profile) || !Number.isInteger(nodes) || nodes < 3 || !Number.isInteger(seed) || !Number.isInteger(trials) || trials < 1) {
-  process.stderr.write('usage: npm run sim -- [--scenario scale|crash|pause|cut|blocked|steady|mixed|grid] [--nodes N>=3] [--seed S] [--profile lan|wan|local] [--trials T]\n');
+  process.stderr.write('usage: npm run sim -- [--scenario scale|crash|pause|cut|blocked|steady|mixed|grid|grid-failed-write] [--nodes N>=3] [--seed S] [--profile lan|wan|local] [--trials T]\n');
   process.exit(2);
 }
 
@@ -147,15 +147,17 @@ switch (values.scenario) {
     process.exitCode = failed > 0 ? 1 : 0;
     break;
   }
-  case 'grid': {
+  case 'grid':
+  case 'grid-failed-write': {
     const gridNodes = values.nodes === '1000' ? 5 : nodes;
+    const workload = values.scenario === 'grid' ? 'mixed' : 'failed-write';
     let failed = 0;
     for (let s = seed; s < seed + trials; s++) {
-      const r = await gridChaos({ seed: s, nodes: gridNodes });
+      const r = await gridChaos({ seed: s, nodes: gridNodes, workload });
       if (r.violations.length > 0) failed++;
-      console.log(`seed ${s}: ${r.violations.length === 0 ? 'ok' : r.violations.join(' / ')} (acknowledged: ${r.acknowledged.sessions} sessions, ${r.acknowledged.revocations} revocations, ${r.acknowledged.replayIds} replay ids)${r.violations.length > 0 ? `\n  faults: ${r.faults.join(', ')}` : ''}`);
+      console.log(`seed ${s}: ${r.violations.length === 0 ? 'ok' : r.violations.join(' / ')} (acknowledged: ${r.acknowledged.sessions} sessions, ${r.acknowledged.revocations} revocations, ${r.acknowledged.replayIds} replay ids; failed writes ${r.failedWrites})${r.violations.length > 0 ? `\n  faults: ${r.faults.join(', ')}` : ''}`);
     }
-    console.log(`grid under faults, ${gridNodes} engines, seeds ${seed}..${seed + trials - 1}: ${trials - failed} passed, ${failed} failed`);
+    console.log(`grid under faults (${workload}), ${gridNodes} engines, seeds ${seed}..${seed + trials - 1}: ${trials - failed} passed, ${failed} failed`);
     process.exitCode = failed > 0 ? 1 : 0;
     break;
   }

@@ -32,8 +32,8 @@ export interface StoredRecord {
   index?: string;
   /**
    * The engine whose write made this version. Versions of two engines can be equal (same
-   * millisecond), so a revert names both (`ifVersion`, `ifOrigin`). Not saved or transferred
-   * in bulk (record-lines.ts): reverts only concern writes in flight.
+   * millisecond), so a revert and an undone-write marker name both (`ifVersion`, `ifOrigin`).
+   * Saved and transferred with the record (record-lines.ts).
    */
   origin?: string;
 }
@@ -66,7 +66,17 @@ export interface JournalEntry {
 export const TOMBSTONE_MS = 15 * 60_000;
 
 /** Namespaces of the grid: one per service. */
-export const NAMESPACES = ['session', 'revocation', 'lockout', 'replay', 'artifact', 'state', 'token', 'bucket'] as const;
+/**
+ * `undone` holds markers, not state: "version V of record K was written and then undone" (a
+ * write not acknowledged), with the record as it was before (see `undo`). A marker lives in
+ * the partition of the record it concerns, so it travels with it wherever records go (to
+ * backups with the revert, in syncs, hand-offs and the saved state): a copy of the undone
+ * version that is still somewhere (a backup that took the write but missed the revert) is
+ * then never merged again, and an engine holding it puts the record back when the marker
+ * reaches it. Without markers a sync would spread the undone write: its version is newer
+ * than the restored record's.
+ */
+export const NAMESPACES = ['session', 'revocation', 'lockout', 'replay', 'artifact', 'state', 'token', 'bucket', 'undone'] as const;
 export type Namespace = (typeof NAMESPACES)[number];
 
 /**
@@ -208,10 +218,41 @@ export class GridStore {
     }
     if (current && current.version >= change.record.version) return false;
     if (change.record.expiresAt <= this.clock.now()) return false;
+    if (change.ns !== 'undone' && this.isUndone(change.ns, change.key, change.record)) return false;
     if (change.ns === 'revocation' && !current && change.record.version <= this.revocationFloor) return false;
     if (change.record.origin !== undefined) change.record.origin = this.intern(change.record.origin);
     this.put(change.ns, change.key, change.record);
+    if (change.ns === 'undone') this.applyUndone(change.key, change.record);
     return true;
+  }
+
+  /** True when this version of `ns`/`key`, by its origin, was undone (a marker is held). */
+  private isUndone(ns: Namespace, key: string, record: StoredRecord): boolean {
+    const markers = this.spaces.get('undone');
+    return markers !== undefined && markers.size > 0 && markers.has(undoneKey(ns, key, record.version, record.origin));
+  }
+
+  /** A marker arrived: where the record is still at the undone version, put it back as it was. */
+  private applyUndone(markerKey: string, marker: StoredRecord): void {
+    // ns \0 key \0 version \0 origin; the key is the only part that could hold a \0.
+    const first = markerKey.indexOf('\u0000');
+    const last = markerKey.lastIndexOf('\u0000');
+    const beforeLast = markerKey.lastIndexOf('\u0000', last - 1);
+    const ns = markerKey.slice(0, first) as Namespace;
+    const key = markerKey.slice(first + 1, beforeLast);
+    const version = Number(markerKey.slice(beforeLast + 1, last));
+    const origin = markerKey.slice(last + 1);
+    const current = this.spaces.get(ns)?.get(key);
+    // Versions of two engines can be equal: only the undone engine's write is put back.
+    if (current === undefined || current.version !== version || (current.origin ?? '') !== origin) return;
+    const { previous } = JSON.parse(marker.json) as { previous: StoredRecord | null };
+    if (previous === null || previous.version === 0) this.remove(ns, key);
+    else this.put(ns, key, previous);
+  }
+
+  /** How many undone-write markers the store holds (for tests and diagnostics). */
+  get undoneCount(): number {
+    return this.spaces.get('undone')?.size ?? 0;
   }
 
   /** Keys of the records filed under secondary key `index` (live or expired but not yet swept). */
@@ -253,6 +294,16 @@ export class GridStore {
       };
       this.journal?.push({ change: revert, previous: current });
       this.merge(revert);
+      // The marker goes to the backups with the revert, and with the partition everywhere.
+      const marker: StoredRecord = {
+        json: JSON.stringify({ previous: previous ?? null }),
+        expiresAt: this.clock.now() + TOMBSTONE_MS,
+        version: this.nextVersion(),
+        partition: change.record.partition,
+      };
+      const markerChange: RecordChange = { ns: 'undone', key: undoneKey(ns, key, change.record.version, change.record.origin), record: marker };
+      this.journal?.push({ change: markerChange, previous: undefined });
+      this.put('undone', markerChange.key, marker);
     }
   }
 
@@ -437,4 +488,9 @@ export class GridStore {
       this.scheduleSweep();
     }, SWEEP_EVERY_MS);
   }
+}
+
+/** The key of the marker saying that version `version` of `ns`/`key` was undone. */
+function undoneKey(ns: Namespace, key: string, version: number, origin: string | undefined): string {
+  return `${ns}\u0000${key}\u0000${version}\u0000${origin ?? ''}`;
 }

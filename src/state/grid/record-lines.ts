@@ -1,8 +1,11 @@
 /**
  * Records as text lines, for bulk transfers between engines and the saved grid state: one
- * record a line, eight tab-separated fields
+ * record a line, nine tab-separated fields
  *
- *     namespace  partition  version  expiresAt  deleted(0|1)  key(JSON)  index(JSON or empty)  value(JSON)
+ *     namespace  partition  version  expiresAt  deleted(0|1)  key(JSON)  index(JSON or empty)  value(JSON)  origin
+ *
+ * `origin` (the engine whose write made the version; may be empty) came last, after lines of
+ * eight fields were already saved: those still parse, without an origin.
  *
  * The value is the record's stored JSON text, copied as it is, so a transfer neither
  * serializes nor parses values (the cost that made JSON envelopes too slow for a million
@@ -14,7 +17,7 @@ const NAMESPACE_SET = new Set<string>(NAMESPACES);
 
 /** One record as a line (with its newline). */
 export function recordLine(ns: Namespace, key: string, r: StoredRecord): string {
-  return `${ns}\t${r.partition}\t${r.version}\t${r.expiresAt}\t${r.deleted ? 1 : 0}\t${JSON.stringify(key)}\t${r.index === undefined ? '' : JSON.stringify(r.index)}\t${r.json}\n`;
+  return `${ns}\t${r.partition}\t${r.version}\t${r.expiresAt}\t${r.deleted ? 1 : 0}\t${JSON.stringify(key)}\t${r.index === undefined ? '' : JSON.stringify(r.index)}\t${r.json}\t${r.origin ?? ''}\n`;
 }
 
 /** Every unexpired record `store` holds of `partition`, a line each. */
@@ -31,12 +34,13 @@ export function partitionLines(store: GridStore, partition: number): string[] {
  */
 export function parseRecordLine(line: string): RecordChange | undefined {
   const f = line.split('\t');
-  if (f.length !== 8) return undefined;
-  const [ns, partition, version, expiresAt, deleted, key, index, json] = f as [string, string, string, string, string, string, string, string];
+  if (f.length !== 8 && f.length !== 9) return undefined;
+  const [ns, partition, version, expiresAt, deleted, key, index, json, origin] = f as [string, string, string, string, string, string, string, string, string | undefined];
   if (!NAMESPACE_SET.has(ns) || (deleted !== '0' && deleted !== '1') || json.length === 0) return undefined;
   const record: StoredRecord = { json, expiresAt: Number(expiresAt), version: Number(version), partition: Number(partition) };
   if (!Number.isSafeInteger(record.version) || !Number.isFinite(record.expiresAt) || !Number.isInteger(record.partition)) return undefined;
   if (deleted === '1') record.deleted = true;
+  if (origin !== undefined && origin !== '') record.origin = origin;
   const k = jsonString(key);
   if (k === undefined) return undefined;
   if (index !== '') {

@@ -41,7 +41,7 @@ import { CohortError, isCohortError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { RawText, type Rpc } from '../../rpc/rpc.js';
 import { EVERYWHERE, PARTITION_COUNT, type GridExecutor } from './grid-provider.js';
-import type { GridStore, RecordChange } from './grid-store.js';
+import { TOMBSTONE_MS, type GridStore, type RecordChange } from './grid-store.js';
 import { applyOperation, isReadOnly, type Operation, type OperationResults } from './operations.js';
 import { changedPartitions, placeScopes, writeQuorum, type Placement } from './placement.js';
 import { CLUSTER_SCOPE } from './scopes.js';
@@ -106,6 +106,11 @@ export class ReplicatedExecutor implements GridExecutor {
   /** Records some engines did not take yet (revocations), by engine id. */
   private readonly pushQueue = new Map<string, RecordChange[]>();
   private pushTimer: TimerHandle | undefined;
+  /** Per partition, the last change this primary is replicating (executeAsPrimary). */
+  private readonly writesInFlight = new Map<number, Promise<void>>();
+  /** Reverts of unacknowledged writes some backups have not taken yet, by engine id. */
+  private readonly revertQueue = new Map<string, Array<{ changes: RecordChange[]; until: number }>>();
+  private revertTimer: TimerHandle | undefined;
   private closed = false;
   private initialSync: Promise<void> | undefined;
 
@@ -219,6 +224,7 @@ export class ReplicatedExecutor implements GridExecutor {
     this.closed = true;
     this.o.clock.clearTimeout(this.repairTimer);
     this.o.clock.clearTimeout(this.pushTimer);
+    this.o.clock.clearTimeout(this.revertTimer);
   }
   execute<K extends Operation['t']>(partition: number, op: Extract<Operation, { t: K }>): Promise<OperationResults[K]> {
     // Every replica holds every acknowledged write, so a replica that is in sync answers reads
@@ -336,6 +342,46 @@ export class ReplicatedExecutor implements GridExecutor {
     }, REPAIR_RETRY_MS);
   }
 
+  /**
+   * Keeps reverts for engine `id` until it takes them: retried every REPAIR_RETRY_MS while it
+   * is active, and kept while it is not (a paused or cut-off backup that took the undone write
+   * may come back), for as long as the store remembers undone versions. A revert that finds
+   * the record changed since applies nowhere, so sending it late is harmless.
+   */
+  private queueRevert(id: string, changes: RecordChange[]): void {
+    const until = this.o.clock.now() + TOMBSTONE_MS;
+    const queued = this.revertQueue.get(id) ?? [];
+    queued.push({ changes, until });
+    this.revertQueue.set(id, queued);
+    this.scheduleRevertRetry();
+  }
+
+  private scheduleRevertRetry(): void {
+    if (this.revertTimer !== undefined || this.closed || this.revertQueue.size === 0) return;
+    this.revertTimer = this.o.clock.setTimeout(() => {
+      this.revertTimer = undefined;
+      const now = this.o.clock.now();
+      for (const [id, queued] of this.revertQueue) {
+        const live = queued.filter((q) => q.until > now);
+        if (live.length === 0) {
+          this.revertQueue.delete(id);
+          continue;
+        }
+        this.revertQueue.set(id, live);
+        const address = this.engines.get(id);
+        if (!address) continue; // not active now: kept until it is
+        this.revertQueue.delete(id);
+        const changes = live.flatMap((q) => q.changes);
+        this.o.rpc.call(address, 'grid.merge', { changes }).catch(() => {
+          const again = this.revertQueue.get(id) ?? [];
+          this.revertQueue.set(id, [...live, ...again]);
+          this.scheduleRevertRetry();
+        });
+      }
+      this.scheduleRevertRetry();
+    }, REPAIR_RETRY_MS);
+  }
+
   local<K extends Operation['t']>(op: Extract<Operation, { t: K }>): OperationResults[K] {
     return applyOperation(this.o.store, op, this.o.clock.now(), EVERYWHERE) as OperationResults[K];
   }
@@ -346,7 +392,29 @@ export class ReplicatedExecutor implements GridExecutor {
     return this.placement.get(partition)?.[0];
   }
 
-  private async executeAsPrimary(partition: number, op: Operation): Promise<unknown> {
+  /**
+   * Runs `op` as the partition's primary. Changes to one partition run one at a time, each
+   * after the previous one is acknowledged or undone everywhere: a change applied while an
+   * earlier one is still being replicated would build on it, and undoing the earlier one
+   * could then restore only part of the store's history (the later change, undone in turn,
+   * would put the earlier, failed one back). Reads do not wait.
+   */
+  private executeAsPrimary(partition: number, op: Operation): Promise<unknown> {
+    if (isReadOnly(op)) return this.applyAsPrimary(partition, op);
+    const previous = this.writesInFlight.get(partition);
+    const run = previous ? previous.then(() => this.applyAsPrimary(partition, op)) : this.applyAsPrimary(partition, op);
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.writesInFlight.set(partition, settled);
+    void settled.then(() => {
+      if (this.writesInFlight.get(partition) === settled) this.writesInFlight.delete(partition);
+    });
+    return run;
+  }
+
+  private async applyAsPrimary(partition: number, op: Operation): Promise<unknown> {
     await this.ensureSynced(partition);
     const replicas = this.placement.get(partition) ?? [];
     if (replicas[0] !== this.o.self) throw new CohortError('STATE_PLACEMENT_CHANGING', `partition ${partition} moved while it was being synchronised`);
@@ -362,7 +430,8 @@ export class ReplicatedExecutor implements GridExecutor {
     const journal = store.takeJournal();
     if (journal.length === 0) return result;
     const changes = journal.map((e) => e.change);
-    const backups = replicas.slice(1).map((id) => this.engines.get(id)).filter((a): a is string => a !== undefined);
+    const backupIds = replicas.slice(1).filter((id) => this.engines.has(id));
+    const backups = backupIds.map((id) => this.engines.get(id)!);
     if (backups.length === 0) return result;
     const body: ReplicateBody = { partition, changes, absent: op.t === 'replay.insert' ? [{ ns: 'replay', key: op.id }] : undefined };
     // Every replica must hold the change before it is acknowledged: then it survives any
@@ -370,14 +439,23 @@ export class ReplicatedExecutor implements GridExecutor {
     const answers = await Promise.allSettled(backups.map((b) => this.o.rpc.call(b, 'grid.replicate', body)));
     const failures = answers.filter((a): a is PromiseRejectedResult => a.status === 'rejected').map((a) => a.reason as unknown);
     if (failures.length === 0) return result;
-    // Undo, and tell the backups: nothing unacknowledged stays applied.
+    // Undo, and tell the backups before answering: nothing unacknowledged stays applied, and a
+    // client told 503 can rely on the write not having happened.
     store.startJournal();
     store.undo(journal);
     const undo = store.takeJournal().map((e) => e.change);
     // To every backup, also those that did not answer: one may have applied the change and
     // then timed out. The revert follows the change on the same connection and applies only
-    // where the record is still the undone version.
-    for (const b of backups) this.o.rpc.call(b, 'grid.merge', { changes: undo }).catch(() => undefined);
+    // where the record is still the undone version; every engine that gets it also remembers
+    // the undone version and refuses any copy of it later (grid-store.ts), so a backup that
+    // kept it cannot spread it through a sync. A backup the revert does not reach now gets it
+    // again until it takes it (revertQueue), also after it reappears.
+    if (undo.length > 0) {
+      const reverted = await Promise.allSettled(backups.map((b) => this.o.rpc.call(b, 'grid.merge', { changes: undo })));
+      reverted.forEach((r, i) => {
+        if (r.status === 'rejected') this.queueRevert(backupIds[i]!, undo);
+      });
+    }
     // One backup that has seen a replay id makes it a replay, whatever the others say.
     if (failures.some((f) => isCohortError(f, 'STATE_REPLAY_DETECTED'))) return false;
     throw asStateError(failures[0], `every replica of partition ${partition} (${failures.length} of ${backups.length} backups failed)`);
@@ -465,6 +543,14 @@ export class ReplicatedExecutor implements GridExecutor {
     // An engine that answered its fingerprint but not the transfer is unreachable now, like one
     // that never answered: it exchanges again when it reappears (setEngines resyncs then).
     const pulled = await Promise.allSettled([...pulls].map(([address, list]) => this.pullFrom(address, list)));
+    // And the other way, in the background: what this engine holds that a source lacks, or
+    // holds older, reaches it too (merging keeps the newer copy), so two copies that differ
+    // end up alike, not only this one. Above all, markers of undone writes (grid-store.ts)
+    // held here reach a replica that took the undone write before its revert could.
+    for (const [address, list] of pulls) {
+      if (list.includes(EVERYWHERE)) continue; // revocations: exchanged on their own
+      this.pushWhereDifferent(address, list).catch(() => undefined);
+    }
     if (everyEngine && pulled.some((r) => r.status === 'rejected')) return partitions.filter((p) => this.unsynced.has(p));
     for (const p of ok) if ((this.unsynced.get(p) ?? Infinity) <= generation) this.unsynced.delete(p);
     return partitions.filter((p) => this.unsynced.has(p));
