@@ -5,7 +5,7 @@
  * A run: N engines (local profile), a workload of session creates, revocations and replay
  * inserts (each replay id sent by two engines at the same moment) from random engines, while
  * engines crash (at most replication_factor - 1 over the run), pause, and the network splits
- * and heals. Then the faults end and the invariants of SPEC section 9 are checked:
+ * and heals. Then the faults end and the grid's durability invariants are checked:
  * - no acknowledged session is lost (every live engine reads it);
  * - no acknowledged revocation is lost (every live engine answers it locally);
  * - no replay id is accepted twice;

@@ -67,7 +67,7 @@ describe('cohort up', () => {
     await up.waitForOutput(/"clusterId"/, 30_000);
     const file = JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8')) as ClusterFile;
 
-    // The CLI shows the same as the API, in the JSON of SPEC section 8.
+    // The CLI shows the same as the API, as JSON.
     const cli = await runCohortToEnd(t, ['cluster', 'info', '-c', file.nodes[2]!.configFile, '--json']);
     assert.equal(cli.code, 0, cli.stderr);
     assert.equal((JSON.parse(cli.stdout) as { nodes: unknown[] }).nodes.length, 4);

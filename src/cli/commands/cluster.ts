@@ -13,7 +13,7 @@ export function registerCluster(program: Command): void {
     .command('info')
     .description('the cluster as the node of FILE sees it')
     .requiredOption('-c, --config <file>', 'node configuration file')
-    .option('--json', 'print JSON (SPEC section 8) instead of a table')
+    .option('--json', 'print the cluster as JSON (clusterId, versions, nodes with their states) instead of a table')
     .action(async (opts: { config: string; json?: boolean }) => {
       try {
         const info = await manageRequest<ClusterInfo>(manageTargetOfFile(opts.config), 'GET', '/manage/v1/cluster');

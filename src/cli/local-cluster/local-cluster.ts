@@ -23,7 +23,7 @@ export interface RunningNode extends LocalNodePlan {
   exit?: { code: number | null; signal: NodeJS.Signals | null };
 }
 
-/** The content of DIR/cluster.json (SPEC section 8). */
+/** The content of DIR/cluster.json, which scripts read to find the local cluster. */
 export interface ClusterFile {
   clusterId: string;
   adminUrl: string;
