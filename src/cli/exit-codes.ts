@@ -10,6 +10,8 @@ export const EXIT = {
    * mode, an incompatible version, or its node id held by an active member.
    */
   REFUSED: 3,
+  /** `cohort up`: the local cluster of its directory is already running; nothing was started or written. */
+  RUNNING: 4,
 } as const;
 
 /** Codes meaning "the cluster refused this node" (exit status REFUSED). */

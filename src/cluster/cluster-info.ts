@@ -1,12 +1,12 @@
 /**
- * The cluster as one node sees it, in the shape of SPEC section 8 (`cohort cluster info
- * --json`, GET /manage/v1/cluster). A pure function of the member list, so it is tested
+ * The cluster as one node sees it, in the shape of `cohort cluster info --json` and
+ * GET /manage/v1/cluster (documented in docs/operations.md). A pure function of the member list, so it is tested
  * without a network.
  */
 import { versionSummary } from './compatibility.js';
 import { isActive, reportedState, type Member, type ReportedState } from './member-list.js';
 
-/** Skew between two nodes' wall clocks above which operators are warned (SPEC section 2). */
+/** Skew between two nodes' wall clocks above which operators are warned: time-based state needs NTP. */
 export const CLOCK_SKEW_WARNING_MS = 1000;
 
 export type NodeState = ReportedState | 'not-resolved';

@@ -18,7 +18,7 @@ export interface ExistingMember {
 export type JoinVerdict = { ok: true } | { ok: false; code: ErrorCode; message: string };
 
 /**
- * Whether a node may join, judged by the member it asked (SPEC section 2). Cluster id and
+ * Whether a node may join, judged by the member it asked. Cluster id and
  * secret are checked earlier, by the transport handshake.
  *
  * - `mode` must be the same: inline and sideband engines enforce differently.

@@ -3,7 +3,7 @@ import type { NodeMeta } from './messages.js';
 /** A member's status as this node's membership protocol tracks it. */
 export type MemberStatus = 'alive' | 'suspect' | 'dead' | 'left';
 
-/** The state names operators see (SPEC section 2). */
+/** The state names operators see in `cohort cluster info` and the admin API. */
 export type ReportedState = 'active' | 'suspect' | 'inactive' | 'left';
 
 export function reportedState(status: MemberStatus): ReportedState {

@@ -194,8 +194,8 @@ export const KEYS: readonly KeyDef[] = [
     parse: parseAddress,
   },
   {
-    section: 'http', key: 'admin', type: 'host:port', default: '127.0.0.1:9443', unit: '',
-    doc: 'Console and replica: address of the admin API and web console.',
+    section: 'http', key: 'admin', type: 'host:port', default: '127.0.0.1:9080', unit: '',
+    doc: 'Console and replica: address of the admin API, served over plain HTTP (there is no TLS and no web console yet); bind it to loopback or a management network.',
     allowed: 'host:port with port 1 to 65535',
     parse: parseAddress,
   },

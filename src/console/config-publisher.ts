@@ -1,5 +1,5 @@
 /**
- * The console's side of configuration replication (SPEC section 5), over the cluster's RPC:
+ * The console's side of configuration replication, over the cluster's RPC:
  *
  * - `config.fetch` (engines and the replica, every `polling_delay`, and at once when told of
  *   a save): answers the head version and epoch, and the latest document of every section

@@ -1,11 +1,11 @@
 /**
- * The sections of the cluster configuration the console keeps (SPEC section 5), each a JSON
+ * The sections of the cluster configuration the console keeps, each a JSON
  * document validated by its own JSON Schema before it is saved: a document that does not
  * match is refused with every place it is wrong, and nothing is stored.
  *
  * - `runtime`: how engines apply the state services: lock-out policy, rate-limit policies.
  * - `services`: per-service defaults (session timeouts, TTLs).
- * - `apis`: API definitions for access decisions (SPEC section 7).
+ * - `apis`: API definitions for access decisions (not enforced yet).
  * - `api-keys`: hashes of the runtime API keys; written through /admin/v1/api-keys only.
  * - `schedules`: persistent schedules; written through /admin/v1/schedules only.
  *

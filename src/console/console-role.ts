@@ -1,6 +1,5 @@
 /**
- * What a console or replica node is doing, and the changes between those states (SPEC
- * section 5):
+ * What a console or replica node is doing, and the changes between those states:
  *
  * - `console`: owns the configuration; serves `config.fetch` / `config.export`, pushes every
  *   save to the engines and the replica.

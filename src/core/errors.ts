@@ -84,6 +84,8 @@ export const ERROR_CODES = {
   CLI_USAGE: { status: 400, summary: 'A command was called with arguments it does not accept.' },
   CLI_REQUEST_FAILED: { status: 502, summary: 'The node answered the CLI\'s request with an error; the message carries the node\'s own code.' },
   CLI_LOCAL_CLUSTER_FAILED: { status: 500, summary: 'cohort up could not start a node of the local cluster (its log file is named).' },
+  CLI_LOCAL_CLUSTER_RUNNING: { status: 409, summary: 'cohort up found the local cluster of its directory already running (the running nodes are named); nothing was started or written.' },
+  CLI_STOP_TIMEOUT: { status: 504, summary: 'cohort cluster stop: some nodes were still running when the stop timeout passed (they are named).' },
 } as const satisfies Record<string, { status: number; summary: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

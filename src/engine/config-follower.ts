@@ -1,5 +1,6 @@
 /**
- * An engine's copy of the cluster configuration (SPEC section 5).
+ * An engine's copy of the cluster configuration (docs/operations.md, "The console, the replica
+ * and configuration").
  *
  * - Asks the active console (`config.fetch`) every `polling_delay`, and at once when the
  *   console says a version was saved (`config.changed`); applies what it gets, writes it to

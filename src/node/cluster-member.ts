@@ -2,7 +2,7 @@
  * A node's place in the cluster: the encrypted transport, the membership protocol on top of
  * it, joining through the configured peers, and what the management API shows and does.
  *
- * Joining (SPEC section 2):
+ * Joining:
  * - No peers (other than this node itself): this is the first node; it waits for others.
  * - A peer refuses (cluster id, secret, mode, version, duplicate id): fatal. `start` throws,
  *   or, for a refusal met while retrying in the background, `onFatal` is called; the node
@@ -231,7 +231,7 @@ export class ClusterMember {
     return this.membership.list().filter((m) => m.meta.role === 'engine');
   }
 
-  /** The cluster as this node sees it (SPEC section 8). */
+  /** The cluster as this node sees it (`cohort cluster info`). */
   info(): ClusterInfo {
     return clusterInfo(this.options.config.cluster.id, this.membership.id, this.membership.list(), [...this.notResolved]);
   }

@@ -1,7 +1,7 @@
 /**
  * What an engine's grid holds, saved at a graceful stop and loaded at the next start
- * (SPEC section 4, durability): DATA_DIR/grid-state.tsv, written to a temporary file and
- * renamed, so a crash while saving leaves the previous file.
+ * (so a stop and start of the whole cluster keeps the runtime state): DATA_DIR/grid-state.tsv,
+ * written to a temporary file and renamed, so a crash while saving leaves the previous file.
  *
  * Layout: a header line, one record a line (state/grid/record-lines.ts: values are copied as
  * the JSON text the store keeps, so a million sessions save and load in seconds), and a

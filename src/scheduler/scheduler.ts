@@ -1,7 +1,7 @@
 /**
- * The persistent scheduler of one node (SPEC section 6). Every scheduler node shares the
- * repository; schedules run once per cluster because a due fire time is claimed by exactly
- * one node in a repository transaction (schedulerClaimDue).
+ * The persistent scheduler of one node (docs/operations.md, "The scheduler"). Every
+ * scheduler node shares the repository; schedules run once per cluster because a due fire
+ * time is claimed by exactly one node in a repository transaction (schedulerClaimDue).
  *
  * - Check-ins: every `check_in_interval + check_in_offset` the node writes the time. A node
  *   whose check-in is older than `instance_timeout` is `recovering`: any other node takes its

@@ -2,7 +2,7 @@
  * The real-socket `Transport`: a listener for connections peers open to this node, and one
  * lazily opened outbound connection per (peer, channel) for what this node sends.
  *
- * Security (SPEC §2): every connection starts with the mutual-authentication handshake of
+ * Security: every connection starts with the mutual-authentication handshake of
  * `handshake.ts` and then carries only AES-256-GCM frames (`secure-channel.ts`) under keys
  * unique to the connection. Payloads and secrets are never logged.
  *

@@ -1,5 +1,5 @@
 /**
- * The contract every state provider passes (SPEC section 4): the same tests run against the
+ * The contract every state provider passes: the same tests run against the
  * grid and against Redis, so the runtime API can use either without knowing which.
  *
  * A harness gives the provider, the provider's notion of "now", and a way to let time pass

@@ -22,7 +22,7 @@ describe('bench:membership smoke', () => {
     assert.equal(figures!.profile, 'local');
     assert.equal(figures!.trials, 2);
     assert.equal(figures!.falsePositives, 0);
-    // The SPEC bars: a crashed process under 1.5 s, a silent one under 2 s on local.
+    // The detection targets: a crashed process under 1.5 s, a silent one under 2 s on local.
     assert.ok((figures!.crashP99Ms as number) < 1500, `crash p99 ${figures!.crashP99Ms} ms`);
     assert.ok((figures!.pauseP99Ms as number) < 2000, `pause p99 ${figures!.pauseP99Ms} ms`);
     assert.ok((figures!.pauseP50Ms as number) > 0);

@@ -49,7 +49,7 @@ describe('a five-node cluster of real processes', () => {
     assert.equal(info.clockSkewWarning, false);
   });
 
-  it('cohort cluster info prints the SPEC JSON and a table', async (t) => {
+  it('cohort cluster info prints the documented JSON and a table', async (t) => {
     const json = await runCohortToEnd(t, ['cluster', 'info', '-c', byId('engine-3').file, '--json']);
     assert.equal(json.code, 0, json.stderr);
     const parsed = JSON.parse(json.stdout) as { clusterId: string; nodes: Array<{ id: string; state: string }> };

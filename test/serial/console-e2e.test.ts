@@ -1,5 +1,5 @@
 /**
- * Configuration replication between real processes (SPEC section 5): a console, a replica
+ * Configuration replication between real processes: a console, a replica
  * and three engines on loopback (`polling_delay` 250 ms so health moves in seconds).
  *
  * In order: a PUT reaches the three engines within 500 ms, measured from the console's save to

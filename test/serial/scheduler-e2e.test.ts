@@ -1,5 +1,5 @@
 /**
- * The persistent scheduler between real processes (SPEC section 6), on two clusters at once:
+ * The persistent scheduler between real processes, on two clusters at once:
  * a console and two engines sharing one SQLite file on this host, and the same on PostgreSQL.
  * Scheduler timings are shortened (check-in 300 ms + offsets of 0/100/200 ms, instance
  * timeout 1.5 s, poll 100 ms). A test HTTP listener is the target of the `http` jobs and

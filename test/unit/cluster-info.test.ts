@@ -7,7 +7,7 @@ function member(id: string, status: MemberStatus, overrides: Partial<Member> = {
   return { id, address: `127.0.0.1:${8000 + id.length}${id.at(-1)!.charCodeAt(0) % 10}`, incarnation: 1, status, meta: { role, version, mode: 'sideband', group: null }, statusSince: 0, clockOffsetMs: 0, ...overrides };
 }
 
-describe('cluster info (SPEC section 8)', () => {
+describe('cluster info (cohort cluster info --json)', () => {
   it('maps member statuses to the states operators see and lists the console first', () => {
     const info = clusterInfo('shop', 'e1', [
       member('e2', 'suspect'),

@@ -3,7 +3,10 @@ import type { ClusterInfo } from '../../cluster/cluster-info.js';
 import { CohortError } from '../../core/errors.js';
 import { formatAddress, parseAddress } from '../../config/values.js';
 import { fail } from '../fail.js';
+import { DEFAULT_STOP_TIMEOUT_MS, seconds } from '../local-cluster/local-cluster.js';
 import { manageRequest, manageTargetOfFile } from '../manage-client.js';
+import { parseStopTimeout } from './stop-timeout.js';
+import { portState, waitUntilStopped } from '../stop-wait.js';
 
 /** `cohort cluster info | delete-node | stop`: operations on the cluster through one node. */
 export function registerCluster(program: Command): void {
@@ -13,7 +16,7 @@ export function registerCluster(program: Command): void {
     .command('info')
     .description('the cluster as the node of FILE sees it')
     .requiredOption('-c, --config <file>', 'node configuration file')
-    .option('--json', 'print JSON (SPEC section 8) instead of a table')
+    .option('--json', 'print the cluster as JSON (clusterId, versions, nodes with their states) instead of a table')
     .action(async (opts: { config: string; json?: boolean }) => {
       try {
         const info = await manageRequest<ClusterInfo>(manageTargetOfFile(opts.config), 'GET', '/manage/v1/cluster');
@@ -46,12 +49,31 @@ export function registerCluster(program: Command): void {
 
   cluster
     .command('stop')
-    .description('stop every node of the cluster gracefully')
+    .description('stop every node of the cluster gracefully, and wait until each has stopped')
     .requiredOption('-c, --config <file>', 'configuration file of any running node')
-    .action(async (opts: { config: string }) => {
+    .option('--stop-timeout <seconds>', 'how long to wait for the nodes to save their state and exit', String(DEFAULT_STOP_TIMEOUT_MS / 1000))
+    .action(async (opts: { config: string; stopTimeout: string }) => {
+      const timeoutMs = parseStopTimeout(opts.stopTimeout);
       try {
-        await manageRequest(manageTargetOfFile(opts.config), 'POST', '/manage/v1/cluster/stop');
-        process.stdout.write('every node of the cluster was asked to stop\n');
+        const target = manageTargetOfFile(opts.config);
+        const info = await manageRequest<ClusterInfo>(target, 'GET', '/manage/v1/cluster');
+        const running = info.nodes.filter((n) => n.state === 'active' || n.state === 'suspect').map((n) => ({ id: n.id ?? n.address, address: n.address }));
+        // Only the nodes whose cluster port this host can reach can be watched.
+        const watched = (await Promise.all(running.map(async (n) => ((await portState(n.address)) === 'open' ? n : undefined)))).filter((n) => n !== undefined);
+        await manageRequest(target, 'POST', '/manage/v1/cluster/stop');
+        const unwatched = running.filter((n) => !watched.includes(n));
+        process.stdout.write(
+          `every node of the cluster was asked to stop; waiting for ${watched.map((n) => n.id).join(', ') || 'no node'} to save their state and stop (up to ${seconds(timeoutMs)})\n`,
+        );
+        if (unwatched.length > 0) process.stdout.write(`not watched (their cluster port does not answer from this host): ${unwatched.map((n) => `${n.id} (${n.address})`).join(', ')}\n`);
+        const left = await waitUntilStopped(watched, timeoutMs, (n, ms) => process.stdout.write(`${n.id} stopped (${seconds(ms)})\n`));
+        if (left.length > 0) {
+          throw new CohortError(
+            'CLI_STOP_TIMEOUT',
+            `still running ${seconds(timeoutMs)} after the stop: ${left.map((n) => `${n.id} (${n.address})`).join(', ')}; they may still be saving their state (see their logs), or be stuck`,
+          );
+        }
+        process.stdout.write('every node of the cluster has stopped\n');
       } catch (err) {
         fail(err);
       }

@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { CohortError } from '../../core/errors.js';
 import { EXIT } from '../exit-codes.js';
 import { fail } from '../fail.js';
-import { lastError, LocalCluster, type ClusterFile } from '../local-cluster/local-cluster.js';
+import { DEFAULT_STOP_TIMEOUT_MS, lastError, LocalCluster, type ClusterFile } from '../local-cluster/local-cluster.js';
+import { parseStopTimeout } from './stop-timeout.js';
 
 export function registerUp(program: Command): void {
   program
@@ -11,16 +12,24 @@ export function registerUp(program: Command): void {
     .option('--engines <n>', 'number of engines', '2')
     .option('--dir <dir>', 'directory for config files, data and logs', '.cohort')
     .option('--json', 'print cluster.json instead of a summary')
-    .action(async (opts: { engines: string; dir: string; json?: boolean }) => {
+    .option('--stop-timeout <seconds>', 'on Ctrl-C, how long to wait for the nodes to save their state and exit before killing them', String(DEFAULT_STOP_TIMEOUT_MS / 1000))
+    .action(async (opts: { engines: string; dir: string; json?: boolean; stopTimeout: string }) => {
       const engines = Number(opts.engines);
       if (!Number.isInteger(engines) || engines < 0 || engines > 32) fail(new CohortError('CLI_USAGE', '--engines must be a whole number from 0 to 32'));
-      const cluster = new LocalCluster({ dir: opts.dir, engines });
+      const stopTimeoutMs = parseStopTimeout(opts.stopTimeout);
+      // Progress goes to standard error, so that standard output stays the summary (or, with
+      // --json, cluster.json alone).
+      const cluster = new LocalCluster({ dir: opts.dir, engines, onProgress: (line) => process.stderr.write(`cohort up: ${line}\n`) });
       let stopping = false;
       const stop = (signal: string): void => {
-        if (stopping) return;
+        if (stopping) {
+          // A second Ctrl-C: the operator does not want to wait.
+          cluster.killNow();
+          return;
+        }
         stopping = true;
-        process.stderr.write(`cohort up: ${signal}: stopping every node\n`);
-        cluster.stop().then(() => process.exit(EXIT.OK), fail);
+        process.stderr.write(`cohort up: ${signal}: stopping every node (${signal} again kills them at once)\n`);
+        cluster.stop(stopTimeoutMs).then(() => process.exit(cluster.killed.size > 0 ? EXIT.FAILURE : EXIT.OK), fail);
       };
       process.on('SIGINT', () => stop('SIGINT'));
       process.on('SIGTERM', () => stop('SIGTERM'));
@@ -43,7 +52,8 @@ export function registerUp(program: Command): void {
       try {
         file = await cluster.start();
       } catch (err) {
-        await cluster.stop(2000);
+        stopping = true;
+        await cluster.stop(stopTimeoutMs);
         fail(err);
       }
       started = true;

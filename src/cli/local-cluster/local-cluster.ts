@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CohortError } from '../../core/errors.js';
@@ -16,6 +16,15 @@ export interface LocalClusterOptions {
   engines: number;
   /** How long to wait for every node to answer its management API. */
   startTimeoutMs?: number;
+  /** Where progress goes, one line at a time, as it happens (starting, each node ready, stopping). */
+  onProgress?: (line: string) => void;
+}
+
+/** A node of DIR found running: its management API answered with its id and pid. */
+export interface RunningLocalNode {
+  id: string;
+  pid: number;
+  configFile: string;
 }
 
 export interface RunningNode extends LocalNodePlan {
@@ -23,7 +32,7 @@ export interface RunningNode extends LocalNodePlan {
   exit?: { code: number | null; signal: NodeJS.Signals | null };
 }
 
-/** The content of DIR/cluster.json (SPEC section 8). */
+/** The content of DIR/cluster.json, which scripts read to find the local cluster. */
 export interface ClusterFile {
   clusterId: string;
   adminUrl: string;
@@ -35,6 +44,14 @@ export interface ClusterFile {
 
 const CLI_ENTRY = fileURLToPath(new URL('../main.js', import.meta.url));
 
+/** How long `stop` waits for the nodes to save their state and exit before it kills them. */
+export const DEFAULT_STOP_TIMEOUT_MS = 60_000;
+
+/** `1.2 s`, for progress lines. */
+export function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
 /**
  * A console and N engines as separate `cohort start` processes on loopback.
  *
@@ -45,6 +62,10 @@ export class LocalCluster {
   readonly dir: string;
   readonly nodes: RunningNode[] = [];
   private secrets!: LocalClusterSecrets;
+  /** Nodes `stop` is waiting for, and how to kill each at once. */
+  private readonly killers = new Map<RunningNode, () => void>();
+  /** Ids of the nodes `stop` had to kill. */
+  readonly killed = new Set<string>();
   onNodeExit: (node: RunningNode) => void = () => undefined;
 
   /** True once every node process has exited (for instance after `cohort cluster stop`). */
@@ -57,36 +78,111 @@ export class LocalCluster {
   }
 
   async start(): Promise<ClusterFile> {
+    // Before anything is written or started: a second run in the directory of a running
+    // cluster must not rewrite cluster.json, nor start nodes that fail to bind and append
+    // their failure to the running nodes' logs.
+    const running = await this.runningNodes();
+    if (running.length > 0) {
+      const console = running.find((n) => n.id === 'console') ?? running[0]!;
+      throw new CohortError(
+        'CLI_LOCAL_CLUSTER_RUNNING',
+        `the local cluster in ${this.dir} is already running: ${running.map((n) => `${n.id} (pid ${n.pid})`).join(', ')}; nothing was started or changed. ` +
+          `Stop it first (Ctrl-C where it runs, or cohort cluster stop -c ${console.configFile}), or pick another --dir`,
+        { nodes: running },
+      );
+    }
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     this.secrets = this.loadOrCreateSecrets();
     const plans = await this.plan();
     for (const plan of plans) {
       if (!existsSync(plan.configFile)) writeFileSync(plan.configFile, localNodeConfigText(plan, plans[0], this.secrets), { mode: 0o600 });
     }
+    this.progress(`starting ${plans.map((p) => p.id).join(', ')} in ${this.dir} (logs: ${join(this.dir, '<node>.log')})`);
+    const startedAt = Date.now();
     // All at once: an engine that is up before the console retries its join shortly after.
     for (const plan of plans) this.nodes.push(this.spawnNode(plan));
-    await Promise.all(this.nodes.map((n) => this.waitUntilAnswering(n)));
+    await Promise.all(
+      this.nodes.map(async (n) => {
+        await this.waitUntilAnswering(n);
+        this.progress(`${n.id} ready (pid ${n.child.pid}, ${seconds(Date.now() - startedAt)})`);
+      }),
+    );
     const file = this.clusterFile();
     writeFileSync(join(this.dir, 'cluster.json'), `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600 });
     return file;
   }
 
-  /** SIGTERM to every running node, SIGKILL to any still running after `graceMs`. */
-  async stop(graceMs = 10_000): Promise<void> {
+  /**
+   * The nodes of this directory that are running: every `DIR/*.ini` node whose management API
+   * answers, with its credential, as that node. A process that merely holds a pid listed in a
+   * stale cluster.json (left by a run that was killed) is not one of them.
+   */
+  async runningNodes(): Promise<RunningLocalNode[]> {
+    let names: string[];
+    try {
+      names = readdirSync(this.dir).filter((f) => f.endsWith('.ini')).sort();
+    } catch {
+      return [];
+    }
+    const found = await Promise.all(
+      names.map(async (name): Promise<RunningLocalNode | undefined> => {
+        const configFile = join(this.dir, name);
+        try {
+          const config = loadNodeConfig(configFile);
+          const info = await manageRequest<{ id: string; pid: number }>(manageTargetOf(config), 'GET', '/manage/v1/node', undefined, 2000);
+          return info.id === config.node.id ? { id: info.id, pid: info.pid, configFile } : undefined;
+        } catch {
+          // not a node's configuration, never started (no credential), or not answering
+          return undefined;
+        }
+      }),
+    );
+    return found.filter((n): n is RunningLocalNode => n !== undefined);
+  }
+
+  /**
+   * SIGTERM to every running node, then waits for each to stop by itself: a node saves what it
+   * holds before it exits, which takes longer the more state it has. A node still running
+   * after `timeoutMs` is killed, and that is reported.
+   */
+  async stop(timeoutMs = DEFAULT_STOP_TIMEOUT_MS): Promise<void> {
+    const running = this.nodes.filter((n) => !n.exit);
+    if (running.length === 0) return;
+    this.progress(`waiting for ${running.map((n) => n.id).join(', ')} to stop gracefully (each saves its state first; up to ${seconds(timeoutMs)})`);
+    const startedAt = Date.now();
     await Promise.all(
-      this.nodes.map(
+      running.map(
         (n) =>
           new Promise<void>((done) => {
-            if (n.exit) return done();
-            const timer = setTimeout(() => n.child.kill('SIGKILL'), graceMs);
-            n.child.once('exit', () => {
+            const timer = setTimeout(() => {
+              this.progress(`${n.id} (pid ${n.child.pid}) did not stop within ${seconds(timeoutMs)}: killing it (SIGKILL); what it had not saved yet is lost`);
+              this.killed.add(n.id);
+              n.child.kill('SIGKILL');
+            }, timeoutMs);
+            this.killers.set(n, () => {
               clearTimeout(timer);
+              this.killed.add(n.id);
+              n.child.kill('SIGKILL');
+            });
+            n.child.once('exit', (code, signal) => {
+              clearTimeout(timer);
+              this.killers.delete(n);
+              if (code === 0) this.progress(`${n.id} stopped (${seconds(Date.now() - startedAt)})`);
+              else this.progress(`${n.id} ended with ${code ?? signal} (${seconds(Date.now() - startedAt)}); see ${n.logFile}`);
               done();
             });
             n.child.kill('SIGTERM');
           }),
       ),
     );
+  }
+
+  /** During `stop`: kills the nodes still running now instead of waiting for them. */
+  killNow(): void {
+    for (const [n, kill] of this.killers) {
+      this.progress(`killing ${n.id} (pid ${n.child.pid}) without waiting; what it had not saved yet is lost`);
+      kill();
+    }
   }
 
   clusterFile(): ClusterFile {
@@ -99,6 +195,10 @@ export class LocalCluster {
       apiKey: this.secrets.apiKey,
       nodes: this.nodes.map((n) => ({ id: n.id, role: n.role, pid: n.child.pid ?? 0, configFile: n.configFile, logFile: n.logFile, ...localUrls(n) })),
     };
+  }
+
+  private progress(line: string): void {
+    this.options.onProgress?.(line);
   }
 
   /** The password the console generated at its first start (DATA_DIR/admin-password). */

@@ -1,0 +1,82 @@
+#!/usr/bin/env node
+// Builds dist/ from the TypeScript sources: `npm run build` (and `npm test`) always rebuild;
+// `npm install` (the `prepare` script) runs `--if-changed`.
+//
+// Two things tsc alone gets wrong for a command-line package:
+// - It writes files without the execute bit, so the package's bin (`cohort`) could not be run
+//   by `npx --no-install cohort` or any shell that executes it directly after a rebuild
+//   ("Permission denied"). Every bin named in package.json is made executable here.
+// - `npx cohort` in a clone links the project into npm's npx cache and runs its `prepare`
+//   script first, silently: a full build there took about 25 s, and it empties dist/ while a
+//   local cluster may be running from it. With `--if-changed`, a build whose sources have not
+//   changed since the last one (recorded as a digest in dist/.build-stamp) is skipped.
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+/** Folders and files whose content decides what tsc emits. */
+const INPUTS = ['src', 'test', 'bench', 'tsconfig.json', 'package.json', 'package-lock.json'];
+export const STAMP_FILE = join('dist', '.build-stamp');
+
+function filesUnder(root, path) {
+  const full = join(root, path);
+  if (!existsSync(full)) return [];
+  if (!statSync(full).isDirectory()) return [path];
+  return readdirSync(full)
+    .sort()
+    .flatMap((name) => filesUnder(root, join(path, name)));
+}
+
+/** A SHA-256 over the path and content of every input file, in a fixed order. */
+export function sourceDigest(root) {
+  const hash = createHash('sha256');
+  for (const file of INPUTS.flatMap((p) => filesUnder(root, p))) {
+    hash.update(`${file.split('\\').join('/')}\0`);
+    hash.update(readFileSync(join(root, file)));
+    hash.update('\0');
+  }
+  return hash.digest('hex');
+}
+
+/** The bin files package.json names, relative to `root`. */
+export function binFiles(root) {
+  const { bin } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+  if (!bin) return [];
+  return typeof bin === 'string' ? [bin] : Object.values(bin);
+}
+
+/** True when dist/ was built from exactly the current sources and holds every bin. */
+export function upToDate(root) {
+  let stamp;
+  try {
+    stamp = readFileSync(join(root, STAMP_FILE), 'utf8').trim();
+  } catch {
+    return false;
+  }
+  return stamp === sourceDigest(root) && binFiles(root).every((f) => existsSync(join(root, f)));
+}
+
+export function build(root) {
+  // The digest is taken before compiling, so an edit made during the build makes the next
+  // `--if-changed` build again rather than trust output that may predate it.
+  const digest = sourceDigest(root);
+  rmSync(join(root, 'dist'), { recursive: true, force: true });
+  const tsc = createRequire(join(root, 'package.json')).resolve('typescript/bin/tsc');
+  const result = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.json')], { cwd: root, stdio: 'inherit' });
+  if (result.status !== 0) return result.status ?? 1;
+  for (const file of binFiles(root)) chmodSync(join(root, file), 0o755);
+  writeFileSync(join(root, STAMP_FILE), `${digest}\n`);
+  return 0;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
+  if (process.argv.includes('--if-changed') && upToDate(root)) {
+    console.log('build: dist/ is up to date with the sources; not rebuilt');
+    process.exit(0);
+  }
+  process.exit(build(root));
+}
