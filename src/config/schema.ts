@@ -253,7 +253,7 @@ export const KEYS: readonly KeyDef[] = [
   },
   {
     section: 'state', key: 'redis_url', type: 'url', default: '', unit: '',
-    doc: 'With `provider = redis`: the Redis (or Valkey) to use, `redis://[user:password@]host:port[/db]` or `rediss://` for TLS. Redis 6.2 or later.',
+    doc: 'With `provider = redis`: the Redis (or Valkey) to use, `redis://[user:password@]host:port[/db]` or `rediss://` for TLS. Redis 7.0 or later.',
     allowed: 'empty, or a redis:// or rediss:// URL',
     secret: true,
     parse: (raw) => {

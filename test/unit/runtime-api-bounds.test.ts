@@ -9,6 +9,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { ManualClock } from '../../src/core/clock.js';
 import { CohortError } from '../../src/core/errors.js';
 import { silentLogger, type Logger } from '../../src/core/logger.js';
+import { validateSection } from '../../src/console/config-sections.js';
 import { registerRuntimeApi, type RuntimeLimits } from '../../src/engine/runtime-api.js';
 import { runtimeSettings } from '../../src/engine/runtime-settings.js';
 import { sha256 } from '../../src/http/bearer-auth.js';
@@ -128,6 +129,12 @@ describe('runtime API: revocations last as long as what they revoke', () => {
     clock.advance(7 * DAY);
     assert.deepEqual([await revoked('jti-long'), await revoked('jti-default')], [false, false], 'capped at 10 days');
     assertError(await send(app, 'POST', '/runtime/v1/revocations', { id: 'x', ttlSeconds: 0 }), 400, 'HTTP_BAD_REQUEST');
+  });
+
+  it('the console\'s services section takes revocations.maxTtlSeconds up to 365 days', () => {
+    validateSection('services', { revocations: { maxTtlSeconds: 365 * 86400 }, sessions: { maxLifetimeSeconds: 365 * 86400 } });
+    assert.throws(() => validateSection('services', { revocations: { maxTtlSeconds: 365 * 86400 + 1 } }), /CONSOLE_DOCUMENT_INVALID|not valid/);
+    assert.throws(() => validateSection('services', { revocations: { maxTtlSeconds: 0 } }), /not valid/);
   });
 
   it('without a configured maximum a revocation may last 365 days', async (t) => {

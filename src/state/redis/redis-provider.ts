@@ -5,7 +5,7 @@
  * come from the Redis server's clock (TIME), the one clock every engine shares.
  *
  * Keys: `<prefix><kind>:<id>`; the prefix (default `cohort:<cluster id>:`) keeps several
- * clusters, and tests, apart in one database. Needs Redis 6.2 or later (GETDEL, PXAT).
+ * clusters, and tests, apart in one database. Needs Redis 7.0 or later (GETDEL, PXAT, PEXPIRETIME).
  *
  * A subject's sessions are indexed twice: `sub:<subject>` scored by expiry (expired ids are
  * pruned by score) and `subc:<subject>` scored by creation time (pages walk it, so a touch,
