@@ -37,6 +37,19 @@ export interface SessionCursor {
   id: string;
 }
 
+export interface PageOptions {
+  limit: number;
+  after?: SessionCursor;
+  maxBytes?: number;
+}
+
+/**
+ * How much session JSON one page holds at most (plus one session): whatever the limit, a
+ * page stays far below what a message between engines may carry (16 MiB) and an answer a
+ * client must hold.
+ */
+export const PAGE_MAX_BYTES = 4 * 1024 * 1024;
+
 export interface SessionPage {
   /** Live, unrevoked sessions, oldest first (ties by id). */
   sessions: Session[];
@@ -51,12 +64,13 @@ export interface SessionService {
   /** Live sessions of `subject`, oldest first (ties by id). Unbounded: the API uses pages. */
   listBySubject(subject: string): Promise<Session[]>;
   /**
-   * At most `limit` sessions of `subject` after `after`, in the order of `listBySubject`.
+   * At most `limit` sessions of `subject` after `after`, in the order of `listBySubject`, and
+   * about `maxBytes` of them (default PAGE_MAX_BYTES; a page holds at least one session).
    * Revoked sessions are left out of a page after it is cut, so a page may hold fewer (even
    * none) while `next` says more may follow; the walk sees every session created before it
    * began and still live once.
    */
-  pageBySubject(subject: string, options: { limit: number; after?: SessionCursor }): Promise<SessionPage>;
+  pageBySubject(subject: string, options: PageOptions): Promise<SessionPage>;
   /**
    * Logout: removes the session and revokes its id until the session's maximum lifetime
    * would have ended, so a copy that outlived the delete (or a replayed cookie) stays

@@ -7,7 +7,7 @@
  */
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import type { StateProvider } from '../../src/state/services.js';
+import type { SessionCursor, StateProvider } from '../../src/state/services.js';
 
 export interface StateHarness {
   provider: StateProvider;
@@ -98,7 +98,7 @@ export function stateContract(name: string, open: (t: TestContext) => Promise<St
         }
         await provider.sessions.create({ subject: 'paul', idleTimeoutMs: MINUTE, maxLifetimeMs: MINUTE });
         const seen: string[] = [];
-        let after: { createdAt: number; id: string } | undefined;
+        let after: SessionCursor | undefined;
         let pages = 0;
         do {
           const page = await provider.sessions.pageBySubject('paula', { limit: 3, ...(after ? { after } : {}) });
@@ -123,6 +123,25 @@ export function stateContract(name: string, open: (t: TestContext) => Promise<St
         const all = await provider.sessions.pageBySubject('paula', { limit: 10 });
         assert.equal(all.sessions.length, 5);
         assert.equal(all.next, undefined);
+      }));
+
+      it('ends a page early once it holds about maxBytes of sessions (at least one each)', withHarness(async ({ provider }) => {
+        const attributes = { blob: 'x'.repeat(1000) };
+        const ids: string[] = [];
+        for (let i = 0; i < 6; i++) ids.push((await provider.sessions.create({ subject: 'bulky', attributes, idleTimeoutMs: MINUTE, maxLifetimeMs: MINUTE })).id);
+        const first = await provider.sessions.pageBySubject('bulky', { limit: 100, maxBytes: 2500 });
+        assert.ok(first.sessions.length >= 2 && first.sessions.length <= 4, `${first.sessions.length} sessions of about 1 KB in a 2.5 KB page`);
+        assert.ok(first.next);
+        const one = await provider.sessions.pageBySubject('bulky', { limit: 100, maxBytes: 1 });
+        assert.equal(one.sessions.length, 1, 'a page holds at least one session');
+        const seen = [...first.sessions];
+        let after: SessionCursor | undefined = first.next;
+        while (after) {
+          const page = await provider.sessions.pageBySubject('bulky', { limit: 100, maxBytes: 2500, after });
+          seen.push(...page.sessions);
+          after = page.next;
+        }
+        assert.deepEqual(seen.map((s) => s.id).sort(), [...ids].sort());
       }));
 
       it('a revoked session is not found, nor listed', withHarness(async ({ provider }) => {

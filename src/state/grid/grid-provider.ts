@@ -20,8 +20,9 @@ import {
   type LockoutPolicy,
   type NewSession,
   type RateLimitPolicy,
+  PAGE_MAX_BYTES,
+  type PageOptions,
   type Session,
-  type SessionCursor,
   type SessionPage,
   type StateProvider,
 } from '../services.js';
@@ -157,8 +158,8 @@ export class GridProvider implements StateProvider {
       const sessions = await this.exec.execute(this.routing.partition('session', `subject:${subject}`), { t: 'session.list', subject });
       return sessions.filter((s) => !this.revokedHere(s.id));
     },
-    pageBySubject: async (subject: string, options: { limit: number; after?: SessionCursor }): Promise<SessionPage> => {
-      const op = { t: 'session.page', subject, limit: options.limit, ...(options.after ? { after: options.after } : {}) } as const;
+    pageBySubject: async (subject: string, options: PageOptions): Promise<SessionPage> => {
+      const op = { t: 'session.page', subject, limit: options.limit, maxBytes: options.maxBytes ?? PAGE_MAX_BYTES, ...(options.after ? { after: options.after } : {}) } as const;
       const page = await this.exec.execute(this.routing.partition('session', `subject:${subject}`), op);
       const last = page.sessions[page.sessions.length - 1];
       const sessions = page.sessions.filter((s) => !this.revokedHere(s.id));
@@ -183,7 +184,7 @@ export class GridProvider implements StateProvider {
     revoke: (id: string, expiresAt?: number): Promise<void> =>
       this.exec.everywhere({ t: 'revocation.put', id, expiresAt: expiresAt ?? this.clock.now() + DEFAULT_REVOCATION_TTL_MS }),
     revokeFor: (id: string, ttlMs: number): Promise<void> => this.exec.everywhere({ t: 'revocation.put', id, expiresAt: this.clock.now() + ttlMs }),
-    isRevoked: async (id: string): Promise<boolean> => this.exec.local({ t: 'revocation.get', id }),
+    isRevoked: async (id: string): Promise<boolean> => this.revokedHere(id),
   };
 
   readonly lockout = {

@@ -23,7 +23,7 @@ export type Operation =
   | { t: 'session.put'; session: Session }
   | { t: 'session.get'; id: string; touch: boolean }
   | { t: 'session.list'; subject: string }
-  | { t: 'session.page'; subject: string; limit: number; after?: SessionCursor }
+  | { t: 'session.page'; subject: string; limit: number; maxBytes: number; after?: SessionCursor }
   | { t: 'session.delete'; id: string }
   | { t: 'revocation.put'; id: string; expiresAt: number }
   | { t: 'revocation.get'; id: string }
@@ -104,8 +104,21 @@ export function applyOperation(store: GridStore, op: Operation, now: number, par
       return subjectSessions(store, op.subject).sort(compareSessions);
     case 'session.page': {
       const after = op.after;
-      const rest = subjectSessions(store, op.subject).filter((s) => after === undefined || compareSessions(s, after) > 0);
-      return { sessions: rest.sort(compareSessions).slice(0, op.limit), more: rest.length > op.limit };
+      const rest = store
+        .keysByIndex('session', op.subject)
+        .map((id) => store.record('session', id))
+        .filter((r) => r !== undefined)
+        .map((r) => ({ session: JSON.parse(r.json) as Session, bytes: r.json.length }))
+        .filter((e) => after === undefined || compareSessions(e.session, after) > 0)
+        .sort((a, b) => compareSessions(a.session, b.session));
+      const sessions: Session[] = [];
+      let bytes = 0;
+      for (const e of rest) {
+        if (sessions.length === op.limit || (sessions.length > 0 && bytes >= op.maxBytes)) break;
+        sessions.push(e.session);
+        bytes += e.bytes;
+      }
+      return { sessions, more: sessions.length < rest.length };
     }
     case 'session.delete': {
       const s = store.get('session', op.id) as Session | undefined;

@@ -22,8 +22,9 @@ import {
   type LockoutStatus,
   type NewSession,
   type RateLimitPolicy,
+  PAGE_MAX_BYTES,
+  type PageOptions,
   type Session,
-  type SessionCursor,
   type SessionPage,
   type StateProvider,
 } from '../services.js';
@@ -89,10 +90,10 @@ const SCRIPTS = {
     return tonumber(f[2]) + tonumber(f[3])`,
   /**
    * KEYS: subject expiry index, subject creation index. ARGV: session key prefix, revocation
-   * key prefix, cursor creation time ('' for the first page), cursor id, limit. At most
-   * `limit` sessions after the cursor in (creation time, id) order: [sessions as arrays of
-   * fields, leaving out revoked ones; 1 when more follow; the last one looked at, as
-   * [created, id]].
+   * key prefix, cursor creation time ('' for the first page), cursor id, limit, byte budget.
+   * At most `limit` sessions after the cursor in (creation time, id) order, ending early once
+   * their bodies reach the budget: [sessions as arrays of fields, leaving out revoked ones;
+   * 1 when more follow; the last one looked at, as [created, id]].
    */
   pageSessions: `${NOW}
     ${PRUNE('KEYS[1]', 'KEYS[2]')}
@@ -106,10 +107,10 @@ const SCRIPTS = {
       local at = redis.call('PEXPIRETIME', KEYS[1])
       if at > 0 then redis.call('PEXPIREAT', KEYS[2], at) end
     end
-    local limit = tonumber(ARGV[5])
+    local limit, budget = tonumber(ARGV[5]), tonumber(ARGV[6])
     local min, afterCreated, afterId = '-inf', nil, ARGV[4]
     if ARGV[3] ~= '' then min = ARGV[3]; afterCreated = tonumber(ARGV[3]) end
-    local out, seen, more, last = {}, 0, 0, {}
+    local out, seen, more, last, bytes = {}, 0, 0, {}, 0
     local offset = 0
     while more == 0 do
       local batch = redis.call('ZRANGEBYSCORE', KEYS[2], min, '+inf', 'WITHSCORES', 'LIMIT', offset, limit + 1)
@@ -118,10 +119,11 @@ const SCRIPTS = {
         local id, created = batch[i], batch[i + 1]
         -- Members of one score come in byte order of id: those up to the cursor's are skipped.
         if afterCreated == nil or tonumber(created) > afterCreated or id > afterId then
-          if seen == limit then more = 1; break end
+          if seen == limit or (seen > 0 and bytes >= budget) then more = 1; break end
           seen = seen + 1
           last = { created, id }
           local f = redis.call('HMGET', ARGV[1] .. id, 'body', 'created', 'last', 'idle', 'max')
+          if f[1] then bytes = bytes + #f[1] end
           if f[1] and redis.call('EXISTS', ARGV[2] .. id) == 0 then table.insert(out, f) end
         end
       end
@@ -242,7 +244,7 @@ export class RedisProvider implements StateProvider {
       const rows = (await this.script('listSessions', [this.key('sub', subject), this.key('subc', subject)], [this.key('s', ''), this.key('r', '')])) as string[][];
       return rows.map(sessionFromFields).sort(compareSessions);
     },
-    pageBySubject: async (subject: string, options: { limit: number; after?: SessionCursor }): Promise<SessionPage> => {
+    pageBySubject: async (subject: string, options: PageOptions): Promise<SessionPage> => {
       const { after, limit } = options;
       const [rows, more, last] = (await this.script('pageSessions', [this.key('sub', subject), this.key('subc', subject)], [
         this.key('s', ''),
@@ -250,6 +252,7 @@ export class RedisProvider implements StateProvider {
         after ? after.createdAt : '',
         after ? after.id : '',
         limit,
+        options.maxBytes ?? PAGE_MAX_BYTES,
       ])) as [string[][], number, [string, string] | []];
       const sessions = rows.map(sessionFromFields);
       // The cursor is the last session looked at, revoked or not, so the walk never stalls.
