@@ -9,7 +9,7 @@ const { renderTimingProfiles } = await import('../dist/src/cluster/timing-refere
 const { ERROR_CODES } = await import('../dist/src/core/errors.js');
 
 const GROUPS = {
-  CONFIG: 'Node configuration', REPO: 'Repository', TRANSPORT: 'Transport', CLUSTER: 'Cluster membership and operations', RPC: 'Requests between nodes', STATE: 'Runtime state',
+  CONFIG: 'Node configuration', REPO: 'Repository', TRANSPORT: 'Transport', CLUSTER: 'Cluster membership and operations', RPC: 'Requests between nodes', STATE: 'Runtime state', RUNTIME: 'Runtime API',
   NODE: 'Node', AUTH: 'Authentication', HTTP: 'HTTP APIs', CLI: 'Command line',
 };
 

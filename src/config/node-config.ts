@@ -22,6 +22,8 @@ import {
   TIMING_OVERRIDES,
   SCOPED_SERVICES,
   type ScopedService,
+  VALUE_CAPS,
+  type ValueCaps,
 } from './schema.js';
 import { KNOWN_DEFAULT_SECRETS, Secret } from './secret.js';
 import { InvalidValue, splitList, type Address } from './values.js';
@@ -62,6 +64,8 @@ export interface NodeConfig {
     readLocalOnly: boolean;
     bulkRevocationTimeoutMs: number;
     revocationCap: number;
+    /** The runtime API's caps on stored values (`max_*_bytes`), in bytes of serialized JSON. */
+    limits: ValueCaps;
   };
   scheduler: { enabled: boolean; checkInIntervalMs: number; checkInOffsetMs: number; instanceTimeoutMs: number; instanceRecoveryTimeoutMs: number; pollIntervalMs: number; runHistory: number };
   console: { pollingDelayMs: number; pushChanges: boolean; adminUser: string; tokenTtlMs: number; loginMaxFailures: number; loginLockoutMs: number };
@@ -256,6 +260,7 @@ export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeC
       readLocalOnly: get<boolean>('state', 'read_local_only'),
       bulkRevocationTimeoutMs: get<number>('state', 'bulk_revocation_timeout'),
       revocationCap: get<number>('state', 'revocation_cap'),
+      limits: Object.fromEntries(VALUE_CAPS.map((c) => [c.field, get<number>('state', c.key)])) as ValueCaps,
     },
     scheduler,
     console: {

@@ -99,6 +99,26 @@ export const TIMING_OVERRIDES = [
 
 export type TimingField = (typeof TIMING_OVERRIDES)[number]['field'];
 
+/**
+ * The runtime API's caps on the values it stores, in bytes of their serialized JSON: one API
+ * key holder must not be able to fill the engines' memory (every engine holding a copy keeps
+ * the value) or Redis with a few huge values. A route's body limit follows its cap.
+ */
+export const VALUE_CAPS = [
+  { key: 'max_session_attributes_bytes', field: 'sessionAttributesBytes', default: 16_384, what: 'a session\'s `attributes`', why: '16 KiB holds a generous set of claims, roles and groups' },
+  { key: 'max_artifact_bytes', field: 'artifactBytes', default: 65_536, what: 'an artifact\'s `payload`', why: '64 KiB holds a signed SAML response with its certificates' },
+  { key: 'max_state_value_bytes', field: 'stateValueBytes', default: 65_536, what: 'an inter-request state `value`', why: '64 KiB holds a saved authentication request with its relay state' },
+  { key: 'max_token_bytes', field: 'tokenBytes', default: 16_384, what: 'a token-cache `value`', why: '16 KiB holds a signed JWT with many claims' },
+] as const;
+
+export type ValueCaps = Record<(typeof VALUE_CAPS)[number]['field'], number>;
+
+export const DEFAULT_VALUE_CAPS: ValueCaps = Object.fromEntries(VALUE_CAPS.map((c) => [c.field, c.default])) as ValueCaps;
+
+/** Bounds of every cap: a grid frame between engines carries at most 16 MiB, several records at a time. */
+const VALUE_CAP_MIN = 256;
+const VALUE_CAP_MAX = 4 * 1024 * 1024;
+
 export const KEYS: readonly KeyDef[] = [
   // [node]
   {
@@ -233,7 +253,7 @@ export const KEYS: readonly KeyDef[] = [
   },
   {
     section: 'state', key: 'redis_url', type: 'url', default: '', unit: '',
-    doc: 'With `provider = redis`: the Redis (or Valkey) to use, `redis://[user:password@]host:port[/db]` or `rediss://` for TLS. Redis 6.2 or later.',
+    doc: 'With `provider = redis`: the Redis (or Valkey) to use, `redis://[user:password@]host:port[/db]` or `rediss://` for TLS. Redis 7.0 or later.',
     allowed: 'empty, or a redis:// or rediss:// URL',
     secret: true,
     parse: (raw) => {
@@ -298,6 +318,12 @@ export const KEYS: readonly KeyDef[] = [
     allowed: 'integer 1000 to 100000000',
     parse: (raw) => parseInteger(raw, 1000, 100_000_000),
   },
+  ...VALUE_CAPS.map((c): KeyDef => ({
+    section: 'state', key: c.key, type: 'integer', default: String(c.default), unit: 'bytes',
+    doc: `Largest ${c.what} the runtime API stores, as serialized JSON; a larger one is refused with 413 STATE_VALUE_TOO_LARGE before anything is stored, and a request body over twice this plus 4 KiB (within \`[http] body_limit\`) is not even read. The default: ${c.why}.`,
+    allowed: `integer ${VALUE_CAP_MIN} to ${VALUE_CAP_MAX}`,
+    parse: (raw) => parseInteger(raw, VALUE_CAP_MIN, VALUE_CAP_MAX),
+  })),
   {
     section: 'state', key: 'bulk_revocation_timeout', type: 'integer', default: '10000', unit: 'ms',
     doc: 'Longest time a joining engine spends downloading the revocation list before it reports the failure.',

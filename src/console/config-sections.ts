@@ -4,7 +4,7 @@
  * match is refused with every place it is wrong, and nothing is stored.
  *
  * - `runtime`: how engines apply the state services: lock-out policy, rate-limit policies.
- * - `services`: per-service defaults (session timeouts, TTLs).
+ * - `services`: per-service defaults (session timeouts, TTLs) and the longest revocation.
  * - `apis`: API definitions for access decisions (not enforced yet).
  * - `api-keys`: hashes of the runtime API keys; written through /admin/v1/api-keys only.
  * - `schedules`: persistent schedules; written through /admin/v1/schedules only.
@@ -13,6 +13,7 @@
  */
 import { Ajv, type ErrorObject } from 'ajv';
 import { CohortError } from '../core/errors.js';
+import { MAX_SESSION_LIFETIME_MS } from '../state/services.js';
 
 export const CONFIG_SECTIONS = ['runtime', 'services', 'apis', 'api-keys', 'schedules'] as const;
 export type ConfigSection = (typeof CONFIG_SECTIONS)[number];
@@ -53,10 +54,12 @@ export const SECTION_SCHEMAS: Record<ConfigSection, object> = {
     type: 'object',
     additionalProperties: false,
     properties: {
-      sessions: { type: 'object', additionalProperties: false, properties: { idleTimeoutSeconds: seconds(30 * DAY), maxLifetimeSeconds: seconds(365 * DAY) } },
+      sessions: { type: 'object', additionalProperties: false, properties: { idleTimeoutSeconds: seconds(30 * DAY), maxLifetimeSeconds: seconds(MAX_SESSION_LIFETIME_MS / 1000) } },
       artifacts: ttl,
       state: ttl,
       tokens: ttl,
+      // The longest a revocation is kept: caps the ttlSeconds a caller gives (a JWT's exp).
+      revocations: { type: 'object', additionalProperties: false, properties: { maxTtlSeconds: seconds(MAX_SESSION_LIFETIME_MS / 1000) } },
     },
   },
   apis: {

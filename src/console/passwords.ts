@@ -3,7 +3,8 @@
  * `scrypt$N$r$p$<salt base64url>$<hash base64url>`, so the cost can be raised later while old
  * hashes still verify. Hashing runs on libuv's thread pool, never blocking the event loop.
  */
-import { randomBytes, scrypt as scryptCallback, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { randomBytes, scrypt as scryptCallback, type ScryptOptions } from 'node:crypto';
+import { constantTimeEqual } from '../core/constant-time.js';
 
 const N = 16384;
 const R = 8;
@@ -29,5 +30,5 @@ export async function verifyPassword(password: string, stored: string): Promise<
   const expected = Buffer.from(parts[5]!, 'base64url');
   if (expected.length !== KEY_BYTES) return false;
   const key = await scrypt(password, Buffer.from(parts[4]!, 'base64url'), { N: n, r, p, maxmem: 256 * n * r + 1024 * 1024 });
-  return timingSafeEqual(key, expected);
+  return constantTimeEqual(key, expected);
 }

@@ -51,7 +51,11 @@ export const ERROR_CODES = {
   STATE_RATE_LIMITED: { status: 429, summary: 'The rate-limit bucket of that policy and key is empty; retry later.' },
   STATE_UNAVAILABLE: { status: 503, summary: 'The state the request needs cannot be reached right now (too few replicas, or the Redis provider is down); nothing was changed, and the request may be retried.' },
   STATE_PLACEMENT_CHANGING: { status: 503, summary: 'The engines are switching to a new placement of the state after a membership change and disagree for a moment on which engine holds the key; the engine retries for about a second before answering this, and nothing was changed.' },
+  STATE_VALUE_TOO_LARGE: { status: 413, summary: 'A session\'s attributes, an artifact, an inter-request state value or a token-cache entry is larger, as serialized JSON, than its cap ([state] max_session_attributes_bytes, max_artifact_bytes, max_state_value_bytes, max_token_bytes); nothing was stored.' },
   GRID_STATE_DAMAGED: { status: 500, summary: 'The grid state saved at the last stop failed its checksum or is cut short; it was not loaded (kept as grid-state.tsv.damaged) and the engine takes its state from the cluster.' },
+
+  // engine/: the runtime API
+  RUNTIME_INVALID_ID: { status: 400, summary: 'An id, key, subject or policy name is not 1 to 256 printable ASCII characters without spaces (policy names: letters, digits, _ . -, at most 64), or its URL encoding is not valid UTF-8; nothing was stored.' },
 
   // node/ and the management API
   NODE_DATA_DIR_UNUSABLE: { status: 500, summary: 'The data directory cannot be created, read or written.' },

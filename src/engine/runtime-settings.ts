@@ -3,7 +3,7 @@
  * `services`, `api-keys`), with the defaults that hold before any is saved. Pure: the engine
  * computes these once per applied configuration, and every request reads the current ones.
  */
-import { DEFAULT_LOCKOUT_POLICY, DEFAULT_RATE_LIMIT, type LockoutPolicy, type RateLimitPolicy } from '../state/services.js';
+import { DEFAULT_LOCKOUT_POLICY, DEFAULT_RATE_LIMIT, MAX_SESSION_LIFETIME_MS, type LockoutPolicy, type RateLimitPolicy } from '../state/services.js';
 
 export interface RuntimeSettings {
   lockoutPolicy: LockoutPolicy;
@@ -13,12 +13,16 @@ export interface RuntimeSettings {
   artifactTtlSeconds: number;
   stateTtlSeconds: number;
   tokenTtlSeconds: number;
+  /** Longest a revocation is kept (`services.revocations.maxTtlSeconds`): caps a caller's `ttlSeconds`. */
+  revocationMaxTtlSeconds: number;
   /** SHA-256 of the API keys issued by the console (besides those of `[http] api_keys`). */
   apiKeyHashes: Buffer[];
 }
 
 export const DEFAULT_IDLE_TIMEOUT_SECONDS = 1800;
 export const DEFAULT_MAX_LIFETIME_SECONDS = 8 * 3600;
+/** By default a revocation may last as long as the longest session the configuration allows. */
+export const DEFAULT_REVOCATION_MAX_TTL_SECONDS = MAX_SESSION_LIFETIME_MS / 1000;
 
 interface Bucket {
   capacity: number;
@@ -34,6 +38,7 @@ interface ServicesSection {
   artifacts?: { defaultTtlSeconds?: number };
   state?: { defaultTtlSeconds?: number };
   tokens?: { defaultTtlSeconds?: number };
+  revocations?: { maxTtlSeconds?: number };
 }
 
 /** Settings from the sections' contents (undefined: never saved). */
@@ -53,6 +58,7 @@ export function runtimeSettings(sections: { runtime?: unknown; services?: unknow
     artifactTtlSeconds: services.artifacts?.defaultTtlSeconds ?? 60,
     stateTtlSeconds: services.state?.defaultTtlSeconds ?? 300,
     tokenTtlSeconds: services.tokens?.defaultTtlSeconds ?? 300,
+    revocationMaxTtlSeconds: services.revocations?.maxTtlSeconds ?? DEFAULT_REVOCATION_MAX_TTL_SECONDS,
     apiKeyHashes: keys.map((k) => Buffer.from(k.hash, 'hex')),
   };
 }

@@ -1,5 +1,6 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
+import { constantTimeEqual } from '../core/constant-time.js';
 import { CohortError } from '../core/errors.js';
 
 /** The token of an `Authorization: Bearer <token>` header, or undefined. */
@@ -15,11 +16,12 @@ export function sha256(text: string): Buffer {
 }
 
 /**
- * Checks a bearer token against one expected secret. Both sides are hashed first, so the
- * comparison is constant-time whatever the lengths.
+ * Checks a bearer token against one expected secret's hash. The token is hashed first, so
+ * the comparison is constant-time whatever its length; an expected hash of the wrong length
+ * refuses the token rather than failing the request.
  */
 export function requireBearer(request: FastifyRequest, expectedHash: Buffer): void {
   const token = bearerToken(request);
   if (token === undefined) throw new CohortError('AUTH_MISSING_CREDENTIAL', 'missing Authorization: Bearer credential');
-  if (!timingSafeEqual(sha256(token), expectedHash)) throw new CohortError('AUTH_INVALID_CREDENTIAL', 'invalid credential');
+  if (!constantTimeEqual(sha256(token), expectedHash)) throw new CohortError('AUTH_INVALID_CREDENTIAL', 'invalid credential');
 }

@@ -1,6 +1,7 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyError, type FastifyRequest } from 'fastify';
+import { isUtf8 } from 'node:buffer';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from '../core/logger.js';
-import { CohortError, type ErrorCode } from '../core/errors.js';
+import { CohortError, ERROR_CODES, type ErrorCode } from '../core/errors.js';
 import { formatAddress, type Address } from '../config/values.js';
 
 export interface HttpServerOptions {
@@ -19,16 +20,29 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'HTTP_BAD_REQUEST',
 };
 
+/** The code a URL whose percent-encoding does not decode is refused with, per server. */
+const badUrlCodes = new WeakMap<FastifyInstance, ErrorCode>();
+
+/**
+ * Refuses URLs whose percent-encoding does not decode to valid UTF-8 with `code` on `app`
+ * (default HTTP_BAD_REQUEST): on an API whose path parameters are all ids, a more precise code.
+ */
+export function setBadUrlCode(app: FastifyInstance, code: ErrorCode): void {
+  badUrlCodes.set(app, code);
+}
+
 /**
  * A Fastify instance with the conventions every Cohort API shares: errors answered as
  * `{ error: { code, message } }` with a code from core/errors.ts, a body size limit, schema
- * validation failures as 400 HTTP_BAD_REQUEST, and no per-request logging (it would cost more
- * than the request on the runtime hot path; failures are still logged, with the request id,
- * method and URL). For the same reason requests share the API's logger instead of getting a
- * child logger each.
+ * validation failures as 400 HTTP_BAD_REQUEST, JSON bodies and URLs that must be valid UTF-8
+ * (decoding would turn every invalid byte into U+FFFD, so two different ids could become
+ * one key), and no per-request logging (it would cost more than the request on the runtime
+ * hot path). Refused requests are logged once at warn with their code, request id, method and
+ * URL; only faults (500) at error, with their stack. Requests share the API's logger instead
+ * of getting a child logger each, for the same reason.
  */
 export function createHttpServer(options: HttpServerOptions): FastifyInstance {
-  const app = Fastify({
+  const app: FastifyInstance = Fastify({
     bodyLimit: options.bodyLimit,
     logController: new LogController({ disableRequestLogging: true }),
     // Fastify logs through our logger so lines carry the node's bindings.
@@ -41,18 +55,35 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     childLoggerFactory: (logger) => logger,
     return503OnClosing: true,
     forceCloseConnections: true,
+    // The router refuses a URL whose percent-encoding is not valid UTF-8 before any route
+    // or error handler sees it; it is answered in the shape of every other error.
+    frameworkErrors: (err, request, reply) => {
+      const code = err.code === 'FST_ERR_BAD_URL' ? (badUrlCodes.get(app) ?? 'HTTP_BAD_REQUEST') : 'HTTP_BAD_REQUEST';
+      const message = err.code === 'FST_ERR_BAD_URL' ? 'the URL\'s percent-encoding is not valid UTF-8' : err.message;
+      refused(request, code, message);
+      return (reply as FastifyReply).code(ERROR_CODES[code].status).send({ error: { code, message } });
+    },
+  });
+
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    if (!isUtf8(body as Buffer)) return done(new CohortError('HTTP_BAD_REQUEST', 'the request body is not valid UTF-8'), undefined);
+    // The default parser answers through `done` (and guards against prototype poisoning).
+    void json(request, (body as Buffer).toString('utf8'), done);
   });
 
   app.setErrorHandler((err: FastifyError | CohortError, request, reply) => {
     if (err instanceof CohortError) {
-      if (err.status >= 500) request.log.error({ err, ...requestFields(request) }, 'request failed');
+      if (err.status === 500) request.log.error({ err, code: err.code, ...requestFields(request) }, 'request failed');
+      else refused(request, err.code, err.message);
       return reply.code(err.status).send(err.toBody());
     }
     const mapped = err.code ? FASTIFY_CODES[err.code] : undefined;
     if (err.validation || mapped || (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500)) {
       const code: ErrorCode = mapped ?? 'HTTP_BAD_REQUEST';
-      const status = new CohortError(code, '').status;
-      return reply.code(status).send({ error: { code, message: err.message } });
+      refused(request, code, err.message);
+      return reply.code(ERROR_CODES[code].status).send({ error: { code, message: err.message } });
     }
     request.log.error({ err, ...requestFields(request) }, 'request failed');
     return reply.code(500).send({ error: { code: 'HTTP_INTERNAL', message: 'internal error; see the node log' } });
@@ -62,6 +93,15 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     reply.code(404).send({ error: { code: 'HTTP_NOT_FOUND', message: `no route for ${request.method} ${request.url.split('?')[0]}` } }),
   );
   return app;
+}
+
+/**
+ * A refused request (the client's mistake, a missing key, a record not found, state that
+ * cannot be reached for now): one warning with its code, no stack trace, which would only
+ * show where the refusal was decided and bury real faults in the log.
+ */
+function refused(request: FastifyRequest, code: ErrorCode, reason: string): void {
+  request.log.warn({ code, reason, ...requestFields(request) }, 'request refused');
 }
 
 function requestFields(request: FastifyRequest): { reqId: string; method: string; url: string } {

@@ -1,5 +1,5 @@
 /**
- * The runtime state services of SPEC section 4, as interfaces. Two providers implement every
+ * The runtime state services, as interfaces. Two providers implement every
  * one of them — `grid` (state in engine memory) and `redis` — and both pass the contract
  * suite in test/helpers/state-contract.ts, so the runtime API never knows which is in use.
  *
@@ -31,19 +31,60 @@ export interface NewSession {
   maxLifetimeMs: number;
 }
 
+/** Where a page of a subject's sessions ends: the last session it looked at. */
+export interface SessionCursor {
+  createdAt: number;
+  id: string;
+}
+
+export interface PageOptions {
+  limit: number;
+  after?: SessionCursor;
+  maxBytes?: number;
+}
+
+/**
+ * How much session JSON one page holds at most (plus one session): whatever the limit, a
+ * page stays far below what a message between engines may carry (16 MiB) and an answer a
+ * client must hold.
+ */
+export const PAGE_MAX_BYTES = 4 * 1024 * 1024;
+
+export interface SessionPage {
+  /** Live, unrevoked sessions, oldest first (ties by id). */
+  sessions: Session[];
+  /** Set when more sessions may follow: pass it as `after` for the next page. */
+  next?: SessionCursor;
+}
+
 export interface SessionService {
   create(input: NewSession): Promise<Session>;
   /** The session, or undefined when unknown, expired or revoked; `touch` extends its idle time. */
   get(id: string, options?: { touch?: boolean }): Promise<Session | undefined>;
-  /** Live sessions of `subject`, oldest first. */
+  /** Live sessions of `subject`, oldest first (ties by id). Unbounded: the API uses pages. */
   listBySubject(subject: string): Promise<Session[]>;
-  /** Logout: removes the session and revokes its id. False when it did not exist. */
-  delete(id: string): Promise<boolean>;
+  /**
+   * At most `limit` sessions of `subject` after `after`, in the order of `listBySubject`, and
+   * about `maxBytes` of them (default PAGE_MAX_BYTES; a page holds at least one session).
+   * Revoked sessions are left out of a page after it is cut, so a page may hold fewer (even
+   * none) while `next` says more may follow; the walk sees every session created before it
+   * began and still live once.
+   */
+  pageBySubject(subject: string, options: PageOptions): Promise<SessionPage>;
+  /**
+   * Logout: removes the session and revokes its id until the session's maximum lifetime
+   * would have ended, so a copy that outlived the delete (or a replayed cookie) stays
+   * refused. An id not found is revoked for `unknownRevocationMs` from now (default
+   * DEFAULT_REVOCATION_TTL_MS). False when it did not exist.
+   */
+  delete(id: string, options?: { unknownRevocationMs?: number }): Promise<boolean>;
 }
 
 export interface RevocationService {
-  /** Revokes `id` until `expiresAt` (default: the longest session lifetime from now). */
+  /** Revokes `id` until `expiresAt` (default: DEFAULT_REVOCATION_TTL_MS from now); a later expiry already stored wins. */
   revoke(id: string, expiresAt?: number): Promise<void>;
+  /** Revokes `id` for `ttlMs` from the provider's own now (a JWT's remaining life); a later expiry already stored wins. */
+  revokeFor(id: string, ttlMs: number): Promise<void>;
   isRevoked(id: string): Promise<boolean>;
 }
 
@@ -113,8 +154,24 @@ export interface StateProvider {
   close(): Promise<void>;
 }
 
-/** How long a revocation is kept when the caller does not say: the longest a session may live. */
-export const DEFAULT_REVOCATION_TTL_MS = 24 * 3600_000;
+/** The longest lifetime the configuration lets a session have (the `services` section's bound). */
+export const MAX_SESSION_LIFETIME_MS = 365 * 24 * 3600_000;
+
+/**
+ * How long a revocation is kept when the caller does not say: the longest a session may live,
+ * so a revoked id is never forgotten while what it revokes may still be in use.
+ */
+export const DEFAULT_REVOCATION_TTL_MS = MAX_SESSION_LIFETIME_MS;
+
+/** Where a session's life ends at the latest, touched or not: its revocation lasts until then. */
+export function sessionMaxEnd(s: Pick<Session, 'createdAt' | 'maxLifetimeMs'>): number {
+  return s.createdAt + s.maxLifetimeMs;
+}
+
+/** The order of a subject's sessions: oldest first, ties by id (the same in both providers). */
+export function compareSessions(a: SessionCursor, b: SessionCursor): number {
+  return a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
 
 /** Lock-out and rate-limit settings until the console's configuration provides them. */
 export const DEFAULT_LOCKOUT_POLICY: LockoutPolicy = { maxFailures: 5, windowMs: 5 * 60_000, lockMs: 15 * 60_000 };

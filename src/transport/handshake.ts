@@ -18,7 +18,8 @@
  * Handshake messages are small plaintext frames: `[u8 type][JSON]`. Nothing in them is
  * secret; the MACs reveal nothing about the secret beyond what any HMAC does.
  */
-import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { constantTimeEqual } from '../core/constant-time.js';
 import { CHANNELS, type Channel, type RefusalCode } from './transport.js';
 
 /**
@@ -315,7 +316,7 @@ export function matchProof(authKeys: readonly Buffer[], role: ProofRole, transcr
   let matched = -1;
   for (let i = 0; i < authKeys.length; i++) {
     const expected = computeProof(authKeys[i]!, role, transcript);
-    if (expected.length === mac.length && timingSafeEqual(expected, mac) && matched === -1) matched = i;
+    if (constantTimeEqual(expected, mac) && matched === -1) matched = i;
   }
   return matched;
 }

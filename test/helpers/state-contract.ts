@@ -7,17 +7,20 @@
  */
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import type { StateProvider } from '../../src/state/services.js';
+import type { SessionCursor, StateProvider } from '../../src/state/services.js';
 
 export interface StateHarness {
   provider: StateProvider;
   now(): number;
   /** Lets `ms` pass for the provider. */
   advance(ms: number): Promise<void>;
+  /** When the revocation of `id` expires, as the provider stores it (undefined: not revoked). */
+  revocationExpiresAt(id: string): Promise<number | undefined>;
   close(): Promise<void>;
 }
 
 const MINUTE = 60_000;
+const DAY = 24 * 60 * MINUTE;
 
 /** `open` returns undefined after skipping `t` when the provider's service is not there. */
 export function stateContract(name: string, open: (t: TestContext) => Promise<StateHarness | undefined>): void {
@@ -77,6 +80,70 @@ export function stateContract(name: string, open: (t: TestContext) => Promise<St
         assert.equal(await provider.sessions.delete(s.id), false);
       }));
 
+      it('logout revokes the id until the session\'s maximum lifetime ends (30 days: past the 24 h mark); an unknown id for the time given', withHarness(async ({ provider, now, revocationExpiresAt }) => {
+        const s = await provider.sessions.create({ subject: 'dora', idleTimeoutMs: MINUTE, maxLifetimeMs: 30 * DAY });
+        assert.equal(await provider.sessions.delete(s.id), true);
+        assert.equal(await revocationExpiresAt(s.id), s.createdAt + 30 * DAY);
+        const before = now();
+        assert.equal(await provider.sessions.delete('no-such-session', { unknownRevocationMs: 40 * DAY }), false);
+        const unknown = await revocationExpiresAt('no-such-session');
+        assert.ok(unknown !== undefined && unknown >= before + 40 * DAY && unknown <= now() + 40 * DAY, `revoked until ${unknown}`);
+      }));
+
+      it('pages a subject\'s sessions oldest first, ties by id, every one once, with a cursor to the next page', withHarness(async ({ provider, advance }) => {
+        const ids: string[] = [];
+        for (let i = 0; i < 7; i++) {
+          ids.push((await provider.sessions.create({ subject: 'paula', idleTimeoutMs: 10 * MINUTE, maxLifetimeMs: 10 * MINUTE })).id);
+          if (i === 2) await advance(5);
+        }
+        await provider.sessions.create({ subject: 'paul', idleTimeoutMs: MINUTE, maxLifetimeMs: MINUTE });
+        const seen: string[] = [];
+        let after: SessionCursor | undefined;
+        let pages = 0;
+        do {
+          const page = await provider.sessions.pageBySubject('paula', { limit: 3, ...(after ? { after } : {}) });
+          seen.push(...page.sessions.map((s) => s.id));
+          after = page.next;
+          pages++;
+        } while (after !== undefined);
+        assert.equal(pages, 3);
+        assert.deepEqual([...seen].sort(), [...ids].sort());
+        const listed = await provider.sessions.listBySubject('paula');
+        assert.deepEqual(seen, listed.map((s) => s.id), 'the same order as the whole listing');
+        const order = listed.map((s) => [s.createdAt, s.id] as const);
+        assert.deepEqual(order, [...order].sort((a, b) => a[0] - b[0] || (a[1] < b[1] ? -1 : 1)), 'oldest first, ties by id');
+
+        await provider.revocations.revoke(seen[0]!);
+        await provider.sessions.delete(seen[1]!);
+        const first = await provider.sessions.pageBySubject('paula', { limit: 3 });
+        // The page looks at seen[0] (revoked: left out), seen[2] and seen[3] (seen[1] is gone).
+        assert.deepEqual(first.sessions.map((s) => s.id), [seen[2], seen[3]], 'revoked and deleted sessions are left out');
+        assert.ok(first.next, 'and the walk goes on');
+        assert.deepEqual(await provider.sessions.pageBySubject('nobody', { limit: 3 }), { sessions: [] });
+        const all = await provider.sessions.pageBySubject('paula', { limit: 10 });
+        assert.equal(all.sessions.length, 5);
+        assert.equal(all.next, undefined);
+      }));
+
+      it('ends a page early once it holds about maxBytes of sessions (at least one each)', withHarness(async ({ provider }) => {
+        const attributes = { blob: 'x'.repeat(1000) };
+        const ids: string[] = [];
+        for (let i = 0; i < 6; i++) ids.push((await provider.sessions.create({ subject: 'bulky', attributes, idleTimeoutMs: MINUTE, maxLifetimeMs: MINUTE })).id);
+        const first = await provider.sessions.pageBySubject('bulky', { limit: 100, maxBytes: 2500 });
+        assert.ok(first.sessions.length >= 2 && first.sessions.length <= 4, `${first.sessions.length} sessions of about 1 KB in a 2.5 KB page`);
+        assert.ok(first.next);
+        const one = await provider.sessions.pageBySubject('bulky', { limit: 100, maxBytes: 1 });
+        assert.equal(one.sessions.length, 1, 'a page holds at least one session');
+        const seen = [...first.sessions];
+        let after: SessionCursor | undefined = first.next;
+        while (after) {
+          const page = await provider.sessions.pageBySubject('bulky', { limit: 100, maxBytes: 2500, after });
+          seen.push(...page.sessions);
+          after = page.next;
+        }
+        assert.deepEqual(seen.map((s) => s.id).sort(), [...ids].sort());
+      }));
+
       it('a revoked session is not found, nor listed', withHarness(async ({ provider }) => {
         const s = await provider.sessions.create({ subject: 'erin', idleTimeoutMs: MINUTE, maxLifetimeMs: MINUTE });
         await provider.revocations.revoke(s.id);
@@ -95,6 +162,18 @@ export function stateContract(name: string, open: (t: TestContext) => Promise<St
         assert.equal(await provider.revocations.isRevoked('r1'), true);
         await advance(200);
         assert.equal(await provider.revocations.isRevoked('r1'), false);
+      }));
+
+      it('revokes for a time to live from the provider\'s own clock', withHarness(async ({ provider, now, advance, revocationExpiresAt }) => {
+        const before = now();
+        await provider.revocations.revokeFor('r2', 300);
+        const at = await revocationExpiresAt('r2');
+        assert.ok(at !== undefined && at >= before + 300 && at <= now() + 300, `until ${at}`);
+        await provider.revocations.revokeFor('r2', 100); // earlier: ignored
+        await advance(200);
+        assert.equal(await provider.revocations.isRevoked('r2'), true);
+        await advance(200);
+        assert.equal(await provider.revocations.isRevoked('r2'), false);
       }));
     });
 

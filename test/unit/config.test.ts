@@ -175,6 +175,19 @@ describe('node configuration: valid files', () => {
     assert.match(loadNodeConfig(file, {}).warnings.join(' '), /group_id .* grid provider/);
   });
 
+  it('reads the runtime API\'s value caps from [state], with defaults, and refuses caps out of range', (t) => {
+    const dir = tmpDir(t);
+    const file = join(dir, 'node.ini');
+    writeFileSync(file, withChanges({}));
+    assert.deepEqual(loadNodeConfig(file, {}).state.limits, { sessionAttributesBytes: 16_384, artifactBytes: 65_536, stateValueBytes: 65_536, tokenBytes: 16_384 });
+    writeFileSync(file, withChanges({ state: { max_session_attributes_bytes: '2048', max_artifact_bytes: '100000', max_state_value_bytes: '4096' } }));
+    assert.deepEqual(loadNodeConfig(file, { COHORT_STATE_MAX_TOKEN_BYTES: '1024' }).state.limits, { sessionAttributesBytes: 2048, artifactBytes: 100_000, stateValueBytes: 4096, tokenBytes: 1024 });
+    writeFileSync(file, withChanges({ state: { max_token_bytes: '10' } }));
+    expectConfigError(() => loadNodeConfig(file, {}), 'CONFIG_INVALID_VALUE', 'max_token_bytes');
+    writeFileSync(file, withChanges({ state: { max_artifact_bytes: '999999999' } }));
+    expectConfigError(() => loadNodeConfig(file, {}), 'CONFIG_INVALID_VALUE', 'max_artifact_bytes');
+  });
+
   it('decodes OBF: secrets and previous keys, and hides them when printed', (t) => {
     const dir = tmpDir(t);
     const file = join(dir, 'node.ini');

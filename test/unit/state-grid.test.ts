@@ -5,11 +5,12 @@ import { stateContract } from '../helpers/state-contract.js';
 
 stateContract('grid, one engine', async () => {
   const clock = new ManualClock(1_800_000_000_000);
-  const { provider } = localGrid(clock);
+  const { provider, store } = localGrid(clock);
   return {
     provider,
     now: () => clock.now(),
     advance: async (ms) => clock.advance(ms),
+    revocationExpiresAt: async (id) => store.record('revocation', id)?.expiresAt,
     close: () => provider.close(),
   };
 });

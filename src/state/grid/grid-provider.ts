@@ -20,7 +20,10 @@ import {
   type LockoutPolicy,
   type NewSession,
   type RateLimitPolicy,
+  PAGE_MAX_BYTES,
+  type PageOptions,
   type Session,
+  type SessionPage,
   type StateProvider,
 } from '../services.js';
 import { GridStore } from './grid-store.js';
@@ -153,22 +156,35 @@ export class GridProvider implements StateProvider {
     },
     listBySubject: async (subject: string): Promise<Session[]> => {
       const sessions = await this.exec.execute(this.routing.partition('session', `subject:${subject}`), { t: 'session.list', subject });
-      return sessions.filter((s) => !this.exec.local({ t: 'revocation.get', id: s.id }));
+      return sessions.filter((s) => !this.revokedHere(s.id));
     },
-    delete: async (id: string): Promise<boolean> => {
+    pageBySubject: async (subject: string, options: PageOptions): Promise<SessionPage> => {
+      const op = { t: 'session.page', subject, limit: options.limit, maxBytes: options.maxBytes ?? PAGE_MAX_BYTES, ...(options.after ? { after: options.after } : {}) } as const;
+      const page = await this.exec.execute(this.routing.partition('session', `subject:${subject}`), op);
+      const last = page.sessions[page.sessions.length - 1];
+      const sessions = page.sessions.filter((s) => !this.revokedHere(s.id));
+      // The cursor is the last session looked at, revoked or not, so the walk never stalls.
+      return page.more && last ? { sessions, next: { createdAt: last.createdAt, id: last.id } } : { sessions };
+    },
+    delete: async (id: string, options: { unknownRevocationMs?: number } = {}): Promise<boolean> => {
       const partition = this.routing.sessionPartition(id);
-      if (partition === undefined) return false;
-      const existed = await this.exec.execute(partition, { t: 'session.delete', id });
+      const maxEnd = partition === undefined ? false : await this.exec.execute(partition, { t: 'session.delete', id });
       // Revoked even when this engine did not know it: another may still hold a stale copy.
-      await this.exec.everywhere({ t: 'revocation.put', id, expiresAt: this.clock.now() + DEFAULT_REVOCATION_TTL_MS });
-      return existed;
+      const expiresAt = typeof maxEnd === 'number' ? maxEnd : this.clock.now() + (options.unknownRevocationMs ?? DEFAULT_REVOCATION_TTL_MS);
+      await this.exec.everywhere({ t: 'revocation.put', id, expiresAt });
+      return maxEnd !== false;
     },
   };
+
+  private revokedHere(id: string): boolean {
+    return this.exec.local({ t: 'revocation.get', id });
+  }
 
   readonly revocations = {
     revoke: (id: string, expiresAt?: number): Promise<void> =>
       this.exec.everywhere({ t: 'revocation.put', id, expiresAt: expiresAt ?? this.clock.now() + DEFAULT_REVOCATION_TTL_MS }),
-    isRevoked: async (id: string): Promise<boolean> => this.exec.local({ t: 'revocation.get', id }),
+    revokeFor: (id: string, ttlMs: number): Promise<void> => this.exec.everywhere({ t: 'revocation.put', id, expiresAt: this.clock.now() + ttlMs }),
+    isRevoked: async (id: string): Promise<boolean> => this.revokedHere(id),
   };
 
   readonly lockout = {

@@ -6,13 +6,16 @@
  */
 import {
   addFailure,
+  compareSessions,
   lockoutStatus,
   sessionExpiry,
+  sessionMaxEnd,
   takeToken,
   type LockoutPolicy,
   type LockoutStatus,
   type RateLimitPolicy,
   type Session,
+  type SessionCursor,
 } from '../services.js';
 import type { GridStore } from './grid-store.js';
 
@@ -20,6 +23,7 @@ export type Operation =
   | { t: 'session.put'; session: Session }
   | { t: 'session.get'; id: string; touch: boolean }
   | { t: 'session.list'; subject: string }
+  | { t: 'session.page'; subject: string; limit: number; maxBytes: number; after?: SessionCursor }
   | { t: 'session.delete'; id: string }
   | { t: 'revocation.put'; id: string; expiresAt: number }
   | { t: 'revocation.get'; id: string }
@@ -40,6 +44,7 @@ export function isReadOnly(op: Operation): boolean {
     case 'session.get':
       return !op.touch;
     case 'session.list':
+    case 'session.page':
     case 'revocation.get':
     case 'lockout.get':
     case 'value.get':
@@ -59,7 +64,10 @@ export interface OperationResults {
   'session.put': Session;
   'session.get': Session | null;
   'session.list': Session[];
-  'session.delete': boolean;
+  /** `more`: sessions follow the last one of this page. */
+  'session.page': { sessions: Session[]; more: boolean };
+  /** When the deleted session's maximum lifetime ends; false when there was none. */
+  'session.delete': number | false;
   'revocation.put': null;
   'revocation.get': boolean;
   'lockout.fail': LockoutStatus;
@@ -92,15 +100,31 @@ export function applyOperation(store: GridStore, op: Operation, now: number, par
       store.set('session', s.id, touched, touched.expiresAt, partition, s.subject);
       return touched;
     }
-    case 'session.list': {
-      const sessions = store
+    case 'session.list':
+      return subjectSessions(store, op.subject).sort(compareSessions);
+    case 'session.page': {
+      const after = op.after;
+      const rest = store
         .keysByIndex('session', op.subject)
-        .map((id) => store.get('session', id) as Session | undefined)
-        .filter((s): s is Session => s !== undefined);
-      return sessions.sort((a, b) => a.createdAt - b.createdAt);
+        .map((id) => store.record('session', id))
+        .filter((r) => r !== undefined)
+        .map((r) => ({ session: JSON.parse(r.json) as Session, bytes: r.json.length }))
+        .filter((e) => after === undefined || compareSessions(e.session, after) > 0)
+        .sort((a, b) => compareSessions(a.session, b.session));
+      const sessions: Session[] = [];
+      let bytes = 0;
+      for (const e of rest) {
+        if (sessions.length === op.limit || (sessions.length > 0 && bytes >= op.maxBytes)) break;
+        sessions.push(e.session);
+        bytes += e.bytes;
+      }
+      return { sessions, more: sessions.length < rest.length };
     }
-    case 'session.delete':
-      return store.delete('session', op.id, partition);
+    case 'session.delete': {
+      const s = store.get('session', op.id) as Session | undefined;
+      store.delete('session', op.id, partition);
+      return s === undefined ? false : sessionMaxEnd(s);
+    }
     case 'revocation.put': {
       const existing = store.record('revocation', op.id);
       store.set('revocation', op.id, true, Math.max(op.expiresAt, existing?.expiresAt ?? 0), partition);
@@ -149,4 +173,12 @@ export function applyOperation(store: GridStore, op: Operation, now: number, par
       return { allowed: r.allowed, remaining: r.remaining };
     }
   }
+}
+
+/** The live sessions filed under `subject`, in no particular order. */
+function subjectSessions(store: GridStore, subject: string): Session[] {
+  return store
+    .keysByIndex('session', subject)
+    .map((id) => store.get('session', id) as Session | undefined)
+    .filter((s): s is Session => s !== undefined);
 }

@@ -5,43 +5,65 @@
  * come from the Redis server's clock (TIME), the one clock every engine shares.
  *
  * Keys: `<prefix><kind>:<id>`; the prefix (default `cohort:<cluster id>:`) keeps several
- * clusters, and tests, apart in one database. Needs Redis 6.2 or later (GETDEL, PXAT).
+ * clusters, and tests, apart in one database. Needs Redis 7.0 or later (GETDEL, PXAT, PEXPIRETIME).
+ *
+ * A subject's sessions are indexed twice: `sub:<subject>` scored by expiry (expired ids are
+ * pruned by score) and `subc:<subject>` scored by creation time (pages walk it, so a touch,
+ * which moves the expiry, never moves a session from one page to another).
  */
 import { Redis } from 'ioredis';
 import { CohortError } from '../../core/errors.js';
 import { randomToken } from '../../core/ids.js';
 import {
   DEFAULT_REVOCATION_TTL_MS,
+  compareSessions,
   sessionExpiry,
   type LockoutPolicy,
   type LockoutStatus,
   type NewSession,
   type RateLimitPolicy,
+  PAGE_MAX_BYTES,
+  type PageOptions,
   type Session,
+  type SessionPage,
   type StateProvider,
 } from '../services.js';
 
 /** Server time in ms, from inside a script. */
 const NOW = `local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
+/**
+ * Lua: removes the expired ids from a subject's expiry index (KEYS[2] of createSession,
+ * KEYS[1] of pageSessions) and from its creation index, in chunks (unpack has a limit).
+ */
+const PRUNE = (expiry: string, creation: string): string => `
+    local expired = redis.call('ZRANGEBYSCORE', ${expiry}, '-inf', now)
+    if #expired > 0 then
+      redis.call('ZREMRANGEBYSCORE', ${expiry}, '-inf', now)
+      for i = 1, #expired, 1000 do redis.call('ZREM', ${creation}, unpack(expired, i, math.min(i + 999, #expired))) end
+    end`;
+
 /** A session hash: its fields, read back by `sessionFromHash`. */
 const SESSION_FIELDS = ['body', 'created', 'last', 'idle', 'max'] as const;
 
 const SCRIPTS = {
   /**
-   * KEYS: session, subject index. ARGV: body JSON ({id, subject, attributes}), subject, id,
-   * idle, max. The body never passes through Lua's JSON codec, so attributes come back exactly
-   * as stored. Returns [body, created, last, idle, max].
+   * KEYS: session, subject expiry index, subject creation index. ARGV: body JSON ({id,
+   * subject, attributes}), subject, id, idle, max. The body never passes through Lua's JSON
+   * codec, so attributes come back exactly as stored. Returns [body, created, last, idle, max].
    */
   createSession: `${NOW}
     local expires = math.min(now + tonumber(ARGV[4]), now + tonumber(ARGV[5]))
     redis.call('HSET', KEYS[1], 'body', ARGV[1], 'subject', ARGV[2], 'created', now, 'last', now, 'idle', ARGV[4], 'max', ARGV[5])
     redis.call('PEXPIREAT', KEYS[1], expires)
+    ${PRUNE('KEYS[2]', 'KEYS[3]')}
     redis.call('ZADD', KEYS[2], expires, ARGV[3])
+    redis.call('ZADD', KEYS[3], now, ARGV[3])
     local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
     redis.call('PEXPIREAT', KEYS[2], tonumber(last[2]))
+    redis.call('PEXPIREAT', KEYS[3], tonumber(last[2]))
     return { ARGV[1], tostring(now), tostring(now), ARGV[4], ARGV[5] }`,
-  /** KEYS: session, subject index prefix. ARGV: id. Returns the touched fields, or nil. */
+  /** KEYS: session, subject expiry index prefix, subject creation index prefix. ARGV: id. Returns the touched fields, or nil. */
   touchSession: `${NOW}
     local f = redis.call('HMGET', KEYS[1], 'body', 'created', 'idle', 'max', 'subject')
     if not f[1] then return nil end
@@ -52,20 +74,69 @@ const SCRIPTS = {
     redis.call('ZADD', index, expires, ARGV[1])
     local last = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
     redis.call('PEXPIREAT', index, tonumber(last[2]))
+    redis.call('PEXPIREAT', KEYS[3] .. f[5], tonumber(last[2]))
     return { f[1], f[2], tostring(now), f[3], f[4] }`,
-  /** KEYS: session, subject index prefix. ARGV: id. Returns 1 when the session existed. */
-  deleteSession: `
-    local subject = redis.call('HGET', KEYS[1], 'subject')
-    if not subject then return 0 end
-    redis.call('DEL', KEYS[1])
-    redis.call('ZREM', KEYS[2] .. subject, ARGV[1])
-    return 1`,
   /**
-   * KEYS: subject index. ARGV: session key prefix, revocation key prefix. Live, unrevoked
-   * sessions of the subject as arrays of fields.
+   * KEYS: session, subject expiry index prefix, subject creation index prefix. ARGV: id.
+   * Returns when the session's maximum lifetime ends (its revocation lasts until then), or 0
+   * when there was no session.
+   */
+  deleteSession: `
+    local f = redis.call('HMGET', KEYS[1], 'subject', 'created', 'max')
+    if not f[1] then return 0 end
+    redis.call('DEL', KEYS[1])
+    redis.call('ZREM', KEYS[2] .. f[1], ARGV[1])
+    redis.call('ZREM', KEYS[3] .. f[1], ARGV[1])
+    return tonumber(f[2]) + tonumber(f[3])`,
+  /**
+   * KEYS: subject expiry index, subject creation index. ARGV: session key prefix, revocation
+   * key prefix, cursor creation time ('' for the first page), cursor id, limit, byte budget.
+   * At most `limit` sessions after the cursor in (creation time, id) order, ending early once
+   * their bodies reach the budget: [sessions as arrays of fields, leaving out revoked ones;
+   * 1 when more follow; the last one looked at, as [created, id]].
+   */
+  pageSessions: `${NOW}
+    ${PRUNE('KEYS[1]', 'KEYS[2]')}
+    -- Sessions created before the creation index existed: rebuild it from the expiry index.
+    if redis.call('ZCARD', KEYS[2]) ~= redis.call('ZCARD', KEYS[1]) then
+      redis.call('DEL', KEYS[2])
+      for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+        local created = redis.call('HGET', ARGV[1] .. id, 'created')
+        if created then redis.call('ZADD', KEYS[2], created, id) else redis.call('ZREM', KEYS[1], id) end
+      end
+      local at = redis.call('PEXPIRETIME', KEYS[1])
+      if at > 0 then redis.call('PEXPIREAT', KEYS[2], at) end
+    end
+    local limit, budget = tonumber(ARGV[5]), tonumber(ARGV[6])
+    local min, afterCreated, afterId = '-inf', nil, ARGV[4]
+    if ARGV[3] ~= '' then min = ARGV[3]; afterCreated = tonumber(ARGV[3]) end
+    local out, seen, more, last, bytes = {}, 0, 0, {}, 0
+    local offset = 0
+    while more == 0 do
+      local batch = redis.call('ZRANGEBYSCORE', KEYS[2], min, '+inf', 'WITHSCORES', 'LIMIT', offset, limit + 1)
+      if #batch == 0 then break end
+      for i = 1, #batch, 2 do
+        local id, created = batch[i], batch[i + 1]
+        -- Members of one score come in byte order of id: those up to the cursor's are skipped.
+        if afterCreated == nil or tonumber(created) > afterCreated or id > afterId then
+          if seen == limit or (seen > 0 and bytes >= budget) then more = 1; break end
+          seen = seen + 1
+          last = { created, id }
+          local f = redis.call('HMGET', ARGV[1] .. id, 'body', 'created', 'last', 'idle', 'max')
+          if f[1] then bytes = bytes + #f[1] end
+          if f[1] and redis.call('EXISTS', ARGV[2] .. id) == 0 then table.insert(out, f) end
+        end
+      end
+      if #batch < 2 * (limit + 1) then break end
+      offset = offset + limit + 1
+    end
+    return { out, more, last }`,
+  /**
+   * KEYS: subject expiry index, subject creation index. ARGV: session key prefix, revocation
+   * key prefix. Live, unrevoked sessions of the subject as arrays of fields.
    */
   listSessions: `${NOW}
-    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+    ${PRUNE('KEYS[1]', 'KEYS[2]')}
     local out = {}
     for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
       local f = redis.call('HMGET', ARGV[1] .. id, 'body', 'created', 'last', 'idle', 'max')
@@ -158,30 +229,49 @@ export class RedisProvider implements StateProvider {
     create: async (input: NewSession): Promise<Session> => {
       const id = randomToken(24);
       const body = JSON.stringify({ id, subject: input.subject, attributes: input.attributes ?? {} });
-      const fields = (await this.script('createSession', [this.key('s', id), this.key('sub', input.subject)], [body, input.subject, id, input.idleTimeoutMs, input.maxLifetimeMs])) as string[];
+      const keys = [this.key('s', id), this.key('sub', input.subject), this.key('subc', input.subject)];
+      const fields = (await this.script('createSession', keys, [body, input.subject, id, input.idleTimeoutMs, input.maxLifetimeMs])) as string[];
       return sessionFromFields(fields);
     },
     get: async (id: string, options: { touch?: boolean } = {}): Promise<Session | undefined> => {
       if (await this.revocations.isRevoked(id)) return undefined;
       const fields = options.touch
-        ? ((await this.script('touchSession', [this.key('s', id), this.key('sub', '')], [id])) as string[] | null)
+        ? ((await this.script('touchSession', [this.key('s', id), this.key('sub', ''), this.key('subc', '')], [id])) as string[] | null)
         : await this.call(() => this.redis.hmget(this.key('s', id), ...SESSION_FIELDS));
       return fields && fields[0] ? sessionFromFields(fields as string[]) : undefined;
     },
     listBySubject: async (subject: string): Promise<Session[]> => {
-      const rows = (await this.script('listSessions', [this.key('sub', subject)], [this.key('s', ''), this.key('r', '')])) as string[][];
-      return rows.map(sessionFromFields).sort((a, b) => a.createdAt - b.createdAt);
+      const rows = (await this.script('listSessions', [this.key('sub', subject), this.key('subc', subject)], [this.key('s', ''), this.key('r', '')])) as string[][];
+      return rows.map(sessionFromFields).sort(compareSessions);
     },
-    delete: async (id: string): Promise<boolean> => {
-      const existed = (await this.script('deleteSession', [this.key('s', id), this.key('sub', '')], [id])) === 1;
-      await this.revocations.revoke(id);
-      return existed;
+    pageBySubject: async (subject: string, options: PageOptions): Promise<SessionPage> => {
+      const { after, limit } = options;
+      const [rows, more, last] = (await this.script('pageSessions', [this.key('sub', subject), this.key('subc', subject)], [
+        this.key('s', ''),
+        this.key('r', ''),
+        after ? after.createdAt : '',
+        after ? after.id : '',
+        limit,
+        options.maxBytes ?? PAGE_MAX_BYTES,
+      ])) as [string[][], number, [string, string] | []];
+      const sessions = rows.map(sessionFromFields);
+      // The cursor is the last session looked at, revoked or not, so the walk never stalls.
+      return more === 1 && last.length === 2 ? { sessions, next: { createdAt: Number(last[0]), id: last[1] } } : { sessions };
+    },
+    delete: async (id: string, options: { unknownRevocationMs?: number } = {}): Promise<boolean> => {
+      const maxEnd = (await this.script('deleteSession', [this.key('s', id), this.key('sub', ''), this.key('subc', '')], [id])) as number;
+      // Revoked even when the session was not found: a copy of its cookie may still be used.
+      await this.script('revoke', [this.key('r', id)], [maxEnd > 0 ? maxEnd : '', options.unknownRevocationMs ?? DEFAULT_REVOCATION_TTL_MS]);
+      return maxEnd > 0;
     },
   };
 
   readonly revocations = {
     revoke: async (id: string, expiresAt?: number): Promise<void> => {
       await this.script('revoke', [this.key('r', id)], [expiresAt ?? '', DEFAULT_REVOCATION_TTL_MS]);
+    },
+    revokeFor: async (id: string, ttlMs: number): Promise<void> => {
+      await this.script('revoke', [this.key('r', id)], ['', ttlMs]);
     },
     isRevoked: async (id: string): Promise<boolean> => (await this.call(() => this.redis.exists(this.key('r', id)))) === 1,
   };
