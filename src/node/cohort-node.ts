@@ -99,11 +99,12 @@ export class CohortNode {
         activeConsole: () => cluster.activeConsole(),
       });
       this.follower = follower;
-      // Not awaited: the saved configuration is checked while the state provider opens; the
-      // engine reports not ready until it has a configuration.
-      void follower.start().catch((err: unknown) => log.error({ err }, 'could not start following the configuration'));
+      // The saved configuration is checked while the state provider opens, and before the
+      // runtime API listens: its first answers already know whether the engine has one.
+      const following = follower.start().catch((err: unknown) => log.error({ err }, 'could not start following the configuration'));
       const opened = await openStateProvider(config, this.clock, log, cluster);
       this.stateProvider = opened;
+      await following;
       if (this.stopping) return;
       const runtime = createHttpServer({ logger: log, bodyLimit: config.http.bodyLimit, name: 'runtime' });
       registerRuntimeApi(runtime, {
