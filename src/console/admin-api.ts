@@ -1,5 +1,5 @@
 /**
- * The admin API of the console and the replica (SPEC section 8), on `[http] admin`.
+ * The admin API of the console and the replica, on `[http] admin`.
  *
  * Every route but login and the OpenAPI document needs `Authorization: Bearer <token>` from
  * `POST /admin/v1/login`: 401 without a valid one; 403 AUTH_FORBIDDEN when an auditor tries
