@@ -141,7 +141,7 @@ export class ConfigFollower {
       log.info({ version: saved.version, epoch: saved.epoch }, 'configuration applied at the last run loaded');
     } catch (err) {
       if (!isCohortError(err, 'ENGINE_CONFIG_CACHE_INVALID')) throw err;
-      this.refusedCache = err.message;
+      this.refusedCache = err.message.slice(0, 500); // shown in every readiness answer
       const keptAs = `${path}${DAMAGED_SUFFIX}`;
       try {
         renameSync(path, keptAs);
