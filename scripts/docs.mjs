@@ -10,7 +10,7 @@ const { ERROR_CODES } = await import('../dist/src/core/errors.js');
 
 const GROUPS = {
   CONFIG: 'Node configuration', REPO: 'Repository', TRANSPORT: 'Transport', CLUSTER: 'Cluster membership and operations', RPC: 'Requests between nodes', STATE: 'Runtime state', RUNTIME: 'Runtime API',
-  NODE: 'Node', AUTH: 'Authentication', HTTP: 'HTTP APIs', CLI: 'Command line',
+  NODE: 'Node', AUTH: 'Authentication', ENGINE: 'Engines', HTTP: 'HTTP APIs', CLI: 'Command line',
 };
 
 function renderErrors() {

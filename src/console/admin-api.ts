@@ -1,5 +1,5 @@
 /**
- * The admin API of the console and the replica, on `[http] admin` (docs/operations.md).
+ * The admin API of the console and the replica, on `[http] admin`.
  *
  * Every route but login and the OpenAPI document needs `Authorization: Bearer <token>` from
  * `POST /admin/v1/login`: 401 without a valid one; 403 AUTH_FORBIDDEN when an auditor tries
@@ -16,7 +16,8 @@ import { runViews, savedSchedules, scheduleViews } from '../scheduler/scheduler.
 import { bearerToken } from '../http/bearer-auth.js';
 import type { Repository } from '../repository/repository.js';
 import type { AdminAuth, Principal } from './admin-auth.js';
-import { CONFIG_SECTIONS, configSection } from './config-sections.js';
+import { configSection } from './config-sections.js';
+import { CONFIG_SECTIONS } from '../policy/config-sections.js';
 import type { ConfigService } from './config-service.js';
 
 /** The cluster as the console shows it (`GET /admin/v1/cluster`). */

@@ -3,10 +3,18 @@
  *
  * - `config.fetch` (engines and the replica, every `polling_delay`, and at once when told of
  *   a save): answers the head version and epoch, and the latest document of every section
- *   when the asker's version or epoch differs. Each call is a contact: engine health is the
- *   time since the last one, in polling intervals.
+ *   (each with the content digest the engine checks) when the asker's version or epoch
+ *   differs, or when it asks for a full copy (`full`: an engine that refused its saved copy).
+ *   Each call is a contact: engine health is the time since the last one, in polling
+ *   intervals.
  * - `config.applied` (one-way, engines): the version an engine applied and when.
- * - `config.export` (the replica): documents and audit records after the ones it holds.
+ * - `config.export` (the replica): documents and audit records after the ones it holds, once
+ *   its newest document and audit record are the console's too; otherwise `diverged`: its
+ *   history forked from the console's (a console demoted after a promotion), and it re-syncs
+ *   from the fork point (console-role.ts), walking both histories back with `config.history`.
+ * - `config.discarded` (the re-syncing node): its audit records after the fork point, which
+ *   it is about to drop; appended here as `config.discarded` records (once each, however often
+ *   they are sent), so what happened on it stays in the one audit trail everyone replicates.
  * - On every save the console tells every active engine and replica (`config.changed`,
  *   one-way), so they fetch within milliseconds rather than at their next poll.
  *
@@ -18,12 +26,16 @@ import { CohortError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Member } from '../cluster/member-list.js';
 import type { Rpc } from '../rpc/rpc.js';
-import type { AuditRecord, ConfigDocument, Repository } from '../repository/repository.js';
+import type { AuditInput, AuditRecord, ConfigDocument, ConfigVersionSummary, Repository } from '../repository/repository.js';
 import type { FetchAnswer, FetchRequest } from '../engine/config-follower.js';
 
 export interface ExportRequest {
   sinceVersion: number;
   sinceAuditId: number;
+  /** The asker's document of version `sinceVersion`: the console checks it holds the same one. */
+  sinceDocument?: { epoch: number; hash: string };
+  /** The asker's audit record `sinceAuditId`, checked the same way. */
+  sinceAudit?: AuditRecord;
 }
 
 export interface ExportAnswer {
@@ -31,6 +43,31 @@ export interface ExportAnswer {
   version: number;
   documents: ConfigDocument[];
   audit: AuditRecord[];
+  /** The asker's newest document or audit record is not the console's: re-sync from the fork point. */
+  diverged?: boolean;
+}
+
+/** `config.history`: a page of the console's versions or audit records, newest first, below `before`. */
+export interface HistoryRequest {
+  what: 'versions' | 'audit';
+  before?: number;
+  limit?: number;
+}
+
+/** `config.discarded`: the audit records a re-syncing node drops, for the console's trail. */
+export interface DiscardedRequest {
+  records: AuditRecord[];
+}
+
+/** The same audit record (every field), on two nodes. */
+export function sameAuditRecord(a: AuditRecord, b: AuditRecord): boolean {
+  return a.id === b.id && a.at === b.at && a.user === b.user && a.node === b.node && a.action === b.action && a.section === b.section
+    && a.versionBefore === b.versionBefore && a.versionAfter === b.versionAfter && a.summary === b.summary;
+}
+
+/** The same configuration version (number, epoch and content hash), on two nodes. */
+export function sameVersion(a: Pick<ConfigVersionSummary, 'version' | 'epoch' | 'hash'>, b: Pick<ConfigVersionSummary, 'version' | 'epoch' | 'hash'>): boolean {
+  return a.version === b.version && a.epoch === b.epoch && a.hash === b.hash;
 }
 
 /** How a follower is doing, as the console sees it. */
@@ -55,6 +92,9 @@ const ENGINE_SECTIONS = new Set(['runtime', 'services', 'api-keys', 'apis']);
 
 /** Most documents or audit records one export carries; the replica pulls the rest next time. */
 const EXPORT_BATCH = 500;
+
+/** Most `config.discarded` records looked at to skip one sent again. */
+const DISCARDED_LOOKBACK = 1000;
 
 /**
  * Health from the time since the last contact, in polling intervals: green within the last
@@ -98,7 +138,7 @@ export class ConfigPublisher {
       });
       const current = await o.repository.getCurrentConfig();
       const answer: FetchAnswer = { epoch: current.epoch, version: current.version };
-      if (req.version !== current.version || req.epoch !== current.epoch) {
+      if (req.full === true || req.version !== current.version || req.epoch !== current.epoch) {
         // Engines get the sections they apply; schedules (which may hold credentials of their
         // HTTP targets) stay with the console and the replica.
         answer.sections = Object.fromEntries(Object.entries(current.sections).filter(([name]) => ENGINE_SECTIONS.has(name)));
@@ -113,11 +153,15 @@ export class ConfigPublisher {
       }
       return true;
     });
-      o.rpc.handle('config.export', async (body, from) => {
+    o.rpc.handle('config.export', async (body, from) => {
       this.refuseUnlessActive();
       this.assertReplica(from.nodeId);
       const req = body as ExportRequest;
       const current = await o.repository.getCurrentConfig();
+      if (await this.diverges(req)) {
+        const answer: ExportAnswer = { epoch: current.epoch, version: current.version, documents: [], audit: [], diverged: true };
+        return answer;
+      }
       const documents = await o.repository.listConfigDocuments(Number(req.sinceVersion) || 0, EXPORT_BATCH);
       const audit = await o.repository.listAudit({ sinceId: req.sinceAuditId, limit: EXPORT_BATCH });
       const last = documents.at(-1)?.version ?? req.sinceVersion;
@@ -125,6 +169,71 @@ export class ConfigPublisher {
       const answer: ExportAnswer = { epoch: current.epoch, version: current.version, documents, audit };
       return answer;
     });
+    o.rpc.handle('config.history', async (body, from) => {
+      this.refuseUnlessActive();
+      this.assertReplica(from.nodeId);
+      const req = body as HistoryRequest;
+      const before = typeof req.before === 'number' ? req.before : undefined;
+      const limit = typeof req.limit === 'number' ? req.limit : EXPORT_BATCH;
+      if (req.what === 'audit') return o.repository.listAudit({ beforeId: before, limit });
+      return o.repository.listConfigVersions({ beforeVersion: before, limit });
+    });
+    o.rpc.handle('config.discarded', async (body, from) => {
+      this.refuseUnlessActive();
+      this.assertReplica(from.nodeId);
+      return this.recordDiscarded(from.nodeId, (body as DiscardedRequest).records);
+    });
+  }
+
+  /**
+   * Whether the asker's newest document or audit record differs from the console's of the
+   * same version or id (or the console has none): its history forked from this one.
+   */
+  private async diverges(req: ExportRequest): Promise<boolean> {
+    const { repository } = this.o;
+    const sinceVersion = Number(req.sinceVersion) || 0;
+    if (sinceVersion > 0 && req.sinceDocument) {
+      const [mine] = await repository.listConfigVersions({ beforeVersion: sinceVersion + 1, limit: 1 });
+      if (!mine || !sameVersion(mine, { version: sinceVersion, ...req.sinceDocument })) return true;
+    }
+    const sinceAuditId = Number(req.sinceAuditId) || 0;
+    if (sinceAuditId > 0 && req.sinceAudit) {
+      const [mine] = await repository.listAudit({ beforeId: sinceAuditId + 1, limit: 1 });
+      if (!mine || !sameAuditRecord(mine, req.sinceAudit)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Appends the records node `from` drops in a re-sync as `config.discarded`, each with its
+   * original time, user and node and what it was; a record already appended (sent again after
+   * a lost answer or a restart) is skipped. Returns how many were appended.
+   */
+  private async recordDiscarded(from: string, records: unknown): Promise<number> {
+    if (!Array.isArray(records)) throw new CohortError('HTTP_BAD_REQUEST', 'config.discarded needs records');
+    const held = await this.o.repository.listAudit({ action: 'config.discarded', limit: DISCARDED_LOOKBACK });
+    const key = (r: Pick<AuditRecord, 'at' | 'node' | 'summary'>): string => JSON.stringify([r.at, r.node, r.summary]);
+    const seen = new Set(held.map(key));
+    let appended = 0;
+    for (const r of records as AuditRecord[]) {
+      if (typeof r?.at !== 'number' || typeof r.user !== 'string' || typeof r.node !== 'string' || typeof r.action !== 'string' || typeof r.summary !== 'string') continue;
+      const rec: AuditInput = {
+        at: r.at,
+        user: r.user.slice(0, 200),
+        node: r.node.slice(0, 200),
+        action: 'config.discarded',
+        section: typeof r.section === 'string' ? r.section : null,
+        versionBefore: typeof r.versionBefore === 'number' ? r.versionBefore : null,
+        versionAfter: typeof r.versionAfter === 'number' ? r.versionAfter : null,
+        summary: `${r.action} dropped when ${from} re-synced its history (its record ${Number(r.id)}): ${r.summary}`.slice(0, 2000),
+      };
+      if (seen.has(key(rec as AuditRecord))) continue;
+      seen.add(key(rec as AuditRecord));
+      await this.o.repository.appendAudit(rec);
+      appended++;
+    }
+    if (appended > 0) this.o.log.warn({ node: from, appended }, 'recorded the audit records a re-syncing node dropped (config.discarded)');
+    return appended;
   }
 
   /** Tells every active engine and replica that `doc` was saved. */

@@ -14,7 +14,8 @@ import { CohortError, isCohortError } from '../core/errors.js';
 import { randomToken } from '../core/ids.js';
 import type { ConfigDocument, CurrentConfig, Repository } from '../repository/repository.js';
 import type { Principal } from './admin-auth.js';
-import { MANAGED_SECTIONS, summarizeChange, validateSection, type ConfigSection } from './config-sections.js';
+import { MANAGED_SECTIONS, summarizeChange, validateSection } from './config-sections.js';
+import type { ConfigSection } from '../policy/config-sections.js';
 import { parseSchedule, type ScheduleDefinition } from '../scheduler/schedule-definition.js';
 
 /** What a section reads as before its first save. */

@@ -12,6 +12,13 @@
  * - Demotion: a console that sees another console with a higher epoch stops being one,
  *   becomes `demoted` (a replica of the new console), and says so in its log and in
  *   `GET /admin/v1/cluster`.
+ * - Re-sync from the fork point: a replica whose history forked from its console's (above
+ *   all a demoted console, holding versions it saved that the promoted replica never pulled)
+ *   finds the newest version and the newest audit record both hold alike (fork-point.ts),
+ *   writes the versions it holds after the fork to DATA_DIR (`dropped-config-<time>.json`),
+ *   hands its audit records after the fork to the console (kept there as `config.discarded`
+ *   records), drops both from its repository, and pulls the console's history from there: the
+ *   two histories are then identical.
  *
  * The state survives restarts in DATA_DIR/console-role.json, so a promoted replica starts as
  * a console and a demoted console does not come back as one.
@@ -24,14 +31,20 @@ import type { Logger } from '../core/logger.js';
 import type { Member } from '../cluster/member-list.js';
 import type { ClusterInfo } from '../cluster/cluster-info.js';
 import type { Rpc } from '../rpc/rpc.js';
-import type { AdminUser, Repository } from '../repository/repository.js';
+import type { AdminUser, AuditRecord, ConfigDocument, ConfigVersionSummary, Repository } from '../repository/repository.js';
 import { writeFileAtomic } from '../core/files.js';
 import { isoTime as iso } from '../core/time-text.js';
 import type { ConsoleClusterView } from './admin-api.js';
 import type { Principal } from './admin-auth.js';
-import { ConfigPublisher, healthOf, type ExportAnswer, type ExportRequest } from './config-publisher.js';
+import { ConfigPublisher, healthOf, sameAuditRecord, sameVersion, type DiscardedRequest, type ExportAnswer, type ExportRequest, type HistoryRequest } from './config-publisher.js';
+import { forkPoint } from './fork-point.js';
 
 export const CONSOLE_ROLE_FILE = 'console-role.json';
+/** The versions a re-sync dropped, with their content: `dropped-config-<ms>.json` in the data directory. */
+export const DROPPED_CONFIG_PREFIX = 'dropped-config-';
+
+/** Entries per page when histories are walked back, and per batch of records handed over. */
+const HISTORY_PAGE = 200;
 
 export type ConsoleState = 'console' | 'replica' | 'demoted';
 
@@ -217,11 +230,12 @@ export class ConsoleRole {
     this.pulling = true;
     try {
       for (;;) {
-        const head = await this.o.repository.getCurrentConfig();
-        const [lastAudit] = await this.o.repository.listAudit({ limit: 1 });
-        const request: ExportRequest = { sinceVersion: head.version, sinceAuditId: lastAudit?.id ?? 0 };
-        const answer = await this.o.rpc.call<ExportAnswer>(console.address, 'config.export', request, { timeoutMs: Math.max(this.o.pollingDelayMs, 2000) });
+        const answer = await this.o.rpc.call<ExportAnswer>(console.address, 'config.export', await this.exportRequest(), { timeoutMs: this.callTimeoutMs });
         if (answer.epoch < this.epoch) return; // an older console: nothing to take from it
+        if (answer.diverged) {
+          if (!(await this.resync(console))) return; // nothing to drop after all: try again at the next pull
+          continue;
+        }
         await this.o.repository.importConfigDocuments(answer.documents, answer.epoch);
         await this.o.repository.importAudit(answer.audit);
         if (answer.epoch > this.epoch) {
@@ -237,6 +251,75 @@ export class ConsoleRole {
     } finally {
       this.pulling = false;
     }
+  }
+
+  private get callTimeoutMs(): number {
+    return Math.max(this.o.pollingDelayMs, 2000);
+  }
+
+  /** What this node holds last, for the console to check it holds the same. */
+  private async exportRequest(): Promise<ExportRequest> {
+    const head = await this.o.repository.getCurrentConfig();
+    const [lastAudit] = await this.o.repository.listAudit({ limit: 1 });
+    const [lastDoc] = head.version > 0 ? await this.o.repository.listConfigVersions({ beforeVersion: head.version + 1, limit: 1 }) : [];
+    return {
+      sinceVersion: head.version,
+      sinceAuditId: lastAudit?.id ?? 0,
+      ...(lastDoc ? { sinceDocument: { epoch: lastDoc.epoch, hash: lastDoc.hash } } : {}),
+      ...(lastAudit ? { sinceAudit: lastAudit } : {}),
+    };
+  }
+
+  /**
+   * Re-syncs from the fork point with `console`: keeps the versions dropped in a file, hands the
+   * audit records dropped to the console, then drops both. False when there was nothing to drop.
+   */
+  private async resync(console: Member): Promise<boolean> {
+    const { repository, rpc, log } = this.o;
+    const history = <T>(what: HistoryRequest['what']) => (before: number | undefined) =>
+      rpc.call<T[]>(console.address, 'config.history', { what, before, limit: HISTORY_PAGE } satisfies HistoryRequest, { timeoutMs: this.callTimeoutMs });
+    const forkVersion = await forkPoint<ConfigVersionSummary>(
+      (before) => repository.listConfigVersions({ beforeVersion: before, limit: HISTORY_PAGE }),
+      history<ConfigVersionSummary>('versions'),
+      (v) => v.version,
+      sameVersion,
+    );
+    const forkAuditId = await forkPoint<AuditRecord>((before) => repository.listAudit({ beforeId: before, limit: HISTORY_PAGE }), history<AuditRecord>('audit'), (r) => r.id, sameAuditRecord);
+    const documents = await readAll((after) => repository.listConfigDocuments(after, HISTORY_PAGE), forkVersion, (d: ConfigDocument) => d.version);
+    const audit = await readAll((after) => repository.listAudit({ sinceId: after, limit: HISTORY_PAGE }), forkAuditId, (r: AuditRecord) => r.id);
+    if (documents.length === 0 && audit.length === 0) return false;
+    let keptAs: string | undefined;
+    if (documents.length > 0) {
+      keptAs = join(this.o.dataDir, `${DROPPED_CONFIG_PREFIX}${this.o.clock.now()}.json`);
+      writeFileAtomic(keptAs, JSON.stringify({ console: console.id, forkVersion, documents }, null, 2));
+    }
+    for (let i = 0; i < audit.length; i += HISTORY_PAGE) {
+      await rpc.call<number>(console.address, 'config.discarded', { records: audit.slice(i, i + HISTORY_PAGE) } satisfies DiscardedRequest, { timeoutMs: this.callTimeoutMs });
+    }
+    await repository.truncateHistory(forkVersion, forkAuditId);
+    log.warn(
+      {
+        console: console.id,
+        forkVersion,
+        forkAuditId,
+        dropped: documents.map((d) => ({ version: d.version, section: d.section, epoch: d.epoch, hash: d.hash })),
+        keptAs,
+        auditRecordsHandedOver: audit.length,
+      },
+      `history re-synced from the fork point with console ${console.id}: dropped ${documents.length} version(s) after version ${forkVersion}${keptAs ? ` (kept in ${keptAs})` : ''} and ${audit.length} audit record(s) after record ${forkAuditId} (kept by the console as config.discarded)`,
+    );
+    return true;
+  }
+}
+
+/** Every entry after `after`, a page at a time (oldest first). */
+async function readAll<T>(page: (after: number) => Promise<T[]>, after: number, idOf: (entry: T) => number): Promise<T[]> {
+  const all: T[] = [];
+  for (let from = after; ; ) {
+    const next = await page(from);
+    if (next.length === 0) return all;
+    all.push(...next);
+    from = idOf(next.at(-1)!);
   }
 }
 

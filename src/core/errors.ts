@@ -75,6 +75,10 @@ export const ERROR_CODES = {
   SCHEDULE_NOT_FOUND: { status: 404, summary: 'No schedule by that id.' },
   ADMIN_NOT_FOUND: { status: 404, summary: 'The named object (an API key) does not exist.' },
 
+  // engine/: the engine's copy of the cluster configuration
+  ENGINE_CONFIG_CACHE_INVALID: { status: 500, summary: 'The configuration the engine saved at its last run (applied-config.json) failed its integrity code, a section\'s content digest or schema, or is cut short: it was not used, it is kept as applied-config.json.damaged, and the engine stays not ready until the console sends a fresh copy.' },
+  ENGINE_CONFIG_REFUSED: { status: 502, summary: 'A configuration the engine received from the console failed a section\'s content digest or schema: the engine kept the configuration it had and reports the failure to the console (replication failed).' },
+
   // HTTP layer, shared by every API
   HTTP_BAD_REQUEST: { status: 400, summary: 'The request body or parameters do not match the route\'s schema.' },
   HTTP_NOT_FOUND: { status: 404, summary: 'No route matches the method and path.' },

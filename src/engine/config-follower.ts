@@ -1,29 +1,36 @@
 /**
- * An engine's copy of the cluster configuration (docs/operations.md, "The console, the replica
- * and configuration").
+ * An engine's copy of the cluster configuration.
  *
  * - Asks the active console (`config.fetch`) every `polling_delay`, and at once when the
- *   console says a version was saved (`config.changed`); applies what it gets, writes it to
- *   DATA_DIR/applied-config.json, and tells the console (`config.applied`).
+ *   console says a version was saved (`config.changed`); checks what it gets (every section's
+ *   content digest and schema: applied-config.ts), applies it, writes it with its integrity
+ *   code to DATA_DIR/applied-config.json, and tells the console (`config.applied`). A copy that
+ *   fails the checks is not applied (ENGINE_CONFIG_REFUSED): the engine keeps what it had and
+ *   reports the failure with its next fetch.
  * - Starts with the file from its last run, so an engine whose console is away at its start
  *   still serves with the last configuration it had; keeps serving with it while the console
- *   is away.
+ *   is away. The file is used only when its integrity code and every document check out; one
+ *   that does not is refused (ENGINE_CONFIG_CACHE_INVALID, logged), renamed
+ *   applied-config.json.damaged, and the engine asks the console for a full copy (`full`),
+ *   not ready until it has one: it never serves with a configuration it cannot trust.
  * - Ignores a configuration with a lower epoch than the one it holds: a console that returns
  *   after its replica was promoted cannot push its older configuration.
  * - Has a configuration once it applied one (fetched or from its file); until then the engine
- *   is not ready.
+ *   is not ready, and `notReadyReason` says why.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Clock, TimerHandle } from '../core/clock.js';
+import { isCohortError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Member } from '../cluster/member-list.js';
 import type { Rpc } from '../rpc/rpc.js';
 import type { ConfigDocument } from '../repository/repository.js';
 import { writeFileAtomic } from '../core/files.js';
+import { APPLIED_CONFIG_FILE, DAMAGED_SUFFIX, documentProblems, openAppliedConfig, sealAppliedConfig, type AppliedConfig, type SectionCheck } from './applied-config.js';
 import { runtimeSettings, type RuntimeSettings } from './runtime-settings.js';
 
-export const APPLIED_CONFIG_FILE = 'applied-config.json';
+export { APPLIED_CONFIG_FILE, type AppliedConfig } from './applied-config.js';
 
 /** `config.fetch`, asked of the console (console/config-publisher.ts answers it). */
 export interface FetchRequest {
@@ -33,21 +40,15 @@ export interface FetchRequest {
   appliedAt?: number;
   /** The asker could not apply the last configuration it got: why. */
   error?: string;
+  /** Send every section whatever the version and epoch: the asker holds no copy it trusts. */
+  full?: boolean;
 }
 
 export interface FetchAnswer {
   epoch: number;
   version: number;
-  /** Latest document of every section; absent when the asker is up to date. */
+  /** Latest document of every section; absent when the asker is up to date (and asked no full copy). */
   sections?: Record<string, ConfigDocument>;
-}
-
-
-export interface AppliedConfig {
-  epoch: number;
-  version: number;
-  appliedAt: number;
-  sections: Record<string, ConfigDocument>;
 }
 
 export interface ConfigFollowerOptions {
@@ -56,6 +57,8 @@ export interface ConfigFollowerOptions {
   log: Logger;
   dataDir: string;
   pollingDelayMs: number;
+  /** Keys of the saved file's integrity code (applied-config.ts `appliedConfigKeys`): the first signs. */
+  integrityKeys: readonly Buffer[];
   activeConsole(): Member | undefined;
 }
 
@@ -65,20 +68,19 @@ export class ConfigFollower {
   private timer: TimerHandle | undefined;
   private fetching: Promise<void> | undefined;
   private again = false;
+  private started = false;
   private stopped = false;
   private lastError: string | undefined;
+  /** Why the file saved at the last run was refused, until a configuration is applied. */
+  private refusedCache: string | undefined;
+  private check: SectionCheck | undefined;
   private warnedStale = new Set<string>();
 
   constructor(private readonly o: ConfigFollowerOptions) {
     o.rpc.handle('config.changed', () => {
-      this.fetchSoon();
+      if (this.started) this.fetchSoon();
       return true;
     });
-    const saved = readApplied(join(o.dataDir, APPLIED_CONFIG_FILE), o.log);
-    if (saved) {
-      this.use(saved);
-      o.log.info({ version: saved.version, epoch: saved.epoch }, 'configuration applied at the last run loaded');
-    }
   }
 
   /** The settings of the configuration applied now. */
@@ -95,13 +97,59 @@ export class ConfigFollower {
     return this.applied !== undefined;
   }
 
-  start(): void {
+  /** Why the engine has no configuration to serve with; undefined once it has one. */
+  notReadyReason(): string | undefined {
+    if (this.applied) return undefined;
+    if (!this.started) return 'loading the configuration saved at the last run';
+    if (this.refusedCache) return `the configuration saved at the last run was refused (ENGINE_CONFIG_CACHE_INVALID: ${this.refusedCache}); waiting for a fresh copy from the console`;
+    if (this.lastError) return `the configuration received from the console was refused (${this.lastError})`;
+    return 'waiting for the configuration from the console';
+  }
+
+  /**
+   * Loads the file saved at the last run (checked first), then fetches from the console.
+   * The section schemas (and their validator) are loaded here rather than at import, so a
+   * node that runs no engine never loads them.
+   */
+  async start(): Promise<void> {
+    const { sectionErrors, isConfigSection } = await import('../policy/config-sections.js');
+    this.check = (section, content) => (isConfigSection(section) ? sectionErrors(section, content) : []);
+    if (this.stopped) return;
+    this.loadSaved(this.check);
+    this.started = true;
     this.fetchSoon();
   }
 
   stop(): void {
     this.stopped = true;
     this.o.clock.clearTimeout(this.timer);
+  }
+
+  private loadSaved(check: SectionCheck): void {
+    const { log } = this.o;
+    const path = join(this.o.dataDir, APPLIED_CONFIG_FILE);
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') log.error({ err, path }, 'could not read the configuration saved at the last run; waiting for the console');
+      return;
+    }
+    try {
+      const saved = openAppliedConfig(text, this.o.integrityKeys, check);
+      this.use(saved);
+      log.info({ version: saved.version, epoch: saved.epoch }, 'configuration applied at the last run loaded');
+    } catch (err) {
+      if (!isCohortError(err, 'ENGINE_CONFIG_CACHE_INVALID')) throw err;
+      this.refusedCache = err.message.slice(0, 500); // shown in every readiness answer
+      const keptAs = `${path}${DAMAGED_SUFFIX}`;
+      try {
+        renameSync(path, keptAs);
+      } catch (renameErr) {
+        log.error({ err: renameErr, path }, 'could not move the refused configuration aside');
+      }
+      log.error({ code: err.code, reason: err.message, path, keptAs }, `refused the configuration saved at the last run (${err.code}: ${err.message}); kept as ${keptAs}; not ready until the console sends a fresh copy`);
+    }
   }
 
   /** Fetches now (or right after the fetch in flight), then every polling_delay. */
@@ -125,8 +173,9 @@ export class ConfigFollower {
 
   private async fetch(): Promise<void> {
     const console = this.o.activeConsole();
-    if (!console) return;
-    const request: FetchRequest = { version: this.applied?.version ?? 0, epoch: this.applied?.epoch ?? -1, appliedAt: this.applied?.appliedAt, error: this.lastError };
+    if (!console || !this.check) return;
+    const full = this.applied === undefined;
+    const request: FetchRequest = { version: this.applied?.version ?? 0, epoch: this.applied?.epoch ?? -1, appliedAt: this.applied?.appliedAt, error: this.lastError, ...(full ? { full } : {}) };
     let answer: FetchAnswer;
     try {
       answer = await this.o.rpc.call<FetchAnswer>(console.address, 'config.fetch', request, { timeoutMs: this.o.pollingDelayMs });
@@ -143,11 +192,22 @@ export class ConfigFollower {
       return;
     }
     if (!answer.sections && this.applied) return;
-    const next: AppliedConfig = { epoch: answer.epoch, version: answer.version, appliedAt: this.o.clock.now(), sections: answer.sections ?? {} };
+    const sections = answer.sections ?? {};
+    const problems = documentProblems(sections, this.check);
+    if (problems.length > 0) {
+      const error = `ENGINE_CONFIG_REFUSED: ${problems.join('; ')}`.slice(0, 500);
+      // Refused again at every poll until the console's copy changes: logged once per problem.
+      if (error === this.lastError) return;
+      this.lastError = error;
+      this.o.log.error({ code: 'ENGINE_CONFIG_REFUSED', problems, version: answer.version, console: console.id }, 'refused the configuration received from the console; keeping the one applied');
+      return;
+    }
+    const next: AppliedConfig = { epoch: answer.epoch, version: answer.version, appliedAt: this.o.clock.now(), sections };
     try {
       this.use(next);
-      writeFileAtomic(join(this.o.dataDir, APPLIED_CONFIG_FILE), JSON.stringify(next));
+      writeFileAtomic(join(this.o.dataDir, APPLIED_CONFIG_FILE), sealAppliedConfig(next, this.o.integrityKeys[0]!));
       this.lastError = undefined;
+      this.refusedCache = undefined;
     } catch (err) {
       this.lastError = (err as Error).message;
       this.o.log.error({ err, version: answer.version }, 'could not apply the configuration');
@@ -161,22 +221,5 @@ export class ConfigFollower {
     const content = (name: string): unknown => config.sections[name]?.content;
     this.current = runtimeSettings({ runtime: content('runtime'), services: content('services'), 'api-keys': content('api-keys') });
     this.applied = config;
-  }
-}
-
-function readApplied(path: string, log: Logger): AppliedConfig | undefined {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-  try {
-    const parsed = JSON.parse(text) as AppliedConfig;
-    if (typeof parsed.version !== 'number' || typeof parsed.epoch !== 'number' || typeof parsed.sections !== 'object') throw new Error('not an applied configuration');
-    return parsed;
-  } catch (err) {
-    log.error({ err, path }, 'the configuration saved at the last run is damaged; waiting for the console');
-    return undefined;
   }
 }

@@ -15,6 +15,7 @@ import { sha256 } from '../http/bearer-auth.js';
 import { openStateProvider, type OpenedProvider } from './state-provider.js';
 import { registerManageApi } from './manage-api.js';
 import { ConfigFollower } from '../engine/config-follower.js';
+import { appliedConfigKeys } from '../engine/applied-config.js';
 // Console and scheduler modules (Ajv, OpenAPI, cron) are loaded only by the nodes that run
 // them, so an engine starts as fast as before they existed.
 import type { ConsoleRole } from '../console/console-role.js';
@@ -94,12 +95,16 @@ export class CohortNode {
         log,
         dataDir: config.node.dataDir,
         pollingDelayMs: config.console.pollingDelayMs,
+        integrityKeys: appliedConfigKeys(config.cluster.id, [config.cluster.secretKey, ...config.cluster.previousSecretKeys]),
         activeConsole: () => cluster.activeConsole(),
       });
       this.follower = follower;
-      follower.start();
+      // The saved configuration is checked while the state provider opens, and before the
+      // runtime API listens: its first answers already know whether the engine has one.
+      const following = follower.start().catch((err: unknown) => log.error({ err }, 'could not start following the configuration'));
       const opened = await openStateProvider(config, this.clock, log, cluster);
       this.stateProvider = opened;
+      await following;
       if (this.stopping) return;
       const runtime = createHttpServer({ logger: log, bodyLimit: config.http.bodyLimit, name: 'runtime' });
       registerRuntimeApi(runtime, {
@@ -108,7 +113,7 @@ export class CohortNode {
         settings: () => follower.settings(),
         notReadyReasons: () => [
           ...(this.draining ? ['stopping'] : []),
-          ...(follower.hasConfiguration ? [] : ['waiting for the configuration from the console']),
+          ...[follower.notReadyReason()].filter((r) => r !== undefined),
           ...opened.notReadyReasons(),
         ],
         writeRefusal: () => opened.writeRefusal(),

@@ -277,6 +277,21 @@ export class PostgresRepository implements Repository {
     });
   }
 
+  async truncateHistory(afterVersion: number, afterAuditId: number): Promise<{ documents: number; audit: number }> {
+    assertCount('afterVersion', afterVersion);
+    assertCount('afterAuditId', afterAuditId);
+    return this.transaction(async (c) => {
+      await readHead(c, 'FOR UPDATE');
+      const documents = (await c.query('DELETE FROM config_documents WHERE version > $1', [afterVersion])).rowCount ?? 0;
+      const audit = (await c.query('DELETE FROM audit WHERE id > $1', [afterAuditId])).rowCount ?? 0;
+      await c.query('UPDATE config_head SET version = LEAST(version, $1) WHERE id = 1', [afterVersion]);
+      // Ids follow on from the records kept, as they do after an import, should this node be
+      // promoted later.
+      await c.query(`SELECT setval(pg_get_serial_sequence('audit', 'id'), GREATEST((SELECT COALESCE(MAX(id), 0) FROM audit), 1))`);
+      return { documents, audit };
+    });
+  }
+
   // ---- scheduler (migration 3)
 
   async schedulerCheckIn(node: string, at: number, periodMs: number): Promise<void> {

@@ -106,6 +106,7 @@ export function listAuditQuery(opts: ListAuditOptions, ph: Placeholder): Query {
     [
       ['id <', opts.beforeId],
       ['id >', opts.sinceId],
+      ['action =', opts.action],
     ],
     // A replica pulling with sinceId applies records in the order they happened.
     opts.sinceId === undefined ? 'id DESC' : 'id ASC',

@@ -5,8 +5,9 @@
  *
  * Invariants, for every implementation:
  * - configuration versions are global across sections, start at 1 and have no gaps;
- * - the head (latest version, current epoch) only moves forward, and a document's epoch is
- *   never lower than the head epoch at the time it was saved;
+ * - the head epoch only moves forward, and so does the head version, except on a replica
+ *   re-syncing from the fork point with its console (`truncateHistory`); a document's epoch
+ *   is never lower than the head epoch at the time it was saved;
  * - a refused save stores nothing: no document, no head change, no audit record;
  * - every save and every epoch raise appends exactly one audit record in the same
  *   transaction.
@@ -92,6 +93,8 @@ export interface ListAuditOptions {
   beforeId?: number;
   /** Only records with a higher id, oldest first (incremental pull by a replica). */
   sinceId?: number;
+  /** Only records of this action (`config.save`, `config.discarded`, ...). */
+  action?: string;
 }
 
 /** A user of the admin API. */
@@ -215,5 +218,14 @@ export interface Repository extends SchedulerStore {
   importAdminUsers(users: readonly AdminUser[]): Promise<number>;
   /** Stores the audit records it does not hold yet, under their own ids; returns how many. */
   importAudit(records: readonly AuditRecord[]): Promise<number>;
+  /**
+   * A replica whose history forked from its console's (a console demoted after a promotion,
+   * holding versions it saved that the promoted replica never pulled): in one transaction,
+   * drops its documents after version `afterVersion` and its audit records after id
+   * `afterAuditId`, and moves the head version back to `afterVersion` (the epoch stays), so
+   * the console's history is imported from there as by any replica. Returns how many
+   * documents and audit records were dropped.
+   */
+  truncateHistory(afterVersion: number, afterAuditId: number): Promise<{ documents: number; audit: number }>;
   close(): Promise<void>;
 }

@@ -243,6 +243,20 @@ export class SqliteRepository implements Repository {
     });
   }
 
+  async truncateHistory(afterVersion: number, afterAuditId: number): Promise<{ documents: number; audit: number }> {
+    assertCount('afterVersion', afterVersion);
+    assertCount('afterAuditId', afterAuditId);
+    return this.write(() => {
+      const documents = this.db.prepare('DELETE FROM config_documents WHERE version > ?').run(afterVersion).changes;
+      const audit = this.db.prepare('DELETE FROM audit WHERE id > ?').run(afterAuditId).changes;
+      this.db.prepare('UPDATE config_head SET version = MIN(version, ?) WHERE id = 1').run(afterVersion);
+      // Ids follow on from the records kept, as they do after an import, should this node be
+      // promoted later.
+      this.db.prepare("UPDATE sqlite_sequence SET seq = (SELECT COALESCE(MAX(id), 0) FROM audit) WHERE name = 'audit'").run();
+      return { documents, audit };
+    });
+  }
+
   // ---- scheduler (migration 3)
 
   async schedulerCheckIn(node: string, at: number, periodMs: number): Promise<void> {

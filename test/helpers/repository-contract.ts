@@ -380,6 +380,50 @@ export function repositoryContract(name: string, open: OpenStore): void {
       assert.ok(latest!.id > Math.max(...audit.map((r) => r.id)));
     });
 
+    it('a replica whose history forked re-syncs from the fork point: truncateHistory drops what came after, and the console\'s history imports from there', async (t) => {
+      const console2 = await setup(t);
+      const console1 = await setup(t);
+      if (!console2 || !console1) return;
+      // Both hold versions 1-2 and audit records 1-2 (console-2 was console-1's replica).
+      const docs = [await save(console1.repo, SECTION_A, { a: 1 }), await save(console1.repo, SECTION_B, { b: 2 })];
+      await console2.repo.importConfigDocuments(docs, 0);
+      await console2.repo.importAudit(await console1.repo.listAudit({ sinceId: 0 }));
+      // Then each wrote on its own: console-1 three versions at epoch 0, console-2 (promoted)
+      // one at epoch 1.
+      for (const n of [3, 4, 5]) await save(console1.repo, SECTION_A, { a: n }, { node: 'console-1' });
+      await console2.repo.raiseEpoch(1, 'op', 'console-2', 'promoted');
+      await save(console2.repo, SECTION_B, { b: 3 }, { node: 'console-2' });
+      assert.deepEqual(await console1.repo.truncateHistory(2, 2), { documents: 3, audit: 3 });
+      assert.deepEqual((await console1.repo.listConfigVersions()).map((v) => v.version), [2, 1]);
+      assert.deepEqual((await console1.repo.listAudit()).map((r) => r.id), [2, 1]);
+      const afterTruncate = await console1.repo.getCurrentConfig();
+      assert.deepEqual([afterTruncate.version, afterTruncate.epoch], [2, 0], 'the head moves back; the epoch stays');
+      assert.deepEqual(afterTruncate.sections[SECTION_A], docs[0]);
+      assert.deepEqual(await console1.repo.truncateHistory(2, 2), { documents: 0, audit: 0 }, 'nothing more to drop');
+      // Imported from the fork point, the histories are identical.
+      await console1.repo.importConfigDocuments(await console2.repo.listConfigDocuments(2, 100), 1);
+      await console1.repo.importAudit(await console2.repo.listAudit({ sinceId: 2 }));
+      assert.deepEqual(await console1.repo.listConfigVersions(), await console2.repo.listConfigVersions());
+      assert.deepEqual(await console1.repo.getCurrentConfig(), await console2.repo.getCurrentConfig());
+      assert.deepEqual(await console1.repo.listAudit(), await console2.repo.listAudit());
+      // Should it be promoted again, its audit ids follow on from the records it holds.
+      const [last] = await console1.repo.listAudit({ limit: 1 });
+      await console1.repo.raiseEpoch(2, 'op', 'console-1', 'promoted again');
+      assert.equal((await console1.repo.listAudit({ limit: 1 }))[0]!.id, last!.id + 1);
+      await assert.rejects(console1.repo.truncateHistory(-1, 0), RangeError);
+    });
+
+    it('listAudit filters by action', async (t) => {
+      const store = await setup(t);
+      if (!store) return;
+      await save(store.repo, SECTION_A, { a: 1 });
+      await store.repo.raiseEpoch(1, 'op', 'replica-1', 'promoted');
+      await save(store.repo, SECTION_A, { a: 2 });
+      assert.deepEqual((await store.repo.listAudit({ action: 'config.save' })).map((r) => r.versionAfter), [2, 1]);
+      assert.deepEqual((await store.repo.listAudit({ action: 'config.epoch' })).map((r) => r.summary), ['promoted']);
+      assert.deepEqual(await store.repo.listAudit({ action: 'config.discarded' }), []);
+    });
+
     it('scheduler: a due job is claimed once among concurrent claimers, with a fencing token that a completion must carry', async (t) => {
       const store = await setup(t);
       if (!store) return;

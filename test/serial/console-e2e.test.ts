@@ -1,18 +1,22 @@
 /**
- * Configuration replication between real processes: a console, a replica
- * and three engines on loopback (`polling_delay` 250 ms so health moves in seconds).
+ * Configuration replication between real processes: a console, a replica and three engines on
+ * loopback (`polling_delay` 250 ms so health moves in seconds).
  *
  * In order: a PUT reaches the three engines within 500 ms, measured from the console's save to
  * each engine's `config.applied` (p99 over 50 saves; `npm run bench:replication` does 50
- * with 3 and 10 engines); engine health goes green → yellow → red while an engine is paused
- * for 3 then 12 polling intervals, and green again when resumed; promotion is refused while
- * the console answers; with the console killed engines keep serving, and a restarted engine
- * serves with its cached configuration; the replica is promoted and engines follow it; the old
- * console comes back demoted and cannot push its older configuration.
+ * with 3 and 10 engines); an engine whose saved configuration was changed by hand refuses it
+ * and takes a fresh copy with no save on the console; engine health goes green → yellow → red
+ * while an engine is paused for 3 then 12 polling intervals, and green again when resumed;
+ * promotion is refused while the console answers; the console saves a version the paused
+ * replica never pulls, then is killed: engines keep serving, a restarted engine serves with its
+ * cached configuration, and one whose cache was tampered with stays not ready; the replica is
+ * promoted and engines follow it (the tampered one becomes ready); the old console comes back
+ * demoted, cannot push its older configuration, and re-syncs its history from the fork point:
+ * both consoles then list the same versions and the same audit trail.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startNode, waitUntil, type TestNode } from '../helpers/cluster.js';
@@ -84,6 +88,31 @@ describe('console, replica and engines: configuration replication, health, promo
     return allowed;
   }
 
+  const cachePath = (n: TestNode): string => join(dir, n.id, 'applied-config.json');
+
+  /** Stops engine `i`, changes its saved configuration with `tamper`, and starts it again. */
+  async function restartTampered(i: number, tamper: (text: string) => string): Promise<{ forged: string }> {
+    const e = engines[i]!;
+    process.kill(e.proc.pid, 'SIGTERM');
+    await e.proc.exited;
+    const text = readFileSync(cachePath(e), 'utf8');
+    const forged = tamper(text);
+    assert.notEqual(forged, text, 'the tamper changed the file');
+    writeFileSync(cachePath(e), forged);
+    engines[i] = { ...e, proc: runCohort(suite, ['start', '-c', e.file]) };
+    return { forged };
+  }
+
+  async function readiness(n: TestNode): Promise<{ status: number; reasons: string[] }> {
+    const r = await fetch(`${runtimeUrl(n)}/health/ready`);
+    return { status: r.status, reasons: ((await r.json()) as { reasons?: string[] }).reasons ?? [] };
+  }
+
+  type VersionRow = { version: number; epoch: number; hash: string; section: string };
+  const versions = async (n: TestNode): Promise<VersionRow[]> =>
+    (await admin<{ versions: VersionRow[] }>(n, 'GET', '/admin/v1/config/versions?limit=1000')).json.versions.map(({ version, epoch, hash, section }) => ({ version, epoch, hash, section }));
+  const auditTrail = async (n: TestNode): Promise<unknown[]> => (await admin<{ records: unknown[] }>(n, 'GET', '/admin/v1/audit?limit=1000')).json.records;
+
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'cohort-console-'));
     suite.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -129,6 +158,17 @@ describe('console, replica and engines: configuration replication, health, promo
     for (const e of engines) await waitUntil(() => use(e), (s) => s === 401, 2000, 20);
   });
 
+  it('refuses a saved configuration changed by hand (valid JSON), keeps it aside and takes a fresh copy with no save on the console', async () => {
+    const head = (await view(consoleNode)).configVersion;
+    const { forged } = await restartTampered(1, (t) => t.replace('"capacity":14', '"capacity":19'));
+    await engines[1]!.proc.waitForOutput(/ENGINE_CONFIG_CACHE_INVALID/, 15_000);
+    await waitUntil(() => ready(engines[1]!), (ok) => ok, 15_000, 50);
+    assert.equal(await burst(engines[1]!, 'k-fresh-copy'), 14, 'the console\'s value, not the forged one');
+    assert.equal(readFileSync(`${cachePath(engines[1]!)}.damaged`, 'utf8'), forged, 'the damaged file is kept aside');
+    assert.equal((JSON.parse(readFileSync(cachePath(engines[1]!), 'utf8')) as { version: number }).version, head);
+    assert.equal((await view(consoleNode)).configVersion, head, 'recovered without a configuration save');
+  });
+
   it('shows engine health green, then yellow and red while the engine is paused, and green again once resumed', async () => {
     const paused = engines[2]!;
     assert.equal(engineView(await view(consoleNode), paused.id).health, 'green');
@@ -151,9 +191,18 @@ describe('console, replica and engines: configuration replication, health, promo
     assert.equal((await view(replica)).role, 'replica');
   });
 
-  it('with the console killed, engines keep serving, and a restarted engine serves with its cached configuration', async () => {
-    process.kill(consoleNode.proc.pid, 'SIGKILL');
-    await consoleNode.proc.exited;
+  it('with the console killed (after a save the paused replica never pulled), engines keep serving, a restarted engine serves with its cached configuration, and a tampered cache keeps an engine not ready', async () => {
+    // A version the replica never pulls: it is paused while the console saves, and the console
+    // is gone before it resumes.
+    process.kill(replica.proc.pid, 'SIGSTOP');
+    try {
+      const unpulled = await admin<{ version: number }>(consoleNode, 'PUT', '/admin/v1/config/services', { sessions: { idleTimeoutSeconds: 600 } });
+      assert.equal(unpulled.status, 200, JSON.stringify(unpulled.json));
+      process.kill(consoleNode.proc.pid, 'SIGKILL');
+      await consoleNode.proc.exited;
+    } finally {
+      process.kill(replica.proc.pid, 'SIGCONT');
+    }
     for (const e of engines) assert.equal((await fetch(`${runtimeUrl(e)}/runtime/v1/revocations/x`, { headers: { authorization: `Bearer ${API_KEY}` } })).status, 200);
     const restarted = engines[0]!;
     process.kill(restarted.proc.pid, 'SIGTERM');
@@ -162,6 +211,20 @@ describe('console, replica and engines: configuration replication, health, promo
     engines[0] = { ...restarted, proc };
     await waitUntil(() => ready(engines[0]!), (ok) => ok, 15_000, 50);
     assert.equal(await burst(engines[0]!, 'k-cached'), 14, 'the cached configuration is in force');
+
+    // A tampered cache with no console to give a fresh copy: not ready, and the forged value is
+    // not in force (the defaults are, as for an engine that never had a configuration).
+    await restartTampered(1, (t) => t.replace('"capacity":14', '"capacity":19'));
+    await engines[1]!.proc.waitForOutput(/ENGINE_CONFIG_CACHE_INVALID/, 15_000);
+    await waitUntil(() => readiness(engines[1]!), (r) => r.status === 503, 15_000, 50);
+    const until = Date.now() + POLLING_MS * 8;
+    while (Date.now() < until) {
+      const r = await readiness(engines[1]!);
+      assert.equal(r.status, 503);
+      assert.match(r.reasons.join(' '), /ENGINE_CONFIG_CACHE_INVALID/, 'the reason names the refused cache');
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    assert.equal(await burst(engines[1]!, 'k-forged'), 10, 'the default capacity, not the forged 19');
   });
 
   it('promotes the replica; engines follow the new console', async () => {
@@ -170,6 +233,9 @@ describe('console, replica and engines: configuration replication, health, promo
     const v = await view(replica);
     assert.equal(v.role, 'console');
     assert.equal(v.epoch, 1);
+    // The engine whose cache was refused gets a fresh copy from the new console, with no save.
+    await waitUntil(() => ready(engines[1]!), (ok) => ok, 15_000, 50);
+    assert.equal(await burst(engines[1]!, 'k-new-console'), 14);
     // The admin password came over with the users: the same login works on the new console.
     const delay = await saveAndTime(replica, 7, engines);
     assert.ok(delay < 500, `${delay} ms`);
@@ -191,5 +257,20 @@ describe('console, replica and engines: configuration replication, health, promo
     for (const e of engines) assert.equal(await burst(e, `k-after-return-${e.id}`), 7, `${e.id} still runs the new console's configuration`);
     // It catches up with the new console's history as its replica.
     await waitUntil(() => admin<{ version: number; epoch: number }>(consoleNode, 'GET', '/admin/v1/config/runtime'), (r) => r.json.epoch === 1, 5000, 50);
+    // It dropped the version it saved after the fork point and took the new console's history:
+    // both list the same versions (number, epoch, hash) and the same audit trail.
+    const theirs = await versions(replica);
+    await waitUntil(() => versions(consoleNode), (ours) => JSON.stringify(ours) === JSON.stringify(theirs), 10_000, 100);
+    assert.ok(!theirs.some((v) => v.section === 'services'), 'the unpulled save is in neither history');
+    const trail = await auditTrail(replica);
+    await waitUntil(() => auditTrail(consoleNode), (ours) => JSON.stringify(ours) === JSON.stringify(trail), 10_000, 100);
+    // The dropped save stays on record: in the new console's audit trail, marked, and with its
+    // content in the old console's data directory.
+    const discarded = (trail as Array<{ action: string; node: string; section: string | null }>).filter((r) => r.action === 'config.discarded');
+    assert.deepEqual(discarded.map((r) => [r.node, r.section]), [['console', 'services']]);
+    const kept = readdirSync(join(dir, 'console')).filter((f) => f.startsWith('dropped-config-'));
+    assert.equal(kept.length, 1);
+    assert.match(readFileSync(join(dir, 'console', kept[0]!), 'utf8'), /"idleTimeoutSeconds": 600/);
+    await consoleNode.proc.waitForOutput(/history re-synced from the fork point/, 5000);
   });
 });

@@ -1,0 +1,223 @@
+/**
+ * Configuration replication between two console nodes over real repositories (SQLite and
+ * PostgreSQL), their RPC carried by an in-memory network with JSON round trips: a full copy on
+ * request, the divergence check of an export, and the re-sync of a console demoted after a
+ * promotion, which saved more versions than one page of history while its replica was away.
+ */
+import { describe, it, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ManualClock } from '../../src/core/clock.js';
+import { silentLogger } from '../../src/core/logger.js';
+import type { Member } from '../../src/cluster/member-list.js';
+import type { ClusterInfo } from '../../src/cluster/cluster-info.js';
+import { ConsoleRole, DROPPED_CONFIG_PREFIX } from '../../src/console/console-role.js';
+import type { ExportAnswer, ExportRequest } from '../../src/console/config-publisher.js';
+import type { FetchAnswer } from '../../src/engine/config-follower.js';
+import { openRepository } from '../../src/repository/open-repository.js';
+import type { AuditRecord, Repository } from '../../src/repository/repository.js';
+import type { Rpc, RpcHandler } from '../../src/rpc/rpc.js';
+import { waitUntil } from '../helpers/cluster.js';
+import { postgresUrlOrSkip, uniquePostgresSchemaUrl } from '../helpers/services.js';
+import { tmpDir } from '../helpers/tmp.js';
+
+type OpenRepo = (t: TestContext, clock: ManualClock) => Promise<Repository | undefined>;
+
+/** Nodes by address; a call is answered by the handler the addressee registered, in JSON. */
+class FakeNetwork {
+  readonly handlers = new Map<string, Map<string, RpcHandler>>();
+  readonly members = new Map<string, Member>();
+  /** Addresses of nodes cut off: they neither answer nor reach anyone. */
+  readonly away = new Set<string>();
+
+  rpc(id: string, address: string): Rpc {
+    const mine = new Map<string, RpcHandler>();
+    this.handlers.set(address, mine);
+    const call = async (to: string, method: string, body: unknown): Promise<unknown> => {
+      const handler = this.handlers.get(to)?.get(method);
+      if (!handler || this.away.has(to) || this.away.has(address)) throw new Error(`${to} does not answer ${method}`);
+      return JSON.parse(JSON.stringify((await handler(JSON.parse(JSON.stringify(body ?? null)), { nodeId: id, address })) ?? null)) as unknown;
+    };
+    return {
+      handle: (method: string, handler: RpcHandler) => mine.set(method, handler),
+      call,
+      notify: (to: string, method: string, body: unknown) => void call(to, method, body).catch(() => undefined),
+    } as unknown as Rpc;
+  }
+
+  cluster(self: string) {
+    const listeners: Array<() => void> = [];
+    const cutOff = (m: Member) => this.away.has(m.address);
+    const others = () => (cutOff(this.members.get(self)!) ? [] : [...this.members.values()].filter((m) => m.id !== self && !cutOff(m)));
+    return {
+      info: () => ({ nodes: [], mixedVersions: false, versions: [] }) as unknown as ClusterInfo,
+      otherActiveMembers: others,
+      activeConsole: () => others().filter((m) => m.meta.role === 'console').sort((a, b) => (b.meta.epoch ?? 0) - (a.meta.epoch ?? 0))[0],
+      updateMeta: (changes: { role?: string; epoch?: number }) => {
+        const m = this.members.get(self)!;
+        m.meta = { ...m.meta, ...changes } as Member['meta'];
+        this.changed();
+      },
+      onMembersChanged: (l: () => void) => listeners.push(l),
+      listeners,
+    };
+  }
+
+  private readonly clusters: Array<{ listeners: Array<() => void> }> = [];
+
+  node(id: string, address: string, role: 'console' | 'replica') {
+    this.members.set(id, { id, address, incarnation: 0, status: 'alive', meta: { role }, statusSince: 0, clockOffsetMs: 0 } as unknown as Member);
+    const cluster = this.cluster(id);
+    this.clusters.push(cluster);
+    return { rpc: this.rpc(id, address), cluster };
+  }
+
+  /** Every node hears of a membership change (a node back, a role or epoch changed). */
+  changed(): void {
+    for (const c of this.clusters) for (const l of c.listeners) l();
+  }
+}
+
+const principal = { user: 'ops', role: 'admin' as const };
+const POLLING_MS = 100;
+
+async function consoleNode(t: TestContext, net: FakeNetwork, open: OpenRepo, clock: ManualClock, id: string, role: 'console' | 'replica') {
+  const repository = (await open(t, clock))!;
+  const dataDir = tmpDir(t);
+  const { rpc, cluster } = net.node(id, `${id}:1`, role);
+  const consoleRole = new ConsoleRole({ nodeId: id, configuredRole: role, dataDir, repository, rpc, clock, log: silentLogger(), pollingDelayMs: POLLING_MS, cluster });
+  t.after(() => consoleRole.stop());
+  return { id, address: `${id}:1`, repository, dataDir, rpc, role: consoleRole };
+}
+
+const save = (repo: Repository, section: string, content: unknown, node: string) =>
+  repo.getCurrentConfig().then((head) => repo.saveConfigDocument({ section, content, author: 'admin', node, summary: `${section} edited`, epoch: head.epoch }));
+
+const versionsOf = async (repo: Repository) => (await repo.listConfigVersions({ limit: 1000 })).map(({ version, epoch, hash, section }) => ({ version, epoch, hash, section }));
+
+async function allAudit(repo: Repository): Promise<AuditRecord[]> {
+  const all: AuditRecord[] = [];
+  for (let since = 0; ; ) {
+    const page = await repo.listAudit({ sinceId: since, limit: 1000 });
+    if (page.length === 0) return all;
+    all.push(...page);
+    since = page.at(-1)!.id;
+  }
+}
+
+function resyncSuite(name: string, open: OpenRepo): void {
+  describe(`configuration between consoles (${name})`, () => {
+    it('answers a full copy to an engine that asks for one, even at the console\'s own version and epoch', async (t) => {
+      const net = new FakeNetwork();
+      const clock = new ManualClock(1_800_000_000_000);
+      const c = await consoleNode(t, net, open, clock, 'console-1', 'console');
+      if (!c.repository) return;
+      await save(c.repository, 'runtime', { lockout: { maxFailures: 5, windowSeconds: 60, lockSeconds: 60 } }, 'console-1');
+      const engine = net.rpc('engine-1', 'engine-1:1');
+      const upToDate = await engine.call<FetchAnswer>(c.address, 'config.fetch', { version: 1, epoch: 0 });
+      assert.equal(upToDate.sections, undefined);
+      const full = await engine.call<FetchAnswer>(c.address, 'config.fetch', { version: 1, epoch: 0, full: true });
+      assert.deepEqual(Object.keys(full.sections ?? {}), ['runtime']);
+      assert.equal(full.sections!.runtime!.hash, (await c.repository.getConfigDocument('runtime'))!.hash);
+    });
+
+    it('an export says `diverged` when the asker\'s newest document or audit record is not the console\'s', async (t) => {
+      const net = new FakeNetwork();
+      const clock = new ManualClock(1_800_000_000_000);
+      const c = await consoleNode(t, net, open, clock, 'console-1', 'console');
+      if (!c.repository) return;
+      net.node('replica-1', 'replica-1:1', 'replica');
+      const asker = net.rpc('replica-1', 'replica-1:1');
+      const doc = await save(c.repository, 'runtime', {}, 'console-1');
+      const [audit] = await c.repository.listAudit({ limit: 1 });
+      const ask = (req: ExportRequest) => asker.call<ExportAnswer>(c.address, 'config.export', req);
+      const same = await ask({ sinceVersion: 1, sinceAuditId: audit!.id, sinceDocument: { epoch: doc.epoch, hash: doc.hash }, sinceAudit: audit });
+      assert.equal(same.diverged, undefined);
+      assert.equal((await ask({ sinceVersion: 1, sinceAuditId: 0, sinceDocument: { epoch: doc.epoch, hash: 'f'.repeat(64) } })).diverged, true, 'another hash');
+      assert.equal((await ask({ sinceVersion: 1, sinceAuditId: 0, sinceDocument: { epoch: 7, hash: doc.hash } })).diverged, true, 'another epoch');
+      assert.equal((await ask({ sinceVersion: 2, sinceAuditId: 0, sinceDocument: { epoch: 0, hash: doc.hash } })).diverged, true, 'a version the console lacks');
+      assert.equal((await ask({ sinceVersion: 0, sinceAuditId: audit!.id, sinceAudit: { ...audit!, summary: 'other' } })).diverged, true, 'another audit record');
+      assert.equal((await ask({ sinceVersion: 0, sinceAuditId: audit!.id + 5, sinceAudit: { ...audit!, id: audit!.id + 5 } })).diverged, true, 'an audit record the console lacks');
+    });
+
+    it('a console demoted after a promotion drops what it saved after the fork point and takes the new console\'s history: both end identical', async (t) => {
+      const net = new FakeNetwork();
+      const clock = new ManualClock(1_800_000_000_000);
+      const one = await consoleNode(t, net, open, clock, 'console-1', 'console');
+      const two = await consoleNode(t, net, open, clock, 'console-2', 'replica');
+      if (!one.repository || !two.repository) return;
+      await one.role.start();
+      await two.role.start();
+      const pulls = async () => {
+        clock.advance(POLLING_MS);
+        return [await versionsOf(one.repository), await versionsOf(two.repository)];
+      };
+      for (let i = 0; i < 30; i++) await save(one.repository, 'runtime', { defaultRateLimit: { capacity: i + 1, refillPerSecond: 1 } }, 'console-1');
+      await waitUntil(pulls, ([a, b]) => JSON.stringify(a) === JSON.stringify(b), 20_000, 5);
+
+      // The replica is away; the console saves 250 versions it never pulls (more than a page
+      // of history), then is away itself, and the replica is promoted. (A pull in flight when
+      // the replica went away may still have taken the first few.)
+      net.away.add(two.address);
+      for (let i = 0; i < 250; i++) await save(one.repository, i % 2 ? 'services' : 'apis', i % 2 ? { sessions: { idleTimeoutSeconds: 60 + i } } : { apis: [{ id: `a${i}`, pathPrefix: '/x' }] }, 'console-1');
+      net.away.delete(two.address);
+      net.away.add(one.address);
+      assert.deepEqual(await two.role.promote(false, principal), { epoch: 1 });
+      const fork = (await two.repository.getCurrentConfig()).version;
+      assert.ok(fork >= 30 && fork < 280, `fork point ${fork}`);
+      const droppedAudit = (await allAudit(one.repository)).filter((r) => r.versionAfter! > fork);
+      assert.equal(droppedAudit.length, 280 - fork);
+      for (let i = 0; i < 5; i++) await save(two.repository, 'runtime', { defaultRateLimit: { capacity: 100 + i, refillPerSecond: 1 } }, 'console-2');
+
+      // The old console comes back: it sees the higher epoch, is demoted and re-syncs.
+      net.away.delete(one.address);
+      net.changed();
+      assert.equal(one.role.current, 'demoted');
+      const { value: [ours, theirs] } = await waitUntil(pulls, ([a, b]) => JSON.stringify(a) === JSON.stringify(b), 20_000, 5);
+      assert.equal(ours!.length, fork + 5);
+      assert.ok(ours!.every((v) => (v.version <= fork ? v.epoch === 0 : v.epoch === 1)), 'the versions after the fork are the new console\'s');
+      assert.deepEqual(await one.repository.getCurrentConfig(), await two.repository.getCurrentConfig());
+      await waitUntil(async () => {
+        clock.advance(POLLING_MS);
+        return JSON.stringify(await allAudit(one.repository)) === JSON.stringify(await allAudit(two.repository));
+      }, (same) => same, 20_000, 5);
+
+      // The audit records it dropped are kept by the new console, marked, once each.
+      const discarded = await two.repository.listAudit({ action: 'config.discarded', limit: 1000 });
+      assert.equal(discarded.length, 280 - fork);
+      assert.ok(discarded.every((r) => r.node === 'console-1' && /^config\.save dropped when console-1 re-synced its history/.test(r.summary)));
+      // The versions it dropped, with their content, are in its data directory.
+      const [file] = readdirSync(one.dataDir).filter((f) => f.startsWith(DROPPED_CONFIG_PREFIX));
+      const kept = JSON.parse(readFileSync(join(one.dataDir, file!), 'utf8')) as { forkVersion: number; documents: Array<{ version: number; epoch: number }> };
+      assert.equal(kept.forkVersion, fork);
+      assert.deepEqual(kept.documents.map((d) => d.version), Array.from({ length: 280 - fork }, (_, i) => fork + 1 + i));
+      assert.ok(kept.documents.every((d) => d.epoch === 0));
+
+      // Further pulls change nothing, and the records handed over again are not duplicated.
+      for (let i = 0; i < 5; i++) clock.advance(POLLING_MS);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(await versionsOf(one.repository), theirs);
+      assert.equal(await one.rpc.call<number>(two.address, 'config.discarded', { records: droppedAudit }), 0);
+      assert.equal((await two.repository.listAudit({ action: 'config.discarded', limit: 1000 })).length, 280 - fork);
+    });
+  });
+}
+
+resyncSuite('SQLite', async (t, clock) => {
+  const repo = await openRepository(`sqlite:${join(tmpDir(t), 'repo.db')}`, { clock });
+  t.after(() => repo.close());
+  return repo;
+});
+
+resyncSuite('PostgreSQL', async (t, clock) => {
+  const baseUrl = await postgresUrlOrSkip(t);
+  if (baseUrl === undefined) return undefined;
+  const { url, dropSchema } = uniquePostgresSchemaUrl(baseUrl);
+  const repo = await openRepository(url, { clock });
+  t.after(async () => {
+    await repo.close();
+    await dropSchema();
+  });
+  return repo;
+});

@@ -1,0 +1,164 @@
+/**
+ * The engine's saved configuration (DATA_DIR/applied-config.json) is checked when loaded: a
+ * file changed by hand, even into valid JSON the schema accepts, is refused with its code
+ * logged, kept aside as applied-config.json.damaged, and the engine asks the console for a full
+ * copy, not ready until it has one. Copies from the console are checked too.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ManualClock } from '../../src/core/clock.js';
+import { Secret } from '../../src/config/secret.js';
+import { contentHash } from '../../src/repository/canonical-json.js';
+import type { ConfigDocument } from '../../src/repository/repository.js';
+import type { Rpc } from '../../src/rpc/rpc.js';
+import type { Member } from '../../src/cluster/member-list.js';
+import { appliedConfigKeys, sealAppliedConfig, type AppliedConfig } from '../../src/engine/applied-config.js';
+import { APPLIED_CONFIG_FILE, ConfigFollower, type FetchAnswer, type FetchRequest } from '../../src/engine/config-follower.js';
+import { captureLogger } from '../helpers/transports.js';
+import { waitUntil } from '../helpers/cluster.js';
+
+const HASH = 'a'.repeat(64);
+const [KEY, OTHER_KEY] = appliedConfigKeys('cluster-1', [new Secret('the-cluster-secret-0123456789'), new Secret('another-secret-0123456789abc')]);
+
+function doc(version: number, section: string, content: unknown): ConfigDocument {
+  return { version, section, epoch: 0, content, hash: contentHash(content), createdAt: 1, author: 'admin', node: 'console' };
+}
+
+const SECTIONS = {
+  runtime: doc(1, 'runtime', { lockout: { maxFailures: 5, windowSeconds: 60, lockSeconds: 60 } }),
+  'api-keys': doc(2, 'api-keys', { keys: [{ id: 'k1', name: 'one', hash: HASH, createdAt: 1, createdBy: 'admin' }] }),
+};
+const SAVED: AppliedConfig = { epoch: 0, version: 2, appliedAt: 5, sections: SECTIONS };
+const CONSOLE = { id: 'console', address: '127.0.0.1:1', meta: { role: 'console' } } as unknown as Member;
+
+/** An Rpc whose console answers `answer` (or is away when there is none); records every request. */
+function fakeRpc(answer?: (req: FetchRequest) => FetchAnswer): { rpc: Rpc; requests: FetchRequest[] } {
+  const requests: FetchRequest[] = [];
+  const rpc = {
+    handle() {},
+    notify() {},
+    call: async (_to: string, _method: string, body: unknown) => {
+      requests.push(body as FetchRequest);
+      if (!answer) throw new Error('no console');
+      return answer(body as FetchRequest);
+    },
+  } as unknown as Rpc;
+  return { rpc, requests };
+}
+
+async function startFollower(t: { after(fn: () => void): void }, dir: string, options: { answer?: (req: FetchRequest) => FetchAnswer; keys?: Buffer[] } = {}) {
+  const { logger, raw } = captureLogger();
+  const { rpc, requests } = fakeRpc(options.answer);
+  const clock = new ManualClock(1_000);
+  const f = new ConfigFollower({
+    rpc,
+    clock,
+    log: logger,
+    dataDir: dir,
+    pollingDelayMs: 1000,
+    integrityKeys: options.keys ?? [KEY!],
+    activeConsole: () => (options.answer ? CONSOLE : undefined),
+  });
+  t.after(() => f.stop());
+  await f.start();
+  return { f, raw, requests, clock };
+}
+
+function dataDir(t: { after(fn: () => void): void }): { dir: string; path: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'cohort-follower-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return { dir, path: join(dir, APPLIED_CONFIG_FILE) };
+}
+
+/** A copy of the saved file's JSON with `change` applied, sealed again or not. */
+function edited(change: (file: { sections: Record<string, ConfigDocument> }) => void, seal: boolean): string {
+  const config = structuredClone(SAVED);
+  change(config);
+  return seal ? sealAppliedConfig(config, KEY!) : JSON.stringify({ ...JSON.parse(sealAppliedConfig(SAVED, KEY!)), sections: config.sections });
+}
+
+describe('the engine loads its saved configuration only when it is intact', () => {
+  it('loads an intact file, also one sealed with a previous cluster secret (a rotation)', async (t) => {
+    for (const sealedWith of [KEY!, OTHER_KEY!]) {
+      const { dir, path } = dataDir(t);
+      writeFileSync(path, sealAppliedConfig(SAVED, sealedWith));
+      const { f } = await startFollower(t, dir, { keys: [KEY!, OTHER_KEY!] });
+      assert.equal(f.hasConfiguration, true);
+      assert.equal(f.notReadyReason(), undefined);
+      assert.deepEqual(f.state, { version: 2, epoch: 0, appliedAt: 5 });
+      assert.equal(f.settings().lockoutPolicy.maxFailures, 5);
+    }
+  });
+
+  const tampers: Array<[string, (text: string) => string]> = [
+    ['one character of an API-key hash changed', (t) => t.replace(HASH, `b${HASH.slice(1)}`)],
+    ['maxFailures 5 → 9, still valid JSON', (t) => t.replace('"maxFailures":5', '"maxFailures":9')],
+    ['the file cut short', (t) => t.slice(0, Math.floor(t.length / 2))],
+    ['maxFailures 5 → 9 with the document digest made again', () => edited((c) => {
+      const runtime = c.sections.runtime!;
+      runtime.content = { lockout: { maxFailures: 9, windowSeconds: 60, lockSeconds: 60 } };
+      runtime.hash = contentHash(runtime.content);
+    }, false)],
+    ['a file sealed with another cluster secret', () => sealAppliedConfig(SAVED, OTHER_KEY!)],
+    ['a file of an earlier version, without an integrity code', () => JSON.stringify(SAVED)],
+    ['a sealed file whose document does not match its digest', () => edited((c) => {
+      c.sections.runtime!.content = { lockout: { maxFailures: 9, windowSeconds: 60, lockSeconds: 60 } };
+    }, true)],
+    ['a sealed file whose document breaks its schema', () => edited((c) => {
+      const keys = c.sections['api-keys']!;
+      keys.content = { keys: [{ id: 'k1', name: 'one', hash: 'not-hex', createdAt: 1, createdBy: 'admin' }] };
+      keys.hash = contentHash(keys.content);
+    }, true)],
+  ];
+  for (const [what, tamper] of tampers) {
+    it(`refuses ${what}: logged with its code, kept aside, not ready`, async (t) => {
+      const { dir, path } = dataDir(t);
+      const text = sealAppliedConfig(SAVED, KEY!);
+      const forged = tamper(text);
+      assert.notEqual(forged, text);
+      writeFileSync(path, forged);
+      const { f, raw } = await startFollower(t, dir);
+      assert.equal(f.hasConfiguration, false, 'the tampered file is not used');
+      assert.equal(f.settings().lockoutPolicy.maxFailures, 5, 'the defaults, not the forged value');
+      assert.equal(f.settings().apiKeyHashes.length, 0);
+      assert.match(raw.join(''), /"level":50.*ENGINE_CONFIG_CACHE_INVALID/);
+      assert.match(f.notReadyReason() ?? '', /ENGINE_CONFIG_CACHE_INVALID/);
+      assert.equal(existsSync(path), false);
+      assert.equal(readFileSync(`${path}.damaged`, 'utf8'), forged, 'kept aside as it was');
+    });
+  }
+
+  it('after a refused file, asks the console for a full copy, applies it and saves it sealed', async (t) => {
+    const { dir, path } = dataDir(t);
+    writeFileSync(path, sealAppliedConfig(SAVED, KEY!).replace('"maxFailures":5', '"maxFailures":9'));
+    // The console is at the very version and epoch the forged file claims.
+    const { f, requests } = await startFollower(t, dir, { answer: (req) => ({ version: 2, epoch: 0, ...(req.full ? { sections: SECTIONS } : {}) }) });
+    await waitUntil(async () => f.hasConfiguration, (ok) => ok, 10_000, 5);
+    assert.equal(requests[0]!.full, true);
+    assert.equal(f.settings().lockoutPolicy.maxFailures, 5);
+    assert.equal(f.notReadyReason(), undefined);
+    // The file it wrote loads at the next start.
+    const again = await startFollower(t, dir);
+    assert.equal(again.f.hasConfiguration, true);
+    assert.equal(again.f.settings().lockoutPolicy.maxFailures, 5);
+  });
+
+  it('refuses a copy from the console whose document does not match its digest, and says so in its next fetch', async (t) => {
+    const { dir } = dataDir(t);
+    const bad = { ...SECTIONS, runtime: { ...SECTIONS.runtime, content: { lockout: { maxFailures: 9, windowSeconds: 60, lockSeconds: 60 } } } };
+    const { f, raw, requests, clock } = await startFollower(t, dir, { answer: () => ({ version: 2, epoch: 0, sections: bad }) });
+    await waitUntil(async () => raw.join(''), (text) => text.includes('ENGINE_CONFIG_REFUSED'), 10_000, 5);
+    assert.equal(f.hasConfiguration, false);
+    assert.match(f.notReadyReason() ?? '', /ENGINE_CONFIG_REFUSED/);
+    assert.equal(existsSync(join(dir, APPLIED_CONFIG_FILE)), false, 'nothing saved');
+    // The next poll reports the failure to the console (replication `failed` there).
+    const polled = async (): Promise<string | undefined> => {
+      clock.advance(1000);
+      return requests.at(-1)?.error;
+    };
+    await waitUntil(polled, (e) => /ENGINE_CONFIG_REFUSED/.test(e ?? ''), 10_000, 5);
+  });
+});
