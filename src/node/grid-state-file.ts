@@ -36,7 +36,7 @@
  * one) rather than removed, for an operator to inspect.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CohortError } from '../core/errors.js';
@@ -55,6 +55,8 @@ const TRAILER_BYTES = 5 + 12 + 1 + 64 + 1;
 const WRITE_CHUNK_CHARS = 1 << 20;
 const READ_CHUNK_BYTES = 4 << 20;
 const NEWLINE = 0x0a;
+/** The temporary files of saves (`grid-state.tsv.<pid>.tmp`). */
+const TMP_NAME = /^grid-state\.tsv\.\d+\.tmp$/;
 
 /** A saved state on disk: when it was written and, if the engine served after that, since when. */
 export interface SavedGridState {
@@ -139,6 +141,8 @@ export async function saveGridState(store: GridStore, dataDir: string): Promise<
     yield piece(chunk);
     yield Buffer.from(`#end\t${String(n).padStart(12, '0')}\t${hash.digest('hex')}\n`, 'utf8');
   }
+  // A save cut short by a crash leaves its temporary file (named after its process): gone now.
+  for (const name of readdirSync(dataDir)) if (TMP_NAME.test(name)) rmSync(join(dataDir, name), { force: true });
   const file = await open(tmp, 'w', 0o600);
   try {
     for (const piece of pieces()) {

@@ -67,11 +67,12 @@ describe('saved grid state', () => {
     assert.deepEqual(second.get('lockout', 'alice'), { failures: 5, lockedUntil: clock.now() + HOUR });
   });
 
-  it('a newer save replaces the file atomically and leaves no temporary file', async (t) => {
+  it('a newer save replaces the file atomically and leaves no temporary file, not even one of a save cut short', async (t) => {
     const dir = tmpDir(t);
     const clock = new ManualClock(1_800_000_000_000);
     const store = filledStore(clock);
     await saveGridState(store, dir);
+    writeFileSync(join(dir, `${GRID_STATE_FILE}.99999.tmp`), 'a save cut short by a crash');
     store.set('session', 'later', { n: 'later' }, clock.now() + HOUR, 3);
     assert.equal(await saveGridState(store, dir), 54);
     assert.deepEqual(readdirSync(dir), [GRID_STATE_FILE]);
