@@ -1,138 +1,272 @@
 /**
- * What an engine's grid holds, saved at a graceful stop and loaded at the next start
- * (so a stop and start of the whole cluster keeps the runtime state): DATA_DIR/grid-state.tsv,
- * written to a temporary file and renamed, so a crash while saving leaves the previous file.
+ * What an engine's grid holds, saved at a graceful stop and loaded at the next start:
+ * DATA_DIR/grid-state.tsv.
  *
  * Layout: a header line, one record a line (state/grid/record-lines.ts: values are copied as
  * the JSON text the store keeps, so a million sessions save and load in seconds), and a
- * fixed-length trailer with the record count and the SHA-256 of everything before it. A file
- * whose checksum or count does not match is damaged: nothing of it is loaded (GRID_STATE_DAMAGED),
- * the file is kept aside for inspection, and the engine takes its state from the cluster.
+ * fixed-length trailer with the record count and the SHA-256 of everything before it.
+ *
+ * Saving streams the records to a temporary file (a piece of about a megabyte at a time, the
+ * next made only once the file took the last, so no partition is ever one string), fsyncs it, renames it over the previous file and fsyncs
+ * the directory: a crash while saving leaves the previous file whole. Loading reads the file
+ * line by line, twice: the first pass checks the checksum, the count and that every line is a
+ * record, and only then does the second pass merge. A damaged file therefore changes nothing:
+ * it is renamed `grid-state.tsv.damaged` (GRID_STATE_DAMAGED) and the engine takes its state
+ * from the cluster.
+ *
+ * The file is kept after it is loaded, until the next successful save replaces it. An engine
+ * killed before that save (during its start-up sync, or any time later) finds it again at its
+ * next start: removing it at load time made a full restart whose start was interrupted come
+ * up with nothing at all. Keeping it brings back the risk that removal guarded against: a file
+ * loaded long after the cluster moved on could bring back records deleted meanwhile, once the
+ * cluster has forgotten their tombstones (TOMBSTONE_MS after each deletion; a tombstone's newer
+ * version beats the saved copy, so deletions younger than that stay deleted). So a saved state
+ * is not loaded (`staleGridStateReason`) when:
+ *
+ * - the engine rejoins a running cluster and the file is older than TOMBSTONE_MS (the others
+ *   hold newer state), or
+ * - the engine went on to serve after it loaded the file (it wrote `grid-state.tsv.served`
+ *   when it began to serve: from then on the cluster changes what the file holds), more than
+ *   TOMBSTONE_MS ago, whether others are running or not: every deletion made since it began
+ *   to serve may be forgotten. An engine stopped before it served (its start-up sync did not
+ *   finish) leaves no such mark, and a full stop and start loads its file however old it is,
+ *   since nothing changed while every engine was down.
+ *
+ * A file not loaded for these reasons is renamed `grid-state.tsv.stale` (replacing an older
+ * one) rather than removed, for an operator to inspect.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, renameSync, rmSync, statSync } from 'node:fs';
-import { once } from 'node:events';
+import { existsSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { StringDecoder } from 'node:string_decoder';
 import { CohortError } from '../core/errors.js';
-import type { GridStore } from '../state/grid/grid-store.js';
-import { parseRecordLine, partitionLines } from '../state/grid/record-lines.js';
+import { TOMBSTONE_MS, type GridStore } from '../state/grid/grid-store.js';
+import { parseRecordLine, recordLine } from '../state/grid/record-lines.js';
 
 export const GRID_STATE_FILE = 'grid-state.tsv';
+/** Written when the engine begins to serve after a saved state was written (see the header). */
+const SERVED_SUFFIX = '.served';
+/** What a saved state not loaded because it is too old is renamed to. */
+const STALE_SUFFIX = '.stale';
 const HEADER = 'cohort-grid-state\t1\n';
 /** `#end <count, 12 digits> <sha256, 64 hex>\n`: fixed length, so it is found without a scan. */
 const TRAILER_BYTES = 5 + 12 + 1 + 64 + 1;
+/** Lines are written in pieces of about this size: few writes for small records, one for a large one. */
 const WRITE_CHUNK_CHARS = 1 << 20;
 const READ_CHUNK_BYTES = 4 << 20;
+const NEWLINE = 0x0a;
+/** The temporary files of saves (`grid-state.tsv.<pid>.tmp`). */
+const TMP_NAME = /^grid-state\.tsv\.\d+\.tmp$/;
 
-/** When the saved state was written (ms since the epoch), or undefined when there is none. */
-export function savedGridStateTime(dataDir: string): number | undefined {
+/** A saved state on disk: when it was written and, if the engine served after that, since when. */
+export interface SavedGridState {
+  savedAt: number;
+  servedSince?: number;
+}
+
+/** The saved state in `dataDir`, or undefined when there is none. */
+export function savedGridState(dataDir: string): SavedGridState | undefined {
+  const path = join(dataDir, GRID_STATE_FILE);
+  let savedAt: number;
   try {
-    return statSync(join(dataDir, GRID_STATE_FILE)).mtimeMs;
+    savedAt = statSync(path).mtimeMs;
   } catch {
     return undefined;
   }
+  try {
+    // A mark older than the file belongs to an earlier file (a crash between a save's rename
+    // and its removal of the mark).
+    const markedAt = statSync(`${path}${SERVED_SUFFIX}`).mtimeMs;
+    if (markedAt >= savedAt) return { savedAt, servedSince: markedAt };
+  } catch {
+    // never served since it was written
+  }
+  return { savedAt };
 }
 
-/** Drops a saved state without loading it. */
-export function discardGridState(dataDir: string): void {
-  rmSync(join(dataDir, GRID_STATE_FILE), { force: true });
+/**
+ * Why `saved` must not be loaded at `now` (see the header), or undefined when it may be.
+ * `othersRunning`: other engines of the cluster are active.
+ */
+export function staleGridStateReason(saved: SavedGridState, now: number, othersRunning: boolean): string | undefined {
+  if (saved.servedSince !== undefined && now - saved.servedSince > TOMBSTONE_MS) {
+    return `this engine served from it for longer than the cluster remembers deletions (${TOMBSTONE_MS} ms) and then stopped without saving`;
+  }
+  if (othersRunning && now - saved.savedAt > TOMBSTONE_MS) {
+    return `it is older than the cluster remembers deletions (${TOMBSTONE_MS} ms) and other engines are running`;
+  }
+  return undefined;
 }
 
-/** Writes every unexpired record; resolves with how many. */
+/** Notes that the engine now serves: the saved state stops being the newest word on what it held. */
+export function markGridStateServed(dataDir: string): void {
+  const path = join(dataDir, GRID_STATE_FILE);
+  if (existsSync(path)) writeFileSync(`${path}${SERVED_SUFFIX}`, `${new Date().toISOString()}\n`, { mode: 0o600 });
+}
+
+/** Renames the saved state aside (`grid-state.tsv.stale`) without loading it; returns the new path. */
+export function setGridStateAside(dataDir: string): string {
+  const path = join(dataDir, GRID_STATE_FILE);
+  renameSync(path, `${path}${STALE_SUFFIX}`);
+  rmSync(`${path}${SERVED_SUFFIX}`, { force: true });
+  return `${path}${STALE_SUFFIX}`;
+}
+
+/** Writes every unexpired record, replacing the previous saved state; resolves with how many. */
 export async function saveGridState(store: GridStore, dataDir: string): Promise<number> {
   const path = join(dataDir, GRID_STATE_FILE);
   const tmp = `${path}.${process.pid}.tmp`;
-  const out = createWriteStream(tmp, { mode: 0o600 });
   const hash = createHash('sha256');
-  const write = async (text: string): Promise<void> => {
-    const bytes = Buffer.from(text, 'utf8');
-    hash.update(bytes);
-    if (!out.write(bytes)) await once(out, 'drain');
-  };
-  await write(HEADER);
   let n = 0;
-  let chunk = '';
-  for (const p of store.partitions()) {
-    const lines = partitionLines(store, p);
-    n += lines.length;
-    chunk += lines.join('');
-    if (chunk.length >= WRITE_CHUNK_CHARS) {
-      await write(chunk);
-      chunk = '';
+  // Pieces of about WRITE_CHUNK_CHARS, made a record at a time and written one at a time: the
+  // next piece is made only once the file has taken the last (back-pressure), so memory holds
+  // one piece, never a partition.
+  function* pieces(): Generator<Buffer> {
+    const piece = (text: string): Buffer => {
+      const bytes = Buffer.from(text, 'utf8');
+      hash.update(bytes);
+      return bytes;
+    };
+    let chunk = HEADER;
+    for (const p of store.partitions()) {
+      for (const [ns, key, record] of store.records(p)) {
+        chunk += recordLine(ns, key, record);
+        n++;
+        if (chunk.length >= WRITE_CHUNK_CHARS) {
+          yield piece(chunk);
+          chunk = '';
+        }
+      }
     }
+    yield piece(chunk);
+    yield Buffer.from(`#end\t${String(n).padStart(12, '0')}\t${hash.digest('hex')}\n`, 'utf8');
   }
-  await write(chunk);
-  out.write(`#end\t${String(n).padStart(12, '0')}\t${hash.digest('hex')}\n`);
-  out.end();
-  await once(out, 'close');
+  // A save cut short by a crash leaves its temporary file (named after its process): gone now.
+  for (const name of readdirSync(dataDir)) if (TMP_NAME.test(name)) rmSync(join(dataDir, name), { force: true });
+  const file = await open(tmp, 'w', 0o600);
+  try {
+    for (const piece of pieces()) {
+      for (let offset = 0; offset < piece.length; ) offset += (await file.write(piece, offset, piece.length - offset)).bytesWritten;
+    }
+    await file.sync();
+  } catch (err) {
+    await file.close().catch(() => undefined);
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  await file.close();
   renameSync(tmp, path);
+  await syncDirectory(dataDir);
+  // This file is now the newest word on what the engine holds.
+  rmSync(`${path}${SERVED_SUFFIX}`, { force: true });
   return n;
 }
 
 /**
- * Loads the saved records (expired ones are dropped by merge) and removes the file, so an
- * engine that crashes later never reloads state older than what the cluster moved on to.
- * The checksum is verified before anything is merged; a damaged file rejects with
- * GRID_STATE_DAMAGED, changes nothing, and is renamed `grid-state.tsv.damaged`.
+ * Loads the saved records (expired ones are dropped by merge) and keeps the file (see the
+ * header). The checksum, the count and every line are checked before anything is merged; a
+ * damaged file rejects with GRID_STATE_DAMAGED, changes nothing, and is renamed
+ * `grid-state.tsv.damaged`.
  */
 export async function loadGridState(store: GridStore, dataDir: string): Promise<{ loaded: number; records: number } | undefined> {
   const path = join(dataDir, GRID_STATE_FILE);
-  let size: number;
+  let file: FileHandle;
   try {
-    size = statSync(path).size;
+    file = await open(path, 'r');
   } catch {
     return undefined;
   }
-  const damaged = (why: string): CohortError => {
-    renameSync(path, `${path}.damaged`);
-    return new CohortError('GRID_STATE_DAMAGED', `${path} is damaged (${why}); kept as ${path}.damaged and not loaded`);
-  };
-  if (size < HEADER.length + TRAILER_BYTES) throw damaged('too short');
-  const bodyEnd = size - TRAILER_BYTES;
-
-  // Pass 1: the checksum, before anything is merged.
-  const hash = createHash('sha256');
-  for await (const bytes of createReadStream(path, { start: 0, end: bodyEnd - 1, highWaterMark: READ_CHUNK_BYTES })) hash.update(bytes as Buffer);
-  const trailer = await readText(path, bodyEnd, size - 1);
-  const match = /^#end\t(\d{12})\t([0-9a-f]{64})\n$/.exec(trailer);
-  if (!match) throw damaged('no trailer: the save did not finish');
-  if (match[2] !== hash.digest('hex')) throw damaged('checksum mismatch');
-  const expected = Number(match[1]);
-
-  // Pass 2: the records.
-  const decoder = new StringDecoder('utf8');
-  let rest = '';
-  let header = true;
-  let records = 0;
-  let loaded = 0;
-  const take = (line: string): void => {
-    if (header) {
-      if (`${line}\n` !== HEADER) throw damaged('unknown header');
-      header = false;
-      return;
+  let damage: string | undefined;
+  let result: { loaded: number; records: number } | undefined;
+  try {
+    // Both passes read this one open file, so a file renamed over it meanwhile changes nothing.
+    const size = (await file.stat()).size;
+    damage = await checkFile(file, size);
+    if (damage === undefined) {
+      let loaded = 0;
+      let records = 0;
+      await eachLine(file, size - TRAILER_BYTES, (line) => {
+        if (records++ === 0) return; // the header
+        if (store.merge(parseRecordLine(line)!)) loaded++;
+      });
+      result = { loaded, records: records - 1 };
     }
-    const change = parseRecordLine(line);
-    if (!change) throw damaged(`line ${records + 2} is not a record`);
-    records++;
-    if (store.merge(change)) loaded++;
-  };
-  for await (const bytes of createReadStream(path, { start: 0, end: bodyEnd - 1, highWaterMark: READ_CHUNK_BYTES })) {
-    const text = rest + decoder.write(bytes as Buffer);
-    let start = 0;
-    for (let end = text.indexOf('\n'); end >= 0; end = text.indexOf('\n', start)) {
-      take(text.slice(start, end));
-      start = end + 1;
-    }
-    rest = text.slice(start);
+  } finally {
+    await file.close();
   }
-  if (rest + decoder.end() !== '' || records !== expected) throw damaged(`${records} records, the trailer says ${expected}`);
-  rmSync(path, { force: true });
-  return { loaded, records };
+  if (damage !== undefined) {
+    renameSync(path, `${path}.damaged`);
+    throw new CohortError('GRID_STATE_DAMAGED', `${path} is damaged (${damage}); kept as ${path}.damaged and not loaded`);
+  }
+  return result;
 }
 
-async function readText(path: string, start: number, end: number): Promise<string> {
-  const parts: Buffer[] = [];
-  for await (const b of createReadStream(path, { start, end })) parts.push(b as Buffer);
-  return Buffer.concat(parts).toString('utf8');
+/** The first pass: what is wrong with the file, or undefined when it may be merged. */
+async function checkFile(file: FileHandle, size: number): Promise<string | undefined> {
+  if (size < HEADER.length + TRAILER_BYTES) return 'too short';
+  const bodyEnd = size - TRAILER_BYTES;
+  const trailerBytes = Buffer.alloc(TRAILER_BYTES);
+  await file.read(trailerBytes, 0, TRAILER_BYTES, bodyEnd);
+  const match = /^#end\t(\d{12})\t([0-9a-f]{64})\n$/.exec(trailerBytes.toString('utf8'));
+  if (!match) return 'no trailer: the save did not finish';
+  const hash = createHash('sha256');
+  let lines = 0;
+  let bad: string | undefined;
+  const complete = await eachLine(
+    file,
+    bodyEnd,
+    (line) => {
+      if (bad !== undefined) return;
+      if (lines++ === 0) {
+        if (`${line}\n` !== HEADER) bad = 'unknown header';
+      } else if (parseRecordLine(line) === undefined) {
+        bad = `line ${lines} is not a record`;
+      }
+    },
+    (bytes) => hash.update(bytes),
+  );
+  if (match[2] !== hash.digest('hex')) return 'checksum mismatch';
+  if (!complete) return 'the last line before the trailer is cut short';
+  if (bad !== undefined) return bad;
+  if (lines - 1 !== Number(match[1])) return `${lines - 1} records, the trailer says ${Number(match[1])}`;
+  return undefined;
+}
+
+/**
+ * Calls `onLine` for every line (without its newline) of the first `end` bytes of `file`, and
+ * `onBytes` for every piece read; resolves with false when the last line has no newline. Only
+ * a line at a time is ever a string.
+ */
+async function eachLine(file: FileHandle, end: number, onLine: (line: string) => void, onBytes?: (bytes: Buffer) => void): Promise<boolean> {
+  let partial: Buffer[] = [];
+  for (let position = 0; position < end; ) {
+    const bytes = Buffer.allocUnsafe(Math.min(READ_CHUNK_BYTES, end - position));
+    const { bytesRead } = await file.read(bytes, 0, bytes.length, position);
+    if (bytesRead === 0) break;
+    position += bytesRead;
+    const chunk = bytes.subarray(0, bytesRead);
+    onBytes?.(chunk);
+    let start = 0;
+    for (let nl = chunk.indexOf(NEWLINE); nl >= 0; nl = chunk.indexOf(NEWLINE, start)) {
+      const line = partial.length === 0 ? chunk.subarray(start, nl) : Buffer.concat([...partial, chunk.subarray(start, nl)]);
+      partial = [];
+      onLine(line.toString('utf8'));
+      start = nl + 1;
+    }
+    if (start < chunk.length) partial.push(chunk.subarray(start));
+  }
+  return partial.length === 0;
+}
+
+/** Makes a rename in `dir` durable. Some platforms cannot open a directory: the rename is then as durable as they make it. */
+async function syncDirectory(dir: string): Promise<void> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(dir, 'r');
+    await handle.sync();
+  } catch {
+    // best effort (see above)
+  } finally {
+    await handle?.close().catch(() => undefined);
+  }
 }

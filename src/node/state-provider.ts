@@ -5,12 +5,12 @@ import type { NodeConfig } from '../config/node-config.js';
 import { GridProvider, PARTITION_COUNT, scopedRouting } from '../state/grid/grid-provider.js';
 import { placeScopes } from '../state/grid/placement.js';
 import { scopeKeys, scopeSettings } from '../state/grid/scopes.js';
-import { GridStore, TOMBSTONE_MS } from '../state/grid/grid-store.js';
+import { GridStore } from '../state/grid/grid-store.js';
 import { ReplicatedExecutor } from '../state/grid/replicated-executor.js';
 import { RedisProvider } from '../state/redis/redis-provider.js';
 import type { StateProvider } from '../state/services.js';
 import type { ClusterMember } from './cluster-member.js';
-import { discardGridState, loadGridState, saveGridState, savedGridStateTime } from './grid-state-file.js';
+import { loadGridState, markGridStateServed, saveGridState, savedGridState, setGridStateAside, staleGridStateReason } from './grid-state-file.js';
 
 export interface OpenedProvider {
   provider: StateProvider;
@@ -34,9 +34,11 @@ const EVICTION_REPORT_EVERY_MS = 60_000;
  *
  * - `grid`: the replicated grid over the cluster (state-tracking engines: the active members
  *   with role engine that announced `holdsState`). State saved at the last graceful stop is
- *   loaded first, unless the engine rejoins a running cluster after longer than TOMBSTONE_MS
- *   (the cluster holds newer state, and the old file could bring deleted records back); a
- *   damaged file is set aside and the engine takes everything from the cluster. Ready once
+ *   loaded first and kept on disk until the next save, unless it is too old to be trusted
+ *   (grid-state-file.ts `staleGridStateReason`: the cluster holds newer state, and the old
+ *   file could bring deleted records back); a damaged file is set aside and the engine takes
+ *   everything from the cluster. A start-up sync that does not finish keeps what was loaded
+ *   (in memory and on disk) and keeps trying; it never serves empty over a saved state. Ready once
  *   the start-up sync (revocation list, this engine's partitions) is done and announced.
  *   Each service's partitions belong to its scope (state/grid/scopes.ts: `group_id`,
  *   `inter_group`, `directed` with `preferred_node_indices`), placed over the serving
@@ -66,14 +68,16 @@ export async function openStateProvider(config: NodeConfig, clock: Clock, log: L
   const dataDir = config.node.dataDir;
   const store = new GridStore(clock, config.node.id, config.state.revocationCap);
   // The saved state is loaded before the grid answers other engines, so an engine still
-  // loading never hands out fingerprints of half its records.
-  const savedAt = savedGridStateTime(dataDir);
-  if (savedAt !== undefined) {
+  // loading never hands out fingerprints of half its records. It stays on disk until the next
+  // save replaces it (grid-state-file.ts), so a start that does not finish loses nothing.
+  const saved = savedGridState(dataDir);
+  if (saved !== undefined) {
     const othersRunning = [...cluster.activeEngines().keys()].some((id) => id !== config.node.id);
-    const ageMs = clock.now() - savedAt;
-    if (othersRunning && ageMs > TOMBSTONE_MS) {
-      discardGridState(dataDir);
-      log.warn({ ageMs }, 'saved grid state is older than the cluster remembers deletions; dropped it, the cluster holds newer state');
+    const ageMs = clock.now() - saved.savedAt;
+    const stale = staleGridStateReason(saved, clock.now(), othersRunning);
+    if (stale !== undefined) {
+      const keptAs = setGridStateAside(dataDir);
+      log.warn({ ageMs, servedSince: saved.servedSince, keptAs }, `saved grid state not loaded: ${stale}; the cluster holds newer state, and the old file could bring deleted records back`);
     } else {
       const started = clock.now();
       try {
@@ -95,7 +99,12 @@ export async function openStateProvider(config: NodeConfig, clock: Clock, log: L
     self: config.node.id,
     replicationFactor: config.state.replicationFactor,
     bulkTimeoutMs: config.state.bulkRevocationTimeoutMs,
-    announceServing: () => cluster.announceHoldsState(),
+    // From the moment this engine serves, the cluster changes what its saved state holds: the
+    // mark lets the next start tell how long ago that was (grid-state-file.ts).
+    announceServing: () => {
+      markGridStateServed(dataDir);
+      cluster.announceHoldsState();
+    },
     // Each scope in use (cluster-wide, subclusters, directed sets) over its serving members.
     place: (serving) => {
       const info = cluster.engineScopeInfo();

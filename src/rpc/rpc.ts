@@ -7,8 +7,9 @@
  *   peer, pipelined (any number in flight). Messages to the same peer on the control channel
  *   sent during one event-loop turn (all the I/O callbacks of that turn and the promise
  *   callbacks they run) leave together at its end (`clock.soon`) as one batch: one frame,
- *   one encryption, one JSON parse on the other side. Nothing waits for a batch to fill, so
- *   batching adds no latency to a lone call; under load batches grow by themselves.
+ *   one encryption, one JSON parse on the other side (up to about 4 Mi characters a batch, so
+ *   a batch never exceeds the frame limit). Nothing waits for a batch to fill, so batching
+ *   adds no latency to a lone call; under load batches grow by themselves.
  * - Every call ends: with the answer, with RPC_TIMEOUT after `rpc_timeout` (or the call's
  *   own timeout), with RPC_PEER_UNREACHABLE as soon as the transport reports the connection
  *   to that peer lost, or with RPC_CLOSED when this node stops.
@@ -35,6 +36,14 @@ import type { Channel, PeerIdentity } from '../transport/transport.js';
 export class RawText {
   constructor(readonly text: string) {}
 }
+
+/**
+ * A batch of control messages grows to about this many characters at most, then the next
+ * starts: at 3 bytes of UTF-8 a character at most, a batch stays under the transport's 16 MiB
+ * frame limit, which would drop it whole (a burst of large writes in one turn would otherwise
+ * lose all of them). One message larger than this still goes alone.
+ */
+const BATCH_MAX_CHARS = 4 << 20;
 
 const RAW_MARK = 0x01;
 const BATCH_MARK = 0x02;
@@ -240,7 +249,19 @@ export class Rpc {
     const queued = this.outbox.get(to);
     if (!queued) return;
     this.outbox.delete(to);
-    this.options.mux.sendText(ProtocolId.Rpc, to, 'control', queued.length === 1 ? queued[0]! : `\u0002[${queued.join(',')}]`);
+    let start = 0;
+    let chars = 0;
+    const sendBatch = (end: number): void => {
+      const batch = queued.slice(start, end);
+      this.options.mux.sendText(ProtocolId.Rpc, to, 'control', batch.length === 1 ? batch[0]! : `\u0002[${batch.join(',')}]`);
+      start = end;
+      chars = 0;
+    };
+    for (let i = 0; i < queued.length; i++) {
+      if (i > start && chars + queued[i]!.length > BATCH_MAX_CHARS) sendBatch(i);
+      chars += queued[i]!.length + 1;
+    }
+    sendBatch(queued.length);
   }
 
   /** Removes and returns the pending call `id`, clearing its timer. */

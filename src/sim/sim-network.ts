@@ -9,11 +9,15 @@
  * - a paused node's input waits in its socket buffer until it resumes;
  * - a cut link drops traffic silently, like a network that black-holes packets.
  *
- * Per-link delivery is FIFO, as over one TCP connection.
+ * Per-link delivery is FIFO, as over one TCP connection. A message larger than the TCP
+ * transport's frame limit is dropped and counted (`framesOversized`) exactly as TCP drops it,
+ * so code that would build too large a message fails here as it would between real nodes.
  */
 import type { Clock } from '../core/clock.js';
 import { CohortError } from '../core/errors.js';
 import type { Random } from '../core/random.js';
+import { MAX_FRAME_BYTES } from '../transport/frame-codec.js';
+import { FRAME_OVERHEAD_BYTES } from '../transport/secure-channel.js';
 import { emptyStats, type Channel, type PeerIdentity, type Transport, type TransportHandlers, type TransportStats } from '../transport/transport.js';
 import { PausableClock } from './pausable-clock.js';
 
@@ -42,6 +46,8 @@ export class SimNetwork {
   private readonly cut = new Set<string>();
   private readonly lastDelivery = new Map<string, number>();
   conditions: NetworkConditions = { delayMs: 0.5, jitterMs: 0.5, loss: 0 };
+  /** Largest message a node may send, as over TCP: the frame limit less the sealing overhead (bytes). */
+  maxMessageBytes = MAX_FRAME_BYTES - FRAME_OVERHEAD_BYTES;
 
   constructor(
     readonly clock: Clock,
@@ -194,6 +200,10 @@ export class SimTransport implements Transport {
   }
 
   send(to: string, channel: Channel, payload: Uint8Array): void {
+    if (payload.length > this.network.maxMessageBytes) {
+      this.counters.framesOversized++;
+      return;
+    }
     this.counters.framesSent++;
     this.counters.bytesSent += payload.length;
     this.network.deliver(this.localAddress, this.nodeId, to, channel, payload);

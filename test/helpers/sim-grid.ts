@@ -8,7 +8,7 @@ import { silentLogger } from '../../src/core/logger.js';
 import { seededRandom } from '../../src/core/random.js';
 import { Rpc } from '../../src/rpc/rpc.js';
 import { nextTurn, runUntil } from '../../src/sim/drive.js';
-import { SimNetwork } from '../../src/sim/sim-network.js';
+import { SimNetwork, type SimTransport } from '../../src/sim/sim-network.js';
 import { GridProvider, PARTITION_COUNT, scopedRouting } from '../../src/state/grid/grid-provider.js';
 import { placeScopes } from '../../src/state/grid/placement.js';
 import { CLUSTER_SCOPE, scopeKeys, type ScopeSettings } from '../../src/state/grid/scopes.js';
@@ -20,6 +20,8 @@ import { TransportMux } from '../../src/transport/mux.js';
 export interface SimEngine {
   id: string;
   address: string;
+  /** Its simulated transport (stats: e.g. messages dropped for exceeding the frame limit). */
+  transport: SimTransport;
   store: GridStore;
   rpc: Rpc;
   executor: ReplicatedExecutor;
@@ -166,7 +168,7 @@ export class SimGrid {
     const scopes = this.scopes;
     if (!scopes) {
       const executor = new ReplicatedExecutor({ store, rpc, clock, logger: silentLogger(), self: id, replicationFactor, bulkTimeoutMs: 10_000 });
-      return { id, address, store, rpc, executor, provider: new GridProvider(executor, clock), crashed: false };
+      return { id, address, transport, store, rpc, executor, provider: new GridProvider(executor, clock), crashed: false };
     }
     // What membership metadata tells a node: every engine's group, node index and scope keys.
     const keysOf = (k: number) => scopeKeys(scopes[k]!);
@@ -184,6 +186,6 @@ export class SimGrid {
     };
     const executor = new ReplicatedExecutor({ store, rpc, clock, logger: silentLogger(), self: id, replicationFactor, bulkTimeoutMs: 10_000, place });
     const provider = new GridProvider(executor, clock, undefined, scopedRouting(keysOf(i), sessionScopeOfGroup));
-    return { id, address, store, rpc, executor, provider, crashed: false };
+    return { id, address, transport, store, rpc, executor, provider, crashed: false };
   }
 }

@@ -319,6 +319,22 @@ export class GridStore {
     }
   }
 
+  /**
+   * The unexpired records (tombstones included) of `partition`, one at a time, so a caller may
+   * pause between two of them (a save streaming to disk) without copying the partition first.
+   * Changes made meanwhile are safe: a record removed is skipped, one added may be seen.
+   */
+  *records(partition: number): Generator<[Namespace, string, StoredRecord]> {
+    const now = this.clock.now();
+    for (const [ns, keys] of this.byPartition.get(partition) ?? []) {
+      const space = this.spaces.get(ns)!;
+      for (const key of keys) {
+        const record = space.get(key);
+        if (record !== undefined && record.expiresAt > now) yield [ns, key, record];
+      }
+    }
+  }
+
   /** The partitions this store holds records of (EVERYWHERE included). */
   partitions(): number[] {
     return [...this.byPartition.keys()];

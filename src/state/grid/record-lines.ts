@@ -10,6 +10,10 @@
  * The value is the record's stored JSON text, copied as it is, so a transfer neither
  * serializes nor parses values (the cost that made JSON envelopes too slow for a million
  * sessions). JSON text never holds a raw tab or newline, so splitting is unambiguous.
+ *
+ * A partition larger than one bulk message moves as several slices (`partitionSlice`), in
+ * (namespace, key) order, each resumed after the last record of the one before, so no
+ * partition's size is limited by the transport's frame size.
  */
 import { NAMESPACES, type GridStore, type Namespace, type RecordChange, type StoredRecord } from './grid-store.js';
 
@@ -20,11 +24,53 @@ export function recordLine(ns: Namespace, key: string, r: StoredRecord): string 
   return `${ns}\t${r.partition}\t${r.version}\t${r.expiresAt}\t${r.deleted ? 1 : 0}\t${JSON.stringify(key)}\t${r.index === undefined ? '' : JSON.stringify(r.index)}\t${r.json}\t${r.origin ?? ''}\n`;
 }
 
-/** Every unexpired record `store` holds of `partition`, a line each. */
-export function partitionLines(store: GridStore, partition: number): string[] {
-  const lines: string[] = [];
-  store.eachRecord(partition, (ns, key, record) => lines.push(recordLine(ns, key, record)));
-  return lines;
+/** Where a partition's transfer stopped: the last record sent, by (namespace, key). */
+export type TransferCursor = [ns: string, key: string];
+
+/** Records in transfer order: by namespace, then key (plain string order, the same on every engine). */
+function compareCursor(ns: string, key: string, c: TransferCursor): number {
+  if (ns !== c[0]) return ns < c[0] ? -1 : 1;
+  return key === c[1] ? 0 : key < c[1] ? -1 : 1;
+}
+
+/** A line's length in characters, close enough to budget a message (the numbers are at most 16 digits). */
+function lineChars(key: string, r: StoredRecord): number {
+  return r.json.length + key.length + (r.index?.length ?? 0) + 64;
+}
+
+/**
+ * The record lines of `partition` that come after `after` in transfer order (all of them
+ * without it), as many as fit in `budgetChars` and at least one. `next` is set when some are
+ * left: the cursor to ask for the rest with. A partition that fits whole is sent as it is;
+ * only one that does not is sorted, so successive slices neither skip nor repeat a record
+ * however the store reorders its keys meanwhile. A record changed after its slice was sent
+ * is not sent again (the replication of that change carries it), and one added before the
+ * cursor is not sent at all: a slice is what the partition held when it was read.
+ */
+export function partitionSlice(store: GridStore, partition: number, budgetChars: number, after?: TransferCursor): { lines: string; next?: TransferCursor } {
+  const entries: Array<[Namespace, string, StoredRecord]> = [];
+  let total = 0;
+  store.eachRecord(partition, (ns, key, record) => {
+    if (after !== undefined && compareCursor(ns, key, after) <= 0) return;
+    entries.push([ns, key, record]);
+    total += lineChars(key, record);
+  });
+  if (total <= budgetChars) return { lines: entries.map(([ns, key, r]) => recordLine(ns, key, r)).join('') };
+  entries.sort(([nsA, keyA], [nsB, keyB]) => compareCursor(nsA, keyA, [nsB, keyB]));
+  let lines = '';
+  let taken = 0;
+  for (const [ns, key, r] of entries) {
+    if (taken > 0 && lines.length + lineChars(key, r) > budgetChars) break;
+    lines += recordLine(ns, key, r);
+    taken++;
+  }
+  const [ns, key] = entries[taken - 1]!;
+  return taken < entries.length ? { lines, next: [ns, key] } : { lines };
+}
+
+/** A cursor from the wire, or undefined when `value` is not one. */
+export function transferCursor(value: unknown): TransferCursor | undefined {
+  return Array.isArray(value) && value.length === 2 && typeof value[0] === 'string' && typeof value[1] === 'string' ? [value[0], value[1]] : undefined;
 }
 
 /**

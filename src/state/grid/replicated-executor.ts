@@ -20,8 +20,9 @@
  *   membership). A starting engine first takes what it will hold, while the others keep
  *   serving without it: the revocation list and the partitions the placement with it would
  *   give it, from the engines serving them (fingerprints first, in one message per engine,
- *   then the records of the partitions that differ, as text lines in bulk messages, so
- *   state saved at the last stop that still matches moves nothing). Then it announces itself
+ *   then the records of the partitions that differ, as text lines in bulk messages, one in
+ *   flight per transfer, a partition larger than a message in slices; so state saved at the
+ *   last stop that still matches moves nothing). Then it announces itself
  *   (`announceServing`), reports ready, and the others place partitions on it. The first
  *   engine of a cluster (no other serving) serves at once with what it holds.
  * - After the set of serving engines changes, every engine pushes the partitions that moved
@@ -45,7 +46,7 @@ import { TOMBSTONE_MS, type GridStore, type RecordChange } from './grid-store.js
 import { applyOperation, isReadOnly, type Operation, type OperationResults } from './operations.js';
 import { changedPartitions, placeScopes, writeQuorum, type Placement } from './placement.js';
 import { CLUSTER_SCOPE } from './scopes.js';
-import { parseRecordLines, partitionLines } from './record-lines.js';
+import { parseRecordLines, partitionSlice, transferCursor, type TransferCursor } from './record-lines.js';
 import { decideWrites, describeRefusal, type WriteDecision } from './write-majority.js';
 
 export interface ReplicatedExecutorOptions {
@@ -77,7 +78,13 @@ const PLACEMENT_RETRY_DELAYS_MS = [20, 50, 100, 200, 400, 500, 700];
 /** How long a starting engine waits for the others to place partitions on it before it reports ready (ms). */
 const SEEN_SERVING_TIMEOUT_MS = 5000;
 const SEEN_SERVING_POLL_MS = 20;
-/** Largest bulk message (record lines) a transfer builds, well under the transport's frame limit. */
+/**
+ * Largest bulk message (record lines) a transfer builds: a partition larger than this moves
+ * in several messages (chunks). In characters: at most 3 bytes of UTF-8 each, so a message
+ * stays under the transport's 16 MiB frame limit. A chunk holds at least one record, so a
+ * single record of more than about 16 MiB could not move at all; the size caps of the
+ * runtime API keep every value far below that.
+ */
 const BULK_MESSAGE_CHARS = 4 << 20;
 
 export class ReplicatedExecutor implements GridExecutor {
@@ -139,10 +146,16 @@ export class ReplicatedExecutor implements GridExecutor {
     });
     rpc.handle('grid.digests', (body) => (body as { partitions: number[] }).partitions.map((p) => this.o.store.digest(p)));
     rpc.handle('grid.serving', () => [...this.serving]);
-    // The answer's first line lists the partitions it holds (as many as fit in one message).
+    // The answer's first line lists the partitions it holds whole (as many as fit in one
+    // message). A partition too large for one message comes in slices: the first line is then
+    // `{"done": [...], "partial": {"partition", "after"}}`, and the next request carries
+    // `after` to continue it (record-lines.ts `partitionSlice`). Engines that predate slices
+    // send no `after` and read only the list, which is all they get for partitions that fit.
     rpc.handle('grid.pull', (body) => {
-      const batch = this.exportBatch((body as { partitions: number[] }).partitions);
-      return new RawText(`${JSON.stringify(batch.done)}\n${batch.lines}`);
+      const { partitions, after } = body as { partitions: number[]; after?: unknown };
+      const batch = this.exportBatch(partitions, transferCursor(after));
+      const header = batch.partial ? { done: batch.done, partial: batch.partial } : batch.done;
+      return new RawText(`${JSON.stringify(header)}\n${batch.lines}`);
     });
   }
 
@@ -542,41 +555,67 @@ export class ReplicatedExecutor implements GridExecutor {
     });
     // An engine that answered its fingerprint but not the transfer is unreachable now, like one
     // that never answered: it exchanges again when it reappears (setEngines resyncs then).
-    const pulled = await Promise.allSettled([...pulls].map(([address, list]) => this.pullFrom(address, list)));
+    const pullLists = [...pulls];
+    const pulled = await Promise.allSettled(pullLists.map(([address, list]) => this.pullFrom(address, list)));
     // And the other way, in the background: what this engine holds that a source lacks, or
     // holds older, reaches it too (merging keeps the newer copy), so two copies that differ
     // end up alike, not only this one. Above all, markers of undone writes (grid-store.ts)
     // held here reach a replica that took the undone write before its revert could.
-    for (const [address, list] of pulls) {
+    for (const [address, list] of pullLists) {
       if (list.includes(EVERYWHERE)) continue; // revocations: exchanged on their own
       this.pushWhereDifferent(address, list).catch(() => undefined);
     }
     if (everyEngine && pulled.some((r) => r.status === 'rejected')) return partitions.filter((p) => this.unsynced.has(p));
+    // But a partition it was sending is not synchronised: it moves in chunks, and only the
+    // last one makes it whole. It is tried again (from any engine holding it).
+    pulled.forEach((r, i) => {
+      if (r.status === 'rejected') for (const p of pullLists[i]![1]) ok.delete(p);
+    });
     for (const p of ok) if ((this.unsynced.get(p) ?? Infinity) <= generation) this.unsynced.delete(p);
     return partitions.filter((p) => this.unsynced.has(p));
   }
 
-  /** Pulls whole partitions from one engine, a bulk message at a time, merging as they come. */
+  /**
+   * Pulls partitions from one engine, a bulk message at a time (one in flight: back-pressure),
+   * merging each as it comes: whole partitions, or slices of one too large for a message.
+   * Merging is idempotent and the newer version wins, so a partition left half-way is safe;
+   * it counts as synchronised only when this resolves (its last slice arrived).
+   */
   private async pullFrom(address: string, partitions: number[]): Promise<void> {
     let left = partitions;
+    let after: TransferCursor | undefined;
     while (left.length > 0 && !this.closed) {
-      const answer = await this.o.rpc.call<RawText>(address, 'grid.pull', { partitions: left }, { channel: 'bulk', timeoutMs: this.o.bulkTimeoutMs });
+      const body = after === undefined ? { partitions: left } : { partitions: left, after };
+      const answer = await this.o.rpc.call<RawText>(address, 'grid.pull', body, { channel: 'bulk', timeoutMs: this.o.bulkTimeoutMs });
       if (!(answer instanceof RawText)) throw new CohortError('STATE_UNAVAILABLE', `${address} answered grid.pull without record lines`);
       const newline = answer.text.indexOf('\n');
-      const done = JSON.parse(answer.text.slice(0, newline)) as number[];
-      if (!Array.isArray(done) || done.length === 0) throw new CohortError('STATE_UNAVAILABLE', `${address} sent none of the partitions asked`);
+      const progress = pullProgress(JSON.parse(answer.text.slice(0, newline)) as unknown);
+      if (!progress || (progress.done.length === 0 && !progress.partial)) throw new CohortError('STATE_UNAVAILABLE', `${address} sent none of the partitions asked`);
       this.mergeLines(answer.text.slice(newline + 1));
-      left = left.filter((p) => !done.includes(p));
+      ({ left, after } = remaining(left, progress));
     }
   }
 
-  /** Record lines of whole partitions of `partitions`, in order, as many as fit in BULK_MESSAGE_CHARS (at least one). */
-  private exportBatch(partitions: number[]): { done: number[]; lines: string } {
+  /**
+   * Record lines for `partitions`, in order, as many as fit in BULK_MESSAGE_CHARS: whole
+   * partitions, or, when the first does not fit, a slice of it (`partial`: where to continue).
+   * `after` continues the first partition where an earlier slice stopped.
+   */
+  private exportBatch(partitions: number[], after?: TransferCursor): { done: number[]; lines: string; partial?: { partition: number; after: TransferCursor } } {
     const done: number[] = [];
     let lines = '';
-    for (const p of partitions) {
-      if (done.length > 0 && lines.length >= BULK_MESSAGE_CHARS) break;
-      lines += partitionLines(this.o.store, p).join('');
+    for (const [i, p] of partitions.entries()) {
+      const first = i === 0;
+      const room = BULK_MESSAGE_CHARS - lines.length;
+      if (!first && room <= 0) break;
+      const slice = partitionSlice(this.o.store, p, first ? BULK_MESSAGE_CHARS : room, first ? after : undefined);
+      if (slice.next !== undefined) {
+        // Too large for what is left of this message: a later message starts it, or, when it
+        // is the first, slices of it follow.
+        if (!first) break;
+        return { done, lines: slice.lines, partial: { partition: p, after: slice.next } };
+      }
+      lines += slice.lines;
       done.push(p);
     }
     return { done, lines };
@@ -635,14 +674,19 @@ export class ReplicatedExecutor implements GridExecutor {
     }
   }
 
-  /** Sends `partitions` to the engine at `address`, those whose fingerprint there differs from ours. */
+  /**
+   * Sends `partitions` to the engine at `address`, those whose fingerprint there differs from
+   * ours: a bulk message at a time, each waiting for the previous to be merged there; a
+   * partition too large for one message goes in slices (the receiver merges each as it comes).
+   */
   private async pushWhereDifferent(address: string, partitions: number[]): Promise<void> {
     const theirs = await this.o.rpc.call<string[]>(address, 'grid.digests', { partitions });
     let left = partitions.filter((p, i) => theirs[i] !== this.o.store.digest(p));
+    let after: TransferCursor | undefined;
     while (left.length > 0 && !this.closed) {
-      const { done, lines } = this.exportBatch(left);
-      await this.o.rpc.call(address, 'grid.mergeLines', new RawText(lines), { channel: 'bulk', timeoutMs: this.o.bulkTimeoutMs });
-      left = left.filter((p) => !done.includes(p));
+      const batch = this.exportBatch(left, after);
+      await this.o.rpc.call(address, 'grid.mergeLines', new RawText(batch.lines), { channel: 'bulk', timeoutMs: this.o.bulkTimeoutMs });
+      ({ left, after } = remaining(left, batch));
     }
   }
 
@@ -762,6 +806,32 @@ interface ReplicateBody {
   changes: RecordChange[];
   /** Keys that must not exist on the backup (replay prevention). */
   absent?: Array<{ ns: 'replay'; key: string }>;
+}
+
+/** What one bulk message of a transfer carried: partitions whole, and a slice of one. */
+interface TransferProgress {
+  done: number[];
+  partial?: { partition: number; after: TransferCursor };
+}
+
+/** The first line of a `grid.pull` answer: a list of partitions, or `{done, partial}`; undefined when neither. */
+function pullProgress(header: unknown): TransferProgress | undefined {
+  const isList = (v: unknown): v is number[] => Array.isArray(v) && v.every((p) => Number.isInteger(p));
+  if (isList(header)) return { done: header };
+  if (typeof header !== 'object' || header === null) return undefined;
+  const { done, partial } = header as { done?: unknown; partial?: { partition?: unknown; after?: unknown } };
+  if (!isList(done)) return undefined;
+  if (partial === undefined) return { done };
+  const after = transferCursor(partial?.after);
+  if (!Number.isInteger(partial?.partition) || after === undefined) return undefined;
+  return { done, partial: { partition: partial.partition as number, after } };
+}
+
+/** What a transfer still has to move after `progress`: the sliced partition first, with its cursor. */
+function remaining(left: number[], progress: TransferProgress): { left: number[]; after?: TransferCursor } {
+  const rest = left.filter((p) => !progress.done.includes(p) && p !== progress.partial?.partition);
+  if (!progress.partial) return { left: rest };
+  return { left: [progress.partial.partition, ...rest], after: progress.partial.after };
 }
 
 /** RPC failures become STATE_UNAVAILABLE; a state error from the remote engine passes through. */

@@ -1,0 +1,178 @@
+/**
+ * The grid state an engine saves at a graceful stop (node/grid-state-file.ts): loading leaves
+ * the file on disk until a newer save replaces it, so an engine killed before that save
+ * finds everything again; a damaged file changes nothing.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ManualClock } from '../../src/core/clock.js';
+import { isCohortError } from '../../src/core/errors.js';
+import { GridStore, TOMBSTONE_MS } from '../../src/state/grid/grid-store.js';
+import { recordLine } from '../../src/state/grid/record-lines.js';
+import {
+  GRID_STATE_FILE,
+  loadGridState,
+  markGridStateServed,
+  saveGridState,
+  savedGridState,
+  setGridStateAside,
+  staleGridStateReason,
+} from '../../src/node/grid-state-file.js';
+import { tmpDir } from '../helpers/tmp.js';
+
+const HOUR = 3_600_000;
+
+/** A store holding one record of each kind a restart must keep, plus a deletion. */
+function filledStore(clock: ManualClock): GridStore {
+  const store = new GridStore(clock, 'engine-1');
+  const until = clock.now() + HOUR;
+  for (let i = 0; i < 50; i++) store.set('session', `s-${i}`, { subject: `user-${i % 7}`, n: i }, until, i % 13, `user-${i % 7}`);
+  store.set('revocation', 'token-1', { at: 1 }, until, -1);
+  store.set('replay', 'assertion-1', 1, until, 4);
+  store.set('lockout', 'alice', { failures: 5, lockedUntil: until }, until, 5);
+  store.delete('session', 's-0', 0);
+  return store;
+}
+
+/** Every record (tombstones included) as lines, sorted: two stores hold the same iff equal. */
+function contents(store: GridStore): string[] {
+  const lines: string[] = [];
+  for (const p of store.partitions()) store.eachRecord(p, (ns, key, r) => lines.push(recordLine(ns, key, r)));
+  return lines.sort();
+}
+
+describe('saved grid state', () => {
+  it('loading leaves the file on disk, and a second load after a crash (no save in between) finds everything', async (t) => {
+    const dir = tmpDir(t);
+    const clock = new ManualClock(1_800_000_000_000);
+    const saved = filledStore(clock);
+    assert.equal(await saveGridState(saved, dir), 53);
+    const path = join(dir, GRID_STATE_FILE);
+    const bytes = readFileSync(path);
+
+    const first = new GridStore(clock, 'engine-1');
+    assert.deepEqual(await loadGridState(first, dir), { loaded: 53, records: 53 });
+    assert.deepEqual(contents(first), contents(saved));
+    assert.ok(existsSync(path), 'the loaded file is still there');
+    assert.deepEqual(readFileSync(path), bytes, 'and unchanged');
+
+    // The engine is killed before its next graceful save: the next start finds it all.
+    const second = new GridStore(clock, 'engine-1');
+    assert.deepEqual(await loadGridState(second, dir), { loaded: 53, records: 53 });
+    assert.deepEqual(contents(second), contents(saved));
+    assert.equal(second.get('session', 's-0'), undefined, 'the deletion is kept too');
+    assert.deepEqual(second.get('lockout', 'alice'), { failures: 5, lockedUntil: clock.now() + HOUR });
+  });
+
+  it('a newer save replaces the file atomically and leaves no temporary file, not even one of a save cut short', async (t) => {
+    const dir = tmpDir(t);
+    const clock = new ManualClock(1_800_000_000_000);
+    const store = filledStore(clock);
+    await saveGridState(store, dir);
+    writeFileSync(join(dir, `${GRID_STATE_FILE}.99999.tmp`), 'a save cut short by a crash');
+    store.set('session', 'later', { n: 'later' }, clock.now() + HOUR, 3);
+    assert.equal(await saveGridState(store, dir), 54);
+    assert.deepEqual(readdirSync(dir), [GRID_STATE_FILE]);
+    const loaded = new GridStore(clock, 'engine-1');
+    await loadGridState(loaded, dir);
+    assert.deepEqual(loaded.get('session', 'later'), { n: 'later' });
+  });
+
+  it('a file whose checksum fails changes nothing and is kept as .damaged', async (t) => {
+    const dir = tmpDir(t);
+    const clock = new ManualClock(1_800_000_000_000);
+    await saveGridState(filledStore(clock), dir);
+    const path = join(dir, GRID_STATE_FILE);
+    const bytes = readFileSync(path);
+    bytes[200] = bytes[200] === 0x41 ? 0x42 : 0x41;
+    writeFileSync(path, bytes);
+    const store = new GridStore(clock, 'engine-1');
+    await assert.rejects(loadGridState(store, dir), (err) => isCohortError(err, 'GRID_STATE_DAMAGED'));
+    assert.equal(store.size(), 0);
+    assert.ok(existsSync(`${path}.damaged`) && !existsSync(path));
+  });
+
+  it('a file with a line that is not a record changes nothing, even when its checksum matches', async (t) => {
+    const dir = tmpDir(t);
+    const clock = new ManualClock(1_800_000_000_000);
+    const store = filledStore(clock);
+    const good: string[] = [];
+    for (const p of store.partitions()) store.eachRecord(p, (ns, key, r) => good.push(recordLine(ns, key, r)));
+    // Good records first, then one that is not a record: a loader that merges as it reads
+    // would already have changed the store when it meets the bad line.
+    const body = `cohort-grid-state\t1\n${good.join('')}not a record\n`;
+    const hash = createHash('sha256').update(body).digest('hex');
+    writeFileSync(join(dir, GRID_STATE_FILE), `${body}#end\t${String(good.length + 1).padStart(12, '0')}\t${hash}\n`);
+    const target = new GridStore(clock, 'engine-1');
+    await assert.rejects(loadGridState(target, dir), (err) => isCohortError(err, 'GRID_STATE_DAMAGED'));
+    assert.equal(target.size(), 0, 'nothing was merged');
+  });
+
+  it('saves and loads records far larger than a read or write chunk, and a partition far larger than a transfer message', async (t) => {
+    const dir = tmpDir(t);
+    const clock = new ManualClock(1_800_000_000_000);
+    const store = new GridStore(clock, 'engine-1');
+    const big = 'é'.repeat(3_000_000) + 'x'.repeat(3_000_000); // 9 MB of UTF-8, two-byte characters across chunk edges
+    for (let i = 0; i < 4; i++) store.set('session', `big-${i}`, { blob: big, i }, clock.now() + HOUR, 7, 'one-subject');
+    for (let i = 0; i < 1000; i++) store.set('session', `small-${i}`, { i }, clock.now() + HOUR, 7, 'one-subject');
+    await saveGridState(store, dir);
+    assert.ok(statSync(join(dir, GRID_STATE_FILE)).size > 36_000_000);
+    const loaded = new GridStore(clock, 'engine-1');
+    assert.deepEqual(await loadGridState(loaded, dir), { loaded: 1004, records: 1004 });
+    assert.deepEqual(contents(loaded), contents(store));
+  });
+});
+
+describe('when a saved grid state must not be loaded', () => {
+  const now = 1_800_000_000_000;
+
+  it('a file saved at a graceful stop is loaded at a full start, however old', () => {
+    assert.equal(staleGridStateReason({ savedAt: now - 72 * HOUR }, now, false), undefined);
+  });
+
+  it('a file older than the tombstones is dropped when the engine rejoins a running cluster', () => {
+    assert.equal(staleGridStateReason({ savedAt: now - TOMBSTONE_MS + 1000 }, now, true), undefined);
+    assert.match(staleGridStateReason({ savedAt: now - TOMBSTONE_MS - 1000 }, now, true) ?? '', /deletions/);
+  });
+
+  it('a file the engine went on serving from is dropped once the cluster has run longer than it remembers deletions, even at a full start', () => {
+    const savedAt = now - 72 * HOUR;
+    assert.equal(staleGridStateReason({ savedAt, servedSince: now - TOMBSTONE_MS + 1000 }, now, false), undefined);
+    assert.match(staleGridStateReason({ savedAt, servedSince: now - TOMBSTONE_MS - 1000 }, now, false) ?? '', /served/);
+    assert.match(staleGridStateReason({ savedAt, servedSince: now - TOMBSTONE_MS - 1000 }, now, true) ?? '', /served/);
+  });
+
+  it('the served mark counts only for the file it was written after, and a save clears it', async (t) => {
+    const dir = tmpDir(t);
+    const clock = new ManualClock(Date.now());
+    assert.equal(savedGridState(dir), undefined);
+    markGridStateServed(dir); // no saved state: nothing to mark
+    assert.deepEqual(readdirSync(dir), []);
+    await saveGridState(filledStore(clock), dir);
+    const path = join(dir, GRID_STATE_FILE);
+    const savedAt = statSync(path).mtimeMs;
+    assert.deepEqual(savedGridState(dir), { savedAt });
+    markGridStateServed(dir);
+    const marked = savedGridState(dir);
+    assert.ok(marked?.servedSince !== undefined && marked.servedSince >= savedAt, JSON.stringify(marked));
+    // A mark older than the file (a crash between the rename and the removal of the mark) is ignored.
+    utimesSync(path, new Date(savedAt + 60_000), new Date(savedAt + 60_000));
+    assert.equal(savedGridState(dir)?.servedSince, undefined);
+    markGridStateServed(dir);
+    await saveGridState(filledStore(clock), dir);
+    assert.deepEqual(readdirSync(dir), [GRID_STATE_FILE]);
+  });
+
+  it('a file set aside is kept on disk, renamed, and no longer found', async (t) => {
+    const dir = tmpDir(t);
+    await saveGridState(filledStore(new ManualClock(Date.now())), dir);
+    markGridStateServed(dir);
+    const kept = setGridStateAside(dir);
+    assert.equal(kept, join(dir, `${GRID_STATE_FILE}.stale`));
+    assert.equal(savedGridState(dir), undefined);
+    assert.deepEqual(readdirSync(dir), [`${GRID_STATE_FILE}.stale`]);
+  });
+});
