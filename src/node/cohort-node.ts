@@ -117,6 +117,7 @@ export class CohortNode {
           ...opened.notReadyReasons(),
         ],
         writeRefusal: () => opened.writeRefusal(),
+        limits: config.state.limits,
       });
       this.runtimeServer = runtime;
       await listen(runtime, config.http.runtime, 'runtime');

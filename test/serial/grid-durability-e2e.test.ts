@@ -42,7 +42,7 @@ async function ready(e: Engine): Promise<boolean> {
 
 /** A console and `count` engines started one by one; more engines can be added with `add`. */
 function gridCluster(suite: ReturnType<typeof suiteCleanups>, dir: string) {
-  const overrides = { http: { api_keys: API_KEY }, state: { replication_factor: '3' } };
+  const overrides = { http: { api_keys: API_KEY }, state: { replication_factor: '3', max_session_attributes_bytes: '1000000' } };
   let consoleAddress = '';
   let consoleFile = '';
   const engines: Engine[] = [];

@@ -40,7 +40,8 @@ async function until(grid: SimGrid, done: () => boolean, limitMs: number, what: 
   assert.ok(done(), `${what} within ${limitMs} simulated ms`);
 }
 
-describe('partitions larger than a frame', () => {
+// Large transfers on a shared 2-core machine: minutes at worst, not the default two.
+describe('partitions larger than a frame', { timeout: 600_000 }, () => {
   it('the simulated network drops a message over the frame limit, as TCP does', async () => {
     const clock = new ManualClock(0);
     const net = new SimNetwork(clock, seededRandom(1));
