@@ -4,6 +4,7 @@
 # Clones this repository's HEAD into a temporary folder, runs the first command line of
 # README.md exactly as written there (install, then start a local cluster) in the background,
 # in a process group of its own, and checks that:
+# - npm install did not warn that a dependency refuses this Node.js version (EBADENGINE);
 # - progress was printed before the nodes were up (a newcomer sees something at once);
 # - the cluster answers: every engine of the new cluster.json is ready, and
 #   `npx --no-install cohort cluster info` lists every node active, without rebuilding dist/;
@@ -73,6 +74,8 @@ while [ -z "$t_up" ]; do
   if grep -q 'is running (' "$out"; then t_up=$(now); fi
   sleep 0.1
 done
+# package.json promises Node.js versions every dependency accepts.
+if grep -q 'EBADENGINE' "$out"; then fail "npm install warned EBADENGINE"; fi
 [ -n "$t_progress" ] || fail "no progress line (\"cohort up: starting ...\") was printed"
 [ -n "$progress_while_starting" ] || fail "progress appeared only together with the summary, not while the nodes were starting"
 # The lines in order: starting, then one "ready" per node, then the summary.
@@ -124,7 +127,7 @@ for pid in $pids; do
   done
 done
 t_stopped=$(now)
-grep -q 'killing it (SIGKILL)' "$out" && fail "a node had to be killed instead of stopping"
+if grep -q 'killing it (SIGKILL)' "$out"; then fail "a node had to be killed instead of stopping"; fi
 group=""
 
 echo "fresh-clone-smoke: passed"

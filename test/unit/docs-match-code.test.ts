@@ -6,6 +6,7 @@ import { ERROR_CODES } from '../../src/core/errors.js';
 import { KEYS } from '../../src/config/schema.js';
 import { referenceRow } from '../../src/config/reference.js';
 import { renderTimingProfiles } from '../../src/cluster/timing-reference.js';
+import { EXIT } from '../../src/cli/exit-codes.js';
 import { PACKAGE_ROOT } from '../helpers/paths.js';
 
 const read = (name: string): string => readFileSync(join(PACKAGE_ROOT, 'docs', name), 'utf8');
@@ -36,5 +37,14 @@ describe('docs/configuration.md and the configuration schema agree', () => {
   }
   it('lists every timing profile value', () => {
     assert.ok(doc.includes(renderTimingProfiles()), 'the timing profiles table is missing or out of date; run npm run docs');
+  });
+});
+
+describe('docs/operations.md and the exit statuses agree', () => {
+  it('lists every exit status of the cohort command, and no other', () => {
+    const doc = read('operations.md');
+    const table = doc.slice(doc.indexOf('### Exit statuses'), doc.indexOf('###', doc.indexOf('### Exit statuses') + 1));
+    const documented = [...table.matchAll(/^\| (\d+) \|/gm)].map((m) => Number(m[1]));
+    assert.deepEqual(documented, [...new Set(Object.values(EXIT))].sort((a, b) => a - b));
   });
 });
