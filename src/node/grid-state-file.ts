@@ -39,6 +39,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import { CohortError } from '../core/errors.js';
 import { TOMBSTONE_MS, type GridStore } from '../state/grid/grid-store.js';
 import { parseRecordLine, recordLine } from '../state/grid/record-lines.js';
@@ -54,7 +55,6 @@ const TRAILER_BYTES = 5 + 12 + 1 + 64 + 1;
 /** Lines are written in pieces of about this size: few writes for small records, one for a large one. */
 const WRITE_CHUNK_CHARS = 1 << 20;
 const READ_CHUNK_BYTES = 4 << 20;
-const NEWLINE = 0x0a;
 /** The temporary files of saves (`grid-state.tsv.<pid>.tmp`). */
 const TMP_NAME = /^grid-state\.tsv\.\d+\.tmp$/;
 
@@ -234,11 +234,13 @@ async function checkFile(file: FileHandle, size: number): Promise<string | undef
 
 /**
  * Calls `onLine` for every line (without its newline) of the first `end` bytes of `file`, and
- * `onBytes` for every piece read; resolves with false when the last line has no newline. Only
- * a line at a time is ever a string.
+ * `onBytes` for every piece read; resolves with false when the last line has no newline. A
+ * piece is decoded at once and its lines are slices of it; a line longer than a piece is
+ * gathered from its parts (joined once), so only about a piece and a line are ever strings.
  */
 async function eachLine(file: FileHandle, end: number, onLine: (line: string) => void, onBytes?: (bytes: Buffer) => void): Promise<boolean> {
-  let partial: Buffer[] = [];
+  const decoder = new StringDecoder('utf8');
+  let parts: string[] = [];
   for (let position = 0; position < end; ) {
     const bytes = Buffer.allocUnsafe(Math.min(READ_CHUNK_BYTES, end - position));
     const { bytesRead } = await file.read(bytes, 0, bytes.length, position);
@@ -246,16 +248,21 @@ async function eachLine(file: FileHandle, end: number, onLine: (line: string) =>
     position += bytesRead;
     const chunk = bytes.subarray(0, bytesRead);
     onBytes?.(chunk);
+    const text = decoder.write(chunk);
     let start = 0;
-    for (let nl = chunk.indexOf(NEWLINE); nl >= 0; nl = chunk.indexOf(NEWLINE, start)) {
-      const line = partial.length === 0 ? chunk.subarray(start, nl) : Buffer.concat([...partial, chunk.subarray(start, nl)]);
-      partial = [];
-      onLine(line.toString('utf8'));
+    for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
+      if (parts.length === 0) onLine(text.slice(start, nl));
+      else {
+        parts.push(text.slice(start, nl));
+        onLine(parts.join(''));
+        parts = [];
+      }
       start = nl + 1;
     }
-    if (start < chunk.length) partial.push(chunk.subarray(start));
+    if (start < text.length) parts.push(text.slice(start));
   }
-  return partial.length === 0;
+  if (decoder.end() !== '') return false;
+  return parts.length === 0;
 }
 
 /** Makes a rename in `dir` durable. Some platforms cannot open a directory: the rename is then as durable as they make it. */

@@ -48,13 +48,7 @@ function lineChars(key: string, r: StoredRecord): number {
  * cursor is not sent at all: a slice is what the partition held when it was read.
  */
 export function partitionSlice(store: GridStore, partition: number, budgetChars: number, after?: TransferCursor): { lines: string; next?: TransferCursor } {
-  const entries: Array<[Namespace, string, StoredRecord]> = [];
-  let total = 0;
-  store.eachRecord(partition, (ns, key, record) => {
-    if (after !== undefined && compareCursor(ns, key, after) <= 0) return;
-    entries.push([ns, key, record]);
-    total += lineChars(key, record);
-  });
+  const { entries, total } = entriesAfter(store, partition, after);
   if (total <= budgetChars) return { lines: entries.map(([ns, key, r]) => recordLine(ns, key, r)).join('') };
   entries.sort(([nsA, keyA], [nsB, keyB]) => compareCursor(nsA, keyA, [nsB, keyB]));
   let lines = '';
@@ -66,6 +60,23 @@ export function partitionSlice(store: GridStore, partition: number, budgetChars:
   }
   const [ns, key] = entries[taken - 1]!;
   return taken < entries.length ? { lines, next: [ns, key] } : { lines };
+}
+
+/** The record lines of all of `partition` when they fit in `budgetChars`; undefined (nothing built) when not. */
+export function wholePartition(store: GridStore, partition: number, budgetChars: number): string | undefined {
+  const { entries, total } = entriesAfter(store, partition, undefined);
+  return total <= budgetChars ? entries.map(([ns, key, r]) => recordLine(ns, key, r)).join('') : undefined;
+}
+
+function entriesAfter(store: GridStore, partition: number, after: TransferCursor | undefined): { entries: Array<[Namespace, string, StoredRecord]>; total: number } {
+  const entries: Array<[Namespace, string, StoredRecord]> = [];
+  let total = 0;
+  store.eachRecord(partition, (ns, key, record) => {
+    if (after !== undefined && compareCursor(ns, key, after) <= 0) return;
+    entries.push([ns, key, record]);
+    total += lineChars(key, record);
+  });
+  return { entries, total };
 }
 
 /** A cursor from the wire, or undefined when `value` is not one. */

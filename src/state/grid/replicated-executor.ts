@@ -46,7 +46,7 @@ import { TOMBSTONE_MS, type GridStore, type RecordChange } from './grid-store.js
 import { applyOperation, isReadOnly, type Operation, type OperationResults } from './operations.js';
 import { changedPartitions, placeScopes, writeQuorum, type Placement } from './placement.js';
 import { CLUSTER_SCOPE } from './scopes.js';
-import { parseRecordLines, partitionSlice, transferCursor, type TransferCursor } from './record-lines.js';
+import { parseRecordLines, partitionSlice, transferCursor, wholePartition, type TransferCursor } from './record-lines.js';
 import { decideWrites, describeRefusal, type WriteDecision } from './write-majority.js';
 
 export interface ReplicatedExecutorOptions {
@@ -605,17 +605,17 @@ export class ReplicatedExecutor implements GridExecutor {
     const done: number[] = [];
     let lines = '';
     for (const [i, p] of partitions.entries()) {
-      const first = i === 0;
-      const room = BULK_MESSAGE_CHARS - lines.length;
-      if (!first && room <= 0) break;
-      const slice = partitionSlice(this.o.store, p, first ? BULK_MESSAGE_CHARS : room, first ? after : undefined);
-      if (slice.next !== undefined) {
-        // Too large for what is left of this message: a later message starts it, or, when it
-        // is the first, slices of it follow.
-        if (!first) break;
-        return { done, lines: slice.lines, partial: { partition: p, after: slice.next } };
+      if (i === 0) {
+        // The first partition: whole if it fits, else a slice (then nothing more this message).
+        const slice = partitionSlice(this.o.store, p, BULK_MESSAGE_CHARS, after);
+        if (slice.next !== undefined) return { done, lines: slice.lines, partial: { partition: p, after: slice.next } };
+        lines = slice.lines;
+      } else {
+        // The others only whole, in what is left of the message; a later message starts the rest.
+        const whole = wholePartition(this.o.store, p, BULK_MESSAGE_CHARS - lines.length);
+        if (whole === undefined) break;
+        lines += whole;
       }
-      lines += slice.lines;
       done.push(p);
     }
     return { done, lines };
