@@ -4,11 +4,6 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { PACKAGE_ROOT } from '../helpers/paths.js';
 
-/**
- * Files another change is rewriting at the time of writing; they still point to the product
- * specification the project was built from. Remove an entry once its file is clean.
- */
-
 function filesUnder(path: string): string[] {
   const full = join(PACKAGE_ROOT, path);
   if (!statSync(full).isDirectory()) return [path];
