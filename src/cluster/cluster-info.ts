@@ -25,9 +25,9 @@ export interface ClusterInfoNode {
   self: boolean;
   /**
    * Engines: whether the engine accepts changes to the runtime state (`refused` while it sees
-   * no majority of the cluster, as it last announced); null for other roles and inactive nodes.
+   * no majority of the cluster, as it last announced); absent for other roles and inactive nodes.
    */
-  writes: 'accepted' | 'refused' | null;
+  writes?: 'accepted' | 'refused';
 }
 
 export interface ClusterInfo {
@@ -60,13 +60,13 @@ export function clusterInfo(clusterId: string, selfId: string, members: readonly
     group: m.meta.group,
     clockOffsetMs: m.id === selfId ? 0 : (m.clockOffsetMs ?? null),
     self: m.id === selfId,
-    writes: m.meta.role === 'engine' && isActive(m) ? (m.meta.refusesWrites === true ? 'refused' : 'accepted') : null,
+    ...(m.meta.role === 'engine' && isActive(m) ? { writes: m.meta.refusesWrites === true ? ('refused' as const) : ('accepted' as const) } : {}),
   }));
   nodes.sort((a, b) => (ROLE_ORDER[a.role ?? ''] ?? 9) - (ROLE_ORDER[b.role ?? ''] ?? 9) || (a.id ?? '').localeCompare(b.id ?? ''));
   const listed = new Set(members.map((m) => m.address));
   for (const address of notResolved) {
     if (listed.has(address)) continue;
-    nodes.push({ id: null, address, role: null, version: null, state: 'not-resolved', group: null, clockOffsetMs: null, self: false, writes: null });
+    nodes.push({ id: null, address, role: null, version: null, state: 'not-resolved', group: null, clockOffsetMs: null, self: false });
   }
   return { clusterId, node: selfId, mixedVersions, versions, clockSkewMs, clockSkewWarning: clockSkewMs > CLOCK_SKEW_WARNING_MS, nodes };
 }

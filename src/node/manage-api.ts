@@ -45,7 +45,7 @@ const clusterInfoSchema = {
           group: nullableString,
           clockOffsetMs: { type: ['integer', 'null'] },
           self: { type: 'boolean' },
-          writes: { type: ['string', 'null'], enum: ['accepted', 'refused', null] },
+          writes: { type: 'string', enum: ['accepted', 'refused'] },
         },
       },
     },

@@ -91,14 +91,14 @@ describe('write majority with real processes', () => {
     // The console leaves gracefully: a member that left is no witness.
     await killAndWait(node('console').pid, 'SIGTERM');
     await waitUntil(() => clusterInfoOf(join(dir, 'engine-1.ini')), (i) => stateOf(i, 'console') === 'left', 20_000);
-    assert.equal((await createSession(file, e1, 'two engines')).status, 201);
+    assert.equal((await createSession(file, e1, 'two-engines')).status, 201);
     process.kill(node('engine-2').pid, 'SIGKILL');
     await waitUntil(() => clusterInfoOf(join(dir, 'engine-1.ini')), (i) => stateOf(i, 'engine-2') === 'inactive', 20_000);
     await waitUntil(() => createSession(file, e1, 'alone'), (r) => r.status === 503, 20_000, 50);
     const deleted = await runCohortToEnd(t, ['cluster', 'delete-node', node('engine-2').cluster, '-c', join(dir, 'engine-1.ini')]);
     assert.equal(deleted.code, 0, deleted.stderr);
     const deletedAt = performance.now();
-    const { value } = await waitUntil(() => createSession(file, e1, 'after delete'), (r) => r.status === 201, 10_000, 20);
+    const { value } = await waitUntil(() => createSession(file, e1, 'after-delete'), (r) => r.status === 201, 10_000, 20);
     const tookMs = performance.now() - deletedAt;
     console.log(`write-majority e2e: writes accepted ${Math.round(tookMs)} ms after delete-node`);
     assert.equal(value.status, 201);

@@ -8,6 +8,14 @@ function member(id: string, status: MemberStatus, overrides: Partial<Member> = {
 }
 
 describe('cluster info (cohort cluster info --json)', () => {
+  it('says which active engines refuse writes, as they announce it; other roles and inactive engines say nothing', () => {
+    const refusing = member('e2', 'alive');
+    refusing.meta = { ...refusing.meta, refusesWrites: true };
+    const info = clusterInfo('shop', 'e1', [member('c', 'alive', {}, '1.0.0', 'console'), member('e1', 'alive'), refusing, member('e3', 'dead')]);
+    assert.deepEqual(info.nodes.map((n) => [n.id, n.writes]), [['c', undefined], ['e1', 'accepted'], ['e2', 'refused'], ['e3', undefined]]);
+  });
+
+
   it('maps member statuses to the states operators see and lists the console first', () => {
     const info = clusterInfo('shop', 'e1', [
       member('e2', 'suspect'),
