@@ -222,5 +222,17 @@ describe('cohort up', () => {
     again.child.kill('SIGTERM');
     assert.equal((await again.exited).code, 0, again.stderr());
   });
+
+  it('Ctrl-C while the nodes are starting stops them once and exits 0', async (t) => {
+    const dir = upDir(t);
+    const up = runCohort(t, ['up', '--engines', '2', '--dir', dir]);
+    await up.waitForOutput(/^cohort up: starting /m, 30_000);
+    process.kill(up.pid, 'SIGINT');
+    const exit = await up.exited;
+    assert.equal(exit.code, 0, up.stderr());
+    assert.equal(up.stderr().match(/waiting for .* to stop gracefully/g)?.length, 1, up.stderr());
+    assert.doesNotMatch(up.stderr(), /CLI_LOCAL_CLUSTER_FAILED|killing/);
+    assert.equal(up.stdout(), '', 'no summary: the cluster never was up');
+  });
 });
 
