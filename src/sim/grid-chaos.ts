@@ -18,7 +18,9 @@
  * Workloads: `mixed` (the above), and `failed-write`, which overwrites a few state keys and
  * creates sessions for a few subjects while links fail one way (answers lost, so primaries
  * time out on backups that did apply the write) and engines pause: most failed writes are
- * then writes some backups hold, which must be undone everywhere.
+ * then writes some backups hold, which must be undone everywhere; and `large-record`, the
+ * mixed workload with, now and then, a session of 1 MB for one subject, so that its partition
+ * grows past the frame size and moves in slices whenever engines join, fail or resync.
  */
 import { silentLogger } from '../core/logger.js';
 import { seededRandom } from '../core/random.js';
@@ -26,10 +28,16 @@ import { isActive } from '../cluster/member-list.js';
 import { PROFILES } from '../cluster/timing.js';
 import { Rpc } from '../rpc/rpc.js';
 import { GridProvider, partitionOfSessionId } from '../state/grid/grid-provider.js';
+import type { SessionCursor } from '../state/services.js';
 import { GridStore } from '../state/grid/grid-store.js';
 import { ReplicatedExecutor } from '../state/grid/replicated-executor.js';
 import { runUntil, settleSimulated } from './drive.js';
 import { SimCluster } from './sim-cluster.js';
+
+export type GridWorkload = 'mixed' | 'failed-write' | 'large-record';
+
+/** Attributes of a `large-record` session: one subject's partition grows far past a bulk message (4 MiB) and a frame (16 MiB). */
+const LARGE_ATTRIBUTES_CHARS = 1_000_000;
 
 export interface GridChaosOptions {
   seed: number;
@@ -38,7 +46,7 @@ export interface GridChaosOptions {
   /** How long faults and workload run (simulated ms). */
   faultMs?: number;
   /** `mixed` (default) or `failed-write` (see the header). */
-  workload?: 'mixed' | 'failed-write';
+  workload?: GridWorkload;
 }
 
 export interface GridChaosResult {
@@ -139,7 +147,11 @@ export async function gridChaos(options: GridChaosOptions): Promise<GridChaosRes
         }
         continue;
       }
-      if (roll < 0.5) {
+      if (options.workload === 'large-record' && roll < 0.06) {
+        subjects.add('large');
+        const attributes = { blob: 'x'.repeat(LARGE_ATTRIBUTES_CHARS), tag };
+        pending.push(engines[from]!.provider.sessions.create({ subject: 'large', attributes, idleTimeoutMs: 3_600_000, maxLifetimeMs: 3_600_000 }).then((s) => sessions.set(s.id, s.subject), failed));
+      } else if (roll < 0.5) {
         pending.push(engines[from]!.provider.sessions.create({ subject: `u-${tag}`, idleTimeoutMs: 3_600_000, maxLifetimeMs: 3_600_000 }).then((s) => sessions.set(s.id, s.subject), () => undefined));
       } else if (roll < 0.7) {
         const id = `revoked-${tag}`;
@@ -197,8 +209,9 @@ export async function gridChaos(options: GridChaosOptions): Promise<GridChaosRes
   // Operations still in flight settle (answer or time out) as simulated time goes on.
   await settleSimulated(Promise.allSettled(pending), advance, 30_000, 50);
   // Quiet for a few seconds: reverts not delivered yet and background repairs are retried
-  // every second.
-  await run(3000);
+  // every second, and replicas compare their copies every two (anti-entropy acts on a
+  // difference seen twice).
+  await run(8000);
 
   const violations: string[] = [];
   const disagreements = cluster.disagreements();
@@ -224,9 +237,19 @@ export async function gridChaos(options: GridChaosOptions): Promise<GridChaosRes
   const answers = async (read: (p: GridProvider) => Promise<unknown>): Promise<string[]> =>
     Promise.all(survivors.map((i) => check(read(engines[i]!.provider)).then((v) => JSON.stringify(v) ?? 'undefined', (err: unknown) => `error ${String(err)}`)));
   for (const subject of subjects) {
-    const listed = await answers(async (p) => (await p.sessions.listBySubject(subject)).map((s) => s.id).sort());
+    // Page by page, as the API lists them: a subject of large sessions is more than a message holds.
+    const listed = await answers(async (p) => {
+      const ids: string[] = [];
+      let after: SessionCursor | undefined;
+      do {
+        const page = await p.sessions.pageBySubject(subject, { limit: 1000, after });
+        ids.push(...page.sessions.map((s) => s.id));
+        after = page.next;
+      } while (after !== undefined);
+      return ids.sort();
+    });
     if (new Set(listed).size > 1) {
-      const lists = listed.map((l) => JSON.parse(l) as string[]);
+      const lists = listed.map((l) => (l.startsWith('[') ? (JSON.parse(l) as string[]) : [l]));
       const all = [...new Set(lists.flat())];
       const odd = all.filter((id) => !lists.every((l) => l.includes(id)));
       violations.push(`engines disagree on the sessions of ${subject}: ${odd.map((id) => `${id} listed by engines ${survivors.filter((_, k) => lists[k]!.includes(id)).join(',')}`).join('; ')}`);

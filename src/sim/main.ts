@@ -31,7 +31,7 @@ const seed = Number(values.seed);
 const trials = Number(values.trials);
 const profile = values.profile as Profile;
 if (!(PROFILE_NAMES as readonly string[]).includes(profile) || !Number.isInteger(nodes) || nodes < 3 || !Number.isInteger(seed) || !Number.isInteger(trials) || trials < 1) {
-  process.stderr.write('usage: npm run sim -- [--scenario scale|crash|pause|cut|blocked|steady|mixed|grid|grid-failed-write] [--nodes N>=3] [--seed S] [--profile lan|wan|local] [--trials T]\n');
+  process.stderr.write('usage: npm run sim -- [--scenario scale|crash|pause|cut|blocked|steady|mixed|grid|grid-failed-write|grid-large-record] [--nodes N>=3] [--seed S] [--profile lan|wan|local] [--trials T]\n');
   process.exit(2);
 }
 
@@ -148,9 +148,10 @@ switch (values.scenario) {
     break;
   }
   case 'grid':
-  case 'grid-failed-write': {
+  case 'grid-failed-write':
+  case 'grid-large-record': {
     const gridNodes = values.nodes === '1000' ? 5 : nodes;
-    const workload = values.scenario === 'grid' ? 'mixed' : 'failed-write';
+    const workload = values.scenario === 'grid' ? 'mixed' : values.scenario === 'grid-failed-write' ? 'failed-write' : 'large-record';
     let failed = 0;
     for (let s = seed; s < seed + trials; s++) {
       const r = await gridChaos({ seed: s, nodes: gridNodes, workload });

@@ -5,7 +5,9 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { ManualClock } from '../../src/core/clock.js';
 import { CLUSTER_ROUTING } from '../../src/state/grid/grid-provider.js';
+import { GridStore } from '../../src/state/grid/grid-store.js';
 import { SimGrid } from '../helpers/sim-grid.js';
 
 describe('a write that failed to replicate', () => {
@@ -47,5 +49,48 @@ describe('a write that failed to replicate', () => {
       assert.equal(grid.engines[i]!.store.has('state', key), false, `${grid.engines[i]!.id} holds no copy of the undone write`);
     }
     grid.close();
+  });
+});
+
+describe('undone-write markers in the store', () => {
+  const future = 1_800_000_000_000 + 3_600_000;
+
+  it('a marker arriving where the undone version is held puts the record back as it was', () => {
+    const clock = new ManualClock(1_800_000_000_000);
+    const primary = new GridStore(clock, 'p');
+    const backup = new GridStore(clock, 'b');
+    const first = primary.set('state', 'k', 'acknowledged', future, 7);
+    backup.merge({ ns: 'state', key: 'k', record: { ...first } });
+    primary.startJournal();
+    const undone = primary.set('state', 'k', 'never acknowledged', future, 7);
+    const journal = primary.takeJournal();
+    backup.merge({ ns: 'state', key: 'k', record: { ...undone } });
+    primary.startJournal();
+    primary.undo(journal);
+    const [, marker] = primary.takeJournal().map((e) => e.change);
+    assert.equal(marker?.ns, 'undone');
+    // The revert is lost; only the marker reaches the backup (a sync of the partition).
+    backup.merge(marker!);
+    assert.equal(backup.get('state', 'k'), 'acknowledged');
+    // And the undone copy is refused from then on, wherever it comes from.
+    assert.equal(backup.merge({ ns: 'state', key: 'k', record: { ...undone } }), false);
+    assert.equal(primary.merge({ ns: 'state', key: 'k', record: { ...undone } }), false);
+  });
+
+  it('a revert never brings an undone version back: it puts back what came before it', () => {
+    const clock = new ManualClock(1_800_000_000_000);
+    const store = new GridStore(clock, 'p');
+    const first = store.set('state', 'k', 'acknowledged', future, 7);
+    store.startJournal();
+    const undone = store.set('state', 'k', 'undone here', future, 7);
+    store.undo(store.takeJournal());
+    assert.equal(store.get('state', 'k'), 'acknowledged');
+    // Another replica missed that revert, wrote on top of the undone version, and undid its
+    // own write: its revert names the undone version as the one to put back.
+    const later = { json: '"later"', expiresAt: future, version: undone.version + 10, partition: 7, origin: 'q' };
+    store.merge({ ns: 'state', key: 'k', record: later });
+    store.merge({ ns: 'state', key: 'k', record: { ...undone }, ifVersion: later.version, ifOrigin: 'q' });
+    assert.equal(store.get('state', 'k'), 'acknowledged');
+    assert.equal(store.record('state', 'k')?.version, first.version);
   });
 });

@@ -212,8 +212,7 @@ export class GridStore {
     const current = this.spaces.get(change.ns)?.get(change.key);
     if (change.ifVersion !== undefined) {
       if (current?.version !== change.ifVersion || current.origin !== change.ifOrigin) return false;
-      if (change.record.version === 0) this.remove(change.ns, change.key);
-      else this.put(change.ns, change.key, change.record);
+      this.restore(change.ns, change.key, change.record.version === 0 ? null : change.record);
       return true;
     }
     if (current && current.version >= change.record.version) return false;
@@ -245,9 +244,23 @@ export class GridStore {
     const current = this.spaces.get(ns)?.get(key);
     // Versions of two engines can be equal: only the undone engine's write is put back.
     if (current === undefined || current.version !== version || (current.origin ?? '') !== origin) return;
-    const { previous } = JSON.parse(marker.json) as { previous: StoredRecord | null };
-    if (previous === null || previous.version === 0) this.remove(ns, key);
-    else this.put(ns, key, previous);
+    this.restore(ns, key, (JSON.parse(marker.json) as { previous: StoredRecord | null }).previous);
+  }
+
+  /**
+   * Puts a record back as it was before an undone write (null: there was none). The record
+   * put back may itself be an undone write (a replica that missed a revert took it as its
+   * own, then undid a write of its own on top): then what came before it is put back, and so
+   * on, so no revert ever brings an undone version back.
+   */
+  private restore(ns: Namespace, key: string, previous: StoredRecord | null): void {
+    let record = previous;
+    for (let hops = 0; record !== null && record.version !== 0 && this.isUndone(ns, key, record) && hops < 100; hops++) {
+      const marker = this.spaces.get('undone')!.get(undoneKey(ns, key, record.version, record.origin))!;
+      record = (JSON.parse(marker.json) as { previous: StoredRecord | null }).previous;
+    }
+    if (record === null || record.version === 0) this.remove(ns, key);
+    else this.put(ns, key, record);
   }
 
   /** How many undone-write markers the store holds (for tests and diagnostics). */

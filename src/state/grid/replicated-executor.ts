@@ -73,6 +73,12 @@ export interface ReplicatedExecutorOptions {
 
 /** How soon partitions that could not be synchronised are tried again (ms). */
 const REPAIR_RETRY_MS = 1000;
+/**
+ * How often each replica compares its partitions' fingerprints with the other replicas of
+ * them (anti-entropy, ms). A partition is pulled only when it differed, the same way, at two
+ * comparisons in a row: writes in flight make copies differ for a moment.
+ */
+const ANTI_ENTROPY_MS = 2000;
 /** Waits before each new try of an operation refused while engines switch placements (ms). */
 const PLACEMENT_RETRY_DELAYS_MS = [20, 50, 100, 200, 400, 500, 700];
 /** How long a starting engine waits for the others to place partitions on it before it reports ready (ms). */
@@ -110,6 +116,9 @@ export class ReplicatedExecutor implements GridExecutor {
   /** Consoles and replicas: known, and active as this engine sees them (write-majority.ts). */
   private witnesses: Witnesses = { known: 0, active: 0 };
   private repairTimer: TimerHandle | undefined;
+  private antiEntropyTimer: TimerHandle | undefined;
+  /** Copies that differed at the last comparison: `engine partition` → `ours theirs`. */
+  private differed = new Map<string, string>();
   /** Records some engines did not take yet (revocations), by engine id. */
   private readonly pushQueue = new Map<string, RecordChange[]>();
   private pushTimer: TimerHandle | undefined;
@@ -236,6 +245,7 @@ export class ReplicatedExecutor implements GridExecutor {
   close(): void {
     this.closed = true;
     this.o.clock.clearTimeout(this.repairTimer);
+    this.o.clock.clearTimeout(this.antiEntropyTimer);
     this.o.clock.clearTimeout(this.pushTimer);
     this.o.clock.clearTimeout(this.revertTimer);
   }
@@ -726,6 +736,55 @@ export class ReplicatedExecutor implements GridExecutor {
     if (this.unsynced.size > 0) this.scheduleRepair(REPAIR_RETRY_MS);
   }
 
+  private scheduleAntiEntropy(): void {
+    if (this.closed || this.antiEntropyTimer !== undefined) return;
+    this.antiEntropyTimer = this.o.clock.setTimeout(() => {
+      this.antiEntropyTimer = undefined;
+      void this.antiEntropy()
+        .catch(() => undefined)
+        .finally(() => this.scheduleAntiEntropy());
+    }, ANTI_ENTROPY_MS);
+  }
+
+  /**
+   * Anti-entropy: compares, with each other replica, the fingerprints of the partitions both
+   * hold (one message per engine), and pulls those that still differ the same way as at the
+   * last comparison. Syncs after a placement change bring a replica up to date with the
+   * others; this makes copies that drifted apart afterwards alike again: a record pushed to
+   * one replica only (a hand-off racing a sync), or the marker of an undone write that some
+   * replica has not seen (grid-store.ts). Both sides do it, so both end with the newer copy.
+   */
+  private async antiEntropy(): Promise<void> {
+    const shared = new Map<string, number[]>(); // engine id → partitions both replicate
+    for (const [p, replicas] of this.placement) {
+      if (!replicas.includes(this.o.self) || this.unsynced.has(p) || this.syncing.has(p)) continue;
+      for (const id of replicas) {
+        if (id === this.o.self || !this.engines.has(id)) continue;
+        const list = shared.get(id);
+        if (list) list.push(p);
+        else shared.set(id, [p]);
+      }
+    }
+    const differing = new Map<string, string>();
+    await Promise.allSettled(
+      [...shared].map(async ([id, partitions]) => {
+        const address = this.engines.get(id)!;
+        const theirs = await this.o.rpc.call<string[]>(address, 'grid.digests', { partitions });
+        const pull: number[] = [];
+        partitions.forEach((p, i) => {
+          const mine = this.o.store.digest(p);
+          if (typeof theirs[i] !== 'string' || theirs[i] === mine) return;
+          const key = `${id} ${p}`;
+          const seen = `${mine} ${theirs[i]}`;
+          if (this.differed.get(key) === seen) pull.push(p);
+          else differing.set(key, seen);
+        });
+        if (pull.length > 0 && !this.closed) await this.pullFrom(address, pull);
+      }),
+    );
+    this.differed = differing;
+  }
+
   /**
    * At start: the revocation list and every partition the placement with this engine would
    * give it, from the other engines, before this engine announces itself and reports ready.
@@ -772,6 +831,7 @@ export class ReplicatedExecutor implements GridExecutor {
       await this.untilSeenServing();
     }
     this.initialSyncDone = true;
+    this.scheduleAntiEntropy();
     this.o.logger.info('grid synchronised: ready');
     this.scheduleRepair(0);
   }
