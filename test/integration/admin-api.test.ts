@@ -15,9 +15,8 @@ import { registerAdminApi } from '../../src/console/admin-api.js';
 import { ConfigService } from '../../src/console/config-service.js';
 import { hashPassword } from '../../src/console/passwords.js';
 import { createHttpServer } from '../../src/http/server.js';
-import { openRepository } from '../../src/repository/open-repository.js';
 import type { Repository } from '../../src/repository/repository.js';
-import { postgresUrlOrSkip, uniquePostgresSchemaUrl } from '../helpers/services.js';
+import { postgresRepository, sqliteRepository } from '../helpers/repositories.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 interface Harness {
@@ -227,20 +226,5 @@ function adminApiSuite(name: string, open: OpenRepo): void {
   });
 }
 
-adminApiSuite('SQLite', async (t, clock) => {
-  const repo = await openRepository(`sqlite:${join(tmpDir(t), 'repo.db')}`, { clock });
-  t.after(() => repo.close());
-  return repo;
-});
-
-adminApiSuite('PostgreSQL', async (t, clock) => {
-  const baseUrl = await postgresUrlOrSkip(t);
-  if (baseUrl === undefined) return undefined;
-  const { url, dropSchema } = uniquePostgresSchemaUrl(baseUrl);
-  const repo = await openRepository(url, { clock });
-  t.after(async () => {
-    await repo.close();
-    await dropSchema();
-  });
-  return repo;
-});
+adminApiSuite('SQLite', sqliteRepository);
+adminApiSuite('PostgreSQL', postgresRepository);

@@ -15,11 +15,10 @@ import type { ClusterInfo } from '../../src/cluster/cluster-info.js';
 import { ConsoleRole, DROPPED_CONFIG_PREFIX } from '../../src/console/console-role.js';
 import type { ExportAnswer, ExportRequest } from '../../src/console/config-publisher.js';
 import type { FetchAnswer } from '../../src/engine/config-follower.js';
-import { openRepository } from '../../src/repository/open-repository.js';
 import type { AuditRecord, Repository } from '../../src/repository/repository.js';
 import type { Rpc, RpcHandler } from '../../src/rpc/rpc.js';
 import { waitUntil } from '../helpers/cluster.js';
-import { postgresUrlOrSkip, uniquePostgresSchemaUrl } from '../helpers/services.js';
+import { postgresRepository, sqliteRepository } from '../helpers/repositories.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 type OpenRepo = (t: TestContext, clock: ManualClock) => Promise<Repository | undefined>;
@@ -204,20 +203,5 @@ function resyncSuite(name: string, open: OpenRepo): void {
   });
 }
 
-resyncSuite('SQLite', async (t, clock) => {
-  const repo = await openRepository(`sqlite:${join(tmpDir(t), 'repo.db')}`, { clock });
-  t.after(() => repo.close());
-  return repo;
-});
-
-resyncSuite('PostgreSQL', async (t, clock) => {
-  const baseUrl = await postgresUrlOrSkip(t);
-  if (baseUrl === undefined) return undefined;
-  const { url, dropSchema } = uniquePostgresSchemaUrl(baseUrl);
-  const repo = await openRepository(url, { clock });
-  t.after(async () => {
-    await repo.close();
-    await dropSchema();
-  });
-  return repo;
-});
+resyncSuite('SQLite', sqliteRepository);
+resyncSuite('PostgreSQL', postgresRepository);
