@@ -298,10 +298,12 @@ export class ReplicatedExecutor implements GridExecutor {
    */
   private async readFromBackups(partition: number, op: Operation, primaryError: unknown): Promise<unknown> {
     const backups = (this.placement.get(partition) ?? []).slice(1);
-    if (backups.includes(this.o.self)) return applyOperation(this.o.store, op, this.o.clock.now(), partition);
+    // Its own copy only when it is in sync: the placement may have changed during the call
+    // and made this engine a new backup that has not pulled the partition yet.
+    if (backups.includes(this.o.self) && !this.unsynced.has(partition)) return applyOperation(this.o.store, op, this.o.clock.now(), partition);
     for (const id of backups) {
       const address = this.engines.get(id);
-      if (!address) continue;
+      if (!address || id === this.o.self) continue;
       try {
         return await this.o.rpc.call(address, 'grid.read', { partition, op });
       } catch {
@@ -474,6 +476,12 @@ export class ReplicatedExecutor implements GridExecutor {
     // kept it cannot spread it through a sync. A backup the revert does not reach now gets it
     // again until it takes it (revertQueue), also after it reappears.
     if (undo.length > 0) {
+      // The other engines get it too, without waiting: one may have become a replica of the
+      // partition meanwhile and taken the change in a hand-off (membership moved the partition
+      // while the change was in flight).
+      for (const [id, address] of this.engines) {
+        if (id !== this.o.self && !backupIds.includes(id)) this.o.rpc.call(address, 'grid.merge', { changes: undo }).catch(() => undefined);
+      }
       const reverted = await Promise.allSettled(backups.map((b) => this.o.rpc.call(b, 'grid.merge', { changes: undo })));
       reverted.forEach((r, i) => {
         if (r.status === 'rejected') this.queueRevert(backupIds[i]!, undo);
