@@ -28,6 +28,68 @@ const bucket = {
   required: ['capacity', 'refillPerSecond'],
   properties: { capacity: { type: 'integer', minimum: 1, maximum: 1_000_000_000 }, refillPerSecond: { type: 'number', exclusiveMinimum: 0, maximum: 1_000_000_000 } },
 } as const;
+/** What an issued API key may do; keys without a scope are `runtime` keys. */
+export const API_KEY_SCOPES = ['runtime', 'gateway', 'client'] as const;
+export type ApiKeyScope = (typeof API_KEY_SCOPES)[number];
+
+/**
+ * JWT signature algorithms an API may accept: asymmetric only, so a token signed with HMAC
+ * using a public key as the secret (algorithm confusion) and `alg: none` can never verify.
+ */
+export const JWT_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
+
+const shortText = (max: number) => ({ type: 'string', minLength: 1, maxLength: max }) as const;
+const headerName = { type: 'string', pattern: '^[A-Za-z0-9-]{1,64}$' } as const;
+
+/** One protected API (docs/configuration.md, "Access decisions"). */
+const apiDefinition = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id', 'pathPrefix'],
+  properties: {
+    id: name,
+    pathPrefix: { type: 'string', pattern: '^/', maxLength: 1024 },
+    hosts: { type: 'array', maxItems: 100, items: { type: 'string', pattern: '^[A-Za-z0-9.:\\[\\]-]{1,255}$' } },
+    methods: { type: 'array', maxItems: 20, items: { type: 'string', pattern: '^[A-Za-z]{1,20}$' } },
+    publicPaths: { type: 'array', maxItems: 100, items: { type: 'string', pattern: '^/', maxLength: 1024 } },
+    credentials: { type: 'array', maxItems: 3, uniqueItems: true, items: { type: 'string', enum: ['session', 'apiKey', 'jwt'] } },
+    sessionCookie: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,128}$' },
+    jwt: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        issuer: shortText(1024),
+        audiences: { type: 'array', maxItems: 20, items: shortText(1024) },
+        jwksUrl: { type: 'string', pattern: '^https?://', maxLength: 2048 },
+        keys: { type: 'array', maxItems: 50, items: { type: 'object', required: ['kty'], properties: { kty: { type: 'string', enum: ['RSA', 'EC', 'OKP'] } } } },
+        algorithms: { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string', enum: JWT_ALGORITHMS } },
+        clockToleranceSeconds: { type: 'integer', minimum: 0, maximum: 600 },
+      },
+    },
+    checkRevocation: { type: 'boolean' },
+    singleUseTokens: { type: 'boolean' },
+    rateLimit: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['policy', 'by'],
+      properties: { policy: name, by: { type: 'string', enum: ['ip', 'subject', 'apiKey'] } },
+    },
+    lockout: { type: 'object', additionalProperties: false, required: ['by'], properties: { by: { type: 'string', enum: ['ip', 'subject'] } } },
+    denyList: { type: 'array', maxItems: 10_000, items: { type: 'string', pattern: '^(ip|subject|apiKey|session):.{1,256}$' } },
+    enforce: { type: 'boolean' },
+    identityHeaders: {
+      type: 'object',
+      propertyNames: headerName,
+      maxProperties: 50,
+      additionalProperties: { type: 'string', pattern: '^(subject|sessionId|apiKeyId|api|decisionId|claim:[A-Za-z0-9_.:-]{1,128})$' },
+    },
+    upstream: { type: 'string', pattern: '^https?://', maxLength: 2048 },
+    stripPrefix: { type: 'boolean' },
+    timeoutMs: { type: 'integer', minimum: 1, maximum: 600_000 },
+    onStateUnavailable: { type: 'string', enum: ['deny', 'allow'] },
+  },
+} as const;
+
 const ttl = { type: 'object', additionalProperties: false, properties: { defaultTtlSeconds: seconds(30 * DAY) } } as const;
 
 export const SECTION_SCHEMAS: Record<ConfigSection, object> = {
@@ -43,6 +105,8 @@ export const SECTION_SCHEMAS: Record<ConfigSection, object> = {
       },
       defaultRateLimit: bucket,
       rateLimits: { type: 'object', propertyNames: name, additionalProperties: bucket, maxProperties: 1000 },
+      // A request that matches no API definition: denied (ACCESS_NO_API) unless `allow`.
+      unmatchedRequests: { type: 'string', enum: ['deny', 'allow'] },
     },
   },
   services: {
@@ -61,25 +125,7 @@ export const SECTION_SCHEMAS: Record<ConfigSection, object> = {
     type: 'object',
     additionalProperties: false,
     required: ['apis'],
-    properties: {
-      apis: {
-        type: 'array',
-        maxItems: 1000,
-        items: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['id', 'pathPrefix'],
-          properties: {
-            id: name,
-            pathPrefix: { type: 'string', pattern: '^/', maxLength: 1024 },
-            requireSession: { type: 'boolean' },
-            checkRevocation: { type: 'boolean' },
-            rateLimitPolicy: name,
-            denyList: { type: 'array', maxItems: 10_000, items: { type: 'string', minLength: 1, maxLength: 64 } },
-          },
-        },
-      },
-    },
+    properties: { apis: { type: 'array', maxItems: 1000, items: apiDefinition } },
   },
   'api-keys': {
     type: 'object',
@@ -99,6 +145,9 @@ export const SECTION_SCHEMAS: Record<ConfigSection, object> = {
             hash: { type: 'string', pattern: '^[0-9a-f]{64}$' },
             createdAt: { type: 'integer', minimum: 0 },
             createdBy: { type: 'string', maxLength: 200 },
+            // runtime (the state services; the default, as keys issued before scopes existed),
+            // gateway (the access-decision front doors), client (a credential of API callers).
+            scope: { type: 'string', enum: API_KEY_SCOPES },
           },
         },
       },
