@@ -1,8 +1,9 @@
 /**
  * What the runtime API takes from the replicated configuration (console sections `runtime`,
- * `services`, `api-keys`), with the defaults that hold before any is saved. Pure: the engine
+ * `services`, `api-keys`, `apis`), with the defaults that hold before any is saved. Pure: the engine
  * computes these once per applied configuration, and every request reads the current ones.
  */
+import { compileApis, type AccessDefinitions } from './access/definitions.js';
 import type { ApiKeyScope } from '../policy/config-sections.js';
 import { DEFAULT_LOCKOUT_POLICY, DEFAULT_RATE_LIMIT, MAX_SESSION_LIFETIME_MS, type LockoutPolicy, type RateLimitPolicy } from '../state/services.js';
 
@@ -24,6 +25,10 @@ export interface RuntimeSettings {
   clientKeys: Map<string, { id: string }>;
   /** Whether a request that matches no API definition is allowed (`runtime.unmatchedRequests`). */
   allowUnmatched: boolean;
+  /** The `apis` section compiled for access decisions, with the client keys and the unmatched rule. */
+  access: AccessDefinitions;
+  /** Why API definitions could not be compiled (each such API denies what it matches). */
+  accessErrors: string[];
 }
 
 export const DEFAULT_IDLE_TIMEOUT_SECONDS = 1800;
@@ -50,7 +55,7 @@ interface ServicesSection {
 }
 
 /** Settings from the sections' contents (undefined: never saved). */
-export function runtimeSettings(sections: { runtime?: unknown; services?: unknown; 'api-keys'?: unknown } = {}): RuntimeSettings {
+export function runtimeSettings(sections: { runtime?: unknown; services?: unknown; 'api-keys'?: unknown; apis?: unknown } = {}): RuntimeSettings {
   const runtime = (sections.runtime ?? {}) as RuntimeSection;
   const services = (sections.services ?? {}) as ServicesSection;
   const keys = ((sections['api-keys'] ?? { keys: [] }) as { keys: Array<{ id: string; hash: string; scope?: ApiKeyScope }> }).keys;
@@ -58,6 +63,9 @@ export function runtimeSettings(sections: { runtime?: unknown; services?: unknow
   const scoped = (...scopes: ApiKeyScope[]) => keys.filter((k) => scopes.includes(k.scope ?? 'runtime'));
   const defaultBucket = runtime.defaultRateLimit ?? DEFAULT_RATE_LIMIT;
   const buckets = new Map(Object.entries(runtime.rateLimits ?? {}));
+  const clientKeys = new Map(scoped('client').map((k) => [k.hash, { id: k.id }]));
+  const allowUnmatched = runtime.unmatchedRequests === 'allow';
+  const { errors: accessErrors, ...access } = compileApis(sections.apis, { allowUnmatched, clientKeys });
   return {
     lockoutPolicy: runtime.lockout
       ? { maxFailures: runtime.lockout.maxFailures, windowMs: runtime.lockout.windowSeconds * 1000, lockMs: runtime.lockout.lockSeconds * 1000 }
@@ -71,7 +79,9 @@ export function runtimeSettings(sections: { runtime?: unknown; services?: unknow
     revocationMaxTtlSeconds: services.revocations?.maxTtlSeconds ?? DEFAULT_REVOCATION_MAX_TTL_SECONDS,
     apiKeyHashes: scoped('runtime').map((k) => Buffer.from(k.hash, 'hex')),
     gatewayKeyHashes: scoped('runtime', 'gateway').map((k) => Buffer.from(k.hash, 'hex')),
-    clientKeys: new Map(scoped('client').map((k) => [k.hash, { id: k.id }])),
-    allowUnmatched: runtime.unmatchedRequests === 'allow',
+    clientKeys,
+    allowUnmatched,
+    access,
+    accessErrors,
   };
 }
