@@ -71,7 +71,7 @@ export const ERROR_CODES = {
   ACCESS_DENIED_SUBJECT: { status: 403, summary: 'The subject, API key id or session id is on the API\'s deny list.' },
   ACCESS_LOCKED: { status: 403, summary: 'The client address or subject is locked out after too many failed credential checks (retryAfterSeconds says for how long).' },
   ACCESS_RATE_LIMITED: { status: 429, summary: 'The API\'s rate-limit bucket for this address, subject or key is empty (Retry-After says when to try again).' },
-  ACCESS_UNAVAILABLE: { status: 503, summary: 'The state the decision needs cannot be reached (no majority of a replica set): denied (fail closed), unless the API sets onStateUnavailable to allow.' },
+  ACCESS_UNAVAILABLE: { status: 503, summary: 'The state the decision needs (no majority of a replica set) or the API\'s remote JWT key set cannot be reached, or the API\'s definition cannot be used: denied (fail closed), unless the API sets onStateUnavailable to allow.' },
 
   // node/ and the management API
   NODE_DATA_DIR_UNUSABLE: { status: 500, summary: 'The data directory cannot be created, read or written.' },

@@ -329,4 +329,27 @@ describe('access decisions', () => {
     assert.equal(await check(await jwt({}, { kid: 'other2' })), 'ACCESS_INVALID_CREDENTIAL');
     assert.equal(fetches, 2, 'no refetch within 30 s of the last');
   });
+
+  it('a remote key set that cannot be fetched fails closed; garbage tokens are still invalid', async (t) => {
+    const w = world(t);
+    let status = 500;
+    const server: Server = createServer((_req, res) => {
+      res.statusCode = status;
+      res.end(status === 200 ? 'not json' : 'down');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const { keys: _inline, ...remote } = jwtConfig;
+    const api = (url: string): ApiDefinition => ({ id: 'orders', pathPrefix: '/orders', credentials: ['jwt'], jwt: { ...remote, jwksUrl: url } });
+    const check = async (url: string, token: string) => (await w.run([api(url)], { headers: { authorization: `Bearer ${token}` } })).reason;
+    const token = await jwt({});
+    assert.equal(await check(`http://127.0.0.1:${port}/a`, token), 'ACCESS_UNAVAILABLE');
+    status = 200;
+    assert.equal(await check(`http://127.0.0.1:${port}/b`, token), 'ACCESS_UNAVAILABLE');
+    assert.equal(await check(`http://127.0.0.1:${port}/c`, 'aaa.bbb.ccc'), 'ACCESS_INVALID_CREDENTIAL');
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    assert.equal(await check(`http://127.0.0.1:${port}/d`, token), 'ACCESS_UNAVAILABLE');
+    const open = await w.run([{ ...api(`http://127.0.0.1:${port}/e`), onStateUnavailable: 'allow' }], { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(open.allow, true);
+  });
 });

@@ -1,16 +1,16 @@
 /**
  * The decision log: one structured line per decision, sampled by `[access] decision_log`
- * (`all`, `deny`: denies and monitor-mode would-be denies, `none`).
+ * (`all`, `deny`: denies and monitor-mode would-be denies, `none`), at level info.
  */
 import type { DecisionLog } from '../../config/schema.js';
 import type { Logger } from '../../core/logger.js';
 import type { Decision } from './decide.js';
 
-export function logDecision(log: Logger, mode: DecisionLog, engine: string, d: Decision, atMs: number): void {
+export function logDecision(log: Logger, mode: DecisionLog, engine: string, d: Decision): void {
   if (mode === 'none' || (mode === 'deny' && d.allow && d.wouldDeny === undefined)) return;
+  // The line's own `time` (written by the logger) is the decision's time.
   log.info({
     decisionId: d.decisionId,
-    time: new Date(atMs).toISOString(),
     engine,
     api: d.api ?? null,
     method: d.method,

@@ -72,7 +72,7 @@ export function registerAccessDoors(app: FastifyInstance, o: AccessDoorOptions):
     const settings = o.settings();
     const d = await decide(request, settings.access, { provider: o.provider, lockoutPolicy: settings.lockoutPolicy, rateLimit: settings.rateLimit }, o.clock);
     recent.remember(d);
-    logDecision(o.log, o.decisionLog, o.engineId, d, o.clock.now());
+    logDecision(o.log, o.decisionLog, o.engineId, d);
     return d;
   }
 

@@ -66,8 +66,11 @@ export function jwtVerifierFor(settings: JwtSettings): JwtVerifier {
         return { ok: true, claims: payload };
       } catch (err) {
         const code = (err as { code?: string }).code ?? '';
-        // A key set that cannot be fetched is the key service's failure, not the caller's.
-        const unavailable = code === 'ERR_JWKS_TIMEOUT' || (code === '' && settings.jwksUrl !== undefined && !settings.keys);
+        // A remote key set that cannot be fetched (unreachable, timed out, not a 200, not a
+        // key set) is the key service's failure, not the caller's: the decision fails closed
+        // as for unreachable state. A token is parsed and its algorithm checked before any
+        // fetch, so garbage never gets here as "unavailable".
+        const unavailable = settings.keys === undefined && (code === '' || code === 'ERR_JWKS_TIMEOUT' || code === 'ERR_JOSE_GENERIC' || code === 'ERR_JWKS_INVALID');
         return { ok: false, why: code === '' ? (err as Error).message : code, ...(unavailable ? { unavailable } : {}) };
       }
     },
