@@ -13,6 +13,7 @@
  * Engines receive every section but `schedules`; nothing secret is in them (API keys are
  * SHA-256 hashes).
  */
+import { isIP } from 'node:net';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { MAX_SESSION_LIFETIME_MS } from '../state/services.js';
 
@@ -180,11 +181,49 @@ export function isConfigSection(section: string): section is ConfigSection {
   return (CONFIG_SECTIONS as readonly string[]).includes(section);
 }
 
-/** Every place `content` breaks the section's schema, one line each; empty when it matches. */
+/** Every place `content` breaks the section's schema (or a rule a schema cannot say), one line each; empty when it matches. */
 export function sectionErrors(section: ConfigSection, content: unknown): string[] {
   const validate = validator(section);
-  if (validate(content)) return [];
-  return (validate.errors ?? []).map(describeError);
+  if (!validate(content)) return (validate.errors ?? []).map(describeError);
+  return section === 'apis' ? apiRuleErrors(content as { apis: ApiRuleView[] }) : [];
+}
+
+interface ApiRuleView {
+  id: string;
+  credentials?: string[];
+  jwt?: { jwksUrl?: string; keys?: unknown[] };
+  denyList?: string[];
+}
+
+/**
+ * What the `apis` schema cannot say: ids are unique, a `jwt` credential has keys (inline or
+ * a URL, not both), and every `ip:` deny entry is an address or a CIDR range, so an engine
+ * never receives an API it cannot enforce.
+ */
+function apiRuleErrors(content: { apis: ApiRuleView[] }): string[] {
+  const errors: string[] = [];
+  const seen = new Set<string>();
+  content.apis.forEach((api, i) => {
+    const where = `/apis/${i}`;
+    if (seen.has(api.id)) errors.push(`${where}/id: ${JSON.stringify(api.id)} is used by another API`);
+    seen.add(api.id);
+    const keys = api.jwt?.keys !== undefined;
+    const url = api.jwt?.jwksUrl !== undefined;
+    if ((api.credentials ?? []).includes('jwt') && !keys && !url) errors.push(`${where}/jwt: the jwt credential needs jwt.jwksUrl or jwt.keys`);
+    if (keys && url) errors.push(`${where}/jwt: give jwt.jwksUrl or jwt.keys, not both`);
+    (api.denyList ?? []).forEach((entry, j) => {
+      if (entry.startsWith('ip:') && !isAddressOrRange(entry.slice(3))) errors.push(`${where}/denyList/${j}: ${JSON.stringify(entry)} is not an IPv4 or IPv6 address or CIDR range`);
+    });
+  });
+  return errors;
+}
+
+function isAddressOrRange(text: string): boolean {
+  const [address = '', prefix, extra] = text.split('/');
+  const family = isIP(address);
+  if (family === 0 || extra !== undefined) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
 }
 
 function describeError(e: ErrorObject): string {

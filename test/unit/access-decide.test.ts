@@ -81,6 +81,14 @@ describe('access decisions', () => {
     assert.notDeepEqual(sectionErrors('apis', { apis: [{ id: 'a', pathPrefix: '/', jwt: { algorithms: ['none'] } }] }), []);
     assert.notDeepEqual(sectionErrors('apis', { apis: [{ id: 'a', pathPrefix: '/', jwt: { algorithms: ['HS256'] } }] }), []);
     assert.notDeepEqual(sectionErrors('apis', { apis: [{ id: 'a', pathPrefix: '/', denyList: ['user:x'] }] }), []);
+    // Rules a schema cannot say: unique ids, keys for a jwt credential, addresses that are addresses.
+    assert.deepEqual(sectionErrors('apis', { apis: [{ id: 'a', pathPrefix: '/' }, { id: 'a', pathPrefix: '/b' }] }), ['/apis/1/id: "a" is used by another API']);
+    assert.deepEqual(sectionErrors('apis', { apis: [{ id: 'a', pathPrefix: '/', credentials: ['jwt'] }] }), ['/apis/0/jwt: the jwt credential needs jwt.jwksUrl or jwt.keys']);
+    assert.deepEqual(sectionErrors('apis', { apis: [{ id: 'a', pathPrefix: '/', jwt: { jwksUrl: 'https://i/k', keys: [{ kty: 'EC' }] } }] }), ['/apis/0/jwt: give jwt.jwksUrl or jwt.keys, not both']);
+    assert.deepEqual(sectionErrors('apis', { apis: [{ id: 'a', pathPrefix: '/', denyList: ['ip:10.0.0.0/8', 'ip:2001:db8::/129', 'ip:300.1.1.1', 'ip:::1', 'subject:x'] }] }), [
+      '/apis/0/denyList/1: "ip:2001:db8::/129" is not an IPv4 or IPv6 address or CIDR range',
+      '/apis/0/denyList/2: "ip:300.1.1.1" is not an IPv4 or IPv6 address or CIDR range',
+    ]);
     assert.deepEqual(sectionErrors('runtime', { unmatchedRequests: 'allow' }), []);
     assert.notDeepEqual(sectionErrors('runtime', { unmatchedRequests: 'maybe' }), []);
     assert.deepEqual(sectionErrors('api-keys', { keys: [{ id: 'k', name: 'n', hash: 'a'.repeat(64), createdAt: 1, createdBy: 'x', scope: 'client' }] }), []);

@@ -5,6 +5,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { exportJWK, generateKeyPair } from 'jose';
 import type { DecisionLog } from '../../src/config/schema.js';
@@ -180,6 +182,20 @@ describe('access-decision doors', () => {
     const bad = await app.inject({ method: 'GET', url: '/authz/envoy/orders%2F..%2Fadmin', headers: { ...base, authorization: `Bearer ${s.id}` } });
     assert.equal(bad.statusCode, 400);
     assert.equal(bad.json().error.code, 'ACCESS_BAD_REQUEST');
+    // Over a socket the path arrives as sent: dot segments, plain or encoded, are refused.
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const port = (app.server.address() as AddressInfo).port;
+    for (const path of ['/authz/envoy/orders/../admin', '/authz/envoy/orders/%2e%2e/admin', '/authz/envoy/orders//x']) {
+      const answer = await new Promise<{ status: number; reason: string }>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port, path, headers: { ...base, authorization: `Bearer ${s.id}` } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, reason: String(res.headers['x-cohort-reason']) }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.deepEqual(answer, { status: 400, reason: 'ACCESS_BAD_REQUEST' }, path);
+    }
     const shadow = await app.inject({ method: 'GET', url: '/authz/envoy/shadow/x', headers: base });
     assert.equal(shadow.statusCode, 200);
     assert.equal(shadow.headers['x-cohort-would-deny'], 'ACCESS_NO_CREDENTIAL');
