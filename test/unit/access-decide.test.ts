@@ -170,8 +170,10 @@ describe('access decisions', () => {
     const w = world(t);
     const s = await w.provider.sessions.create({ subject: 'alice', attributes: {}, idleTimeoutMs: 600_000, maxLifetimeMs: 3_600_000 });
     const defs: ApiDefinition[] = [{ id: 'root', pathPrefix: '/', credentials: ['apiKey'] }, { ...orders, id: 'orders-admin', pathPrefix: '/orders/admin' }, orders];
+    w.clock.advance(5000);
     const d = await w.run(defs, { url: '/orders/admin/x?y=1', headers: { authorization: `Bearer ${s.id}` } });
     assert.equal(d.api, 'orders-admin');
+    assert.equal((await w.provider.sessions.get(s.id))?.lastAccessAt, NOW + 5000, 'a session used through an API is touched');
     assert.deepEqual(d.upstreamHeaders, { 'X-Cohort-Subject': 'alice', 'X-Cohort-Api': 'orders-admin', 'X-Cohort-Decision-Id': d.decisionId });
     const claims = await w.run([{ ...orders, identityHeaders: { 'X-Email': 'claim:email', 'X-Sid': 'sessionId', 'X-Key': 'apiKeyId', 'X-Roles': 'claim:roles' } }], {
       headers: { authorization: `Bearer ${await jwt({ email: 'a@b.test\r\nX-Evil: 1', sid: 's-1', roles: ['r'] })}` },
@@ -264,8 +266,12 @@ describe('access decisions', () => {
   it('fails closed when the state cannot be reached, unless onStateUnavailable is allow', async (t) => {
     const w = world(t);
     const s = await w.provider.sessions.create({ subject: 'alice', attributes: {}, idleTimeoutMs: 600_000, maxLifetimeMs: 3_600_000 });
-    w.provider.sessions.get = () => Promise.reject(new Error('no majority'));
     const req = { headers: { authorization: `Bearer ${s.id}` } };
+    // Writes refused, reads answered: the session is read without a touch, and passes.
+    const get = w.provider.sessions.get.bind(w.provider.sessions);
+    w.provider.sessions.get = (id, options) => (options?.touch ? Promise.reject(new Error('writes refused')) : get(id));
+    assert.equal((await w.run([orders], req)).reason, 'ACCESS_ALLOWED');
+    w.provider.sessions.get = () => Promise.reject(new Error('no majority'));
     const closed = await w.run([orders], req);
     assert.equal(closed.reason, 'ACCESS_UNAVAILABLE');
     assert.equal(closed.status, 503);
