@@ -80,26 +80,29 @@ export async function decide(request: AccessRequest, definitions: AccessDefiniti
   const decisionId = randomToken(12);
   const path = checkedPath(request.url);
   const address = parseAddress(request.sourceIp);
-  const base = { decisionId, method: request.method, path: path ?? request.url, sourceIp: request.sourceIp };
   const finish = (verdict: Verdict, api: CompiledApi | undefined, progress: Progress = {}): Decision => {
     const allowed = verdict.reason === 'ACCESS_ALLOWED';
     const enforce = api?.enforce ?? true;
     const monitored = !allowed && !enforce;
+    // Built field by field: object spreads of conditional parts cost more than the decision itself on the hot path.
     const decision: Decision = {
-      ...base,
+      decisionId,
       allow: allowed || monitored,
       status: allowed || monitored ? 200 : reasonStatus(verdict.reason),
       reason: monitored ? 'ACCESS_ALLOWED' : verdict.reason,
       enforce,
       upstreamHeaders: {},
+      method: request.method,
+      path: path ?? request.url,
+      sourceIp: request.sourceIp,
       durationMs: clock.now() - started,
-      ...(monitored ? { wouldDeny: verdict.reason } : {}),
-      ...(api ? { api: api.id } : {}),
-      ...(progress.identity ? { identity: progress.identity } : {}),
-      ...(progress.lockoutKey ? { lockoutKey: progress.lockoutKey } : {}),
-      ...(verdict.detail ? { detail: verdict.detail } : {}),
-      ...(verdict.retryAfterSeconds !== undefined && !monitored ? { retryAfterSeconds: verdict.retryAfterSeconds } : {}),
     };
+    if (monitored) decision.wouldDeny = verdict.reason;
+    if (api) decision.api = api.id;
+    if (progress.identity) decision.identity = progress.identity;
+    if (progress.lockoutKey) decision.lockoutKey = progress.lockoutKey;
+    if (verdict.detail) decision.detail = verdict.detail;
+    if (verdict.retryAfterSeconds !== undefined && !monitored) decision.retryAfterSeconds = verdict.retryAfterSeconds;
     if (decision.allow && api) decision.upstreamHeaders = identityHeaders(api, decision);
     return decision;
   };
