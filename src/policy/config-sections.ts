@@ -188,8 +188,19 @@ export function sectionErrors(section: ConfigSection, content: unknown): string[
   return section === 'apis' ? apiRuleErrors(content as { apis: ApiRuleView[] }) : [];
 }
 
+/**
+ * Header names an API's identity headers may not use: they frame the answer or the
+ * connection, or carry the decision's own meaning to the gateway.
+ */
+const RESERVED_HEADERS = new Set([
+  'content-length', 'content-type', 'content-encoding', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'host',
+  'proxy-authenticate', 'proxy-authorization', 'www-authenticate', 'retry-after', 'set-cookie', 'location', 'date',
+  'x-cohort-reason', 'x-cohort-would-deny', 'x-cohort-key',
+]);
+
 interface ApiRuleView {
   id: string;
+  identityHeaders?: Record<string, string>;
   credentials?: string[];
   jwt?: { jwksUrl?: string; keys?: unknown[] };
   denyList?: string[];
@@ -197,8 +208,8 @@ interface ApiRuleView {
 
 /**
  * What the `apis` schema cannot say: ids are unique, a `jwt` credential has keys (inline or
- * a URL, not both), and every `ip:` deny entry is an address or a CIDR range, so an engine
- * never receives an API it cannot enforce.
+ * a URL, not both), identity headers use no reserved name, and every `ip:` deny entry is an
+ * address or a CIDR range, so an engine never receives an API it cannot enforce.
  */
 function apiRuleErrors(content: { apis: ApiRuleView[] }): string[] {
   const errors: string[] = [];
@@ -211,6 +222,9 @@ function apiRuleErrors(content: { apis: ApiRuleView[] }): string[] {
     const url = api.jwt?.jwksUrl !== undefined;
     if ((api.credentials ?? []).includes('jwt') && !keys && !url) errors.push(`${where}/jwt: the jwt credential needs jwt.jwksUrl or jwt.keys`);
     if (keys && url) errors.push(`${where}/jwt: give jwt.jwksUrl or jwt.keys, not both`);
+    for (const name of Object.keys(api.identityHeaders ?? {})) {
+      if (RESERVED_HEADERS.has(name.toLowerCase())) errors.push(`${where}/identityHeaders: ${name} is reserved (it frames the answer or carries the decision)`);
+    }
     (api.denyList ?? []).forEach((entry, j) => {
       if (entry.startsWith('ip:') && !isAddressOrRange(entry.slice(3))) errors.push(`${where}/denyList/${j}: ${JSON.stringify(entry)} is not an IPv4 or IPv6 address or CIDR range`);
     });

@@ -85,6 +85,7 @@ describe('access decisions', () => {
     assert.deepEqual(sectionErrors('apis', { apis: [{ id: 'a', pathPrefix: '/' }, { id: 'a', pathPrefix: '/b' }] }), ['/apis/1/id: "a" is used by another API']);
     assert.deepEqual(sectionErrors('apis', { apis: [{ id: 'a', pathPrefix: '/', credentials: ['jwt'] }] }), ['/apis/0/jwt: the jwt credential needs jwt.jwksUrl or jwt.keys']);
     assert.deepEqual(sectionErrors('apis', { apis: [{ id: 'a', pathPrefix: '/', jwt: { jwksUrl: 'https://i/k', keys: [{ kty: 'EC' }] } }] }), ['/apis/0/jwt: give jwt.jwksUrl or jwt.keys, not both']);
+    assert.deepEqual(sectionErrors('apis', { apis: [{ id: 'a', pathPrefix: '/', identityHeaders: { 'Content-Length': 'subject', 'Remote-User': 'subject' } }] }), ['/apis/0/identityHeaders: Content-Length is reserved (it frames the answer or carries the decision)']);
     assert.deepEqual(sectionErrors('apis', { apis: [{ id: 'a', pathPrefix: '/', denyList: ['ip:10.0.0.0/8', 'ip:2001:db8::/129', 'ip:300.1.1.1', 'ip:::1', 'subject:x'] }] }), [
       '/apis/0/denyList/1: "ip:2001:db8::/129" is not an IPv4 or IPv6 address or CIDR range',
       '/apis/0/denyList/2: "ip:300.1.1.1" is not an IPv4 or IPv6 address or CIDR range',
