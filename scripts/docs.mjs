@@ -9,7 +9,7 @@ const { renderTimingProfiles } = await import('../dist/src/cluster/timing-refere
 const { ERROR_CODES } = await import('../dist/src/core/errors.js');
 
 const GROUPS = {
-  CONFIG: 'Node configuration', REPO: 'Repository', TRANSPORT: 'Transport', CLUSTER: 'Cluster membership and operations', RPC: 'Requests between nodes', STATE: 'Runtime state', RUNTIME: 'Runtime API',
+  CONFIG: 'Node configuration', REPO: 'Repository', TRANSPORT: 'Transport', CLUSTER: 'Cluster membership and operations', RPC: 'Requests between nodes', STATE: 'Runtime state', RUNTIME: 'Runtime API', ACCESS: 'Access decisions',
   NODE: 'Node', AUTH: 'Authentication', ENGINE: 'Engines', HTTP: 'HTTP APIs', CLI: 'Command line',
 };
 

@@ -12,6 +12,7 @@ import {
   type Architecture,
   type KeyDef,
   type LogFormat,
+  type DecisionLog,
   type LogLevel,
   type Mode,
   type Profile,
@@ -72,6 +73,7 @@ export interface NodeConfig {
   /** Repository URL with relative SQLite paths made absolute; `undefined` when not configured for an engine. */
   repository: { url: string | undefined };
   log: { level: LogLevel; format: LogFormat };
+  access: { decisionLog: DecisionLog };
   /** Things the operator should hear about that do not stop the node (logged at start). */
   warnings: string[];
 }
@@ -275,6 +277,7 @@ export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeC
       url: repoUrl ? resolveRepositoryUrl(repoUrl, baseDir) : needsRepository ? `sqlite:${resolve(dataDir, 'repository.db')}` : undefined,
     },
     log: { level: get<LogLevel>('log', 'level'), format: get<LogFormat>('log', 'format') },
+    access: { decisionLog: get<DecisionLog>('access', 'decision_log') },
     warnings,
   };
 }

@@ -46,6 +46,8 @@ export const STATE_PROVIDERS = ['grid', 'redis'] as const;
 export type StateProviderName = (typeof STATE_PROVIDERS)[number];
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
+export const DECISION_LOGS = ['all', 'deny', 'none'] as const;
+export type DecisionLog = (typeof DECISION_LOGS)[number];
 export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
 
@@ -421,6 +423,12 @@ export const KEYS: readonly KeyDef[] = [
     doc: 'Runs kept per schedule in the run history (older ones are deleted).',
     allowed: 'integer 1 to 100000',
     parse: (raw) => parseInteger(raw, 1, 100_000),
+  },
+  {
+    section: 'access', key: 'decision_log', type: 'enum', default: 'deny', unit: '',
+    doc: 'Engines: which access decisions are written to the node log as `access decision` lines (decisionId, time, engine, api, method, path, source address, subject, reason, enforce, duration): `all`, `deny` (denies, and allows in monitor mode that would have been denied), or `none`.',
+    allowed: DECISION_LOGS.join(' | '),
+    parse: (raw) => parseEnum(raw, DECISION_LOGS),
   },
   {
     section: 'log', key: 'level', type: 'enum', default: 'info', unit: '',

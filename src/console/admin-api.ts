@@ -17,7 +17,7 @@ import { bearerToken } from '../http/bearer-auth.js';
 import type { Repository } from '../repository/repository.js';
 import type { AdminAuth, Principal } from './admin-auth.js';
 import { configSection } from './config-sections.js';
-import { CONFIG_SECTIONS } from '../policy/config-sections.js';
+import { API_KEY_SCOPES, CONFIG_SECTIONS, type ApiKeyScope } from '../policy/config-sections.js';
 import type { ConfigService } from './config-service.js';
 
 /** The cluster as the console shows it (`GET /admin/v1/cluster`). */
@@ -140,10 +140,20 @@ export async function registerAdminApi(app: FastifyInstance, o: AdminApiOptions)
       keys: (await o.config.listApiKeys()).map((k) => ({ ...k, createdAt: isoTime(k.createdAt) })),
     }));
 
-    api.post<{ Body: { name: string } }>('/admin/v1/api-keys', {
-      schema: { body: { type: 'object', additionalProperties: false, required: ['name'], properties: { name: { type: 'string', minLength: 1, maxLength: 200 } } } },
+    api.post<{ Body: { name: string; scope?: ApiKeyScope } }>('/admin/v1/api-keys', {
+      schema: {
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['name'],
+          properties: {
+            name: { type: 'string', minLength: 1, maxLength: 200 },
+            scope: { type: 'string', enum: API_KEY_SCOPES, description: 'runtime (default): the runtime API; gateway: the access-decision front doors; client: a credential of API callers.' },
+          },
+        },
+      },
     }, async (request, reply) => {
-      const created = await o.config.createApiKey(request.body.name, who(request));
+      const created = await o.config.createApiKey(request.body.name, who(request), request.body.scope);
       // The key is shown this once; the console keeps only its hash.
       return reply.code(201).send({ ...created, createdAt: isoTime(created.createdAt) });
     });

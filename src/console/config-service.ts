@@ -15,7 +15,7 @@ import { randomToken } from '../core/ids.js';
 import type { ConfigDocument, CurrentConfig, Repository } from '../repository/repository.js';
 import type { Principal } from './admin-auth.js';
 import { MANAGED_SECTIONS, summarizeChange, validateSection } from './config-sections.js';
-import type { ConfigSection } from '../policy/config-sections.js';
+import type { ApiKeyScope, ConfigSection } from '../policy/config-sections.js';
 import { parseSchedule, type ScheduleDefinition } from '../scheduler/schedule-definition.js';
 
 /** What a section reads as before its first save. */
@@ -34,6 +34,8 @@ export interface ApiKeyEntry {
   hash: string;
   createdAt: number;
   createdBy: string;
+  /** What the key may do (absent: `runtime`, as keys issued before scopes existed). */
+  scope?: ApiKeyScope;
 }
 
 /** A section as the admin API shows it (version null: never saved). */
@@ -82,17 +84,17 @@ export class ConfigService {
     return this.save(section, () => content, by.user);
   }
 
-  /** A new runtime API key: stored as a hash; the key itself is in the answer only. */
-  async createApiKey(name: string, by: Principal): Promise<{ id: string; name: string; key: string; createdAt: number }> {
+  /** A new API key of `scope` (default `runtime`): stored as a hash; the key itself is in the answer only. */
+  async createApiKey(name: string, by: Principal, scope: ApiKeyScope = 'runtime'): Promise<{ id: string; name: string; key: string; scope: ApiKeyScope; createdAt: number }> {
     const key = randomToken(32);
-    const entry: ApiKeyEntry = { id: randomToken(9), name, hash: sha256(key).toString('hex'), createdAt: this.clock.now(), createdBy: by.user };
-    await this.save('api-keys', (keys) => ({ keys: [...(keys as { keys: ApiKeyEntry[] }).keys, entry] }), by.user, `api-keys: created key ${entry.id} (${name})`);
-    return { id: entry.id, name, key, createdAt: entry.createdAt };
+    const entry: ApiKeyEntry = { id: randomToken(9), name, hash: sha256(key).toString('hex'), createdAt: this.clock.now(), createdBy: by.user, scope };
+    await this.save('api-keys', (keys) => ({ keys: [...(keys as { keys: ApiKeyEntry[] }).keys, entry] }), by.user, `api-keys: created key ${entry.id} (${name}), scope ${scope}`);
+    return { id: entry.id, name, key, scope, createdAt: entry.createdAt };
   }
 
   async listApiKeys(): Promise<Array<Omit<ApiKeyEntry, 'hash'>>> {
     const { content } = await this.get('api-keys');
-    return (content as { keys: ApiKeyEntry[] }).keys.map(({ hash: _hash, ...rest }) => rest);
+    return (content as { keys: ApiKeyEntry[] }).keys.map(({ hash: _hash, ...rest }) => ({ ...rest, scope: rest.scope ?? 'runtime' }));
   }
 
   async deleteApiKey(id: string, by: Principal): Promise<void> {

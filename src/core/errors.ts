@@ -57,6 +57,22 @@ export const ERROR_CODES = {
   // engine/: the runtime API
   RUNTIME_INVALID_ID: { status: 400, summary: 'An id, key, subject or policy name is not 1 to 256 printable ASCII characters without spaces (policy names: letters, digits, _ . -, at most 64), or its URL encoding is not valid UTF-8; nothing was stored.' },
 
+  // engine/access/: access decisions; each is also the X-Cohort-Reason of a decision, and its status the deny status
+  ACCESS_ALLOWED: { status: 200, summary: 'The request may pass (in monitor mode also when a deny was found: X-Cohort-Would-Deny names it).' },
+  ACCESS_NO_API: { status: 403, summary: 'The request matches no API definition (path prefix, host) and the runtime section does not set unmatchedRequests to allow.' },
+  ACCESS_METHOD_NOT_ALLOWED: { status: 405, summary: 'The request\'s path and host match an API whose methods do not include its method.' },
+  ACCESS_BAD_REQUEST: { status: 400, summary: 'The request to decide on cannot be judged safely: a path with a dot segment, an empty segment, an encoded slash or backslash, a control character or a bad percent-encoding, or a missing or malformed method, URI, host or address; it is denied.' },
+  ACCESS_DENIED_ADDRESS: { status: 403, summary: 'The client address is on the API\'s deny list (ip: entries, addresses and CIDR ranges, IPv4 and IPv6).' },
+  ACCESS_NO_CREDENTIAL: { status: 401, summary: 'The request carries none of the credentials the API accepts (session cookie or bearer, X-Api-Key, bearer JWT).' },
+  ACCESS_INVALID_CREDENTIAL: { status: 401, summary: 'The credential is not valid: an unknown or non-client API key, or a JWT with a bad signature, issuer, audience, algorithm or time, an unknown key id, or one too large.' },
+  ACCESS_SESSION_UNKNOWN: { status: 401, summary: 'The session id names no live session (never created, expired or logged out).' },
+  ACCESS_REVOKED: { status: 401, summary: 'The session id, or the JWT\'s jti or sid, is revoked.' },
+  ACCESS_TOKEN_REPLAYED: { status: 401, summary: 'The API accepts each JWT once (singleUseTokens) and this one\'s jti was seen before, or it has no jti or exp.' },
+  ACCESS_DENIED_SUBJECT: { status: 403, summary: 'The subject, API key id or session id is on the API\'s deny list.' },
+  ACCESS_LOCKED: { status: 403, summary: 'The client address or subject is locked out after too many failed credential checks (retryAfterSeconds says for how long).' },
+  ACCESS_RATE_LIMITED: { status: 429, summary: 'The API\'s rate-limit bucket for this address, subject or key is empty (Retry-After says when to try again).' },
+  ACCESS_UNAVAILABLE: { status: 503, summary: 'The state the decision needs (no majority of a replica set) or the API\'s remote JWT key set cannot be reached, or the API\'s definition cannot be used: denied (fail closed), unless the API sets onStateUnavailable to allow.' },
+
   // node/ and the management API
   NODE_DATA_DIR_UNUSABLE: { status: 500, summary: 'The data directory cannot be created, read or written.' },
   NODE_BIND_FAILED: { status: 500, summary: 'An HTTP or cluster address could not be bound (in use, or not local).' },

@@ -219,7 +219,8 @@ export class ConfigFollower {
 
   private use(config: AppliedConfig): void {
     const content = (name: string): unknown => config.sections[name]?.content;
-    this.current = runtimeSettings({ runtime: content('runtime'), services: content('services'), 'api-keys': content('api-keys') });
+    this.current = runtimeSettings({ runtime: content('runtime'), services: content('services'), 'api-keys': content('api-keys'), apis: content('apis') });
+    for (const error of this.current.accessErrors) this.o.log.error({ code: 'ACCESS_UNAVAILABLE', error }, 'an API definition cannot be used: every request it matches is denied');
     this.applied = config;
   }
 }

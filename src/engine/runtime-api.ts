@@ -17,13 +17,16 @@
  */
 import swagger from '@fastify/swagger';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { DEFAULT_VALUE_CAPS, type ValueCaps } from '../config/schema.js';
+import { DEFAULT_VALUE_CAPS, type DecisionLog, type ValueCaps } from '../config/schema.js';
+import { systemClock, type Clock } from '../core/clock.js';
 import { constantTimeEqual } from '../core/constant-time.js';
 import { CohortError, ERROR_CODES, type ErrorCode } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
 import { COHORT_VERSION } from '../core/version.js';
 import { bearerToken, sha256 } from '../http/bearer-auth.js';
 import { setBadUrlCode } from '../http/server.js';
 import type { LockoutStatus, Session, SessionCursor, StateProvider } from '../state/services.js';
+import { registerAccessDoors } from './access/doors.js';
 import { runtimeSettings, type RuntimeSettings } from './runtime-settings.js';
 
 /** The caps on stored values, in bytes of serialized JSON (`[state] max_*_bytes`). */
@@ -41,6 +44,12 @@ export interface RuntimeApiOptions {
   settings?(): RuntimeSettings;
   /** Caps on stored values (default: the defaults of the `[state] max_*_bytes` keys). */
   limits?: RuntimeLimits;
+  /** The clock of access decisions (default: the system clock). */
+  clock?: Clock;
+  /** `[access] decision_log` (default `deny`). */
+  decisionLog?: DecisionLog;
+  /** This engine's node id, in the decision log. */
+  engineId?: string;
 }
 /** The `writes` field of /health/ready: whether the engine accepts changes, and why not. */
 function writeStatus(refusal: string | undefined): { writes: { accepted: boolean; reason?: string } } {
@@ -225,9 +234,14 @@ export function registerRuntimeApi(app: FastifyInstance, options: RuntimeApiOpti
       info: {
         title: 'Cohort runtime API',
         version: COHORT_VERSION,
-        description: 'The state services of a Cohort engine: sessions, revocations, lock-out, replay prevention, artifacts, inter-request state, the token cache and rate limits.',
+        description: 'The state services of a Cohort engine: sessions, revocations, lock-out, replay prevention, artifacts, inter-request state, the token cache and rate limits; and its access-decision front doors.',
       },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API key: [http] api_keys, or issued by the console.' } } },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'An API key: [http] api_keys, or issued by the console with scope runtime.' },
+          gatewayKey: { type: 'apiKey', in: 'header', name: 'X-Cohort-Key', description: 'The calling gateway\'s API key at the access-decision doors: [http] api_keys, or issued by the console with scope runtime or gateway.' },
+        },
+      },
       security: [{ bearer: [] }],
     },
   });
@@ -257,6 +271,16 @@ export function registerRuntimeApi(app: FastifyInstance, options: RuntimeApiOpti
     open.get('/runtime/v1/openapi.json', {
       schema: { tags: ['documentation'], summary: 'This API\'s OpenAPI 3 document', security: [], response: { 200: { description: 'The OpenAPI document.', type: 'object', additionalProperties: true } } },
     }, async () => app.swagger());
+  });
+
+  registerAccessDoors(app, {
+    provider,
+    settings,
+    nodeKeyHashes: options.apiKeyHashes,
+    clock: options.clock ?? systemClock,
+    log: app.log as unknown as Logger,
+    decisionLog: options.decisionLog ?? 'deny',
+    engineId: options.engineId ?? '',
   });
 
   app.register(async (api) => {

@@ -1,8 +1,10 @@
 /**
  * What the runtime API takes from the replicated configuration (console sections `runtime`,
- * `services`, `api-keys`), with the defaults that hold before any is saved. Pure: the engine
+ * `services`, `api-keys`, `apis`), with the defaults that hold before any is saved. Pure: the engine
  * computes these once per applied configuration, and every request reads the current ones.
  */
+import { compileApis, type AccessDefinitions } from './access/definitions.js';
+import type { ApiKeyScope } from '../policy/config-sections.js';
 import { DEFAULT_LOCKOUT_POLICY, DEFAULT_RATE_LIMIT, MAX_SESSION_LIFETIME_MS, type LockoutPolicy, type RateLimitPolicy } from '../state/services.js';
 
 export interface RuntimeSettings {
@@ -15,8 +17,18 @@ export interface RuntimeSettings {
   tokenTtlSeconds: number;
   /** Longest a revocation is kept (`services.revocations.maxTtlSeconds`): caps a caller's `ttlSeconds`. */
   revocationMaxTtlSeconds: number;
-  /** SHA-256 of the API keys issued by the console (besides those of `[http] api_keys`). */
+  /** SHA-256 of the console-issued keys of scope `runtime` (besides those of `[http] api_keys`): the runtime API. */
   apiKeyHashes: Buffer[];
+  /** SHA-256 of the console-issued keys the access-decision front doors accept: scopes `runtime` and `gateway`. */
+  gatewayKeyHashes: Buffer[];
+  /** Console-issued keys of scope `client`, by SHA-256 (hex): API callers' credentials, checked by decisions. */
+  clientKeys: Map<string, { id: string }>;
+  /** Whether a request that matches no API definition is allowed (`runtime.unmatchedRequests`). */
+  allowUnmatched: boolean;
+  /** The `apis` section compiled for access decisions, with the client keys and the unmatched rule. */
+  access: AccessDefinitions;
+  /** Why API definitions could not be compiled (each such API denies what it matches). */
+  accessErrors: string[];
 }
 
 export const DEFAULT_IDLE_TIMEOUT_SECONDS = 1800;
@@ -32,6 +44,7 @@ interface RuntimeSection {
   lockout?: { maxFailures: number; windowSeconds: number; lockSeconds: number };
   defaultRateLimit?: Bucket;
   rateLimits?: Record<string, Bucket>;
+  unmatchedRequests?: 'deny' | 'allow';
 }
 interface ServicesSection {
   sessions?: { idleTimeoutSeconds?: number; maxLifetimeSeconds?: number };
@@ -42,12 +55,17 @@ interface ServicesSection {
 }
 
 /** Settings from the sections' contents (undefined: never saved). */
-export function runtimeSettings(sections: { runtime?: unknown; services?: unknown; 'api-keys'?: unknown } = {}): RuntimeSettings {
+export function runtimeSettings(sections: { runtime?: unknown; services?: unknown; 'api-keys'?: unknown; apis?: unknown } = {}): RuntimeSettings {
   const runtime = (sections.runtime ?? {}) as RuntimeSection;
   const services = (sections.services ?? {}) as ServicesSection;
-  const keys = ((sections['api-keys'] ?? { keys: [] }) as { keys: Array<{ hash: string }> }).keys;
+  const keys = ((sections['api-keys'] ?? { keys: [] }) as { keys: Array<{ id: string; hash: string; scope?: ApiKeyScope }> }).keys;
+  // Keys issued before scopes existed are runtime keys.
+  const scoped = (...scopes: ApiKeyScope[]) => keys.filter((k) => scopes.includes(k.scope ?? 'runtime'));
   const defaultBucket = runtime.defaultRateLimit ?? DEFAULT_RATE_LIMIT;
   const buckets = new Map(Object.entries(runtime.rateLimits ?? {}));
+  const clientKeys = new Map(scoped('client').map((k) => [k.hash, { id: k.id }]));
+  const allowUnmatched = runtime.unmatchedRequests === 'allow';
+  const { errors: accessErrors, ...access } = compileApis(sections.apis, { allowUnmatched, clientKeys });
   return {
     lockoutPolicy: runtime.lockout
       ? { maxFailures: runtime.lockout.maxFailures, windowMs: runtime.lockout.windowSeconds * 1000, lockMs: runtime.lockout.lockSeconds * 1000 }
@@ -59,6 +77,11 @@ export function runtimeSettings(sections: { runtime?: unknown; services?: unknow
     stateTtlSeconds: services.state?.defaultTtlSeconds ?? 300,
     tokenTtlSeconds: services.tokens?.defaultTtlSeconds ?? 300,
     revocationMaxTtlSeconds: services.revocations?.maxTtlSeconds ?? DEFAULT_REVOCATION_MAX_TTL_SECONDS,
-    apiKeyHashes: keys.map((k) => Buffer.from(k.hash, 'hex')),
+    apiKeyHashes: scoped('runtime').map((k) => Buffer.from(k.hash, 'hex')),
+    gatewayKeyHashes: scoped('runtime', 'gateway').map((k) => Buffer.from(k.hash, 'hex')),
+    clientKeys,
+    allowUnmatched,
+    access,
+    accessErrors,
   };
 }

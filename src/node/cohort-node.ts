@@ -118,6 +118,9 @@ export class CohortNode {
         ],
         writeRefusal: () => opened.writeRefusal(),
         limits: config.state.limits,
+        clock: this.clock,
+        decisionLog: config.access.decisionLog,
+        engineId: config.node.id,
       });
       this.runtimeServer = runtime;
       await listen(runtime, config.http.runtime, 'runtime');

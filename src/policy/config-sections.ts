@@ -13,6 +13,7 @@
  * Engines receive every section but `schedules`; nothing secret is in them (API keys are
  * SHA-256 hashes).
  */
+import { isIP } from 'node:net';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { MAX_SESSION_LIFETIME_MS } from '../state/services.js';
 
@@ -28,6 +29,68 @@ const bucket = {
   required: ['capacity', 'refillPerSecond'],
   properties: { capacity: { type: 'integer', minimum: 1, maximum: 1_000_000_000 }, refillPerSecond: { type: 'number', exclusiveMinimum: 0, maximum: 1_000_000_000 } },
 } as const;
+/** What an issued API key may do; keys without a scope are `runtime` keys. */
+export const API_KEY_SCOPES = ['runtime', 'gateway', 'client'] as const;
+export type ApiKeyScope = (typeof API_KEY_SCOPES)[number];
+
+/**
+ * JWT signature algorithms an API may accept: asymmetric only, so a token signed with HMAC
+ * using a public key as the secret (algorithm confusion) and `alg: none` can never verify.
+ */
+export const JWT_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
+
+const shortText = (max: number) => ({ type: 'string', minLength: 1, maxLength: max }) as const;
+const headerName = { type: 'string', pattern: '^[A-Za-z0-9-]{1,64}$' } as const;
+
+/** One protected API (docs/configuration.md, "Access decisions"). */
+const apiDefinition = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id', 'pathPrefix'],
+  properties: {
+    id: name,
+    pathPrefix: { type: 'string', pattern: '^/', maxLength: 1024 },
+    hosts: { type: 'array', maxItems: 100, items: { type: 'string', pattern: '^[A-Za-z0-9.:\\[\\]-]{1,255}$' } },
+    methods: { type: 'array', maxItems: 20, items: { type: 'string', pattern: '^[A-Za-z]{1,20}$' } },
+    publicPaths: { type: 'array', maxItems: 100, items: { type: 'string', pattern: '^/', maxLength: 1024 } },
+    credentials: { type: 'array', maxItems: 3, uniqueItems: true, items: { type: 'string', enum: ['session', 'apiKey', 'jwt'] } },
+    sessionCookie: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,128}$' },
+    jwt: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        issuer: shortText(1024),
+        audiences: { type: 'array', maxItems: 20, items: shortText(1024) },
+        jwksUrl: { type: 'string', pattern: '^https?://', maxLength: 2048 },
+        keys: { type: 'array', maxItems: 50, items: { type: 'object', required: ['kty'], properties: { kty: { type: 'string', enum: ['RSA', 'EC', 'OKP'] } } } },
+        algorithms: { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string', enum: JWT_ALGORITHMS } },
+        clockToleranceSeconds: { type: 'integer', minimum: 0, maximum: 600 },
+      },
+    },
+    checkRevocation: { type: 'boolean' },
+    singleUseTokens: { type: 'boolean' },
+    rateLimit: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['policy', 'by'],
+      properties: { policy: name, by: { type: 'string', enum: ['ip', 'subject', 'apiKey'] } },
+    },
+    lockout: { type: 'object', additionalProperties: false, required: ['by'], properties: { by: { type: 'string', enum: ['ip', 'subject'] } } },
+    denyList: { type: 'array', maxItems: 10_000, items: { type: 'string', pattern: '^(ip|subject|apiKey|session):.{1,256}$' } },
+    enforce: { type: 'boolean' },
+    identityHeaders: {
+      type: 'object',
+      propertyNames: headerName,
+      maxProperties: 50,
+      additionalProperties: { type: 'string', pattern: '^(subject|sessionId|apiKeyId|api|decisionId|claim:[A-Za-z0-9_.:-]{1,128})$' },
+    },
+    upstream: { type: 'string', pattern: '^https?://', maxLength: 2048 },
+    stripPrefix: { type: 'boolean' },
+    timeoutMs: { type: 'integer', minimum: 1, maximum: 600_000 },
+    onStateUnavailable: { type: 'string', enum: ['deny', 'allow'] },
+  },
+} as const;
+
 const ttl = { type: 'object', additionalProperties: false, properties: { defaultTtlSeconds: seconds(30 * DAY) } } as const;
 
 export const SECTION_SCHEMAS: Record<ConfigSection, object> = {
@@ -43,6 +106,8 @@ export const SECTION_SCHEMAS: Record<ConfigSection, object> = {
       },
       defaultRateLimit: bucket,
       rateLimits: { type: 'object', propertyNames: name, additionalProperties: bucket, maxProperties: 1000 },
+      // A request that matches no API definition: denied (ACCESS_NO_API) unless `allow`.
+      unmatchedRequests: { type: 'string', enum: ['deny', 'allow'] },
     },
   },
   services: {
@@ -61,25 +126,7 @@ export const SECTION_SCHEMAS: Record<ConfigSection, object> = {
     type: 'object',
     additionalProperties: false,
     required: ['apis'],
-    properties: {
-      apis: {
-        type: 'array',
-        maxItems: 1000,
-        items: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['id', 'pathPrefix'],
-          properties: {
-            id: name,
-            pathPrefix: { type: 'string', pattern: '^/', maxLength: 1024 },
-            requireSession: { type: 'boolean' },
-            checkRevocation: { type: 'boolean' },
-            rateLimitPolicy: name,
-            denyList: { type: 'array', maxItems: 10_000, items: { type: 'string', minLength: 1, maxLength: 64 } },
-          },
-        },
-      },
-    },
+    properties: { apis: { type: 'array', maxItems: 1000, items: apiDefinition } },
   },
   'api-keys': {
     type: 'object',
@@ -99,6 +146,9 @@ export const SECTION_SCHEMAS: Record<ConfigSection, object> = {
             hash: { type: 'string', pattern: '^[0-9a-f]{64}$' },
             createdAt: { type: 'integer', minimum: 0 },
             createdBy: { type: 'string', maxLength: 200 },
+            // runtime (the state services; the default, as keys issued before scopes existed),
+            // gateway (the access-decision front doors), client (a credential of API callers).
+            scope: { type: 'string', enum: API_KEY_SCOPES },
           },
         },
       },
@@ -131,11 +181,63 @@ export function isConfigSection(section: string): section is ConfigSection {
   return (CONFIG_SECTIONS as readonly string[]).includes(section);
 }
 
-/** Every place `content` breaks the section's schema, one line each; empty when it matches. */
+/** Every place `content` breaks the section's schema (or a rule a schema cannot say), one line each; empty when it matches. */
 export function sectionErrors(section: ConfigSection, content: unknown): string[] {
   const validate = validator(section);
-  if (validate(content)) return [];
-  return (validate.errors ?? []).map(describeError);
+  if (!validate(content)) return (validate.errors ?? []).map(describeError);
+  return section === 'apis' ? apiRuleErrors(content as { apis: ApiRuleView[] }) : [];
+}
+
+/**
+ * Header names an API's identity headers may not use: they frame the answer or the
+ * connection, or carry the decision's own meaning to the gateway.
+ */
+const RESERVED_HEADERS = new Set([
+  'content-length', 'content-type', 'content-encoding', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'host',
+  'proxy-authenticate', 'proxy-authorization', 'www-authenticate', 'retry-after', 'set-cookie', 'location', 'date',
+  'x-cohort-reason', 'x-cohort-would-deny', 'x-cohort-key',
+]);
+
+interface ApiRuleView {
+  id: string;
+  identityHeaders?: Record<string, string>;
+  credentials?: string[];
+  jwt?: { jwksUrl?: string; keys?: unknown[] };
+  denyList?: string[];
+}
+
+/**
+ * What the `apis` schema cannot say: ids are unique, a `jwt` credential has keys (inline or
+ * a URL, not both), identity headers use no reserved name, and every `ip:` deny entry is an
+ * address or a CIDR range, so an engine never receives an API it cannot enforce.
+ */
+function apiRuleErrors(content: { apis: ApiRuleView[] }): string[] {
+  const errors: string[] = [];
+  const seen = new Set<string>();
+  content.apis.forEach((api, i) => {
+    const where = `/apis/${i}`;
+    if (seen.has(api.id)) errors.push(`${where}/id: ${JSON.stringify(api.id)} is used by another API`);
+    seen.add(api.id);
+    const keys = api.jwt?.keys !== undefined;
+    const url = api.jwt?.jwksUrl !== undefined;
+    if ((api.credentials ?? []).includes('jwt') && !keys && !url) errors.push(`${where}/jwt: the jwt credential needs jwt.jwksUrl or jwt.keys`);
+    if (keys && url) errors.push(`${where}/jwt: give jwt.jwksUrl or jwt.keys, not both`);
+    for (const name of Object.keys(api.identityHeaders ?? {})) {
+      if (RESERVED_HEADERS.has(name.toLowerCase())) errors.push(`${where}/identityHeaders: ${name} is reserved (it frames the answer or carries the decision)`);
+    }
+    (api.denyList ?? []).forEach((entry, j) => {
+      if (entry.startsWith('ip:') && !isAddressOrRange(entry.slice(3))) errors.push(`${where}/denyList/${j}: ${JSON.stringify(entry)} is not an IPv4 or IPv6 address or CIDR range`);
+    });
+  });
+  return errors;
+}
+
+function isAddressOrRange(text: string): boolean {
+  const [address = '', prefix, extra] = text.split('/');
+  const family = isIP(address);
+  if (family === 0 || extra !== undefined) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
 }
 
 function describeError(e: ErrorObject): string {

@@ -204,12 +204,16 @@ function adminApiSuite(name: string, open: OpenRepo): void {
       const stored = JSON.stringify(await repo.getCurrentConfig());
       assert.ok(!stored.includes(key), 'the key itself is stored nowhere');
       const listed = (await app.inject({ method: 'GET', url: '/admin/v1/api-keys', headers: asAdmin })).json().keys;
-      assert.deepEqual(listed.map((k: { id: string; name: string }) => [k.id, k.name]), [[id, 'shop frontend']]);
+      assert.deepEqual(listed.map((k: { id: string; name: string; scope: string }) => [k.id, k.name, k.scope]), [[id, 'shop frontend', 'runtime']]);
+      const client = await app.inject({ method: 'POST', url: '/admin/v1/api-keys', headers: asAdmin, payload: { name: 'orders app', scope: 'client' } });
+      assert.equal(client.json().scope, 'client');
+      assert.equal((await app.inject({ method: 'POST', url: '/admin/v1/api-keys', headers: asAdmin, payload: { name: 'x', scope: 'root' } })).statusCode, 400);
+      assert.equal((await app.inject({ method: 'DELETE', url: `/admin/v1/api-keys/${client.json().id}`, headers: asAdmin })).statusCode, 204);
       assert.ok(!JSON.stringify(listed).includes('hash'));
       assert.equal((await app.inject({ method: 'DELETE', url: `/admin/v1/api-keys/${id}`, headers: asAdmin })).statusCode, 204);
       assert.deepEqual((await app.inject({ method: 'GET', url: '/admin/v1/api-keys', headers: asAdmin })).json().keys, []);
-      const audit = (await repo.listAudit({ limit: 2 })).map((r) => r.summary);
-      assert.deepEqual(audit, [`api-keys: deleted key ${id}`, `api-keys: created key ${id} (shop frontend)`]);
+      const audit = (await repo.listAudit({ limit: 4 })).map((r) => r.summary);
+      assert.deepEqual(audit, [`api-keys: deleted key ${id}`, `api-keys: deleted key ${client.json().id}`, `api-keys: created key ${client.json().id} (orders app), scope client`, `api-keys: created key ${id} (shop frontend), scope runtime`]);
 
       // Promotion is for a replica: this node has none to offer, and says so.
       const promote = await app.inject({ method: 'POST', url: '/admin/v1/replica/promote', headers: asAdmin, payload: {} });

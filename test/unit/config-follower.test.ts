@@ -30,6 +30,7 @@ function doc(version: number, section: string, content: unknown): ConfigDocument
 const SECTIONS = {
   runtime: doc(1, 'runtime', { lockout: { maxFailures: 5, windowSeconds: 60, lockSeconds: 60 } }),
   'api-keys': doc(2, 'api-keys', { keys: [{ id: 'k1', name: 'one', hash: HASH, createdAt: 1, createdBy: 'admin' }] }),
+  apis: doc(2, 'apis', { apis: [{ id: 'orders', pathPrefix: '/orders' }] }),
 };
 const SAVED: AppliedConfig = { epoch: 0, version: 2, appliedAt: 5, sections: SECTIONS };
 const CONSOLE = { id: 'console', address: '127.0.0.1:1', meta: { role: 'console' } } as unknown as Member;
@@ -90,6 +91,8 @@ describe('the engine loads its saved configuration only when it is intact', () =
       assert.equal(f.notReadyReason(), undefined);
       assert.deepEqual(f.state, { version: 2, epoch: 0, appliedAt: 5 });
       assert.equal(f.settings().lockoutPolicy.maxFailures, 5);
+      // The apis section reaches access decisions.
+      assert.deepEqual(f.settings().access.apis.map((a) => a.id), ['orders']);
     }
   });
 

@@ -18,7 +18,10 @@ import { localGrid } from '../../src/state/grid/grid-provider.js';
 import { PACKAGE_ROOT } from '../helpers/paths.js';
 
 interface Route {
+  /** `ANY` for a route of several methods (the access-decision doors take the original request's). */
   method: string;
+  /** The methods it answers (HEAD aside). */
+  methods: string[];
   /** OpenAPI form: `{id}` for `:id`. */
   path: string;
 }
@@ -38,7 +41,9 @@ async function runtimeWithRoutes(t: { after(fn: () => Promise<void>): void }): P
   const routes: Route[] = [];
   app.addHook('onRoute', (r) => {
     // HEAD routes are the ones Fastify adds for every GET by itself.
-    for (const method of [r.method].flat()) if (method !== 'HEAD') routes.push({ method, path: r.url.replace(/:([A-Za-z]+)/g, '{$1}') });
+    const methods = [r.method].flat().filter((m) => m !== 'HEAD');
+    if (methods.length === 0) return;
+    routes.push({ method: methods.length > 1 ? 'ANY' : methods[0]!, methods, path: r.url.replace(/:([A-Za-z]+)/g, '{$1}').replace(/\*$/, '{*}') });
   });
   registerRuntimeApi(app, { provider, apiKeyHashes: [sha256('docs-test-key-0123456789')], notReadyReasons: () => [] });
   await app.ready();
@@ -65,15 +70,20 @@ describe('runtime API documentation', () => {
     const doc = r.json() as OpenApi;
     assert.match(doc.openapi, /^3\./);
     assert.ok(doc.components.securitySchemes.bearer);
-    for (const route of routes) {
+    for (const route of routes.flatMap((r) => r.methods.map((method) => ({ ...r, method })))) {
       const op = doc.paths[route.path]?.[route.method.toLowerCase()];
       assert.ok(op, `${route.method} ${route.path} is in the OpenAPI document`);
-      const pathParams = [...route.path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]);
+      const pathParams = [...route.path.matchAll(/\{([\w*]+)\}/g)].map((m) => m[1]);
       assert.deepEqual((op.parameters ?? []).filter((p) => p.in === 'path').map((p) => p.name).sort(), pathParams.sort(), `${route.method} ${route.path} parameters`);
       assert.ok(Object.keys(op.responses).some((s) => Number(s) < 400), `${route.method} ${route.path} documents its answer`);
       const open = route.path.startsWith('/health/') || route.path === '/runtime/v1/openapi.json';
+      const door = route.path.startsWith('/authz/') || route.path.startsWith('/runtime/v1/decide');
       if (open) {
         assert.deepEqual(op.security, [], `${route.path} needs no key`);
+      } else if (door) {
+        assert.deepEqual(op.security, [{ gatewayKey: [] }], `${route.method} ${route.path} needs the gateway key in X-Cohort-Key`);
+        const codes = errorCodes(op);
+        for (const code of ['AUTH_MISSING_CREDENTIAL', 'AUTH_INVALID_CREDENTIAL', 'HTTP_BAD_REQUEST', 'HTTP_INTERNAL']) assert.ok(codes.includes(code), `${route.method} ${route.path} lists ${code}`);
       } else {
         assert.equal(op.security, undefined, `${route.method} ${route.path} needs the API key`);
         const codes = errorCodes(op);
@@ -89,7 +99,7 @@ describe('runtime API documentation', () => {
       }
       if (route.method === 'POST' || route.method === 'PUT') {
         const hasBody = op.requestBody !== undefined;
-        const bodyless = /\/(resolve|failures)$|\/ratelimit\//.test(route.path);
+        const bodyless = /\/(resolve|failures)$|\/ratelimit\/|^\/authz\//.test(route.path);
         assert.equal(hasBody, !bodyless, `${route.method} ${route.path} ${bodyless ? 'takes no body' : 'documents its body'}`);
       }
     }
@@ -113,15 +123,15 @@ describe('runtime API documentation', () => {
     const commonSection = /^## Errors every route behind the key can answer\n([\s\S]*?)^## /m.exec(text)?.[1];
     assert.ok(commonSection, 'docs/runtime-api.md has a section "## Errors every route behind the key can answer"');
     const common = new Set([...commonSection.matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((m) => m[1]!));
-    const authed = routes.map((r) => doc.paths[r.path]![r.method.toLowerCase()]!).filter((op) => op.security === undefined);
+    const authed = routes.map((r) => doc.paths[r.path]![r.methods[0]!.toLowerCase()]!).filter((op) => op.security === undefined);
     const everywhere = errorCodes(authed[0]!).filter((code) => authed.every((op) => errorCodes(op).includes(code)));
     assert.deepEqual([...common].sort(), everywhere.sort(), 'the common section lists exactly the codes every route behind the key can answer');
     for (const route of routes) {
       const section = sections.get(`${route.method} ${route.path}`);
       assert.ok(section, `docs/runtime-api.md has a section "### \`${route.method} ${route.path}\`"`);
       assert.match(section, /```sh\n[^`]*curl [^`]*\$RUNTIME/, `${route.method} ${route.path} has a curl example on $RUNTIME`);
-      const op = doc.paths[route.path]![route.method.toLowerCase()]!;
-      if (op.security === undefined) assert.match(section, /\$API_KEY/, `${route.method} ${route.path}: the example sends the key`);
+      const op = doc.paths[route.path]![route.methods[0]!.toLowerCase()]!;
+      if (op.security === undefined || op.security.length > 0) assert.match(section, /\$API_KEY/, `${route.method} ${route.path}: the example sends the key`);
       for (const code of errorCodes(op)) {
         if (!common.has(code)) assert.ok(section.includes(`\`${code}\``), `${route.method} ${route.path}: docs mention ${code}`);
       }

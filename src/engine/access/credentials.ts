@@ -1,0 +1,109 @@
+/**
+ * The credential of a request, tried in the order of the API's `credentials`: the first kind
+ * the request carries decides (a present but wrong credential is not passed over for the next
+ * kind, so a bad session cookie cannot be rescued by, or hide behind, another header).
+ */
+import { createHash } from 'node:crypto';
+import type { JWTPayload } from 'jose';
+import type { StateProvider } from '../../state/services.js';
+import type { CompiledApi } from './definitions.js';
+import { looksLikeJwt } from './jwt.js';
+import type { AccessReason } from './reasons.js';
+
+export type Headers = Record<string, string | string[] | undefined>;
+
+export interface Identity {
+  kind: 'session' | 'apiKey' | 'jwt';
+  subject?: string;
+  sessionId?: string;
+  apiKeyId?: string;
+  claims?: JWTPayload;
+}
+
+export type CredentialOutcome =
+  | { kind: 'none' }
+  | { kind: 'failed'; reason: AccessReason; why: string; unavailable?: boolean }
+  | { kind: 'ok'; identity: Identity };
+
+/** Session ids and API keys longer than this are refused unread. */
+const MAX_OPAQUE_LENGTH = 512;
+
+export function header(headers: Headers, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+export function bearer(headers: Headers): string | undefined {
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header(headers, 'authorization') ?? '');
+  return m ? m[1] : undefined;
+}
+
+export function cookie(headers: Headers, name: string): string | undefined {
+  const raw = headers.cookie;
+  for (const line of Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]) {
+    for (const part of line.split(';')) {
+      const eq = part.indexOf('=');
+      if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1');
+    }
+  }
+  return undefined;
+}
+
+export interface CredentialContext {
+  provider: StateProvider;
+  clientKeys: Map<string, { id: string }>;
+  nowMs: number;
+}
+
+/** Which credential of `kind` the request carries, if any. */
+function presented(api: CompiledApi, kind: Identity['kind'], headers: Headers): string | undefined {
+  const token = bearer(headers);
+  if (kind === 'session') return cookie(headers, api.sessionCookie) ?? (token !== undefined && !looksLikeJwt(token) ? token : undefined);
+  if (kind === 'apiKey') return header(headers, 'x-api-key');
+  return token !== undefined && looksLikeJwt(token) ? token : undefined;
+}
+
+/**
+ * The session of `id`, touched: using it through an API keeps it alive, as a lookup with
+ * touch does. A touch is a write; when writes are refused (an engine that sees no majority
+ * still answers reads) the session is read without extending it, so a valid session still
+ * passes and nothing is extended that could not be.
+ */
+async function liveSession(provider: StateProvider, id: string): Promise<{ id: string; subject: string } | undefined> {
+  try {
+    return await provider.sessions.get(id, { touch: true });
+  } catch {
+    return provider.sessions.get(id);
+  }
+}
+
+export async function checkCredential(api: CompiledApi, headers: Headers, ctx: CredentialContext): Promise<CredentialOutcome> {
+  for (const kind of api.credentials) {
+    const value = presented(api, kind, headers);
+    if (value === undefined || value === '') continue;
+    if (kind === 'session') {
+      if (value.length > MAX_OPAQUE_LENGTH) return { kind: 'failed', reason: 'ACCESS_SESSION_UNKNOWN', why: 'session id too long' };
+      const session = await liveSession(ctx.provider, value);
+      if (!session) return { kind: 'failed', reason: 'ACCESS_SESSION_UNKNOWN', why: 'no live session by that id' };
+      return { kind: 'ok', identity: { kind, subject: session.subject, sessionId: session.id } };
+    }
+    if (kind === 'apiKey') {
+      const key = value.length > MAX_OPAQUE_LENGTH ? undefined : ctx.clientKeys.get(createHash('sha256').update(value, 'utf8').digest('hex'));
+      if (!key) return { kind: 'failed', reason: 'ACCESS_INVALID_CREDENTIAL', why: 'not a client API key' };
+      return { kind: 'ok', identity: { kind, apiKeyId: key.id, subject: `apiKey:${key.id}` } };
+    }
+    if (!api.jwt) return { kind: 'failed', reason: 'ACCESS_INVALID_CREDENTIAL', why: 'no key set' };
+    const result = await api.jwt.verify(value, ctx.nowMs);
+    if (!result.ok) return { kind: 'failed', reason: 'ACCESS_INVALID_CREDENTIAL', why: `JWT refused: ${result.why}`, ...(result.unavailable ? { unavailable: true } : {}) };
+    return {
+      kind: 'ok',
+      identity: {
+        kind,
+        ...(typeof result.claims.sub === 'string' ? { subject: result.claims.sub } : {}),
+        ...(typeof result.claims.sid === 'string' ? { sessionId: result.claims.sid } : {}),
+        claims: result.claims,
+      },
+    };
+  }
+  return { kind: 'none' };
+}

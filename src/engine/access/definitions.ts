@@ -1,0 +1,138 @@
+/**
+ * API definitions of the replicated `apis` section, compiled once per applied configuration
+ * into what decisions read on every request: defaults filled in, deny lists split by kind
+ * (addresses into a BlockList), JWT key sets built.
+ */
+import type { BlockList } from 'node:net';
+import type { JWK } from 'jose';
+import { addressBlockList } from './address.js';
+import { jwtVerifierFor, type JwtSettings, type JwtVerifier } from './jwt.js';
+
+export type CredentialKind = 'session' | 'apiKey' | 'jwt';
+
+/** One API as the `apis` section holds it (the section's schema has the rules). */
+export interface ApiDefinition {
+  id: string;
+  pathPrefix: string;
+  hosts?: string[];
+  methods?: string[];
+  publicPaths?: string[];
+  credentials?: CredentialKind[];
+  sessionCookie?: string;
+  jwt?: { issuer?: string; audiences?: string[]; jwksUrl?: string; keys?: JWK[]; algorithms?: string[]; clockToleranceSeconds?: number };
+  checkRevocation?: boolean;
+  singleUseTokens?: boolean;
+  rateLimit?: { policy: string; by: 'ip' | 'subject' | 'apiKey' };
+  lockout?: { by: 'ip' | 'subject' };
+  denyList?: string[];
+  enforce?: boolean;
+  identityHeaders?: Record<string, string>;
+  upstream?: string;
+  stripPrefix?: boolean;
+  timeoutMs?: number;
+  onStateUnavailable?: 'deny' | 'allow';
+}
+
+export const DEFAULT_SESSION_COOKIE = 'cohort_session';
+export const DEFAULT_IDENTITY_HEADERS: Record<string, string> = { 'X-Cohort-Subject': 'subject', 'X-Cohort-Api': 'api', 'X-Cohort-Decision-Id': 'decisionId' };
+/** Without a list of algorithms, the two most common asymmetric ones. */
+export const DEFAULT_JWT_ALGORITHMS = ['RS256', 'ES256'];
+
+export interface CompiledApi {
+  id: string;
+  pathPrefix: string;
+  /** Lower-case host names (with or without port); empty: any. */
+  hosts: string[];
+  /** Upper-case methods; empty: any. */
+  methods: string[];
+  publicPaths: string[];
+  credentials: CredentialKind[];
+  sessionCookie: string;
+  jwt: JwtVerifier | undefined;
+  checkRevocation: boolean;
+  singleUseTokens: boolean;
+  rateLimit: ApiDefinition['rateLimit'];
+  lockout: ApiDefinition['lockout'];
+  denyAddresses: BlockList | undefined;
+  denySubjects: Set<string>;
+  denyApiKeys: Set<string>;
+  denySessions: Set<string>;
+  enforce: boolean;
+  identityHeaders: Record<string, string>;
+  failOpen: boolean;
+  /** The definition could not be compiled (its error is logged): every request it matches is denied. */
+  broken?: boolean;
+}
+
+export function compileApi(def: ApiDefinition): CompiledApi {
+  const deny = { ip: [] as string[], subject: [] as string[], apiKey: [] as string[], session: [] as string[] };
+  for (const entry of def.denyList ?? []) {
+    const colon = entry.indexOf(':');
+    const kind = entry.slice(0, colon) as keyof typeof deny;
+    if (!(kind in deny)) throw new Error(`api ${def.id}: deny list entry ${entry} is not ip:, subject:, apiKey: or session:`);
+    deny[kind].push(entry.slice(colon + 1));
+  }
+  const credentials = def.credentials ?? ['session'];
+  let jwt: JwtVerifier | undefined;
+  if (credentials.includes('jwt')) {
+    if (!def.jwt || (!def.jwt.jwksUrl && !def.jwt.keys)) throw new Error(`api ${def.id}: credential jwt needs jwt.jwksUrl or jwt.keys`);
+    const settings: JwtSettings = {
+      ...(def.jwt.issuer !== undefined ? { issuer: def.jwt.issuer } : {}),
+      ...(def.jwt.audiences !== undefined ? { audiences: def.jwt.audiences } : {}),
+      ...(def.jwt.jwksUrl !== undefined ? { jwksUrl: def.jwt.jwksUrl } : {}),
+      ...(def.jwt.keys !== undefined ? { keys: def.jwt.keys } : {}),
+      algorithms: def.jwt.algorithms ?? DEFAULT_JWT_ALGORITHMS,
+      clockToleranceSeconds: def.jwt.clockToleranceSeconds ?? 0,
+    };
+    jwt = jwtVerifierFor(settings);
+  }
+  return {
+    id: def.id,
+    pathPrefix: def.pathPrefix,
+    hosts: (def.hosts ?? []).map((h) => h.toLowerCase()),
+    methods: (def.methods ?? []).map((m) => m.toUpperCase()),
+    publicPaths: def.publicPaths ?? [],
+    credentials,
+    sessionCookie: def.sessionCookie ?? DEFAULT_SESSION_COOKIE,
+    jwt,
+    checkRevocation: def.checkRevocation ?? true,
+    singleUseTokens: def.singleUseTokens ?? false,
+    rateLimit: def.rateLimit,
+    lockout: def.lockout,
+    denyAddresses: addressBlockList(deny.ip),
+    denySubjects: new Set(deny.subject),
+    denyApiKeys: new Set(deny.apiKey),
+    denySessions: new Set(deny.session),
+    enforce: def.enforce ?? true,
+    identityHeaders: def.identityHeaders ?? DEFAULT_IDENTITY_HEADERS,
+    failOpen: def.onStateUnavailable === 'allow',
+  };
+}
+
+/** What decisions read: the compiled APIs, the unmatched-request rule and the client keys. */
+export interface AccessDefinitions {
+  apis: CompiledApi[];
+  allowUnmatched: boolean;
+  /** Console-issued keys of scope `client`, by SHA-256 (hex). */
+  clientKeys: Map<string, { id: string }>;
+}
+
+/**
+ * Compiles the `apis` section. An API that cannot be compiled (a deny-list address that is
+ * none, a JWT credential without keys) is kept as one that denies every request it matches
+ * with ACCESS_UNAVAILABLE, rather than dropped: dropping it would let its requests fall
+ * through to a shorter prefix or the unmatched rule.
+ */
+export function compileApis(section: unknown, options: { allowUnmatched: boolean; clientKeys: Map<string, { id: string }> }): AccessDefinitions & { errors: string[] } {
+  const defs = ((section ?? { apis: [] }) as { apis: ApiDefinition[] }).apis;
+  const errors: string[] = [];
+  const apis = defs.map((def) => {
+    try {
+      return compileApi(def);
+    } catch (err) {
+      errors.push((err as Error).message);
+      return { ...compileApi({ id: def.id, pathPrefix: def.pathPrefix, ...(def.hosts ? { hosts: def.hosts } : {}), ...(def.methods ? { methods: def.methods } : {}) }), broken: true, failOpen: false };
+    }
+  });
+  return { apis, allowUnmatched: options.allowUnmatched, clientKeys: options.clientKeys, errors };
+}

@@ -1,0 +1,298 @@
+/**
+ * The sideband front doors on the runtime port: where proxies and gateways ask for a
+ * decision. The calling gateway authenticates with an API key in `X-Cohort-Key` (scope
+ * `runtime` or `gateway`, or one of `[http] api_keys`), because the client's own
+ * `Authorization` header passes through untouched. Every answer, errors included, carries
+ * `X-Cohort-Decision-Id` and `X-Cohort-Reason`.
+ *
+ * - `/authz/forward` (any method): forward-auth proxies; the original request comes from the
+ *   X-Forwarded-* / X-Original-* headers. Allow: 200, empty body, identity headers. Deny: 401
+ *   with WWW-Authenticate for a missing or invalid credential, 403 for every other reason (a
+ *   proxy doing sub-request auth treats other statuses as errors); `?statuses=full` answers the
+ *   reason's own status (429 with Retry-After, 503, 400, 405).
+ * - `/authz/envoy/<original path>` (any method): an external-authorization HTTP service;
+ *   exactly 200 on allow, the deny status with the JSON error body.
+ * - `POST /runtime/v1/decide` and `/decide/response`: JSON, for gateways and enforcers.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { DecisionLog } from '../../config/schema.js';
+import type { Clock } from '../../core/clock.js';
+import { constantTimeEqual } from '../../core/constant-time.js';
+import { CohortError, ERROR_CODES, type ErrorCode } from '../../core/errors.js';
+import { randomToken } from '../../core/ids.js';
+import type { Logger } from '../../core/logger.js';
+import { sha256 } from '../../http/bearer-auth.js';
+import type { StateProvider } from '../../state/services.js';
+import type { RuntimeSettings } from '../runtime-settings.js';
+import type { Headers } from './credentials.js';
+import { decide, type AccessRequest, type Decision } from './decide.js';
+import { logDecision } from './decision-log.js';
+import { ACCESS_REASONS, isCredentialReason } from './reasons.js';
+import { RecentDecisions } from './recent-decisions.js';
+
+export interface AccessDoorOptions {
+  provider: StateProvider;
+  settings(): RuntimeSettings;
+  /** Hashes of `[http] api_keys`: they open the doors too. */
+  nodeKeyHashes: Buffer[];
+  clock: Clock;
+  log: Logger;
+  decisionLog: DecisionLog;
+  /** This engine's node id, in the decision log. */
+  engineId: string;
+}
+
+const DOOR_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+/** A forward-auth or Envoy request's own body is never used: read up to this much and dropped. */
+const DOOR_BODY_BYTES = 64 * 1024;
+const DECIDE_BODY_BYTES = 64 * 1024;
+const KEY_HEADER = 'x-cohort-key';
+
+const DOOR_ERRORS: readonly ErrorCode[] = ['AUTH_MISSING_CREDENTIAL', 'AUTH_INVALID_CREDENTIAL', 'AUTH_NO_API_KEYS', 'HTTP_BAD_REQUEST', 'HTTP_BODY_TOO_LARGE', 'HTTP_INTERNAL'];
+
+/** The error answers of `codes`, grouped by status (OpenAPI). */
+function errorResponses(codes: readonly ErrorCode[]): Record<number, object> {
+  const byStatus = new Map<number, ErrorCode[]>();
+  for (const code of codes) byStatus.set(ERROR_CODES[code].status, [...(byStatus.get(ERROR_CODES[code].status) ?? []), code]);
+  return Object.fromEntries([...byStatus].map(([status, list]) => [status, {
+    description: list.map((c) => `${c}: ${ERROR_CODES[c].summary}`).join(' '),
+    type: 'object',
+    required: ['error'],
+    properties: { error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string', enum: list }, message: { type: 'string' } } } },
+  }]));
+}
+
+const emptyAllow = { description: 'Allowed: empty body; the identity headers are set for the upstream, with X-Cohort-Decision-Id, X-Cohort-Reason and, in monitor mode, X-Cohort-Would-Deny.', type: 'null' } as const;
+const denyReasons = ACCESS_REASONS.filter((r) => r !== 'ACCESS_ALLOWED');
+
+export function registerAccessDoors(app: FastifyInstance, o: AccessDoorOptions): void {
+  const recent = new RecentDecisions(o.clock);
+
+  async function run(request: AccessRequest): Promise<Decision> {
+    const settings = o.settings();
+    const d = await decide(request, settings.access, { provider: o.provider, lockoutPolicy: settings.lockoutPolicy, rateLimit: settings.rateLimit }, o.clock);
+    recent.remember(d);
+    logDecision(o.log, o.decisionLog, o.engineId, d);
+    return d;
+  }
+
+  function decisionHeaders(reply: FastifyReply, d: Decision): void {
+    reply.header('x-cohort-decision-id', d.decisionId).header('x-cohort-reason', d.reason);
+    if (d.wouldDeny) reply.header('x-cohort-would-deny', d.wouldDeny);
+    if (d.allow) for (const [name, value] of Object.entries(d.upstreamHeaders)) reply.header(name, value);
+    else if (d.retryAfterSeconds !== undefined && (d.status === 429 || d.status === 503 || d.reason === 'ACCESS_LOCKED')) reply.header('retry-after', String(d.retryAfterSeconds));
+  }
+
+  function denyBody(d: Decision): { error: { code: string; message: string } } {
+    return { error: { code: d.reason, message: ERROR_CODES[d.reason].summary } };
+  }
+
+  /** The client's headers as the door received them, without the gateway's own key. */
+  function clientHeaders(request: FastifyRequest): Headers {
+    const { [KEY_HEADER]: _key, ...rest } = request.headers;
+    return rest;
+  }
+
+  app.register(async (doors) => {
+    // Answers that carry no decision (a refused gateway key, a malformed JSON body) still
+    // carry an id and a reason, so a gateway's logs can always quote both.
+    doors.addHook('onSend', async (_request, reply, payload) => {
+      if (!reply.hasHeader('x-cohort-decision-id')) {
+        let code = 'HTTP_INTERNAL';
+        try {
+          code = (JSON.parse(String(payload)) as { error: { code: string } }).error.code;
+        } catch {
+          // Not an error body: keep the generic code.
+        }
+        reply.header('x-cohort-decision-id', randomToken(12)).header('x-cohort-reason', code);
+      }
+      return payload;
+    });
+    doors.addHook('onRequest', async (request) => {
+      const gateway = o.settings().gatewayKeyHashes;
+      if (o.nodeKeyHashes.length === 0 && gateway.length === 0) throw new CohortError('AUTH_NO_API_KEYS', 'this engine has no gateway key: none in [http] api_keys, none of scope runtime or gateway issued by the console');
+      const raw = request.headers[KEY_HEADER];
+      const key = Array.isArray(raw) ? raw[0] : raw;
+      if (key === undefined || key === '') throw new CohortError('AUTH_MISSING_CREDENTIAL', 'missing X-Cohort-Key: <API key>');
+      const hash = sha256(key);
+      let ok = false;
+      for (const expected of o.nodeKeyHashes) ok = constantTimeEqual(hash, expected) || ok;
+      for (const expected of gateway) ok = constantTimeEqual(hash, expected) || ok;
+      if (!ok) throw new CohortError('AUTH_INVALID_CREDENTIAL', 'invalid X-Cohort-Key');
+    });
+
+    // ---- forward auth and Envoy: the original request's body is never read into a decision.
+    doors.register(async (sub) => {
+      sub.removeAllContentTypeParsers();
+      sub.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: DOOR_BODY_BYTES }, (_request, _body, done) => done(null, undefined));
+
+      sub.route<{ Querystring: { statuses?: 'full' } }>({
+        method: DOOR_METHODS,
+        url: '/authz/forward',
+        exposeHeadRoute: false,
+        bodyLimit: DOOR_BODY_BYTES,
+        schema: {
+          tags: ['access decisions'],
+          summary: 'Forward auth: decide on the request described by the X-Forwarded-* / X-Original-* headers',
+          security: [{ gatewayKey: [] }],
+          querystring: { type: 'object', additionalProperties: true, properties: { statuses: { type: 'string', enum: ['full'], description: 'full: deny with the reason\'s own status (429, 503, 400, 405) instead of 403.' } } },
+          response: {
+            ...errorResponses([...DOOR_ERRORS, ...denyReasons]),
+            200: emptyAllow,
+          },
+        },
+        handler: async (request, reply) => {
+          const h = request.headers;
+          const first = (name: string): string | undefined => {
+            const v = h[name];
+            return Array.isArray(v) ? v[0] : v;
+          };
+          const method = first('x-forwarded-method') ?? first('x-original-method') ?? request.method;
+          const url = first('x-forwarded-uri') ?? first('x-original-uri') ?? '';
+          const host = first('x-forwarded-host') ?? first('host');
+          const d = await run({ method, url, ...(host !== undefined ? { host } : {}), sourceIp: forwardedFor(h) ?? '', headers: clientHeaders(request) });
+          decisionHeaders(reply, d);
+          if (d.allow) return reply.code(200).send();
+          const full = request.query.statuses === 'full';
+          const status = isCredentialReason(d.reason) ? 401 : full && d.reason !== 'ACCESS_METHOD_NOT_ALLOWED' ? d.status : 403;
+          if (status === 401) reply.header('www-authenticate', wwwAuthenticate(d));
+          return reply.code(status).send(denyBody(d));
+        },
+      });
+
+      sub.route<{ Params: { '*': string } }>({
+        method: DOOR_METHODS,
+        url: '/authz/envoy/*',
+        exposeHeadRoute: false,
+        bodyLimit: DOOR_BODY_BYTES,
+        schema: {
+          tags: ['access decisions'],
+          summary: 'External authorization: decide on the request whose method, path (after /authz/envoy), Host and headers these are',
+          security: [{ gatewayKey: [] }],
+          response: { ...errorResponses([...DOOR_ERRORS, ...denyReasons]), 200: emptyAllow },
+        },
+        handler: async (request, reply) => {
+          const url = request.url.slice('/authz/envoy'.length);
+          const host = request.headers.host;
+          const d = await run({ method: request.method, url, ...(host !== undefined ? { host } : {}), sourceIp: forwardedFor(request.headers) ?? '', headers: clientHeaders(request) });
+          decisionHeaders(reply, d);
+          if (d.allow) return reply.code(200).send();
+          const status = d.reason === 'ACCESS_METHOD_NOT_ALLOWED' ? 403 : d.status;
+          if (status === 401) reply.header('www-authenticate', wwwAuthenticate(d));
+          return reply.code(status).send(denyBody(d));
+        },
+      });
+    });
+
+    // ---- JSON
+    doors.post<{ Body: { method: string; url: string; host?: string; sourceIp: string; headers: Headers } }>('/runtime/v1/decide', {
+      bodyLimit: Math.min(app.initialConfig.bodyLimit ?? DECIDE_BODY_BYTES, DECIDE_BODY_BYTES),
+      schema: {
+        tags: ['access decisions'],
+        summary: 'Decide on a request described in JSON (the request phase)',
+        security: [{ gatewayKey: [] }],
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['method', 'url', 'sourceIp', 'headers'],
+          properties: {
+            method: { type: 'string', maxLength: 20 },
+            url: { type: 'string', maxLength: 8192, description: 'Path and query as the client sent them (percent-encoded).' },
+            host: { type: 'string', maxLength: 300 },
+            sourceIp: { type: 'string', maxLength: 64 },
+            headers: {
+              type: 'object',
+              maxProperties: 200,
+              description: 'The client\'s headers; names in any case.',
+              additionalProperties: { anyOf: [{ type: 'string', maxLength: 16384 }, { type: 'array', maxItems: 50, items: { type: 'string', maxLength: 16384 } }] },
+            },
+          },
+        },
+        response: {
+          ...errorResponses([...DOOR_ERRORS, 'HTTP_UNSUPPORTED_MEDIA_TYPE']),
+          200: {
+            description: 'The decision (a deny too is a 200: its status is in the body).',
+            type: 'object',
+            required: ['decision', 'reason', 'decisionId'],
+            properties: {
+              decision: { type: 'string', enum: ['allow', 'deny'] },
+              status: { type: 'integer', description: 'Deny: the status to answer the client with.' },
+              reason: { type: 'string', enum: [...ACCESS_REASONS] },
+              decisionId: { type: 'string' },
+              api: { type: 'string' },
+              subject: { type: 'string' },
+              sessionId: { type: 'string' },
+              wouldDeny: { type: 'string', enum: [...denyReasons], description: 'Monitor mode: what the request would have been denied for.' },
+              retryAfterSeconds: { type: 'integer' },
+              upstreamHeaders: { type: 'object', additionalProperties: { type: 'string' } },
+            },
+          },
+        },
+      },
+    }, async (request, reply) => {
+      const b = request.body;
+      const headers: Headers = {};
+      for (const [name, value] of Object.entries(b.headers)) headers[name.toLowerCase()] = value;
+      const d = await run({ method: b.method, url: b.url, ...(b.host !== undefined ? { host: b.host } : {}), sourceIp: b.sourceIp, headers });
+      decisionHeaders(reply, d);
+      if (d.allow) {
+        return {
+          decision: 'allow',
+          reason: d.reason,
+          decisionId: d.decisionId,
+          ...(d.api !== undefined ? { api: d.api } : {}),
+          ...(d.identity?.subject !== undefined ? { subject: d.identity.subject } : {}),
+          ...(d.identity?.sessionId !== undefined ? { sessionId: d.identity.sessionId } : {}),
+          ...(d.wouldDeny ? { wouldDeny: d.wouldDeny } : {}),
+          upstreamHeaders: d.upstreamHeaders,
+        };
+      }
+      return { decision: 'deny', status: d.status, reason: d.reason, decisionId: d.decisionId, ...(d.retryAfterSeconds !== undefined ? { retryAfterSeconds: d.retryAfterSeconds } : {}) };
+    });
+
+    doors.post<{ Body: { decisionId: string; status: number } }>('/runtime/v1/decide/response', {
+      bodyLimit: 4096,
+      schema: {
+        tags: ['access decisions'],
+        summary: 'Report the upstream\'s status for a decision (the response phase)',
+        security: [{ gatewayKey: [] }],
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['decisionId', 'status'],
+          properties: { decisionId: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' }, status: { type: 'integer', minimum: 100, maximum: 599 } },
+        },
+        response: { ...errorResponses([...DOOR_ERRORS, 'HTTP_UNSUPPORTED_MEDIA_TYPE', 'STATE_UNAVAILABLE']), 204: { description: 'Noted; no body.', type: 'null' } },
+      },
+    }, async (request, reply) => {
+      const key = recent.take(request.body.decisionId);
+      // The upstream refused the credential: a lock-out failure of the address or subject.
+      if (key !== undefined && (request.body.status === 401 || request.body.status === 403)) {
+        const settings = o.settings();
+        await o.provider.lockout.recordFailure(key, settings.lockoutPolicy);
+      }
+      reply.header('x-cohort-decision-id', request.body.decisionId).header('x-cohort-reason', 'ACCESS_ALLOWED');
+      return reply.code(204).send();
+    });
+  });
+}
+
+/**
+ * The client's address: the last X-Forwarded-For entry, the one the calling proxy itself saw
+ * (entries before it come from the client and could be forged), else X-Real-IP.
+ */
+function forwardedFor(h: Headers): string | undefined {
+  const raw = h['x-forwarded-for'];
+  const line = Array.isArray(raw) ? raw[raw.length - 1] : raw;
+  if (line !== undefined) {
+    const last = line.split(',').pop()?.trim();
+    if (last) return last;
+  }
+  const real = h['x-real-ip'];
+  return Array.isArray(real) ? real[0] : real;
+}
+
+function wwwAuthenticate(d: Decision): string {
+  const realm = d.api ?? 'cohort';
+  return d.reason === 'ACCESS_NO_CREDENTIAL' ? `Bearer realm="${realm}"` : `Bearer realm="${realm}", error="invalid_token"`;
+}

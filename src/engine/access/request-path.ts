@@ -1,0 +1,36 @@
+/**
+ * The path of a request to decide on, checked before it is matched. Proxies and upstreams
+ * normalise paths in different ways; a path they could read differently from Cohort (dot
+ * segments, empty segments, encoded slashes or backslashes, control characters, broken
+ * percent-encoding) is refused rather than guessed at, so no prefix can be escaped.
+ */
+
+/** The decoded path of `url` (path and query), or undefined when it cannot be judged safely. */
+export function checkedPath(url: string): string | undefined {
+  if (url.length === 0 || url.length > 8192 || url[0] !== '/') return undefined;
+  const q = url.search(/[?#]/);
+  const raw = q < 0 ? url : url.slice(0, q);
+  if (/%(2f|5c|00)/i.test(raw)) return undefined;
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(raw);
+  } catch {
+    return undefined;
+  }
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f\\]/.test(decoded)) return undefined;
+  const segments = decoded.split('/').slice(1);
+  for (let i = 0; i < segments.length; i++) {
+    const s = segments[i];
+    if (s === '.' || s === '..') return undefined;
+    // An empty segment is allowed only as the trailing slash.
+    if (s === '' && i !== segments.length - 1) return undefined;
+  }
+  return decoded;
+}
+
+/** Whether `path` is under `prefix`: equal, or continuing with a new segment (`/api` covers `/api/x`, not `/apix`). */
+export function underPrefix(path: string, prefix: string): boolean {
+  if (!path.startsWith(prefix)) return false;
+  return path.length === prefix.length || prefix.endsWith('/') || path[prefix.length] === '/';
+}
