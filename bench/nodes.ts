@@ -1,7 +1,8 @@
 /**
  * Nodes of a benchmark cluster: configuration files on loopback ports from the OS (`local`
- * profile), `cohort start` processes, and their cleanup: every process a bench starts is
- * killed by pid and every directory removed when the bench process exits, whatever happens.
+ * profile), `cohort start` processes, and their cleanup: every process a bench starts runs in
+ * its own process group, which is killed, and every directory removed, when the bench process
+ * exits, whatever happens.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,11 +17,30 @@ const SECRET = 'bench-cluster-secret-long-enough';
 const children = new Set<ChildProcess>();
 const dirs = new Set<string>();
 process.on('exit', () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) killGroup(c);
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 process.on('SIGINT', () => process.exit(130));
 process.on('SIGTERM', () => process.exit(143));
+
+/** Kills `child` and whatever it started: its whole process group (it leads one). */
+export function killGroup(child: ChildProcess): void {
+  try {
+    process.kill(-child.pid!, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+/**
+ * Spawns `command` in a process group of its own (so that it and anything it starts can be
+ * killed together), killed when the bench exits.
+ */
+export function spawnGrouped(command: string, args: string[], stdio: Array<'ignore' | 'pipe' | 'inherit'>): ChildProcess {
+  const child = spawn(command, args, { stdio, detached: true });
+  children.add(child);
+  return child;
+}
 
 /** Removes `dir` when the bench exits. */
 export function removeAtExit(dir: string): void {
@@ -29,8 +49,7 @@ export function removeAtExit(dir: string): void {
 
 /** Runs node with `args`; resolves once its stdout matches `started`. Killed at exit. */
 export function spawnProcess(args: string[], started: RegExp): Promise<ChildProcess> {
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  children.add(child);
+  const child = spawnGrouped(process.execPath, args, ['ignore', 'pipe', 'inherit']);
   return new Promise((resolvePromise, reject) => {
     let out = '';
     const onData = (d: Buffer): void => {
@@ -48,9 +67,7 @@ export function spawnProcess(args: string[], started: RegExp): Promise<ChildProc
 
 /** Runs node with `args`, output ignored. Killed at exit. */
 export function spawnQuiet(args: string[]): ChildProcess {
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
-  children.add(child);
-  return child;
+  return spawnGrouped(process.execPath, args, ['ignore', 'ignore', 'inherit']);
 }
 
 export interface BenchNode {

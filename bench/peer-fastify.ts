@@ -1,6 +1,8 @@
 /**
- * The peer of bench/runtime.ts: a bare Fastify route answering a session-sized JSON body,
- * no authentication, no state — the ceiling an HTTP API on this machine can reach.
+ * The peer of bench/runtime.ts and bench/access.ts: bare Fastify routes, no authentication, no
+ * state — the ceiling an HTTP API on this machine can reach. `GET /runtime/v1/sessions/:id`
+ * answers a session-sized JSON body; `/authz/forward` (any method) answers 200 with an empty
+ * body, as an allowing forward-auth decision does.
  *
  * Usage: node dist/bench/peer-fastify.js PORT
  */
@@ -19,5 +21,6 @@ const body = {
   maxLifetimeSeconds: 28800,
 };
 app.get('/runtime/v1/sessions/:id', async () => body);
+app.all('/authz/forward', async (_request, reply) => reply.code(200).send());
 await app.listen({ host: '127.0.0.1', port });
 process.stdout.write(`${JSON.stringify({ msg: 'peer started' })}\n`);

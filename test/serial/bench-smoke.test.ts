@@ -1,10 +1,12 @@
 /**
- * A short run of `npm run bench:membership` (the full run is minutes long and stays out of
- * npm test): the script works end to end on real processes and its figures are sane.
+ * Short runs of the benches (`npm run bench:membership`, `bench:runtime`, `bench:replication`,
+ * `bench:access`; the full runs are minutes long and stay out of npm test): each script works
+ * end to end on real processes and its figures are sane.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../helpers/paths.js';
 
@@ -66,4 +68,33 @@ describe('bench:membership smoke', () => {
     // Pushed saves arrive in milliseconds; the polling-only peer needs a poll (up to 2 s).
     assert.ok(rows[1]!.p99Ms < 1000, JSON.stringify(rows[1]));
   });
+
+  // Forward-auth decisions beside bare Fastify: the table, its figures and the last line, with
+  // wrk (the default) and with the autocannon fallback; speed is not asserted.
+  for (const tool of ['wrk', 'autocannon']) {
+    it(`bench:access drives /authz/forward (session and JWT) and bare Fastify from ${tool} and prints the table and the summary line`, { skip: tool === 'wrk' && !existsSync('/usr/bin/wrk') ? 'wrk is not installed' : false }, () => {
+      const run = spawnSync(process.execPath, [join(PACKAGE_ROOT, 'dist/bench/access.js'), '--seconds', '1', '--warmup', '0', '--connections', '10', '--credentials', '20', '--load', tool], {
+        encoding: 'utf8',
+        timeout: 120_000,
+        killSignal: 'SIGTERM',
+      });
+      assert.equal(run.status, 0, run.stderr);
+      const lines = run.stdout.trim().split('\n');
+      assert.equal(lines.length, 6, run.stdout);
+      assert.match(lines[0]!, new RegExp(`^\\| 10 connections, 1 s, ${tool} \\| req/s \\| p50 \\| p99 \\| errors \\| of Fastify \\| target \\|$`));
+      const rows = lines.slice(2, 5).map((l) => l.split('|').map((c) => c.trim()).slice(1, -1));
+      assert.deepEqual(rows.map((r) => r[0]), ['bare Fastify, 200 with an empty body', '/authz/forward, session cookie', '/authz/forward, ES256 JWT']);
+      for (const r of rows) {
+        assert.ok(Number(r[1]) > 0, `req/s: ${r.join(' | ')}`);
+        assert.match(r[2]!, /^\d+\.\d\d ms$/);
+        assert.match(r[3]!, /^\d+\.\d\d ms$/);
+        // Every decision allowed: no deny, no connection error.
+        assert.equal(r[4], '0', `errors: ${r.join(' | ')}`);
+        assert.match(r[5]!, /^\d+%$/);
+      }
+      assert.match(rows[1]![6]!, /^≥ 70% and p99 < 5 ms: (met|not met)$/);
+      assert.match(rows[2]![6]!, /^≥ 50%: (met|not met)$/);
+      assert.match(lines[5]!, /^bench:access: forward-session \d+\/s \(\d+\.\d\d of fastify\) forward-jwt \d+\/s \(\d+\.\d\d\) fastify \d+\/s$/);
+    });
+  }
 });
