@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { ManualClock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { AdminAuth, ADMIN_PASSWORD_FILE } from '../../src/console/admin-auth.js';
@@ -272,6 +273,19 @@ function adminApiSuite(name: string, open: OpenRepo): void {
       assert.deepEqual([monitored.decision, monitored.reason, monitored.wouldDeny], ['allow', 'ACCESS_ALLOWED', 'ACCESS_DENIED_ADDRESS']);
       const unmatched = (await dry(asAdmin, { request: { method: 'GET', url: '/elsewhere', sourceIp: '192.0.2.9', headers: {} } })).json();
       assert.deepEqual([unmatched.decision, unmatched.reason], ['deny', 'ACCESS_NO_API']);
+
+      // JWTs: signature and claims are checked for real; single-use tokens are not taken.
+      const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+      const withJwt = { apis: [{ id: 'tokens', pathPrefix: '/tokens', credentials: ['jwt'], singleUseTokens: true, jwt: { issuer: 'https://issuer.test', audiences: ['tokens'], keys: [{ ...(await exportJWK(publicKey)), kid: 'k1' }], algorithms: ['ES256'] } }] };
+      const token = await new SignJWT({ sub: 'zoe', jti: 'once' }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer('https://issuer.test').setAudience('tokens').setExpirationTime('5m').sign(privateKey);
+      const asTokens = (bearerToken: string) => ({ request: { method: 'GET', url: '/tokens/1', sourceIp: '192.0.2.9', headers: { authorization: `Bearer ${bearerToken}` } }, apis: withJwt });
+      for (let i = 0; i < 2; i++) {
+        const ok = (await dry(asAdmin, asTokens(token))).json();
+        assert.deepEqual([ok.decision, ok.subject, ok.upstreamHeaders['X-Cohort-Subject']], ['allow', 'zoe', 'zoe'], `single-use token, dry run ${i + 1}`);
+        assert.ok(ok.skipped.includes('replay prevention (single-use token)'));
+      }
+      const forged = `${token.slice(0, -4)}${token.endsWith('AAAA') ? 'BBBB' : 'AAAA'}`;
+      assert.deepEqual([(await dry(asAdmin, asTokens(forged))).json().reason], ['ACCESS_INVALID_CREDENTIAL']);
 
       const invalid = await dry(asAdmin, { request: request(), apis: { apis: [{ id: 'x' }] } });
       assert.equal(invalid.statusCode, 400);
