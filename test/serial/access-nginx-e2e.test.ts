@@ -1,9 +1,9 @@
 /**
  * nginx in front of an application, asking a real `cohort up --engines 3` cluster with
- * `auth_request` (the configuration docs/behind-a-proxy.md prints, from the same template):
- * no credential is refused with 401 at the client; a session created through engine 1 passes
- * and the application sees X-Cohort-Subject; the session deleted through engine 3 is refused
- * at nginx (how long that took is printed); a rate-limited API answers 403 (default statuses).
+ * `auth_request` to engine 2 (the configuration docs/behind-a-proxy.md prints, from the same
+ * template): no credential is refused with 401 at the client; a session created through
+ * engine 1 passes and the application sees X-Cohort-Subject; the session deleted through
+ * engine 3 is refused at nginx (how long that took is printed); a rate-limited API answers 403 (default statuses).
  *
  * nginx runs as a child in its own process group, killed when the test ends. Without nginx
  * the test is skipped with a loud notice, or fails when COHORT_REQUIRE_SERVICES=1.
@@ -86,7 +86,7 @@ describe('nginx auth_request in front of a three-engine cluster', () => {
       'http {',
       `    access_log ${join(prefix, 'access.log')};`,
       ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((k) => `    ${k}_temp_path ${join(prefix, `${k}_temp`)};`),
-      nginxServerBlock({ listen: `127.0.0.1:${port}`, upstream: `http://127.0.0.1:${appPort}`, cohort: engines[0]!.runtime!, gatewayKey }),
+      nginxServerBlock({ listen: `127.0.0.1:${port}`, upstream: `http://127.0.0.1:${appPort}`, cohort: engines[1]!.runtime!, gatewayKey }),
       '}',
       '',
     ].join('\n');
@@ -111,7 +111,7 @@ describe('nginx auth_request in front of a three-engine cluster', () => {
         throw new Error(`nginx did not answer: ${String(err)}\n${nginxOutput}\n${readFileSync(join(prefix, 'error.log'), 'utf8')}`);
       });
 
-    // Engine 1 creates the session; nginx asks engine 1 too, the deletion goes through engine 3.
+    // Engine 1 creates the session, nginx asks engine 2, the deletion goes through engine 3.
     const runtimeHeaders = { authorization: `Bearer ${cluster.apiKey}`, 'content-type': 'application/json' };
     const created = await fetch(`${engines[0]!.runtime}/runtime/v1/sessions`, { method: 'POST', headers: runtimeHeaders, body: JSON.stringify({ subject: 'nadia' }) });
     assert.equal(created.status, 201);
@@ -137,7 +137,7 @@ describe('nginx auth_request in front of a three-engine cluster', () => {
     const deletedAt = performance.now();
     const { value: refused } = await waitUntil(withSession, (r) => r.status !== 200, 30_000, 10);
     const tookMs = performance.now() - deletedAt;
-    t.diagnostic(`session deleted through engine 3, refused at nginx (via engine 1) after ${tookMs.toFixed(1)} ms`);
+    t.diagnostic(`session deleted through engine 3, refused at nginx (asking engine 2) after ${tookMs.toFixed(1)} ms`);
     assert.equal(refused.status, 401);
     assert.match(String(refused.headers.get('x-cohort-reason')), /^ACCESS_(REVOKED|SESSION_UNKNOWN)$/);
 
