@@ -144,10 +144,12 @@ describe('nginx auth_request in front of a three-engine cluster', () => {
     // A public path with a bucket of two: the third request is rate-limited, answered 403 by default.
     const statuses: Array<[number, string | null]> = [];
     for (let i = 0; i < 3; i++) {
-      const r = await fetch(`${base}/limited/ping`);
+      const r = await fetch(`${base}/limited/ping`, { headers: { 'x-cohort-subject': 'forged' } });
       statuses.push([r.status, r.headers.get('x-cohort-reason')]);
     }
     assert.deepEqual(statuses, [[200, 'ACCESS_ALLOWED'], [200, 'ACCESS_ALLOWED'], [403, 'ACCESS_RATE_LIMITED']]);
     assert.equal(seen.length, seenBefore + 2, 'no refused request reached the application');
+    // A public path has no subject: the client's own X-Cohort-Subject is dropped, not passed on.
+    for (const h of seen.slice(seenBefore)) assert.equal(h['x-cohort-subject'], undefined);
   });
 });
