@@ -19,6 +19,7 @@ import type { AdminAuth, Principal } from './admin-auth.js';
 import { configSection } from './config-sections.js';
 import { API_KEY_SCOPES, CONFIG_SECTIONS, type ApiKeyScope } from '../policy/config-sections.js';
 import type { ConfigService } from './config-service.js';
+import { dryRunDecision } from './access-dry-run.js';
 
 /** The cluster as the console shows it (`GET /admin/v1/cluster`). */
 export interface ConsoleClusterView {
@@ -55,6 +56,9 @@ export interface AdminApiOptions {
   /** `POST /admin/v1/replica/promote`; absent on a node that cannot be promoted. */
   promote?(force: boolean, by: Principal): Promise<{ epoch: number }>;
 }
+
+/** POST routes that change nothing, so auditors may use them too. */
+const READ_ONLY_POSTS = new Set(['/admin/v1/apis/test']);
 
 const principals = new WeakMap<FastifyRequest, Principal>();
 
@@ -103,7 +107,7 @@ export async function registerAdminApi(app: FastifyInstance, o: AdminApiOptions)
       const token = bearerToken(request);
       if (token === undefined) throw new CohortError('AUTH_MISSING_CREDENTIAL', 'missing Authorization: Bearer <token> (POST /admin/v1/login gives one)');
       const principal = o.auth.authenticate(token);
-      if (request.method !== 'GET' && principal.role !== 'admin') throw new CohortError('AUTH_FORBIDDEN', `user ${principal.user} is an ${principal.role}: read-only`);
+      if (request.method !== 'GET' && principal.role !== 'admin' && !READ_ONLY_POSTS.has(request.routeOptions.url ?? '')) throw new CohortError('AUTH_FORBIDDEN', `user ${principal.user} is an ${principal.role}: read-only`);
       principals.set(request, principal);
     });
     const who = (request: FastifyRequest): Principal => principals.get(request)!;
@@ -163,6 +167,64 @@ export async function registerAdminApi(app: FastifyInstance, o: AdminApiOptions)
     }, async (request, reply) => {
       await o.config.deleteApiKey(request.params.id, who(request));
       return reply.code(204).send();
+    });
+
+    // ---- dry run of an access decision: nothing is stored, counted or taken (access-dry-run.ts)
+    const headerValue = { anyOf: [{ type: 'string', maxLength: 16384 }, { type: 'array', maxItems: 50, items: { type: 'string', maxLength: 16384 } }] } as const;
+    api.post<{ Body: { request: { method: string; url: string; host?: string; sourceIp: string; headers: Record<string, string | string[]> }; apis?: unknown } }>('/admin/v1/apis/test', {
+      schema: {
+        summary: 'The decision a request would get on the current or a proposed apis document, touching no state',
+        description: 'State checks (session lookup, revocation, lock-out, replay, rate limit) are not made: the answer lists them in skipped. Admin and auditor.',
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['request'],
+          properties: {
+            request: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['method', 'url', 'sourceIp', 'headers'],
+              properties: {
+                method: { type: 'string', maxLength: 20 },
+                url: { type: 'string', maxLength: 8192, description: 'Path and query as the client sent them (percent-encoded).' },
+                host: { type: 'string', maxLength: 300 },
+                sourceIp: { type: 'string', maxLength: 64 },
+                headers: { type: 'object', maxProperties: 200, description: 'The client\'s headers; names in any case.', additionalProperties: headerValue },
+              },
+            },
+            apis: { type: 'object', description: 'A proposed apis document ({"apis": [...]}), checked against the section\'s schema; absent: the current one.' },
+          },
+        },
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              decision: { type: 'string', enum: ['allow', 'deny'] },
+              status: { type: 'integer' },
+              reason: { type: 'string' },
+              wouldDeny: { type: 'string' },
+              api: { type: 'string' },
+              subject: { type: 'string' },
+              sessionId: { type: 'string' },
+              apiKeyId: { type: 'string' },
+              retryAfterSeconds: { type: 'integer' },
+              upstreamHeaders: { type: 'object', additionalProperties: { type: 'string' } },
+              document: { type: 'string', enum: ['current', 'proposed'] },
+              skipped: { type: 'array', items: { type: 'string' } },
+              definitionErrors: { type: 'array', items: { type: 'string' } },
+              detail: { type: 'string' },
+            },
+          },
+          400: errorBody,
+        },
+      },
+    }, async (request) => {
+      const { request: described, apis } = request.body;
+      // Decisions read header names in lower case, as Node hands them to the doors.
+      const headers: Record<string, string | string[]> = {};
+      for (const [name, value] of Object.entries(described.headers)) headers[name.toLowerCase()] = value;
+      const [runtime, keys, current] = await Promise.all([o.config.get('runtime'), o.config.get('api-keys'), o.config.get('apis')]);
+      return dryRunDecision({ ...described, headers }, { runtime: runtime.content, 'api-keys': keys.content, apis: current.content }, apis);
     });
 
     // ---- schedules (scheduler/): definitions in the `schedules` section, queue state and runs in the repository

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { ManualClock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { AdminAuth, ADMIN_PASSWORD_FILE } from '../../src/console/admin-auth.js';
@@ -226,6 +227,72 @@ function adminApiSuite(name: string, open: OpenRepo): void {
         assert.ok(openapi.paths[path], `${path} is documented`);
       }
       assert.ok(existsSync(join(h.dataDir, ADMIN_PASSWORD_FILE)));
+    });
+
+    it('dry-runs an access decision on the current or a proposed apis document, for admins and auditors, touching nothing', async (t) => {
+      const h = await harness(t, open);
+      if (!h) return;
+      const { app, repo } = h;
+      const asAdmin = { authorization: `Bearer ${(await login(app, 'admin', h.password)).token}` };
+      await repo.createAdminUser({ name: 'audrey', passwordHash: await hashPassword('auditor-pass'), role: 'auditor', createdAt: h.clock.now() }, 'test', 'console');
+      const asAuditor = { authorization: `Bearer ${(await login(app, 'audrey', 'auditor-pass')).token}` };
+      // A bucket of one: a dry run that took a token would deny the second request.
+      assert.equal((await app.inject({ method: 'PUT', url: '/admin/v1/config/runtime', headers: asAdmin, payload: { rateLimits: { tight: { capacity: 1, refillPerSecond: 0.001 } } } })).statusCode, 200);
+      const orders = { id: 'orders', pathPrefix: '/orders', credentials: ['session', 'apiKey'], rateLimit: { policy: 'tight', by: 'ip' }, lockout: { by: 'ip' } };
+      assert.equal((await app.inject({ method: 'PUT', url: '/admin/v1/config/apis', headers: asAdmin, payload: { apis: [orders] } })).statusCode, 200);
+      const clientKey = (await app.inject({ method: 'POST', url: '/admin/v1/api-keys', headers: asAdmin, payload: { name: 'orders app', scope: 'client' } })).json();
+      const before = await snapshot(repo);
+      const dry = (headers: Record<string, string>, payload: Record<string, unknown>) => app.inject({ method: 'POST', url: '/admin/v1/apis/test', headers, payload });
+      const request = (extra: Record<string, string> = {}, sourceIp = '192.0.2.9') => ({ method: 'GET', url: '/orders/5', sourceIp, headers: extra });
+
+      assert.equal((await dry({}, { request: request() })).statusCode, 401);
+      const none = (await dry(asAuditor, { request: request() })).json();
+      assert.deepEqual([none.decision, none.status, none.reason, none.api, none.document], ['deny', 401, 'ACCESS_NO_CREDENTIAL', 'orders', 'current']);
+      for (let i = 0; i < 3; i++) {
+        const r = await dry(asAdmin, { request: request({ Cookie: 'cohort_session=s-123' }) });
+        assert.equal(r.statusCode, 200);
+        const body = r.json();
+        assert.deepEqual([body.decision, body.reason, body.sessionId], ['allow', 'ACCESS_ALLOWED', 's-123'], `dry run ${i + 1} takes no rate-limit token`);
+        assert.ok(body.skipped.some((s: string) => s.startsWith('session lookup')));
+        assert.ok(body.skipped.includes('revocation check'));
+        assert.ok(body.skipped.includes('rate limit (no token taken)'));
+        assert.equal(body.upstreamHeaders['X-Cohort-Api'], 'orders');
+      }
+      const keyed = (await dry(asAdmin, { request: request({ 'X-Api-Key': clientKey.key }) })).json();
+      assert.deepEqual([keyed.decision, keyed.apiKeyId, keyed.subject], ['allow', clientKey.id, `apiKey:${clientKey.id}`]);
+      const badKey = (await dry(asAdmin, { request: request({ 'X-Api-Key': 'not-a-key' }) })).json();
+      assert.deepEqual([badKey.decision, badKey.reason], ['deny', 'ACCESS_INVALID_CREDENTIAL']);
+      assert.ok(badKey.skipped.includes('lock-out failure count (not recorded)'));
+
+      const proposed = { apis: [{ ...orders, denyList: ['ip:203.0.113.0/24'] }, { id: 'open', pathPrefix: '/open', publicPaths: ['/open'], enforce: false, denyList: ['ip:198.51.100.1'] }] };
+      const blocked = (await dry(asAdmin, { request: request({ Cookie: 'cohort_session=s-123' }, '203.0.113.7'), apis: proposed })).json();
+      assert.deepEqual([blocked.decision, blocked.status, blocked.reason, blocked.document], ['deny', 403, 'ACCESS_DENIED_ADDRESS', 'proposed']);
+      const current = (await dry(asAdmin, { request: request({ Cookie: 'cohort_session=s-123' }, '203.0.113.7') })).json();
+      assert.equal(current.decision, 'allow', 'the proposal is not saved');
+      const monitored = (await dry(asAdmin, { request: { method: 'POST', url: '/open/x', sourceIp: '198.51.100.1', headers: {} }, apis: proposed })).json();
+      assert.deepEqual([monitored.decision, monitored.reason, monitored.wouldDeny], ['allow', 'ACCESS_ALLOWED', 'ACCESS_DENIED_ADDRESS']);
+      const unmatched = (await dry(asAdmin, { request: { method: 'GET', url: '/elsewhere', sourceIp: '192.0.2.9', headers: {} } })).json();
+      assert.deepEqual([unmatched.decision, unmatched.reason], ['deny', 'ACCESS_NO_API']);
+
+      // JWTs: signature and claims are checked for real; single-use tokens are not taken.
+      const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+      const withJwt = { apis: [{ id: 'tokens', pathPrefix: '/tokens', credentials: ['jwt'], singleUseTokens: true, jwt: { issuer: 'https://issuer.test', audiences: ['tokens'], keys: [{ ...(await exportJWK(publicKey)), kid: 'k1' }], algorithms: ['ES256'] } }] };
+      const token = await new SignJWT({ sub: 'zoe', jti: 'once' }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer('https://issuer.test').setAudience('tokens').setExpirationTime('5m').sign(privateKey);
+      const asTokens = (bearerToken: string) => ({ request: { method: 'GET', url: '/tokens/1', sourceIp: '192.0.2.9', headers: { authorization: `Bearer ${bearerToken}` } }, apis: withJwt });
+      for (let i = 0; i < 2; i++) {
+        const ok = (await dry(asAdmin, asTokens(token))).json();
+        assert.deepEqual([ok.decision, ok.subject, ok.upstreamHeaders['X-Cohort-Subject']], ['allow', 'zoe', 'zoe'], `single-use token, dry run ${i + 1}`);
+        assert.ok(ok.skipped.includes('replay prevention (single-use token)'));
+      }
+      const forged = `${token.slice(0, -4)}${token.endsWith('AAAA') ? 'BBBB' : 'AAAA'}`;
+      assert.deepEqual([(await dry(asAdmin, asTokens(forged))).json().reason], ['ACCESS_INVALID_CREDENTIAL']);
+
+      const invalid = await dry(asAdmin, { request: request(), apis: { apis: [{ id: 'x' }] } });
+      assert.equal(invalid.statusCode, 400);
+      assert.equal(invalid.json().error.code, 'CONSOLE_DOCUMENT_INVALID');
+      assert.equal((await dry(asAdmin, { request: { method: 'GET', url: '/orders' } })).statusCode, 400);
+      assert.equal(await snapshot(repo), before, 'a dry run stores nothing');
+      assert.ok((await app.inject({ method: 'GET', url: '/admin/v1/openapi.json' })).json().paths['/admin/v1/apis/test'].post, 'the dry run is in the OpenAPI document');
     });
   });
 }
