@@ -66,7 +66,7 @@ describe('cohort up --mode inline', () => {
     assert.equal(stop.code, 0, stop.stderr);
     await up.exited;
     const again = await runCohortToEnd(t, ['up', '--mode', 'sideband', '--dir', dir, '--json']);
-    assert.notEqual(again.code, 0);
+    assert.equal(again.code, 2, again.stderr);
     assert.match(again.stderr, /runs in inline mode/);
   });
 });
