@@ -36,7 +36,7 @@ async function upstream(t: { after(fn: () => Promise<void>): void }): Promise<{ 
       const s: Seen = { method: req.method!, url: req.url!, headers: req.headers, bytes, sha256: hash.digest('hex') };
       seen.push(s);
       if (req.url!.endsWith('/hang')) return;
-      res.writeHead(req.url!.includes('created') ? 201 : 200, { 'content-type': 'application/json', 'x-upstream': 'yes', 'keep-alive': 'timeout=5' });
+      res.writeHead(req.url!.includes('created') ? 201 : req.url!.includes('forbidden') ? 403 : 200, { 'content-type': 'application/json', 'x-upstream': 'yes', 'keep-alive': 'timeout=5' });
       res.end(JSON.stringify(s));
     });
   });
@@ -57,8 +57,10 @@ async function proxyFor(t: { after(fn: () => Promise<void>): void }, upstreamUrl
         { id: 'orders', pathPrefix: '/orders', upstream: `${upstreamUrl}/base/`, identityHeaders: { 'X-Cohort-Subject': 'subject', 'X-User': 'subject', 'X-Cohort-Decision-Id': 'decisionId' } },
         { id: 'shop', pathPrefix: '/shop/v1', upstream: upstreamUrl, stripPrefix: true, timeoutMs: 400 },
         { id: 'nowhere', pathPrefix: '/nowhere', publicPaths: ['/nowhere'] },
+        { id: 'guarded', pathPrefix: '/guarded', upstream: upstreamUrl, lockout: { by: 'subject' } },
       ],
     },
+    runtime: { lockout: { maxFailures: 2, windowSeconds: 60, lockSeconds: 120 } },
   });
   const app = createHttpServer({ logger, bodyLimit: 1024 * 1024, name: 'proxy' });
   registerInlineProxy(app, { provider, settings: () => settings, clock: systemClock, log: logger, decisionLog: 'all', engineId: 'engine-1' });
@@ -72,7 +74,7 @@ async function proxyFor(t: { after(fn: () => Promise<void>): void }, upstreamUrl
 }
 
 /** A request through node:http, so that headers such as Connection and chunked bodies go as written. */
-function send(url: string, options: { method?: string; headers?: Record<string, string>; body?: Buffer; chunk?: number } = {}): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
+function send(url: string, options: { method?: string; headers?: Record<string, string>; body?: Buffer; chunk?: number; deadlineMs?: number } = {}): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request(url, { method: options.method ?? 'GET', headers: options.headers ?? {} }, (res) => {
       const chunks: Buffer[] = [];
@@ -81,6 +83,7 @@ function send(url: string, options: { method?: string; headers?: Record<string, 
       res.on('error', reject);
     });
     req.on('error', reject);
+    if (options.deadlineMs !== undefined) req.setTimeout(options.deadlineMs, () => req.destroy(new Error(`no answer within ${options.deadlineMs} ms`)));
     const body = options.body;
     if (!body) return req.end();
     // Written in pieces without a Content-Length: the body arrives chunked, as a stream.
@@ -182,11 +185,30 @@ describe('inline proxy', () => {
     assert.equal(JSON.parse(nowhere.body).error.code, 'PROXY_NO_UPSTREAM');
   });
 
+  it('counts the upstream\'s 403 as a lock-out failure of the subject when the API has lockout', async (t) => {
+    const up = await upstream(t);
+    const { base, session } = await proxyFor(t, up.url);
+    const cookie = { cookie: `cohort_session=${session}` };
+    assert.equal((await send(`${base}/guarded/ok`, { headers: cookie })).status, 200);
+    for (let i = 0; i < 2; i++) assert.equal((await send(`${base}/guarded/forbidden`, { headers: cookie })).status, 403);
+    // The failures are counted after the answer is sent: wait for the lock rather than race it.
+    let locked: Awaited<ReturnType<typeof send>> | undefined;
+    for (const until = Date.now() + 10_000; Date.now() < until;) {
+      locked = await send(`${base}/guarded/ok`, { headers: cookie });
+      if (locked.status !== 200) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(locked!.status, 403, locked!.body);
+    assert.equal(JSON.parse(locked!.body).error.code, 'ACCESS_LOCKED');
+    assert.ok(Number(locked!.headers['retry-after']) > 0);
+  });
+
   it('answers 504 PROXY_UPSTREAM_TIMEOUT when the upstream does not answer within timeoutMs', async (t) => {
     const up = await upstream(t);
     const { base, session } = await proxyFor(t, up.url);
     const started = Date.now();
-    const r = await send(`${base}/shop/v1/hang`, { headers: { cookie: `cohort_session=${session}` } });
+    // A deadline far above the API's 400 ms yet below the 30 s default: the API's own timeoutMs applies.
+    const r = await send(`${base}/shop/v1/hang`, { headers: { cookie: `cohort_session=${session}` }, deadlineMs: 15_000 });
     assert.equal(r.status, 504, r.body);
     assert.equal(JSON.parse(r.body).error.code, 'PROXY_UPSTREAM_TIMEOUT');
     assert.ok(Date.now() - started >= 350, 'not before timeoutMs');

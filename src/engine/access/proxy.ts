@@ -12,7 +12,8 @@
  * `X-Forwarded-Proto` / `X-Forwarded-Host` say what the client asked for; `stripPrefix`
  * removes the API's path prefix. An upstream that does not answer within the API's
  * `timeoutMs` gives 504 PROXY_UPSTREAM_TIMEOUT, one that cannot be reached 502
- * PROXY_UPSTREAM_FAILED. Every answer carries `X-Cohort-Decision-Id` and `X-Cohort-Reason`.
+ * PROXY_UPSTREAM_FAILED. An upstream 401 or 403 counts as a lock-out failure when the API has
+ * `lockout` (the response phase of a sideband gateway). Every answer carries `X-Cohort-Decision-Id` and `X-Cohort-Reason`.
  */
 import replyFrom from '@fastify/reply-from';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -93,6 +94,16 @@ export function registerInlineProxy(app: FastifyInstance, o: InlineProxyOptions)
             delete out['x-cohort-decision-id'];
             delete out['x-cohort-reason'];
             return out as IncomingHttpHeaders;
+          },
+          // The response phase, done here: an upstream that refuses the credential (401, 403)
+          // counts as a lock-out failure of the address or subject, as a report through
+          // /runtime/v1/decide/response does for a sideband gateway.
+          onResponse: (_req, r, res) => {
+            const key = d.lockoutKey;
+            if (key !== undefined && (res.statusCode === 401 || res.statusCode === 403)) {
+              o.provider.lockout.recordFailure(key, settings.lockoutPolicy).catch((err: unknown) => o.log.warn({ err, decisionId: d.decisionId }, 'inline proxy: the upstream\'s refusal could not be counted as a lock-out failure'));
+            }
+            void r.send(res.stream);
           },
           onError: (r, { error: err }) => {
             const timedOut = (err as { statusCode?: number }).statusCode === 504;
