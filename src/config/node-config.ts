@@ -46,7 +46,15 @@ export interface NodeConfig {
     /** Membership timings set in the file or environment; the rest come from the profile. */
     timing: Partial<Record<TimingField, number>>;
   };
-  http: { runtime: Address; admin: Address; manage: Address; bodyLimit: number; apiKeys: Secret[] };
+  http: {
+    runtime: Address;
+    /** The inline proxy's address (`[http] proxy`): set on every engine in inline mode, undefined otherwise. */
+    proxy: Address | undefined;
+    admin: Address;
+    manage: Address;
+    bodyLimit: number;
+    apiKeys: Secret[];
+  };
   state: {
     provider: StateProviderName;
     /** The Redis URL (it may hold a password, hence a Secret); undefined unless set. */
@@ -210,6 +218,15 @@ export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeC
   const repoUrl = values.get('repository.url') as string | undefined;
   const needsRepository = role === 'console' || role === 'replica';
 
+  const mode = get<Mode>('node', 'mode');
+  const proxy = values.get('http.proxy') as Address | undefined;
+  if (role === 'engine' && mode === 'inline' && proxy === undefined) {
+    throw new CohortError('CONFIG_MISSING_KEY', `${file}: [http] proxy: required for an engine with [node] mode = inline (the address the inline proxy listens on); allowed: ${findKey('http', 'proxy')!.allowed}`, { file, section: 'http', key: 'proxy' });
+  }
+  if (proxy !== undefined && !(role === 'engine' && mode === 'inline')) {
+    warnings.push(`[http] proxy is used only by engines with [node] mode = inline; this ${role} in ${mode} mode does not listen on it.`);
+  }
+
   const scheduler = {
     enabled: get<boolean>('scheduler', 'enabled'),
     checkInIntervalMs: get<number>('scheduler', 'check_in_interval'),
@@ -230,7 +247,7 @@ export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeC
 
   return {
     file,
-    node: { id: nodeId, role, mode: get<Mode>('node', 'mode'), dataDir },
+    node: { id: nodeId, role, mode, dataDir },
     cluster: {
       id: get<string>('cluster', 'id'),
       bind: get<Address>('cluster', 'bind'),
@@ -243,6 +260,7 @@ export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeC
     },
     http: {
       runtime: get<Address>('http', 'runtime'),
+      proxy,
       admin: get<Address>('http', 'admin'),
       manage: get<Address>('http', 'manage'),
       bodyLimit: get<number>('http', 'body_limit'),

@@ -216,6 +216,12 @@ export const KEYS: readonly KeyDef[] = [
     parse: parseAddress,
   },
   {
+    section: 'http', key: 'proxy', type: 'host:port', default: '', unit: '',
+    doc: 'Engines in `[node] mode = inline`: address of the inline proxy, which decides on every request and forwards the allowed ones to their API\'s `upstream`. Required for an engine in inline mode; empty otherwise.',
+    allowed: 'empty, or host:port with port 1 to 65535',
+    parse: (raw) => (raw.trim() === '' ? undefined : parseAddress(raw)),
+  },
+  {
     section: 'http', key: 'admin', type: 'host:port', default: '127.0.0.1:9080', unit: '',
     doc: 'Console and replica: address of the admin API, served over plain HTTP (there is no TLS and no web console yet); bind it to loopback or a management network.',
     allowed: 'host:port with port 1 to 65535',

@@ -72,6 +72,9 @@ export const ERROR_CODES = {
   ACCESS_LOCKED: { status: 403, summary: 'The client address or subject is locked out after too many failed credential checks (retryAfterSeconds says for how long).' },
   ACCESS_RATE_LIMITED: { status: 429, summary: 'The API\'s rate-limit bucket for this address, subject or key is empty (Retry-After says when to try again).' },
   ACCESS_UNAVAILABLE: { status: 503, summary: 'The state the decision needs (no majority of a replica set) or the API\'s remote JWT key set cannot be reached, or the API\'s definition cannot be used: denied (fail closed), unless the API sets onStateUnavailable to allow.' },
+  PROXY_NO_UPSTREAM: { status: 502, summary: 'The inline proxy allowed a request whose API has no upstream (or that matched no API): there is nowhere to forward it.' },
+  PROXY_UPSTREAM_TIMEOUT: { status: 504, summary: 'The inline proxy\'s upstream did not answer within the API\'s timeoutMs.' },
+  PROXY_UPSTREAM_FAILED: { status: 502, summary: 'The inline proxy could not reach the API\'s upstream (connection refused or reset, name not found) or got no valid answer from it.' },
 
   // node/ and the management API
   NODE_DATA_DIR_UNUSABLE: { status: 500, summary: 'The data directory cannot be created, read or written.' },

@@ -40,6 +40,7 @@ export interface CohortNodeHooks {
 export class CohortNode {
   private manageServer: FastifyInstance | undefined;
   private runtimeServer: FastifyInstance | undefined;
+  private proxyServer: FastifyInstance | undefined;
   private adminServer: FastifyInstance | undefined;
   private follower: ConfigFollower | undefined;
   private consoleRole: ConsoleRole | undefined;
@@ -125,6 +126,22 @@ export class CohortNode {
       this.runtimeServer = runtime;
       await listen(runtime, config.http.runtime, 'runtime');
       if (this.stopping) return;
+      if (config.node.mode === 'inline' && config.http.proxy) {
+        // Loaded only in inline mode: a sideband engine never loads the proxy client.
+        const { registerInlineProxy } = await import('../engine/access/proxy.js');
+        const proxy = createHttpServer({ logger: log, bodyLimit: config.http.bodyLimit, name: 'proxy' });
+        registerInlineProxy(proxy, {
+          provider: opened.provider,
+          settings: () => follower.settings(),
+          clock: this.clock,
+          log,
+          decisionLog: config.access.decisionLog,
+          engineId: config.node.id,
+        });
+        this.proxyServer = proxy;
+        await listen(proxy, config.http.proxy, 'proxy');
+        if (this.stopping) return;
+      }
     } else if (this.repository) {
       await this.startConsole(cluster, this.repository);
       if (this.stopping) return;
@@ -154,6 +171,7 @@ export class CohortNode {
         cluster: formatAddress(config.cluster.bind),
         manage: formatAddress(config.http.manage),
         ...(config.node.role === 'engine' ? { runtime: formatAddress(config.http.runtime), state: config.state.provider } : {}),
+        ...(this.proxyServer && config.http.proxy ? { proxy: formatAddress(config.http.proxy) } : {}),
         dataDir: config.node.dataDir,
       },
       `${config.node.role} ${config.node.id} started`,
@@ -243,6 +261,7 @@ export class CohortNode {
       this.draining = true;
       await this.manageServer?.close();
       await this.adminServer?.close();
+      await this.proxyServer?.close();
       await this.runtimeServer?.close();
       this.follower?.stop();
       this.consoleRole?.stop();

@@ -70,6 +70,8 @@ describe('node configuration: invalid files are refused with file, key and reaso
     { name: 'unknown service in inter_group', text: withChanges({ state: { inter_group: 'replay, sessions' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[state] inter_group', 'session, lockout'] },
     { name: 'preferred node index not a number', text: withChanges({ state: { 'preferred_node_indices.session': '1, two' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[state] preferred_node_indices.session', '"1, two"'] },
     { name: 'scheduler instance timeout within one check-in period', text: withChanges({ scheduler: { check_in_interval: '5000', check_in_offset: '1000', instance_timeout: '6000' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[scheduler] instance_timeout', 'check_in_interval + check_in_offset (6000 ms)'] },
+    { name: 'inline engine without [http] proxy', text: withChanges({ node: { mode: 'inline' } }), code: 'CONFIG_MISSING_KEY', mentions: ['[http] proxy', 'mode = inline'] },
+    { name: 'bad [http] proxy', text: withChanges({ node: { mode: 'inline' }, http: { proxy: 'nowhere' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[http] proxy', '"nowhere"', 'host:port'] },
     { name: 'bad value from the environment', text: withChanges({}), env: { COHORT_NODE_MODE: 'proxy' }, code: 'CONFIG_INVALID_VALUE', mentions: ['COHORT_NODE_MODE', '"proxy"', 'inline | sideband'] },
   ];
   for (const c of cases) {
@@ -173,6 +175,23 @@ describe('node configuration: valid files', () => {
     assert.match(loadNodeConfig(file, {}).warnings.join(' '), /preferred_node_indices\.session is ignored with architecture = adaptive/);
     writeFileSync(file, withChanges({ state: { provider: 'redis', redis_url: 'redis://127.0.0.1:6379', group_id: 'east' } }));
     assert.match(loadNodeConfig(file, {}).warnings.join(' '), /group_id .* grid provider/);
+  });
+
+  it('[http] proxy: the inline engine\'s address; warned about where nothing listens on it', (t) => {
+    const dir = tmpDir(t);
+    const file = join(dir, 'node.ini');
+    writeFileSync(file, withChanges({ node: { mode: 'inline' }, http: { proxy: '127.0.0.1:9443' } }));
+    const inline = loadNodeConfig(file, {});
+    assert.deepEqual(inline.http.proxy, { host: '127.0.0.1', port: 9443 });
+    assert.deepEqual(inline.warnings, []);
+    writeFileSync(file, withChanges({}));
+    assert.equal(loadNodeConfig(file, {}).http.proxy, undefined);
+    assert.deepEqual(loadNodeConfig(file, { COHORT_NODE_MODE: 'inline', COHORT_HTTP_PROXY: '127.0.0.1:9444' }).http.proxy, { host: '127.0.0.1', port: 9444 });
+    // A console in inline mode has no proxy to run, and needs none.
+    writeFileSync(file, withChanges({ node: { role: 'console', mode: 'inline' }, repository: { url: 'sqlite:./c.db' } }));
+    assert.deepEqual(loadNodeConfig(file, {}).warnings, []);
+    writeFileSync(file, withChanges({ http: { proxy: '127.0.0.1:9443' } }));
+    assert.match(loadNodeConfig(file, {}).warnings.join(' '), /\[http\] proxy is used only by engines with \[node\] mode = inline/);
   });
 
   it('reads the runtime API\'s value caps from [state], with defaults, and refuses caps out of range', (t) => {

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { MODES, type Mode } from '../../config/schema.js';
 import { CohortError } from '../../core/errors.js';
 import { EXIT } from '../exit-codes.js';
 import { fail } from '../fail.js';
@@ -11,15 +12,17 @@ export function registerUp(program: Command): void {
     .description('start a local cluster (a console and N engines) on loopback; Ctrl-C stops it')
     .option('--engines <n>', 'number of engines', '2')
     .option('--dir <dir>', 'directory for config files, data and logs', '.cohort')
+    .option('--mode <mode>', 'how engines enforce access decisions: sideband (the doors on the runtime port) or inline (each engine also runs the reverse proxy; cluster.json lists its address); default: the mode of the directory\'s existing files, else sideband')
     .option('--json', 'print cluster.json instead of a summary')
     .option('--stop-timeout <seconds>', 'on Ctrl-C, how long to wait for the nodes to save their state and exit before killing them', String(DEFAULT_STOP_TIMEOUT_MS / 1000))
-    .action(async (opts: { engines: string; dir: string; json?: boolean; stopTimeout: string }) => {
+    .action(async (opts: { engines: string; dir: string; mode?: string; json?: boolean; stopTimeout: string }) => {
       const engines = Number(opts.engines);
       if (!Number.isInteger(engines) || engines < 0 || engines > 32) fail(new CohortError('CLI_USAGE', '--engines must be a whole number from 0 to 32'));
+      if (opts.mode !== undefined && !(MODES as readonly string[]).includes(opts.mode)) fail(new CohortError('CLI_USAGE', `--mode must be ${MODES.join(' or ')}`));
       const stopTimeoutMs = parseStopTimeout(opts.stopTimeout);
       // Progress goes to standard error, so that standard output stays the summary (or, with
       // --json, cluster.json alone).
-      const cluster = new LocalCluster({ dir: opts.dir, engines, onProgress: (line) => process.stderr.write(`cohort up: ${line}\n`) });
+      const cluster = new LocalCluster({ dir: opts.dir, engines, ...(opts.mode !== undefined ? { mode: opts.mode as Mode } : {}), onProgress: (line) => process.stderr.write(`cohort up: ${line}\n`) });
       let stopping = false;
       const stop = (signal: string): void => {
         if (stopping) {
@@ -65,7 +68,7 @@ function summary(file: ClusterFile, dir: string): string {
   const lines = [
     `Cohort local cluster "${file.clusterId}" is running (${file.nodes.length} nodes). Ctrl-C stops it.`,
     '',
-    ...file.nodes.map((n) => `  ${n.id.padEnd(10)} ${n.role.padEnd(8)} pid ${String(n.pid).padEnd(7)} cluster ${n.cluster}  manage ${n.manage}  ${n.admin ? `admin ${n.admin}` : `runtime ${n.runtime}`}`),
+    ...file.nodes.map((n) => `  ${n.id.padEnd(10)} ${n.role.padEnd(8)} pid ${String(n.pid).padEnd(7)} cluster ${n.cluster}  manage ${n.manage}  ${n.admin ? `admin ${n.admin}` : `runtime ${n.runtime}`}${n.proxy ? `  proxy ${n.proxy}` : ''}`),
     '',
     `  admin user  ${file.adminUser} / ${file.adminPassword}`,
     `  API key     ${file.apiKey}`,

@@ -7,6 +7,7 @@ import { randomToken } from '../../core/ids.js';
 import { ADMIN_PASSWORD_FILE } from '../../console/admin-auth.js';
 import { obfuscate } from '../../config/obfuscation.js';
 import { loadNodeConfig } from '../../config/node-config.js';
+import type { Mode } from '../../config/schema.js';
 import { freePort } from '../free-port.js';
 import { manageRequest, manageTargetOf } from '../manage-client.js';
 import { localNodeConfigText, localUrls, type LocalClusterSecrets, type LocalNodePlan } from './plan.js';
@@ -14,6 +15,12 @@ import { localNodeConfigText, localUrls, type LocalClusterSecrets, type LocalNod
 export interface LocalClusterOptions {
   dir: string;
   engines: number;
+  /**
+   * `inline` gives every engine a proxy port. Unset: the mode of the directory's existing
+   * files, else sideband; set and different from the existing files' mode, refused (the mode
+   * must be the same on every node, and the files are reused as they are).
+   */
+  mode?: Mode;
   /** How long to wait for every node to answer its management API. */
   startTimeoutMs?: number;
   /** Where progress goes, one line at a time, as it happens (starting, each node ready, stopping). */
@@ -39,7 +46,7 @@ export interface ClusterFile {
   adminUser: string;
   adminPassword: string;
   apiKey: string;
-  nodes: Array<{ id: string; role: string; pid: number; configFile: string; logFile: string; cluster: string; manage: string; admin?: string; runtime?: string }>;
+  nodes: Array<{ id: string; role: string; pid: number; configFile: string; logFile: string; cluster: string; manage: string; admin?: string; runtime?: string; proxy?: string }>;
 }
 
 const CLI_ENTRY = fileURLToPath(new URL('../main.js', import.meta.url));
@@ -227,15 +234,29 @@ export class LocalCluster {
   private async plan(): Promise<LocalNodePlan[]> {
     const ids: Array<{ id: string; role: 'console' | 'engine' }> = [{ id: 'console', role: 'console' }];
     for (let i = 1; i <= this.options.engines; i++) ids.push({ id: `engine-${i}`, role: 'engine' });
+    const existing = ids.map(({ id }) => join(this.dir, `${id}.ini`)).filter((f) => existsSync(f)).map((f) => ({ file: f, config: loadNodeConfig(f) }));
+    const found = existing[0]?.config.node.mode;
+    if (this.options.mode !== undefined && found !== undefined && found !== this.options.mode) {
+      throw new CohortError('CLI_USAGE', `--mode ${this.options.mode}: the local cluster in ${this.dir} runs in ${found} mode (${existing[0]!.file}); the mode must be the same on every node. Leave --mode out, or pick another --dir`);
+    }
+    const mode: Mode = this.options.mode ?? found ?? 'sideband';
     const plans: LocalNodePlan[] = [];
     for (const { id, role } of ids) {
       const configFile = join(this.dir, `${id}.ini`);
       const logFile = join(this.dir, `${id}.log`);
       if (existsSync(configFile)) {
         const c = loadNodeConfig(configFile);
-        plans.push({ id, role, configFile, logFile, cluster: c.cluster.bind.port, manage: c.http.manage.port, http: role === 'engine' ? c.http.runtime.port : c.http.admin.port });
+        plans.push({
+          id, role, configFile, logFile, mode: c.node.mode,
+          cluster: c.cluster.bind.port, manage: c.http.manage.port, http: role === 'engine' ? c.http.runtime.port : c.http.admin.port,
+          ...(role === 'engine' && c.node.mode === 'inline' && c.http.proxy ? { proxy: c.http.proxy.port } : {}),
+        });
       } else {
-        plans.push({ id, role, configFile, logFile, cluster: await freePort(), manage: await freePort(), http: await freePort() });
+        plans.push({
+          id, role, configFile, logFile, mode,
+          cluster: await freePort(), manage: await freePort(), http: await freePort(),
+          ...(role === 'engine' && mode === 'inline' ? { proxy: await freePort() } : {}),
+        });
       }
     }
     return plans;

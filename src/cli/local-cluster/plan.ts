@@ -1,4 +1,4 @@
-import type { Role } from '../../config/schema.js';
+import type { Mode, Role } from '../../config/schema.js';
 
 /** One node of a local cluster as `cohort up` lays it out. */
 export interface LocalNodePlan {
@@ -10,6 +10,10 @@ export interface LocalNodePlan {
   manage: number;
   /** Admin port (console) or runtime port (engine). */
   http: number;
+  /** How the cluster's engines enforce access decisions (the same on every node). */
+  mode: Mode;
+  /** Inline mode: the engine's proxy port. */
+  proxy?: number;
 }
 
 export interface LocalClusterSecrets {
@@ -30,7 +34,7 @@ export function localNodeConfigText(node: LocalNodePlan, seed: LocalNodePlan | u
     '[node]',
     `id = ${node.id}`,
     `role = ${node.role}`,
-    'mode = sideband',
+    `mode = ${node.mode}`,
     `data_dir = ./${node.id}`,
     '',
     '[cluster]',
@@ -42,6 +46,7 @@ export function localNodeConfigText(node: LocalNodePlan, seed: LocalNodePlan | u
     '',
     '[http]',
     `${httpKey} = ${HOST}:${node.http}`,
+    ...(node.proxy !== undefined ? [`proxy = ${HOST}:${node.proxy}`] : []),
     `manage = ${HOST}:${node.manage}`,
     ...(node.role === 'engine' ? [`api_keys = ${secrets.apiKey}`] : []),
     '',
@@ -51,11 +56,12 @@ export function localNodeConfigText(node: LocalNodePlan, seed: LocalNodePlan | u
   ].join('\n');
 }
 
-export function localUrls(node: LocalNodePlan): { cluster: string; manage: string; admin?: string; runtime?: string } {
+export function localUrls(node: LocalNodePlan): { cluster: string; manage: string; admin?: string; runtime?: string; proxy?: string } {
   const http = `http://${HOST}:${node.http}`;
   return {
     cluster: `${HOST}:${node.cluster}`,
     manage: `http://${HOST}:${node.manage}`,
     ...(node.role === 'engine' ? { runtime: http } : { admin: http }),
+    ...(node.proxy !== undefined ? { proxy: `http://${HOST}:${node.proxy}` } : {}),
   };
 }

@@ -35,6 +35,8 @@ export interface ApiDefinition {
 
 export const DEFAULT_SESSION_COOKIE = 'cohort_session';
 export const DEFAULT_IDENTITY_HEADERS: Record<string, string> = { 'X-Cohort-Subject': 'subject', 'X-Cohort-Api': 'api', 'X-Cohort-Decision-Id': 'decisionId' };
+/** Inline mode: how long an upstream may take when the API sets no `timeoutMs`. */
+export const DEFAULT_UPSTREAM_TIMEOUT_MS = 30_000;
 /** Without a list of algorithms, the two most common asymmetric ones. */
 export const DEFAULT_JWT_ALGORITHMS = ['RS256', 'ES256'];
 
@@ -60,6 +62,12 @@ export interface CompiledApi {
   enforce: boolean;
   identityHeaders: Record<string, string>;
   failOpen: boolean;
+  /** Inline mode: where allowed requests go (`http(s)://host[:port][/base path]`); undefined: nowhere. */
+  upstream: string | undefined;
+  /** Inline mode: the API's path prefix is removed from the path forwarded to the upstream. */
+  stripPrefix: boolean;
+  /** Inline mode: how long the upstream may take to answer (headers, then between body chunks). */
+  timeoutMs: number;
   /** The definition could not be compiled (its error is logged): every request it matches is denied. */
   broken?: boolean;
 }
@@ -106,7 +114,22 @@ export function compileApi(def: ApiDefinition): CompiledApi {
     enforce: def.enforce ?? true,
     identityHeaders: def.identityHeaders ?? DEFAULT_IDENTITY_HEADERS,
     failOpen: def.onStateUnavailable === 'allow',
+    upstream: def.upstream === undefined ? undefined : upstreamBase(def.id, def.upstream),
+    stripPrefix: def.stripPrefix ?? false,
+    timeoutMs: def.timeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS,
   };
+}
+
+/** The upstream URL without a trailing slash (paths are appended to it); a URL that does not parse breaks the API. */
+function upstreamBase(id: string, upstream: string): string {
+  let url: URL;
+  try {
+    url = new URL(upstream);
+  } catch {
+    throw new Error(`api ${id}: upstream ${upstream} is not a URL`);
+  }
+  if (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') throw new Error(`api ${id}: upstream ${upstream} may not carry a query, a fragment or credentials`);
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
 }
 
 /** What decisions read: the compiled APIs, the unmatched-request rule and the client keys. */

@@ -292,7 +292,7 @@ function forwardedFor(h: Headers): string | undefined {
   return Array.isArray(real) ? real[0] : real;
 }
 
-function wwwAuthenticate(d: Decision): string {
+export function wwwAuthenticate(d: Decision): string {
   const realm = d.api ?? 'cohort';
   return d.reason === 'ACCESS_NO_CREDENTIAL' ? `Bearer realm="${realm}"` : `Bearer realm="${realm}", error="invalid_token"`;
 }

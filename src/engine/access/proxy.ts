@@ -1,0 +1,151 @@
+/**
+ * The inline proxy (`[node] mode = inline`, on `[http] proxy`): the engine is the reverse
+ * proxy. Every request gets a decision from the same function the sideband doors use; an
+ * allowed one is forwarded to its API's `upstream` with @fastify/reply-from (undici), a denied
+ * one is answered with the JSON error and the deny status.
+ *
+ * Forwarding: the body is streamed, never parsed (a content-type parser hands the raw stream
+ * on, so neither `[http] body_limit` nor the parser's buffering applies); hop-by-hop headers
+ * are dropped; every client-supplied `X-Cohort-*` header and every header named like one of
+ * the API's identity headers is removed before the decision's identity headers are added, so a
+ * client cannot pose as a subject; `X-Forwarded-For` gets the client's address appended and
+ * `X-Forwarded-Proto` / `X-Forwarded-Host` say what the client asked for; `stripPrefix`
+ * removes the API's path prefix. An upstream that does not answer within the API's
+ * `timeoutMs` gives 504 PROXY_UPSTREAM_TIMEOUT, one that cannot be reached 502
+ * PROXY_UPSTREAM_FAILED. An upstream 401 or 403 counts as a lock-out failure when the API has
+ * `lockout` (the response phase of a sideband gateway). Every answer carries `X-Cohort-Decision-Id` and `X-Cohort-Reason`.
+ */
+import replyFrom from '@fastify/reply-from';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { DecisionLog } from '../../config/schema.js';
+import type { Clock } from '../../core/clock.js';
+import { ERROR_CODES, type ErrorCode } from '../../core/errors.js';
+import type { Logger } from '../../core/logger.js';
+import type { StateProvider } from '../../state/services.js';
+import type { RuntimeSettings } from '../runtime-settings.js';
+import { decide, type Decision } from './decide.js';
+import { logDecision } from './decision-log.js';
+import type { CompiledApi } from './definitions.js';
+import { wwwAuthenticate } from './doors.js';
+
+export interface InlineProxyOptions {
+  provider: StateProvider;
+  settings(): RuntimeSettings;
+  clock: Clock;
+  log: Logger;
+  decisionLog: DecisionLog;
+  engineId: string;
+}
+
+/** Headers that describe one connection, not the request: never forwarded (RFC 9110 7.6.1), either way. */
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect'];
+
+/** The path of `rawPath` (as the client sent it) without the first segments the prefix has. */
+export function stripPathPrefix(rawPath: string, prefix: string): string {
+  const segments = prefix.split('/').filter((s) => s !== '').length;
+  const rest = rawPath.split('/').slice(1 + segments);
+  return `/${rest.join('/')}`;
+}
+
+/** Where an allowed request goes: the upstream, the (stripped) path as the client sent it, the query. */
+export function upstreamUrl(api: CompiledApi & { upstream: string }, url: string): string {
+  const q = url.indexOf('?');
+  const rawPath = q < 0 ? url : url.slice(0, q);
+  const query = q < 0 ? '' : url.slice(q);
+  return `${api.upstream}${api.stripPrefix ? stripPathPrefix(rawPath, api.pathPrefix) : rawPath}${query}`;
+}
+
+export function registerInlineProxy(app: FastifyInstance, o: InlineProxyOptions): void {
+  app.register(async (proxy) => {
+    // No retries (a request with a body cannot be replayed, and a GET retried behind the
+    // client's back would double its effects on the upstream); one connection pool per upstream.
+    await proxy.register(replyFrom, { disableRequestLogging: true, retryMethods: [] });
+    proxy.removeAllContentTypeParsers();
+    proxy.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+
+    proxy.route({
+      method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
+      url: '*',
+      exposeHeadRoute: false,
+      handler: async (request, reply) => {
+        const settings = o.settings();
+        const host = request.headers.host;
+        const d = await decide(
+          { method: request.method, url: request.url, ...(host !== undefined ? { host } : {}), sourceIp: clientAddress(request), headers: request.headers },
+          settings.access,
+          { provider: o.provider, lockoutPolicy: settings.lockoutPolicy, rateLimit: settings.rateLimit },
+          o.clock,
+        );
+        logDecision(o.log, o.decisionLog, o.engineId, d);
+        reply.header('x-cohort-decision-id', d.decisionId).header('x-cohort-reason', d.reason);
+        if (d.wouldDeny) reply.header('x-cohort-would-deny', d.wouldDeny);
+        if (!d.allow) return deny(reply, d);
+        const api = d.api === undefined ? undefined : settings.access.apis.find((a) => a.id === d.api);
+        if (api?.upstream === undefined) return error(reply, 'PROXY_NO_UPSTREAM', d.api === undefined ? 'the request matched no API, so it has no upstream' : `API ${d.api} has no upstream`);
+        const target = upstreamUrl(api as CompiledApi & { upstream: string }, request.url);
+        return reply.from(target, {
+          timeout: api.timeoutMs,
+          rewriteRequestHeaders: (req, headers) => upstreamHeaders(req as FastifyRequest, headers as IncomingHttpHeaders, api, d),
+          rewriteHeaders: (headers) => {
+            const out = { ...headers } as Record<string, unknown>;
+            for (const name of HOP_BY_HOP) delete out[name];
+            // The decision's own headers, not whatever the upstream may have set under these names.
+            delete out['x-cohort-decision-id'];
+            delete out['x-cohort-reason'];
+            return out as IncomingHttpHeaders;
+          },
+          // The response phase, done here: an upstream that refuses the credential (401, 403)
+          // counts as a lock-out failure of the address or subject, as a report through
+          // /runtime/v1/decide/response does for a sideband gateway.
+          onResponse: (_req, r, res) => {
+            const key = d.lockoutKey;
+            if (key !== undefined && (res.statusCode === 401 || res.statusCode === 403)) {
+              o.provider.lockout.recordFailure(key, settings.lockoutPolicy).catch((err: unknown) => o.log.warn({ err, decisionId: d.decisionId }, 'inline proxy: the upstream\'s refusal could not be counted as a lock-out failure'));
+            }
+            void r.send(res.stream);
+          },
+          onError: (r, { error: err }) => {
+            const timedOut = (err as { statusCode?: number }).statusCode === 504;
+            o.log.warn({ decisionId: d.decisionId, api: api.id, upstream: api.upstream, err: (err as { cause?: unknown }).cause ?? err }, timedOut ? 'inline proxy: upstream timed out' : 'inline proxy: upstream failed');
+            if (timedOut) void error(r as FastifyReply, 'PROXY_UPSTREAM_TIMEOUT', `the upstream of API ${api.id} did not answer within ${api.timeoutMs} ms`);
+            else void error(r as FastifyReply, 'PROXY_UPSTREAM_FAILED', `the upstream of API ${api.id} could not be reached`);
+          },
+        });
+      },
+    });
+  });
+}
+
+function deny(reply: FastifyReply, d: Decision): FastifyReply {
+  if (d.status === 401) reply.header('www-authenticate', wwwAuthenticate(d));
+  if (d.retryAfterSeconds !== undefined && (d.status === 429 || d.status === 503 || d.reason === 'ACCESS_LOCKED')) reply.header('retry-after', String(d.retryAfterSeconds));
+  return reply.code(d.status).send({ error: { code: d.reason, message: ERROR_CODES[d.reason].summary } });
+}
+
+function error(reply: FastifyReply, code: ErrorCode, message: string): FastifyReply {
+  return reply.code(ERROR_CODES[code].status).header('content-type', 'application/json; charset=utf-8').send({ error: { code, message } });
+}
+
+/** The address of the client's connection: the proxy is the edge, so no X-Forwarded-For from the client is trusted. */
+function clientAddress(request: FastifyRequest): string {
+  const a = request.socket.remoteAddress ?? '';
+  return a.startsWith('::ffff:') ? a.slice(7) : a;
+}
+
+function upstreamHeaders(request: FastifyRequest, headers: IncomingHttpHeaders, api: CompiledApi, d: Decision): IncomingHttpHeaders {
+  const out: IncomingHttpHeaders = {};
+  const identityNames = new Set(Object.keys(api.identityHeaders).map((n) => n.toLowerCase()));
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.startsWith('x-cohort-') || identityNames.has(name) || HOP_BY_HOP.includes(name)) continue;
+    out[name] = value;
+  }
+  const forwardedFor = request.headers['x-forwarded-for'];
+  const prior = Array.isArray(forwardedFor) ? forwardedFor.join(', ') : forwardedFor;
+  const client = clientAddress(request);
+  out['x-forwarded-for'] = prior ? `${prior}, ${client}` : client;
+  out['x-forwarded-proto'] = request.protocol;
+  if (request.headers.host !== undefined) out['x-forwarded-host'] = request.headers.host;
+  for (const [name, value] of Object.entries(d.upstreamHeaders)) out[name.toLowerCase()] = value;
+  return out;
+}
