@@ -20,6 +20,7 @@ import { configSection } from './config-sections.js';
 import { API_KEY_SCOPES, CONFIG_SECTIONS, type ApiKeyScope } from '../policy/config-sections.js';
 import type { ConfigService } from './config-service.js';
 import { dryRunDecision } from './access-dry-run.js';
+import { DESCRIBED_REQUEST_SCHEMA } from '../engine/access/doors.js';
 
 /** The cluster as the console shows it (`GET /admin/v1/cluster`). */
 export interface ConsoleClusterView {
@@ -170,7 +171,6 @@ export async function registerAdminApi(app: FastifyInstance, o: AdminApiOptions)
     });
 
     // ---- dry run of an access decision: nothing is stored, counted or taken (access-dry-run.ts)
-    const headerValue = { anyOf: [{ type: 'string', maxLength: 16384 }, { type: 'array', maxItems: 50, items: { type: 'string', maxLength: 16384 } }] } as const;
     api.post<{ Body: { request: { method: string; url: string; host?: string; sourceIp: string; headers: Record<string, string | string[]> }; apis?: unknown } }>('/admin/v1/apis/test', {
       schema: {
         summary: 'The decision a request would get on the current or a proposed apis document, touching no state',
@@ -180,18 +180,7 @@ export async function registerAdminApi(app: FastifyInstance, o: AdminApiOptions)
           additionalProperties: false,
           required: ['request'],
           properties: {
-            request: {
-              type: 'object',
-              additionalProperties: false,
-              required: ['method', 'url', 'sourceIp', 'headers'],
-              properties: {
-                method: { type: 'string', maxLength: 20 },
-                url: { type: 'string', maxLength: 8192, description: 'Path and query as the client sent them (percent-encoded).' },
-                host: { type: 'string', maxLength: 300 },
-                sourceIp: { type: 'string', maxLength: 64 },
-                headers: { type: 'object', maxProperties: 200, description: 'The client\'s headers; names in any case.', additionalProperties: headerValue },
-              },
-            },
+            request: DESCRIBED_REQUEST_SCHEMA,
             apis: { type: 'object', description: 'A proposed apis document ({"apis": [...]}), checked against the section\'s schema; absent: the current one.' },
           },
         },

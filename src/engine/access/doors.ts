@@ -28,6 +28,28 @@ import type { Headers } from './credentials.js';
 import { decide, type AccessRequest, type Decision } from './decide.js';
 import { logDecision } from './decision-log.js';
 import { ACCESS_REASONS, isCredentialReason } from './reasons.js';
+
+/**
+ * A request described in JSON (`POST /runtime/v1/decide`, and the console's dry run of a
+ * decision): what the client sent, as a gateway saw it.
+ */
+export const DESCRIBED_REQUEST_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['method', 'url', 'sourceIp', 'headers'],
+  properties: {
+    method: { type: 'string', maxLength: 20 },
+    url: { type: 'string', maxLength: 8192, description: 'Path and query as the client sent them (percent-encoded).' },
+    host: { type: 'string', maxLength: 300 },
+    sourceIp: { type: 'string', maxLength: 64 },
+    headers: {
+      type: 'object',
+      maxProperties: 200,
+      description: 'The client\'s headers; names in any case.',
+      additionalProperties: { anyOf: [{ type: 'string', maxLength: 16384 }, { type: 'array', maxItems: 50, items: { type: 'string', maxLength: 16384 } }] },
+    },
+  },
+} as const;
 import { RecentDecisions } from './recent-decisions.js';
 
 export interface AccessDoorOptions {
@@ -191,23 +213,7 @@ export function registerAccessDoors(app: FastifyInstance, o: AccessDoorOptions):
         tags: ['access decisions'],
         summary: 'Decide on a request described in JSON (the request phase)',
         security: [{ gatewayKey: [] }],
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['method', 'url', 'sourceIp', 'headers'],
-          properties: {
-            method: { type: 'string', maxLength: 20 },
-            url: { type: 'string', maxLength: 8192, description: 'Path and query as the client sent them (percent-encoded).' },
-            host: { type: 'string', maxLength: 300 },
-            sourceIp: { type: 'string', maxLength: 64 },
-            headers: {
-              type: 'object',
-              maxProperties: 200,
-              description: 'The client\'s headers; names in any case.',
-              additionalProperties: { anyOf: [{ type: 'string', maxLength: 16384 }, { type: 'array', maxItems: 50, items: { type: 'string', maxLength: 16384 } }] },
-            },
-          },
-        },
+        body: DESCRIBED_REQUEST_SCHEMA,
         response: {
           ...errorResponses([...DOOR_ERRORS, 'HTTP_UNSUPPORTED_MEDIA_TYPE']),
           200: {
