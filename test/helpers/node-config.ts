@@ -24,6 +24,8 @@ export async function validConfig(id: string, role: 'console' | 'replica' | 'eng
     http: { manage: `127.0.0.1:${await freePort()}`, admin: `127.0.0.1:${await freePort()}`, runtime: `127.0.0.1:${await freePort()}` },
     log: { level: 'info', format: 'json' },
   };
+  // An engine in inline mode also listens on its proxy port.
+  if (role === 'engine' && overrides.node?.mode === 'inline') base.http!.proxy = `127.0.0.1:${await freePort()}`;
   for (const [section, keys] of Object.entries(overrides)) base[section] = { ...(base[section] ?? {}), ...keys };
   const result: ConfigSections = {};
   for (const [section, keys] of Object.entries(base)) {
