@@ -499,7 +499,10 @@ export class ReplicatedExecutor implements GridExecutor {
     return this.syncPartitions([partition])
       .then(() => (this.unsynced.has(partition) ? this.syncPartitions([partition]) : []))
       .then(() => {
-        if (this.unsynced.has(partition)) throw new CohortError('STATE_UNAVAILABLE', `no other replica of partition ${partition} answered while synchronising it`);
+        // No other replica answered: most often one that just failed and that membership has
+        // not declared yet, so the placement is about to change. Refused as a placement change,
+        // which the caller retries for a while (routed) instead of failing at once.
+        if (this.unsynced.has(partition)) throw new CohortError('STATE_PLACEMENT_CHANGING', `no other replica of partition ${partition} answered while synchronising it`);
       });
   }
 
