@@ -42,7 +42,7 @@ import { CohortError, isCohortError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { RawText, type Rpc } from '../../rpc/rpc.js';
 import { EVERYWHERE, PARTITION_COUNT, type GridExecutor } from './grid-provider.js';
-import { TOMBSTONE_MS, type GridStore, type RecordChange } from './grid-store.js';
+import type { GridStore, RecordChange } from './grid-store.js';
 import { applyOperation, isReadOnly, type Operation, type OperationResults } from './operations.js';
 import { changedPartitions, placeScopes, writeQuorum, type Placement } from './placement.js';
 import { CLUSTER_SCOPE } from './scopes.js';
@@ -124,9 +124,6 @@ export class ReplicatedExecutor implements GridExecutor {
   private pushTimer: TimerHandle | undefined;
   /** Per partition, the last change this primary is replicating (executeAsPrimary). */
   private readonly writesInFlight = new Map<number, Promise<void>>();
-  /** Reverts of unacknowledged writes some backups have not taken yet, by engine id. */
-  private readonly revertQueue = new Map<string, Array<{ changes: RecordChange[]; until: number }>>();
-  private revertTimer: TimerHandle | undefined;
   private closed = false;
   private initialSync: Promise<void> | undefined;
 
@@ -247,7 +244,6 @@ export class ReplicatedExecutor implements GridExecutor {
     this.o.clock.clearTimeout(this.repairTimer);
     this.o.clock.clearTimeout(this.antiEntropyTimer);
     this.o.clock.clearTimeout(this.pushTimer);
-    this.o.clock.clearTimeout(this.revertTimer);
   }
   execute<K extends Operation['t']>(partition: number, op: Extract<Operation, { t: K }>): Promise<OperationResults[K]> {
     // Every replica holds every acknowledged write, so a replica that is in sync answers reads
@@ -367,46 +363,6 @@ export class ReplicatedExecutor implements GridExecutor {
     }, REPAIR_RETRY_MS);
   }
 
-  /**
-   * Keeps reverts for engine `id` until it takes them: retried every REPAIR_RETRY_MS while it
-   * is active, and kept while it is not (a paused or cut-off backup that took the undone write
-   * may come back), for as long as the store remembers undone versions. A revert that finds
-   * the record changed since applies nowhere, so sending it late is harmless.
-   */
-  private queueRevert(id: string, changes: RecordChange[]): void {
-    const until = this.o.clock.now() + TOMBSTONE_MS;
-    const queued = this.revertQueue.get(id) ?? [];
-    queued.push({ changes, until });
-    this.revertQueue.set(id, queued);
-    this.scheduleRevertRetry();
-  }
-
-  private scheduleRevertRetry(): void {
-    if (this.revertTimer !== undefined || this.closed || this.revertQueue.size === 0) return;
-    this.revertTimer = this.o.clock.setTimeout(() => {
-      this.revertTimer = undefined;
-      const now = this.o.clock.now();
-      for (const [id, queued] of this.revertQueue) {
-        const live = queued.filter((q) => q.until > now);
-        if (live.length === 0) {
-          this.revertQueue.delete(id);
-          continue;
-        }
-        this.revertQueue.set(id, live);
-        const address = this.engines.get(id);
-        if (!address) continue; // not active now: kept until it is
-        this.revertQueue.delete(id);
-        const changes = live.flatMap((q) => q.changes);
-        this.o.rpc.call(address, 'grid.merge', { changes }).catch(() => {
-          const again = this.revertQueue.get(id) ?? [];
-          this.revertQueue.set(id, [...live, ...again]);
-          this.scheduleRevertRetry();
-        });
-      }
-      this.scheduleRevertRetry();
-    }, REPAIR_RETRY_MS);
-  }
-
   local<K extends Operation['t']>(op: Extract<Operation, { t: K }>): OperationResults[K] {
     return applyOperation(this.o.store, op, this.o.clock.now(), EVERYWHERE) as OperationResults[K];
   }
@@ -473,8 +429,8 @@ export class ReplicatedExecutor implements GridExecutor {
     // then timed out. The revert follows the change on the same connection and applies only
     // where the record is still the undone version; every engine that gets it also remembers
     // the undone version and refuses any copy of it later (grid-store.ts), so a backup that
-    // kept it cannot spread it through a sync. A backup the revert does not reach now gets it
-    // again until it takes it (revertQueue), also after it reappears.
+    // kept it cannot spread it through a sync. A backup the revert does not reach now gets the
+    // marker with the partition later (syncs, anti-entropy) and puts the record back then.
     if (undo.length > 0) {
       // The other engines get it too, without waiting: one may have become a replica of the
       // partition meanwhile and taken the change in a hand-off (membership moved the partition
@@ -482,10 +438,7 @@ export class ReplicatedExecutor implements GridExecutor {
       for (const [id, address] of this.engines) {
         if (id !== this.o.self && !backupIds.includes(id)) this.o.rpc.call(address, 'grid.merge', { changes: undo }).catch(() => undefined);
       }
-      const reverted = await Promise.allSettled(backups.map((b) => this.o.rpc.call(b, 'grid.merge', { changes: undo })));
-      reverted.forEach((r, i) => {
-        if (r.status === 'rejected') this.queueRevert(backupIds[i]!, undo);
-      });
+      await Promise.allSettled(backups.map((b) => this.o.rpc.call(b, 'grid.merge', { changes: undo })));
     }
     // One backup that has seen a replay id makes it a replay, whatever the others say.
     if (failures.some((f) => isCohortError(f, 'STATE_REPLAY_DETECTED'))) return false;
