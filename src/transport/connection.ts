@@ -34,6 +34,8 @@ export interface ConnectionContext {
   readonly secrets: readonly Secret[];
   /** `deriveAuthKey` of each secret, in the same order. */
   readonly authKeys: readonly Buffer[];
+  /** `deriveSecretKey` of each secret, in the same order. */
+  readonly secretKeys: readonly Buffer[];
   readonly clock: Clock;
   readonly logger: Logger;
   /** Counters, mutated in place by every connection. */

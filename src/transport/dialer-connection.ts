@@ -15,10 +15,14 @@ import {
   createNonce,
   decodeHandshakeMessage,
   deriveSessionKeys,
+  encodeOpeningTranscript,
   encodeTranscript,
   matchProof,
+  openIdentity,
   PROTOCOL_VERSION_MAX,
   PROTOCOL_VERSION_MIN,
+  sealIdentity,
+  type OpeningTranscript,
 } from './handshake.js';
 import type { Channel, PeerIdentity } from './transport.js';
 
@@ -35,9 +39,7 @@ export class DialerConnection extends Connection {
   private queuedBytes = 0;
   private waiters: Waiter[] = [];
   private readonly dialerNonce = createNonce();
-  private transcript: Buffer | undefined;
-  private pendingIdentity: PeerIdentity | undefined;
-  private listenerNonce: Buffer | undefined;
+  private opening: OpeningTranscript | undefined;
 
   constructor(
     ctx: ConnectionContext,
@@ -111,9 +113,6 @@ export class DialerConnection extends Connection {
       type: 'hello',
       protoMin: PROTOCOL_VERSION_MIN,
       protoMax: PROTOCOL_VERSION_MAX,
-      clusterId: this.ctx.clusterId,
-      nodeId: this.ctx.nodeId,
-      address: this.ctx.localAddress(),
       channel: this.channel,
       nonce: this.dialerNonce,
     });
@@ -129,35 +128,43 @@ export class DialerConnection extends Connection {
       this.shutdown({ kind: 'refused', code: msg.code, message: msg.message });
       return;
     }
-    if (msg.type === 'challenge' && this.transcript === undefined) {
+    if (msg.type === 'challenge' && this.opening === undefined) {
       if (msg.proto < PROTOCOL_VERSION_MIN || msg.proto > PROTOCOL_VERSION_MAX) {
         this.shutdown({ kind: 'down', reason: 'error', detail: `the peer chose protocol version ${msg.proto}, which this node does not speak` });
         return;
       }
-      this.pendingIdentity = { nodeId: msg.nodeId, address: msg.address };
-      this.listenerNonce = msg.nonce;
-      this.transcript = encodeTranscript({
-        proto: msg.proto,
-        clusterId: this.ctx.clusterId,
-        dialerNodeId: this.ctx.nodeId,
-        dialerAddress: this.ctx.localAddress(),
-        channel: this.channel,
-        dialerNonce: this.dialerNonce,
-        listenerNodeId: msg.nodeId,
-        listenerAddress: msg.address,
-        listenerNonce: msg.nonce,
+      this.opening = { proto: msg.proto, channel: this.channel, dialerNonce: this.dialerNonce, listenerNonce: msg.nonce };
+      const secret = this.ctx.secrets[this.secretIndex]!.reveal();
+      this.sendHandshake({
+        type: 'proof',
+        mac: computeProof(this.ctx.secretKeys[this.secretIndex]!, 'dialer', encodeOpeningTranscript(this.opening)),
+        sealed: sealIdentity(secret, 'dialer', this.opening, { clusterId: this.ctx.clusterId, nodeId: this.ctx.nodeId, address: this.ctx.localAddress() }),
       });
-      this.sendHandshake({ type: 'proof', mac: computeProof(this.ctx.authKeys[this.secretIndex]!, 'dialer', this.transcript) });
       return;
     }
-    if (msg.type === 'welcome' && this.transcript !== undefined) {
+    if (msg.type === 'welcome' && this.opening !== undefined) {
       // The listener accepted our proof, so it must answer with the same secret we proved with.
-      if (matchProof([this.ctx.authKeys[this.secretIndex]!], 'listener', this.transcript, msg.mac) !== 0) {
+      const secret = this.ctx.secrets[this.secretIndex]!.reveal();
+      const peer = openIdentity(secret, 'listener', this.opening, msg.sealed);
+      const transcript =
+        peer &&
+        encodeTranscript({
+          proto: this.opening.proto,
+          clusterId: this.ctx.clusterId,
+          dialerNodeId: this.ctx.nodeId,
+          dialerAddress: this.ctx.localAddress(),
+          channel: this.channel,
+          dialerNonce: this.dialerNonce,
+          listenerNodeId: peer.nodeId,
+          listenerAddress: peer.address,
+          listenerNonce: this.opening.listenerNonce,
+        });
+      if (!peer || !transcript || peer.clusterId !== this.ctx.clusterId || matchProof([this.ctx.authKeys[this.secretIndex]!], 'listener', transcript, msg.mac) !== 0) {
         this.shutdown({ kind: 'refused', code: 'secret-mismatch', message: 'the peer could not prove the cluster secret', peerFailedProof: true });
         return;
       }
-      const keys = deriveSessionKeys(this.ctx.secrets[this.secretIndex]!.reveal(), this.ctx.clusterId, this.dialerNonce, this.listenerNonce!);
-      this.secure(keys.dialerToListener, keys.listenerToDialer, this.pendingIdentity!);
+      const keys = deriveSessionKeys(secret, this.ctx.clusterId, this.dialerNonce, this.opening.listenerNonce);
+      this.secure(keys.dialerToListener, keys.listenerToDialer, { nodeId: peer.nodeId, address: peer.address });
       this.stage = 'open';
       this.flushQueue();
       for (const waiter of this.waiters.splice(0)) waiter.resolve(this.identity!);

@@ -3,45 +3,55 @@
  * listener (S): message types, their encoding, and the key derivations and proofs. No sockets
  * here; `dialer-connection.ts` and `listener-connection.ts` drive the exchange.
  *
- *   C → S  HELLO      protocol range, cluster id, C's node id and address, channel, C nonce
- *   S → C  REFUSE     (wrong cluster id or no common protocol), then S closes
- *        | CHALLENGE  chosen protocol, S's node id and address, S nonce
- *   C → S  PROOF      HMAC(authKey(C's secret), "cohort-client" || transcript)
- *   S → C  REFUSE     (no secret of S's produces that MAC), then S closes
- *        | WELCOME    HMAC(authKey(matched secret), "cohort-server" || transcript)
+ *   C → S  HELLO      protocol range, channel, C nonce
+ *   S → C  REFUSE     (no common protocol), then S closes
+ *        | CHALLENGE  chosen protocol, S nonce
+ *   C → S  PROOF      HMAC(secretKey(C's secret), "cohort-client" || opening transcript),
+ *                     and C's identity (cluster id, node id, address) sealed under a key only a
+ *                     holder of the same secret can derive
+ *   S → C  REFUSE     (no secret of S's produces that MAC: nothing more is said; or the peer
+ *                     proved the secret but belongs to another cluster id), then S closes
+ *        | WELCOME    HMAC(authKey(matched secret, cluster id), "cohort-server" || full
+ *                     transcript), and S's identity sealed the same way
  *
- * Each side proves it knows the secret without sending it, over a transcript that holds both
- * fresh nonces and every field either side sent, so a proof cannot be replayed into another
+ * Nothing about the cluster or either node crosses the wire in clear, and the listener tells a
+ * caller nothing about itself (not its cluster id, node id or address) until the caller has
+ * proven the secret: a port scanner learns only that a Cohort node speaks these protocol
+ * versions. Each side proves it knows the secret without sending it, over transcripts that hold
+ * both fresh nonces and every field either side sent, so a proof cannot be replayed into another
  * connection, another channel or another cluster. Session keys are derived from the matched
- * secret and both nonces, so every connection has its own keys.
+ * secret, the cluster id and both nonces, so every connection has its own keys.
  *
- * Handshake messages are small plaintext frames: `[u8 type][JSON]`. Nothing in them is
- * secret; the MACs reveal nothing about the secret beyond what any HMAC does.
+ * Handshake messages are small frames: `[u8 type][JSON]`.
  */
-import { createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import { constantTimeEqual } from '../core/constant-time.js';
 import { CHANNELS, type Channel, type RefusalCode } from './transport.js';
 
 /**
  * Wire-protocol versions this build speaks. The listener picks the highest version in both
  * ranges.
- * - 1: initial (this handshake; AES-256-GCM frames with u64 sequence numbers).
+ * - 1: the first handshake (cluster id and node ids in clear in HELLO and CHALLENGE);
+ *   AES-256-GCM frames with u64 sequence numbers.
+ * - 2: identities sealed and told only after the secret is proven; frames as in 1. A version-1
+ *   node is refused with a protocol mismatch that names both ranges, so a rolling upgrade from
+ *   it must restart every node (see docs/operations.md).
  */
-export const PROTOCOL_VERSION_MIN = 1;
-export const PROTOCOL_VERSION_MAX = 1;
+export const PROTOCOL_VERSION_MIN = 2;
+export const PROTOCOL_VERSION_MAX = 2;
 
 /**
  * Handshake message types: the first byte of each handshake frame. Append-only: a number is
  * never reused or renumbered.
  */
 export const HandshakeType = {
-  /** C → S: protocol range, cluster id, C's node id and advertised address, channel, C nonce. */
+  /** C → S: protocol range, channel, C nonce. */
   HELLO: 1,
-  /** S → C: chosen protocol, S's node id and advertised address, S nonce. */
+  /** S → C: chosen protocol, S nonce. */
   CHALLENGE: 2,
-  /** C → S: C's MAC over the transcript, proving C knows the cluster secret. */
+  /** C → S: C's MAC over the opening transcript, proving C knows the secret; C's sealed identity. */
   PROOF: 3,
-  /** S → C: S's MAC over the transcript, proving S knows the secret too; the channel is open. */
+  /** S → C: S's MAC over the full transcript and its sealed identity; the channel is open. */
   WELCOME: 4,
   /** S → C: the handshake is refused (code and a human-readable message); S then closes. */
   REFUSE: 5,
@@ -51,19 +61,19 @@ export type HandshakeType = (typeof HandshakeType)[keyof typeof HandshakeType];
 export const NONCE_BYTES = 32;
 export const MAC_BYTES = 32;
 export const SESSION_KEY_BYTES = 32;
+/** AES-256-GCM tag on a sealed identity. */
+const SEAL_TAG_BYTES = 16;
 
-/** Upper bounds on text fields, so a hostile HELLO cannot fill logs or memory. */
+/** Upper bounds on text fields, so a hostile peer cannot fill logs or memory. */
 const MAX_ID_CHARS = 256;
 const MAX_MESSAGE_CHARS = 1024;
+/** A sealed identity: three bounded ids as JSON, plus the tag. */
+const MAX_SEALED_BYTES = 3 * MAX_ID_CHARS * 4 + 64 + SEAL_TAG_BYTES;
 
 export interface HelloMessage {
   type: 'hello';
   protoMin: number;
   protoMax: number;
-  clusterId: string;
-  nodeId: string;
-  /** C's advertised cluster address (`host:port`). */
-  address: string;
   channel: Channel;
   nonce: Buffer;
 }
@@ -71,19 +81,29 @@ export interface HelloMessage {
 export interface ChallengeMessage {
   type: 'challenge';
   proto: number;
-  nodeId: string;
-  address: string;
   nonce: Buffer;
 }
 
 export interface ProofMessage {
   type: 'proof';
   mac: Buffer;
+  /** C's identity, from `sealIdentity`. */
+  sealed: Buffer;
 }
 
 export interface WelcomeMessage {
   type: 'welcome';
   mac: Buffer;
+  /** S's identity, from `sealIdentity`. */
+  sealed: Buffer;
+}
+
+/** Who a node says it is, told only to a peer that proved the secret. */
+export interface HandshakeIdentity {
+  clusterId: string;
+  nodeId: string;
+  /** The node's advertised cluster address (`host:port`). */
+  address: string;
 }
 
 export interface RefuseMessage {
@@ -103,27 +123,16 @@ export function encodeHandshakeMessage(msg: HandshakeMessage): Buffer {
   switch (msg.type) {
     case 'hello':
       type = HandshakeType.HELLO;
-      body = {
-        protoMin: msg.protoMin,
-        protoMax: msg.protoMax,
-        clusterId: msg.clusterId,
-        nodeId: msg.nodeId,
-        address: msg.address,
-        channel: msg.channel,
-        nonce: msg.nonce.toString('base64'),
-      };
+      body = { protoMin: msg.protoMin, protoMax: msg.protoMax, channel: msg.channel, nonce: msg.nonce.toString('base64') };
       break;
     case 'challenge':
       type = HandshakeType.CHALLENGE;
-      body = { proto: msg.proto, nodeId: msg.nodeId, address: msg.address, nonce: msg.nonce.toString('base64') };
+      body = { proto: msg.proto, nonce: msg.nonce.toString('base64') };
       break;
     case 'proof':
-      type = HandshakeType.PROOF;
-      body = { mac: msg.mac.toString('base64') };
-      break;
     case 'welcome':
-      type = HandshakeType.WELCOME;
-      body = { mac: msg.mac.toString('base64') };
+      type = msg.type === 'proof' ? HandshakeType.PROOF : HandshakeType.WELCOME;
+      body = { mac: msg.mac.toString('base64'), sealed: msg.sealed.toString('base64') };
       break;
     case 'refuse':
       type = HandshakeType.REFUSE;
@@ -154,30 +163,28 @@ export function decodeHandshakeMessage(frame: Uint8Array): HandshakeMessage | un
   const b = body as Record<string, unknown>;
   switch (frame[0]) {
     case HandshakeType.HELLO: {
+      // Fields a version-1 HELLO also carries (its cluster and node ids) are ignored: its
+      // range then fails to overlap, and the node is told so.
       const protoMin = version(b.protoMin);
       const protoMax = version(b.protoMax);
-      const clusterId = text(b.clusterId, MAX_ID_CHARS);
-      const nodeId = text(b.nodeId, MAX_ID_CHARS);
-      const address = text(b.address, MAX_ID_CHARS);
       const channel = CHANNELS.find((c) => c === b.channel);
       const nonce = bytes(b.nonce, NONCE_BYTES);
       if (protoMin === undefined || protoMax === undefined || protoMin > protoMax) return undefined;
-      if (clusterId === undefined || nodeId === undefined || address === undefined || !channel || !nonce) return undefined;
-      return { type: 'hello', protoMin, protoMax, clusterId, nodeId, address, channel, nonce };
+      if (!channel || !nonce) return undefined;
+      return { type: 'hello', protoMin, protoMax, channel, nonce };
     }
     case HandshakeType.CHALLENGE: {
       const proto = version(b.proto);
-      const nodeId = text(b.nodeId, MAX_ID_CHARS);
-      const address = text(b.address, MAX_ID_CHARS);
       const nonce = bytes(b.nonce, NONCE_BYTES);
-      if (proto === undefined || nodeId === undefined || address === undefined || !nonce) return undefined;
-      return { type: 'challenge', proto, nodeId, address, nonce };
+      if (proto === undefined || !nonce) return undefined;
+      return { type: 'challenge', proto, nonce };
     }
     case HandshakeType.PROOF:
     case HandshakeType.WELCOME: {
       const mac = bytes(b.mac, MAC_BYTES);
-      if (!mac) return undefined;
-      return { type: frame[0] === HandshakeType.PROOF ? 'proof' : 'welcome', mac };
+      const sealed = boundedBytes(b.sealed, SEAL_TAG_BYTES + 2, MAX_SEALED_BYTES);
+      if (!mac || !sealed) return undefined;
+      return { type: frame[0] === HandshakeType.PROOF ? 'proof' : 'welcome', mac, sealed };
     }
     case HandshakeType.REFUSE: {
       const message = text(b.message, MAX_MESSAGE_CHARS);
@@ -206,6 +213,12 @@ function bytes(v: unknown, length: number): Buffer | undefined {
   return decoded.length === length ? decoded : undefined;
 }
 
+function boundedBytes(v: unknown, min: number, max: number): Buffer | undefined {
+  if (typeof v !== 'string' || v.length > 4 * Math.ceil(max / 3)) return undefined;
+  const decoded = Buffer.from(v, 'base64');
+  return decoded.length >= min && decoded.length <= max ? decoded : undefined;
+}
+
 /** A fresh random nonce; one per side per connection. */
 export function createNonce(): Buffer {
   return randomBytes(NONCE_BYTES);
@@ -224,17 +237,13 @@ export function negotiateProtocol(
   return proto >= Math.max(peerMin, ownMin) ? proto : undefined;
 }
 
-/** What the listener decides about a HELLO before any secret is involved. */
+/**
+ * What the listener decides about a HELLO before any secret is involved: only whether the two
+ * speak a common protocol version (which says nothing about the cluster).
+ */
 export type HelloVerdict = { ok: true; proto: number } | { ok: false; code: RefusalCode; message: string };
 
-export function checkHello(hello: HelloMessage, local: { clusterId: string; protoMin?: number; protoMax?: number }): HelloVerdict {
-  if (hello.clusterId !== local.clusterId) {
-    return {
-      ok: false,
-      code: 'cluster-id-mismatch',
-      message: `this node belongs to cluster "${local.clusterId}", not "${hello.clusterId}"`,
-    };
-  }
+export function checkHello(hello: HelloMessage, local: { protoMin?: number; protoMax?: number } = {}): HelloVerdict {
   const ownMin = local.protoMin ?? PROTOCOL_VERSION_MIN;
   const ownMax = local.protoMax ?? PROTOCOL_VERSION_MAX;
   const proto = negotiateProtocol(hello.protoMin, hello.protoMax, ownMin, ownMax);
@@ -246,6 +255,68 @@ export function checkHello(hello: HelloMessage, local: { clusterId: string; prot
     };
   }
   return { ok: true, proto };
+}
+
+/** A cluster-id mismatch, told only to a peer that proved the secret. */
+export function clusterIdMismatch(ownClusterId: string, peerClusterId: string): string {
+  return `this node belongs to cluster "${ownClusterId}", not "${peerClusterId}"`;
+}
+
+/**
+ * The key the dialer's first proof is made with: the secret alone, so that a node that proves
+ * the secret but has another cluster id can be told so (it is a misconfigured member, not a
+ * stranger), while a stranger learns nothing.
+ */
+export function deriveSecretKey(secret: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', Buffer.from(secret, 'utf8'), 'cohort/v2/secret', '', 32));
+}
+
+/** What the dialer's proof covers: everything said before it, none of it identifying. */
+export interface OpeningTranscript {
+  proto: number;
+  channel: Channel;
+  dialerNonce: Buffer;
+  listenerNonce: Buffer;
+}
+
+export function encodeOpeningTranscript(t: OpeningTranscript): Buffer {
+  return encodeFields(t.proto, [Buffer.from(t.channel, 'utf8'), t.dialerNonce, t.listenerNonce]);
+}
+
+/**
+ * Seals a node's identity for the peer: AES-256-GCM under a key derived from the secret, both
+ * nonces and the sender's role, so the key is used for one message only (hence the fixed IV),
+ * and only a holder of the secret can open it. The opening transcript is the associated data.
+ */
+export function sealIdentity(secret: string, role: ProofRole, opening: OpeningTranscript, identity: HandshakeIdentity): Buffer {
+  const cipher = createCipheriv('aes-256-gcm', identityKey(secret, role, opening), Buffer.alloc(12));
+  cipher.setAAD(encodeOpeningTranscript(opening));
+  const plain = Buffer.from(JSON.stringify([identity.clusterId, identity.nodeId, identity.address]), 'utf8');
+  return Buffer.concat([cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
+}
+
+/** Opens what `sealIdentity` made, or undefined when it was not sealed with this secret. */
+export function openIdentity(secret: string, role: ProofRole, opening: OpeningTranscript, sealed: Buffer): HandshakeIdentity | undefined {
+  if (sealed.length <= SEAL_TAG_BYTES) return undefined;
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', identityKey(secret, role, opening), Buffer.alloc(12));
+    decipher.setAAD(encodeOpeningTranscript(opening));
+    decipher.setAuthTag(sealed.subarray(sealed.length - SEAL_TAG_BYTES));
+    const plain = Buffer.concat([decipher.update(sealed.subarray(0, sealed.length - SEAL_TAG_BYTES)), decipher.final()]);
+    const fields: unknown = JSON.parse(plain.toString('utf8'));
+    if (!Array.isArray(fields) || fields.length !== 3) return undefined;
+    const [clusterId, nodeId, address] = fields.map((f) => text(f, MAX_ID_CHARS));
+    if (clusterId === undefined || nodeId === undefined || address === undefined) return undefined;
+    return { clusterId, nodeId, address };
+  } catch {
+    return undefined;
+  }
+}
+
+function identityKey(secret: string, role: ProofRole, opening: OpeningTranscript): Buffer {
+  return Buffer.from(
+    hkdfSync('sha256', Buffer.from(secret, 'utf8'), Buffer.concat([opening.dialerNonce, opening.listenerNonce]), `cohort/v2/identity/${role}`, 32),
+  );
 }
 
 /**
@@ -276,7 +347,7 @@ export interface Transcript {
  * node "ab" + address "c" vs node "a" + address "bc").
  */
 export function encodeTranscript(t: Transcript): Buffer {
-  const fields: Buffer[] = [
+  return encodeFields(t.proto, [
     Buffer.from(t.clusterId, 'utf8'),
     Buffer.from(t.dialerNodeId, 'utf8'),
     Buffer.from(t.dialerAddress, 'utf8'),
@@ -285,9 +356,13 @@ export function encodeTranscript(t: Transcript): Buffer {
     Buffer.from(t.listenerNodeId, 'utf8'),
     Buffer.from(t.listenerAddress, 'utf8'),
     t.listenerNonce,
-  ];
+  ]);
+}
+
+/** The protocol as u32, then each field as `[u32 length][bytes]`. */
+function encodeFields(proto: number, fields: readonly Buffer[]): Buffer {
   const out = Buffer.allocUnsafe(4 + fields.reduce((n, f) => n + 4 + f.length, 0));
-  let offset = out.writeUInt32BE(t.proto, 0);
+  let offset = out.writeUInt32BE(proto, 0);
   for (const f of fields) {
     offset = out.writeUInt32BE(f.length, offset);
     offset += f.copy(out, offset);

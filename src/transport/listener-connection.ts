@@ -1,23 +1,29 @@
 /**
- * The listener's side of one incoming connection: check the HELLO, challenge, verify the
- * proof against the current and previous secrets, then open and deliver sealed frames.
+ * The listener's side of one incoming connection: check the HELLO's versions, challenge, verify
+ * the proof against the current and previous secrets, only then learn who the caller is and say
+ * who this node is, then open and deliver sealed frames.
  *
  * A refused handshake is answered with REFUSE (so the dialer can tell its operator why) and the
  * connection is half-closed; the handshake timer, left running, destroys it if the dialer does
  * not close its end. Refusals are counted and logged through `onRefusal`, which the transport
- * rate-limits to one line per remote address and reason.
+ * rate-limits per real source address (the socket's, not anything the caller claims).
  */
 import type { Socket } from 'node:net';
 import { Connection, type CloseCause, type ConnectionContext } from './connection.js';
 import {
   checkHello,
+  clusterIdMismatch,
   computeProof,
   createNonce,
   decodeHandshakeMessage,
   deriveSessionKeys,
+  encodeOpeningTranscript,
   encodeTranscript,
   matchProof,
-  type HelloMessage,
+  openIdentity,
+  sealIdentity,
+  type HandshakeIdentity,
+  type OpeningTranscript,
 } from './handshake.js';
 import type { RefusalCode } from './transport.js';
 
@@ -25,15 +31,20 @@ type Stage = 'hello' | 'proof' | 'open' | 'refused';
 
 /** What the transport learns from a listener connection. */
 export interface ListenerEvents {
-  /** The handshake was refused; `reason` is a log-ready description, `hello` if one was read. */
-  refused(connection: ListenerConnection, code: RefusalCode | 'malformed', reason: string, hello: HelloMessage | undefined): void;
+  /**
+   * The handshake was refused; `reason` is a log-ready description, `peer` the caller's identity
+   * when it proved the secret (a cluster-id mismatch), else undefined: what an unproven caller
+   * claims is never trusted, not even for logging.
+   */
+  refused(connection: ListenerConnection, code: RefusalCode | 'malformed', reason: string, peer: HandshakeIdentity | undefined): void;
   ended(connection: ListenerConnection, cause: CloseCause): void;
 }
 
 export class ListenerConnection extends Connection {
   private stage: Stage = 'hello';
-  private hello: HelloMessage | undefined;
-  private transcript: Buffer | undefined;
+  private opening: OpeningTranscript | undefined;
+  /** The caller's identity, known only once it proved the secret. */
+  private peer: HandshakeIdentity | undefined;
   private readonly listenerNonce = createNonce();
 
   constructor(
@@ -57,30 +68,16 @@ export class ListenerConnection extends Connection {
         this.refuse('malformed', 'protocol-mismatch', 'not a Cohort cluster handshake', 'not a Cohort cluster handshake');
         return;
       }
-      this.hello = msg;
       this.channel = msg.channel;
-      const verdict = checkHello(msg, { clusterId: this.ctx.clusterId });
+      const verdict = checkHello(msg);
       if (!verdict.ok) {
-        const reason =
-          verdict.code === 'cluster-id-mismatch'
-            ? `wrong cluster id "${msg.clusterId}" (this cluster is "${this.ctx.clusterId}")`
-            : `no common protocol version (it speaks ${msg.protoMin}-${msg.protoMax})`;
-        this.refuse(verdict.code, verdict.code, verdict.message, reason);
+        this.refuse(verdict.code, verdict.code, verdict.message, `no common protocol version (it speaks ${msg.protoMin}-${msg.protoMax})`);
         return;
       }
-      this.transcript = encodeTranscript({
-        proto: verdict.proto,
-        clusterId: this.ctx.clusterId,
-        dialerNodeId: msg.nodeId,
-        dialerAddress: msg.address,
-        channel: msg.channel,
-        dialerNonce: msg.nonce,
-        listenerNodeId: this.ctx.nodeId,
-        listenerAddress: this.ctx.localAddress(),
-        listenerNonce: this.listenerNonce,
-      });
+      // Nothing identifying is said before the caller proves the secret: a nonce and the version.
+      this.opening = { proto: verdict.proto, channel: msg.channel, dialerNonce: msg.nonce, listenerNonce: this.listenerNonce };
       this.stage = 'proof';
-      this.sendHandshake({ type: 'challenge', proto: verdict.proto, nodeId: this.ctx.nodeId, address: this.ctx.localAddress(), nonce: this.listenerNonce });
+      this.sendHandshake({ type: 'challenge', proto: verdict.proto, nonce: this.listenerNonce });
       return;
     }
     if (this.stage === 'proof') {
@@ -88,16 +85,40 @@ export class ListenerConnection extends Connection {
         this.refuse('malformed', 'protocol-mismatch', 'not a Cohort cluster handshake', `unexpected ${msg?.type ?? 'malformed'} message instead of a proof`);
         return;
       }
-      const hello = this.hello!;
+      const opening = this.opening!;
       // Previous secrets are accepted so that nodes still on the old key can join during rotation.
-      const matched = matchProof(this.ctx.authKeys, 'dialer', this.transcript!, msg.mac);
-      if (matched < 0) {
-        this.refuse('secret-mismatch', 'secret-mismatch', 'the connecting node could not prove the cluster secret (check cluster.secret_key)', 'wrong cluster secret');
+      const matched = matchProof(this.ctx.secretKeys, 'dialer', encodeOpeningTranscript(opening), msg.mac);
+      const secret = matched < 0 ? undefined : this.ctx.secrets[matched]!.reveal();
+      const peer = secret === undefined ? undefined : openIdentity(secret, 'dialer', opening, msg.sealed);
+      if (peer === undefined) {
+        this.refuse('secret-mismatch', 'secret-mismatch', 'the connecting node could not prove the cluster secret (check cluster.secret_key and cluster.id)', 'wrong cluster secret');
         return;
       }
-      this.sendHandshake({ type: 'welcome', mac: computeProof(this.ctx.authKeys[matched]!, 'listener', this.transcript!) });
-      const keys = deriveSessionKeys(this.ctx.secrets[matched]!.reveal(), this.ctx.clusterId, hello.nonce, this.listenerNonce);
-      this.secure(keys.listenerToDialer, keys.dialerToListener, { nodeId: hello.nodeId, address: hello.address });
+      this.peer = peer;
+      if (peer.clusterId !== this.ctx.clusterId) {
+        // It holds the secret, so it is one of ours misconfigured: worth telling it exactly.
+        this.refuse('cluster-id-mismatch', 'cluster-id-mismatch', clusterIdMismatch(this.ctx.clusterId, peer.clusterId), `wrong cluster id "${peer.clusterId}" (this cluster is "${this.ctx.clusterId}")`);
+        return;
+      }
+      const own = { clusterId: this.ctx.clusterId, nodeId: this.ctx.nodeId, address: this.ctx.localAddress() };
+      const transcript = encodeTranscript({
+        proto: opening.proto,
+        clusterId: this.ctx.clusterId,
+        dialerNodeId: peer.nodeId,
+        dialerAddress: peer.address,
+        channel: opening.channel,
+        dialerNonce: opening.dialerNonce,
+        listenerNodeId: own.nodeId,
+        listenerAddress: own.address,
+        listenerNonce: opening.listenerNonce,
+      });
+      this.sendHandshake({
+        type: 'welcome',
+        mac: computeProof(this.ctx.authKeys[matched]!, 'listener', transcript),
+        sealed: sealIdentity(secret!, 'listener', opening, own),
+      });
+      const keys = deriveSessionKeys(secret!, this.ctx.clusterId, opening.dialerNonce, opening.listenerNonce);
+      this.secure(keys.listenerToDialer, keys.dialerToListener, { nodeId: peer.nodeId, address: peer.address });
       this.stage = 'open';
     }
   }
@@ -105,7 +126,7 @@ export class ListenerConnection extends Connection {
   /** Answers REFUSE, then half-closes; the handshake timer ends it if the dialer lingers. */
   private refuse(kind: RefusalCode | 'malformed', code: RefusalCode, message: string, reason: string): void {
     this.stage = 'refused';
-    this.events.refused(this, kind, reason, this.hello);
+    this.events.refused(this, kind, reason, this.peer);
     this.sendHandshake({ type: 'refuse', code, message });
     this.socket.end();
   }

@@ -26,9 +26,10 @@ import { formatAddress, parseAddress, type Address } from '../config/values.js';
 import type { CloseCause, ConnectionContext } from './connection.js';
 import { DialerConnection } from './dialer-connection.js';
 import { MAX_FRAME_BYTES } from './frame-codec.js';
-import { deriveAuthKey, type HelloMessage } from './handshake.js';
+import { deriveAuthKey, deriveSecretKey, type HandshakeIdentity } from './handshake.js';
 import { ListenerConnection } from './listener-connection.js';
 import { FRAME_OVERHEAD_BYTES } from './secure-channel.js';
+import { WarningLimiter } from './warning-limiter.js';
 import {
   emptyStats,
   type Channel,
@@ -72,9 +73,6 @@ export const CLOSE_GRACE_MS = 500;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 1000;
 export const DEFAULT_MAX_QUEUED_BYTES: Readonly<Record<Channel, number>> = { control: 4 * 1024 * 1024, bulk: 64 * 1024 * 1024 };
 
-/** Distinct warn-once keys remembered; past this the memory starts over (bounded memory). */
-const MAX_WARN_ONCE_KEYS = 1024;
-
 const REFUSAL_ERROR_CODES: Record<RefusalCode, ErrorCode> = {
   'cluster-id-mismatch': 'TRANSPORT_REFUSED_CLUSTER_ID',
   'secret-mismatch': 'TRANSPORT_REFUSED_SECRET',
@@ -95,8 +93,8 @@ export class TcpTransport implements Transport {
   private readonly dialers = new Map<string, DialerConnection>();
   /** Every incoming connection, authenticated or not. */
   private readonly listeners = new Set<ListenerConnection>();
-  /** Keys of the warnings logged once (see `warnOnce`). */
-  private readonly warned = new Set<string>();
+  /** Bounds the warnings remote parties can cause (see `warnOnce`). */
+  private readonly warnings = new WarningLimiter();
 
   constructor(options: TcpTransportOptions) {
     this.options = options;
@@ -118,6 +116,7 @@ export class TcpTransport implements Transport {
       localAddress: () => this.advertised,
       secrets,
       authKeys: secrets.map((s) => deriveAuthKey(s.reveal(), options.clusterId)),
+      secretKeys: secrets.map((s) => deriveSecretKey(s.reveal())),
       clock: options.clock,
       logger: options.logger,
       stats: this.counters,
@@ -279,26 +278,34 @@ export class TcpTransport implements Transport {
     this.listeners.add(listener);
   }
 
-  /** Counts every refusal; logs one line per remote address and reason. */
-  private logRefusal(connection: ListenerConnection, code: RefusalCode | 'malformed', reason: string, hello: HelloMessage | undefined): void {
+  /**
+   * Counts every refusal; logs at most one line per real source host and reason a minute. The
+   * caller's node id and address appear only when it proved the secret (a cluster-id mismatch).
+   */
+  private logRefusal(connection: ListenerConnection, code: RefusalCode | 'malformed', reason: string, peer: HandshakeIdentity | undefined): void {
     this.counters.handshakesRefused++;
     const remote = connection.remoteEndpoint;
-    // Keyed by host (not port: each attempt comes from a new one) and the claimed address, so
-    // two misconfigured nodes on one host are both reported.
-    const logKey = `refused ${code} ${remote.slice(0, remote.lastIndexOf(':'))} ${hello?.address ?? ''}`;
-    const from = hello ? `${hello.address} (node ${hello.nodeId})` : remote;
+    // Keyed by host (not port: each attempt comes from a new one).
+    const logKey = `refused ${code} ${remote.slice(0, remote.lastIndexOf(':'))}`;
+    const from = peer ? `${remote} (node ${peer.nodeId} at ${peer.address})` : remote;
     this.warnOnce(
       logKey,
-      { remote, peer: hello?.address, nodeId: hello?.nodeId, channel: hello?.channel, refusal: code },
+      { remote, peer: peer?.address, nodeId: peer?.nodeId, channel: connection.channel, refusal: code },
       `refused connection from ${from}: ${reason}`,
     );
   }
 
+  /** Logs a warning unless the limiter holds it back; then, once a window, a summary line. */
   private warnOnce(logKey: string, fields: Record<string, unknown>, message: string): void {
-    if (this.warned.has(logKey)) return;
-    if (this.warned.size >= MAX_WARN_ONCE_KEYS) this.warned.clear();
-    this.warned.add(logKey);
-    this.options.logger.warn(fields, message);
+    const verdict = this.warnings.check(logKey, this.options.clock.now());
+    if (verdict.log) {
+      this.options.logger.warn(fields, message);
+    } else if (verdict.summary) {
+      this.options.logger.warn(
+        { suppressed: verdict.summary.suppressed },
+        `${verdict.summary.suppressed} more refused or malformed connections were not logged one by one (at most one line per source and reason every ${verdict.summary.windowMs / 1000} s)`,
+      );
+    }
   }
 
   /** Handlers as connections see them: silent once closing, and never throwing. */

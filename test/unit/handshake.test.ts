@@ -6,6 +6,11 @@ import {
   createNonce,
   decodeHandshakeMessage,
   deriveAuthKey,
+  deriveSecretKey,
+  encodeOpeningTranscript,
+  openIdentity,
+  sealIdentity,
+  type OpeningTranscript,
   deriveSessionKeys,
   encodeHandshakeMessage,
   encodeTranscript,
@@ -111,17 +116,14 @@ describe('handshake messages', () => {
     type: 'hello',
     protoMin: PROTOCOL_VERSION_MIN,
     protoMax: PROTOCOL_VERSION_MAX,
-    clusterId: 'shop',
-    nodeId: 'engine-1',
-    address: '10.0.0.1:8020',
     channel: 'bulk',
     nonce: nonceA,
   };
   const messages: HandshakeMessage[] = [
     hello,
-    { type: 'challenge', proto: 1, nodeId: 'engine-2', address: '10.0.0.2:8020', nonce: nonceB },
-    { type: 'proof', mac: Buffer.alloc(32, 1) },
-    { type: 'welcome', mac: Buffer.alloc(32, 2) },
+    { type: 'challenge', proto: 2, nonce: nonceB },
+    { type: 'proof', mac: Buffer.alloc(32, 1), sealed: Buffer.alloc(40, 3) },
+    { type: 'welcome', mac: Buffer.alloc(32, 2), sealed: Buffer.alloc(40, 4) },
     { type: 'refuse', code: 'secret-mismatch', message: 'no' },
   ];
 
@@ -148,8 +150,9 @@ describe('handshake messages', () => {
       ['short nonce', withBody(1, { ...JSON.parse(encodeHandshakeMessage(hello).subarray(1).toString()), nonce: 'AAAA' })],
       ['bad channel', withBody(1, { ...JSON.parse(encodeHandshakeMessage(hello).subarray(1).toString()), channel: 'gossip' })],
       ['inverted versions', withBody(1, { ...JSON.parse(encodeHandshakeMessage(hello).subarray(1).toString()), protoMin: 3, protoMax: 2 })],
-      ['huge node id', withBody(1, { ...JSON.parse(encodeHandshakeMessage(hello).subarray(1).toString()), nodeId: 'x'.repeat(300) })],
-      ['short mac', withBody(3, { mac: Buffer.alloc(16).toString('base64') })],
+      ['short mac', withBody(3, { mac: Buffer.alloc(16).toString('base64'), sealed: Buffer.alloc(40).toString('base64') })],
+      ['proof without identity', withBody(3, { mac: Buffer.alloc(32).toString('base64') })],
+      ['huge sealed identity', withBody(3, { mac: Buffer.alloc(32).toString('base64'), sealed: Buffer.alloc(10_000).toString('base64') })],
       ['refuse without message', withBody(5, { code: 'secret-mismatch' })],
     ];
     for (const [what, body] of bad) assert.equal(decodeHandshakeMessage(body), undefined, what);
@@ -162,9 +165,7 @@ describe('handshake messages', () => {
 });
 
 describe('checkHello and protocol negotiation', () => {
-  const hello: HelloMessage = {
-    type: 'hello', protoMin: 1, protoMax: 1, clusterId: 'b', nodeId: 'x', address: 'h:1', channel: 'control', nonce: nonceA,
-  };
+  const hello: HelloMessage = { type: 'hello', protoMin: 2, protoMax: 2, channel: 'control', nonce: nonceA };
 
   it('picks the highest common version, or none', () => {
     assert.equal(negotiateProtocol(1, 3, 2, 5), 3);
@@ -173,21 +174,53 @@ describe('checkHello and protocol negotiation', () => {
     assert.equal(negotiateProtocol(1, 1, 2, 3), undefined);
   });
 
-  it('refuses another cluster id, naming both', () => {
-    assert.deepEqual(checkHello(hello, { clusterId: 'a' }), {
+  it('refuses a version-1 HELLO as a protocol mismatch, and reads none of its identifying fields', () => {
+    const v1 = Buffer.concat([
+      Buffer.from([HandshakeType.HELLO]),
+      Buffer.from(JSON.stringify({ protoMin: 1, protoMax: 1, clusterId: 'shop', nodeId: 'engine-1', address: 'h:1', channel: 'control', nonce: nonceA.toString('base64') })),
+    ]);
+    const decoded = decodeHandshakeMessage(v1);
+    assert.deepEqual(decoded, { type: 'hello', protoMin: 1, protoMax: 1, channel: 'control', nonce: nonceA });
+    const verdict = checkHello(decoded as HelloMessage);
+    assert.deepEqual(verdict, {
       ok: false,
-      code: 'cluster-id-mismatch',
-      message: 'this node belongs to cluster "a", not "b"',
+      code: 'protocol-mismatch',
+      message: 'no common cluster-protocol version: this node speaks 2-2, the connecting node 1-1',
     });
   });
 
-  it('refuses a version range that does not overlap', () => {
-    const verdict = checkHello({ ...hello, clusterId: 'a', protoMin: 7, protoMax: 9 }, { clusterId: 'a' });
-    assert.equal(verdict.ok, false);
-    assert.equal(!verdict.ok && verdict.code, 'protocol-mismatch');
+  it('accepts a matching hello with the negotiated version, whatever the cluster', () => {
+    assert.deepEqual(checkHello({ ...hello, protoMax: 5 }), { ok: true, proto: PROTOCOL_VERSION_MAX });
+  });
+});
+
+describe('sealed identities', () => {
+  const opening: OpeningTranscript = { proto: 2, channel: 'control', dialerNonce: nonceA, listenerNonce: nonceB };
+  const identity = { clusterId: 'shop', nodeId: 'engine-1', address: '10.0.0.1:8020' };
+
+  it('opens with the same secret, role and transcript, and hides every field', () => {
+    const sealed = sealIdentity('s3cret', 'dialer', opening, identity);
+    assert.deepEqual(openIdentity('s3cret', 'dialer', opening, sealed), identity);
+    for (const field of Object.values(identity)) assert.equal(sealed.includes(Buffer.from(field)), false, field);
   });
 
-  it('accepts a matching hello with the negotiated version', () => {
-    assert.deepEqual(checkHello({ ...hello, clusterId: 'a', protoMax: 5 }, { clusterId: 'a' }), { ok: true, proto: PROTOCOL_VERSION_MAX });
+  it('does not open with another secret, role, nonce or channel, nor when tampered', () => {
+    const sealed = sealIdentity('s3cret', 'dialer', opening, identity);
+    assert.equal(openIdentity('other', 'dialer', opening, sealed), undefined);
+    assert.equal(openIdentity('s3cret', 'listener', opening, sealed), undefined);
+    assert.equal(openIdentity('s3cret', 'dialer', { ...opening, listenerNonce: createNonce() }, sealed), undefined);
+    assert.equal(openIdentity('s3cret', 'dialer', { ...opening, channel: 'bulk' }, sealed), undefined);
+    const tampered = Buffer.from(sealed);
+    tampered[0]! ^= 1;
+    assert.equal(openIdentity('s3cret', 'dialer', opening, tampered), undefined);
+    assert.equal(openIdentity('s3cret', 'dialer', opening, Buffer.alloc(8)), undefined);
+  });
+
+  it('proves the secret alone with a key that does not depend on the cluster id', () => {
+    const t = encodeOpeningTranscript(opening);
+    const mac = computeProof(deriveSecretKey('s3cret'), 'dialer', t);
+    assert.equal(matchProof([deriveSecretKey('new'), deriveSecretKey('s3cret')], 'dialer', t, mac), 1);
+    assert.equal(matchProof([deriveSecretKey('s3cret')], 'dialer', encodeOpeningTranscript({ ...opening, proto: 3 }), mac), -1);
+    assert.notDeepEqual(deriveSecretKey('s3cret'), deriveAuthKey('s3cret', ''));
   });
 });
