@@ -102,6 +102,9 @@ export const ERROR_CODES = {
   HTTP_BAD_REQUEST: { status: 400, summary: 'The request body or parameters do not match the route\'s schema.' },
   HTTP_NOT_FOUND: { status: 404, summary: 'No route matches the method and path.' },
   HTTP_BODY_TOO_LARGE: { status: 413, summary: 'The request body is larger than the route allows.' },
+  HTTP_URI_TOO_LONG: { status: 414, summary: 'A path segment of the URL is longer than any id or key the API accepts.' },
+  HTTP_HEADERS_TOO_LARGE: { status: 431, summary: 'The request line and headers together exceed the server\'s header size limit.' },
+  HTTP_REQUEST_TIMEOUT: { status: 408, summary: 'The client did not send a complete request in time.' },
   HTTP_UNSUPPORTED_MEDIA_TYPE: { status: 415, summary: 'The request body is not application/json.' },
   HTTP_INTERNAL: { status: 500, summary: 'An unexpected failure; the node log has the details.' },
 

@@ -1,4 +1,5 @@
 import { isUtf8 } from 'node:buffer';
+import { STATUS_CODES } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from '../core/logger.js';
 import { CohortError, ERROR_CODES, type ErrorCode } from '../core/errors.js';
@@ -58,19 +59,50 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     // The router refuses a URL whose percent-encoding is not valid UTF-8 before any route
     // or error handler sees it; it is answered in the shape of every other error.
     frameworkErrors: (err, request, reply) => {
-      const code = err.code === 'FST_ERR_BAD_URL' ? (badUrlCodes.get(app) ?? 'HTTP_BAD_REQUEST') : 'HTTP_BAD_REQUEST';
-      const message = err.code === 'FST_ERR_BAD_URL' ? 'the URL\'s percent-encoding is not valid UTF-8' : err.message;
+      const [code, message]: [ErrorCode, string] =
+        err.code === 'FST_ERR_BAD_URL'
+          ? [badUrlCodes.get(app) ?? 'HTTP_BAD_REQUEST', 'the URL\'s percent-encoding is not valid UTF-8']
+          : err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+            ? ['HTTP_URI_TOO_LONG', 'a path segment of the URL is too long']
+            : // Fastify's message may quote the whole URL; a refusal never echoes it.
+              ['HTTP_BAD_REQUEST', 'the request URL cannot be routed'];
       refused(request, code, message);
       return (reply as FastifyReply).code(ERROR_CODES[code].status).send({ error: { code, message } });
+    },
+    // What Node's HTTP parser refuses before Fastify sees a request (a header block over the
+    // limit, a malformed request line, a client too slow) is answered in the same coded shape.
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket) => {
+      if (err.code === 'ECONNRESET' || socket.destroyed) return;
+      const code: ErrorCode =
+        err.code === 'HPE_HEADER_OVERFLOW' ? 'HTTP_HEADERS_TOO_LARGE' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'HTTP_REQUEST_TIMEOUT' : 'HTTP_BAD_REQUEST';
+      const body = JSON.stringify({ error: { code, message: ERROR_CODES[code].summary } });
+      if (socket.writable) {
+        socket.write(
+          `HTTP/1.1 ${ERROR_CODES[code].status} ${STATUS_CODES[ERROR_CODES[code].status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`,
+        );
+      }
+      socket.destroy();
     },
   });
 
   const json = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    // Many clients send `Content-Type: application/json` on a DELETE or GET with no body at
+    // all: an empty body is no body, whatever its type; routes that need one say so in their
+    // schema and refuse it there with the usual coded error.
+    if ((body as Buffer).length === 0) return done(null, undefined);
     if (!isUtf8(body as Buffer)) return done(new CohortError('HTTP_BAD_REQUEST', 'the request body is not valid UTF-8'), undefined);
     // The default parser answers through `done` (and guards against prototype poisoning).
     void json(request, (body as Buffer).toString('utf8'), done);
+  });
+
+  // A body whose every field is optional may be left out: the route then sees `{}`, so an empty
+  // request is not refused as "body must be object" merely for carrying a JSON content type.
+  app.addHook('preValidation', async (request) => {
+    if (request.body !== undefined) return;
+    const schema = request.routeOptions.schema?.body as { type?: string; required?: unknown[] } | undefined;
+    if (schema?.type === 'object' && (schema.required === undefined || schema.required.length === 0)) request.body = {};
   });
 
   app.setErrorHandler((err: FastifyError | CohortError, request, reply) => {

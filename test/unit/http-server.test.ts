@@ -1,5 +1,7 @@
 /** What every HTTP API shares (src/http/server.ts): error shapes for what the router and parser refuse. */
 import { describe, it } from 'node:test';
+import type { AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import assert from 'node:assert/strict';
 import { silentLogger } from '../../src/core/logger.js';
 import { createHttpServer, setBadUrlCode } from '../../src/http/server.js';
@@ -8,6 +10,9 @@ function server(t: { after(fn: () => Promise<void>): void }) {
   const app = createHttpServer({ logger: silentLogger(), bodyLimit: 4096, name: 'test' });
   app.get('/items/:id', async (request) => ({ id: (request.params as { id: string }).id }));
   app.post('/items', async (request) => ({ body: request.body }));
+  app.delete('/items/:id', async () => ({ deleted: true }));
+  app.post('/needs', { schema: { body: { type: 'object', required: ['name'], properties: { name: { type: 'string' } } } } }, async (request) => ({ body: request.body }));
+  app.post('/optional', { schema: { body: { type: 'object', properties: { force: { type: 'boolean' } } } } }, async (request) => ({ body: request.body }));
   t.after(() => app.close());
   return app;
 }
@@ -35,6 +40,43 @@ describe('HTTP server conventions', () => {
     assert.match(bad.json().error.message, /not valid UTF-8/);
     assert.deepEqual((await app.inject({ method: 'POST', url: '/items', headers, payload: '{"a":"Zo\u00eb"}' })).json(), { body: { a: 'Zo\u00eb' } });
     assert.equal((await app.inject({ method: 'POST', url: '/items', headers, payload: '{"__proto__":{"x":1}}' })).statusCode, 400);
-    assert.equal((await app.inject({ method: 'POST', url: '/items', headers, payload: '' })).json().error.code, 'HTTP_BAD_REQUEST');
+  });
+
+  it('takes an empty body with a JSON content type as no body: accepted where none is needed, refused with a code where one is', async (t) => {
+    const app = server(t);
+    const headers = { 'content-type': 'application/json' };
+    const del = await app.inject({ method: 'DELETE', url: '/items/7', headers });
+    assert.equal(del.statusCode, 200, del.body);
+    assert.deepEqual((await app.inject({ method: 'POST', url: '/optional', headers, payload: '' })).json(), { body: {} });
+    const needed = await app.inject({ method: 'POST', url: '/needs', headers, payload: '' });
+    assert.equal(needed.statusCode, 400);
+    assert.equal(needed.json().error.code, 'HTTP_BAD_REQUEST');
+    assert.equal((await app.inject({ method: 'POST', url: '/needs', headers, payload: '{' })).json().error.code, 'HTTP_BAD_REQUEST');
+  });
+
+  it('answers an over-long path segment with 414 HTTP_URI_TOO_LONG, without echoing the URL', async (t) => {
+    const app = server(t);
+    const r = await app.inject({ method: 'GET', url: `/items/${'a'.repeat(10_000)}` });
+    assert.equal(r.statusCode, 414);
+    assert.equal(r.json().error.code, 'HTTP_URI_TOO_LONG');
+    assert.ok(r.body.length < 200, r.body.slice(0, 300));
+  });
+
+  it('answers what Node\'s parser refuses (a header block over the limit, a malformed request) in the coded shape', async (t) => {
+    const app = server(t);
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as AddressInfo;
+    const huge = await fetch(`http://127.0.0.1:${port}/items/${'a'.repeat(100_000)}`);
+    assert.equal(huge.status, 431);
+    assert.equal(((await huge.json()) as { error: { code: string } }).error.code, 'HTTP_HEADERS_TOO_LARGE');
+    const raw = await new Promise<string>((resolve) => {
+      const socket = connect({ host: '127.0.0.1', port }, () => socket.write('NOT-HTTP garbage\r\n\r\n'));
+      let text = '';
+      socket.on('data', (d) => (text += d.toString()));
+      socket.on('close', () => resolve(text));
+      socket.on('error', () => {});
+    });
+    assert.match(raw, /^HTTP\/1\.1 400 /);
+    assert.match(raw, /\{"error":\{"code":"HTTP_BAD_REQUEST","message":"[^"]+"\}\}$/);
   });
 });
