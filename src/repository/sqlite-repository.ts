@@ -9,7 +9,7 @@
  * better-sqlite3 is synchronous, so within one process calls never interleave; the methods
  * are async only to share the Repository interface with PostgreSQL.
  */
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { systemClock, type Clock } from '../core/clock.js';
@@ -378,13 +378,28 @@ export class SqliteRepository implements Repository {
   }
 }
 
+/**
+ * Creates the database file readable and writable by its owner only (it holds password hashes
+ * and audit records), or tightens an existing one, before SQLite opens it.
+ */
+function ownerOnly(path: string): void {
+  closeSync(openSync(path, 'a', 0o600));
+  chmodSync(path, 0o600);
+}
+
 function openDatabase(path: string): Database.Database {
   let db: Database.Database | undefined;
   try {
-    if (path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true, mode: 0o700 });
+    if (path !== ':memory:') {
+      mkdirSync(dirname(resolve(path)), { recursive: true, mode: 0o700 });
+      ownerOnly(path);
+    }
     db = new Database(path);
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     enableWal(db);
+    // SQLite gives its WAL and shared-memory files the database file's mode; files an older
+    // version created (0644) are tightened here too.
+    if (path !== ':memory:') for (const suffix of ['-wal', '-shm']) if (existsSync(`${path}${suffix}`)) chmodSync(`${path}${suffix}`, 0o600);
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
     return db;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -59,6 +59,27 @@ describe('SQLite repository files', () => {
     const repo = await openRepository(`sqlite:${join(dir, 'data', 'nested', 'console.db')}`);
     await repo.close();
     assert.equal((await stat(join(dir, 'data', 'nested'))).mode & 0o777, 0o700);
+  });
+
+  it('keeps the database, its WAL and shared-memory files readable by the owner only, and tightens a file an older version left open', async (t) => {
+    const dir = tmpDir(t);
+    const file = join(dir, 'repository.db');
+    // What an earlier version created: world-readable, holding password hashes.
+    const old = new Database(file);
+    old.exec('CREATE TABLE leftover (x)');
+    old.close();
+    await chmod(file, 0o644);
+    const repo = await openRepository(`sqlite:${file}`);
+    await repo.createAdminUser({ name: 'alice', role: 'admin', passwordHash: 'scrypt$x', createdAt: 1 }, 'test', 'node');
+    for (const suffix of ['', '-wal', '-shm']) {
+      assert.equal((await stat(`${file}${suffix}`)).mode & 0o777, 0o600, `repository.db${suffix}`);
+    }
+    await repo.close();
+    const fresh = join(dir, 'fresh.db');
+    const second = await openRepository(`sqlite:${fresh}`);
+    await second.createAdminUser({ name: 'bob', role: 'admin', passwordHash: 'scrypt$y', createdAt: 1 }, 'test', 'node');
+    for (const suffix of ['', '-wal', '-shm']) assert.equal((await stat(`${fresh}${suffix}`)).mode & 0o777, 0o600, `fresh.db${suffix}`);
+    await second.close();
   });
 
   it('a path that cannot be opened is REPO_UNAVAILABLE naming the path', async (t) => {
