@@ -153,7 +153,7 @@ export async function registerAdminApi(app: FastifyInstance, o: AdminApiOptions)
           required: ['name'],
           properties: {
             name: { type: 'string', minLength: 1, maxLength: 200 },
-            scope: { type: 'string', enum: API_KEY_SCOPES, description: 'runtime (default): the runtime API; gateway: the access-decision front doors; client: a credential of API callers.' },
+            scope: { type: 'string', enum: API_KEY_SCOPES, description: 'runtime (default): the runtime API; gateway: the access-decision front doors; client: a credential of API callers; read: the runtime API\'s reads of single records only.' },
           },
         },
       },

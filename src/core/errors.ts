@@ -82,7 +82,7 @@ export const ERROR_CODES = {
   AUTH_MISSING_CREDENTIAL: { status: 401, summary: 'The request carries no Authorization: Bearer credential.' },
   AUTH_INVALID_CREDENTIAL: { status: 401, summary: 'The request\'s credential is not valid for this node.' },
   AUTH_NO_API_KEYS: { status: 401, summary: 'The engine has no API key configured ([http] api_keys), so the runtime API accepts no request.' },
-  AUTH_FORBIDDEN: { status: 403, summary: 'The credential is valid but its role may not do this (an auditor is read-only).' },
+  AUTH_FORBIDDEN: { status: 403, summary: 'The credential is valid but its role or scope may not do this (an auditor is read-only; a read-scoped API key only reads single records).' },
   AUTH_LOCKED_OUT: { status: 429, summary: 'Too many wrong passwords for this user: logins are refused until the lock-out ends (details.retryAfterSeconds).' },
   CONSOLE_SECTION_UNKNOWN: { status: 404, summary: 'No configuration section by that name (sections: runtime, services, apis, api-keys, schedules).' },
   CONSOLE_DOCUMENT_INVALID: { status: 400, summary: 'The configuration document does not match its section\'s schema (details.errors says where); nothing was saved.' },

@@ -199,6 +199,20 @@ function checkSize(value: unknown, cap: number, what: string, key: string): void
 }
 
 /**
+ * Routes a `read` key may not use although they are GETs: a listing of every session id of a
+ * subject (session ids are bearer credentials) needs the runtime scope.
+ */
+const RUNTIME_SCOPE_READS = new Set(['/runtime/v1/subjects/:subject/sessions']);
+
+/** A `read`-scoped key reads single records: no write, no listing, no read that changes state. */
+function checkReadScope(request: FastifyRequest): void {
+  const route = request.routeOptions.url ?? '';
+  const touches = (request.query as { touch?: string } | undefined)?.touch === 'true';
+  if ((request.method === 'GET' || request.method === 'HEAD') && !RUNTIME_SCOPE_READS.has(route) && !touches) return;
+  throw new CohortError('AUTH_FORBIDDEN', `an API key of scope read may not ${request.method} ${route || request.url.split('?')[0]}${touches ? ' with touch=true' : ''}: that needs scope runtime`);
+}
+
+/**
  * Refuses malformed ids before the schema is checked (and so before anything is stored):
  * every path parameter is an id (or a policy name), and so are the `id` and `subject` of a
  * body. Bodies that are not valid UTF-8 never get here (the HTTP layer refuses them), nor do
@@ -238,7 +252,7 @@ export function registerRuntimeApi(app: FastifyInstance, options: RuntimeApiOpti
       },
       components: {
         securitySchemes: {
-          bearer: { type: 'http', scheme: 'bearer', description: 'An API key: [http] api_keys, or issued by the console with scope runtime.' },
+          bearer: { type: 'http', scheme: 'bearer', description: 'An API key: [http] api_keys, or issued by the console with scope runtime (everything) or read (GETs of single records: not a subject\'s session list, not touch=true).' },
           gatewayKey: { type: 'apiKey', in: 'header', name: 'X-Cohort-Key', description: 'The calling gateway\'s API key at the access-decision doors: [http] api_keys, or issued by the console with scope runtime or gateway.' },
         },
       },
@@ -297,7 +311,10 @@ export function registerRuntimeApi(app: FastifyInstance, options: RuntimeApiOpti
       let ok = false;
       for (const expected of options.apiKeyHashes) ok = constantTimeEqual(hash, expected) || ok;
       for (const expected of issued) ok = constantTimeEqual(hash, expected) || ok;
-      if (!ok) throw new CohortError('AUTH_INVALID_CREDENTIAL', 'invalid API key');
+      let readOnly = false;
+      for (const expected of settings().readKeyHashes) readOnly = constantTimeEqual(hash, expected) || readOnly;
+      if (!ok && !readOnly) throw new CohortError('AUTH_INVALID_CREDENTIAL', 'invalid API key');
+      if (!ok) checkReadScope(request);
     });
     api.addHook('preValidation', checkIds);
 

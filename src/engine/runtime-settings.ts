@@ -19,6 +19,8 @@ export interface RuntimeSettings {
   revocationMaxTtlSeconds: number;
   /** SHA-256 of the console-issued keys of scope `runtime` (besides those of `[http] api_keys`): the runtime API. */
   apiKeyHashes: Buffer[];
+  /** SHA-256 of the issued keys of scope `read`: the runtime API's reads, nothing else. */
+  readKeyHashes: Buffer[];
   /** SHA-256 of the console-issued keys the access-decision front doors accept: scopes `runtime` and `gateway`. */
   gatewayKeyHashes: Buffer[];
   /** Console-issued keys of scope `client`, by SHA-256 (hex): API callers' credentials, checked by decisions. */
@@ -78,6 +80,7 @@ export function runtimeSettings(sections: { runtime?: unknown; services?: unknow
     tokenTtlSeconds: services.tokens?.defaultTtlSeconds ?? 300,
     revocationMaxTtlSeconds: services.revocations?.maxTtlSeconds ?? DEFAULT_REVOCATION_MAX_TTL_SECONDS,
     apiKeyHashes: scoped('runtime').map((k) => Buffer.from(k.hash, 'hex')),
+    readKeyHashes: scoped('read').map((k) => Buffer.from(k.hash, 'hex')),
     gatewayKeyHashes: scoped('runtime', 'gateway').map((k) => Buffer.from(k.hash, 'hex')),
     clientKeys,
     allowUnmatched,

@@ -29,8 +29,13 @@ const bucket = {
   required: ['capacity', 'refillPerSecond'],
   properties: { capacity: { type: 'integer', minimum: 1, maximum: 1_000_000_000 }, refillPerSecond: { type: 'number', exclusiveMinimum: 0, maximum: 1_000_000_000 } },
 } as const;
-/** What an issued API key may do; keys without a scope are `runtime` keys. */
-export const API_KEY_SCOPES = ['runtime', 'gateway', 'client'] as const;
+/**
+ * What an issued API key may do; keys without a scope are `runtime` keys. `runtime`: the runtime
+ * API; `gateway`: the access-decision doors; `client`: a credential of API callers, checked by
+ * decisions; `read`: the runtime API's reads of single records (GET), not listings of a
+ * subject's sessions and not reads that change state (`?touch=true`).
+ */
+export const API_KEY_SCOPES = ['runtime', 'gateway', 'client', 'read'] as const;
 export type ApiKeyScope = (typeof API_KEY_SCOPES)[number];
 
 /**

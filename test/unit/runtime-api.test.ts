@@ -14,7 +14,10 @@ const KEY = 'runtime-test-api-key-0123456789';
 
 const settings = runtimeSettings({ runtime: { defaultRateLimit: { capacity: 2, refillPerSecond: 1 } } });
 
-function runtimeApp(t: { after(fn: () => Promise<void>): void }, options: { keys?: string[]; notReady?: string[] } = {}): { app: FastifyInstance; clock: ManualClock } {
+function runtimeApp(
+  t: { after(fn: () => Promise<void>): void },
+  options: { keys?: string[]; notReady?: string[]; settings?: ReturnType<typeof runtimeSettings> } = {},
+): { app: FastifyInstance; clock: ManualClock } {
   const clock = new ManualClock(1_800_000_000_000);
   const { provider } = localGrid(clock);
   const app = createHttpServer({ logger: silentLogger(), bodyLimit: 64 * 1024, name: 'runtime' });
@@ -22,7 +25,7 @@ function runtimeApp(t: { after(fn: () => Promise<void>): void }, options: { keys
     provider,
     apiKeyHashes: (options.keys ?? [KEY]).map(sha256),
     notReadyReasons: () => options.notReady ?? [],
-    settings: () => settings,
+    settings: () => options.settings ?? settings,
   });
   t.after(async () => {
     await app.close();
@@ -46,6 +49,37 @@ describe('runtime API', () => {
     assert.deepEqual((await app.inject({ method: 'GET', url: '/health/ready' })).json(), { status: 'ready' });
     const none = runtimeApp(t, { keys: [] });
     assert.equal((await none.app.inject({ method: 'GET', url: '/runtime/v1/revocations/x', headers: auth })).json().error.code, 'AUTH_NO_API_KEYS');
+  });
+
+  it('enforces the scopes of issued keys: read keys read single records only; gateway and client keys open nothing here', async (t) => {
+    const issued = (scope: string, key: string) => ({ id: `k-${scope}`, name: scope, hash: sha256(key).toString('hex'), createdAt: 1, createdBy: 'admin', scope });
+    const scoped = runtimeSettings({
+      'api-keys': { keys: [issued('runtime', 'key-runtime-0123456789'), issued('read', 'key-read-0123456789'), issued('gateway', 'key-gateway-0123456789'), issued('client', 'key-client-0123456789')] },
+    });
+    const { app } = runtimeApp(t, { keys: [], settings: scoped });
+    const as = (key: string) => ({ authorization: `Bearer ${key}` });
+    const created = await app.inject({ method: 'POST', url: '/runtime/v1/sessions', headers: as('key-runtime-0123456789'), payload: { subject: 'alice' } });
+    assert.equal(created.statusCode, 201, created.body);
+    const id = created.json().id as string;
+    const read = as('key-read-0123456789');
+    assert.equal((await app.inject({ method: 'GET', url: `/runtime/v1/sessions/${id}`, headers: read })).statusCode, 200);
+    assert.equal((await app.inject({ method: 'GET', url: '/runtime/v1/revocations/x', headers: read })).statusCode, 200);
+    for (const refused of [
+      { method: 'GET', url: '/runtime/v1/subjects/alice/sessions' },
+      { method: 'GET', url: `/runtime/v1/sessions/${id}?touch=true` },
+      { method: 'DELETE', url: `/runtime/v1/sessions/${id}` },
+      { method: 'POST', url: '/runtime/v1/revocations', payload: { id: 'x' } },
+    ] as const) {
+      const r = await app.inject({ ...refused, headers: read });
+      assert.equal(r.statusCode, 403, `${refused.method} ${refused.url}: ${r.body}`);
+      assert.equal(r.json().error.code, 'AUTH_FORBIDDEN');
+    }
+    assert.equal((await app.inject({ method: 'GET', url: `/runtime/v1/sessions/${id}`, headers: read })).statusCode, 200, 'nothing was deleted');
+    for (const key of ['key-gateway-0123456789', 'key-client-0123456789']) {
+      assert.equal((await app.inject({ method: 'GET', url: `/runtime/v1/sessions/${id}`, headers: as(key) })).json().error.code, 'AUTH_INVALID_CREDENTIAL', key);
+    }
+    const list = await app.inject({ method: 'GET', url: '/runtime/v1/subjects/alice/sessions', headers: as('key-runtime-0123456789') });
+    assert.equal(list.statusCode, 200);
   });
 
   it('answers sessions through the compiled schema with every field and nested attributes; an unexpected failure is a 500 logged with the request, never its internals', async (t) => {
