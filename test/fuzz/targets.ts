@@ -1,0 +1,369 @@
+/**
+ * Property-based fuzzing of everything that reads bytes from outside: the frame codec, the
+ * handshake messages, the INI parser, saved grid state and record lines, the console's
+ * configuration documents and the runtime API's bodies. The property is always the same: a
+ * clear coded error (or a well-formed result), the process alive, nothing changed.
+ *
+ * Each target is run two ways: a short run inside `npm test` (test/unit/fuzz-smoke.test.ts)
+ * and a long one by `npm run fuzz` (test/fuzz/main.ts), which prints the cases tried per target.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect } from 'node:net';
+import fc from 'fast-check';
+import { ManualClock, systemClock } from '../../src/core/clock.js';
+import { Secret } from '../../src/config/secret.js';
+import { isCohortError } from '../../src/core/errors.js';
+import { silentLogger } from '../../src/core/logger.js';
+import { parseConfigText } from '../../src/config/ini-file.js';
+import { buildNodeConfig } from '../../src/config/node-config.js';
+import { ConfigService } from '../../src/console/config-service.js';
+import { registerRuntimeApi } from '../../src/engine/runtime-api.js';
+import { runtimeSettings } from '../../src/engine/runtime-settings.js';
+import { sha256 } from '../../src/http/bearer-auth.js';
+import { createHttpServer } from '../../src/http/server.js';
+import { GRID_STATE_FILE, loadGridState, saveGridState } from '../../src/node/grid-state-file.js';
+import { CONFIG_SECTIONS } from '../../src/policy/config-sections.js';
+import { openRepository } from '../../src/repository/open-repository.js';
+import { localGrid } from '../../src/state/grid/grid-provider.js';
+import { GridStore } from '../../src/state/grid/grid-store.js';
+import { parseRecordLine, parseRecordLines, recordLine } from '../../src/state/grid/record-lines.js';
+import { encodeFrame, FrameDecoder } from '../../src/transport/frame-codec.js';
+import { decodeHandshakeMessage, encodeHandshakeMessage, HandshakeType } from '../../src/transport/handshake.js';
+import { TcpTransport } from '../../src/transport/tcp-transport.js';
+
+export interface FuzzTarget {
+  name: string;
+  /** Runs `runs` cases (or until `deadline`, ms since the epoch); returns the cases tried. */
+  run(runs: number, deadline?: number): Promise<number>;
+}
+
+/** Runs an async property, counting cases; a failure throws fast-check's report (seed, path, counterexample). */
+async function check<T>(arb: fc.Arbitrary<T>, body: (value: T) => Promise<void> | void, runs: number, deadline?: number): Promise<number> {
+  let tried = 0;
+  await fc.assert(
+    fc.asyncProperty(arb, async (value) => {
+      tried++;
+      await body(value);
+    }),
+    { numRuns: runs, ...(deadline !== undefined ? { interruptAfterTimeLimit: Math.max(1, deadline - Date.now()), markInterruptAsFailure: false } : {}) },
+  );
+  return tried;
+}
+
+/** A thrown error must be a CohortError with one of `codes`. */
+function expectCoded(err: unknown, codes: readonly string[], what: string): void {
+  if (!isCohortError(err) || !codes.includes(err.code)) {
+    throw new Error(`${what}: expected a coded error (${codes.join(', ')}), got ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}`);
+  }
+}
+
+const bytes = (max: number) => fc.uint8Array({ maxLength: max }).map((a) => Buffer.from(a));
+/** Text mostly made of what the parser looks for, with arbitrary characters between. */
+const iniText = fc
+  .array(
+    fc.oneof(
+      fc.constantFrom('[node]', '[cluster]', '[http]', '[state]', '[access]', '[tls]', '[x', ']', '=', ';', '#', '\n', '\r\n', '"', "'", '\\', ' '),
+      fc.constantFrom('id', 'role', 'mode', 'data_dir', 'peers', 'secret_key', 'runtime', 'admin', 'body_limit', 'profile', 'replication_factor'),
+      fc.constantFrom('engine', 'console', 'inline', '127.0.0.1:0', '-1', '1e309', '0x10', 'true', 'ÿ', '\u0000'),
+      fc.string({ maxLength: 12 }),
+    ),
+    { maxLength: 60 },
+  )
+  .map((parts) => parts.join(''));
+
+/** Writes `data` to `address` and waits for the listener to close the connection (or 2 s). */
+function sendRaw(address: string, data: Buffer): Promise<void> {
+  const i = address.lastIndexOf(':');
+  return new Promise((resolve) => {
+    const socket = connect({ host: address.slice(0, i), port: Number(address.slice(i + 1)) }, () => socket.end(data));
+    const timer = setTimeout(() => socket.destroy(), 2000);
+    socket.on('error', () => {});
+    socket.on('data', () => {});
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+export const TARGETS: FuzzTarget[] = [
+  {
+    name: 'cluster port',
+    run: async (runs, deadline) => {
+      const secret = 'fuzz-cluster-secret-0123456789';
+      const options = { clusterId: 'fuzz', bind: { host: '127.0.0.1', port: 0 }, clock: systemClock, logger: silentLogger(), handshakeTimeoutMs: 500 };
+      const listener = new TcpTransport({ ...options, nodeId: 'listener', secret: new Secret(secret) });
+      const dialer = new TcpTransport({ ...options, nodeId: 'dialer', secret: new Secret(secret) });
+      const received: string[] = [];
+      await listener.start({ onMessage: (_from, _channel, payload) => received.push(Buffer.from(payload).toString()), onPeerDown() {}, onRefused() {} });
+      await dialer.start({ onMessage() {}, onPeerDown() {}, onRefused() {} });
+      try {
+        let n = 0;
+        return await check(
+          fc.oneof(
+            bytes(200),
+            // A plausible frame header with a hostile length, then garbage.
+            fc.tuple(fc.nat(0xffff_ffff), bytes(64)).map(([length, rest]) => {
+              const head = Buffer.alloc(4);
+              head.writeUInt32BE(length);
+              return Buffer.concat([head, rest]);
+            }),
+            fc.tuple(fc.integer({ min: 0, max: 7 }), fc.jsonValue({ maxDepth: 2 })).map(([type, body]) => encodeFrame(Buffer.concat([Buffer.from([type]), Buffer.from(JSON.stringify(body) ?? '')]))),
+          ),
+          async (data) => {
+            await sendRaw(listener.localAddress, data);
+            // Every 25 cases, the listener still opens a real connection and delivers.
+            if (++n % 25 === 0) {
+              const marker = `still-alive-${n}`;
+              dialer.send(listener.localAddress, 'control', Buffer.from(marker));
+              const until = Date.now() + 5000;
+              while (!received.includes(marker) && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+              assert.ok(received.includes(marker), 'the listener stopped accepting real peers');
+            }
+          },
+          runs,
+          deadline,
+        );
+      } finally {
+        await dialer.close();
+        await listener.close();
+      }
+    },
+  },
+  {
+    name: 'frame codec',
+    run: (runs, deadline) =>
+      check(
+        fc.record({ bodies: fc.array(bytes(300), { maxLength: 8 }), garbage: bytes(64), cuts: fc.array(fc.nat(2000), { maxLength: 10 }), limit: fc.integer({ min: 1, max: 400 }) }),
+        ({ bodies, garbage, cuts, limit }) => {
+          const stream = Buffer.concat([...bodies.map((b) => encodeFrame(b)), garbage]);
+          const decoder = new FrameDecoder(limit);
+          const out: Buffer[] = [];
+          let at = 0;
+          for (const cut of [...cuts.map((c) => c % (stream.length + 1)).sort((a, b) => a - b), stream.length]) {
+            if (cut < at) continue;
+            decoder.push(stream.subarray(at, cut));
+            at = cut;
+            for (let f = decoder.next(); f !== undefined; f = decoder.next()) out.push(Buffer.from(f));
+          }
+          // Every frame returned is within the limit and is the next body sent, in order.
+          for (const [i, f] of out.entries()) {
+            assert.ok(f.length <= limit);
+            if (i < bodies.length) assert.deepEqual(f, bodies[i]);
+          }
+          const firstTooBig = bodies.findIndex((b) => b.length > limit);
+          if (firstTooBig >= 0) assert.ok(out.length <= firstTooBig && decoder.oversizedLength !== undefined);
+        },
+        runs,
+        deadline,
+      ),
+  },
+  {
+    name: 'handshake messages',
+    run: (runs, deadline) =>
+      check(
+        fc.oneof(
+          bytes(600),
+          fc.record({ type: fc.integer({ min: 0, max: 7 }), body: fc.jsonValue({ maxDepth: 3 }) }).map(({ type, body }) => Buffer.concat([Buffer.from([type]), Buffer.from(JSON.stringify(body) ?? '')])),
+          fc
+            .record({
+              type: fc.constantFrom(...Object.values(HandshakeType)),
+              protoMin: fc.oneof(fc.integer({ min: -2, max: 70_000 }), fc.constant('2')),
+              protoMax: fc.integer({ min: -2, max: 70_000 }),
+              channel: fc.constantFrom('control', 'bulk', 'x'),
+              nonce: fc.oneof(bytes(40).map((b) => b.toString('base64')), fc.string()),
+              mac: bytes(40).map((b) => b.toString('base64')),
+              sealed: bytes(3200).map((b) => b.toString('base64')),
+              code: fc.string({ maxLength: 20 }),
+              message: fc.string({ maxLength: 1100 }),
+              proto: fc.integer({ min: -1, max: 3 }),
+            })
+            .map(({ type, ...body }) => Buffer.concat([Buffer.from([type]), Buffer.from(JSON.stringify(body))])),
+        ),
+        (frame) => {
+          const msg = decodeHandshakeMessage(frame);
+          // Whatever decodes re-encodes to a message that decodes the same (no half-checked fields).
+          if (msg !== undefined) assert.deepEqual(decodeHandshakeMessage(encodeHandshakeMessage(msg)), msg);
+        },
+        runs,
+        deadline,
+      ),
+  },
+  {
+    name: 'INI configuration files',
+    run: (runs, deadline) =>
+      check(
+        iniText,
+        (text) => {
+          try {
+            buildNodeConfig(parseConfigText(text, 'fuzz.ini'), 'fuzz.ini', {});
+          } catch (err) {
+            if (!isCohortError(err) || !err.code.startsWith('CONFIG_')) {
+              throw new Error(`not a CONFIG_ error for ${JSON.stringify(text)}: ${String(err)}`);
+            }
+          }
+        },
+        runs,
+        deadline,
+      ),
+  },
+  {
+    name: 'record lines',
+    run: (runs, deadline) => {
+      const clock = new ManualClock(1_800_000_000_000);
+      const store = new GridStore(clock, 'engine-1');
+      store.set('session', 's-1', { subject: 'alice' }, clock.now() + 60_000, 3, 'alice');
+      let valid = '';
+      store.eachRecord(3, (ns, key, r) => (valid = recordLine(ns, key, r)));
+      return check(
+        fc.oneof(
+          fc.string({ maxLength: 200 }),
+          fc.tuple(fc.nat(valid.length), fc.nat(valid.length), fc.string({ maxLength: 8 })).map(([a, b, s]) => valid.slice(0, Math.min(a, b)) + s + valid.slice(Math.max(a, b))),
+          fc.array(fc.oneof(fc.constant(valid), fc.string({ maxLength: 40 })), { maxLength: 6 }).map((lines) => lines.join('\n')),
+        ),
+        (text) => {
+          const one = parseRecordLine(text);
+          if (one) assert.ok(Number.isSafeInteger(one.record.version) && typeof one.key === 'string');
+          const { changes, damaged } = parseRecordLines(text);
+          assert.ok(changes.length + damaged <= text.split('\n').length);
+        },
+        runs,
+        deadline,
+      );
+    },
+  },
+  {
+    name: 'saved grid state',
+    run: async (runs, deadline) => {
+      const dir = mkdtempSync(join(tmpdir(), 'cohort-fuzz-state-'));
+      try {
+        const clock = new ManualClock(1_800_000_000_000);
+        const source = new GridStore(clock, 'engine-1');
+        for (let i = 0; i < 20; i++) source.set('session', `s-${i}`, { subject: `u-${i % 3}` }, clock.now() + 3_600_000, i % 5, `u-${i % 3}`);
+        await saveGridState(source, dir);
+        const good = readFileSync(join(dir, GRID_STATE_FILE));
+        return await check(
+          fc.oneof(
+            fc.array(fc.tuple(fc.nat(good.length - 1), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 4 }).map((flips) => {
+              const b = Buffer.from(good);
+              for (const [at, x] of flips) b[at]! ^= x;
+              return b;
+            }),
+            fc.nat(good.length - 1).map((n) => good.subarray(0, n)),
+            bytes(400),
+          ),
+          async (file) => {
+            writeFileSync(join(dir, GRID_STATE_FILE), file);
+            const target = new GridStore(clock, 'engine-2');
+            target.set('session', 'mine', { subject: 'keep' }, clock.now() + 3_600_000, 1, 'keep');
+            try {
+              await loadGridState(target, dir);
+              // Only an intact file loads (a flip that changed nothing is impossible: x ≠ 0).
+              assert.ok(file.equals(good), 'a damaged file was loaded');
+            } catch (err) {
+              expectCoded(err, ['GRID_STATE_DAMAGED'], 'saved grid state');
+              assert.equal(target.size(), 1, 'a damaged file changed the store');
+            }
+            rmSync(join(dir, `${GRID_STATE_FILE}.damaged`), { force: true });
+          },
+          runs,
+          deadline,
+        );
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  },
+  {
+    name: 'configuration documents',
+    run: async (runs, deadline) => {
+      const clock = new ManualClock(1_800_000_000_000);
+      const repo = await openRepository('sqlite::memory:', { clock });
+      try {
+        const config = new ConfigService(repo, clock, 'console', () => true);
+        const editable = CONFIG_SECTIONS.filter((s) => s !== 'api-keys' && s !== 'schedules');
+        return await check(
+          fc.record({ section: fc.constantFrom(...editable), content: fc.oneof(fc.jsonValue({ maxDepth: 4 }), fc.object({ maxDepth: 3 })) }),
+          async ({ section, content }) => {
+            const before = (await config.get(section)).version;
+            try {
+              await config.put(section, content, { user: 'fuzz', role: 'admin' });
+            } catch (err) {
+              expectCoded(err, ['CONSOLE_DOCUMENT_INVALID'], `${section} document ${JSON.stringify(content).slice(0, 200)}`);
+              assert.equal((await config.get(section)).version, before, 'a refused document changed the version');
+            }
+          },
+          runs,
+          deadline,
+        );
+      } finally {
+        await repo.close();
+      }
+    },
+  },
+  {
+    name: 'runtime API bodies',
+    run: async (runs, deadline) => {
+      const KEY = 'fuzz-runtime-key-0123456789';
+      const clock = new ManualClock(1_800_000_000_000);
+      const { provider, store } = localGrid(clock);
+      const app = createHttpServer({ logger: silentLogger(), bodyLimit: 64 * 1024, name: 'runtime' });
+      registerRuntimeApi(app, { provider, apiKeyHashes: [sha256(KEY)], notReadyReasons: () => [], settings: () => runtimeSettings({}) });
+      await app.ready();
+      const routes = [
+        ['POST', '/runtime/v1/sessions'],
+        ['POST', '/runtime/v1/revocations'],
+        ['POST', '/runtime/v1/replay'],
+        ['PUT', '/runtime/v1/artifacts/a-1'],
+        ['POST', '/runtime/v1/artifacts/a-1/resolve'],
+        ['PUT', '/runtime/v1/state/k-1'],
+        ['PUT', '/runtime/v1/tokens/t-1'],
+        ['POST', '/runtime/v1/lockout/alice/failures'],
+        ['POST', '/runtime/v1/ratelimit/default/alice'],
+        ['POST', '/runtime/v1/decide'],
+        ['POST', '/runtime/v1/decide/response'],
+        ['DELETE', '/runtime/v1/sessions/x'],
+      ].map(([method, url]) => ({ method: method as 'POST' | 'PUT' | 'DELETE', url: url! }));
+      try {
+        return await check(
+          fc.record({
+            route: fc.constantFrom(...routes),
+            body: fc.oneof(
+              fc.jsonValue({ maxDepth: 4 }).map((v) => JSON.stringify(v) ?? ''),
+              fc.record({ subject: fc.string(), id: fc.string(), ttlSeconds: fc.oneof(fc.integer(), fc.double(), fc.string()), payload: fc.string(), value: fc.jsonValue({ maxDepth: 2 }) }).map((v) => JSON.stringify(v)),
+              bytes(300).map((b) => b.toString('latin1')),
+              fc.constant(''),
+            ),
+            contentType: fc.constantFrom('application/json', 'application/json; charset=utf-8', 'text/plain', 'application/x-www-form-urlencoded'),
+            door: fc.boolean(),
+          }),
+          async ({ route: { method, url }, body, contentType, door }) => {
+            const recordsBefore = store.size();
+            const r = await app.inject({
+              method,
+              url,
+              payload: body,
+              headers: { 'content-type': contentType, ...(door ? { 'x-cohort-key': KEY } : { authorization: `Bearer ${KEY}` }) },
+            });
+            assert.ok(r.statusCode < 500, `${method} ${url} ${contentType} ${JSON.stringify(body).slice(0, 200)} → ${r.statusCode} ${r.body.slice(0, 300)}`);
+            if (r.statusCode >= 400) {
+              const err = r.json() as { error?: { code?: unknown; message?: unknown } };
+              assert.ok(typeof err.error?.code === 'string' && typeof err.error.message === 'string', `uncoded ${r.statusCode}: ${r.body.slice(0, 300)}`);
+              // A refusal stores nothing (the lock-out counter counts refusals by design, and the
+              // rate limiter's bucket is state that a refused request may still take from).
+              if (!url.includes('/lockout/') && !url.includes('/ratelimit/')) assert.equal(store.size(), recordsBefore, `${method} ${url} refused but stored`);
+            }
+          },
+          runs,
+          deadline,
+        );
+      } finally {
+        await app.close();
+        await provider.close();
+      }
+    },
+  },
+];
