@@ -18,6 +18,7 @@ import {
   encodeOpeningTranscript,
   encodeTranscript,
   matchProof,
+  MAX_PROOFS,
   openIdentity,
   PROTOCOL_VERSION_MAX,
   PROTOCOL_VERSION_MIN,
@@ -47,8 +48,6 @@ export class DialerConnection extends Connection {
     readonly to: string,
     target: Address,
     channel: Channel,
-    /** Which of `ctx.secrets` this attempt proves with (0 = current). */
-    readonly secretIndex: number,
     private readonly onEnd: (connection: DialerConnection, cause: CloseCause) => void,
   ) {
     super(
@@ -93,15 +92,6 @@ export class DialerConnection extends Connection {
     });
   }
 
-  /** Moves queued payloads and waiters to a retry attempt (another secret, see tcp-transport). */
-  handOver(next: DialerConnection): void {
-    for (const payload of this.queue) next.send(payload);
-    next.waiters.push(...this.waiters);
-    this.queue = [];
-    this.queuedBytes = 0;
-    this.waiters = [];
-  }
-
   private onConnect(): void {
     if (this.finished) return;
     this.configureSocket();
@@ -133,19 +123,25 @@ export class DialerConnection extends Connection {
         this.shutdown({ kind: 'down', reason: 'error', detail: `the peer chose protocol version ${msg.proto}, which this node does not speak` });
         return;
       }
-      this.opening = { proto: msg.proto, channel: this.channel, dialerNonce: this.dialerNonce, listenerNonce: msg.nonce };
-      const secret = this.ctx.secrets[this.secretIndex]!.reveal();
+      const opening = { proto: msg.proto, channel: this.channel, dialerNonce: this.dialerNonce, listenerNonce: msg.nonce };
+      this.opening = opening;
+      const openingBytes = encodeOpeningTranscript(opening);
+      const own = { clusterId: this.ctx.clusterId, nodeId: this.ctx.nodeId, address: this.ctx.localAddress() };
+      // A proof per secret held (current first): during a rotation the peer may know only one.
       this.sendHandshake({
         type: 'proof',
-        mac: computeProof(this.ctx.secretKeys[this.secretIndex]!, 'dialer', encodeOpeningTranscript(this.opening)),
-        sealed: sealIdentity(secret, 'dialer', this.opening, { clusterId: this.ctx.clusterId, nodeId: this.ctx.nodeId, address: this.ctx.localAddress() }),
+        proofs: this.ctx.secrets.slice(0, MAX_PROOFS).map((secret, i) => ({
+          mac: computeProof(this.ctx.secretKeys[i]!, 'dialer', openingBytes),
+          sealed: sealIdentity(secret.reveal(), 'dialer', opening, own),
+        })),
       });
       return;
     }
     if (msg.type === 'welcome' && this.opening !== undefined) {
-      // The listener accepted our proof, so it must answer with the same secret we proved with.
-      const secret = this.ctx.secrets[this.secretIndex]!.reveal();
-      const peer = openIdentity(secret, 'listener', this.opening, msg.sealed);
+      // The listener accepted one of our proofs, and must answer with the same secret.
+      const index = msg.choice;
+      const secret = index < Math.min(this.ctx.secrets.length, MAX_PROOFS) ? this.ctx.secrets[index]!.reveal() : undefined;
+      const peer = secret === undefined ? undefined : openIdentity(secret, 'listener', this.opening, msg.sealed);
       const transcript =
         peer &&
         encodeTranscript({
@@ -159,7 +155,7 @@ export class DialerConnection extends Connection {
           listenerAddress: peer.address,
           listenerNonce: this.opening.listenerNonce,
         });
-      if (!peer || !transcript || peer.clusterId !== this.ctx.clusterId || matchProof([this.ctx.authKeys[this.secretIndex]!], 'listener', transcript, msg.mac) !== 0) {
+      if (!secret || !peer || !transcript || peer.clusterId !== this.ctx.clusterId || matchProof([this.ctx.authKeys[index]!], 'listener', transcript, msg.mac) !== 0) {
         this.shutdown({ kind: 'refused', code: 'secret-mismatch', message: 'the peer could not prove the cluster secret', peerFailedProof: true });
         return;
       }

@@ -6,13 +6,17 @@
  *   C → S  HELLO      protocol range, channel, C nonce
  *   S → C  REFUSE     (no common protocol), then S closes
  *        | CHALLENGE  chosen protocol, S nonce
- *   C → S  PROOF      HMAC(secretKey(C's secret), "cohort-client" || opening transcript),
- *                     and C's identity (cluster id, node id, address) sealed under a key only a
- *                     holder of the same secret can derive
+ *   C → S  PROOF      for each of C's secrets (current first, then the previous ones): HMAC(
+ *                     secretKey(secret), "cohort-client" || opening transcript), and C's
+ *                     identity (cluster id, node id, address) sealed under a key only a holder
+ *                     of the same secret can derive
  *   S → C  REFUSE     (no secret of S's produces that MAC: nothing more is said; or the peer
  *                     proved the secret but belongs to another cluster id), then S closes
- *        | WELCOME    HMAC(authKey(matched secret, cluster id), "cohort-server" || full
- *                     transcript), and S's identity sealed the same way
+ *        | WELCOME    which of C's proofs matched, HMAC(authKey(matched secret, cluster id),
+ *                     "cohort-server" || full transcript), and S's identity sealed the same way
+ *
+ * A node in the middle of a secret rotation offers a proof per secret it holds, so two nodes that
+ * share any one secret connect at the first attempt, with nothing refused or logged.
  *
  * Nothing about the cluster or either node crosses the wire in clear, and the listener tells a
  * caller nothing about itself (not its cluster id, node id or address) until the caller has
@@ -61,6 +65,8 @@ export type HandshakeType = (typeof HandshakeType)[keyof typeof HandshakeType];
 export const NONCE_BYTES = 32;
 export const MAC_BYTES = 32;
 export const SESSION_KEY_BYTES = 32;
+/** Proofs one PROOF may offer: the current secret and up to three previous ones. */
+export const MAX_PROOFS = 4;
 /** AES-256-GCM tag on a sealed identity. */
 const SEAL_TAG_BYTES = 16;
 
@@ -84,15 +90,23 @@ export interface ChallengeMessage {
   nonce: Buffer;
 }
 
-export interface ProofMessage {
-  type: 'proof';
+/** One proof of one secret: the MAC over the opening transcript and the identity sealed with it. */
+export interface SecretProof {
   mac: Buffer;
   /** C's identity, from `sealIdentity`. */
   sealed: Buffer;
 }
 
+export interface ProofMessage {
+  type: 'proof';
+  /** One per secret the dialer holds, current first (1 to MAX_PROOFS). */
+  proofs: SecretProof[];
+}
+
 export interface WelcomeMessage {
   type: 'welcome';
+  /** Index of the dialer's proof that matched: the secret both sides now use. */
+  choice: number;
   mac: Buffer;
   /** S's identity, from `sealIdentity`. */
   sealed: Buffer;
@@ -130,9 +144,12 @@ export function encodeHandshakeMessage(msg: HandshakeMessage): Buffer {
       body = { proto: msg.proto, nonce: msg.nonce.toString('base64') };
       break;
     case 'proof':
+      type = HandshakeType.PROOF;
+      body = { proofs: msg.proofs.map((p) => ({ mac: p.mac.toString('base64'), sealed: p.sealed.toString('base64') })) };
+      break;
     case 'welcome':
-      type = msg.type === 'proof' ? HandshakeType.PROOF : HandshakeType.WELCOME;
-      body = { mac: msg.mac.toString('base64'), sealed: msg.sealed.toString('base64') };
+      type = HandshakeType.WELCOME;
+      body = { choice: msg.choice, mac: msg.mac.toString('base64'), sealed: msg.sealed.toString('base64') };
       break;
     case 'refuse':
       type = HandshakeType.REFUSE;
@@ -179,12 +196,21 @@ export function decodeHandshakeMessage(frame: Uint8Array): HandshakeMessage | un
       if (proto === undefined || !nonce) return undefined;
       return { type: 'challenge', proto, nonce };
     }
-    case HandshakeType.PROOF:
+    case HandshakeType.PROOF: {
+      if (!Array.isArray(b.proofs) || b.proofs.length === 0 || b.proofs.length > MAX_PROOFS) return undefined;
+      const proofs: SecretProof[] = [];
+      for (const p of b.proofs as unknown[]) {
+        const proof = secretProof(p);
+        if (!proof) return undefined;
+        proofs.push(proof);
+      }
+      return { type: 'proof', proofs };
+    }
     case HandshakeType.WELCOME: {
-      const mac = bytes(b.mac, MAC_BYTES);
-      const sealed = boundedBytes(b.sealed, SEAL_TAG_BYTES + 2, MAX_SEALED_BYTES);
-      if (!mac || !sealed) return undefined;
-      return { type: frame[0] === HandshakeType.PROOF ? 'proof' : 'welcome', mac, sealed };
+      const proof = secretProof(b);
+      const choice = b.choice;
+      if (!proof || typeof choice !== 'number' || !Number.isInteger(choice) || choice < 0 || choice >= MAX_PROOFS) return undefined;
+      return { type: 'welcome', choice, ...proof };
     }
     case HandshakeType.REFUSE: {
       const message = text(b.message, MAX_MESSAGE_CHARS);
@@ -211,6 +237,14 @@ function bytes(v: unknown, length: number): Buffer | undefined {
   if (typeof v !== 'string' || v.length > 4 * Math.ceil(length / 3)) return undefined;
   const decoded = Buffer.from(v, 'base64');
   return decoded.length === length ? decoded : undefined;
+}
+
+function secretProof(v: unknown): SecretProof | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const p = v as Record<string, unknown>;
+  const mac = bytes(p.mac, MAC_BYTES);
+  const sealed = boundedBytes(p.sealed, SEAL_TAG_BYTES + 2, MAX_SEALED_BYTES);
+  return mac && sealed ? { mac, sealed } : undefined;
 }
 
 function boundedBytes(v: unknown, min: number, max: number): Buffer | undefined {

@@ -86,10 +86,17 @@ export class ListenerConnection extends Connection {
         return;
       }
       const opening = this.opening!;
-      // Previous secrets are accepted so that nodes still on the old key can join during rotation.
-      const matched = matchProof(this.ctx.secretKeys, 'dialer', encodeOpeningTranscript(opening), msg.mac);
+      // The dialer offers a proof per secret it holds; the first that one of ours (current or
+      // previous) produces wins. Every pair is computed, so timing says nothing about which.
+      const openingBytes = encodeOpeningTranscript(opening);
+      let choice = -1;
+      let matched = -1;
+      msg.proofs.forEach((proof, i) => {
+        const j = matchProof(this.ctx.secretKeys, 'dialer', openingBytes, proof.mac);
+        if (j >= 0 && choice < 0) [choice, matched] = [i, j];
+      });
       const secret = matched < 0 ? undefined : this.ctx.secrets[matched]!.reveal();
-      const peer = secret === undefined ? undefined : openIdentity(secret, 'dialer', opening, msg.sealed);
+      const peer = secret === undefined ? undefined : openIdentity(secret, 'dialer', opening, msg.proofs[choice]!.sealed);
       if (peer === undefined) {
         this.refuse('secret-mismatch', 'secret-mismatch', 'the connecting node could not prove the cluster secret (check cluster.secret_key and cluster.id)', 'wrong cluster secret');
         return;
@@ -114,6 +121,7 @@ export class ListenerConnection extends Connection {
       });
       this.sendHandshake({
         type: 'welcome',
+        choice,
         mac: computeProof(this.ctx.authKeys[matched]!, 'listener', transcript),
         sealed: sealIdentity(secret!, 'listener', opening, own),
       });

@@ -12,10 +12,10 @@
  * `send` or `connect` opens a fresh connection, so a dead peer costs one attempt per send the
  * upper layer chooses to make, not a reconnect loop.
  *
- * Secret rotation: a listener accepts proofs made with its current or any previous secret. A
- * dialer proves with its current secret first; when the peer answers `secret-mismatch` and the
- * dialer has previous secrets, it tries again with each of them before reporting the refusal.
- * So a node already moved to the new secret can still reach one that has not, and vice versa.
+ * Secret rotation: a dialer offers a proof per secret it holds (current and previous) in one
+ * handshake, and a listener accepts any made with its current or a previous secret. So a node
+ * already moved to the new secret reaches one that has not, and vice versa, at the first
+ * attempt, with nothing refused or logged.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Clock } from '../core/clock.js';
@@ -232,28 +232,17 @@ export class TcpTransport implements Transport {
       process.nextTick(() => this.ctx.handlers.onPeerDown(to, 'error'));
       return undefined;
     }
-    return this.openDialer(to, target, channel, 0);
-  }
-
-  private openDialer(to: string, target: Address, channel: Channel, secretIndex: number): DialerConnection {
-    const dialer = new DialerConnection(this.ctx, to, target, channel, secretIndex, (d, cause) => this.dialerEnded(d, target, cause));
+    const dialer = new DialerConnection(this.ctx, to, target, channel, (d, cause) => this.dialerEnded(d, cause));
     this.dialers.set(key(channel, to), dialer);
     return dialer;
   }
 
-  private dialerEnded(dialer: DialerConnection, target: Address, cause: CloseCause): void {
+  private dialerEnded(dialer: DialerConnection, cause: CloseCause): void {
     const k = key(dialer.channel, dialer.to);
     if (this.dialers.get(k) === dialer) this.dialers.delete(k);
     if (cause.kind === 'local' || this.closing) return;
     const log = this.options.logger;
     if (cause.kind === 'refused') {
-      // Rotation: the peer may not know our current secret yet; try the previous ones.
-      const next = dialer.secretIndex + 1;
-      if (cause.code === 'secret-mismatch' && !cause.peerFailedProof && next < this.ctx.secrets.length && !this.dialers.has(k)) {
-        log.debug({ peer: dialer.to, channel: dialer.channel }, 'peer refused our current secret; retrying with a previous secret');
-        dialer.handOver(this.openDialer(dialer.to, target, dialer.channel, next));
-        return;
-      }
       log.debug({ peer: dialer.to, channel: dialer.channel, code: cause.code }, `${dialer.to} refused the handshake: ${cause.message}`);
       this.ctx.handlers.onRefused(dialer.to, cause.code, cause.message);
       return;

@@ -177,6 +177,8 @@ export const TARGETS: FuzzTarget[] = [
               nonce: fc.oneof(bytes(40).map((b) => b.toString('base64')), fc.string()),
               mac: bytes(40).map((b) => b.toString('base64')),
               sealed: bytes(3200).map((b) => b.toString('base64')),
+              choice: fc.integer({ min: -1, max: 5 }),
+              proofs: fc.array(fc.record({ mac: bytes(40).map((b) => b.toString('base64')), sealed: bytes(200).map((b) => b.toString('base64')) }), { maxLength: 5 }),
               code: fc.string({ maxLength: 20 }),
               message: fc.string({ maxLength: 1100 }),
               proto: fc.integer({ min: -1, max: 3 }),

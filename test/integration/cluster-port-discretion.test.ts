@@ -42,7 +42,7 @@ function probe(address: string, script: (answer: HandshakeMessage | undefined) =
 function helloThenBadProof(proto: number) {
   return (answer: HandshakeMessage | undefined): HandshakeMessage | undefined => {
     if (answer === undefined) return { type: 'hello', protoMin: proto, protoMax: proto, channel: 'control', nonce: createNonce() };
-    if (answer.type === 'challenge') return { type: 'proof', mac: createNonce(), sealed: Buffer.alloc(64, 7) };
+    if (answer.type === 'challenge') return { type: 'proof', proofs: [{ mac: createNonce(), sealed: Buffer.alloc(64, 7) }] };
     return undefined;
   };
 }

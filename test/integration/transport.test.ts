@@ -150,9 +150,11 @@ describe('TcpTransport: handshake refusals', () => {
     assert.ok(!everything.includes('the-right-secret') && !everything.includes('the-wrong-secret'));
   });
 
-  it('accepts a previous secret during rotation, whichever node moved first', async (t) => {
-    const a = await startTransport(t, 'node-a', { secret: 'new-secret', previousSecrets: ['old-secret'] });
-    const b = await startTransport(t, 'node-b', { secret: 'old-secret' });
+  it('accepts a previous secret during rotation, whichever node moved first, at the first attempt and with nothing logged', async (t) => {
+    const logA = captureLogger();
+    const logB = captureLogger();
+    const a = await startTransport(t, 'node-a', { secret: 'new-secret', previousSecrets: ['old-secret'], logger: logA.logger });
+    const b = await startTransport(t, 'node-b', { secret: 'old-secret', logger: logB.logger });
     // B (old key) dials A (new key, old still accepted).
     assert.deepEqual(await b.transport.connect(a.address), { nodeId: 'node-a', address: a.address });
     // A (new key) dials B (old key only): refused with the new key, A retries with the old one.
@@ -163,6 +165,9 @@ describe('TcpTransport: handshake refusals', () => {
     assert.deepEqual(b.recorder.texts(), ['rotated']);
     assert.deepEqual(a.recorder.texts(), ['still old']);
     assert.deepEqual(a.recorder.refusals, []);
+    assert.deepEqual(b.recorder.refusals, []);
+    assert.equal(a.transport.stats().handshakesRefused + b.transport.stats().handshakesRefused, 0);
+    assert.deepEqual([...logA.lines, ...logB.lines].filter((l) => l.level >= WARN), []);
   });
 
   it('rejects with PEER_UNREACHABLE refused, and reports onPeerDown, when nothing listens', async (t) => {

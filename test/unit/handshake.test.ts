@@ -122,8 +122,8 @@ describe('handshake messages', () => {
   const messages: HandshakeMessage[] = [
     hello,
     { type: 'challenge', proto: 2, nonce: nonceB },
-    { type: 'proof', mac: Buffer.alloc(32, 1), sealed: Buffer.alloc(40, 3) },
-    { type: 'welcome', mac: Buffer.alloc(32, 2), sealed: Buffer.alloc(40, 4) },
+    { type: 'proof', proofs: [{ mac: Buffer.alloc(32, 1), sealed: Buffer.alloc(40, 3) }, { mac: Buffer.alloc(32, 5), sealed: Buffer.alloc(41, 6) }] },
+    { type: 'welcome', choice: 1, mac: Buffer.alloc(32, 2), sealed: Buffer.alloc(40, 4) },
     { type: 'refuse', code: 'secret-mismatch', message: 'no' },
   ];
 
@@ -150,9 +150,13 @@ describe('handshake messages', () => {
       ['short nonce', withBody(1, { ...JSON.parse(encodeHandshakeMessage(hello).subarray(1).toString()), nonce: 'AAAA' })],
       ['bad channel', withBody(1, { ...JSON.parse(encodeHandshakeMessage(hello).subarray(1).toString()), channel: 'gossip' })],
       ['inverted versions', withBody(1, { ...JSON.parse(encodeHandshakeMessage(hello).subarray(1).toString()), protoMin: 3, protoMax: 2 })],
-      ['short mac', withBody(3, { mac: Buffer.alloc(16).toString('base64'), sealed: Buffer.alloc(40).toString('base64') })],
-      ['proof without identity', withBody(3, { mac: Buffer.alloc(32).toString('base64') })],
-      ['huge sealed identity', withBody(3, { mac: Buffer.alloc(32).toString('base64'), sealed: Buffer.alloc(10_000).toString('base64') })],
+      ['short mac', withBody(3, { proofs: [{ mac: Buffer.alloc(16).toString('base64'), sealed: Buffer.alloc(40).toString('base64') }] })],
+      ['proof without identity', withBody(3, { proofs: [{ mac: Buffer.alloc(32).toString('base64') }] })],
+      ['no proof', withBody(3, { proofs: [] })],
+      ['too many proofs', withBody(3, { proofs: Array.from({ length: 5 }, () => ({ mac: Buffer.alloc(32).toString('base64'), sealed: Buffer.alloc(40).toString('base64') })) })],
+      ['huge sealed identity', withBody(3, { proofs: [{ mac: Buffer.alloc(32).toString('base64'), sealed: Buffer.alloc(10_000).toString('base64') }] })],
+      ['welcome without a choice', withBody(4, { mac: Buffer.alloc(32).toString('base64'), sealed: Buffer.alloc(40).toString('base64') })],
+      ['welcome choosing past the proofs', withBody(4, { choice: 4, mac: Buffer.alloc(32).toString('base64'), sealed: Buffer.alloc(40).toString('base64') })],
       ['refuse without message', withBody(5, { code: 'secret-mismatch' })],
     ];
     for (const [what, body] of bad) assert.equal(decodeHandshakeMessage(body), undefined, what);

@@ -283,6 +283,14 @@ export class ReplicatedExecutor implements GridExecutor {
       if (isReadOnly(op) && !(err instanceof CohortError && err.code.startsWith('STATE_') && err.code !== 'STATE_UNAVAILABLE')) {
         return this.readFromBackups(partition, op, err) as Promise<OperationResults[K]>;
       }
+      // The primary could not be reached (it is leaving, or crashed and is not declared yet):
+      // its partitions are about to move, so the write is tried again on the placement of the
+      // next moment (`routed`). Retrying is safe: a write whose answer was lost is applied again
+      // with the same content, and the only operation that is not idempotent, recording a
+      // replay id, then says "replayed", which errs on the side of refusing.
+      if (!(err instanceof CohortError && err.code.startsWith('STATE_'))) {
+        throw new CohortError('STATE_PLACEMENT_CHANGING', `could not reach partition ${partition}'s primary ${primary}: ${err instanceof Error ? err.message : String(err)}`, undefined, { cause: err });
+      }
       throw asStateError(err, `partition ${partition}'s primary ${primary}`);
     });
   }
@@ -442,6 +450,19 @@ export class ReplicatedExecutor implements GridExecutor {
     }
     // One backup that has seen a replay id makes it a replay, whatever the others say.
     if (failures.some((f) => isCohortError(f, 'STATE_REPLAY_DETECTED'))) return false;
+    // A backup that could not be reached (its connection lost: it is leaving, or crashed and is
+    // not declared yet) is about to leave the placement: the write, undone, is tried again on
+    // the placement of the next moment (see `routed`), as during any placement switch. A refusal
+    // the backup answered itself stands.
+    const unreachable = failures.find((f) => !(f instanceof CohortError && f.code.startsWith('STATE_')));
+    if (unreachable !== undefined) {
+      throw new CohortError(
+        'STATE_PLACEMENT_CHANGING',
+        `a backup of partition ${partition} could not be reached (${unreachable instanceof Error ? unreachable.message : String(unreachable)}); the write was undone`,
+        undefined,
+        { cause: unreachable },
+      );
+    }
     throw asStateError(failures[0], `every replica of partition ${partition} (${failures.length} of ${backups.length} backups failed)`);
   }
 
