@@ -269,6 +269,10 @@ export class ReplicatedExecutor implements GridExecutor {
       return await this.onPrimary(partition, op);
     } catch (err) {
       const delay = PLACEMENT_RETRY_DELAYS_MS[attempt];
+      if (delay === undefined && isCohortError(err, 'STATE_PLACEMENT_CHANGING') && (err.details as { unreachable?: boolean } | undefined)?.unreachable) {
+        // Still unreachable after every retry: not a switch in progress, the state is out of reach.
+        throw new CohortError('STATE_UNAVAILABLE', err.message, undefined, { cause: err });
+      }
       if (delay === undefined || !isCohortError(err, 'STATE_PLACEMENT_CHANGING') || this.closed) throw err;
       await this.sleep(delay);
       return this.routed(partition, op, attempt + 1);
@@ -283,13 +287,14 @@ export class ReplicatedExecutor implements GridExecutor {
       if (isReadOnly(op) && !(err instanceof CohortError && err.code.startsWith('STATE_') && err.code !== 'STATE_UNAVAILABLE')) {
         return this.readFromBackups(partition, op, err) as Promise<OperationResults[K]>;
       }
-      // The primary could not be reached (it is leaving, or crashed and is not declared yet):
+      // The primary's connection was lost or refused (it is leaving, or crashed and is not
+      // declared yet; a timeout is not retried, as above):
       // its partitions are about to move, so the write is tried again on the placement of the
       // next moment (`routed`). Retrying is safe: a write whose answer was lost is applied again
       // with the same content, and the only operation that is not idempotent, recording a
       // replay id, then says "replayed", which errs on the side of refusing.
-      if (!(err instanceof CohortError && err.code.startsWith('STATE_'))) {
-        throw new CohortError('STATE_PLACEMENT_CHANGING', `could not reach partition ${partition}'s primary ${primary}: ${err instanceof Error ? err.message : String(err)}`, undefined, { cause: err });
+      if (connectionLost(err)) {
+        throw new CohortError('STATE_PLACEMENT_CHANGING', `could not reach partition ${partition}'s primary ${primary}: ${err instanceof Error ? err.message : String(err)}`, { unreachable: true }, { cause: err });
       }
       throw asStateError(err, `partition ${partition}'s primary ${primary}`);
     });
@@ -450,16 +455,17 @@ export class ReplicatedExecutor implements GridExecutor {
     }
     // One backup that has seen a replay id makes it a replay, whatever the others say.
     if (failures.some((f) => isCohortError(f, 'STATE_REPLAY_DETECTED'))) return false;
-    // A backup that could not be reached (its connection lost: it is leaving, or crashed and is
-    // not declared yet) is about to leave the placement: the write, undone, is tried again on
-    // the placement of the next moment (see `routed`), as during any placement switch. A refusal
-    // the backup answered itself stands.
-    const unreachable = failures.find((f) => !(f instanceof CohortError && f.code.startsWith('STATE_')));
+    // A backup whose connection was lost or refused (it is leaving, or crashed and is not
+    // declared yet) is about to leave the placement: the write, undone, is tried again on the
+    // placement of the next moment (see `routed`), as during any placement switch. A refusal the
+    // backup answered itself stands, and so does a timeout (a backup cut off, not gone: retrying
+    // would only make the client wait several timeouts).
+    const unreachable = failures.find(connectionLost);
     if (unreachable !== undefined) {
       throw new CohortError(
         'STATE_PLACEMENT_CHANGING',
         `a backup of partition ${partition} could not be reached (${unreachable instanceof Error ? unreachable.message : String(unreachable)}); the write was undone`,
-        undefined,
+        { unreachable: true },
         { cause: unreachable },
       );
     }
@@ -880,6 +886,11 @@ function remaining(left: number[], progress: TransferProgress): { left: number[]
 }
 
 /** RPC failures become STATE_UNAVAILABLE; a state error from the remote engine passes through. */
+/** The peer's connection was lost or refused: it is going or gone, not merely slow. */
+function connectionLost(err: unknown): boolean {
+  return isCohortError(err, 'RPC_PEER_UNREACHABLE');
+}
+
 function asStateError(err: unknown, what: string): CohortError {
   if (err instanceof CohortError && err.code.startsWith('STATE_')) return err;
   const reason = err instanceof Error ? err.message : String(err);
