@@ -8,7 +8,8 @@
  * - on one engine, concurrent requests for a key share one promise (single flight);
  * - across engines, the engine that wins a lease (replay prevention: insert-if-absent, once
  *   cluster-wide) fetches and stores; the others poll the token cache until the token is
- *   there, and fetch themselves only when the lease holder has not stored one in time.
+ *   there, and fetch themselves only when the lease holder has not stored one in time or
+ *   reported that its fetch failed.
  * A token is used until `REFRESH_MARGIN` before it expires; the cache entry outlives that a
  *   little, so engines that see the same stale entry compete for the same lease.
  */
@@ -72,6 +73,7 @@ export class UpstreamTokens {
 
   private async fetchShared(key: string, stale: CachedToken | undefined, t: UpstreamTokenDefinition, identity: Identity | undefined): Promise<string> {
     const generation = stale ? String(stale.fetchedAt) : `none:${Math.floor(this.clock.now() / LEASE_MS)}`;
+    const failedKey = `${key}:failed:${generation}`;
     const leased = await this.provider.replay.checkAndInsert(`${key}:lease:${generation}`, LEASE_MS);
     if (!leased) {
       const deadline = this.clock.now() + LEASE_MS;
@@ -79,13 +81,21 @@ export class UpstreamTokens {
         await new Promise<void>((resolve) => this.clock.setTimeout(resolve, POLL_MS));
         const now = (await this.provider.tokens.get(key)) as CachedToken | undefined;
         if (now && now.refreshAt > this.clock.now()) return now.token;
+        // The lease holder's fetch failed: try for ourselves rather than wait out the lease.
+        if ((await this.provider.tokens.get(failedKey)) !== undefined) break;
       }
     }
     const fetchedAt = this.clock.now();
-    const { token, lifetimeMs } = await this.fetchToken(t, identity);
-    const entry: CachedToken = { token, fetchedAt, refreshAt: refreshAt(fetchedAt, lifetimeMs) };
-    await this.provider.tokens.put(key, entry, lifetimeMs + STALE_KEEP_MS);
-    return token;
+    let fetched: { token: string; lifetimeMs: number };
+    try {
+      fetched = await this.fetchToken(t, identity);
+    } catch (err) {
+      await this.provider.tokens.put(failedKey, true, LEASE_MS).catch(() => undefined);
+      throw err;
+    }
+    const entry: CachedToken = { token: fetched.token, fetchedAt, refreshAt: refreshAt(fetchedAt, fetched.lifetimeMs) };
+    await this.provider.tokens.put(key, entry, fetched.lifetimeMs + STALE_KEEP_MS);
+    return fetched.token;
   }
 
   private async fetchToken(t: UpstreamTokenDefinition, identity: Identity | undefined): Promise<{ token: string; lifetimeMs: number }> {
