@@ -16,7 +16,7 @@ import { RelyingParties } from './relying-party.js';
 export const BACKCHANNEL_LOGOUT_PATH = '/runtime/v1/oidc/backchannel-logout';
 /** A logout token is a few kilobytes at most. */
 const BODY_BYTES = 32 * 1024;
-const ERRORS: readonly ErrorCode[] = ['LOGOUT_TOKEN_INVALID', 'LOGOUT_TOKEN_REPLAYED', 'HTTP_BAD_REQUEST', 'HTTP_BODY_TOO_LARGE', 'LOGIN_PROVIDER_UNAVAILABLE', 'STATE_UNAVAILABLE'];
+const ERRORS: readonly ErrorCode[] = ['LOGOUT_TOKEN_INVALID', 'LOGOUT_TOKEN_REPLAYED', 'HTTP_BAD_REQUEST', 'HTTP_BODY_TOO_LARGE', 'LOGIN_PROVIDER_UNAVAILABLE', 'STATE_UNAVAILABLE', 'HTTP_INTERNAL'];
 
 export interface BackchannelRouteOptions {
   provider: StateProvider;
@@ -41,7 +41,7 @@ export function registerBackchannelLogout(app: FastifyInstance, o: BackchannelRo
         body: { type: 'object', required: ['logout_token'], properties: { logout_token: { type: 'string', minLength: 1, maxLength: BODY_BYTES } } },
         response: {
           200: { description: 'The token was valid; the sessions it names are revoked.', type: 'object', required: ['revoked'], properties: { revoked: { type: 'integer', description: 'Sessions ended.' } } },
-          ...Object.fromEntries([400, 413, 502, 503].map((status) => {
+          ...Object.fromEntries([400, 413, 500, 502, 503].map((status) => {
             const codes = ERRORS.filter((c) => ERROR_CODES[c].status === status);
             return [status, { description: codes.map((c) => `${c}: ${ERROR_CODES[c].summary}`).join(' '), type: 'object', required: ['error'], properties: { error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string', enum: codes }, message: { type: 'string' } } } } }];
           })),
