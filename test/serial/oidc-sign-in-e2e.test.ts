@@ -24,7 +24,7 @@ import { startRoundRobin } from '../helpers/round-robin-balancer.js';
 const CLIENT_ID = 'shop';
 const CLIENT_SECRET = 'shop-secret-0123456789abcdef';
 /** Lifetime of the upstream tokens the test's token endpoint issues. */
-const UPSTREAM_TOKEN_SECONDS = 10;
+const UPSTREAM_TOKEN_SECONDS = 15;
 
 async function listen(t: { after(fn: () => void): void }, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ server: Server; url: string }> {
   const server = createServer(handler);
@@ -58,10 +58,12 @@ describe('web sign-in through 3 inline engines behind a round-robin balancer', (
     });
     // The token endpoint the upstream trusts: token exchange, counted.
     const exchanges: URLSearchParams[] = [];
+    const exchangedAt: number[] = [];
     const tokenEndpoint = await listen(t, (req, res) => {
       void body(req).then((text) => {
         const form = new URLSearchParams(text);
         exchanges.push(form);
+        exchangedAt.push(Date.now());
         const ok = req.headers.authorization === `Basic ${Buffer.from('gateway:gateway-secret').toString('base64')}` && form.get('grant_type') === 'urn:ietf:params:oauth:grant-type:token-exchange' && (form.get('subject_token') ?? '') !== '';
         res.writeHead(ok ? 200 : 400, { 'content-type': 'application/json' }).end(JSON.stringify(ok ? { access_token: `upstream-${exchanges.length}`, issued_token_type: 'urn:ietf:params:oauth:token-type:access_token', token_type: 'Bearer', expires_in: UPSTREAM_TOKEN_SECONDS } : { error: 'invalid_request' }));
       });
@@ -74,6 +76,8 @@ describe('web sign-in through 3 inline engines behind a round-robin balancer', (
     const engines = file.nodes.filter((n) => n.role === 'engine');
     assert.equal(engines.length, 3);
     const balancer = await startRoundRobin(t, engines.map((e) => e.proxy!));
+    // The browser signs in and browses /web; /app has token mediation (the same sign-in session passes both).
+    const web = `${balancer.url}/web`;
     const app = `${balancer.url}/app`;
 
     // The provider, with a client whose redirect and logout addresses are the balancer's.
@@ -84,8 +88,8 @@ describe('web sign-in through 3 inline engines behind a round-robin balancer', (
       clients: [{
         client_id: CLIENT_ID,
         client_secret: CLIENT_SECRET,
-        redirect_uris: [`${app}/_cohort/callback`],
-        post_logout_redirect_uris: [app],
+        redirect_uris: [`${web}/_cohort/callback`],
+        post_logout_redirect_uris: [web],
         backchannel_logout_uri: `${engines[0]!.runtime}/runtime/v1/oidc/backchannel-logout`,
         backchannel_logout_session_required: true,
         grant_types: ['authorization_code'],
@@ -118,6 +122,12 @@ describe('web sign-in through 3 inline engines behind a round-robin balancer', (
       method: 'PUT',
       headers: admin,
       body: JSON.stringify({ apis: [{
+        id: 'web',
+        pathPrefix: '/web',
+        upstream: upstream.url,
+        stripPrefix: true,
+        login: { issuer, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, scopes: ['email'], claims: ['email'] },
+      }, {
         id: 'app',
         pathPrefix: '/app',
         upstream: upstream.url,
@@ -128,7 +138,7 @@ describe('web sign-in through 3 inline engines behind a round-robin balancer', (
     });
     assert.equal(apis.status, 200, await apis.text());
     // Every engine has the API (an anonymous JSON request is 401, not ACCESS_NO_API's 403).
-    for (const e of engines) await waitUntil(() => fetch(`${e.proxy}/app/x`, { headers: { accept: 'application/json' } }), (r) => r.status === 401, 20_000, 100);
+    for (const e of engines) await waitUntil(() => fetch(`${e.proxy}/web/x`, { headers: { accept: 'application/json' } }), (r) => r.status === 401, 20_000, 100);
 
     const page: Page = await context.newPage();
     /** The provider's development login form, then its consent form, until the browser is back at the app. */
@@ -145,9 +155,9 @@ describe('web sign-in through 3 inline engines behind a round-robin balancer', (
 
     // 1. A protected page: to the provider, signed in, back at the original URL.
     let started = Date.now();
-    await page.goto(`${app}/orders?id=7`);
+    await page.goto(`${web}/orders?id=7`);
     await signInAtProvider('alice');
-    await page.waitForURL(`${app}/orders?id=7`, { timeout: 20_000 });
+    await page.waitForURL(`${web}/orders?id=7`, { timeout: 20_000 });
     assert.equal(await page.textContent('#who'), 'hello alice at /orders?id=7');
     console.log(`sign-in round trip (browser, provider, callback on some engine): ${Date.now() - started} ms`);
     const cookie = (await context.cookies(balancer.url)).find((c) => c.name === 'cohort_session');
@@ -159,32 +169,36 @@ describe('web sign-in through 3 inline engines behind a round-robin balancer', (
     // 2. The next requests go to the other engines in turn: no new sign-in.
     const before = new Map(balancer.counts);
     for (let i = 0; i < 6; i++) {
-      await page.goto(`${app}/page-${i}`);
-      assert.equal(page.url(), `${app}/page-${i}`);
+      await page.goto(`${web}/page-${i}`);
+      assert.equal(page.url(), `${web}/page-${i}`);
       assert.equal(await page.textContent('#who'), `hello alice at /page-${i}`);
     }
     for (const e of engines) assert.ok(balancer.counts.get(e.proxy!)! - before.get(e.proxy!)! >= 2, `engine ${e.id} served some of the requests`);
 
-    // 3. Token mediation: one exchange for 300 requests of this user over 3 engines while the token lives.
-    const exchangesBefore = exchanges.length;
-    assert.equal(exchangesBefore, 1, 'the browser\'s requests shared one exchanged token');
-    assert.notEqual(exchanges[0]!.get('subject_token'), null);
-    assert.equal(exchanges[0]!.get('audience'), 'orders');
-    const firstExchangeAt = Date.now();
+    // 3. Token mediation: 300 requests of this user to /app over 3 engines; one exchange while the token lives.
+    assert.equal(exchanges.length, 0, 'no token for /web, which has no upstreamToken');
     started = Date.now();
     for (let batch = 0; batch < 15; batch++) {
       const answers = await Promise.all(Array.from({ length: 20 }, () => fetch(`${app}/data`, { headers: { cookie: sessionCookie, accept: 'application/json' } })));
       for (const a of answers) assert.equal(a.status, 200);
     }
-    console.log(`300 requests through 3 engines in ${Date.now() - started} ms: token endpoint calls ${exchanges.length}`);
-    assert.equal(exchanges.length, 1);
-    assert.equal(upstreamCalls.at(-1)!.authorization, 'Bearer upstream-1');
-    // After the token's useful life (90% of its lifetime), the next request fetches one more.
-    await new Promise((r) => setTimeout(r, Math.max(0, firstExchangeAt + UPSTREAM_TOKEN_SECONDS * 900 - Date.now() + 300)));
+    const tookMs = Date.now() - started;
+    console.log(`300 requests through 3 engines in ${tookMs} ms: token endpoint calls ${exchanges.length}`);
+    assert.equal(exchanges[0]!.get('audience'), 'orders');
+    assert.ok((exchanges[0]!.get('subject_token') ?? '').length > 0, 'the user\'s access token is exchanged');
+    // Used until 90% of its lifetime: a second call while the first token is valid would be a bug.
+    const usefulMs = UPSTREAM_TOKEN_SECONDS * 900;
+    if (tookMs < usefulMs) assert.equal(exchanges.length, 1);
+    else console.log(`NOTE: the 300 requests outlasted one token's useful life (${usefulMs} ms) on this busy machine; checking that no call came before the previous token's refresh time instead`);
+    for (let i = 1; i < exchangedAt.length; i++) assert.ok(exchangedAt[i]! - exchangedAt[i - 1]! >= usefulMs - 250, `exchange ${i + 1} came ${exchangedAt[i]! - exchangedAt[i - 1]!} ms after the previous one, before it had to be refreshed`);
+    const callsBefore = exchanges.length;
+    assert.equal(upstreamCalls.at(-1)!.authorization, `Bearer upstream-${callsBefore}`);
+    // Once the token is within 10% of its expiry, the next requests fetch exactly one more.
+    await new Promise((r) => setTimeout(r, Math.max(0, exchangedAt.at(-1)! + usefulMs - Date.now() + 300)));
     for (let i = 0; i < 30; i++) assert.equal((await fetch(`${app}/data`, { headers: { cookie: sessionCookie } })).status, 200);
     console.log(`token endpoint calls after the token expired: ${exchanges.length}`);
-    assert.equal(exchanges.length, 2);
-    assert.equal(upstreamCalls.at(-1)!.authorization, 'Bearer upstream-2');
+    assert.equal(exchanges.length, callsBefore + 1);
+    assert.equal(upstreamCalls.at(-1)!.authorization, `Bearer upstream-${callsBefore + 1}`);
 
     // 4. Logout at the provider: its back-channel logout denies the session on every engine.
     await page.goto(`${issuer}/session/end`);
@@ -193,7 +207,7 @@ describe('web sign-in through 3 inline engines behind a round-robin balancer', (
     await page.waitForLoadState();
     assert.deepEqual(backchannel, ['ok']);
     const { elapsedMs } = await waitUntil(
-      () => Promise.all(engines.map((e) => fetch(`${e.proxy}/app/data`, { headers: { cookie: sessionCookie, accept: 'application/json' } }).then((r) => r.status))),
+      () => Promise.all(engines.map((e) => fetch(`${e.proxy}/web/data`, { headers: { cookie: sessionCookie, accept: 'application/json' } }).then((r) => r.status))),
       (statuses) => statuses.every((s) => s === 401),
       10_000,
       10,
@@ -201,15 +215,15 @@ describe('web sign-in through 3 inline engines behind a round-robin balancer', (
     console.log(`back-channel logout: denied on all 3 engines ${Date.now() - started} ms after the logout at the provider (${Math.round(elapsedMs)} ms after the provider's page answered)`);
 
     // 5. Sign in again; /_cohort/logout ends that session on every engine too.
-    await page.goto(`${app}/again`);
+    await page.goto(`${web}/again`);
     await signInAtProvider('alice');
-    await page.waitForURL(`${app}/again`, { timeout: 20_000 });
+    await page.waitForURL(`${web}/again`, { timeout: 20_000 });
     const second = (await context.cookies(balancer.url)).find((c) => c.name === 'cohort_session')!;
     assert.notEqual(second.value, cookie.value);
-    await page.goto(`${app}/_cohort/logout`);
+    await page.goto(`${web}/_cohort/logout`);
     await page.waitForURL((u) => u.href.startsWith(issuer), { timeout: 20_000 });
     assert.equal((await context.cookies(balancer.url)).find((c) => c.name === 'cohort_session'), undefined, 'the cookie is cleared');
-    const statuses = await Promise.all(engines.map((e) => fetch(`${e.proxy}/app/data`, { headers: { cookie: `cohort_session=${second.value}`, accept: 'application/json' } }).then((r) => r.status)));
+    const statuses = await Promise.all(engines.map((e) => fetch(`${e.proxy}/web/data`, { headers: { cookie: `cohort_session=${second.value}`, accept: 'application/json' } }).then((r) => r.status)));
     assert.deepEqual(statuses, [401, 401, 401]);
     // The provider's end-session page (RP-initiated logout) ends its session too and returns to the app.
     await page.click('button[name=logout]');
