@@ -124,6 +124,8 @@ describe('web sign-in on one engine', () => {
     const r = await callback(h, `code=good&state=${s.state}`, s.cookie);
     assert.equal(r.statusCode, 302, r.body);
     assert.equal(r.headers.location, '/app/page?x=1');
+    assert.equal(r.headers['x-cohort-reason'], 'ACCESS_ALLOWED');
+    assert.match(String(r.headers['x-cohort-decision-id']), /^[A-Za-z0-9_-]{16}$/);
     const [sessionCookie, cleared] = r.headers['set-cookie'] as string[];
     assert.match(sessionCookie!, /^cohort_session=[^;]+; Path=\/; HttpOnly; SameSite=Lax$/);
     assert.match(cleared!, /^cohort_login=; Path=\/app; HttpOnly; SameSite=Lax; Max-Age=0$/);
@@ -166,6 +168,7 @@ describe('web sign-in on one engine', () => {
       const r = await callback(h, query, cookie);
       assert.equal(r.statusCode, 400, query);
       assert.equal(errorCode(r), 'LOGIN_STATE_INVALID', query);
+      assert.equal(r.headers['x-cohort-reason'], 'LOGIN_STATE_INVALID');
     }
     assert.equal(h.issuer.tokenRequests.length, 0, 'no code was exchanged');
     // The state was left alone by the refusals: the real callback still works, once.

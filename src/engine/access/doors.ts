@@ -306,7 +306,7 @@ const SIGN_IN_ERRORS: readonly ErrorCode[] = ['LOGIN_STATE_INVALID', 'LOGIN_DENI
 
 function webAnswer(reply: FastifyReply, a: WebAnswer): FastifyReply {
   for (const [name, value] of Object.entries(a.headers)) reply.header(name, value);
-  reply.header('x-cohort-reason', a.body?.error.code ?? 'ACCESS_NO_CREDENTIAL');
+  reply.header('x-cohort-reason', a.reason);
   if (!reply.hasHeader('x-cohort-decision-id')) reply.header('x-cohort-decision-id', randomToken(12));
   reply.code(a.status);
   return a.body === undefined ? reply.send() : reply.send(a.body);

@@ -21,6 +21,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { DecisionLog } from '../../config/schema.js';
 import type { Clock } from '../../core/clock.js';
 import { ERROR_CODES, type ErrorCode } from '../../core/errors.js';
+import { randomToken } from '../../core/ids.js';
 import type { Logger } from '../../core/logger.js';
 import type { StateProvider } from '../../state/services.js';
 import type { RuntimeSettings } from '../runtime-settings.js';
@@ -152,6 +153,8 @@ function deny(reply: FastifyReply, d: Decision): FastifyReply {
 
 function answer(reply: FastifyReply, a: WebAnswer): FastifyReply {
   for (const [name, value] of Object.entries(a.headers)) reply.header(name, value);
+  reply.header('x-cohort-reason', a.reason);
+  if (!reply.hasHeader('x-cohort-decision-id')) reply.header('x-cohort-decision-id', randomToken(12));
   reply.code(a.status);
   return a.body === undefined ? reply.send() : reply.header('content-type', 'application/json; charset=utf-8').send(a.body);
 }

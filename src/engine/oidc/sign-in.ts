@@ -49,6 +49,8 @@ export interface WebRequest {
 /** What to answer the browser. */
 export interface WebAnswer {
   status: number;
+  /** For X-Cohort-Reason: ACCESS_NO_CREDENTIAL (sent to sign in), ACCESS_ALLOWED (signed in or out), or the error's code. */
+  reason: string;
   headers: Record<string, string | string[]>;
   body?: { error: { code: string; message: string } };
 }
@@ -154,6 +156,7 @@ export async function startSignIn(api: CompiledApi & { login: LoginDefinition },
   });
   return {
     status: 302,
+    reason: 'ACCESS_NO_CREDENTIAL',
     headers: {
       location: location.href,
       'cache-control': 'no-store',
@@ -229,6 +232,7 @@ export async function finishSignIn(api: CompiledApi & { login: LoginDefinition }
   ctx.log.info({ api: api.id, subject: claims.sub, sessionId: session.id }, 'web sign-in: session created');
   return {
     status: 302,
+    reason: 'ACCESS_ALLOWED',
     headers: {
       location: safeReturnPath(pending.returnTo, cookiePath(api)),
       'cache-control': 'no-store',
@@ -275,7 +279,7 @@ export async function signOut(api: CompiledApi & { login: LoginDefinition }, req
     // The Cohort session is gone whatever the provider does; its own session stays.
     ctx.log.warn({ api: api.id, err }, 'web sign-in: the provider\'s end-session endpoint is not known; logged out of Cohort only');
   }
-  return { status: 302, headers: { location, 'cache-control': 'no-store', 'set-cookie': clearCookie(api.sessionCookie, { path: '/', secure: req.secure }) } };
+  return { status: 302, reason: 'ACCESS_ALLOWED', headers: { location, 'cache-control': 'no-store', 'set-cookie': clearCookie(api.sessionCookie, { path: '/', secure: req.secure }) } };
 }
 
 /** Runs a login route; errors become coded answers. */
@@ -298,5 +302,5 @@ export async function serveSignInStart(api: CompiledApi & { login: LoginDefiniti
 function errorAnswer(err: unknown, log: Logger, api: string): WebAnswer {
   const e = err instanceof CohortError ? err : new CohortError('STATE_UNAVAILABLE', (err as Error).message);
   log.warn({ api, code: e.code, err: e.message }, 'web sign-in refused');
-  return { status: e.status, headers: { 'cache-control': 'no-store' }, body: { error: { code: e.code, message: e.message } } };
+  return { status: e.status, reason: e.code, headers: { 'cache-control': 'no-store' }, body: { error: { code: e.code, message: e.message } } };
 }
