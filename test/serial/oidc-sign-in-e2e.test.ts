@@ -70,8 +70,8 @@ describe('web sign-in through 3 inline engines behind a round-robin balancer', (
     });
 
     const dir = upDir(t);
-    const up = runCohort(t, ['up', '--mode', 'inline', '--engines', '3', '--dir', dir, '--json']);
-    await up.waitForOutput(/"clusterId"/, 90_000);
+    const up = runCohort(t, ['up', '--mode', 'inline', '--engines', '3', '--dir', dir, '--json', '--start-timeout', '90']);
+    await up.waitForOutput(/"clusterId"/, 120_000);
     const file = JSON.parse(readFileSync(`${dir}/cluster.json`, 'utf8')) as ClusterFile;
     const engines = file.nodes.filter((n) => n.role === 'engine');
     assert.equal(engines.length, 3);
