@@ -277,6 +277,25 @@ describe('web sign-in on one engine', () => {
     assert.equal(bad.statusCode, 400);
   });
 
+  it('front-channel logout ends the sessions of the provider session it names; a wrong issuer or no sid ends nothing', async (t) => {
+    const h = await harness(t);
+    const one = await signIn(h, { sid: 'sid-f' });
+    const other = await signIn(h, { sid: 'sid-g' });
+    const frame = (query: string) => h.proxy.inject({ method: 'GET', url: `/app/_cohort/frontchannel-logout?${query}`, headers: { host: HOST } });
+    for (const query of [`iss=${encodeURIComponent('http://127.0.0.1:1')}&sid=sid-f`, `iss=${encodeURIComponent(h.issuer.issuer)}`, 'sid=sid-f']) {
+      const r = await frame(query);
+      assert.equal(r.statusCode, 400, query);
+      assert.equal(errorCode(r), 'LOGOUT_TOKEN_INVALID');
+    }
+    assert.equal((await allowed(h, one)).status, 200);
+    const r = await frame(`iss=${encodeURIComponent(h.issuer.issuer)}&sid=sid-f`);
+    assert.equal(r.statusCode, 200);
+    assert.match(String(r.headers['content-type']), /^text\/html/);
+    assert.equal(r.headers['cache-control'], 'no-store');
+    assert.equal((await allowed(h, one)).reason, 'ACCESS_REVOKED');
+    assert.equal((await allowed(h, other)).status, 200);
+  });
+
   it('the forward-auth door with ?redirect=true sends to the provider and serves the callback', async (t) => {
     const h = await harness(t);
     const fwd = (uri: string, extra: Record<string, string> = {}) => h.runtime.inject({

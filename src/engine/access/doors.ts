@@ -309,6 +309,7 @@ function webAnswer(reply: FastifyReply, a: WebAnswer): FastifyReply {
   reply.header('x-cohort-reason', a.reason);
   if (!reply.hasHeader('x-cohort-decision-id')) reply.header('x-cohort-decision-id', randomToken(12));
   reply.code(a.status);
+  if (a.html !== undefined) return reply.send(a.html);
   return a.body === undefined ? reply.send() : reply.send(a.body);
 }
 

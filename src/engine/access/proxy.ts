@@ -156,6 +156,7 @@ function answer(reply: FastifyReply, a: WebAnswer): FastifyReply {
   reply.header('x-cohort-reason', a.reason);
   if (!reply.hasHeader('x-cohort-decision-id')) reply.header('x-cohort-decision-id', randomToken(12));
   reply.code(a.status);
+  if (a.html !== undefined) return reply.send(a.html);
   return a.body === undefined ? reply.send() : reply.header('content-type', 'application/json; charset=utf-8').send(a.body);
 }
 

@@ -33,7 +33,7 @@ import { matchApi } from '../access/match.js';
 import { checkedPath } from '../access/request-path.js';
 import { clearCookie, setCookie } from './cookies.js';
 import type { RelyingParties } from './relying-party.js';
-import { rememberSid } from './session-index.js';
+import { rememberSid, sessionsOfSid } from './session-index.js';
 
 /** A request as the browser made it (inline: the request itself; forward auth: the X-Forwarded-* headers). */
 export interface WebRequest {
@@ -53,6 +53,8 @@ export interface WebAnswer {
   reason: string;
   headers: Record<string, string | string[]>;
   body?: { error: { code: string; message: string } };
+  /** A page instead of a JSON body (front-channel logout). */
+  html?: string;
 }
 
 export interface SignInContext {
@@ -63,10 +65,11 @@ export interface SignInContext {
   log: Logger;
 }
 
-export type LoginRoute = 'callback' | 'logout';
+export type LoginRoute = 'callback' | 'logout' | 'frontchannel-logout';
 
 export const CALLBACK_PATH = '/_cohort/callback';
 export const LOGOUT_PATH = '/_cohort/logout';
+export const FRONTCHANNEL_LOGOUT_PATH = '/_cohort/frontchannel-logout';
 export const LOGIN_COOKIE = 'cohort_login';
 /** How long a started sign-in may take at the provider. */
 const STATE_TTL_MS = 10 * 60_000;
@@ -104,6 +107,7 @@ export function loginRoute(apis: CompiledApi[], method: string, url: string, hos
   if (api?.login === undefined || api.broken) return undefined;
   if (path === underPrefix(api.pathPrefix, CALLBACK_PATH)) return { api: api as CompiledApi & { login: LoginDefinition }, route: 'callback' };
   if (path === underPrefix(api.pathPrefix, LOGOUT_PATH)) return { api: api as CompiledApi & { login: LoginDefinition }, route: 'logout' };
+  if (path === underPrefix(api.pathPrefix, FRONTCHANNEL_LOGOUT_PATH)) return { api: api as CompiledApi & { login: LoginDefinition }, route: 'frontchannel-logout' };
   return undefined;
 }
 
@@ -282,9 +286,33 @@ export async function signOut(api: CompiledApi & { login: LoginDefinition }, req
   return { status: 302, reason: 'ACCESS_ALLOWED', headers: { location, 'cache-control': 'no-store', 'set-cookie': clearCookie(api.sessionCookie, { path: '/', secure: req.secure }) } };
 }
 
+/**
+ * Front-channel logout: the provider loads `<prefix>/_cohort/frontchannel-logout?iss=…&sid=…`
+ * in a hidden frame of its logout page. A cross-site frame carries no SameSite=Lax cookie, so
+ * the request names the provider session itself: `iss` must be this API's issuer and `sid` a
+ * provider session that signed Cohort sessions in; those sessions are deleted. (A `sid` is an
+ * unguessable value the provider hands only to its clients; the worst a forged request can
+ * do is end a session whose `sid` it knows.)
+ */
+export async function frontchannelLogout(api: CompiledApi & { login: LoginDefinition }, req: WebRequest, ctx: SignInContext): Promise<WebAnswer> {
+  const q = req.url.indexOf('?');
+  const params = new URLSearchParams(q < 0 ? '' : req.url.slice(q + 1));
+  const iss = params.get('iss');
+  const sid = params.get('sid');
+  if (iss !== api.login.issuer || sid === null || sid.length === 0 || sid.length > 512) throw new CohortError('LOGOUT_TOKEN_INVALID', 'front-channel logout needs this API\'s issuer as iss and a sid');
+  let revoked = 0;
+  for (const id of await sessionsOfSid(ctx.provider, iss, sid)) {
+    if (await ctx.provider.sessions.delete(id)) revoked += 1;
+    await ctx.provider.tokens.delete(providerTokensKey(id));
+  }
+  ctx.log.info({ api: api.id, issuer: iss, sid, revoked }, 'front-channel logout: sessions revoked');
+  return { status: 200, reason: 'ACCESS_ALLOWED', headers: { 'cache-control': 'no-store', 'content-type': 'text/html; charset=utf-8' }, html: '<!DOCTYPE html><title>Signed out</title>' };
+}
+
 /** Runs a login route; errors become coded answers. */
 export async function serveLoginRoute(route: LoginRoute, api: CompiledApi & { login: LoginDefinition }, req: WebRequest, ctx: SignInContext): Promise<WebAnswer> {
   try {
+    if (route === 'frontchannel-logout') return await frontchannelLogout(api, req, ctx);
     return route === 'callback' ? await finishSignIn(api, req, ctx) : await signOut(api, req, ctx);
   } catch (err) {
     return errorAnswer(err, ctx.log, api.id);
