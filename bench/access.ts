@@ -5,7 +5,8 @@
  * A console and one engine (`cohort start` processes) get, through the admin API, a `runtime`
  * section with a rate-limit policy whose bucket is too large to ever run dry, and an `apis`
  * document with two APIs that check revocation and take a rate-limit token per request: one
- * accepting sessions (cookie), one accepting ES256 JWTs checked against an inline key set.
+ * accepting sessions (cookie), one accepting ES256 JWTs checked against an inline key set,
+ * and one with web sign-in whose sessions are made by signing in (bench/access-sign-in.ts).
  * The bench creates sessions and signs tokens, then drives `/authz/forward` from a separate
  * process — wrk with a generated Lua script that cycles through the credentials, or autocannon
  * in a child process (bench/access-load.ts) when wrk is missing — and the same load at a bare
@@ -23,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { freePort } from '../src/cli/free-port.js';
+import { signInApi, signInSessions, SIGN_IN_PREFIX, startBenchIssuer } from './access-sign-in.js';
 import { benchNodeConfig, killGroup, removeAtExit, spawnGrouped, spawnProcess, startBenchNode, waitReady, type BenchNode } from './nodes.js';
 
 const PEER = fileURLToPath(new URL('./peer-fastify.js', import.meta.url));
@@ -173,10 +175,12 @@ async function main(): Promise<void> {
   // A bucket no run can empty: every request takes a token, none is denied.
   await call(`${admin}/admin/v1/config/runtime`, 'PUT', asAdmin, { rateLimits: { bench: { capacity: 1_000_000_000, refillPerSecond: 1_000_000_000 } } });
   const rateLimit = { policy: 'bench', by: 'subject' };
+  const issuer = await startBenchIssuer();
   await call(`${admin}/admin/v1/config/apis`, 'PUT', asAdmin, {
     apis: [
       { id: 'orders', pathPrefix: '/orders', credentials: ['session'], checkRevocation: true, rateLimit },
       { id: 'reports', pathPrefix: '/reports', credentials: ['jwt'], jwt: { issuer: ISSUER, audiences: [AUDIENCE], keys: [jwk], algorithms: ['ES256'] }, checkRevocation: true, rateLimit },
+      signInApi(issuer, rateLimit),
     ],
   });
 
@@ -208,6 +212,12 @@ async function main(): Promise<void> {
     }
   }
 
+  // Sessions from web sign-in (bench/access-sign-in.ts): a provider round trip each, so fewer.
+  const signInCount = Math.min(CREDENTIALS, 200);
+  log(`signing in ${signInCount} users through /authz/forward?redirect=true`);
+  const signInIds = await signInSessions(runtime, issuer, signInCount, (uri, credential) => forwardHeaders(uri, '192.0.2.1', credential));
+  const signInHeaders = signInIds.map((id, i) => forwardHeaders(`${SIGN_IN_PREFIX}/${i}`, `192.0.2.${i % 250 + 1}`, { Cookie: `cohort_session=${id}` }));
+
   const peerPort = await freePort();
   const peer = await spawnProcess([PEER, String(peerPort)], /peer started/);
 
@@ -219,11 +229,14 @@ async function main(): Promise<void> {
   const session = await load(base, 'session', runtime, '/authz/forward', sessionHeaders);
   log('/authz/forward with an ES256 JWT');
   const jwt = await load(base, 'jwt', runtime, '/authz/forward', jwtHeaders);
+  log('/authz/forward with a session cookie from web sign-in');
+  const signedIn = await load(base, 'sign-in', runtime, '/authz/forward', signInHeaders);
 
   const results = {
     load: args.load, connections: CONNECTIONS, seconds: SECONDS, warmupSeconds: WARMUP_SECONDS, credentials: CREDENTIALS,
-    fastify, session, jwt,
+    fastify, session, jwt, signedIn,
     sessionRatio: session.rps / fastify.rps,
+    signedInRatio: signedIn.rps / fastify.rps,
     jwtRatio: jwt.rps / fastify.rps,
   };
   if (args.json) {
@@ -240,6 +253,7 @@ async function main(): Promise<void> {
     row('bare Fastify, 200 with an empty body', fastify, '100%', ''),
     row('/authz/forward, session cookie', session, pct(results.sessionRatio), `≥ 70% and p99 < 5 ms: ${results.sessionRatio >= 0.7 && session.p99Ms < 5 ? 'met' : 'not met'}`),
     row('/authz/forward, ES256 JWT', jwt, pct(results.jwtRatio), `≥ 50%: ${results.jwtRatio >= 0.5 ? 'met' : 'not met'}`),
+    row('/authz/forward, session cookie from web sign-in (touch on)', signedIn, pct(results.signedInRatio), `beside the session row: ${(signedIn.rps / session.rps * 100).toFixed(0)}% of it`),
     `bench:access: forward-session ${session.rps.toFixed(0)}/s (${results.sessionRatio.toFixed(2)} of fastify) forward-jwt ${jwt.rps.toFixed(0)}/s (${results.jwtRatio.toFixed(2)}) fastify ${fastify.rps.toFixed(0)}/s`,
     '',
   ].join('\n'));

@@ -75,6 +75,14 @@ export const ERROR_CODES = {
   PROXY_NO_UPSTREAM: { status: 502, summary: 'The inline proxy allowed a request whose API has no upstream (or that matched no API): there is nowhere to forward it.' },
   PROXY_UPSTREAM_TIMEOUT: { status: 504, summary: 'The inline proxy\'s upstream did not answer within the API\'s timeoutMs.' },
   PROXY_UPSTREAM_FAILED: { status: 502, summary: 'The inline proxy could not reach the API\'s upstream (connection refused or reset, name not found) or got no valid answer from it.' },
+  LOGIN_STATE_INVALID: { status: 400, summary: 'A sign-in callback whose state is unknown, expired, already used, or not the one this browser started (its sign-in cookie): refused, no session created.' },
+  LOGIN_DENIED_BY_PROVIDER: { status: 403, summary: 'The OpenID provider answered the sign-in with an error (the user declined, or the provider refused the client): no session created.' },
+  LOGIN_CODE_REFUSED: { status: 400, summary: 'The OpenID provider refused to exchange the sign-in callback\'s code (used, expired, or not issued for this client and PKCE verifier): no session created.' },
+  LOGIN_ID_TOKEN_INVALID: { status: 401, summary: 'The ID token of a sign-in failed a check (signature, issuer, audience, nonce, times): no session created.' },
+  LOGIN_PROVIDER_UNAVAILABLE: { status: 502, summary: 'The OpenID provider of an API with login could not be reached or gave no valid answer (discovery, keys or token endpoint).' },
+  LOGOUT_TOKEN_INVALID: { status: 400, summary: 'A back-channel logout token failed verification (signature, issuer, audience = a configured client, the back-channel logout event, no nonce, sub or sid, jti, iat recent) or names no API with login: nothing revoked.' },
+  LOGOUT_TOKEN_REPLAYED: { status: 400, summary: 'A back-channel logout token whose jti was seen before: nothing revoked again.' },
+  UPSTREAM_TOKEN_FAILED: { status: 502, summary: 'Token mediation: the API\'s upstreamToken endpoint refused or could not be reached, or the signed-in user has no token to exchange; the request was not forwarded.' },
 
   // node/ and the management API
   NODE_DATA_DIR_UNUSABLE: { status: 500, summary: 'The data directory cannot be created, read or written.' },

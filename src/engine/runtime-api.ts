@@ -27,6 +27,7 @@ import { bearerToken, sha256 } from '../http/bearer-auth.js';
 import { setBadUrlCode } from '../http/server.js';
 import type { LockoutStatus, Session, SessionCursor, StateProvider } from '../state/services.js';
 import { registerAccessDoors } from './access/doors.js';
+import { registerBackchannelLogout } from './oidc/backchannel-route.js';
 import { runtimeSettings, type RuntimeSettings } from './runtime-settings.js';
 
 /** The caps on stored values, in bytes of serialized JSON (`[state] max_*_bytes`). */
@@ -296,6 +297,8 @@ export function registerRuntimeApi(app: FastifyInstance, options: RuntimeApiOpti
     decisionLog: options.decisionLog ?? 'deny',
     engineId: options.engineId ?? '',
   });
+
+  registerBackchannelLogout(app, { provider, settings, clock: options.clock ?? systemClock, log: app.log as unknown as Logger });
 
   app.register(async (api) => {
     api.addHook('onRequest', async (request) => {

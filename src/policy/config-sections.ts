@@ -93,6 +93,36 @@ const apiDefinition = {
     stripPrefix: { type: 'boolean' },
     timeoutMs: { type: 'integer', minimum: 1, maximum: 600_000 },
     onStateUnavailable: { type: 'string', enum: ['deny', 'allow'] },
+    // Web sign-in: a browser without a session is sent through an OpenID Connect
+    // authorization-code flow with PKCE to `issuer` (docs/web-sign-in.md).
+    login: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['issuer', 'clientId', 'clientSecret'],
+      properties: {
+        issuer: { type: 'string', pattern: '^https?://', maxLength: 2048 },
+        clientId: shortText(512),
+        clientSecret: shortText(2048),
+        scopes: { type: 'array', maxItems: 50, uniqueItems: true, items: { type: 'string', pattern: '^[\\x21\\x23-\\x5b\\x5d-\\x7e]{1,128}$' } },
+        claims: { type: 'array', maxItems: 50, uniqueItems: true, items: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,128}$' } },
+        postLogoutRedirect: { type: 'string', pattern: '^/', maxLength: 2048 },
+      },
+    },
+    // Token mediation (inline mode): a token for the upstream from a token endpoint, shared
+    // through the token cache.
+    upstreamToken: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['tokenEndpoint', 'clientId', 'clientSecret', 'grant'],
+      properties: {
+        tokenEndpoint: { type: 'string', pattern: '^https?://', maxLength: 2048 },
+        clientId: shortText(512),
+        clientSecret: shortText(2048),
+        grant: { type: 'string', enum: ['token-exchange', 'client-credentials'] },
+        audience: shortText(1024),
+        scope: shortText(1024),
+      },
+    },
   },
 } as const;
 
@@ -209,6 +239,8 @@ interface ApiRuleView {
   credentials?: string[];
   jwt?: { jwksUrl?: string; keys?: unknown[] };
   denyList?: string[];
+  login?: { issuer: string };
+  upstreamToken?: { tokenEndpoint: string; grant: string };
 }
 
 /**
@@ -230,11 +262,39 @@ function apiRuleErrors(content: { apis: ApiRuleView[] }): string[] {
     for (const name of Object.keys(api.identityHeaders ?? {})) {
       if (RESERVED_HEADERS.has(name.toLowerCase())) errors.push(`${where}/identityHeaders: ${name} is reserved (it frames the answer or carries the decision)`);
     }
+    if (api.login !== undefined) {
+      if (!(api.credentials ?? ['session']).includes('session')) errors.push(`${where}/login: web sign-in creates sessions, so credentials must include session`);
+      if (!isHttpsOrLoopback(api.login.issuer)) errors.push(`${where}/login/issuer: ${JSON.stringify(api.login.issuer)} must be https (plain http only on a loopback address)`);
+    }
+    if (api.upstreamToken !== undefined) {
+      if (!isHttpsOrLoopback(api.upstreamToken.tokenEndpoint)) errors.push(`${where}/upstreamToken/tokenEndpoint: ${JSON.stringify(api.upstreamToken.tokenEndpoint)} must be https (plain http only on a loopback address)`);
+      if (api.upstreamToken.grant === 'token-exchange' && api.login === undefined) errors.push(`${where}/upstreamToken: grant token-exchange exchanges the signed-in user's token, so the API needs login`);
+    }
     (api.denyList ?? []).forEach((entry, j) => {
       if (entry.startsWith('ip:') && !isAddressOrRange(entry.slice(3))) errors.push(`${where}/denyList/${j}: ${JSON.stringify(entry)} is not an IPv4 or IPv6 address or CIDR range`);
     });
   });
   return errors;
+}
+
+/**
+ * Whether `url` may be fetched: https anywhere, plain http only to a loopback address (a
+ * provider on the same host, as in tests and development), never silently to the world.
+ */
+export function isHttpsOrLoopback(url: string): boolean {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return false;
+  }
+  if (parsed.protocol === 'https:') return true;
+  return parsed.protocol === 'http:' && isLoopbackHost(parsed.hostname);
+}
+
+export function isLoopbackHost(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }
 
 function isAddressOrRange(text: string): boolean {

@@ -80,10 +80,10 @@ describe('bench:membership smoke', () => {
       });
       assert.equal(run.status, 0, run.stderr);
       const lines = run.stdout.trim().split('\n');
-      assert.equal(lines.length, 6, run.stdout);
+      assert.equal(lines.length, 7, run.stdout);
       assert.match(lines[0]!, new RegExp(`^\\| 10 connections, 1 s, ${tool} \\| req/s \\| p50 \\| p99 \\| errors \\| of Fastify \\| target \\|$`));
-      const rows = lines.slice(2, 5).map((l) => l.split('|').map((c) => c.trim()).slice(1, -1));
-      assert.deepEqual(rows.map((r) => r[0]), ['bare Fastify, 200 with an empty body', '/authz/forward, session cookie', '/authz/forward, ES256 JWT']);
+      const rows = lines.slice(2, 6).map((l) => l.split('|').map((c) => c.trim()).slice(1, -1));
+      assert.deepEqual(rows.map((r) => r[0]), ['bare Fastify, 200 with an empty body', '/authz/forward, session cookie', '/authz/forward, ES256 JWT', '/authz/forward, session cookie from web sign-in (touch on)']);
       for (const r of rows) {
         assert.ok(Number(r[1]) > 0, `req/s: ${r.join(' | ')}`);
         assert.match(r[2]!, /^\d+\.\d\d ms$/);
@@ -94,7 +94,8 @@ describe('bench:membership smoke', () => {
       }
       assert.match(rows[1]![6]!, /^≥ 70% and p99 < 5 ms: (met|not met)$/);
       assert.match(rows[2]![6]!, /^≥ 50%: (met|not met)$/);
-      assert.match(lines[5]!, /^bench:access: forward-session \d+\/s \(\d+\.\d\d of fastify\) forward-jwt \d+\/s \(\d+\.\d\d\) fastify \d+\/s$/);
+      assert.match(rows[3]![6]!, /^beside the session row: \d+% of it$/);
+      assert.match(lines[6]!, /^bench:access: forward-session \d+\/s \(\d+\.\d\d of fastify\) forward-jwt \d+\/s \(\d+\.\d\d\) fastify \d+\/s$/);
     });
   }
 });

@@ -31,6 +31,31 @@ export interface ApiDefinition {
   stripPrefix?: boolean;
   timeoutMs?: number;
   onStateUnavailable?: 'deny' | 'allow';
+  login?: LoginDefinition;
+  upstreamToken?: UpstreamTokenDefinition;
+}
+
+/** Web sign-in with OpenID Connect (docs/web-sign-in.md). */
+export interface LoginDefinition {
+  issuer: string;
+  clientId: string;
+  clientSecret: string;
+  /** Requested scopes; `openid` is always requested. */
+  scopes?: string[];
+  /** ID-token claims copied into the session's attributes. */
+  claims?: string[];
+  /** Where `/_cohort/logout` sends the browser at the end (a path on the same origin); default the API's prefix. */
+  postLogoutRedirect?: string;
+}
+
+/** Token mediation: a token for the upstream from a token endpoint. */
+export interface UpstreamTokenDefinition {
+  tokenEndpoint: string;
+  clientId: string;
+  clientSecret: string;
+  grant: 'token-exchange' | 'client-credentials';
+  audience?: string;
+  scope?: string;
 }
 
 export const DEFAULT_SESSION_COOKIE = 'cohort_session';
@@ -68,6 +93,10 @@ export interface CompiledApi {
   stripPrefix: boolean;
   /** Inline mode: how long the upstream may take to answer (headers, then between body chunks). */
   timeoutMs: number;
+  /** Web sign-in, when the API has `login`. */
+  login: LoginDefinition | undefined;
+  /** Token mediation, when the API has `upstreamToken`. */
+  upstreamToken: UpstreamTokenDefinition | undefined;
   /** The definition could not be compiled (its error is logged): every request it matches is denied. */
   broken?: boolean;
 }
@@ -117,6 +146,8 @@ export function compileApi(def: ApiDefinition): CompiledApi {
     upstream: def.upstream === undefined ? undefined : upstreamBase(def.id, def.upstream),
     stripPrefix: def.stripPrefix ?? false,
     timeoutMs: def.timeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS,
+    login: def.login,
+    upstreamToken: def.upstreamToken,
   };
 }
 

@@ -51,6 +51,8 @@ export const DESCRIBED_REQUEST_SCHEMA = {
   },
 } as const;
 import { RecentDecisions } from './recent-decisions.js';
+import { RelyingParties } from '../oidc/relying-party.js';
+import { loginRoute, serveLoginRoute, serveSignInStart, wantsSignIn, type WebAnswer, type WebRequest } from '../oidc/sign-in.js';
 
 export interface AccessDoorOptions {
   provider: StateProvider;
@@ -89,6 +91,7 @@ const denyReasons = ACCESS_REASONS.filter((r) => r !== 'ACCESS_ALLOWED');
 
 export function registerAccessDoors(app: FastifyInstance, o: AccessDoorOptions): void {
   const recent = new RecentDecisions(o.clock);
+  const parties = new RelyingParties(o.clock);
 
   async function run(request: AccessRequest): Promise<Decision> {
     const settings = o.settings();
@@ -148,7 +151,7 @@ export function registerAccessDoors(app: FastifyInstance, o: AccessDoorOptions):
       sub.removeAllContentTypeParsers();
       sub.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: DOOR_BODY_BYTES }, (_request, _body, done) => done(null, undefined));
 
-      sub.route<{ Querystring: { statuses?: 'full' } }>({
+      sub.route<{ Querystring: { statuses?: 'full'; redirect?: 'true' } }>({
         method: DOOR_METHODS,
         url: '/authz/forward',
         exposeHeadRoute: false,
@@ -157,10 +160,14 @@ export function registerAccessDoors(app: FastifyInstance, o: AccessDoorOptions):
           tags: ['access decisions'],
           summary: 'Forward auth: decide on the request described by the X-Forwarded-* / X-Original-* headers',
           security: [{ gatewayKey: [] }],
-          querystring: { type: 'object', additionalProperties: true, properties: { statuses: { type: 'string', enum: ['full'], description: 'full: deny with the reason\'s own status (429, 503, 400, 405) instead of 403.' } } },
+          querystring: { type: 'object', additionalProperties: true, properties: {
+            statuses: { type: 'string', enum: ['full'], description: 'full: deny with the reason\'s own status (429, 503, 400, 405) instead of 403.' },
+            redirect: { type: 'string', enum: ['true', 'false'], description: 'true (proxies that pass a 302 on to the browser): a browser without a session at an API with login gets 302 to its OpenID provider, and the API\'s /_cohort/callback and /_cohort/logout are answered here (302 with Set-Cookie).' },
+          } },
           response: {
-            ...errorResponses([...DOOR_ERRORS, ...denyReasons]),
+            ...errorResponses([...DOOR_ERRORS, ...denyReasons, ...SIGN_IN_ERRORS]),
             200: emptyAllow,
+            302: { description: 'With redirect=true: to the OpenID provider (sign-in), or back to the original path with the session cookie (callback), or to the provider\'s end-session endpoint (logout).', type: 'null' },
           },
         },
         handler: async (request, reply) => {
@@ -172,9 +179,21 @@ export function registerAccessDoors(app: FastifyInstance, o: AccessDoorOptions):
           const method = first('x-forwarded-method') ?? first('x-original-method') ?? request.method;
           const url = first('x-forwarded-uri') ?? first('x-original-uri') ?? '';
           const host = first('x-forwarded-host') ?? first('host');
+          const redirect = request.query.redirect === 'true';
+          const web: WebRequest = { method, url, host, secure: first('x-forwarded-proto') === 'https', headers: clientHeaders(request) };
+          const settings = o.settings();
+          const signIn = { provider: o.provider, settings, parties, clock: o.clock, log: o.log };
+          if (redirect) {
+            const route = loginRoute(settings.access.apis, method, url, host);
+            if (route) return webAnswer(reply, await serveLoginRoute(route.route, route.api, web, signIn));
+          }
           const d = await run({ method, url, ...(host !== undefined ? { host } : {}), sourceIp: forwardedFor(h) ?? '', headers: clientHeaders(request) });
           decisionHeaders(reply, d);
           if (d.allow) return reply.code(200).send();
+          if (redirect) {
+            const api = settings.access.apis.find((a) => a.id === d.api);
+            if (wantsSignIn(api, d, web)) return webAnswer(reply, await serveSignInStart(api, web, signIn));
+          }
           const full = request.query.statuses === 'full';
           const status = isCredentialReason(d.reason) ? 401 : full && d.reason !== 'ACCESS_METHOD_NOT_ALLOWED' ? d.status : 403;
           if (status === 401) reply.header('www-authenticate', wwwAuthenticate(d));
@@ -281,6 +300,17 @@ export function registerAccessDoors(app: FastifyInstance, o: AccessDoorOptions):
       return reply.code(204).send();
     });
   });
+}
+
+const SIGN_IN_ERRORS: readonly ErrorCode[] = ['LOGIN_STATE_INVALID', 'LOGIN_DENIED_BY_PROVIDER', 'LOGIN_CODE_REFUSED', 'LOGIN_ID_TOKEN_INVALID', 'LOGIN_PROVIDER_UNAVAILABLE', 'STATE_UNAVAILABLE'];
+
+function webAnswer(reply: FastifyReply, a: WebAnswer): FastifyReply {
+  for (const [name, value] of Object.entries(a.headers)) reply.header(name, value);
+  reply.header('x-cohort-reason', a.reason);
+  if (!reply.hasHeader('x-cohort-decision-id')) reply.header('x-cohort-decision-id', randomToken(12));
+  reply.code(a.status);
+  if (a.html !== undefined) return reply.send(a.html);
+  return a.body === undefined ? reply.send() : reply.send(a.body);
 }
 
 /**

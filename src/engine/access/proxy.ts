@@ -21,6 +21,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { DecisionLog } from '../../config/schema.js';
 import type { Clock } from '../../core/clock.js';
 import { ERROR_CODES, type ErrorCode } from '../../core/errors.js';
+import { randomToken } from '../../core/ids.js';
 import type { Logger } from '../../core/logger.js';
 import type { StateProvider } from '../../state/services.js';
 import type { RuntimeSettings } from '../runtime-settings.js';
@@ -28,6 +29,9 @@ import { decide, type Decision } from './decide.js';
 import { logDecision } from './decision-log.js';
 import type { CompiledApi } from './definitions.js';
 import { wwwAuthenticate } from './doors.js';
+import { RelyingParties } from '../oidc/relying-party.js';
+import { loginRoute, serveLoginRoute, serveSignInStart, wantsSignIn, type SignInContext, type WebAnswer, type WebRequest } from '../oidc/sign-in.js';
+import { UpstreamTokens } from '../oidc/upstream-token.js';
 
 export interface InlineProxyOptions {
   provider: StateProvider;
@@ -57,6 +61,10 @@ export function upstreamUrl(api: CompiledApi & { upstream: string }, url: string
 }
 
 export function registerInlineProxy(app: FastifyInstance, o: InlineProxyOptions): void {
+  // Web sign-in and token mediation (src/engine/oidc/): the provider configurations and
+  // in-flight token fetches of this engine.
+  const parties = new RelyingParties(o.clock);
+  const upstreamTokens = new UpstreamTokens(o.provider, o.clock);
   app.register(async (proxy) => {
     // No retries (a request with a body cannot be replayed, and a GET retried behind the
     // client's back would double its effects on the upstream); one connection pool per upstream.
@@ -71,6 +79,11 @@ export function registerInlineProxy(app: FastifyInstance, o: InlineProxyOptions)
       handler: async (request, reply) => {
         const settings = o.settings();
         const host = request.headers.host;
+        const web: WebRequest = { method: request.method, url: request.url, host, secure: request.protocol === 'https', headers: request.headers };
+        const signIn: SignInContext = { provider: o.provider, settings, parties, clock: o.clock, log: o.log };
+        // The callback and logout paths of an API with login are the engine's own, not the upstream's.
+        const route = loginRoute(settings.access.apis, request.method, request.url, host);
+        if (route) return answer(reply, await serveLoginRoute(route.route, route.api, web, signIn));
         const d = await decide(
           { method: request.method, url: request.url, ...(host !== undefined ? { host } : {}), sourceIp: clientAddress(request), headers: request.headers },
           settings.access,
@@ -80,13 +93,28 @@ export function registerInlineProxy(app: FastifyInstance, o: InlineProxyOptions)
         logDecision(o.log, o.decisionLog, o.engineId, d);
         reply.header('x-cohort-decision-id', d.decisionId).header('x-cohort-reason', d.reason);
         if (d.wouldDeny) reply.header('x-cohort-would-deny', d.wouldDeny);
-        if (!d.allow) return deny(reply, d);
         const api = d.api === undefined ? undefined : settings.access.apis.find((a) => a.id === d.api);
+        if (!d.allow) return wantsSignIn(api, d, web) ? answer(reply, await serveSignInStart(api, web, signIn)) : deny(reply, d);
         if (api?.upstream === undefined) return error(reply, 'PROXY_NO_UPSTREAM', d.api === undefined ? 'the request matched no API, so it has no upstream' : `API ${d.api} has no upstream`);
+        let upstreamToken: string | undefined;
+        if (api.upstreamToken !== undefined) {
+          try {
+            upstreamToken = await upstreamTokens.tokenFor(api as CompiledApi & { upstreamToken: NonNullable<CompiledApi['upstreamToken']> }, d.identity);
+          } catch (err) {
+            const e = err as { code?: string; message: string };
+            o.log.warn({ decisionId: d.decisionId, api: api.id, err: e.message }, 'inline proxy: no token for the upstream');
+            return error(reply, e.code === 'UPSTREAM_TOKEN_FAILED' ? 'UPSTREAM_TOKEN_FAILED' : 'STATE_UNAVAILABLE', e.message);
+          }
+        }
         const target = upstreamUrl(api as CompiledApi & { upstream: string }, request.url);
         return reply.from(target, {
           timeout: api.timeoutMs,
-          rewriteRequestHeaders: (req, headers) => upstreamHeaders(req as FastifyRequest, headers as IncomingHttpHeaders, api, d),
+          rewriteRequestHeaders: (req, headers) => {
+            const out = upstreamHeaders(req as FastifyRequest, headers as IncomingHttpHeaders, api, d);
+            // The upstream's own token replaces whatever Authorization the client sent (its session id, say).
+            if (upstreamToken !== undefined) out.authorization = `Bearer ${upstreamToken}`;
+            return out;
+          },
           rewriteHeaders: (headers) => {
             const out = { ...headers } as Record<string, unknown>;
             for (const name of HOP_BY_HOP) delete out[name];
@@ -121,6 +149,15 @@ function deny(reply: FastifyReply, d: Decision): FastifyReply {
   if (d.status === 401) reply.header('www-authenticate', wwwAuthenticate(d));
   if (d.retryAfterSeconds !== undefined && (d.status === 429 || d.status === 503 || d.reason === 'ACCESS_LOCKED')) reply.header('retry-after', String(d.retryAfterSeconds));
   return reply.code(d.status).send({ error: { code: d.reason, message: ERROR_CODES[d.reason].summary } });
+}
+
+function answer(reply: FastifyReply, a: WebAnswer): FastifyReply {
+  for (const [name, value] of Object.entries(a.headers)) reply.header(name, value);
+  reply.header('x-cohort-reason', a.reason);
+  if (!reply.hasHeader('x-cohort-decision-id')) reply.header('x-cohort-decision-id', randomToken(12));
+  reply.code(a.status);
+  if (a.html !== undefined) return reply.send(a.html);
+  return a.body === undefined ? reply.send() : reply.header('content-type', 'application/json; charset=utf-8').send(a.body);
 }
 
 function error(reply: FastifyReply, code: ErrorCode, message: string): FastifyReply {
