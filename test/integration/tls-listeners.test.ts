@@ -128,6 +128,19 @@ describe('HTTPS listeners', () => {
     assert.equal(again.code, 0, `the CLI trusts the new ca_file: ${again.stderr}`);
   });
 
+  it('refuses to start, binding nothing, when the key does not match the certificate', async (t) => {
+    const dir = tmpDir(t);
+    const [a, b] = [await makeLocalCa(), await makeLocalCa()];
+    writeFileSync(join(dir, 'node.pem'), a.certPem);
+    writeFileSync(join(dir, 'node-key.pem'), b.keyPem);
+    const sections = await validConfig('engine-1', 'engine', { tls: { cert_file: './node.pem', key_file: './node-key.pem' } });
+    const run = await runCohortToEnd(t, ['start', '-c', writeConfig(dir, 'engine-1.ini', sections)]);
+    assert.equal(run.code, 1, run.stdout + run.stderr);
+    assert.match(run.stdout + run.stderr, /NODE_TLS_FILES_INVALID/);
+    assert.match(run.stdout + run.stderr, /key_file .*node-key\.pem does not load with cert_file/);
+    assert.doesNotMatch(run.stdout, /Server listening|started/, 'no listener was bound');
+  });
+
   it('accepts TLS 1.2 by default and refuses older, and with min_version = TLSv1.3 refuses TLS 1.2', async (t) => {
     const dir = tmpDir(t);
     const made = await makeLocalCa();

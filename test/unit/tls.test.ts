@@ -5,7 +5,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SecureContextOptions, Server as TlsServer } from 'node:tls';
 import { loadNodeConfig, type TlsSettings } from '../../src/config/node-config.js';
@@ -15,6 +15,8 @@ import { createLogger } from '../../src/core/logger.js';
 import { httpsOptionsFor, loadTlsMaterial, tlsFilesSignature } from '../../src/http/tls.js';
 import { TlsReloader } from '../../src/node/tls-reloader.js';
 import { makeLocalCa } from '../../src/cli/local-cluster/local-ca.js';
+import { LocalCluster } from '../../src/cli/local-cluster/local-cluster.js';
+import { localNodeConfigText } from '../../src/cli/local-cluster/plan.js';
 import { configText, TEST_SECRET } from '../helpers/node-config.js';
 import { tmpDir } from '../helpers/tmp.js';
 
@@ -156,5 +158,26 @@ describe('TlsReloader', () => {
     writeFileSync(settings.certFile, (await makeLocalCa()).certPem);
     clock.advance(10_000);
     assert.equal(installed[0]!.length, 1, 'a stopped reloader looks no more');
+  });
+});
+
+describe('cohort up --tls on an existing directory', () => {
+  it('writes a [tls] section into new node files and refuses --tls on a directory whose files speak plain HTTP, changing nothing', async (t) => {
+    const dir = tmpDir(t);
+    const secrets = { clusterId: 'local', secretKey: TEST_SECRET, adminUser: 'admin', apiKey: 'k'.repeat(32) };
+    const plan = { id: 'console', role: 'console' as const, configFile: join(dir, 'console.ini'), logFile: join(dir, 'console.log'), cluster: 1, manage: 2, http: 3, mode: 'sideband' as const };
+    const withTls = localNodeConfigText({ ...plan, httpsListeners: ['runtime', 'admin', 'manage', 'proxy'] }, undefined, secrets);
+    assert.match(withTls, /^\[tls\]\ncert_file = \.\/tls\/node\.pem\nkey_file = \.\/tls\/node-key\.pem\nca_file = \.\/tls\/ca\.pem$/m);
+    const plain = localNodeConfigText({ ...plan, httpsListeners: [] }, undefined, secrets);
+    assert.doesNotMatch(plain, /\[tls\]/);
+    writeFileSync(plan.configFile, plain);
+    const r = await new LocalCluster({ dir, engines: 0, tls: true }).start().then(
+      () => assert.fail('expected a refusal'),
+      (err: unknown) => err as { code: string; message: string },
+    );
+    assert.equal(r.code, 'CLI_USAGE');
+    assert.match(r.message, /speaks plain HTTP/);
+    assert.equal(readFileSync(plan.configFile, 'utf8'), plain, 'the file is unchanged');
+    assert.equal(existsSync(join(dir, 'tls')), false, 'no CA was made');
   });
 });
