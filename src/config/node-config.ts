@@ -25,6 +25,8 @@ import {
   type ScopedService,
   VALUE_CAPS,
   type ValueCaps,
+  type TlsListener,
+  type TlsVersion,
 } from './schema.js';
 import { KNOWN_DEFAULT_SECRETS, Secret } from './secret.js';
 import { InvalidValue, splitList, type Address } from './values.js';
@@ -82,8 +84,24 @@ export interface NodeConfig {
   repository: { url: string | undefined };
   log: { level: LogLevel; format: LogFormat };
   access: { decisionLog: DecisionLog };
+  /** `[tls]`: undefined when no certificate is configured (every listener speaks plain HTTP). */
+  tls: TlsSettings | undefined;
   /** Things the operator should hear about that do not stop the node (logged at start). */
   warnings: string[];
+}
+
+/** `[tls]` with paths made absolute. */
+export interface TlsSettings {
+  certFile: string;
+  keyFile: string;
+  /** Empty when no CA file is configured. */
+  caFile: string;
+  /** The listeners that serve HTTPS. */
+  listeners: TlsListener[];
+  /** The HTTPS listeners that require a client certificate issued by `caFile`. */
+  clientCertificates: TlsListener[];
+  minVersion: TlsVersion;
+  reloadIntervalMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -245,6 +263,8 @@ export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeC
     );
   }
 
+  const tls = tlsSettings(get, baseDir, file, warnings);
+
   return {
     file,
     node: { id: nodeId, role, mode, dataDir },
@@ -296,7 +316,41 @@ export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeC
     },
     log: { level: get<LogLevel>('log', 'level'), format: get<LogFormat>('log', 'format') },
     access: { decisionLog: get<DecisionLog>('access', 'decision_log') },
+    tls,
     warnings,
+  };
+}
+
+/**
+ * `[tls]`, checked as a whole: a certificate needs its key (and the reverse), and a listener
+ * that requires client certificates needs the CA that issues them and must serve HTTPS at all.
+ */
+function tlsSettings(get: <T>(section: string, key: string) => T, baseDir: string, file: string, warnings: string[]): TlsSettings | undefined {
+  const certFile = get<string>('tls', 'cert_file');
+  const keyFile = get<string>('tls', 'key_file');
+  const caFile = get<string>('tls', 'ca_file');
+  const listeners = get<TlsListener[]>('tls', 'listeners');
+  const clientCertificates = get<TlsListener[]>('tls', 'client_certificates');
+  const refuse = (key: string, message: string): CohortError =>
+    new CohortError('CONFIG_INVALID_VALUE', `${file}: [tls] ${key}: ${message}; allowed: ${findKey('tls', key)!.allowed}`, { file, section: 'tls', key });
+  if (certFile === '' && keyFile === '') {
+    if (clientCertificates.length > 0) throw refuse('client_certificates', 'client certificates need TLS: set cert_file and key_file too');
+    if (caFile !== '') warnings.push('[tls] ca_file is used only with cert_file and key_file; every HTTP listener of this node speaks plain HTTP.');
+    return undefined;
+  }
+  if (certFile === '') throw refuse('cert_file', 'key_file is set but cert_file is empty: set both or neither');
+  if (keyFile === '') throw refuse('key_file', 'cert_file is set but key_file is empty: set both or neither');
+  const plain = clientCertificates.filter((l) => !listeners.includes(l));
+  if (plain.length > 0) throw refuse('client_certificates', `${plain.join(', ')} ${plain.length > 1 ? 'are' : 'is'} not in [tls] listeners, so ${plain.length > 1 ? 'they speak' : 'it speaks'} plain HTTP and cannot ask for a client certificate`);
+  if (clientCertificates.length > 0 && caFile === '') throw refuse('client_certificates', 'client certificates are checked against ca_file, which is empty');
+  return {
+    certFile: resolve(baseDir, certFile),
+    keyFile: resolve(baseDir, keyFile),
+    caFile: caFile === '' ? '' : resolve(baseDir, caFile),
+    listeners,
+    clientCertificates,
+    minVersion: get<TlsVersion>('tls', 'min_version'),
+    reloadIntervalMs: get<number>('tls', 'reload_interval'),
   };
 }
 

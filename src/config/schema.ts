@@ -50,6 +50,21 @@ export const DECISION_LOGS = ['all', 'deny', 'none'] as const;
 export type DecisionLog = (typeof DECISION_LOGS)[number];
 export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
+/** The HTTP listeners `[tls]` can put TLS on. */
+export const TLS_LISTENERS = ['runtime', 'admin', 'manage', 'proxy'] as const;
+export type TlsListener = (typeof TLS_LISTENERS)[number];
+export const TLS_VERSIONS = ['TLSv1.2', 'TLSv1.3'] as const;
+export type TlsVersion = (typeof TLS_VERSIONS)[number];
+
+/** `all`, `none` (where allowed) or a list of listeners, as the set of listeners it names. */
+function parseListenerList(raw: string, word: 'all' | 'none'): TlsListener[] {
+  const items = splitList(raw);
+  if (items.length === 1 && items[0] === 'all') return [...TLS_LISTENERS];
+  if (word === 'none' && (items.length === 0 || (items.length === 1 && items[0] === 'none'))) return [];
+  if (items.length === 0) throw new InvalidValue('must name at least one listener (or all)');
+  for (const item of items) if (!(TLS_LISTENERS as readonly string[]).includes(item)) throw new InvalidValue(`${item} is not an HTTP listener`);
+  return [...new Set(items)] as TlsListener[];
+}
 
 export interface KeyDef {
   section: string;
@@ -223,7 +238,7 @@ export const KEYS: readonly KeyDef[] = [
   },
   {
     section: 'http', key: 'admin', type: 'host:port', default: '127.0.0.1:9080', unit: '',
-    doc: 'Console and replica: address of the admin API, served over plain HTTP (there is no TLS and no web console yet); bind it to loopback or a management network.',
+    doc: 'Console and replica: address of the admin API, served over plain HTTP unless `[tls]` gives it a certificate; bind it to loopback or a management network.',
     allowed: 'host:port with port 1 to 65535',
     parse: parseAddress,
   },
@@ -245,6 +260,49 @@ export const KEYS: readonly KeyDef[] = [
     doc: 'Largest request body any API of this node accepts; larger bodies get 413 HTTP_BODY_TOO_LARGE.',
     allowed: 'integer 1024 to 67108864',
     parse: (raw) => parseInteger(raw, 1024, 64 * 1024 * 1024),
+  },
+  // [tls]
+  {
+    section: 'tls', key: 'cert_file', type: 'path', default: '', unit: '',
+    doc: 'PEM file with this node\'s certificate (then any intermediate certificates) for its HTTPS listeners. Set with `key_file`; empty (with `key_file` empty): every HTTP listener speaks plain HTTP. Read at start and again whenever it changes on disk (see `reload_interval`), without a restart. Relative paths are resolved against the configuration file\'s directory.',
+    allowed: 'empty, or a file path',
+    parse: (raw) => raw.trim(),
+  },
+  {
+    section: 'tls', key: 'key_file', type: 'path', default: '', unit: '',
+    doc: 'PEM file with the private key of `cert_file` (unencrypted; make it readable by the node\'s user only). Reloaded with the certificate.',
+    allowed: 'empty, or a file path',
+    parse: (raw) => raw.trim(),
+  },
+  {
+    section: 'tls', key: 'ca_file', type: 'path', default: '', unit: '',
+    doc: 'PEM file of the certificate authorities of this cluster: the listeners named in `client_certificates` accept only clients with a certificate they issued, and the CLI (and `cohort up`) trust them, besides the system\'s, when they call this node. Reloaded on change.',
+    allowed: 'empty, or a file path',
+    parse: (raw) => raw.trim(),
+  },
+  {
+    section: 'tls', key: 'listeners', type: 'list', default: 'all', unit: '',
+    doc: 'Which HTTP listeners serve HTTPS when `cert_file` is set: `all`, or some of runtime, admin, manage, proxy (a listener left out speaks plain HTTP, for instance a manage port on loopback behind a TLS-terminating balancer).',
+    allowed: `all, or comma-separated from: ${TLS_LISTENERS.join(', ')}`,
+    parse: (raw) => parseListenerList(raw, 'all'),
+  },
+  {
+    section: 'tls', key: 'client_certificates', type: 'list', default: 'none', unit: '',
+    doc: 'HTTPS listeners that require a client certificate issued by `ca_file` (mutual TLS): a client without one, or with one from another authority, is refused during the handshake. The CLI presents this node\'s own `cert_file` and `key_file` to a manage listener that requires one, so give that certificate the client-authentication usage too (or none).',
+    allowed: `none, all, or comma-separated from: ${TLS_LISTENERS.join(', ')}`,
+    parse: (raw) => parseListenerList(raw, 'none'),
+  },
+  {
+    section: 'tls', key: 'min_version', type: 'enum', default: 'TLSv1.2', unit: '',
+    doc: 'Oldest TLS version the HTTPS listeners accept.',
+    allowed: TLS_VERSIONS.join(' | '),
+    parse: (raw) => parseEnum(raw, TLS_VERSIONS),
+  },
+  {
+    section: 'tls', key: 'reload_interval', type: 'integer', default: '2000', unit: 'ms',
+    doc: 'How often the node looks at `cert_file`, `key_file` and `ca_file` for a change. A changed set is loaded into every HTTPS listener without a restart (new connections get it; open ones keep theirs); a set that does not load (a key that does not match the certificate, a half-written file) is logged with NODE_TLS_RELOAD_FAILED and the listeners keep the previous one until the files change again.',
+    allowed: 'integer 100 to 3600000',
+    parse: (raw) => parseInteger(raw, 100, 3_600_000),
   },
   // [state]
   {

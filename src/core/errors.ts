@@ -87,6 +87,8 @@ export const ERROR_CODES = {
   // node/ and the management API
   NODE_DATA_DIR_UNUSABLE: { status: 500, summary: 'The data directory cannot be created, read or written.' },
   NODE_BIND_FAILED: { status: 500, summary: 'An HTTP or cluster address could not be bound (in use, or not local).' },
+  NODE_TLS_FILES_INVALID: { status: 500, summary: 'At start: a [tls] certificate, key or CA file cannot be read or does not load (not PEM, a key that does not match the certificate); the node binds nothing.' },
+  NODE_TLS_RELOAD_FAILED: { status: 500, summary: 'A changed [tls] certificate, key or CA file does not load; the HTTPS listeners keep the previous set until the files change again.' },
   AUTH_MISSING_CREDENTIAL: { status: 401, summary: 'The request carries no Authorization: Bearer credential.' },
   AUTH_INVALID_CREDENTIAL: { status: 401, summary: 'The request\'s credential is not valid for this node.' },
   AUTH_NO_API_KEYS: { status: 401, summary: 'The engine has no API key configured ([http] api_keys), so the runtime API accepts no request.' },
@@ -119,6 +121,7 @@ export const ERROR_CODES = {
   // cli/
   CLI_NODE_UNREACHABLE: { status: 503, summary: 'The CLI could not reach the node\'s management API.' },
   CLI_CREDENTIAL_UNREADABLE: { status: 500, summary: 'The CLI could not read the management credential in the node\'s data directory.' },
+  CLI_TLS_FILES_UNREADABLE: { status: 500, summary: 'The CLI could not read the [tls] CA file it trusts for the node (or the certificate and key it presents to a manage listener that requires one).' },
   CLI_USAGE: { status: 400, summary: 'A command was called with arguments it does not accept.' },
   CLI_REQUEST_FAILED: { status: 502, summary: 'The node answered the CLI\'s request with an error; the message carries the node\'s own code.' },
   CLI_LOCAL_CLUSTER_FAILED: { status: 500, summary: 'cohort up could not start a node of the local cluster (its log file is named).' },

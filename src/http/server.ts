@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import { STATUS_CODES } from 'node:http';
+import type { ServerOptions as HttpsServerOptions } from 'node:https';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from '../core/logger.js';
 import { CohortError, ERROR_CODES, type ErrorCode } from '../core/errors.js';
@@ -11,6 +12,8 @@ export interface HttpServerOptions {
   bodyLimit: number;
   /** Name used in log lines ("manage", "runtime", "admin"). */
   name: string;
+  /** HTTPS: certificate, key, CA and client-certificate options (http/tls.ts); absent: plain HTTP. */
+  tls?: HttpsServerOptions | undefined;
 }
 
 /** Fastify's own error codes that map onto a stable Cohort code. */
@@ -43,7 +46,10 @@ export function setBadUrlCode(app: FastifyInstance, code: ErrorCode): void {
  * of getting a child logger each, for the same reason.
  */
 export function createHttpServer(options: HttpServerOptions): FastifyInstance {
-  const app: FastifyInstance = Fastify({
+  // One shape for both: routes and hooks never depend on whether the listener speaks TLS (the
+  // HTTPS server is a subclass of the TLS server, whose secure context node/tls-reloader.ts replaces).
+  const app = Fastify({
+    ...(options.tls ? { https: options.tls, http2: false as const } : {}),
     bodyLimit: options.bodyLimit,
     logController: new LogController({ disableRequestLogging: true }),
     // Fastify logs through our logger so lines carry the node's bindings.
@@ -83,7 +89,7 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
       }
       socket.destroy();
     },
-  });
+  }) as unknown as FastifyInstance;
 
   const json = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');

@@ -6,6 +6,10 @@ import { COHORT_VERSION } from '../core/version.js';
 import type { NodeConfig } from '../config/node-config.js';
 import { formatAddress } from '../config/values.js';
 import { createHttpServer, listen } from '../http/server.js';
+import { httpsOptionsFor, loadTlsMaterial, tlsFilesSignature, type TlsMaterial } from '../http/tls.js';
+import type { TlsListener } from '../config/schema.js';
+import type { Server as TlsServer } from 'node:tls';
+import { TlsReloader } from './tls-reloader.js';
 import { openRepository } from '../repository/open-repository.js';
 import type { Repository } from '../repository/repository.js';
 import { ClusterMember } from './cluster-member.js';
@@ -51,6 +55,9 @@ export class CohortNode {
   private repository: Repository | undefined;
   private cluster: ClusterMember | undefined;
   private stopping: Promise<void> | undefined;
+  /** `[tls]` as loaded at start, and what reloads it into the HTTPS listeners when the files change. */
+  private tlsMaterial: TlsMaterial | undefined;
+  private tlsReloader: TlsReloader | undefined;
 
   constructor(
     readonly config: NodeConfig,
@@ -66,6 +73,13 @@ export class CohortNode {
     const credential = loadOrCreateManageCredential(config.node.dataDir);
     if (credential.created) log.info({ dataDir: config.node.dataDir }, 'created management credential');
     if (credential.tightened) log.warn({ dataDir: config.node.dataDir }, 'management credential was readable by others; permissions reset to 0600');
+    // Before anything binds: a certificate that does not load stops the node at once, not at
+    // its first HTTPS listener after it has joined the cluster.
+    let tlsSignature = '';
+    if (config.tls) {
+      tlsSignature = tlsFilesSignature(config.tls);
+      this.tlsMaterial = loadTlsMaterial(config.tls);
+    }
 
     if (config.repository.url) {
       const repository = await openRepository(config.repository.url);
@@ -107,7 +121,7 @@ export class CohortNode {
       this.stateProvider = opened;
       await following;
       if (this.stopping) return;
-      const runtime = createHttpServer({ logger: log, bodyLimit: config.http.bodyLimit, name: 'runtime' });
+      const runtime = createHttpServer({ logger: log, bodyLimit: config.http.bodyLimit, name: 'runtime', tls: this.tlsFor('runtime') });
       registerRuntimeApi(runtime, {
         provider: opened.provider,
         apiKeyHashes: config.http.apiKeys.map((k) => sha256(k.reveal())),
@@ -129,7 +143,7 @@ export class CohortNode {
       if (config.node.mode === 'inline' && config.http.proxy) {
         // Loaded only in inline mode: a sideband engine never loads the proxy client.
         const { registerInlineProxy } = await import('../engine/access/proxy.js');
-        const proxy = createHttpServer({ logger: log, bodyLimit: config.http.bodyLimit, name: 'proxy' });
+        const proxy = createHttpServer({ logger: log, bodyLimit: config.http.bodyLimit, name: 'proxy', tls: this.tlsFor('proxy') });
         registerInlineProxy(proxy, {
           provider: opened.provider,
           settings: () => follower.settings(),
@@ -151,7 +165,7 @@ export class CohortNode {
       if (this.stopping) return;
     }
 
-    const manage = createHttpServer({ logger: log, bodyLimit: config.http.bodyLimit, name: 'manage' });
+    const manage = createHttpServer({ logger: log, bodyLimit: config.http.bodyLimit, name: 'manage', tls: this.tlsFor('manage') });
     registerManageApi(manage, config, credential.credential, {
       info: () => cluster.info(),
       deleteNode: (address) => cluster.deleteNode(address),
@@ -162,6 +176,17 @@ export class CohortNode {
     this.manageServer = manage;
     await listen(manage, config.http.manage, 'manage');
     if (this.stopping) await manage.close();
+    if (config.tls && this.tlsMaterial && !this.stopping) {
+      this.tlsReloader = new TlsReloader({
+        settings: config.tls,
+        initial: this.tlsMaterial,
+        initialSignature: tlsSignature,
+        servers: () => this.httpsServers(),
+        clock: this.clock,
+        log,
+      });
+      this.tlsReloader.start();
+    }
 
     log.info(
       {
@@ -172,10 +197,28 @@ export class CohortNode {
         manage: formatAddress(config.http.manage),
         ...(config.node.role === 'engine' ? { runtime: formatAddress(config.http.runtime), state: config.state.provider } : {}),
         ...(this.proxyServer && config.http.proxy ? { proxy: formatAddress(config.http.proxy) } : {}),
+        ...(config.tls && this.tlsMaterial
+          ? { tls: { listeners: config.tls.listeners, clientCertificates: config.tls.clientCertificates, fingerprint: this.tlsMaterial.fingerprint, validTo: this.tlsMaterial.validTo } }
+          : {}),
         dataDir: config.node.dataDir,
       },
       `${config.node.role} ${config.node.id} started`,
     );
+  }
+
+  /** The HTTPS options of one listener (undefined: it speaks plain HTTP). */
+  private tlsFor(listener: TlsListener): ReturnType<typeof httpsOptionsFor> {
+    return httpsOptionsFor(listener, this.config.tls, this.tlsMaterial);
+  }
+
+  /** The listeners started with TLS, whose certificate a reload replaces. */
+  private httpsServers(): TlsServer[] {
+    const tls = this.config.tls;
+    if (!tls) return [];
+    const servers: Array<[TlsListener, FastifyInstance | undefined]> = [
+      ['runtime', this.runtimeServer], ['proxy', this.proxyServer], ['admin', this.adminServer], ['manage', this.manageServer],
+    ];
+    return servers.filter(([name, app]) => app !== undefined && tls.listeners.includes(name)).map(([, app]) => app!.server as unknown as TlsServer);
   }
 
   /**
@@ -215,7 +258,7 @@ export class CohortNode {
     if (role.isActive) await auth.ensureFirstUser(config.console.adminUser, config.node.dataDir, config.node.id, log);
     const configService = new ConfigService(repository, this.clock, config.node.id, () => role.isActive);
     if (config.console.pushChanges) configService.onSaved((doc) => role.publisher.announce(doc));
-    const admin = createHttpServer({ logger: log, bodyLimit: config.http.bodyLimit, name: 'admin' });
+    const admin = createHttpServer({ logger: log, bodyLimit: config.http.bodyLimit, name: 'admin', tls: this.tlsFor('admin') });
     await registerAdminApi(admin, {
       auth,
       config: configService,
@@ -259,6 +302,7 @@ export class CohortNode {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.draining = true;
+      this.tlsReloader?.stop();
       await this.manageServer?.close();
       await this.adminServer?.close();
       await this.proxyServer?.close();

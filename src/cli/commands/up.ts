@@ -13,10 +13,11 @@ export function registerUp(program: Command): void {
     .option('--engines <n>', 'number of engines', '2')
     .option('--dir <dir>', 'directory for config files, data and logs', '.cohort')
     .option('--mode <mode>', 'how engines enforce access decisions: sideband (the doors on the runtime port) or inline (each engine also runs the reverse proxy; cluster.json lists its address); default: the mode of the directory\'s existing files, else sideband')
+    .option('--tls', 'serve every HTTP listener (runtime, admin, manage, proxy) over HTTPS, with certificates from a throwaway local CA in DIR/tls (cluster.json names its caFile; the CLI trusts it); default: what the directory\'s existing files say, else plain HTTP')
     .option('--json', 'print cluster.json instead of a summary')
     .option('--start-timeout <seconds>', 'how long every node may take to answer (and every engine to become ready) before cohort up gives up and stops them; raise it on a slow or busy machine', '20')
     .option('--stop-timeout <seconds>', 'on Ctrl-C, how long to wait for the nodes to save their state and exit before killing them', String(DEFAULT_STOP_TIMEOUT_MS / 1000))
-    .action(async (opts: { engines: string; dir: string; mode?: string; json?: boolean; startTimeout: string; stopTimeout: string }) => {
+    .action(async (opts: { engines: string; dir: string; mode?: string; tls?: boolean; json?: boolean; startTimeout: string; stopTimeout: string }) => {
       const engines = Number(opts.engines);
       if (!Number.isInteger(engines) || engines < 0 || engines > 32) fail(new CohortError('CLI_USAGE', '--engines must be a whole number from 0 to 32'));
       if (opts.mode !== undefined && !(MODES as readonly string[]).includes(opts.mode)) fail(new CohortError('CLI_USAGE', `--mode must be ${MODES.join(' or ')}`));
@@ -24,7 +25,14 @@ export function registerUp(program: Command): void {
       const startTimeoutMs = parseStopTimeout(opts.startTimeout, '--start-timeout');
       // Progress goes to standard error, so that standard output stays the summary (or, with
       // --json, cluster.json alone).
-      const cluster = new LocalCluster({ dir: opts.dir, engines, startTimeoutMs, ...(opts.mode !== undefined ? { mode: opts.mode as Mode } : {}), onProgress: (line) => process.stderr.write(`cohort up: ${line}\n`) });
+      const cluster = new LocalCluster({
+        dir: opts.dir,
+        engines,
+        startTimeoutMs,
+        ...(opts.mode !== undefined ? { mode: opts.mode as Mode } : {}),
+        ...(opts.tls === true ? { tls: true } : {}),
+        onProgress: (line) => process.stderr.write(`cohort up: ${line}\n`),
+      });
       let stopping = false;
       const stop = (signal: string): void => {
         if (stopping) {
@@ -74,6 +82,7 @@ function summary(file: ClusterFile, dir: string): string {
     '',
     `  admin user  ${file.adminUser} / ${file.adminPassword}`,
     `  API key     ${file.apiKey}`,
+    ...(file.caFile ? [`  TLS CA      ${file.caFile}   (e.g. curl --cacert ${file.caFile} ${file.nodes.find((n) => n.runtime)?.runtime ?? file.adminUrl}/health/live)`] : []),
     `  details     ${dir}/cluster.json   logs ${dir}/<node>.log`,
     `  try         npx cohort cluster info -c ${dir}/console.ini`,
     '',

@@ -7,9 +7,11 @@ import { randomToken } from '../../core/ids.js';
 import { ADMIN_PASSWORD_FILE } from '../../console/admin-auth.js';
 import { obfuscate } from '../../config/obfuscation.js';
 import { loadNodeConfig } from '../../config/node-config.js';
-import type { Mode } from '../../config/schema.js';
+import { TLS_LISTENERS, type Mode } from '../../config/schema.js';
 import { freePort } from '../free-port.js';
 import { manageRequest, manageTargetOf } from '../manage-client.js';
+import { clientTlsFor, nodeRequest } from '../node-http.js';
+import { ensureLocalCa } from './local-ca.js';
 import { localNodeConfigText, localUrls, type LocalClusterSecrets, type LocalNodePlan } from './plan.js';
 
 export interface LocalClusterOptions {
@@ -21,6 +23,12 @@ export interface LocalClusterOptions {
    * must be the same on every node, and the files are reused as they are).
    */
   mode?: Mode;
+  /**
+   * `--tls`: every HTTP listener on HTTPS with a throwaway local CA (DIR/tls, local-ca.ts).
+   * Unset: whatever the directory's existing files say; set on a directory whose files speak
+   * plain HTTP, refused (the files are reused as they are).
+   */
+  tls?: boolean;
   /** How long to wait for every node to answer its management API. */
   startTimeoutMs?: number;
   /** Where progress goes, one line at a time, as it happens (starting, each node ready, stopping). */
@@ -46,6 +54,8 @@ export interface ClusterFile {
   adminUser: string;
   adminPassword: string;
   apiKey: string;
+  /** With --tls: the CA file (PEM) that clients of this cluster trust; its URLs are https://. */
+  caFile?: string;
   nodes: Array<{ id: string; role: string; pid: number; configFile: string; logFile: string; cluster: string; manage: string; admin?: string; runtime?: string; proxy?: string }>;
 }
 
@@ -69,6 +79,8 @@ export class LocalCluster {
   readonly dir: string;
   readonly nodes: RunningNode[] = [];
   private secrets!: LocalClusterSecrets;
+  /** DIR/tls/ca.pem when the cluster runs on HTTPS. */
+  private caFile: string | undefined;
   /** Nodes `stop` is waiting for, and how to kill each at once. */
   private readonly killers = new Map<RunningNode, () => void>();
   /** Ids of the nodes `stop` had to kill. */
@@ -101,6 +113,8 @@ export class LocalCluster {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     this.secrets = this.loadOrCreateSecrets();
     const plans = await this.plan();
+    // Made (or renewed near its expiry) before the nodes start, which load it at start.
+    if (plans.some((p) => p.httpsListeners.length > 0)) this.caFile = (await ensureLocalCa(this.dir)).caFile;
     for (const plan of plans) {
       if (!existsSync(plan.configFile)) writeFileSync(plan.configFile, localNodeConfigText(plan, plans[0], this.secrets), { mode: 0o600 });
     }
@@ -200,6 +214,7 @@ export class LocalCluster {
       adminUser: this.secrets.adminUser,
       adminPassword: this.adminPassword(console),
       apiKey: this.secrets.apiKey,
+      ...(this.caFile ? { caFile: this.caFile } : {}),
       nodes: this.nodes.map((n) => ({ id: n.id, role: n.role, pid: n.child.pid ?? 0, configFile: n.configFile, logFile: n.logFile, ...localUrls(n) })),
     };
   }
@@ -239,6 +254,11 @@ export class LocalCluster {
     if (this.options.mode !== undefined && found !== undefined && found !== this.options.mode) {
       throw new CohortError('CLI_USAGE', `--mode ${this.options.mode}: the local cluster in ${this.dir} runs in ${found} mode (${existing[0]!.file}); the mode must be the same on every node. Leave --mode out, or pick another --dir`);
     }
+    const foundTls = existing.length > 0 ? existing[0]!.config.tls !== undefined : undefined;
+    if (this.options.tls === true && foundTls === false) {
+      throw new CohortError('CLI_USAGE', `--tls: the local cluster in ${this.dir} speaks plain HTTP (${existing[0]!.file} has no [tls] section); its files are reused as they are. Leave --tls out, or pick another --dir`);
+    }
+    const tls = this.options.tls ?? foundTls ?? false;
     const mode: Mode = this.options.mode ?? found ?? 'sideband';
     const plans: LocalNodePlan[] = [];
     for (const { id, role } of ids) {
@@ -250,12 +270,14 @@ export class LocalCluster {
           id, role, configFile, logFile, mode: c.node.mode,
           cluster: c.cluster.bind.port, manage: c.http.manage.port, http: role === 'engine' ? c.http.runtime.port : c.http.admin.port,
           ...(role === 'engine' && c.node.mode === 'inline' && c.http.proxy ? { proxy: c.http.proxy.port } : {}),
+          httpsListeners: c.tls?.listeners ?? [],
         });
       } else {
         plans.push({
           id, role, configFile, logFile, mode,
           cluster: await freePort(), manage: await freePort(), http: await freePort(),
           ...(role === 'engine' && mode === 'inline' ? { proxy: await freePort() } : {}),
+          httpsListeners: tls ? [...TLS_LISTENERS] : [],
         });
       }
     }
@@ -286,7 +308,7 @@ export class LocalCluster {
         await manageRequest(manageTargetOf(config), 'GET', '/manage/v1/node', undefined, 1000);
         // An engine is only useful once it holds its share of the state: wait for readiness.
         if (node.role === 'engine') {
-          const ready = await fetch(`${localUrls(node).runtime}/health/ready`, { signal: AbortSignal.timeout(1000) });
+          const ready = await nodeRequest(`${localUrls(node).runtime}/health/ready`, { timeoutMs: 1000, tls: clientTlsFor(config, 'runtime') });
           if (ready.status !== 200) throw new Error('not ready yet');
         }
         return;

@@ -1,4 +1,4 @@
-import type { Mode, Role } from '../../config/schema.js';
+import type { Mode, Role, TlsListener } from '../../config/schema.js';
 
 /** One node of a local cluster as `cohort up` lays it out. */
 export interface LocalNodePlan {
@@ -14,6 +14,8 @@ export interface LocalNodePlan {
   mode: Mode;
   /** Inline mode: the engine's proxy port. */
   proxy?: number;
+  /** `cohort up --tls`: the listeners that serve HTTPS (all of them, unless the file was edited); empty: plain HTTP. */
+  httpsListeners: TlsListener[];
 }
 
 export interface LocalClusterSecrets {
@@ -50,6 +52,8 @@ export function localNodeConfigText(node: LocalNodePlan, seed: LocalNodePlan | u
     `manage = ${HOST}:${node.manage}`,
     ...(node.role === 'engine' ? [`api_keys = ${secrets.apiKey}`] : []),
     '',
+    // The files of DIR/tls (local-ca.ts), shared by every node of the local cluster.
+    ...(node.httpsListeners.length > 0 ? ['[tls]', 'cert_file = ./tls/node.pem', 'key_file = ./tls/node-key.pem', 'ca_file = ./tls/ca.pem', ''] : []),
     '[log]',
     'format = json',
     '',
@@ -57,11 +61,11 @@ export function localNodeConfigText(node: LocalNodePlan, seed: LocalNodePlan | u
 }
 
 export function localUrls(node: LocalNodePlan): { cluster: string; manage: string; admin?: string; runtime?: string; proxy?: string } {
-  const http = `http://${HOST}:${node.http}`;
+  const url = (listener: TlsListener, port: number): string => `${node.httpsListeners.includes(listener) ? 'https' : 'http'}://${HOST}:${port}`;
   return {
     cluster: `${HOST}:${node.cluster}`,
-    manage: `http://${HOST}:${node.manage}`,
-    ...(node.role === 'engine' ? { runtime: http } : { admin: http }),
-    ...(node.proxy !== undefined ? { proxy: `http://${HOST}:${node.proxy}` } : {}),
+    manage: url('manage', node.manage),
+    ...(node.role === 'engine' ? { runtime: url('runtime', node.http) } : { admin: url('admin', node.http) }),
+    ...(node.proxy !== undefined ? { proxy: url('proxy', node.proxy) } : {}),
   };
 }
