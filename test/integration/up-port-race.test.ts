@@ -37,10 +37,7 @@ describe('cohort up: ports taken between picking and binding', () => {
       return freePort();
     };
     const progress: string[] = [];
-    const log = (line: string): void => {
-      progress.push(line);
-      process.stderr.write(`# ${line}\n`);
-    };
+    const log = (line: string): void => void progress.push(line);
     const cluster = new LocalCluster({ dir: tmpDir(t), engines: 2, pickPort, onProgress: log, startTimeoutMs: 30_000 });
     t.after(() => {
       for (const n of cluster.nodes) if (!n.exit) n.child.kill('SIGKILL');
@@ -55,9 +52,8 @@ describe('cohort up: ports taken between picking and binding', () => {
     assert.notEqual(consoleNode!.cluster, `127.0.0.1:${consoleCluster}`);
     assert.notEqual(engine1!.runtime, `http://127.0.0.1:${engineRuntime}`);
     // One cluster, through the console's new cluster address.
-    log('started; checking membership');
+    t.diagnostic(progress.join('\n'));
     await waitUntil(() => clusterInfoOf(consoleNode!.configFile), (info) => info.nodes.filter((n) => n.state === 'active').length === 3, 15_000);
-    log('checking a session');
     const created = await fetch(`${engine1!.runtime}/runtime/v1/sessions`, { signal: AbortSignal.timeout(10_000), method: 'POST', headers: { authorization: `Bearer ${file.apiKey}`, 'content-type': 'application/json' }, body: JSON.stringify({ subject: 'tester' }) });
     assert.equal(created.status, 201);
   });
