@@ -8,7 +8,9 @@
  * refused; a rate-limited API answers 429 with Retry-After; the same API in monitor mode
  * passes with X-Cohort-Would-Deny; a 10 MB upload reaches the upstream intact (SHA-256
  * compared), streamed; an upstream that hangs gives 504 PROXY_UPSTREAM_TIMEOUT after the
- * API's timeoutMs. Times from acknowledgement to refusal are printed, not asserted.
+ * API's timeoutMs. Times from acknowledgement to refusal are printed, not asserted. First of
+ * all, the curl `cohort up` printed through engine-1's proxy, pasted into a shell, answers as
+ * printed.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,6 +20,8 @@ import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import type { ClusterFile } from '../../src/cli/local-cluster/local-cluster.js';
 import { waitUntil } from '../helpers/cluster.js';
+import { binaryOrSkip } from '../helpers/external-proxies.js';
+import { CURL, pasteCurl, printedExample } from '../helpers/front-door.js';
 import { runCohort, runCohortToEnd, upDir } from '../helpers/processes.js';
 
 interface Seen {
@@ -57,14 +61,22 @@ describe('cohort up --mode inline', () => {
 
     const dir = upDir(t);
     // The test's client connects from 127.0.0.1, trusted like a balancer: its X-Forwarded-For says who the client is.
-    const up = runCohort(t, ['up', '--mode', 'inline', '--engines', '2', '--dir', dir, '--json'], { env: { COHORT_HTTP_TRUSTED_PROXIES: '127.0.0.1/32, ::1' } });
-    await up.waitForOutput(/"clusterId"/, 60_000);
+    const up = runCohort(t, ['up', '--mode', 'inline', '--engines', '2', '--dir', dir], { env: { COHORT_HTTP_TRUSTED_PROXIES: '127.0.0.1/32, ::1' } });
+    await up.waitForOutput(/front door[\s\S]*\n {14}\S.*\n/, 60_000);
     const file = JSON.parse(readFileSync(`${dir}/cluster.json`, 'utf8')) as ClusterFile;
     const [consoleNode, engine1, engine2] = file.nodes;
     assert.equal(consoleNode!.proxy, undefined);
     assert.match(engine1!.proxy!, /^http:\/\/127\.0\.0\.1:\d+$/);
     assert.match(engine2!.proxy!, /^http:\/\/127\.0\.0\.1:\d+$/);
     assert.match(readFileSync(engine2!.configFile, 'utf8'), /^mode = inline$/m);
+
+    // The example cohort up printed: a curl through engine-1's proxy port, pasted into a shell, answers as printed.
+    if (binaryOrSkip(t, 'curl', CURL)) {
+      const printed = printedExample(up.stdout());
+      assert.equal(printed.command, `curl -i '${engine1!.proxy}/app/hello'`);
+      assert.deepEqual([printed.status, printed.reason], [403, 'ACCESS_NO_API']);
+      assert.deepEqual(await pasteCurl(printed.command), { status: printed.status, reason: printed.reason });
+    }
 
     const login = await fetch(`${file.adminUrl}/admin/v1/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: file.adminUser, password: file.adminPassword }) });
     const asAdmin = { authorization: `Bearer ${((await login.json()) as { token: string }).token}`, 'content-type': 'application/json' };
