@@ -52,6 +52,8 @@ export interface NodeConfig {
     runtime: Address;
     /** The inline proxy's address (`[http] proxy`): set on every engine in inline mode, undefined otherwise. */
     proxy: Address | undefined;
+    /** `[http] trusted_proxies`: addresses and CIDR ranges whose X-Forwarded-For is believed. */
+    trustedProxies: string[];
     admin: Address;
     manage: Address;
     bodyLimit: number;
@@ -281,6 +283,7 @@ export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeC
     http: {
       runtime: get<Address>('http', 'runtime'),
       proxy,
+      trustedProxies: get<string[]>('http', 'trusted_proxies'),
       admin: get<Address>('http', 'admin'),
       manage: get<Address>('http', 'manage'),
       bodyLimit: get<number>('http', 'body_limit'),

@@ -14,6 +14,7 @@ import {
   parseAddress,
   parseAddressList,
   parseBoolean,
+  parseCidrList,
   parseEnum,
   parseInteger,
   parsePattern,
@@ -235,6 +236,12 @@ export const KEYS: readonly KeyDef[] = [
     doc: 'Engines in `[node] mode = inline`: address of the inline proxy, which decides on every request and forwards the allowed ones to their API\'s `upstream`. Required for an engine in inline mode; empty otherwise.',
     allowed: 'empty, or host:port with port 1 to 65535',
     parse: (raw) => (raw.trim() === '' ? undefined : parseAddress(raw)),
+  },
+  {
+    section: 'http', key: 'trusted_proxies', type: 'list', default: '', unit: '',
+    doc: 'Engines: the load balancers and proxies in front of this engine whose `X-Forwarded-For` is believed. The client\'s address is the rightmost `X-Forwarded-For` entry that is not one of them: at the inline proxy only when the connection itself comes from one of them (else the connection\'s address is the client, whatever it sent), at the sideband doors after the last entry the asking gateway appended. Empty: the inline proxy takes the connection\'s address and the doors the last entry.',
+    allowed: 'empty, or comma-separated IP addresses and CIDR ranges, IPv4 or IPv6',
+    parse: parseCidrList,
   },
   {
     section: 'http', key: 'admin', type: 'host:port', default: '127.0.0.1:9080', unit: '',

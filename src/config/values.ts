@@ -2,6 +2,8 @@
  * Pure parsers for configuration values. Each returns the typed value or throws
  * `InvalidValue` with the reason; the loader adds file, key and the value to the message.
  */
+import { isIP } from 'node:net';
+
 export class InvalidValue extends Error {}
 
 export interface Address {
@@ -45,6 +47,26 @@ export function parseAddressList(raw: string): Address[] {
     } catch (err) {
       throw new InvalidValue(`"${item}": ${(err as Error).message}`);
     }
+  });
+}
+
+/**
+ * Comma-separated IP addresses or CIDR ranges, IPv4 or IPv6 (`127.0.0.1/32, ::1, 10.0.0.0/8`);
+ * empty for none. Returned as written (trimmed); the engine builds its matcher from them.
+ */
+export function parseCidrList(raw: string): string[] {
+  return splitList(raw).map((item) => {
+    const slash = item.indexOf('/');
+    let host = slash < 0 ? item : item.slice(0, slash);
+    if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+    const family = isIP(host);
+    if (family === 0) throw new InvalidValue(`"${item}" is not an IP address or CIDR range`);
+    if (slash >= 0) {
+      const bits = item.slice(slash + 1);
+      const max = family === 4 ? 32 : 128;
+      if (!/^\d{1,3}$/.test(bits) || Number(bits) > max) throw new InvalidValue(`"${item}": prefix length must be 0 to ${max}`);
+    }
+    return item;
   });
 }
 

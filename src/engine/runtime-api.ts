@@ -51,6 +51,8 @@ export interface RuntimeApiOptions {
   decisionLog?: DecisionLog;
   /** This engine's node id, in the decision log. */
   engineId?: string;
+  /** `[http] trusted_proxies` (default none): balancers the doors skip in X-Forwarded-For to find the client. */
+  trustedProxies?: readonly string[];
 }
 /** The `writes` field of /health/ready: whether the engine accepts changes, and why not. */
 function writeStatus(refusal: string | undefined): { writes: { accepted: boolean; reason?: string } } {
@@ -296,6 +298,7 @@ export function registerRuntimeApi(app: FastifyInstance, options: RuntimeApiOpti
     log: app.log as unknown as Logger,
     decisionLog: options.decisionLog ?? 'deny',
     engineId: options.engineId ?? '',
+    trustedProxies: options.trustedProxies ?? [],
   });
 
   registerBackchannelLogout(app, { provider, settings, clock: options.clock ?? systemClock, log: app.log as unknown as Logger });

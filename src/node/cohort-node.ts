@@ -136,6 +136,7 @@ export class CohortNode {
         clock: this.clock,
         decisionLog: config.access.decisionLog,
         engineId: config.node.id,
+        trustedProxies: config.http.trustedProxies,
       });
       this.runtimeServer = runtime;
       await listen(runtime, config.http.runtime, 'runtime');
@@ -151,6 +152,7 @@ export class CohortNode {
           log,
           decisionLog: config.access.decisionLog,
           engineId: config.node.id,
+          trustedProxies: config.http.trustedProxies,
         });
         this.proxyServer = proxy;
         await listen(proxy, config.http.proxy, 'proxy');

@@ -3,6 +3,7 @@ import { MODES, type Mode } from '../../config/schema.js';
 import { CohortError } from '../../core/errors.js';
 import { EXIT } from '../exit-codes.js';
 import { fail } from '../fail.js';
+import { askFrontDoor, frontDoorExample, frontDoorLines } from '../local-cluster/front-door-example.js';
 import { DEFAULT_STOP_TIMEOUT_MS, lastError, LocalCluster, type ClusterFile } from '../local-cluster/local-cluster.js';
 import { parseStopTimeout } from './stop-timeout.js';
 
@@ -71,7 +72,18 @@ export function registerUp(program: Command): void {
       }
       started = true;
       process.stdout.write(opts.json ? `${JSON.stringify(file)}\n` : summary(file, cluster.dir));
+      if (!opts.json) process.stdout.write(await frontDoorText(file));
     });
+}
+
+/**
+ * A request through the front door of the cluster just started, as a command to paste, with
+ * the answer it got when `cohort up` made it (printed after the summary, apart from it).
+ */
+async function frontDoorText(file: ClusterFile): Promise<string> {
+  const example = frontDoorExample(file);
+  if (example === undefined) return '';
+  return `${frontDoorLines(example, await askFrontDoor(example)).join('\n')}\n\n`;
 }
 
 function summary(file: ClusterFile, dir: string): string {

@@ -33,7 +33,20 @@ export interface LocalClusterOptions {
   startTimeoutMs?: number;
   /** Where progress goes, one line at a time, as it happens (starting, each node ready, stopping). */
   onProgress?: (line: string) => void;
+  /** Picks a free port for a new node's listener (default: freePort). Tests hand out taken ones. */
+  pickPort?: () => Promise<number>;
 }
+
+/**
+ * How many times a new node that could not bind a port is started again on a fresh one. A
+ * port found free is only free until the node binds it, and on a busy host another process
+ * (a test run next door picking ports the same way) can take it in between.
+ */
+export const BIND_RETRIES = 3;
+
+/** The listener fields of a node's plan, each a port `cohort up` picked. */
+const PORT_FIELDS = ['cluster', 'manage', 'http', 'proxy'] as const;
+type PortField = (typeof PORT_FIELDS)[number];
 
 /** A node of DIR found running: its management API answered with its id and pid. */
 export interface RunningLocalNode {
@@ -85,6 +98,12 @@ export class LocalCluster {
   private readonly killers = new Map<RunningNode, () => void>();
   /** Ids of the nodes `stop` had to kill. */
   readonly killed = new Set<string>();
+  /** Ids of the nodes whose configuration file this run wrote (their ports may be picked again). */
+  private readonly fresh = new Set<string>();
+  /** Nodes stopped on purpose while starting (their seed moved): started again, not failed. */
+  private readonly restarting = new Set<string>();
+  /** The first node of the plan: the others join the cluster through it. */
+  private seed: LocalNodePlan | undefined;
   onNodeExit: (node: RunningNode) => void = () => undefined;
 
   /** True once every node process has exited (for instance after `cohort cluster stop`). */
@@ -115,19 +134,18 @@ export class LocalCluster {
     const plans = await this.plan();
     // Made (or renewed near its expiry) before the nodes start, which load it at start.
     if (plans.some((p) => p.httpsListeners.length > 0)) this.caFile = (await ensureLocalCa(this.dir)).caFile;
+    this.seed = plans[0];
     for (const plan of plans) {
-      if (!existsSync(plan.configFile)) writeFileSync(plan.configFile, localNodeConfigText(plan, plans[0], this.secrets), { mode: 0o600 });
+      if (!existsSync(plan.configFile)) {
+        writeFileSync(plan.configFile, localNodeConfigText(plan, this.seed, this.secrets), { mode: 0o600 });
+        this.fresh.add(plan.id);
+      }
     }
     this.progress(`starting ${plans.map((p) => p.id).join(', ')} in ${this.dir} (logs: ${join(this.dir, '<node>.log')})`);
     const startedAt = Date.now();
     // All at once: an engine that is up before the console retries its join shortly after.
     for (const plan of plans) this.nodes.push(this.spawnNode(plan));
-    await Promise.all(
-      this.nodes.map(async (n) => {
-        await this.waitUntilAnswering(n);
-        this.progress(`${n.id} ready (pid ${n.child.pid}, ${seconds(Date.now() - startedAt)})`);
-      }),
-    );
+    await Promise.all(this.nodes.map((_, index) => this.bringUp(index, startedAt)));
     const file = this.clusterFile();
     writeFileSync(join(this.dir, 'cluster.json'), `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600 });
     return file;
@@ -219,6 +237,55 @@ export class LocalCluster {
     };
   }
 
+  /**
+   * Waits until the node at `index` answers (an engine: is ready). A new node that exited
+   * because a port picked for it was taken meanwhile (NODE_BIND_FAILED naming that port) is
+   * given a fresh port and started again, up to BIND_RETRIES times; when that port was the
+   * seed's cluster port, the other new nodes, which join through it, are started again with
+   * the new address too.
+   */
+  private async bringUp(index: number, startedAt: number): Promise<void> {
+    for (let retries = 0; ; ) {
+      const node = this.nodes[index]!;
+      try {
+        await this.waitUntilAnswering(node);
+        this.progress(`${node.id} ready (pid ${node.child.pid}, ${seconds(Date.now() - startedAt)})`);
+        return;
+      } catch (err) {
+        if (this.restarting.delete(node.id)) {
+          this.nodes[index] = this.spawnNode(planOf(node));
+          continue;
+        }
+        const taken = this.fresh.has(node.id) && retries < BIND_RETRIES ? takenPort(node) : undefined;
+        if (taken === undefined) throw err;
+        retries++;
+        const port = await this.pickPort();
+        const plan: LocalNodePlan = { ...planOf(node), [taken.field]: port };
+        this.progress(`${node.id}: port ${taken.port} was taken by another process before it could bind it; starting it again on port ${port}`);
+        const seedMoved = taken.field === 'cluster' && node.id === this.seed?.id;
+        if (seedMoved) this.seed = plan;
+        writeFileSync(plan.configFile, localNodeConfigText(plan, this.seed, this.secrets), { mode: 0o600 });
+        this.nodes[index] = this.spawnNode(plan);
+        if (seedMoved) this.rejoinThroughSeed();
+      }
+    }
+  }
+
+  /** The seed moved: every other new node gets the new peer address and is started again by its bringUp. */
+  private rejoinThroughSeed(): void {
+    for (const n of this.nodes) {
+      if (n.id === this.seed?.id || !this.fresh.has(n.id)) continue;
+      writeFileSync(n.configFile, localNodeConfigText(planOf(n), this.seed, this.secrets), { mode: 0o600 });
+      if (n.exit) continue; // it failed already; its bringUp starts it again with the new file
+      this.restarting.add(n.id);
+      n.child.kill('SIGKILL');
+    }
+  }
+
+  private pickPort(): Promise<number> {
+    return (this.options.pickPort ?? freePort)();
+  }
+
   private progress(line: string): void {
     this.options.onProgress?.(line);
   }
@@ -275,8 +342,8 @@ export class LocalCluster {
       } else {
         plans.push({
           id, role, configFile, logFile, mode,
-          cluster: await freePort(), manage: await freePort(), http: await freePort(),
-          ...(role === 'engine' && mode === 'inline' ? { proxy: await freePort() } : {}),
+          cluster: await this.pickPort(), manage: await this.pickPort(), http: await this.pickPort(),
+          ...(role === 'engine' && mode === 'inline' ? { proxy: await this.pickPort() } : {}),
           httpsListeners: tls ? [...TLS_LISTENERS] : [],
         });
       }
@@ -294,7 +361,8 @@ export class LocalCluster {
     const node: RunningNode = { ...plan, child };
     child.once('exit', (code, signal) => {
       node.exit = { code, signal };
-      this.onNodeExit(node);
+      // A node stopped on purpose to be started again is no news.
+      if (!this.restarting.has(node.id)) this.onNodeExit(node);
     });
     return node;
   }
@@ -320,6 +388,27 @@ export class LocalCluster {
     const last = lastError(node.logFile);
     throw new CohortError('CLI_LOCAL_CLUSTER_FAILED', `${node.id} ${why}${last ? ` (${last})` : ''}; see ${node.logFile}`, { node: node.id });
   }
+}
+
+/** The plan part of a running node (without its process). */
+function planOf(node: RunningNode): LocalNodePlan {
+  const { child: _child, exit: _exit, ...plan } = node;
+  return plan;
+}
+
+/**
+ * The port of `node`'s plan that its last start could not bind (its log's last error is
+ * NODE_BIND_FAILED naming it), or undefined when it failed for another reason.
+ */
+export function takenPort(node: LocalNodePlan): { field: PortField; port: number } | undefined {
+  if (!(node as Partial<RunningNode>).exit) return undefined;
+  const last = lastError(node.logFile);
+  // Local nodes listen on loopback only: the address in the message is 127.0.0.1:PORT.
+  const m = last?.startsWith('NODE_BIND_FAILED') ? /\b127\.0\.0\.1:(\d{1,5})\b/.exec(last) : null;
+  if (!m) return undefined;
+  const port = Number(m[1]);
+  const field = PORT_FIELDS.find((f) => node[f] === port);
+  return field === undefined ? undefined : { field, port };
 }
 
 /** The message of the last error line (pino level 50 or more) of a node's log, for the failure message. */

@@ -24,6 +24,7 @@ import type { Logger } from '../../core/logger.js';
 import { sha256 } from '../../http/bearer-auth.js';
 import type { StateProvider } from '../../state/services.js';
 import type { RuntimeSettings } from '../runtime-settings.js';
+import { doorClientAddress, trustedProxies } from './client-address.js';
 import type { Headers } from './credentials.js';
 import { decide, type AccessRequest, type Decision } from './decide.js';
 import { logDecision } from './decision-log.js';
@@ -64,6 +65,8 @@ export interface AccessDoorOptions {
   decisionLog: DecisionLog;
   /** This engine's node id, in the decision log. */
   engineId: string;
+  /** `[http] trusted_proxies`: balancers whose X-Forwarded-For entries are skipped to find the client (empty: the last entry is the client). */
+  trustedProxies?: readonly string[];
 }
 
 const DOOR_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
@@ -92,6 +95,8 @@ const denyReasons = ACCESS_REASONS.filter((r) => r !== 'ACCESS_ALLOWED');
 export function registerAccessDoors(app: FastifyInstance, o: AccessDoorOptions): void {
   const recent = new RecentDecisions(o.clock);
   const parties = new RelyingParties(o.clock);
+  const trusted = trustedProxies(o.trustedProxies ?? []);
+  const forwardedFor = (h: Headers): string | undefined => doorClientAddress(h['x-forwarded-for'], h['x-real-ip'], trusted);
 
   async function run(request: AccessRequest): Promise<Decision> {
     const settings = o.settings();
@@ -311,21 +316,6 @@ function webAnswer(reply: FastifyReply, a: WebAnswer): FastifyReply {
   reply.code(a.status);
   if (a.html !== undefined) return reply.send(a.html);
   return a.body === undefined ? reply.send() : reply.send(a.body);
-}
-
-/**
- * The client's address: the last X-Forwarded-For entry, the one the calling proxy itself saw
- * (entries before it come from the client and could be forged), else X-Real-IP.
- */
-function forwardedFor(h: Headers): string | undefined {
-  const raw = h['x-forwarded-for'];
-  const line = Array.isArray(raw) ? raw[raw.length - 1] : raw;
-  if (line !== undefined) {
-    const last = line.split(',').pop()?.trim();
-    if (last) return last;
-  }
-  const real = h['x-real-ip'];
-  return Array.isArray(real) ? real[0] : real;
 }
 
 export function wwwAuthenticate(d: Decision): string {

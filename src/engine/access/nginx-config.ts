@@ -29,9 +29,12 @@ export function nginxServerBlock(o: NginxForwardAuthOptions): string {
         auth_request_set $cohort_api $upstream_http_x_cohort_api;
         auth_request_set $cohort_decision $upstream_http_x_cohort_decision_id;
         auth_request_set $cohort_reason $upstream_http_x_cohort_reason;
+        auth_request_set $cohort_would_deny $upstream_http_x_cohort_would_deny;
         proxy_set_header X-Cohort-Subject $cohort_subject;
         proxy_set_header X-Cohort-Api $cohort_api;
         proxy_set_header X-Cohort-Decision-Id $cohort_decision;
+        # Monitor mode (enforce false): what the request would have been denied for.
+        proxy_set_header X-Cohort-Would-Deny $cohort_would_deny;
         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
         proxy_set_header X-Forwarded-Proto $scheme;
         proxy_set_header Host $host;
@@ -39,6 +42,7 @@ export function nginxServerBlock(o: NginxForwardAuthOptions): string {
         # on a 401 by itself).
         add_header X-Cohort-Reason $cohort_reason always;
         add_header X-Cohort-Decision-Id $cohort_decision always;
+        add_header X-Cohort-Would-Deny $cohort_would_deny always;
         proxy_pass ${o.upstream};
     }
 

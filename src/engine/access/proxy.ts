@@ -8,11 +8,13 @@
  * on, so neither `[http] body_limit` nor the parser's buffering applies); hop-by-hop headers
  * are dropped; every client-supplied `X-Cohort-*` header and every header named like one of
  * the API's identity headers is removed before the decision's identity headers are added, so a
- * client cannot pose as a subject; `X-Forwarded-For` gets the client's address appended and
+ * client cannot pose as a subject; `X-Forwarded-For` gets the connection's address appended and
  * `X-Forwarded-Proto` / `X-Forwarded-Host` say what the client asked for; `stripPrefix`
  * removes the API's path prefix. An upstream that does not answer within the API's
  * `timeoutMs` gives 504 PROXY_UPSTREAM_TIMEOUT, one that cannot be reached 502
- * PROXY_UPSTREAM_FAILED. An upstream 401 or 403 counts as a lock-out failure when the API has
+ * PROXY_UPSTREAM_FAILED. The client's address (for deny lists, lock-out and rate limits by
+ * address) is the connection's, or, when the connection comes from one of `[http]
+ * trusted_proxies`, the rightmost untrusted X-Forwarded-For entry (client-address.ts). An upstream 401 or 403 counts as a lock-out failure when the API has
  * `lockout` (the response phase of a sideband gateway). Every answer carries `X-Cohort-Decision-Id` and `X-Cohort-Reason`.
  */
 import replyFrom from '@fastify/reply-from';
@@ -27,6 +29,7 @@ import type { StateProvider } from '../../state/services.js';
 import type { RuntimeSettings } from '../runtime-settings.js';
 import { decide, type Decision } from './decide.js';
 import { logDecision } from './decision-log.js';
+import { inlineClientAddress, plainAddress, trustedProxies } from './client-address.js';
 import type { CompiledApi } from './definitions.js';
 import { wwwAuthenticate } from './doors.js';
 import { RelyingParties } from '../oidc/relying-party.js';
@@ -40,6 +43,8 @@ export interface InlineProxyOptions {
   log: Logger;
   decisionLog: DecisionLog;
   engineId: string;
+  /** `[http] trusted_proxies`: balancers in front of the proxy whose X-Forwarded-For is believed (empty: none). */
+  trustedProxies?: readonly string[];
 }
 
 /** Headers that describe one connection, not the request: never forwarded (RFC 9110 7.6.1), either way. */
@@ -65,6 +70,9 @@ export function registerInlineProxy(app: FastifyInstance, o: InlineProxyOptions)
   // in-flight token fetches of this engine.
   const parties = new RelyingParties(o.clock);
   const upstreamTokens = new UpstreamTokens(o.provider, o.clock);
+  const trusted = trustedProxies(o.trustedProxies ?? []);
+  /** The client's address: the connection's, or behind a trusted balancer the one it forwarded. */
+  const clientAddress = (request: FastifyRequest): string => inlineClientAddress(plainAddress(request.socket.remoteAddress), request.headers['x-forwarded-for'], trusted);
   app.register(async (proxy) => {
     // No retries (a request with a body cannot be replayed, and a GET retried behind the
     // client's back would double its effects on the upstream); one connection pool per upstream.
@@ -164,12 +172,6 @@ function error(reply: FastifyReply, code: ErrorCode, message: string): FastifyRe
   return reply.code(ERROR_CODES[code].status).header('content-type', 'application/json; charset=utf-8').send({ error: { code, message } });
 }
 
-/** The address of the client's connection: the proxy is the edge, so no X-Forwarded-For from the client is trusted. */
-function clientAddress(request: FastifyRequest): string {
-  const a = request.socket.remoteAddress ?? '';
-  return a.startsWith('::ffff:') ? a.slice(7) : a;
-}
-
 function upstreamHeaders(request: FastifyRequest, headers: IncomingHttpHeaders, api: CompiledApi, d: Decision): IncomingHttpHeaders {
   const out: IncomingHttpHeaders = {};
   const identityNames = new Set(Object.keys(api.identityHeaders).map((n) => n.toLowerCase()));
@@ -177,10 +179,11 @@ function upstreamHeaders(request: FastifyRequest, headers: IncomingHttpHeaders, 
     if (name.startsWith('x-cohort-') || identityNames.has(name) || HOP_BY_HOP.includes(name)) continue;
     out[name] = value;
   }
+  // As every proxy does: the list it got, plus the peer it saw (the upstream judges what to believe).
   const forwardedFor = request.headers['x-forwarded-for'];
   const prior = Array.isArray(forwardedFor) ? forwardedFor.join(', ') : forwardedFor;
-  const client = clientAddress(request);
-  out['x-forwarded-for'] = prior ? `${prior}, ${client}` : client;
+  const peer = plainAddress(request.socket.remoteAddress);
+  out['x-forwarded-for'] = prior ? `${prior}, ${peer}` : peer;
   out['x-forwarded-proto'] = request.protocol;
   if (request.headers.host !== undefined) out['x-forwarded-host'] = request.headers.host;
   for (const [name, value] of Object.entries(d.upstreamHeaders)) out[name.toLowerCase()] = value;
