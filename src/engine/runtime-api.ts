@@ -26,6 +26,7 @@ import { COHORT_VERSION } from '../core/version.js';
 import { bearerToken, sha256 } from '../http/bearer-auth.js';
 import { setBadUrlCode } from '../http/server.js';
 import type { LockoutStatus, Session, SessionCursor, StateProvider } from '../state/services.js';
+import type { DecisionCaches } from './access/decision-caches.js';
 import { registerAccessDoors } from './access/doors.js';
 import { runtimeSettings, type RuntimeSettings } from './runtime-settings.js';
 
@@ -50,6 +51,8 @@ export interface RuntimeApiOptions {
   decisionLog?: DecisionLog;
   /** This engine's node id, in the decision log. */
   engineId?: string;
+  /** The engine's decision caches (`[access]` keys), shared with the inline proxy. */
+  accessCaches?: DecisionCaches;
 }
 /** The `writes` field of /health/ready: whether the engine accepts changes, and why not. */
 function writeStatus(refusal: string | undefined): { writes: { accepted: boolean; reason?: string } } {
@@ -281,6 +284,7 @@ export function registerRuntimeApi(app: FastifyInstance, options: RuntimeApiOpti
     log: app.log as unknown as Logger,
     decisionLog: options.decisionLog ?? 'deny',
     engineId: options.engineId ?? '',
+    ...(options.accessCaches ? { caches: options.accessCaches } : {}),
   });
 
   app.register(async (api) => {

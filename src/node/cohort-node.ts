@@ -11,6 +11,7 @@ import type { Repository } from '../repository/repository.js';
 import { ClusterMember } from './cluster-member.js';
 import { ensureDataDir, loadOrCreateManageCredential } from './data-dir.js';
 import { registerRuntimeApi } from '../engine/runtime-api.js';
+import { decisionCaches } from '../engine/access/decision-caches.js';
 import { sha256 } from '../http/bearer-auth.js';
 import { openStateProvider, type OpenedProvider } from './state-provider.js';
 import { registerManageApi } from './manage-api.js';
@@ -107,6 +108,8 @@ export class CohortNode {
       this.stateProvider = opened;
       await following;
       if (this.stopping) return;
+      // One set of decision caches for every door and the inline proxy of this engine.
+      const accessCaches = decisionCaches(opened.provider, this.clock, config.access);
       const runtime = createHttpServer({ logger: log, bodyLimit: config.http.bodyLimit, name: 'runtime' });
       registerRuntimeApi(runtime, {
         provider: opened.provider,
@@ -122,6 +125,7 @@ export class CohortNode {
         clock: this.clock,
         decisionLog: config.access.decisionLog,
         engineId: config.node.id,
+        accessCaches,
       });
       this.runtimeServer = runtime;
       await listen(runtime, config.http.runtime, 'runtime');
@@ -137,6 +141,7 @@ export class CohortNode {
           log,
           decisionLog: config.access.decisionLog,
           engineId: config.node.id,
+          caches: accessCaches,
         });
         this.proxyServer = proxy;
         await listen(proxy, config.http.proxy, 'proxy');

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { JWTPayload } from 'jose';
 import type { StateProvider } from '../../state/services.js';
+import type { DecisionCaches } from './decision-caches.js';
 import type { CompiledApi } from './definitions.js';
 import { looksLikeJwt } from './jwt.js';
 import type { AccessReason } from './reasons.js';
@@ -53,6 +54,8 @@ export interface CredentialContext {
   provider: StateProvider;
   clientKeys: Map<string, { id: string }>;
   nowMs: number;
+  /** Session records and verified JWTs kept between decisions (decision-caches.ts). */
+  caches?: Pick<DecisionCaches, 'sessions' | 'jwts'>;
 }
 
 /** Which credential of `kind` the request carries, if any. */
@@ -83,7 +86,7 @@ export async function checkCredential(api: CompiledApi, headers: Headers, ctx: C
     if (value === undefined || value === '') continue;
     if (kind === 'session') {
       if (value.length > MAX_OPAQUE_LENGTH) return { kind: 'failed', reason: 'ACCESS_SESSION_UNKNOWN', why: 'session id too long' };
-      const session = await liveSession(ctx.provider, value);
+      const session = ctx.caches ? await ctx.caches.sessions.lookup(value) : await liveSession(ctx.provider, value);
       if (!session) return { kind: 'failed', reason: 'ACCESS_SESSION_UNKNOWN', why: 'no live session by that id' };
       return { kind: 'ok', identity: { kind, subject: session.subject, sessionId: session.id } };
     }
@@ -93,7 +96,7 @@ export async function checkCredential(api: CompiledApi, headers: Headers, ctx: C
       return { kind: 'ok', identity: { kind, apiKeyId: key.id, subject: `apiKey:${key.id}` } };
     }
     if (!api.jwt) return { kind: 'failed', reason: 'ACCESS_INVALID_CREDENTIAL', why: 'no key set' };
-    const result = await api.jwt.verify(value, ctx.nowMs);
+    const result = ctx.caches ? await ctx.caches.jwts.verify(api.jwt, value, ctx.nowMs) : await api.jwt.verify(value, ctx.nowMs);
     if (!result.ok) return { kind: 'failed', reason: 'ACCESS_INVALID_CREDENTIAL', why: `JWT refused: ${result.why}`, ...(result.unavailable ? { unavailable: true } : {}) };
     return {
       kind: 'ok',

@@ -26,6 +26,7 @@ import type { StateProvider } from '../../state/services.js';
 import type { RuntimeSettings } from '../runtime-settings.js';
 import type { Headers } from './credentials.js';
 import { decide, type AccessRequest, type Decision } from './decide.js';
+import type { DecisionCaches } from './decision-caches.js';
 import { logDecision } from './decision-log.js';
 import { ACCESS_REASONS, isCredentialReason } from './reasons.js';
 
@@ -62,6 +63,8 @@ export interface AccessDoorOptions {
   decisionLog: DecisionLog;
   /** This engine's node id, in the decision log. */
   engineId: string;
+  /** The engine's decision caches, shared with the inline proxy (none: every decision reads the state). */
+  caches?: DecisionCaches;
 }
 
 const DOOR_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
@@ -92,7 +95,7 @@ export function registerAccessDoors(app: FastifyInstance, o: AccessDoorOptions):
 
   async function run(request: AccessRequest): Promise<Decision> {
     const settings = o.settings();
-    const d = await decide(request, settings.access, { provider: o.provider, lockoutPolicy: settings.lockoutPolicy, rateLimit: settings.rateLimit }, o.clock);
+    const d = await decide(request, settings.access, { provider: o.provider, lockoutPolicy: settings.lockoutPolicy, rateLimit: settings.rateLimit, ...(o.caches ? { caches: o.caches } : {}) }, o.clock);
     recent.remember(d);
     logDecision(o.log, o.decisionLog, o.engineId, d);
     return d;

@@ -25,6 +25,7 @@ import type { Logger } from '../../core/logger.js';
 import type { StateProvider } from '../../state/services.js';
 import type { RuntimeSettings } from '../runtime-settings.js';
 import { decide, type Decision } from './decide.js';
+import type { DecisionCaches } from './decision-caches.js';
 import { logDecision } from './decision-log.js';
 import type { CompiledApi } from './definitions.js';
 import { wwwAuthenticate } from './doors.js';
@@ -36,6 +37,8 @@ export interface InlineProxyOptions {
   log: Logger;
   decisionLog: DecisionLog;
   engineId: string;
+  /** The engine's decision caches, shared with the sideband doors (none: every decision reads the state). */
+  caches?: DecisionCaches;
 }
 
 /** Headers that describe one connection, not the request: never forwarded (RFC 9110 7.6.1), either way. */
@@ -74,7 +77,7 @@ export function registerInlineProxy(app: FastifyInstance, o: InlineProxyOptions)
         const d = await decide(
           { method: request.method, url: request.url, ...(host !== undefined ? { host } : {}), sourceIp: clientAddress(request), headers: request.headers },
           settings.access,
-          { provider: o.provider, lockoutPolicy: settings.lockoutPolicy, rateLimit: settings.rateLimit },
+          { provider: o.provider, lockoutPolicy: settings.lockoutPolicy, rateLimit: settings.rateLimit, ...(o.caches ? { caches: o.caches } : {}) },
           o.clock,
         );
         logDecision(o.log, o.decisionLog, o.engineId, d);
