@@ -437,7 +437,7 @@ export const KEYS: readonly KeyDef[] = [
     parse: (raw) => parseEnum(raw, DECISION_LOGS),
   },
   {
-    section: 'access', key: 'session_cache_ttl', type: 'integer', default: '1000', unit: 'ms',
+    section: 'access', key: 'session_cache_ttl', type: 'integer', default: '5000', unit: 'ms',
     doc: 'Engines: how long a session record read for an access decision is used by later decisions on this engine without reading it again. Revocations and deleted sessions still take effect at once (every decision checks the engine\'s local revocation list); 0 reads the session on every decision.',
     allowed: 'integer 0 to 60000',
     parse: (raw) => parseInteger(raw, 0, 60_000),

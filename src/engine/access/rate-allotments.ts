@@ -20,7 +20,6 @@ import type { RateLimitPolicy, StateProvider } from '../../state/services.js';
 
 /** How long tokens taken for this engine may be used (ms). */
 export const ALLOTMENT_LEASE_MS = 1000;
-export const DEFAULT_RATE_LIMIT_ALLOTMENT = 100;
 /** Most keys with an allotment held at once; the oldest is dropped first. */
 export const ALLOTMENT_MAX_KEYS = 100_000;
 

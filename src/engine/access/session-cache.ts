@@ -33,8 +33,6 @@ export interface SessionCacheOptions {
   maxEntries: number;
 }
 
-export const DEFAULT_SESSION_CACHE_TTL_MS = 1000;
-export const DEFAULT_SESSION_TOUCH_INTERVAL_MS = 60_000;
 export const SESSION_CACHE_MAX_ENTRIES = 100_000;
 /** After a failed touch (writes refused), the next one is tried no sooner than this. */
 const TOUCH_RETRY_MS = 1000;

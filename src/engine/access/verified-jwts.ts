@@ -18,7 +18,6 @@ import { createHash } from 'node:crypto';
 import type { JWTPayload } from 'jose';
 import type { JwtResult, JwtVerifier } from './jwt.js';
 
-export const DEFAULT_JWT_CACHE_SIZE = 10_000;
 /** A kept token is verified again after this long (ms), whatever its expiry. */
 export const JWT_CACHE_MAX_AGE_MS = 10 * 60_000;
 
