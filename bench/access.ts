@@ -15,7 +15,11 @@
  * credentials, or autocannon in a child process (bench/access-load.ts) when wrk is missing.
  * Rows take turns: after a warm-up of each, `--rounds` rounds run every row of a group for
  * `--seconds / --rounds` each, so a change in the machine's load hits a row and its peer
- * alike; a row's figures are its slices together (bench/quantiles.ts).
+ * alike; a row's figures are its slices together (bench/quantiles.ts). Each row also gets
+ * the CPU time its serving processes spent per request (from /proc): on a busy machine,
+ * where throughput says as much about the other processes as about the row, the ratio of CPU
+ * per request says what the row would reach beside its peer were both held back by their own
+ * work alone.
  *
  * Enforcement rows (two more engines join): `--changes` times each, the time from the
  * acknowledgement of a revocation (`POST /runtime/v1/revocations` through one engine), a
@@ -31,7 +35,7 @@
  * `--profile DIR` runs engine 1 with --cpu-prof and writes its CPU profile into DIR.
  */
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -89,11 +93,15 @@ export interface LoadFigures {
   /** Connection errors, timeouts and answers other than 2xx/3xx. */
   errors: number;
   requests: number;
+  /** CPU time of the serving processes per request (µs); null where /proc is not there. */
+  cpuUsPerRequest: number | null;
 }
 
 interface Slice extends QuantileSlice {
   seconds: number;
   errors: number;
+  /** CPU time the serving processes used during the slice (ms), when known. */
+  cpuMs?: number;
 }
 
 /** Percentiles every load run reports (wrk: these; autocannon: its own fixed list). */
@@ -169,7 +177,8 @@ async function run(dir: string, name: string, base: string, path: string, header
 function figures(slices: readonly Slice[]): LoadFigures {
   const requests = slices.reduce((a, s) => a + s.requests, 0);
   const seconds = slices.reduce((a, s) => a + s.seconds, 0);
-  return { rps: requests / seconds, p50Ms: mergedPercentile(slices, 50), p99Ms: mergedPercentile(slices, 99), errors: slices.reduce((a, s) => a + s.errors, 0), requests };
+  const cpu = slices.every((s) => s.cpuMs !== undefined) ? (slices.reduce((a, s) => a + s.cpuMs!, 0) * 1000) / requests : null;
+  return { rps: requests / seconds, p50Ms: mergedPercentile(slices, 50), p99Ms: mergedPercentile(slices, 99), errors: slices.reduce((a, s) => a + s.errors, 0), requests, cpuUsPerRequest: cpu };
 }
 
 interface Row {
@@ -177,6 +186,39 @@ interface Row {
   base: string;
   path: string;
   headers: Array<Record<string, string>>;
+  /** The process group serving the row: its CPU time per request is measured. */
+  group: number;
+}
+
+/** Clock ticks per second of /proc's CPU times (USER_HZ: 100 on Linux). */
+const TICKS_PER_SECOND = 100;
+
+/**
+ * CPU time (ms) used so far by the processes of group `pgid` (user and system, from /proc):
+ * unlike throughput, CPU time per request hardly depends on how many other processes want the
+ * machine's cores, so it compares a row with its peer even on a busy machine. Undefined where
+ * /proc cannot be read.
+ */
+function groupCpuMs(pgid: number): number | undefined {
+  let ticks = 0;
+  try {
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      let stat: string;
+      try {
+        stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      } catch {
+        continue; // gone meanwhile
+      }
+      // Fields after the command (which may hold spaces), from field 3 on.
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(f[2]) !== pgid) continue;
+      ticks += Number(f[11]) + Number(f[12]);
+    }
+  } catch {
+    return undefined;
+  }
+  return (ticks * 1000) / TICKS_PER_SECOND;
 }
 
 /** A warm-up of each row (figures dropped), then ROUNDS rounds in which every row runs once, in turn. */
@@ -191,7 +233,11 @@ async function measureGroup(dir: string, rows: readonly Row[]): Promise<LoadFigu
   for (let round = 1; round <= ROUNDS; round++) {
     for (const [i, r] of rows.entries()) {
       log(`round ${round}/${ROUNDS}: ${r.name}, ${SLICE_SECONDS} s`);
-      slices[i]!.push(await run(dir, `${r.name}-${round}`, r.base, r.path, r.headers, SLICE_SECONDS));
+      const cpuBefore = groupCpuMs(r.group);
+      const slice = await run(dir, `${r.name}-${round}`, r.base, r.path, r.headers, SLICE_SECONDS);
+      const cpuAfter = groupCpuMs(r.group);
+      if (cpuBefore !== undefined && cpuAfter !== undefined) slice.cpuMs = cpuAfter - cpuBefore;
+      slices[i]!.push(slice);
     }
   }
   return slices.map(figures);
@@ -226,7 +272,7 @@ async function waitForStatus(url: string, headers: Record<string, string>, statu
 }
 
 /** nginx `proxy_pass` to the upstream: one worker, keep-alive connections to the upstream, no logging. */
-async function startNginx(dir: string, upstreamPort: number): Promise<{ url: string } | undefined> {
+async function startNginx(dir: string, upstreamPort: number): Promise<{ url: string; group: number } | undefined> {
   if (!existsSync(NGINX)) {
     log(`*** nginx not found at ${NGINX}: the nginx row is skipped (apt-get install nginx) ***`);
     return undefined;
@@ -258,14 +304,14 @@ async function startNginx(dir: string, upstreamPort: number): Promise<{ url: str
   ].join('\n');
   const confFile = join(prefix, 'nginx.conf');
   writeFileSync(confFile, conf);
-  spawnGrouped(NGINX, ['-p', prefix, '-e', join(prefix, 'error.log'), '-c', confFile, '-g', 'daemon off;'], ['ignore', 'ignore', 'inherit']);
+  const child = spawnGrouped(NGINX, ['-p', prefix, '-e', join(prefix, 'error.log'), '-c', confFile, '-g', 'daemon off;'], ['ignore', 'ignore', 'inherit']);
   const url = `http://127.0.0.1:${port}`;
   const deadline = performance.now() + 10_000;
   for (;;) {
     try {
       const r = await fetch(`${url}/orders/0`);
       await r.arrayBuffer();
-      if (r.status === 200) return { url };
+      if (r.status === 200) return { url, group: child.pid! };
     } catch {
       // not listening yet
     }
@@ -282,6 +328,11 @@ export interface EnforcementFigures {
   maxMs: number;
   /** The median time of one poll (the resolution of the figures). */
   pollP50Ms: number;
+}
+
+/** The peer's CPU time per request over the row's: the row's throughput as a share of the peer's, were both CPU-bound. */
+function cpuRatio(peer: LoadFigures, row: LoadFigures): number | null {
+  return peer.cpuUsPerRequest === null || row.cpuUsPerRequest === null || row.cpuUsPerRequest === 0 ? null : peer.cpuUsPerRequest / row.cpuUsPerRequest;
 }
 
 function percentileOf(sorted: readonly number[], p: number): number {
@@ -389,22 +440,23 @@ async function main(): Promise<void> {
   await waitForStatus(`http://${engine.proxy}/orders/0`, cookieHeaders[0]!, 200, 'the inline proxy');
 
   const peerPort = await freePort();
-  await spawnProcess([PEER, String(peerPort)], /peer started/);
+  const peer = await spawnProcess([PEER, String(peerPort)], /peer started/);
   const peerProxyPort = await freePort();
-  await spawnProcess([PEER_PROXY, String(peerProxyPort), upstream], /peer started/);
+  const peerProxy = await spawnProcess([PEER_PROXY, String(peerProxyPort), upstream], /peer started/);
+  const engineGroup = engine.child!.pid!;
   const nginx = await startNginx(base, upstreamPort);
 
   log(`sideband rows, ${CONNECTIONS} connections, ${ROUNDS} x ${SLICE_SECONDS} s each (${args.load})`);
   const [fastify, session, jwt] = await measureGroup(base, [
-    { name: 'fastify', base: `http://127.0.0.1:${peerPort}`, path: '/authz/forward', headers: sessionHeaders },
-    { name: 'session', base: runtime, path: '/authz/forward', headers: sessionHeaders },
-    { name: 'jwt', base: runtime, path: '/authz/forward', headers: jwtHeaders },
+    { name: 'fastify', base: `http://127.0.0.1:${peerPort}`, path: '/authz/forward', headers: sessionHeaders, group: peer.pid! },
+    { name: 'session', base: runtime, path: '/authz/forward', headers: sessionHeaders, group: engineGroup },
+    { name: 'jwt', base: runtime, path: '/authz/forward', headers: jwtHeaders, group: engineGroup },
   ]) as [LoadFigures, LoadFigures, LoadFigures];
   log('inline rows');
   const inlineRows: Row[] = [
-    { name: 'reply-from', base: `http://127.0.0.1:${peerProxyPort}`, path: '/orders/1', headers: cookieHeaders },
-    { name: 'inline', base: `http://${engine.proxy}`, path: '/orders/1', headers: cookieHeaders },
-    ...(nginx ? [{ name: 'nginx', base: nginx.url, path: '/orders/1', headers: cookieHeaders }] : []),
+    { name: 'reply-from', base: `http://127.0.0.1:${peerProxyPort}`, path: '/orders/1', headers: cookieHeaders, group: peerProxy.pid! },
+    { name: 'inline', base: `http://${engine.proxy}`, path: '/orders/1', headers: cookieHeaders, group: engineGroup },
+    ...(nginx ? [{ name: 'nginx', base: nginx.url, path: '/orders/1', headers: cookieHeaders, group: nginx.group }] : []),
   ];
   const [replyFrom, inlineProxy, nginxProxy] = await measureGroup(base, inlineRows) as [LoadFigures, LoadFigures, LoadFigures | undefined];
   if (profileDir) {
@@ -463,6 +515,10 @@ async function main(): Promise<void> {
     jwtRatio: jwt.rps / fastify.rps,
     inlineRatio: inlineProxy.rps / replyFrom.rps,
     inlineAddedP99Ms: inlineProxy.p99Ms - replyFrom.p99Ms,
+    // What the ratios would be if every row were held back by its own CPU time alone.
+    sessionCpuRatio: cpuRatio(fastify, session),
+    jwtCpuRatio: cpuRatio(fastify, jwt),
+    inlineCpuRatio: cpuRatio(replyFrom, inlineProxy),
     enforcement: enforcement ?? null,
   };
   if (args.json) {
@@ -471,18 +527,20 @@ async function main(): Promise<void> {
   }
   const ms = (v: number): string => `${v.toFixed(2)} ms`;
   const pct = (v: number): string => `${(v * 100).toFixed(0)}%`;
+  const cpu = (f: LoadFigures): string => (f.cpuUsPerRequest === null ? 'n/a' : `${f.cpuUsPerRequest.toFixed(0)} µs`);
   const row = (name: string, f: LoadFigures, ratio: string, target: string): string =>
-    `| ${name} | ${f.rps.toFixed(0)} | ${ms(f.p50Ms)} | ${ms(f.p99Ms)} | ${f.errors} | ${ratio} | ${target} |`;
+    `| ${name} | ${f.rps.toFixed(0)} | ${ms(f.p50Ms)} | ${ms(f.p99Ms)} | ${f.errors} | ${ratio} | ${cpu(f)} | ${target} |`;
   const met = (ok: boolean): string => (ok ? 'met' : 'not met');
+  const byCpu = (ratio: number | null): string => (ratio === null ? '' : `; by CPU per request ${pct(ratio)}`);
   const lines = [
-    `| ${CONNECTIONS} connections, ${ROUNDS} x ${SLICE_SECONDS} s, ${args.load} | req/s | p50 | p99 | errors | of peer | target |`,
-    '| --- | ---: | ---: | ---: | ---: | ---: | --- |',
+    `| ${CONNECTIONS} connections, ${ROUNDS} x ${SLICE_SECONDS} s, ${args.load} | req/s | p50 | p99 | errors | of peer | CPU per request | target |`,
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
     row('bare Fastify, 200 with an empty body', fastify, '100%', ''),
-    row('/authz/forward, session cookie', session, pct(results.sessionRatio), `≥ 70% and p99 < 5 ms: ${met(results.sessionRatio >= 0.7 && session.p99Ms < 5)}`),
-    row('/authz/forward, ES256 JWT', jwt, pct(results.jwtRatio), `≥ 50%: ${met(results.jwtRatio >= 0.5)}`),
+    row('/authz/forward, session cookie', session, pct(results.sessionRatio), `≥ 70% and p99 < 5 ms: ${met(results.sessionRatio >= 0.7 && session.p99Ms < 5)}${byCpu(results.sessionCpuRatio)}`),
+    row('/authz/forward, ES256 JWT', jwt, pct(results.jwtRatio), `≥ 50%: ${met(results.jwtRatio >= 0.5)}${byCpu(results.jwtCpuRatio)}`),
     row('@fastify/reply-from proxy, no decision', replyFrom, '100%', ''),
-    row('inline proxy, session cookie', inlineProxy, pct(results.inlineRatio), `≥ 70% and added p99 < 2 ms (${ms(results.inlineAddedP99Ms)}): ${met(results.inlineRatio >= 0.7 && results.inlineAddedP99Ms < 2)}`),
-    nginxProxy ? row('nginx proxy_pass, no decision', nginxProxy, pct(nginxProxy.rps / replyFrom.rps), '') : `| nginx proxy_pass, no decision | skipped: no nginx at ${NGINX} | | | | | |`,
+    row('inline proxy, session cookie', inlineProxy, pct(results.inlineRatio), `≥ 70% and added p99 < 2 ms (${ms(results.inlineAddedP99Ms)}): ${met(results.inlineRatio >= 0.7 && results.inlineAddedP99Ms < 2)}${byCpu(results.inlineCpuRatio)}`),
+    nginxProxy ? row('nginx proxy_pass, no decision', nginxProxy, pct(nginxProxy.rps / replyFrom.rps), '') : `| nginx proxy_pass, no decision | skipped: no nginx at ${NGINX} | | | | | | |`,
   ];
   if (enforcement) {
     const e = enforcement;

@@ -41,11 +41,27 @@ export function bearer(headers: Headers): string | undefined {
 
 export function cookie(headers: Headers, name: string): string | undefined {
   const raw = headers.cookie;
-  for (const line of Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]) {
-    for (const part of line.split(';')) {
-      const eq = part.indexOf('=');
-      if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1');
+  if (raw === undefined) return undefined;
+  if (!Array.isArray(raw)) return cookieIn(raw, name);
+  for (const line of raw) {
+    const v = cookieIn(line, name);
+    if (v !== undefined) return v;
+  }
+  return undefined;
+}
+
+/** The value of cookie `name` in one Cookie header line (`a=1; b="2"`), unquoted. Scanned in place: it runs on every decision. */
+function cookieIn(line: string, name: string): string | undefined {
+  let start = 0;
+  while (start < line.length) {
+    let end = line.indexOf(';', start);
+    if (end < 0) end = line.length;
+    const eq = line.indexOf('=', start);
+    if (eq > start && eq < end && line.slice(start, eq).trim() === name) {
+      const v = line.slice(eq + 1, end).trim();
+      return v.length >= 2 && v[0] === '"' && v[v.length - 1] === '"' ? v.slice(1, -1) : v;
     }
+    start = end + 1;
   }
   return undefined;
 }
