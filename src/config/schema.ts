@@ -450,7 +450,7 @@ export const KEYS: readonly KeyDef[] = [
   },
   {
     section: 'access', key: 'rate_limit_allotment', type: 'integer', default: '100', unit: 'tokens',
-    doc: 'Engines: how many tokens of an API\'s rate-limit bucket an engine takes at once and hands to its decisions locally for up to 1 s (at most a tenth of the bucket): fewer round trips, at the cost of the accuracy described in docs/operations.md; 1 takes every token from the shared bucket (exact).',
+    doc: 'Engines: the most tokens of an API\'s rate-limit bucket an engine takes at once and hands to its decisions locally for up to 1 s (fewer for a key used less often: about half a second\'s worth of its recent rate; at most a tenth of the bucket): fewer round trips, at the cost of the accuracy described in docs/operations.md; 1 takes every token from the shared bucket (exact).',
     allowed: 'integer 1 to 10000',
     parse: (raw) => parseInteger(raw, 1, 10_000),
   },
