@@ -1,7 +1,8 @@
 /**
  * The load generator of bench/access.ts when wrk is missing: autocannon in a process of its
  * own (so that the client does not share the bench's event loop), cycling through the header
- * sets of a JSON file, one set per request. Prints one JSON line with the figures.
+ * sets of a JSON file, one set per request. Prints one JSON line with the figures (latency in
+ * ms at each percentile autocannon reports).
  *
  * Usage: node dist/bench/access-load.js FILE
  *   FILE: {"url", "path", "connections", "seconds", "headers": [{name: value}, ...]}
@@ -11,7 +12,7 @@ import { createRequire } from 'node:module';
 
 interface AutocannonResult {
   requests: { total: number; average: number };
-  latency: { p50: number; p99: number };
+  latency: Record<string, number>;
   duration: number;
   errors: number;
   non2xx: number;
@@ -28,4 +29,10 @@ const r = await autocannon({
   duration: job.seconds,
   requests: [{ method: 'GET', setupRequest: (req: Record<string, unknown>) => ({ ...req, path: job.path, headers: job.headers[i++ % job.headers.length] }) }],
 });
-process.stdout.write(`${JSON.stringify({ requests: r.requests.total, seconds: r.duration, errors: r.errors + r.non2xx + r.timeouts, p50Ms: r.latency.p50, p99Ms: r.latency.p99 })}\n`);
+// Its latency at each percentile it reports (keys such as p2_5 for 2.5), and the maximum.
+const points = Object.entries(r.latency)
+  .filter(([k]) => /^p\d+(_\d+)?$/.test(k))
+  .map(([k, v]) => [Number(k.slice(1).replace('_', '.')), v] as [number, number])
+  .concat([[100, r.latency.max!]])
+  .sort((a, b) => a[0] - b[0]);
+process.stdout.write(`${JSON.stringify({ requests: r.requests.total, seconds: r.duration, errors: r.errors + r.non2xx + r.timeouts, points })}\n`);

@@ -90,20 +90,30 @@ export async function benchNodeConfig(base: string, id: string, role: 'console' 
   const admin = `127.0.0.1:${await freePort()}`;
   const file = join(base, `${id}.ini`);
   const text = [
-    '[node]', `id = ${id}`, `role = ${role}`, `data_dir = ${dir}`,
+    '[node]', `id = ${id}`, `role = ${role}`, `data_dir = ${dir}`, ...(sections.node ?? []),
     '[cluster]', 'id = bench', `bind = ${cluster}`, `peers = ${peers}`, `secret_key = ${SECRET}`, 'profile = local',
     '[http]', `manage = 127.0.0.1:${await freePort()}`, `runtime = ${runtime}`, `admin = ${admin}`, ...(sections.http ?? []),
     '[state]', ...(sections.state ?? []),
     '[console]', ...(sections.console ?? []),
+    '[access]', ...(sections.access ?? []),
     '[log]', 'format = json', 'level = info',
   ];
   writeFileSync(file, `${text.join('\n')}\n`);
   return { id, role, dir, file, cluster, runtime, admin };
 }
 
-/** Starts the node and resolves once it logged its start. */
-export async function startBenchNode(n: BenchNode): Promise<void> {
-  n.child = await spawnProcess([CLI, 'start', '-c', n.file], new RegExp(`"msg":"${n.role} ${n.id} started"`));
+/** Starts the node (`nodeArgs`: options for node itself, such as --cpu-prof) and resolves once it logged its start. */
+export async function startBenchNode(n: BenchNode, nodeArgs: string[] = []): Promise<void> {
+  n.child = await spawnProcess([...nodeArgs, CLI, 'start', '-c', n.file], new RegExp(`"msg":"${n.role} ${n.id} started"`));
+}
+
+/** Stops the node gracefully (SIGTERM) and resolves once it exited (a CPU profile is written then). */
+export async function stopBenchNode(n: BenchNode): Promise<void> {
+  const child = n.child;
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolvePromise) => child.once('exit', resolvePromise));
+  child.kill('SIGTERM');
+  await exited;
 }
 
 /** Polls `GET /health/ready` of engine `n` until 200; resolves with the time it took (ms). */

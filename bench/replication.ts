@@ -49,7 +49,7 @@ async function cluster(engineCount: number, push: boolean): Promise<{ console: B
   await startBenchNode(consoleNode);
   const engines: BenchNode[] = [];
   for (let i = 1; i <= engineCount; i++) engines.push(await benchNodeConfig(base, `engine-${i}`, 'engine', consoleNode.cluster));
-  await Promise.all(engines.map(startBenchNode));
+  await Promise.all(engines.map((n) => startBenchNode(n)));
   await Promise.all(engines.map((e) => waitReady(e, 60_000)));
   const password = readFileSync(join(consoleNode.dir, 'admin-password'), 'utf8').trim();
   const login = await fetch(`http://${consoleNode.admin}/admin/v1/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'admin', password }) });

@@ -85,7 +85,7 @@ export interface NodeConfig {
   /** Repository URL with relative SQLite paths made absolute; `undefined` when not configured for an engine. */
   repository: { url: string | undefined };
   log: { level: LogLevel; format: LogFormat };
-  access: { decisionLog: DecisionLog };
+  access: { decisionLog: DecisionLog; sessionCacheTtlMs: number; sessionTouchIntervalMs: number; rateLimitAllotment: number; jwtCacheSize: number };
   /** `[tls]`: undefined when no certificate is configured (every listener speaks plain HTTP). */
   tls: TlsSettings | undefined;
   /** Things the operator should hear about that do not stop the node (logged at start). */
@@ -318,7 +318,13 @@ export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeC
       url: repoUrl ? resolveRepositoryUrl(repoUrl, baseDir) : needsRepository ? `sqlite:${resolve(dataDir, 'repository.db')}` : undefined,
     },
     log: { level: get<LogLevel>('log', 'level'), format: get<LogFormat>('log', 'format') },
-    access: { decisionLog: get<DecisionLog>('access', 'decision_log') },
+    access: {
+      decisionLog: get<DecisionLog>('access', 'decision_log'),
+      sessionCacheTtlMs: get<number>('access', 'session_cache_ttl'),
+      sessionTouchIntervalMs: get<number>('access', 'session_touch_interval'),
+      rateLimitAllotment: get<number>('access', 'rate_limit_allotment'),
+      jwtCacheSize: get<number>('access', 'jwt_cache_size'),
+    },
     tls,
     warnings,
   };

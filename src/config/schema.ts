@@ -502,6 +502,30 @@ export const KEYS: readonly KeyDef[] = [
     parse: (raw) => parseEnum(raw, DECISION_LOGS),
   },
   {
+    section: 'access', key: 'session_cache_ttl', type: 'integer', default: '5000', unit: 'ms',
+    doc: 'Engines: how long a session record read for an access decision is used by later decisions on this engine without reading it again. Revocations and deleted sessions still take effect at once (every decision checks the engine\'s local revocation list); 0 reads the session on every decision.',
+    allowed: 'integer 0 to 60000',
+    parse: (raw) => parseInteger(raw, 0, 60_000),
+  },
+  {
+    section: 'access', key: 'session_touch_interval', type: 'integer', default: '60000', unit: 'ms',
+    doc: 'Engines: access decisions extend a session\'s idle time with at most one write per session per this interval between all engines (at most a quarter of the session\'s idle timeout); 0 writes on every decision.',
+    allowed: 'integer 0 to 86400000',
+    parse: (raw) => parseInteger(raw, 0, 86_400_000),
+  },
+  {
+    section: 'access', key: 'rate_limit_allotment', type: 'integer', default: '100', unit: 'tokens',
+    doc: 'Engines: the most tokens of an API\'s rate-limit bucket an engine takes at once and hands to its decisions locally for up to 1 s (fewer for a key used less often: about half a second\'s worth of its recent rate; at most a tenth of the bucket): fewer round trips, at the cost of the accuracy described in docs/operations.md; 1 takes every token from the shared bucket (exact).',
+    allowed: 'integer 1 to 10000',
+    parse: (raw) => parseInteger(raw, 1, 10_000),
+  },
+  {
+    section: 'access', key: 'jwt_cache_size', type: 'integer', default: '10000', unit: 'tokens',
+    doc: 'Engines: how many verified JWTs (by SHA-256 of the token) are kept so that a repeated token costs no signature check, each until it expires and for at most 10 minutes; revocation, deny lists and single-use checks still run on every use. 0 verifies every time.',
+    allowed: 'integer 0 to 1000000',
+    parse: (raw) => parseInteger(raw, 0, 1_000_000),
+  },
+  {
     section: 'log', key: 'level', type: 'enum', default: 'info', unit: '',
     doc: 'Lowest level of log lines written.',
     allowed: LOG_LEVELS.join(' | '),

@@ -26,6 +26,7 @@ import { COHORT_VERSION } from '../core/version.js';
 import { bearerToken, sha256 } from '../http/bearer-auth.js';
 import { setBadUrlCode } from '../http/server.js';
 import type { LockoutStatus, Session, SessionCursor, StateProvider } from '../state/services.js';
+import type { DecisionCaches } from './access/decision-caches.js';
 import { registerAccessDoors } from './access/doors.js';
 import { registerBackchannelLogout } from './oidc/backchannel-route.js';
 import { runtimeSettings, type RuntimeSettings } from './runtime-settings.js';
@@ -53,6 +54,8 @@ export interface RuntimeApiOptions {
   engineId?: string;
   /** `[http] trusted_proxies` (default none): balancers the doors skip in X-Forwarded-For to find the client. */
   trustedProxies?: readonly string[];
+  /** The engine's decision caches (`[access]` keys), shared with the inline proxy. */
+  accessCaches?: DecisionCaches;
 }
 /** The `writes` field of /health/ready: whether the engine accepts changes, and why not. */
 function writeStatus(refusal: string | undefined): { writes: { accepted: boolean; reason?: string } } {
@@ -299,6 +302,7 @@ export function registerRuntimeApi(app: FastifyInstance, options: RuntimeApiOpti
     decisionLog: options.decisionLog ?? 'deny',
     engineId: options.engineId ?? '',
     trustedProxies: options.trustedProxies ?? [],
+    ...(options.accessCaches ? { caches: options.accessCaches } : {}),
   });
 
   registerBackchannelLogout(app, { provider, settings, clock: options.clock ?? systemClock, log: app.log as unknown as Logger });

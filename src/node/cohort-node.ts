@@ -15,6 +15,7 @@ import type { Repository } from '../repository/repository.js';
 import { ClusterMember } from './cluster-member.js';
 import { ensureDataDir, loadOrCreateManageCredential } from './data-dir.js';
 import { registerRuntimeApi } from '../engine/runtime-api.js';
+import { decisionCaches } from '../engine/access/decision-caches.js';
 import { sha256 } from '../http/bearer-auth.js';
 import { openStateProvider, type OpenedProvider } from './state-provider.js';
 import { registerManageApi } from './manage-api.js';
@@ -121,6 +122,8 @@ export class CohortNode {
       this.stateProvider = opened;
       await following;
       if (this.stopping) return;
+      // One set of decision caches for every door and the inline proxy of this engine.
+      const accessCaches = decisionCaches(opened.provider, this.clock, config.access);
       const runtime = createHttpServer({ logger: log, bodyLimit: config.http.bodyLimit, name: 'runtime', tls: this.tlsFor('runtime') });
       registerRuntimeApi(runtime, {
         provider: opened.provider,
@@ -137,6 +140,7 @@ export class CohortNode {
         decisionLog: config.access.decisionLog,
         engineId: config.node.id,
         trustedProxies: config.http.trustedProxies,
+        accessCaches,
       });
       this.runtimeServer = runtime;
       await listen(runtime, config.http.runtime, 'runtime');
@@ -153,6 +157,7 @@ export class CohortNode {
           decisionLog: config.access.decisionLog,
           engineId: config.node.id,
           trustedProxies: config.http.trustedProxies,
+          caches: accessCaches,
         });
         this.proxyServer = proxy;
         await listen(proxy, config.http.proxy, 'proxy');

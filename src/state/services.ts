@@ -57,10 +57,25 @@ export interface SessionPage {
   next?: SessionCursor;
 }
 
+export interface SessionGetOptions {
+  touch?: boolean;
+  touchAfterMs?: number;
+}
+
+/** Whether a touch at `now` writes the session (pure; both providers use it). */
+export function touchDue(lastAccessAt: number, now: number, touchAfterMs: number | undefined): boolean {
+  return touchAfterMs === undefined || now - lastAccessAt >= touchAfterMs;
+}
+
 export interface SessionService {
   create(input: NewSession): Promise<Session>;
-  /** The session, or undefined when unknown, expired or revoked; `touch` extends its idle time. */
-  get(id: string, options?: { touch?: boolean }): Promise<Session | undefined>;
+  /**
+   * The session, or undefined when unknown, expired or revoked; `touch` extends its idle time.
+   * `touchAfterMs` throttles the touch: the session is written only when it was last touched
+   * at least that long ago (else it is only read), so that decisions using one session from
+   * many engines write it at most once per interval between them.
+   */
+  get(id: string, options?: SessionGetOptions): Promise<Session | undefined>;
   /** Live sessions of `subject`, oldest first (ties by id). Unbounded: the API uses pages. */
   listBySubject(subject: string): Promise<Session[]>;
   /**
@@ -135,9 +150,20 @@ export interface RateLimitPolicy {
   refillPerSecond: number;
 }
 
+export interface RateLimitTake {
+  /** Whether at least one token was taken. */
+  allowed: boolean;
+  remaining: number;
+  /**
+   * How many tokens were taken (0 to `count`): an engine may take several at once and use
+   * them locally. Absent in answers of engines older than the count (then 1 when allowed).
+   */
+  granted?: number;
+}
+
 export interface RateLimitService {
-  /** Takes one token from the bucket of (policy, key). */
-  take(policy: string, key: string, limits: RateLimitPolicy): Promise<{ allowed: boolean; remaining: number }>;
+  /** Takes one token (or up to `count`, as many as the bucket holds) from the bucket of (policy, key). */
+  take(policy: string, key: string, limits: RateLimitPolicy, count?: number): Promise<RateLimitTake>;
 }
 
 /** Everything one provider offers. */
@@ -184,18 +210,20 @@ export function sessionExpiry(s: Pick<Session, 'createdAt' | 'lastAccessAt' | 'i
 
 /**
  * A token bucket's state after `now` (pure; both providers use the same maths): refilled for
- * the time elapsed, capped at capacity, then one token taken if there is one.
+ * the time elapsed, capped at capacity, then `count` tokens taken (default 1), or as many
+ * whole tokens as there are when fewer.
  */
 export function takeToken(
   bucket: { tokens: number; updatedAt: number } | undefined,
   limits: RateLimitPolicy,
   now: number,
-): { bucket: { tokens: number; updatedAt: number }; allowed: boolean; remaining: number } {
+  count = 1,
+): { bucket: { tokens: number; updatedAt: number }; allowed: boolean; remaining: number; granted: number } {
   const start = bucket ?? { tokens: limits.capacity, updatedAt: now };
   const refilled = Math.min(limits.capacity, start.tokens + (Math.max(0, now - start.updatedAt) / 1000) * limits.refillPerSecond);
-  const allowed = refilled >= 1;
-  const tokens = allowed ? refilled - 1 : refilled;
-  return { bucket: { tokens, updatedAt: now }, allowed, remaining: Math.floor(tokens) };
+  const granted = Math.max(0, Math.min(Math.floor(count), Math.floor(refilled)));
+  const tokens = refilled - granted;
+  return { bucket: { tokens, updatedAt: now }, allowed: granted > 0, remaining: Math.floor(tokens), granted };
 }
 
 /**

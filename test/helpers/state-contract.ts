@@ -71,6 +71,18 @@ export function stateContract(name: string, open: (t: TestContext) => Promise<St
         assert.deepEqual(await provider.sessions.listBySubject('carol'), []);
       }));
 
+      it('a throttled touch (touchAfterMs) writes only a session last touched at least that long ago', withHarness(async ({ provider, advance }) => {
+        const s = await provider.sessions.create({ subject: 'erin', idleTimeoutMs: 10 * MINUTE, maxLifetimeMs: 60 * MINUTE });
+        await advance(100);
+        const early = await provider.sessions.get(s.id, { touch: true, touchAfterMs: 1500 });
+        assert.equal(early?.lastAccessAt, s.lastAccessAt, 'touched 100 ms ago, interval 1500 ms: read, not written');
+        assert.equal((await provider.sessions.get(s.id))?.expiresAt, s.expiresAt);
+        await advance(1500);
+        const due = await provider.sessions.get(s.id, { touch: true, touchAfterMs: 1500 });
+        assert.ok(due && due.lastAccessAt >= s.lastAccessAt + 1500, 'touched 1600 ms ago: written');
+        assert.ok((await provider.sessions.get(s.id))!.expiresAt > s.expiresAt, 'the write extended the idle time');
+      }));
+
       it('delete logs out: the session is gone and its id revoked', withHarness(async ({ provider }) => {
         const s = await provider.sessions.create({ subject: 'dave', idleTimeoutMs: MINUTE, maxLifetimeMs: MINUTE });
         assert.equal(await provider.sessions.delete(s.id), true);
@@ -262,6 +274,18 @@ export function stateContract(name: string, open: (t: TestContext) => Promise<St
         assert.equal((await provider.rateLimits.take('other-policy', 'ip-1', limits)).allowed, true, 'buckets are per policy');
         const burst = await Promise.all(Array.from({ length: 30 }, () => provider.rateLimits.take('api', 'ip-2', { capacity: 10, refillPerSecond: 0.001 })));
         assert.equal(burst.filter((r) => r.allowed).length, 10);
+      }));
+
+      it('takes up to `count` tokens at once: as many as the bucket holds, never more', withHarness(async ({ provider }) => {
+        const limits = { capacity: 10, refillPerSecond: 0.001 };
+        const a = await provider.rateLimits.take('batch', 'k', limits, 4);
+        assert.deepEqual([a.allowed, a.granted, a.remaining], [true, 4, 6]);
+        const b = await provider.rateLimits.take('batch', 'k', limits, 8);
+        assert.deepEqual([b.allowed, b.granted, b.remaining], [true, 6, 0]);
+        const c = await provider.rateLimits.take('batch', 'k', limits, 8);
+        assert.deepEqual([c.allowed, c.granted], [false, 0]);
+        const one = await provider.rateLimits.take('batch', 'other', limits);
+        assert.deepEqual([one.allowed, one.granted, one.remaining], [true, 1, 9]);
       }));
     });
   });

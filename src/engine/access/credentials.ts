@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { JWTPayload } from 'jose';
 import type { StateProvider } from '../../state/services.js';
+import type { DecisionCaches } from './decision-caches.js';
 import type { CompiledApi } from './definitions.js';
 import { looksLikeJwt } from './jwt.js';
 import type { AccessReason } from './reasons.js';
@@ -40,11 +41,27 @@ export function bearer(headers: Headers): string | undefined {
 
 export function cookie(headers: Headers, name: string): string | undefined {
   const raw = headers.cookie;
-  for (const line of Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]) {
-    for (const part of line.split(';')) {
-      const eq = part.indexOf('=');
-      if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1');
+  if (raw === undefined) return undefined;
+  if (!Array.isArray(raw)) return cookieIn(raw, name);
+  for (const line of raw) {
+    const v = cookieIn(line, name);
+    if (v !== undefined) return v;
+  }
+  return undefined;
+}
+
+/** The value of cookie `name` in one Cookie header line (`a=1; b="2"`), unquoted. Scanned in place: it runs on every decision. */
+function cookieIn(line: string, name: string): string | undefined {
+  let start = 0;
+  while (start < line.length) {
+    let end = line.indexOf(';', start);
+    if (end < 0) end = line.length;
+    const eq = line.indexOf('=', start);
+    if (eq > start && eq < end && line.slice(start, eq).trim() === name) {
+      const v = line.slice(eq + 1, end).trim();
+      return v.length >= 2 && v[0] === '"' && v[v.length - 1] === '"' ? v.slice(1, -1) : v;
     }
+    start = end + 1;
   }
   return undefined;
 }
@@ -53,6 +70,8 @@ export interface CredentialContext {
   provider: StateProvider;
   clientKeys: Map<string, { id: string }>;
   nowMs: number;
+  /** Session records and verified JWTs kept between decisions (decision-caches.ts). */
+  caches?: Pick<DecisionCaches, 'sessions' | 'jwts'>;
 }
 
 /** Which credential of `kind` the request carries, if any. */
@@ -83,7 +102,7 @@ export async function checkCredential(api: CompiledApi, headers: Headers, ctx: C
     if (value === undefined || value === '') continue;
     if (kind === 'session') {
       if (value.length > MAX_OPAQUE_LENGTH) return { kind: 'failed', reason: 'ACCESS_SESSION_UNKNOWN', why: 'session id too long' };
-      const session = await liveSession(ctx.provider, value);
+      const session = ctx.caches ? await ctx.caches.sessions.lookup(value) : await liveSession(ctx.provider, value);
       if (!session) return { kind: 'failed', reason: 'ACCESS_SESSION_UNKNOWN', why: 'no live session by that id' };
       return { kind: 'ok', identity: { kind, subject: session.subject, sessionId: session.id } };
     }
@@ -93,7 +112,7 @@ export async function checkCredential(api: CompiledApi, headers: Headers, ctx: C
       return { kind: 'ok', identity: { kind, apiKeyId: key.id, subject: `apiKey:${key.id}` } };
     }
     if (!api.jwt) return { kind: 'failed', reason: 'ACCESS_INVALID_CREDENTIAL', why: 'no key set' };
-    const result = await api.jwt.verify(value, ctx.nowMs);
+    const result = ctx.caches ? await ctx.caches.jwts.verify(api.jwt, value, ctx.nowMs) : await api.jwt.verify(value, ctx.nowMs);
     if (!result.ok) return { kind: 'failed', reason: 'ACCESS_INVALID_CREDENTIAL', why: `JWT refused: ${result.why}`, ...(result.unavailable ? { unavailable: true } : {}) };
     return {
       kind: 'ok',

@@ -16,6 +16,7 @@ import { randomToken } from '../../core/ids.js';
 import type { LockoutPolicy, RateLimitPolicy, StateProvider } from '../../state/services.js';
 import { isBlocked, parseAddress, type ClientAddress } from './address.js';
 import { bearer, checkCredential, cookie, type Headers, type Identity } from './credentials.js';
+import type { DecisionCaches } from './decision-caches.js';
 import type { AccessDefinitions, CompiledApi } from './definitions.js';
 import { isPublicPath, matchApi } from './match.js';
 import { reasonStatus, type AccessReason } from './reasons.js';
@@ -35,6 +36,11 @@ export interface AccessState {
   provider: StateProvider;
   lockoutPolicy: LockoutPolicy;
   rateLimit(policy: string): RateLimitPolicy;
+  /**
+   * The engine's session records, rate-limit allotments and verified JWTs: without them every
+   * decision reads and touches the session, takes its token and checks the signature anew.
+   */
+  caches?: DecisionCaches;
 }
 
 export interface Decision {
@@ -140,7 +146,7 @@ async function steps(api: CompiledApi, request: AccessRequest, path: string, add
 
   let identity: Identity | undefined;
   if (!isPublicPath(api, path)) {
-    const outcome = await checkCredential(api, request.headers, { provider, clientKeys: definitions.clientKeys, nowMs: clock.now() });
+    const outcome = await checkCredential(api, request.headers, { provider, clientKeys: definitions.clientKeys, nowMs: clock.now(), ...(state.caches ? { caches: state.caches } : {}) });
     if (outcome.kind === 'none') return { reason: 'ACCESS_NO_CREDENTIAL' };
     if (outcome.kind === 'failed') {
       if (outcome.unavailable) throw new Error(outcome.why);
@@ -187,8 +193,8 @@ async function steps(api: CompiledApi, request: AccessRequest, path: string, add
     const value = by === 'subject' ? identity?.subject : by === 'apiKey' ? identity?.apiKeyId : undefined;
     const key = value === undefined ? `access:ip:${address.address}` : `access:${by}:${value}`;
     const limits = state.rateLimit(policy);
-    const r = await provider.rateLimits.take(policy, key, limits);
-    if (!r.allowed) return { reason: 'ACCESS_RATE_LIMITED', retryAfterSeconds: Math.max(1, Math.ceil(1 / limits.refillPerSecond)) };
+    const allowed = state.caches ? await state.caches.rateLimits.take(policy, key, limits) : (await provider.rateLimits.take(policy, key, limits)).allowed;
+    if (!allowed) return { reason: 'ACCESS_RATE_LIMITED', retryAfterSeconds: Math.max(1, Math.ceil(1 / limits.refillPerSecond)) };
   }
   return { reason: 'ACCESS_ALLOWED' };
 }

@@ -27,6 +27,7 @@ import type { RuntimeSettings } from '../runtime-settings.js';
 import { doorClientAddress, trustedProxies } from './client-address.js';
 import type { Headers } from './credentials.js';
 import { decide, type AccessRequest, type Decision } from './decide.js';
+import type { DecisionCaches } from './decision-caches.js';
 import { logDecision } from './decision-log.js';
 import { ACCESS_REASONS, isCredentialReason } from './reasons.js';
 
@@ -67,6 +68,8 @@ export interface AccessDoorOptions {
   engineId: string;
   /** `[http] trusted_proxies`: balancers whose X-Forwarded-For entries are skipped to find the client (empty: the last entry is the client). */
   trustedProxies?: readonly string[];
+  /** The engine's decision caches, shared with the inline proxy (none: every decision reads the state). */
+  caches?: DecisionCaches;
 }
 
 const DOOR_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
@@ -100,7 +103,7 @@ export function registerAccessDoors(app: FastifyInstance, o: AccessDoorOptions):
 
   async function run(request: AccessRequest): Promise<Decision> {
     const settings = o.settings();
-    const d = await decide(request, settings.access, { provider: o.provider, lockoutPolicy: settings.lockoutPolicy, rateLimit: settings.rateLimit }, o.clock);
+    const d = await decide(request, settings.access, { provider: o.provider, lockoutPolicy: settings.lockoutPolicy, rateLimit: settings.rateLimit, ...(o.caches ? { caches: o.caches } : {}) }, o.clock);
     recent.remember(d);
     logDecision(o.log, o.decisionLog, o.engineId, d);
     return d;
@@ -126,7 +129,8 @@ export function registerAccessDoors(app: FastifyInstance, o: AccessDoorOptions):
   app.register(async (doors) => {
     // Answers that carry no decision (a refused gateway key, a malformed JSON body) still
     // carry an id and a reason, so a gateway's logs can always quote both.
-    doors.addHook('onSend', async (_request, reply, payload) => {
+    // Both hooks run on every door request: callback style, so neither costs a promise.
+    doors.addHook('onSend', (_request, reply, payload, done) => {
       if (!reply.hasHeader('x-cohort-decision-id')) {
         let code = 'HTTP_INTERNAL';
         try {
@@ -136,19 +140,19 @@ export function registerAccessDoors(app: FastifyInstance, o: AccessDoorOptions):
         }
         reply.header('x-cohort-decision-id', randomToken(12)).header('x-cohort-reason', code);
       }
-      return payload;
+      done(null, payload);
     });
-    doors.addHook('onRequest', async (request) => {
+    doors.addHook('onRequest', (request, _reply, done) => {
       const gateway = o.settings().gatewayKeyHashes;
-      if (o.nodeKeyHashes.length === 0 && gateway.length === 0) throw new CohortError('AUTH_NO_API_KEYS', 'this engine has no gateway key: none in [http] api_keys, none of scope runtime or gateway issued by the console');
+      if (o.nodeKeyHashes.length === 0 && gateway.length === 0) return done(new CohortError('AUTH_NO_API_KEYS', 'this engine has no gateway key: none in [http] api_keys, none of scope runtime or gateway issued by the console'));
       const raw = request.headers[KEY_HEADER];
       const key = Array.isArray(raw) ? raw[0] : raw;
-      if (key === undefined || key === '') throw new CohortError('AUTH_MISSING_CREDENTIAL', 'missing X-Cohort-Key: <API key>');
+      if (key === undefined || key === '') return done(new CohortError('AUTH_MISSING_CREDENTIAL', 'missing X-Cohort-Key: <API key>'));
       const hash = sha256(key);
       let ok = false;
       for (const expected of o.nodeKeyHashes) ok = constantTimeEqual(hash, expected) || ok;
       for (const expected of gateway) ok = constantTimeEqual(hash, expected) || ok;
-      if (!ok) throw new CohortError('AUTH_INVALID_CREDENTIAL', 'invalid X-Cohort-Key');
+      done(ok ? undefined : new CohortError('AUTH_INVALID_CREDENTIAL', 'invalid X-Cohort-Key'));
     });
 
     // ---- forward auth and Envoy: the original request's body is never read into a decision.

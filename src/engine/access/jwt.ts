@@ -31,6 +31,8 @@ export type JwtResult = { ok: true; claims: JWTPayload } | { ok: false; why: str
 
 export interface JwtVerifier {
   verify(token: string, nowMs: number): Promise<JwtResult>;
+  /** The API's clock tolerance: how long past `exp` a token is still accepted (s). */
+  readonly clockToleranceSeconds: number;
 }
 
 const remoteSets = new Map<string, JWTVerifyGetKey>();
@@ -52,6 +54,7 @@ export function looksLikeJwt(token: string): boolean {
 export function jwtVerifierFor(settings: JwtSettings): JwtVerifier {
   const keys: JWTVerifyGetKey = settings.keys ? createLocalJWKSet({ keys: settings.keys }) : remoteSet(settings.jwksUrl ?? '');
   return {
+    clockToleranceSeconds: settings.clockToleranceSeconds,
     async verify(token, nowMs) {
       if (token.length > MAX_JWT_LENGTH) return { ok: false, why: `token longer than ${MAX_JWT_LENGTH} characters` };
       if (!looksLikeJwt(token)) return { ok: false, why: 'not a compact JWT' };

@@ -28,6 +28,7 @@ import type { Logger } from '../../core/logger.js';
 import type { StateProvider } from '../../state/services.js';
 import type { RuntimeSettings } from '../runtime-settings.js';
 import { decide, type Decision } from './decide.js';
+import type { DecisionCaches } from './decision-caches.js';
 import { logDecision } from './decision-log.js';
 import { inlineClientAddress, plainAddress, trustedProxies } from './client-address.js';
 import type { CompiledApi } from './definitions.js';
@@ -45,6 +46,8 @@ export interface InlineProxyOptions {
   engineId: string;
   /** `[http] trusted_proxies`: balancers in front of the proxy whose X-Forwarded-For is believed (empty: none). */
   trustedProxies?: readonly string[];
+  /** The engine's decision caches, shared with the sideband doors (none: every decision reads the state). */
+  caches?: DecisionCaches;
 }
 
 /** Headers that describe one connection, not the request: never forwarded (RFC 9110 7.6.1), either way. */
@@ -95,7 +98,7 @@ export function registerInlineProxy(app: FastifyInstance, o: InlineProxyOptions)
         const d = await decide(
           { method: request.method, url: request.url, ...(host !== undefined ? { host } : {}), sourceIp: clientAddress(request), headers: request.headers },
           settings.access,
-          { provider: o.provider, lockoutPolicy: settings.lockoutPolicy, rateLimit: settings.rateLimit },
+          { provider: o.provider, lockoutPolicy: settings.lockoutPolicy, rateLimit: settings.rateLimit, ...(o.caches ? { caches: o.caches } : {}) },
           o.clock,
         );
         logDecision(o.log, o.decisionLog, o.engineId, d);

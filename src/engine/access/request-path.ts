@@ -5,11 +5,18 @@
  * percent-encoding) is refused rather than guessed at, so no prefix can be escaped.
  */
 
+/** Paths of these characters only need no decoding and hold no control character or backslash. */
+const PLAIN_PATH = /^[A-Za-z0-9/._~!$&'()*+,;=:@-]*$/;
+/** A `.` or `..` segment, or an empty segment before another one. */
+const DOT_OR_EMPTY_SEGMENT = /\/\.{1,2}(?=\/|$)|\/\//;
+
 /** The decoded path of `url` (path and query), or undefined when it cannot be judged safely. */
 export function checkedPath(url: string): string | undefined {
   if (url.length === 0 || url.length > 8192 || url[0] !== '/') return undefined;
   const q = url.search(/[?#]/);
   const raw = q < 0 ? url : url.slice(0, q);
+  // The common case, answered without decoding: the same verdict as the segment walk below.
+  if (PLAIN_PATH.test(raw)) return DOT_OR_EMPTY_SEGMENT.test(raw) ? undefined : raw;
   if (/%(2f|5c|00)/i.test(raw)) return undefined;
   let decoded: string;
   try {

@@ -23,6 +23,7 @@ import {
   PAGE_MAX_BYTES,
   type PageOptions,
   type Session,
+  type SessionGetOptions,
   type SessionPage,
   type StateProvider,
 } from '../services.js';
@@ -149,10 +150,11 @@ export class GridProvider implements StateProvider {
       const session: Session = { id, subject: input.subject, attributes: input.attributes ?? {}, ...base, expiresAt: sessionExpiry(base) };
       return this.exec.execute(partition, { t: 'session.put', session });
     },
-    get: async (id: string, options: { touch?: boolean } = {}): Promise<Session | undefined> => {
+    get: async (id: string, options: SessionGetOptions = {}): Promise<Session | undefined> => {
       const partition = this.routing.sessionPartition(id);
       if (partition === undefined || this.exec.local({ t: 'revocation.get', id })) return undefined;
-      return (await this.exec.execute(partition, { t: 'session.get', id, touch: options.touch === true })) ?? undefined;
+      const op = { t: 'session.get', id, touch: options.touch === true, ...(options.touch && options.touchAfterMs !== undefined ? { touchAfterMs: options.touchAfterMs } : {}) } as const;
+      return (await this.exec.execute(partition, op)) ?? undefined;
     },
     listBySubject: async (subject: string): Promise<Session[]> => {
       const sessions = await this.exec.execute(this.routing.partition('session', `subject:${subject}`), { t: 'session.list', subject });
@@ -210,7 +212,8 @@ export class GridProvider implements StateProvider {
   readonly tokens = this.values('token');
 
   readonly rateLimits = {
-    take: (policy: string, key: string, limits: RateLimitPolicy) => this.exec.execute(this.routing.partition('rate_limit', `bucket:${policy}:${key}`), { t: 'bucket.take', policy, key, limits }),
+    take: (policy: string, key: string, limits: RateLimitPolicy, count?: number) =>
+      this.exec.execute(this.routing.partition('rate_limit', `bucket:${policy}:${key}`), { t: 'bucket.take', policy, key, limits, ...(count !== undefined && count !== 1 ? { count } : {}) }),
   };
 
   close(): Promise<void> {

@@ -11,6 +11,7 @@ import {
   sessionExpiry,
   sessionMaxEnd,
   takeToken,
+  touchDue,
   type LockoutPolicy,
   type LockoutStatus,
   type RateLimitPolicy,
@@ -21,7 +22,8 @@ import type { GridStore } from './grid-store.js';
 
 export type Operation =
   | { t: 'session.put'; session: Session }
-  | { t: 'session.get'; id: string; touch: boolean }
+  /** `touchAfterMs`: touch only a session last touched at least that long ago (older engines ignore it and always touch). */
+  | { t: 'session.get'; id: string; touch: boolean; touchAfterMs?: number }
   | { t: 'session.list'; subject: string }
   | { t: 'session.page'; subject: string; limit: number; maxBytes: number; after?: SessionCursor }
   | { t: 'session.delete'; id: string }
@@ -36,7 +38,8 @@ export type Operation =
   | { t: 'value.put'; space: 'state' | 'token'; key: string; value: unknown; ttlMs: number }
   | { t: 'value.get'; space: 'state' | 'token'; key: string }
   | { t: 'value.delete'; space: 'state' | 'token'; key: string }
-  | { t: 'bucket.take'; policy: string; key: string; limits: RateLimitPolicy };
+  /** `count`: take up to that many tokens (default 1; older engines ignore it and take one). */
+  | { t: 'bucket.take'; policy: string; key: string; limits: RateLimitPolicy; count?: number };
 
 /** Operations that change nothing: a backup may answer them when the primary cannot be reached. */
 export function isReadOnly(op: Operation): boolean {
@@ -79,7 +82,7 @@ export interface OperationResults {
   'value.put': null;
   'value.get': unknown;
   'value.delete': boolean;
-  'bucket.take': { allowed: boolean; remaining: number };
+  'bucket.take': { allowed: boolean; remaining: number; granted: number };
 }
 
 /**
@@ -94,7 +97,7 @@ export function applyOperation(store: GridStore, op: Operation, now: number, par
     case 'session.get': {
       const s = store.get('session', op.id) as Session | undefined;
       if (!s) return null;
-      if (!op.touch) return s;
+      if (!op.touch || !touchDue(s.lastAccessAt, now, op.touchAfterMs)) return s;
       const touched: Session = { ...s, lastAccessAt: now };
       touched.expiresAt = sessionExpiry(touched);
       store.set('session', s.id, touched, touched.expiresAt, partition, s.subject);
@@ -166,11 +169,11 @@ export function applyOperation(store: GridStore, op: Operation, now: number, par
       return store.delete(op.space, op.key, partition);
     case 'bucket.take': {
       const key = `${op.policy}\u0000${op.key}`;
-      const r = takeToken(store.get('bucket', key) as { tokens: number; updatedAt: number } | undefined, op.limits, now);
+      const r = takeToken(store.get('bucket', key) as { tokens: number; updatedAt: number } | undefined, op.limits, now, op.count ?? 1);
       // A full bucket is the same as none: expire the record once it would have refilled.
       const refillMs = ((op.limits.capacity - r.bucket.tokens) / op.limits.refillPerSecond) * 1000;
       store.set('bucket', key, r.bucket, now + Math.ceil(refillMs) + 1, partition);
-      return { allowed: r.allowed, remaining: r.remaining };
+      return { allowed: r.allowed, remaining: r.remaining, granted: r.granted };
     }
   }
 }

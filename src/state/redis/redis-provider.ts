@@ -22,9 +22,11 @@ import {
   type LockoutStatus,
   type NewSession,
   type RateLimitPolicy,
+  type RateLimitTake,
   PAGE_MAX_BYTES,
   type PageOptions,
   type Session,
+  type SessionGetOptions,
   type SessionPage,
   type StateProvider,
 } from '../services.js';
@@ -63,10 +65,15 @@ const SCRIPTS = {
     redis.call('PEXPIREAT', KEYS[2], tonumber(last[2]))
     redis.call('PEXPIREAT', KEYS[3], tonumber(last[2]))
     return { ARGV[1], tostring(now), tostring(now), ARGV[4], ARGV[5] }`,
-  /** KEYS: session, subject expiry index prefix, subject creation index prefix. ARGV: id. Returns the touched fields, or nil. */
+  /**
+   * KEYS: session, subject expiry index prefix, subject creation index prefix. ARGV: id, and
+   * optionally the least time since the last touch for a write (ms). Returns the touched
+   * fields (or, when touched more recently than that, the fields as they are), or nil.
+   */
   touchSession: `${NOW}
-    local f = redis.call('HMGET', KEYS[1], 'body', 'created', 'idle', 'max', 'subject')
+    local f = redis.call('HMGET', KEYS[1], 'body', 'created', 'idle', 'max', 'subject', 'last')
     if not f[1] then return nil end
+    if ARGV[2] and now - tonumber(f[6]) < tonumber(ARGV[2]) then return { f[1], f[2], f[6], f[3], f[4] } end
     local expires = math.min(now + tonumber(f[3]), tonumber(f[2]) + tonumber(f[4]))
     redis.call('HSET', KEYS[1], 'last', now)
     redis.call('PEXPIREAT', KEYS[1], expires)
@@ -174,11 +181,11 @@ const SCRIPTS = {
     local json = redis.call('GET', KEYS[1])
     local b = json and cjson.decode(json) or { tokens = capacity, updatedAt = now }
     local tokens = math.min(capacity, b.tokens + math.max(0, now - b.updatedAt) / 1000 * rate)
-    local allowed = 0
-    if tokens >= 1 then allowed = 1; tokens = tokens - 1 end
+    local granted = math.max(0, math.min(tonumber(ARGV[3] or '1'), math.floor(tokens)))
+    tokens = tokens - granted
     local refill = math.ceil((capacity - tokens) / rate * 1000) + 1
     redis.call('SET', KEYS[1], cjson.encode({ tokens = tokens, updatedAt = now }), 'PX', refill)
-    return { allowed, math.floor(tokens) }`,
+    return { granted, math.floor(tokens) }`,
 } as const;
 
 type ScriptName = keyof typeof SCRIPTS;
@@ -233,10 +240,10 @@ export class RedisProvider implements StateProvider {
       const fields = (await this.script('createSession', keys, [body, input.subject, id, input.idleTimeoutMs, input.maxLifetimeMs])) as string[];
       return sessionFromFields(fields);
     },
-    get: async (id: string, options: { touch?: boolean } = {}): Promise<Session | undefined> => {
+    get: async (id: string, options: SessionGetOptions = {}): Promise<Session | undefined> => {
       if (await this.revocations.isRevoked(id)) return undefined;
       const fields = options.touch
-        ? ((await this.script('touchSession', [this.key('s', id), this.key('sub', ''), this.key('subc', '')], [id])) as string[] | null)
+        ? ((await this.script('touchSession', [this.key('s', id), this.key('sub', ''), this.key('subc', '')], options.touchAfterMs === undefined ? [id] : [id, options.touchAfterMs])) as string[] | null)
         : await this.call(() => this.redis.hmget(this.key('s', id), ...SESSION_FIELDS));
       return fields && fields[0] ? sessionFromFields(fields as string[]) : undefined;
     },
@@ -299,9 +306,9 @@ export class RedisProvider implements StateProvider {
   readonly tokens = this.values('tk');
 
   readonly rateLimits = {
-    take: async (policy: string, key: string, limits: RateLimitPolicy): Promise<{ allowed: boolean; remaining: number }> => {
-      const [allowed, remaining] = (await this.script('takeToken', [this.key('b', `${policy}:${key}`)], [limits.capacity, limits.refillPerSecond])) as [number, number];
-      return { allowed: allowed === 1, remaining };
+    take: async (policy: string, key: string, limits: RateLimitPolicy, count = 1): Promise<RateLimitTake> => {
+      const [granted, remaining] = (await this.script('takeToken', [this.key('b', `${policy}:${key}`)], [limits.capacity, limits.refillPerSecond, Math.max(1, Math.floor(count))])) as [number, number];
+      return { allowed: granted > 0, remaining, granted };
     },
   };
 

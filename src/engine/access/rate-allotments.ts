@@ -1,0 +1,115 @@
+/**
+ * Rate limits for access decisions without a round trip per request: this engine takes
+ * several tokens at once from a shared bucket (an allotment) and hands them to decisions
+ * locally, for at most ALLOTMENT_LEASE_MS.
+ *
+ * Accuracy (what an operator trades for the saved round trips, `[access] rate_limit_allotment`):
+ * - Never more requests pass than tokens were taken from the shared bucket, and a token is
+ *   used at most ALLOTMENT_LEASE_MS after it was taken (unused ones are dropped then). So in
+ *   any period of T seconds at most `capacity + refillPerSecond × (T + 1)` requests pass for
+ *   one key, cluster-wide: the limit overshoots by at most one second's refill.
+ * - Tokens an engine holds cannot serve requests that reach other engines: with E engines up
+ *   to E × (allotment − 1) tokens may sit unused, so a client spread over engines can be
+ *   refused a little before the bucket is empty.
+ * - An allotment is sized by the key's recent rate (`nextAllotment`: about half a lease's
+ *   worth), so a key used rarely is taken one token at a time (exact) and drops nothing, and
+ *   at most a tenth of the bucket (`allotmentSize`), so small buckets (a login limit of 5)
+ *   are always taken one token at a time: exact, a round trip per request.
+ *   `rate_limit_allotment = 1` makes every policy exact.
+ */
+import type { Clock } from '../../core/clock.js';
+import type { RateLimitPolicy, StateProvider } from '../../state/services.js';
+
+/** How long tokens taken for this engine may be used (ms). */
+export const ALLOTMENT_LEASE_MS = 1000;
+/** Most keys with an allotment held at once; the oldest is dropped first. */
+export const ALLOTMENT_MAX_KEYS = 100_000;
+
+/** The largest allotment of a bucket (pure): at most `maxAllotment`, at most a tenth of the bucket, at least 1. */
+export function allotmentSize(limits: RateLimitPolicy, maxAllotment: number): number {
+  return Math.max(1, Math.min(Math.floor(maxAllotment), Math.floor(limits.capacity / 10)));
+}
+
+/**
+ * How many tokens the next take asks for (pure): what the key used of its last allotment,
+ * scaled to ALLOTMENT_TARGET_MS at the rate it was used at, between 1 and `largest`. A key
+ * used rarely is taken one token at a time (exact, and no token is dropped unused); a busy
+ * one gets allotments that last about half a lease, so few of its tokens go unused either.
+ */
+export function nextAllotment(usedLast: number, elapsedMs: number, largest: number): number {
+  const rate = usedLast / Math.max(1, elapsedMs);
+  return Math.max(1, Math.min(largest, Math.ceil(rate * ALLOTMENT_TARGET_MS)));
+}
+
+/** An allotment is sized to last about this long at the key's recent rate (ms). */
+const ALLOTMENT_TARGET_MS = ALLOTMENT_LEASE_MS / 2;
+
+interface Allotment {
+  tokens: number;
+  until: number;
+  /** What the last take got, and when. */
+  granted: number;
+  takenAt: number;
+  /** A take for more tokens in flight: how many it got. */
+  pending?: Promise<number>;
+}
+
+export class RateAllotments {
+  private readonly held = new Map<string, Allotment>();
+
+  constructor(
+    private readonly provider: StateProvider,
+    private readonly clock: Clock,
+    private readonly maxAllotment: number,
+    private readonly maxKeys = ALLOTMENT_MAX_KEYS,
+  ) {}
+
+  /** How many keys hold an allotment now (tests). */
+  get size(): number {
+    return this.held.size;
+  }
+
+  /** One token of (policy, key) for a decision: true when it may pass. Rejects when the state cannot be reached. */
+  async take(policy: string, key: string, limits: RateLimitPolicy): Promise<boolean> {
+    const name = `${policy}\u0000${key}`;
+    // Each round either uses a held token, waits for the take in flight, or starts one; a take
+    // that got nothing ends the loop, so it runs at most as often as tokens were handed out.
+    for (;;) {
+      const a = this.held.get(name);
+      if (a !== undefined) {
+        if (a.tokens > 0 && this.clock.now() < a.until) {
+          a.tokens--;
+          return true;
+        }
+        if (a.pending !== undefined) {
+          if ((await a.pending) === 0) return false;
+          continue;
+        }
+      }
+      const entry: Allotment = a ?? { tokens: 0, until: 0, granted: 0, takenAt: 0 };
+      entry.pending = this.fetch(policy, key, limits, entry);
+      if (a === undefined) {
+        this.held.set(name, entry);
+        while (this.held.size > this.maxKeys) this.held.delete(this.held.keys().next().value as string);
+      }
+      if ((await entry.pending) === 0) return false;
+    }
+  }
+
+  private async fetch(policy: string, key: string, limits: RateLimitPolicy, entry: Allotment): Promise<number> {
+    try {
+      const now = this.clock.now();
+      const count = entry.granted === 0 ? 1 : nextAllotment(entry.granted - Math.max(0, entry.tokens), now - entry.takenAt, allotmentSize(limits, this.maxAllotment));
+      const r = await this.provider.rateLimits.take(policy, key, limits, count);
+      // An engine older than the count answers without `granted`: it took one token.
+      const granted = r.granted ?? (r.allowed ? 1 : 0);
+      entry.tokens = granted;
+      entry.granted = granted;
+      entry.takenAt = now;
+      entry.until = this.clock.now() + ALLOTMENT_LEASE_MS;
+      return granted;
+    } finally {
+      delete entry.pending;
+    }
+  }
+}
