@@ -33,6 +33,9 @@ const NAV: Array<[WebPagePath, string]> = [
   ['/replica', 'Replica'],
 ];
 
+/** The page a signed-out visitor asked for, opened after sign-in. */
+let returnTo: string | undefined;
+
 const ENDED = 'Your session has ended (it expired, was signed out elsewhere, or the console restarted). Please sign in again.';
 
 function App() {
@@ -116,8 +119,13 @@ function App() {
   }, [session, ended]);
 
   // Signed in on the sign-in page (a reload, the back button): go to the cluster page.
+  // Signed out anywhere else: the sign-in page, coming back to this page afterwards.
   useEffect(() => {
     if (session && path === '/sign-in') navigate('/cluster', true);
+    if (session === null && path !== '/sign-in') {
+      if (path !== '/') returnTo = path;
+      navigate('/sign-in', true);
+    }
   }, [session, path]);
 
   if (session === undefined) return <p class="loading">Loading…</p>;
@@ -127,7 +135,8 @@ function App() {
         message={message}
         onSignedIn={(s) => {
           accept(s);
-          navigate('/cluster', true);
+          navigate(returnTo ?? '/cluster', true);
+          returnTo = undefined;
         }}
       />
     );

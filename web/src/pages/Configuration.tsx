@@ -356,9 +356,9 @@ function Audit() {
           void load();
         }}
       >
-        <label for="audit-user">User</label>
+        <label for="audit-user">Filter by user</label>
         <input id="audit-user" value={user} onInput={(e) => setUser(e.currentTarget.value)} />
-        <label for="audit-section">Section</label>
+        <label for="audit-section">Filter by section</label>
         <select id="audit-section" value={section} onChange={(e) => setSection(e.currentTarget.value)}>
           <option value="">any</option>
           {SECTIONS.map((s) => (
@@ -367,7 +367,7 @@ function Audit() {
             </option>
           ))}
         </select>
-        <label for="audit-action">Action</label>
+        <label for="audit-action">Filter by action</label>
         <input id="audit-action" value={action} onInput={(e) => setAction(e.currentTarget.value)} placeholder="config.save" />
         <button type="submit">Filter</button>
       </form>
