@@ -9,7 +9,7 @@
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { ManualClock, systemClock } from '../../src/core/clock.js';
@@ -18,7 +18,7 @@ import { AdminAuth } from '../../src/console/admin-auth.js';
 import { registerAdminApi, type ConsoleClusterView } from '../../src/console/admin-api.js';
 import { ConfigService } from '../../src/console/config-service.js';
 import { ClusterEvents } from '../../src/console/cluster-events.js';
-import { addSecurityHeaders, ASSET_CACHE_CONTROL, registerWebConsole } from '../../src/console/web-console.js';
+import { addSecurityHeaders, ASSET_CACHE_CONTROL, DEFAULT_WEB_ROOT, registerWebConsole } from '../../src/console/web-console.js';
 import { createHttpServer } from '../../src/http/server.js';
 import type { Repository } from '../../src/repository/repository.js';
 import { sqliteRepository } from '../helpers/repositories.js';
@@ -145,6 +145,27 @@ describe('web console server on the admin port', () => {
     }
     const json = await h.app.inject({ method: 'GET', url: '/admin/v1/openapi.json' });
     assertSecurityHeaders(json.headers, 'JSON answers');
+  });
+
+  it('serves the real build (dist/web): no inline script or style, every asset content-hashed and small, nothing from another origin', async (t) => {
+    const index = readFileSync(join(DEFAULT_WEB_ROOT, 'index.html'), 'utf8');
+    assert.doesNotMatch(index, /<script(?![^>]*\bsrc=)[^>]*>/, 'every script is a file');
+    assert.doesNotMatch(index, /<style|\sstyle=/, 'no inline style');
+    assert.doesNotMatch(index, /(src|href)="(https?:)?\/\//, 'nothing from another origin');
+    const assets = readdirSync(join(DEFAULT_WEB_ROOT, 'assets'));
+    assert.ok(assets.some((a) => a.endsWith('.js')) && assets.some((a) => a.endsWith('.css')));
+    let bytes = 0;
+    for (const a of assets) {
+      assert.match(a, /-[A-Za-z0-9_-]{8}\.(js|css)$/, `${a} carries a content hash`);
+      assert.ok(index.includes(`/assets/${a}`), `${a} is referenced by index.html`);
+      bytes += statSync(join(DEFAULT_WEB_ROOT, 'assets', a)).size;
+    }
+    process.stdout.write(`# web console bundle: ${assets.length} files, ${bytes} bytes before compression\n`);
+    assert.ok(bytes < 200_000, 'the bundle stays small');
+    const h = await harness(t, DEFAULT_WEB_ROOT);
+    const page = await h.app.inject({ method: 'GET', url: '/cluster' });
+    assert.equal(page.body, index);
+    for (const a of assets) assert.equal((await h.app.inject({ method: 'GET', url: `/assets/${a}` })).statusCode, 200, a);
   });
 
   it('answers the pages 503 CONSOLE_WEB_NOT_BUILT without a build, and the API still works', async (t) => {
