@@ -128,6 +128,8 @@ export async function registerAdminApi(app: FastifyInstance, o: AdminApiOptions)
   });
 
   await app.register(async (api) => {
+    /** The token each authenticated request came with (its session: /session, /logout, /events). */
+    const tokens = new WeakMap<FastifyRequest, string>();
     api.addHook('onRequest', async (request) => {
       const credential = adminCredential(request);
       if (credential === undefined) throw new CohortError('AUTH_MISSING_CREDENTIAL', 'missing Authorization: Bearer <token> (POST /admin/v1/login gives one)');
@@ -138,7 +140,6 @@ export async function registerAdminApi(app: FastifyInstance, o: AdminApiOptions)
       tokens.set(request, credential.token);
     });
     const who = (request: FastifyRequest): Principal => principals.get(request)!;
-    const tokens = new WeakMap<FastifyRequest, string>();
 
     // ---- the caller's own session (the web console: who is signed in, and signing out)
     api.get('/admin/v1/session', {
