@@ -10,7 +10,8 @@
  * API); an invalid value shows the schema's message at its field and saves nothing; an API
  * key is created, shown once, and works on an engine; the enforce switch and "try a request"
  * of the APIs page; a schedule is created and paused; signing out goes back to sign-in with a
- * message; an auditor's controls are disabled and the API refuses its save anyway; a console
+ * message; the mixed-versions alert and the replica's read-only banner follow what the event
+ * stream says; an auditor's controls are disabled and the API refuses its save anyway; a console
  * restart sends the open page back to sign-in with a message. Every page passes axe-core with
  * no serious or critical violation, and a screenshot of each goes to the test output folder
  * (test-output/web-console, or COHORT_TEST_OUTPUT); with COHORT_UPDATE_SCREENSHOTS=1 the main
@@ -201,6 +202,8 @@ describe('web console in Chromium against cohort up --engines 3', () => {
     // An invalid value: the schema's message at the field, nothing saved.
     await field.fill('0');
     await page.getByRole('button', { name: 'Save fields' }).click();
+    // The refusal marks the field once the console has answered.
+    await field.and(page.locator('[aria-invalid="true"]')).waitFor();
     const describedBy = await field.getAttribute('aria-describedby');
     assert.ok(describedBy, 'the field points at its error');
     const message = page.locator(`[id="${describedBy}"]`);
@@ -272,6 +275,31 @@ describe('web console in Chromium against cohort up --engines 3', () => {
     await nav('Replica');
     await page.getByText('The cluster has no replica.').waitFor();
     await checkPage('replica');
+  });
+
+  it('shows the mixed-versions alert and the replica\'s read-only banner from what the event stream says', async (t) => {
+    if (skipped) return t.skip('Chromium missing');
+    // A real cluster runs one version on a console: the stream's view is replaced here, in the
+    // browser, by that of a replica in a cluster of mixed maintenance versions.
+    const real = await admin<ConsoleClusterView>('GET', '/admin/v1/cluster');
+    const view: ConsoleClusterView = { ...real.body, role: 'replica', mixedVersions: true, versions: ['1.0.0', '1.0.1'], nodes: real.body.nodes.map((n, i) => (i === 1 ? { ...n, version: '1.0.1' } : n)) };
+    await page.route('**/admin/v1/events', (route) => route.fulfill({ status: 200, headers: { 'content-type': 'text/event-stream' }, body: `retry: 1000\n\nevent: cluster\ndata: ${JSON.stringify(view)}\n\n` }));
+    try {
+      await page.goto(`${file.adminUrl}/cluster`);
+      await page.getByRole('heading', { level: 1, name: 'Cluster' }).waitFor();
+      const alert = page.getByRole('alert');
+      await alert.waitFor();
+      assert.match((await alert.textContent())!, /Mixed versions in the cluster: 1\.0\.0, 1\.0\.1/);
+      await page.getByText('This node is the replica: the console is read-only here.').waitFor();
+      await checkPage('cluster-mixed-versions');
+      await nav('API keys');
+      assert.equal(await page.getByRole('button', { name: 'Create key' }).isDisabled(), true, 'no change on a replica');
+    } finally {
+      await page.unroute('**/admin/v1/events');
+    }
+    await page.reload();
+    await page.getByRole('heading', { level: 1, name: 'API keys' }).waitFor();
+    await waitUntil(() => page.getByRole('button', { name: 'Create key' }).isDisabled(), (disabled) => !disabled, 10_000, 50);
   });
 
   it('signs out to the sign-in page with a message; an auditor cannot save, in the page or through the API', async (t) => {
