@@ -51,7 +51,7 @@ export function binFiles(root) {
   return typeof bin === 'string' ? [bin] : Object.values(bin);
 }
 
-/** True when dist/ was built from exactly the current sources and holds every bin. */
+/** True when dist/ was built from exactly the current sources and holds every bin (and the web console, when there is one). */
 export function upToDate(root) {
   let stamp;
   try {
@@ -59,7 +59,8 @@ export function upToDate(root) {
   } catch {
     return false;
   }
-  return stamp === sourceDigest(root) && binFiles(root).every((f) => existsSync(join(root, f)));
+  const webBuilt = !existsSync(join(root, 'web', 'vite.config.mjs')) || existsSync(join(root, 'dist', 'web', 'index.html'));
+  return stamp === sourceDigest(root) && webBuilt && binFiles(root).every((f) => existsSync(join(root, f)));
 }
 
 export function build(root) {
