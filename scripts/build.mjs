@@ -10,15 +10,18 @@
 //   script first, silently: a full build there took about 25 s, and it empties dist/ while a
 //   local cluster may be running from it. With `--if-changed`, a build whose sources have not
 //   changed since the last one (recorded as a digest in dist/.build-stamp) is skipped.
+//
+// The web console (web/, Preact) is type-checked with its own tsconfig (DOM types, JSX) and
+// bundled by Vite into dist/web, which the console serves; a package without web/ skips it.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /** Folders and files whose content decides what tsc emits. */
-const INPUTS = ['src', 'test', 'bench', 'tsconfig.json', 'package.json', 'package-lock.json'];
+const INPUTS = ['src', 'test', 'bench', 'web', 'tsconfig.json', 'package.json', 'package-lock.json'];
 export const STAMP_FILE = join('dist', '.build-stamp');
 
 function filesUnder(root, path) {
@@ -48,7 +51,7 @@ export function binFiles(root) {
   return typeof bin === 'string' ? [bin] : Object.values(bin);
 }
 
-/** True when dist/ was built from exactly the current sources and holds every bin. */
+/** True when dist/ was built from exactly the current sources and holds every bin (and the web console, when there is one). */
 export function upToDate(root) {
   let stamp;
   try {
@@ -56,7 +59,8 @@ export function upToDate(root) {
   } catch {
     return false;
   }
-  return stamp === sourceDigest(root) && binFiles(root).every((f) => existsSync(join(root, f)));
+  const webBuilt = !existsSync(join(root, 'web', 'vite.config.mjs')) || existsSync(join(root, 'dist', 'web', 'index.html'));
+  return stamp === sourceDigest(root) && webBuilt && binFiles(root).every((f) => existsSync(join(root, f)));
 }
 
 export function build(root) {
@@ -68,8 +72,23 @@ export function build(root) {
   const result = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.json')], { cwd: root, stdio: 'inherit' });
   if (result.status !== 0) return result.status ?? 1;
   for (const file of binFiles(root)) chmodSync(join(root, file), 0o755);
+  const web = buildWeb(root);
+  if (web !== 0) return web;
   writeFileSync(join(root, STAMP_FILE), `${digest}\n`);
   return 0;
+}
+
+/** Type-checks web/ and bundles it into dist/web with Vite; 0 when there is no web/. */
+export function buildWeb(root) {
+  const config = join(root, 'web', 'vite.config.mjs');
+  if (!existsSync(config)) return 0;
+  const require = createRequire(join(root, 'package.json'));
+  const tsc = require.resolve('typescript/bin/tsc');
+  const checked = spawnSync(process.execPath, [tsc, '-p', join(root, 'web', 'tsconfig.json')], { cwd: root, stdio: 'inherit' });
+  if (checked.status !== 0) return checked.status ?? 1;
+  const vite = join(dirname(require.resolve('vite/package.json')), 'bin', 'vite.js');
+  const bundled = spawnSync(process.execPath, [vite, 'build', '--config', config, '--logLevel', 'warn'], { cwd: join(root, 'web'), stdio: 'inherit' });
+  return bundled.status ?? 1;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {

@@ -2,8 +2,9 @@
  * The admin API of the console and the replica, on `[http] admin`.
  *
  * Every route but login and the OpenAPI document needs `Authorization: Bearer <token>` from
- * `POST /admin/v1/login`: 401 without a valid one; 403 AUTH_FORBIDDEN when an auditor tries
- * to change anything. Bodies are checked against the route's schema (400 HTTP_BAD_REQUEST,
+ * `POST /admin/v1/login` (or, for the web console, the HttpOnly session cookie that a login
+ * with `cookie: true` sets, plus the CSRF header on changes: admin-session.ts): 401 without a
+ * valid one; 403 AUTH_FORBIDDEN when an auditor tries to change anything. Bodies are checked against the route's schema (400 HTTP_BAD_REQUEST,
  * values never coerced) and configuration documents against their section's schema (400
  * CONSOLE_DOCUMENT_INVALID); a refused request changes nothing.
  */
@@ -13,8 +14,10 @@ import { CohortError } from '../core/errors.js';
 import { COHORT_VERSION } from '../core/version.js';
 import { isoTime } from '../core/time-text.js';
 import { runViews, savedSchedules, scheduleViews } from '../scheduler/scheduler.js';
-import { bearerToken } from '../http/bearer-auth.js';
-import type { Repository } from '../repository/repository.js';
+import { adminCredential, checkCsrf, clearedSessionCookie, csrfTokenFor, sessionCookie } from './admin-session.js';
+import type { ClusterEvents } from './cluster-events.js';
+import { SECURITY_HEADERS } from './web-console.js';
+import type { AuditRecord, Repository } from '../repository/repository.js';
 import type { AdminAuth, Principal } from './admin-auth.js';
 import { configSection } from './config-sections.js';
 import { API_KEY_SCOPES, CONFIG_SECTIONS, type ApiKeyScope } from '../policy/config-sections.js';
@@ -56,10 +59,16 @@ export interface AdminApiOptions {
   cluster(): Promise<ConsoleClusterView>;
   /** `POST /admin/v1/replica/promote`; absent on a node that cannot be promoted. */
   promote?(force: boolean, by: Principal): Promise<{ epoch: number }>;
+  /** The snapshots of `GET /admin/v1/events`; absent: the route answers 404. */
+  events?: ClusterEvents;
 }
 
-/** POST routes that change nothing, so auditors may use them too. */
-const READ_ONLY_POSTS = new Set(['/admin/v1/apis/test']);
+/** POST routes any signed-in user may call: they change nothing, or only the caller's own session. */
+const ANY_ROLE_POSTS = new Set(['/admin/v1/apis/test', '/admin/v1/logout']);
+
+/** Audit records looked at, at most, for one filtered page (the answer says where to go on). */
+const AUDIT_SCAN_LIMIT = 5000;
+const AUDIT_SCAN_PAGE = 500;
 
 const principals = new WeakMap<FastifyRequest, Principal>();
 
@@ -92,26 +101,96 @@ export async function registerAdminApi(app: FastifyInstance, o: AdminApiOptions)
 
   app.get('/admin/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  app.post<{ Body: { user: string; password: string } }>('/admin/v1/login', {
+  app.post<{ Body: { user: string; password: string; cookie?: boolean } }>('/admin/v1/login', {
     schema: {
       security: [],
-      body: { type: 'object', additionalProperties: false, required: ['user', 'password'], properties: { user: { type: 'string', minLength: 1, maxLength: 64 }, password: { type: 'string', minLength: 1, maxLength: 1024 } } },
-      response: { 200: { type: 'object', properties: { token: { type: 'string' }, expiresAt: { type: 'string' }, role: { type: 'string' } } }, 401: errorBody, 429: errorBody },
+      description: 'Gives a bearer token. With cookie: true (the web console), the token goes into an HttpOnly session cookie instead of the body, and the answer carries the csrfToken that every change must send as X-Cohort-CSRF.',
+      body: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['user', 'password'],
+        properties: { user: { type: 'string', minLength: 1, maxLength: 64 }, password: { type: 'string', minLength: 1, maxLength: 1024 }, cookie: { type: 'boolean' } },
+      },
+      response: {
+        200: { type: 'object', properties: { token: { type: 'string' }, expiresAt: { type: 'string' }, role: { type: 'string' }, user: { type: 'string' }, csrfToken: { type: 'string' } } },
+        401: errorBody,
+        429: errorBody,
+      },
     },
-  }, async (request) => {
-    const { token, expiresAt, role } = await o.auth.login(request.body.user, request.body.password);
-    return { token, expiresAt: isoTime(expiresAt), role };
+  }, async (request, reply) => {
+    const { user, password, cookie } = request.body;
+    const { token, expiresAt, role } = await o.auth.login(user, password);
+    if (cookie !== true) return { token, expiresAt: isoTime(expiresAt), role };
+    // The token never reaches the page's scripts: it lives in the HttpOnly cookie only.
+    // A browser-session cookie (no Max-Age): the token's own expiry is enforced by the console.
+    reply.header('set-cookie', sessionCookie(token, request.protocol === 'https'));
+    return { user, expiresAt: isoTime(expiresAt), role, csrfToken: csrfTokenFor(token) };
   });
 
   await app.register(async (api) => {
+    /** The token each authenticated request came with (its session: /session, /logout, /events). */
+    const tokens = new WeakMap<FastifyRequest, string>();
     api.addHook('onRequest', async (request) => {
-      const token = bearerToken(request);
-      if (token === undefined) throw new CohortError('AUTH_MISSING_CREDENTIAL', 'missing Authorization: Bearer <token> (POST /admin/v1/login gives one)');
-      const principal = o.auth.authenticate(token);
-      if (request.method !== 'GET' && principal.role !== 'admin' && !READ_ONLY_POSTS.has(request.routeOptions.url ?? '')) throw new CohortError('AUTH_FORBIDDEN', `user ${principal.user} is an ${principal.role}: read-only`);
+      const credential = adminCredential(request);
+      if (credential === undefined) throw new CohortError('AUTH_MISSING_CREDENTIAL', 'missing Authorization: Bearer <token> (POST /admin/v1/login gives one)');
+      const principal = o.auth.authenticate(credential.token);
+      checkCsrf(request, credential);
+      if (request.method !== 'GET' && principal.role !== 'admin' && !ANY_ROLE_POSTS.has(request.routeOptions.url ?? '')) throw new CohortError('AUTH_FORBIDDEN', `user ${principal.user} is an ${principal.role}: read-only`);
       principals.set(request, principal);
+      tokens.set(request, credential.token);
     });
     const who = (request: FastifyRequest): Principal => principals.get(request)!;
+
+    // ---- the caller's own session (the web console: who is signed in, and signing out)
+    api.get('/admin/v1/session', {
+      schema: { description: 'The signed-in user, role and expiry, with the CSRF value that changes made with the session cookie must send as X-Cohort-CSRF.' },
+    }, async (request) => {
+      const token = tokens.get(request)!;
+      const { user, role, expiresAt } = o.auth.session(token);
+      return { user, role, expiresAt: isoTime(expiresAt), csrfToken: csrfTokenFor(token) };
+    });
+
+    api.post('/admin/v1/logout', { schema: { description: 'Ends the caller\'s session: the token (bearer or cookie) opens nothing any more, and the cookie is cleared.' } }, async (request, reply) => {
+      o.auth.revoke(tokens.get(request)!);
+      return reply.header('set-cookie', clearedSessionCookie(request.protocol === 'https')).code(204).send();
+    });
+
+    // ---- live cluster snapshots as server-sent events (cluster-events.ts)
+    api.get('/admin/v1/events', {
+      schema: { description: 'Server-sent events: `cluster` (the GET /admin/v1/cluster view, at once and on every change), `heartbeat`, and `signed-out` when the session ends. Authenticated like every route; browsers use the session cookie (EventSource cannot set headers).' },
+    }, (request, reply) => {
+      if (!o.events) throw new CohortError('HTTP_NOT_FOUND', 'this node serves no event stream');
+      const token = tokens.get(request)!;
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, {
+        ...SECURITY_HEADERS,
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache, no-transform',
+        connection: 'keep-alive',
+        // Proxies such as nginx must pass each event on at once, not buffer the stream.
+        'x-accel-buffering': 'no',
+      });
+      // The browser reconnects 1 s after a lost connection (the default is 3 s).
+      res.write('retry: 1000\n\n');
+      const unsubscribe = o.events.subscribe({
+        snapshot: (json) => res.write(`event: cluster\ndata: ${json}\n\n`),
+        heartbeat: () => res.write('event: heartbeat\ndata: {}\n\n'),
+        stillValid: () => {
+          try {
+            o.auth.session(token);
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        ended: (reason) => {
+          res.end(`event: ${reason}\ndata: {}\n\n`);
+        },
+      });
+      request.raw.on('close', unsubscribe);
+      res.on('close', unsubscribe);
+    });
 
     api.get('/admin/v1/cluster', async () => o.cluster());
 
@@ -135,11 +214,57 @@ export async function registerAdminApi(app: FastifyInstance, o: AdminApiOptions)
       versions: await o.repository.listConfigVersions({ section: request.query.section, limit: optionalNumber(request.query.limit), beforeVersion: optionalNumber(request.query.beforeVersion) }),
     }));
 
-    api.get<{ Querystring: { limit?: string; beforeId?: string } }>('/admin/v1/audit', {
-      schema: { querystring: { type: 'object', additionalProperties: false, properties: { limit: countQuery, beforeId: countQuery } } },
-    }, async (request) => ({
-      records: (await o.repository.listAudit({ limit: optionalNumber(request.query.limit), beforeId: optionalNumber(request.query.beforeId) })).map((r) => ({ ...r, at: isoTime(r.at) })),
-    }));
+    api.get<{ Params: { version: string } }>('/admin/v1/config/versions/:version', {
+      schema: {
+        description: 'One version of a section, with its content (for a diff between any two).',
+        params: { type: 'object', required: ['version'], properties: { version: countQuery } },
+      },
+    }, async (request) => {
+      const version = Number(request.params.version);
+      const summary = (await o.repository.listConfigVersions({ beforeVersion: version + 1, limit: 1 }))[0];
+      const doc = summary && summary.version === version ? await o.repository.getConfigDocument(summary.section, version) : undefined;
+      if (!doc) throw new CohortError('REPO_NOT_FOUND', `no configuration version ${version}`);
+      return { section: doc.section, version: doc.version, epoch: doc.epoch, hash: doc.hash, createdAt: doc.createdAt, author: doc.author, content: doc.content };
+    });
+
+    api.get<{ Querystring: { limit?: string; beforeId?: string; user?: string; section?: string; action?: string } }>('/admin/v1/audit', {
+      schema: {
+        description: 'Audit records, newest first. user, section and action filter by exact value; a filtered page looks at most 5000 records: nextBeforeId says where the next page starts (null: no older record).',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { limit: countQuery, beforeId: countQuery, user: { type: 'string', maxLength: 200 }, section: { type: 'string', maxLength: 64 }, action: { type: 'string', maxLength: 64 } },
+        },
+      },
+    }, async (request) => {
+      const { user, section, action } = request.query;
+      const limit = Math.min(1000, optionalNumber(request.query.limit) ?? 100);
+      const filtered = user !== undefined || section !== undefined || action !== undefined;
+      if (!filtered) {
+        const records = await o.repository.listAudit({ limit, beforeId: optionalNumber(request.query.beforeId) });
+        return { records: records.map((r) => ({ ...r, at: isoTime(r.at) })), nextBeforeId: records.length === limit ? records[records.length - 1]!.id : null };
+      }
+      // The repository pages by id only: filtered pages are gathered from a bounded scan.
+      const matches: AuditRecord[] = [];
+      let beforeId = optionalNumber(request.query.beforeId);
+      let scanned = 0;
+      let more = true;
+      while (matches.length < limit && scanned < AUDIT_SCAN_LIMIT) {
+        const page = await o.repository.listAudit({ limit: AUDIT_SCAN_PAGE, beforeId });
+        let i = 0;
+        for (; i < page.length && matches.length < limit; i++) {
+          const r = page[i]!;
+          scanned++;
+          beforeId = r.id;
+          if ((user === undefined || r.user === user) && (section === undefined || r.section === section) && (action === undefined || r.action === action)) matches.push(r);
+        }
+        if (page.length < AUDIT_SCAN_PAGE && i === page.length) {
+          more = false;
+          break;
+        }
+      }
+      return { records: matches.map((r) => ({ ...r, at: isoTime(r.at) })), nextBeforeId: more && beforeId !== undefined ? beforeId : null };
+    });
 
     api.get('/admin/v1/api-keys', async () => ({
       keys: (await o.config.listApiKeys()).map((k) => ({ ...k, createdAt: isoTime(k.createdAt) })),

@@ -92,9 +92,20 @@ export class AdminAuth {
 
   /** The principal of a bearer token; AUTH_INVALID_CREDENTIAL when unknown or expired. */
   authenticate(token: string): Principal {
+    const { user, role } = this.session(token);
+    return { user, role };
+  }
+
+  /** The principal of a bearer token with its expiry (ms); AUTH_INVALID_CREDENTIAL when unknown or expired. */
+  session(token: string): Principal & { expiresAt: number } {
     const entry = this.tokens.get(sha256hex(token));
     if (!entry || entry.expiresAt <= this.o.clock.now()) throw new CohortError('AUTH_INVALID_CREDENTIAL', 'invalid or expired token; log in again');
-    return { user: entry.user, role: entry.role };
+    return { user: entry.user, role: entry.role, expiresAt: entry.expiresAt };
+  }
+
+  /** Signing out: the token is forgotten at once, so it opens nothing any more. */
+  revoke(token: string): void {
+    this.tokens.delete(sha256hex(token));
   }
 
   /**

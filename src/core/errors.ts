@@ -93,9 +93,11 @@ export const ERROR_CODES = {
   AUTH_INVALID_CREDENTIAL: { status: 401, summary: 'The request\'s credential is not valid for this node.' },
   AUTH_NO_API_KEYS: { status: 401, summary: 'The engine has no API key configured ([http] api_keys), so the runtime API accepts no request.' },
   AUTH_FORBIDDEN: { status: 403, summary: 'The credential is valid but its role or scope may not do this (an auditor is read-only; a read-scoped API key only reads single records).' },
+  AUTH_CSRF_FAILED: { status: 403, summary: 'A request signed in by the web console\'s session cookie that may change something lacks the X-Cohort-CSRF header given at sign-in (or carries a wrong one); nothing was done.' },
   AUTH_LOCKED_OUT: { status: 429, summary: 'Too many wrong passwords for this user: logins are refused until the lock-out ends (details.retryAfterSeconds).' },
   CONSOLE_SECTION_UNKNOWN: { status: 404, summary: 'No configuration section by that name (sections: runtime, services, apis, api-keys, schedules).' },
   CONSOLE_DOCUMENT_INVALID: { status: 400, summary: 'The configuration document does not match its section\'s schema (details.errors says where); nothing was saved.' },
+  CONSOLE_WEB_NOT_BUILT: { status: 503, summary: 'The web console\'s files were not built (dist/web/index.html is missing): run npm run build. The admin API works without them.' },
   CONSOLE_SECTION_MANAGED: { status: 409, summary: 'The section is written through its own API (api-keys, schedules), not by PUT on the section.' },
   CONSOLE_NOT_ACTIVE: { status: 409, summary: 'This node is a replica (or was demoted): configuration is changed on the console.' },
   CONSOLE_PROMOTE_REFUSED: { status: 409, summary: 'Promotion refused: the console still answers (use --force), or this node is not a replica.' },
@@ -147,8 +149,12 @@ export class CohortError extends Error {
   }
 
   /** The JSON body every API uses for errors. */
-  toBody(): { error: { code: ErrorCode; message: string } } {
-    return { error: { code: this.code, message: this.message } };
+  toBody(): { error: { code: ErrorCode; message: string; errors?: string[] } } {
+    // A list of every problem (a document refused by its schema) goes with the answer, so a
+    // form can show each one at its field; other details stay in the log.
+    const errors = this.details?.errors;
+    const list = Array.isArray(errors) && errors.every((e) => typeof e === 'string') ? { errors: errors as string[] } : {};
+    return { error: { code: this.code, message: this.message, ...list } };
   }
 }
 

@@ -234,12 +234,14 @@ export class CohortNode {
    */
   private async startConsole(cluster: ClusterMember, repository: Repository): Promise<void> {
     const { config, log } = this;
-    const [{ ConsoleRole }, { AdminAuth }, { ConfigService }, { registerAdminApi }, { schedulerStates }] = await Promise.all([
+    const [{ ConsoleRole }, { AdminAuth }, { ConfigService }, { registerAdminApi }, { schedulerStates }, { ClusterEvents }, { addSecurityHeaders, registerWebConsole }] = await Promise.all([
       import('../console/console-role.js'),
       import('../console/admin-auth.js'),
       import('../console/config-service.js'),
       import('../console/admin-api.js'),
       import('../scheduler/scheduler.js'),
+      import('../console/cluster-events.js'),
+      import('../console/web-console.js'),
     ]);
     const role = new ConsoleRole({
       nodeId: config.node.id,
@@ -266,13 +268,20 @@ export class CohortNode {
     const configService = new ConfigService(repository, this.clock, config.node.id, () => role.isActive);
     if (config.console.pushChanges) configService.onSaved((doc) => role.publisher.announce(doc));
     const admin = createHttpServer({ logger: log, bodyLimit: config.http.bodyLimit, name: 'admin', tls: this.tlsFor('admin') });
+    // The web console's live cluster page: snapshots compared every 250 ms while a page listens.
+    const events = new ClusterEvents({ clock: this.clock, view: () => role.view(config.cluster.id) });
+    // Open event streams end (with a `closing` event) before the server waits for its connections.
+    admin.addHook('preClose', async () => events.close());
+    addSecurityHeaders(admin);
     await registerAdminApi(admin, {
       auth,
       config: configService,
       repository,
       cluster: () => role.view(config.cluster.id),
       promote: (force, by) => role.promote(force, by),
+      events,
     });
+    await registerWebConsole(admin);
     this.adminServer = admin;
     await listen(admin, config.http.admin, 'admin');
   }

@@ -62,7 +62,7 @@ export async function withPostgres<T>(url: string, fn: (c: pg.Client) => Promise
 const probes = new Map<string, Promise<string | undefined>>();
 
 async function serviceOrSkip(
-  t: TestContext,
+  t: Pick<TestContext, 'skip'>,
   name: string,
   url: string,
   probe: (url: string) => Promise<void>,
@@ -125,6 +125,31 @@ function redact(url: string): string {
     if (u.password !== '') u.password = '***';
     return u.toString();
   } catch {
-    return '(unparsable URL)';
+    return url.includes('://') ? '(unparsable URL)' : url; // a file path (Chromium) is no secret
   }
+}
+
+export const TEST_CHROMIUM = process.env.COHORT_TEST_CHROMIUM ?? '/usr/bin/chromium';
+
+/** The flags every browser test launches Chromium with (headless, no network of its own). */
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+/**
+ * Debian's Chromium, or undefined after skipping `t` when it is not installed (a suite's
+ * `before` hook, which cannot skip, passes its own `skip` that marks the suite's tests).
+ */
+export function chromiumOrSkip(t: Pick<TestContext, 'skip'>): Promise<string | undefined> {
+  return serviceOrSkip(t, 'Chromium', TEST_CHROMIUM, async (path) => {
+    const { access, constants } = await import('node:fs/promises');
+    await access(path, constants.X_OK);
+  });
 }

@@ -90,6 +90,8 @@ function summary(file: ClusterFile, dir: string): string {
   const lines = [
     `Cohort local cluster "${file.clusterId}" is running (${file.nodes.length} nodes). Ctrl-C stops it.`,
     '',
+    ...consoleLines(file),
+    '',
     ...file.nodes.map((n) => `  ${n.id.padEnd(10)} ${n.role.padEnd(8)} pid ${String(n.pid).padEnd(7)} cluster ${n.cluster}  manage ${n.manage}  ${n.admin ? `admin ${n.admin}` : `runtime ${n.runtime}`}${n.proxy ? `  proxy ${n.proxy}` : ''}`),
     '',
     `  admin user  ${file.adminUser} / ${file.adminPassword}`,
@@ -100,4 +102,15 @@ function summary(file: ClusterFile, dir: string): string {
     '',
   ];
   return lines.join('\n');
+}
+
+/**
+ * What a newcomer needs first: where the web console is and how to sign in to it (the
+ * password was generated at the console's first start).
+ */
+export function consoleLines(file: Pick<ClusterFile, 'adminUrl' | 'adminUser' | 'adminPassword'>): string[] {
+  return [
+    `  web console  ${file.adminUrl}/`,
+    `  sign in as   ${file.adminUser} / ${file.adminPassword}`,
+  ];
 }
