@@ -11,16 +11,20 @@ const { ERROR_CODES } = await import('../dist/src/core/errors.js');
 const GROUPS = {
   CONFIG: 'Node configuration', REPO: 'Repository', TRANSPORT: 'Transport', CLUSTER: 'Cluster membership and operations', RPC: 'Requests between nodes', STATE: 'Runtime state', RUNTIME: 'Runtime API', ACCESS: 'Access decisions',
   NODE: 'Node', AUTH: 'Authentication', ENGINE: 'Engines', HTTP: 'HTTP APIs', CLI: 'Command line',
+  // The inline proxy, web sign-in and token mediation belong with the decisions they serve.
+  GRID: 'Runtime state', CONSOLE: 'Console and replica', SCHEDULE: 'Scheduler', ADMIN: 'Admin API',
+  PROXY: 'Access decisions', LOGIN: 'Access decisions', LOGOUT: 'Access decisions', UPSTREAM: 'Access decisions',
 };
 
 function renderErrors() {
   let out = '';
   let last = '';
   for (const [code, { status, summary }] of Object.entries(ERROR_CODES)) {
-    const group = code.split('_')[0];
-    if (group !== last) {
-      out += `${out ? '\n' : ''}## ${GROUPS[group] ?? group}\n\n| code | HTTP | meaning |\n| --- | --- | --- |\n`;
-      last = group;
+    const prefix = code.split('_')[0];
+    const title = GROUPS[prefix] ?? prefix;
+    if (title !== last) {
+      out += `${out ? '\n' : ''}## ${title}\n\n| code | HTTP | meaning |\n| --- | --- | --- |\n`;
+      last = title;
     }
     out += `| \`${code}\` | ${status} | ${summary} |\n`;
   }
