@@ -77,7 +77,7 @@ export interface NodeConfig {
     limits: ValueCaps;
   };
   scheduler: { enabled: boolean; checkInIntervalMs: number; checkInOffsetMs: number; instanceTimeoutMs: number; instanceRecoveryTimeoutMs: number; pollIntervalMs: number; runHistory: number };
-  console: { pollingDelayMs: number; pushChanges: boolean; adminUser: string; tokenTtlMs: number; loginMaxFailures: number; loginLockoutMs: number };
+  console: { pollingDelayMs: number; pushChanges: boolean; adminUser: string; tokenTtlMs: number; loginMaxFailures: number; loginLockoutMs: number; loginUserMaxFailures: number; loginSourceBurst: number; loginSourcePerMinute: number; loginMaxConcurrent: number };
   /** Repository URL with relative SQLite paths made absolute; `undefined` when not configured for an engine. */
   repository: { url: string | undefined };
   log: { level: LogLevel; format: LogFormat };
@@ -290,6 +290,10 @@ export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeC
       tokenTtlMs: get<number>('console', 'token_ttl') * 1000,
       loginMaxFailures: get<number>('console', 'login_max_failures'),
       loginLockoutMs: get<number>('console', 'login_lockout') * 1000,
+      loginUserMaxFailures: get<number>('console', 'login_user_max_failures'),
+      loginSourceBurst: get<number>('console', 'login_source_burst'),
+      loginSourcePerMinute: get<number>('console', 'login_source_per_minute'),
+      loginMaxConcurrent: get<number>('console', 'login_max_concurrent'),
     },
     repository: {
       url: repoUrl ? resolveRepositoryUrl(repoUrl, baseDir) : needsRepository ? `sqlite:${resolve(dataDir, 'repository.db')}` : undefined,

@@ -59,7 +59,7 @@ export interface AdminApiOptions {
 }
 
 /** POST routes that change nothing, so auditors may use them too. */
-const READ_ONLY_POSTS = new Set(['/admin/v1/apis/test']);
+const READ_ONLY_POSTS = new Set(['/admin/v1/apis/test', '/admin/v1/logout']);
 
 const principals = new WeakMap<FastifyRequest, Principal>();
 
@@ -99,7 +99,8 @@ export async function registerAdminApi(app: FastifyInstance, o: AdminApiOptions)
       response: { 200: { type: 'object', properties: { token: { type: 'string' }, expiresAt: { type: 'string' }, role: { type: 'string' } } }, 401: errorBody, 429: errorBody },
     },
   }, async (request) => {
-    const { token, expiresAt, role } = await o.auth.login(request.body.user, request.body.password);
+    // The socket's address (no proxy header is trusted): the budget and lock-out key.
+    const { token, expiresAt, role } = await o.auth.login(request.body.user, request.body.password, request.socket.remoteAddress ?? request.ip);
     return { token, expiresAt: isoTime(expiresAt), role };
   });
 
@@ -107,11 +108,18 @@ export async function registerAdminApi(app: FastifyInstance, o: AdminApiOptions)
     api.addHook('onRequest', async (request) => {
       const token = bearerToken(request);
       if (token === undefined) throw new CohortError('AUTH_MISSING_CREDENTIAL', 'missing Authorization: Bearer <token> (POST /admin/v1/login gives one)');
-      const principal = o.auth.authenticate(token);
+      const principal = await o.auth.authenticate(token);
       if (request.method !== 'GET' && principal.role !== 'admin' && !READ_ONLY_POSTS.has(request.routeOptions.url ?? '')) throw new CohortError('AUTH_FORBIDDEN', `user ${principal.user} is an ${principal.role}: read-only`);
       principals.set(request, principal);
     });
     const who = (request: FastifyRequest): Principal => principals.get(request)!;
+
+    api.post('/admin/v1/logout', {
+      schema: { summary: 'Signs the bearer token out: it is refused from then on, also after a restart or a promotion', response: { 204: { type: 'null' } } },
+    }, async (request, reply) => {
+      await o.auth.logout(bearerToken(request)!);
+      return reply.code(204).send();
+    });
 
     api.get('/admin/v1/cluster', async () => o.cluster());
 

@@ -31,7 +31,7 @@ import type { Logger } from '../core/logger.js';
 import type { Member } from '../cluster/member-list.js';
 import type { ClusterInfo } from '../cluster/cluster-info.js';
 import type { Rpc } from '../rpc/rpc.js';
-import type { AdminUser, AuditRecord, ConfigDocument, ConfigVersionSummary, Repository } from '../repository/repository.js';
+import type { AdminToken, AdminUser, AuditRecord, ConfigDocument, ConfigVersionSummary, Repository } from '../repository/repository.js';
 import { writeFileAtomic } from '../core/files.js';
 import { isoTime as iso } from '../core/time-text.js';
 import type { ConsoleClusterView } from './admin-api.js';
@@ -108,6 +108,13 @@ export class ConsoleRole {
       if (this.state !== 'console') throw new CohortError('CONSOLE_NOT_ACTIVE', 'this node is not the active console');
       this.publisher.assertReplica(from.nodeId);
       return o.repository.listAdminUsers();
+    });
+    // Admin tokens (hashes only, revoked ones included), so the replica accepts the console's
+    // tokens after a promotion and learns of sign-outs.
+    o.rpc.handle('config.tokens', async (_body, from) => {
+      if (this.state !== 'console') throw new CohortError('CONSOLE_NOT_ACTIVE', 'this node is not the active console');
+      this.publisher.assertReplica(from.nodeId);
+      return o.repository.listAdminTokens(o.clock.now());
     });
   }
 
@@ -245,6 +252,7 @@ export class ConsoleRole {
         if (answer.documents.length === 0 && answer.audit.length === 0) break;
       }
       await this.o.repository.importAdminUsers(await this.o.rpc.call<AdminUser[]>(console.address, 'config.users', {}));
+      await this.o.repository.importAdminTokens(await this.o.rpc.call<AdminToken[]>(console.address, 'config.tokens', {}));
       this.lastPull = this.o.clock.now();
     } catch (err) {
       this.o.log.debug({ err, console: console.id }, 'could not pull from the console');

@@ -35,7 +35,20 @@ async function harness(t: TestContext, open: OpenRepo): Promise<Harness | undefi
   const repo = await open(t, clock);
   if (!repo) return undefined;
   const dataDir = tmpDir(t);
-  const auth = new AdminAuth({ repository: repo, clock, tokenTtlMs: 3_600_000, maxFailures: 3, lockoutMs: 60_000 });
+  const auth = new AdminAuth({
+    repository: repo,
+    clock,
+    tokenTtlMs: 3_600_000,
+    maxFailures: 3,
+    lockoutMs: 60_000,
+    userMaxFailures: 20,
+    sourceBurst: 100,
+    sourcePerMinute: 100,
+    maxConcurrent: 4,
+    log: silentLogger(),
+    nodeId: 'console',
+    auditsFailures: () => true,
+  });
   const file = await auth.ensureFirstUser('admin', dataDir, 'console', silentLogger());
   assert.equal(file, join(dataDir, ADMIN_PASSWORD_FILE));
   assert.equal(statSync(file).mode & 0o777, 0o600, 'the password file is readable by its owner only');
