@@ -5,7 +5,8 @@
  * Budgets (a check beyond them is refused at once with AUTH_LOGIN_THROTTLED and a retry
  * time, before any scrypt work is paid):
  * - per source address, a token bucket (`login_source_burst` checks at once, refilled at
- *   `login_source_per_minute`): one host making up user names exhausts its own budget only;
+ *   `login_source_per_minute`; a check that succeeds gives its token back): one host making up
+ *   user names or guessing passwords exhausts its own budget only;
  * - for the whole console, at most `login_max_concurrent` password checks in flight, plus one
  *   slot kept for sources that signed in successfully before, so a flood from many addresses
  *   bounds the scrypt work (and the thread pool it would fill) without shutting out the
@@ -125,6 +126,10 @@ export class LoginGuard {
       succeeded: () => {
         if (!settle()) return;
         const at = this.o.clock.now();
+        // A sign-in that succeeds gives its check back: the budget bounds guesses, and an
+        // operator (or a script) signing in often from one address is not refused for it.
+        const bucket = this.buckets.get(source);
+        if (bucket) bucket.tokens = Math.min(this.o.sourceBurst, bucket.tokens + 1);
         if (held.pending === 0) this.pairs.delete(pairKey);
         else held.count = 0;
         this.remember(this.trustedPairs, pairKey, at, () => false);
