@@ -6,8 +6,9 @@
  *   source address and for the whole console, and lock-outs keyed by (user, source) and by
  *   user, so a flood of guesses neither starves real users nor locks a named user out for ever.
  * - Every failure is logged (source, user name, reason; never the password) and counted in the
- *   audit trail as `auth.login-failed` records, one per (user, source) per minute at most
- *   (FailureTrail below), so a flood cannot grow the trail without bound.
+ *   audit trail as `auth.login-failed` records, one per (user, source) per minute at most, and
+ *   one per source for made-up names and refusals before a check (FailureTrail below), so a
+ *   flood cannot grow the trail without bound nor crowd real users' failures out of it.
  * - Tokens are random 256-bit strings; the repository keeps only their SHA-256 (table
  *   admin_tokens), so a token survives a console restart, reaches the replica with the users
  *   (`config.tokens`) and still works after a promotion; `logout` revokes one. Lookups are
@@ -35,7 +36,7 @@ export const ADMIN_PASSWORD_FILE = 'admin-password';
 export const TOKEN_CACHE_MS = 5000;
 /** How often failed sign-ins are written to the audit trail (aggregated per user and source). */
 export const FAILURE_AUDIT_INTERVAL_MS = 60_000;
-/** Most (user, source) pairs audited one by one per interval; the rest go into one summary record. */
+/** Most (user, source) pairs, and most sources, audited one by one per interval; the rest go into one summary record. */
 export const MAX_AUDITED_PAIRS = 1000;
 
 export interface Principal {
@@ -184,12 +185,20 @@ export class AdminAuth {
 /** A valid hash of a random password nobody knows, checked against when the user does not exist. */
 const DUMMY_HASH = 'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
 
+interface TrailEntry {
+  /** The user name, or `-` for failures counted per source. */
+  user: string;
+  source: string;
+  reasons: Map<LoginFailureReason, number>;
+}
+
 /**
  * Failed sign-ins counted per (user, source) and written to the audit trail once per
  * interval, one record per pair (at most MAX_AUDITED_PAIRS, the rest summed in one record).
  */
 class FailureTrail {
-  private pending = new Map<string, { user: string; source: string; reasons: Map<LoginFailureReason, number> }>();
+  private pending = new Map<string, TrailEntry>();
+  private bySource = new Map<string, TrailEntry>();
   private overflow = 0;
   private since: number;
   private timer: TimerHandle | undefined;
@@ -209,15 +218,22 @@ class FailureTrail {
     await this.flush();
   }
 
+  /**
+   * Counts one failure. Names that exist (a wrong password, a lock-out) are counted per (user,
+   * source); made-up names and refusals before any check are counted per source only, so a
+   * flood of invented names cannot crowd the failures of real users out of the trail.
+   */
   add(user: string, source: string, reason: LoginFailureReason): void {
-    const key = `${user}\0${source}`;
-    let entry = this.pending.get(key);
+    const perSource = reason === 'unknown-user' || reason === 'throttled';
+    const table = perSource ? this.bySource : this.pending;
+    const key = perSource ? source : `${user}\0${source}`;
+    let entry = table.get(key);
     if (!entry) {
-      if (this.pending.size >= MAX_AUDITED_PAIRS) {
+      if (table.size >= MAX_AUDITED_PAIRS) {
         this.overflow++;
         return;
       }
-      this.pending.set(key, (entry = { user, source, reasons: new Map() }));
+      table.set(key, (entry = { user: perSource ? '-' : user, source, reasons: new Map() }));
     }
     entry.reasons.set(reason, (entry.reasons.get(reason) ?? 0) + 1);
   }
@@ -232,9 +248,10 @@ class FailureTrail {
   /** Writes the records of the interval that ended; kept for later when the repository fails. */
   async flush(): Promise<void> {
     const since = this.since;
-    const entries = [...this.pending.values()];
+    const entries = [...this.pending.values(), ...this.bySource.values()];
     const overflow = this.overflow;
     this.pending = new Map();
+    this.bySource = new Map();
     this.overflow = 0;
     this.since = this.o.clock.now();
     if (!this.o.auditsFailures() || (entries.length === 0 && overflow === 0)) return;
@@ -242,7 +259,8 @@ class FailureTrail {
     const records: AuditInput[] = entries.map((e) => {
       const count = [...e.reasons.values()].reduce((a, b) => a + b, 0);
       const reasons = [...e.reasons].map(([r, n]) => `${r} ${n}`).join(', ');
-      return { user: e.user, node: this.o.nodeId, action: 'auth.login-failed', summary: `${count} failed sign-in(s) of user ${e.user} from ${e.source} ${window} (${reasons})` };
+      const whose = e.user === '-' ? 'with unknown user names or refused before a password check' : `of user ${e.user}`;
+      return { user: e.user, node: this.o.nodeId, action: 'auth.login-failed', summary: `${count} failed sign-in(s) ${whose} from ${e.source} ${window} (${reasons})` };
     });
     if (overflow > 0) {
       records.push({ user: '-', node: this.o.nodeId, action: 'auth.login-failed', summary: `${overflow} more failed sign-in(s) ${window}, from (user, address) pairs beyond the ${MAX_AUDITED_PAIRS} audited one by one` });
