@@ -1,6 +1,8 @@
+import type { KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { CohortError } from '../core/errors.js';
+import { parsePublicKey } from '../policy/console-authority.js';
 import { parseConfigText, type RawSections } from './ini-file.js';
 import { deobfuscate, isObfuscated } from './obfuscation.js';
 import {
@@ -42,6 +44,8 @@ export interface NodeConfig {
     peers: Address[];
     secretKey: Secret;
     previousSecretKeys: Secret[];
+    /** `[cluster] console_public_key`: the console authority engines follow; undefined: pinned at first proven contact. */
+    consolePublicKey: KeyObject | undefined;
     profile: Profile;
     /** Membership timings set in the file or environment; the rest come from the profile. */
     timing: Partial<Record<TimingField, number>>;
@@ -192,6 +196,7 @@ export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeC
   }
   const previousDef = findKey('cluster', 'previous_secret_keys')!;
   const previousSrc = sourceOf(previousDef);
+  const consoleKeyText = get<string | null>('cluster', 'console_public_key');
   const previousSecretKeys = previousSrc
     ? splitList(previousSrc.value).map((item) => decodeSecret(previousDef, { ...previousSrc, value: item }, invalid))
     : [];
@@ -255,6 +260,7 @@ export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeC
       peers: get<Address[]>('cluster', 'peers'),
       secretKey,
       previousSecretKeys,
+      consolePublicKey: consoleKeyText ? parsePublicKey(consoleKeyText) : undefined,
       profile: get<Profile>('cluster', 'profile'),
       timing: timingOverrides(values),
     },

@@ -7,6 +7,7 @@
  * Names may be added, never changed (operators' files and COHORT_<SECTION>_<KEY> variables
  * depend on them).
  */
+import { parsePublicKey } from '../policy/console-authority.js';
 import {
   CLUSTER_ID_PATTERN,
   NODE_ID_PATTERN,
@@ -194,6 +195,17 @@ export const KEYS: readonly KeyDef[] = [
     allowed: `comma-separated secrets of 1 to ${MAX_SECRET_LENGTH} characters, plain or OBF:`,
     secret: true,
     parse: identity,
+  },
+  {
+    section: 'cluster', key: 'console_public_key', type: 'string', default: '', unit: '',
+    doc: 'Engines: the console authority\'s public key (the console logs it at start, and writes it to DATA_DIR/console-authority.pub), so the engine applies only configurations the console signed from its very first contact. Empty: the key of the first console that proves it is pinned in DATA_DIR/console-authority.pub.',
+    allowed: 'empty, or an Ed25519 public key as base64 (DER SubjectPublicKeyInfo, 60 characters)',
+    parse: (raw) => {
+      const v = raw.trim();
+      if (v === '') return null;
+      if (!parsePublicKey(v)) throw new InvalidValue('is not an Ed25519 public key in base64');
+      return v;
+    },
   },
   {
     section: 'cluster', key: 'profile', type: 'enum', default: 'lan', unit: '',

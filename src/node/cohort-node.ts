@@ -99,7 +99,8 @@ export class CohortNode {
         dataDir: config.node.dataDir,
         pollingDelayMs: config.console.pollingDelayMs,
         integrityKeys: appliedConfigKeys(config.cluster.id, [config.cluster.secretKey, ...config.cluster.previousSecretKeys]),
-        activeConsole: () => cluster.activeConsole(),
+        consoles: () => cluster.consoleCandidates(),
+        consoleKey: config.cluster.consolePublicKey,
       });
       this.follower = follower;
       // The saved configuration is checked while the state provider opens, and before the
