@@ -186,6 +186,8 @@ export class ConsoleRole {
 
   private async promoteOnce(force: boolean, by: Principal): Promise<{ epoch: number }> {
     if (this.state === 'console') throw new CohortError('CONSOLE_PROMOTE_REFUSED', 'this node is already the console');
+    // Engines would ignore it: they follow only the console authority.
+    if (!this.authority) throw new CohortError('CONSOLE_PROMOTE_REFUSED', `this replica is not admitted (no ${AUTHORITY_KEY_FILE} in its data directory): engines would not follow it`);
     const console = this.o.cluster.activeConsole();
     if (console && !force) {
       const answers = await this.o.rpc.call(console.address, 'config.fetch', { version: -1, epoch: -1 }, { timeoutMs: 1000 }).then(

@@ -96,11 +96,11 @@ class FakeNetwork {
 const principal = { user: 'ops', role: 'admin' as const };
 const POLLING_MS = 100;
 
-async function consoleNode(t: TestContext, net: FakeNetwork, open: OpenRepo, clock: ManualClock, id: string, role: 'console' | 'replica') {
+async function consoleNode(t: TestContext, net: FakeNetwork, open: OpenRepo, clock: ManualClock, id: string, role: 'console' | 'replica', admitted = true) {
   const repository = (await open(t, clock))!;
   const dataDir = tmpDir(t);
   const { rpc, cluster } = net.node(id, `${id}:1`, role);
-  const consoleRole = new ConsoleRole({ nodeId: id, configuredRole: role, dataDir, repository, rpc, clock, log: silentLogger(), pollingDelayMs: POLLING_MS, cluster, authority: net.authority });
+  const consoleRole = new ConsoleRole({ nodeId: id, configuredRole: role, dataDir, repository, rpc, clock, log: silentLogger(), pollingDelayMs: POLLING_MS, cluster, authority: admitted ? net.authority : undefined });
   t.after(() => consoleRole.stop());
   return { id, address: `${id}:1`, repository, dataDir, rpc, role: consoleRole };
 }
@@ -187,6 +187,23 @@ function resyncSuite(name: string, open: OpenRepo): void {
       assert.ok(answer.proof);
       await assert.rejects(rogue.call(c.address, 'config.users', { proof: once }), /used before/);
       assert.equal((await c.repository.listAudit({ action: 'config.discarded' })).length, 0, 'nothing was appended');
+    });
+
+    it('a replica that was not admitted pulls nothing and refuses to be promoted', async (t) => {
+      const net = new FakeNetwork();
+      const clock = new ManualClock(1_800_000_000_000);
+      const c = await consoleNode(t, net, open, clock, 'console-1', 'console');
+      const r = await consoleNode(t, net, open, clock, 'replica-1', 'replica', false);
+      if (!c.repository || !r.repository) return;
+      await save(c.repository, 'runtime', {}, 'console-1');
+      await c.role.start();
+      await r.role.start();
+      clock.advance(POLLING_MS * 3);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal((await r.repository.getCurrentConfig()).version, 0);
+      assert.deepEqual(await r.repository.listAudit(), []);
+      net.away.add(c.address);
+      await assert.rejects(r.role.promote(true, principal), (err: Error & { code?: string }) => err.code === 'CONSOLE_PROMOTE_REFUSED' && /not admitted/.test(err.message));
     });
 
     it('a console demoted after a promotion drops what it saved after the fork point and takes the new console\'s history: both end identical', async (t) => {
