@@ -62,6 +62,8 @@ export interface AdminApiOptions {
 const READ_ONLY_POSTS = new Set(['/admin/v1/apis/test', '/admin/v1/logout']);
 
 const principals = new WeakMap<FastifyRequest, Principal>();
+/** The token each request was authenticated with, for sign-out whatever carried it. */
+const requestTokens = new WeakMap<FastifyRequest, string>();
 
 const errorBody = { type: 'object', properties: { error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } } } } as const;
 /** Query values are strings (never coerced by the server): whole numbers are checked by pattern. */
@@ -111,13 +113,14 @@ export async function registerAdminApi(app: FastifyInstance, o: AdminApiOptions)
       const principal = await o.auth.authenticate(token);
       if (request.method !== 'GET' && principal.role !== 'admin' && !READ_ONLY_POSTS.has(request.routeOptions.url ?? '')) throw new CohortError('AUTH_FORBIDDEN', `user ${principal.user} is an ${principal.role}: read-only`);
       principals.set(request, principal);
+      requestTokens.set(request, token);
     });
     const who = (request: FastifyRequest): Principal => principals.get(request)!;
 
     api.post('/admin/v1/logout', {
       schema: { summary: 'Signs the bearer token out: it is refused from then on, also after a restart or a promotion', response: { 204: { type: 'null' } } },
     }, async (request, reply) => {
-      await o.auth.logout(bearerToken(request)!);
+      await o.auth.logout(requestTokens.get(request)!);
       return reply.code(204).send();
     });
 
