@@ -122,6 +122,12 @@ export class AdminAuth {
 
   /** The principal of a bearer token; AUTH_INVALID_CREDENTIAL when unknown, expired or signed out. */
   async authenticate(token: string): Promise<Principal> {
+    const { user, role } = await this.session(token);
+    return { user, role };
+  }
+
+  /** The principal of a bearer token with its expiry (ms); AUTH_INVALID_CREDENTIAL when unknown, expired or signed out. */
+  async session(token: string): Promise<Principal & { expiresAt: number }> {
     const now = this.o.clock.now();
     const hash = sha256hex(token);
     let entry = this.cache.get(hash);
@@ -136,7 +142,12 @@ export class AdminAuth {
       }
     }
     if (!entry || entry.expiresAt <= now) throw new CohortError('AUTH_INVALID_CREDENTIAL', 'invalid, expired or signed-out token; log in again');
-    return { user: entry.user, role: entry.role };
+    return { user: entry.user, role: entry.role, expiresAt: entry.expiresAt };
+  }
+
+  /** Signing out (the same as `logout`). */
+  revoke(token: string): Promise<void> {
+    return this.logout(token);
   }
 
   /** Signs a token out: it is refused from now on, here and (after its next pull) on the replica. */
