@@ -1,6 +1,8 @@
+import type { KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { CohortError } from '../core/errors.js';
+import { parsePublicKey } from '../policy/console-authority.js';
 import { parseConfigText, type RawSections } from './ini-file.js';
 import { deobfuscate, isObfuscated } from './obfuscation.js';
 import {
@@ -44,6 +46,8 @@ export interface NodeConfig {
     peers: Address[];
     secretKey: Secret;
     previousSecretKeys: Secret[];
+    /** `[cluster] console_public_key`: the console authority engines follow; undefined: pinned at first proven contact. */
+    consolePublicKey: KeyObject | undefined;
     profile: Profile;
     /** Membership timings set in the file or environment; the rest come from the profile. */
     timing: Partial<Record<TimingField, number>>;
@@ -81,7 +85,7 @@ export interface NodeConfig {
     limits: ValueCaps;
   };
   scheduler: { enabled: boolean; checkInIntervalMs: number; checkInOffsetMs: number; instanceTimeoutMs: number; instanceRecoveryTimeoutMs: number; pollIntervalMs: number; runHistory: number };
-  console: { pollingDelayMs: number; pushChanges: boolean; adminUser: string; tokenTtlMs: number; loginMaxFailures: number; loginLockoutMs: number };
+  console: { pollingDelayMs: number; pushChanges: boolean; adminUser: string; tokenTtlMs: number; loginMaxFailures: number; loginLockoutMs: number; loginUserMaxFailures: number; loginSourceBurst: number; loginSourcePerMinute: number; loginMaxConcurrent: number };
   /** Repository URL with relative SQLite paths made absolute; `undefined` when not configured for an engine. */
   repository: { url: string | undefined };
   log: { level: LogLevel; format: LogFormat };
@@ -212,6 +216,7 @@ export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeC
   }
   const previousDef = findKey('cluster', 'previous_secret_keys')!;
   const previousSrc = sourceOf(previousDef);
+  const consoleKeyText = get<string | null>('cluster', 'console_public_key');
   const previousSecretKeys = previousSrc
     ? splitList(previousSrc.value).map((item) => decodeSecret(previousDef, { ...previousSrc, value: item }, invalid))
     : [];
@@ -277,6 +282,7 @@ export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeC
       peers: get<Address[]>('cluster', 'peers'),
       secretKey,
       previousSecretKeys,
+      consolePublicKey: consoleKeyText ? parsePublicKey(consoleKeyText) : undefined,
       profile: get<Profile>('cluster', 'profile'),
       timing: timingOverrides(values),
     },
@@ -313,6 +319,10 @@ export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeC
       tokenTtlMs: get<number>('console', 'token_ttl') * 1000,
       loginMaxFailures: get<number>('console', 'login_max_failures'),
       loginLockoutMs: get<number>('console', 'login_lockout') * 1000,
+      loginUserMaxFailures: get<number>('console', 'login_user_max_failures'),
+      loginSourceBurst: get<number>('console', 'login_source_burst'),
+      loginSourcePerMinute: get<number>('console', 'login_source_per_minute'),
+      loginMaxConcurrent: get<number>('console', 'login_max_concurrent'),
     },
     repository: {
       url: repoUrl ? resolveRepositoryUrl(repoUrl, baseDir) : needsRepository ? `sqlite:${resolve(dataDir, 'repository.db')}` : undefined,

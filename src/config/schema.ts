@@ -7,6 +7,7 @@
  * Names may be added, never changed (operators' files and COHORT_<SECTION>_<KEY> variables
  * depend on them).
  */
+import { parsePublicKey } from '../policy/console-authority.js';
 import {
   CLUSTER_ID_PATTERN,
   NODE_ID_PATTERN,
@@ -210,6 +211,17 @@ export const KEYS: readonly KeyDef[] = [
     allowed: `comma-separated secrets of 1 to ${MAX_SECRET_LENGTH} characters, plain or OBF:`,
     secret: true,
     parse: identity,
+  },
+  {
+    section: 'cluster', key: 'console_public_key', type: 'string', default: '', unit: '',
+    doc: 'Engines: the console authority\'s public key (the console logs it at start, and writes it to DATA_DIR/console-authority.pub), so the engine applies only configurations the console signed from its very first contact. Empty: the key of the first console that proves it is pinned in DATA_DIR/console-authority.pub.',
+    allowed: 'empty, or an Ed25519 public key as base64 (DER SubjectPublicKeyInfo, 60 characters)',
+    parse: (raw) => {
+      const v = raw.trim();
+      if (v === '') return null;
+      if (!parsePublicKey(v)) throw new InvalidValue('is not an Ed25519 public key in base64');
+      return v;
+    },
   },
   {
     section: 'cluster', key: 'profile', type: 'enum', default: 'lan', unit: '',
@@ -442,15 +454,39 @@ export const KEYS: readonly KeyDef[] = [
   },
   {
     section: 'console', key: 'login_max_failures', type: 'integer', default: '5', unit: 'logins',
-    doc: 'Wrong passwords in a row after which an admin user is locked out.',
+    doc: 'Wrong passwords in a row from one address after which an admin user is locked out for that address (`login_lockout`); the same user from another address is not affected.',
     allowed: 'integer 1 to 100',
     parse: (raw) => parseInteger(raw, 1, 100),
   },
   {
     section: 'console', key: 'login_lockout', type: 'integer', default: '300', unit: 's',
-    doc: 'How long a locked-out admin user is refused.',
+    doc: 'How long a locked-out admin user is refused (for the address, or for every address it never signed in from), and the window of `login_user_max_failures`.',
     allowed: 'integer 1 to 86400',
     parse: (raw) => parseInteger(raw, 1, 86_400),
+  },
+  {
+    section: 'console', key: 'login_user_max_failures', type: 'integer', default: '20', unit: 'logins',
+    doc: 'Wrong passwords for one admin user from any addresses within `login_lockout` after which the user is locked out for every address it has not signed in from successfully before.',
+    allowed: 'integer 1 to 10000',
+    parse: (raw) => parseInteger(raw, 1, 10_000),
+  },
+  {
+    section: 'console', key: 'login_source_burst', type: 'integer', default: '10', unit: 'logins',
+    doc: 'Sign-ins one address may try at once before its budget (refilled at `login_source_per_minute`) runs out; beyond it sign-ins are refused (429 AUTH_LOGIN_THROTTLED) before any password check.',
+    allowed: 'integer 1 to 10000',
+    parse: (raw) => parseInteger(raw, 1, 10_000),
+  },
+  {
+    section: 'console', key: 'login_source_per_minute', type: 'integer', default: '10', unit: 'logins/min',
+    doc: 'How fast an address\'s budget of sign-ins refills.',
+    allowed: 'integer 1 to 100000',
+    parse: (raw) => parseInteger(raw, 1, 100_000),
+  },
+  {
+    section: 'console', key: 'login_max_concurrent', type: 'integer', default: '2', unit: 'logins',
+    doc: 'Password checks (scrypt) in flight at once for the whole console, whatever the addresses; one more is kept for addresses that signed in successfully before. Beyond, sign-ins are refused at once (429 AUTH_LOGIN_THROTTLED), so a flood bounds the work it causes. Keep it below the size of libuv\'s thread pool (4 unless UV_THREADPOOL_SIZE says otherwise), so the kept check never queues behind the others there.',
+    allowed: 'integer 1 to 64',
+    parse: (raw) => parseInteger(raw, 1, 64),
   },
   // [scheduler]
   {

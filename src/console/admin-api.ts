@@ -71,6 +71,8 @@ const AUDIT_SCAN_LIMIT = 5000;
 const AUDIT_SCAN_PAGE = 500;
 
 const principals = new WeakMap<FastifyRequest, Principal>();
+/** The token each request was authenticated with, for sign-out whatever carried it. */
+const requestTokens = new WeakMap<FastifyRequest, string>();
 
 const errorBody = { type: 'object', properties: { error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } } } } as const;
 /** Query values are strings (never coerced by the server): whole numbers are checked by pattern. */
@@ -119,7 +121,8 @@ export async function registerAdminApi(app: FastifyInstance, o: AdminApiOptions)
     },
   }, async (request, reply) => {
     const { user, password, cookie } = request.body;
-    const { token, expiresAt, role } = await o.auth.login(user, password);
+    // The socket's address (no proxy header is trusted) is the budget and lock-out key.
+    const { token, expiresAt, role } = await o.auth.login(user, password, request.socket.remoteAddress ?? request.ip);
     if (cookie !== true) return { token, expiresAt: isoTime(expiresAt), role };
     // The token never reaches the page's scripts: it lives in the HttpOnly cookie only.
     // A browser-session cookie (no Max-Age): the token's own expiry is enforced by the console.
@@ -133,7 +136,7 @@ export async function registerAdminApi(app: FastifyInstance, o: AdminApiOptions)
     api.addHook('onRequest', async (request) => {
       const credential = adminCredential(request);
       if (credential === undefined) throw new CohortError('AUTH_MISSING_CREDENTIAL', 'missing Authorization: Bearer <token> (POST /admin/v1/login gives one)');
-      const principal = o.auth.authenticate(credential.token);
+      const principal = await o.auth.authenticate(credential.token);
       checkCsrf(request, credential);
       if (request.method !== 'GET' && principal.role !== 'admin' && !ANY_ROLE_POSTS.has(request.routeOptions.url ?? '')) throw new CohortError('AUTH_FORBIDDEN', `user ${principal.user} is an ${principal.role}: read-only`);
       principals.set(request, principal);
@@ -146,12 +149,12 @@ export async function registerAdminApi(app: FastifyInstance, o: AdminApiOptions)
       schema: { description: 'The signed-in user, role and expiry, with the CSRF value that changes made with the session cookie must send as X-Cohort-CSRF.' },
     }, async (request) => {
       const token = tokens.get(request)!;
-      const { user, role, expiresAt } = o.auth.session(token);
+      const { user, role, expiresAt } = await o.auth.session(token);
       return { user, role, expiresAt: isoTime(expiresAt), csrfToken: csrfTokenFor(token) };
     });
 
-    api.post('/admin/v1/logout', { schema: { description: 'Ends the caller\'s session: the token (bearer or cookie) opens nothing any more, and the cookie is cleared.' } }, async (request, reply) => {
-      o.auth.revoke(tokens.get(request)!);
+    api.post('/admin/v1/logout', { schema: { description: 'Ends the caller\'s session: the token (bearer or cookie) opens nothing any more, also after a restart or a promotion, and the cookie is cleared.' } }, async (request, reply) => {
+      await o.auth.logout(tokens.get(request)!);
       return reply.header('set-cookie', clearedSessionCookie(request.protocol === 'https')).code(204).send();
     });
 
@@ -176,14 +179,7 @@ export async function registerAdminApi(app: FastifyInstance, o: AdminApiOptions)
       const unsubscribe = o.events.subscribe({
         snapshot: (json) => res.write(`event: cluster\ndata: ${json}\n\n`),
         heartbeat: () => res.write('event: heartbeat\ndata: {}\n\n'),
-        stillValid: () => {
-          try {
-            o.auth.session(token);
-            return true;
-          } catch {
-            return false;
-          }
-        },
+        stillValid: () => o.auth.session(token).then(() => true, () => false),
         ended: (reason) => {
           res.end(`event: ${reason}\ndata: {}\n\n`);
         },

@@ -2,110 +2,170 @@
  * Who may use the admin API: users with scrypt-hashed passwords in the repository, roles
  * `admin` (everything) and `auditor` (reads only), bearer tokens with an expiry.
  *
- * - Tokens are random 256-bit strings; the console keeps only their SHA-256 (in memory: a
- *   console restart asks everyone to log in again).
- * - After `maxFailures` wrong passwords in a row a user is locked out for `lockoutMs`: logins
- *   are refused without looking at the password, so guessing gains nothing. Lock-out counts
- *   live in memory, so a refused login changes no stored data.
+ * - Sign-in goes through the LoginGuard (login-guard.ts): budgets of password checks per
+ *   source address and for the whole console, and lock-outs keyed by (user, source) and by
+ *   user, so a flood of guesses neither starves real users nor locks a named user out for ever.
+ * - Every failure is logged (source, user name, reason; never the password) and counted in the
+ *   audit trail as `auth.login-failed` records, one per (user, source) per minute at most, and
+ *   one per source for made-up names and refusals before a check (FailureTrail below), so a
+ *   flood cannot grow the trail without bound nor crowd real users' failures out of it.
+ * - Tokens are random 256-bit strings; the repository keeps only their SHA-256 (table
+ *   admin_tokens), so a token survives a console restart, reaches the replica with the users
+ *   (`config.tokens`) and still works after a promotion; `logout` revokes one. Lookups are
+ *   cached for TOKEN_CACHE_MS, so a revocation made on another node (the console, while this
+ *   is its replica) takes effect here within a pull plus that time; one made here, at once.
  * - First start: with no user in the repository, the console creates user `admin_user` with
  *   a generated password, writes it to DATA_DIR/admin-password (0600) and logs where.
  */
 import { sha256 } from '../http/bearer-auth.js';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Clock } from '../core/clock.js';
-import { CohortError } from '../core/errors.js';
+import type { Clock, TimerHandle } from '../core/clock.js';
+import { CohortError, isCohortError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/files.js';
 import { randomToken } from '../core/ids.js';
 import type { Logger } from '../core/logger.js';
-import type { AdminUser, Repository } from '../repository/repository.js';
+import type { AdminUser, AuditInput, Repository } from '../repository/repository.js';
+import { WarningLimiter } from '../transport/warning-limiter.js';
+import { LoginGuard, type LoginGuardOptions } from './login-guard.js';
 import { hashPassword, verifyPassword } from './passwords.js';
 
 export const ADMIN_PASSWORD_FILE = 'admin-password';
+
+/** How long a token lookup is trusted without asking the repository again. */
+export const TOKEN_CACHE_MS = 5000;
+/** How often failed sign-ins are written to the audit trail (aggregated per user and source). */
+export const FAILURE_AUDIT_INTERVAL_MS = 60_000;
+/** Most (user, source) pairs, and most sources, audited one by one per interval; the rest go into one summary record. */
+export const MAX_AUDITED_PAIRS = 1000;
 
 export interface Principal {
   user: string;
   role: AdminUser['role'];
 }
 
-export interface AdminAuthOptions {
+export interface AdminAuthOptions extends Omit<LoginGuardOptions, 'clock'> {
   repository: Repository;
   clock: Clock;
   tokenTtlMs: number;
-  maxFailures: number;
-  lockoutMs: number;
+  log: Logger;
+  /** This node's id, for the audit records of failed sign-ins. */
+  nodeId: string;
+  /**
+   * Whether this node writes the audit trail (the active console). A replica's trail is a copy
+   * of its console's, so it only logs its failed sign-ins.
+   */
+  auditsFailures(): boolean;
 }
 
-interface Failures {
-  count: number;
-  /** Logins of this user being checked right now: they count against the limit too. */
-  pending: number;
-  lockedUntil: number;
-}
-
-/** Users whose failed logins are remembered at once, at most (names need not exist). */
-const MAX_TRACKED_USERS = 100_000;
+export type LoginFailureReason = 'wrong-password' | 'unknown-user' | 'locked-out' | 'throttled';
 
 const sha256hex = (text: string): string => sha256(text).toString('hex');
 
 export class AdminAuth {
-  private readonly tokens = new Map<string, Principal & { expiresAt: number }>();
-  private readonly failures = new Map<string, Failures>();
+  private readonly cache = new Map<string, Principal & { expiresAt: number; checkedAt: number }>();
+  private readonly guard: LoginGuard;
+  private readonly trail: FailureTrail;
+  /** Refusals by budget or lock-out are logged at a bounded rate per source and reason. */
+  private readonly refusalWarnings = new WarningLimiter();
 
-  constructor(private readonly o: AdminAuthOptions) {}
+  constructor(private readonly o: AdminAuthOptions) {
+    this.guard = new LoginGuard({ ...o, clock: o.clock });
+    this.trail = new FailureTrail(o);
+  }
 
-  /** Checks the password and gives a token; AUTH_INVALID_CREDENTIAL or AUTH_LOCKED_OUT otherwise. */
-  async login(user: string, password: string): Promise<{ token: string; expiresAt: number; role: Principal['role'] }> {
-    const now = this.o.clock.now();
-    const f = this.entry(user);
-    if (f.lockedUntil > now) {
-      const retryAfterSeconds = Math.ceil((f.lockedUntil - now) / 1000);
-      throw new CohortError('AUTH_LOCKED_OUT', `user ${user} is locked out after ${this.o.maxFailures} wrong passwords; retry in ${retryAfterSeconds} s`, { retryAfterSeconds });
+  /** Starts writing failed sign-ins to the audit trail every minute. */
+  start(): void {
+    this.trail.start();
+  }
+
+  /** Writes what is pending to the audit trail and stops. */
+  async stop(): Promise<void> {
+    await this.trail.stop();
+  }
+
+  /**
+   * Checks the password of `user` signing in from `source` (the socket's address) and gives a
+   * token; AUTH_INVALID_CREDENTIAL, AUTH_LOCKED_OUT or AUTH_LOGIN_THROTTLED otherwise.
+   */
+  async login(user: string, password: string, source: string): Promise<{ token: string; expiresAt: number; role: Principal['role'] }> {
+    let ticket;
+    try {
+      ticket = this.guard.admit(user, source);
+    } catch (err) {
+      if (isCohortError(err, 'AUTH_LOCKED_OUT') || isCohortError(err, 'AUTH_LOGIN_THROTTLED')) {
+        this.failed(user, source, err.code === 'AUTH_LOCKED_OUT' ? 'locked-out' : 'throttled');
+      }
+      throw err;
     }
-    // Logins in flight count as failures until they succeed, so parallel guesses cannot
-    // outnumber the limit while the hashes are being checked.
-    if (f.count + f.pending >= this.o.maxFailures) {
-      throw new CohortError('AUTH_LOCKED_OUT', `too many logins of user ${user} at once; retry in a second`, { retryAfterSeconds: 1 });
-    }
-    f.pending++;
-    let ok = false;
     let stored: AdminUser | undefined;
+    let ok = false;
     try {
       stored = await this.o.repository.getAdminUser(user);
       // An unknown user costs the same scrypt work as a known one: timing does not tell which.
       ok = await verifyPassword(password, stored?.passwordHash ?? DUMMY_HASH);
     } finally {
-      f.pending--;
+      if (stored && ok) ticket.succeeded();
+      else ticket.failed();
     }
     if (!stored || !ok) {
-      this.recordFailure(f, this.o.clock.now());
+      this.failed(user, source, stored ? 'wrong-password' : 'unknown-user');
       throw new CohortError('AUTH_INVALID_CREDENTIAL', 'wrong user or password');
     }
-    if (f.pending === 0) this.failures.delete(user);
-    else f.count = 0;
-    this.sweep(now);
+    const now = this.o.clock.now();
     const token = randomToken(32);
     const expiresAt = now + this.o.tokenTtlMs;
-    this.tokens.set(sha256hex(token), { user, role: stored.role, expiresAt });
+    await this.o.repository.saveAdminToken({ hash: sha256hex(token), user, role: stored.role, createdAt: now, expiresAt, revokedAt: null });
+    void this.o.repository.deleteExpiredAdminTokens(now).catch((err: unknown) => this.o.log.debug({ err }, 'could not drop expired admin tokens'));
     return { token, expiresAt, role: stored.role };
   }
 
-  /** The principal of a bearer token; AUTH_INVALID_CREDENTIAL when unknown or expired. */
-  authenticate(token: string): Principal {
-    const { user, role } = this.session(token);
+  /** The principal of a bearer token; AUTH_INVALID_CREDENTIAL when unknown, expired or signed out. */
+  async authenticate(token: string): Promise<Principal> {
+    const { user, role } = await this.session(token);
     return { user, role };
   }
 
-  /** The principal of a bearer token with its expiry (ms); AUTH_INVALID_CREDENTIAL when unknown or expired. */
-  session(token: string): Principal & { expiresAt: number } {
-    const entry = this.tokens.get(sha256hex(token));
-    if (!entry || entry.expiresAt <= this.o.clock.now()) throw new CohortError('AUTH_INVALID_CREDENTIAL', 'invalid or expired token; log in again');
+  /** The principal of a bearer token with its expiry (ms); AUTH_INVALID_CREDENTIAL when unknown, expired or signed out. */
+  async session(token: string): Promise<Principal & { expiresAt: number }> {
+    const now = this.o.clock.now();
+    const hash = sha256hex(token);
+    let entry = this.cache.get(hash);
+    if (!entry || now - entry.checkedAt >= TOKEN_CACHE_MS) {
+      this.cache.delete(hash);
+      const stored = await this.o.repository.getAdminToken(hash);
+      entry = undefined;
+      if (stored && stored.revokedAt === null && stored.expiresAt > now) {
+        entry = { user: stored.user, role: stored.role, expiresAt: stored.expiresAt, checkedAt: now };
+        if (this.cache.size >= 10_000) this.cache.clear();
+        this.cache.set(hash, entry);
+      }
+    }
+    if (!entry || entry.expiresAt <= now) throw new CohortError('AUTH_INVALID_CREDENTIAL', 'invalid, expired or signed-out token; log in again');
     return { user: entry.user, role: entry.role, expiresAt: entry.expiresAt };
   }
 
-  /** Signing out: the token is forgotten at once, so it opens nothing any more. */
-  revoke(token: string): void {
-    this.tokens.delete(sha256hex(token));
+  /** Signing out (the same as `logout`). */
+  revoke(token: string): Promise<void> {
+    return this.logout(token);
+  }
+
+  /** Signs a token out: it is refused from now on, here and (after its next pull) on the replica. */
+  async logout(token: string): Promise<void> {
+    const hash = sha256hex(token);
+    this.cache.delete(hash);
+    await this.o.repository.revokeAdminToken(hash, this.o.clock.now());
+  }
+
+  private failed(user: string, source: string, reason: LoginFailureReason): void {
+    this.trail.add(user, source, reason);
+    if (reason === 'wrong-password' || reason === 'unknown-user') {
+      this.o.log.warn({ source, user, reason }, 'admin sign-in failed');
+      return;
+    }
+    const verdict = this.refusalWarnings.check(`${source}\0${reason}`, this.o.clock.now());
+    if (verdict.log) this.o.log.warn({ source, user, reason }, 'admin sign-in refused (further refusals from this address are counted, not logged, for a minute)');
+    else if (verdict.summary) this.o.log.warn({ suppressed: verdict.summary.suppressed }, 'admin sign-ins refused by budget or lock-out and not logged one by one');
   }
 
   /**
@@ -131,34 +191,95 @@ export class AdminAuth {
     log.warn({ user: name, passwordFile: path }, `created admin user ${name}; its generated password is in ${path} (readable by this user only)`);
     return path;
   }
-
-  private entry(user: string): Failures {
-    let f = this.failures.get(user);
-    if (!f) {
-      if (this.failures.size >= MAX_TRACKED_USERS) this.forgetIdle();
-      this.failures.set(user, (f = { count: 0, pending: 0, lockedUntil: 0 }));
-    }
-    return f;
-  }
-
-  private recordFailure(f: Failures, now: number): void {
-    f.count++;
-    if (f.count >= this.o.maxFailures) {
-      f.count = 0;
-      f.lockedUntil = now + this.o.lockoutMs;
-    }
-  }
-
-  /** Bounded memory under a flood of made-up names: forgets counts, never a live lock-out or a login in flight. */
-  private forgetIdle(): void {
-    const now = this.o.clock.now();
-    for (const [name, f] of this.failures) if (f.lockedUntil <= now && f.pending === 0) this.failures.delete(name);
-  }
-
-  private sweep(now: number): void {
-    for (const [k, v] of this.tokens) if (v.expiresAt <= now) this.tokens.delete(k);
-  }
 }
 
 /** A valid hash of a random password nobody knows, checked against when the user does not exist. */
 const DUMMY_HASH = 'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
+
+interface TrailEntry {
+  /** The user name, or `-` for failures counted per source. */
+  user: string;
+  source: string;
+  reasons: Map<LoginFailureReason, number>;
+}
+
+/**
+ * Failed sign-ins counted per (user, source) and written to the audit trail once per
+ * interval, one record per pair (at most MAX_AUDITED_PAIRS, the rest summed in one record).
+ */
+class FailureTrail {
+  private pending = new Map<string, TrailEntry>();
+  private bySource = new Map<string, TrailEntry>();
+  private overflow = 0;
+  private since: number;
+  private timer: TimerHandle | undefined;
+  private stopped = false;
+
+  constructor(private readonly o: AdminAuthOptions) {
+    this.since = o.clock.now();
+  }
+
+  start(): void {
+    this.schedule();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.o.clock.clearTimeout(this.timer);
+    await this.flush();
+  }
+
+  /**
+   * Counts one failure. Names that exist (a wrong password, a lock-out) are counted per (user,
+   * source); made-up names and refusals before any check are counted per source only, so a
+   * flood of invented names cannot crowd the failures of real users out of the trail.
+   */
+  add(user: string, source: string, reason: LoginFailureReason): void {
+    const perSource = reason === 'unknown-user' || reason === 'throttled';
+    const table = perSource ? this.bySource : this.pending;
+    const key = perSource ? source : `${user}\0${source}`;
+    let entry = table.get(key);
+    if (!entry) {
+      if (table.size >= MAX_AUDITED_PAIRS) {
+        this.overflow++;
+        return;
+      }
+      table.set(key, (entry = { user: perSource ? '-' : user, source, reasons: new Map() }));
+    }
+    entry.reasons.set(reason, (entry.reasons.get(reason) ?? 0) + 1);
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = this.o.clock.setTimeout(() => {
+      void this.flush().finally(() => this.schedule());
+    }, FAILURE_AUDIT_INTERVAL_MS);
+  }
+
+  /** Writes the records of the interval that ended; kept for later when the repository fails. */
+  async flush(): Promise<void> {
+    const since = this.since;
+    const entries = [...this.pending.values(), ...this.bySource.values()];
+    const overflow = this.overflow;
+    this.pending = new Map();
+    this.bySource = new Map();
+    this.overflow = 0;
+    this.since = this.o.clock.now();
+    if (!this.o.auditsFailures() || (entries.length === 0 && overflow === 0)) return;
+    const window = `between ${new Date(since).toISOString()} and ${new Date(this.since).toISOString()}`;
+    const records: AuditInput[] = entries.map((e) => {
+      const count = [...e.reasons.values()].reduce((a, b) => a + b, 0);
+      const reasons = [...e.reasons].map(([r, n]) => `${r} ${n}`).join(', ');
+      const whose = e.user === '-' ? 'with unknown user names or refused before a password check' : `of user ${e.user}`;
+      return { user: e.user, node: this.o.nodeId, action: 'auth.login-failed', summary: `${count} failed sign-in(s) ${whose} from ${e.source} ${window} (${reasons})` };
+    });
+    if (overflow > 0) {
+      records.push({ user: '-', node: this.o.nodeId, action: 'auth.login-failed', summary: `${overflow} more failed sign-in(s) ${window}, from (user, address) pairs beyond the ${MAX_AUDITED_PAIRS} audited one by one` });
+    }
+    try {
+      for (const rec of records) await this.o.repository.appendAudit(rec);
+    } catch (err) {
+      this.o.log.error({ err, records: records.length }, 'could not write failed sign-ins to the audit trail');
+    }
+  }
+}

@@ -22,7 +22,7 @@ export interface ClusterEventSubscriber {
   snapshot(json: string): void;
   heartbeat(): void;
   /** False ends the subscription (the session expired or was revoked). */
-  stillValid(): boolean;
+  stillValid(): boolean | Promise<boolean>;
   /** Called once when the hub ends the subscription itself. */
   ended(reason: 'signed-out' | 'closing'): void;
 }
@@ -106,7 +106,7 @@ export class ClusterEvents {
     }
     if (run !== this.run) return;
     for (const s of [...this.subscribers]) {
-      if (!s.stillValid()) {
+      if (!(await s.stillValid())) {
         this.subscribers.delete(s);
         s.ended('signed-out');
       }

@@ -27,9 +27,13 @@ import type { Logger } from '../core/logger.js';
 import type { Member } from '../cluster/member-list.js';
 import type { Rpc } from '../rpc/rpc.js';
 import type { AuditInput, AuditRecord, ConfigDocument, ConfigVersionSummary, Repository } from '../repository/repository.js';
-import type { FetchAnswer, FetchRequest } from '../engine/config-follower.js';
+import { fetchStatement, type FetchAnswer, type FetchRequest } from '../engine/config-follower.js';
+import { signStatement, type ConsoleAuthority } from '../policy/console-authority.js';
+import { signAnswer, type ReplicaProof, type ReplicaProofChecker } from './role-proofs.js';
 
 export interface ExportRequest {
+  /** The replica's proof (role-proofs.ts); the answer is signed over its nonce. */
+  proof?: ReplicaProof;
   sinceVersion: number;
   sinceAuditId: number;
   /** The asker's document of version `sinceVersion`: the console checks it holds the same one. */
@@ -45,10 +49,13 @@ export interface ExportAnswer {
   audit: AuditRecord[];
   /** The asker's newest document or audit record is not the console's: re-sync from the fork point. */
   diverged?: boolean;
+  /** The console's signature of everything else, over the request's nonce. */
+  proof?: unknown;
 }
 
 /** `config.history`: a page of the console's versions or audit records, newest first, below `before`. */
 export interface HistoryRequest {
+  proof?: ReplicaProof;
   what: 'versions' | 'audit';
   before?: number;
   limit?: number;
@@ -56,6 +63,7 @@ export interface HistoryRequest {
 
 /** `config.discarded`: the audit records a re-syncing node drops, for the console's trail. */
 export interface DiscardedRequest {
+  proof?: ReplicaProof;
   records: AuditRecord[];
 }
 
@@ -119,6 +127,10 @@ export interface ConfigPublisherOptions {
   members(): Member[];
   /** False on a replica or a demoted console. */
   isActive(): boolean;
+  /** The console authority this node holds (policy/console-authority.ts); undefined on a replica not admitted. */
+  authority(): ConsoleAuthority | undefined;
+  /** Checks the proofs of replicas' requests. */
+  proofs: ReplicaProofChecker;
 }
 
 export class ConfigPublisher {
@@ -143,6 +155,9 @@ export class ConfigPublisher {
         // HTTP targets) stay with the console and the replica.
         answer.sections = Object.fromEntries(Object.entries(current.sections).filter(([name]) => ENGINE_SECTIONS.has(name)));
       }
+      // Signed over the engine's nonce: engines apply only what the console authority signed.
+      const authority = o.authority();
+      if (authority) answer.proof = signStatement(authority, 'config-fetch', { nonce: typeof req.nonce === 'string' ? req.nonce : null }, fetchStatement(answer));
       return answer;
     });
     o.rpc.handle('config.applied', (body, from) => {
@@ -155,24 +170,24 @@ export class ConfigPublisher {
     });
     o.rpc.handle('config.export', async (body, from) => {
       this.refuseUnlessActive();
-      this.assertReplica(from.nodeId);
       const req = body as ExportRequest;
+      this.assertReplica('config.export', req, from.nodeId);
       const current = await o.repository.getCurrentConfig();
       if (await this.diverges(req)) {
         const answer: ExportAnswer = { epoch: current.epoch, version: current.version, documents: [], audit: [], diverged: true };
-        return answer;
+        return this.signed('config.export', req, answer);
       }
       const documents = await o.repository.listConfigDocuments(Number(req.sinceVersion) || 0, EXPORT_BATCH);
       const audit = await o.repository.listAudit({ sinceId: req.sinceAuditId, limit: EXPORT_BATCH });
       const last = documents.at(-1)?.version ?? req.sinceVersion;
       this.contacts.set(from.nodeId, { at: o.clock.now(), version: last, epoch: current.epoch, appliedAt: o.clock.now(), error: null });
       const answer: ExportAnswer = { epoch: current.epoch, version: current.version, documents, audit };
-      return answer;
+      return this.signed('config.export', req, answer);
     });
     o.rpc.handle('config.history', async (body, from) => {
       this.refuseUnlessActive();
-      this.assertReplica(from.nodeId);
       const req = body as HistoryRequest;
+      this.assertReplica('config.history', req, from.nodeId);
       const before = typeof req.before === 'number' ? req.before : undefined;
       const limit = typeof req.limit === 'number' ? req.limit : EXPORT_BATCH;
       if (req.what === 'audit') return o.repository.listAudit({ beforeId: before, limit });
@@ -180,7 +195,7 @@ export class ConfigPublisher {
     });
     o.rpc.handle('config.discarded', async (body, from) => {
       this.refuseUnlessActive();
-      this.assertReplica(from.nodeId);
+      this.assertReplica('config.discarded', body, from.nodeId);
       return this.recordDiscarded(from.nodeId, (body as DiscardedRequest).records);
     });
   }
@@ -256,10 +271,19 @@ export class ConfigPublisher {
     };
   }
 
-  /** The audit trail and users go to the replica (or a console) only, not to any cluster member. */
-  assertReplica(nodeId: string): void {
-    const role = this.o.members().find((m) => m.id === nodeId)?.meta.role;
-    if (role !== 'replica' && role !== 'console') throw new CohortError('CONSOLE_NOT_ACTIVE', `${nodeId} is not a replica: it gets no audit records or users`);
+  /**
+   * The audit trail, users, tokens and documents go to a replica the console admitted only:
+   * one whose request carries the console authority's proof (role-proofs.ts), whatever role
+   * its membership metadata claims. CONSOLE_ROLE_UNPROVEN otherwise.
+   */
+  assertReplica(method: string, body: unknown, nodeId: string): void {
+    this.o.proofs.check(method, (body as { proof?: unknown } | undefined)?.proof, nodeId);
+  }
+
+  /** `answer` with the console's signature over it and the request's nonce. */
+  signed<T extends object>(method: string, req: { proof?: ReplicaProof }, answer: T): T & { proof?: unknown } {
+    const authority = this.o.authority();
+    return authority && req.proof ? { ...answer, proof: signAnswer(authority, method, req.proof.nonce, answer) } : answer;
   }
 
   private refuseUnlessActive(): void {

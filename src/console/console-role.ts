@@ -26,18 +26,20 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Clock, TimerHandle } from '../core/clock.js';
-import { CohortError } from '../core/errors.js';
+import { CohortError, isCohortError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Member } from '../cluster/member-list.js';
 import type { ClusterInfo } from '../cluster/cluster-info.js';
 import type { Rpc } from '../rpc/rpc.js';
-import type { AdminUser, AuditRecord, ConfigDocument, ConfigVersionSummary, Repository } from '../repository/repository.js';
+import type { AdminToken, AdminUser, AuditRecord, ConfigDocument, ConfigVersionSummary, Repository } from '../repository/repository.js';
 import { writeFileAtomic } from '../core/files.js';
 import { isoTime as iso } from '../core/time-text.js';
 import type { ConsoleClusterView } from './admin-api.js';
 import type { Principal } from './admin-auth.js';
 import { ConfigPublisher, healthOf, sameAuditRecord, sameVersion, type DiscardedRequest, type ExportAnswer, type ExportRequest, type HistoryRequest } from './config-publisher.js';
 import { forkPoint } from './fork-point.js';
+import { AUTHORITY_KEY_FILE, loadAuthority, signStatement, verifyStatement, type ConsoleAuthority } from '../policy/console-authority.js';
+import { checkAnswer, newNonce, replicaProof, ReplicaProofChecker, type ReplicaProof } from './role-proofs.js';
 
 export const CONSOLE_ROLE_FILE = 'console-role.json';
 /** The versions a re-sync dropped, with their content: `dropped-config-<ms>.json` in the data directory. */
@@ -60,10 +62,14 @@ export interface ConsoleRoleOptions {
   pollingDelayMs: number;
   /** The scheduler state of every node that checks in (scheduler/scheduler.ts). */
   schedulerStates?(): Promise<Map<string, string>>;
+  /** The console authority; default: read from (a console: created in) DATA_DIR/console-authority.key. */
+  authority?: ConsoleAuthority;
   cluster: {
     info(): ClusterInfo;
     otherActiveMembers(): Member[];
     activeConsole(): Member | undefined;
+    /** Members claiming the console role, highest epoch first; default: the active console alone. */
+    consoleCandidates?(): Member[];
     updateMeta(changes: { role?: string; epoch?: number }): void;
     onMembersChanged(listener: () => void): void;
   };
@@ -86,11 +92,17 @@ export class ConsoleRole {
   private pulling = false;
   private promoting = false;
   private stopped = false;
+  private readonly authority: ConsoleAuthority | undefined;
+  private warnedNotAdmitted = false;
+  private checkingNewer = false;
+  private readonly warnedUnproven = new Set<string>();
 
   constructor(private readonly o: ConsoleRoleOptions) {
     const saved = readSavedRole(join(o.dataDir, CONSOLE_ROLE_FILE));
     this.state = saved?.state ?? o.configuredRole;
     this.reason = saved?.reason;
+    // A console creates the authority at its first start; a replica is given it (admission).
+    this.authority = o.authority ?? loadAuthority(o.dataDir, this.state === 'console');
     this.publisher = new ConfigPublisher({
       rpc: o.rpc,
       repository: o.repository,
@@ -99,16 +111,37 @@ export class ConsoleRole {
       pollingDelayMs: o.pollingDelayMs,
       members: () => o.cluster.otherActiveMembers(),
       isActive: () => this.state === 'console',
+      authority: () => this.authority,
+      proofs: new ReplicaProofChecker(() => this.authority, o.nodeId, o.clock),
     });
     o.rpc.handle('config.changed', () => {
       if (this.state !== 'console') void this.pull();
       return true;
     });
-    o.rpc.handle('config.users', async (_body, from) => {
+    o.rpc.handle('config.users', async (body, from) => {
       if (this.state !== 'console') throw new CohortError('CONSOLE_NOT_ACTIVE', 'this node is not the active console');
-      this.publisher.assertReplica(from.nodeId);
-      return o.repository.listAdminUsers();
+      this.publisher.assertReplica('config.users', body, from.nodeId);
+      return this.publisher.signed('config.users', body as { proof?: ReplicaProof }, { items: await o.repository.listAdminUsers() });
     });
+    // Admin tokens (hashes only, revoked ones included), so the replica accepts the console's
+    // tokens after a promotion and learns of sign-outs.
+    o.rpc.handle('config.tokens', async (body, from) => {
+      if (this.state !== 'console') throw new CohortError('CONSOLE_NOT_ACTIVE', 'this node is not the active console');
+      this.publisher.assertReplica('config.tokens', body, from.nodeId);
+      return this.publisher.signed('config.tokens', body as { proof?: ReplicaProof }, { items: await o.repository.listAdminTokens(o.clock.now()) });
+    });
+    // A challenge any console or admitted replica answers: a console that sees another with a
+    // higher epoch steps down only when that one proves it holds the authority.
+    o.rpc.handle('console.prove', (body) => {
+      const nonce = (body as { nonce?: unknown } | undefined)?.nonce;
+      if (!this.authority || typeof nonce !== 'string' || nonce.length > 64) throw new CohortError('CONSOLE_ROLE_UNPROVEN', 'this node holds no console authority');
+      return signStatement(this.authority, 'console-prove', { nonce, node: o.nodeId }, null);
+    });
+  }
+
+  /** The console authority this node holds (policy/console-authority.ts); undefined on a replica not admitted. */
+  get authorityKey(): ConsoleAuthority | undefined {
+    return this.authority;
   }
 
   get current(): ConsoleState {
@@ -128,6 +161,8 @@ export class ConsoleRole {
     this.epoch = (await this.o.repository.getCurrentConfig()).epoch;
     this.o.cluster.updateMeta({ role: this.announcedRole, epoch: this.epoch });
     if (this.state === 'demoted') this.o.log.warn({ reason: this.reason }, 'this console was demoted and runs as a replica');
+    if (this.authority) this.o.log.info({ consolePublicKey: this.authority.publicKeyText }, 'console authority loaded (engines may set [cluster] console_public_key to this key)');
+    else this.warnNotAdmitted();
     this.o.cluster.onMembersChanged(() => this.checkForNewerConsole());
     this.checkForNewerConsole(); // members met while joining
     this.schedulePull(0);
@@ -151,6 +186,8 @@ export class ConsoleRole {
 
   private async promoteOnce(force: boolean, by: Principal): Promise<{ epoch: number }> {
     if (this.state === 'console') throw new CohortError('CONSOLE_PROMOTE_REFUSED', 'this node is already the console');
+    // Engines would ignore it: they follow only the console authority.
+    if (!this.authority) throw new CohortError('CONSOLE_PROMOTE_REFUSED', `this replica is not admitted (no ${AUTHORITY_KEY_FILE} in its data directory): engines would not follow it`);
     const console = this.o.cluster.activeConsole();
     if (console && !force) {
       const answers = await this.o.rpc.call(console.address, 'config.fetch', { version: -1, epoch: -1 }, { timeoutMs: 1000 }).then(
@@ -198,9 +235,37 @@ export class ConsoleRole {
   }
 
   private checkForNewerConsole(): void {
-    if (this.state !== 'console' || this.stopped) return;
+    if (this.state !== 'console' || this.stopped || this.checkingNewer) return;
     const other = this.o.cluster.activeConsole();
     if (!other || (other.meta.epoch ?? 0) <= this.epoch) return;
+    this.checkingNewer = true;
+    void this.proves(other)
+      .then((proven) => {
+        if (proven) this.demoteFor(other);
+        else if (!this.warnedUnproven.has(other.id) && this.warnedUnproven.size < 1000) {
+          this.warnedUnproven.add(other.id);
+          this.o.log.error({ code: 'CONSOLE_ROLE_UNPROVEN', node: other.id, address: other.address, epoch: other.meta.epoch }, `${other.id} claims the console role with a higher epoch but cannot prove the console authority: ignored`);
+        }
+      })
+      .finally(() => {
+        this.checkingNewer = false;
+      });
+  }
+
+  /** Whether `member` answers the authority challenge with a signature of this node's authority. */
+  private async proves(member: Member): Promise<boolean> {
+    if (!this.authority) return false;
+    const nonce = newNonce();
+    try {
+      const proof = await this.o.rpc.call<unknown>(member.address, 'console.prove', { nonce }, { timeoutMs: this.callTimeoutMs });
+      return verifyStatement(this.authority.publicKey, proof, 'console-prove', { nonce, node: member.id }, null);
+    } catch {
+      return false;
+    }
+  }
+
+  private demoteFor(other: Member): void {
+    if (this.state !== 'console' || this.stopped || (other.meta.epoch ?? 0) <= this.epoch) return;
     this.become('demoted', `console ${other.id} has epoch ${other.meta.epoch ?? 0}, higher than this console's ${this.epoch}`);
     this.o.log.warn({ console: other.id, theirEpoch: other.meta.epoch, ourEpoch: this.epoch }, `demoted to replica: ${this.reason}`);
     this.schedulePull(0);
@@ -222,35 +287,88 @@ export class ConsoleRole {
     }, delayMs);
   }
 
-  /** One pull from the console: configuration documents, audit records, admin users. */
+  /**
+   * One pull from the console: configuration documents, audit records, admin users and
+   * tokens. Every request carries this node's proof of admission and every answer must carry
+   * the console's (role-proofs.ts): members that only claim the console role are skipped, the
+   * most likely (highest epoch) first.
+   */
   private async pull(): Promise<void> {
     if (this.pulling || this.state === 'console') return;
-    const console = this.o.cluster.activeConsole();
-    if (!console) return;
+    const authority = this.authority;
+    if (!authority) {
+      this.warnNotAdmitted();
+      return;
+    }
+    const candidates = this.o.cluster.consoleCandidates?.() ?? [this.o.cluster.activeConsole()].filter((m): m is Member => m !== undefined);
+    if (candidates.length === 0) return;
     this.pulling = true;
     try {
-      for (;;) {
-        const answer = await this.o.rpc.call<ExportAnswer>(console.address, 'config.export', await this.exportRequest(), { timeoutMs: this.callTimeoutMs });
-        if (answer.epoch < this.epoch) return; // an older console: nothing to take from it
-        if (answer.diverged) {
-          if (!(await this.resync(console))) return; // nothing to drop after all: try again at the next pull
-          continue;
+      for (const console of candidates) {
+        try {
+          await this.pullFrom(console, authority);
+          return;
+        } catch (err) {
+          if (isCohortError(err, 'CONSOLE_ROLE_UNPROVEN') && !this.warnedUnproven.has(console.id) && this.warnedUnproven.size < 1000) {
+            this.warnedUnproven.add(console.id);
+            this.o.log.error({ code: err.code, node: console.id, address: console.address }, err.message);
+          } else {
+            this.o.log.debug({ err, console: console.id }, 'could not pull from the console');
+          }
         }
-        await this.o.repository.importConfigDocuments(answer.documents, answer.epoch);
-        await this.o.repository.importAudit(answer.audit);
-        if (answer.epoch > this.epoch) {
-          this.epoch = answer.epoch;
-          this.o.cluster.updateMeta({ epoch: this.epoch });
-        }
-        if (answer.documents.length === 0 && answer.audit.length === 0) break;
       }
-      await this.o.repository.importAdminUsers(await this.o.rpc.call<AdminUser[]>(console.address, 'config.users', {}));
-      this.lastPull = this.o.clock.now();
-    } catch (err) {
-      this.o.log.debug({ err, console: console.id }, 'could not pull from the console');
     } finally {
       this.pulling = false;
     }
+  }
+
+  /** A request body with this node's proof of admission for `method` to `console`. */
+  private proven<T extends object>(authority: ConsoleAuthority, method: string, console: Member, body: T): T & { proof: ReplicaProof } {
+    return { ...body, proof: replicaProof(authority, method, this.o.nodeId, console.id, this.o.clock.now()) };
+  }
+
+  /** Calls `method` on `console` with a proof and returns its answer once the console's signature checks out. */
+  private async provenCall<T extends object>(authority: ConsoleAuthority, console: Member, method: string, body: object): Promise<T> {
+    const request = this.proven(authority, method, console, body);
+    const answer = await this.o.rpc.call<T & { proof?: unknown }>(console.address, method, request, { timeoutMs: this.callTimeoutMs });
+    const { proof, ...content } = (answer ?? {}) as T & { proof?: unknown };
+    checkAnswer(authority, method, request.proof.nonce, content, proof, console.id);
+    return content as T;
+  }
+
+  private async pullFrom(console: Member, authority: ConsoleAuthority): Promise<void> {
+    for (;;) {
+      const answer = await this.provenCall<ExportAnswer>(authority, console, 'config.export', await this.exportRequest());
+      if (answer.epoch < this.epoch) return; // an older console: nothing to take from it
+      if (answer.diverged) {
+        if (!(await this.resync(console))) return; // nothing to drop after all: try again at the next pull
+        continue;
+      }
+      await this.o.repository.importConfigDocuments(answer.documents, answer.epoch);
+      await this.o.repository.importAudit(answer.audit);
+      if (answer.epoch > this.epoch) {
+        this.epoch = answer.epoch;
+        this.o.cluster.updateMeta({ epoch: this.epoch });
+      }
+      if (answer.documents.length === 0 && answer.audit.length === 0) break;
+    }
+    await this.o.repository.importAdminUsers((await this.provenCall<{ items: AdminUser[] }>(authority, console, 'config.users', {})).items);
+    await this.o.repository.importAdminTokens((await this.provenCall<{ items: AdminToken[] }>(authority, console, 'config.tokens', {})).items);
+    this.lastPull = this.o.clock.now();
+  }
+
+  /** `body` with this node's proof for `method` (a resync runs only on a node that holds the authority). */
+  private provenBody<T extends object>(method: string, console: Member, body: T): T {
+    return this.authority ? this.proven(this.authority, method, console, body) : body;
+  }
+
+  private warnNotAdmitted(): void {
+    if (this.warnedNotAdmitted) return;
+    this.warnedNotAdmitted = true;
+    this.o.log.error(
+      { code: 'CONSOLE_ROLE_UNPROVEN', file: join(this.o.dataDir, AUTHORITY_KEY_FILE) },
+      `this replica is not admitted: it holds no console authority, so the console gives it nothing. Copy ${AUTHORITY_KEY_FILE} from the console's data directory into this node's (owner-only permissions), then restart it`,
+    );
   }
 
   private get callTimeoutMs(): number {
@@ -277,7 +395,7 @@ export class ConsoleRole {
   private async resync(console: Member): Promise<boolean> {
     const { repository, rpc, log } = this.o;
     const history = <T>(what: HistoryRequest['what']) => (before: number | undefined) =>
-      rpc.call<T[]>(console.address, 'config.history', { what, before, limit: HISTORY_PAGE } satisfies HistoryRequest, { timeoutMs: this.callTimeoutMs });
+      rpc.call<T[]>(console.address, 'config.history', this.provenBody('config.history', console, { what, before, limit: HISTORY_PAGE } satisfies HistoryRequest), { timeoutMs: this.callTimeoutMs });
     const forkVersion = await forkPoint<ConfigVersionSummary>(
       (before) => repository.listConfigVersions({ beforeVersion: before, limit: HISTORY_PAGE }),
       history<ConfigVersionSummary>('versions'),
@@ -294,7 +412,7 @@ export class ConsoleRole {
       writeFileAtomic(keptAs, JSON.stringify({ console: console.id, forkVersion, documents }, null, 2));
     }
     for (let i = 0; i < audit.length; i += HISTORY_PAGE) {
-      await rpc.call<number>(console.address, 'config.discarded', { records: audit.slice(i, i + HISTORY_PAGE) } satisfies DiscardedRequest, { timeoutMs: this.callTimeoutMs });
+      await rpc.call<number>(console.address, 'config.discarded', this.provenBody('config.discarded', console, { records: audit.slice(i, i + HISTORY_PAGE) } satisfies DiscardedRequest), { timeoutMs: this.callTimeoutMs });
     }
     await repository.truncateHistory(forkVersion, forkAuditId);
     log.warn(

@@ -89,17 +89,20 @@ export const ERROR_CODES = {
   NODE_BIND_FAILED: { status: 500, summary: 'An HTTP or cluster address could not be bound (in use, or not local).' },
   NODE_TLS_FILES_INVALID: { status: 500, summary: 'At start: a [tls] certificate, key or CA file cannot be read or does not load (not PEM, a key that does not match the certificate); the node binds nothing.' },
   NODE_TLS_RELOAD_FAILED: { status: 500, summary: 'A changed [tls] certificate, key or CA file does not load; the HTTPS listeners keep the previous set until the files change again.' },
+  NODE_AUTHORITY_INVALID: { status: 500, summary: 'DATA_DIR/console-authority.key (the console authority) holds no Ed25519 private key: copy it again from the console\'s data directory.' },
   AUTH_MISSING_CREDENTIAL: { status: 401, summary: 'The request carries no Authorization: Bearer credential.' },
   AUTH_INVALID_CREDENTIAL: { status: 401, summary: 'The request\'s credential is not valid for this node.' },
   AUTH_NO_API_KEYS: { status: 401, summary: 'The engine has no API key configured ([http] api_keys), so the runtime API accepts no request.' },
   AUTH_FORBIDDEN: { status: 403, summary: 'The credential is valid but its role or scope may not do this (an auditor is read-only; a read-scoped API key only reads single records).' },
   AUTH_CSRF_FAILED: { status: 403, summary: 'A request signed in by the web console\'s session cookie that may change something lacks the X-Cohort-CSRF header given at sign-in (or carries a wrong one); nothing was done.' },
-  AUTH_LOCKED_OUT: { status: 429, summary: 'Too many wrong passwords for this user: logins are refused until the lock-out ends (details.retryAfterSeconds).' },
+  AUTH_LOCKED_OUT: { status: 429, summary: 'Too many wrong passwords for this user from this address (or from several addresses, for those it never signed in from): sign-ins are refused without a password check until the lock-out ends (details.retryAfterSeconds, Retry-After).' },
+  AUTH_LOGIN_THROTTLED: { status: 429, summary: 'Sign-in refused before the password was checked: this address used its budget of sign-ins, or too many are being checked at once (details.retryAfterSeconds, Retry-After).' },
   CONSOLE_SECTION_UNKNOWN: { status: 404, summary: 'No configuration section by that name (sections: runtime, services, apis, api-keys, schedules).' },
   CONSOLE_DOCUMENT_INVALID: { status: 400, summary: 'The configuration document does not match its section\'s schema (details.errors says where); nothing was saved.' },
   CONSOLE_WEB_NOT_BUILT: { status: 503, summary: 'The web console\'s files were not built (dist/web/index.html is missing): run npm run build. The admin API works without them.' },
   CONSOLE_SECTION_MANAGED: { status: 409, summary: 'The section is written through its own API (api-keys, schedules), not by PUT on the section.' },
   CONSOLE_NOT_ACTIVE: { status: 409, summary: 'This node is a replica (or was demoted): configuration is changed on the console.' },
+  CONSOLE_ROLE_UNPROVEN: { status: 403, summary: 'A request only the console or a replica it admitted may make (audit records, users, tokens, documents, the console role) came without the console authority\'s proof: holding the cluster secret is not enough. A replica is admitted by copying DATA_DIR/console-authority.key from the console.' },
   CONSOLE_PROMOTE_REFUSED: { status: 409, summary: 'Promotion refused: the console still answers (use --force), or this node is not a replica.' },
   CONSOLE_UNREACHABLE: { status: 503, summary: 'No console answers over the cluster channel.' },
   SCHEDULE_INVALID: { status: 400, summary: 'The schedule does not validate: bad cron expression or time zone, unknown job type, missing URL or directory (details.errors lists each problem); nothing was saved.' },
@@ -108,6 +111,7 @@ export const ERROR_CODES = {
 
   // engine/: the engine's copy of the cluster configuration
   ENGINE_CONFIG_CACHE_INVALID: { status: 500, summary: 'The configuration the engine saved at its last run (applied-config.json) failed its integrity code, a section\'s content digest or schema, or is cut short: it was not used, it is kept as applied-config.json.damaged, and the engine stays not ready until the console sends a fresh copy.' },
+  ENGINE_CONFIG_UNPROVEN: { status: 502, summary: 'A node claiming the console role answered with a configuration not signed by the console authority the engine follows (pinned in DATA_DIR/console-authority.pub or set by [cluster] console_public_key): it was ignored, and the next console candidate asked.' },
   ENGINE_CONFIG_REFUSED: { status: 502, summary: 'A configuration the engine received from the console failed a section\'s content digest or schema: the engine kept the configuration it had and reports the failure to the console (replication failed).' },
 
   // HTTP layer, shared by every API

@@ -18,6 +18,7 @@
  * - Has a configuration once it applied one (fetched or from its file); until then the engine
  *   is not ready, and `notReadyReason` says why.
  */
+import { randomBytes, type KeyObject } from 'node:crypto';
 import { readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Clock, TimerHandle } from '../core/clock.js';
@@ -29,6 +30,7 @@ import type { ConfigDocument } from '../repository/repository.js';
 import { writeFileAtomic } from '../core/files.js';
 import { APPLIED_CONFIG_FILE, DAMAGED_SUFFIX, documentProblems, openAppliedConfig, sealAppliedConfig, type AppliedConfig, type SectionCheck } from './applied-config.js';
 import { runtimeSettings, type RuntimeSettings } from './runtime-settings.js';
+import { parsePublicKey, PINNED_KEY_FILE, publicKeyText, verifyStatement, type AuthorityProof } from '../policy/console-authority.js';
 
 export { APPLIED_CONFIG_FILE, type AppliedConfig } from './applied-config.js';
 
@@ -42,6 +44,8 @@ export interface FetchRequest {
   error?: string;
   /** Send every section whatever the version and epoch: the asker holds no copy it trusts. */
   full?: boolean;
+  /** Fresh per request: the answer's signature covers it, so an old answer cannot be replayed. */
+  nonce?: string;
 }
 
 export interface FetchAnswer {
@@ -49,6 +53,19 @@ export interface FetchAnswer {
   version: number;
   /** Latest document of every section; absent when the asker is up to date (and asked no full copy). */
   sections?: Record<string, ConfigDocument>;
+  /** The console authority's signature of fetchStatement(answer) over the request's nonce. */
+  proof?: AuthorityProof;
+}
+
+/**
+ * What the console signs in a `config.fetch` answer: epoch, version and each section's
+ * version, epoch and content digest (each document's content is checked against its digest).
+ */
+export function fetchStatement(answer: Pick<FetchAnswer, 'epoch' | 'version' | 'sections'>): unknown {
+  const sections = answer.sections
+    ? Object.fromEntries(Object.entries(answer.sections).map(([name, d]) => [name, { section: d?.section, version: d?.version, epoch: d?.epoch, hash: d?.hash }]))
+    : null;
+  return { epoch: answer.epoch, version: answer.version, sections };
 }
 
 export interface ConfigFollowerOptions {
@@ -59,7 +76,13 @@ export interface ConfigFollowerOptions {
   pollingDelayMs: number;
   /** Keys of the saved file's integrity code (applied-config.ts `appliedConfigKeys`): the first signs. */
   integrityKeys: readonly Buffer[];
-  activeConsole(): Member | undefined;
+  /** Members claiming the console role, the most likely first (highest epoch): the first that proves it is followed. */
+  consoles(): Member[];
+  /**
+   * The console authority's public key from the node configuration (`[cluster]
+   * console_public_key`); without it the key is pinned at the first proven contact.
+   */
+  consoleKey?: KeyObject;
 }
 
 export class ConfigFollower {
@@ -75,8 +98,16 @@ export class ConfigFollower {
   private refusedCache: string | undefined;
   private check: SectionCheck | undefined;
   private warnedStale = new Set<string>();
+  private warnedUnproven = new Set<string>();
+  /** The console authority's key this engine follows: configured, pinned, or undefined until the first proven contact. */
+  private consoleKey: KeyObject | undefined;
+  /** A pinned key file that cannot be read: nothing is followed (no new pin) until an operator fixes it. */
+  private readonly pinUnreadable: boolean;
 
   constructor(private readonly o: ConfigFollowerOptions) {
+    const pinned = o.consoleKey ? undefined : readPinnedKey(join(o.dataDir, PINNED_KEY_FILE), o.log);
+    this.consoleKey = o.consoleKey ?? (pinned === 'unreadable' ? undefined : pinned);
+    this.pinUnreadable = pinned === 'unreadable';
     o.rpc.handle('config.changed', () => {
       if (this.started) this.fetchSoon();
       return true;
@@ -171,18 +202,58 @@ export class ConfigFollower {
     });
   }
 
+  /**
+   * Asks the members claiming the console role, the most likely first, and takes the first
+   * answer signed by the console authority: a node that only claims the role (it holds the
+   * cluster secret, not the authority's key) is skipped, and cannot keep the engine from
+   * following the real console by claiming a higher epoch.
+   */
   private async fetch(): Promise<void> {
-    const console = this.o.activeConsole();
-    if (!console || !this.check) return;
+    if (!this.check) return;
+    for (const console of this.o.consoles()) {
+      const fetched = await this.fetchFrom(console);
+      if (fetched) {
+        await this.take(console, fetched);
+        return;
+      }
+    }
+  }
+
+  /** A proven answer of `console`, or undefined (unreachable, or not proven: logged once). */
+  private async fetchFrom(console: Member): Promise<FetchAnswer | undefined> {
     const full = this.applied === undefined;
-    const request: FetchRequest = { version: this.applied?.version ?? 0, epoch: this.applied?.epoch ?? -1, appliedAt: this.applied?.appliedAt, error: this.lastError, ...(full ? { full } : {}) };
+    const nonce = randomBytes(16).toString('base64url');
+    const request: FetchRequest = { version: this.applied?.version ?? 0, epoch: this.applied?.epoch ?? -1, appliedAt: this.applied?.appliedAt, error: this.lastError, nonce, ...(full ? { full } : {}) };
     let answer: FetchAnswer;
     try {
       answer = await this.o.rpc.call<FetchAnswer>(console.address, 'config.fetch', request, { timeoutMs: this.o.pollingDelayMs });
     } catch (err) {
       this.o.log.debug({ err, console: console.id }, 'could not fetch the configuration; serving with the one applied');
-      return;
+      return undefined;
     }
+    const offered = typeof answer?.proof?.key === 'string' ? parsePublicKey(answer.proof.key) : undefined;
+    const key = this.consoleKey ?? (this.pinUnreadable ? undefined : offered);
+    if (!key || !verifyStatement(key, answer.proof, 'config-fetch', { nonce }, fetchStatement(answer))) {
+      const warnKey = `${console.id}@${console.address}`;
+      if (!this.warnedUnproven.has(warnKey) && this.warnedUnproven.size < 1000) {
+        this.warnedUnproven.add(warnKey);
+        this.o.log.error(
+          { code: 'ENGINE_CONFIG_UNPROVEN', console: console.id, address: console.address },
+          `ignored the configuration of ${console.id}: it is not signed by the console authority${this.consoleKey ? ' this engine follows' : ''} (a node that only claims the console role)`,
+        );
+      }
+      return undefined;
+    }
+    if (!this.consoleKey) {
+      // First proven contact: from now on only this authority's configurations are applied.
+      this.consoleKey = key;
+      writeFileAtomic(join(this.o.dataDir, PINNED_KEY_FILE), `${publicKeyText(key)}\n`);
+      this.o.log.info({ console: console.id }, `pinned the console authority's key (DATA_DIR/${PINNED_KEY_FILE})`);
+    }
+    return answer;
+  }
+
+  private async take(console: Member, answer: FetchAnswer): Promise<void> {
     if (this.applied && answer.epoch < this.applied.epoch) {
       const key = `${console.id}@${answer.epoch}`;
       if (!this.warnedStale.has(key)) {
@@ -193,7 +264,7 @@ export class ConfigFollower {
     }
     if (!answer.sections && this.applied) return;
     const sections = answer.sections ?? {};
-    const problems = documentProblems(sections, this.check);
+    const problems = documentProblems(sections, this.check!);
     if (problems.length > 0) {
       const error = `ENGINE_CONFIG_REFUSED: ${problems.join('; ')}`.slice(0, 500);
       // Refused again at every poll until the console's copy changes: logged once per problem.
@@ -223,4 +294,23 @@ export class ConfigFollower {
     for (const error of this.current.accessErrors) this.o.log.error({ code: 'ACCESS_UNAVAILABLE', error }, 'an API definition cannot be used: every request it matches is denied');
     this.applied = config;
   }
+}
+
+/**
+ * The key pinned at an earlier run; undefined when none; `unreadable` when the file is there
+ * but holds no key (logged): the engine then follows no console rather than pin another.
+ */
+function readPinnedKey(path: string, log: Logger): KeyObject | 'unreadable' | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    log.error({ err, path }, 'cannot read the pinned console authority key: no configuration is taken until it is readable');
+    return 'unreadable';
+  }
+  const key = parsePublicKey(text);
+  if (key) return key;
+  log.error({ path }, 'the pinned console authority key is not an Ed25519 public key: no configuration is taken until it is fixed (or deleted, to pin again)');
+  return 'unreadable';
 }

@@ -115,6 +115,9 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     if (err instanceof CohortError) {
       if (err.status === 500) request.log.error({ err, code: err.code, ...requestFields(request) }, 'request failed');
       else refused(request, err.code, err.message);
+      // A refusal that says when to come back says it in the standard header too.
+      const retryAfter = err.details?.retryAfterSeconds;
+      if (typeof retryAfter === 'number' && Number.isFinite(retryAfter) && !reply.hasHeader('retry-after')) void reply.header('retry-after', String(Math.max(0, Math.ceil(retryAfter))));
       return reply.code(err.status).send(err.toBody());
     }
     const mapped = err.code ? FASTIFY_CODES[err.code] : undefined;

@@ -218,8 +218,17 @@ export class ClusterMember {
    * highest configuration epoch (after a promotion, a returning old console has a lower one).
    */
   activeConsole(): Member | undefined {
+    return this.consoleCandidates()[0];
+  }
+
+  /**
+   * Every active member claiming the console role, highest epoch first. A claim proves nothing:
+   * followers take configuration only from one that proves the console authority
+   * (policy/console-authority.ts), trying them in this order.
+   */
+  consoleCandidates(): Member[] {
     const consoles = this.otherActiveMembers().filter((m) => m.meta.role === 'console');
-    return consoles.sort((a, b) => (b.meta.epoch ?? 0) - (a.meta.epoch ?? 0) || (a.id < b.id ? -1 : 1))[0];
+    return consoles.sort((a, b) => (b.meta.epoch ?? 0) - (a.meta.epoch ?? 0) || (a.id < b.id ? -1 : 1));
   }
 
   /** Announces a change of this node's own metadata (role after a promotion, epoch). */

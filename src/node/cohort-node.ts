@@ -24,6 +24,7 @@ import { appliedConfigKeys } from '../engine/applied-config.js';
 // Console and scheduler modules (Ajv, OpenAPI, cron) are loaded only by the nodes that run
 // them, so an engine starts as fast as before they existed.
 import type { ConsoleRole } from '../console/console-role.js';
+import type { AdminAuth } from '../console/admin-auth.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 
 /** What the process running a node hears from it (cli/commands/start.ts exits on these). */
@@ -49,6 +50,7 @@ export class CohortNode {
   private adminServer: FastifyInstance | undefined;
   private follower: ConfigFollower | undefined;
   private consoleRole: ConsoleRole | undefined;
+  private adminAuth: AdminAuth | undefined;
   private scheduler: Scheduler | undefined;
   private stateProvider: OpenedProvider | undefined;
   /** Set when the node starts stopping: readiness turns 503 before anything closes. */
@@ -112,7 +114,8 @@ export class CohortNode {
         dataDir: config.node.dataDir,
         pollingDelayMs: config.console.pollingDelayMs,
         integrityKeys: appliedConfigKeys(config.cluster.id, [config.cluster.secretKey, ...config.cluster.previousSecretKeys]),
-        activeConsole: () => cluster.activeConsole(),
+        consoles: () => cluster.consoleCandidates(),
+        consoleKey: config.cluster.consolePublicKey,
       });
       this.follower = follower;
       // The saved configuration is checked while the state provider opens, and before the
@@ -263,7 +266,16 @@ export class CohortNode {
       tokenTtlMs: config.console.tokenTtlMs,
       maxFailures: config.console.loginMaxFailures,
       lockoutMs: config.console.loginLockoutMs,
+      userMaxFailures: config.console.loginUserMaxFailures,
+      sourceBurst: config.console.loginSourceBurst,
+      sourcePerMinute: config.console.loginSourcePerMinute,
+      maxConcurrent: config.console.loginMaxConcurrent,
+      log,
+      nodeId: config.node.id,
+      auditsFailures: () => role.isActive,
     });
+    this.adminAuth = auth;
+    auth.start();
     if (role.isActive) await auth.ensureFirstUser(config.console.adminUser, config.node.dataDir, config.node.id, log);
     const configService = new ConfigService(repository, this.clock, config.node.id, () => role.isActive);
     if (config.console.pushChanges) configService.onSaved((doc) => role.publisher.announce(doc));
@@ -321,6 +333,7 @@ export class CohortNode {
       this.tlsReloader?.stop();
       await this.manageServer?.close();
       await this.adminServer?.close();
+      await this.adminAuth?.stop().catch((err: unknown) => this.log.error({ err }, 'could not write failed sign-ins to the audit trail'));
       await this.proxyServer?.close();
       await this.runtimeServer?.close();
       this.follower?.stop();

@@ -173,6 +173,31 @@ export const MIGRATIONS: readonly Migration[] = [
       );
       CREATE INDEX scheduler_runs_schedule ON scheduler_runs (schedule_id, id);`,
   },
+  {
+    version: 4,
+    name: 'admin tokens',
+    // Only the SHA-256 of a token is stored: a copy of the database gives no usable token.
+    sqlite: `
+      CREATE TABLE admin_tokens (
+        token_hash TEXT PRIMARY KEY,
+        user_name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        revoked_at INTEGER
+      );
+      CREATE INDEX admin_tokens_expiry ON admin_tokens (expires_at);`,
+    postgres: `
+      CREATE TABLE admin_tokens (
+        token_hash TEXT PRIMARY KEY,
+        user_name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        revoked_at BIGINT
+      );
+      CREATE INDEX admin_tokens_expiry ON admin_tokens (expires_at);`,
+  },
 ];
 
 /** The highest schema version this code knows. */

@@ -28,6 +28,7 @@ import type {
   SchedulerClaim,
   SchedulerJob,
   SchedulerRun,
+  AdminToken,
   AdminUser,
   AuditInput,
   AuditRecord,
@@ -44,6 +45,7 @@ import {
   AUDIT_INSERT_COLUMNS,
   auditRecordValues,
   auditValues,
+  toAdminToken,
   toAdminUser,
   toCheckIn,
   toJob,
@@ -52,6 +54,7 @@ import {
   type CheckInRow,
   type JobRow,
   type RunRow,
+  type AdminTokenRow,
   type AdminUserRow,
   toAudit,
   toDocument,
@@ -229,6 +232,45 @@ export class PostgresRepository implements Repository {
       await this.insertAudit(c, { user: author, node, action: 'user.create', summary: `admin user ${user.name} (${user.role})` });
       return true;
     });
+  }
+
+  async saveAdminToken(t: AdminToken): Promise<void> {
+    await this.withClient((c) =>
+      c.query('INSERT INTO admin_tokens (token_hash, user_name, role, created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)', [t.hash, t.user, t.role, t.createdAt, t.expiresAt, t.revokedAt]),
+    );
+  }
+
+  async getAdminToken(hash: string): Promise<AdminToken | undefined> {
+    const { rows } = await this.withClient((c) => c.query<AdminTokenRow>('SELECT * FROM admin_tokens WHERE token_hash = $1', [hash]));
+    return rows[0] && toAdminToken(rows[0]);
+  }
+
+  async revokeAdminToken(hash: string, at: number): Promise<boolean> {
+    const { rowCount } = await this.withClient((c) => c.query('UPDATE admin_tokens SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL', [at, hash]));
+    return (rowCount ?? 0) > 0;
+  }
+
+  async listAdminTokens(now: number): Promise<AdminToken[]> {
+    const { rows } = await this.withClient((c) => c.query<AdminTokenRow>('SELECT * FROM admin_tokens WHERE expires_at > $1 ORDER BY created_at, token_hash', [now]));
+    return rows.map(toAdminToken);
+  }
+
+  async importAdminTokens(tokens: readonly AdminToken[]): Promise<number> {
+    return this.transaction(async (c) => {
+      for (const t of tokens) {
+        await c.query(
+          `INSERT INTO admin_tokens (token_hash, user_name, role, created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (token_hash) DO UPDATE SET revoked_at = COALESCE(admin_tokens.revoked_at, excluded.revoked_at)`,
+          [t.hash, t.user, t.role, t.createdAt, t.expiresAt, t.revokedAt],
+        );
+      }
+      return tokens.length;
+    });
+  }
+
+  async deleteExpiredAdminTokens(now: number): Promise<number> {
+    const { rowCount } = await this.withClient((c) => c.query('DELETE FROM admin_tokens WHERE expires_at <= $1', [now]));
+    return rowCount ?? 0;
   }
 
   async importConfigDocuments(docs: readonly ConfigDocument[], epoch: number): Promise<number> {

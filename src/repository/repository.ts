@@ -106,6 +106,18 @@ export interface AdminUser {
   createdAt: number;
 }
 
+/** A bearer token of the admin API, as stored: its SHA-256 only, never the token. */
+export interface AdminToken {
+  /** sha256 hex of the token. */
+  hash: string;
+  user: string;
+  role: AdminUser['role'];
+  createdAt: number;
+  expiresAt: number;
+  /** When it was signed out; null while it is valid. */
+  revokedAt: number | null;
+}
+
 /** A schedule's place in the scheduler's queue (one row per enabled schedule). */
 export interface SchedulerJob {
   scheduleId: string;
@@ -206,6 +218,20 @@ export interface Repository extends SchedulerStore {
   listAdminUsers(): Promise<AdminUser[]>;
   /** Stores a new user and audits it; false (nothing stored) when the name is taken. */
   createAdminUser(user: AdminUser, author: string, node: string): Promise<boolean>;
+  /** Stores a newly issued admin token (its hash). */
+  saveAdminToken(token: AdminToken): Promise<void>;
+  getAdminToken(hash: string): Promise<AdminToken | undefined>;
+  /** Marks a token signed out; false when it is unknown or already revoked. */
+  revokeAdminToken(hash: string, at: number): Promise<boolean>;
+  /** Tokens not yet expired at `now`, revoked ones included (a replica's copy must learn revocations). */
+  listAdminTokens(now: number): Promise<AdminToken[]>;
+  /**
+   * A replica's copy of the console's tokens: inserted or updated; a token revoked on either
+   * side stays revoked. Returns how many were given.
+   */
+  importAdminTokens(tokens: readonly AdminToken[]): Promise<number>;
+  /** Drops tokens expired before `now`; returns how many. */
+  deleteExpiredAdminTokens(now: number): Promise<number>;
   /**
    * A replica's copy: stores the documents it does not hold yet, under their own versions
    * (replacing one of the same version only when the incoming epoch is higher: a demoted

@@ -3,7 +3,7 @@
  * rows with the same column names; pg returns BIGINT columns as strings (they may exceed 2^53),
  * better-sqlite3 returns numbers, so every numeric column goes through Number().
  */
-import type { AdminUser, AuditInput, AuditRecord, ConfigDocument, ConfigVersionSummary, SchedulerCheckIn, SchedulerJob, SchedulerRun } from './repository.js';
+import type { AdminToken, AdminUser, AuditInput, AuditRecord, ConfigDocument, ConfigVersionSummary, SchedulerCheckIn, SchedulerJob, SchedulerRun } from './repository.js';
 
 type Numeric = number | string;
 
@@ -100,6 +100,26 @@ export interface AdminUserRow {
 
 export function toAdminUser(row: AdminUserRow): AdminUser {
   return { name: row.name, passwordHash: row.password_hash, role: row.role === 'admin' ? 'admin' : 'auditor', createdAt: Number(row.created_at) };
+}
+
+export interface AdminTokenRow {
+  token_hash: string;
+  user_name: string;
+  role: string;
+  created_at: Numeric;
+  expires_at: Numeric;
+  revoked_at: Numeric | null;
+}
+
+export function toAdminToken(row: AdminTokenRow): AdminToken {
+  return {
+    hash: row.token_hash,
+    user: row.user_name,
+    role: row.role === 'admin' ? 'admin' : 'auditor',
+    createdAt: Number(row.created_at),
+    expiresAt: Number(row.expires_at),
+    revokedAt: row.revoked_at === null ? null : Number(row.revoked_at),
+  };
 }
 
 /** Every audit column, for imports that keep the original id (AUDIT_ALL_COLUMNS order). */

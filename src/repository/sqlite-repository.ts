@@ -32,6 +32,7 @@ import type {
   SchedulerClaim,
   SchedulerJob,
   SchedulerRun,
+  AdminToken,
   AdminUser,
   AuditInput,
   AuditRecord,
@@ -48,6 +49,7 @@ import {
   AUDIT_INSERT_COLUMNS,
   auditRecordValues,
   auditValues,
+  toAdminToken,
   toAdminUser,
   toCheckIn,
   toJob,
@@ -56,6 +58,7 @@ import {
   type CheckInRow,
   type JobRow,
   type RunRow,
+  type AdminTokenRow,
   type AdminUserRow,
   toAudit,
   toDocument,
@@ -204,6 +207,38 @@ export class SqliteRepository implements Repository {
       this.insertAudit({ user: author, node, action: 'user.create', summary: `admin user ${user.name} (${user.role})` });
       return true;
     });
+  }
+
+  async saveAdminToken(t: AdminToken): Promise<void> {
+    this.write(() => this.db.prepare('INSERT INTO admin_tokens (token_hash, user_name, role, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)').run(t.hash, t.user, t.role, t.createdAt, t.expiresAt, t.revokedAt));
+  }
+
+  async getAdminToken(hash: string): Promise<AdminToken | undefined> {
+    const row = this.db.prepare('SELECT * FROM admin_tokens WHERE token_hash = ?').get(hash) as AdminTokenRow | undefined;
+    return row && toAdminToken(row);
+  }
+
+  async revokeAdminToken(hash: string, at: number): Promise<boolean> {
+    return this.write(() => this.db.prepare('UPDATE admin_tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL').run(at, hash).changes > 0);
+  }
+
+  async listAdminTokens(now: number): Promise<AdminToken[]> {
+    return (this.db.prepare('SELECT * FROM admin_tokens WHERE expires_at > ? ORDER BY created_at, token_hash').all(now) as AdminTokenRow[]).map(toAdminToken);
+  }
+
+  async importAdminTokens(tokens: readonly AdminToken[]): Promise<number> {
+    return this.write(() => {
+      const upsert = this.db.prepare(
+        `INSERT INTO admin_tokens (token_hash, user_name, role, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (token_hash) DO UPDATE SET revoked_at = COALESCE(admin_tokens.revoked_at, excluded.revoked_at)`,
+      );
+      for (const t of tokens) upsert.run(t.hash, t.user, t.role, t.createdAt, t.expiresAt, t.revokedAt);
+      return tokens.length;
+    });
+  }
+
+  async deleteExpiredAdminTokens(now: number): Promise<number> {
+    return this.write(() => this.db.prepare('DELETE FROM admin_tokens WHERE expires_at <= ?').run(now).changes);
   }
 
   async importConfigDocuments(docs: readonly ConfigDocument[], epoch: number): Promise<number> {

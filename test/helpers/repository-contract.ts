@@ -345,6 +345,32 @@ export function repositoryContract(name: string, open: OpenStore): void {
       assert.deepEqual((await repo.listAudit()).map((r) => [r.action, r.user]), [['user.create', 'alice'], ['user.create', 'first-start']]);
     });
 
+    it('admin tokens: stored by hash, revoked once, listed until they expire, copied with revocations kept, expired ones dropped', async (t) => {
+      const source = await setup(t);
+      const copy = await setup(t);
+      if (!source || !copy) return;
+      const now = source.clock.now();
+      const live = { hash: 'a'.repeat(64), user: 'alice', role: 'admin' as const, createdAt: now, expiresAt: now + 60_000, revokedAt: null };
+      const old = { ...live, hash: 'b'.repeat(64), expiresAt: now - 1 };
+      await source.repo.saveAdminToken(live);
+      await source.repo.saveAdminToken(old);
+      assert.deepEqual(await source.repo.getAdminToken(live.hash), live);
+      assert.equal(await source.repo.getAdminToken('c'.repeat(64)), undefined);
+      assert.deepEqual(await source.repo.listAdminTokens(now), [live], 'expired tokens are not listed');
+      // The copy learns the token, then its revocation; a revocation is never undone by a copy.
+      assert.equal(await copy.repo.importAdminTokens(await source.repo.listAdminTokens(now)), 1);
+      assert.deepEqual(await copy.repo.getAdminToken(live.hash), live);
+      assert.equal(await source.repo.revokeAdminToken(live.hash, now + 5), true);
+      assert.equal(await source.repo.revokeAdminToken(live.hash, now + 6), false, 'revoked once');
+      await copy.repo.importAdminTokens(await source.repo.listAdminTokens(now));
+      assert.equal((await copy.repo.getAdminToken(live.hash))!.revokedAt, now + 5);
+      await copy.repo.importAdminTokens([live]);
+      assert.equal((await copy.repo.getAdminToken(live.hash))!.revokedAt, now + 5, 'an older copy does not bring a revoked token back');
+      assert.equal(await source.repo.deleteExpiredAdminTokens(now), 1);
+      assert.equal(await source.repo.getAdminToken(old.hash), undefined);
+      assert.deepEqual(await source.repo.listAudit(), [], 'tokens are not audited one by one');
+    });
+
     it('a replica imports documents and audit records under their own versions and ids, once', async (t) => {
       const source = await setup(t);
       const copy = await setup(t);

@@ -5,6 +5,7 @@
  */
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -26,6 +27,7 @@ interface Harness {
   clock: ManualClock;
   password: string;
   dataDir: string;
+  auth: AdminAuth;
 }
 
 type OpenRepo = (t: TestContext, clock: ManualClock) => Promise<Repository | undefined>;
@@ -35,7 +37,20 @@ async function harness(t: TestContext, open: OpenRepo): Promise<Harness | undefi
   const repo = await open(t, clock);
   if (!repo) return undefined;
   const dataDir = tmpDir(t);
-  const auth = new AdminAuth({ repository: repo, clock, tokenTtlMs: 3_600_000, maxFailures: 3, lockoutMs: 60_000 });
+  const auth = new AdminAuth({
+    repository: repo,
+    clock,
+    tokenTtlMs: 3_600_000,
+    maxFailures: 3,
+    lockoutMs: 60_000,
+    userMaxFailures: 20,
+    sourceBurst: 100,
+    sourcePerMinute: 100,
+    maxConcurrent: 4,
+    log: silentLogger(),
+    nodeId: 'console',
+    auditsFailures: () => true,
+  });
   const file = await auth.ensureFirstUser('admin', dataDir, 'console', silentLogger());
   assert.equal(file, join(dataDir, ADMIN_PASSWORD_FILE));
   assert.equal(statSync(file).mode & 0o777, 0o600, 'the password file is readable by its owner only');
@@ -49,7 +64,7 @@ async function harness(t: TestContext, open: OpenRepo): Promise<Harness | undefi
     cluster: async () => ({ clusterId: 'c', role: 'console', epoch: 0, configVersion: 0, mixedVersions: false, versions: ['1.0.0'], nodes: [], notes: [] }),
   });
   t.after(() => app.close());
-  return { app, repo, clock, password, dataDir };
+  return { app, repo, clock, password, dataDir, auth };
 }
 
 async function login(app: FastifyInstance, user: string, password: string): Promise<{ status: number; token?: string; code?: string }> {
@@ -127,6 +142,41 @@ function adminApiSuite(name: string, open: OpenRepo): void {
       assert.ok(checked <= 3, `${checked} passwords were checked; the limit is 3`);
       assert.equal(answers.filter((a) => a.code === 'AUTH_LOCKED_OUT').length, 12 - checked);
       assert.equal((await login(h.app, 'admin', h.password)).code, 'AUTH_LOCKED_OUT', 'locked once the checked guesses failed');
+    });
+
+    it('signs a token out (refused from then on, auditors too), throttles an address past its budget with Retry-After, and audits failed sign-ins per user and address', async (t) => {
+      const h = await harness(t, open);
+      if (!h) return;
+      const { app, repo } = h;
+      const token = (await login(app, 'admin', h.password)).token!;
+      const asAdmin = { authorization: `Bearer ${token}` };
+      assert.equal((await app.inject({ method: 'GET', url: '/admin/v1/cluster', headers: asAdmin })).statusCode, 200);
+      const out = await app.inject({ method: 'POST', url: '/admin/v1/logout', headers: asAdmin });
+      assert.equal(out.statusCode, 204);
+      const after = await app.inject({ method: 'GET', url: '/admin/v1/cluster', headers: asAdmin });
+      assert.deepEqual([after.statusCode, after.json().error.code], [401, 'AUTH_INVALID_CREDENTIAL']);
+      assert.equal((await repo.getAdminToken(createHash('sha256').update(token).digest('hex')))!.revokedAt, h.clock.now(), 'only the hash is stored, marked signed out');
+      await repo.createAdminUser({ name: 'audrey', passwordHash: await hashPassword('auditor-pass'), role: 'auditor', createdAt: h.clock.now() }, 'test', 'console');
+      const auditor = { authorization: `Bearer ${(await login(app, 'audrey', 'auditor-pass')).token}` };
+      assert.equal((await app.inject({ method: 'POST', url: '/admin/v1/logout', headers: auditor })).statusCode, 204, 'an auditor may sign out');
+
+      // One address past its budget (100 here) is refused before any password check.
+      const from = (remoteAddress: string, user: string) => app.inject({ method: 'POST', url: '/admin/v1/login', payload: { user, password: 'guess' }, remoteAddress });
+      const answers = [];
+      for (let i = 0; i < 101; i++) answers.push(await from('203.0.113.7', `made-up-${i}`));
+      assert.equal(answers.filter((r) => r.statusCode === 401).length, 100);
+      const throttled = answers.at(-1)!;
+      assert.deepEqual([throttled.statusCode, throttled.json().error.code], [429, 'AUTH_LOGIN_THROTTLED']);
+      assert.ok(Number(throttled.headers['retry-after']) >= 1, `Retry-After: ${throttled.headers['retry-after']}`);
+      // Each failure is audited, aggregated, when the minute ends. Made-up names are counted per address (they cannot crowd real users' failures out); a
+      // wrong password for a real user per (user, address).
+      await login(app, 'admin', 'wrong');
+      await (h.auth as unknown as { trail: { flush(): Promise<void> } }).trail.flush();
+      const failed = await repo.listAudit({ action: 'auth.login-failed', limit: 1000 });
+      assert.equal(failed.length, 2, JSON.stringify(failed));
+      assert.ok(failed.some((r) => r.user === '-' && /101 failed sign-in\(s\) with unknown user names .* from 203\.0\.113\.7 .*unknown-user 100, throttled 1/.test(r.summary)), JSON.stringify(failed));
+      assert.ok(failed.some((r) => r.user === 'admin' && /1 failed sign-in\(s\) of user admin from 127\.0\.0\.1 .*wrong-password 1/.test(r.summary)), JSON.stringify(failed));
+      assert.ok(!failed.some((r) => r.summary.includes('guess')), 'no password in the trail');
     });
 
     it('saves sections as new versions with epoch and hash, audits each change, and lists versions', async (t) => {

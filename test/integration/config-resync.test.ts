@@ -20,6 +20,19 @@ import type { Rpc, RpcHandler } from '../../src/rpc/rpc.js';
 import { waitUntil } from '../helpers/cluster.js';
 import { postgresRepository, sqliteRepository } from '../helpers/repositories.js';
 import { tmpDir } from '../helpers/tmp.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { loadAuthority, type ConsoleAuthority } from '../../src/policy/console-authority.js';
+import { replicaProof } from '../../src/console/role-proofs.js';
+
+function loadTestAuthority(): ConsoleAuthority {
+  const dir = mkdtempSync(join(tmpdir(), 'cohort-authority-'));
+  try {
+    return loadAuthority(dir, true)!;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 type OpenRepo = (t: TestContext, clock: ManualClock) => Promise<Repository | undefined>;
 
@@ -29,6 +42,8 @@ class FakeNetwork {
   readonly members = new Map<string, Member>();
   /** Addresses of nodes cut off: they neither answer nor reach anyone. */
   readonly away = new Set<string>();
+  /** The console authority every console node of this network holds (a replica the console admitted). */
+  readonly authority = loadTestAuthority();
 
   rpc(id: string, address: string): Rpc {
     const mine = new Map<string, RpcHandler>();
@@ -81,11 +96,11 @@ class FakeNetwork {
 const principal = { user: 'ops', role: 'admin' as const };
 const POLLING_MS = 100;
 
-async function consoleNode(t: TestContext, net: FakeNetwork, open: OpenRepo, clock: ManualClock, id: string, role: 'console' | 'replica') {
+async function consoleNode(t: TestContext, net: FakeNetwork, open: OpenRepo, clock: ManualClock, id: string, role: 'console' | 'replica', admitted = true) {
   const repository = (await open(t, clock))!;
   const dataDir = tmpDir(t);
   const { rpc, cluster } = net.node(id, `${id}:1`, role);
-  const consoleRole = new ConsoleRole({ nodeId: id, configuredRole: role, dataDir, repository, rpc, clock, log: silentLogger(), pollingDelayMs: POLLING_MS, cluster });
+  const consoleRole = new ConsoleRole({ nodeId: id, configuredRole: role, dataDir, repository, rpc, clock, log: silentLogger(), pollingDelayMs: POLLING_MS, cluster, authority: admitted ? net.authority : undefined });
   t.after(() => consoleRole.stop());
   return { id, address: `${id}:1`, repository, dataDir, rpc, role: consoleRole };
 }
@@ -130,7 +145,7 @@ function resyncSuite(name: string, open: OpenRepo): void {
       const asker = net.rpc('replica-1', 'replica-1:1');
       const doc = await save(c.repository, 'runtime', {}, 'console-1');
       const [audit] = await c.repository.listAudit({ limit: 1 });
-      const ask = (req: ExportRequest) => asker.call<ExportAnswer>(c.address, 'config.export', req);
+      const ask = (req: ExportRequest) => asker.call<ExportAnswer>(c.address, 'config.export', { ...req, proof: replicaProof(net.authority, 'config.export', 'replica-1', 'console-1', clock.now()) });
       const same = await ask({ sinceVersion: 1, sinceAuditId: audit!.id, sinceDocument: { epoch: doc.epoch, hash: doc.hash }, sinceAudit: audit });
       assert.equal(same.diverged, undefined);
       assert.equal((await ask({ sinceVersion: 1, sinceAuditId: 0, sinceDocument: { epoch: doc.epoch, hash: 'f'.repeat(64) } })).diverged, true, 'another hash');
@@ -138,6 +153,57 @@ function resyncSuite(name: string, open: OpenRepo): void {
       assert.equal((await ask({ sinceVersion: 2, sinceAuditId: 0, sinceDocument: { epoch: 0, hash: doc.hash } })).diverged, true, 'a version the console lacks');
       assert.equal((await ask({ sinceVersion: 0, sinceAuditId: audit!.id, sinceAudit: { ...audit!, summary: 'other' } })).diverged, true, 'another audit record');
       assert.equal((await ask({ sinceVersion: 0, sinceAuditId: audit!.id + 5, sinceAudit: { ...audit!, id: audit!.id + 5 } })).diverged, true, 'an audit record the console lacks');
+    });
+
+    it('a node holding the cluster secret but not the console authority gets nothing: no documents, audit, users or tokens, whatever role it claims', async (t) => {
+      const net = new FakeNetwork();
+      const clock = new ManualClock(1_800_000_000_000);
+      const c = await consoleNode(t, net, open, clock, 'console-1', 'console');
+      if (!c.repository) return;
+      await save(c.repository, 'runtime', {}, 'console-1');
+      net.node('rogue', 'rogue:1', 'console'); // claims the console role in its metadata
+      const rogue = net.rpc('rogue', 'rogue:1');
+      const other = loadTestAuthority();
+      const proofs: Array<[string, (method: string) => unknown]> = [
+        ['no proof', () => undefined],
+        ['a proof signed with another key', (method) => replicaProof(other, method, 'rogue', 'console-1', clock.now())],
+        ['a proof made for another node', (method) => replicaProof(net.authority, method, 'replica-1', 'console-1', clock.now())],
+        ['a proof made for another method', () => replicaProof(net.authority, 'config.history', 'rogue', 'console-1', clock.now())],
+        ['a proof too old', (method) => replicaProof(net.authority, method, 'rogue', 'console-1', clock.now() - 120_000)],
+      ];
+      for (const [what, proof] of proofs) {
+        for (const method of ['config.export', 'config.users', 'config.tokens', 'config.discarded']) {
+          await assert.rejects(
+            rogue.call(c.address, method, { sinceVersion: 0, sinceAuditId: 0, records: [], proof: proof(method) }),
+            (err: Error) => err.message.includes('without the console\'s proof'),
+            `${method} with ${what}`,
+          );
+        }
+      }
+      // A proof is good once: the same proof again is refused.
+      const once = replicaProof(net.authority, 'config.users', 'rogue', 'console-1', clock.now());
+      const answer = await rogue.call<{ items: unknown[]; proof: unknown }>(c.address, 'config.users', { proof: once });
+      assert.equal(answer.items.length, 0, 'an admitted node gets the users (none here), signed');
+      assert.ok(answer.proof);
+      await assert.rejects(rogue.call(c.address, 'config.users', { proof: once }), /used before/);
+      assert.equal((await c.repository.listAudit({ action: 'config.discarded' })).length, 0, 'nothing was appended');
+    });
+
+    it('a replica that was not admitted pulls nothing and refuses to be promoted', async (t) => {
+      const net = new FakeNetwork();
+      const clock = new ManualClock(1_800_000_000_000);
+      const c = await consoleNode(t, net, open, clock, 'console-1', 'console');
+      const r = await consoleNode(t, net, open, clock, 'replica-1', 'replica', false);
+      if (!c.repository || !r.repository) return;
+      await save(c.repository, 'runtime', {}, 'console-1');
+      await c.role.start();
+      await r.role.start();
+      clock.advance(POLLING_MS * 3);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal((await r.repository.getCurrentConfig()).version, 0);
+      assert.deepEqual(await r.repository.listAudit(), []);
+      net.away.add(c.address);
+      await assert.rejects(r.role.promote(true, principal), (err: Error & { code?: string }) => err.code === 'CONSOLE_PROMOTE_REFUSED' && /not admitted/.test(err.message));
     });
 
     it('a console demoted after a promotion drops what it saved after the fork point and takes the new console\'s history: both end identical', async (t) => {
@@ -172,7 +238,8 @@ function resyncSuite(name: string, open: OpenRepo): void {
       // The old console comes back: it sees the higher epoch, is demoted and re-syncs.
       net.away.delete(one.address);
       net.changed();
-      assert.equal(one.role.current, 'demoted');
+      // It steps down once the new console proved the authority (one challenge).
+      await waitUntil(async () => one.role.current, (state) => state === 'demoted', 5000, 5);
       const { value: [ours, theirs] } = await waitUntil(pulls, ([a, b]) => JSON.stringify(a) === JSON.stringify(b), 20_000, 5);
       assert.equal(ours!.length, fork + 5);
       assert.ok(ours!.every((v) => (v.version <= fork ? v.epoch === 0 : v.epoch === 1)), 'the versions after the fork are the new console\'s');
@@ -197,7 +264,7 @@ function resyncSuite(name: string, open: OpenRepo): void {
       for (let i = 0; i < 5; i++) clock.advance(POLLING_MS);
       await new Promise((r) => setTimeout(r, 50));
       assert.deepEqual(await versionsOf(one.repository), theirs);
-      assert.equal(await one.rpc.call<number>(two.address, 'config.discarded', { records: droppedAudit }), 0);
+      assert.equal(await one.rpc.call<number>(two.address, 'config.discarded', { records: droppedAudit, proof: replicaProof(net.authority, 'config.discarded', 'console-1', 'console-2', clock.now()) }), 0);
       assert.equal((await two.repository.listAudit({ action: 'config.discarded', limit: 1000 })).length, 280 - fork);
     });
   });

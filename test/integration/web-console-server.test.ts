@@ -46,7 +46,10 @@ function fakeBuild(t: TestContext): string {
 async function harness(t: TestContext, webRoot: string): Promise<Harness> {
   const clock = new ManualClock(1_800_000_000_000);
   const repo = await sqliteRepository(t, clock);
-  const auth = new AdminAuth({ repository: repo, clock, tokenTtlMs: 3_600_000, maxFailures: 3, lockoutMs: 60_000 });
+  const auth = new AdminAuth({
+    repository: repo, clock, tokenTtlMs: 3_600_000, maxFailures: 3, lockoutMs: 60_000, userMaxFailures: 20,
+    sourceBurst: 100, sourcePerMinute: 100, maxConcurrent: 4, log: silentLogger(), nodeId: 'console', auditsFailures: () => true,
+  });
   const dataDir = tmpDir(t);
   await auth.ensureFirstUser('admin', dataDir, 'console', silentLogger());
   const password = readFileSync(join(dataDir, 'admin-password'), 'utf8').trim();

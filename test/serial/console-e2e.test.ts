@@ -16,13 +16,14 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startNode, waitUntil, type TestNode } from '../helpers/cluster.js';
 import { runCohort, runCohortToEnd, suiteCleanups } from '../helpers/processes.js';
 import type { ConsoleClusterView } from '../../src/console/admin-api.js';
 import { percentile } from '../../src/core/stats.js';
+import { AUTHORITY_KEY_FILE } from '../../src/policy/console-authority.js';
 
 const POLLING_MS = 250;
 const API_KEY = 'console-e2e-api-key-0123456789abcdef';
@@ -118,6 +119,9 @@ describe('console, replica and engines: configuration replication, health, promo
     suite.after(() => rmSync(dir, { recursive: true, force: true }));
     consoleNode = await startNode(suite, dir, 'console', { role: 'console', overrides });
     password = readFileSync(join(dir, 'console', 'admin-password'), 'utf8').trim();
+    // The replica is admitted: the console authority is copied into its data directory.
+    mkdirSync(join(dir, 'replica'), { recursive: true, mode: 0o700 });
+    copyFileSync(join(dir, 'console', AUTHORITY_KEY_FILE), join(dir, 'replica', AUTHORITY_KEY_FILE));
     replica = await startNode(suite, dir, 'replica', { role: 'replica', peers: consoleNode.address, overrides });
     for (const id of ['engine-1', 'engine-2', 'engine-3']) engines.push(await startNode(suite, dir, id, { peers: consoleNode.address, overrides }));
     for (const e of engines) await waitUntil(() => ready(e), (ok) => ok, 15_000, 50);

@@ -16,7 +16,9 @@ import type { ConfigDocument } from '../../src/repository/repository.js';
 import type { Rpc } from '../../src/rpc/rpc.js';
 import type { Member } from '../../src/cluster/member-list.js';
 import { appliedConfigKeys, sealAppliedConfig, type AppliedConfig } from '../../src/engine/applied-config.js';
-import { APPLIED_CONFIG_FILE, ConfigFollower, type FetchAnswer, type FetchRequest } from '../../src/engine/config-follower.js';
+import { APPLIED_CONFIG_FILE, ConfigFollower, fetchStatement, type FetchAnswer, type FetchRequest } from '../../src/engine/config-follower.js';
+import { loadAuthority, PINNED_KEY_FILE, signStatement, type ConsoleAuthority } from '../../src/policy/console-authority.js';
+import type { KeyObject } from 'node:crypto';
 import { captureLogger } from '../helpers/transports.js';
 import { waitUntil } from '../helpers/cluster.js';
 
@@ -35,24 +37,51 @@ const SECTIONS = {
 const SAVED: AppliedConfig = { epoch: 0, version: 2, appliedAt: 5, sections: SECTIONS };
 const CONSOLE = { id: 'console', address: '127.0.0.1:1', meta: { role: 'console' } } as unknown as Member;
 
-/** An Rpc whose console answers `answer` (or is away when there is none); records every request. */
-function fakeRpc(answer?: (req: FetchRequest) => FetchAnswer): { rpc: Rpc; requests: FetchRequest[] } {
+const AUTHORITY = testAuthority();
+const IMPOSTOR = testAuthority();
+
+function testAuthority(): ConsoleAuthority {
+  const dir = mkdtempSync(join(tmpdir(), 'cohort-authority-'));
+  try {
+    return loadAuthority(dir, true)!;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** `answer` signed over the request's nonce by `authority`, as the console signs it. */
+function signed(authority: ConsoleAuthority, req: FetchRequest, answer: FetchAnswer): FetchAnswer {
+  return { ...answer, proof: signStatement(authority, 'config-fetch', { nonce: req.nonce ?? null }, fetchStatement(answer)) };
+}
+
+/**
+ * An Rpc whose consoles answer (or are away when there is none); records every request. By
+ * default one console, answering `answer` signed by AUTHORITY; `consoles` maps addresses to
+ * answers (already signed or not) for several.
+ */
+function fakeRpc(answer?: (req: FetchRequest) => FetchAnswer, consoles?: Map<string, (req: FetchRequest) => FetchAnswer>): { rpc: Rpc; requests: FetchRequest[] } {
   const requests: FetchRequest[] = [];
   const rpc = {
     handle() {},
     notify() {},
-    call: async (_to: string, _method: string, body: unknown) => {
+    call: async (to: string, _method: string, body: unknown) => {
       requests.push(body as FetchRequest);
+      const req = body as FetchRequest;
+      if (consoles) return consoles.get(to)!(req);
       if (!answer) throw new Error('no console');
-      return answer(body as FetchRequest);
+      return signed(AUTHORITY, req, answer(req));
     },
   } as unknown as Rpc;
   return { rpc, requests };
 }
 
-async function startFollower(t: { after(fn: () => void): void }, dir: string, options: { answer?: (req: FetchRequest) => FetchAnswer; keys?: Buffer[] } = {}) {
+async function startFollower(
+  t: { after(fn: () => void): void },
+  dir: string,
+  options: { answer?: (req: FetchRequest) => FetchAnswer; keys?: Buffer[]; consoles?: Array<[Member, (req: FetchRequest) => FetchAnswer]>; consoleKey?: KeyObject } = {},
+) {
   const { logger, raw } = captureLogger();
-  const { rpc, requests } = fakeRpc(options.answer);
+  const { rpc, requests } = fakeRpc(options.answer, options.consoles && new Map(options.consoles.map(([m, a]) => [m.address, a])));
   const clock = new ManualClock(1_000);
   const f = new ConfigFollower({
     rpc,
@@ -61,7 +90,8 @@ async function startFollower(t: { after(fn: () => void): void }, dir: string, op
     dataDir: dir,
     pollingDelayMs: 1000,
     integrityKeys: options.keys ?? [KEY!],
-    activeConsole: () => (options.answer ? CONSOLE : undefined),
+    consoles: () => (options.consoles ? options.consoles.map(([m]) => m) : options.answer ? [CONSOLE] : []),
+    consoleKey: options.consoleKey,
   });
   t.after(() => f.stop());
   await f.start();
@@ -163,5 +193,49 @@ describe('the engine loads its saved configuration only when it is intact', () =
       return requests.at(-1)?.error;
     };
     await waitUntil(polled, (e) => /ENGINE_CONFIG_REFUSED/.test(e ?? ''), 10_000, 5);
+  });
+});
+
+describe('the engine applies only configurations the console authority signed', () => {
+  const IMPOSTOR_NODE = { id: 'impostor', address: '127.0.0.1:2', meta: { role: 'console', epoch: 99 } } as unknown as Member;
+  const full = (req: FetchRequest): FetchAnswer => ({ version: 2, epoch: 0, ...(req.full ? { sections: SECTIONS } : {}) });
+  const loosened = { runtime: doc(3, 'runtime', { lockout: { maxFailures: 100, windowSeconds: 60, lockSeconds: 1 } }) };
+  const impostorAnswer = (by?: ConsoleAuthority) => (req: FetchRequest): FetchAnswer => {
+    const answer: FetchAnswer = { version: 3, epoch: 99, sections: loosened };
+    return by ? signed(by, req, answer) : answer;
+  };
+
+  it('pins the key of the first console that proves it, then ignores a node that only claims the role (higher epoch, unsigned or signed by another key) and follows the real console', async (t) => {
+    const { dir } = dataDir(t);
+    const first = await startFollower(t, dir, { answer: full });
+    await waitUntil(async () => first.f.hasConfiguration, (v) => v, 5000, 5);
+    assert.equal(readFileSync(join(dir, PINNED_KEY_FILE), 'utf8').trim(), AUTHORITY.publicKeyText, 'pinned at the first proven contact');
+    first.f.stop();
+
+    for (const impostor of [impostorAnswer(), impostorAnswer(IMPOSTOR)]) {
+      const real = (req: FetchRequest): FetchAnswer => signed(AUTHORITY, req, { version: 2, epoch: 0, sections: SECTIONS });
+      const { f, raw } = await startFollower(t, dir, { consoles: [[IMPOSTOR_NODE, impostor], [CONSOLE, real]] });
+      await waitUntil(async () => raw.some((l) => l.includes('ENGINE_CONFIG_UNPROVEN')), (v) => v, 5000, 5);
+      await waitUntil(async () => f.state, (s) => s !== undefined, 5000, 5);
+      assert.equal(f.settings().lockoutPolicy.maxFailures, 5, 'the real console\'s configuration, not the impostor\'s');
+      assert.deepEqual(f.state && [f.state.version, f.state.epoch], [2, 0]);
+      f.stop();
+    }
+  });
+
+  it('with [cluster] console_public_key set, refuses another authority from the very first contact', async (t) => {
+    const { dir } = dataDir(t);
+    const { f, raw } = await startFollower(t, dir, { consoles: [[IMPOSTOR_NODE, impostorAnswer(IMPOSTOR)]], consoleKey: AUTHORITY.publicKey });
+    await waitUntil(async () => raw.some((l) => l.includes('ENGINE_CONFIG_UNPROVEN')), (v) => v, 5000, 5);
+    assert.equal(f.hasConfiguration, false);
+    assert.equal(existsSync(join(dir, PINNED_KEY_FILE)), false, 'nothing pinned');
+  });
+
+  it('does not take an answer signed for another request (a replayed answer)', async (t) => {
+    const { dir } = dataDir(t);
+    const replayed = signed(AUTHORITY, { version: 0, epoch: -1, nonce: 'an-old-nonce' }, { version: 3, epoch: 0, sections: loosened });
+    const { f, raw } = await startFollower(t, dir, { consoles: [[CONSOLE, () => replayed]], consoleKey: AUTHORITY.publicKey });
+    await waitUntil(async () => raw.some((l) => l.includes('ENGINE_CONFIG_UNPROVEN')), (v) => v, 5000, 5);
+    assert.equal(f.hasConfiguration, false);
   });
 });

@@ -2,8 +2,8 @@
  * The admin API as the page uses it: same origin, the HttpOnly session cookie (sent by the
  * browser; scripts never see the token) and the CSRF header on every change.
  *
- * A 401 from any call means the session is over (signed out elsewhere, expired, or the
- * console restarted and forgot it): `onSessionEnded` sends the page back to sign-in.
+ * A 401 from any call means the session is over (signed out elsewhere, or expired):
+ * `onSessionEnded` sends the page back to sign-in.
  */
 export class ApiError extends Error {
   constructor(

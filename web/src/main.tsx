@@ -36,7 +36,7 @@ const NAV: Array<[WebPagePath, string]> = [
 /** The page a signed-out visitor asked for, opened after sign-in. */
 let returnTo: string | undefined;
 
-const ENDED = 'Your session has ended (it expired, was signed out elsewhere, or the console restarted). Please sign in again.';
+const ENDED = 'Your session has ended (it expired or was signed out). Please sign in again.';
 
 function App() {
   const path = usePath();
@@ -92,7 +92,7 @@ function App() {
         if (closed) return;
         setLive('lost');
         // The browser retries by itself while the stream is merely cut; a refused stream
-        // (401 after a console restart) is closed for good: ask whether the session still holds.
+        // (401: the session ended meanwhile) is closed for good: ask whether the session still holds.
         currentSession().then(
           (s) => {
             if (closed) return;
