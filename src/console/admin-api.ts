@@ -71,8 +71,6 @@ const AUDIT_SCAN_LIMIT = 5000;
 const AUDIT_SCAN_PAGE = 500;
 
 const principals = new WeakMap<FastifyRequest, Principal>();
-/** The token each request was authenticated with, for sign-out whatever carried it. */
-const requestTokens = new WeakMap<FastifyRequest, string>();
 
 const errorBody = { type: 'object', properties: { error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } } } } as const;
 /** Query values are strings (never coerced by the server): whole numbers are checked by pattern. */
