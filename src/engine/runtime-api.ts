@@ -27,6 +27,7 @@ import { bearerToken, sha256 } from '../http/bearer-auth.js';
 import { setBadUrlCode } from '../http/server.js';
 import type { LockoutStatus, Session, SessionCursor, StateProvider } from '../state/services.js';
 import { registerAccessDoors } from './access/doors.js';
+import type { DecisionObserver } from './access/decision-log.js';
 import { runtimeSettings, type RuntimeSettings } from './runtime-settings.js';
 
 /** The caps on stored values, in bytes of serialized JSON (`[state] max_*_bytes`). */
@@ -50,6 +51,8 @@ export interface RuntimeApiOptions {
   decisionLog?: DecisionLog;
   /** This engine's node id, in the decision log. */
   engineId?: string;
+  /** Counts every access decision (the node's metrics). */
+  observeDecision?: DecisionObserver;
 }
 /** The `writes` field of /health/ready: whether the engine accepts changes, and why not. */
 function writeStatus(refusal: string | undefined): { writes: { accepted: boolean; reason?: string } } {
@@ -281,6 +284,7 @@ export function registerRuntimeApi(app: FastifyInstance, options: RuntimeApiOpti
     log: app.log as unknown as Logger,
     decisionLog: options.decisionLog ?? 'deny',
     engineId: options.engineId ?? '',
+    ...(options.observeDecision ? { observeDecision: options.observeDecision } : {}),
   });
 
   app.register(async (api) => {

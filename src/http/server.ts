@@ -10,6 +10,11 @@ export interface HttpServerOptions {
   bodyLimit: number;
   /** Name used in log lines ("manage", "runtime", "admin"). */
   name: string;
+  /**
+   * What `close()` does with open connections: `all` (default) ends them at once; `idle` ends
+   * the idle ones and lets requests in flight finish (a draining engine's client traffic).
+   */
+  closeConnections?: 'all' | 'idle';
 }
 
 /** Fastify's own error codes that map onto a stable Cohort code. */
@@ -54,7 +59,7 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     routerOptions: { maxParamLength: 300 },
     childLoggerFactory: (logger) => logger,
     return503OnClosing: true,
-    forceCloseConnections: true,
+    forceCloseConnections: options.closeConnections === 'idle' ? 'idle' : true,
     // The router refuses a URL whose percent-encoding is not valid UTF-8 before any route
     // or error handler sees it; it is answered in the shape of every other error.
     frameworkErrors: (err, request, reply) => {

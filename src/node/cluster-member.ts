@@ -39,6 +39,8 @@ import { Rpc } from '../rpc/rpc.js';
 import type { NodeMeta } from '../cluster/messages.js';
 import { CLUSTER_SCOPE, indexFromNodeId, scopeKeys, scopeSettings, type EngineScopeInfo } from '../state/grid/scopes.js';
 
+import type { NodeMetrics } from './metrics.js';
+
 export const MEMBERS_FILE = 'members.json';
 
 /** An engine's scope metadata (state/grid/scopes.ts): its node index and the scopes it keeps state in. */
@@ -66,6 +68,8 @@ export interface ClusterMemberOptions {
   onStopCluster(by: string): void;
   /** A peer refused this node while it was retrying to join in the background. */
   onFatal(err: CohortError): void;
+  /** The node's metrics (node/metrics.ts): RPC latency and probe round trips are observed as they happen. */
+  metrics?: Pick<NodeMetrics, 'rpcObserver' | 'probeRoundTrip'>;
 }
 
 /** The membership timings of a configuration; throws CONFIG_INVALID_VALUE when they clash. */
@@ -119,7 +123,7 @@ export class ClusterMember {
       logger: log,
     });
     this.mux = new TransportMux(this.transport);
-    this.rpc = new Rpc({ mux: this.mux, clock, logger: log, timeoutMs: config.state.rpcTimeoutMs });
+    this.rpc = new Rpc({ mux: this.mux, clock, logger: log, timeoutMs: config.state.rpcTimeoutMs, ...(options.metrics ? { observer: options.metrics.rpcObserver } : {}) });
     this.membership = new Membership({
       id: config.node.id,
       address,
@@ -130,6 +134,7 @@ export class ClusterMember {
       random: seededRandom(randomInt(2 ** 32)),
       mux: this.mux,
       logger: log,
+      ...(options.metrics ? { onProbeRoundTrip: options.metrics.probeRoundTrip } : {}),
       listener: {
         onStopCluster: (by) => options.onStopCluster(by),
         onMemberChange: () => this.membersChanged(),

@@ -26,7 +26,7 @@ import type { StateProvider } from '../../state/services.js';
 import type { RuntimeSettings } from '../runtime-settings.js';
 import type { Headers } from './credentials.js';
 import { decide, type AccessRequest, type Decision } from './decide.js';
-import { logDecision } from './decision-log.js';
+import { logDecision, type DecisionObserver } from './decision-log.js';
 import { ACCESS_REASONS, isCredentialReason } from './reasons.js';
 
 /**
@@ -62,6 +62,8 @@ export interface AccessDoorOptions {
   decisionLog: DecisionLog;
   /** This engine's node id, in the decision log. */
   engineId: string;
+  /** Counts every decision (the node's metrics). */
+  observeDecision?: DecisionObserver;
 }
 
 const DOOR_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
@@ -94,7 +96,7 @@ export function registerAccessDoors(app: FastifyInstance, o: AccessDoorOptions):
     const settings = o.settings();
     const d = await decide(request, settings.access, { provider: o.provider, lockoutPolicy: settings.lockoutPolicy, rateLimit: settings.rateLimit }, o.clock);
     recent.remember(d);
-    logDecision(o.log, o.decisionLog, o.engineId, d);
+    logDecision(o.log, o.decisionLog, o.engineId, d, o.observeDecision);
     return d;
   }
 

@@ -25,7 +25,7 @@ import type { Logger } from '../../core/logger.js';
 import type { StateProvider } from '../../state/services.js';
 import type { RuntimeSettings } from '../runtime-settings.js';
 import { decide, type Decision } from './decide.js';
-import { logDecision } from './decision-log.js';
+import { logDecision, type DecisionObserver } from './decision-log.js';
 import type { CompiledApi } from './definitions.js';
 import { wwwAuthenticate } from './doors.js';
 
@@ -36,6 +36,8 @@ export interface InlineProxyOptions {
   log: Logger;
   decisionLog: DecisionLog;
   engineId: string;
+  /** Counts every decision (the node's metrics). */
+  observeDecision?: DecisionObserver;
 }
 
 /** Headers that describe one connection, not the request: never forwarded (RFC 9110 7.6.1), either way. */
@@ -77,7 +79,7 @@ export function registerInlineProxy(app: FastifyInstance, o: InlineProxyOptions)
           { provider: o.provider, lockoutPolicy: settings.lockoutPolicy, rateLimit: settings.rateLimit },
           o.clock,
         );
-        logDecision(o.log, o.decisionLog, o.engineId, d);
+        logDecision(o.log, o.decisionLog, o.engineId, d, o.observeDecision);
         reply.header('x-cohort-decision-id', d.decisionId).header('x-cohort-reason', d.reason);
         if (d.wouldDeny) reply.header('x-cohort-would-deny', d.wouldDeny);
         if (!d.allow) return deny(reply, d);

@@ -193,6 +193,11 @@ export class ReplicatedExecutor implements GridExecutor {
     return d.accepted ? undefined : describeRefusal(this.o.self, d);
   }
 
+  /** Every placed partition with its replica set, primary first (for the node's metrics). */
+  placedPartitions(): ReadonlyMap<number, readonly string[]> {
+    return this.placement;
+  }
+
   /** The replica set of a partition, primary first (for tests and diagnostics). */
   replicasOf(partition: number): readonly string[] {
     return this.placement.get(partition) ?? [];
