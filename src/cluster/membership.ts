@@ -965,6 +965,7 @@ function sameMeta(a: NodeMeta, b: NodeMeta): boolean {
     a.index === b.index &&
     a.sessionScope === b.sessionScope &&
     a.epoch === b.epoch &&
+    a.runtime === b.runtime &&
     (a.scopes ?? []).join('\n') === (b.scopes ?? []).join('\n')
   );
 }

@@ -26,6 +26,7 @@ import type { Logger } from '../core/logger.js';
 import { seededRandom } from '../core/random.js';
 import { COHORT_VERSION } from '../core/version.js';
 import type { NodeConfig } from '../config/node-config.js';
+import { isWildcardHost } from '../config/schema.js';
 import { formatAddress, type Address } from '../config/values.js';
 import { clusterInfo, type ClusterInfo } from '../cluster/cluster-info.js';
 import { isActive, type Member } from '../cluster/member-list.js';
@@ -40,6 +41,15 @@ import type { NodeMeta } from '../cluster/messages.js';
 import { CLUSTER_SCOPE, indexFromNodeId, scopeKeys, scopeSettings, type EngineScopeInfo } from '../state/grid/scopes.js';
 
 import type { NodeMetrics } from './metrics.js';
+
+/**
+ * Where other hosts reach this engine's runtime API: `[http] runtime`, with the cluster's
+ * advertised host in place of a wildcard (0.0.0.0 or ::) one.
+ */
+function runtimeAddress(config: NodeConfig): string {
+  const { host, port } = config.http.runtime;
+  return formatAddress({ host: isWildcardHost(host) ? config.cluster.advertise.host : host, port });
+}
 
 export const MEMBERS_FILE = 'members.json';
 
@@ -127,7 +137,7 @@ export class ClusterMember {
     this.membership = new Membership({
       id: config.node.id,
       address,
-      meta: { role: config.node.role, version: COHORT_VERSION, mode: config.node.mode, group: config.state.groupId, ...(config.node.role === 'engine' ? scopeMeta(config) : {}) },
+      meta: { role: config.node.role, version: COHORT_VERSION, mode: config.node.mode, group: config.state.groupId, ...(config.node.role === 'engine' ? { ...scopeMeta(config), runtime: runtimeAddress(config) } : {}) },
       timing: this.timing,
       clock,
       // Only probe order and jitter depend on it; nothing secret.

@@ -50,6 +50,7 @@ const clusterInfoSchema = {
           clockOffsetMs: { type: ['integer', 'null'] },
           self: { type: 'boolean' },
           writes: { type: 'string', enum: ['accepted', 'refused'] },
+          runtime: { type: 'string' },
         },
       },
     },
