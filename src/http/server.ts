@@ -58,7 +58,9 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     // Path parameters carry host:port addresses and keys; host names may be 253 characters.
     routerOptions: { maxParamLength: 300 },
     childLoggerFactory: (logger) => logger,
-    return503OnClosing: true,
+    // A draining engine answers what reaches it on connections already open while it closes
+    // (with Connection: close), rather than 503: the balancer sent those before it knew.
+    return503OnClosing: options.closeConnections !== 'idle',
     forceCloseConnections: options.closeConnections === 'idle' ? 'idle' : true,
     // The router refuses a URL whose percent-encoding is not valid UTF-8 before any route
     // or error handler sees it; it is answered in the shape of every other error.

@@ -51,6 +51,9 @@ function runtimeAddress(config: NodeConfig): string {
   return formatAddress({ host: isWildcardHost(host) ? config.cluster.advertise.host : host, port });
 }
 
+/** How long a leaving node keeps answering its peers' requests after it told them it leaves (ms). */
+const LEAVE_HANDOFF_MS = 250;
+
 export const MEMBERS_FILE = 'members.json';
 
 /** An engine's scope metadata (state/grid/scopes.ts): its node index and the scopes it keeps state in. */
@@ -273,6 +276,12 @@ export class ClusterMember {
     this.options.clock.clearTimeout(this.retryTimer);
     this.options.clock.clearTimeout(this.saveTimer);
     this.membership.leave();
+    // The leave reached every peer at once; for a moment, keep answering the requests they
+    // sent before it (grid writes to replicate, reads), while they place the partitions
+    // elsewhere, so a graceful stop fails none of them.
+    if (this.started && this.membership.list().some((m) => m.id !== this.membership.id && isActive(m))) {
+      await new Promise<void>((resolve) => this.options.clock.setTimeout(resolve, LEAVE_HANDOFF_MS));
+    }
     this.rpc.close();
     // A node that never bound its port, or never met anyone, has nothing new to remember:
     // keep the list of the last run rather than overwrite it with nothing.

@@ -1,3 +1,4 @@
+import { Server as NetServer } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { CohortError } from '../core/errors.js';
@@ -335,10 +336,19 @@ export class CohortNode {
 /** How long a stopping engine lets requests in flight finish after its drain before it cuts them. */
 const FINISH_REQUESTS_MS = 5000;
 
+/** After the listener stopped accepting, how long connections just accepted get to deliver their request. */
+const SETTLE_MS = 100;
+
 /** Closes `app`, letting requests in flight finish for up to `ms`, then ending what is left. */
 async function closeLettingRequestsFinish(app: FastifyInstance, ms: number): Promise<void> {
   const timer = setTimeout(() => app.server.closeAllConnections(), ms);
   try {
+    // Stop accepting first, without ending idle connections as http.Server's close does: a
+    // connection the balancer opened a moment ago may carry a request not read yet, and
+    // ending it would fail a request the balancer cannot send elsewhere. Each is answered
+    // with Connection: close; fastify's close then ends what stayed idle.
+    NetServer.prototype.close.call(app.server);
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
     await app.close();
   } finally {
     clearTimeout(timer);

@@ -15,7 +15,7 @@
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { accessSync, constants, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClusterFile } from '../../src/cli/local-cluster/local-cluster.js';
 import { freePort } from '../../src/cli/free-port.js';
@@ -66,75 +66,84 @@ async function readyStatus(runtime: string): Promise<number> {
   return fetch(`${runtime}/health/ready`, { signal: AbortSignal.timeout(2000) }).then((r) => r.status, () => 0);
 }
 
-async function scenario(t: TestContext, balancer: 'nginx' | 'haproxy'): Promise<void> {
-  const dir = upDir(t);
-  const up = runCohort(t, ['up', '--engines', '3', '--dir', dir, '--json']);
-  await up.waitForOutput(/"clusterId"/, 60_000);
-  const cluster = JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8')) as ClusterFile;
-  const engines = cluster.nodes.filter((n) => n.role === 'engine');
-  const consoleFile = cluster.nodes.find((n) => n.role === 'console')!.configFile;
-
-  // The configuration exactly as `cohort lb` prints it.
-  const port = await freePort();
-  const printed = await runCohortToEnd(t, ['lb', balancer, '-c', consoleFile, '--listen', `127.0.0.1:${port}`]);
-  assert.equal(printed.code, 0, printed.stderr);
-  for (const e of engines) assert.ok(printed.stdout.includes(e.runtime!.replace('http://', '')), `${e.id} is in the configuration`);
-  const prefix = tmpDir(t);
-  const file = join(prefix, balancer === 'nginx' ? 'nginx.conf' : 'haproxy.cfg');
-  writeFileSync(file, printed.stdout);
-  if (balancer === 'nginx') {
-    mkdirSync(join(prefix, 'logs'), { recursive: true });
-    // As root, nginx's workers would run as nobody, who cannot enter the test's private directory.
-    runBalancer(t, NGINX, ['-p', prefix, '-c', file, ...(process.getuid?.() === 0 ? ['-g', 'user root;'] : [])], prefix);
-  } else {
-    runBalancer(t, HAPROXY, ['-f', file], prefix);
-  }
-  const base = `http://127.0.0.1:${port}`;
-  await waitUntil(() => readyStatus(base), (s) => s === 200, 15_000, 50);
-
-  const load = startLoad(base, cluster.apiKey);
-  try {
-    await new Promise((r) => setTimeout(r, 1000));
-
-    // Rolling restart: one engine at a time, each back and ready before the next goes.
-    const rollingStarted = performance.now();
-    const restarted: number[] = [];
-    for (const engine of engines) {
-      process.kill(engine.pid, 'SIGTERM');
-      await waitUntil(async () => alive(engine.pid), (a) => !a, 30_000, 20);
-      const again = runCohort(t, ['start', '-c', engine.configFile]);
-      restarted.push(again.pid);
-      await waitUntil(() => readyStatus(engine.runtime!), (s) => s === 200, 30_000, 50);
-      // The balancer has it back in rotation (HAProxy: two good checks) before the next goes.
-      await new Promise((r) => setTimeout(r, 500));
-    }
-    const rolling = load.counts();
-    report(t, `${balancer}, rolling restart of 3 engines (${((performance.now() - rollingStarted) / 1000).toFixed(1)} s)`, rolling);
-
-    // kill -9 of one engine, under the same load for a few seconds.
-    load.reset();
-    process.kill(restarted[1]!, 'SIGKILL');
-    await new Promise((r) => setTimeout(r, 4000));
-    const killed = await load.stop();
-    report(t, `${balancer}, kill -9 of engine-2 and 4 s after`, killed);
-
-    assert.ok(rolling.sent > 200, `the load ran (${rolling.sent} requests)`);
-    assert.equal(rolling.failed, 0, `no request failed during the rolling restart: ${JSON.stringify(rolling.failures.slice(0, 5))}`);
-    assert.ok(killed.idempotentSent > 50, `the load ran after the kill (${killed.idempotentSent} GET/PUT)`);
-    assert.equal(killed.idempotentFailed, 0, `no GET or PUT failed after the kill: ${JSON.stringify(killed.failures.filter((f) => f.method !== 'POST').slice(0, 5))}`);
-  } finally {
-    await load.stop();
-  }
-}
-
 describe('load balancers from cohort lb in front of a three-engine cluster', () => {
-  it('nginx: a rolling restart fails no request; kill -9 of an engine fails no GET or PUT', async (t) => {
-    if (!binaryOrSkip(t, 'nginx', NGINX)) return;
-    await scenario(t, 'nginx');
-  });
+  it('nginx and HAProxy: a rolling restart fails no request; kill -9 of an engine fails no GET or PUT', async (t) => {
+    const balancers = (['nginx', 'haproxy'] as const).filter((b) => binaryOrSkip(t, b === 'nginx' ? 'nginx' : 'HAProxy', b === 'nginx' ? NGINX : HAPROXY));
+    if (balancers.length < 2) return;
+    const dir = upDir(t);
+    const up = runCohort(t, ['up', '--engines', '3', '--dir', dir, '--json']);
+    await up.waitForOutput(/"clusterId"/, 60_000);
+    const cluster = JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8')) as ClusterFile;
+    const engines = cluster.nodes.filter((n) => n.role === 'engine');
+    const consoleFile = cluster.nodes.find((n) => n.role === 'console')!.configFile;
 
-  it('HAProxy: a rolling restart fails no request; kill -9 of an engine fails no GET or PUT', async (t) => {
-    if (!binaryOrSkip(t, 'HAProxy', HAPROXY)) return;
-    await scenario(t, 'haproxy');
+    // Both balancers in front of the same engines, each with the configuration exactly as
+    // `cohort lb` prints it, each under its own load.
+    const fronts: Array<{ name: string; base: string; output(): string }> = [];
+    for (const balancer of balancers) {
+      const port = await freePort();
+      const printed = await runCohortToEnd(t, ['lb', balancer, '-c', consoleFile, '--listen', `127.0.0.1:${port}`]);
+      assert.equal(printed.code, 0, printed.stderr);
+      for (const e of engines) assert.ok(printed.stdout.includes(e.runtime!.replace('http://', '')), `${e.id} is in the ${balancer} configuration`);
+      const prefix = tmpDir(t);
+      const file = join(prefix, balancer === 'nginx' ? 'nginx.conf' : 'haproxy.cfg');
+      writeFileSync(file, printed.stdout);
+      const running = balancer === 'nginx'
+        // As root, nginx's workers would run as nobody, who cannot enter the test's private directory.
+        ? runBalancer(t, NGINX, ['-p', prefix, '-c', file, ...(process.getuid?.() === 0 ? ['-g', 'user root;'] : [])], prefix)
+        : runBalancer(t, HAPROXY, ['-f', file], prefix);
+      fronts.push({ name: balancer, base: `http://127.0.0.1:${port}`, output: running.output });
+    }
+    for (const f of fronts) {
+      await waitUntil(() => readyStatus(f.base), (s) => s === 200, 15_000, 50).catch((err: unknown) => {
+        throw new Error(`${f.name} did not answer: ${String(err)}\n${f.output()}`);
+      });
+    }
+
+    const loads = fronts.map((f) => ({ front: f, load: startLoad(f.base, cluster.apiKey, { workers: 4 }) }));
+    try {
+      await new Promise((r) => setTimeout(r, 1000));
+
+      // Rolling restart: one engine at a time, each back and ready before the next goes.
+      const rollingStarted = performance.now();
+      const restarted: number[] = [];
+      for (const engine of engines) {
+        process.kill(engine.pid, 'SIGTERM');
+        await waitUntil(async () => alive(engine.pid), (a) => !a, 30_000, 20);
+        const again = runCohort(t, ['start', '-c', engine.configFile]);
+        restarted.push(again.pid);
+        await waitUntil(() => readyStatus(engine.runtime!), (s) => s === 200, 30_000, 50);
+        // HAProxy takes it back after two good checks: in rotation before the next one goes.
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      const rollingSeconds = ((performance.now() - rollingStarted) / 1000).toFixed(1);
+      const rolling = loads.map(({ front, load }) => {
+        const c = load.counts();
+        report(t, `${front.name}, rolling restart of 3 engines (${rollingSeconds} s)`, c);
+        load.reset();
+        return { front, c };
+      });
+
+      // kill -9 of one engine, under the same load for a few seconds.
+      process.kill(restarted[1]!, 'SIGKILL');
+      await new Promise((r) => setTimeout(r, 3000));
+      const killed = await Promise.all(loads.map(async ({ front, load }) => ({ front, c: await load.stop() })));
+      for (const { front, c } of killed) report(t, `${front.name}, kill -9 of engine-2 and 3 s after`, c);
+      for (const f of fronts) {
+        const errors = f.output().split('\n').filter((l) => /\[(error|warn|alert)\]|upstream|DOWN|UP/.test(l));
+        if (errors.length > 0) t.diagnostic(`${f.name} said:\n${errors.slice(-15).join('\n')}`);
+      }
+
+      for (const { front, c } of rolling) {
+        assert.ok(c.sent > 100, `${front.name}: the load ran (${c.sent} requests)`);
+        assert.equal(c.failed, 0, `${front.name}: no request failed during the rolling restart: ${JSON.stringify(c.failures.slice(0, 5))}`);
+      }
+      for (const { front, c } of killed) {
+        assert.ok(c.idempotentSent > 30, `${front.name}: the load ran after the kill (${c.idempotentSent} GET/PUT)`);
+        assert.equal(c.idempotentFailed, 0, `${front.name}: no GET or PUT failed after the kill: ${JSON.stringify(c.failures.filter((f) => f.method !== 'POST').slice(0, 5))}`);
+      }
+    } finally {
+      await Promise.all(loads.map(({ load }) => load.stop()));
+    }
   });
 });

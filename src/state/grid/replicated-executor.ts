@@ -43,7 +43,7 @@ import type { Logger } from '../../core/logger.js';
 import { RawText, type Rpc } from '../../rpc/rpc.js';
 import { EVERYWHERE, PARTITION_COUNT, type GridExecutor } from './grid-provider.js';
 import type { GridStore, RecordChange } from './grid-store.js';
-import { applyOperation, isReadOnly, type Operation, type OperationResults } from './operations.js';
+import { applyOperation, isReadOnly, isRepeatable, type Operation, type OperationResults } from './operations.js';
 import { changedPartitions, placeScopes, writeQuorum, type Placement } from './placement.js';
 import { CLUSTER_SCOPE } from './scopes.js';
 import { parseRecordLines, partitionSlice, transferCursor, wholePartition, type TransferCursor } from './record-lines.js';
@@ -288,6 +288,13 @@ export class ReplicatedExecutor implements GridExecutor {
       if (isReadOnly(op) && !(err instanceof CohortError && err.code.startsWith('STATE_') && err.code !== 'STATE_UNAVAILABLE')) {
         return this.readFromBackups(partition, op, err) as Promise<OperationResults[K]>;
       }
+      // The primary's connection was lost or it did not answer in time (it crashed, or is
+      // leaving): membership names the next primary within the retries of routed(), and an
+      // operation that may be applied twice goes there (a counter or a take may have happened
+      // already: not those).
+      if ((isCohortError(err, 'RPC_PEER_UNREACHABLE') || isCohortError(err, 'RPC_TIMEOUT')) && isRepeatable(op)) {
+        throw new CohortError('STATE_PLACEMENT_CHANGING', `partition ${partition}'s primary ${primary} is unreachable (${err.message}); trying the next primary`, undefined, { cause: err });
+      }
       throw asStateError(err, `partition ${partition}'s primary ${primary}`);
     });
   }
@@ -447,6 +454,11 @@ export class ReplicatedExecutor implements GridExecutor {
     }
     // One backup that has seen a replay id makes it a replay, whatever the others say.
     if (failures.some((f) => isCohortError(f, 'STATE_REPLAY_DETECTED'))) return false;
+    // Only backups whose connection was lost (crashed, or left a moment ago): the write was
+    // undone everywhere it can be, and membership drops them within the caller's retries.
+    if (failures.every((f) => isCohortError(f, 'RPC_PEER_UNREACHABLE'))) {
+      throw new CohortError('STATE_PLACEMENT_CHANGING', `a backup of partition ${partition} is unreachable (${(failures[0] as Error).message}); the write was undone and is tried again once membership has dropped it`, undefined, { cause: failures[0] });
+    }
     throw asStateError(failures[0], `every replica of partition ${partition} (${failures.length} of ${backups.length} backups failed)`);
   }
 
