@@ -131,7 +131,7 @@ describe('load balancers from cohort lb in front of a three-engine cluster', () 
       for (const { front, c } of killed) report(t, `${front.name}, kill -9 of engine-2 and 3 s after`, c);
       for (const f of fronts) {
         const errors = f.output().split('\n').filter((l) => /\[(error|warn|alert)\]|upstream|DOWN|UP/.test(l));
-        if (errors.length > 0) t.diagnostic(`${f.name} said:\n${errors.slice(-15).join('\n')}`);
+        for (const line of errors.slice(-15)) t.diagnostic(`${f.name}: ${line}`);
       }
 
       for (const { front, c } of rolling) {

@@ -17,10 +17,10 @@ import { runCohort, upDir } from '../helpers/processes.js';
 /** Names every node serves, whatever its role. */
 const EVERY_NODE = [
   'cohort_cluster_members', 'cohort_membership_suspicions_total', 'cohort_membership_refutations_total', 'cohort_membership_probe_rtt_seconds',
-  'cohort_transport_bytes_total', 'cohort_rpc_duration_seconds', 'cohort_rpc_calls_total', 'cohort_config_version', 'cohort_http_request_duration_seconds',
+  'cohort_transport_bytes_total', 'cohort_rpc_calls_total', 'cohort_config_version', 'cohort_http_request_duration_seconds',
   'cohort_process_cpu_seconds_total', 'cohort_nodejs_eventloop_lag_seconds', 'cohort_scheduler_runs_total',
 ];
-const ENGINES_ONLY = ['cohort_grid_records', 'cohort_grid_partitions', 'cohort_revocations', 'cohort_access_decisions_total', 'cohort_access_decision_duration_seconds', 'cohort_config_apply_delay_seconds', 'cohort_engine_ready'];
+const ENGINES_ONLY = ['cohort_rpc_duration_seconds', 'cohort_grid_records', 'cohort_grid_partitions', 'cohort_revocations', 'cohort_access_decisions_total', 'cohort_access_decision_duration_seconds', 'cohort_config_apply_delay_seconds', 'cohort_engine_ready'];
 const CONSOLE_ONLY = ['cohort_node_health', 'cohort_node_config_replication', 'cohort_scheduler_nodes'];
 
 describe('metrics of a local cluster', () => {

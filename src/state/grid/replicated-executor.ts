@@ -274,7 +274,7 @@ export class ReplicatedExecutor implements GridExecutor {
       return await this.onPrimary(partition, op);
     } catch (err) {
       const delay = PLACEMENT_RETRY_DELAYS_MS[attempt];
-      if (delay === undefined || !isCohortError(err, 'STATE_PLACEMENT_CHANGING') || this.closed) throw err;
+      if (delay === undefined || !isCohortError(err, 'STATE_PLACEMENT_CHANGING') || this.closed) throw stillUnreachable(err);
       await this.sleep(delay);
       return this.routed(partition, op, attempt + 1);
     }
@@ -873,6 +873,18 @@ function remaining(left: number[], progress: TransferProgress): { left: number[]
   const rest = left.filter((p) => !progress.done.includes(p) && p !== progress.partial?.partition);
   if (!progress.partial) return { left: rest };
   return { left: [progress.partial.partition, ...rest], after: progress.partial.after };
+}
+
+/**
+ * A retry for a vanished engine (STATE_PLACEMENT_CHANGING caused by a lost connection or a
+ * timeout) that ran out of attempts: the engine is still unreachable, and the client hears
+ * STATE_UNAVAILABLE as it would have without the retries.
+ */
+function stillUnreachable(err: unknown): unknown {
+  if (!isCohortError(err, 'STATE_PLACEMENT_CHANGING')) return err;
+  const cause = (err as Error).cause;
+  if (!isCohortError(cause, 'RPC_PEER_UNREACHABLE') && !isCohortError(cause, 'RPC_TIMEOUT')) return err;
+  return new CohortError('STATE_UNAVAILABLE', err.message, undefined, { cause });
 }
 
 /** RPC failures become STATE_UNAVAILABLE; a state error from the remote engine passes through. */
