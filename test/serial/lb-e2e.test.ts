@@ -71,7 +71,7 @@ describe('load balancers from cohort lb in front of a three-engine cluster', () 
     const balancers = (['nginx', 'haproxy'] as const).filter((b) => binaryOrSkip(t, b === 'nginx' ? 'nginx' : 'HAProxy', b === 'nginx' ? NGINX : HAPROXY));
     if (balancers.length < 2) return;
     const dir = upDir(t);
-    const up = runCohort(t, ['up', '--engines', '3', '--dir', dir, '--json']);
+    const up = runCohort(t, ['up', '--engines', '3', '--dir', dir, '--json', '--start-timeout', '60']);
     await up.waitForOutput(/"clusterId"/, 60_000);
     const cluster = JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8')) as ClusterFile;
     const engines = cluster.nodes.filter((n) => n.role === 'engine');

@@ -26,7 +26,7 @@ const CONSOLE_ONLY = ['cohort_node_health', 'cohort_node_config_replication', 'c
 describe('metrics of a local cluster', () => {
   it('every node serves them; records, decisions, configuration versions and member states move with their causes', async (t) => {
     const dir = upDir(t);
-    const up = runCohort(t, ['up', '--engines', '3', '--dir', dir, '--json']);
+    const up = runCohort(t, ['up', '--engines', '3', '--dir', dir, '--json', '--start-timeout', '60']);
     await up.waitForOutput(/"clusterId"/, 90_000);
     const cluster = JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8')) as ClusterFile;
     const engines = cluster.nodes.filter((n) => n.role === 'engine');
@@ -62,7 +62,7 @@ describe('metrics of a local cluster', () => {
 
     // An access decision (no API matches): counted by reason on the engine that made it.
     const decisionsBefore = total(await metricsOf(engines[1]!), 'cohort_access_decisions_total', { reason: 'ACCESS_NO_API' });
-    const decided = await fetch(`${engines[1]!.runtime}/runtime/v1/decide`, { method: 'POST', headers: runtimeHeaders, body: JSON.stringify({ method: 'GET', url: '/nowhere', sourceIp: '192.0.2.1', headers: {} }) });
+    const decided = await fetch(`${engines[1]!.runtime}/runtime/v1/decide`, { method: 'POST', headers: { 'x-cohort-key': cluster.apiKey, 'content-type': 'application/json' }, body: JSON.stringify({ method: 'GET', url: '/nowhere', sourceIp: '192.0.2.1', headers: {} }) });
     assert.equal(decided.status, 200);
     const afterDecision = await metricsOf(engines[1]!);
     assert.equal(total(afterDecision, 'cohort_access_decisions_total', { reason: 'ACCESS_NO_API', decision: 'deny' }), decisionsBefore + 1);

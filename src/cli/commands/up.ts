@@ -15,14 +15,16 @@ export function registerUp(program: Command): void {
     .option('--mode <mode>', 'how engines enforce access decisions: sideband (the doors on the runtime port) or inline (each engine also runs the reverse proxy; cluster.json lists its address); default: the mode of the directory\'s existing files, else sideband')
     .option('--json', 'print cluster.json instead of a summary')
     .option('--stop-timeout <seconds>', 'on Ctrl-C, how long to wait for the nodes to save their state and exit before killing them', String(DEFAULT_STOP_TIMEOUT_MS / 1000))
-    .action(async (opts: { engines: string; dir: string; mode?: string; json?: boolean; stopTimeout: string }) => {
+    .option('--start-timeout <seconds>', 'how long each node may take to answer (an engine: to be ready) before the start counts as failed', '20')
+    .action(async (opts: { engines: string; dir: string; mode?: string; json?: boolean; stopTimeout: string; startTimeout: string }) => {
       const engines = Number(opts.engines);
       if (!Number.isInteger(engines) || engines < 0 || engines > 32) fail(new CohortError('CLI_USAGE', '--engines must be a whole number from 0 to 32'));
       if (opts.mode !== undefined && !(MODES as readonly string[]).includes(opts.mode)) fail(new CohortError('CLI_USAGE', `--mode must be ${MODES.join(' or ')}`));
       const stopTimeoutMs = parseStopTimeout(opts.stopTimeout);
+      const startTimeoutMs = parseStopTimeout(opts.startTimeout, '--start-timeout');
       // Progress goes to standard error, so that standard output stays the summary (or, with
       // --json, cluster.json alone).
-      const cluster = new LocalCluster({ dir: opts.dir, engines, ...(opts.mode !== undefined ? { mode: opts.mode as Mode } : {}), onProgress: (line) => process.stderr.write(`cohort up: ${line}\n`) });
+      const cluster = new LocalCluster({ dir: opts.dir, engines, ...(opts.mode !== undefined ? { mode: opts.mode as Mode } : {}), startTimeoutMs, onProgress: (line) => process.stderr.write(`cohort up: ${line}\n`) });
       let stopping = false;
       const stop = (signal: string): void => {
         if (stopping) {
