@@ -288,11 +288,12 @@ export class ReplicatedExecutor implements GridExecutor {
       if (isReadOnly(op) && !(err instanceof CohortError && err.code.startsWith('STATE_') && err.code !== 'STATE_UNAVAILABLE')) {
         return this.readFromBackups(partition, op, err) as Promise<OperationResults[K]>;
       }
-      // The primary's connection was lost or it did not answer in time (it crashed, or is
-      // leaving): membership names the next primary within the retries of routed(), and an
-      // operation that may be applied twice goes there (a counter or a take may have happened
-      // already: not those).
-      if ((isCohortError(err, 'RPC_PEER_UNREACHABLE') || isCohortError(err, 'RPC_TIMEOUT')) && isRepeatable(op)) {
+      // The primary's connection was lost (it crashed, or left a moment ago): membership
+      // names the next primary within the retries of routed(), and an operation that may be
+      // applied twice goes there (a counter or a take may have happened already: not those).
+      // Not after a timeout: a primary that is only slow may still finish, or undo, the first
+      // attempt after the retry was acknowledged elsewhere (the simulator lost a session so).
+      if (isCohortError(err, 'RPC_PEER_UNREACHABLE') && isRepeatable(op)) {
         throw new CohortError('STATE_PLACEMENT_CHANGING', `partition ${partition}'s primary ${primary} is unreachable (${err.message}); trying the next primary`, undefined, { cause: err });
       }
       throw asStateError(err, `partition ${partition}'s primary ${primary}`);
