@@ -4,7 +4,10 @@
  *
  * 1. Session lookups through one engine's HTTP port (3 engines, grid, RF 3, autocannon with
  *    --connections keep-alive connections for --seconds), beside a bare Fastify route serving
- *    a session-sized body, and beside the same engine code on the Redis provider.
+ *    a session-sized body, and beside the same engine code on the Redis provider; then the
+ *    cost of the metrics: lookups through engine-1 (metrics on, the default) and engine-2
+ *    (`[http] metrics = false`), alternating, --metrics-rounds rounds each (with RF 3 on 3
+ *    engines both hold every session, so both answer from their own copy).
  * 2. Replicated writes (PUT /runtime/v1/state/KEY: applied by the primary, held by all three
  *    replicas before the answer): latency with one connection, throughput with many. Then
  *    the same inside the grid, without HTTP (bench/grid-writes.ts: three engine processes,
@@ -19,6 +22,7 @@
  * Every process is started on loopback ports from the OS and killed by pid when the bench
  * ends. Usage: node --expose-gc dist/bench/runtime.js [--seconds 10] [--connections 50]
  *   [--join-sessions 1000000] [--join-revocations 50000] [--redis redis://127.0.0.1:6379] [--json]
+ *   [--metrics-rounds 2] [--lookups-only] (only the lookup rows: grid, Fastify, metrics on/off)
  */
 import { copyFileSync, mkdtempSync } from 'node:fs';
 import { once } from 'node:events';
@@ -59,6 +63,8 @@ const { values: args } = parseArgs({
     'join-revocations': { type: 'string', default: '50000' },
     redis: { type: 'string', default: process.env.COHORT_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379' },
     json: { type: 'boolean', default: false },
+    'metrics-rounds': { type: 'string', default: '2' },
+    'lookups-only': { type: 'boolean', default: false },
   },
 });
 const SECONDS = Number(args.seconds);
@@ -71,9 +77,9 @@ function log(text: string): void {
 type NodeInfo = BenchNode;
 
 /** An engine or console of this bench: RF 3, the bench's API key, JSON logs. */
-function nodeConfig(base: string, id: string, role: 'console' | 'engine', peers: string, state: string[] = []): Promise<BenchNode> {
+function nodeConfig(base: string, id: string, role: 'console' | 'engine', peers: string, state: string[] = [], http: string[] = []): Promise<BenchNode> {
   return benchNodeConfig(base, id, role, peers, {
-    http: [`api_keys = ${API_KEY}`, 'body_limit = 1048576'],
+    http: [`api_keys = ${API_KEY}`, 'body_limit = 1048576', ...http],
     state: ['replication_factor = 3', 'bulk_revocation_timeout = 120000', 'rpc_timeout = 2000', ...state],
   });
 }
@@ -172,7 +178,8 @@ async function main(): Promise<void> {
   const consoleNode = await nodeConfig(base, 'console', 'console', '');
   await startBenchNode(consoleNode);
   const engines: NodeInfo[] = [];
-  for (const id of ['engine-1', 'engine-2', 'engine-3']) engines.push(await nodeConfig(base, id, 'engine', consoleNode.cluster));
+  // engine-2 serves no metrics and times nothing for them: the metrics' cost is measured against it.
+  for (const id of ['engine-1', 'engine-2', 'engine-3']) engines.push(await nodeConfig(base, id, 'engine', consoleNode.cluster, [], id === 'engine-2' ? ['metrics = false'] : []));
   await Promise.all(engines.map(startNode));
   const ids = await createSessions(engines[0]!, 2000);
   const paths = ids.map((id) => `/runtime/v1/sessions/${id}`);
@@ -187,6 +194,26 @@ async function main(): Promise<void> {
     fastifyRps: bare.requests.average, fastifyP50Ms: bare.latency.p50, fastifyP99Ms: bare.latency.p99,
     ratio: grid.requests.average / bare.requests.average,
   };
+
+  const rounds = Number(args['metrics-rounds']);
+  log(`metrics on (engine-1) and off (engine-2): session lookups, alternating, ${rounds} rounds`);
+  const on: AutocannonResult[] = [];
+  const off: AutocannonResult[] = [];
+  for (let r = 0; r < rounds; r++) {
+    on.push(await load(`http://${engines[0]!.runtime}`, paths));
+    off.push(await load(`http://${engines[1]!.runtime}`, paths));
+  }
+  const mean = (list: AutocannonResult[]): number => list.reduce((a, x) => a + x.requests.average, 0) / list.length;
+  results.metrics = {
+    onRps: mean(on), offRps: mean(off), ratio: mean(on) / mean(off),
+    onRounds: on.map((x) => Math.round(x.requests.average)), offRounds: off.map((x) => Math.round(x.requests.average)),
+    onP99Ms: Math.max(...on.map((x) => x.latency.p99)), offP99Ms: Math.max(...off.map((x) => x.latency.p99)),
+    errors: [...on, ...off].reduce((a, x) => a + x.errors + x.non2xx, 0),
+  };
+  if (args['lookups-only']) {
+    printLookups(results);
+    return;
+  }
 
   let redisEngine: NodeInfo | undefined;
   try {
@@ -282,6 +309,7 @@ async function main(): Promise<void> {
     '| measure | Cohort | peer (same run) | target |',
     '| --- | ---: | ---: | --- |',
     `| session lookup through one engine (grid) | ${l.gridRps!.toFixed(0)} req/s, p50 ${fmt(l.gridP50Ms!)}, p99 ${fmt(l.gridP99Ms!)} | bare Fastify ${l.fastifyRps!.toFixed(0)} req/s, p50 ${fmt(l.fastifyP50Ms!)}, p99 ${fmt(l.fastifyP99Ms!)} | ≥ 70% of Fastify: ${(l.ratio! * 100).toFixed(0)}% |`,
+    metricsRow(results),
     `| same workload, Redis provider | ${l.redisRps ? `${l.redisRps.toFixed(0)} req/s, p50 ${fmt(l.redisP50Ms!)}, p99 ${fmt(l.redisP99Ms!)}` : 'not measured'} | | grid ≥ 1.3x Redis: ${l.gridOverRedis ? `${l.gridOverRedis.toFixed(2)}x` : '—'} |`,
     `| replicated write (RF 3, all replicas) inside the grid, 3 processes, one writer | at the primary p50 ${fmt(g.p50Ms)}, p99 ${fmt(g.p99Ms)}; from any engine p50 ${fmt(g.anyEngineP50Ms)}, p99 ${fmt(g.anyEngineP99Ms)} | | p50 < 0.5 ms, p99 < 3 ms |`,
     `| same, ${g.writersPerEngine} writers on each engine (batched) | ${g.writesPerSecond.toFixed(0)} writes/s, p50 ${fmt(g.loadedP50Ms)}, p99 ${fmt(g.loadedP99Ms)}; ${g.errors} errors | Redis SET (one server, no replica), ${g.writersPerEngine * 3} writers: ${g.redisWritesPerSecond === undefined ? 'not measured' : `${g.redisWritesPerSecond.toFixed(0)} writes/s, p50 ${fmt(g.redisP50Ms!)}, p99 ${fmt(g.redisP99Ms!)}`} | ≥ 50,000/s |`,
@@ -289,6 +317,26 @@ async function main(): Promise<void> {
     `| memory per session per replica (256 B attributes) | ${(results.memoryBytesPerSessionPerReplica as number).toFixed(0)} B | | < 1 KB |`,
     `| engine joining ${j.sessions} sessions + ${j.revocations} revocations | ready in ${(j.readyMs! / 1000).toFixed(1)} s; ${j.clientFailures} of ${j.clientReads} client reads failed | | < 10 s, no failed request |`,
     `| 3 engines started together on that saved state (a full stop and start) | all ready in ${(j.clusterLoadFromSavedStateMs! / 1000).toFixed(1)} s | | (no target) |`,
+    '',
+  ].join('\n'));
+}
+
+function metricsRow(results: Record<string, unknown>): string {
+  const m = results.metrics as { onRps: number; offRps: number; ratio: number; onRounds: number[]; offRounds: number[]; onP99Ms: number; offP99Ms: number; errors: number };
+  return `| same lookups, metrics on (engine-1) vs off (engine-2, [http] metrics = false), alternating | on ${m.onRps.toFixed(0)} req/s (rounds ${m.onRounds.join(', ')}; p99 ≤ ${fmt(m.onP99Ms)}); ${m.errors} errors | off ${m.offRps.toFixed(0)} req/s (rounds ${m.offRounds.join(', ')}; p99 ≤ ${fmt(m.offP99Ms)}) | on within 5% of off: ${(m.ratio * 100).toFixed(1)}% |`;
+}
+
+function printLookups(results: Record<string, unknown>): void {
+  if (args.json) {
+    process.stdout.write(`${JSON.stringify(results)}\n`);
+    return;
+  }
+  const l = results.lookup as Record<string, number>;
+  process.stdout.write([
+    '| measure | Cohort | peer (same run) | target |',
+    '| --- | ---: | ---: | --- |',
+    `| session lookup through one engine (grid) | ${l.gridRps!.toFixed(0)} req/s, p50 ${fmt(l.gridP50Ms!)}, p99 ${fmt(l.gridP99Ms!)} | bare Fastify ${l.fastifyRps!.toFixed(0)} req/s, p50 ${fmt(l.fastifyP50Ms!)}, p99 ${fmt(l.fastifyP99Ms!)} | ≥ 70% of Fastify: ${(l.ratio! * 100).toFixed(0)}% |`,
+    metricsRow(results),
     '',
   ].join('\n'));
 }

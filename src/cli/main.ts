@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { COHORT_VERSION } from '../core/version.js';
 import { registerCluster } from './commands/cluster.js';
+import { registerLb } from './commands/lb.js';
 import { registerObfuscate } from './commands/obfuscate.js';
 import { registerStart } from './commands/start.js';
 import { registerUp } from './commands/up.js';
@@ -25,6 +26,7 @@ registerUp(program);
 registerReplica(program);
 registerSchedules(program);
 registerCluster(program);
+registerLb(program);
 registerObfuscate(program);
 
 await program.parseAsync(process.argv);

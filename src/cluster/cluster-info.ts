@@ -23,6 +23,8 @@ export interface ClusterInfoNode {
   clockOffsetMs: number | null;
   /** True for the node that answered. */
   self: boolean;
+  /** An engine's runtime API address (`host:port`), as it announces it. */
+  runtime?: string;
   /**
    * Engines: whether the engine accepts changes to the runtime state (`refused` while it sees
    * no majority of the cluster, as it last announced); absent for other roles and inactive nodes.
@@ -60,6 +62,7 @@ export function clusterInfo(clusterId: string, selfId: string, members: readonly
     group: m.meta.group,
     clockOffsetMs: m.id === selfId ? 0 : (m.clockOffsetMs ?? null),
     self: m.id === selfId,
+    ...(m.meta.runtime !== undefined ? { runtime: m.meta.runtime } : {}),
     ...(m.meta.role === 'engine' && isActive(m) ? { writes: m.meta.refusesWrites === true ? ('refused' as const) : ('accepted' as const) } : {}),
   }));
   nodes.sort((a, b) => (ROLE_ORDER[a.role ?? ''] ?? 9) - (ROLE_ORDER[b.role ?? ''] ?? 9) || (a.id ?? '').localeCompare(b.id ?? ''));

@@ -81,6 +81,8 @@ export interface MembershipOptions {
   listener?: MembershipListener;
   /** First incarnation; defaults to the clock's time so a restarted node outranks its old self. */
   incarnation?: number;
+  /** Told the round-trip time (ms, by the clock) of every direct probe a member answered: the node's metrics. */
+  onProbeRoundTrip?: (ms: number) => void;
 }
 
 /** Counters for tests, benchmarks and the simulator. */
@@ -139,6 +141,7 @@ export class Membership {
   private readonly log: Logger;
   private readonly listener: MembershipListener;
   private readonly awareness: Awareness;
+  private readonly onProbeRoundTrip: ((ms: number) => void) | undefined;
   private readonly broadcasts: BroadcastQueue;
   private readonly suspicions = new Map<string, Suspicion>();
   private readonly probes = new Map<number, DirectProbe | RelayedProbe>();
@@ -171,6 +174,7 @@ export class Membership {
     this.address = options.address;
     this.meta = options.meta;
     this.timing = options.timing;
+    this.onProbeRoundTrip = options.onProbeRoundTrip;
     this.clock = options.clock;
     this.random = options.random;
     this.mux = options.mux;
@@ -481,7 +485,10 @@ export class Membership {
     this.probes.delete(probe.seq);
     this.awareness.apply(-1);
     const m = this.members.get(probe.target.id);
-    if (m && ack.from === m.id) this.recordClockOffset(m, probe.sentAt, ack.at);
+    if (m && ack.from === m.id) {
+      this.recordClockOffset(m, probe.sentAt, ack.at);
+      this.onProbeRoundTrip?.(this.clock.now() - probe.sentAt);
+    }
   }
 
   /** The target's port refused our connection and every helper saw the same: it crashed. */
@@ -958,6 +965,7 @@ function sameMeta(a: NodeMeta, b: NodeMeta): boolean {
     a.index === b.index &&
     a.sessionScope === b.sessionScope &&
     a.epoch === b.epoch &&
+    a.runtime === b.runtime &&
     (a.scopes ?? []).join('\n') === (b.scopes ?? []).join('\n')
   );
 }

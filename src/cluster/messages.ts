@@ -50,6 +50,8 @@ export interface NodeMeta {
   epoch?: number;
   /** An engine that refuses changes to the runtime state: it sees no majority of the voters. */
   refusesWrites?: boolean;
+  /** An engine's runtime API address, `host:port` (`cohort lb` writes load-balancer configurations from it). */
+  runtime?: string;
 }
 
 /** One member as exchanged in push-pull and join replies. */
@@ -107,7 +109,7 @@ const obj = (shape: Record<string, Check>): Check => (v) => {
 };
 const arrayOf = (c: Check, max = 100_000): Check => (v) => Array.isArray(v) && v.length <= max && v.every(c);
 
-const meta = obj({ role: str, version: str, mode: str, group: nullableStr, holdsState: optional(bool), index: optional(int), scopes: optional(arrayOf(str, 16)), sessionScope: optional(str), epoch: optional(int) });
+const meta = obj({ role: str, version: str, mode: str, group: nullableStr, holdsState: optional(bool), index: optional(int), scopes: optional(arrayOf(str, 16)), sessionScope: optional(str), epoch: optional(int), runtime: optional(str) });
 const memberState = obj({ id: str, address: str, incarnation: int, state: str, meta });
 
 const BROADCAST_SHAPES: Partial<Record<MessageType, Check>> = {

@@ -62,6 +62,12 @@ export interface NodeConfig {
     manage: Address;
     bodyLimit: number;
     apiKeys: Secret[];
+    /** `[http] metrics`: serve GET /metrics and time HTTP requests. */
+    metrics: boolean;
+    /** `[http] metrics_token`: the bearer token GET /metrics requires; undefined = none. */
+    metricsToken: Secret | undefined;
+    /** `[http] drain_seconds` (or the profile's default), in ms: how long a stopping engine keeps serving after readiness turned 503. */
+    drainMs: number;
   };
   state: {
     provider: StateProviderName;
@@ -230,6 +236,13 @@ export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeC
         return key;
       })
     : [];
+  const metricsTokenDef = findKey('http', 'metrics_token')!;
+  const metricsTokenSrc = sourceOf(metricsTokenDef);
+  let metricsToken: Secret | undefined;
+  if (metricsTokenSrc && metricsTokenSrc.value.trim() !== '') {
+    metricsToken = decodeSecret(metricsTokenDef, metricsTokenSrc, invalid);
+    if (metricsToken.reveal().length < 16) throw invalid(metricsTokenDef, metricsTokenSrc, 'the token is shorter than 16 characters');
+  }
   const provider = get<StateProviderName>('state', 'provider');
   const redisUrl = (values.get('state.redis_url') as string | undefined) || undefined;
   if (provider === 'redis' && !redisUrl) {
@@ -294,6 +307,9 @@ export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeC
       manage: get<Address>('http', 'manage'),
       bodyLimit: get<number>('http', 'body_limit'),
       apiKeys,
+      metrics: get<boolean>('http', 'metrics'),
+      metricsToken,
+      drainMs: Math.round((values.has('http.drain_seconds') ? get<number>('http', 'drain_seconds') : defaultDrainSeconds(get<Profile>('cluster', 'profile'))) * 1000),
     },
     state: {
       provider,
@@ -371,6 +387,15 @@ function tlsSettings(get: <T>(section: string, key: string) => T, baseDir: strin
     minVersion: get<TlsVersion>('tls', 'min_version'),
     reloadIntervalMs: get<number>('tls', 'reload_interval'),
   };
+}
+
+/**
+ * How long a stopping engine keeps serving by default: long enough for load balancers that
+ * check readiness every second or two to take it out (5 s), and short on one machine, where
+ * the local cluster and the tests restart engines often (0.5 s).
+ */
+export function defaultDrainSeconds(profile: Profile): number {
+  return profile === 'local' ? 0.5 : 5;
 }
 
 function advertiseAddress(values: Map<string, unknown>, file: string): Address {

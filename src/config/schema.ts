@@ -91,6 +91,15 @@ export const MAX_SECRET_LENGTH = 128;
 
 const identity = (raw: string): string => raw.trim();
 
+/** A number of seconds, decimals allowed (`0.5`), within [min, max]. */
+function parseSeconds(raw: string, min: number, max: number): number {
+  const v = raw.trim();
+  if (!/^\d+(\.\d+)?$/.test(v)) throw new InvalidValue('not a number of seconds');
+  const n = Number(v);
+  if (n < min || n > max) throw new InvalidValue(`out of range ${min} to ${max}`);
+  return n;
+}
+
 /** 0.0.0.0 and :: listen on every interface; nobody can dial them. */
 export function isWildcardHost(host: string): boolean {
   return host === '0.0.0.0' || host === '::' || host === '[::]';
@@ -279,6 +288,25 @@ export const KEYS: readonly KeyDef[] = [
     doc: 'Largest request body any API of this node accepts; larger bodies get 413 HTTP_BODY_TOO_LARGE.',
     allowed: 'integer 1024 to 67108864',
     parse: (raw) => parseInteger(raw, 1024, 64 * 1024 * 1024),
+  },
+  {
+    section: 'http', key: 'metrics', type: 'boolean', default: 'true', unit: '',
+    doc: 'Every node: serve Prometheus metrics at `GET /metrics` on the manage port and time every HTTP request for them. False: no metrics route and no timing (`npm run bench:runtime` measures the difference).',
+    allowed: 'true | false',
+    parse: parseBoolean,
+  },
+  {
+    section: 'http', key: 'metrics_token', type: 'secret', default: '', unit: '',
+    doc: 'Every node: a bearer token `GET /metrics` on the manage port requires (`Authorization: Bearer <token>`). Empty: the metrics need no credential, which suits a manage port bound to loopback or a management network.',
+    allowed: 'empty, or 16 to 128 characters, plain or OBF:',
+    secret: true,
+    parse: identity,
+  },
+  {
+    section: 'http', key: 'drain_seconds', type: 'decimal', default: '', unit: 's',
+    doc: 'Engines: on SIGTERM (or `cohort cluster stop`) how long the engine keeps serving after `/health/ready` turned 503, so that load balancers take it out of rotation before it hands its partitions off, leaves and exits. Every answer in that time carries `Connection: close`, so no kept-alive connection outlives it. Empty: 5, or 0.5 with `[cluster] profile = local`.',
+    allowed: 'empty, or a number of seconds from 0 to 300 (decimals allowed, e.g. 0.5)',
+    parse: (raw) => (raw.trim() === '' ? undefined : parseSeconds(raw, 0, 300)),
   },
   // [tls]
   {

@@ -133,6 +133,7 @@ export const ERROR_CODES = {
   CLI_LOCAL_CLUSTER_FAILED: { status: 500, summary: 'cohort up could not start a node of the local cluster (its log file is named).' },
   CLI_LOCAL_CLUSTER_RUNNING: { status: 409, summary: 'cohort up found the local cluster of its directory already running (the running nodes are named); nothing was started or written.' },
   CLI_STOP_TIMEOUT: { status: 504, summary: 'cohort cluster stop: some nodes were still running when the stop timeout passed (they are named).' },
+  CLI_NO_ENGINES: { status: 409, summary: 'cohort lb: the cluster lists no engine with its runtime address, so there is nothing to balance; start the engines first.' },
 } as const satisfies Record<string, { status: number; summary: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -74,6 +74,12 @@ export interface ConfigFollowerOptions {
   log: Logger;
   dataDir: string;
   pollingDelayMs: number;
+  /**
+   * Told of every configuration applied from the console (not of the saved copy loaded at
+   * start), with when the newest of its documents was saved there (the console's clock): the
+   * node's metrics measure the apply delay with it.
+   */
+  onApplied?(version: number, savedAt: number | undefined, appliedAt: number): void;
   /** Keys of the saved file's integrity code (applied-config.ts `appliedConfigKeys`): the first signs. */
   integrityKeys: readonly Buffer[];
   /** Members claiming the console role, the most likely first (highest epoch): the first that proves it is followed. */
@@ -285,6 +291,8 @@ export class ConfigFollower {
       return;
     }
     this.o.log.info({ version: next.version, epoch: next.epoch, console: console.id }, 'configuration applied');
+    const savedAt = Object.values(sections).reduce<number | undefined>((newest, doc) => (newest === undefined || doc.createdAt > newest ? doc.createdAt : newest), undefined);
+    this.o.onApplied?.(next.version, savedAt, next.appliedAt);
     this.o.rpc.notify(console.address, 'config.applied', { version: next.version, appliedAt: next.appliedAt });
   }
 

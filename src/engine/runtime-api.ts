@@ -29,6 +29,7 @@ import type { LockoutStatus, Session, SessionCursor, StateProvider } from '../st
 import type { DecisionCaches } from './access/decision-caches.js';
 import { registerAccessDoors } from './access/doors.js';
 import { registerBackchannelLogout } from './oidc/backchannel-route.js';
+import type { DecisionObserver } from './access/decision-log.js';
 import { runtimeSettings, type RuntimeSettings } from './runtime-settings.js';
 
 /** The caps on stored values, in bytes of serialized JSON (`[state] max_*_bytes`). */
@@ -56,6 +57,8 @@ export interface RuntimeApiOptions {
   trustedProxies?: readonly string[];
   /** The engine's decision caches (`[access]` keys), shared with the inline proxy. */
   accessCaches?: DecisionCaches;
+  /** Counts every access decision (the node's metrics). */
+  observeDecision?: DecisionObserver;
 }
 /** The `writes` field of /health/ready: whether the engine accepts changes, and why not. */
 function writeStatus(refusal: string | undefined): { writes: { accepted: boolean; reason?: string } } {
@@ -303,6 +306,7 @@ export function registerRuntimeApi(app: FastifyInstance, options: RuntimeApiOpti
     engineId: options.engineId ?? '',
     trustedProxies: options.trustedProxies ?? [],
     ...(options.accessCaches ? { caches: options.accessCaches } : {}),
+    ...(options.observeDecision ? { observeDecision: options.observeDecision } : {}),
   });
 
   registerBackchannelLogout(app, { provider, settings, clock: options.clock ?? systemClock, log: app.log as unknown as Logger });

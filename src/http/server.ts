@@ -14,6 +14,11 @@ export interface HttpServerOptions {
   name: string;
   /** HTTPS: certificate, key, CA and client-certificate options (http/tls.ts); absent: plain HTTP. */
   tls?: HttpsServerOptions | undefined;
+  /**
+   * What `close()` does with open connections: `all` (default) ends them at once; `idle` ends
+   * the idle ones and lets requests in flight finish (a draining engine's client traffic).
+   */
+  closeConnections?: 'all' | 'idle';
 }
 
 /** Fastify's own error codes that map onto a stable Cohort code. */
@@ -60,8 +65,10 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     // Path parameters carry host:port addresses and keys; host names may be 253 characters.
     routerOptions: { maxParamLength: 300 },
     childLoggerFactory: (logger) => logger,
-    return503OnClosing: true,
-    forceCloseConnections: true,
+    // A draining engine answers what reaches it on connections already open while it closes
+    // (with Connection: close), rather than 503: the balancer sent those before it knew.
+    return503OnClosing: options.closeConnections !== 'idle',
+    forceCloseConnections: options.closeConnections === 'idle' ? 'idle' : true,
     // The router refuses a URL whose percent-encoding is not valid UTF-8 before any route
     // or error handler sees it; it is answered in the shape of every other error.
     frameworkErrors: (err, request, reply) => {

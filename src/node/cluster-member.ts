@@ -26,6 +26,7 @@ import type { Logger } from '../core/logger.js';
 import { seededRandom } from '../core/random.js';
 import { COHORT_VERSION } from '../core/version.js';
 import type { NodeConfig } from '../config/node-config.js';
+import { isWildcardHost } from '../config/schema.js';
 import { formatAddress, type Address } from '../config/values.js';
 import { clusterInfo, type ClusterInfo } from '../cluster/cluster-info.js';
 import { isActive, type Member } from '../cluster/member-list.js';
@@ -38,6 +39,20 @@ import { writeFileAtomic } from './data-dir.js';
 import { Rpc } from '../rpc/rpc.js';
 import type { NodeMeta } from '../cluster/messages.js';
 import { CLUSTER_SCOPE, indexFromNodeId, scopeKeys, scopeSettings, type EngineScopeInfo } from '../state/grid/scopes.js';
+
+import type { NodeMetrics } from './metrics.js';
+
+/**
+ * Where other hosts reach this engine's runtime API: `[http] runtime`, with the cluster's
+ * advertised host in place of a wildcard (0.0.0.0 or ::) one.
+ */
+function runtimeAddress(config: NodeConfig): string {
+  const { host, port } = config.http.runtime;
+  return formatAddress({ host: isWildcardHost(host) ? config.cluster.advertise.host : host, port });
+}
+
+/** How long a leaving node keeps answering its peers' requests after it told them it leaves (ms). */
+const LEAVE_HANDOFF_MS = 250;
 
 export const MEMBERS_FILE = 'members.json';
 
@@ -66,6 +81,8 @@ export interface ClusterMemberOptions {
   onStopCluster(by: string): void;
   /** A peer refused this node while it was retrying to join in the background. */
   onFatal(err: CohortError): void;
+  /** The node's metrics (node/metrics.ts): RPC latency and probe round trips are observed as they happen. */
+  metrics?: Pick<NodeMetrics, 'rpcObserver' | 'probeRoundTrip'>;
 }
 
 /** The membership timings of a configuration; throws CONFIG_INVALID_VALUE when they clash. */
@@ -119,17 +136,18 @@ export class ClusterMember {
       logger: log,
     });
     this.mux = new TransportMux(this.transport);
-    this.rpc = new Rpc({ mux: this.mux, clock, logger: log, timeoutMs: config.state.rpcTimeoutMs });
+    this.rpc = new Rpc({ mux: this.mux, clock, logger: log, timeoutMs: config.state.rpcTimeoutMs, ...(options.metrics ? { observer: options.metrics.rpcObserver } : {}) });
     this.membership = new Membership({
       id: config.node.id,
       address,
-      meta: { role: config.node.role, version: COHORT_VERSION, mode: config.node.mode, group: config.state.groupId, ...(config.node.role === 'engine' ? scopeMeta(config) : {}) },
+      meta: { role: config.node.role, version: COHORT_VERSION, mode: config.node.mode, group: config.state.groupId, ...(config.node.role === 'engine' ? { ...scopeMeta(config), runtime: runtimeAddress(config) } : {}) },
       timing: this.timing,
       clock,
       // Only probe order and jitter depend on it; nothing secret.
       random: seededRandom(randomInt(2 ** 32)),
       mux: this.mux,
       logger: log,
+      ...(options.metrics ? { onProbeRoundTrip: options.metrics.probeRoundTrip } : {}),
       listener: {
         onStopCluster: (by) => options.onStopCluster(by),
         onMemberChange: () => this.membersChanged(),
@@ -267,6 +285,12 @@ export class ClusterMember {
     this.options.clock.clearTimeout(this.retryTimer);
     this.options.clock.clearTimeout(this.saveTimer);
     this.membership.leave();
+    // The leave reached every peer at once; for a moment, keep answering the requests they
+    // sent before it (grid writes to replicate, reads), while they place the partitions
+    // elsewhere, so a graceful stop fails none of them.
+    if (this.started && this.membership.list().some((m) => m.id !== this.membership.id && isActive(m))) {
+      await new Promise<void>((resolve) => this.options.clock.setTimeout(resolve, LEAVE_HANDOFF_MS));
+    }
     this.rpc.close();
     // A node that never bound its port, or never met anyone, has nothing new to remember:
     // keep the list of the last run rather than overwrite it with nothing.

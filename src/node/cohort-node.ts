@@ -1,3 +1,4 @@
+import { Server as NetServer } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { CohortError } from '../core/errors.js';
@@ -19,6 +20,8 @@ import { decisionCaches } from '../engine/access/decision-caches.js';
 import { sha256 } from '../http/bearer-auth.js';
 import { openStateProvider, type OpenedProvider } from './state-provider.js';
 import { registerManageApi } from './manage-api.js';
+import { NodeMetrics } from './metrics.js';
+import { clusterMetrics, consoleMetrics, engineMetrics, gridMetrics } from './metric-sources.js';
 import { ConfigFollower } from '../engine/config-follower.js';
 import { appliedConfigKeys } from '../engine/applied-config.js';
 // Console and scheduler modules (Ajv, OpenAPI, cron) are loaded only by the nodes that run
@@ -61,13 +64,35 @@ export class CohortNode {
   /** `[tls]` as loaded at start, and what reloads it into the HTTPS listeners when the files change. */
   private tlsMaterial: TlsMaterial | undefined;
   private tlsReloader: TlsReloader | undefined;
+  /** `[http] metrics`: this node's registry (node/metrics.ts); undefined when turned off. */
+  readonly metrics: NodeMetrics | undefined;
 
   constructor(
     readonly config: NodeConfig,
     private readonly log: Logger,
     private readonly hooks: CohortNodeHooks = {},
     private readonly clock: Clock = systemClock,
-  ) {}
+  ) {
+    this.metrics = config.http.metrics ? new NodeMetrics({ id: config.node.id, role: config.node.role }) : undefined;
+  }
+
+  /**
+   * An HTTP server of this node: timed for the metrics, and, while the node drains, every
+   * answer says `Connection: close`, so that a load balancer's kept-alive connections end with
+   * the request they carried instead of being cut when the listener closes.
+   */
+  private httpServer(name: TlsListener, clientTraffic = false): FastifyInstance {
+    const { config, log } = this;
+    const app = createHttpServer({ logger: log, bodyLimit: config.http.bodyLimit, name, tls: this.tlsFor(name), ...(clientTraffic ? { closeConnections: 'idle' as const } : {}) });
+    if (clientTraffic) {
+      app.addHook('onRequest', (_request, reply, done) => {
+        if (this.draining) reply.header('connection', 'close');
+        done();
+      });
+    }
+    this.metrics?.instrumentHttp(app, name);
+    return app;
+  }
 
   async start(): Promise<void> {
     const { config, log } = this;
@@ -100,8 +125,10 @@ export class CohortNode {
       clock: this.clock,
       onStopCluster: (by) => this.hooks.onStopRequested?.(by),
       onFatal: (err) => this.hooks.onFatal?.(err),
+      ...(this.metrics ? { metrics: this.metrics } : {}),
     });
     this.cluster = cluster;
+    if (this.metrics) clusterMetrics(this.metrics, cluster);
     await cluster.start();
     // Stopped while joining (SIGTERM, cluster stop): bind nothing more; stop() closes the rest.
     if (this.stopping) return;
@@ -116,6 +143,7 @@ export class CohortNode {
         integrityKeys: appliedConfigKeys(config.cluster.id, [config.cluster.secretKey, ...config.cluster.previousSecretKeys]),
         consoles: () => cluster.consoleCandidates(),
         consoleKey: config.cluster.consolePublicKey,
+        ...(this.metrics ? { onApplied: (_version: number, savedAt: number | undefined, appliedAt: number) => savedAt !== undefined && this.metrics!.configApplied(appliedAt - savedAt) } : {}),
       });
       this.follower = follower;
       // The saved configuration is checked while the state provider opens, and before the
@@ -127,16 +155,26 @@ export class CohortNode {
       if (this.stopping) return;
       // One set of decision caches for every door and the inline proxy of this engine.
       const accessCaches = decisionCaches(opened.provider, this.clock, config.access);
-      const runtime = createHttpServer({ logger: log, bodyLimit: config.http.bodyLimit, name: 'runtime', tls: this.tlsFor('runtime') });
+      const runtime = this.httpServer('runtime', true);
+      const notReadyReasons = (): string[] => [
+        ...(this.draining ? ['stopping'] : []),
+        ...[follower.notReadyReason()].filter((r) => r !== undefined),
+        ...opened.notReadyReasons(),
+      ];
+      if (this.metrics) {
+        if (opened.gridStats) gridMetrics(this.metrics, opened.gridStats);
+        engineMetrics(this.metrics, {
+          ready: () => notReadyReasons().length === 0,
+          draining: () => this.draining,
+          configVersion: () => follower.state?.version,
+          configEpoch: () => follower.state?.epoch,
+        });
+      }
       registerRuntimeApi(runtime, {
         provider: opened.provider,
         apiKeyHashes: config.http.apiKeys.map((k) => sha256(k.reveal())),
         settings: () => follower.settings(),
-        notReadyReasons: () => [
-          ...(this.draining ? ['stopping'] : []),
-          ...[follower.notReadyReason()].filter((r) => r !== undefined),
-          ...opened.notReadyReasons(),
-        ],
+        notReadyReasons,
         writeRefusal: () => opened.writeRefusal(),
         limits: config.state.limits,
         clock: this.clock,
@@ -144,6 +182,7 @@ export class CohortNode {
         engineId: config.node.id,
         trustedProxies: config.http.trustedProxies,
         accessCaches,
+        ...(this.metrics ? { observeDecision: this.metrics.decision.bind(this.metrics) } : {}),
       });
       this.runtimeServer = runtime;
       await listen(runtime, config.http.runtime, 'runtime');
@@ -151,7 +190,7 @@ export class CohortNode {
       if (config.node.mode === 'inline' && config.http.proxy) {
         // Loaded only in inline mode: a sideband engine never loads the proxy client.
         const { registerInlineProxy } = await import('../engine/access/proxy.js');
-        const proxy = createHttpServer({ logger: log, bodyLimit: config.http.bodyLimit, name: 'proxy', tls: this.tlsFor('proxy') });
+        const proxy = this.httpServer('proxy', true);
         registerInlineProxy(proxy, {
           provider: opened.provider,
           settings: () => follower.settings(),
@@ -161,6 +200,7 @@ export class CohortNode {
           engineId: config.node.id,
           trustedProxies: config.http.trustedProxies,
           caches: accessCaches,
+          ...(this.metrics ? { observeDecision: this.metrics.decision.bind(this.metrics) } : {}),
         });
         this.proxyServer = proxy;
         await listen(proxy, config.http.proxy, 'proxy');
@@ -175,13 +215,14 @@ export class CohortNode {
       if (this.stopping) return;
     }
 
-    const manage = createHttpServer({ logger: log, bodyLimit: config.http.bodyLimit, name: 'manage', tls: this.tlsFor('manage') });
+    const manage = this.httpServer('manage');
     registerManageApi(manage, config, credential.credential, {
       info: () => cluster.info(),
       deleteNode: (address) => cluster.deleteNode(address),
       stopCluster: () => cluster.stopCluster(),
       promote: this.consoleRole ? (force) => this.consoleRole!.promote(force, { user: 'cli', role: 'admin' }) : undefined,
       schedules: this.repository ? scheduleListing(this.repository) : undefined,
+      ...(this.metrics ? { metrics: this.metrics } : {}),
     });
     this.manageServer = manage;
     await listen(manage, config.http.manage, 'manage');
@@ -260,6 +301,7 @@ export class CohortNode {
     });
     this.consoleRole = role;
     await role.start();
+    if (this.metrics) consoleMetrics(this.metrics, () => role.view(config.cluster.id));
     const auth = new AdminAuth({
       repository,
       clock: this.clock,
@@ -279,7 +321,7 @@ export class CohortNode {
     if (role.isActive) await auth.ensureFirstUser(config.console.adminUser, config.node.dataDir, config.node.id, log);
     const configService = new ConfigService(repository, this.clock, config.node.id, () => role.isActive);
     if (config.console.pushChanges) configService.onSaved((doc) => role.publisher.announce(doc));
-    const admin = createHttpServer({ logger: log, bodyLimit: config.http.bodyLimit, name: 'admin', tls: this.tlsFor('admin') });
+    const admin = this.httpServer('admin');
     // The web console's live cluster page: snapshots compared every 250 ms while a page listens.
     const events = new ClusterEvents({ clock: this.clock, view: () => role.view(config.cluster.id) });
     // Open event streams end (with a `closing` event) before the server waits for its connections.
@@ -313,6 +355,7 @@ export class CohortNode {
       nodeId: this.config.node.id,
       settings: this.config.scheduler,
       active: role ? () => role.isActive : undefined,
+      ...(this.metrics ? { onRunFinished: (outcome: 'succeeded' | 'failed' | 'rejected') => this.metrics!.schedulerRun(outcome) } : {}),
       jobs: {
         // Every active engine sweeps: this one directly, the others over the cluster channel.
         purgeExpired: async () => {
@@ -326,16 +369,29 @@ export class CohortNode {
     await scheduler.start();
   }
 
-  /** Stops everything that was started; safe to call more than once and after a failed start. */
+  /**
+   * Stops everything that was started; safe to call more than once and after a failed start.
+   *
+   * An engine that serves client traffic drains first: `/health/ready` answers 503 and every
+   * answer closes its connection, while it keeps serving for `[http] drain_seconds`, so load
+   * balancers (active checks on readiness, or passive ones after a refused connection) move
+   * their traffic before anything closes. Then its listeners close (requests in flight
+   * finish), it saves its state, hands its partitions off by leaving, and stops.
+   */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.draining = true;
       this.tlsReloader?.stop();
+      const serving = [this.proxyServer, this.runtimeServer].filter((s): s is FastifyInstance => s !== undefined && s.server.listening);
+      if (serving.length > 0 && this.config.http.drainMs > 0) {
+        this.log.info({ drainMs: this.config.http.drainMs }, 'draining: ready answers 503; serving until drain_seconds have passed');
+        await new Promise((resolve) => setTimeout(resolve, this.config.http.drainMs));
+      }
       await this.manageServer?.close();
       await this.adminServer?.close();
       await this.adminAuth?.stop().catch((err: unknown) => this.log.error({ err }, 'could not write failed sign-ins to the audit trail'));
-      await this.proxyServer?.close();
-      await this.runtimeServer?.close();
+      await Promise.all(serving.map((s) => closeLettingRequestsFinish(s, FINISH_REQUESTS_MS)));
+      for (const s of [this.proxyServer, this.runtimeServer]) if (s && !serving.includes(s)) await s.close();
       this.follower?.stop();
       this.consoleRole?.stop();
       await this.scheduler?.stop();
@@ -347,6 +403,28 @@ export class CohortNode {
       this.log.info(`${this.config.node.role} ${this.config.node.id} stopped`);
     })();
     return this.stopping;
+  }
+}
+
+/** How long a stopping engine lets requests in flight finish after its drain before it cuts them. */
+const FINISH_REQUESTS_MS = 5000;
+
+/** After the listener stopped accepting, how long connections just accepted get to deliver their request. */
+const SETTLE_MS = 100;
+
+/** Closes `app`, letting requests in flight finish for up to `ms`, then ending what is left. */
+async function closeLettingRequestsFinish(app: FastifyInstance, ms: number): Promise<void> {
+  const timer = setTimeout(() => app.server.closeAllConnections(), ms);
+  try {
+    // Stop accepting first, without ending idle connections as http.Server's close does: a
+    // connection the balancer opened a moment ago may carry a request not read yet, and
+    // ending it would fail a request the balancer cannot send elsewhere. Each is answered
+    // with Connection: close; fastify's close then ends what stayed idle.
+    NetServer.prototype.close.call(app.server);
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+    await app.close();
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -19,7 +19,11 @@ export interface ClusterOperations {
     list(): Promise<unknown[]>;
     runs(id: string, limit: number): Promise<unknown[]>;
   };
+  /** `GET /metrics` (absent with `[http] metrics = false`). */
+  metrics?: { text(): Promise<string>; contentType: string };
 }
+
+const METRICS_PATH = '/metrics';
 
 const nullableString = { type: ['string', 'null'] };
 
@@ -46,6 +50,7 @@ const clusterInfoSchema = {
           clockOffsetMs: { type: ['integer', 'null'] },
           self: { type: 'boolean' },
           writes: { type: 'string', enum: ['accepted', 'refused'] },
+          runtime: { type: 'string' },
         },
       },
     },
@@ -59,9 +64,21 @@ const clusterInfoSchema = {
  */
 export function registerManageApi(app: FastifyInstance, config: NodeConfig, credential: string, cluster: ClusterOperations): void {
   const expected = sha256(credential);
+  const metricsTokenHash = config.http.metricsToken ? sha256(config.http.metricsToken.reveal()) : undefined;
   app.addHook('onRequest', async (request) => {
+    // Prometheus has no management credential: the metrics take `[http] metrics_token`, or
+    // nothing (a manage port on loopback or a management network).
+    if (request.routeOptions.url === METRICS_PATH && cluster.metrics) {
+      if (metricsTokenHash) requireBearer(request, metricsTokenHash);
+      return;
+    }
     requireBearer(request, expected);
   });
+
+  if (cluster.metrics) {
+    const metrics = cluster.metrics;
+    app.get(METRICS_PATH, async (_request, reply) => reply.type(metrics.contentType).send(await metrics.text()));
+  }
 
   app.get('/manage/v1/node', {
     schema: {

@@ -2,7 +2,7 @@ import type { Clock, TimerHandle } from '../core/clock.js';
 import { isCohortError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { NodeConfig } from '../config/node-config.js';
-import { GridProvider, PARTITION_COUNT, scopedRouting } from '../state/grid/grid-provider.js';
+import { EVERYWHERE, GridProvider, PARTITION_COUNT, scopedRouting } from '../state/grid/grid-provider.js';
 import { placeScopes } from '../state/grid/placement.js';
 import { scopeKeys, scopeSettings } from '../state/grid/scopes.js';
 import { GridStore } from '../state/grid/grid-store.js';
@@ -22,6 +22,8 @@ export interface OpenedProvider {
   shutdown(): Promise<void>;
   /** Removes expired records now (the `purge-expired` job); how many went. Redis expires keys itself: 0. */
   sweep(): number;
+  /** The grid's share on this engine, read at scrape time (node/metrics.ts); absent with Redis. */
+  gridStats?(): GridStats;
 }
 
 /** Membership changes arrive in bursts; placement is recomputed once the burst is over (ms). */
@@ -46,6 +48,15 @@ const EVICTION_REPORT_EVERY_MS = 60_000;
  * - `redis`: connected before the engine reports ready; a Redis that is down fails the start
  *   with STATE_UNAVAILABLE rather than serving errors.
  */
+export interface GridStats {
+  /** Records (tombstones included) of the partitions this engine is primary or backup of. */
+  records: { primary: number; backup: number };
+  partitions: { primary: number; backup: number };
+  revocations: number;
+  revocationCap: number;
+  revocationsEvicted: number;
+}
+
 export async function openStateProvider(config: NodeConfig, clock: Clock, log: Logger, cluster: ClusterMember): Promise<OpenedProvider> {
   if (config.state.provider === 'redis') {
     const redis = new RedisProvider({ url: config.state.redisUrl!.reveal(), prefix: `cohort:${config.cluster.id}:`, commandTimeoutMs: Math.max(config.state.rpcTimeoutMs, 1000) });
@@ -152,8 +163,20 @@ export async function openStateProvider(config: NodeConfig, clock: Clock, log: L
   const sweep = (): number => store.sweepAll();
   rpc.handle('grid.sweep', () => sweep());
 
+  const gridStats = (): GridStats => {
+    const stats: GridStats = { records: { primary: 0, backup: 0 }, partitions: { primary: 0, backup: 0 }, revocations: store.recordCount(EVERYWHERE), revocationCap: config.state.revocationCap, revocationsEvicted: store.revocationsEvicted };
+    for (const [partition, replicas] of executor.placedPartitions()) {
+      const role = replicas[0] === config.node.id ? 'primary' : replicas.includes(config.node.id) ? 'backup' : undefined;
+      if (role === undefined) continue;
+      stats.partitions[role]++;
+      stats.records[role] += store.recordCount(partition);
+    }
+    return stats;
+  };
+
   return {
     sweep,
+    gridStats,
     provider: new GridProvider(executor, clock, undefined, routing),
     notReadyReasons: () => (executor.ready ? [] : ['synchronising partitions and the revocation list']),
     writeRefusal: () => executor.writeRefusal(),

@@ -57,6 +57,18 @@ export interface RpcOptions {
   logger: Logger;
   /** Default time a call waits for its answer (ms): `[state] rpc_timeout`. */
   timeoutMs: number;
+  /** Told when each call settles (the node's metrics: latency by method); absent, nothing is timed. */
+  observer?: RpcObserver;
+}
+
+/**
+ * Times calls for the metrics. It brings its own time source (a monotonic, sub-millisecond
+ * one in a node), because call latencies on one host are far below the clock's millisecond.
+ */
+export interface RpcObserver {
+  now(): number;
+  /** `startedAt` is what `now()` said when the call was sent. */
+  settled(method: string, startedAt: number, ok: boolean): void;
 }
 
 export interface CallOptions {
@@ -105,6 +117,8 @@ const enum Kind {
 interface Pending {
   to: string;
   method: string;
+  /** The observer's `now()` when the call was sent (0 without an observer). */
+  startedAt: number;
   resolve(value: unknown): void;
   reject(err: CohortError): void;
   timer: TimerHandle;
@@ -152,7 +166,7 @@ export class Rpc {
         this.stats.callsFailed++;
         this.settle(id)?.reject(new CohortError('RPC_TIMEOUT', `${method} on ${to} got no answer within ${timeoutMs} ms`, { to, method, timeoutMs }));
       }, timeoutMs);
-      this.pending.set(id, { to, method, resolve: resolve as (v: unknown) => void, reject, timer });
+      this.pending.set(id, { to, method, startedAt: this.options.observer?.now() ?? 0, resolve: resolve as (v: unknown) => void, reject, timer });
       this.stats.callsSent++;
       this.send(to, options.channel ?? 'control', { k: Kind.Request, id, m: method, b: body });
     });
@@ -265,11 +279,12 @@ export class Rpc {
   }
 
   /** Removes and returns the pending call `id`, clearing its timer. */
-  private settle(id: number): Pending | undefined {
+  private settle(id: number, answered = false): Pending | undefined {
     const p = this.pending.get(id);
     if (!p) return undefined;
     this.pending.delete(id);
     this.options.clock.clearTimeout(p.timer);
+    this.options.observer?.settled(p.method, p.startedAt, answered);
     return p;
   }
 
@@ -318,7 +333,7 @@ export class Rpc {
         return;
       case Kind.Answer: {
         if (typeof msg.id !== 'number') break;
-        const p = this.pendingFrom(msg.id, from);
+        const p = this.pendingFrom(msg.id, from, true);
         if (p) {
           this.stats.callsAnswered++;
           p.resolve(msg.b);
@@ -339,10 +354,10 @@ export class Rpc {
   }
 
   /** The pending call `id`, settled, if it was sent to `from` (an answer from anyone else is ignored). */
-  private pendingFrom(id: number, from: PeerIdentity): Pending | undefined {
+  private pendingFrom(id: number, from: PeerIdentity, answered = false): Pending | undefined {
     const p = this.pending.get(id);
     if (!p || p.to !== from.address) return undefined;
-    return this.settle(id);
+    return this.settle(id, answered);
   }
 
   private serve(from: PeerIdentity, channel: Channel, id: number | undefined, method: string, body: unknown): void {

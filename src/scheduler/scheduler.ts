@@ -107,6 +107,8 @@ export class Scheduler {
       jobs: Omit<JobContext, 'repository' | 'nodeId'>;
       /** False while this node must not run jobs (a replica with a repository of its own). */
       active?(): boolean;
+      /** Told how every run this node started ended (the node's metrics); `rejected`: its fencing token was stale. */
+      onRunFinished?(outcome: 'succeeded' | 'failed' | 'rejected'): void;
     },
   ) {}
 
@@ -222,6 +224,7 @@ export class Scheduler {
         log.warn({ err, schedule: def.id }, 'could not record the end of a scheduled run');
         return true;
       });
+    this.o.onRunFinished?.(accepted ? outcome : 'rejected');
     if (!accepted) {
       log.warn({ schedule: def.id, token: claim.token, fireAt: claim.fireAt }, `completion of ${def.id} rejected: its fencing token ${claim.token} is stale (the job was taken back while this node was away)`);
     }

@@ -201,6 +201,7 @@ export abstract class Connection {
     }
     this.socket.write(frame);
     this.ctx.stats.bytesSent += frame.length;
+    if (this.channel === 'bulk') this.ctx.stats.bulkBytesSent += frame.length;
   }
 
   /** Called from `uncork` on the next tick. */
@@ -240,6 +241,7 @@ export abstract class Connection {
   private onData(chunk: Buffer): void {
     if (this.finished) return;
     this.ctx.stats.bytesReceived += chunk.length;
+    if (this.channel === 'bulk') this.ctx.stats.bulkBytesReceived += chunk.length;
     try {
       this.decoder.push(chunk);
       for (let frame = this.decoder.next(); frame !== undefined && !this.finished; frame = this.decoder.next()) {

@@ -48,6 +48,9 @@ export interface TransportStats {
   framesReceived: number;
   bytesSent: number;
   bytesReceived: number;
+  /** Of bytesSent and bytesReceived, those on the bulk channel (partition transfers, saved-state downloads). */
+  bulkBytesSent: number;
+  bulkBytesReceived: number;
   /** Frames dropped because they failed authentication (tampered or foreign). */
   framesRejected: number;
   /** Frames dropped because their sequence number was not the next expected (replayed or reordered). */
@@ -85,6 +88,8 @@ export function emptyStats(): TransportStats {
     framesReceived: 0,
     bytesSent: 0,
     bytesReceived: 0,
+    bulkBytesSent: 0,
+    bulkBytesReceived: 0,
     framesRejected: 0,
     framesOutOfSequence: 0,
     framesOversized: 0,

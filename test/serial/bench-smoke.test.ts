@@ -35,15 +35,16 @@ describe('bench:membership smoke', () => {
   });
 
   it('bench:runtime measures lookups beside a bare Fastify route, replicated writes (HTTP and inside the grid, beside Redis), memory and a join', () => {
-    const run = spawnSync(process.execPath, ['--expose-gc', join(PACKAGE_ROOT, 'dist/bench/runtime.js'), '--seconds', '1', '--connections', '10', '--join-sessions', '3000', '--join-revocations', '200', '--json'], {
+    const run = spawnSync(process.execPath, ['--expose-gc', join(PACKAGE_ROOT, 'dist/bench/runtime.js'), '--seconds', '1', '--connections', '10', '--join-sessions', '3000', '--join-revocations', '200', '--metrics-rounds', '1', '--json'], {
       encoding: 'utf8',
       timeout: 150_000,
       killSignal: 'SIGTERM',
     });
     assert.equal(run.status, 0, run.stderr);
-    const r = JSON.parse(run.stdout) as { lookup: Record<string, number>; replicatedWrite: Record<string, number>; gridWrite: Record<string, number>; memoryBytesPerSessionPerReplica: number; join: Record<string, number> };
+    const r = JSON.parse(run.stdout) as { lookup: Record<string, number>; metrics: Record<string, number>; replicatedWrite: Record<string, number>; gridWrite: Record<string, number>; memoryBytesPerSessionPerReplica: number; join: Record<string, number> };
     assert.ok(r.lookup.gridRps! > 0 && r.lookup.fastifyRps! > 0, JSON.stringify(r.lookup));
     assert.equal(r.lookup.gridErrors, 0);
+    assert.ok(r.metrics.onRps! > 0 && r.metrics.offRps! > 0 && r.metrics.errors === 0, `lookups with metrics on and off: ${JSON.stringify(r.metrics)}`);
     assert.ok(r.replicatedWrite.rps! > 0);
     assert.equal(r.replicatedWrite.errors, 0);
     // Inside the grid (3 worker processes): every write acknowledged, latency sane, peer measured.

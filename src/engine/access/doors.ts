@@ -28,7 +28,7 @@ import { doorClientAddress, trustedProxies } from './client-address.js';
 import type { Headers } from './credentials.js';
 import { decide, type AccessRequest, type Decision } from './decide.js';
 import type { DecisionCaches } from './decision-caches.js';
-import { logDecision } from './decision-log.js';
+import { logDecision, type DecisionObserver } from './decision-log.js';
 import { ACCESS_REASONS, isCredentialReason } from './reasons.js';
 
 /**
@@ -70,6 +70,8 @@ export interface AccessDoorOptions {
   trustedProxies?: readonly string[];
   /** The engine's decision caches, shared with the inline proxy (none: every decision reads the state). */
   caches?: DecisionCaches;
+  /** Counts every decision (the node's metrics). */
+  observeDecision?: DecisionObserver;
 }
 
 const DOOR_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
@@ -105,7 +107,7 @@ export function registerAccessDoors(app: FastifyInstance, o: AccessDoorOptions):
     const settings = o.settings();
     const d = await decide(request, settings.access, { provider: o.provider, lockoutPolicy: settings.lockoutPolicy, rateLimit: settings.rateLimit, ...(o.caches ? { caches: o.caches } : {}) }, o.clock);
     recent.remember(d);
-    logDecision(o.log, o.decisionLog, o.engineId, d);
+    logDecision(o.log, o.decisionLog, o.engineId, d, o.observeDecision);
     return d;
   }
 

@@ -29,7 +29,7 @@ import type { StateProvider } from '../../state/services.js';
 import type { RuntimeSettings } from '../runtime-settings.js';
 import { decide, type Decision } from './decide.js';
 import type { DecisionCaches } from './decision-caches.js';
-import { logDecision } from './decision-log.js';
+import { logDecision, type DecisionObserver } from './decision-log.js';
 import { inlineClientAddress, plainAddress, trustedProxies } from './client-address.js';
 import type { CompiledApi } from './definitions.js';
 import { wwwAuthenticate } from './doors.js';
@@ -48,6 +48,8 @@ export interface InlineProxyOptions {
   trustedProxies?: readonly string[];
   /** The engine's decision caches, shared with the sideband doors (none: every decision reads the state). */
   caches?: DecisionCaches;
+  /** Counts every decision (the node's metrics). */
+  observeDecision?: DecisionObserver;
 }
 
 /** Headers that describe one connection, not the request: never forwarded (RFC 9110 7.6.1), either way. */
@@ -101,7 +103,7 @@ export function registerInlineProxy(app: FastifyInstance, o: InlineProxyOptions)
           { provider: o.provider, lockoutPolicy: settings.lockoutPolicy, rateLimit: settings.rateLimit, ...(o.caches ? { caches: o.caches } : {}) },
           o.clock,
         );
-        logDecision(o.log, o.decisionLog, o.engineId, d);
+        logDecision(o.log, o.decisionLog, o.engineId, d, o.observeDecision);
         reply.header('x-cohort-decision-id', d.decisionId).header('x-cohort-reason', d.reason);
         if (d.wouldDeny) reply.header('x-cohort-would-deny', d.wouldDeny);
         const api = d.api === undefined ? undefined : settings.access.apis.find((a) => a.id === d.api);

@@ -42,6 +42,25 @@ export type Operation =
   | { t: 'bucket.take'; policy: string; key: string; limits: RateLimitPolicy; count?: number };
 
 /** Operations that change nothing: a backup may answer them when the primary cannot be reached. */
+/**
+ * Operations that leave the same state whether applied once or twice (they set, never add):
+ * one whose primary vanished under it may be sent again to the next primary.
+ */
+export function isRepeatable(op: Operation): boolean {
+  switch (op.t) {
+    case 'session.put':
+    case 'session.delete':
+    case 'revocation.put':
+    case 'lockout.reset':
+    case 'artifact.put':
+    case 'value.put':
+    case 'value.delete':
+      return true;
+    default:
+      return isReadOnly(op);
+  }
+}
+
 export function isReadOnly(op: Operation): boolean {
   switch (op.t) {
     case 'session.get':

@@ -43,7 +43,7 @@ import type { Logger } from '../../core/logger.js';
 import { RawText, type Rpc } from '../../rpc/rpc.js';
 import { EVERYWHERE, PARTITION_COUNT, type GridExecutor } from './grid-provider.js';
 import type { GridStore, RecordChange } from './grid-store.js';
-import { applyOperation, isReadOnly, type Operation, type OperationResults } from './operations.js';
+import { applyOperation, isReadOnly, isRepeatable, type Operation, type OperationResults } from './operations.js';
 import { changedPartitions, placeScopes, writeQuorum, type Placement } from './placement.js';
 import { CLUSTER_SCOPE } from './scopes.js';
 import { parseRecordLines, partitionSlice, transferCursor, wholePartition, type TransferCursor } from './record-lines.js';
@@ -193,6 +193,11 @@ export class ReplicatedExecutor implements GridExecutor {
     return d.accepted ? undefined : describeRefusal(this.o.self, d);
   }
 
+  /** Every placed partition with its replica set, primary first (for the node's metrics). */
+  placedPartitions(): ReadonlyMap<number, readonly string[]> {
+    return this.placement;
+  }
+
   /** The replica set of a partition, primary first (for tests and diagnostics). */
   replicasOf(partition: number): readonly string[] {
     return this.placement.get(partition) ?? [];
@@ -269,11 +274,7 @@ export class ReplicatedExecutor implements GridExecutor {
       return await this.onPrimary(partition, op);
     } catch (err) {
       const delay = PLACEMENT_RETRY_DELAYS_MS[attempt];
-      if (delay === undefined && isCohortError(err, 'STATE_PLACEMENT_CHANGING') && (err.details as { unreachable?: boolean } | undefined)?.unreachable) {
-        // Still unreachable after every retry: not a switch in progress, the state is out of reach.
-        throw new CohortError('STATE_UNAVAILABLE', err.message, undefined, { cause: err });
-      }
-      if (delay === undefined || !isCohortError(err, 'STATE_PLACEMENT_CHANGING') || this.closed) throw err;
+      if (delay === undefined || !isCohortError(err, 'STATE_PLACEMENT_CHANGING') || this.closed) throw stillUnreachable(err);
       await this.sleep(delay);
       return this.routed(partition, op, attempt + 1);
     }
@@ -287,14 +288,13 @@ export class ReplicatedExecutor implements GridExecutor {
       if (isReadOnly(op) && !(err instanceof CohortError && err.code.startsWith('STATE_') && err.code !== 'STATE_UNAVAILABLE')) {
         return this.readFromBackups(partition, op, err) as Promise<OperationResults[K]>;
       }
-      // The primary's connection was lost or refused (it is leaving, or crashed and is not
-      // declared yet; a timeout is not retried, as above):
-      // its partitions are about to move, so the write is tried again on the placement of the
-      // next moment (`routed`). Retrying is safe: a write whose answer was lost is applied again
-      // with the same content, and the only operation that is not idempotent, recording a
-      // replay id, then says "replayed", which errs on the side of refusing.
-      if (connectionLost(err)) {
-        throw new CohortError('STATE_PLACEMENT_CHANGING', `could not reach partition ${partition}'s primary ${primary}: ${err instanceof Error ? err.message : String(err)}`, { unreachable: true }, { cause: err });
+      // The primary's connection was lost (it crashed, or left a moment ago): membership
+      // names the next primary within the retries of routed(), and an operation that may be
+      // applied twice goes there (a counter or a take may have happened already: not those).
+      // Not after a timeout: a primary that is only slow may still finish, or undo, the first
+      // attempt after the retry was acknowledged elsewhere (the simulator lost a session so).
+      if (isCohortError(err, 'RPC_PEER_UNREACHABLE') && isRepeatable(op)) {
+        throw new CohortError('STATE_PLACEMENT_CHANGING', `partition ${partition}'s primary ${primary} is unreachable (${err.message}); trying the next primary`, undefined, { cause: err });
       }
       throw asStateError(err, `partition ${partition}'s primary ${primary}`);
     });
@@ -455,19 +455,10 @@ export class ReplicatedExecutor implements GridExecutor {
     }
     // One backup that has seen a replay id makes it a replay, whatever the others say.
     if (failures.some((f) => isCohortError(f, 'STATE_REPLAY_DETECTED'))) return false;
-    // A backup whose connection was lost or refused (it is leaving, or crashed and is not
-    // declared yet) is about to leave the placement: the write, undone, is tried again on the
-    // placement of the next moment (see `routed`), as during any placement switch. A refusal the
-    // backup answered itself stands, and so does a timeout (a backup cut off, not gone: retrying
-    // would only make the client wait several timeouts).
-    const unreachable = failures.find(connectionLost);
-    if (unreachable !== undefined) {
-      throw new CohortError(
-        'STATE_PLACEMENT_CHANGING',
-        `a backup of partition ${partition} could not be reached (${unreachable instanceof Error ? unreachable.message : String(unreachable)}); the write was undone`,
-        { unreachable: true },
-        { cause: unreachable },
-      );
+    // Only backups whose connection was lost (crashed, or left a moment ago): the write was
+    // undone everywhere it can be, and membership drops them within the caller's retries.
+    if (failures.every((f) => isCohortError(f, 'RPC_PEER_UNREACHABLE'))) {
+      throw new CohortError('STATE_PLACEMENT_CHANGING', `a backup of partition ${partition} is unreachable (${(failures[0] as Error).message}); the write was undone and is tried again once membership has dropped it`, undefined, { cause: failures[0] });
     }
     throw asStateError(failures[0], `every replica of partition ${partition} (${failures.length} of ${backups.length} backups failed)`);
   }
@@ -885,12 +876,19 @@ function remaining(left: number[], progress: TransferProgress): { left: number[]
   return { left: [progress.partial.partition, ...rest], after: progress.partial.after };
 }
 
-/** RPC failures become STATE_UNAVAILABLE; a state error from the remote engine passes through. */
-/** The peer's connection was lost or refused: it is going or gone, not merely slow. */
-function connectionLost(err: unknown): boolean {
-  return isCohortError(err, 'RPC_PEER_UNREACHABLE');
+/**
+ * A retry for a vanished engine (STATE_PLACEMENT_CHANGING caused by a lost connection or a
+ * timeout) that ran out of attempts: the engine is still unreachable, and the client hears
+ * STATE_UNAVAILABLE as it would have without the retries.
+ */
+function stillUnreachable(err: unknown): unknown {
+  if (!isCohortError(err, 'STATE_PLACEMENT_CHANGING')) return err;
+  const cause = (err as Error).cause;
+  if (!isCohortError(cause, 'RPC_PEER_UNREACHABLE') && !isCohortError(cause, 'RPC_TIMEOUT')) return err;
+  return new CohortError('STATE_UNAVAILABLE', err.message, undefined, { cause });
 }
 
+/** RPC failures become STATE_UNAVAILABLE; a state error from the remote engine passes through. */
 function asStateError(err: unknown, what: string): CohortError {
   if (err instanceof CohortError && err.code.startsWith('STATE_')) return err;
   const reason = err instanceof Error ? err.message : String(err);
