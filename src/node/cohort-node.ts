@@ -81,6 +81,9 @@ export class CohortNode {
    * answer says `Connection: close`, so that a load balancer's kept-alive connections end with
    * the request they carried instead of being cut when the listener closes.
    */
+  /** The console's modules, loaded at start on a console or replica (see `start`). */
+  private consoleModules: ReturnType<typeof loadConsoleModules> | undefined;
+
   private httpServer(name: TlsListener, clientTraffic = false): FastifyInstance {
     const { config, log } = this;
     const app = createHttpServer({ logger: log, bodyLimit: config.http.bodyLimit, name, tls: this.tlsFor(name), ...(clientTraffic ? { closeConnections: 'idle' as const } : {}) });
@@ -96,6 +99,12 @@ export class CohortNode {
 
   async start(): Promise<void> {
     const { config, log } = this;
+    // Loaded while the repository opens and the node joins, instead of after: the console is
+    // the node that takes longest to start.
+    if (config.node.role !== 'engine') {
+      this.consoleModules = loadConsoleModules();
+      this.consoleModules.catch(() => undefined); // awaited (and reported) in startConsole
+    }
     for (const warning of config.warnings) log.warn(warning);
     ensureDataDir(config.node.dataDir);
     const credential = loadOrCreateManageCredential(config.node.dataDir);
@@ -278,15 +287,8 @@ export class CohortNode {
    */
   private async startConsole(cluster: ClusterMember, repository: Repository): Promise<void> {
     const { config, log } = this;
-    const [{ ConsoleRole }, { AdminAuth }, { ConfigService }, { registerAdminApi }, { schedulerStates }, { ClusterEvents }, { addSecurityHeaders, registerWebConsole }] = await Promise.all([
-      import('../console/console-role.js'),
-      import('../console/admin-auth.js'),
-      import('../console/config-service.js'),
-      import('../console/admin-api.js'),
-      import('../scheduler/scheduler.js'),
-      import('../console/cluster-events.js'),
-      import('../console/web-console.js'),
-    ]);
+    const [{ ConsoleRole }, { AdminAuth }, { ConfigService }, { registerAdminApi }, { schedulerStates }, { ClusterEvents }, { addSecurityHeaders, registerWebConsole }] =
+      await (this.consoleModules ??= loadConsoleModules());
     const role = new ConsoleRole({
       nodeId: config.node.id,
       configuredRole: config.node.role === 'replica' ? 'replica' : 'console',
@@ -446,4 +448,17 @@ export function describeRepositoryUrl(url: string): string {
   } catch {
     return 'postgres://(unparseable)';
   }
+}
+
+/** What only a console or replica runs, loaded on those nodes alone. */
+function loadConsoleModules() {
+  return Promise.all([
+    import('../console/console-role.js'),
+    import('../console/admin-auth.js'),
+    import('../console/config-service.js'),
+    import('../console/admin-api.js'),
+    import('../scheduler/scheduler.js'),
+    import('../console/cluster-events.js'),
+    import('../console/web-console.js'),
+  ]);
 }

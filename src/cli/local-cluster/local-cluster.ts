@@ -11,7 +11,6 @@ import { TLS_LISTENERS, type Mode } from '../../config/schema.js';
 import { freePort } from '../free-port.js';
 import { manageRequest, manageTargetOf } from '../manage-client.js';
 import { clientTlsFor, nodeRequest } from '../node-http.js';
-import { ensureLocalCa } from './local-ca.js';
 import { localNodeConfigText, localUrls, type LocalClusterSecrets, type LocalNodePlan } from './plan.js';
 
 export interface LocalClusterOptions {
@@ -133,7 +132,11 @@ export class LocalCluster {
     this.secrets = this.loadOrCreateSecrets();
     const plans = await this.plan();
     // Made (or renewed near its expiry) before the nodes start, which load it at start.
-    if (plans.some((p) => p.httpsListeners.length > 0)) this.caFile = (await ensureLocalCa(this.dir)).caFile;
+    if (plans.some((p) => p.httpsListeners.length > 0)) {
+      // Loaded only with --tls: the X.509 library alone takes a sixth of a second to load.
+      const { ensureLocalCa } = await import('./local-ca.js');
+      this.caFile = (await ensureLocalCa(this.dir)).caFile;
+    }
     this.seed = plans[0];
     for (const plan of plans) {
       if (!existsSync(plan.configFile)) {
