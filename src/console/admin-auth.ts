@@ -24,9 +24,10 @@ import type { Clock, TimerHandle } from '../core/clock.js';
 import { CohortError, isCohortError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/files.js';
 import { randomToken } from '../core/ids.js';
+import { isoTime } from '../core/time-text.js';
 import type { Logger } from '../core/logger.js';
 import type { AdminUser, AuditInput, Repository } from '../repository/repository.js';
-import { WarningLimiter } from '../transport/warning-limiter.js';
+import { WarningLimiter } from '../core/warning-limiter.js';
 import { LoginGuard, type LoginGuardOptions } from './login-guard.js';
 import { hashPassword, verifyPassword } from './passwords.js';
 
@@ -266,7 +267,7 @@ class FailureTrail {
     this.overflow = 0;
     this.since = this.o.clock.now();
     if (!this.o.auditsFailures() || (entries.length === 0 && overflow === 0)) return;
-    const window = `between ${new Date(since).toISOString()} and ${new Date(this.since).toISOString()}`;
+    const window = `between ${isoTime(since)} and ${isoTime(this.since)}`;
     const records: AuditInput[] = entries.map((e) => {
       const count = [...e.reasons.values()].reduce((a, b) => a + b, 0);
       const reasons = [...e.reasons].map(([r, n]) => `${r} ${n}`).join(', ');

@@ -19,11 +19,10 @@ import swagger from '@fastify/swagger';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DEFAULT_VALUE_CAPS, type DecisionLog, type ValueCaps } from '../config/schema.js';
 import { systemClock, type Clock } from '../core/clock.js';
-import { constantTimeEqual } from '../core/constant-time.js';
 import { CohortError, ERROR_CODES, type ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { COHORT_VERSION } from '../core/version.js';
-import { bearerToken, sha256 } from '../http/bearer-auth.js';
+import { bearerToken, hashMatchesAny, sha256 } from '../http/bearer-auth.js';
 import { setBadUrlCode } from '../http/server.js';
 import type { LockoutStatus, Session, SessionCursor, StateProvider } from '../state/services.js';
 import type { DecisionCaches } from './access/decision-caches.js';
@@ -313,20 +312,15 @@ export function registerRuntimeApi(app: FastifyInstance, options: RuntimeApiOpti
 
   app.register(async (api) => {
     api.addHook('onRequest', async (request) => {
-      const issued = settings().apiKeyHashes;
+      const { apiKeyHashes: issued, readKeyHashes } = settings();
       if (options.apiKeyHashes.length === 0 && issued.length === 0) {
         throw new CohortError('AUTH_NO_API_KEYS', 'this engine has no API key: none in [http] api_keys, none issued by the console');
       }
       const token = bearerToken(request);
       if (token === undefined) throw new CohortError('AUTH_MISSING_CREDENTIAL', 'missing Authorization: Bearer <API key>');
       const hash = sha256(token);
-      // Every key is compared (constant time each), so timing says nothing about which matched;
-      // a damaged hash in the configuration only ever fails to match.
-      let ok = false;
-      for (const expected of options.apiKeyHashes) ok = constantTimeEqual(hash, expected) || ok;
-      for (const expected of issued) ok = constantTimeEqual(hash, expected) || ok;
-      let readOnly = false;
-      for (const expected of settings().readKeyHashes) readOnly = constantTimeEqual(hash, expected) || readOnly;
+      const ok = hashMatchesAny(hash, options.apiKeyHashes, issued);
+      const readOnly = hashMatchesAny(hash, readKeyHashes);
       if (!ok && !readOnly) throw new CohortError('AUTH_INVALID_CREDENTIAL', 'invalid API key');
       if (!ok) checkReadScope(request);
     });

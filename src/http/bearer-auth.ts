@@ -25,3 +25,14 @@ export function requireBearer(request: FastifyRequest, expectedHash: Buffer): vo
   if (token === undefined) throw new CohortError('AUTH_MISSING_CREDENTIAL', 'missing Authorization: Bearer credential');
   if (!constantTimeEqual(sha256(token), expectedHash)) throw new CohortError('AUTH_INVALID_CREDENTIAL', 'invalid credential');
 }
+
+/**
+ * Whether `hash` equals any of the expected hashes. Every one is compared (constant time each),
+ * so timing says nothing about which matched; a damaged hash in the configuration only ever
+ * fails to match.
+ */
+export function hashMatchesAny(hash: Buffer, ...lists: ReadonlyArray<readonly Buffer[]>): boolean {
+  let ok = false;
+  for (const list of lists) for (const expected of list) ok = constantTimeEqual(hash, expected) || ok;
+  return ok;
+}

@@ -112,10 +112,12 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
 
   // A body whose every field is optional may be left out: the route then sees `{}`, so an empty
   // request is not refused as "body must be object" merely for carrying a JSON content type.
-  app.addHook('preValidation', async (request) => {
-    if (request.body !== undefined) return;
-    const schema = request.routeOptions.schema?.body as { type?: string; required?: unknown[] } | undefined;
-    if (schema?.type === 'object' && (schema.required === undefined || schema.required.length === 0)) request.body = {};
+  // Added to those routes alone when they are declared, so no other request pays for a hook.
+  app.addHook('onRoute', (route) => {
+    const schema = route.schema?.body as { type?: string; required?: unknown[] } | undefined;
+    if (schema?.type !== 'object' || (schema.required !== undefined && schema.required.length > 0)) return;
+    const existing = route.preValidation === undefined ? [] : Array.isArray(route.preValidation) ? route.preValidation : [route.preValidation];
+    route.preValidation = [emptyBodyAsObject, ...existing];
   });
 
   app.setErrorHandler((err: FastifyError | CohortError, request, reply) => {
@@ -141,6 +143,11 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     reply.code(404).send({ error: { code: 'HTTP_NOT_FOUND', message: `no route for ${request.method} ${request.url.split('?')[0]}` } }),
   );
   return app;
+}
+
+function emptyBodyAsObject(request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void {
+  if (request.body === undefined) request.body = {};
+  done();
 }
 
 /**

@@ -29,7 +29,7 @@ import { MAX_FRAME_BYTES } from './frame-codec.js';
 import { deriveAuthKey, deriveSecretKey, type HandshakeIdentity } from './handshake.js';
 import { ListenerConnection } from './listener-connection.js';
 import { FRAME_OVERHEAD_BYTES } from './secure-channel.js';
-import { WarningLimiter } from './warning-limiter.js';
+import { WarningLimiter } from '../core/warning-limiter.js';
 import {
   emptyStats,
   type Channel,

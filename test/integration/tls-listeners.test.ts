@@ -21,6 +21,7 @@ import { waitUntil } from '../helpers/cluster.js';
 import { validConfig, writeConfig } from '../helpers/node-config.js';
 import { runCohort, runCohortToEnd } from '../helpers/processes.js';
 import { tmpDir } from '../helpers/tmp.js';
+import { refused } from '../helpers/refused.js';
 
 /** The SHA-256 fingerprint of the certificate a TLS listener presents to a new connection. */
 function servedFingerprint(port: number): Promise<string> {
@@ -43,16 +44,6 @@ function handshake(options: ConnectionOptions): Promise<boolean> {
     });
     socket.once('error', () => resolve(false));
   });
-}
-
-async function refused(request: Promise<unknown>): Promise<string> {
-  try {
-    const answer = await request;
-    assert.fail(`expected the request to be refused, got ${JSON.stringify(answer)}`);
-  } catch (err) {
-    if (err instanceof assert.AssertionError) throw err;
-    return (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-  }
 }
 
 describe('HTTPS listeners', () => {

@@ -11,16 +11,7 @@ import { join } from 'node:path';
 import type { ClusterFile } from '../../src/cli/local-cluster/local-cluster.js';
 import { clientTlsFromCaFile, nodeRequest } from '../../src/cli/node-http.js';
 import { alive, runCohort, runCohortToEnd, upDir } from '../helpers/processes.js';
-
-async function refused(request: Promise<unknown>): Promise<string> {
-  try {
-    const answer = await request;
-    assert.fail(`expected the request to be refused, got ${JSON.stringify(answer)}`);
-  } catch (err) {
-    if (err instanceof assert.AssertionError) throw err;
-    return (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-  }
-}
+import { refused } from '../helpers/refused.js';
 
 describe('cohort up --tls', () => {
   it('runs every API of an inline-mode local cluster over HTTPS with a throwaway CA that cluster.json names; plain HTTP refused; the CLI trusts the CA', async (t) => {

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { WarningLimiter } from '../../src/transport/warning-limiter.js';
+import { WarningLimiter } from '../../src/core/warning-limiter.js';
 
 describe('WarningLimiter', () => {
   it('logs a key once a window, then again after the window', () => {

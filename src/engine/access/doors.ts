@@ -15,20 +15,14 @@
  * - `POST /runtime/v1/decide` and `/decide/response`: JSON, for gateways and enforcers.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { DecisionLog } from '../../config/schema.js';
-import type { Clock } from '../../core/clock.js';
-import { constantTimeEqual } from '../../core/constant-time.js';
 import { CohortError, ERROR_CODES, type ErrorCode } from '../../core/errors.js';
 import { randomToken } from '../../core/ids.js';
-import type { Logger } from '../../core/logger.js';
-import { sha256 } from '../../http/bearer-auth.js';
-import type { StateProvider } from '../../state/services.js';
-import type { RuntimeSettings } from '../runtime-settings.js';
+import { hashMatchesAny, sha256 } from '../../http/bearer-auth.js';
 import { doorClientAddress, trustedProxies } from './client-address.js';
 import type { Headers } from './credentials.js';
 import { decide, type AccessRequest, type Decision } from './decide.js';
-import type { DecisionCaches } from './decision-caches.js';
-import { logDecision, type DecisionObserver } from './decision-log.js';
+import type { DecisionFrontOptions } from './front-options.js';
+import { logDecision } from './decision-log.js';
 import { ACCESS_REASONS, isCredentialReason } from './reasons.js';
 
 /**
@@ -56,22 +50,9 @@ import { RecentDecisions } from './recent-decisions.js';
 import { RelyingParties } from '../oidc/relying-party.js';
 import { loginRoute, serveLoginRoute, serveSignInStart, wantsSignIn, type WebAnswer, type WebRequest } from '../oidc/sign-in.js';
 
-export interface AccessDoorOptions {
-  provider: StateProvider;
-  settings(): RuntimeSettings;
+export interface AccessDoorOptions extends DecisionFrontOptions {
   /** Hashes of `[http] api_keys`: they open the doors too. */
   nodeKeyHashes: Buffer[];
-  clock: Clock;
-  log: Logger;
-  decisionLog: DecisionLog;
-  /** This engine's node id, in the decision log. */
-  engineId: string;
-  /** `[http] trusted_proxies`: balancers whose X-Forwarded-For entries are skipped to find the client (empty: the last entry is the client). */
-  trustedProxies?: readonly string[];
-  /** The engine's decision caches, shared with the inline proxy (none: every decision reads the state). */
-  caches?: DecisionCaches;
-  /** Counts every decision (the node's metrics). */
-  observeDecision?: DecisionObserver;
 }
 
 const DOOR_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
@@ -150,10 +131,7 @@ export function registerAccessDoors(app: FastifyInstance, o: AccessDoorOptions):
       const raw = request.headers[KEY_HEADER];
       const key = Array.isArray(raw) ? raw[0] : raw;
       if (key === undefined || key === '') return done(new CohortError('AUTH_MISSING_CREDENTIAL', 'missing X-Cohort-Key: <API key>'));
-      const hash = sha256(key);
-      let ok = false;
-      for (const expected of o.nodeKeyHashes) ok = constantTimeEqual(hash, expected) || ok;
-      for (const expected of gateway) ok = constantTimeEqual(hash, expected) || ok;
+      const ok = hashMatchesAny(sha256(key), o.nodeKeyHashes, gateway);
       done(ok ? undefined : new CohortError('AUTH_INVALID_CREDENTIAL', 'invalid X-Cohort-Key'));
     });
 

@@ -20,16 +20,11 @@
 import replyFrom from '@fastify/reply-from';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { DecisionLog } from '../../config/schema.js';
-import type { Clock } from '../../core/clock.js';
 import { ERROR_CODES, type ErrorCode } from '../../core/errors.js';
 import { randomToken } from '../../core/ids.js';
-import type { Logger } from '../../core/logger.js';
-import type { StateProvider } from '../../state/services.js';
-import type { RuntimeSettings } from '../runtime-settings.js';
 import { decide, type Decision } from './decide.js';
-import type { DecisionCaches } from './decision-caches.js';
-import { logDecision, type DecisionObserver } from './decision-log.js';
+import type { DecisionFrontOptions } from './front-options.js';
+import { logDecision } from './decision-log.js';
 import { inlineClientAddress, plainAddress, trustedProxies } from './client-address.js';
 import type { CompiledApi } from './definitions.js';
 import { wwwAuthenticate } from './doors.js';
@@ -37,20 +32,8 @@ import { RelyingParties } from '../oidc/relying-party.js';
 import { loginRoute, serveLoginRoute, serveSignInStart, wantsSignIn, type SignInContext, type WebAnswer, type WebRequest } from '../oidc/sign-in.js';
 import { UpstreamTokens } from '../oidc/upstream-token.js';
 
-export interface InlineProxyOptions {
-  provider: StateProvider;
-  settings(): RuntimeSettings;
-  clock: Clock;
-  log: Logger;
-  decisionLog: DecisionLog;
-  engineId: string;
-  /** `[http] trusted_proxies`: balancers in front of the proxy whose X-Forwarded-For is believed (empty: none). */
-  trustedProxies?: readonly string[];
-  /** The engine's decision caches, shared with the sideband doors (none: every decision reads the state). */
-  caches?: DecisionCaches;
-  /** Counts every decision (the node's metrics). */
-  observeDecision?: DecisionObserver;
-}
+/** The inline proxy needs nothing beyond what every front of the decision gets. */
+export type InlineProxyOptions = DecisionFrontOptions;
 
 /** Headers that describe one connection, not the request: never forwarded (RFC 9110 7.6.1), either way. */
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect'];
