@@ -84,11 +84,11 @@ export function engineMetrics(metrics: NodeMetrics, engine: { ready(): boolean; 
 
 /** Console and replica: the configuration they hold and the health of every engine as they see it. */
 export function consoleMetrics(metrics: NodeMetrics, view: () => Promise<ConsoleClusterView>): void {
-  // One view per scrape: every gauge below reads the same answer.
-  let cached: { at: number; view: Promise<ConsoleClusterView> } | undefined;
+  // One view per scrape: every gauge below reads the same answer, and the next scrape a fresh
+  // one (a configuration saved between two scrapes shows in the second).
+  let cached: { scrape: number; view: Promise<ConsoleClusterView> } | undefined;
   const current = (): Promise<ConsoleClusterView> => {
-    const now = performance.now();
-    if (!cached || now - cached.at > 500) cached = { at: now, view: view() };
+    if (!cached || cached.scrape !== metrics.scrapes) cached = { scrape: metrics.scrapes, view: view() };
     return cached.view;
   };
   metrics.gauge('cohort_config_version', 'Configuration version: on an engine the version it applied (0 before any), on a console or replica the newest it holds.', async () => (await current()).configVersion);

@@ -182,8 +182,12 @@ export class NodeMetrics {
     });
   }
 
+  /** Scrapes begun so far: gauges that share one costly read cache it per scrape by this number. */
+  scrapes = 0;
+
   /** The Prometheus text of every metric. */
   text(): Promise<string> {
+    this.scrapes++;
     return this.registry.metrics();
   }
 }

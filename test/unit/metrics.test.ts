@@ -92,6 +92,18 @@ describe('node metrics', () => {
     assert.equal(total(f, 'cohort_membership_suspicions_total'), 8);
   });
 
+  it('a console reads its cluster view once per scrape, and a save between two scrapes shows in the second at once', async () => {
+    const metrics = new NodeMetrics({ id: 'console', role: 'console' }, { processMetrics: false });
+    let version = 0;
+    let reads = 0;
+    consoleMetrics(metrics, async () => { reads++; return { ...consoleView, configVersion: version }; });
+    assert.equal(total(parsePrometheus(await metrics.text()), 'cohort_config_version'), 0);
+    assert.equal(reads, 1, 'every console gauge of one scrape shares one view');
+    version = 1;
+    assert.equal(total(parsePrometheus(await metrics.text()), 'cohort_config_version'), 1, 'the next scrape, however soon, reads a fresh view');
+    assert.equal(reads, 2);
+  });
+
   it('times HTTP requests by route pattern and status, RPCs by method, and counts decisions by reason', async () => {
     const metrics = new NodeMetrics({ id: 'e', role: 'engine' }, { processMetrics: false });
     const app = Fastify();
