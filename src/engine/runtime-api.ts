@@ -226,7 +226,7 @@ function checkReadScope(request: FastifyRequest): void {
  * body. Bodies that are not valid UTF-8 never get here (the HTTP layer refuses them), nor do
  * URLs whose percent-encoding is not.
  */
-async function checkIds(request: FastifyRequest): Promise<void> {
+function checkIds(request: FastifyRequest): void {
   for (const [name, value] of Object.entries((request.params ?? {}) as Record<string, string>)) checkId(name, value);
   const body = request.body as Record<string, unknown> | undefined;
   if (body !== null && typeof body === 'object') {
@@ -311,7 +311,8 @@ export function registerRuntimeApi(app: FastifyInstance, options: RuntimeApiOpti
   registerBackchannelLogout(app, { provider, settings, clock: options.clock ?? systemClock, log: app.log as unknown as Logger });
 
   app.register(async (api) => {
-    api.addHook('onRequest', async (request) => {
+    // Both hooks run on every runtime request: callback style, so neither costs a promise.
+    const authenticate = (request: FastifyRequest): void => {
       const { apiKeyHashes: issued, readKeyHashes } = settings();
       if (options.apiKeyHashes.length === 0 && issued.length === 0) {
         throw new CohortError('AUTH_NO_API_KEYS', 'this engine has no API key: none in [http] api_keys, none issued by the console');
@@ -323,8 +324,23 @@ export function registerRuntimeApi(app: FastifyInstance, options: RuntimeApiOpti
       const readOnly = hashMatchesAny(hash, readKeyHashes);
       if (!ok && !readOnly) throw new CohortError('AUTH_INVALID_CREDENTIAL', 'invalid API key');
       if (!ok) checkReadScope(request);
+    };
+    api.addHook('onRequest', (request, _reply, done) => {
+      try {
+        authenticate(request);
+      } catch (err) {
+        return done(err as CohortError);
+      }
+      done();
     });
-    api.addHook('preValidation', checkIds);
+    api.addHook('preValidation', (request, _reply, done) => {
+      try {
+        checkIds(request);
+      } catch (err) {
+        return done(err as CohortError);
+      }
+      done();
+    });
 
     // ---- sessions
     api.post<{ Body: { subject: string; attributes?: Record<string, unknown>; idleTimeoutSeconds?: number; maxLifetimeSeconds?: number } }>('/runtime/v1/sessions', {

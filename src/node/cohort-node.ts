@@ -1,4 +1,5 @@
 import { Server as NetServer } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { CohortError } from '../core/errors.js';
@@ -76,23 +77,13 @@ export class CohortNode {
     this.metrics = config.http.metrics ? new NodeMetrics({ id: config.node.id, role: config.node.role }) : undefined;
   }
 
-  /**
-   * An HTTP server of this node: timed for the metrics, and, while the node drains, every
-   * answer says `Connection: close`, so that a load balancer's kept-alive connections end with
-   * the request they carried instead of being cut when the listener closes.
-   */
   /** The console's modules, loaded at start on a console or replica (see `start`). */
   private consoleModules: ReturnType<typeof loadConsoleModules> | undefined;
 
+  /** An HTTP server of this node, timed for the metrics. */
   private httpServer(name: TlsListener, clientTraffic = false): FastifyInstance {
     const { config, log } = this;
     const app = createHttpServer({ logger: log, bodyLimit: config.http.bodyLimit, name, tls: this.tlsFor(name), ...(clientTraffic ? { closeConnections: 'idle' as const } : {}) });
-    if (clientTraffic) {
-      app.addHook('onRequest', (_request, reply, done) => {
-        if (this.draining) reply.header('connection', 'close');
-        done();
-      });
-    }
     this.metrics?.instrumentHttp(app, name);
     return app;
   }
@@ -385,6 +376,11 @@ export class CohortNode {
       this.draining = true;
       this.tlsReloader?.stop();
       const serving = [this.proxyServer, this.runtimeServer].filter((s): s is FastifyInstance => s !== undefined && s.server.listening);
+      // From now on every answer says `Connection: close`, so a load balancer's kept-alive
+      // connections end with the request they carried instead of being cut when the listener
+      // closes. A listener added only now (ahead of Fastify's): no request before the drain
+      // pays for the check.
+      for (const s of serving) s.server.prependListener('request', closeAfterAnswer);
       if (serving.length > 0 && this.config.http.drainMs > 0) {
         this.log.info({ drainMs: this.config.http.drainMs }, 'draining: ready answers 503; serving until drain_seconds have passed');
         await new Promise((resolve) => setTimeout(resolve, this.config.http.drainMs));
@@ -461,4 +457,9 @@ function loadConsoleModules() {
     import('../console/cluster-events.js'),
     import('../console/web-console.js'),
   ]);
+}
+
+/** Node's server writes `Connection: close` and ends the connection after this answer. */
+function closeAfterAnswer(_request: IncomingMessage, response: ServerResponse): void {
+  response.shouldKeepAlive = false;
 }
