@@ -2,10 +2,15 @@
 // Runs every compiled test file with Node's built-in test runner.
 //
 // Files are listed explicitly (rather than passing a directory) because Node 20 and Node 22+
-// interpret directory arguments to --test differently. Unit tests run in parallel; integration
-// tests start real processes and bind real ports, so they run two at a time to stay within a
-// 2-core machine's means; test/serial holds the real-process tests with timing bars, run one
-// at a time.
+// interpret directory arguments to --test differently. Three groups, one after the other:
+// - unit: in-process tests (the simulators among them), four files at a time;
+// - integration: real processes on real ports (clusters, proxies, browsers, the benches' smokes),
+//   three files at a time: most of their time is spent waiting on processes, and they assert
+//   behaviour with generous deadlines, never speed (the figures they print are the benches'
+//   business, measured on a quiet machine);
+// - serial: the few whose behaviour depends on time itself (no false suspicion of a node that is
+//   merely slow, a schedule firing in every one-second period, a real sign-in served during a
+//   flood), one at a time so that no other test competes with them for the two cores.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -31,9 +36,7 @@ const groups = [
   // The simulator files run hundreds of seeds each: four at a time on two cores, one may take
   // two minutes or more, so the unit group's per-file limit is wider.
   { name: 'unit', files: testFiles('dist/test/unit'), concurrency: 4, timeoutMs: 300_000 },
-  { name: 'integration', files: testFiles('dist/test/integration'), concurrency: 2 },
-  // Real-process tests with timing bars (detection within 1.5 s, a cluster within 3 s) run one
-  // at a time, so that no other test's processes compete with them for the two cores.
+  { name: 'integration', files: testFiles('dist/test/integration'), concurrency: 3, timeoutMs: 300_000 },
   { name: 'serial', files: testFiles('dist/test/serial'), concurrency: 1 },
 ].filter((g) => only.length === 0 || only.includes(g.name));
 

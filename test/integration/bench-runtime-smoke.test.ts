@@ -1,0 +1,34 @@
+/**
+ * `npm run bench:runtime` in short: lookups beside a bare Fastify route, replicated writes, memory and a join.
+ * The full run is minutes long and stays out of npm test; this one checks that the script works
+ * end to end on real processes and that its figures are sane (speed is not asserted).
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { PACKAGE_ROOT } from '../helpers/paths.js';
+
+describe('bench:runtime smoke', () => {
+  it('bench:runtime measures lookups beside a bare Fastify route, replicated writes (HTTP and inside the grid, beside Redis), memory and a join', () => {
+    const run = spawnSync(process.execPath, ['--expose-gc', join(PACKAGE_ROOT, 'dist/bench/runtime.js'), '--seconds', '1', '--connections', '10', '--join-sessions', '3000', '--join-revocations', '200', '--metrics-rounds', '1', '--json'], {
+      encoding: 'utf8',
+      timeout: 150_000,
+      killSignal: 'SIGTERM',
+    });
+    assert.equal(run.status, 0, run.stderr);
+    const r = JSON.parse(run.stdout) as { lookup: Record<string, number>; metrics: Record<string, number>; replicatedWrite: Record<string, number>; gridWrite: Record<string, number>; memoryBytesPerSessionPerReplica: number; join: Record<string, number> };
+    assert.ok(r.lookup.gridRps! > 0 && r.lookup.fastifyRps! > 0, JSON.stringify(r.lookup));
+    assert.equal(r.lookup.gridErrors, 0);
+    assert.ok(r.metrics.onRps! > 0 && r.metrics.offRps! > 0 && r.metrics.errors === 0, `lookups with metrics on and off: ${JSON.stringify(r.metrics)}`);
+    assert.ok(r.replicatedWrite.rps! > 0);
+    assert.equal(r.replicatedWrite.errors, 0);
+    // Inside the grid (3 worker processes): every write acknowledged, latency sane, peer measured.
+    assert.equal(r.gridWrite.errors, 0, JSON.stringify(r.gridWrite));
+    assert.ok(r.gridWrite.writesPerSecond! > 0 && r.gridWrite.p50Ms! > 0 && r.gridWrite.p50Ms! < 100, JSON.stringify(r.gridWrite));
+    assert.ok(r.gridWrite.redisWritesPerSecond! > 0, 'the Redis peer was measured');
+    assert.ok(r.memoryBytesPerSessionPerReplica > 256 && r.memoryBytesPerSessionPerReplica < 10_000, `${r.memoryBytesPerSessionPerReplica} B`);
+    assert.equal(r.join.sessions, 3000);
+    assert.equal(r.join.clientFailures, 0, 'no client request failed while an engine joined');
+  });
+});
