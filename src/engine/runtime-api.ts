@@ -23,7 +23,7 @@ import { CohortError, ERROR_CODES, type ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { COHORT_VERSION } from '../core/version.js';
 import { bearerToken, hashMatchesAny, sha256 } from '../http/bearer-auth.js';
-import { setBadUrlCode } from '../http/server.js';
+import { setBadUrlCode, syncHook } from '../http/server.js';
 import type { LockoutStatus, Session, SessionCursor, StateProvider } from '../state/services.js';
 import type { DecisionCaches } from './access/decision-caches.js';
 import { registerAccessDoors } from './access/doors.js';
@@ -311,7 +311,6 @@ export function registerRuntimeApi(app: FastifyInstance, options: RuntimeApiOpti
   registerBackchannelLogout(app, { provider, settings, clock: options.clock ?? systemClock, log: app.log as unknown as Logger });
 
   app.register(async (api) => {
-    // Both hooks run on every runtime request: callback style, so neither costs a promise.
     const authenticate = (request: FastifyRequest): void => {
       const { apiKeyHashes: issued, readKeyHashes } = settings();
       if (options.apiKeyHashes.length === 0 && issued.length === 0) {
@@ -325,22 +324,8 @@ export function registerRuntimeApi(app: FastifyInstance, options: RuntimeApiOpti
       if (!ok && !readOnly) throw new CohortError('AUTH_INVALID_CREDENTIAL', 'invalid API key');
       if (!ok) checkReadScope(request);
     };
-    api.addHook('onRequest', (request, _reply, done) => {
-      try {
-        authenticate(request);
-      } catch (err) {
-        return done(err as CohortError);
-      }
-      done();
-    });
-    api.addHook('preValidation', (request, _reply, done) => {
-      try {
-        checkIds(request);
-      } catch (err) {
-        return done(err as CohortError);
-      }
-      done();
-    });
+    api.addHook('onRequest', syncHook(authenticate));
+    api.addHook('preValidation', syncHook(checkIds));
 
     // ---- sessions
     api.post<{ Body: { subject: string; attributes?: Record<string, unknown>; idleTimeoutSeconds?: number; maxLifetimeSeconds?: number } }>('/runtime/v1/sessions', {

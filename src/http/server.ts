@@ -145,6 +145,21 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   return app;
 }
 
+/**
+ * A request hook from a check that throws a coded error to refuse: callback style, so a hook
+ * that runs on every request costs no promise.
+ */
+export function syncHook(check: (request: FastifyRequest) => void): (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => void {
+  return (request, _reply, done) => {
+    try {
+      check(request);
+    } catch (err) {
+      return done(err as Error);
+    }
+    done();
+  };
+}
+
 function emptyBodyAsObject(request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void {
   if (request.body === undefined) request.body = {};
   done();
