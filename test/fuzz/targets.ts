@@ -33,6 +33,8 @@ import { parseRecordLine, parseRecordLines, recordLine } from '../../src/state/g
 import { encodeFrame, FrameDecoder } from '../../src/transport/frame-codec.js';
 import { decodeHandshakeMessage, encodeHandshakeMessage, HandshakeType } from '../../src/transport/handshake.js';
 import { TcpTransport } from '../../src/transport/tcp-transport.js';
+import { SecretKeyring } from '../../src/core/sealed-secrets.js';
+import { randomBytes } from 'node:crypto';
 
 export interface FuzzTarget {
   name: string;
@@ -285,17 +287,17 @@ export const TARGETS: FuzzTarget[] = [
       const clock = new ManualClock(1_800_000_000_000);
       const repo = await openRepository('sqlite::memory:', { clock });
       try {
-        const config = new ConfigService(repo, clock, 'console', () => true);
+        const config = new ConfigService(repo, clock, 'console', () => true, new SecretKeyring([randomBytes(32)]));
         const editable = CONFIG_SECTIONS.filter((s) => s !== 'api-keys' && s !== 'schedules');
         return await check(
           fc.record({ section: fc.constantFrom(...editable), content: fc.oneof(fc.jsonValue({ maxDepth: 4 }), fc.object({ maxDepth: 3 })) }),
           async ({ section, content }) => {
-            const before = (await config.get(section)).version;
+            const before = (await config.get(section, 'clear')).version;
             try {
               await config.put(section, content, { user: 'fuzz', role: 'admin' });
             } catch (err) {
               expectCoded(err, ['CONSOLE_DOCUMENT_INVALID'], `${section} document ${JSON.stringify(content).slice(0, 200)}`);
-              assert.equal((await config.get(section)).version, before, 'a refused document changed the version');
+              assert.equal((await config.get(section, 'clear')).version, before, 'a refused document changed the version');
             }
           },
           runs,
