@@ -223,7 +223,7 @@ export const KEYS: readonly KeyDef[] = [
   },
   {
     section: 'cluster', key: 'console_public_key', type: 'string', default: '', unit: '',
-    doc: 'Engines: the console authority\'s public key (the console logs it at start, and writes it to DATA_DIR/console-authority.pub), so the engine applies only configurations the console signed from its very first contact. Empty: the key of the first console that proves it is pinned in DATA_DIR/console-authority.pub.',
+    doc: 'Engines: the console authority\'s public key (the console logs it at start, and writes it to DATA_DIR/console-authority.pub), so the engine applies only configurations the console signed from its very first contact (`cohort up` writes it into the engines\' files). Empty: the key of the first console that proves it is pinned in DATA_DIR/console-authority.pub.',
     allowed: 'empty, or an Ed25519 public key as base64 (DER SubjectPublicKeyInfo, 60 characters)',
     parse: (raw) => {
       const v = raw.trim();
