@@ -11,7 +11,8 @@
  * - `config.export` (the replica): documents and audit records after the ones it holds, once
  *   its newest document and audit record are the console's too; otherwise `diverged`: its
  *   history forked from the console's (a console demoted after a promotion), and it re-syncs
- *   from the fork point (console-role.ts), walking both histories back with `config.history`.
+ *   from the fork point (console-role.ts), walking both histories back with `config.history`
+ *   (pages signed, as the export is).
  * - `config.discarded` (the re-syncing node): its audit records after the fork point, which
  *   it is about to drop; appended here as `config.discarded` records (once each, however often
  *   they are sent), so what happened on it stays in the one audit trail everyone replicates.
@@ -69,6 +70,16 @@ export interface HistoryRequest {
   what: 'versions' | 'audit';
   before?: number;
   limit?: number;
+}
+
+/**
+ * The answer to `config.history`, signed like an export: a re-sync drops what the replica holds
+ * after the fork point it finds in these pages, so a page from a node that only claims the
+ * console role must not be able to move that point.
+ */
+export interface HistoryAnswer<T> {
+  items: T[];
+  proof?: unknown;
 }
 
 /** `config.discarded`: the audit records a re-syncing node drops, for the console's trail. */
@@ -207,8 +218,8 @@ export class ConfigPublisher {
       this.assertReplica('config.history', req, from.nodeId);
       const before = typeof req.before === 'number' ? req.before : undefined;
       const limit = typeof req.limit === 'number' ? req.limit : EXPORT_BATCH;
-      if (req.what === 'audit') return o.repository.listAudit({ beforeId: before, limit });
-      return o.repository.listConfigVersions({ beforeVersion: before, limit });
+      const items = req.what === 'audit' ? await o.repository.listAudit({ beforeId: before, limit }) : await o.repository.listConfigVersions({ beforeVersion: before, limit });
+      return this.signed('config.history', req, { items });
     });
     o.rpc.handle('config.discarded', async (body, from) => {
       this.refuseUnlessActive();

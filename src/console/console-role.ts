@@ -36,7 +36,7 @@ import { writeFileAtomic } from '../core/files.js';
 import { isoTime as iso } from '../core/time-text.js';
 import type { ConsoleClusterView } from './admin-api.js';
 import type { Principal } from './admin-auth.js';
-import { ConfigPublisher, healthOf, sameAuditRecord, sameVersion, type DiscardedRequest, type ExportAnswer, type ExportRequest, type HistoryRequest } from './config-publisher.js';
+import { ConfigPublisher, healthOf, sameAuditRecord, sameVersion, type DiscardedRequest, type ExportAnswer, type ExportRequest, type HistoryAnswer, type HistoryRequest } from './config-publisher.js';
 import { forkPoint } from './fork-point.js';
 import { AUTHORITY_KEY_FILE, loadAuthority, signStatement, verifyStatement, type ConsoleAuthority } from '../policy/console-authority.js';
 import { checkAnswer, newNonce, openKeyFromConsole, replicaProof, ReplicaProofChecker, type ReplicaProof } from './role-proofs.js';
@@ -366,7 +366,7 @@ export class ConsoleRole {
         this.o.log.info({ console: console.id, keyId: this.secretKeys.currentId }, `took the console's key of the secrets at rest (DATA_DIR/${SECRETS_KEY_FILE})`);
       }
       if (answer.diverged) {
-        if (!(await this.resync(console))) return; // nothing to drop after all: try again at the next pull
+        if (!(await this.resync(console, authority))) return; // nothing to drop after all: try again at the next pull
         continue;
       }
       await this.o.repository.importConfigDocuments(answer.documents, answer.epoch);
@@ -417,10 +417,15 @@ export class ConsoleRole {
    * Re-syncs from the fork point with `console`: keeps the versions dropped in a file, hands the
    * audit records dropped to the console, then drops both. False when there was nothing to drop.
    */
-  private async resync(console: Member): Promise<boolean> {
+  private async resync(console: Member, authority: ConsoleAuthority): Promise<boolean> {
     const { repository, rpc, log } = this.o;
-    const history = <T>(what: HistoryRequest['what']) => (before: number | undefined) =>
-      rpc.call<T[]>(console.address, 'config.history', this.provenBody('config.history', console, { what, before, limit: HISTORY_PAGE } satisfies HistoryRequest), { timeoutMs: this.callTimeoutMs });
+    // Each page of the console's history must carry its signature (CONSOLE_ROLE_UNPROVEN
+    // otherwise, and nothing is dropped): the fork point decides what this node drops.
+    const history = <T>(what: HistoryRequest['what']) => async (before: number | undefined) => {
+      const page = await this.provenCall<HistoryAnswer<T>>(authority, console, 'config.history', { what, before, limit: HISTORY_PAGE } satisfies HistoryRequest);
+      if (!Array.isArray(page.items)) throw new CohortError('CONSOLE_ROLE_UNPROVEN', `${console.id} answered config.history without a page of history: nothing taken from it`);
+      return page.items;
+    };
     const forkVersion = await forkPoint<ConfigVersionSummary>(
       (before) => repository.listConfigVersions({ beforeVersion: before, limit: HISTORY_PAGE }),
       history<ConfigVersionSummary>('versions'),

@@ -8,8 +8,9 @@
  *   its own key (a replica it admitted holds the same), refuses it when older than
  *   PROOF_WINDOW_MS or seen before, and answers nothing to a node that cannot sign: a node
  *   holding only the cluster secret gets no audit record, user, token or document.
- * - The console's answers to those pulls are signed over the request's nonce and their whole
- *   content, so a replica takes nothing from a node that only claims to be the console.
+ * - The console's answers to those pulls (each page of `config.history` included) are signed
+ *   over the request's nonce and their whole content, so a replica takes nothing from, and
+ *   drops nothing because of, a node that only claims to be the console.
  * - The key of the secrets at rest (core/sealed-secrets.ts) travels to the replica with the
  *   documents it opens, in the signed `config.export` answer, itself sealed (AES-256-GCM) under
  *   a key both derive from the authority's private key and the request's nonce: a node that
