@@ -21,7 +21,7 @@ import { sha256 } from '../http/bearer-auth.js';
 import { openStateProvider, type OpenedProvider } from './state-provider.js';
 import { registerManageApi } from './manage-api.js';
 import { NodeMetrics } from './metrics.js';
-import { clusterMetrics, consoleMetrics, engineMetrics, gridMetrics } from './metric-sources.js';
+import { clusterMetrics, consoleMetrics, engineMetrics, gridMetrics, tlsMetrics } from './metric-sources.js';
 import { ConfigFollower } from '../engine/config-follower.js';
 import { appliedConfigKeys } from '../engine/applied-config.js';
 import { loadSecretKeyring, type SecretKeyring } from '../core/sealed-secrets.js';
@@ -78,17 +78,22 @@ export class CohortNode {
     this.metrics = config.http.metrics ? new NodeMetrics({ id: config.node.id, role: config.node.role }) : undefined;
   }
 
+  /** The console's modules, loaded at start on a console or replica (see `start`). */
+  private consoleModules: ReturnType<typeof loadConsoleModules> | undefined;
+
+  /** The HTTPS listeners made so far, by name (their failed handshakes are a metric). */
+  private readonly httpsListeners = new Map<TlsListener, FastifyInstance>();
+
   /**
    * An HTTP server of this node: timed for the metrics, and, while the node drains, every
    * answer says `Connection: close`, so that a load balancer's kept-alive connections end with
    * the request they carried instead of being cut when the listener closes.
    */
-  /** The console's modules, loaded at start on a console or replica (see `start`). */
-  private consoleModules: ReturnType<typeof loadConsoleModules> | undefined;
-
   private httpServer(name: TlsListener, clientTraffic = false): FastifyInstance {
     const { config, log } = this;
-    const app = createHttpServer({ logger: log, bodyLimit: config.http.bodyLimit, name, tls: this.tlsFor(name), ...(clientTraffic ? { closeConnections: 'idle' as const } : {}) });
+    const tls = this.tlsFor(name);
+    const app = createHttpServer({ logger: log, bodyLimit: config.http.bodyLimit, name, tls, clock: this.clock, ...(clientTraffic ? { closeConnections: 'idle' as const } : {}) });
+    if (tls) this.httpsListeners.set(name, app);
     if (clientTraffic) {
       app.addHook('onRequest', (_request, reply, done) => {
         if (this.draining) reply.header('connection', 'close');
@@ -139,7 +144,10 @@ export class CohortNode {
       ...(this.metrics ? { metrics: this.metrics } : {}),
     });
     this.cluster = cluster;
-    if (this.metrics) clusterMetrics(this.metrics, cluster);
+    if (this.metrics) {
+      clusterMetrics(this.metrics, cluster);
+      if (config.tls) tlsMetrics(this.metrics, () => this.httpsListeners);
+    }
     await cluster.start();
     // Stopped while joining (SIGTERM, cluster stop): bind nothing more; stop() closes the rest.
     if (this.stopping) return;
