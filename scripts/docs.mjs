@@ -14,6 +14,7 @@ const GROUPS = {
   // The inline proxy, web sign-in and token mediation belong with the decisions they serve.
   GRID: 'Runtime state', CONSOLE: 'Console and replica', SCHEDULE: 'Scheduler', ADMIN: 'Admin API',
   PROXY: 'Access decisions', LOGIN: 'Access decisions', LOGOUT: 'Access decisions', UPSTREAM: 'Access decisions',
+  SECRET: 'Secrets at rest',
 };
 
 function renderErrors() {

@@ -223,7 +223,7 @@ export const KEYS: readonly KeyDef[] = [
   },
   {
     section: 'cluster', key: 'console_public_key', type: 'string', default: '', unit: '',
-    doc: 'Engines: the console authority\'s public key (the console logs it at start, and writes it to DATA_DIR/console-authority.pub), so the engine applies only configurations the console signed from its very first contact. Empty: the key of the first console that proves it is pinned in DATA_DIR/console-authority.pub.',
+    doc: 'Engines: the console authority\'s public key (the console logs it at start, and writes it to DATA_DIR/console-authority.pub), so the engine applies only configurations the console signed from its very first contact (`cohort up` writes it into the engines\' files). Empty: the key of the first console that proves it is pinned in DATA_DIR/console-authority.pub.',
     allowed: 'empty, or an Ed25519 public key as base64 (DER SubjectPublicKeyInfo, 60 characters)',
     parse: (raw) => {
       const v = raw.trim();
@@ -512,7 +512,7 @@ export const KEYS: readonly KeyDef[] = [
   },
   {
     section: 'console', key: 'login_max_concurrent', type: 'integer', default: '2', unit: 'logins',
-    doc: 'Password checks (scrypt) in flight at once for the whole console, whatever the addresses; one more is kept for addresses that signed in successfully before. Beyond, sign-ins are refused at once (429 AUTH_LOGIN_THROTTLED), so a flood bounds the work it causes. Keep it below the size of libuv\'s thread pool (4 unless UV_THREADPOOL_SIZE says otherwise), so the kept check never queues behind the others there.',
+    doc: 'Password checks (scrypt) in flight at once for the whole console, whatever the addresses; one more is kept for addresses that signed in successfully before, and (when this is 2 or more) the last of these is kept for addresses with no failed sign-in within `login_lockout`, so the addresses of a flood, once they failed, share one check less. Beyond, sign-ins are refused at once (429 AUTH_LOGIN_THROTTLED), so a flood bounds the work it causes. Keep it below the size of libuv\'s thread pool (4 unless UV_THREADPOOL_SIZE says otherwise), so the kept check never queues behind the others there.',
     allowed: 'integer 1 to 64',
     parse: (raw) => parseInteger(raw, 1, 64),
   },

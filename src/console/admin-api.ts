@@ -13,7 +13,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { CohortError } from '../core/errors.js';
 import { COHORT_VERSION } from '../core/version.js';
 import { isoTime } from '../core/time-text.js';
-import { runViews, savedSchedules, scheduleViews } from '../scheduler/scheduler.js';
+import { runViews } from '../scheduler/scheduler.js';
 import { adminCredential, checkCsrf, clearedSessionCookie, csrfTokenFor, sessionCookie } from './admin-session.js';
 import type { ClusterEvents } from './cluster-events.js';
 import { SECURITY_HEADERS } from './web-console.js';
@@ -21,7 +21,7 @@ import type { AuditRecord, Repository } from '../repository/repository.js';
 import type { AdminAuth, Principal } from './admin-auth.js';
 import { configSection } from './config-sections.js';
 import { API_KEY_SCOPES, CONFIG_SECTIONS, type ApiKeyScope } from '../policy/config-sections.js';
-import type { ConfigService } from './config-service.js';
+import { secretViewOf, type ConfigService } from './config-service.js';
 import { dryRunDecision } from './access-dry-run.js';
 import { DESCRIBED_REQUEST_SCHEMA } from '../engine/access/doors.js';
 
@@ -188,8 +188,10 @@ export async function registerAdminApi(app: FastifyInstance, o: AdminApiOptions)
 
     api.get('/admin/v1/cluster', async () => o.cluster());
 
+    // Secrets (client secrets of apis, headers of schedules) in clear for admins only: auditors
+    // read them redacted, in every answer below.
     api.get<{ Params: { section: string } }>('/admin/v1/config/:section', { schema: { params: sectionParams, response: { 200: sectionView } } }, async (request) =>
-      o.config.get(configSection(request.params.section)),
+      o.config.get(configSection(request.params.section), secretViewOf(who(request))),
     );
 
     api.put<{ Params: { section: string }; Body: unknown }>('/admin/v1/config/:section', {
@@ -197,7 +199,7 @@ export async function registerAdminApi(app: FastifyInstance, o: AdminApiOptions)
     }, async (request) => {
       const section = configSection(request.params.section);
       await o.config.put(section, request.body, who(request));
-      return o.config.get(section);
+      return o.config.get(section, secretViewOf(who(request)));
     });
 
     api.get<{ Querystring: { section?: string; limit?: string; beforeVersion?: string } }>('/admin/v1/config/versions', {
@@ -213,13 +215,7 @@ export async function registerAdminApi(app: FastifyInstance, o: AdminApiOptions)
         description: 'One version of a section, with its content (for a diff between any two).',
         params: { type: 'object', required: ['version'], properties: { version: countQuery } },
       },
-    }, async (request) => {
-      const version = Number(request.params.version);
-      const summary = (await o.repository.listConfigVersions({ beforeVersion: version + 1, limit: 1 }))[0];
-      const doc = summary && summary.version === version ? await o.repository.getConfigDocument(summary.section, version) : undefined;
-      if (!doc) throw new CohortError('REPO_NOT_FOUND', `no configuration version ${version}`);
-      return { section: doc.section, version: doc.version, epoch: doc.epoch, hash: doc.hash, createdAt: doc.createdAt, author: doc.author, content: doc.content };
-    });
+    }, async (request) => o.config.version(Number(request.params.version), secretViewOf(who(request))));
 
     api.get<{ Querystring: { limit?: string; beforeId?: string; user?: string; section?: string; action?: string } }>('/admin/v1/audit', {
       schema: {
@@ -331,14 +327,15 @@ export async function registerAdminApi(app: FastifyInstance, o: AdminApiOptions)
       // Decisions read header names in lower case, as Node hands them to the doors.
       const headers: Record<string, string | string[]> = {};
       for (const [name, value] of Object.entries(described.headers)) headers[name.toLowerCase()] = value;
-      const [runtime, keys, current] = await Promise.all([o.config.get('runtime'), o.config.get('api-keys'), o.config.get('apis')]);
+      // Redacted: a decision never reads a client secret, and auditors may run this too.
+      const [runtime, keys, current] = await Promise.all([o.config.get('runtime', 'redacted'), o.config.get('api-keys', 'redacted'), o.config.get('apis', 'redacted')]);
       return dryRunDecision({ ...described, headers }, { runtime: runtime.content, 'api-keys': keys.content, apis: current.content }, apis);
     });
 
     // ---- schedules (scheduler/): definitions in the `schedules` section, queue state and runs in the repository
     const scheduleParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 64 } } } as const;
 
-    api.get('/admin/v1/schedules', async () => ({ schedules: await scheduleViews(o.repository) }));
+    api.get('/admin/v1/schedules', async (request) => ({ schedules: await o.config.schedules(secretViewOf(who(request))) }));
 
     api.put<{ Params: { id: string }; Body: unknown }>('/admin/v1/schedules/:id', { schema: { params: scheduleParams, body: { type: 'object' } } }, async (request) =>
       o.config.putSchedule(request.params.id, request.body, who(request)),
@@ -353,7 +350,7 @@ export async function registerAdminApi(app: FastifyInstance, o: AdminApiOptions)
       schema: { params: scheduleParams, querystring: { type: 'object', additionalProperties: false, properties: { limit: countQuery } } },
     }, async (request) => {
       const runs = await runViews(o.repository, request.params.id, Math.min(1000, optionalNumber(request.query.limit) ?? 100));
-      if (runs.length === 0 && !(await savedSchedules(o.repository)).some((d) => d.id === request.params.id)) {
+      if (runs.length === 0 && !(await o.config.schedules('redacted')).some((d) => d.id === request.params.id)) {
         throw new CohortError('SCHEDULE_NOT_FOUND', `no schedule ${request.params.id}`);
       }
       return { runs };

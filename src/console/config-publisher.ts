@@ -11,7 +11,8 @@
  * - `config.export` (the replica): documents and audit records after the ones it holds, once
  *   its newest document and audit record are the console's too; otherwise `diverged`: its
  *   history forked from the console's (a console demoted after a promotion), and it re-syncs
- *   from the fork point (console-role.ts), walking both histories back with `config.history`.
+ *   from the fork point (console-role.ts), walking both histories back with `config.history`
+ *   (pages signed, as the export is).
  * - `config.discarded` (the re-syncing node): its audit records after the fork point, which
  *   it is about to drop; appended here as `config.discarded` records (once each, however often
  *   they are sent), so what happened on it stays in the one audit trail everyone replicates.
@@ -20,6 +21,11 @@
  *
  * A node that is not the active console (a replica, a demoted console) refuses `config.fetch`
  * with CONSOLE_NOT_ACTIVE, so followers never take configuration from it.
+ *
+ * Secrets stored sealed (core/sealed-secrets.ts): engines receive the `apis` section opened,
+ * with the digest of what they receive, since they use the client secrets; the replica
+ * receives documents as stored (sealed, same digests as the console's) and the key that opens
+ * them, sealed for it (role-proofs.ts).
  */
 import type { Clock } from '../core/clock.js';
 import { CohortError } from '../core/errors.js';
@@ -27,9 +33,12 @@ import type { Logger } from '../core/logger.js';
 import type { Member } from '../cluster/member-list.js';
 import type { Rpc } from '../rpc/rpc.js';
 import type { AuditInput, AuditRecord, ConfigDocument, ConfigVersionSummary, Repository } from '../repository/repository.js';
+import { contentHash } from '../repository/canonical-json.js';
+import { openSecrets, type SecretKeyring } from '../core/sealed-secrets.js';
+import { SECTION_SECRETS, type ConfigSection } from '../policy/config-sections.js';
 import { fetchStatement, type FetchAnswer, type FetchRequest } from '../engine/config-follower.js';
 import { signStatement, type ConsoleAuthority } from '../policy/console-authority.js';
-import { signAnswer, type ReplicaProof, type ReplicaProofChecker } from './role-proofs.js';
+import { sealKeyForReplica, signAnswer, type ReplicaProof, type ReplicaProofChecker } from './role-proofs.js';
 
 export interface ExportRequest {
   /** The replica's proof (role-proofs.ts); the answer is signed over its nonce. */
@@ -49,6 +58,8 @@ export interface ExportAnswer {
   audit: AuditRecord[];
   /** The asker's newest document or audit record is not the console's: re-sync from the fork point. */
   diverged?: boolean;
+  /** The key that opens the documents' secrets, sealed for the asker (role-proofs.ts sealKeyForReplica). */
+  secretsKey?: string;
   /** The console's signature of everything else, over the request's nonce. */
   proof?: unknown;
 }
@@ -59,6 +70,16 @@ export interface HistoryRequest {
   what: 'versions' | 'audit';
   before?: number;
   limit?: number;
+}
+
+/**
+ * The answer to `config.history`, signed like an export: a re-sync drops what the replica holds
+ * after the fork point it finds in these pages, so a page from a node that only claims the
+ * console role must not be able to move that point.
+ */
+export interface HistoryAnswer<T> {
+  items: T[];
+  proof?: unknown;
 }
 
 /** `config.discarded`: the audit records a re-syncing node drops, for the console's trail. */
@@ -131,11 +152,15 @@ export interface ConfigPublisherOptions {
   authority(): ConsoleAuthority | undefined;
   /** Checks the proofs of replicas' requests. */
   proofs: ReplicaProofChecker;
+  /** The keys of the secrets at rest (opened for engines; the current one handed to the replica). */
+  secrets: SecretKeyring;
 }
 
 export class ConfigPublisher {
 
   private readonly contacts = new Map<string, Contact>();
+  /** Versions whose secrets did not open for the engines (logged once each). */
+  private readonly unopened = new Set<string>();
 
   constructor(private readonly o: ConfigPublisherOptions) {
     o.rpc.handle('config.fetch', async (body, from) => {
@@ -153,7 +178,7 @@ export class ConfigPublisher {
       if (req.full === true || req.version !== current.version || req.epoch !== current.epoch) {
         // Engines get the sections they apply; schedules (which may hold credentials of their
         // HTTP targets) stay with the console and the replica.
-        answer.sections = Object.fromEntries(Object.entries(current.sections).filter(([name]) => ENGINE_SECTIONS.has(name)));
+        answer.sections = Object.fromEntries(Object.entries(current.sections).filter(([name]) => ENGINE_SECTIONS.has(name)).map(([name, doc]) => [name, this.forEngines(doc)]));
       }
       // Signed over the engine's nonce: engines apply only what the console authority signed.
       const authority = o.authority();
@@ -182,6 +207,9 @@ export class ConfigPublisher {
       const last = documents.at(-1)?.version ?? req.sinceVersion;
       this.contacts.set(from.nodeId, { at: o.clock.now(), version: last, epoch: current.epoch, appliedAt: o.clock.now(), error: null });
       const answer: ExportAnswer = { epoch: current.epoch, version: current.version, documents, audit };
+      const key = o.secrets.currentKey;
+      const authority = o.authority();
+      if (key && authority && req.proof) answer.secretsKey = sealKeyForReplica(authority, req.proof.nonce, key);
       return this.signed('config.export', req, answer);
     });
     o.rpc.handle('config.history', async (body, from) => {
@@ -190,14 +218,37 @@ export class ConfigPublisher {
       this.assertReplica('config.history', req, from.nodeId);
       const before = typeof req.before === 'number' ? req.before : undefined;
       const limit = typeof req.limit === 'number' ? req.limit : EXPORT_BATCH;
-      if (req.what === 'audit') return o.repository.listAudit({ beforeId: before, limit });
-      return o.repository.listConfigVersions({ beforeVersion: before, limit });
+      const items = req.what === 'audit' ? await o.repository.listAudit({ beforeId: before, limit }) : await o.repository.listConfigVersions({ beforeVersion: before, limit });
+      return this.signed('config.history', req, { items });
     });
     o.rpc.handle('config.discarded', async (body, from) => {
       this.refuseUnlessActive();
       this.assertReplica('config.discarded', body, from.nodeId);
       return this.recordDiscarded(from.nodeId, (body as DiscardedRequest).records);
     });
+  }
+
+  /**
+   * `doc` as an engine receives it: its secrets opened (engines use the client secrets), with
+   * the digest of that content, which the fetch answer's signature covers. A secret that does
+   * not open fails the fetch (logged): engines keep the configuration they have.
+   */
+  private forEngines(doc: ConfigDocument): ConfigDocument {
+    const walk = SECTION_SECRETS[doc.section as ConfigSection];
+    if (!walk) return doc;
+    let content: unknown;
+    try {
+      content = openSecrets(walk, doc.content, this.o.secrets);
+    } catch (err) {
+      // Every engine asks every polling interval: said once per version.
+      const key = `${doc.section}@${doc.version}`;
+      if (!this.unopened.has(key) && this.unopened.size < 1000) {
+        this.unopened.add(key);
+        this.o.log.error({ err, section: doc.section, version: doc.version }, 'cannot open a secret of the configuration for the engines; they keep the configuration they have');
+      }
+      throw err;
+    }
+    return { ...doc, content, hash: contentHash(content) };
   }
 
   /**

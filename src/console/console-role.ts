@@ -36,10 +36,11 @@ import { writeFileAtomic } from '../core/files.js';
 import { isoTime as iso } from '../core/time-text.js';
 import type { ConsoleClusterView } from './admin-api.js';
 import type { Principal } from './admin-auth.js';
-import { ConfigPublisher, healthOf, sameAuditRecord, sameVersion, type DiscardedRequest, type ExportAnswer, type ExportRequest, type HistoryRequest } from './config-publisher.js';
+import { ConfigPublisher, healthOf, sameAuditRecord, sameVersion, type DiscardedRequest, type ExportAnswer, type ExportRequest, type HistoryAnswer, type HistoryRequest } from './config-publisher.js';
 import { forkPoint } from './fork-point.js';
 import { AUTHORITY_KEY_FILE, loadAuthority, signStatement, verifyStatement, type ConsoleAuthority } from '../policy/console-authority.js';
-import { checkAnswer, newNonce, replicaProof, ReplicaProofChecker, type ReplicaProof } from './role-proofs.js';
+import { checkAnswer, newNonce, openKeyFromConsole, replicaProof, ReplicaProofChecker, type ReplicaProof } from './role-proofs.js';
+import { loadSecretKeyring, SECRETS_KEY_FILE, type SecretKeyring } from '../core/sealed-secrets.js';
 
 export const CONSOLE_ROLE_FILE = 'console-role.json';
 /** The versions a re-sync dropped, with their content: `dropped-config-<ms>.json` in the data directory. */
@@ -64,6 +65,11 @@ export interface ConsoleRoleOptions {
   schedulerStates?(): Promise<Map<string, string>>;
   /** The console authority; default: read from (a console: created in) DATA_DIR/console-authority.key. */
   authority?: ConsoleAuthority;
+  /**
+   * The keys of the secrets at rest; default: read from (a console: created in)
+   * DATA_DIR/secrets.key. A replica adopts its console's with the configuration it pulls.
+   */
+  secrets?: SecretKeyring;
   cluster: {
     info(): ClusterInfo;
     otherActiveMembers(): Member[];
@@ -93,6 +99,7 @@ export class ConsoleRole {
   private promoting = false;
   private stopped = false;
   private readonly authority: ConsoleAuthority | undefined;
+  private readonly secretKeys: SecretKeyring;
   private warnedNotAdmitted = false;
   private checkingNewer = false;
   private readonly warnedUnproven = new Set<string>();
@@ -103,6 +110,7 @@ export class ConsoleRole {
     this.reason = saved?.reason;
     // A console creates the authority at its first start; a replica is given it (admission).
     this.authority = o.authority ?? loadAuthority(o.dataDir, this.state === 'console');
+    this.secretKeys = o.secrets ?? loadSecretKeyring(o.dataDir, this.state === 'console');
     this.publisher = new ConfigPublisher({
       rpc: o.rpc,
       repository: o.repository,
@@ -113,6 +121,7 @@ export class ConsoleRole {
       isActive: () => this.state === 'console',
       authority: () => this.authority,
       proofs: new ReplicaProofChecker(() => this.authority, o.nodeId, o.clock),
+      secrets: this.secretKeys,
     });
     o.rpc.handle('config.changed', () => {
       if (this.state !== 'console') void this.pull();
@@ -142,6 +151,11 @@ export class ConsoleRole {
   /** The console authority this node holds (policy/console-authority.ts); undefined on a replica not admitted. */
   get authorityKey(): ConsoleAuthority | undefined {
     return this.authority;
+  }
+
+  /** The keys of the secrets at rest (sealing saves, opening them for admins, engines and the scheduler). */
+  get secrets(): SecretKeyring {
+    return this.secretKeys;
   }
 
   get current(): ConsoleState {
@@ -198,6 +212,8 @@ export class ConsoleRole {
     }
     if (console) await this.pull().catch(() => undefined); // take the latest it can still give
     const seen = Math.max(this.epoch, console?.meta.epoch ?? 0, (await this.o.repository.getCurrentConfig()).epoch);
+    // A replica that never pulled holds no secret and no key: it makes its own, as a console does.
+    if (this.secretKeys.currentId === undefined) this.secretKeys.generate();
     this.epoch = await this.o.repository.raiseEpoch(seen + 1, by.user, this.o.nodeId, `replica ${this.o.nodeId} promoted to console${force ? ' (forced)' : ''}`);
     this.become('console', `promoted by ${by.user}${force ? ' (forced)' : ''}`);
     this.o.clock.clearTimeout(this.syncTimer);
@@ -329,7 +345,11 @@ export class ConsoleRole {
 
   /** Calls `method` on `console` with a proof and returns its answer once the console's signature checks out. */
   private async provenCall<T extends object>(authority: ConsoleAuthority, console: Member, method: string, body: object): Promise<T> {
-    const request = this.proven(authority, method, console, body);
+    return this.checkedCall<T>(authority, console, method, this.proven(authority, method, console, body));
+  }
+
+  /** Calls `method` with `request` (which carries this node's proof) and checks the console's signature of the answer. */
+  private async checkedCall<T extends object>(authority: ConsoleAuthority, console: Member, method: string, request: { proof: ReplicaProof }): Promise<T> {
     const answer = await this.o.rpc.call<T & { proof?: unknown }>(console.address, method, request, { timeoutMs: this.callTimeoutMs });
     const { proof, ...content } = (answer ?? {}) as T & { proof?: unknown };
     checkAnswer(authority, method, request.proof.nonce, content, proof, console.id);
@@ -338,10 +358,15 @@ export class ConsoleRole {
 
   private async pullFrom(console: Member, authority: ConsoleAuthority): Promise<void> {
     for (;;) {
-      const answer = await this.provenCall<ExportAnswer>(authority, console, 'config.export', await this.exportRequest());
+      const request = this.proven(authority, 'config.export', console, await this.exportRequest());
+      const answer = await this.checkedCall<ExportAnswer>(authority, console, 'config.export', request);
       if (answer.epoch < this.epoch) return; // an older console: nothing to take from it
+      // Before the documents it opens: a replica holds its console's key from its first pull.
+      if (answer.secretsKey !== undefined && this.secretKeys.adopt(openKeyFromConsole(authority, request.proof.nonce, answer.secretsKey, console.id))) {
+        this.o.log.info({ console: console.id, keyId: this.secretKeys.currentId }, `took the console's key of the secrets at rest (DATA_DIR/${SECRETS_KEY_FILE})`);
+      }
       if (answer.diverged) {
-        if (!(await this.resync(console))) return; // nothing to drop after all: try again at the next pull
+        if (!(await this.resync(console, authority))) return; // nothing to drop after all: try again at the next pull
         continue;
       }
       await this.o.repository.importConfigDocuments(answer.documents, answer.epoch);
@@ -392,10 +417,15 @@ export class ConsoleRole {
    * Re-syncs from the fork point with `console`: keeps the versions dropped in a file, hands the
    * audit records dropped to the console, then drops both. False when there was nothing to drop.
    */
-  private async resync(console: Member): Promise<boolean> {
+  private async resync(console: Member, authority: ConsoleAuthority): Promise<boolean> {
     const { repository, rpc, log } = this.o;
-    const history = <T>(what: HistoryRequest['what']) => (before: number | undefined) =>
-      rpc.call<T[]>(console.address, 'config.history', this.provenBody('config.history', console, { what, before, limit: HISTORY_PAGE } satisfies HistoryRequest), { timeoutMs: this.callTimeoutMs });
+    // Each page of the console's history must carry its signature (CONSOLE_ROLE_UNPROVEN
+    // otherwise, and nothing is dropped): the fork point decides what this node drops.
+    const history = <T>(what: HistoryRequest['what']) => async (before: number | undefined) => {
+      const page = await this.provenCall<HistoryAnswer<T>>(authority, console, 'config.history', { what, before, limit: HISTORY_PAGE } satisfies HistoryRequest);
+      if (!Array.isArray(page.items)) throw new CohortError('CONSOLE_ROLE_UNPROVEN', `${console.id} answered config.history without a page of history: nothing taken from it`);
+      return page.items;
+    };
     const forkVersion = await forkPoint<ConfigVersionSummary>(
       (before) => repository.listConfigVersions({ beforeVersion: before, limit: HISTORY_PAGE }),
       history<ConfigVersionSummary>('versions'),

@@ -10,7 +10,12 @@
  * - for the whole console, at most `login_max_concurrent` password checks in flight, plus one
  *   slot kept for sources that signed in successfully before, so a flood from many addresses
  *   bounds the scrypt work (and the thread pool it would fill) without shutting out the
- *   operators who use the console every day.
+ *   operators who use the console every day;
+ * - of those `login_max_concurrent` (when two or more), one is kept for sources with no failed
+ *   check within `login_lockout`: a flood's addresses fail, and once they have, they share
+ *   one check less between them, so an operator from an address never seen before still finds
+ *   a check free, and a known operator's check shares the CPU with fewer flood checks (on two
+ *   cores, with the default of 2, one): a flood slows a real sign-in by little, by design.
  *
  * Lock-out (AUTH_LOCKED_OUT):
  * - per (user, source): `login_max_failures` wrong passwords in a row lock that user for that
@@ -73,6 +78,8 @@ export class LoginGuard {
   /** `user\0source` pairs that signed in successfully; and sources that did, for any user. */
   private readonly trustedPairs = new Map<string, number>();
   private readonly trustedSources = new Map<string, number>();
+  /** Source → when a check from it last failed (kept login_lockout): such sources do not get the kept check. */
+  private readonly failedSources = new Map<string, number>();
   private inFlight = 0;
 
   constructor(private readonly o: LoginGuardOptions) {}
@@ -98,9 +105,7 @@ export class LoginGuard {
     if (userEntry && userEntry.lockedUntil > now && !this.trustedPairs.has(pairKey)) {
       throw lockedOut(`user ${user} is locked out after ${this.o.userMaxFailures} wrong passwords from several addresses (addresses it signed in from before may still sign in)`, userEntry.lockedUntil - now);
     }
-    const trusted = this.trustedSources.has(source);
-    // One slot more for sources with a good history: a flood from new addresses fills the others.
-    if (this.inFlight >= this.o.maxConcurrent + (trusted ? 1 : 0)) {
+    if (this.inFlight >= this.concurrencyFor(source, now)) {
       throw new CohortError('AUTH_LOGIN_THROTTLED', 'too many sign-ins are being checked at once; retry in a second', { retryAfterSeconds: 1 });
     }
     const policy = { capacity: this.o.sourceBurst, refillPerSecond: this.o.sourcePerMinute / 60 };
@@ -134,12 +139,29 @@ export class LoginGuard {
         else held.count = 0;
         this.remember(this.trustedPairs, pairKey, at, () => false);
         this.remember(this.trustedSources, source, at, () => false);
+        this.failedSources.delete(source);
       },
       failed: () => {
         if (!settle()) return;
-        this.recordFailure(user, pairKey, held, this.o.clock.now());
+        const at = this.o.clock.now();
+        this.remember(this.failedSources, source, at, (when) => at - when >= this.o.lockoutMs);
+        this.recordFailure(user, pairKey, held, at);
       },
     };
+  }
+
+  /**
+   * How many checks may be in flight when one from `source` is admitted: one more than the
+   * budget for a source that signed in successfully before; one less for a source that failed
+   * a check within `lockoutMs` (when the budget has two or more), which keeps the last for
+   * sources with a clean record (a new operator) and keeps the flood's share of the CPU from
+   * growing when a known operator's check runs beside it.
+   */
+  private concurrencyFor(source: string, now: number): number {
+    if (this.trustedSources.has(source)) return this.o.maxConcurrent + 1;
+    const failedAt = this.failedSources.get(source);
+    const failedRecently = failedAt !== undefined && now - failedAt < this.o.lockoutMs;
+    return failedRecently && this.o.maxConcurrent >= 2 ? this.o.maxConcurrent - 1 : this.o.maxConcurrent;
   }
 
   private recordFailure(user: string, pairKey: string, pair: PairFailures, now: number): void {

@@ -8,10 +8,15 @@
  *   its own key (a replica it admitted holds the same), refuses it when older than
  *   PROOF_WINDOW_MS or seen before, and answers nothing to a node that cannot sign: a node
  *   holding only the cluster secret gets no audit record, user, token or document.
- * - The console's answers to those pulls are signed over the request's nonce and their whole
- *   content, so a replica takes nothing from a node that only claims to be the console.
+ * - The console's answers to those pulls (each page of `config.history` included) are signed
+ *   over the request's nonce and their whole content, so a replica takes nothing from, and
+ *   drops nothing because of, a node that only claims to be the console.
+ * - The key of the secrets at rest (core/sealed-secrets.ts) travels to the replica with the
+ *   documents it opens, in the signed `config.export` answer, itself sealed (AES-256-GCM) under
+ *   a key both derive from the authority's private key and the request's nonce: a node that
+ *   can read the cluster channel but holds no authority learns nothing of it.
  */
-import { randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import type { Clock } from '../core/clock.js';
 import { CohortError } from '../core/errors.js';
 import { signStatement, verifyStatement, type AuthorityProof, type ConsoleAuthority } from '../policy/console-authority.js';
@@ -80,5 +85,34 @@ export function signAnswer(authority: ConsoleAuthority, method: string, nonce: s
 export function checkAnswer(authority: ConsoleAuthority, method: string, nonce: string, content: unknown, proof: unknown, console: string): void {
   if (!verifyStatement(authority.publicKey, proof, 'console-answer', { method, nonce }, content)) {
     throw new CohortError('CONSOLE_ROLE_UNPROVEN', `${console} answered ${method} without the console's proof: nothing taken from it`);
+  }
+}
+
+const TRANSFER_LABEL = 'cohort/v1/secrets-key-transfer';
+
+/** The key that seals the secrets key for one answer: only holders of the authority derive it. */
+function transferKey(authority: ConsoleAuthority, nonce: string): Buffer {
+  const ikm = authority.privateKey.export({ type: 'pkcs8', format: 'der' });
+  return Buffer.from(hkdfSync('sha256', ikm, Buffer.from(nonce, 'utf8'), TRANSFER_LABEL, 32));
+}
+
+/** `key` (the secrets key) sealed for the replica whose request carried `nonce`: base64url of iv | ciphertext | tag. */
+export function sealKeyForReplica(authority: ConsoleAuthority, nonce: string, key: Buffer): string {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', transferKey(authority, nonce), iv);
+  cipher.setAAD(Buffer.from(TRANSFER_LABEL));
+  return Buffer.concat([iv, cipher.update(key), cipher.final(), cipher.getAuthTag()]).toString('base64url');
+}
+
+/** The secrets key of an answer to the request with `nonce`; CONSOLE_ROLE_UNPROVEN when it does not open. */
+export function openKeyFromConsole(authority: ConsoleAuthority, nonce: string, sealed: unknown, console: string): Buffer {
+  const raw = typeof sealed === 'string' ? Buffer.from(sealed, 'base64url') : Buffer.alloc(0);
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', transferKey(authority, nonce), raw.subarray(0, 12));
+    decipher.setAAD(Buffer.from(TRANSFER_LABEL));
+    decipher.setAuthTag(raw.subarray(raw.length - 16));
+    return Buffer.concat([decipher.update(raw.subarray(12, raw.length - 16)), decipher.final()]);
+  } catch {
+    throw new CohortError('CONSOLE_ROLE_UNPROVEN', `${console} sent a secrets key this node cannot open with the console authority: nothing taken from it`);
   }
 }

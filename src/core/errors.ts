@@ -90,6 +90,7 @@ export const ERROR_CODES = {
   NODE_TLS_FILES_INVALID: { status: 500, summary: 'At start: a [tls] certificate, key or CA file cannot be read or does not load (not PEM, a key that does not match the certificate); the node binds nothing.' },
   NODE_TLS_RELOAD_FAILED: { status: 500, summary: 'A changed [tls] certificate, key or CA file does not load; the HTTPS listeners keep the previous set until the files change again.' },
   NODE_AUTHORITY_INVALID: { status: 500, summary: 'DATA_DIR/console-authority.key (the console authority) holds no Ed25519 private key: copy it again from the console\'s data directory.' },
+  NODE_SECRETS_KEY_INVALID: { status: 500, summary: 'DATA_DIR/secrets.key (the keys of the secrets stored sealed in the repository) cannot be read or holds something else than keys: restore it from the console\'s data directory.' },
   AUTH_MISSING_CREDENTIAL: { status: 401, summary: 'The request carries no Authorization: Bearer credential.' },
   AUTH_INVALID_CREDENTIAL: { status: 401, summary: 'The request\'s credential is not valid for this node.' },
   AUTH_NO_API_KEYS: { status: 401, summary: 'The engine has no API key configured ([http] api_keys), so the runtime API accepts no request.' },
@@ -109,6 +110,10 @@ export const ERROR_CODES = {
   SCHEDULE_NOT_FOUND: { status: 404, summary: 'No schedule by that id.' },
   ADMIN_NOT_FOUND: { status: 404, summary: 'The named object (an API key) does not exist.' },
 
+  // secrets at rest: the credentials in stored configuration documents (core/sealed-secrets.ts)
+  SECRET_TAMPERED: { status: 500, summary: 'A secret stored sealed in the repository (a schedule\'s HTTP header, an API\'s client secret) does not open: its envelope is malformed, or its authentication tag does not match (altered, or moved from another place); it is not used. Save the secret again.' },
+  SECRET_KEY_UNKNOWN: { status: 500, summary: 'A secret stored sealed in the repository was sealed with a key this node does not hold (DATA_DIR/secrets.key), or the node holds none: copy the key file from the console, or save the secret again.' },
+
   // engine/: the engine's copy of the cluster configuration
   ENGINE_CONFIG_CACHE_INVALID: { status: 500, summary: 'The configuration the engine saved at its last run (applied-config.json) failed its integrity code, a section\'s content digest or schema, or is cut short: it was not used, it is kept as applied-config.json.damaged, and the engine stays not ready until the console sends a fresh copy.' },
   ENGINE_CONFIG_UNPROVEN: { status: 502, summary: 'A node claiming the console role answered with a configuration not signed by the console authority the engine follows (pinned in DATA_DIR/console-authority.pub or set by [cluster] console_public_key): it was ignored, and the next console candidate asked.' },
@@ -123,6 +128,7 @@ export const ERROR_CODES = {
   HTTP_REQUEST_TIMEOUT: { status: 408, summary: 'The client did not send a complete request in time.' },
   HTTP_UNSUPPORTED_MEDIA_TYPE: { status: 415, summary: 'The request body is not application/json.' },
   HTTP_INTERNAL: { status: 500, summary: 'An unexpected failure; the node log has the details.' },
+  HTTP_TLS_HANDSHAKE_FAILED: { status: 400, summary: 'In the log: a client failed the TLS handshake with an HTTPS listener (plain HTTP to it, no client certificate or one the CA did not issue where client certificates are required, no TLS version or cipher in common, or the client refused this node\'s certificate). The connection is closed; each failure is counted (cohort_tls_handshake_failures_total) and logged at most once a minute per source address and reason.' },
 
   // cli/
   CLI_NODE_UNREACHABLE: { status: 503, summary: 'The CLI could not reach the node\'s management API.' },

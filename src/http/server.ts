@@ -2,8 +2,12 @@ import { isUtf8 } from 'node:buffer';
 import { STATUS_CODES } from 'node:http';
 import type { ServerOptions as HttpsServerOptions } from 'node:https';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../core/logger.js';
+import { systemClock, type Clock } from '../core/clock.js';
 import { CohortError, ERROR_CODES, type ErrorCode } from '../core/errors.js';
+import { WarningLimiter } from '../core/warning-limiter.js';
 import { formatAddress, type Address } from '../config/values.js';
 
 export interface HttpServerOptions {
@@ -19,6 +23,42 @@ export interface HttpServerOptions {
    * the idle ones and lets requests in flight finish (a draining engine's client traffic).
    */
   closeConnections?: 'all' | 'idle';
+  /** HTTPS: the clock that bounds the log of failed handshakes (default: the system's). */
+  clock?: Clock;
+}
+
+/**
+ * Why a TLS handshake failed, as logged: `not-tls` (plain HTTP or other bytes that are not
+ * TLS), `no-client-certificate` and `bad-client-certificate` (a listener that requires client
+ * certificates), `protocol` (no TLS version or cipher in common), `client-alert` (the client
+ * gave up, e.g. it does not trust this node's certificate), `timeout`, `other`.
+ */
+export type TlsFailureReason = 'not-tls' | 'no-client-certificate' | 'bad-client-certificate' | 'protocol' | 'client-alert' | 'timeout' | 'other';
+
+/**
+ * The reason of a `tlsClientError`, or undefined for a client that only hung up before the
+ * handshake ended (a TCP health check, a port scan): not a failure worth counting. A client
+ * certificate refused by verification also shows as a hang-up (Node destroys the socket
+ * itself), told apart by the socket's authorizationError.
+ */
+export function tlsFailureReason(err: NodeJS.ErrnoException, socket: Pick<TLSSocket, 'authorizationError'>): TlsFailureReason | undefined {
+  const code = err.code ?? '';
+  if (code === 'ECONNRESET' || code === 'EPIPE') return socket.authorizationError ? 'bad-client-certificate' : undefined;
+  if (code === 'ERR_TLS_HANDSHAKE_TIMEOUT') return 'timeout';
+  if (code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE') return 'no-client-certificate';
+  if (/HTTP_REQUEST|HTTPS_PROXY_REQUEST|WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG|RECORD_LENGTH_MISMATCH|UNKNOWN_PROTOCOL/.test(code)) return 'not-tls';
+  if (/ALERT/.test(code)) return 'client-alert';
+  if (/UNSUPPORTED_PROTOCOL|NO_SHARED_CIPHER|NO_PROTOCOLS_AVAILABLE|VERSION_TOO_LOW|INAPPROPRIATE_FALLBACK/.test(code)) return 'protocol';
+  if (/CERTIFICATE|CERT_/.test(code)) return 'bad-client-certificate';
+  return 'other';
+}
+
+/** Failed TLS handshakes of each HTTPS server so far (node/metric-sources.ts reads them at scrape time). */
+const tlsFailures = new WeakMap<FastifyInstance, { count: number }>();
+
+/** How many TLS handshakes `app` failed (0 for a plain HTTP server). */
+export function tlsHandshakeFailures(app: FastifyInstance): number {
+  return tlsFailures.get(app)?.count ?? 0;
 }
 
 /** Fastify's own error codes that map onto a stable Cohort code. */
@@ -98,6 +138,8 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     },
   }) as unknown as FastifyInstance;
 
+  if (options.tls) watchTlsFailures(app, options);
+
   const json = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
@@ -158,6 +200,37 @@ export function syncHook(check: (request: FastifyRequest) => void): (request: Fa
     }
     done();
   };
+}
+
+/**
+ * Counts every failed TLS handshake of `app` and logs it (HTTP_TLS_HANDSHAKE_FAILED) at most
+ * once a minute per source address and reason, with one line a minute summing what was held
+ * back: anyone can send plain HTTP to a TLS port as often as they like, and the log must not
+ * grow with it (core/warning-limiter.ts). The source is the socket's, never anything a client
+ * sends.
+ */
+function watchTlsFailures(app: FastifyInstance, options: HttpServerOptions): void {
+  const stats = { count: 0 };
+  tlsFailures.set(app, stats);
+  const limiter = new WarningLimiter();
+  const clock = options.clock ?? systemClock;
+  const log = options.logger;
+  // A refused client certificate reaches tlsClientError on a socket Node already destroyed,
+  // whose address is gone unless read before: read at connection (one getpeername, cached by
+  // the socket), it is found through the connection the TLS socket wraps.
+  app.server.on('connection', (raw: Socket) => void raw.remoteAddress);
+  app.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+    const reason = tlsFailureReason(err, socket);
+    if (reason === undefined) return;
+    stats.count++;
+    const source = socket.remoteAddress ?? (socket as TLSSocket & { _parent?: Socket })._parent?.remoteAddress ?? 'unknown';
+    const verdict = limiter.check(`${source} ${reason}`, clock.now());
+    if (verdict.log) {
+      log.warn({ code: 'HTTP_TLS_HANDSHAKE_FAILED', server: options.name, source, reason, error: err.code ?? err.message }, `TLS handshake refused on the ${options.name} listener (${reason})`);
+    } else if (verdict.summary) {
+      log.warn({ code: 'HTTP_TLS_HANDSHAKE_FAILED', server: options.name, suppressed: verdict.summary.suppressed }, `${verdict.summary.suppressed} more failed TLS handshakes on the ${options.name} listener were not logged one by one (at most one line per source and reason every ${verdict.summary.windowMs / 1000} s)`);
+    }
+  });
 }
 
 function emptyBodyAsObject(request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void {

@@ -22,9 +22,10 @@ import { sha256 } from '../http/bearer-auth.js';
 import { openStateProvider, type OpenedProvider } from './state-provider.js';
 import { registerManageApi } from './manage-api.js';
 import { NodeMetrics } from './metrics.js';
-import { clusterMetrics, consoleMetrics, engineMetrics, gridMetrics } from './metric-sources.js';
+import { clusterMetrics, consoleMetrics, engineMetrics, gridMetrics, tlsMetrics } from './metric-sources.js';
 import { ConfigFollower } from '../engine/config-follower.js';
 import { appliedConfigKeys } from '../engine/applied-config.js';
+import { loadSecretKeyring, type SecretKeyring } from '../core/sealed-secrets.js';
 // Console and scheduler modules (Ajv, OpenAPI, cron) are loaded only by the nodes that run
 // them, so an engine starts as fast as before they existed.
 import type { ConsoleRole } from '../console/console-role.js';
@@ -60,6 +61,7 @@ export class CohortNode {
   /** Set when the node starts stopping: readiness turns 503 before anything closes. */
   private draining = false;
   private repository: Repository | undefined;
+  private keyring: SecretKeyring | undefined;
   private cluster: ClusterMember | undefined;
   private stopping: Promise<void> | undefined;
   /** `[tls]` as loaded at start, and what reloads it into the HTTPS listeners when the files change. */
@@ -80,10 +82,15 @@ export class CohortNode {
   /** The console's modules, loaded at start on a console or replica (see `start`). */
   private consoleModules: ReturnType<typeof loadConsoleModules> | undefined;
 
+  /** The HTTPS listeners made so far, by name (their failed handshakes are a metric). */
+  private readonly httpsListeners = new Map<TlsListener, FastifyInstance>();
+
   /** An HTTP server of this node, timed for the metrics. */
   private httpServer(name: TlsListener, clientTraffic = false): FastifyInstance {
     const { config, log } = this;
-    const app = createHttpServer({ logger: log, bodyLimit: config.http.bodyLimit, name, tls: this.tlsFor(name), ...(clientTraffic ? { closeConnections: 'idle' as const } : {}) });
+    const tls = this.tlsFor(name);
+    const app = createHttpServer({ logger: log, bodyLimit: config.http.bodyLimit, name, tls, clock: this.clock, ...(clientTraffic ? { closeConnections: 'idle' as const } : {}) });
+    if (tls) this.httpsListeners.set(name, app);
     this.metrics?.instrumentHttp(app, name);
     return app;
   }
@@ -128,7 +135,10 @@ export class CohortNode {
       ...(this.metrics ? { metrics: this.metrics } : {}),
     });
     this.cluster = cluster;
-    if (this.metrics) clusterMetrics(this.metrics, cluster);
+    if (this.metrics) {
+      clusterMetrics(this.metrics, cluster);
+      if (config.tls) tlsMetrics(this.metrics, () => this.httpsListeners);
+    }
     await cluster.start();
     // Stopped while joining (SIGTERM, cluster stop): bind nothing more; stop() closes the rest.
     if (this.stopping) return;
@@ -221,7 +231,7 @@ export class CohortNode {
       deleteNode: (address) => cluster.deleteNode(address),
       stopCluster: () => cluster.stopCluster(),
       promote: this.consoleRole ? (force) => this.consoleRole!.promote(force, { user: 'cli', role: 'admin' }) : undefined,
-      schedules: this.repository ? scheduleListing(this.repository) : undefined,
+      schedules: this.repository ? scheduleListing(this.repository, this.secretKeys()) : undefined,
       ...(this.metrics ? { metrics: this.metrics } : {}),
     });
     this.manageServer = manage;
@@ -255,6 +265,15 @@ export class CohortNode {
       },
       `${config.node.role} ${config.node.id} started`,
     );
+  }
+
+  /**
+   * The keys of the secrets at rest on a node with the repository: the console role's (created
+   * at a console's first start, adopted by a replica), or on an engine DATA_DIR/secrets.key if
+   * an operator copied it there (without it, schedules with secrets are left to the console).
+   */
+  private secretKeys(): SecretKeyring {
+    return (this.keyring ??= this.consoleRole?.secrets ?? loadSecretKeyring(this.config.node.dataDir, false));
   }
 
   /** The HTTPS options of one listener (undefined: it speaks plain HTTP). */
@@ -312,7 +331,7 @@ export class CohortNode {
     this.adminAuth = auth;
     auth.start();
     if (role.isActive) await auth.ensureFirstUser(config.console.adminUser, config.node.dataDir, config.node.id, log);
-    const configService = new ConfigService(repository, this.clock, config.node.id, () => role.isActive);
+    const configService = new ConfigService(repository, this.clock, config.node.id, () => role.isActive, role.secrets);
     if (config.console.pushChanges) configService.onSaved((doc) => role.publisher.announce(doc));
     const admin = this.httpServer('admin');
     // The web console's live cluster page: snapshots compared every 250 ms while a page listens.
@@ -347,6 +366,7 @@ export class CohortNode {
       log: this.log,
       nodeId: this.config.node.id,
       settings: this.config.scheduler,
+      secrets: this.secretKeys(),
       active: role ? () => role.isActive : undefined,
       ...(this.metrics ? { onRunFinished: (outcome: 'succeeded' | 'failed' | 'rejected') => this.metrics!.schedulerRun(outcome) } : {}),
       jobs: {
@@ -426,10 +446,13 @@ async function closeLettingRequestsFinish(app: FastifyInstance, ms: number): Pro
   }
 }
 
-/** `cohort schedules list|runs`, through the management API (scheduler module loaded on first use). */
-function scheduleListing(repository: Repository): { list(): Promise<unknown[]>; runs(id: string, limit: number): Promise<unknown[]> } {
+/**
+ * `cohort schedules list|runs`, through the management API (scheduler module loaded on first
+ * use); headers redacted, as for auditors: a listing is no place for credentials.
+ */
+function scheduleListing(repository: Repository, secrets: SecretKeyring): { list(): Promise<unknown[]>; runs(id: string, limit: number): Promise<unknown[]> } {
   return {
-    list: async () => (await import('../scheduler/scheduler.js')).scheduleViews(repository),
+    list: async () => (await import('../scheduler/scheduler.js')).scheduleViews(repository, secrets, 'redacted'),
     runs: async (id, limit) => (await import('../scheduler/scheduler.js')).runViews(repository, id, limit),
   };
 }

@@ -3,7 +3,9 @@
  * Each function registers the metrics of one part of the node (cohort-node.ts calls those of
  * the parts it runs), so an engine shows grid metrics and a console the engines' health.
  */
+import type { FastifyInstance } from 'fastify';
 import type { ConsoleClusterView } from '../console/admin-api.js';
+import { tlsHandshakeFailures } from '../http/server.js';
 import type { ClusterMember } from './cluster-member.js';
 import type { NodeMetrics, Sample } from './metrics.js';
 import type { GridStats } from './state-provider.js';
@@ -120,4 +122,14 @@ export function consoleMetrics(metrics: NodeMetrics, view: () => Promise<Console
     for (const n of (await current()).nodes) if (n.scheduler !== null) counts.set(n.scheduler, (counts.get(n.scheduler) ?? 0) + 1);
     return [...counts].map(([state, v]): Sample => [{ state }, v]);
   }, ['state']);
+}
+
+/** Every node with HTTPS listeners: their failed handshakes (each listener's series at 0 from the start). */
+export function tlsMetrics(metrics: NodeMetrics, servers: () => Iterable<[string, FastifyInstance]>): void {
+  metrics.counter(
+    'cohort_tls_handshake_failures_total',
+    'TLS handshakes an HTTPS listener failed, by server (runtime, proxy, admin, manage): plain HTTP to it, a missing or refused client certificate, no common TLS version or cipher, or the client refused this node\'s certificate. Clients that merely hang up are not counted.',
+    () => [...servers()].map(([server, app]): Sample => [{ server }, tlsHandshakeFailures(app)]),
+    ['server'],
+  );
 }

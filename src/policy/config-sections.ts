@@ -10,11 +10,15 @@
  * - `api-keys`: hashes of the runtime API keys; written through /admin/v1/api-keys only.
  * - `schedules`: persistent schedules; written through /admin/v1/schedules only.
  *
- * Engines receive every section but `schedules`; nothing secret is in them (API keys are
- * SHA-256 hashes).
+ * Engines receive every section but `schedules`. API keys are SHA-256 hashes; the client
+ * secrets of `apis` (web sign-in, token mediation) are secrets engines need in clear: the
+ * repository holds them sealed, the console opens them for the engines (over the cluster
+ * channel) and shows them redacted to auditors (SECTION_SECRETS, core/sealed-secrets.ts).
  */
 import { isIP } from 'node:net';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { SecretWalker } from '../core/sealed-secrets.js';
+import { scheduleSecrets } from '../scheduler/schedule-secrets.js';
 import { MAX_SESSION_LIFETIME_MS } from '../state/services.js';
 
 export const CONFIG_SECTIONS = ['runtime', 'services', 'apis', 'api-keys', 'schedules'] as const;
@@ -197,6 +201,38 @@ export const SECTION_SCHEMAS: Record<ConfigSection, object> = {
   },
 };
 
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The fields of an API definition that hold a client secret: web sign-in and token mediation. */
+const API_SECRET_FIELDS = ['login', 'upstreamToken'] as const;
+
+/**
+ * The secrets of the `apis` section: `login.clientSecret` and `upstreamToken.clientSecret` of
+ * every API, placed by API id (so they follow an API moved in the list).
+ */
+export const apiSecrets: SecretWalker = (content, fn) => {
+  if (!isObject(content) || !Array.isArray(content.apis)) return content;
+  return {
+    ...content,
+    apis: content.apis.map((api: unknown, i) => {
+      if (!isObject(api) || typeof api.id !== 'string') return api;
+      const out: Record<string, unknown> = { ...api };
+      for (const field of API_SECRET_FIELDS) {
+        const part = api[field];
+        if (isObject(part) && typeof part.clientSecret === 'string') {
+          out[field] = { ...part, clientSecret: fn(part.clientSecret, `apis/${api.id}/${field}/clientSecret`, `/apis/${i}/${field}/clientSecret`) };
+        }
+      }
+      return out;
+    }),
+  };
+};
+
+/** The sections that hold secrets, and where (stored sealed, shown redacted to auditors). */
+export const SECTION_SECRETS: Partial<Record<ConfigSection, SecretWalker>> = {
+  apis: apiSecrets,
+  schedules: scheduleSecrets,
+};
 
 let ajv: Ajv | undefined;
 const validators = new Map<ConfigSection, ValidateFunction>();

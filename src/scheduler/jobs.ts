@@ -7,7 +7,8 @@
  *   receiving end can tell fire times apart (and spot a duplicate).
  * - `purge-expired`: asks every active engine to sweep expired runtime state now.
  * - `config-backup`: writes the whole current configuration (every section, version, epoch)
- *   to `backup.directory` as `cohort-config-v<version>-<time>.json`.
+ *   to `backup.directory` as `cohort-config-v<version>-<time>.json`, as stored: its secrets
+ *   stay sealed (a backup is opened with the console's DATA_DIR/secrets.key).
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';

@@ -120,9 +120,13 @@ function isTimeZone(tz: string): boolean {
   }
 }
 
-/** Identifies a definition's content: a changed definition resets its job's fire times. */
-export function definitionHash(def: ScheduleDefinition): string {
-  return contentHash(def);
+/**
+ * Identifies a definition's content as stored (its secrets sealed): a changed definition
+ * resets its job's fire times. Taken from the stored form, so every scheduler node computes
+ * the same, whether or not it holds the key that opens the secrets.
+ */
+export function definitionHash(stored: unknown): string {
+  return contentHash(stored);
 }
 
 /** The first fire time strictly after `after` (ms since the epoch). */

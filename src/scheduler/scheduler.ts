@@ -16,13 +16,20 @@
  *   non-concurrent schedule never has two runs at once that both count.
  * - At start the node takes back its own claims of a previous life (a kill -9 and a quick
  *   restart leave claims no check-in would ever expire).
+ * - Secrets: the headers of HTTP schedules are stored sealed (core/sealed-secrets.ts). A node
+ *   that cannot open a schedule's (an engine given the repository but not DATA_DIR/secrets.key)
+ *   keeps its job in the table but never claims it, so a node that holds the key runs it; it
+ *   logs that once per schedule and version.
  */
 import type { Clock, TimerHandle } from '../core/clock.js';
+import { isCohortError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { openSecrets, redactSecrets, type SecretKeyring } from '../core/sealed-secrets.js';
 import { isoTime } from '../core/time-text.js';
 import type { ConfigDocument, Repository, SchedulerCheckIn, SchedulerClaim } from '../repository/repository.js';
 import { runJob, type JobContext } from './jobs.js';
 import { definitionHash, nextFireAt, parseSchedule, planClaim, recoveredFireAt, type ScheduleDefinition } from './schedule-definition.js';
+import { scheduleSecrets } from './schedule-secrets.js';
 
 export interface SchedulerSettings {
   checkInIntervalMs: number;
@@ -49,10 +56,15 @@ export async function schedulerStates(repository: Repository, now: number, s: Pi
   return new Map((await repository.schedulerCheckIns()).map((c) => [c.node, schedulerState(c, now, s)]));
 }
 
-/** The saved schedules with their job (queue state), as the admin API and `cohort schedules list` show them. */
-export async function scheduleViews(repository: Repository): Promise<Array<ScheduleDefinition & { job: Record<string, unknown> | null }>> {
+/**
+ * The saved schedules with their job (queue state), as the admin API and `cohort schedules
+ * list` show them: headers in clear (`clear`: admins) or redacted (`redacted`: auditors, the CLI).
+ */
+export async function scheduleViews(repository: Repository, secrets: SecretKeyring, view: 'clear' | 'redacted'): Promise<Array<ScheduleDefinition & { job: Record<string, unknown> | null }>> {
   const jobs = new Map((await repository.schedulerJobs()).map((j) => [j.scheduleId, j]));
-  return (await savedSchedules(repository)).map((d) => {
+  const doc = await repository.getConfigDocument('schedules');
+  const shown = view === 'clear' ? openSecrets(scheduleSecrets, doc?.content, secrets) : redactSecrets(scheduleSecrets, doc?.content);
+  return parseSaved(shown === undefined ? undefined : { content: shown }, undefined).map(({ def: d }) => {
     const j = jobs.get(d.id);
     return { ...d, job: j ? { state: j.state, node: j.node, nextFireAt: isoTime(j.nextFireAt), fireAt: isoTime(j.fireAt), startedAt: isoTime(j.startedAt) } : null };
   });
@@ -63,22 +75,44 @@ export async function runViews(repository: Repository, scheduleId: string, limit
   return (await repository.schedulerRuns(scheduleId, limit)).map((r) => ({ ...r, fireAt: isoTime(r.fireAt), startedAt: isoTime(r.startedAt), endedAt: isoTime(r.endedAt) }));
 }
 
-/** The schedules saved in the repository's `schedules` section (invalid ones are skipped and logged). */
-export async function savedSchedules(repository: Repository, log?: Logger): Promise<ScheduleDefinition[]> {
-  return parseSaved(await repository.getConfigDocument('schedules'), log);
+/** A schedule as saved, ready to run. */
+export interface SavedSchedule {
+  /** The definition, its secrets opened (redacted when `unopened`). */
+  def: ScheduleDefinition;
+  /** definitionHash of the stored form: the same on every node, key or no key. */
+  hash: string;
+  /** Why its secrets could not be opened on this node (it is then never claimed here). */
+  unopened?: string;
 }
 
-function parseSaved(doc: ConfigDocument | undefined, log?: Logger): ScheduleDefinition[] {
+/** The schedules saved in the repository's `schedules` section, secrets opened (invalid ones are skipped and logged). */
+export async function savedSchedules(repository: Repository, secrets: SecretKeyring, log?: Logger): Promise<SavedSchedule[]> {
+  return parseSaved(await repository.getConfigDocument('schedules'), secrets, log);
+}
+
+/** `secrets` undefined: the document's secrets are already as they should be shown. */
+function parseSaved(doc: Pick<ConfigDocument, 'content'> | undefined, secrets: SecretKeyring | undefined, log?: Logger): SavedSchedule[] {
   const raw = ((doc?.content ?? { schedules: [] }) as { schedules: unknown[] }).schedules;
-  const defs: ScheduleDefinition[] = [];
-  for (const r of raw) {
+  const saved: SavedSchedule[] = [];
+  for (const stored of Array.isArray(raw) ? raw : []) {
+    let opened = stored;
+    let unopened: string | undefined;
+    if (secrets) {
+      try {
+        opened = (openSecrets(scheduleSecrets, { schedules: [stored] }, secrets) as { schedules: unknown[] }).schedules[0];
+      } catch (err) {
+        if (!isCohortError(err, 'SECRET_KEY_UNKNOWN') && !isCohortError(err, 'SECRET_TAMPERED')) throw err;
+        opened = (redactSecrets(scheduleSecrets, { schedules: [stored] }) as { schedules: unknown[] }).schedules[0];
+        unopened = `${err.code}: ${err.message}`;
+      }
+    }
     try {
-      defs.push(parseSchedule(r));
+      saved.push({ def: parseSchedule(opened), hash: definitionHash(stored), ...(unopened ? { unopened } : {}) });
     } catch (err) {
       log?.error({ err }, 'a saved schedule does not validate; it does not run');
     }
   }
-  return defs;
+  return saved;
 }
 
 const CLAIMS_PER_POLL = 20;
@@ -91,7 +125,7 @@ export class Scheduler {
   private stopped = false;
   private polling: Promise<void> | undefined;
   /** The schedules of the `schedules` document version last read (parsed once per version). */
-  private schedules: { version: number | null; defs: ScheduleDefinition[] } = { version: -1, defs: [] };
+  private schedules: { version: number | null; saved: SavedSchedule[] } = { version: -1, saved: [] };
   /** The document version the job table was last synchronised with. */
   private syncedVersion: number | null = -1;
   private pollsSinceSync = 0;
@@ -104,6 +138,8 @@ export class Scheduler {
       log: Logger;
       nodeId: string;
       settings: SchedulerSettings;
+      /** The keys that open the schedules' secrets (DATA_DIR/secrets.key); may hold none. */
+      secrets: SecretKeyring;
       jobs: Omit<JobContext, 'repository' | 'nodeId'>;
       /** False while this node must not run jobs (a replica with a repository of its own). */
       active?(): boolean;
@@ -114,8 +150,8 @@ export class Scheduler {
 
   async start(): Promise<void> {
     const { repository, nodeId, clock } = this.o;
-    const defs = await savedSchedules(repository, this.o.log);
-    const taken = await repository.schedulerRecover([nodeId], (job) => recoveredFireAt(defs.find((d) => d.id === job.scheduleId), job, clock.now()));
+    const saved = await savedSchedules(repository, this.o.secrets, this.o.log);
+    const taken = await repository.schedulerRecover([nodeId], (job) => recoveredFireAt(saved.find((s) => s.def.id === job.scheduleId)?.def, job, clock.now()));
     if (taken.length > 0) this.o.log.warn({ jobs: taken.map((j) => j.scheduleId) }, 'took back the claims this node held before it restarted');
     await this.checkIn();
     this.schedulePoll(0);
@@ -157,16 +193,23 @@ export class Scheduler {
       const { repository, clock, nodeId } = this.o;
       const doc = await repository.getConfigDocument('schedules');
       const version = doc?.version ?? null;
-      if (version !== this.schedules.version) this.schedules = { version, defs: parseSaved(doc, this.o.log) };
-      const defs = this.schedules.defs;
-      const byId = new Map(defs.map((d) => [d.id, d]));
+      if (version !== this.schedules.version) {
+        this.schedules = { version, saved: parseSaved(doc, this.o.secrets, this.o.log) };
+        for (const s of this.schedules.saved) {
+          if (s.unopened && s.def.enabled) this.o.log.warn({ schedule: s.def.id, version, reason: s.unopened }, `schedule ${s.def.id} holds secrets this node cannot open: left to the scheduler nodes that hold the key`);
+        }
+      }
+      const saved = this.schedules.saved;
+      const byId = new Map(saved.map((s) => [s.def.id, s.def]));
+      // Claimed here only when this node can open its secrets.
+      const runnable = new Set(saved.filter((s) => !s.unopened).map((s) => s.def.id));
       const now = clock.now();
       // Also now and then when nothing changed: rows of deleted schedules that were running
       // at the time are removed once their run is over.
       if (version !== this.syncedVersion || ++this.pollsSinceSync >= SYNC_EVERY_POLLS) {
         this.pollsSinceSync = 0;
-        const enabled = defs.filter((d) => d.enabled);
-        await repository.schedulerSyncJobs(enabled.map((d) => ({ scheduleId: d.id, definitionHash: definitionHash(d), firstFireAt: nextFireAt(d, now) })));
+        const enabled = saved.filter((s) => s.def.enabled);
+        await repository.schedulerSyncJobs(enabled.map((s) => ({ scheduleId: s.def.id, definitionHash: s.hash, firstFireAt: nextFireAt(s.def, now) })));
         this.syncedVersion = version;
       }
       const stale = (await repository.schedulerCheckIns()).filter((c) => c.node !== nodeId && now - c.at > this.o.settings.instanceTimeoutMs).map((c) => c.node);
@@ -175,10 +218,11 @@ export class Scheduler {
         this.o.log.warn({ schedule: job.scheduleId, from: job.node, state: job.state, token: job.token }, `took back job ${job.scheduleId} from ${job.node}, which stopped checking in`);
       }
       if (this.stopped) return;
-      // A schedule another node synced before this one read it: left alone until the next poll.
+      // A schedule another node synced before this one read it, or whose secrets this node
+      // cannot open: left alone (until the next poll, or for a node that can).
       const claims = await repository.schedulerClaimDue(nodeId, now, CLAIMS_PER_POLL, (id, fireAt) => {
         const def = byId.get(id);
-        return def ? planClaim(def, fireAt, now) : { fire: false, nextFireAt: fireAt, concurrent: false };
+        return def && runnable.has(id) ? planClaim(def, fireAt, now) : { fire: false, nextFireAt: fireAt, concurrent: false };
       });
       for (const claim of claims) {
         const def = byId.get(claim.scheduleId);

@@ -1,7 +1,7 @@
 /**
  * Property-based fuzzing of everything that reads bytes from outside: the frame codec, the
  * handshake messages, the INI parser, saved grid state and record lines, the console's
- * configuration documents and the runtime API's bodies. The property is always the same: a
+ * configuration documents, the admin API's bodies and the runtime API's bodies. The property is always the same: a
  * clear coded error (or a well-formed result), the process alive, nothing changed.
  *
  * Each target is run two ways: a short run inside `npm test` (test/unit/fuzz-smoke.test.ts)
@@ -20,6 +20,9 @@ import { silentLogger } from '../../src/core/logger.js';
 import { parseConfigText } from '../../src/config/ini-file.js';
 import { buildNodeConfig } from '../../src/config/node-config.js';
 import { ConfigService } from '../../src/console/config-service.js';
+import { AdminAuth } from '../../src/console/admin-auth.js';
+import { registerAdminApi } from '../../src/console/admin-api.js';
+import { hashPassword } from '../../src/console/passwords.js';
 import { registerRuntimeApi } from '../../src/engine/runtime-api.js';
 import { runtimeSettings } from '../../src/engine/runtime-settings.js';
 import { sha256 } from '../../src/http/bearer-auth.js';
@@ -33,6 +36,8 @@ import { parseRecordLine, parseRecordLines, recordLine } from '../../src/state/g
 import { encodeFrame, FrameDecoder } from '../../src/transport/frame-codec.js';
 import { decodeHandshakeMessage, encodeHandshakeMessage, HandshakeType } from '../../src/transport/handshake.js';
 import { TcpTransport } from '../../src/transport/tcp-transport.js';
+import { SecretKeyring } from '../../src/core/sealed-secrets.js';
+import { randomBytes } from 'node:crypto';
 
 export interface FuzzTarget {
   name: string;
@@ -285,23 +290,117 @@ export const TARGETS: FuzzTarget[] = [
       const clock = new ManualClock(1_800_000_000_000);
       const repo = await openRepository('sqlite::memory:', { clock });
       try {
-        const config = new ConfigService(repo, clock, 'console', () => true);
+        const config = new ConfigService(repo, clock, 'console', () => true, new SecretKeyring([randomBytes(32)]));
         const editable = CONFIG_SECTIONS.filter((s) => s !== 'api-keys' && s !== 'schedules');
         return await check(
           fc.record({ section: fc.constantFrom(...editable), content: fc.oneof(fc.jsonValue({ maxDepth: 4 }), fc.object({ maxDepth: 3 })) }),
           async ({ section, content }) => {
-            const before = (await config.get(section)).version;
+            const before = (await config.get(section, 'clear')).version;
             try {
               await config.put(section, content, { user: 'fuzz', role: 'admin' });
             } catch (err) {
               expectCoded(err, ['CONSOLE_DOCUMENT_INVALID'], `${section} document ${JSON.stringify(content).slice(0, 200)}`);
-              assert.equal((await config.get(section)).version, before, 'a refused document changed the version');
+              assert.equal((await config.get(section, 'clear')).version, before, 'a refused document changed the version');
             }
           },
           runs,
           deadline,
         );
       } finally {
+        await repo.close();
+      }
+    },
+  },
+  {
+    name: 'admin API bodies',
+    run: async (runs, deadline) => {
+      const clock = new ManualClock(1_800_000_000_000);
+      const repo = await openRepository('sqlite::memory:', { clock });
+      // A small budget: fuzzed sign-ins soon stop paying for scrypt (refused before the check).
+      const auth = new AdminAuth({
+        repository: repo, clock, tokenTtlMs: 86_400_000, maxFailures: 5, lockoutMs: 60_000, userMaxFailures: 20,
+        sourceBurst: 5, sourcePerMinute: 1, maxConcurrent: 2, log: silentLogger(), nodeId: 'console', auditsFailures: () => true,
+      });
+      for (const [name, role] of [['admin', 'admin'], ['audrey', 'auditor']] as const) {
+        await repo.createAdminUser({ name, passwordHash: await hashPassword(`${name}-password`), role, createdAt: clock.now() }, 'fuzz', 'console');
+      }
+      const tokens = {
+        admin: (await auth.login('admin', 'admin-password', '198.51.100.1')).token,
+        auditor: (await auth.login('audrey', 'audrey-password', '198.51.100.2')).token,
+      };
+      const config = new ConfigService(repo, clock, 'console', () => true, new SecretKeyring([randomBytes(32)]));
+      const app = createHttpServer({ logger: silentLogger(), bodyLimit: 64 * 1024, name: 'admin' });
+      await registerAdminApi(app, {
+        auth,
+        config,
+        repository: repo,
+        cluster: async () => ({ clusterId: 'fuzz', role: 'console', epoch: 0, configVersion: 0, mixedVersions: false, versions: [], nodes: [], notes: [] }),
+      });
+      await app.ready();
+      // A stored secret, so that placeholders in fuzzed documents have something to keep.
+      await config.put('apis', { apis: [{ id: 'web', pathPrefix: '/app', login: { issuer: 'https://idp.example', clientId: 'c', clientSecret: 'fuzz-s3cret' } }] }, { user: 'fuzz', role: 'admin' });
+      // Every route with a body; logout is left out (it would end the session the next cases use).
+      const routes = [
+        ['POST', '/admin/v1/login'],
+        ['PUT', '/admin/v1/config/runtime'],
+        ['PUT', '/admin/v1/config/services'],
+        ['PUT', '/admin/v1/config/apis'],
+        ['PUT', '/admin/v1/config/schedules'],
+        ['PUT', '/admin/v1/config/nope'],
+        ['POST', '/admin/v1/api-keys'],
+        ['DELETE', '/admin/v1/api-keys/none'],
+        ['PUT', '/admin/v1/schedules/s-1'],
+        ['DELETE', '/admin/v1/schedules/none'],
+        ['POST', '/admin/v1/apis/test'],
+        ['POST', '/admin/v1/replica/promote'],
+      ].map(([method, url]) => ({ method: method as 'POST' | 'PUT' | 'DELETE', url: url! }));
+      const text = fc.oneof(fc.string({ maxLength: 40 }), fc.constantFrom('', '********', '$cohort-sealed$v1$0123456789abcdef$AAAA', 'https://idp.example', '/app', 'admin'));
+      const shaped = fc.oneof(
+        fc.record({ user: text, password: text, cookie: fc.oneof(fc.boolean(), text) }, { requiredKeys: [] }),
+        fc.record({ name: text, scope: fc.oneof(fc.constantFrom('runtime', 'gateway', 'client', 'read'), text) }, { requiredKeys: [] }),
+        fc.record({
+          apis: fc.array(fc.record({ id: text, pathPrefix: text, login: fc.record({ issuer: text, clientId: text, clientSecret: text }, { requiredKeys: [] }), upstreamToken: fc.record({ tokenEndpoint: text, clientId: text, clientSecret: text, grant: text }, { requiredKeys: [] }) }, { requiredKeys: [] }), { maxLength: 3 }),
+        }, { requiredKeys: [] }),
+        fc.record({
+          id: text, type: fc.oneof(fc.constantFrom('http', 'purge-expired', 'config-backup'), text), intervalSeconds: fc.oneof(fc.integer(), fc.double(), text), cron: text, timezone: text,
+          http: fc.record({ url: text, method: text, headers: fc.dictionary(text, text, { maxKeys: 3 }), body: text }, { requiredKeys: [] }),
+        }, { requiredKeys: [] }),
+        fc.record({ request: fc.record({ method: text, url: text, sourceIp: text, headers: fc.dictionary(text, fc.oneof(text, fc.array(text, { maxLength: 2 })), { maxKeys: 3 }) }, { requiredKeys: [] }), apis: fc.jsonValue({ maxDepth: 3 }) }, { requiredKeys: [] }),
+        fc.record({ force: fc.oneof(fc.boolean(), text), lockout: fc.jsonValue({ maxDepth: 2 }), defaultRateLimit: fc.jsonValue({ maxDepth: 2 }), sessions: fc.jsonValue({ maxDepth: 2 }) }, { requiredKeys: [] }),
+      );
+      /** What a refusal must leave as it was: the configuration, the trail, the users and tokens. */
+      const stored = async () => JSON.stringify([await repo.getCurrentConfig(), await repo.listAudit({ limit: 1000 }), await repo.listAdminUsers(), await repo.listAdminTokens(0)]);
+      try {
+        return await check(
+          fc.record({
+            route: fc.constantFrom(...routes),
+            body: fc.oneof(
+              fc.jsonValue({ maxDepth: 4 }).map((v) => JSON.stringify(v) ?? ''),
+              shaped.map((v) => JSON.stringify(v)),
+              bytes(300).map((b) => b.toString('latin1')),
+              fc.constant(''),
+            ),
+            contentType: fc.constantFrom('application/json', 'application/json; charset=utf-8', 'text/plain', 'application/x-www-form-urlencoded'),
+            who: fc.constantFrom('admin', 'auditor', 'nobody', 'forged'),
+          }),
+          async ({ route: { method, url }, body, contentType, who }) => {
+            const before = await stored();
+            const bearer = who === 'admin' || who === 'auditor' ? tokens[who] : who === 'forged' ? 'not-a-token' : undefined;
+            const r = await app.inject({ method, url, payload: body, headers: { 'content-type': contentType, ...(bearer ? { authorization: `Bearer ${bearer}` } : {}) } });
+            const what = `${who} ${method} ${url} ${contentType} ${JSON.stringify(body).slice(0, 200)} → ${r.statusCode} ${r.body.slice(0, 300)}`;
+            assert.ok(r.statusCode < 500, what);
+            if (r.statusCode >= 400) {
+              const err = r.json() as { error?: { code?: unknown; message?: unknown } };
+              assert.ok(typeof err.error?.code === 'string' && typeof err.error.message === 'string', `uncoded: ${what}`);
+              assert.equal(await stored(), before, `refused but changed stored data: ${what}`);
+            }
+            if (who === 'auditor') assert.ok(!r.body.includes('fuzz-s3cret'), `an auditor read a secret: ${what}`);
+          },
+          runs,
+          deadline,
+        );
+      } finally {
+        await app.close();
         await repo.close();
       }
     },

@@ -5,7 +5,7 @@
  */
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -20,6 +20,7 @@ import { createHttpServer } from '../../src/http/server.js';
 import type { Repository } from '../../src/repository/repository.js';
 import { postgresRepository, sqliteRepository } from '../helpers/repositories.js';
 import { tmpDir } from '../helpers/tmp.js';
+import { SecretKeyring } from '../../src/core/sealed-secrets.js';
 
 interface Harness {
   app: FastifyInstance;
@@ -55,7 +56,7 @@ async function harness(t: TestContext, open: OpenRepo): Promise<Harness | undefi
   assert.equal(file, join(dataDir, ADMIN_PASSWORD_FILE));
   assert.equal(statSync(file).mode & 0o777, 0o600, 'the password file is readable by its owner only');
   const password = readFileSync(file, 'utf8').trim();
-  const config = new ConfigService(repo, clock, 'console', () => true);
+  const config = new ConfigService(repo, clock, 'console', () => true, new SecretKeyring([randomBytes(32)]));
   const app = createHttpServer({ logger: silentLogger(), bodyLimit: 64 * 1024, name: 'admin' });
   await registerAdminApi(app, {
     auth,
@@ -277,6 +278,66 @@ function adminApiSuite(name: string, open: OpenRepo): void {
         assert.ok(openapi.paths[path], `${path} is documented`);
       }
       assert.ok(existsSync(join(h.dataDir, ADMIN_PASSWORD_FILE)));
+    });
+
+    it('shows secrets (client secrets, schedule headers) redacted to auditors in every answer, in clear to admins; a redacted document saved back keeps them', async (t) => {
+      const h = await harness(t, open);
+      if (!h) return;
+      const { app, repo } = h;
+      const asAdmin = { authorization: `Bearer ${(await login(app, 'admin', h.password)).token}` };
+      await repo.createAdminUser({ name: 'audrey', passwordHash: await hashPassword('auditor-pass'), role: 'auditor', createdAt: h.clock.now() }, 'test', 'console');
+      const asAuditor = { authorization: `Bearer ${(await login(app, 'audrey', 'auditor-pass')).token}` };
+      const web = { id: 'web', pathPrefix: '/app', login: { issuer: 'https://idp.example', clientId: 'cohort', clientSecret: 'login-s3cret' } };
+      const saved = await app.inject({ method: 'PUT', url: '/admin/v1/config/apis', headers: asAdmin, payload: { apis: [web] } });
+      assert.equal(saved.statusCode, 200, saved.body);
+      assert.equal(saved.json().content.apis[0].login.clientSecret, 'login-s3cret', 'the admin who saved sees it');
+      const hook = { intervalSeconds: 60, type: 'http', http: { url: 'https://ops.example/hook', headers: { Authorization: 'Bearer hdr-s3cret' } } };
+      const put = await app.inject({ method: 'PUT', url: '/admin/v1/schedules/hook', headers: asAdmin, payload: hook });
+      assert.equal(put.json().http.headers.Authorization, 'Bearer hdr-s3cret');
+
+      // Every answer an auditor can get: sections, versions, schedules, the dry run.
+      const answers = await Promise.all(
+        ['/admin/v1/config/apis', '/admin/v1/config/schedules', '/admin/v1/config/versions/1', '/admin/v1/config/versions/2', '/admin/v1/schedules', '/admin/v1/config/versions', '/admin/v1/audit'].map((url) =>
+          app.inject({ method: 'GET', url, headers: asAuditor }),
+        ),
+      );
+      answers.push(await app.inject({ method: 'POST', url: '/admin/v1/apis/test', headers: asAuditor, payload: { request: { method: 'GET', url: '/app/x', sourceIp: '192.0.2.1', headers: {} } } }));
+      for (const r of answers) {
+        assert.equal(r.statusCode, 200, r.body);
+        assert.ok(!/s3cret|cohort-sealed/.test(r.body), `an auditor read a secret: ${r.body.slice(0, 400)}`);
+      }
+      const auditorApis = answers[0]!.json();
+      assert.equal(auditorApis.content.apis[0].login.clientSecret, '********');
+      assert.equal(answers[4]!.json().schedules[0].http.headers.Authorization, '********');
+      assert.equal(answers[3]!.json().content.schedules[0].http.headers.Authorization, '********');
+      // Admins read them in clear, versions too.
+      assert.equal((await app.inject({ method: 'GET', url: '/admin/v1/config/versions/1', headers: asAdmin })).json().content.apis[0].login.clientSecret, 'login-s3cret');
+      assert.equal((await app.inject({ method: 'GET', url: '/admin/v1/schedules', headers: asAdmin })).json().schedules[0].http.headers.Authorization, 'Bearer hdr-s3cret');
+
+      // GET -> PUT of the redacted document (with a change beside the secret) keeps the stored secret.
+      const apisVersion = (await repo.getConfigDocument('apis'))!;
+      const roundTrip = await app.inject({ method: 'PUT', url: '/admin/v1/config/apis', headers: asAdmin, payload: auditorApis.content });
+      assert.equal(roundTrip.statusCode, 200, roundTrip.body);
+      assert.equal(roundTrip.json().content.apis[0].login.clientSecret, 'login-s3cret');
+      const unchanged = (await repo.getConfigDocument('apis'))!;
+      assert.deepEqual(unchanged.content, apisVersion.content, 'stored as it was: the same envelope');
+      assert.equal((await repo.listAudit({ limit: 1 }))[0]!.summary, 'apis: saved unchanged');
+      const moved = { apis: [{ ...auditorApis.content.apis[0], pathPrefix: '/app2' }] };
+      assert.equal((await app.inject({ method: 'PUT', url: '/admin/v1/config/apis', headers: asAdmin, payload: moved })).json().content.apis[0].login.clientSecret, 'login-s3cret');
+      const auditorHook = answers[4]!.json().schedules[0];
+      const { job: _job, ...hookBack } = auditorHook;
+      const hookRoundTrip = await app.inject({ method: 'PUT', url: '/admin/v1/schedules/hook', headers: asAdmin, payload: { ...hookBack, intervalSeconds: 120 } });
+      assert.equal(hookRoundTrip.statusCode, 200, hookRoundTrip.body);
+      assert.equal(hookRoundTrip.json().http.headers.Authorization, 'Bearer hdr-s3cret');
+
+      // A placeholder where nothing is stored is refused with the place named; nothing changes.
+      const before = await snapshot(repo);
+      const newApi = await app.inject({ method: 'PUT', url: '/admin/v1/config/apis', headers: asAdmin, payload: { apis: [{ ...web, id: 'other', login: { ...web.login, clientSecret: '********' } }] } });
+      assert.deepEqual([newApi.statusCode, newApi.json().error.code], [400, 'CONSOLE_DOCUMENT_INVALID']);
+      assert.deepEqual(newApi.json().error.errors, ['/apis/0/login/clientSecret: "********" stands for the stored secret, but none is stored here; write the secret itself']);
+      const newHeader = await app.inject({ method: 'PUT', url: '/admin/v1/schedules/hook', headers: asAdmin, payload: { ...hook, http: { ...hook.http, headers: { 'X-Other': '********' } } } });
+      assert.deepEqual([newHeader.statusCode, newHeader.json().error.code], [400, 'SCHEDULE_INVALID']);
+      assert.equal(await snapshot(repo), before);
     });
 
     it('dry-runs an access decision on the current or a proposed apis document, for admins and auditors, touching nothing', async (t) => {

@@ -6,7 +6,7 @@
  */
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ManualClock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/core/logger.js';
@@ -23,7 +23,12 @@ import { tmpDir } from '../helpers/tmp.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { loadAuthority, type ConsoleAuthority } from '../../src/policy/console-authority.js';
-import { replicaProof } from '../../src/console/role-proofs.js';
+import { openKeyFromConsole, replicaProof, signAnswer, type ReplicaProof } from '../../src/console/role-proofs.js';
+import { ConfigService } from '../../src/console/config-service.js';
+import { SECRETS_KEY_FILE } from '../../src/core/sealed-secrets.js';
+import { contentHash } from '../../src/repository/canonical-json.js';
+import { verifyStatement } from '../../src/policy/console-authority.js';
+import { fetchStatement } from '../../src/engine/config-follower.js';
 
 function loadTestAuthority(): ConsoleAuthority {
   const dir = mkdtempSync(join(tmpdir(), 'cohort-authority-'));
@@ -136,6 +141,47 @@ function resyncSuite(name: string, open: OpenRepo): void {
       assert.equal(full.sections!.runtime!.hash, (await c.repository.getConfigDocument('runtime'))!.hash);
     });
 
+    it('secrets: engines receive them opened, with the digest of what they receive; the replica receives them sealed, with the key that opens them, itself sealed', async (t) => {
+      const net = new FakeNetwork();
+      const clock = new ManualClock(1_800_000_000_000);
+      const c = await consoleNode(t, net, open, clock, 'console-1', 'console');
+      const r = await consoleNode(t, net, open, clock, 'replica-1', 'replica');
+      if (!c.repository || !r.repository) return;
+      assert.equal(statSync(join(c.dataDir, SECRETS_KEY_FILE)).mode & 0o777, 0o600, 'the console made its key at its first start');
+      assert.equal(r.role.secrets.currentId, undefined, 'a replica makes none');
+      const config = new ConfigService(c.repository, clock, 'console-1', () => true, c.role.secrets);
+      await config.put('apis', { apis: [{ id: 'web', pathPrefix: '/app', login: { issuer: 'https://idp.example', clientId: 'cohort', clientSecret: 'login-s3cret' } }] }, principal);
+      const stored = (await c.repository.getConfigDocument('apis'))!;
+      assert.ok(!JSON.stringify(stored).includes('login-s3cret'));
+
+      const engine = net.rpc('engine-1', 'engine-1:1');
+      const full = await engine.call<FetchAnswer>(c.address, 'config.fetch', { version: 0, epoch: -1, full: true, nonce: 'n-1' });
+      const apis = full.sections!.apis!;
+      assert.equal((apis.content as { apis: Array<{ login: { clientSecret: string } }> }).apis[0]!.login.clientSecret, 'login-s3cret');
+      assert.equal(apis.hash, contentHash(apis.content), 'the digest of what the engine receives');
+      assert.ok(verifyStatement(net.authority.publicKey, full.proof, 'config-fetch', { nonce: 'n-1' }, fetchStatement(full)), 'and the console signed it');
+
+      // What a node reading the channel without the authority sees of an export: sealed secrets, a sealed key.
+      net.node('eavesdropper', 'eavesdropper:1', 'replica');
+      const proof = replicaProof(net.authority, 'config.export', 'eavesdropper', 'console-1', clock.now());
+      const exported = await net.rpc('eavesdropper', 'eavesdropper:1').call<ExportAnswer>(c.address, 'config.export', { sinceVersion: 0, sinceAuditId: 0, proof });
+      assert.ok(!JSON.stringify(exported).includes('login-s3cret'));
+      assert.ok(!JSON.stringify(exported).includes(c.role.secrets.currentKey!.toString('base64url')));
+      assert.throws(() => openKeyFromConsole(loadTestAuthority(), proof.nonce, exported.secretsKey, 'console-1'), /cannot open/);
+
+      await c.role.start();
+      await r.role.start();
+      await waitUntil(async () => {
+        clock.advance(POLLING_MS);
+        return (await r.repository.getCurrentConfig()).version;
+      }, (v) => v === 1, 20_000, 5);
+      assert.deepEqual(await r.repository.getConfigDocument('apis'), stored, 'the replica stores the console\'s document as it is');
+      assert.equal(r.role.secrets.currentId, c.role.secrets.currentId, 'and took the key that opens it');
+      assert.equal(statSync(join(r.dataDir, SECRETS_KEY_FILE)).mode & 0o777, 0o600);
+      const onReplica = new ConfigService(r.repository, clock, 'replica-1', () => false, r.role.secrets);
+      assert.equal(((await onReplica.get('apis', 'clear')).content as { apis: Array<{ login: { clientSecret: string } }> }).apis[0]!.login.clientSecret, 'login-s3cret');
+    });
+
     it('an export says `diverged` when the asker\'s newest document or audit record is not the console\'s', async (t) => {
       const net = new FakeNetwork();
       const clock = new ManualClock(1_800_000_000_000);
@@ -187,6 +233,57 @@ function resyncSuite(name: string, open: OpenRepo): void {
       assert.ok(answer.proof);
       await assert.rejects(rogue.call(c.address, 'config.users', { proof: once }), /used before/);
       assert.equal((await c.repository.listAudit({ action: 'config.discarded' })).length, 0, 'nothing was appended');
+    });
+
+    it('a re-sync takes the console\'s history only when signed by the console authority: an unsigned, altered or foreign answer to config.history drops nothing', async (t) => {
+      const clock = new ManualClock(1_800_000_000_000);
+      const other = loadTestAuthority();
+      // What a node claiming the console role answers to config.history, given the request.
+      const variants: Array<[string, (req: { proof: ReplicaProof }, items: unknown[]) => unknown]> = [
+        ['an answer without a signature', (_req, items) => ({ items })],
+        ['the answer of a version without signatures (a bare list)', (_req, items) => items],
+        ['an answer whose content was changed after signing', (req, items) => ({ items, proof: signAnswer(net.authority, 'config.history', req.proof.nonce, { items: [{ version: 1 }] }) })],
+        ['an answer signed over another nonce', (_req, items) => ({ items, proof: signAnswer(net.authority, 'config.history', 'another-nonce', { items }) })],
+        ['an answer signed with another key', (req, items) => ({ items, proof: signAnswer(other, 'config.history', req.proof.nonce, { items }) })],
+        ['the console\'s own signed answer', (req, items) => ({ items, proof: signAnswer(net.authority, 'config.history', req.proof.nonce, { items }) })],
+      ];
+      let net = new FakeNetwork();
+      for (const [what, answer] of variants) {
+        net = new FakeNetwork();
+        const r = await consoleNode(t, net, open, clock, 'replica-1', 'replica');
+        if (!r.repository) return;
+        for (let i = 0; i < 3; i++) await save(r.repository, 'runtime', { defaultRateLimit: { capacity: i + 1, refillPerSecond: 1 } }, 'console-0');
+        const held = await versionsOf(r.repository);
+        // A console whose history holds none of the replica's versions: the fork point is 0.
+        const fake = net.node('console-2', 'console-2:1', 'console');
+        net.members.get('console-2')!.meta = { role: 'console', epoch: 1 } as Member['meta'];
+        let historyAsked = 0;
+        fake.rpc.handle('config.export', (body) => {
+          const req = body as { proof: ReplicaProof };
+          const content = { epoch: 1, version: 0, documents: [], audit: [], diverged: true };
+          return { ...content, proof: signAnswer(net.authority, 'config.export', req.proof.nonce, content) };
+        });
+        fake.rpc.handle('config.history', (body) => {
+          historyAsked++;
+          return answer(body as { proof: ReplicaProof }, []);
+        });
+        fake.rpc.handle('config.discarded', () => 0);
+        fake.rpc.handle('config.users', (body) => ({ items: [], proof: signAnswer(net.authority, 'config.users', (body as { proof: ReplicaProof }).proof.nonce, { items: [] }) }));
+        fake.rpc.handle('config.tokens', (body) => ({ items: [], proof: signAnswer(net.authority, 'config.tokens', (body as { proof: ReplicaProof }).proof.nonce, { items: [] }) }));
+        await r.role.start();
+        const droppedFiles = () => readdirSync(r.dataDir).filter((f) => f.startsWith(DROPPED_CONFIG_PREFIX));
+        if (what.startsWith('the console')) {
+          await waitUntil(async () => (clock.advance(POLLING_MS), versionsOf(r.repository)), (v) => v.length === 0, 5000, 5);
+          assert.equal(droppedFiles().length, 1, 'the signed history is followed: the versions after the fork point are set aside and dropped');
+        } else {
+          // Several re-syncs tried (each asks for the history at least once), time enough for any to finish.
+          await waitUntil(async () => (clock.advance(POLLING_MS), historyAsked), (n) => n >= 4, 5000, 5);
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          assert.deepEqual(await versionsOf(r.repository), held, `${what}: nothing dropped`);
+          assert.deepEqual(droppedFiles(), [], `${what}: nothing set aside`);
+        }
+        r.role.stop();
+      }
     });
 
     it('a replica that was not admitted pulls nothing and refuses to be promoted', async (t) => {

@@ -16,7 +16,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startNode, waitUntil, type TestNode } from '../helpers/cluster.js';
@@ -141,7 +141,7 @@ describe('console, replica and engines: configuration replication, health, promo
     await waitUntil(() => view(consoleNode), (v) => engineView(v, 'replica').replication === 'in-sync', 5000, 50);
   });
 
-  it('keeps schedules (which may hold credentials) off the engines', async () => {
+  it('keeps schedules (which may hold credentials) off the engines, and their headers out of every repository file in clear', async () => {
     const saved = await admin<{ id: string }>(consoleNode, 'PUT', '/admin/v1/schedules/report', {
       enabled: false, intervalSeconds: 3600, type: 'http', http: { url: 'http://127.0.0.1:9/report', headers: { authorization: 'Bearer schedule-secret-token' } },
     });
@@ -151,6 +151,16 @@ describe('console, replica and engines: configuration replication, health, promo
       const applied = readFileSync(join(dir, e.id, 'applied-config.json'), 'utf8');
       assert.equal((JSON.parse(applied) as { version: number }).version, v.configVersion);
       assert.ok(!applied.includes('schedule-secret-token'), `${e.id} holds no schedule`);
+    }
+    // The console's repository and the replica's copy hold the header sealed; the replica took
+    // the key with it and shows it to an admin.
+    const schedules = await waitUntil(() => admin<{ schedules: Array<{ http: { headers: Record<string, string> } }> }>(replica, 'GET', '/admin/v1/schedules'), (r) => r.json.schedules?.length === 1, 5000, 50);
+    assert.equal(schedules.value.json.schedules[0]!.http.headers.authorization, 'Bearer schedule-secret-token');
+    for (const id of ['console', 'replica']) {
+      for (const file of ['repository.db', 'repository.db-wal']) {
+        const path = join(dir, id, file);
+        if (existsSync(path)) assert.ok(!readFileSync(path).includes('schedule-secret-token'), `${path} holds the header in clear`);
+      }
     }
   });
 

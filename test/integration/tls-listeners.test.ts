@@ -2,8 +2,9 @@
  * HTTPS listeners on a real node process (`cohort start` with `[tls]`): plain HTTP is refused
  * on a TLS listener, a client that does not trust the CA is refused, an mTLS listener refuses
  * a client without a certificate (or with one from another CA) and accepts one from its CA,
- * the CLI works over HTTPS, and certificate files replaced on disk are served without a
- * restart (a bad intermediate pair is logged and the old one kept).
+ * the CLI works over HTTPS, every refused handshake is counted in the metrics and logged with
+ * its reason, and certificate files replaced on disk are served without a restart (a bad
+ * intermediate pair is logged and the old one kept).
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -92,6 +93,16 @@ describe('HTTPS listeners', () => {
       tls: withCert,
     });
     assert.ok([201, 503].includes(session.status), `the runtime API answers over mTLS: ${session.status} ${session.text}`);
+    // Every refused handshake is counted per listener and logged (at a bounded rate) with its reason.
+    const metrics = (await nodeRequest(`${manage}/metrics`, { tls: trusting(first.caPem) })).text;
+    const failures = (server: string): number => Number(new RegExp(`^cohort_tls_handshake_failures_total\\{[^}]*server="${server}"[^}]*\\} (\\d+)$`, 'm').exec(metrics)?.[1] ?? -1);
+    assert.ok(failures('runtime') >= 3, `runtime: plain HTTP, no client certificate, another CA's: ${failures('runtime')}\n${metrics.split('\n').filter((l) => l.includes('tls_handshake')).join('\n')}`);
+    // (A client that does not trust the node's certificate hangs up: not counted.)
+    assert.ok(failures('manage') >= 1, `manage: plain HTTP: ${failures('manage')}`);
+    for (const reason of ['not-tls', 'no-client-certificate', 'bad-client-certificate']) {
+      await node.waitForOutput(new RegExp(`"code":"HTTP_TLS_HANDSHAKE_FAILED","server":"runtime","source":"127\\.0\\.0\\.1","reason":"${reason}"`), 5000);
+    }
+
     // The manage listener does not ask for a client certificate.
     const unauthenticated = await nodeRequest(`${manage}/manage/v1/node`, { tls: trusting(first.caPem) });
     assert.equal(unauthenticated.status, 401, 'the handshake passes without a client certificate; the API answers (asking for its credential)');

@@ -6,6 +6,8 @@ import type { ClusterFile } from '../../src/cli/local-cluster/local-cluster.js';
 import { manageRequest, manageTargetOfFile } from '../../src/cli/manage-client.js';
 import { clusterInfoOf, stateOf, waitUntil } from '../helpers/cluster.js';
 import { alive, runCohort, runCohortToEnd, upDir } from '../helpers/processes.js';
+import { loadNodeConfig } from '../../src/config/node-config.js';
+import { loadAuthority, PINNED_KEY_FILE, publicKeyText } from '../../src/policy/console-authority.js';
 
 /**
  * `cohort up` from start to stop: cluster.json, progress, a second cohort up, a stale directory,
@@ -41,6 +43,20 @@ describe('cohort up', () => {
         });
         assert.equal(created.status, 201, await created.text());
         assert.equal((await fetch(`${n.runtime}/health/ready`)).status, 200);
+      }
+    }
+
+    // Engines pin the console authority from the start: its public key is in their files, so
+    // none learned it at a first contact (no DATA_DIR/console-authority.pub of their own).
+    const authority = loadAuthority(join(dir, 'console'), false)!;
+    for (const n of file.nodes) {
+      const config = loadNodeConfig(n.configFile);
+      if (n.role === 'engine') {
+        assert.match(readFileSync(n.configFile, 'utf8'), new RegExp(`^console_public_key = ${authority.publicKeyText.replace(/[+/]/g, '\\$&')}$`, 'm'));
+        assert.equal(publicKeyText(config.cluster.consolePublicKey!), authority.publicKeyText);
+        assert.equal(existsSync(join(config.node.dataDir, PINNED_KEY_FILE)), false, `${n.id} pinned no key at first contact`);
+      } else {
+        assert.equal(config.cluster.consolePublicKey, undefined);
       }
     }
 

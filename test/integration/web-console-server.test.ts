@@ -23,6 +23,8 @@ import { createHttpServer } from '../../src/http/server.js';
 import type { Repository } from '../../src/repository/repository.js';
 import { sqliteRepository } from '../helpers/repositories.js';
 import { tmpDir } from '../helpers/tmp.js';
+import { SecretKeyring } from '../../src/core/sealed-secrets.js';
+import { randomBytes } from 'node:crypto';
 
 interface Harness {
   app: FastifyInstance;
@@ -53,7 +55,7 @@ async function harness(t: TestContext, webRoot: string): Promise<Harness> {
   const dataDir = tmpDir(t);
   await auth.ensureFirstUser('admin', dataDir, 'console', silentLogger());
   const password = readFileSync(join(dataDir, 'admin-password'), 'utf8').trim();
-  const config = new ConfigService(repo, clock, 'console', () => true);
+  const config = new ConfigService(repo, clock, 'console', () => true, new SecretKeyring([randomBytes(32)]));
   const view = { current: baseView() };
   // The real clock drives the event poller: the stream is read over a real socket.
   const events = new ClusterEvents({ clock: systemClock, intervalMs: 50, view: async () => view.current });

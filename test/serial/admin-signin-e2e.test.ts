@@ -124,10 +124,12 @@ describe('admin sign-in of a real console under a flood of guesses', () => {
         `${during.map((d) => d.toFixed(0)).join(', ')} ms; flood took ${floodMs.toFixed(0)} ms; answers ${JSON.stringify(Object.fromEntries(statuses))} (a shared, busy machine: indicative only)`,
     );
     assert.ok(doneAtLast < total, `the real sign-ins ran while the flood was still going (${doneAtLast} answered after the last)`);
-    // Under 1 s on an idle machine (where one takes ~80 ms); on a loaded one the check itself
-    // takes longer, so what is bounded is what the flood adds to it.
+    // Under 1 s, by design (console/login-guard.ts): the operator's address has a check kept
+    // for it, and the flood's addresses, once they failed, hold one check at a time between
+    // them, so the real check shares the two cores with at most one of theirs. The median of
+    // three, so that one stall of this shared machine (not the flood's doing) is not the figure.
     const typical = [...during].sort((a, b) => a - b)[1]!;
-    assert.ok(typical < 1000 || typical - baselineMs < 1000, `a real sign-in took ${typical.toFixed(0)} ms during the flood (median of three), ${baselineMs.toFixed(0)} ms without`);
+    assert.ok(typical < 1000, `a real sign-in took ${typical.toFixed(0)} ms during the flood (median of three; ${baselineMs.toFixed(0)} ms without)`);
     assert.ok((statuses.get('429 AUTH_LOGIN_THROTTLED') ?? 0) > total / 2, 'most of the flood was refused before any password check');
     // The flooding address is still over its budget (it refills by 10 a minute).
     let refused: Answer | undefined;

@@ -59,6 +59,28 @@ describe('login guard', () => {
     g.admit('made-up-y', '10.1.0.99').failed();
   });
 
+  it('keeps one of the checks for addresses without a recent failure: a flood\'s addresses, once they failed, cannot take it', () => {
+    const { g, clock } = guard({ maxConcurrent: 2 });
+    // A flood from many addresses: each fails its first check...
+    for (let i = 0; i < 50; i++) g.admit(`made-up-${i}`, `10.1.0.${i}`).failed();
+    // ...and from then on those addresses share one check in flight between them.
+    const flood = g.admit('made-up-a', '10.1.0.1');
+    assert.equal(refusal(() => g.admit('made-up-b', '10.1.0.2'))?.code, 'AUTH_LOGIN_THROTTLED', 'an address that failed recently does not get the kept check');
+    // An operator from an address never seen (no failure, no success) gets it at once.
+    const fresh = g.admit('admin', '192.0.2.50');
+    assert.equal(refusal(() => g.admit('someone', '192.0.2.51'))?.code, 'AUTH_LOGIN_THROTTLED', 'the whole budget is in use');
+    fresh.succeeded();
+    flood.failed();
+    // The mark lasts login_lockout: afterwards those addresses are like any other again.
+    clock.advance(300_000);
+    const again = [g.admit('made-up-c', '10.1.0.3'), g.admit('made-up-d', '10.1.0.4')];
+    for (const t of again) t.failed();
+    // With a single check in all, nothing is kept: an address that failed still gets it.
+    const { g: one } = guard({ maxConcurrent: 1 });
+    one.admit('made-up', '10.1.0.9').failed();
+    one.admit('made-up', '10.1.0.9').failed();
+  });
+
   it('locks a user out for the address that failed, not for the user\'s own address', () => {
     const { g, clock } = guard();
     for (let i = 0; i < 5; i++) g.admit('admin', '203.0.113.7').failed();

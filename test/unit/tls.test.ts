@@ -1,13 +1,18 @@
 /**
  * `[tls]`: what the configuration accepts and refuses, what a listener is built with (TLS 1.2
- * minimum, client certificates where asked), what loading refuses, and the reload of files
- * replaced on disk (on a manual clock: the poll goes through the injected clock).
+ * minimum, client certificates where asked), what loading refuses, the reload of files
+ * replaced on disk (on a manual clock: the poll goes through the injected clock), and how
+ * refused handshakes are counted and logged.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { SecureContextOptions, Server as TlsServer } from 'node:tls';
+import { connect as tlsConnect, type ConnectionOptions, type SecureContextOptions, type Server as TlsServer } from 'node:tls';
+import { connect as netConnect, type AddressInfo } from 'node:net';
+import { createHttpServer, tlsFailureReason, tlsHandshakeFailures } from '../../src/http/server.js';
+import { captureLogger, WARN } from '../helpers/transports.js';
+import { waitUntil } from '../helpers/cluster.js';
 import { loadNodeConfig, type TlsSettings } from '../../src/config/node-config.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { isCohortError, type ErrorCode } from '../../src/core/errors.js';
@@ -158,6 +163,86 @@ describe('TlsReloader', () => {
     writeFileSync(settings.certFile, (await makeLocalCa()).certPem);
     clock.advance(10_000);
     assert.equal(installed[0]!.length, 1, 'a stopped reloader looks no more');
+  });
+});
+
+/** Sends `bytes` over plain TCP and waits for the listener to close the connection. */
+function rawConnection(port: number, bytes: string): Promise<void> {
+  return new Promise((resolve) => {
+    const socket = netConnect({ host: '127.0.0.1', port }, () => socket.end(bytes));
+    socket.on('error', () => undefined);
+    socket.on('data', () => undefined);
+    socket.on('close', () => resolve());
+  });
+}
+
+/** A TLS client handshake with `options`; resolves when the connection is over, whatever the outcome. */
+function tlsAttempt(port: number, options: ConnectionOptions): Promise<void> {
+  return new Promise((resolve) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, ...options }, () => socket.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+    socket.on('error', () => undefined);
+    socket.on('data', () => undefined);
+    socket.on('close', () => resolve());
+  });
+}
+
+describe('refused TLS handshakes', () => {
+  it('are told apart by reason; a client that only hangs up is no failure', () => {
+    const e = (code: string) => Object.assign(new Error(code), { code });
+    const cases: Array<[string, string | undefined, string | undefined]> = [
+      ['ERR_SSL_HTTP_REQUEST', undefined, 'not-tls'],
+      ['ERR_SSL_WRONG_VERSION_NUMBER', undefined, 'not-tls'],
+      ['ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE', undefined, 'no-client-certificate'],
+      ['ECONNRESET', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'bad-client-certificate'],
+      ['ECONNRESET', undefined, undefined],
+      ['ERR_SSL_UNSUPPORTED_PROTOCOL', undefined, 'protocol'],
+      ['ERR_SSL_NO_SHARED_CIPHER', undefined, 'protocol'],
+      ['ERR_SSL_TLSV1_ALERT_UNKNOWN_CA', undefined, 'client-alert'],
+      ['ERR_TLS_HANDSHAKE_TIMEOUT', undefined, 'timeout'],
+      ['ERR_SOMETHING_NEW', undefined, 'other'],
+    ];
+    for (const [code, authorizationError, reason] of cases) {
+      assert.equal(tlsFailureReason(e(code), { authorizationError: authorizationError as unknown as Error }), reason, code);
+    }
+  });
+
+  it('are counted per listener and logged at most once a minute per source and reason, the rest summed in one line', async (t) => {
+    const dir = tmpDir(t);
+    const settings = await writePair(dir);
+    const ca = readFileSync(settings.caFile, 'utf8');
+    const clock = new ManualClock(1_000_000);
+    const { logger, lines } = captureLogger();
+    const app = createHttpServer({ logger, bodyLimit: 1024, name: 'runtime', tls: httpsOptionsFor('runtime', settings, loadTlsMaterial(settings)), clock });
+    app.get('/x', async () => 'ok');
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    t.after(() => app.close());
+    const port = (app.server.address() as AddressInfo).port;
+    const stranger = await makeLocalCa();
+
+    for (let i = 0; i < 20; i++) await rawConnection(port, 'GET /x HTTP/1.1\r\nHost: x\r\n\r\n');
+    for (let i = 0; i < 5; i++) await tlsAttempt(port, { ca });
+    for (let i = 0; i < 2; i++) await tlsAttempt(port, { ca, cert: stranger.certPem, key: stranger.keyPem });
+    // A health check that opens a connection and closes it: not a failure.
+    for (let i = 0; i < 3; i++) await rawConnection(port, '');
+    // The handshake that works is no failure either.
+    await tlsAttempt(port, { ca, cert: readFileSync(settings.certFile), key: readFileSync(settings.keyFile) });
+    await waitUntil(async () => tlsHandshakeFailures(app), (n) => n >= 27, 10_000, 10);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(tlsHandshakeFailures(app), 27);
+    const warned = () => lines.filter((l) => l.code === 'HTTP_TLS_HANDSHAKE_FAILED');
+    assert.deepEqual(warned().map((l) => [l.level, l.server, l.source, l.reason]), [
+      [WARN, 'runtime', '127.0.0.1', 'not-tls'],
+      [WARN, 'runtime', '127.0.0.1', 'no-client-certificate'],
+      [WARN, 'runtime', '127.0.0.1', 'bad-client-certificate'],
+    ]);
+
+    // A minute later: the next failure is logged again, and what was held back is summed.
+    clock.advance(60_000);
+    await rawConnection(port, 'GET /x HTTP/1.1\r\n\r\n');
+    await rawConnection(port, 'GET /x HTTP/1.1\r\n\r\n');
+    await waitUntil(async () => warned().length, (n) => n >= 5, 10_000, 10);
+    assert.deepEqual(warned().slice(3).map((l) => [l.reason, l.suppressed]), [['not-tls', undefined], [undefined, 25]]);
+    assert.equal(tlsHandshakeFailures(app), 29);
   });
 });
 

@@ -7,6 +7,7 @@ import { randomToken } from '../../core/ids.js';
 import { ADMIN_PASSWORD_FILE } from '../../console/admin-auth.js';
 import { obfuscate } from '../../config/obfuscation.js';
 import { loadNodeConfig } from '../../config/node-config.js';
+import { loadAuthority } from '../../policy/console-authority.js';
 import { TLS_LISTENERS, type Mode } from '../../config/schema.js';
 import { freePort } from '../free-port.js';
 import { manageRequest, manageTargetOf } from '../manage-client.js';
@@ -93,6 +94,8 @@ export class LocalCluster {
   private secrets!: LocalClusterSecrets;
   /** DIR/tls/ca.pem when the cluster runs on HTTPS. */
   private caFile: string | undefined;
+  /** The console authority's public key, written into the engines' new files. */
+  private consolePublicKey: string | undefined;
   /** Nodes `stop` is waiting for, and how to kill each at once. */
   private readonly killers = new Map<RunningNode, () => void>();
   /** Ids of the nodes `stop` had to kill. */
@@ -138,9 +141,10 @@ export class LocalCluster {
       this.caFile = (await ensureLocalCa(this.dir)).caFile;
     }
     this.seed = plans[0];
+    this.consolePublicKey = this.consoleAuthorityKey(plans);
     for (const plan of plans) {
       if (!existsSync(plan.configFile)) {
-        writeFileSync(plan.configFile, localNodeConfigText(plan, this.seed, this.secrets), { mode: 0o600 });
+        writeFileSync(plan.configFile, localNodeConfigText(plan, this.seed, this.secrets, this.consolePublicKey), { mode: 0o600 });
         this.fresh.add(plan.id);
       }
     }
@@ -267,7 +271,7 @@ export class LocalCluster {
         this.progress(`${node.id}: port ${taken.port} was taken by another process before it could bind it; starting it again on port ${port}`);
         const seedMoved = taken.field === 'cluster' && node.id === this.seed?.id;
         if (seedMoved) this.seed = plan;
-        writeFileSync(plan.configFile, localNodeConfigText(plan, this.seed, this.secrets), { mode: 0o600 });
+        writeFileSync(plan.configFile, localNodeConfigText(plan, this.seed, this.secrets, this.consolePublicKey), { mode: 0o600 });
         this.nodes[index] = this.spawnNode(plan);
         if (seedMoved) this.rejoinThroughSeed();
       }
@@ -278,7 +282,7 @@ export class LocalCluster {
   private rejoinThroughSeed(): void {
     for (const n of this.nodes) {
       if (n.id === this.seed?.id || !this.fresh.has(n.id)) continue;
-      writeFileSync(n.configFile, localNodeConfigText(planOf(n), this.seed, this.secrets), { mode: 0o600 });
+      writeFileSync(n.configFile, localNodeConfigText(planOf(n), this.seed, this.secrets, this.consolePublicKey), { mode: 0o600 });
       if (n.exit) continue; // it failed already; its bringUp starts it again with the new file
       this.restarting.add(n.id);
       n.child.kill('SIGKILL');
@@ -300,6 +304,18 @@ export class LocalCluster {
     } catch {
       return '';
     }
+  }
+
+  /**
+   * The public key of the console authority, which the console would otherwise make at its
+   * first start: made here first, in the console's data directory (0600, as the console does),
+   * so that the engines' files can pin it. An existing key (a second run) is kept.
+   */
+  private consoleAuthorityKey(plans: LocalNodePlan[]): string {
+    const console = plans.find((p) => p.role === 'console')!;
+    const dataDir = existsSync(console.configFile) ? loadNodeConfig(console.configFile).node.dataDir : join(this.dir, console.id);
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    return loadAuthority(dataDir, true)!.publicKeyText;
   }
 
   /** Secrets live in DIR/secrets.json (0600) so that a second run keeps the same cluster. */

@@ -28,8 +28,12 @@ export interface LocalClusterSecrets {
 
 const HOST = '127.0.0.1';
 
-/** The INI text of one node of a local cluster: `local` profile, loopback only, SQLite. */
-export function localNodeConfigText(node: LocalNodePlan, seed: LocalNodePlan | undefined, secrets: LocalClusterSecrets): string {
+/**
+ * The INI text of one node of a local cluster: `local` profile, loopback only, SQLite. An
+ * engine is given `consolePublicKey` (the console authority's, made before the console's first
+ * start), so it applies only configurations the console signed from its very first contact.
+ */
+export function localNodeConfigText(node: LocalNodePlan, seed: LocalNodePlan | undefined, secrets: LocalClusterSecrets, consolePublicKey?: string): string {
   const httpKey = node.role === 'engine' ? 'runtime' : 'admin';
   return [
     `; Written by "cohort up". Edit freely; "cohort up" reuses this file on its next run.`,
@@ -44,6 +48,7 @@ export function localNodeConfigText(node: LocalNodePlan, seed: LocalNodePlan | u
     `bind = ${HOST}:${node.cluster}`,
     `peers = ${seed && seed.id !== node.id ? `${HOST}:${seed.cluster}` : ''}`,
     `secret_key = ${secrets.secretKey}`,
+    ...(node.role === 'engine' && consolePublicKey !== undefined ? [`console_public_key = ${consolePublicKey}`] : []),
     'profile = local',
     '',
     '[http]',
