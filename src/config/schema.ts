@@ -88,6 +88,8 @@ export interface KeyDef {
 }
 
 export const MAX_SECRET_LENGTH = 128;
+/** A configured admin password: at least as long as the 24-character one a console generates is strong. */
+export const MIN_ADMIN_PASSWORD_LENGTH = 12;
 
 const identity = (raw: string): string => raw.trim();
 
@@ -470,9 +472,16 @@ export const KEYS: readonly KeyDef[] = [
   },
   {
     section: 'console', key: 'admin_user', type: 'string', default: 'admin', unit: '',
-    doc: 'Console: the admin user created at first start (its generated password goes to DATA_DIR/admin-password).',
+    doc: 'Console: the admin user created at first start (its password is `admin_password`, or a generated one written to DATA_DIR/admin-password).',
     allowed: 'letters, digits, _ - . (1 to 64 characters)',
     parse: (raw) => parsePattern(raw, NODE_ID_PATTERN),
+  },
+  {
+    section: 'console', key: 'admin_password', type: 'secret', default: '', unit: '',
+    doc: `Console: the password of \`admin_user\` when the console creates that user, at its first start on a repository without admin users (for a password kept in a secret store, e.g. a Kubernetes Secret through COHORT_CONSOLE_ADMIN_PASSWORD). Empty: a generated password, written to DATA_DIR/admin-password. The stored password is not changed by a later value: a console whose value no longer matches it logs a warning at start.`,
+    allowed: `empty, or ${MIN_ADMIN_PASSWORD_LENGTH} to ${MAX_SECRET_LENGTH} characters, plain or OBF:`,
+    secret: true,
+    parse: identity,
   },
   {
     section: 'console', key: 'token_ttl', type: 'integer', default: '3600', unit: 's',
