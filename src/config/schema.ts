@@ -123,7 +123,7 @@ export const TIMING_OVERRIDES = [
   { key: 'push_pull_interval', field: 'pushPullIntervalMs', unit: 'ms', min: 100, max: 86_400_000, doc: 'How often a full member-list exchange with one random peer runs (stretched for clusters over 32 nodes).' },
   { key: 'retransmit_mult', field: 'retransmitMult', unit: '', min: 1, max: 100, doc: 'Each piece of news is retransmitted about retransmit_mult x log10(N + 1) times.' },
   { key: 'awareness_max_multiplier', field: 'awarenessMaxMultiplier', unit: '', min: 1, max: 100, doc: 'Upper bound of the factor by which a struggling node stretches its own probe timeouts.' },
-  { key: 'reconnect_interval', field: 'reconnectIntervalMs', unit: 'ms', min: 10, max: 3_600_000, doc: 'How often this node tries to reach one inactive member, so that a healed partition merges by itself.' },
+  { key: 'reconnect_interval', field: 'reconnectIntervalMs', unit: 'ms', min: 10, max: 3_600_000, doc: 'How often this node tries to reach one inactive member, so that a healed partition merges by itself, and resolves the host names among `peers` again.' },
   { key: 'reap_timeout', field: 'reapTimeoutMs', unit: 'ms', min: 1000, max: 31_536_000_000, doc: 'How long an inactive or left member stays listed before it is forgotten.' },
 ] as const;
 
@@ -205,7 +205,7 @@ export const KEYS: readonly KeyDef[] = [
   },
   {
     section: 'cluster', key: 'peers', type: 'host:port list', default: '', unit: '',
-    doc: 'Comma-separated cluster addresses of existing members to join through; empty for the first node. Host names are allowed.',
+    doc: 'Comma-separated cluster addresses of existing members to join through; empty for the first node. Host names are allowed: a name stands for every address it resolves to (a headless Service, a round-robin name), each of which is tried, and names are resolved again every `reconnect_interval` while the node runs, so members that appear behind a name later are found.',
     allowed: 'comma-separated host:port values, or empty',
     parse: parseAddressList,
   },
