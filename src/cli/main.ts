@@ -2,6 +2,8 @@
 import { Command } from 'commander';
 import { COHORT_VERSION } from '../core/version.js';
 import { registerCluster } from './commands/cluster.js';
+import { registerDrain } from './commands/drain.js';
+import { registerHealth } from './commands/health.js';
 import { registerLb } from './commands/lb.js';
 import { registerObfuscate } from './commands/obfuscate.js';
 import { registerStart } from './commands/start.js';
@@ -26,6 +28,8 @@ registerUp(program);
 registerReplica(program);
 registerSchedules(program);
 registerCluster(program);
+registerHealth(program);
+registerDrain(program);
 registerLb(program);
 registerObfuscate(program);
 

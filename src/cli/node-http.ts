@@ -12,7 +12,7 @@ import { request as httpsRequest } from 'node:https';
 import { rootCertificates } from 'node:tls';
 import { CohortError } from '../core/errors.js';
 import type { NodeConfig } from '../config/node-config.js';
-import type { TlsListener } from '../config/schema.js';
+import { isWildcardHost, type TlsListener } from '../config/schema.js';
 import { formatAddress } from '../config/values.js';
 
 /** What the CLI needs to speak TLS to one listener. */
@@ -29,11 +29,16 @@ export interface NodeResponse {
   text: string;
 }
 
-/** The base URL of a listener of the node of `config` (`https://` when `[tls]` covers it). */
+/**
+ * The base URL of a listener of the node of `config` (`https://` when `[tls]` covers it). A
+ * listener bound to every interface (0.0.0.0 or ::, as in a container) is called on loopback:
+ * the CLI runs on the node's own host, and nothing can be dialled at a wildcard address.
+ */
 export function listenerUrl(config: NodeConfig, listener: TlsListener): string {
   const address = listener === 'proxy' ? config.http.proxy : config.http[listener];
   if (address === undefined) throw new CohortError('CLI_USAGE', `${config.file}: this node has no ${listener} listener`);
-  return `${config.tls?.listeners.includes(listener) ? 'https' : 'http'}://${formatAddress(address)}`;
+  const host = !isWildcardHost(address.host) ? address.host : address.host === '0.0.0.0' ? '127.0.0.1' : '::1';
+  return `${config.tls?.listeners.includes(listener) ? 'https' : 'http'}://${formatAddress({ host, port: address.port })}`;
 }
 
 /** The TLS options to call `listener` of the node of `config` with; undefined when it speaks plain HTTP. */

@@ -8,6 +8,7 @@ import { deobfuscate, isObfuscated } from './obfuscation.js';
 import {
   KEYS,
   MAX_SECRET_LENGTH,
+  MIN_ADMIN_PASSWORD_LENGTH,
   SECTIONS,
   envVarName,
   findKey,
@@ -91,7 +92,7 @@ export interface NodeConfig {
     limits: ValueCaps;
   };
   scheduler: { enabled: boolean; checkInIntervalMs: number; checkInOffsetMs: number; instanceTimeoutMs: number; instanceRecoveryTimeoutMs: number; pollIntervalMs: number; runHistory: number };
-  console: { pollingDelayMs: number; pushChanges: boolean; adminUser: string; tokenTtlMs: number; loginMaxFailures: number; loginLockoutMs: number; loginUserMaxFailures: number; loginSourceBurst: number; loginSourcePerMinute: number; loginMaxConcurrent: number };
+  console: { pollingDelayMs: number; pushChanges: boolean; adminUser: string; /** `[console] admin_password`: the first admin user's password; undefined: generated. */ adminPassword: Secret | undefined; tokenTtlMs: number; loginMaxFailures: number; loginLockoutMs: number; loginUserMaxFailures: number; loginSourceBurst: number; loginSourcePerMinute: number; loginMaxConcurrent: number };
   /** Repository URL with relative SQLite paths made absolute; `undefined` when not configured for an engine. */
   repository: { url: string | undefined };
   log: { level: LogLevel; format: LogFormat };
@@ -243,6 +244,13 @@ export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeC
     metricsToken = decodeSecret(metricsTokenDef, metricsTokenSrc, invalid);
     if (metricsToken.reveal().length < 16) throw invalid(metricsTokenDef, metricsTokenSrc, 'the token is shorter than 16 characters');
   }
+  const adminPasswordDef = findKey('console', 'admin_password')!;
+  const adminPasswordSrc = sourceOf(adminPasswordDef);
+  let adminPassword: Secret | undefined;
+  if (adminPasswordSrc && adminPasswordSrc.value.trim() !== '') {
+    adminPassword = decodeSecret(adminPasswordDef, adminPasswordSrc, invalid);
+    if (adminPassword.reveal().length < MIN_ADMIN_PASSWORD_LENGTH) throw invalid(adminPasswordDef, adminPasswordSrc, `the password is shorter than ${MIN_ADMIN_PASSWORD_LENGTH} characters`);
+  }
   const provider = get<StateProviderName>('state', 'provider');
   const redisUrl = (values.get('state.redis_url') as string | undefined) || undefined;
   if (provider === 'redis' && !redisUrl) {
@@ -332,6 +340,7 @@ export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeC
       pollingDelayMs: get<number>('console', 'polling_delay'),
       pushChanges: get<boolean>('console', 'push_changes'),
       adminUser: get<string>('console', 'admin_user'),
+      adminPassword,
       tokenTtlMs: get<number>('console', 'token_ttl') * 1000,
       loginMaxFailures: get<number>('console', 'login_max_failures'),
       loginLockoutMs: get<number>('console', 'login_lockout') * 1000,

@@ -88,6 +88,8 @@ export interface KeyDef {
 }
 
 export const MAX_SECRET_LENGTH = 128;
+/** A configured admin password: at least as long as the 24-character one a console generates is strong. */
+export const MIN_ADMIN_PASSWORD_LENGTH = 12;
 
 const identity = (raw: string): string => raw.trim();
 
@@ -121,7 +123,7 @@ export const TIMING_OVERRIDES = [
   { key: 'push_pull_interval', field: 'pushPullIntervalMs', unit: 'ms', min: 100, max: 86_400_000, doc: 'How often a full member-list exchange with one random peer runs (stretched for clusters over 32 nodes).' },
   { key: 'retransmit_mult', field: 'retransmitMult', unit: '', min: 1, max: 100, doc: 'Each piece of news is retransmitted about retransmit_mult x log10(N + 1) times.' },
   { key: 'awareness_max_multiplier', field: 'awarenessMaxMultiplier', unit: '', min: 1, max: 100, doc: 'Upper bound of the factor by which a struggling node stretches its own probe timeouts.' },
-  { key: 'reconnect_interval', field: 'reconnectIntervalMs', unit: 'ms', min: 10, max: 3_600_000, doc: 'How often this node tries to reach one inactive member, so that a healed partition merges by itself.' },
+  { key: 'reconnect_interval', field: 'reconnectIntervalMs', unit: 'ms', min: 10, max: 3_600_000, doc: 'How often this node tries to reach one inactive member, so that a healed partition merges by itself, and resolves the host names among `peers` again.' },
   { key: 'reap_timeout', field: 'reapTimeoutMs', unit: 'ms', min: 1000, max: 31_536_000_000, doc: 'How long an inactive or left member stays listed before it is forgotten.' },
 ] as const;
 
@@ -203,7 +205,7 @@ export const KEYS: readonly KeyDef[] = [
   },
   {
     section: 'cluster', key: 'peers', type: 'host:port list', default: '', unit: '',
-    doc: 'Comma-separated cluster addresses of existing members to join through; empty for the first node. Host names are allowed.',
+    doc: 'Comma-separated cluster addresses of existing members to join through; empty for the first node. Host names are allowed: a name stands for every address it resolves to (a headless Service, a round-robin name), each of which is tried, and names are resolved again every `reconnect_interval` while the node runs, so members that appear behind a name later are found.',
     allowed: 'comma-separated host:port values, or empty',
     parse: parseAddressList,
   },
@@ -470,9 +472,16 @@ export const KEYS: readonly KeyDef[] = [
   },
   {
     section: 'console', key: 'admin_user', type: 'string', default: 'admin', unit: '',
-    doc: 'Console: the admin user created at first start (its generated password goes to DATA_DIR/admin-password).',
+    doc: 'Console: the admin user created at first start (its password is `admin_password`, or a generated one written to DATA_DIR/admin-password).',
     allowed: 'letters, digits, _ - . (1 to 64 characters)',
     parse: (raw) => parsePattern(raw, NODE_ID_PATTERN),
+  },
+  {
+    section: 'console', key: 'admin_password', type: 'secret', default: '', unit: '',
+    doc: `Console: the password of \`admin_user\` when the console creates that user, at its first start on a repository without admin users (for a password kept in a secret store, e.g. a Kubernetes Secret through COHORT_CONSOLE_ADMIN_PASSWORD). Empty: a generated password, written to DATA_DIR/admin-password. The stored password is not changed by a later value: a console whose value no longer matches it logs a warning at start.`,
+    allowed: `empty, or ${MIN_ADMIN_PASSWORD_LENGTH} to ${MAX_SECRET_LENGTH} characters, plain or OBF:`,
+    secret: true,
+    parse: identity,
   },
   {
     section: 'console', key: 'token_ttl', type: 'integer', default: '3600', unit: 's',

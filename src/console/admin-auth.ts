@@ -15,7 +15,8 @@
  *   cached for TOKEN_CACHE_MS, so a revocation made on another node (the console, while this
  *   is its replica) takes effect here within a pull plus that time; one made here, at once.
  * - First start: with no user in the repository, the console creates user `admin_user` with
- *   a generated password, writes it to DATA_DIR/admin-password (0600) and logs where.
+ *   `[console] admin_password`, or with a generated password that it writes to
+ *   DATA_DIR/admin-password (0600), logging where.
  */
 import { sha256 } from '../http/bearer-auth.js';
 import { rmSync } from 'node:fs';
@@ -28,6 +29,7 @@ import { isoTime } from '../core/time-text.js';
 import type { Logger } from '../core/logger.js';
 import type { AdminUser, AuditInput, Repository } from '../repository/repository.js';
 import { WarningLimiter } from '../core/warning-limiter.js';
+import type { Secret } from '../config/secret.js';
 import { LoginGuard, type LoginGuardOptions } from './login-guard.js';
 import { hashPassword, verifyPassword } from './passwords.js';
 
@@ -170,18 +172,33 @@ export class AdminAuth {
   }
 
   /**
-   * Creates the first admin user when the repository has none: `password` when given, else a
-   * generated one written to DATA_DIR/admin-password (0600). Returns the file's path when it
-   * wrote one.
+   * Creates the first admin user when the repository has none: with `password` when given
+   * (`[console] admin_password`), else with a generated one written to DATA_DIR/admin-password
+   * (0600). Returns the file's path when it wrote one. With users already there a given
+   * password changes nothing; one that does not open `name` any more (the secret it came from
+   * was changed after the first start) is worth a warning, since an operator who changed it
+   * may expect the stored password to follow.
    */
-  async ensureFirstUser(name: string, dataDir: string, node: string, log: Logger): Promise<string | undefined> {
-    if ((await this.o.repository.listAdminUsers()).length > 0) return undefined;
-    const password = randomToken(18);
+  async ensureFirstUser(name: string, dataDir: string, node: string, log: Logger, password?: Secret): Promise<string | undefined> {
+    if ((await this.o.repository.listAdminUsers()).length > 0) {
+      if (password) await this.warnIfPasswordDiffers(name, password, log);
+      return undefined;
+    }
+    if (password) {
+      const created = await this.o.repository.createAdminUser(
+        { name, passwordHash: await hashPassword(password.reveal()), role: 'admin', createdAt: this.o.clock.now() },
+        'first-start',
+        node,
+      );
+      if (created) log.info({ user: name }, `created admin user ${name} with the password of [console] admin_password`);
+      return undefined;
+    }
+    const generated = randomToken(18);
     // The file first: a user whose password was never written anywhere could not be used.
     const path = join(dataDir, ADMIN_PASSWORD_FILE);
-    writeFileAtomic(path, `${password}\n`);
+    writeFileAtomic(path, `${generated}\n`);
     const created = await this.o.repository.createAdminUser(
-      { name, passwordHash: await hashPassword(password), role: 'admin', createdAt: this.o.clock.now() },
+      { name, passwordHash: await hashPassword(generated), role: 'admin', createdAt: this.o.clock.now() },
       'first-start',
       node,
     );
@@ -191,6 +208,17 @@ export class AdminAuth {
     }
     log.warn({ user: name, passwordFile: path }, `created admin user ${name}; its generated password is in ${path} (readable by this user only)`);
     return path;
+  }
+
+  private async warnIfPasswordDiffers(name: string, password: Secret, log: Logger): Promise<void> {
+    const user = await this.o.repository.getAdminUser(name);
+    if (user && (await verifyPassword(password.reveal(), user.passwordHash))) return;
+    log.warn(
+      { user: name },
+      user
+        ? `[console] admin_password does not match the stored password of ${name}: it is used only when the first admin user is created, so the stored password stays in force`
+        : `[console] admin_password is set, but the repository has admin users and none named ${name}: it is used only when the first admin user is created`,
+    );
   }
 }
 

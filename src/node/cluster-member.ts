@@ -14,10 +14,12 @@
  * - A configured peer that is not a member keeps being tried even once the node has company,
  *   so two halves that started apart merge; a refusal then is logged, not fatal.
  * - A peer address that turns out to be this node itself (another name for it) is skipped.
- * - A configured peer whose host name does not resolve is listed as `not-resolved`.
+ * - A configured peer given by host name stands for every address the name resolves to
+ *   (peer-discovery.ts): each is tried, and the name is resolved again every round, so members
+ *   that appear behind it later are found.
+ * - A configured peer whose host name does not resolve is listed as `not-resolved`, and
+ *   resolved again every round until it does.
  */
-import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { Clock, TimerHandle } from '../core/clock.js';
@@ -38,6 +40,8 @@ import { randomInt } from 'node:crypto';
 import { writeFileAtomic } from './data-dir.js';
 import { Rpc } from '../rpc/rpc.js';
 import type { NodeMeta } from '../cluster/messages.js';
+import type { PeerIdentity } from '../transport/transport.js';
+import { resolvePeers, systemLookup, type PeerLookup } from './peer-discovery.js';
 import { CLUSTER_SCOPE, indexFromNodeId, scopeKeys, scopeSettings, type EngineScopeInfo } from '../state/grid/scopes.js';
 
 import type { NodeMetrics } from './metrics.js';
@@ -83,6 +87,8 @@ export interface ClusterMemberOptions {
   onFatal(err: CohortError): void;
   /** The node's metrics (node/metrics.ts): RPC latency and probe round trips are observed as they happen. */
   metrics?: Pick<NodeMetrics, 'rpcObserver' | 'probeRoundTrip'>;
+  /** Resolves the host names among the configured peers (default: the system's resolver). */
+  lookup?: PeerLookup;
 }
 
 /** The membership timings of a configuration; throws CONFIG_INVALID_VALUE when they clash. */
@@ -119,9 +125,13 @@ export class ClusterMember {
   private readonly changeListeners: Array<() => void> = [];
   /** Member addresses saved by the last run (read once, at start). */
   private remembered: string[] = [];
+  private readonly lookup: PeerLookup;
+  /** Who answered at each configured address (a name's addresses) when it was last dialled. */
+  private readonly identities = new Map<string, PeerIdentity>();
 
   constructor(options: ClusterMemberOptions) {
     this.options = options;
+    this.lookup = options.lookup ?? systemLookup;
     const { config, log, clock } = options;
     this.timing = membershipTiming(config);
     const address = formatAddress(config.cluster.advertise);
@@ -307,33 +317,26 @@ export class ClusterMember {
   }
 
   /**
-   * One round of joining: through the configured peers (resolved first), then the remembered
-   * ones. While this node is alone a configured peer's refusal is fatal (it speaks for the
-   * cluster this node was told to join); once it has company, a configured peer that is
-   * still missing is retried without end, and a refusal there is only logged, so that two
-   * halves that started apart still merge.
+   * One round of joining: through the configured peers (names resolved to every address they
+   * list), then the remembered ones. While this node is alone a configured peer's refusal is
+   * fatal (it speaks for the cluster this node was told to join); once it has company, a
+   * configured peer that is still missing is retried without end, and a refusal there is only
+   * logged, so that two halves that started apart still merge. With a host name among the
+   * peers, rounds go on for good: its answer may list new members at any time.
    */
   private async tryJoin(): Promise<void> {
     const { configured, remembered } = this.joinCandidates();
-    const members = this.activePeerAddresses();
-    const alone = members.size === 0;
-    const reachable: string[] = [];
-    for (const peer of configured) {
-      const text = formatAddress(peer);
-      if (await resolves(peer.host)) {
-        this.notResolved.delete(text);
-        if (!members.has(text)) reachable.push(text);
-      } else {
-        if (!this.notResolved.has(text)) this.options.log.warn({ peer: text }, `configured peer ${text}: host name ${peer.host} does not resolve`);
-        this.notResolved.add(text);
-      }
-    }
+    const alone = this.activePeerAddresses().size === 0;
+    const resolved = await resolvePeers(configured, this.lookup);
     if (this.stopped) return;
+    this.noteResolution(configured, resolved.notResolved);
+    for (const address of this.identities.keys()) if (!resolved.addresses.includes(address)) this.identities.delete(address);
     let via: string | undefined;
-    for (const address of reachable) {
+    for (const address of resolved.addresses) {
       if (this.stopped) return;
+      if (this.isKnown(address)) continue;
       try {
-        via = (await this.joinThrough([address])) ?? via;
+        via = (await this.joinThroughAddress(address)) ?? via;
       } catch (err) {
         if (alone && via === undefined) throw err;
         this.warnOnce(`refused ${address}`, { peer: address, err }, `configured peer ${address} refused this node; its cluster stays apart`);
@@ -358,11 +361,59 @@ export class ClusterMember {
       // Nodes started together miss each other for a moment; only a lasting absence is news.
       if (!this.warnedAlone && this.options.clock.now() - this.aloneSince >= WARN_ALONE_AFTER_MS) {
         this.warnedAlone = true;
-        this.options.log.warn({ peers: [...reachable, ...remembered], retryMs: this.retryDelay() }, 'no peer could be reached to join through; running alone and retrying');
+        this.options.log.warn({ peers: [...resolved.addresses, ...remembered], retryMs: this.retryDelay() }, 'no peer could be reached to join through; running alone and retrying');
       }
     }
-    const nowActive = this.activePeerAddresses();
-    if (this.notResolved.size > 0 || configured.some((p) => !nowActive.has(formatAddress(p)))) this.scheduleRetry();
+    const missing = resolved.notResolved.length > 0 || resolved.addresses.some((a) => !this.isKnown(a));
+    if (missing || resolved.named) this.scheduleRetry();
+  }
+
+  /** Lists the configured peers whose name does not resolve (`not-resolved`), warning once each time one stops resolving. */
+  private noteResolution(configured: readonly Address[], notResolved: readonly string[]): void {
+    for (const peer of configured) {
+      const text = formatAddress(peer);
+      if (!notResolved.includes(text)) {
+        this.notResolved.delete(text);
+      } else if (!this.notResolved.has(text)) {
+        this.options.log.warn({ peer: text }, `configured peer ${text}: host name ${peer.host} does not resolve`);
+        this.notResolved.add(text);
+      }
+    }
+  }
+
+  /**
+   * An address there is no need to join through: this node's own, an active member's, or one
+   * where the last connection found this node or an active member (known under the name it
+   * advertises: a name's addresses are not the members' addresses).
+   */
+  private isKnown(address: string): boolean {
+    if (address === this.membership.address) return true;
+    const active = this.otherActiveMembers();
+    if (active.some((m) => m.address === address)) return true;
+    const found = this.identities.get(address);
+    if (!found) return false;
+    return (found.nodeId === this.membership.id && found.address === this.membership.address) || active.some((m) => m.id === found.nodeId && m.address === found.address);
+  }
+
+  /**
+   * Joins through one configured address: connects first, to learn who answers there (this
+   * node under another name, or a member already known, need no join), then joins. Resolves
+   * with the address of the member that accepted, or undefined; throws a refusal.
+   */
+  private async joinThroughAddress(address: string): Promise<string | undefined> {
+    let identity: PeerIdentity;
+    try {
+      identity = await this.transport.connect(address, 'control');
+    } catch (err) {
+      if (err instanceof CohortError && err.code.startsWith('TRANSPORT_REFUSED')) throw err;
+      return undefined; // unreachable for now: tried again at the next round
+    }
+    this.identities.set(address, identity);
+    const via = this.isKnown(address) ? undefined : await this.joinThrough([address]);
+    // Members talk to each other at the addresses they advertise; a connection opened under
+    // another (a name's address) has served its purpose.
+    if (identity.address !== address) this.transport.disconnect(address);
+    return via;
   }
 
   /** Cluster addresses of the other members that are alive or suspect. */
@@ -424,16 +475,6 @@ export class ClusterMember {
     } catch (err) {
       this.options.log.warn({ err }, 'could not save the member list');
     }
-  }
-}
-
-async function resolves(host: string): Promise<boolean> {
-  if (isIP(host) !== 0) return true;
-  try {
-    await lookup(host);
-    return true;
-  } catch {
-    return false;
   }
 }
 

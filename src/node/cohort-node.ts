@@ -58,8 +58,10 @@ export class CohortNode {
   private adminAuth: AdminAuth | undefined;
   private scheduler: Scheduler | undefined;
   private stateProvider: OpenedProvider | undefined;
-  /** Set when the node starts stopping: readiness turns 503 before anything closes. */
+  /** Set when the node starts draining (on its own, or stopping): readiness turns 503 before anything closes. */
   private draining = false;
+  /** The drain, once begun (`drain()`). */
+  private drainRun: Promise<number> | undefined;
   private repository: Repository | undefined;
   private keyring: SecretKeyring | undefined;
   private cluster: ClusterMember | undefined;
@@ -230,6 +232,7 @@ export class CohortNode {
       info: () => cluster.info(),
       deleteNode: (address) => cluster.deleteNode(address),
       stopCluster: () => cluster.stopCluster(),
+      drain: () => this.drain(),
       promote: this.consoleRole ? (force) => this.consoleRole!.promote(force, { user: 'cli', role: 'admin' }) : undefined,
       schedules: this.repository ? scheduleListing(this.repository, this.secretKeys()) : undefined,
       ...(this.metrics ? { metrics: this.metrics } : {}),
@@ -330,7 +333,7 @@ export class CohortNode {
     });
     this.adminAuth = auth;
     auth.start();
-    if (role.isActive) await auth.ensureFirstUser(config.console.adminUser, config.node.dataDir, config.node.id, log);
+    if (role.isActive) await auth.ensureFirstUser(config.console.adminUser, config.node.dataDir, config.node.id, log, config.console.adminPassword);
     const configService = new ConfigService(repository, this.clock, config.node.id, () => role.isActive, role.secrets);
     if (config.console.pushChanges) configService.onSaved((doc) => role.publisher.announce(doc));
     const admin = this.httpServer('admin');
@@ -383,6 +386,35 @@ export class CohortNode {
   }
 
   /**
+   * The first part of a graceful stop, also asked for on its own by `cohort drain` (a
+   * container's pre-stop hook) so that it is over before the stop signal comes: readiness
+   * answers 503 and every answer closes its connection, while the engine keeps serving for
+   * `[http] drain_seconds`. Resolves with the time drained (ms; 0 for a node serving no client
+   * traffic). Asked again, or followed by `stop()`, it waits only for what is left of that time.
+   */
+  drain(): Promise<number> {
+    this.drainRun ??= (async () => {
+      this.draining = true;
+      const serving = this.servingListeners();
+      // From now on every answer says `Connection: close`, so a load balancer's kept-alive
+      // connections end with the request they carried instead of being cut when the listener
+      // closes. A listener added only now (ahead of Fastify's): no request before the drain
+      // pays for the check.
+      for (const s of serving) s.server.prependListener('request', closeAfterAnswer);
+      if (serving.length === 0 || this.config.http.drainMs === 0) return 0;
+      this.log.info({ drainMs: this.config.http.drainMs }, 'draining: ready answers 503; serving until drain_seconds have passed');
+      await new Promise((resolve) => setTimeout(resolve, this.config.http.drainMs));
+      return this.config.http.drainMs;
+    })();
+    return this.drainRun;
+  }
+
+  /** The listeners of client traffic (runtime API, inline proxy) that are listening. */
+  private servingListeners(): FastifyInstance[] {
+    return [this.proxyServer, this.runtimeServer].filter((s): s is FastifyInstance => s !== undefined && s.server.listening);
+  }
+
+  /**
    * Stops everything that was started; safe to call more than once and after a failed start.
    *
    * An engine that serves client traffic drains first: `/health/ready` answers 503 and every
@@ -393,18 +425,9 @@ export class CohortNode {
    */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
-      this.draining = true;
+      await this.drain();
       this.tlsReloader?.stop();
-      const serving = [this.proxyServer, this.runtimeServer].filter((s): s is FastifyInstance => s !== undefined && s.server.listening);
-      // From now on every answer says `Connection: close`, so a load balancer's kept-alive
-      // connections end with the request they carried instead of being cut when the listener
-      // closes. A listener added only now (ahead of Fastify's): no request before the drain
-      // pays for the check.
-      for (const s of serving) s.server.prependListener('request', closeAfterAnswer);
-      if (serving.length > 0 && this.config.http.drainMs > 0) {
-        this.log.info({ drainMs: this.config.http.drainMs }, 'draining: ready answers 503; serving until drain_seconds have passed');
-        await new Promise((resolve) => setTimeout(resolve, this.config.http.drainMs));
-      }
+      const serving = this.servingListeners();
       await this.manageServer?.close();
       await this.adminServer?.close();
       await this.adminAuth?.stop().catch((err: unknown) => this.log.error({ err }, 'could not write failed sign-ins to the audit trail'));
@@ -425,7 +448,7 @@ export class CohortNode {
 }
 
 /** How long a stopping engine lets requests in flight finish after its drain before it cuts them. */
-const FINISH_REQUESTS_MS = 5000;
+export const FINISH_REQUESTS_MS = 5000;
 
 /** After the listener stopped accepting, how long connections just accepted get to deliver their request. */
 const SETTLE_MS = 100;

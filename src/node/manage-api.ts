@@ -21,9 +21,22 @@ export interface ClusterOperations {
   };
   /** `GET /metrics` (absent with `[http] metrics = false`). */
   metrics?: { text(): Promise<string>; contentType: string };
+  /**
+   * `cohort drain`: the first part of a graceful stop (an engine's readiness turns 503 and it
+   * serves on for `[http] drain_seconds`); resolves, with the time drained in ms (0 for a node
+   * that serves no client traffic), when that time has passed. The stop that follows does not
+   * wait again.
+   */
+  drain(): Promise<number>;
 }
 
 const METRICS_PATH = '/metrics';
+/**
+ * The liveness route of every node, open like an engine's runtime `/health/live`: a container
+ * health check or an orchestrator's probe has no management credential, and the console and
+ * replica have no runtime listener. It says only that the process answers.
+ */
+export const MANAGE_LIVE_PATH = '/health/live';
 
 const nullableString = { type: ['string', 'null'] };
 
@@ -66,6 +79,7 @@ export function registerManageApi(app: FastifyInstance, config: NodeConfig, cred
   const expected = sha256(credential);
   const metricsTokenHash = config.http.metricsToken ? sha256(config.http.metricsToken.reveal()) : undefined;
   app.addHook('onRequest', async (request) => {
+    if (request.routeOptions.url === MANAGE_LIVE_PATH) return;
     // Prometheus has no management credential: the metrics take `[http] metrics_token`, or
     // nothing (a manage port on loopback or a management network).
     if (request.routeOptions.url === METRICS_PATH && cluster.metrics) {
@@ -79,6 +93,10 @@ export function registerManageApi(app: FastifyInstance, config: NodeConfig, cred
     const metrics = cluster.metrics;
     app.get(METRICS_PATH, async (_request, reply) => reply.type(metrics.contentType).send(await metrics.text()));
   }
+
+  app.get(MANAGE_LIVE_PATH, {
+    schema: { response: { 200: { type: 'object', properties: { status: { type: 'string', enum: ['live'] } } } } },
+  }, async () => ({ status: 'live' }));
 
   app.get('/manage/v1/node', {
     schema: {
@@ -131,6 +149,12 @@ export function registerManageApi(app: FastifyInstance, config: NodeConfig, cred
   app.get<{ Params: { id: string } }>('/manage/v1/schedules/:id/runs', {
     schema: { params: { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 64 } } } },
   }, async (request) => ({ runs: cluster.schedules ? await cluster.schedules.runs(request.params.id, 100) : noSchedules() }));
+
+  // Answered once the drain time has passed, so that a caller (a container's pre-stop hook)
+  // can wait for it before the node is told to stop.
+  app.post('/manage/v1/drain', {
+    schema: { response: { 200: { type: 'object', properties: { drained: { type: 'boolean' }, drainMs: { type: 'integer' } } } } },
+  }, async () => ({ drained: true, drainMs: await cluster.drain() }));
 
   // The answer goes out first; then the stop spreads and this node stops with the others.
   // ('close' fires whether or not the client stayed to read the answer.)

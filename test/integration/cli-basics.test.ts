@@ -12,7 +12,7 @@ describe('cohort CLI basics', () => {
   it('--help lists the commands', async (t) => {
     const r = await runCohortToEnd(t, ['--help']);
     assert.equal(r.code, 0);
-    for (const cmd of ['start', 'up', 'obfuscate']) assert.match(r.stdout, new RegExp(`^\\s+${cmd}\\b`, 'm'), `${cmd} listed`);
+    for (const cmd of ['start', 'up', 'obfuscate', 'health', 'drain']) assert.match(r.stdout, new RegExp(`^\\s+${cmd}\\b`, 'm'), `${cmd} listed`);
   });
 
   it('npx --no-install cohort --help runs the built bin in the package root', async (t) => {

@@ -2,12 +2,15 @@
  * A draining engine (SIGTERM with `[http] drain_seconds`): /health/ready answers 503 at once,
  * and a kept-alive connection opened before the drain still gets its answer, with
  * `Connection: close`, after which the engine closes it; before the drain the same
- * connection is kept alive.
+ * connection is kept alive. `cohort drain` (a container's pre-stop hook) drains on its own
+ * and returns when the drain is over; the stop that follows does not drain again.
+ * `cohort health` (a container's health check) asks the manage listener.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { startNode, waitUntil } from '../helpers/cluster.js';
+import { runCohortToEnd } from '../helpers/processes.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 /** Sends one GET on `socket` and resolves with the answer's head (status line and headers). */
@@ -55,5 +58,37 @@ describe('draining', () => {
     assert.match(during, /^http\/1\.1 200/, 'still served while draining');
     assert.match(during, /connection: close/);
     await closed;
+  });
+
+  it('cohort drain drains an engine and returns when the drain is over; the stop then goes straight on; cohort health follows the node', async (t) => {
+    const dir = tmpDir(t);
+    const engine = await startNode(t, dir, 'engine-1', { overrides: { http: { drain_seconds: '1.5' } } });
+    await startNode(t, dir, 'console', { role: 'console', peers: engine.address });
+    const base = `http://${engine.config.http!.runtime!}`;
+    await waitUntil(async () => (await fetch(`${base}/health/ready`)).status, (s) => s === 200, 20_000, 50);
+
+    // The file from COHORT_CONFIG_FILE, as in the container image.
+    const healthy = await runCohortToEnd(t, ['health'], { env: { COHORT_CONFIG_FILE: engine.file } });
+    assert.equal(healthy.code, 0, healthy.stderr);
+    assert.match(healthy.stdout, /engine-1 is live/);
+
+    const started = performance.now();
+    const drained = await runCohortToEnd(t, ['drain', '-c', engine.file]);
+    const tookMs = performance.now() - started;
+    console.log(`cohort drain returned after ${Math.round(tookMs)} ms (drain_seconds 1.5)`);
+    assert.equal(drained.code, 0, drained.stderr);
+    assert.match(drained.stdout, /engine-1 drained for 1\.5 s/);
+    assert.ok(tookMs >= 1500, 'returns once the drain time has passed');
+    const ready = await fetch(`${base}/health/ready`);
+    assert.equal(ready.status, 503);
+    assert.deepEqual(((await ready.json()) as { reasons: string[] }).reasons, ['stopping']);
+    assert.equal((await fetch(`${base}/health/live`)).status, 200, 'still serving');
+
+    process.kill(engine.proc.pid, 'SIGTERM');
+    assert.equal((await engine.proc.exited).code, 0);
+    assert.equal(engine.proc.stdout().match(/"msg":"draining: /g)?.length, 1, 'the stop did not drain a second time');
+    const gone = await runCohortToEnd(t, ['health', '-c', engine.file, '--timeout', '2']);
+    assert.equal(gone.code, 1);
+    assert.match(gone.stderr, /CLI_NODE_UNREACHABLE/);
   });
 });

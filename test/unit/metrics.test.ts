@@ -132,7 +132,7 @@ describe('node metrics', () => {
       cluster: { id: 'c', bind: '127.0.0.1:1', secret_key: TEST_SECRET },
       http: { manage: '127.0.0.1:2', ...http },
     });
-    const ops = { info: () => { throw new Error('unused'); }, deleteNode: () => { throw new Error('unused'); }, stopCluster: () => undefined };
+    const ops = { info: () => { throw new Error('unused'); }, deleteNode: () => { throw new Error('unused'); }, stopCluster: () => undefined, drain: async () => 0 };
     const metrics = new NodeMetrics({ id: 'n1', role: 'engine' }, { processMetrics: false });
     const open = Fastify();
     registerManageApi(open, buildNodeConfig(parseConfigText(ini({}), 'n1.ini'), 'n1.ini', {}), 'credential-credential', { ...ops, metrics });

@@ -7,6 +7,7 @@ import { DEFAULT_STOP_TIMEOUT_MS, seconds } from '../local-cluster/local-cluster
 import { manageRequest, manageTargetOfFile } from '../manage-client.js';
 import { parseStopTimeout } from './stop-timeout.js';
 import { portState, waitUntilStopped } from '../stop-wait.js';
+import { configOption } from '../config-option.js';
 
 /** `cohort cluster info | delete-node | stop`: operations on the cluster through one node. */
 export function registerCluster(program: Command): void {
@@ -15,7 +16,7 @@ export function registerCluster(program: Command): void {
   cluster
     .command('info')
     .description('the cluster as the node of FILE sees it')
-    .requiredOption('-c, --config <file>', 'node configuration file')
+    .addOption(configOption('node configuration file'))
     .option('--json', 'print the cluster as JSON (clusterId, versions, nodes with their states) instead of a table')
     .action(async (opts: { config: string; json?: boolean }) => {
       try {
@@ -30,7 +31,7 @@ export function registerCluster(program: Command): void {
     .command('delete-node')
     .description('remove an inactive or left node from the member list; an active node is refused')
     .argument('<host:port>', 'cluster address of the node to remove')
-    .requiredOption('-c, --config <file>', 'configuration file of any running node')
+    .addOption(configOption('configuration file of any running node'))
     .action(async (address: string, opts: { config: string }) => {
       try {
         let normalized: string;
@@ -50,7 +51,7 @@ export function registerCluster(program: Command): void {
   cluster
     .command('stop')
     .description('stop every node of the cluster gracefully, and wait until each has stopped')
-    .requiredOption('-c, --config <file>', 'configuration file of any running node')
+    .addOption(configOption('configuration file of any running node'))
     .option('--stop-timeout <seconds>', 'how long to wait for the nodes to save their state and exit', String(DEFAULT_STOP_TIMEOUT_MS / 1000))
     .action(async (opts: { config: string; stopTimeout: string }) => {
       const timeoutMs = parseStopTimeout(opts.stopTimeout);

@@ -6,6 +6,7 @@ import { CohortError } from '../../core/errors.js';
 import { fail } from '../fail.js';
 import { haproxyLbConfig, nginxLbConfig, type LbEngine } from '../lb/lb-config.js';
 import { manageRequest, manageTargetOf } from '../manage-client.js';
+import { configOption } from '../config-option.js';
 
 const BALANCERS = { nginx: nginxLbConfig, haproxy: haproxyLbConfig } as const;
 
@@ -15,7 +16,7 @@ export function registerLb(program: Command): void {
     .command('lb')
     .description('print a complete load-balancer configuration (nginx or haproxy) for the cluster\'s engines, as the node of FILE sees them')
     .argument('<balancer>', 'nginx or haproxy')
-    .requiredOption('-c, --config <file>', 'configuration file of any running node')
+    .addOption(configOption('configuration file of any running node'))
     .option('--listen <host:port>', 'where the load balancer listens', '127.0.0.1:8080')
     .action(async (balancer: string, opts: { config: string; listen: string }) => {
       try {

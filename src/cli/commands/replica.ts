@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { fail } from '../fail.js';
 import { manageRequest, manageTargetOfFile } from '../manage-client.js';
+import { configOption } from '../config-option.js';
 
 /** `cohort replica promote`: makes the replica of FILE the console. */
 export function registerReplica(program: Command): void {
@@ -9,7 +10,7 @@ export function registerReplica(program: Command): void {
   replica
     .command('promote')
     .description('make the replica the console; refused while the console still answers, unless --force')
-    .requiredOption('-c, --config <file>', 'configuration file of the replica')
+    .addOption(configOption('configuration file of the replica'))
     .option('--force', 'promote even though the console answers (it will be demoted when it sees the higher epoch)')
     .action(async (opts: { config: string; force?: boolean }) => {
       try {

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { fail } from '../fail.js';
 import { manageRequest, manageTargetOfFile } from '../manage-client.js';
+import { configOption } from '../config-option.js';
 
 interface ListedSchedule {
   id: string;
@@ -28,7 +29,7 @@ export function registerSchedules(program: Command): void {
   schedules
     .command('list')
     .description('every schedule with its next fire time and who runs it now')
-    .requiredOption('-c, --config <file>', 'configuration file of the console (or a node with the repository)')
+    .addOption(configOption('configuration file of the console (or a node with the repository)'))
     .option('--json', 'print JSON')
     .action(async (opts: { config: string; json?: boolean }) => {
       try {
@@ -45,7 +46,7 @@ export function registerSchedules(program: Command): void {
     .command('runs')
     .description('the latest runs of a schedule, newest first')
     .argument('<id>', 'schedule id')
-    .requiredOption('-c, --config <file>', 'configuration file of the console (or a node with the repository)')
+    .addOption(configOption('configuration file of the console (or a node with the repository)'))
     .option('--json', 'print JSON')
     .action(async (id: string, opts: { config: string; json?: boolean }) => {
       try {

@@ -6,12 +6,13 @@ import { membershipTiming } from '../../node/cluster-member.js';
 import { CohortNode } from '../../node/cohort-node.js';
 import { EXIT, isRefusal } from '../exit-codes.js';
 import { fail } from '../fail.js';
+import { configOption } from '../config-option.js';
 
 export function registerStart(program: Command): void {
   program
     .command('start')
     .description('run one node in the foreground; SIGTERM or SIGINT stops it gracefully')
-    .requiredOption('-c, --config <file>', 'node configuration file')
+    .addOption(configOption('node configuration file'))
     .action(async (opts: { config: string }) => {
       let config: NodeConfig;
       try {
