@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { api, ApiError, messageOf } from '../api';
 import { diffLines, stableJson } from '../diff';
 import { errorsByField, leafFields, parseInput, withValue, type Leaf } from '../fields';
@@ -45,19 +45,31 @@ function SectionEditor({ readOnly }: PageProps) {
   const [error, setError] = useState<string | undefined>(undefined);
   const [saved, setSaved] = useState<string | undefined>(undefined);
 
-  const load = useCallback(async (name: string) => {
-    const d = await api<SectionDoc>('GET', `/admin/v1/config/${name}`);
-    setDoc(d);
-    setDraft(d.content);
-    setJson(JSON.stringify(d.content, null, 2));
-  }, []);
+  // The section whose document the editors show: until it has loaded they are not shown, so
+  // nothing typed early is overwritten when the document arrives (nor saved in its place).
+  const [loaded, setLoaded] = useState<string | undefined>(undefined);
 
   useEffect(() => {
+    let current = true;
     setErrors([]);
     setError(undefined);
     setSaved(undefined);
-    load(section).catch((e: unknown) => setError(messageOf(e)));
-  }, [section, load]);
+    api<SectionDoc>('GET', `/admin/v1/config/${section}`)
+      .then((d) => {
+        // A section chosen since: its own load fills the editors.
+        if (!current) return;
+        setDoc(d);
+        setDraft(d.content);
+        setJson(JSON.stringify(d.content, null, 2));
+        setLoaded(section);
+      })
+      .catch((e: unknown) => {
+        if (current) setError(messageOf(e));
+      });
+    return () => {
+      current = false;
+    };
+  }, [section]);
 
   const save = async (content: unknown): Promise<void> => {
     setErrors([]);
@@ -112,80 +124,84 @@ function SectionEditor({ readOnly }: PageProps) {
       {saved && <Notice>{saved}</Notice>}
       <ErrorText error={error} />
 
-      <form
-        class="fields"
-        aria-label={`${section} fields`}
-        onSubmit={(e) => {
-          e.preventDefault();
-          void save(draft);
-        }}
-      >
-        <h3>Fields</h3>
-        {fields.length === 0 && <p>No values set in this section: add them in the JSON document below.</p>}
-        {fields.map((f) => {
-          const id = `field-${f.path}`;
-          const problems = at.get(f.path);
-          return (
-            <div class="field" key={f.path}>
-              <label for={id}>{f.path}</label>
-              {typeof f.value === 'boolean' ? (
-                <input id={id} type="checkbox" checked={f.value} disabled={disabled} onChange={(e) => setDraft(withValue(draft, f.path, e.currentTarget.checked))} />
-              ) : (
-                <input
-                  id={id}
-                  value={f.value === null ? '' : String(f.value)}
-                  disabled={disabled}
-                  aria-invalid={problems ? 'true' : undefined}
-                  aria-describedby={problems ? `${id}-error` : undefined}
-                  onInput={(e) => setDraft(withValue(draft, f.path, parseInput(e.currentTarget.value, originalLeaf(doc?.content, f.path, f.value))))}
-                />
-              )}
-              {problems && (
-                <span id={`${id}-error`} class="field-error" role="alert">
-                  {problems.join('; ')}
-                </span>
-              )}
-            </div>
-          );
-        })}
-        {fields.length > 0 && (
-          <button type="submit" disabled={disabled}>
-            Save fields
-          </button>
-        )}
-      </form>
+      {loaded === section && (
+        <>
+        <form
+          class="fields"
+          aria-label={`${section} fields`}
+          onSubmit={(e) => {
+            e.preventDefault();
+            void save(draft);
+          }}
+        >
+          <h3>Fields</h3>
+          {fields.length === 0 && <p>No values set in this section: add them in the JSON document below.</p>}
+          {fields.map((f) => {
+            const id = `field-${f.path}`;
+            const problems = at.get(f.path);
+            return (
+              <div class="field" key={f.path}>
+                <label for={id}>{f.path}</label>
+                {typeof f.value === 'boolean' ? (
+                  <input id={id} type="checkbox" checked={f.value} disabled={disabled} onChange={(e) => setDraft(withValue(draft, f.path, e.currentTarget.checked))} />
+                ) : (
+                  <input
+                    id={id}
+                    value={f.value === null ? '' : String(f.value)}
+                    disabled={disabled}
+                    aria-invalid={problems ? 'true' : undefined}
+                    aria-describedby={problems ? `${id}-error` : undefined}
+                    onInput={(e) => setDraft(withValue(draft, f.path, parseInput(e.currentTarget.value, originalLeaf(doc?.content, f.path, f.value))))}
+                  />
+                )}
+                {problems && (
+                  <span id={`${id}-error`} class="field-error" role="alert">
+                    {problems.join('; ')}
+                  </span>
+                )}
+              </div>
+            );
+          })}
+          {fields.length > 0 && (
+            <button type="submit" disabled={disabled}>
+              Save fields
+            </button>
+          )}
+        </form>
 
-      <form
-        class="json"
-        aria-label={`${section} JSON document`}
-        onSubmit={(e) => {
-          e.preventDefault();
-          saveJson();
-        }}
-      >
-        <h3>JSON document</h3>
-        <label for="json">Document of section {section} (JSON)</label>
-        <textarea
-          id="json"
-          rows={12}
-          spellcheck={false}
-          value={json}
-          readOnly={disabled}
-          aria-invalid={other.length > 0 ? 'true' : undefined}
-          aria-describedby={other.length > 0 ? 'json-errors' : undefined}
-          onInput={(e) => setJson(e.currentTarget.value)}
-        />
-        {other.length > 0 && (
-          <ul id="json-errors" class="field-error" role="alert">
-            {other.map((e) => (
-              <li key={e}>{e}</li>
-            ))}
-          </ul>
-        )}
-        <button type="submit" disabled={disabled}>
-          Save document
-        </button>
-      </form>
+        <form
+          class="json"
+          aria-label={`${section} JSON document`}
+          onSubmit={(e) => {
+            e.preventDefault();
+            saveJson();
+          }}
+        >
+          <h3>JSON document</h3>
+          <label for="json">Document of section {section} (JSON)</label>
+          <textarea
+            id="json"
+            rows={12}
+            spellcheck={false}
+            value={json}
+            readOnly={disabled}
+            aria-invalid={other.length > 0 ? 'true' : undefined}
+            aria-describedby={other.length > 0 ? 'json-errors' : undefined}
+            onInput={(e) => setJson(e.currentTarget.value)}
+          />
+          {other.length > 0 && (
+            <ul id="json-errors" class="field-error" role="alert">
+              {other.map((e) => (
+                <li key={e}>{e}</li>
+              ))}
+            </ul>
+          )}
+          <button type="submit" disabled={disabled}>
+            Save document
+          </button>
+        </form>
+        </>
+      )}
     </section>
   );
 }
