@@ -185,7 +185,7 @@ export async function openStateProvider(config: NodeConfig, clock: Clock, log: L
   return {
     sweep,
     gridStats,
-    provider: new GridProvider(executor, clock, undefined, routing),
+    provider: new GridProvider(executor, clock, undefined, routing, { readLocalOnly: config.state.readLocalOnly }),
     notReadyReasons: () => (executor.ready ? [] : ['synchronising partitions and the revocation list']),
     writeRefusal: () => executor.writeRefusal(),
     shutdown: async () => {

@@ -34,7 +34,9 @@
  * - Revocations live on every engine (`everywhere`), acknowledged once a majority of the
  *   cluster's engines hold them (every active one, when failed engines leave fewer than that
  *   and the witnesses made the majority) and resent to the others; a starting engine downloads them
- *   before it is ready.
+ *   before it is ready. Checks are answered from this engine's copy; with read_local_only =
+ *   false, an id it does not hold is also asked of as many engines as acknowledge a revocation
+ *   (`revokedElsewhere`), so the two sets meet and no acknowledged revocation is missed.
  *
  * Records carry hybrid-logical-clock versions (grid-store.ts): merging is idempotent and the
  * newer copy wins, so pushes, pulls and retries can overlap freely.
@@ -94,6 +96,8 @@ const SEEN_SERVING_POLL_MS = 20;
  * runtime API keep every value far below that.
  */
 const BULK_MESSAGE_CHARS = 4 << 20;
+/** Most ids one `grid.revoked` request asks about (a longer list goes in several). */
+const REVOKED_QUERY_MAX = 1000;
 
 export class ReplicatedExecutor implements GridExecutor {
   private readonly o: ReplicatedExecutorOptions;
@@ -154,6 +158,12 @@ export class ReplicatedExecutor implements GridExecutor {
     });
     rpc.handle('grid.digests', (body) => (body as { partitions: number[] }).partitions.map((p) => this.o.store.digest(p)));
     rpc.handle('grid.serving', () => [...this.serving]);
+    // Of the ids asked, those this engine holds as revoked (read_local_only = false elsewhere).
+    rpc.handle('grid.revoked', (body) => {
+      const { ids } = body as { ids?: unknown };
+      if (!Array.isArray(ids) || ids.length > REVOKED_QUERY_MAX || !ids.every((id) => typeof id === 'string')) throw new CohortError('STATE_UNAVAILABLE', `grid.revoked takes a list of at most ${REVOKED_QUERY_MAX} ids`);
+      return (ids as string[]).filter((id) => this.o.store.has('revocation', id));
+    });
     // The answer's first line lists the partitions it holds whole (as many as fit in one
     // message). A partition too large for one message comes in slices: the first line is then
     // `{"done": [...], "partial": {"partition", "after"}}`, and the next request carries
@@ -380,6 +390,59 @@ export class ReplicatedExecutor implements GridExecutor {
 
   local<K extends Operation['t']>(op: Extract<Operation, { t: K }>): OperationResults[K] {
     return applyOperation(this.o.store, op, this.o.clock.now(), EVERYWHERE) as OperationResults[K];
+  }
+
+  /**
+   * Which of `ids` the other engines hold as revoked (revocation checks with
+   * read_local_only = false, for ids this engine's own copy does not hold).
+   *
+   * Invariants:
+   * - It hears from as many other engines as `everywhere` needs to acknowledge a revocation
+   *   (a majority of the known engines with this one, or every active one when the
+   *   witnesses made the majority), so the engines heard and those that acknowledged any
+   *   revocation share at least one: an acknowledged revocation is always found.
+   * - One engine holding an id is enough for it: the answer comes as soon as every id is
+   *   found, or once enough engines said no.
+   * - An engine that sees no majority of the voters, or cannot hear from enough engines,
+   *   answers STATE_UNAVAILABLE: a check that cannot be complete fails closed.
+   */
+  revokedElsewhere(ids: readonly string[]): Promise<ReadonlySet<string>> {
+    const found = new Set<string>();
+    if (ids.length === 0) return Promise.resolve(found);
+    const decision = this.writeDecision();
+    if (!decision.accepted) return Promise.reject(new CohortError('STATE_UNAVAILABLE', `${describeRefusal(this.o.self, decision)}; a revocation check (read_local_only = false) needs a majority too`));
+    const others = [...this.engines].filter(([id]) => id !== this.o.self).map(([, address]) => address);
+    const need = Math.min(writeQuorum(Math.max(this.knownEngines, this.engines.size)) - 1, others.length);
+    if (need === 0) return Promise.resolve(found);
+    const wanted = new Set(ids);
+    const chunks: string[][] = [];
+    for (let i = 0; i < ids.length; i += REVOKED_QUERY_MAX) chunks.push(ids.slice(i, i + REVOKED_QUERY_MAX));
+    return new Promise((resolve, reject) => {
+      let answered = 0;
+      let failed = 0;
+      let settled = false;
+      for (const address of others) {
+        Promise.all(chunks.map((chunk) => this.o.rpc.call<string[]>(address, 'grid.revoked', { ids: chunk }))).then(
+          (lists) => {
+            if (settled) return;
+            answered++;
+            for (const list of lists) for (const id of list) if (wanted.has(id)) found.add(id);
+            if (found.size === wanted.size || answered >= need) {
+              settled = true;
+              resolve(found);
+            }
+          },
+          (err: unknown) => {
+            if (settled) return;
+            failed++;
+            if (others.length - failed < need) {
+              settled = true;
+              reject(asStateError(err, `${need} of the other engines to check revocations (read_local_only = false): ${failed} of ${others.length} did not answer`));
+            }
+          },
+        );
+      }
+    });
   }
 
   // ------------------------------------------------------------------ primary side
