@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { isCohortError } from '../../src/core/errors.js';
 import { GridProvider } from '../../src/state/grid/grid-provider.js';
 import { SimGrid } from '../helpers/sim-grid.js';
+import { stateContract } from '../helpers/state-contract.js';
 
 const TTL = { idleTimeoutMs: 3_600_000, maxLifetimeMs: 3_600_000 };
 
@@ -20,6 +21,21 @@ function providersOf(grid: SimGrid, i: number): { local: GridProvider; consultin
   const e = grid.engines[i]!;
   return { local: e.provider, consulting: new GridProvider(e.executor, grid.clock, undefined, undefined, { readLocalOnly: false }) };
 }
+
+// The whole service contract holds with every check consulting the other engines.
+stateContract('grid, three engines, read_local_only = false, each call through the next engine', async () => {
+  const grid = await SimGrid.started(3, { readLocalOnly: false });
+  return {
+    provider: grid.anyEngine(),
+    now: () => grid.clock.now(),
+    advance: (ms) => grid.advance(ms),
+    revocationExpiresAt: async (id) => {
+      const found = grid.engines.map((e) => e.store.record('revocation', id)?.expiresAt).filter((at): at is number => at !== undefined);
+      return found.length === 0 ? undefined : Math.max(...found);
+    },
+    close: async () => grid.close(),
+  };
+});
 
 describe('read_local_only = false: revocation checks consult the other engines', () => {
   it('answers revoked on an engine whose own copy missed an acknowledged revocation, where read_local_only = true answers not revoked', async () => {
