@@ -818,7 +818,7 @@ export class ReplicatedExecutor implements GridExecutor {
    *   where fingerprints are equal). A merge keeps the newer version and refuses only expired
    *   records and undone versions (grid-store.ts), so each of them then holds every record
    *   dropped here, or something that supersedes it.
-   * - The check and the drop happen in one turn of the event loop, and only if the partition's
+   * - The check and the drop of a partition happen in one turn of the event loop, and only if its
    *   fingerprint is the one it had before the push: a record that arrived meanwhile (a
    *   primary that still sees this engine as a backup) waits for the next round, when it is
    *   pushed in turn. The same when the replica set changed meanwhile.
@@ -856,13 +856,17 @@ export class ReplicatedExecutor implements GridExecutor {
         }
       }),
     );
-    if (this.closed) return;
     let dropped = 0;
     for (const [p, before] of pushed) {
+      if (this.closed) return;
       if (unconfirmed.has(p) || !this.movedAway(p) || this.o.store.digest(p) !== before.digest) continue;
       const replicas = this.placement.get(p)!;
       if (replicas.length !== before.replicas.length || replicas.some((id, i) => id !== before.replicas[i])) continue;
       dropped += this.o.store.dropPartition(p);
+      // One partition per turn: after a join, an engine drops the share the newcomer takes (a
+      // quarter of its records when a fourth engine joins three), which in one turn would hold
+      // up its requests.
+      await this.sleep(0);
     }
     if (dropped > 0) this.o.logger.debug({ records: dropped }, 'dropped the records of partitions now held by other engines');
   }
