@@ -1,11 +1,11 @@
 /**
- * The load generator of bench/access.ts when wrk is missing: autocannon in a process of its
- * own (so that the client does not share the bench's event loop), cycling through the header
- * sets of a JSON file, one set per request. Prints one JSON line with the figures (latency in
- * ms at each percentile autocannon reports).
+ * The load generator of bench/load-runner.ts when wrk is missing: autocannon in a process of
+ * its own (so that the client does not share the bench's event loop), cycling through the
+ * requests of a JSON file, one per request sent. Prints one JSON line with the figures
+ * (latency in ms at each percentile autocannon reports).
  *
  * Usage: node dist/bench/access-load.js FILE
- *   FILE: {"url", "path", "connections", "seconds", "headers": [{name: value}, ...]}
+ *   FILE: {"url", "connections", "seconds", "requests": [{method?, path, headers, body?}, ...]}
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -21,13 +21,26 @@ interface AutocannonResult {
 type Autocannon = (opts: Record<string, unknown>) => Promise<AutocannonResult>;
 const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
 
-const job = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as { url: string; path: string; connections: number; seconds: number; headers: Array<Record<string, string>> };
+interface JobRequest {
+  method?: string;
+  path: string;
+  headers: Record<string, string>;
+  body?: string;
+}
+const job = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as { url: string; connections: number; seconds: number; requests: JobRequest[] };
 let i = 0;
 const r = await autocannon({
   url: job.url,
   connections: job.connections,
   duration: job.seconds,
-  requests: [{ method: 'GET', setupRequest: (req: Record<string, unknown>) => ({ ...req, path: job.path, headers: job.headers[i++ % job.headers.length] }) }],
+  requests: [
+    {
+      setupRequest: (req: Record<string, unknown>) => {
+        const next = job.requests[i++ % job.requests.length]!;
+        return { ...req, method: next.method ?? 'GET', path: next.path, headers: next.headers, ...(next.body === undefined ? {} : { body: next.body }) };
+      },
+    },
+  ],
 });
 // Its latency at each percentile it reports (keys such as p2_5 for 2.5), and the maximum.
 const points = Object.entries(r.latency)

@@ -12,8 +12,8 @@
  *   beside the same @fastify/reply-from proxy without a decision (bench/peer-proxy.ts) and
  *   nginx `proxy_pass` (one worker, keep-alive to the upstream) to the same upstream, when
  *   nginx is installed.
- * Load comes from a separate process: wrk with a generated Lua script that cycles through the
- * credentials, or autocannon in a child process (bench/access-load.ts) when wrk is missing.
+ * Load comes from a separate process (bench/load-runner.ts): wrk with a generated Lua script
+ * that cycles through the credentials, or autocannon in a child process when wrk is missing.
  * Rows take turns: after a warm-up of each, `--rounds` rounds run every row of a group for
  * `--seconds / --rounds` each, so a change in the machine's load hits a row and its peer
  * alike; a row's figures are its slices together (bench/quantiles.ts). Each row also gets
@@ -35,8 +35,7 @@
  *   [--load wrk|autocannon] [--profile DIR] [--json]
  * `--profile DIR` runs engine 1 with --cpu-prof and writes its CPU profile into DIR.
  */
-import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,13 +44,11 @@ import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { freePort } from '../src/cli/free-port.js';
 import { signInApi, signInSessions, SIGN_IN_PREFIX, startBenchIssuer } from './access-sign-in.js';
 import { benchNodeConfig, removeAtExit, spawnGrouped, spawnProcess, startBenchNode, stopBenchNode, waitReady, type BenchNode } from './nodes.js';
-import { mergedPercentile, type QuantileSlice } from './quantiles.js';
+import { defaultLoadTool, measureGroup, type GroupOptions, type LoadFigures, type LoadRequest, type LoadTool } from './load-runner.js';
 
 const PEER = fileURLToPath(new URL('./peer-fastify.js', import.meta.url));
 const PEER_PROXY = fileURLToPath(new URL('./peer-proxy.js', import.meta.url));
 const UPSTREAM = fileURLToPath(new URL('./upstream.js', import.meta.url));
-const LOAD = fileURLToPath(new URL('./access-load.js', import.meta.url));
-const WRK = '/usr/bin/wrk';
 const NGINX = process.env.COHORT_TEST_NGINX ?? '/usr/sbin/nginx';
 const API_KEY = 'bench-access-api-key-0123456789ab';
 const ISSUER = 'https://issuer.bench.test';
@@ -67,7 +64,7 @@ const { values: args } = parseArgs({
     credentials: { type: 'string', default: '1000' },
     changes: { type: 'string', default: '100' },
     engines: { type: 'string', default: '3' },
-    load: { type: 'string', default: existsSync(WRK) ? 'wrk' : 'autocannon' },
+    load: { type: 'string', default: defaultLoadTool() },
     profile: { type: 'string' },
     json: { type: 'boolean', default: false },
   },
@@ -87,162 +84,14 @@ function log(text: string): void {
   process.stderr.write(`bench:access: ${text}\n`);
 }
 
-/** What one row measured (its slices together). */
-export interface LoadFigures {
-  rps: number;
-  p50Ms: number;
-  p99Ms: number;
-  /** Connection errors, timeouts and answers other than 2xx/3xx. */
-  errors: number;
-  requests: number;
-  /** CPU time of the serving processes per request (µs); null where /proc is not there. */
-  cpuUsPerRequest: number | null;
+/** Where the load runs write their scripts, and how each group of rows takes turns. */
+function groupOptions(dir: string): GroupOptions {
+  return { tool: args.load as LoadTool, dir, connections: CONNECTIONS, threads: THREADS, warmupSeconds: WARMUP_SECONDS, rounds: ROUNDS, sliceSeconds: SLICE_SECONDS, log };
 }
 
-interface Slice extends QuantileSlice {
-  seconds: number;
-  errors: number;
-  /** CPU time the serving processes used during the slice (ms), when known. */
-  cpuMs?: number;
-}
-
-/** Percentiles every load run reports (wrk: these; autocannon: its own fixed list). */
-const PERCENTILES = [1, 5, 10, 20, 30, 40, 50, 60, 70, 75, 80, 85, 90, 95, 97, 98, 99, 99.5, 99.9, 99.99];
-
-/** A Lua string literal (wrk's scripts are Lua). */
-function lua(text: string): string {
-  return `"${text.replace(/[\\"]/g, (c) => `\\${c}`).replace(/\n/g, '\\n')}"`;
-}
-
-/**
- * wrk with a script that formats one request per header set at thread start (so that the
- * client spends its time sending, not building requests) and cycles through them; `done`
- * prints the figures as one JSON line.
- */
-function wrkScript(path: string, headers: Array<Record<string, string>>): string {
-  const sets = headers.map((h) => `{${Object.entries(h).map(([k, v]) => `[${lua(k)}] = ${lua(v)}`).join(', ')}}`);
-  return [
-    `local sets = {\n${sets.join(',\n')}\n}`,
-    'local requests = {}',
-    'local i = 0',
-    'init = function(args)',
-    `  for k, h in ipairs(sets) do requests[k] = wrk.format("GET", ${lua(path)}, h) end`,
-    // Threads start at different places, so that they do not ask for the same credential.
-    '  i = math.random(#requests)',
-    'end',
-    'request = function()',
-    '  i = i % #requests + 1',
-    '  return requests[i]',
-    'end',
-    'done = function(summary, latency, requests)',
-    '  local e = summary.errors',
-    `  local ps = {${PERCENTILES.join(', ')}}`,
-    '  local points = {}',
-    '  for k, p in ipairs(ps) do points[k] = string.format("[%s,%d]", tostring(p), latency:percentile(p)) end',
-    // wrk's percentile(100) answers 0: the maximum is its own field.
-    '  points[#ps + 1] = string.format("[100,%d]", latency.max)',
-    '  io.write(string.format(\'WRK-FIGURES {"requests":%d,"durationUs":%d,"errors":%d,"pointsUs":[%s]}\\n\',',
-    '    summary.requests, summary.duration, e.connect + e.read + e.write + e.status + e.timeout, table.concat(points, ",")))',
-    'end',
-    '',
-  ].join('\n');
-}
-
-/** Collects a child's stdout; resolves with it when the child exits 0. */
-async function output(child: ReturnType<typeof spawnGrouped>, what: string): Promise<string> {
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  const [code] = (await once(child, 'exit')) as [number | null];
-  if (code !== 0) throw new Error(`${what} exited with ${code}: ${out.slice(-2000)}`);
-  return out;
-}
-
-/** Drives GET `path` at `base` for `seconds` from a separate process, one header set per request in turn. */
-async function run(dir: string, name: string, base: string, path: string, headers: Array<Record<string, string>>, seconds: number): Promise<Slice> {
-  if (args.load === 'wrk') {
-    const script = join(dir, `${name}.lua`);
-    writeFileSync(script, wrkScript(path, headers));
-    const child = spawnGrouped(WRK, ['-t', String(THREADS), '-c', String(CONNECTIONS), '-d', `${seconds}s`, '--timeout', '5s', '-s', script, `${base}${path}`], ['ignore', 'pipe', 'inherit']);
-    const out = await output(child, 'wrk');
-    const line = out.split('\n').find((l) => l.startsWith('WRK-FIGURES '));
-    if (!line) throw new Error(`wrk printed no figures: ${out}`);
-    const f = JSON.parse(line.slice('WRK-FIGURES '.length)) as { requests: number; durationUs: number; errors: number; pointsUs: Array<[number, number]> };
-    return { requests: f.requests, seconds: f.durationUs / 1e6, errors: f.errors, points: f.pointsUs.map(([p, us]) => [p, us / 1000]) };
-  }
-  const job = join(dir, `${name}.json`);
-  writeFileSync(job, JSON.stringify({ url: base, path, connections: CONNECTIONS, seconds, headers }));
-  const out = await output(spawnGrouped(process.execPath, [LOAD, job], ['ignore', 'pipe', 'inherit']), 'autocannon');
-  const f = JSON.parse(out.trim().split('\n').pop()!) as { requests: number; seconds: number; errors: number; points: Array<[number, number]> };
-  return { requests: f.requests, seconds: f.seconds, errors: f.errors, points: f.points };
-}
-
-function figures(slices: readonly Slice[]): LoadFigures {
-  const requests = slices.reduce((a, s) => a + s.requests, 0);
-  const seconds = slices.reduce((a, s) => a + s.seconds, 0);
-  const cpu = slices.every((s) => s.cpuMs !== undefined) ? (slices.reduce((a, s) => a + s.cpuMs!, 0) * 1000) / requests : null;
-  return { rps: requests / seconds, p50Ms: mergedPercentile(slices, 50), p99Ms: mergedPercentile(slices, 99), errors: slices.reduce((a, s) => a + s.errors, 0), requests, cpuUsPerRequest: cpu };
-}
-
-interface Row {
-  name: string;
-  base: string;
-  path: string;
-  headers: Array<Record<string, string>>;
-  /** The process group serving the row: its CPU time per request is measured. */
-  group: number;
-}
-
-/** Clock ticks per second of /proc's CPU times (USER_HZ: 100 on Linux). */
-const TICKS_PER_SECOND = 100;
-
-/**
- * CPU time (ms) used so far by the processes of group `pgid` (user and system, from /proc):
- * unlike throughput, CPU time per request hardly depends on how many other processes want the
- * machine's cores, so it compares a row with its peer even on a busy machine. Undefined where
- * /proc cannot be read.
- */
-function groupCpuMs(pgid: number): number | undefined {
-  let ticks = 0;
-  try {
-    for (const entry of readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      let stat: string;
-      try {
-        stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      } catch {
-        continue; // gone meanwhile
-      }
-      // Fields after the command (which may hold spaces), from field 3 on.
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(f[2]) !== pgid) continue;
-      ticks += Number(f[11]) + Number(f[12]);
-    }
-  } catch {
-    return undefined;
-  }
-  return (ticks * 1000) / TICKS_PER_SECOND;
-}
-
-/** A warm-up of each row (figures dropped), then ROUNDS rounds in which every row runs once, in turn. */
-async function measureGroup(dir: string, rows: readonly Row[]): Promise<LoadFigures[]> {
-  for (const r of rows) {
-    if (WARMUP_SECONDS > 0) {
-      log(`warm-up: ${r.name}`);
-      await run(dir, `${r.name}-warmup`, r.base, r.path, r.headers, WARMUP_SECONDS);
-    }
-  }
-  const slices: Slice[][] = rows.map(() => []);
-  for (let round = 1; round <= ROUNDS; round++) {
-    for (const [i, r] of rows.entries()) {
-      log(`round ${round}/${ROUNDS}: ${r.name}, ${SLICE_SECONDS} s`);
-      const cpuBefore = groupCpuMs(r.group);
-      const slice = await run(dir, `${r.name}-${round}`, r.base, r.path, r.headers, SLICE_SECONDS);
-      const cpuAfter = groupCpuMs(r.group);
-      if (cpuBefore !== undefined && cpuAfter !== undefined) slice.cpuMs = cpuAfter - cpuBefore;
-      slices[i]!.push(slice);
-    }
-  }
-  return slices.map(figures);
+/** GET `path` with each header set in turn. */
+function cycle(path: string, headers: ReadonlyArray<Record<string, string>>): LoadRequest[] {
+  return headers.map((h) => ({ path, headers: h }));
 }
 
 async function call(url: string, method: string, headers: Record<string, string>, body?: unknown): Promise<Record<string, unknown>> {
@@ -457,19 +306,19 @@ async function main(): Promise<void> {
   const nginx = await startNginx(base, upstreamPort);
 
   log(`sideband rows, ${CONNECTIONS} connections, ${ROUNDS} x ${SLICE_SECONDS} s each (${args.load})`);
-  const [fastify, session, jwt, signedIn] = await measureGroup(base, [
-    { name: 'fastify', base: `http://127.0.0.1:${peerPort}`, path: '/authz/forward', headers: sessionHeaders, group: peer.pid! },
-    { name: 'session', base: runtime, path: '/authz/forward', headers: sessionHeaders, group: engineGroup },
-    { name: 'jwt', base: runtime, path: '/authz/forward', headers: jwtHeaders, group: engineGroup },
-    { name: 'sign-in', base: runtime, path: '/authz/forward', headers: signInHeaders, group: engineGroup },
-  ]) as [LoadFigures, LoadFigures, LoadFigures, LoadFigures];
+  const [fastify, session, jwt, signedIn] = await measureGroup([
+    { name: 'fastify', base: `http://127.0.0.1:${peerPort}`, requests: cycle('/authz/forward', sessionHeaders), group: peer.pid! },
+    { name: 'session', base: runtime, requests: cycle('/authz/forward', sessionHeaders), group: engineGroup },
+    { name: 'jwt', base: runtime, requests: cycle('/authz/forward', jwtHeaders), group: engineGroup },
+    { name: 'sign-in', base: runtime, requests: cycle('/authz/forward', signInHeaders), group: engineGroup },
+  ], groupOptions(base)) as [LoadFigures, LoadFigures, LoadFigures, LoadFigures];
   log('inline rows');
-  const inlineRows: Row[] = [
-    { name: 'reply-from', base: `http://127.0.0.1:${peerProxyPort}`, path: '/orders/1', headers: cookieHeaders, group: peerProxy.pid! },
-    { name: 'inline', base: `http://${engine.proxy}`, path: '/orders/1', headers: cookieHeaders, group: engineGroup },
-    ...(nginx ? [{ name: 'nginx', base: nginx.url, path: '/orders/1', headers: cookieHeaders, group: nginx.group }] : []),
+  const inlineRows = [
+    { name: 'reply-from', base: `http://127.0.0.1:${peerProxyPort}`, requests: cycle('/orders/1', cookieHeaders), group: peerProxy.pid! },
+    { name: 'inline', base: `http://${engine.proxy}`, requests: cycle('/orders/1', cookieHeaders), group: engineGroup },
+    ...(nginx ? [{ name: 'nginx', base: nginx.url, requests: cycle('/orders/1', cookieHeaders), group: nginx.group }] : []),
   ];
-  const [replyFrom, inlineProxy, nginxProxy] = await measureGroup(base, inlineRows) as [LoadFigures, LoadFigures, LoadFigures | undefined];
+  const [replyFrom, inlineProxy, nginxProxy] = await measureGroup(inlineRows, groupOptions(base)) as [LoadFigures, LoadFigures, LoadFigures | undefined];
   if (profileDir) {
     await stopBenchNode(engine);
     log(`engine-1's CPU profile is in ${profileDir}`);

@@ -4,13 +4,17 @@
  * answers a session-sized JSON body; `/authz/forward` (any method) answers 200 with an empty
  * body, as an allowing forward-auth decision does.
  *
- * Usage: node dist/bench/peer-fastify.js PORT
+ * Usage: node dist/bench/peer-fastify.js PORT [SESSION_FILE]
+ *   SESSION_FILE: a session as an engine answered it (JSON), which the session route answers
+ *   instead of its small built-in one, so that both send bodies of the same size.
  */
+import { readFileSync } from 'node:fs';
 import Fastify from 'fastify';
 
 const port = Number(process.argv[2]);
+const sessionFile = process.argv[3];
 const app = Fastify({ logger: false });
-const body = {
+const body: unknown = sessionFile ? JSON.parse(readFileSync(sessionFile, 'utf8')) : {
   id: '17.abcdefghijklmnopqrstuvwxyz012345',
   subject: 'user-1',
   attributes: { role: 'member' },

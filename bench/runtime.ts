@@ -2,14 +2,20 @@
  * `npm run bench:runtime`: the runtime API and the grid, measured on this machine, each beside
  * its peer measured in the same run.
  *
- * 1. Session lookups through one engine's HTTP port (3 engines, grid, RF 3, autocannon with
- *    --connections keep-alive connections for --seconds), beside a bare Fastify route serving
- *    a session-sized body, and beside the same engine code on the Redis provider; then the
- *    cost of the metrics: lookups through engine-1 (metrics on, the default) and engine-2
- *    (`[http] metrics = false`), alternating, --metrics-rounds rounds each (with RF 3 on 3
- *    engines both hold every session, so both answer from their own copy).
+ * 1. Session lookups through one engine's HTTP port (3 engines, grid, RF 3), cycling over
+ *    2,000 sessions with 200-byte attributes, beside a bare Fastify route answering a body of
+ *    the same size (one of those sessions as the engine answered it), and beside the same
+ *    engine code on the Redis provider; then the cost of the metrics: lookups through engine-1
+ *    (metrics on, the default) and engine-2 (`[http] metrics = false`), alternating,
+ *    --metrics-rounds rounds each (with RF 3 on 3 engines both hold every session, so both
+ *    answer from their own copy). The load comes from a separate process (bench/load-runner.ts:
+ *    wrk where installed, else autocannon in a child process) with --connections keep-alive
+ *    connections; the grid, Fastify and Redis rows take turns (a warm-up of each, then --rounds
+ *    rounds sharing --seconds), and each row gets the CPU time per request of the process
+ *    serving it (from /proc).
  * 2. Replicated writes (PUT /runtime/v1/state/KEY: applied by the primary, held by all three
- *    replicas before the answer): latency with one connection, throughput with many. Then
+ *    replicas before the answer), from the same kind of separate process: latency with one
+ *    connection, throughput with many. Then
  *    the same inside the grid, without HTTP (bench/grid-writes.ts: three engine processes,
  *    RF 3, batched replication), beside Redis SETs of the same documents.
  * 3. Memory per session per replica: sessions with 256 bytes of attributes in one grid store,
@@ -21,13 +27,13 @@
  *
  * Every process is started on loopback ports from the OS and killed by pid when the bench
  * ends. Usage: node --expose-gc dist/bench/runtime.js [--seconds 10] [--connections 50]
+ *   [--rounds 2] [--warmup 1] [--threads 2] [--load wrk|autocannon]
  *   [--join-sessions 1000000] [--join-revocations 50000] [--redis redis://127.0.0.1:6379] [--json]
- *   [--metrics-rounds 2] [--lookups-only] (only the lookup rows: grid, Fastify, metrics on/off)
+ *   [--metrics-rounds 2] [--lookups-only] (only the lookup rows: grid, Fastify, Redis, metrics on/off)
  */
-import { copyFileSync, mkdtempSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
-import { tmpdir } from 'node:os';
-import { createRequire } from 'node:module';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -39,26 +45,25 @@ import { applyOperation } from '../src/state/grid/operations.js';
 import { EVERYWHERE, partitionOf } from '../src/state/grid/grid-provider.js';
 import { GRID_STATE_FILE, saveGridState } from '../src/node/grid-state-file.js';
 import { measureGridWrites, type GridWriteFigures } from './grid-writes.js';
+import { defaultLoadTool, figures, measureGroupSlices, runLoad, type LoadFigures, type LoadRequest, type LoadTool, type Slice } from './load-runner.js';
 import { benchNodeConfig, CLI, removeAtExit, spawnProcess, spawnQuiet, startBenchNode, waitReady, type BenchNode } from './nodes.js';
 import type { Session } from '../src/state/services.js';
 
 const PEER = fileURLToPath(new URL('./peer-fastify.js', import.meta.url));
 const API_KEY = 'bench-runtime-api-key-0123456789';
 
-interface AutocannonResult {
-  requests: { average: number };
-  latency: { p50: number; p99: number; average: number };
-  errors: number;
-  non2xx: number;
-  timeouts: number;
-}
-type Autocannon = (opts: Record<string, unknown>) => Promise<AutocannonResult>;
-const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+/** Sessions the lookups cycle over, and the size of each one's attributes as JSON. */
+const LOOKUP_SESSIONS = 2000;
+const LOOKUP_ATTRIBUTES_BYTES = 200;
 
 const { values: args } = parseArgs({
   options: {
     seconds: { type: 'string', default: '10' },
     connections: { type: 'string', default: '50' },
+    rounds: { type: 'string', default: '2' },
+    warmup: { type: 'string', default: '1' },
+    threads: { type: 'string', default: '2' },
+    load: { type: 'string', default: defaultLoadTool() },
     'join-sessions': { type: 'string', default: '1000000' },
     'join-revocations': { type: 'string', default: '50000' },
     redis: { type: 'string', default: process.env.COHORT_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379' },
@@ -69,6 +74,13 @@ const { values: args } = parseArgs({
 });
 const SECONDS = Number(args.seconds);
 const CONNECTIONS = Number(args.connections);
+const ROUNDS = Math.max(1, Number(args.rounds));
+/** wrk takes whole seconds. */
+const SLICE_SECONDS = Math.max(1, Math.round(SECONDS / ROUNDS));
+const WARMUP_SECONDS = Number(args.warmup);
+const THREADS = Number(args.threads);
+if (args.load !== 'wrk' && args.load !== 'autocannon') throw new Error('--load: wrk or autocannon');
+const LOAD_TOOL: LoadTool = args.load;
 
 function log(text: string): void {
   process.stderr.write(`bench:runtime: ${text}\n`);
@@ -100,22 +112,22 @@ async function api(n: NodeInfo, method: string, path: string, body?: unknown): P
   return text ? (JSON.parse(text) as Record<string, unknown>) : {};
 }
 
-/** autocannon against `base`, cycling through `paths`. */
-async function load(base: string, paths: string[], options: { method?: string; body?: string; connections?: number } = {}): Promise<AutocannonResult> {
-  let i = 0;
-  return autocannon({
-    url: base,
-    connections: options.connections ?? CONNECTIONS,
-    duration: SECONDS,
-    headers: { authorization: `Bearer ${API_KEY}`, ...(options.body ? { 'content-type': 'application/json' } : {}) },
-    requests: [{ method: options.method ?? 'GET', ...(options.body ? { body: options.body } : {}), setupRequest: (req: Record<string, unknown>) => ({ ...req, path: paths[i++ % paths.length] }) }],
-  });
+/** GET each path in turn with the bench's API key. */
+function lookups(paths: readonly string[]): LoadRequest[] {
+  return paths.map((path) => ({ path, headers: { authorization: `Bearer ${API_KEY}` } }));
+}
+
+/** Attributes whose JSON is exactly `bytes` long: {"role":"member","note":"xx…"}. */
+function attributesOfBytes(bytes: number): Record<string, string> {
+  const empty = JSON.stringify({ role: 'member', note: '' }).length;
+  return { role: 'member', note: 'x'.repeat(Math.max(0, bytes - empty)) };
 }
 
 async function createSessions(engine: NodeInfo, count: number): Promise<string[]> {
   const ids: string[] = [];
+  const attributes = attributesOfBytes(LOOKUP_ATTRIBUTES_BYTES);
   for (let i = 0; i < count; i += 50) {
-    const batch = await Promise.all(Array.from({ length: Math.min(50, count - i) }, (_, k) => api(engine, 'POST', '/runtime/v1/sessions', { subject: `user-${i + k}`, attributes: { role: 'member' } })));
+    const batch = await Promise.all(Array.from({ length: Math.min(50, count - i) }, (_, k) => api(engine, 'POST', '/runtime/v1/sessions', { subject: `user-${i + k}`, attributes })));
     ids.push(...batch.map((s) => s.id as string));
   }
   return ids;
@@ -168,80 +180,117 @@ function fmt(ms: number): string {
   return `${ms.toFixed(2)} ms`;
 }
 
+/** CPU time per request, as printed beside a row's throughput. */
+function cpuText(us: number | null | undefined): string {
+  return us === null || us === undefined ? 'CPU n/a' : `CPU ${us.toFixed(0)} µs/req`;
+}
+
+/** The peer's CPU time per request over the row's: the row's throughput as a share of the peer's, were both CPU-bound. */
+function cpuRatio(peer: LoadFigures, row: LoadFigures): number | null {
+  return peer.cpuUsPerRequest === null || row.cpuUsPerRequest === null || row.cpuUsPerRequest === 0 ? null : peer.cpuUsPerRequest / row.cpuUsPerRequest;
+}
+
+/** The machine's 1-minute load average (other sessions share it), printed with the figures. */
+function loadAverage(): string {
+  return loadavg()[0]!.toFixed(1);
+}
+
 async function main(): Promise<void> {
   const base = mkdtempSync(join(tmpdir(), 'cohort-bench-runtime-'));
   removeAtExit(base);
   const results: Record<string, unknown> = {};
 
   // ---- 1. lookups: grid, bare Fastify, Redis
-  log('starting a console and 3 engines (grid, RF 3)');
+  log(`starting a console and 3 engines (grid, RF 3); load average ${loadAverage()}`);
   const consoleNode = await nodeConfig(base, 'console', 'console', '');
   await startBenchNode(consoleNode);
   const engines: NodeInfo[] = [];
   // engine-2 serves no metrics and times nothing for them: the metrics' cost is measured against it.
   for (const id of ['engine-1', 'engine-2', 'engine-3']) engines.push(await nodeConfig(base, id, 'engine', consoleNode.cluster, [], id === 'engine-2' ? ['metrics = false'] : []));
   await Promise.all(engines.map(startNode));
-  const ids = await createSessions(engines[0]!, 2000);
+  log(`creating ${LOOKUP_SESSIONS} sessions with ${LOOKUP_ATTRIBUTES_BYTES}-byte attributes`);
+  const ids = await createSessions(engines[0]!, LOOKUP_SESSIONS);
   const paths = ids.map((id) => `/runtime/v1/sessions/${id}`);
-  log('session lookups through engine-1');
-  const grid = await load(`http://${engines[0]!.runtime}`, paths);
+  // The peer answers one of these sessions as the engine does, so both send the same bytes.
+  const sessionFile = join(base, 'session.json');
+  writeFileSync(sessionFile, JSON.stringify(await api(engines[0]!, 'GET', paths[0]!)));
   const peerPort = await freePort();
-  await spawnProcess([PEER, String(peerPort)], /peer started/);
-  log('the bare Fastify route');
-  const bare = await load(`http://127.0.0.1:${peerPort}`, paths);
+  const peer = await spawnProcess([PEER, String(peerPort), sessionFile], /peer started/);
+  const bodyBytes = async (url: string): Promise<number> => (await (await fetch(url, { headers: { authorization: `Bearer ${API_KEY}` } })).arrayBuffer()).byteLength;
+  const gridBodyBytes = await bodyBytes(`http://${engines[0]!.runtime}${paths[0]!}`);
+  const fastifyBodyBytes = await bodyBytes(`http://127.0.0.1:${peerPort}${paths[0]!}`);
+
+  // The Redis row, when a Redis answers: an engine of the same code on the Redis provider.
+  let redisEngine: NodeInfo | undefined;
+  let redisPaths: string[] | undefined;
+  try {
+    redisEngine = await nodeConfig(base, 'engine-redis', 'engine', consoleNode.cluster, ['provider = redis', `redis_url = ${args.redis}`]);
+    await startNode(redisEngine);
+    redisPaths = (await createSessions(redisEngine, LOOKUP_SESSIONS)).map((id) => `/runtime/v1/sessions/${id}`);
+  } catch (err) {
+    log(`Redis provider not measured: ${(err as Error).message}`);
+    redisEngine?.child?.kill('SIGKILL');
+    redisEngine = undefined;
+  }
+  const group = { tool: LOAD_TOOL, dir: base, connections: CONNECTIONS, threads: THREADS, log };
+  log(`session lookups through engine-1 beside the bare Fastify route${redisPaths ? ' and the Redis provider' : ''}, ${ROUNDS} x ${SLICE_SECONDS} s each (${LOAD_TOOL})`);
+  const lookupRows = [
+    { name: 'fastify', base: `http://127.0.0.1:${peerPort}`, requests: lookups(paths), group: peer.pid! },
+    { name: 'grid', base: `http://${engines[0]!.runtime}`, requests: lookups(paths), group: engines[0]!.child!.pid! },
+    ...(redisEngine && redisPaths ? [{ name: 'redis', base: `http://${redisEngine.runtime}`, requests: lookups(redisPaths), group: redisEngine.child!.pid! }] : []),
+  ];
+  const [bare, grid, redis] = (await measureGroupSlices(lookupRows, { ...group, warmupSeconds: WARMUP_SECONDS, rounds: ROUNDS, sliceSeconds: SLICE_SECONDS })).map(figures) as [LoadFigures, LoadFigures, LoadFigures | undefined];
   results.lookup = {
-    gridRps: grid.requests.average, gridP50Ms: grid.latency.p50, gridP99Ms: grid.latency.p99, gridErrors: grid.errors + grid.non2xx,
-    fastifyRps: bare.requests.average, fastifyP50Ms: bare.latency.p50, fastifyP99Ms: bare.latency.p99,
-    ratio: grid.requests.average / bare.requests.average,
+    load: LOAD_TOOL, connections: CONNECTIONS, sessions: LOOKUP_SESSIONS, attributesBytes: LOOKUP_ATTRIBUTES_BYTES, gridBodyBytes, fastifyBodyBytes,
+    gridRps: grid.rps, gridP50Ms: grid.p50Ms, gridP99Ms: grid.p99Ms, gridErrors: grid.errors, gridCpuUsPerRequest: grid.cpuUsPerRequest,
+    fastifyRps: bare.rps, fastifyP50Ms: bare.p50Ms, fastifyP99Ms: bare.p99Ms, fastifyCpuUsPerRequest: bare.cpuUsPerRequest,
+    ratio: grid.rps / bare.rps,
+    cpuRatio: cpuRatio(bare, grid),
+    ...(redis ? { redisRps: redis.rps, redisP50Ms: redis.p50Ms, redisP99Ms: redis.p99Ms, redisErrors: redis.errors, redisCpuUsPerRequest: redis.cpuUsPerRequest, gridOverRedis: grid.rps / redis.rps } : {}),
   };
+  if (redisEngine) {
+    redisEngine.child?.kill('SIGTERM');
+    await once(redisEngine.child!, 'exit');
+  }
 
   const rounds = Number(args['metrics-rounds']);
-  log(`metrics on (engine-1) and off (engine-2): session lookups, alternating, ${rounds} rounds`);
-  const on: AutocannonResult[] = [];
-  const off: AutocannonResult[] = [];
-  for (let r = 0; r < rounds; r++) {
-    on.push(await load(`http://${engines[0]!.runtime}`, paths));
-    off.push(await load(`http://${engines[1]!.runtime}`, paths));
-  }
-  const mean = (list: AutocannonResult[]): number => list.reduce((a, x) => a + x.requests.average, 0) / list.length;
+  log(`metrics on (engine-1) and off (engine-2): session lookups, alternating, ${rounds} rounds of ${SECONDS} s`);
+  const [on, off] = await measureGroupSlices(
+    [
+      { name: 'metrics-on', base: `http://${engines[0]!.runtime}`, requests: lookups(paths), group: engines[0]!.child!.pid! },
+      { name: 'metrics-off', base: `http://${engines[1]!.runtime}`, requests: lookups(paths), group: engines[1]!.child!.pid! },
+    ],
+    { ...group, warmupSeconds: 0, rounds, sliceSeconds: Math.max(1, Math.round(SECONDS)) },
+  ) as [Slice[], Slice[]];
+  const onFigures = figures(on);
+  const offFigures = figures(off);
+  const roundRps = (list: Slice[]): number[] => list.map((x) => Math.round(x.requests / x.seconds));
   results.metrics = {
-    onRps: mean(on), offRps: mean(off), ratio: mean(on) / mean(off),
-    onRounds: on.map((x) => Math.round(x.requests.average)), offRounds: off.map((x) => Math.round(x.requests.average)),
-    onP99Ms: Math.max(...on.map((x) => x.latency.p99)), offP99Ms: Math.max(...off.map((x) => x.latency.p99)),
-    errors: [...on, ...off].reduce((a, x) => a + x.errors + x.non2xx, 0),
+    onRps: onFigures.rps, offRps: offFigures.rps, ratio: onFigures.rps / offFigures.rps,
+    onRounds: roundRps(on), offRounds: roundRps(off),
+    onP99Ms: onFigures.p99Ms, offP99Ms: offFigures.p99Ms,
+    onCpuUsPerRequest: onFigures.cpuUsPerRequest, offCpuUsPerRequest: offFigures.cpuUsPerRequest,
+    errors: onFigures.errors + offFigures.errors,
   };
+  log(`lookups done; load average ${loadAverage()}`);
   if (args['lookups-only']) {
     printLookups(results);
     return;
   }
 
-  let redisEngine: NodeInfo | undefined;
-  try {
-    redisEngine = await nodeConfig(base, 'engine-redis', 'engine', consoleNode.cluster, ['provider = redis', `redis_url = ${args.redis}`]);
-    await startNode(redisEngine);
-    const redisIds = await createSessions(redisEngine, 2000);
-    log('session lookups through an engine on the Redis provider');
-    const redis = await load(`http://${redisEngine.runtime}`, redisIds.map((id) => `/runtime/v1/sessions/${id}`));
-    (results.lookup as Record<string, unknown>).redisRps = redis.requests.average;
-    (results.lookup as Record<string, unknown>).redisP50Ms = redis.latency.p50;
-    (results.lookup as Record<string, unknown>).redisP99Ms = redis.latency.p99;
-    (results.lookup as Record<string, unknown>).gridOverRedis = grid.requests.average / redis.requests.average;
-    redisEngine.child?.kill('SIGTERM');
-    await once(redisEngine.child!, 'exit');
-  } catch (err) {
-    log(`Redis provider not measured: ${(err as Error).message}`);
-  }
-
   // ---- 2. replicated writes
   log('replicated writes, one connection (latency)');
-  const keys = Array.from({ length: 5000 }, (_, i) => `/runtime/v1/state/key-${i}`);
   const body = JSON.stringify({ value: { step: 'consent', n: 1 }, ttlSeconds: 600 });
-  const writeLatency = await load(`http://${engines[0]!.runtime}`, keys, { method: 'PUT', body, connections: 1 });
+  const writes: LoadRequest[] = Array.from({ length: 5000 }, (_, i) => ({
+    method: 'PUT', path: `/runtime/v1/state/key-${i}`, headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' }, body,
+  }));
+  const writeRun = { tool: LOAD_TOOL, dir: base, threads: THREADS, base: `http://${engines[0]!.runtime}`, requests: writes, seconds: Math.max(1, Math.round(SECONDS)) };
+  const writeLatency = figures([await runLoad({ ...writeRun, name: 'write-latency', connections: 1 })]);
   log('replicated writes, many connections (throughput)');
-  const writeThroughput = await load(`http://${engines[0]!.runtime}`, keys, { method: 'PUT', body });
+  const writeThroughput = figures([await runLoad({ ...writeRun, name: 'write-throughput', connections: CONNECTIONS })]);
   results.replicatedWrite = {
-    p50Ms: writeLatency.latency.p50, p99Ms: writeLatency.latency.p99, oneConnectionRps: writeLatency.requests.average,
-    rps: writeThroughput.requests.average, errors: writeThroughput.errors + writeThroughput.non2xx + writeLatency.errors + writeLatency.non2xx,
+    p50Ms: writeLatency.p50Ms, p99Ms: writeLatency.p99Ms, oneConnectionRps: writeLatency.rps,
+    rps: writeThroughput.rps, errors: writeThroughput.errors + writeLatency.errors,
   };
 
   // ---- 3. memory
@@ -301,16 +350,15 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify(results)}\n`);
     return;
   }
-  const l = results.lookup as Record<string, number>;
   const w = results.replicatedWrite as Record<string, number>;
   const g = results.gridWrite as GridWriteFigures;
   const j = results.join as Record<string, number>;
   process.stdout.write([
     '| measure | Cohort | peer (same run) | target |',
     '| --- | ---: | ---: | --- |',
-    `| session lookup through one engine (grid) | ${l.gridRps!.toFixed(0)} req/s, p50 ${fmt(l.gridP50Ms!)}, p99 ${fmt(l.gridP99Ms!)} | bare Fastify ${l.fastifyRps!.toFixed(0)} req/s, p50 ${fmt(l.fastifyP50Ms!)}, p99 ${fmt(l.fastifyP99Ms!)} | ≥ 70% of Fastify: ${(l.ratio! * 100).toFixed(0)}% |`,
+    lookupRow(results),
     metricsRow(results),
-    `| same workload, Redis provider | ${l.redisRps ? `${l.redisRps.toFixed(0)} req/s, p50 ${fmt(l.redisP50Ms!)}, p99 ${fmt(l.redisP99Ms!)}` : 'not measured'} | | grid ≥ 1.3x Redis: ${l.gridOverRedis ? `${l.gridOverRedis.toFixed(2)}x` : '—'} |`,
+    redisRow(results),
     `| replicated write (RF 3, all replicas) inside the grid, 3 processes, one writer | at the primary p50 ${fmt(g.p50Ms)}, p99 ${fmt(g.p99Ms)}; from any engine p50 ${fmt(g.anyEngineP50Ms)}, p99 ${fmt(g.anyEngineP99Ms)} | | p50 < 0.5 ms, p99 < 3 ms |`,
     `| same, ${g.writersPerEngine} writers on each engine (batched) | ${g.writesPerSecond.toFixed(0)} writes/s, p50 ${fmt(g.loadedP50Ms)}, p99 ${fmt(g.loadedP99Ms)}; ${g.errors} errors | Redis SET (one server, no replica), ${g.writersPerEngine * 3} writers: ${g.redisWritesPerSecond === undefined ? 'not measured' : `${g.redisWritesPerSecond.toFixed(0)} writes/s, p50 ${fmt(g.redisP50Ms!)}, p99 ${fmt(g.redisP99Ms!)}`} | ≥ 50,000/s |`,
     `| replicated write through the HTTP API | p50 ${fmt(w.p50Ms!)}, p99 ${fmt(w.p99Ms!)} (one connection); ${w.rps!.toFixed(0)} writes/s with ${CONNECTIONS} connections | | (no target) |`,
@@ -321,9 +369,20 @@ async function main(): Promise<void> {
   ].join('\n'));
 }
 
+function lookupRow(results: Record<string, unknown>): string {
+  const l = results.lookup as Record<string, number | null>;
+  const byCpu = l.cpuRatio === null || l.cpuRatio === undefined ? '' : `; by CPU per request ${(l.cpuRatio * 100).toFixed(0)}%`;
+  return `| session lookup through one engine (grid; ${l.sessions} sessions, ${l.attributesBytes}-byte attributes; ${CONNECTIONS} connections, ${LOAD_TOOL} in its own process) | ${l.gridRps!.toFixed(0)} req/s (${cpuText(l.gridCpuUsPerRequest)}), p50 ${fmt(l.gridP50Ms!)}, p99 ${fmt(l.gridP99Ms!)}; ${l.gridErrors} errors | bare Fastify, same body: ${l.fastifyRps!.toFixed(0)} req/s (${cpuText(l.fastifyCpuUsPerRequest)}), p50 ${fmt(l.fastifyP50Ms!)}, p99 ${fmt(l.fastifyP99Ms!)} | ≥ 70% of Fastify: ${(l.ratio! * 100).toFixed(0)}%${byCpu} |`;
+}
+
+function redisRow(results: Record<string, unknown>): string {
+  const l = results.lookup as Record<string, number | null>;
+  return `| same workload, Redis provider (CPU: the engine's, not Redis's) | ${l.redisRps ? `${l.redisRps.toFixed(0)} req/s (${cpuText(l.redisCpuUsPerRequest)}), p50 ${fmt(l.redisP50Ms!)}, p99 ${fmt(l.redisP99Ms!)}` : 'not measured'} | | grid ≥ 1.3x Redis: ${l.gridOverRedis ? `${l.gridOverRedis.toFixed(2)}x` : '—'} |`;
+}
+
 function metricsRow(results: Record<string, unknown>): string {
-  const m = results.metrics as { onRps: number; offRps: number; ratio: number; onRounds: number[]; offRounds: number[]; onP99Ms: number; offP99Ms: number; errors: number };
-  return `| same lookups, metrics on (engine-1) vs off (engine-2, [http] metrics = false), alternating | on ${m.onRps.toFixed(0)} req/s (rounds ${m.onRounds.join(', ')}; p99 ≤ ${fmt(m.onP99Ms)}); ${m.errors} errors | off ${m.offRps.toFixed(0)} req/s (rounds ${m.offRounds.join(', ')}; p99 ≤ ${fmt(m.offP99Ms)}) | on within 5% of off: ${(m.ratio * 100).toFixed(1)}% |`;
+  const m = results.metrics as { onRps: number; offRps: number; ratio: number; onRounds: number[]; offRounds: number[]; onP99Ms: number; offP99Ms: number; onCpuUsPerRequest: number | null; offCpuUsPerRequest: number | null; errors: number };
+  return `| same lookups, metrics on (engine-1) vs off (engine-2, [http] metrics = false), alternating | on ${m.onRps.toFixed(0)} req/s (${cpuText(m.onCpuUsPerRequest)}; rounds ${m.onRounds.join(', ')}; p99 ${fmt(m.onP99Ms)}); ${m.errors} errors | off ${m.offRps.toFixed(0)} req/s (${cpuText(m.offCpuUsPerRequest)}; rounds ${m.offRounds.join(', ')}; p99 ${fmt(m.offP99Ms)}) | on within 5% of off: ${(m.ratio * 100).toFixed(1)}% |`;
 }
 
 function printLookups(results: Record<string, unknown>): void {
@@ -331,12 +390,12 @@ function printLookups(results: Record<string, unknown>): void {
     process.stdout.write(`${JSON.stringify(results)}\n`);
     return;
   }
-  const l = results.lookup as Record<string, number>;
   process.stdout.write([
     '| measure | Cohort | peer (same run) | target |',
     '| --- | ---: | ---: | --- |',
-    `| session lookup through one engine (grid) | ${l.gridRps!.toFixed(0)} req/s, p50 ${fmt(l.gridP50Ms!)}, p99 ${fmt(l.gridP99Ms!)} | bare Fastify ${l.fastifyRps!.toFixed(0)} req/s, p50 ${fmt(l.fastifyP50Ms!)}, p99 ${fmt(l.fastifyP99Ms!)} | ≥ 70% of Fastify: ${(l.ratio! * 100).toFixed(0)}% |`,
+    lookupRow(results),
     metricsRow(results),
+    redisRow(results),
     '',
   ].join('\n'));
 }

@@ -423,7 +423,7 @@ export const KEYS: readonly KeyDef[] = [
   },
   {
     section: 'state', key: 'read_local_only', type: 'boolean', default: 'true', unit: '',
-    doc: 'Revocation checks are answered from this engine\'s own copy of the revocation list.',
+    doc: 'Grid provider: true answers revocation checks from this engine\'s own copy of the revocation list, at no cost; a revocation reaches every engine within tens of milliseconds, but an engine that was paused or cut off answers "not revoked" until it arrives. False: a check that its own copy does not answer "revoked" also asks the other engines, as many as acknowledge a revocation (a majority), so every acknowledged revocation is seen at once on every engine, at the cost of a round trip per check (every access decision with `checkRevocation`, every session lookup); an engine that cannot hear from enough of them answers 503 STATE_UNAVAILABLE (fails closed). The Redis provider holds one list that every check asks, whatever this says.',
     allowed: 'true | false',
     parse: parseBoolean,
   },

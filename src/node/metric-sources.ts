@@ -63,9 +63,9 @@ export function clusterMetrics(metrics: NodeMetrics, cluster: ClusterMember): vo
 export function gridMetrics(metrics: NodeMetrics, stats: () => GridStats): void {
   // One read per scrape would be enough; the partitions are walked once per metric instead,
   // which costs 271 map lookups each: nothing next to a scrape's text.
-  metrics.gauge('cohort_grid_records', 'Records this engine holds (tombstones included), by whether this engine is primary or backup of their partition.', () => {
+  metrics.gauge('cohort_grid_records', 'Records this engine holds (tombstones included), by whether this engine is primary or backup of their partition, or holds them only until the new replicas of a partition that moved away confirm they hold them (moved).', () => {
     const s = stats();
-    return [[{ placement: 'primary' }, s.records.primary], [{ placement: 'backup' }, s.records.backup]];
+    return [[{ placement: 'primary' }, s.records.primary], [{ placement: 'backup' }, s.records.backup], [{ placement: 'moved' }, s.records.moved]];
   }, ['placement']);
   metrics.gauge('cohort_grid_partitions', 'Partitions placed on this engine, by whether this engine is primary or backup of them.', () => {
     const s = stats();

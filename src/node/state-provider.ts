@@ -49,8 +49,12 @@ const EVICTION_REPORT_EVERY_MS = 60_000;
  *   with STATE_UNAVAILABLE rather than serving errors.
  */
 export interface GridStats {
-  /** Records (tombstones included) of the partitions this engine is primary or backup of. */
-  records: { primary: number; backup: number };
+  /**
+   * Records (tombstones included) of the partitions this engine is primary or backup of, and
+   * of partitions that moved away from it and that it keeps until their new replicas confirm
+   * they hold them (replicated-executor.ts `dropMoved`).
+   */
+  records: { primary: number; backup: number; moved: number };
   partitions: { primary: number; backup: number };
   revocations: number;
   revocationCap: number;
@@ -164,12 +168,16 @@ export async function openStateProvider(config: NodeConfig, clock: Clock, log: L
   rpc.handle('grid.sweep', () => sweep());
 
   const gridStats = (): GridStats => {
-    const stats: GridStats = { records: { primary: 0, backup: 0 }, partitions: { primary: 0, backup: 0 }, revocations: store.recordCount(EVERYWHERE), revocationCap: config.state.revocationCap, revocationsEvicted: store.revocationsEvicted };
+    const stats: GridStats = { records: { primary: 0, backup: 0, moved: 0 }, partitions: { primary: 0, backup: 0 }, revocations: store.recordCount(EVERYWHERE), revocationCap: config.state.revocationCap, revocationsEvicted: store.revocationsEvicted };
     for (const [partition, replicas] of executor.placedPartitions()) {
       const role = replicas[0] === config.node.id ? 'primary' : replicas.includes(config.node.id) ? 'backup' : undefined;
       if (role === undefined) continue;
       stats.partitions[role]++;
       stats.records[role] += store.recordCount(partition);
+    }
+    // Before it serves, a starting engine is in no replica set yet: nothing has moved away.
+    for (const partition of executor.ready ? store.partitions() : []) {
+      if (partition !== EVERYWHERE && !executor.replicasOf(partition).includes(config.node.id)) stats.records.moved += store.recordCount(partition);
     }
     return stats;
   };
@@ -177,7 +185,7 @@ export async function openStateProvider(config: NodeConfig, clock: Clock, log: L
   return {
     sweep,
     gridStats,
-    provider: new GridProvider(executor, clock, undefined, routing),
+    provider: new GridProvider(executor, clock, undefined, routing, { readLocalOnly: config.state.readLocalOnly }),
     notReadyReasons: () => (executor.ready ? [] : ['synchronising partitions and the revocation list']),
     writeRefusal: () => executor.writeRefusal(),
     shutdown: async () => {

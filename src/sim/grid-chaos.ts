@@ -13,7 +13,9 @@
  *   an acknowledged session's partition holds it);
  * - once the cluster is quiet, every engine answers the same for every key: each subject's
  *   sessions and each inter-request state value, acknowledged or not (a write that failed
- *   must be undone everywhere, not left on some replicas).
+ *   must be undone everywhere, not left on some replicas);
+ * - once the cluster is quiet, no engine holds records of a partition it does not replicate:
+ *   partitions that moved away were dropped once their new replicas held them.
  *
  * Workloads: `mixed` (the above), and `failed-write`, which overwrites a few state keys and
  * creates sessions for a few subjects while links fail one way (answers lost, so primaries
@@ -27,7 +29,7 @@ import { seededRandom } from '../core/random.js';
 import { isActive } from '../cluster/member-list.js';
 import { PROFILES } from '../cluster/timing.js';
 import { Rpc } from '../rpc/rpc.js';
-import { GridProvider, partitionOfSessionId } from '../state/grid/grid-provider.js';
+import { EVERYWHERE, GridProvider, partitionOfSessionId } from '../state/grid/grid-provider.js';
 import type { SessionCursor } from '../state/services.js';
 import { GridStore } from '../state/grid/grid-store.js';
 import { ReplicatedExecutor } from '../state/grid/replicated-executor.js';
@@ -260,6 +262,14 @@ export async function gridChaos(options: GridChaosOptions): Promise<GridChaosRes
     if (new Set(values).size > 1) {
       violations.push(`engines disagree on state ${key}: ${survivors.map((i, k) => `engine ${i}: ${values[k]}`).join('; ')}`);
     }
+  }
+  // Quiet, every replica set whole: no engine still holds records of partitions it gave away
+  // (replicated-executor.ts `dropMoved`), so memory does not grow with every rebalancing.
+  for (const i of survivors) {
+    const e = engines[i]!;
+    const self = cluster.nodes[i]!.id;
+    const kept = e.store.partitions().filter((p) => p !== EVERYWHERE && e.store.recordCount(p) > 0 && !e.executor.replicasOf(p).includes(self));
+    if (kept.length > 0) violations.push(`engine ${i} still holds ${kept.reduce((a, p) => a + e.store.recordCount(p), 0)} records of ${kept.length} partitions it does not replicate (${kept.slice(0, 5).join(', ')})`);
   }
   for (const e of engines) {
     e.executor.close();

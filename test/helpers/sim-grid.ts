@@ -33,6 +33,8 @@ export interface SimGridOptions {
   replicationFactor?: number;
   seed?: number;
   scopes?: ScopeSettings[];
+  /** `[state] read_local_only` of every engine's provider (default true). */
+  readLocalOnly?: boolean;
 }
 
 export class SimGrid {
@@ -45,9 +47,11 @@ export class SimGrid {
 
   /** Per engine, its scope settings (subclusters, directed); none: every service cluster-wide. Engine i has node index i + 1. */
   private readonly scopes: ScopeSettings[] | undefined;
+  private readonly readLocalOnly: boolean;
 
   constructor(count: number, options: SimGridOptions = {}) {
     this.scopes = options.scopes;
+    this.readLocalOnly = options.readLocalOnly ?? true;
     this.network = new SimNetwork(this.clock, seededRandom(options.seed ?? 1));
     for (let i = 0; i < count; i++) this.engines.push(this.createEngine(i, options.replicationFactor ?? 3));
   }
@@ -168,7 +172,7 @@ export class SimGrid {
     const scopes = this.scopes;
     if (!scopes) {
       const executor = new ReplicatedExecutor({ store, rpc, clock, logger: silentLogger(), self: id, replicationFactor, bulkTimeoutMs: 10_000 });
-      return { id, address, transport, store, rpc, executor, provider: new GridProvider(executor, clock), crashed: false };
+      return { id, address, transport, store, rpc, executor, provider: new GridProvider(executor, clock, undefined, undefined, { readLocalOnly: this.readLocalOnly }), crashed: false };
     }
     // What membership metadata tells a node: every engine's group, node index and scope keys.
     const keysOf = (k: number) => scopeKeys(scopes[k]!);
@@ -185,7 +189,7 @@ export class SimGrid {
       return k < 0 ? undefined : keysOf(k).session;
     };
     const executor = new ReplicatedExecutor({ store, rpc, clock, logger: silentLogger(), self: id, replicationFactor, bulkTimeoutMs: 10_000, place });
-    const provider = new GridProvider(executor, clock, undefined, scopedRouting(keysOf(i), sessionScopeOfGroup));
+    const provider = new GridProvider(executor, clock, undefined, scopedRouting(keysOf(i), sessionScopeOfGroup), { readLocalOnly: this.readLocalOnly });
     return { id, address, transport, store, rpc, executor, provider, crashed: false };
   }
 }

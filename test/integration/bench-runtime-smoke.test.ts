@@ -1,5 +1,5 @@
 /**
- * `npm run bench:runtime` in short: lookups beside a bare Fastify route, replicated writes, memory and a join.
+ * `npm run bench:runtime` in short: lookups (load from a separate process) beside a bare Fastify route, replicated writes, memory and a join.
  * The full run is minutes long and stays out of npm test; this one checks that the script works
  * end to end on real processes and that its figures are sane (speed is not asserted).
  */
@@ -17,9 +17,21 @@ describe('bench:runtime smoke', () => {
       killSignal: 'SIGTERM',
     });
     assert.equal(run.status, 0, run.stderr);
-    const r = JSON.parse(run.stdout) as { lookup: Record<string, number>; metrics: Record<string, number>; replicatedWrite: Record<string, number>; gridWrite: Record<string, number>; memoryBytesPerSessionPerReplica: number; join: Record<string, number> };
+    const r = JSON.parse(run.stdout) as { lookup: Record<string, number> & { load: string }; metrics: Record<string, number>; replicatedWrite: Record<string, number>; gridWrite: Record<string, number>; memoryBytesPerSessionPerReplica: number; join: Record<string, number> };
     assert.ok(r.lookup.gridRps! > 0 && r.lookup.fastifyRps! > 0, JSON.stringify(r.lookup));
     assert.equal(r.lookup.gridErrors, 0);
+    // The load came from a separate process, over 2,000 sessions with 200-byte attributes, and
+    // the peer answered a body of the same size as the engine.
+    assert.ok(['wrk', 'autocannon'].includes(r.lookup.load), r.lookup.load);
+    assert.equal(r.lookup.sessions, 2000);
+    assert.equal(r.lookup.attributesBytes, 200);
+    assert.ok(r.lookup.gridBodyBytes! > 200, `${r.lookup.gridBodyBytes} bytes`);
+    assert.equal(r.lookup.fastifyBodyBytes, r.lookup.gridBodyBytes);
+    // CPU per request of the serving processes, beside the throughput (from /proc, on Linux).
+    if (process.platform === 'linux') {
+      for (const key of ['gridCpuUsPerRequest', 'fastifyCpuUsPerRequest', 'redisCpuUsPerRequest'] as const) assert.ok(r.lookup[key]! > 0, `${key}: ${r.lookup[key]}`);
+      assert.ok(r.metrics.onCpuUsPerRequest! > 0 && r.metrics.offCpuUsPerRequest! > 0, JSON.stringify(r.metrics));
+    }
     assert.ok(r.metrics.onRps! > 0 && r.metrics.offRps! > 0 && r.metrics.errors === 0, `lookups with metrics on and off: ${JSON.stringify(r.metrics)}`);
     assert.ok(r.replicatedWrite.rps! > 0);
     assert.equal(r.replicatedWrite.errors, 0);

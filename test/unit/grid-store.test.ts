@@ -1,9 +1,9 @@
-/** GridStore details the service contract does not reach: the revocation cap. */
+/** GridStore details the service contract does not reach: the revocation cap, sweeping, dropping a partition. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ManualClock } from '../../src/core/clock.js';
 import { EVERYWHERE } from '../../src/state/grid/grid-provider.js';
-import { GridStore } from '../../src/state/grid/grid-store.js';
+import { EMPTY_DIGEST, GridStore } from '../../src/state/grid/grid-store.js';
 
 const HOUR = 3_600_000;
 
@@ -47,5 +47,29 @@ describe('grid store: sweeping everything at once', () => {
     clock.advance(2000);
     assert.equal(store.sweepAll(), 3_000);
     assert.equal(store.size('state'), 12_000);
+  });
+});
+
+describe('grid store: dropping a partition', () => {
+  it('removes every record of the partition (tombstones and the subject index included) and nothing of the others', () => {
+    const clock = new ManualClock(1_800_000_000_000);
+    const store = new GridStore(clock, 'engine-1');
+    store.set('session', 's-1', { subject: 'alice' }, clock.now() + HOUR, 7, 'alice');
+    store.set('state', 'k-1', 'v', clock.now() + HOUR, 7);
+    store.delete('state', 'k-2', 7);
+    store.set('session', 's-2', { subject: 'bob' }, clock.now() + HOUR, 8, 'bob');
+    const eightBefore = store.digest(8);
+
+    assert.equal(store.dropPartition(7), 3);
+    assert.equal(store.recordCount(7), 0);
+    assert.equal(store.digest(7), EMPTY_DIGEST);
+    assert.equal(store.has('session', 's-1'), false);
+    assert.deepEqual(store.keysByIndex('session', 'alice'), []);
+    assert.ok(!store.partitions().includes(7));
+    assert.equal(store.digest(8), eightBefore, 'partition 8 untouched');
+    assert.deepEqual(store.keysByIndex('session', 'bob'), ['s-2']);
+    // No tombstone was left: a copy arriving later is taken again (the engine may become a replica again).
+    assert.equal(store.merge({ ns: 'state', key: 'k-1', record: { json: '"v"', expiresAt: clock.now() + HOUR, version: 1, partition: 7 } }), true);
+    assert.equal(store.dropPartition(99), 0);
   });
 });

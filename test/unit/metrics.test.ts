@@ -39,7 +39,7 @@ function fakeCluster(states: string[]) {
   };
 }
 
-const gridStats: GridStats = { records: { primary: 11, backup: 22 }, partitions: { primary: 90, backup: 181 }, revocations: 5, revocationCap: 1000, revocationsEvicted: 0 };
+const gridStats: GridStats = { records: { primary: 11, backup: 22, moved: 3 }, partitions: { primary: 90, backup: 181 }, revocations: 5, revocationCap: 1000, revocationsEvicted: 0 };
 
 const consoleView: ConsoleClusterView = {
   clusterId: 'c', role: 'console', epoch: 2, configVersion: 7, mixedVersions: false, versions: ['1.0.0'], notes: [],
@@ -82,6 +82,7 @@ describe('node metrics', () => {
     assert.equal(total(f, 'cohort_transport_bytes_total', { direction: 'sent', channel: 'bulk' }), 400);
     assert.equal(total(f, 'cohort_transport_bytes_total', { direction: 'sent', channel: 'control' }), 600);
     assert.equal(total(f, 'cohort_grid_records', { placement: 'backup' }), 22);
+    assert.equal(total(f, 'cohort_grid_records', { placement: 'moved' }), 3);
     assert.equal(total(f, 'cohort_node_health', { member: 'engine-2', health: 'red' }), 1);
     assert.equal(total(f, 'cohort_node_config_replication', { member: 'engine-2', status: 'out-of-date' }), 1);
     assert.equal(total(f, 'cohort_scheduler_nodes', { state: 'recovering' }), 1);

@@ -110,6 +110,12 @@ export interface GridExecutor {
   everywhere<K extends Operation['t']>(op: Extract<Operation, { t: K }>): Promise<void>;
   /** Runs a read-only `op` on this engine's own copy (revocation checks with read_local_only). */
   local<K extends Operation['t']>(op: Extract<Operation, { t: K }>): OperationResults[K];
+  /**
+   * Which of `ids` the other engines hold as revoked, asked of as many of them as any
+   * acknowledged revocation must have reached (revocation checks with read_local_only = false);
+   * rejects with STATE_UNAVAILABLE when that many cannot be heard.
+   */
+  revokedElsewhere(ids: readonly string[]): Promise<ReadonlySet<string>>;
 }
 
 /** Everything on this engine's own store. */
@@ -130,17 +136,31 @@ export class LocalExecutor implements GridExecutor {
   local<K extends Operation['t']>(op: Extract<Operation, { t: K }>): OperationResults[K] {
     return applyOperation(this.store, op, this.clock.now(), EVERYWHERE) as OperationResults[K];
   }
+
+  /** There is no other engine. */
+  async revokedElsewhere(): Promise<ReadonlySet<string>> {
+    return new Set();
+  }
+}
+
+export interface GridProviderOptions {
+  /** `[state] read_local_only`: revocation checks answered from this engine's copy alone (default true). */
+  readLocalOnly?: boolean;
 }
 
 export class GridProvider implements StateProvider {
   readonly name = 'grid';
+  private readonly readLocalOnly: boolean;
 
   constructor(
     private readonly exec: GridExecutor,
     private readonly clock: Clock,
     private readonly onClose: () => Promise<void> = async () => undefined,
     private readonly routing: ServiceRouting = CLUSTER_ROUTING,
-  ) {}
+    options: GridProviderOptions = {},
+  ) {
+    this.readLocalOnly = options.readLocalOnly ?? true;
+  }
 
   readonly sessions = {
     create: async (input: NewSession): Promise<Session> => {
@@ -153,18 +173,19 @@ export class GridProvider implements StateProvider {
     get: async (id: string, options: SessionGetOptions = {}): Promise<Session | undefined> => {
       const partition = this.routing.sessionPartition(id);
       if (partition === undefined || this.exec.local({ t: 'revocation.get', id })) return undefined;
+      if (!this.readLocalOnly && (await this.exec.revokedElsewhere([id])).has(id)) return undefined;
       const op = { t: 'session.get', id, touch: options.touch === true, ...(options.touch && options.touchAfterMs !== undefined ? { touchAfterMs: options.touchAfterMs } : {}) } as const;
       return (await this.exec.execute(partition, op)) ?? undefined;
     },
     listBySubject: async (subject: string): Promise<Session[]> => {
       const sessions = await this.exec.execute(this.routing.partition('session', `subject:${subject}`), { t: 'session.list', subject });
-      return sessions.filter((s) => !this.revokedHere(s.id));
+      return this.notRevoked(sessions);
     },
     pageBySubject: async (subject: string, options: PageOptions): Promise<SessionPage> => {
       const op = { t: 'session.page', subject, limit: options.limit, maxBytes: options.maxBytes ?? PAGE_MAX_BYTES, ...(options.after ? { after: options.after } : {}) } as const;
       const page = await this.exec.execute(this.routing.partition('session', `subject:${subject}`), op);
       const last = page.sessions[page.sessions.length - 1];
-      const sessions = page.sessions.filter((s) => !this.revokedHere(s.id));
+      const sessions = await this.notRevoked(page.sessions);
       // The cursor is the last session looked at, revoked or not, so the walk never stalls.
       return page.more && last ? { sessions, next: { createdAt: last.createdAt, id: last.id } } : { sessions };
     },
@@ -182,11 +203,29 @@ export class GridProvider implements StateProvider {
     return this.exec.local({ t: 'revocation.get', id });
   }
 
+  /**
+   * Whether `id` is revoked: this engine's copy answers, and with read_local_only = false a
+   * "not revoked" is checked with the other engines (GridExecutor.revokedElsewhere), which
+   * costs a round trip but sees a revocation this engine's copy has not received yet.
+   */
+  private async revoked(id: string): Promise<boolean> {
+    if (this.revokedHere(id)) return true;
+    return !this.readLocalOnly && (await this.exec.revokedElsewhere([id])).has(id);
+  }
+
+  /** `sessions` without the revoked ones (those not revoked here asked of the others in one round, with read_local_only = false). */
+  private async notRevoked(sessions: Session[]): Promise<Session[]> {
+    const left = sessions.filter((s) => !this.revokedHere(s.id));
+    if (this.readLocalOnly || left.length === 0) return left;
+    const elsewhere = await this.exec.revokedElsewhere(left.map((s) => s.id));
+    return elsewhere.size === 0 ? left : left.filter((s) => !elsewhere.has(s.id));
+  }
+
   readonly revocations = {
     revoke: (id: string, expiresAt?: number): Promise<void> =>
       this.exec.everywhere({ t: 'revocation.put', id, expiresAt: expiresAt ?? this.clock.now() + DEFAULT_REVOCATION_TTL_MS }),
     revokeFor: (id: string, ttlMs: number): Promise<void> => this.exec.everywhere({ t: 'revocation.put', id, expiresAt: this.clock.now() + ttlMs }),
-    isRevoked: async (id: string): Promise<boolean> => this.revokedHere(id),
+    isRevoked: (id: string): Promise<boolean> => this.revoked(id),
   };
 
   readonly lockout = {

@@ -116,6 +116,9 @@ function recordHashes(ns: string, key: string, version: number): [number, number
   return [fmix(a ^ lo ^ Math.imul(hi, 0x9e3779b1)), fmix(b ^ hi ^ Math.imul(lo, 0x85ebca6b))];
 }
 
+/** The fingerprint of a partition of which nothing is held. */
+export const EMPTY_DIGEST = '0:0:0';
+
 /** Most revocations an engine holds by default (`[state] revocation_cap`); beyond, the oldest are evicted. */
 export const DEFAULT_REVOCATION_CAP = 1_000_000;
 
@@ -362,7 +365,27 @@ export class GridStore {
    */
   digest(partition: number): string {
     const f = this.fingerprints.get(partition);
-    return f ? `${f.count}:${(f.a >>> 0).toString(36)}:${(f.b >>> 0).toString(36)}` : '0:0:0';
+    return f ? `${f.count}:${(f.a >>> 0).toString(36)}:${(f.b >>> 0).toString(36)}` : EMPTY_DIGEST;
+  }
+
+  /**
+   * Removes every record of `partition` (tombstones and markers included) without leaving
+   * tombstones: the engine no longer replicates it and its new replicas hold what it held
+   * (replicated-executor.ts `dropMoved`). Answers how many records went.
+   */
+  dropPartition(partition: number): number {
+    const index = this.byPartition.get(partition);
+    if (index === undefined) return 0;
+    let dropped = 0;
+    for (const [ns, keys] of index) {
+      for (const key of [...keys]) {
+        this.remove(ns, key);
+        dropped++;
+      }
+    }
+    this.byPartition.delete(partition);
+    this.fingerprints.delete(partition);
+    return dropped;
   }
 
   /** Records held of `partition` (tombstones, and expired records not swept yet, included). */

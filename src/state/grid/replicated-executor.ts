@@ -28,11 +28,15 @@
  * - After the set of serving engines changes, every engine pushes the partitions that moved
  *   to their new replicas (where their fingerprints differ), and every replica resynchronises
  *   its partitions in the background the same way; a primary does so before serving a
- *   partition again.
+ *   partition again. An engine keeps the records of a partition that moved away from it until
+ *   every engine of the new replica set has confirmed holding its copy, then drops them
+ *   (`dropMoved`), so its memory returns to its share after every rebalancing.
  * - Revocations live on every engine (`everywhere`), acknowledged once a majority of the
  *   cluster's engines hold them (every active one, when failed engines leave fewer than that
  *   and the witnesses made the majority) and resent to the others; a starting engine downloads them
- *   before it is ready.
+ *   before it is ready. Checks are answered from this engine's copy; with read_local_only =
+ *   false, an id it does not hold is also asked of as many engines as acknowledge a revocation
+ *   (`revokedElsewhere`), so the two sets meet and no acknowledged revocation is missed.
  *
  * Records carry hybrid-logical-clock versions (grid-store.ts): merging is idempotent and the
  * newer copy wins, so pushes, pulls and retries can overlap freely.
@@ -42,7 +46,7 @@ import { CohortError, isCohortError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { RawText, type Rpc } from '../../rpc/rpc.js';
 import { EVERYWHERE, PARTITION_COUNT, type GridExecutor } from './grid-provider.js';
-import type { GridStore, RecordChange } from './grid-store.js';
+import { EMPTY_DIGEST, type GridStore, type RecordChange } from './grid-store.js';
 import { applyOperation, isReadOnly, isRepeatable, type Operation, type OperationResults } from './operations.js';
 import { changedPartitions, placeScopes, writeQuorum, type Placement } from './placement.js';
 import { CLUSTER_SCOPE } from './scopes.js';
@@ -92,6 +96,8 @@ const SEEN_SERVING_POLL_MS = 20;
  * runtime API keep every value far below that.
  */
 const BULK_MESSAGE_CHARS = 4 << 20;
+/** Most ids one `grid.revoked` request asks about (a longer list goes in several). */
+const REVOKED_QUERY_MAX = 1000;
 
 export class ReplicatedExecutor implements GridExecutor {
   private readonly o: ReplicatedExecutorOptions;
@@ -152,6 +158,12 @@ export class ReplicatedExecutor implements GridExecutor {
     });
     rpc.handle('grid.digests', (body) => (body as { partitions: number[] }).partitions.map((p) => this.o.store.digest(p)));
     rpc.handle('grid.serving', () => [...this.serving]);
+    // Of the ids asked, those this engine holds as revoked (read_local_only = false elsewhere).
+    rpc.handle('grid.revoked', (body) => {
+      const { ids } = body as { ids?: unknown };
+      if (!Array.isArray(ids) || ids.length > REVOKED_QUERY_MAX || !ids.every((id) => typeof id === 'string')) throw new CohortError('STATE_UNAVAILABLE', `grid.revoked takes a list of at most ${REVOKED_QUERY_MAX} ids`);
+      return (ids as string[]).filter((id) => this.o.store.has('revocation', id));
+    });
     // The answer's first line lists the partitions it holds whole (as many as fit in one
     // message). A partition too large for one message comes in slices: the first line is then
     // `{"done": [...], "partial": {"partition", "after"}}`, and the next request carries
@@ -380,6 +392,59 @@ export class ReplicatedExecutor implements GridExecutor {
     return applyOperation(this.o.store, op, this.o.clock.now(), EVERYWHERE) as OperationResults[K];
   }
 
+  /**
+   * Which of `ids` the other engines hold as revoked (revocation checks with
+   * read_local_only = false, for ids this engine's own copy does not hold).
+   *
+   * Invariants:
+   * - It hears from as many other engines as `everywhere` needs to acknowledge a revocation
+   *   (a majority of the known engines with this one, or every active one when the
+   *   witnesses made the majority), so the engines heard and those that acknowledged any
+   *   revocation share at least one: an acknowledged revocation is always found.
+   * - One engine holding an id is enough for it: the answer comes as soon as every id is
+   *   found, or once enough engines said no.
+   * - An engine that sees no majority of the voters, or cannot hear from enough engines,
+   *   answers STATE_UNAVAILABLE: a check that cannot be complete fails closed.
+   */
+  revokedElsewhere(ids: readonly string[]): Promise<ReadonlySet<string>> {
+    const found = new Set<string>();
+    if (ids.length === 0) return Promise.resolve(found);
+    const decision = this.writeDecision();
+    if (!decision.accepted) return Promise.reject(new CohortError('STATE_UNAVAILABLE', `${describeRefusal(this.o.self, decision)}; a revocation check (read_local_only = false) needs a majority too`));
+    const others = [...this.engines].filter(([id]) => id !== this.o.self).map(([, address]) => address);
+    const need = Math.min(writeQuorum(Math.max(this.knownEngines, this.engines.size)) - 1, others.length);
+    if (need === 0) return Promise.resolve(found);
+    const wanted = new Set(ids);
+    const chunks: string[][] = [];
+    for (let i = 0; i < ids.length; i += REVOKED_QUERY_MAX) chunks.push(ids.slice(i, i + REVOKED_QUERY_MAX));
+    return new Promise((resolve, reject) => {
+      let answered = 0;
+      let failed = 0;
+      let settled = false;
+      for (const address of others) {
+        Promise.all(chunks.map((chunk) => this.o.rpc.call<string[]>(address, 'grid.revoked', { ids: chunk }))).then(
+          (lists) => {
+            if (settled) return;
+            answered++;
+            for (const list of lists) for (const id of list) if (wanted.has(id)) found.add(id);
+            if (found.size === wanted.size || answered >= need) {
+              settled = true;
+              resolve(found);
+            }
+          },
+          (err: unknown) => {
+            if (settled) return;
+            failed++;
+            if (others.length - failed < need) {
+              settled = true;
+              reject(asStateError(err, `${need} of the other engines to check revocations (read_local_only = false): ${failed} of ${others.length} did not answer`));
+            }
+          },
+        );
+      }
+    });
+  }
+
   // ------------------------------------------------------------------ primary side
 
   private primaryOf(partition: number): string | undefined {
@@ -522,12 +587,18 @@ export class ReplicatedExecutor implements GridExecutor {
     const allAnswered = answers.every((a) => a.status === 'fulfilled');
     if (everyEngine && !allAnswered) return partitions.filter((p) => this.unsynced.has(p));
     const pulls = new Map<string, number[]>(); // address → partitions to pull from it
+    const pushBack = new Map<string, number[]>(); // address → partitions to push to it afterwards
+    const add = (to: Map<string, number[]>, address: string, p: number): void => {
+      const list = to.get(address);
+      if (list) list.push(p);
+      else to.set(address, [p]);
+    };
     const ok = new Set<number>();
     partitions.forEach((p, index) => {
       // Revocations (EVERYWHERE): any engine that answers is a replica.
       const replicas = p === EVERYWHERE ? sources.map(([id]) => id) : (placement.get(p) ?? []);
       const mine = this.o.store.digest(p);
-      const byDigest = new Map<string, string[]>(); // differing fingerprint → addresses holding it
+      const byDigest = new Map<string, Array<[string, string]>>(); // differing fingerprint → engines holding it
       let replicaAnswered = replicas.every((id) => id === this.o.self);
       answers.forEach((a, i) => {
         if (a.status !== 'fulfilled' || typeof a.value[index] !== 'string') return;
@@ -535,28 +606,34 @@ export class ReplicatedExecutor implements GridExecutor {
         const digest = a.value[index];
         if (digest === mine) return;
         const holders = byDigest.get(digest) ?? [];
-        holders.push(sources[i]![1]);
+        holders.push(sources[i]!);
         byDigest.set(digest, holders);
       });
       if (!replicaAnswered) return;
       ok.add(p);
-      for (const holders of byDigest.values()) {
-        const from = holders[(p + holders.length) % holders.length]!; // p is -1 for EVERYWHERE
-        pulls.set(from, [...(pulls.get(from) ?? []), p]);
+      for (const [digest, holders] of byDigest) {
+        // One engine per fingerprint, a replica where one holds it (spread over them: p is -1
+        // for EVERYWHERE). An engine that holds nothing has nothing to pull; and what this
+        // engine holds goes back to replicas only: an engine outside the replica set would keep
+        // a copy it does not serve (it drops it again: dropMoved), so a sync would spread every
+        // partition it touches over the whole cluster.
+        const replicaHolders = holders.filter(([id]) => replicas.includes(id));
+        const pool = replicaHolders.length > 0 ? replicaHolders : holders;
+        const [id, from] = pool[(p + pool.length) % pool.length]!;
+        if (digest !== EMPTY_DIGEST) add(pulls, from, p);
+        if (p !== EVERYWHERE && replicas.includes(id)) add(pushBack, from, p);
       }
     });
     // An engine that answered its fingerprint but not the transfer is unreachable now, like one
     // that never answered: it exchanges again when it reappears (setEngines resyncs then).
     const pullLists = [...pulls];
     const pulled = await Promise.allSettled(pullLists.map(([address, list]) => this.pullFrom(address, list)));
-    // And the other way, in the background: what this engine holds that a source lacks, or
+    // And the other way, in the background: what this engine holds that a replica lacks, or
     // holds older, reaches it too (merging keeps the newer copy), so two copies that differ
     // end up alike, not only this one. Above all, markers of undone writes (grid-store.ts)
     // held here reach a replica that took the undone write before its revert could.
-    for (const [address, list] of pullLists) {
-      if (list.includes(EVERYWHERE)) continue; // revocations: exchanged on their own
-      this.pushWhereDifferent(address, list).catch(() => undefined);
-    }
+    // Revocations are exchanged on their own.
+    for (const [address, list] of pushBack) this.pushWhereDifferent(address, list).catch(() => undefined);
     if (everyEngine && pulled.some((r) => r.status === 'rejected')) return partitions.filter((p) => this.unsynced.has(p));
     // But a partition it was sending is not synchronised: it moves in chunks, and only the
     // last one makes it whole. It is tried again (from any engine holding it).
@@ -724,8 +801,80 @@ export class ReplicatedExecutor implements GridExecutor {
       this.antiEntropyTimer = undefined;
       void this.antiEntropy()
         .catch(() => undefined)
+        .then(() => this.dropMoved())
+        .catch(() => undefined)
         .finally(() => this.scheduleAntiEntropy());
     }, ANTI_ENTROPY_MS);
+  }
+
+  /**
+   * Drops the records of partitions this engine no longer replicates, once their new replicas
+   * hold them; until then they stay, so memory returns to this engine's share after every
+   * rebalancing without an acknowledged write ever resting on fewer engines than before.
+   *
+   * Invariants:
+   * - A partition is dropped only after every engine of its replica set (as this engine sees
+   *   it) has acknowledged merging this engine's copy (`pushWhereDifferent`: nothing is sent
+   *   where fingerprints are equal). A merge keeps the newer version and refuses only expired
+   *   records and undone versions (grid-store.ts), so each of them then holds every record
+   *   dropped here, or something that supersedes it.
+   * - The check and the drop of a partition happen in one turn of the event loop, and only if its
+   *   fingerprint is the one it had before the push: a record that arrived meanwhile (a
+   *   primary that still sees this engine as a backup) waits for the next round, when it is
+   *   pushed in turn. The same when the replica set changed meanwhile.
+   * - Not while a change of the partition is in flight here (its undo needs the records) or a
+   *   sync of it runs, nor before this engine serves (a starting engine's placement leaves it
+   *   out of every replica set), nor for revocations (every engine holds them).
+   * - A replica set this engine cannot reach entirely keeps the copy here: it is tried again
+   *   every ANTI_ENTROPY_MS, and the push doubles as repair of a replica that lacks records.
+   */
+  private async dropMoved(): Promise<void> {
+    if (this.closed || !this.initialSyncDone || !this.selfServing) return;
+    const targets = new Map<string, number[]>(); // engine id → moved partitions to confirm there
+    const pushed = new Map<number, { digest: string; replicas: readonly string[] }>();
+    for (const p of this.o.store.partitions()) {
+      if (p === EVERYWHERE || this.o.store.recordCount(p) === 0 || !this.movedAway(p)) continue;
+      const replicas = this.placement.get(p)!;
+      if (!replicas.every((id) => this.engines.has(id))) continue;
+      pushed.set(p, { digest: this.o.store.digest(p), replicas });
+      for (const id of replicas) {
+        const list = targets.get(id);
+        if (list) list.push(p);
+        else targets.set(id, [p]);
+      }
+    }
+    if (pushed.size === 0) return;
+    const unconfirmed = new Set<number>();
+    await Promise.all(
+      [...targets].map(async ([id, partitions]) => {
+        const address = this.engines.get(id);
+        try {
+          if (address === undefined) throw new CohortError('STATE_PLACEMENT_CHANGING', `engine ${id} left`);
+          await this.pushWhereDifferent(address, partitions);
+        } catch {
+          for (const p of partitions) unconfirmed.add(p);
+        }
+      }),
+    );
+    let dropped = 0;
+    for (const [p, before] of pushed) {
+      if (this.closed) return;
+      if (unconfirmed.has(p) || !this.movedAway(p) || this.o.store.digest(p) !== before.digest) continue;
+      const replicas = this.placement.get(p)!;
+      if (replicas.length !== before.replicas.length || replicas.some((id, i) => id !== before.replicas[i])) continue;
+      dropped += this.o.store.dropPartition(p);
+      // One partition per turn: after a join, an engine drops the share the newcomer takes (a
+      // quarter of its records when a fourth engine joins three), which in one turn would hold
+      // up its requests.
+      await this.sleep(0);
+    }
+    if (dropped > 0) this.o.logger.debug({ records: dropped }, 'dropped the records of partitions now held by other engines');
+  }
+
+  /** This engine holds `p` but is not one of its replicas, and nothing of it is being changed or synchronised here. */
+  private movedAway(p: number): boolean {
+    const replicas = this.placement.get(p);
+    return replicas !== undefined && replicas.length > 0 && !replicas.includes(this.o.self) && !this.writesInFlight.has(p) && !this.syncing.has(p);
   }
 
   /**
