@@ -15,6 +15,7 @@ import { CLUSTER_SCOPE, scopeKeys, type ScopeSettings } from '../../src/state/gr
 import { GridStore } from '../../src/state/grid/grid-store.js';
 import { ReplicatedExecutor } from '../../src/state/grid/replicated-executor.js';
 import type { StateProvider } from '../../src/state/services.js';
+import type { StateHarness } from './state-contract.js';
 import { TransportMux } from '../../src/transport/mux.js';
 
 export interface SimEngine {
@@ -113,6 +114,23 @@ export class SimGrid {
   }
 
   /** Lets `ms` of simulated time pass (messages flow, timers fire). */
+  /**
+   * The state contract's harness over this grid: every call through the next engine; every
+   * engine holds every revocation (those that got it late too), so its expiry is the latest.
+   */
+  contractHarness(): StateHarness {
+    return {
+      provider: this.anyEngine(),
+      now: () => this.clock.now(),
+      advance: (ms) => this.advance(ms),
+      revocationExpiresAt: async (id) => {
+        const found = this.engines.map((e) => e.store.record('revocation', id)?.expiresAt).filter((at): at is number => at !== undefined);
+        return found.length === 0 ? undefined : Math.max(...found);
+      },
+      close: async () => this.close(),
+    };
+  }
+
   async advance(ms: number): Promise<void> {
     await runUntil(this.tick, () => false, ms, 1);
   }

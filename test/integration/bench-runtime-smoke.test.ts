@@ -11,7 +11,7 @@ import { PACKAGE_ROOT } from '../helpers/paths.js';
 
 describe('bench:runtime smoke', () => {
   it('bench:runtime measures lookups beside a bare Fastify route, replicated writes (HTTP and inside the grid, beside Redis), memory and a join', () => {
-    const run = spawnSync(process.execPath, ['--expose-gc', join(PACKAGE_ROOT, 'dist/bench/runtime.js'), '--seconds', '1', '--connections', '10', '--join-sessions', '3000', '--join-revocations', '200', '--metrics-rounds', '1', '--json'], {
+    const run = spawnSync(process.execPath, ['--expose-gc', join(PACKAGE_ROOT, 'dist/bench/runtime.js'), '--seconds', '1', '--warmup', '0', '--rounds', '1', '--connections', '10', '--join-sessions', '3000', '--join-revocations', '200', '--metrics-rounds', '1', '--json'], {
       encoding: 'utf8',
       timeout: 150_000,
       killSignal: 'SIGTERM',

@@ -91,12 +91,15 @@ describe('The cluster port before the secret is proven', () => {
         await probe(a.address, helloThenBadProof(next % 2 === 0 ? 2 : 1));
       }
     };
+    const started = performance.now();
     await Promise.all(Array.from({ length: parallel }, worker));
     await new Promise((r) => setTimeout(r, 200));
+    const minutes = Math.ceil((performance.now() - started) / 60_000);
     assert.equal(a.transport.stats().handshakesRefused, total);
     const warnings = log.lines.filter((l) => l.level >= WARN);
-    console.log(`10,000 refused handshakes (half a wrong proof, half another protocol version) wrote ${warnings.length} warning lines`);
-    // One line per source host and reason a minute: here one host, two reasons.
-    assert.ok(warnings.length <= 4, JSON.stringify(warnings.slice(0, 10)));
+    console.log(`10,000 refused handshakes (half a wrong proof, half another protocol version) wrote ${warnings.length} warning lines in ${minutes} minute(s)`);
+    // One line per source host and reason a minute, and one line a minute summing the rest:
+    // here one host, two reasons (a busy machine may take more than a minute for the 10,000).
+    assert.ok(warnings.length <= 3 * minutes + 1, JSON.stringify(warnings.slice(0, 10)));
   });
 });

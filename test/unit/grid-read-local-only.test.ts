@@ -25,16 +25,7 @@ function providersOf(grid: SimGrid, i: number): { local: GridProvider; consultin
 // The whole service contract holds with every check consulting the other engines.
 stateContract('grid, three engines, read_local_only = false, each call through the next engine', async () => {
   const grid = await SimGrid.started(3, { readLocalOnly: false });
-  return {
-    provider: grid.anyEngine(),
-    now: () => grid.clock.now(),
-    advance: (ms) => grid.advance(ms),
-    revocationExpiresAt: async (id) => {
-      const found = grid.engines.map((e) => e.store.record('revocation', id)?.expiresAt).filter((at): at is number => at !== undefined);
-      return found.length === 0 ? undefined : Math.max(...found);
-    },
-    close: async () => grid.close(),
-  };
+  return grid.contractHarness();
 });
 
 describe('read_local_only = false: revocation checks consult the other engines', () => {

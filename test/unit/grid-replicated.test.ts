@@ -10,17 +10,7 @@ import { stateContract } from '../helpers/state-contract.js';
 
 stateContract('grid, three engines, each call through the next engine', async () => {
   const grid = await SimGrid.started(3);
-  return {
-    provider: grid.anyEngine(),
-    now: () => grid.clock.now(),
-    advance: (ms) => grid.advance(ms),
-    // Every engine holds every revocation (those that got it late too): the latest expiry.
-    revocationExpiresAt: async (id) => {
-      const found = grid.engines.map((e) => e.store.record('revocation', id)?.expiresAt).filter((at): at is number => at !== undefined);
-      return found.length === 0 ? undefined : Math.max(...found);
-    },
-    close: async () => grid.close(),
-  };
+  return grid.contractHarness();
 });
 
 describe('replicated grid under failures', () => {
