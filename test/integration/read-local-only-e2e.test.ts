@@ -8,11 +8,9 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { startNode, waitUntil, type TestNode } from '../helpers/cluster.js';
 import { alive } from '../helpers/processes.js';
+import { tmpDir } from '../helpers/tmp.js';
 
 const API_KEY = 'read-local-only-e2e-key-0123456789';
 
@@ -32,8 +30,7 @@ async function writesAccepted(n: TestNode): Promise<boolean | undefined> {
 
 describe('read_local_only with real processes', () => {
   it('an engine with read_local_only = false that cannot hear from a majority fails its revocation checks closed; one with the default answers from its own copy', async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), 'cohort-read-local-'));
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const dir = tmpDir(t, 'cohort-read-local-');
     const consoleNode = await startNode(t, dir, 'console', { role: 'console' });
     const http = { api_keys: API_KEY };
     const e1 = await startNode(t, dir, 'engine-1', { peers: consoleNode.address, overrides: { http, state: { read_local_only: 'false' } } });
