@@ -5,12 +5,13 @@
 // interpret directory arguments to --test differently. Three groups, one after the other:
 // - unit: in-process tests (the simulators among them), four files at a time;
 // - integration: real processes on real ports (clusters, proxies, browsers, the benches' smokes),
-//   four files at a time: much of their time is spent waiting on processes, and they assert
+//   three files at a time: much of their time is spent waiting on processes, and they assert
 //   behaviour with generous deadlines, never speed (the figures they print are the benches'
 //   business, measured on a quiet machine);
 // - serial: the few whose behaviour depends on time itself (no false suspicion of a node that is
-//   merely slow, a real sign-in served during a flood), one at a time so that no other test
-//   competes with them for the two cores.
+//   merely slow, a schedule run once per period with second-scale claim timeouts, a real sign-in
+//   served during a flood), one at a time so that no other test competes with them for the two
+//   cores: starved of CPU for longer than those timeouts, a node is rightly taken for dead.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -54,7 +55,7 @@ const groups = [
   // The simulator files run hundreds of seeds each: four at a time on two cores, one may take
   // two minutes or more, so the unit group's per-file limit is wider.
   { name: 'unit', files: longFirst(testFiles('dist/test/unit')), concurrency: 4, timeoutMs: 300_000 },
-  { name: 'integration', files: longFirst(testFiles('dist/test/integration')), concurrency: 4, timeoutMs: 300_000 },
+  { name: 'integration', files: longFirst(testFiles('dist/test/integration')), concurrency: 3, timeoutMs: 300_000 },
   { name: 'serial', files: testFiles('dist/test/serial'), concurrency: 1 },
 ].filter((g) => only.length === 0 || only.includes(g.name));
 
