@@ -22,8 +22,9 @@ import { systemClock, type Clock } from '../core/clock.js';
 import { CohortError, ERROR_CODES, type ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { COHORT_VERSION } from '../core/version.js';
-import { bearerToken, hashMatchesAny, sha256 } from '../http/bearer-auth.js';
-import { setBadUrlCode, syncHook } from '../http/server.js';
+import { bearerToken, MatchedKeys } from '../http/bearer-auth.js';
+import { addFastLane, sendLaneAnswer } from '../http/fast-lane.js';
+import { errorAnswer, setBadUrlCode, syncHook } from '../http/server.js';
 import type { LockoutStatus, Session, SessionCursor, StateProvider } from '../state/services.js';
 import type { DecisionCaches } from './access/decision-caches.js';
 import { registerAccessDoors } from './access/doors.js';
@@ -161,6 +162,12 @@ const lockoutResponse = {
   type: 'object',
   properties: { locked: { type: 'boolean' }, failures: { type: 'integer' }, retryAfterSeconds: { type: 'integer' } },
 } as const;
+
+/** The session lookup route, and the prefix of the URLs its lane takes. */
+const SESSION_ROUTE = '/runtime/v1/sessions/:id';
+const SESSION_LANE_PREFIX = '/runtime/v1/sessions/';
+/** Characters the router reads in a URL (a path separator, an escape, a query, a fragment): an id with one is the route's. */
+const LANE_UNSAFE_ID = /[/%?#;]/;
 
 /** A session as the API shows it: times as ISO 8601, durations in seconds. */
 function sessionView(s: Session) {
@@ -310,19 +317,55 @@ export function registerRuntimeApi(app: FastifyInstance, options: RuntimeApiOpti
 
   registerBackchannelLogout(app, { provider, settings, clock: options.clock ?? systemClock, log: app.log as unknown as Logger });
 
+  // Keys of scope runtime (and [http] api_keys) and keys of scope read, each checked once per key while the keys stay the same.
+  const runtimeKeys = new MatchedKeys();
+  const readKeys = new MatchedKeys();
+  /** The scope the request's bearer key has: `runtime`, `read`, or the refusal. */
+  const keyScope = (request: Pick<FastifyRequest, 'headers'>): 'runtime' | 'read' | CohortError => {
+    const { apiKeyHashes: issued, readKeyHashes } = settings();
+    if (options.apiKeyHashes.length === 0 && issued.length === 0) {
+      return new CohortError('AUTH_NO_API_KEYS', 'this engine has no API key: none in [http] api_keys, none issued by the console');
+    }
+    const token = bearerToken(request);
+    if (token === undefined) return new CohortError('AUTH_MISSING_CREDENTIAL', 'missing Authorization: Bearer <API key>');
+    if (runtimeKeys.matches(token, options.apiKeyHashes, issued)) return 'runtime';
+    if (readKeys.matches(token, readKeyHashes)) return 'read';
+    return new CohortError('AUTH_INVALID_CREDENTIAL', 'invalid API key');
+  };
+
+  // The session lookup's lane (http/fast-lane.ts), the runtime API's hot path: a GET of one
+  // session by a plain id (no percent-encoding, nothing the router would read otherwise) with
+  // a key whose scope allows it; everything else takes the route below.
+  let laneRequests = 0;
+  addFastLane(app, (req, res) => {
+    const url = req.url;
+    if (req.method !== 'GET' || url === undefined || !url.startsWith(SESSION_LANE_PREFIX)) return false;
+    const q = url.indexOf('?');
+    const sessionId = url.slice(SESSION_LANE_PREFIX.length, q === -1 ? undefined : q);
+    const query = q === -1 ? '' : url.slice(q);
+    if (query !== '' && query !== '?touch=true' && query !== '?touch=false') return false;
+    if (!ID.test(sessionId) || LANE_UNSAFE_ID.test(sessionId)) return false;
+    const h = req.headers;
+    if ((h['content-length'] !== undefined && h['content-length'] !== '0') || h['transfer-encoding'] !== undefined) return false;
+    const scope = keyScope(req);
+    if (scope !== 'runtime' && (scope !== 'read' || query === '?touch=true')) return false;
+    const startedAt = performance.now();
+    const fail = (err: Error): void => {
+      const a = errorAnswer(err, app.log, { reqId: `lane-${++laneRequests}`, method: 'GET', url: url.slice(0, q === -1 ? undefined : q) });
+      sendLaneAnswer(app, req, res, SESSION_ROUTE, startedAt, { status: a.status, headers: a.headers, body: JSON.stringify(a.body) });
+    };
+    provider.sessions.get(sessionId, { touch: query === '?touch=true' }).then((s) => {
+      if (!s) return fail(notFound('session'));
+      sendLaneAnswer(app, req, res, SESSION_ROUTE, startedAt, { status: 200, headers: {}, body: JSON.stringify(sessionView(s)) });
+    }, fail);
+    return true;
+  });
+
   app.register(async (api) => {
     const authenticate = (request: FastifyRequest): void => {
-      const { apiKeyHashes: issued, readKeyHashes } = settings();
-      if (options.apiKeyHashes.length === 0 && issued.length === 0) {
-        throw new CohortError('AUTH_NO_API_KEYS', 'this engine has no API key: none in [http] api_keys, none issued by the console');
-      }
-      const token = bearerToken(request);
-      if (token === undefined) throw new CohortError('AUTH_MISSING_CREDENTIAL', 'missing Authorization: Bearer <API key>');
-      const hash = sha256(token);
-      const ok = hashMatchesAny(hash, options.apiKeyHashes, issued);
-      const readOnly = hashMatchesAny(hash, readKeyHashes);
-      if (!ok && !readOnly) throw new CohortError('AUTH_INVALID_CREDENTIAL', 'invalid API key');
-      if (!ok) checkReadScope(request);
+      const scope = keyScope(request);
+      if (scope instanceof CohortError) throw scope;
+      if (scope === 'read') checkReadScope(request);
     };
     api.addHook('onRequest', syncHook(authenticate));
     api.addHook('preValidation', syncHook(checkIds));

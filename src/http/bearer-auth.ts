@@ -4,7 +4,7 @@ import { constantTimeEqual } from '../core/constant-time.js';
 import { CohortError } from '../core/errors.js';
 
 /** The token of an `Authorization: Bearer <token>` header, or undefined. */
-export function bearerToken(request: FastifyRequest): string | undefined {
+export function bearerToken(request: Pick<FastifyRequest, 'headers'>): string | undefined {
   const header = request.headers.authorization;
   if (typeof header !== 'string') return undefined;
   const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
@@ -36,4 +36,36 @@ export function hashMatchesAny(hash: Buffer, ...lists: ReadonlyArray<readonly Bu
   let ok = false;
   for (const list of lists) for (const expected of list) ok = constantTimeEqual(hash, expected) || ok;
   return ok;
+}
+
+/** Most keys a MatchedKeys remembers; past it, it forgets them all and starts again. */
+const MATCHED_KEYS_MAX = 256;
+
+/**
+ * `hashMatchesAny` for a key presented again and again (a gateway sends its key with every
+ * request): the keys that matched lately are remembered, so the hash is paid once per key, not
+ * once per request. Only matches are kept: a wrong key is always hashed and compared in
+ * constant time, and no one can fill the memory without holding a valid key. The memory is
+ * emptied whenever the expected hashes change (a key issued or revoked on the console), so a
+ * revoked key is refused from the first request after the change.
+ */
+export class MatchedKeys {
+  private lists: ReadonlyArray<readonly Buffer[]> = [];
+  private readonly known = new Set<string>();
+
+  matches(key: string, ...lists: ReadonlyArray<readonly Buffer[]>): boolean {
+    let same = lists.length === this.lists.length;
+    for (let i = 0; same && i < lists.length; i++) same = lists[i] === this.lists[i];
+    if (!same) {
+      this.known.clear();
+      this.lists = lists;
+    }
+    if (this.known.has(key)) return true;
+    const ok = hashMatchesAny(sha256(key), ...lists);
+    if (ok) {
+      if (this.known.size >= MATCHED_KEYS_MAX) this.known.clear();
+      this.known.add(key);
+    }
+    return ok;
+  }
 }

@@ -9,6 +9,7 @@ import { systemClock, type Clock } from '../core/clock.js';
 import { CohortError, ERROR_CODES, type ErrorCode } from '../core/errors.js';
 import { WarningLimiter } from '../core/warning-limiter.js';
 import { formatAddress, type Address } from '../config/values.js';
+import { installFastLanes } from './fast-lane.js';
 
 export interface HttpServerOptions {
   logger: Logger;
@@ -25,6 +26,8 @@ export interface HttpServerOptions {
   closeConnections?: 'all' | 'idle';
   /** HTTPS: the clock that bounds the log of failed handshakes (default: the system's). */
   clock?: Clock;
+  /** false: every request goes through Fastify's route, none through a fast lane (http/fast-lane.ts; tests compare the two). */
+  fastLanes?: boolean;
 }
 
 /**
@@ -119,7 +122,7 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
             ? ['HTTP_URI_TOO_LONG', 'a path segment of the URL is too long']
             : // Fastify's message may quote the whole URL; a refusal never echoes it.
               ['HTTP_BAD_REQUEST', 'the request URL cannot be routed'];
-      refused(request, code, message);
+      refused(request.log, requestFields(request), code, message);
       return (reply as FastifyReply).code(ERROR_CODES[code].status).send({ error: { code, message } });
     },
     // What Node's HTTP parser refuses before Fastify sees a request (a header block over the
@@ -139,6 +142,7 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   }) as unknown as FastifyInstance;
 
   if (options.tls) watchTlsFailures(app, options);
+  installFastLanes(app, { disabled: options.fastLanes === false });
 
   const json = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
@@ -163,28 +167,41 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   });
 
   app.setErrorHandler((err: FastifyError | CohortError, request, reply) => {
-    if (err instanceof CohortError) {
-      if (err.status === 500) request.log.error({ err, code: err.code, ...requestFields(request) }, 'request failed');
-      else refused(request, err.code, err.message);
-      // A refusal that says when to come back says it in the standard header too.
-      const retryAfter = err.details?.retryAfterSeconds;
-      if (typeof retryAfter === 'number' && Number.isFinite(retryAfter) && !reply.hasHeader('retry-after')) void reply.header('retry-after', String(Math.max(0, Math.ceil(retryAfter))));
-      return reply.code(err.status).send(err.toBody());
-    }
-    const mapped = err.code ? FASTIFY_CODES[err.code] : undefined;
-    if (err.validation || mapped || (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500)) {
-      const code: ErrorCode = mapped ?? 'HTTP_BAD_REQUEST';
-      refused(request, code, err.message);
-      return reply.code(ERROR_CODES[code].status).send({ error: { code, message: err.message } });
-    }
-    request.log.error({ err, ...requestFields(request) }, 'request failed');
-    return reply.code(500).send({ error: { code: 'HTTP_INTERNAL', message: 'internal error; see the node log' } });
+    const answer = errorAnswer(err, request.log, requestFields(request));
+    for (const [name, value] of Object.entries(answer.headers)) if (!reply.hasHeader(name)) void reply.header(name, value);
+    return reply.code(answer.status).send(answer.body);
   });
 
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send({ error: { code: 'HTTP_NOT_FOUND', message: `no route for ${request.method} ${request.url.split('?')[0]}` } }),
   );
   return app;
+}
+
+/**
+ * How a failed request is answered and logged (the error handler of every server, and the
+ * fast lanes, http/fast-lane.ts): a CohortError with its own status and code; Fastify's
+ * refusals (validation, body limits, media types) as their Cohort codes; anything else as 500
+ * HTTP_INTERNAL, logged with its stack. Refusals are logged once at warn.
+ */
+export function errorAnswer(err: FastifyError | CohortError | Error, log: Pick<FastifyBaseLogger, 'warn' | 'error'>, fields: RequestFields): { status: number; body: { error: { code: string; message: string } }; headers: Record<string, string> } {
+  if (err instanceof CohortError) {
+    if (err.status === 500) log.error({ err, code: err.code, ...fields }, 'request failed');
+    else refused(log, fields, err.code, err.message);
+    // A refusal that says when to come back says it in the standard header too.
+    const retryAfter = err.details?.retryAfterSeconds;
+    const headers: Record<string, string> = typeof retryAfter === 'number' && Number.isFinite(retryAfter) ? { 'retry-after': String(Math.max(0, Math.ceil(retryAfter))) } : {};
+    return { status: err.status, body: err.toBody() as { error: { code: string; message: string } }, headers };
+  }
+  const f = err as FastifyError;
+  const mapped = f.code ? FASTIFY_CODES[f.code] : undefined;
+  if (f.validation || mapped || (f.statusCode !== undefined && f.statusCode >= 400 && f.statusCode < 500)) {
+    const code: ErrorCode = mapped ?? 'HTTP_BAD_REQUEST';
+    refused(log, fields, code, err.message);
+    return { status: ERROR_CODES[code].status, body: { error: { code, message: err.message } }, headers: {} };
+  }
+  log.error({ err, ...fields }, 'request failed');
+  return { status: 500, body: { error: { code: 'HTTP_INTERNAL', message: 'internal error; see the node log' } }, headers: {} };
 }
 
 /**
@@ -243,11 +260,18 @@ function emptyBodyAsObject(request: FastifyRequest, _reply: FastifyReply, done: 
  * cannot be reached for now): one warning with its code, no stack trace, which would only
  * show where the refusal was decided and bury real faults in the log.
  */
-function refused(request: FastifyRequest, code: ErrorCode, reason: string): void {
-  request.log.warn({ code, reason, ...requestFields(request) }, 'request refused');
+function refused(log: Pick<FastifyBaseLogger, 'warn'>, fields: RequestFields, code: ErrorCode, reason: string): void {
+  log.warn({ code, reason, ...fields }, 'request refused');
 }
 
-function requestFields(request: FastifyRequest): { reqId: string; method: string; url: string } {
+/** What a log line about a request names: its id, method and path (never its query, which may carry secrets). */
+export interface RequestFields {
+  reqId: string;
+  method: string;
+  url: string;
+}
+
+function requestFields(request: FastifyRequest): RequestFields {
   return { reqId: request.id, method: request.method, url: request.url.split('?')[0]! };
 }
 

@@ -15,6 +15,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
 import type { RpcObserver } from '../rpc/rpc.js';
+import { observeLaneAnswers } from '../http/fast-lane.js';
 
 /** Label values of one series, and its value. */
 export type Sample = [labels: LabelValues<string>, value: number];
@@ -126,17 +127,21 @@ export class NodeMetrics {
   instrumentHttp(app: FastifyInstance, server: string): void {
     const children = this.httpChildren;
     const histogram = this.httpDuration;
-    app.addHook('onResponse', (request, reply, done) => {
-      const route = request.routeOptions.url ?? 'unmatched';
-      const key = `${server} ${request.method} ${reply.statusCode} ${route}`;
+    const observe = (method: string, status: number, route: string, seconds: number): void => {
+      const key = `${server} ${method} ${status} ${route}`;
       let child = children.get(key);
       if (child === undefined) {
-        child = histogram.labels({ server, route, method: request.method, status: String(reply.statusCode) });
+        child = histogram.labels({ server, route, method, status: String(status) });
         children.set(key, child);
       }
-      child.observe(reply.elapsedTime / 1000);
+      child.observe(seconds);
+    };
+    app.addHook('onResponse', (request, reply, done) => {
+      observe(request.method, reply.statusCode, request.routeOptions.url ?? 'unmatched', reply.elapsedTime / 1000);
       done();
     });
+    // The requests a fast lane answers (http/fast-lane.ts) never reach the hook.
+    observeLaneAnswers(app, observe);
   }
 
   /** One access decision (engine/access/decision-log.ts calls it where the log line is written). */

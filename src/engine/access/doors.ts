@@ -14,10 +14,13 @@
  *   exactly 200 on allow, the deny status with the JSON error body.
  * - `POST /runtime/v1/decide` and `/decide/response`: JSON, for gateways and enforcers.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply } from 'fastify';
 import { CohortError, ERROR_CODES, type ErrorCode } from '../../core/errors.js';
 import { randomToken } from '../../core/ids.js';
-import { hashMatchesAny, sha256 } from '../../http/bearer-auth.js';
+import { MatchedKeys } from '../../http/bearer-auth.js';
+import { addFastLane, laneQuery, sendLaneAnswer, type LaneAnswer } from '../../http/fast-lane.js';
+import { errorAnswer } from '../../http/server.js';
 import { doorClientAddress, trustedProxies } from './client-address.js';
 import type { Headers } from './credentials.js';
 import { decide, type AccessRequest, type Decision } from './decide.js';
@@ -93,21 +96,48 @@ export function registerAccessDoors(app: FastifyInstance, o: AccessDoorOptions):
   }
 
   function decisionHeaders(reply: FastifyReply, d: Decision): void {
-    reply.header('x-cohort-decision-id', d.decisionId).header('x-cohort-reason', d.reason);
-    if (d.wouldDeny) reply.header('x-cohort-would-deny', d.wouldDeny);
-    if (d.allow) for (const [name, value] of Object.entries(d.upstreamHeaders)) reply.header(name, value);
-    else if (d.retryAfterSeconds !== undefined && (d.status === 429 || d.status === 503 || d.reason === 'ACCESS_LOCKED')) reply.header('retry-after', String(d.retryAfterSeconds));
+    reply.headers(decisionHeaderValues(d));
   }
 
-  function denyBody(d: Decision): { error: { code: string; message: string } } {
-    return { error: { code: d.reason, message: ERROR_CODES[d.reason].summary } };
+  const matchedKeys = new MatchedKeys();
+  /** The gateway's key check: undefined when the key opens the doors, else the refusal. */
+  function gatewayRefusal(raw: string | string[] | undefined): CohortError | undefined {
+    const gateway = o.settings().gatewayKeyHashes;
+    if (o.nodeKeyHashes.length === 0 && gateway.length === 0) return new CohortError('AUTH_NO_API_KEYS', 'this engine has no gateway key: none in [http] api_keys, none of scope runtime or gateway issued by the console');
+    const key = Array.isArray(raw) ? raw[0] : raw;
+    if (key === undefined || key === '') return new CohortError('AUTH_MISSING_CREDENTIAL', 'missing X-Cohort-Key: <API key>');
+    return matchedKeys.matches(key, o.nodeKeyHashes, gateway) ? undefined : new CohortError('AUTH_INVALID_CREDENTIAL', 'invalid X-Cohort-Key');
   }
 
-  /** The client's headers as the door received them, without the gateway's own key. */
-  function clientHeaders(request: FastifyRequest): Headers {
-    const { [KEY_HEADER]: _key, ...rest } = request.headers;
-    return rest;
+  /** The request a forward-auth call describes: the original method, URI and host, the client's address and headers. */
+  function forwardedRequest(h: IncomingHttpHeaders, doorMethod: string): AccessRequest {
+    const method = firstValue(h['x-forwarded-method']) ?? firstValue(h['x-original-method']) ?? doorMethod;
+    const url = firstValue(h['x-forwarded-uri']) ?? firstValue(h['x-original-uri']) ?? '';
+    const host = firstValue(h['x-forwarded-host']) ?? h.host;
+    const request: AccessRequest = { method, url, sourceIp: forwardedFor(h) ?? '', headers: clientHeaders(h) };
+    if (host !== undefined) request.host = host;
+    return request;
   }
+
+  // The forward-auth door's lane (http/fast-lane.ts): a request with a valid key, no body, and
+  // no query but `statuses=full` is decided here; everything else takes the route below.
+  addFastLane(app, (req, res) => {
+    const query = laneQuery(req.url, '/authz/forward', FORWARD_LANE_QUERIES);
+    if (query === undefined || !LANE_METHODS.has(req.method!)) return false;
+    const h = req.headers;
+    if ((h['content-length'] !== undefined && h['content-length'] !== '0') || h['transfer-encoding'] !== undefined) return false;
+    if (gatewayRefusal(h[KEY_HEADER]) !== undefined) return false;
+    const startedAt = performance.now();
+    run(forwardedRequest(h, req.method!)).then(
+      (d) => sendLaneAnswer(app, req, res, FORWARD_ROUTE, startedAt, forwardAnswer(d, query === '?statuses=full')),
+      (err: Error) => {
+        const a = errorAnswer(err, o.log as unknown as Pick<FastifyBaseLogger, 'warn' | 'error'>, { reqId: `lane-${++laneRequests}`, method: req.method!, url: FORWARD_ROUTE });
+        sendLaneAnswer(app, req, res, FORWARD_ROUTE, startedAt, { status: a.status, headers: { ...a.headers, 'x-cohort-decision-id': randomToken(12), 'x-cohort-reason': a.body.error.code }, body: JSON.stringify(a.body) });
+      },
+    );
+    return true;
+  });
+  let laneRequests = 0;
 
   app.register(async (doors) => {
     // Answers that carry no decision (a refused gateway key, a malformed JSON body) still
@@ -125,15 +155,7 @@ export function registerAccessDoors(app: FastifyInstance, o: AccessDoorOptions):
       }
       done(null, payload);
     });
-    doors.addHook('onRequest', (request, _reply, done) => {
-      const gateway = o.settings().gatewayKeyHashes;
-      if (o.nodeKeyHashes.length === 0 && gateway.length === 0) return done(new CohortError('AUTH_NO_API_KEYS', 'this engine has no gateway key: none in [http] api_keys, none of scope runtime or gateway issued by the console'));
-      const raw = request.headers[KEY_HEADER];
-      const key = Array.isArray(raw) ? raw[0] : raw;
-      if (key === undefined || key === '') return done(new CohortError('AUTH_MISSING_CREDENTIAL', 'missing X-Cohort-Key: <API key>'));
-      const ok = hashMatchesAny(sha256(key), o.nodeKeyHashes, gateway);
-      done(ok ? undefined : new CohortError('AUTH_INVALID_CREDENTIAL', 'invalid X-Cohort-Key'));
-    });
+    doors.addHook('onRequest', (request, _reply, done) => done(gatewayRefusal(request.headers[KEY_HEADER])));
 
     // ---- forward auth and Envoy: the original request's body is never read into a decision.
     doors.register(async (sub) => {
@@ -160,33 +182,27 @@ export function registerAccessDoors(app: FastifyInstance, o: AccessDoorOptions):
           },
         },
         handler: async (request, reply) => {
-          const h = request.headers;
-          const first = (name: string): string | undefined => {
-            const v = h[name];
-            return Array.isArray(v) ? v[0] : v;
-          };
-          const method = first('x-forwarded-method') ?? first('x-original-method') ?? request.method;
-          const url = first('x-forwarded-uri') ?? first('x-original-uri') ?? '';
-          const host = first('x-forwarded-host') ?? first('host');
+          const described = forwardedRequest(request.headers, request.method);
+          const { method, url, host } = described;
           const redirect = request.query.redirect === 'true';
-          const web: WebRequest = { method, url, host, secure: first('x-forwarded-proto') === 'https', headers: clientHeaders(request) };
+          const web: WebRequest = { method, url, host, secure: firstValue(request.headers['x-forwarded-proto']) === 'https', headers: described.headers };
           const settings = o.settings();
           const signIn = { provider: o.provider, settings, parties, clock: o.clock, log: o.log };
           if (redirect) {
             const route = loginRoute(settings.access.apis, method, url, host);
             if (route) return webAnswer(reply, await serveLoginRoute(route.route, route.api, web, signIn));
           }
-          const d = await run({ method, url, ...(host !== undefined ? { host } : {}), sourceIp: forwardedFor(h) ?? '', headers: clientHeaders(request) });
-          decisionHeaders(reply, d);
-          if (d.allow) return reply.code(200).send();
-          if (redirect) {
+          const d = await run(described);
+          if (redirect && !d.allow) {
             const api = settings.access.apis.find((a) => a.id === d.api);
-            if (wantsSignIn(api, d, web)) return webAnswer(reply, await serveSignInStart(api, web, signIn));
+            if (wantsSignIn(api, d, web)) {
+              decisionHeaders(reply, d);
+              return webAnswer(reply, await serveSignInStart(api, web, signIn));
+            }
           }
-          const full = request.query.statuses === 'full';
-          const status = isCredentialReason(d.reason) ? 401 : full && d.reason !== 'ACCESS_METHOD_NOT_ALLOWED' ? d.status : 403;
-          if (status === 401) reply.header('www-authenticate', wwwAuthenticate(d));
-          return reply.code(status).send(denyBody(d));
+          const answer = forwardAnswer(d, request.query.statuses === 'full');
+          reply.code(answer.status).headers(answer.headers);
+          return answer.body === undefined ? reply.send() : reply.type('application/json; charset=utf-8').send(answer.body);
         },
       });
 
@@ -204,7 +220,7 @@ export function registerAccessDoors(app: FastifyInstance, o: AccessDoorOptions):
         handler: async (request, reply) => {
           const url = request.url.slice('/authz/envoy'.length);
           const host = request.headers.host;
-          const d = await run({ method: request.method, url, ...(host !== undefined ? { host } : {}), sourceIp: forwardedFor(request.headers) ?? '', headers: clientHeaders(request) });
+          const d = await run({ method: request.method, url, ...(host !== undefined ? { host } : {}), sourceIp: forwardedFor(request.headers) ?? '', headers: clientHeaders(request.headers) });
           decisionHeaders(reply, d);
           if (d.allow) return reply.code(200).send();
           const status = d.reason === 'ACCESS_METHOD_NOT_ALLOWED' ? 403 : d.status;
@@ -289,6 +305,49 @@ export function registerAccessDoors(app: FastifyInstance, o: AccessDoorOptions):
       return reply.code(204).send();
     });
   });
+}
+
+/** The route the forward-auth lane stands for (metrics name answers by route). */
+const FORWARD_ROUTE = '/authz/forward';
+/** The queries the forward-auth lane takes; any other is the route's to validate. */
+const FORWARD_LANE_QUERIES = ['', '?statuses=full'];
+/** HEAD is left to the route: its answer has no body, which the lane does not special-case. */
+const LANE_METHODS = new Set(DOOR_METHODS.filter((m) => m !== 'HEAD'));
+
+function firstValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** The client's headers as the door received them, without the gateway's own key. */
+function clientHeaders(h: IncomingHttpHeaders): Headers {
+  const { [KEY_HEADER]: _key, ...rest } = h;
+  return rest;
+}
+
+function denyBody(d: Decision): { error: { code: string; message: string } } {
+  return { error: { code: d.reason, message: ERROR_CODES[d.reason].summary } };
+}
+
+/** The decision's own headers: its id and reason, the monitor-mode verdict, and the identity headers (allow) or Retry-After (deny). */
+function decisionHeaderValues(d: Decision): Record<string, string> {
+  const headers: Record<string, string> = { 'x-cohort-decision-id': d.decisionId, 'x-cohort-reason': d.reason };
+  if (d.wouldDeny) headers['x-cohort-would-deny'] = d.wouldDeny;
+  if (d.allow) Object.assign(headers, d.upstreamHeaders);
+  else if (d.retryAfterSeconds !== undefined && (d.status === 429 || d.status === 503 || d.reason === 'ACCESS_LOCKED')) headers['retry-after'] = String(d.retryAfterSeconds);
+  return headers;
+}
+
+/**
+ * The forward-auth answer to a decision (the route and its lane both answer with it): 200
+ * with no body on allow; 401 with WWW-Authenticate for a credential reason; 403 for the rest,
+ * or with `full`, the reason's own status (but 403 for a method not allowed).
+ */
+export function forwardAnswer(d: Decision, full: boolean): LaneAnswer {
+  const headers = decisionHeaderValues(d);
+  if (d.allow) return { status: 200, headers };
+  const status = isCredentialReason(d.reason) ? 401 : full && d.reason !== 'ACCESS_METHOD_NOT_ALLOWED' ? d.status : 403;
+  if (status === 401) headers['www-authenticate'] = wwwAuthenticate(d);
+  return { status, headers, body: JSON.stringify(denyBody(d)) };
 }
 
 const SIGN_IN_ERRORS: readonly ErrorCode[] = ['LOGIN_STATE_INVALID', 'LOGIN_DENIED_BY_PROVIDER', 'LOGIN_CODE_REFUSED', 'LOGIN_ID_TOKEN_INVALID', 'LOGIN_PROVIDER_UNAVAILABLE', 'STATE_UNAVAILABLE'];

@@ -1,0 +1,111 @@
+/**
+ * Fast lanes: the runtime port's hottest requests (forward-auth decisions, session lookups)
+ * answered straight from Node's `request` event, before Fastify's router, hooks, validators
+ * and serializers run. On those routes Fastify's per-request machinery cost as much as the
+ * work itself (docs/benchmarks.md has the measurements).
+ *
+ * A lane claims only the plain common case of its route — the exact path, no body, a valid
+ * key — and hands every other request (a missing or wrong key, a body, an unusual query, a
+ * server that is closing) on to the Fastify route, which stays the reference: a lane's answer
+ * to what it claims is the route's answer byte for byte but for the request-specific headers
+ * (the Fastify route and the lane are compared in test/unit/fast-lane.test.ts). Errors a lane
+ * meets after claiming a request are answered in the shape of every other error
+ * (http/server.ts `errorAnswer`), and lane answers are timed for the metrics like the rest.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { FastifyInstance } from 'fastify';
+
+/** Claims a request (and then answers it) or returns false to leave it to Fastify. */
+export type FastLane = (req: IncomingMessage, res: ServerResponse) => boolean;
+
+/** An answer to write: status, headers and an optional body (JSON text or nothing). */
+export interface LaneAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body?: string;
+}
+
+/** Told of every answer a lane sends (the node's metrics): `route` as Fastify names it. */
+export type LaneObserver = (method: string, status: number, route: string, seconds: number) => void;
+
+interface LaneState {
+  lanes: FastLane[];
+  observers: LaneObserver[];
+  closing: boolean;
+  /** Lanes off (tests compare the Fastify route with its lane). */
+  disabled: boolean;
+}
+
+const states = new WeakMap<FastifyInstance, LaneState>();
+
+/**
+ * Puts the lanes in front of `app`'s request handler (http/server.ts calls it once per
+ * server). While the server closes every request goes to Fastify, which answers it as a
+ * closing server does (Connection: close, or 503).
+ */
+export function installFastLanes(app: FastifyInstance, options: { disabled?: boolean } = {}): void {
+  const state: LaneState = { lanes: [], observers: [], closing: false, disabled: options.disabled === true };
+  states.set(app, state);
+  app.addHook('preClose', (done) => {
+    state.closing = true;
+    done();
+  });
+  const server = app.server;
+  const handlers = server.listeners('request') as Array<(req: IncomingMessage, res: ServerResponse) => void>;
+  if (handlers.length !== 1) throw new Error(`fast lanes: the server has ${handlers.length} request handlers, expected Fastify's one`);
+  const fastify = handlers[0]!;
+  server.removeListener('request', fastify);
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const { lanes } = state;
+    if (lanes.length > 0 && !state.closing) {
+      for (let i = 0; i < lanes.length; i++) if (lanes[i]!(req, res)) return;
+    }
+    fastify(req, res);
+  });
+}
+
+/** Adds a lane to `app` (a server made by http/server.ts); a no-op where lanes are off. */
+export function addFastLane(app: FastifyInstance, lane: FastLane): void {
+  const state = states.get(app);
+  if (state === undefined) throw new Error('fast lanes: not a server made by createHttpServer');
+  if (!state.disabled) state.lanes.push(lane);
+}
+
+/** Calls `observer` with every answer a lane of `app` sends. */
+export function observeLaneAnswers(app: FastifyInstance, observer: LaneObserver): void {
+  states.get(app)?.observers.push(observer);
+}
+
+/** The send half of a lane: writes `answer` and reports it, timed from `startedAt` (performance.now()). */
+export function sendLaneAnswer(app: FastifyInstance, req: IncomingMessage, res: ServerResponse, route: string, startedAt: number, answer: LaneAnswer): void {
+  const state = states.get(app);
+  res.statusCode = answer.status;
+  const names = Object.keys(answer.headers);
+  for (let i = 0; i < names.length; i++) res.setHeader(names[i]!, answer.headers[names[i]!]!);
+  // A server that began to close while the lane worked answers as Fastify would then.
+  if (state?.closing) res.setHeader('connection', 'close');
+  if (answer.body === undefined) {
+    res.setHeader('content-length', '0');
+    res.end();
+  } else {
+    res.setHeader('content-type', 'application/json; charset=utf-8');
+    res.setHeader('content-length', String(Buffer.byteLength(answer.body)));
+    res.end(answer.body);
+  }
+  if (state && state.observers.length > 0) {
+    const seconds = (performance.now() - startedAt) / 1000;
+    for (const observe of state.observers) observe(req.method ?? 'GET', answer.status, route, seconds);
+  }
+}
+
+/**
+ * The query of a lane's URL when it is exactly `path` followed by nothing or by one of
+ * `queries` (`''` for none); undefined for any other URL. Lanes compare whole strings: no
+ * parsing, and anything unusual is Fastify's.
+ */
+export function laneQuery(url: string | undefined, path: string, queries: readonly string[]): string | undefined {
+  if (url === undefined || !url.startsWith(path)) return undefined;
+  if (url.length === path.length) return '';
+  const rest = url.slice(path.length);
+  return queries.includes(rest) ? rest : undefined;
+}
