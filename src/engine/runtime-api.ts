@@ -23,7 +23,7 @@ import { CohortError, ERROR_CODES, type ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { COHORT_VERSION } from '../core/version.js';
 import { bearerToken, MatchedKeys } from '../http/bearer-auth.js';
-import { addFastLane, sendLaneAnswer } from '../http/fast-lane.js';
+import { addFastLane, settleLane, type LaneAnswer } from '../http/fast-lane.js';
 import { errorAnswer, setBadUrlCode, syncHook } from '../http/server.js';
 import type { LockoutStatus, Session, SessionCursor, StateProvider } from '../state/services.js';
 import type { DecisionCaches } from './access/decision-caches.js';
@@ -349,15 +349,15 @@ export function registerRuntimeApi(app: FastifyInstance, options: RuntimeApiOpti
     if ((h['content-length'] !== undefined && h['content-length'] !== '0') || h['transfer-encoding'] !== undefined) return false;
     const scope = keyScope(req);
     if (scope !== 'runtime' && (scope !== 'read' || query === '?touch=true')) return false;
-    const startedAt = performance.now();
-    const fail = (err: Error): void => {
-      const a = errorAnswer(err, app.log, { reqId: `lane-${++laneRequests}`, method: 'GET', url: url.slice(0, q === -1 ? undefined : q) });
-      sendLaneAnswer(app, req, res, SESSION_ROUTE, startedAt, { status: a.status, headers: a.headers, body: JSON.stringify(a.body) });
-    };
-    provider.sessions.get(sessionId, { touch: query === '?touch=true' }).then((s) => {
-      if (!s) return fail(notFound('session'));
-      sendLaneAnswer(app, req, res, SESSION_ROUTE, startedAt, { status: 200, headers: {}, body: JSON.stringify(sessionView(s)) });
-    }, fail);
+    const path = url.slice(0, q === -1 ? undefined : q);
+    const lookup = provider.sessions.get(sessionId, { touch: query === '?touch=true' }).then((s): LaneAnswer => {
+      if (!s) throw notFound('session');
+      return { status: 200, headers: {}, body: JSON.stringify(sessionView(s)) };
+    });
+    settleLane(app, req, res, SESSION_ROUTE, performance.now(), lookup, (err) => {
+      const a = errorAnswer(err, app.log, { reqId: `lane-${++laneRequests}`, method: 'GET', url: path });
+      return { status: a.status, headers: a.headers, body: JSON.stringify(a.body) };
+    });
     return true;
   });
 

@@ -42,6 +42,7 @@ export class NodeMetrics {
   private readonly httpChildren = new Map<string, Histogram.Internal<'server' | 'route' | 'method' | 'status'>>();
   private readonly decisions: Counter<'api' | 'decision' | 'reason'>;
   private readonly decisionDuration: Histogram;
+  private readonly decisionChildren = new Map<string, { inc(): void }>();
   private readonly configApplyDelay: Histogram;
   private readonly schedulerRuns: Counter<'outcome'>;
 
@@ -146,7 +147,15 @@ export class NodeMetrics {
 
   /** One access decision (engine/access/decision-log.ts calls it where the log line is written). */
   decision(api: string | undefined, allow: boolean, reason: string, durationMs: number): void {
-    this.decisions.inc({ api: api ?? '', decision: allow ? 'allow' : 'deny', reason });
+    // The labelled counter of each (api, decision, reason), looked up once: prom-client hashes
+    // the labels on every inc otherwise, and decisions are the engine's hot path.
+    const key = `${api ?? ''}\u0000${allow ? 'allow' : 'deny'}\u0000${reason}`;
+    let child = this.decisionChildren.get(key);
+    if (child === undefined) {
+      child = this.decisions.labels({ api: api ?? '', decision: allow ? 'allow' : 'deny', reason });
+      if (this.decisionChildren.size < 10_000) this.decisionChildren.set(key, child);
+    }
+    child.inc();
     this.decisionDuration.observe(durationMs / 1000);
   }
 

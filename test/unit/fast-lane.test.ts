@@ -81,6 +81,8 @@ describe('fast lanes answer as their routes do', () => {
     const revoked = await s.provider.sessions.create({ subject: 'rita', attributes: {}, idleTimeoutMs: 600_000, maxLifetimeMs: 3_600_000 });
     await s.provider.revocations.revoke(revoked.id, 600_000);
     const mallory = await s.provider.sessions.create({ subject: 'mallory', attributes: {}, idleTimeoutMs: 600_000, maxLifetimeMs: 3_600_000 });
+    // A subject from a sign-in may hold any character; a header value cannot.
+    const wide = await s.provider.sessions.create({ subject: 'zoë-中文', attributes: {}, idleTimeoutMs: 600_000, maxLifetimeMs: 3_600_000 });
     const door = (uri: string, more: Record<string, string> = {}): Record<string, string> => ({ 'x-cohort-key': GATEWAY_KEY, 'x-forwarded-method': 'GET', 'x-forwarded-uri': uri, 'x-forwarded-host': 'shop.test', ...more });
     // [name, door path, request, claimed by the lane]
     const cases: Array<[string, string, RequestInit, boolean]> = [
@@ -95,6 +97,7 @@ describe('fast lanes answer as their routes do', () => {
       ['no API', '/authz/forward', { headers: door('/nowhere', { 'x-forwarded-for': '192.0.2.2' }) }, true],
       ['a path that cannot be judged', '/authz/forward?statuses=full', { headers: door('/orders/%2e%2e/admin', { cookie: `cohort_session=${session.id}`, 'x-forwarded-for': '192.0.2.2' }) }, true],
       ['monitor mode: would deny', '/authz/forward', { headers: door('/shadow/x', { 'x-forwarded-for': '198.51.100.7' }) }, true],
+      ['an identity header from a subject beyond Latin-1', '/authz/forward', { headers: door('/mail/inbox', { cookie: `cohort_session=${wide.id}`, 'x-forwarded-for': '192.0.2.1' }) }, true],
       ['POST door without a body', '/authz/forward', { method: 'POST', headers: door('/mail/inbox', { cookie: `cohort_session=${session.id}`, 'x-forwarded-for': '192.0.2.1' }) }, true],
       // Left to the route:
       ['missing key', '/authz/forward', { headers: { 'x-forwarded-uri': '/mail/inbox' } }, false],
@@ -110,6 +113,10 @@ describe('fast lanes answer as their routes do', () => {
       assert.deepEqual(viaLanes, viaRoute, name);
       assert.deepEqual(s.laneAnswers, claimed ? [`lanes ${init.method ?? 'GET'} ${viaLanes.status} /authz/forward`] : [], `${name}: ${claimed ? 'claimed by the lane' : 'left to the route'}`);
     }
+    // The wide subject is allowed, its header carrying the subject's UTF-8 bytes.
+    const wideAnswer = await fetch(`${s.lanes}/authz/forward`, { headers: door('/mail/inbox', { cookie: `cohort_session=${wide.id}`, 'x-forwarded-for': '192.0.2.1' }) });
+    assert.equal(wideAnswer.status, 200);
+    assert.equal(Buffer.from(wideAnswer.headers.get('x-user')!, 'latin1').toString('utf8'), 'zoë-中文');
     // Rate limited: each server from its own address (the bucket holds two), the third is 429 with Retry-After.
     for (const [base, address] of [[s.lanes, '192.0.2.50'], [s.route, '192.0.2.51']] as const) {
       for (let i = 0; i < 2; i++) assert.equal((await answer(base, '/authz/forward', { headers: door('/orders/1', { cookie: `cohort_session=${session.id}`, 'x-forwarded-for': address }) })).status, 200);

@@ -19,9 +19,10 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyReply } from 'fastify';
 import { CohortError, ERROR_CODES, type ErrorCode } from '../../core/errors.js';
 import { randomToken } from '../../core/ids.js';
 import { MatchedKeys } from '../../http/bearer-auth.js';
-import { addFastLane, laneQuery, sendLaneAnswer, type LaneAnswer } from '../../http/fast-lane.js';
+import { addFastLane, laneQuery, settleLane, type LaneAnswer } from '../../http/fast-lane.js';
 import { errorAnswer } from '../../http/server.js';
 import { doorClientAddress, trustedProxies } from './client-address.js';
+import { asHeaderBytes } from './header-bytes.js';
 import type { Headers } from './credentials.js';
 import { decide, type AccessRequest, type Decision } from './decide.js';
 import type { DecisionFrontOptions } from './front-options.js';
@@ -127,14 +128,10 @@ export function registerAccessDoors(app: FastifyInstance, o: AccessDoorOptions):
     const h = req.headers;
     if ((h['content-length'] !== undefined && h['content-length'] !== '0') || h['transfer-encoding'] !== undefined) return false;
     if (gatewayRefusal(h[KEY_HEADER]) !== undefined) return false;
-    const startedAt = performance.now();
-    run(forwardedRequest(h, req.method!)).then(
-      (d) => sendLaneAnswer(app, req, res, FORWARD_ROUTE, startedAt, forwardAnswer(d, query === '?statuses=full')),
-      (err: Error) => {
-        const a = errorAnswer(err, o.log as unknown as Pick<FastifyBaseLogger, 'warn' | 'error'>, { reqId: `lane-${++laneRequests}`, method: req.method!, url: FORWARD_ROUTE });
-        sendLaneAnswer(app, req, res, FORWARD_ROUTE, startedAt, { status: a.status, headers: { ...a.headers, 'x-cohort-decision-id': randomToken(12), 'x-cohort-reason': a.body.error.code }, body: JSON.stringify(a.body) });
-      },
-    );
+    settleLane(app, req, res, FORWARD_ROUTE, performance.now(), run(forwardedRequest(h, req.method!)).then((d) => forwardAnswer(d, query === '?statuses=full')), (err) => {
+      const a = errorAnswer(err, o.log as unknown as Pick<FastifyBaseLogger, 'warn' | 'error'>, { reqId: `lane-${++laneRequests}`, method: req.method!, url: FORWARD_ROUTE });
+      return { status: a.status, headers: { ...a.headers, 'x-cohort-decision-id': randomToken(12), 'x-cohort-reason': a.body.error.code }, body: JSON.stringify(a.body) };
+    });
     return true;
   });
   let laneRequests = 0;
@@ -332,7 +329,7 @@ function denyBody(d: Decision): { error: { code: string; message: string } } {
 function decisionHeaderValues(d: Decision): Record<string, string> {
   const headers: Record<string, string> = { 'x-cohort-decision-id': d.decisionId, 'x-cohort-reason': d.reason };
   if (d.wouldDeny) headers['x-cohort-would-deny'] = d.wouldDeny;
-  if (d.allow) Object.assign(headers, d.upstreamHeaders);
+  if (d.allow) for (const name in d.upstreamHeaders) headers[name] = asHeaderBytes(d.upstreamHeaders[name]!);
   else if (d.retryAfterSeconds !== undefined && (d.status === 429 || d.status === 503 || d.reason === 'ACCESS_LOCKED')) headers['retry-after'] = String(d.retryAfterSeconds);
   return headers;
 }

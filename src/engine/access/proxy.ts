@@ -27,6 +27,7 @@ import type { DecisionFrontOptions } from './front-options.js';
 import { logDecision } from './decision-log.js';
 import { inlineClientAddress, plainAddress, trustedProxies } from './client-address.js';
 import type { CompiledApi } from './definitions.js';
+import { asHeaderBytes } from './header-bytes.js';
 import { wwwAuthenticate } from './doors.js';
 import { RelyingParties } from '../oidc/relying-party.js';
 import { loginRoute, serveLoginRoute, serveSignInStart, wantsSignIn, type SignInContext, type WebAnswer, type WebRequest } from '../oidc/sign-in.js';
@@ -174,6 +175,6 @@ function upstreamHeaders(request: FastifyRequest, headers: IncomingHttpHeaders, 
   out['x-forwarded-for'] = prior ? `${prior}, ${peer}` : peer;
   out['x-forwarded-proto'] = request.protocol;
   if (request.headers.host !== undefined) out['x-forwarded-host'] = request.headers.host;
-  for (const [name, value] of Object.entries(d.upstreamHeaders)) out[name.toLowerCase()] = value;
+  for (const [name, value] of Object.entries(d.upstreamHeaders)) out[name.toLowerCase()] = asHeaderBytes(value);
   return out;
 }

@@ -11,7 +11,7 @@
  * subcluster carries its group id (`<group>.<partition>.<random>`), so any engine routes a
  * request for it to that subcluster.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Clock } from '../../core/clock.js';
 import { randomToken } from '../../core/ids.js';
 import {
@@ -40,7 +40,8 @@ export const EVERYWHERE = -1;
 
 /** The partition of a routing key. */
 export function partitionOf(key: string): number {
-  return createHash('sha1').update(key).digest().readUInt32BE(0) % PARTITION_COUNT;
+  // The one-shot hash: a third cheaper than a Hash object, and a take or a new session computes one.
+  return (hash('sha1', key, 'buffer') as unknown as Buffer).readUInt32BE(0) % PARTITION_COUNT;
 }
 
 /** The parts of a session id: `[<group>.]<partition>.<random>`; undefined if malformed. */
