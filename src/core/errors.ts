@@ -128,6 +128,7 @@ export const ERROR_CODES = {
   HTTP_REQUEST_TIMEOUT: { status: 408, summary: 'The client did not send a complete request in time.' },
   HTTP_UNSUPPORTED_MEDIA_TYPE: { status: 415, summary: 'The request body is not application/json.' },
   HTTP_INTERNAL: { status: 500, summary: 'An unexpected failure; the node log has the details.' },
+  HTTP_REFUSALS_NOT_LOGGED: { status: 400, summary: 'In the log: refused requests of an HTTP listener that were not logged one by one (at most one line per source address and code every 10 seconds); the line gives how many.' },
   HTTP_TLS_HANDSHAKE_FAILED: { status: 400, summary: 'In the log: a client failed the TLS handshake with an HTTPS listener (plain HTTP to it, no client certificate or one the CA did not issue where client certificates are required, no TLS version or cipher in common, or the client refused this node\'s certificate). The connection is closed; each failure is counted (cohort_tls_handshake_failures_total) and logged at most once a minute per source address and reason.' },
 
   // cli/

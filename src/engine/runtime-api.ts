@@ -355,7 +355,7 @@ export function registerRuntimeApi(app: FastifyInstance, options: RuntimeApiOpti
       return { status: 200, headers: {}, body: JSON.stringify(sessionView(s)) };
     });
     settleLane(app, req, res, SESSION_ROUTE, performance.now(), lookup, (err) => {
-      const a = errorAnswer(err, app.log, { reqId: `lane-${++laneRequests}`, method: 'GET', url: path });
+      const a = errorAnswer(err, app.log, { reqId: `lane-${++laneRequests}`, method: 'GET', url: path, source: req.socket.remoteAddress ?? 'unknown' });
       return { status: a.status, headers: a.headers, body: JSON.stringify(a.body) };
     });
     return true;

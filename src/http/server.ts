@@ -143,6 +143,8 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
 
   if (options.tls) watchTlsFailures(app, options);
   installFastLanes(app, { disabled: options.fastLanes === false });
+  // Requests share the server's logger (childLoggerFactory above), so the bound is found by it.
+  refusalLogs.set(app.log, { limiter: new WarningLimiter(REFUSAL_LOG_WINDOW_MS), clock: options.clock ?? systemClock });
 
   const json = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
@@ -261,18 +263,35 @@ function emptyBodyAsObject(request: FastifyRequest, _reply: FastifyReply, done: 
  * show where the refusal was decided and bury real faults in the log.
  */
 function refused(log: Pick<FastifyBaseLogger, 'warn'>, fields: RequestFields, code: ErrorCode, reason: string): void {
-  log.warn({ code, reason, ...fields }, 'request refused');
+  const bound = refusalLogs.get(log);
+  if (bound === undefined) return void log.warn({ code, reason, ...fields }, 'request refused');
+  const verdict = bound.limiter.check(`${fields.source} ${code}`, bound.clock.now());
+  if (verdict.log) log.warn({ code, reason, ...fields }, 'request refused');
+  else if (verdict.summary) {
+    log.warn({ code: 'HTTP_REFUSALS_NOT_LOGGED', suppressed: verdict.summary.suppressed }, `${verdict.summary.suppressed} more refused requests were not logged one by one (at most one line per source address and code every ${verdict.summary.windowMs / 1000} s)`);
+  }
 }
+
+/**
+ * Anyone can send refused requests as fast as they like (a scanner, a client with a wrong
+ * key): each server logs at most one line per source address and code in this window, and
+ * one line summing what it held back (core/warning-limiter.ts).
+ */
+export const REFUSAL_LOG_WINDOW_MS = 10_000;
+/** Each server's refusal log bound, by the logger its requests log through. */
+const refusalLogs = new WeakMap<object, { limiter: WarningLimiter; clock: Clock }>();
 
 /** What a log line about a request names: its id, method and path (never its query, which may carry secrets). */
 export interface RequestFields {
   reqId: string;
   method: string;
   url: string;
+  /** The connection's peer (never a forwarded-for header, which anyone can vary). */
+  source: string;
 }
 
 function requestFields(request: FastifyRequest): RequestFields {
-  return { reqId: request.id, method: request.method, url: request.url.split('?')[0]! };
+  return { reqId: request.id, method: request.method, url: request.url.split('?')[0]!, source: request.socket?.remoteAddress ?? 'unknown' };
 }
 
 /** Binds `app` to `address`; a failure becomes NODE_BIND_FAILED naming the address. */

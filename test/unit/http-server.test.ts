@@ -3,7 +3,10 @@ import { describe, it } from 'node:test';
 import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
 import assert from 'node:assert/strict';
+import { ManualClock } from '../../src/core/clock.js';
+import { CohortError } from '../../src/core/errors.js';
 import { silentLogger } from '../../src/core/logger.js';
+import { captureLogger, type LogLine } from '../helpers/transports.js';
 import { createHttpServer, setBadUrlCode } from '../../src/http/server.js';
 
 function server(t: { after(fn: () => Promise<void>): void }) {
@@ -78,5 +81,33 @@ describe('HTTP server conventions', () => {
     });
     assert.match(raw, /^HTTP\/1\.1 400 /);
     assert.match(raw, /\{"error":\{"code":"HTTP_BAD_REQUEST","message":"[^"]+"\}\}$/);
+  });
+});
+
+describe('refused requests in the log', () => {
+  it('one line per source address and code every 10 s, the rest summed in one line; every request still answered', async (t) => {
+    const clock = new ManualClock(1_800_000_000_000);
+    const { logger, lines } = captureLogger();
+    const app = createHttpServer({ logger, bodyLimit: 4096, name: 'test', clock });
+    app.get('/items/:id', async () => ({}));
+    app.get('/locked', async () => {
+      throw new CohortError('AUTH_INVALID_CREDENTIAL', 'invalid API key');
+    });
+    t.after(() => app.close());
+    const refusedLines = (): LogLine[] => lines.filter((l) => l.msg === 'request refused');
+    for (let i = 0; i < 50; i++) assert.equal((await app.inject({ method: 'GET', url: '/locked' })).statusCode, 401);
+    assert.equal(refusedLines().length, 1, 'a flood of one code from one source: one line');
+    assert.equal(refusedLines()[0]!.code, 'AUTH_INVALID_CREDENTIAL');
+    assert.equal(refusedLines()[0]!.source, '127.0.0.1');
+    // Another code from the same source has its own line.
+    assert.equal((await app.inject({ method: 'GET', url: '/items/%FF' })).statusCode, 400);
+    assert.equal(refusedLines().length, 2);
+    clock.advance(10_000);
+    // After the window the source's next refusal is logged again, and the next one held back reports the sum.
+    for (let i = 0; i < 2; i++) assert.equal((await app.inject({ method: 'GET', url: '/locked' })).statusCode, 401);
+    assert.equal(refusedLines().length, 3);
+    const summary = lines.filter((l) => l.code === 'HTTP_REFUSALS_NOT_LOGGED');
+    assert.equal(summary.length, 1);
+    assert.equal(summary[0]!.suppressed, 50, '49 held back in the first window and one in the second');
   });
 });

@@ -15,7 +15,7 @@
  * - `POST /runtime/v1/decide` and `/decide/response`: JSON, for gateways and enforcers.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import type { FastifyBaseLogger, FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { CohortError, ERROR_CODES, type ErrorCode } from '../../core/errors.js';
 import { randomToken } from '../../core/ids.js';
 import { MatchedKeys } from '../../http/bearer-auth.js';
@@ -129,7 +129,7 @@ export function registerAccessDoors(app: FastifyInstance, o: AccessDoorOptions):
     if ((h['content-length'] !== undefined && h['content-length'] !== '0') || h['transfer-encoding'] !== undefined) return false;
     if (gatewayRefusal(h[KEY_HEADER]) !== undefined) return false;
     settleLane(app, req, res, FORWARD_ROUTE, performance.now(), run(forwardedRequest(h, req.method!)).then((d) => forwardAnswer(d, query === '?statuses=full')), (err) => {
-      const a = errorAnswer(err, o.log as unknown as Pick<FastifyBaseLogger, 'warn' | 'error'>, { reqId: `lane-${++laneRequests}`, method: req.method!, url: FORWARD_ROUTE });
+      const a = errorAnswer(err, app.log, { reqId: `lane-${++laneRequests}`, method: req.method!, url: FORWARD_ROUTE, source: req.socket.remoteAddress ?? 'unknown' });
       return { status: a.status, headers: { ...a.headers, 'x-cohort-decision-id': randomToken(12), 'x-cohort-reason': a.body.error.code }, body: JSON.stringify(a.body) };
     });
     return true;
