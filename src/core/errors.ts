@@ -115,7 +115,7 @@ export const ERROR_CODES = {
   SECRET_KEY_UNKNOWN: { status: 500, summary: 'A secret stored sealed in the repository was sealed with a key this node does not hold (DATA_DIR/secrets.key), or the node holds none: copy the key file from the console, or save the secret again.' },
 
   // engine/: the engine's copy of the cluster configuration
-  ENGINE_CONFIG_CACHE_INVALID: { status: 500, summary: 'The configuration the engine saved at its last run (applied-config.json) failed its integrity code, a section\'s content digest or schema, or is cut short: it was not used, it is kept as applied-config.json.damaged, and the engine stays not ready until the console sends a fresh copy.' },
+  ENGINE_CONFIG_CACHE_INVALID: { status: 500, summary: 'The configuration the engine saved at its last run (applied-config.json) failed its decryption or integrity code, a section\'s content digest or schema, or is cut short: it was not used, it is kept as applied-config.json.damaged, and the engine stays not ready until the console sends a fresh copy.' },
   ENGINE_CONFIG_UNPROVEN: { status: 502, summary: 'A node claiming the console role answered with a configuration not signed by the console authority the engine follows (pinned in DATA_DIR/console-authority.pub or set by [cluster] console_public_key): it was ignored, and the next console candidate asked.' },
   ENGINE_CONFIG_REFUSED: { status: 502, summary: 'A configuration the engine received from the console failed a section\'s content digest or schema: the engine kept the configuration it had and reports the failure to the console (replication failed).' },
 

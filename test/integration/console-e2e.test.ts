@@ -91,6 +91,14 @@ describe('console, replica and engines: configuration replication, health, promo
 
   const cachePath = (n: TestNode): string => join(dir, n.id, 'applied-config.json');
 
+  /** The saved file (encrypted) with one byte of its ciphertext changed: still valid JSON. */
+  const flipByte = (t: string): string => {
+    const file = JSON.parse(t) as { data: string };
+    const data = Buffer.from(file.data, 'base64url');
+    data[20] = data[20]! ^ 1;
+    return JSON.stringify({ ...file, data: data.toString('base64url') });
+  };
+
   /** Stops engine `i`, changes its saved configuration with `tamper`, and starts it again. */
   async function restartTampered(i: number, tamper: (text: string) => string): Promise<{ forged: string }> {
     const e = engines[i]!;
@@ -146,10 +154,11 @@ describe('console, replica and engines: configuration replication, health, promo
       enabled: false, intervalSeconds: 3600, type: 'http', http: { url: 'http://127.0.0.1:9/report', headers: { authorization: 'Bearer schedule-secret-token' } },
     });
     assert.equal(saved.status, 200, JSON.stringify(saved.json));
-    const { value: v } = await waitUntil(() => view(consoleNode), (x) => engines.every((e) => engineView(x, e.id).configVersion === x.configVersion), 5000, 20);
+    await waitUntil(() => view(consoleNode), (x) => engines.every((e) => engineView(x, e.id).configVersion === x.configVersion), 5000, 20);
     for (const e of engines) {
+      // Saved encrypted (the version applied is in the console's view above); and no schedule inside it either.
       const applied = readFileSync(join(dir, e.id, 'applied-config.json'), 'utf8');
-      assert.equal((JSON.parse(applied) as { version: number }).version, v.configVersion);
+      assert.equal((JSON.parse(applied) as { format: number }).format, 2);
       assert.ok(!applied.includes('schedule-secret-token'), `${e.id} holds no schedule`);
     }
     // The console's repository and the replica's copy hold the header sealed; the replica took
@@ -175,12 +184,12 @@ describe('console, replica and engines: configuration replication, health, promo
 
   it('refuses a saved configuration changed by hand (valid JSON), keeps it aside and takes a fresh copy with no save on the console', async () => {
     const head = (await view(consoleNode)).configVersion;
-    const { forged } = await restartTampered(1, (t) => t.replace('"capacity":14', '"capacity":19'));
+    const { forged } = await restartTampered(1, flipByte);
     await engines[1]!.proc.waitForOutput(/ENGINE_CONFIG_CACHE_INVALID/, 15_000);
     await waitUntil(() => ready(engines[1]!), (ok) => ok, 15_000, 50);
     assert.equal(await burst(engines[1]!, 'k-fresh-copy'), 14, 'the console\'s value, not the forged one');
     assert.equal(readFileSync(`${cachePath(engines[1]!)}.damaged`, 'utf8'), forged, 'the damaged file is kept aside');
-    assert.equal((JSON.parse(readFileSync(cachePath(engines[1]!), 'utf8')) as { version: number }).version, head);
+    assert.equal((JSON.parse(readFileSync(cachePath(engines[1]!), 'utf8')) as { format: number }).format, 2, 'the fresh copy saved, encrypted');
     assert.equal((await view(consoleNode)).configVersion, head, 'recovered without a configuration save');
   });
 
@@ -229,7 +238,7 @@ describe('console, replica and engines: configuration replication, health, promo
 
     // A tampered cache with no console to give a fresh copy: not ready, and the forged value is
     // not in force (the defaults are, as for an engine that never had a configuration).
-    await restartTampered(1, (t) => t.replace('"capacity":14', '"capacity":19'));
+    await restartTampered(1, flipByte);
     await engines[1]!.proc.waitForOutput(/ENGINE_CONFIG_CACHE_INVALID/, 15_000);
     await waitUntil(() => readiness(engines[1]!), (r) => r.status === 503, 15_000, 50);
     const until = Date.now() + POLLING_MS * 8;
@@ -239,7 +248,7 @@ describe('console, replica and engines: configuration replication, health, promo
       assert.match(r.reasons.join(' '), /ENGINE_CONFIG_CACHE_INVALID/, 'the reason names the refused cache');
       await new Promise((res) => setTimeout(res, 50));
     }
-    assert.equal(await burst(engines[1]!, 'k-forged'), 10, 'the default capacity, not the forged 19');
+    assert.equal(await burst(engines[1]!, 'k-forged'), 10, 'the default capacity, not the saved 14');
   });
 
   it('promotes the replica; engines follow the new console', async (t) => {

@@ -15,7 +15,7 @@ import { contentHash } from '../../src/repository/canonical-json.js';
 import type { ConfigDocument } from '../../src/repository/repository.js';
 import type { Rpc } from '../../src/rpc/rpc.js';
 import type { Member } from '../../src/cluster/member-list.js';
-import { appliedConfigKeys, sealAppliedConfig, type AppliedConfig } from '../../src/engine/applied-config.js';
+import { appliedConfigKeys, sealAppliedConfig, signAppliedConfig, type AppliedConfig } from '../../src/engine/applied-config.js';
 import { APPLIED_CONFIG_FILE, ConfigFollower, fetchStatement, type FetchAnswer, type FetchRequest } from '../../src/engine/config-follower.js';
 import { loadAuthority, PINNED_KEY_FILE, signStatement, type ConsoleAuthority } from '../../src/policy/console-authority.js';
 import type { KeyObject } from 'node:crypto';
@@ -104,18 +104,18 @@ function dataDir(t: { after(fn: () => void): void }): { dir: string; path: strin
   return { dir, path: join(dir, APPLIED_CONFIG_FILE) };
 }
 
-/** A copy of the saved file's JSON with `change` applied, sealed again or not. */
+/** A copy of the signed configuration (clear, as an earlier version wrote it) with `change` applied, signed again or not. */
 function edited(change: (file: { sections: Record<string, ConfigDocument> }) => void, seal: boolean): string {
   const config = structuredClone(SAVED);
   change(config);
-  return seal ? sealAppliedConfig(config, KEY!) : JSON.stringify({ ...JSON.parse(sealAppliedConfig(SAVED, KEY!)), sections: config.sections });
+  return seal ? signAppliedConfig(config, KEY!) : JSON.stringify({ ...JSON.parse(signAppliedConfig(SAVED, KEY!)), sections: config.sections });
 }
 
 describe('the engine loads its saved configuration only when it is intact', () => {
-  it('loads an intact file, also one sealed with a previous cluster secret (a rotation)', async (t) => {
-    for (const sealedWith of [KEY!, OTHER_KEY!]) {
+  it('loads an intact file, also one sealed with a previous cluster secret (a rotation), and a clear one of an earlier version', async (t) => {
+    for (const [sealedWith, write] of [[KEY!, sealAppliedConfig], [OTHER_KEY!, sealAppliedConfig], [KEY!, signAppliedConfig]] as const) {
       const { dir, path } = dataDir(t);
-      writeFileSync(path, sealAppliedConfig(SAVED, sealedWith));
+      writeFileSync(path, write(SAVED, sealedWith));
       const { f } = await startFollower(t, dir, { keys: [KEY!, OTHER_KEY!] });
       assert.equal(f.hasConfiguration, true);
       assert.equal(f.notReadyReason(), undefined);
@@ -127,8 +127,14 @@ describe('the engine loads its saved configuration only when it is intact', () =
   });
 
   const tampers: Array<[string, (text: string) => string]> = [
-    ['one character of an API-key hash changed', (t) => t.replace(HASH, `b${HASH.slice(1)}`)],
-    ['maxFailures 5 → 9, still valid JSON', (t) => t.replace('"maxFailures":5', '"maxFailures":9')],
+    ['one character of an API-key hash changed', () => signAppliedConfig(SAVED, KEY!).replace(HASH, `b${HASH.slice(1)}`)],
+    ['maxFailures 5 → 9, still valid JSON', () => signAppliedConfig(SAVED, KEY!).replace('"maxFailures":5', '"maxFailures":9')],
+    ['one byte of the encrypted file changed', (t) => {
+      const file = JSON.parse(t) as { data: string };
+      const data = Buffer.from(file.data, 'base64url');
+      data[10] = data[10]! ^ 1;
+      return JSON.stringify({ ...file, data: data.toString('base64url') });
+    }],
     ['the file cut short', (t) => t.slice(0, Math.floor(t.length / 2))],
     ['maxFailures 5 → 9 with the document digest made again', () => edited((c) => {
       const runtime = c.sections.runtime!;
@@ -166,13 +172,17 @@ describe('the engine loads its saved configuration only when it is intact', () =
 
   it('after a refused file, asks the console for a full copy, applies it and saves it sealed', async (t) => {
     const { dir, path } = dataDir(t);
-    writeFileSync(path, sealAppliedConfig(SAVED, KEY!).replace('"maxFailures":5', '"maxFailures":9'));
+    writeFileSync(path, signAppliedConfig(SAVED, KEY!).replace('"maxFailures":5', '"maxFailures":9'));
     // The console is at the very version and epoch the forged file claims.
     const { f, requests } = await startFollower(t, dir, { answer: (req) => ({ version: 2, epoch: 0, ...(req.full ? { sections: SECTIONS } : {}) }) });
     await waitUntil(async () => f.hasConfiguration, (ok) => ok, 10_000, 5);
     assert.equal(requests[0]!.full, true);
     assert.equal(f.settings().lockoutPolicy.maxFailures, 5);
     assert.equal(f.notReadyReason(), undefined);
+    // It wrote the file encrypted: nothing of the configuration shows.
+    const written = readFileSync(path, 'utf8');
+    assert.equal((JSON.parse(written) as { format: number }).format, 2);
+    assert.ok(!written.includes('maxFailures') && !written.includes(HASH), 'no clear content in the file');
     // The file it wrote loads at the next start.
     const again = await startFollower(t, dir);
     assert.equal(again.f.hasConfiguration, true);
