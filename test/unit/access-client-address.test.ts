@@ -44,6 +44,10 @@ describe('client address behind proxies', () => {
   it('helpers: list entries, IPv4-mapped addresses, the walk', () => {
     assert.deepEqual(forwardedForEntries(['a, b', ' c ,, ']), ['a', 'b', 'c']);
     assert.deepEqual(forwardedForEntries(undefined), []);
+    // One address on one line (the common case, taken apart without splitting).
+    assert.deepEqual(forwardedForEntries(' 192.0.2.7 '), ['192.0.2.7']);
+    assert.deepEqual(forwardedForEntries('   '), []);
+    assert.deepEqual(forwardedForEntries('192.0.2.7, 10.0.0.1'), ['192.0.2.7', '10.0.0.1']);
     assert.equal(plainAddress('::ffff:127.0.0.1'), '127.0.0.1');
     assert.equal(plainAddress('::1'), '::1');
     assert.equal(plainAddress(undefined), '');

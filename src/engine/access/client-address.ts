@@ -53,6 +53,12 @@ function isTrusted(trusted: TrustedProxies, text: string): boolean {
 /** `X-Forwarded-For` as one list of entries, every header line of it in order. */
 export function forwardedForEntries(header: string | string[] | undefined): string[] {
   if (header === undefined) return [];
+  // The common case, one address on one line (a proxy in front of the client), without the
+  // arrays and closures of the general one: every forward-auth decision asks.
+  if (typeof header === 'string' && !header.includes(',')) {
+    const only = header.trim();
+    return only === '' ? [] : [only];
+  }
   const lines = Array.isArray(header) ? header : [header];
   return lines.flatMap((line) => line.split(',')).map((e) => e.trim()).filter((e) => e !== '');
 }
