@@ -61,7 +61,12 @@ export async function withPostgres<T>(url: string, fn: (c: pg.Client) => Promise
 /** Per URL: undefined when the service answered, else why not. */
 const probes = new Map<string, Promise<string | undefined>>();
 
-async function serviceOrSkip(
+/**
+ * `url` when `probe` succeeds (once per process for each `url`); otherwise skips `t` with a
+ * loud notice, or throws under COHORT_REQUIRE_SERVICES=1. For services and facilities of the
+ * machine alike (network namespaces: test/helpers/netns.ts).
+ */
+export async function serviceOrSkip(
   t: Pick<TestContext, 'skip'>,
   name: string,
   url: string,
