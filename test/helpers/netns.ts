@@ -89,7 +89,7 @@ export async function netnsOrSkip(t: Pick<TestContext, 'skip'>): Promise<boolean
       await quietly(() => ip('netns', 'del', ns));
     }
   };
-  return (await serviceOrSkip(t, 'Network namespaces (ip netns, veth; root)', 'this machine', probe)) !== undefined;
+  return (await serviceOrSkip(t, 'Network namespaces (ip netns, veth; as root)', 'this machine', probe, 'not permitted')) !== undefined;
 }
 
 /** Removes what earlier runs of this helper left behind when they were killed before their cleanup. */
