@@ -199,6 +199,11 @@ describe('a cluster across hosts (network namespaces)', () => {
     await allSee(nodes, ids, 30_000);
     const formedMs = performance.now() - startedAt;
     note(`formation: ${nodes.length} nodes on ${lab.subnet}, found through one name with ${lab.hosts.length} addresses, all active on every node ${Math.round(formedMs)} ms after the first start`);
+    for (const n of nodes) {
+      const info = await clusterInfoOf(n.file);
+      assert.deepEqual(info.nodes.filter((m) => m.state === 'not-resolved'), [], `${n.id} resolved ${PEERS_NAME}`);
+      assert.deepEqual(info.nodes.map((m) => m.address).sort(), lab.hosts.map((h) => `${h.address}:${CLUSTER_PORT}`).sort(), `${n.id} knows every host at its own address`);
+    }
     // Ready, not only started: an engine still downloading its share holds no partition, and
     // what is written meanwhile has its copies on the engines already serving alone.
     const ready = await Promise.all(engines.map((e) => waitUntil(() => readiness(e), (r) => r.httpStatus === 200 && r.writes?.accepted === true, 60_000, 100)));
