@@ -879,7 +879,15 @@ export class Membership {
     m.statusSince = this.clock.now();
     this.suspicions.get(m.id)?.cancel();
     this.suspicions.delete(m.id);
-    if (next === 'dead') this.stats.deathsDeclared++;
+    if (next === 'dead') {
+      this.stats.deathsDeclared++;
+      // Its connections may be ones the network stopped carrying without a word (a cut link
+      // sends no reset): TCP keeps retransmitting their unacknowledged bytes, further apart
+      // each time (tens of seconds after a minute), and whatever is sent on them after the
+      // network heals, the reconnect rounds' push-pulls among it, waits behind those bytes.
+      // Closed now, the next send opens a fresh connection, answered as soon as the link is back.
+      this.mux.transport.disconnect(m.address);
+    }
     this.broadcasts.enqueue(msg);
     this.notify(m, previous);
   }

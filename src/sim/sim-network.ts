@@ -231,7 +231,15 @@ export class SimTransport implements Transport {
     this.handlers?.onMessage(from, channel, payload);
   }
 
-  disconnect(): void {}
+  /**
+   * Addresses whose connections the node closed, in order: the simulated network keeps no
+   * connections (nothing is ever stuck on one), so this only records that the node asked.
+   */
+  readonly disconnected: string[] = [];
+
+  disconnect(address: string): void {
+    this.disconnected.push(address);
+  }
 
   stats(): TransportStats {
     return { ...this.counters };

@@ -22,13 +22,15 @@ export interface StartNodeOptions {
   env?: Record<string, string>;
   /** Resolve once the process has started (default) or not wait at all. */
   wait?: boolean;
+  /** A command that execs the CLI, such as `ip netns exec NS` (see processes.ts runCohort). */
+  prefix?: string[];
 }
 
 /** Writes a config on free ports and runs `cohort start`; the process is killed when the test ends. */
 export async function startNode(t: Pick<TestContext, 'after'>, dir: string, id: string, options: StartNodeOptions = {}): Promise<TestNode> {
   const config = await validConfig(id, options.role ?? 'engine', { ...options.overrides, cluster: { peers: options.peers ?? '', ...options.overrides?.cluster } });
   const file = writeConfig(dir, `${id}.ini`, config);
-  const proc = runCohort(t, ['start', '-c', file], { env: options.env ?? {} });
+  const proc = runCohort(t, ['start', '-c', file], { env: options.env ?? {}, ...(options.prefix ? { prefix: options.prefix } : {}) });
   if (options.wait !== false) await proc.waitForOutput(new RegExp(`"msg":"\\w+ ${id} started"`), 20_000);
   return { id, file, config, address: config.cluster!.bind!, proc };
 }

@@ -19,13 +19,21 @@ export interface CohortProcess {
 }
 
 /**
- * Runs the compiled `cohort` CLI as a child process. The test kills it by pid when it ends,
- * whether it passed or not, so no process outlives its test.
+ * Runs the compiled `cohort` CLI as a child process (after `options.prefix`, a command that
+ * execs it, when given). The test kills it by pid when it ends, whether it passed or not, so no
+ * process outlives its test.
  */
-export function runCohort(t: Pick<TestContext, 'after'>, args: string[], options: { env?: Record<string, string>; cwd?: string } = {}): CohortProcess {
+export function runCohort(
+  t: Pick<TestContext, 'after'>,
+  args: string[],
+  options: { env?: Record<string, string>; cwd?: string; prefix?: string[] } = {},
+): CohortProcess {
+  // `prefix` runs the CLI through another command that execs it (`ip netns exec NS`, which
+  // enters a network namespace): the process group is the same, so the cleanup below kills it.
+  const [command, ...commandArgs] = [...(options.prefix ?? []), process.execPath, CLI_ENTRY, ...args] as [string, ...string[]];
   // A process group of its own: the cleanup kills the group, so the nodes a `cohort up` started
   // go with it even when the test failed before cluster.json named them.
-  const child = spawn(process.execPath, [CLI_ENTRY, ...args], {
+  const child = spawn(command, commandArgs, {
     cwd: options.cwd,
     env: { ...process.env, COHORT_LOG_FORMAT: 'json', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -61,33 +61,40 @@ export async function withPostgres<T>(url: string, fn: (c: pg.Client) => Promise
 /** Per URL: undefined when the service answered, else why not. */
 const probes = new Map<string, Promise<string | undefined>>();
 
-async function serviceOrSkip(
+/**
+ * `url` when `probe` succeeds (once per process for each `url`); otherwise skips `t` with a
+ * loud notice, or throws under COHORT_REQUIRE_SERVICES=1. For services and facilities of the
+ * machine alike (network namespaces: test/helpers/netns.ts, which says `not permitted` rather
+ * than `unreachable`).
+ */
+export async function serviceOrSkip(
   t: Pick<TestContext, 'skip'>,
   name: string,
   url: string,
   probe: (url: string) => Promise<void>,
+  missing = 'unreachable',
 ): Promise<string | undefined> {
   let result = probes.get(url);
   const firstAsk = result === undefined;
   if (result === undefined) {
     result = probe(url).then(
       () => undefined,
-      (err: unknown) => (err instanceof Error ? err.message : String(err)),
+      (err: unknown) => (err instanceof Error ? err.message : String(err)).trim(),
     );
     probes.set(url, result);
   }
   const down = await result;
   if (down === undefined) return url;
   if (process.env.COHORT_REQUIRE_SERVICES === '1') {
-    throw new Error(`${name} at ${redact(url)} is required (COHORT_REQUIRE_SERVICES=1) but unreachable: ${down}`);
+    throw new Error(`${name} at ${redact(url)} is required (COHORT_REQUIRE_SERVICES=1) but ${missing}: ${down}`);
   }
   if (firstAsk) {
     process.stderr.write(
-      `\n*** SKIPPED: ${name} at ${redact(url)} unreachable (${down}); ` +
+      `\n*** SKIPPED: ${name} at ${redact(url)} ${missing} (${down}); ` +
         'set COHORT_REQUIRE_SERVICES=1 to make this a failure ***\n\n',
     );
   }
-  t.skip(`${name} at ${redact(url)} unreachable`);
+  t.skip(`${name} at ${redact(url)} ${missing}`);
   return undefined;
 }
 

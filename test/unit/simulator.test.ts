@@ -2,6 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { blockedNode, detection, mixedFaults, steady } from '../../src/sim/scenarios.js';
 import { SimCluster } from '../../src/sim/sim-cluster.js';
+import type { SimTransport } from '../../src/sim/sim-network.js';
 import { PROFILES } from '../../src/cluster/timing.js';
 import { percentile } from '../../src/core/stats.js';
 
@@ -59,6 +60,21 @@ describe('simulator: the real membership code under faults', () => {
     c.resume(3);
     assert.ok(c.runUntilConverged(5000) !== undefined, c.disagreements().join('; '));
     assert.ok(c.nodes[3]!.membership.stats.refutations > 0);
+  });
+
+  it('closes its connections to a member it declares dead, on both sides of a partition', () => {
+    // On real networks a cut link leaves TCP connections open with bytes awaiting
+    // retransmission, further apart each time: a message sent on one after the heal waited
+    // 20 s and more (test/integration/multi-host-netns.test.ts). Closed, the next send dials anew.
+    const c = new SimCluster({ nodes: 3, seed: 7, timing: PROFILES.local });
+    c.run(2000);
+    c.partition([0, 1], [2]);
+    c.run(10_000);
+    const closedBy = (i: number): string[] => (c.nodes[i]!.mux.transport as SimTransport).disconnected;
+    assert.equal(c.statusOf(c.nodes[0]!, c.nodes[2]!), 'dead');
+    assert.equal(c.statusOf(c.nodes[2]!, c.nodes[0]!), 'dead');
+    for (const [observer, dead] of [[0, 2], [1, 2], [2, 0], [2, 1]] as const) assert.ok(closedBy(observer).includes(c.nodes[dead]!.address), `node ${observer} closed its connections to node ${dead}`);
+    assert.ok(!closedBy(0).includes(c.nodes[1]!.address), 'connections to a live member stay open');
   });
 
   it('merges a healed partition by itself', () => {
