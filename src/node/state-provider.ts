@@ -46,7 +46,9 @@ const EVICTION_REPORT_EVERY_MS = 60_000;
  *   `inter_group`, `directed` with `preferred_node_indices`), placed over the serving
  *   engines of that scope as membership metadata tells them.
  * - `redis`: connected before the engine reports ready; a Redis that is down fails the start
- *   with STATE_UNAVAILABLE rather than serving errors.
+ *   with STATE_UNAVAILABLE rather than serving errors. One server, a Redis Cluster or a
+ *   Sentinel-managed master (`redis_url`); the same scopes as the grid's, as key prefixes
+ *   (state/redis/redis-keys.ts); revocations and replay ids wait for `redis_wait_replicas`.
  */
 export interface GridStats {
   /**
@@ -63,7 +65,15 @@ export interface GridStats {
 
 export async function openStateProvider(config: NodeConfig, clock: Clock, log: Logger, cluster: ClusterMember): Promise<OpenedProvider> {
   if (config.state.provider === 'redis') {
-    const redis = new RedisProvider({ url: config.state.redisUrl!.reveal(), prefix: `cohort:${config.cluster.id}:`, commandTimeoutMs: Math.max(config.state.rpcTimeoutMs, 1000) });
+    const redis = new RedisProvider({
+      url: config.state.redisUrl!.reveal(),
+      prefix: `cohort:${config.cluster.id}:`,
+      // The grid's scopes (subclusters, directed sets) as key prefixes (redis-keys.ts).
+      scopes: scopeKeys(scopeSettings(config)),
+      commandTimeoutMs: Math.max(config.state.rpcTimeoutMs, 1000),
+      ...(config.state.redisWaitReplicas !== null ? { waitReplicas: config.state.redisWaitReplicas } : {}),
+      waitTimeoutMs: config.state.redisWaitTimeoutMs,
+    });
     try {
       await redis.connect();
     } catch (err) {
