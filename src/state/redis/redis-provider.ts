@@ -387,7 +387,12 @@ export class RedisProvider implements StateProvider {
   };
 
   async close(): Promise<void> {
-    for (const client of new Set([this.redis, this.durable])) await client.quit().catch(() => client.disconnect());
+    for (const client of new Set([this.redis, this.durable])) {
+      await client.quit().catch(() => undefined);
+      // QUIT leaves the Sentinel client's subscriptions to the Sentinels (its failover
+      // detector) open; disconnect closes those too.
+      client.disconnect();
+    }
   }
 
   private values(service: SingleKeyService) {
