@@ -12,12 +12,16 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Cluster, Redis } from 'ioredis';
 import { RedisProvider } from '../../src/state/redis/redis-provider.js';
-import { keySlot } from '../../src/state/redis/redis-keys.js';
+import { keySlot, RedisKeyLayout } from '../../src/state/redis/redis-keys.js';
 import { scopeKeys } from '../../src/state/grid/scopes.js';
 import { DEFAULT_INTER_GROUP } from '../../src/config/schema.js';
 import { redisBinariesOrSkip } from '../helpers/services.js';
 import { startRedisCluster, startRedisSentinels, type RedisClusterHandle, type RedisSentinelHandle } from '../helpers/redis-servers.js';
 import { stateContract, type StateHarness } from '../helpers/state-contract.js';
+import { runCohort, runCohortToEnd, upDir } from '../helpers/processes.js';
+import type { ClusterFile } from '../../src/cli/local-cluster/local-cluster.js';
+import { loadNodeConfig } from '../../src/config/node-config.js';
+import { readFileSync } from 'node:fs';
 
 const dir = mkdtempSync(join(tmpdir(), 'cohort-redis-cluster-'));
 let cluster: Promise<RedisClusterHandle> | undefined;
@@ -129,5 +133,52 @@ describe('redis provider on a cluster: scopes as key prefixes', () => {
     // Other services are cluster-wide on all three.
     await a.artifacts.put('art', 'x', 60_000);
     assert.equal(await b.artifacts.resolve('art'), 'x');
+  });
+});
+
+describe('cohort up --state redis', () => {
+  it('starts a local cluster whose engines share their state in the Redis Cluster given; refuses --state redis without a URL and a malformed one', async (t) => {
+    if (!(await redisBinariesOrSkip(t))) return;
+    const c = await sharedCluster();
+    const usage = await runCohortToEnd(t, ['up', '--state', 'redis', '--dir', upDir(t)]);
+    assert.notEqual(usage.code, 0);
+    assert.match(usage.stderr, /--state redis needs --redis-url/);
+    const bad = await runCohortToEnd(t, ['up', '--state', 'redis', '--redis-url', 'redis-sentinel://:pw-not-shown@s1', '--dir', upDir(t)]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /--redis-url: .*master-name/);
+    assert.doesNotMatch(bad.stderr, /pw-not-shown/);
+
+    const dir = upDir(t);
+    const up = runCohort(t, ['up', '--engines', '2', '--dir', dir, '--json', '--state', 'redis', '--redis-url', c.url, '--start-timeout', '60']);
+    await up.waitForOutput(/"clusterId"/, 70_000);
+    const file = JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8')) as ClusterFile;
+    assert.equal(file.redisUrl, c.url);
+    const engines = file.nodes.filter((n) => n.role === 'engine');
+    for (const e of engines) {
+      const config = loadNodeConfig(e.configFile);
+      assert.equal(config.state.provider, 'redis');
+      assert.equal(config.state.redisUrl?.reveal(), c.url);
+    }
+    const call = async (base: string, method: string, path: string, body?: unknown) => {
+      const r = await fetch(`${base}${path}`, { method, headers: { authorization: `Bearer ${file.apiKey}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : null });
+      return { status: r.status, json: (await r.json()) as Record<string, unknown> };
+    };
+    const created = await call(engines[0]!.runtime!, 'POST', '/runtime/v1/sessions', { subject: 'uma' });
+    assert.equal(created.status, 201);
+    assert.equal((await call(engines[1]!.runtime!, 'GET', `/runtime/v1/sessions/${String(created.json.id)}`)).json.subject, 'uma');
+    // The session is in the Redis Cluster, under the local cluster's prefix.
+    const admin = new Cluster([{ host: '127.0.0.1', port: c.ports[0]! }]);
+    admin.on('error', () => undefined);
+    t.after(() => admin.disconnect());
+    const keys = new RedisKeyLayout(`cohort:${file.clusterId}:`);
+    assert.equal(await admin.exists(keys.session(String(created.json.id))!), 1);
+
+    // A second run in the same directory with another provider is refused.
+    const stop = await runCohortToEnd(t, ['cluster', 'stop', '-c', file.nodes[0]!.configFile]);
+    assert.equal(stop.code, 0, stop.stderr);
+    await up.exited;
+    const other = await runCohortToEnd(t, ['up', '--engines', '2', '--dir', dir, '--state', 'grid']);
+    assert.notEqual(other.code, 0);
+    assert.match(other.stderr, /keep their state in Redis at redis-cluster:/);
   });
 });
