@@ -88,13 +88,31 @@ describe('redis provider on one server', () => {
     assert.deepEqual(await admin.zrange(index.byEnd, '0', '-1'), [kept.id], 'and the index by end');
   });
 
-  it('answers "no session" for an id that is not a session id without asking Redis about a key it cannot name', async (t) => {
+  it('still finds, touches and deletes by id a session stored by the earlier single-server layout (an upgrade signs no one out)', async (t) => {
     const url = await redisUrlOrSkip(t);
     if (!url) return;
-    const { provider } = await openProvider(t, url);
-    assert.equal(provider.keys.session('Zk3-no-dots'), undefined);
+    const { provider, admin } = await openProvider(t, url);
+    assert.equal(provider.keys.session('Zk3-no-dots'), undefined, 'not a session id of this layout');
     assert.equal(await provider.sessions.get('Zk3-no-dots', { touch: true }), undefined);
     assert.equal(await provider.sessions.delete('Zk3-no-dots'), false);
-    assert.equal(await provider.revocations.isRevoked('Zk3-no-dots'), true, 'but a delete still revokes it');
+    assert.equal(await provider.revocations.isRevoked('Zk3-no-dots'), true, 'a delete revokes even an unknown id');
+
+    // A session as the earlier release's createSession wrote it: `<prefix>s:<id>`, a random id.
+    const id = 'oldLayoutSessionId0123456789abcd';
+    const created = Date.now() - 1000;
+    const legacy = provider.keys.legacySession(id);
+    assert.equal(legacy, `${provider.keys.prefix}s:${id}`);
+    await admin.hset(legacy, 'body', JSON.stringify({ id, subject: 'olga', attributes: { tier: 'gold' } }), 'subject', 'olga', 'created', created, 'last', created, 'idle', 60_000, 'max', 600_000);
+    await admin.pexpireat(legacy, created + 60_000);
+    const found = await provider.sessions.get(id);
+    assert.deepEqual(found?.attributes, { tier: 'gold' });
+    assert.equal(found?.createdAt, created);
+    const touched = await provider.sessions.get(id, { touch: true });
+    assert.ok(touched && touched.lastAccessAt > created, 'touched');
+    assert.ok((await admin.pexpiretime(legacy)) > created + 60_000, 'its idle time extended');
+    assert.equal(await provider.sessions.delete(id), true);
+    assert.equal(await provider.sessions.get(id), undefined);
+    assert.equal(await provider.revocations.isRevoked(id), true, 'revoked until its maximum lifetime would have ended');
+    assert.equal(await admin.pexpiretime(provider.keys.revocation(id)), created + 600_000);
   });
 });

@@ -38,6 +38,7 @@ describe('redis key layout', () => {
     assert.equal(plain.revocation(id), east.revocation(id));
     assert.equal(plain.revocation('jwt-1'), 'p:r:jwt-1', 'other revocations are untagged');
     assert.equal(plain.session('no-dots'), undefined);
+    assert.equal(plain.legacySession('no-dots'), 'p:s:no-dots', 'where the earlier single-server layout kept it');
   });
 
   it('prefixes scoped services with their scope key and leaves the cluster-wide scope as the plain layout', () => {

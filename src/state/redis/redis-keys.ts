@@ -78,6 +78,15 @@ export class RedisKeyLayout {
     return tag === undefined ? undefined : `${this.prefix}{${tag}}s:${id}`;
   }
 
+  /**
+   * Where the single-server layout of earlier releases kept session `id` (random ids, not
+   * session ids of this layout): `<prefix>s:<id>`, untagged. Read only on a single server,
+   * where such sessions can exist, so that an upgrade signs no one out.
+   */
+  legacySession(id: string): string {
+    return `${this.prefix}s:${id}`;
+  }
+
   /** The revocation of `id`: beside its session when `id` is a session id. Never scoped. */
   revocation(id: string): string {
     const tag = sessionTag(id);

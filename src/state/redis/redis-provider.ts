@@ -239,12 +239,19 @@ export class RedisProvider implements StateProvider {
   private readonly redis: Client;
   /** The client of durable writes (revocations, replay ids) when they WAIT; else `redis`. */
   private readonly durable: Client;
+  /**
+   * Outside a Redis Cluster, sessions of the earlier layout (ids without a bucket) are still found
+   * by id until they end (redis-keys.ts `legacySession`). Never on a cluster, where no such
+   * session can exist and the untagged keys of one would not share a slot.
+   */
+  private readonly legacySessions: boolean;
 
   constructor(options: RedisProviderOptions) {
     this.keys = new RedisKeyLayout(options.prefix ?? 'cohort:', options.scopes);
     this.target = parseRedisUrl(options.url);
     this.waitReplicas = options.waitReplicas ?? defaultWaitReplicas(this.target);
     this.waitTimeoutMs = options.waitTimeoutMs ?? DEFAULT_WAIT_TIMEOUT_MS;
+    this.legacySessions = this.target.kind !== 'cluster';
     const commandTimeout = options.commandTimeoutMs ?? 2000;
     this.redis = openClient(this.target, commandTimeout);
     // A WAIT may take its whole timeout; the command must not time out before it.
@@ -282,7 +289,7 @@ export class RedisProvider implements StateProvider {
       return sessionFromFields(fields);
     },
     get: async (id: string, options: SessionGetOptions = {}): Promise<Session | undefined> => {
-      const key = this.keys.session(id);
+      const key = this.sessionKey(id);
       if (key === undefined) return undefined;
       const args = options.touch ? [1, options.touchAfterMs ?? ''] : [0];
       const fields = (await this.script('getSession', [key, this.keys.revocation(id)], args)) as string[] | null;
@@ -333,7 +340,7 @@ export class RedisProvider implements StateProvider {
     },
     delete: async (id: string, options: { unknownRevocationMs?: number } = {}): Promise<boolean> => {
       const unknownMs = options.unknownRevocationMs ?? DEFAULT_REVOCATION_TTL_MS;
-      const key = this.keys.session(id);
+      const key = this.sessionKey(id);
       // Revoked even when the session was not found: a copy of its cookie may still be used.
       if (key === undefined) {
         await this.durableScript('revoke', [this.keys.revocation(id)], ['', unknownMs]);
@@ -406,6 +413,11 @@ export class RedisProvider implements StateProvider {
       },
       delete: async (key: string): Promise<boolean> => (await this.call(() => this.redis.del(this.keys.scoped(service, key)))) === 1,
     };
+  }
+
+  /** The key of session `id` in this layout, or in the earlier one where it may be; undefined: no such session can exist. */
+  private sessionKey(id: string): string | undefined {
+    return this.keys.session(id) ?? (this.legacySessions ? this.keys.legacySession(id) : undefined);
   }
 
   /** The sessions of `ids` (all of `subject`'s indexes, so in one slot): undefined for those gone. */
