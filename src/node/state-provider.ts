@@ -8,6 +8,7 @@ import { scopeKeys, scopeSettings } from '../state/grid/scopes.js';
 import { GridStore } from '../state/grid/grid-store.js';
 import { ReplicatedExecutor } from '../state/grid/replicated-executor.js';
 import { RedisProvider } from '../state/redis/redis-provider.js';
+import { redactRedisUrl } from '../config/redis-url.js';
 import type { StateProvider } from '../state/services.js';
 import type { ClusterMember } from './cluster-member.js';
 import { loadGridState, markGridStateServed, saveGridState, savedGridState, setGridStateAside, staleGridStateReason } from './grid-state-file.js';
@@ -80,6 +81,8 @@ export async function openStateProvider(config: NodeConfig, clock: Clock, log: L
       await redis.close();
       throw err;
     }
+    // Which deployment, and whether revocations wait for replicas: what an operator checks first.
+    log.info({ redis: redactRedisUrl(config.state.redisUrl!.reveal()), deployment: redis.target.kind, waitReplicas: redis.waitReplicas }, 'runtime state in Redis');
     return {
       provider: redis,
       notReadyReasons: () => (redis.connected ? [] : ['the Redis state provider is disconnected']),

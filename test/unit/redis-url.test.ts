@@ -1,7 +1,7 @@
 /** `[state] redis_url` forms: one server, a cluster seed list, a Sentinel set (config/redis-url.ts). */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseRedisUrl, type RedisTarget } from '../../src/config/redis-url.js';
+import { parseRedisUrl, redactRedisUrl, type RedisTarget } from '../../src/config/redis-url.js';
 import { InvalidValue } from '../../src/config/values.js';
 
 describe('redis_url parsing', () => {
@@ -37,4 +37,11 @@ describe('redis_url parsing', () => {
       assert.throws(() => parseRedisUrl(raw), (err: unknown) => err instanceof InvalidValue && message.test(err.message) && !err.message.includes('secret'));
     });
   }
+
+  it('hides the password (and only it) for logs and cluster.json', () => {
+    assert.equal(redactRedisUrl('redis-cluster://cohort:s3cret@a:1,b:2'), 'redis-cluster://cohort:***@a:1,b:2');
+    assert.equal(redactRedisUrl('rediss-sentinel://:s3cret@s1/main'), 'rediss-sentinel://:***@s1/main');
+    assert.equal(redactRedisUrl('redis://user@h:6379/1'), 'redis://user@h:6379/1');
+    assert.equal(redactRedisUrl('redis://h:6379'), 'redis://h:6379');
+  });
 });
