@@ -5,12 +5,14 @@
  * 1. Session lookups through one engine's HTTP port (3 engines, grid, RF 3), cycling over
  *    2,000 sessions with 200-byte attributes, beside a bare Fastify route answering a body of
  *    the same size (one of those sessions as the engine answered it), and beside the same
- *    engine code on the Redis provider; then the cost of the metrics: lookups through engine-1
+ *    engine code on the Redis provider, on one Redis server (--redis) and on a Redis Cluster of
+ *    3 masters and 3 replicas this bench starts itself (test/helpers/redis-servers.ts; not
+ *    measured where redis-server is not installed); then the cost of the metrics: lookups through engine-1
  *    (metrics on, the default) and engine-2 (`[http] metrics = false`), alternating,
  *    --metrics-rounds rounds each (with RF 3 on 3 engines both hold every session, so both
  *    answer from their own copy). The load comes from a separate process (bench/load-runner.ts:
  *    wrk where installed, else autocannon in a child process) with --connections keep-alive
- *    connections; the grid, Fastify and Redis rows take turns (a warm-up of each, then --rounds
+ *    connections; the grid, Fastify and both Redis rows take turns (a warm-up of each, then --rounds
  *    rounds sharing --seconds), and each row gets the CPU time per request of the process
  *    serving it (from /proc).
  * 2. Replicated writes (PUT /runtime/v1/state/KEY: applied by the primary, held by all three
@@ -29,7 +31,7 @@
  * ends. Usage: node --expose-gc dist/bench/runtime.js [--seconds 10] [--connections 50]
  *   [--rounds 2] [--warmup 1] [--threads 2] [--load wrk|autocannon]
  *   [--join-sessions 1000000] [--join-revocations 50000] [--redis redis://127.0.0.1:6379] [--json]
- *   [--metrics-rounds 2] [--lookups-only] (only the lookup rows: grid, Fastify, Redis, metrics on/off)
+ *   [--metrics-rounds 2] [--lookups-only] (only the lookup rows: grid, Fastify, Redis, Redis Cluster, metrics on/off)
  */
 import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
@@ -48,6 +50,7 @@ import { measureGridWrites, type GridWriteFigures } from './grid-writes.js';
 import { defaultLoadTool, figures, measureGroupSlices, runLoad, type LoadFigures, type LoadRequest, type LoadTool, type Slice } from './load-runner.js';
 import { benchNodeConfig, CLI, removeAtExit, spawnProcess, spawnQuiet, startBenchNode, waitReady, type BenchNode } from './nodes.js';
 import type { Session } from '../src/state/services.js';
+import { redisBinariesMissing, startRedisCluster, type RedisClusterHandle } from '../test/helpers/redis-servers.js';
 
 const PEER = fileURLToPath(new URL('./peer-fastify.js', import.meta.url));
 const API_KEY = 'bench-runtime-api-key-0123456789';
@@ -232,14 +235,41 @@ async function main(): Promise<void> {
     redisEngine?.child?.kill('SIGKILL');
     redisEngine = undefined;
   }
+  // The Redis Cluster row: the same engine code on a cluster this bench starts (its own ports).
+  let clusterEngine: NodeInfo | undefined;
+  let clusterPaths: string[] | undefined;
+  let redisCluster: RedisClusterHandle | undefined;
+  const missing = redisBinariesMissing();
+  if (missing !== undefined) {
+    log(`Redis Cluster provider not measured: ${missing}`);
+  } else {
+    try {
+      log('starting a Redis Cluster (3 masters, 3 replicas)');
+      redisCluster = await startRedisCluster(join(base, 'redis-cluster'));
+      clusterEngine = await nodeConfig(base, 'engine-redis-cluster', 'engine', consoleNode.cluster, ['provider = redis', `redis_url = ${redisCluster.url}`]);
+      await startNode(clusterEngine);
+      clusterPaths = (await createSessions(clusterEngine, LOOKUP_SESSIONS)).map((id) => `/runtime/v1/sessions/${id}`);
+    } catch (err) {
+      log(`Redis Cluster provider not measured: ${(err as Error).message}`);
+      clusterEngine?.child?.kill('SIGKILL');
+      clusterEngine = undefined;
+      clusterPaths = undefined;
+    }
+  }
   const group = { tool: LOAD_TOOL, dir: base, connections: CONNECTIONS, threads: THREADS, log };
-  log(`session lookups through engine-1 beside the bare Fastify route${redisPaths ? ' and the Redis provider' : ''}, ${ROUNDS} x ${SLICE_SECONDS} s each (${LOAD_TOOL})`);
+  log(`session lookups through engine-1 beside the bare Fastify route${redisPaths ? ', the Redis provider' : ''}${clusterPaths ? ', the Redis Cluster provider' : ''}, ${ROUNDS} x ${SLICE_SECONDS} s each (${LOAD_TOOL})`);
   const lookupRows = [
     { name: 'fastify', base: `http://127.0.0.1:${peerPort}`, requests: lookups(paths), group: peer.pid! },
     { name: 'grid', base: `http://${engines[0]!.runtime}`, requests: lookups(paths), group: engines[0]!.child!.pid! },
     ...(redisEngine && redisPaths ? [{ name: 'redis', base: `http://${redisEngine.runtime}`, requests: lookups(redisPaths), group: redisEngine.child!.pid! }] : []),
+    ...(clusterEngine && clusterPaths ? [{ name: 'redis-cluster', base: `http://${clusterEngine.runtime}`, requests: lookups(clusterPaths), group: clusterEngine.child!.pid! }] : []),
   ];
-  const [bare, grid, redis] = (await measureGroupSlices(lookupRows, { ...group, warmupSeconds: WARMUP_SECONDS, rounds: ROUNDS, sliceSeconds: SLICE_SECONDS })).map(figures) as [LoadFigures, LoadFigures, LoadFigures | undefined];
+  const measured = (await measureGroupSlices(lookupRows, { ...group, warmupSeconds: WARMUP_SECONDS, rounds: ROUNDS, sliceSeconds: SLICE_SECONDS })).map(figures);
+  const byName = (name: string): LoadFigures | undefined => {
+    const i = lookupRows.findIndex((r) => r.name === name);
+    return i < 0 ? undefined : measured[i];
+  };
+  const [bare, grid, redis, redisClusterRow] = [byName('fastify')!, byName('grid')!, byName('redis'), byName('redis-cluster')];
   results.lookup = {
     load: LOAD_TOOL, connections: CONNECTIONS, sessions: LOOKUP_SESSIONS, attributesBytes: LOOKUP_ATTRIBUTES_BYTES, gridBodyBytes, fastifyBodyBytes,
     gridRps: grid.rps, gridP50Ms: grid.p50Ms, gridP99Ms: grid.p99Ms, gridErrors: grid.errors, gridCpuUsPerRequest: grid.cpuUsPerRequest,
@@ -247,11 +277,16 @@ async function main(): Promise<void> {
     ratio: grid.rps / bare.rps,
     cpuRatio: cpuRatio(bare, grid),
     ...(redis ? { redisRps: redis.rps, redisP50Ms: redis.p50Ms, redisP99Ms: redis.p99Ms, redisErrors: redis.errors, redisCpuUsPerRequest: redis.cpuUsPerRequest, gridOverRedis: grid.rps / redis.rps } : {}),
+    ...(redisClusterRow
+      ? { redisClusterRps: redisClusterRow.rps, redisClusterP50Ms: redisClusterRow.p50Ms, redisClusterP99Ms: redisClusterRow.p99Ms, redisClusterErrors: redisClusterRow.errors, redisClusterCpuUsPerRequest: redisClusterRow.cpuUsPerRequest, gridOverRedisCluster: grid.rps / redisClusterRow.rps }
+      : {}),
   };
-  if (redisEngine) {
-    redisEngine.child?.kill('SIGTERM');
-    await once(redisEngine.child!, 'exit');
+  for (const engine of [redisEngine, clusterEngine]) {
+    if (!engine) continue;
+    engine.child?.kill('SIGTERM');
+    await once(engine.child!, 'exit');
   }
+  await redisCluster?.stop();
 
   const rounds = Number(args['metrics-rounds']);
   log(`metrics on (engine-1) and off (engine-2): session lookups, alternating, ${rounds} rounds of ${SECONDS} s`);
@@ -376,6 +411,11 @@ function redisRow(results: Record<string, unknown>): string {
   return `| same workload, Redis provider (CPU: the engine's, not Redis's) | ${l.redisRps ? `${l.redisRps.toFixed(0)} req/s (${cpuText(l.redisCpuUsPerRequest)}), p50 ${fmt(l.redisP50Ms!)}, p99 ${fmt(l.redisP99Ms!)}` : 'not measured'} | | grid ≥ 1.3x Redis: ${l.gridOverRedis ? `${l.gridOverRedis.toFixed(2)}x` : '—'} |`;
 }
 
+function redisClusterRow(results: Record<string, unknown>): string {
+  const l = results.lookup as Record<string, number | null>;
+  return `| same workload, Redis Cluster provider (3 masters, 3 replicas, started by the bench; CPU: the engine's) | ${l.redisClusterRps ? `${l.redisClusterRps.toFixed(0)} req/s (${cpuText(l.redisClusterCpuUsPerRequest)}), p50 ${fmt(l.redisClusterP50Ms!)}, p99 ${fmt(l.redisClusterP99Ms!)}; ${l.redisClusterErrors} errors` : 'not measured'} | | grid ≥ 1.3x Redis: ${l.gridOverRedisCluster ? `${l.gridOverRedisCluster.toFixed(2)}x` : '—'} |`;
+}
+
 function metricsRow(results: Record<string, unknown>): string {
   const m = results.metrics as { onRps: number; offRps: number; ratio: number; onRounds: number[]; offRounds: number[]; onP99Ms: number; offP99Ms: number; onCpuUsPerRequest: number | null; offCpuUsPerRequest: number | null; errors: number };
   return `| same lookups, metrics on (engine-1) vs off (engine-2, [http] metrics = false), alternating | on ${m.onRps.toFixed(0)} req/s (${cpuText(m.onCpuUsPerRequest)}; rounds ${m.onRounds.join(', ')}; p99 ${fmt(m.onP99Ms)}); ${m.errors} errors | off ${m.offRps.toFixed(0)} req/s (${cpuText(m.offCpuUsPerRequest)}; rounds ${m.offRounds.join(', ')}; p99 ${fmt(m.offP99Ms)}) | on within 5% of off: ${(m.ratio * 100).toFixed(1)}% |`;
@@ -391,7 +431,7 @@ function printLookups(results: Record<string, unknown>): void {
 
 /** The table's head and its lookup rows: the whole table with --lookups-only, its start otherwise. */
 function lookupTable(results: Record<string, unknown>): string[] {
-  return ['| measure | Cohort | peer (same run) | target |', '| --- | ---: | ---: | --- |', lookupRow(results), metricsRow(results), redisRow(results)];
+  return ['| measure | Cohort | peer (same run) | target |', '| --- | ---: | ---: | --- |', lookupRow(results), metricsRow(results), redisRow(results), redisClusterRow(results)];
 }
 
 main().then(

@@ -74,6 +74,9 @@ export interface NodeConfig {
     provider: StateProviderName;
     /** The Redis URL (it may hold a password, hence a Secret); undefined unless set. */
     redisUrl: Secret | undefined;
+    /** `redis_wait_replicas`; null: by the URL's form (redis-provider.ts `defaultWaitReplicas`). */
+    redisWaitReplicas: number | null;
+    redisWaitTimeoutMs: number;
     architecture: Architecture;
     replicationFactor: number;
     groupId: string | null;
@@ -218,8 +221,10 @@ export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeC
     for (const service of Object.keys(preferredNodeIndices)) warnings.push(`[state] preferred_node_indices.${service} is ignored with architecture = adaptive; set architecture = directed to use it.`);
   }
   const groupId = get<string | null>('state', 'group_id');
-  if (get<StateProviderName>('state', 'provider') === 'redis' && (groupId !== null || architecture === 'directed')) {
-    warnings.push('[state] group_id and architecture = directed apply to the grid provider only; with provider = redis every engine shares all state in Redis.');
+  if (get<StateProviderName>('state', 'provider') !== 'redis') {
+    for (const key of ['redis_wait_replicas', 'redis_wait_timeout']) {
+      if (values.has(`state.${key}`)) warnings.push(`[state] ${key} applies to provider = redis only; it is ignored with provider = grid.`);
+    }
   }
   const previousDef = findKey('cluster', 'previous_secret_keys')!;
   const previousSrc = sourceOf(previousDef);
@@ -322,6 +327,8 @@ export function buildNodeConfig(raw: RawSections, file: string, env: Env): NodeC
     state: {
       provider,
       redisUrl: redisUrl ? new Secret(redisUrl) : undefined,
+      redisWaitReplicas: get<number | null>('state', 'redis_wait_replicas'),
+      redisWaitTimeoutMs: get<number>('state', 'redis_wait_timeout'),
       architecture,
       replicationFactor: get<number>('state', 'replication_factor'),
       groupId,

@@ -21,6 +21,7 @@ import {
   parsePattern,
   splitList,
 } from './values.js';
+import { parseRedisUrl, REDIS_URL_FORMS } from './redis-url.js';
 
 /** Group ids: letters, digits, `_ -` (they are written into session ids). */
 const GROUP_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -368,14 +369,26 @@ export const KEYS: readonly KeyDef[] = [
   },
   {
     section: 'state', key: 'redis_url', type: 'url', default: '', unit: '',
-    doc: 'With `provider = redis`: the Redis (or Valkey) to use, `redis://[user:password@]host:port[/db]` or `rediss://` for TLS. Redis 7.0 or later.',
-    allowed: 'empty, or a redis:// or rediss:// URL',
+    doc: 'With `provider = redis`: the Redis (or Valkey) to use, 7.0 or later. One server: `redis://[user:password@]host:port[/db]`. A Redis Cluster: `redis-cluster://[user:password@]host:port,host:port,...`, some of its nodes (the rest are learned from them). A master and replicas watched by Sentinels: `redis-sentinel://[user:password@]host:port,host:port,.../master-name[/db]`, the Sentinels\' addresses (asked without credentials; the credentials are the master\'s). `rediss`, `rediss-cluster`, `rediss-sentinel`: the same over TLS. A port left out is 6379 (26379 for Sentinels); a password holding `@ / , :` is percent-encoded.',
+    allowed: `empty, or ${REDIS_URL_FORMS}`,
     secret: true,
     parse: (raw) => {
       const v = raw.trim();
-      if (v === '' || v.startsWith('redis://') || v.startsWith('rediss://')) return v;
-      throw new InvalidValue('not a redis:// or rediss:// URL');
+      if (v !== '') parseRedisUrl(v);
+      return v;
     },
+  },
+  {
+    section: 'state', key: 'redis_wait_replicas', type: 'integer', default: '', unit: 'replicas',
+    doc: 'With `provider = redis`: how many replicas must hold a revocation (also the one a session delete makes) or a replay id before it is acknowledged (the write is followed by `WAIT`), so that a master failing right after cannot lose it. Fewer within `redis_wait_timeout`: the call fails with STATE_NOT_REPLICATED (503) and is never silently acknowledged. Empty: 1 with `redis-cluster://` and `redis-sentinel://` URLs, 0 (no WAIT) with `redis://`, where a single server usually has no replica. 0: acknowledged once the master has it.',
+    allowed: 'empty, or integer 0 to 16',
+    parse: (raw) => (raw.trim() === '' ? null : parseInteger(raw, 0, 16)),
+  },
+  {
+    section: 'state', key: 'redis_wait_timeout', type: 'integer', default: '1000', unit: 'ms',
+    doc: 'With `provider = redis` and replicas to wait for: how long a revocation or replay id waits for them before it fails with STATE_NOT_REPLICATED.',
+    allowed: 'integer 1 to 60000',
+    parse: (raw) => parseInteger(raw, 1, 60_000),
   },
   {
     section: 'state', key: 'replication_factor', type: 'integer', default: '3', unit: 'engines',
@@ -385,7 +398,7 @@ export const KEYS: readonly KeyDef[] = [
   },
   {
     section: 'state', key: 'group_id', type: 'string', default: '', unit: '',
-    doc: 'Subcluster this engine belongs to; empty for none. The state of its services (but those in `inter_group`) is kept on the engines of the same subcluster, and its session ids carry the group id so that any engine routes a request for them here (grid provider).',
+    doc: 'Subcluster this engine belongs to; empty for none. The state of its services (but those in `inter_group`) is kept on the engines of the same subcluster, and its session ids carry the group id so that any engine routes a request for them here. With `provider = redis` the same scoping applies as key prefixes in Redis.',
     allowed: 'empty, or letters, digits, _ - (1 to 64 characters)',
     parse: (raw) => (raw.trim() === '' ? null : parsePattern(raw, GROUP_ID_PATTERN)),
   },

@@ -8,6 +8,7 @@ import { scopeKeys, scopeSettings } from '../state/grid/scopes.js';
 import { GridStore } from '../state/grid/grid-store.js';
 import { ReplicatedExecutor } from '../state/grid/replicated-executor.js';
 import { RedisProvider } from '../state/redis/redis-provider.js';
+import { redactRedisUrl } from '../config/redis-url.js';
 import type { StateProvider } from '../state/services.js';
 import type { ClusterMember } from './cluster-member.js';
 import { loadGridState, markGridStateServed, saveGridState, savedGridState, setGridStateAside, staleGridStateReason } from './grid-state-file.js';
@@ -46,7 +47,9 @@ const EVICTION_REPORT_EVERY_MS = 60_000;
  *   `inter_group`, `directed` with `preferred_node_indices`), placed over the serving
  *   engines of that scope as membership metadata tells them.
  * - `redis`: connected before the engine reports ready; a Redis that is down fails the start
- *   with STATE_UNAVAILABLE rather than serving errors.
+ *   with STATE_UNAVAILABLE rather than serving errors. One server, a Redis Cluster or a
+ *   Sentinel-managed master (`redis_url`); the same scopes as the grid's, as key prefixes
+ *   (state/redis/redis-keys.ts); revocations and replay ids wait for `redis_wait_replicas`.
  */
 export interface GridStats {
   /**
@@ -63,13 +66,23 @@ export interface GridStats {
 
 export async function openStateProvider(config: NodeConfig, clock: Clock, log: Logger, cluster: ClusterMember): Promise<OpenedProvider> {
   if (config.state.provider === 'redis') {
-    const redis = new RedisProvider({ url: config.state.redisUrl!.reveal(), prefix: `cohort:${config.cluster.id}:`, commandTimeoutMs: Math.max(config.state.rpcTimeoutMs, 1000) });
+    const redis = new RedisProvider({
+      url: config.state.redisUrl!.reveal(),
+      prefix: `cohort:${config.cluster.id}:`,
+      // The grid's scopes (subclusters, directed sets) as key prefixes (redis-keys.ts).
+      scopes: scopeKeys(scopeSettings(config)),
+      commandTimeoutMs: Math.max(config.state.rpcTimeoutMs, 1000),
+      ...(config.state.redisWaitReplicas !== null ? { waitReplicas: config.state.redisWaitReplicas } : {}),
+      waitTimeoutMs: config.state.redisWaitTimeoutMs,
+    });
     try {
       await redis.connect();
     } catch (err) {
       await redis.close();
       throw err;
     }
+    // Which deployment, and whether revocations wait for replicas: what an operator checks first.
+    log.info({ redis: redactRedisUrl(config.state.redisUrl!.reveal()), deployment: redis.target.kind, waitReplicas: redis.waitReplicas }, 'runtime state in Redis');
     return {
       provider: redis,
       notReadyReasons: () => (redis.connected ? [] : ['the Redis state provider is disconnected']),

@@ -25,6 +25,20 @@ export function redisUrlOrSkip(t: TestContext): Promise<string | undefined> {
   return serviceOrSkip(t, 'Redis', TEST_REDIS_URL, probeRedis);
 }
 
+/**
+ * True when redis-server (7.0 or later) and redis-cli can be run here, for tests that start
+ * their own Redis Cluster or Sentinel set (redis-servers.ts); else `t` is skipped (loudly, or
+ * failed with COHORT_REQUIRE_SERVICES=1). A suite's `before` hook passes its own `skip`.
+ */
+export async function redisBinariesOrSkip(t: Pick<TestContext, 'skip'>): Promise<boolean> {
+  const { redisBinariesMissing, REDIS_SERVER } = await import('./redis-servers.js');
+  const found = await serviceOrSkip(t, 'redis-server and redis-cli', REDIS_SERVER, async () => {
+    const missing = redisBinariesMissing();
+    if (missing !== undefined) throw new Error(missing);
+  });
+  return found !== undefined;
+}
+
 export interface TestSchema {
   /** `baseUrl` with `?schema=` naming a fresh schema (created by the repository's migrate). */
   url: string;

@@ -8,9 +8,10 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../helpers/paths.js';
+import { redisBinariesMissing } from '../helpers/redis-servers.js';
 
 describe('bench:runtime smoke', () => {
-  it('bench:runtime measures lookups beside a bare Fastify route, replicated writes (HTTP and inside the grid, beside Redis), memory and a join', () => {
+  it('bench:runtime measures lookups beside a bare Fastify route and on the Redis provider (one server and a Redis Cluster), replicated writes (HTTP and inside the grid, beside Redis), memory and a join', () => {
     const run = spawnSync(process.execPath, ['--expose-gc', join(PACKAGE_ROOT, 'dist/bench/runtime.js'), '--seconds', '1', '--warmup', '0', '--rounds', '1', '--connections', '10', '--join-sessions', '3000', '--join-revocations', '200', '--metrics-rounds', '1', '--json'], {
       encoding: 'utf8',
       timeout: 150_000,
@@ -31,6 +32,14 @@ describe('bench:runtime smoke', () => {
     if (process.platform === 'linux') {
       for (const key of ['gridCpuUsPerRequest', 'fastifyCpuUsPerRequest', 'redisCpuUsPerRequest'] as const) assert.ok(r.lookup[key]! > 0, `${key}: ${r.lookup[key]}`);
       assert.ok(r.metrics.onCpuUsPerRequest! > 0 && r.metrics.offCpuUsPerRequest! > 0, JSON.stringify(r.metrics));
+    }
+    // The Redis Cluster row, measured in the same run on a cluster the bench started.
+    const missing = redisBinariesMissing();
+    if (missing === undefined || process.env.COHORT_REQUIRE_SERVICES === '1') {
+      assert.ok(r.lookup.redisClusterRps! > 0 && r.lookup.gridOverRedisCluster! > 0, `the Redis Cluster row: ${JSON.stringify(r.lookup)} ${missing ?? ''}`);
+      assert.equal(r.lookup.redisClusterErrors, 0);
+    } else {
+      process.stderr.write(`\n*** bench:runtime smoke: the Redis Cluster row not checked: ${missing}; set COHORT_REQUIRE_SERVICES=1 to make this a failure ***\n\n`);
     }
     assert.ok(r.metrics.onRps! > 0 && r.metrics.offRps! > 0 && r.metrics.errors === 0, `lookups with metrics on and off: ${JSON.stringify(r.metrics)}`);
     assert.ok(r.replicatedWrite.rps! > 0);

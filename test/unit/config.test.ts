@@ -67,6 +67,10 @@ describe('node configuration: invalid files are refused with file, key and reaso
     { name: 'wildcard bind without advertise', text: withChanges({ cluster: { bind: '0.0.0.0:8020' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[cluster] bind 0.0.0.0', 'set [cluster] advertise'] },
     { name: 'wildcard advertise', text: withChanges({ cluster: { bind: '0.0.0.0:8020', advertise: '0.0.0.0:8020' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[cluster] advertise', 'wildcard'] },
     { name: 'group id with a dot (it goes into session ids)', text: withChanges({ state: { group_id: 'east.1' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[state] group_id', 'letters, digits, _ -'] },
+    { name: 'redis-sentinel URL without a master name', text: withChanges({ state: { provider: 'redis', redis_url: 'redis-sentinel://:secret-pw@s1:26379,s2:26379' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[state] redis_url', '(value hidden)', 'master-name'] },
+    { name: 'redis-cluster URL with an empty host', text: withChanges({ state: { provider: 'redis', redis_url: 'redis-cluster://a:7000,,b:7000' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[state] redis_url', 'empty entry'] },
+    { name: 'redis URL of another scheme', text: withChanges({ state: { provider: 'redis', redis_url: 'http://redis:6379' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[state] redis_url', 'redis-cluster://'] },
+    { name: 'redis_wait_replicas out of range', text: withChanges({ state: { redis_wait_replicas: '17' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[state] redis_wait_replicas', 'integer 0 to 16'] },
     { name: 'unknown service in inter_group', text: withChanges({ state: { inter_group: 'replay, sessions' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[state] inter_group', 'session, lockout'] },
     { name: 'preferred node index not a number', text: withChanges({ state: { 'preferred_node_indices.session': '1, two' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[state] preferred_node_indices.session', '"1, two"'] },
     { name: 'scheduler instance timeout within one check-in period', text: withChanges({ scheduler: { check_in_interval: '5000', check_in_offset: '1000', instance_timeout: '6000' } }), code: 'CONFIG_INVALID_VALUE', mentions: ['[scheduler] instance_timeout', 'check_in_interval + check_in_offset (6000 ms)'] },
@@ -173,8 +177,25 @@ describe('node configuration: valid files', () => {
     // Settings that would do nothing are warned about.
     writeFileSync(file, withChanges({ state: { 'preferred_node_indices.session': '1' } }));
     assert.match(loadNodeConfig(file, {}).warnings.join(' '), /preferred_node_indices\.session is ignored with architecture = adaptive/);
-    writeFileSync(file, withChanges({ state: { provider: 'redis', redis_url: 'redis://127.0.0.1:6379', group_id: 'east' } }));
-    assert.match(loadNodeConfig(file, {}).warnings.join(' '), /group_id .* grid provider/);
+    // With Redis, subclusters and directed sets are honoured (as key prefixes): no warning.
+    writeFileSync(file, withChanges({ state: { provider: 'redis', redis_url: 'redis://127.0.0.1:6379', group_id: 'east', architecture: 'directed', 'preferred_node_indices.token': '1' } }));
+    assert.deepEqual(loadNodeConfig(file, {}).warnings, []);
+    writeFileSync(file, withChanges({ state: { redis_wait_replicas: '1' } }));
+    assert.match(loadNodeConfig(file, {}).warnings.join(' '), /redis_wait_replicas applies to provider = redis only/);
+  });
+
+  it('[state] redis_url: cluster seed lists and Sentinel sets; redis_wait_replicas empty (by the URL) or a number, redis_wait_timeout', (t) => {
+    const dir = tmpDir(t);
+    const file = join(dir, 'node.ini');
+    writeFileSync(file, withChanges({ state: { provider: 'redis', redis_url: 'redis-cluster://:pw@10.0.0.1:7000,10.0.0.2:7000' } }));
+    const c = loadNodeConfig(file, {});
+    assert.equal(c.state.redisUrl?.reveal(), 'redis-cluster://:pw@10.0.0.1:7000,10.0.0.2:7000');
+    assert.equal(c.state.redisWaitReplicas, null);
+    assert.equal(c.state.redisWaitTimeoutMs, 1000);
+    writeFileSync(file, withChanges({ state: { provider: 'redis', redis_url: 'redis-sentinel://s1:26379,s2/main', redis_wait_replicas: '2', redis_wait_timeout: '250' } }));
+    const s = loadNodeConfig(file, {});
+    assert.equal(s.state.redisWaitReplicas, 2);
+    assert.equal(s.state.redisWaitTimeoutMs, 250);
   });
 
   it('[http] proxy: the inline engine\'s address; warned about where nothing listens on it', (t) => {

@@ -1,10 +1,12 @@
 import type { Command } from 'commander';
-import { MODES, type Mode } from '../../config/schema.js';
+import { parseRedisUrl } from '../../config/redis-url.js';
+import { MODES, STATE_PROVIDERS, type Mode } from '../../config/schema.js';
+import { InvalidValue } from '../../config/values.js';
 import { CohortError } from '../../core/errors.js';
 import { EXIT } from '../exit-codes.js';
 import { fail } from '../fail.js';
 import { askFrontDoor, frontDoorExample, frontDoorLines } from '../local-cluster/front-door-example.js';
-import { DEFAULT_STOP_TIMEOUT_MS, lastError, LocalCluster, type ClusterFile } from '../local-cluster/local-cluster.js';
+import { DEFAULT_STOP_TIMEOUT_MS, lastError, LocalCluster, type ClusterFile, type LocalClusterOptions } from '../local-cluster/local-cluster.js';
 import { parseStopTimeout } from './stop-timeout.js';
 
 export function registerUp(program: Command): void {
@@ -15,13 +17,16 @@ export function registerUp(program: Command): void {
     .option('--dir <dir>', 'directory for config files, data and logs', '.cohort')
     .option('--mode <mode>', 'how engines enforce access decisions: sideband (the doors on the runtime port) or inline (each engine also runs the reverse proxy; cluster.json lists its address); default: the mode of the directory\'s existing files, else sideband')
     .option('--tls', 'serve every HTTP listener (runtime, admin, manage, proxy) over HTTPS, with certificates from a throwaway local CA in DIR/tls (cluster.json names its caFile; the CLI trusts it); default: what the directory\'s existing files say, else plain HTTP')
+    .option('--state <provider>', 'where the engines keep runtime state: grid (in their memory) or redis (with --redis-url); default: what the directory\'s existing engine files say, else grid')
+    .option('--redis-url <url>', 'with --state redis: redis://host:port, redis-cluster://host:port,host:port or redis-sentinel://host:port,host:port/master-name (keys are prefixed with the cluster id, so local clusters can share one Redis)')
     .option('--json', 'print cluster.json instead of a summary')
     .option('--start-timeout <seconds>', 'how long every node may take to answer (and every engine to become ready) before cohort up gives up and stops them; raise it on a slow or busy machine', '20')
     .option('--stop-timeout <seconds>', 'on Ctrl-C, how long to wait for the nodes to save their state and exit before killing them', String(DEFAULT_STOP_TIMEOUT_MS / 1000))
-    .action(async (opts: { engines: string; dir: string; mode?: string; tls?: boolean; json?: boolean; startTimeout: string; stopTimeout: string }) => {
+    .action(async (opts: { engines: string; dir: string; mode?: string; tls?: boolean; state?: string; redisUrl?: string; json?: boolean; startTimeout: string; stopTimeout: string }) => {
       const engines = Number(opts.engines);
       if (!Number.isInteger(engines) || engines < 0 || engines > 32) fail(new CohortError('CLI_USAGE', '--engines must be a whole number from 0 to 32'));
       if (opts.mode !== undefined && !(MODES as readonly string[]).includes(opts.mode)) fail(new CohortError('CLI_USAGE', `--mode must be ${MODES.join(' or ')}`));
+      const state = stateOption(opts.state, opts.redisUrl);
       const stopTimeoutMs = parseStopTimeout(opts.stopTimeout);
       const startTimeoutMs = parseStopTimeout(opts.startTimeout, '--start-timeout');
       // Progress goes to standard error, so that standard output stays the summary (or, with
@@ -32,6 +37,7 @@ export function registerUp(program: Command): void {
         startTimeoutMs,
         ...(opts.mode !== undefined ? { mode: opts.mode as Mode } : {}),
         ...(opts.tls === true ? { tls: true } : {}),
+        ...(state !== undefined ? { state } : {}),
         onProgress: (line) => process.stderr.write(`cohort up: ${line}\n`),
       });
       let stopping = false;
@@ -76,6 +82,25 @@ export function registerUp(program: Command): void {
     });
 }
 
+/** `--state` and `--redis-url`, checked; undefined when neither is given. */
+export function stateOption(provider: string | undefined, redisUrl: string | undefined): LocalClusterOptions['state'] {
+  if (provider === undefined && redisUrl === undefined) return undefined;
+  const chosen = provider ?? 'redis';
+  if (!(STATE_PROVIDERS as readonly string[]).includes(chosen)) fail(new CohortError('CLI_USAGE', `--state must be ${STATE_PROVIDERS.join(' or ')}`));
+  if (chosen === 'grid') {
+    if (redisUrl !== undefined) fail(new CohortError('CLI_USAGE', '--redis-url goes with --state redis, not --state grid'));
+    return { provider: 'grid' };
+  }
+  if (redisUrl === undefined) fail(new CohortError('CLI_USAGE', '--state redis needs --redis-url URL'));
+  try {
+    parseRedisUrl(redisUrl);
+  } catch (err) {
+    if (err instanceof InvalidValue) fail(new CohortError('CLI_USAGE', `--redis-url: ${err.message}`));
+    throw err;
+  }
+  return { provider: 'redis', redisUrl };
+}
+
 /**
  * A request through the front door of the cluster just started, as a command to paste, with
  * the answer it got when `cohort up` made it (printed after the summary, apart from it).
@@ -96,6 +121,7 @@ function summary(file: ClusterFile, dir: string): string {
     '',
     `  admin user  ${file.adminUser} / ${file.adminPassword}`,
     `  API key     ${file.apiKey}`,
+    ...(file.redisUrl ? [`  state       Redis at ${file.redisUrl}`] : []),
     ...(file.caFile ? [`  TLS CA      ${file.caFile}   (e.g. curl --cacert ${file.caFile} ${file.nodes.find((n) => n.runtime)?.runtime ?? file.adminUrl}/health/live)`] : []),
     `  details     ${dir}/cluster.json   logs ${dir}/<node>.log`,
     `  try         npx cohort cluster info -c ${dir}/console.ini`,

@@ -7,6 +7,7 @@ import { randomToken } from '../../core/ids.js';
 import { ADMIN_PASSWORD_FILE } from '../../console/admin-auth.js';
 import { obfuscate } from '../../config/obfuscation.js';
 import { loadNodeConfig } from '../../config/node-config.js';
+import { redactRedisUrl } from '../../config/redis-url.js';
 import { loadAuthority } from '../../policy/console-authority.js';
 import { TLS_LISTENERS, type Mode } from '../../config/schema.js';
 import { freePort } from '../free-port.js';
@@ -29,6 +30,13 @@ export interface LocalClusterOptions {
    * plain HTTP, refused (the files are reused as they are).
    */
   tls?: boolean;
+  /**
+   * `--state redis --redis-url URL`: the engines keep their state in that Redis (one server, a
+   * Redis Cluster or a Sentinel set) instead of the grid. Unset: whatever the directory's
+   * existing engine files say (a new engine joins with the same URL), else the grid; set and
+   * different from the existing files, refused (the files are reused as they are).
+   */
+  state?: { provider: 'grid' } | { provider: 'redis'; redisUrl: string };
   /** How long to wait for every node to answer its management API. */
   startTimeoutMs?: number;
   /** Where progress goes, one line at a time, as it happens (starting, each node ready, stopping). */
@@ -69,6 +77,8 @@ export interface ClusterFile {
   apiKey: string;
   /** With --tls: the CA file (PEM) that clients of this cluster trust; its URLs are https://. */
   caFile?: string;
+  /** When the engines keep their state in Redis: its URL, the password replaced by ***. */
+  redisUrl?: string;
   nodes: Array<{ id: string; role: string; pid: number; configFile: string; logFile: string; cluster: string; manage: string; admin?: string; runtime?: string; proxy?: string }>;
 }
 
@@ -240,6 +250,7 @@ export class LocalCluster {
       adminPassword: this.adminPassword(console),
       apiKey: this.secrets.apiKey,
       ...(this.caFile ? { caFile: this.caFile } : {}),
+      ...(redisUrlOf(this.nodes) !== undefined ? { redisUrl: redactRedisUrl(redisUrlOf(this.nodes)!) } : {}),
       nodes: this.nodes.map((n) => ({ id: n.id, role: n.role, pid: n.child.pid ?? 0, configFile: n.configFile, logFile: n.logFile, ...localUrls(n) })),
     };
   }
@@ -346,6 +357,16 @@ export class LocalCluster {
     }
     const tls = this.options.tls ?? foundTls ?? false;
     const mode: Mode = this.options.mode ?? found ?? 'sideband';
+    const existingEngine = existing.find((e) => e.config.node.role === 'engine');
+    const foundRedisUrl = existingEngine === undefined ? undefined : existingEngine.config.state.provider === 'redis' ? existingEngine.config.state.redisUrl!.reveal() : null;
+    const wanted = this.options.state;
+    if (wanted !== undefined && foundRedisUrl !== undefined) {
+      const foundText = foundRedisUrl === null ? 'the grid' : `Redis at ${redactRedisUrl(foundRedisUrl)}`;
+      if (wanted.provider === 'grid' ? foundRedisUrl !== null : foundRedisUrl !== wanted.redisUrl) {
+        throw new CohortError('CLI_USAGE', `--state ${wanted.provider}: the engines of the local cluster in ${this.dir} keep their state in ${foundText} (${existingEngine!.file}); its files are reused as they are. Leave --state and --redis-url out, or pick another --dir`);
+      }
+    }
+    const redisUrl = wanted !== undefined ? (wanted.provider === 'redis' ? wanted.redisUrl : undefined) : (foundRedisUrl ?? undefined);
     const plans: LocalNodePlan[] = [];
     for (const { id, role } of ids) {
       const configFile = join(this.dir, `${id}.ini`);
@@ -357,6 +378,7 @@ export class LocalCluster {
           cluster: c.cluster.bind.port, manage: c.http.manage.port, http: role === 'engine' ? c.http.runtime.port : c.http.admin.port,
           ...(role === 'engine' && c.node.mode === 'inline' && c.http.proxy ? { proxy: c.http.proxy.port } : {}),
           httpsListeners: c.tls?.listeners ?? [],
+          ...(role === 'engine' && c.state.provider === 'redis' ? { redisUrl: c.state.redisUrl!.reveal() } : {}),
         });
       } else {
         plans.push({
@@ -364,6 +386,7 @@ export class LocalCluster {
           cluster: await this.pickPort(), manage: await this.pickPort(), http: await this.pickPort(),
           ...(role === 'engine' && mode === 'inline' ? { proxy: await this.pickPort() } : {}),
           httpsListeners: tls ? [...TLS_LISTENERS] : [],
+          ...(role === 'engine' && redisUrl !== undefined ? { redisUrl } : {}),
         });
       }
     }
@@ -410,6 +433,11 @@ export class LocalCluster {
 }
 
 /** The plan part of a running node (without its process). */
+/** The Redis URL the engines use, if they use one. */
+function redisUrlOf(nodes: readonly LocalNodePlan[]): string | undefined {
+  return nodes.find((n) => n.redisUrl !== undefined)?.redisUrl;
+}
+
 function planOf(node: RunningNode): LocalNodePlan {
   const { child: _child, exit: _exit, ...plan } = node;
   return plan;

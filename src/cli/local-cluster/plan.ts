@@ -16,6 +16,8 @@ export interface LocalNodePlan {
   proxy?: number;
   /** `cohort up --tls`: the listeners that serve HTTPS (all of them, unless the file was edited); empty: plain HTTP. */
   httpsListeners: TlsListener[];
+  /** `cohort up --state redis --redis-url URL`: an engine's state provider is the Redis at this URL; absent: the grid. */
+  redisUrl?: string;
 }
 
 export interface LocalClusterSecrets {
@@ -59,6 +61,8 @@ export function localNodeConfigText(node: LocalNodePlan, seed: LocalNodePlan | u
     '',
     // The files of DIR/tls (local-ca.ts), shared by every node of the local cluster.
     ...(node.httpsListeners.length > 0 ? ['[tls]', 'cert_file = ./tls/node.pem', 'key_file = ./tls/node-key.pem', 'ca_file = ./tls/ca.pem', ''] : []),
+    // Keys are prefixed with the cluster id, so several local clusters can share one Redis.
+    ...(node.role === 'engine' && node.redisUrl !== undefined ? ['[state]', 'provider = redis', `redis_url = ${node.redisUrl}`, ''] : []),
     '[log]',
     'format = json',
     '',

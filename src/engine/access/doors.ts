@@ -347,7 +347,7 @@ export function forwardAnswer(d: Decision, full: boolean): LaneAnswer {
   return { status, headers, body: JSON.stringify(denyBody(d)) };
 }
 
-const SIGN_IN_ERRORS: readonly ErrorCode[] = ['LOGIN_STATE_INVALID', 'LOGIN_DENIED_BY_PROVIDER', 'LOGIN_CODE_REFUSED', 'LOGIN_ID_TOKEN_INVALID', 'LOGIN_PROVIDER_UNAVAILABLE', 'STATE_UNAVAILABLE'];
+const SIGN_IN_ERRORS: readonly ErrorCode[] = ['LOGIN_STATE_INVALID', 'LOGIN_DENIED_BY_PROVIDER', 'LOGIN_CODE_REFUSED', 'LOGIN_ID_TOKEN_INVALID', 'LOGIN_PROVIDER_UNAVAILABLE', 'STATE_UNAVAILABLE', 'STATE_NOT_REPLICATED'];
 
 function webAnswer(reply: FastifyReply, a: WebAnswer): FastifyReply {
   for (const [name, value] of Object.entries(a.headers)) reply.header(name, value);

@@ -16,7 +16,7 @@ import { RelyingParties } from './relying-party.js';
 export const BACKCHANNEL_LOGOUT_PATH = '/runtime/v1/oidc/backchannel-logout';
 /** A logout token is a few kilobytes at most. */
 const BODY_BYTES = 32 * 1024;
-const ERRORS: readonly ErrorCode[] = ['LOGOUT_TOKEN_INVALID', 'LOGOUT_TOKEN_REPLAYED', 'HTTP_BAD_REQUEST', 'HTTP_BODY_TOO_LARGE', 'LOGIN_PROVIDER_UNAVAILABLE', 'STATE_UNAVAILABLE', 'HTTP_INTERNAL'];
+const ERRORS: readonly ErrorCode[] = ['LOGOUT_TOKEN_INVALID', 'LOGOUT_TOKEN_REPLAYED', 'HTTP_BAD_REQUEST', 'HTTP_BODY_TOO_LARGE', 'LOGIN_PROVIDER_UNAVAILABLE', 'STATE_UNAVAILABLE', 'STATE_NOT_REPLICATED', 'HTTP_INTERNAL'];
 
 export interface BackchannelRouteOptions {
   provider: StateProvider;

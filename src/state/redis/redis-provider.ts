@@ -1,19 +1,31 @@
 /**
  * The `redis` provider: the services of services.ts on an existing Redis (or Valkey), for
- * sites that already run one. Every read-modify-write is one Lua script or one native
- * command (SET NX, GETDEL), so concurrent engines never lose an update. Times inside scripts
- * come from the Redis server's clock (TIME), the one clock every engine shares.
+ * sites that already run one: a single server, a Redis Cluster, or a master with replicas
+ * watched by Sentinels (redis-url.ts). Every read-modify-write is one Lua script or one
+ * native command (SET NX, GETDEL), so concurrent engines never lose an update. Times inside
+ * scripts come from the Redis server's clock (TIME), the one clock every engine shares.
  *
- * Keys: `<prefix><kind>:<id>`; the prefix (default `cohort:<cluster id>:`) keeps several
- * clusters, and tests, apart in one database. Needs Redis 7.0 or later (GETDEL, PXAT, PEXPIRETIME).
+ * Keys: redis-keys.ts. Every script declares all the keys it touches in KEYS, and those keys
+ * share a hash tag, so every script runs on a Redis Cluster as on one server. Needs Redis 7.0
+ * or later (GETDEL, PXAT, PEXPIRETIME).
  *
- * A subject's sessions are indexed twice: `sub:<subject>` scored by expiry (expired ids are
- * pruned by score) and `subc:<subject>` scored by creation time (pages walk it, so a touch,
- * which moves the expiry, never moves a session from one page to another).
+ * A subject's sessions are indexed twice: `sub` scored by the end of each session's maximum
+ * lifetime (ids past it are pruned by score, and the index expires with its last session)
+ * and `subc` scored by creation time (pages walk it). Neither score moves when a session is
+ * touched, so a touch writes the session alone (one key) and never moves a session from one
+ * page to another. An id whose session ended early (idle, or deleted) stays in the indexes
+ * until a listing finds its session gone and removes it.
+ *
+ * Durable writes: revocations (also the one a session delete makes) and replay ids are
+ * followed by `WAIT <redis_wait_replicas> <redis_wait_timeout>` on the connection that wrote
+ * them, and acknowledged only when that many replicas hold them, so a master that fails
+ * right after cannot take an acknowledged one with it (its replica, promoted, has it); fewer
+ * acknowledgements fail the call with STATE_NOT_REPLICATED. They go over a client of their
+ * own, so lookups never queue behind a WAIT.
  */
-import { Redis } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import type { ScopedService } from '../../config/schema.js';
 import { CohortError } from '../../core/errors.js';
-import { randomToken } from '../../core/ids.js';
 import {
   DEFAULT_REVOCATION_TTL_MS,
   compareSessions,
@@ -27,135 +39,136 @@ import {
   type PageOptions,
   type Session,
   type SessionGetOptions,
+  type SessionCursor,
   type SessionPage,
   type StateProvider,
 } from '../services.js';
+import { RedisKeyLayout, type SingleKeyService } from './redis-keys.js';
+import { parseRedisUrl, type RedisTarget } from '../../config/redis-url.js';
 
 /** Server time in ms, from inside a script. */
 const NOW = `local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
 /**
- * Lua: removes the expired ids from a subject's expiry index (KEYS[2] of createSession,
- * KEYS[1] of pageSessions) and from its creation index, in chunks (unpack has a limit).
+ * Lua: removes the ids whose maximum lifetime has ended from a subject's index by end
+ * (`byEnd`) and from its index by creation, in chunks (unpack has a limit).
  */
-const PRUNE = (expiry: string, creation: string): string => `
-    local expired = redis.call('ZRANGEBYSCORE', ${expiry}, '-inf', now)
-    if #expired > 0 then
-      redis.call('ZREMRANGEBYSCORE', ${expiry}, '-inf', now)
-      for i = 1, #expired, 1000 do redis.call('ZREM', ${creation}, unpack(expired, i, math.min(i + 999, #expired))) end
+const PRUNE = (byEnd: string, byCreation: string): string => `
+    local ended = redis.call('ZRANGEBYSCORE', ${byEnd}, '-inf', now)
+    if #ended > 0 then
+      redis.call('ZREMRANGEBYSCORE', ${byEnd}, '-inf', now)
+      for i = 1, #ended, 1000 do redis.call('ZREM', ${byCreation}, unpack(ended, i, math.min(i + 999, #ended))) end
     end`;
 
-/** A session hash: its fields, read back by `sessionFromHash`. */
-const SESSION_FIELDS = ['body', 'created', 'last', 'idle', 'max'] as const;
+/** Lua: keeps the later of the revocation `key`'s expiry and `at`. */
+const REVOKE = (key: string, at: string): string => `
+    if redis.call('PEXPIRETIME', ${key}) < ${at} then redis.call('SET', ${key}, '1', 'PXAT', ${at}) end`;
+
+/** How many sessions one readSessions script reads: pages stop reading soon after their byte budget. */
+const READ_CHUNK = 64;
 
 const SCRIPTS = {
   /**
-   * KEYS: session, subject expiry index, subject creation index. ARGV: body JSON ({id,
-   * subject, attributes}), subject, id, idle, max. The body never passes through Lua's JSON
-   * codec, so attributes come back exactly as stored. Returns [body, created, last, idle, max].
+   * KEYS: session, subject index by end, subject index by creation. ARGV: body JSON ({id,
+   * subject, attributes}), id, idle, max. The body never passes through Lua's JSON codec, so
+   * attributes come back exactly as stored. Returns [body, created, last, idle, max].
    */
   createSession: `${NOW}
-    local expires = math.min(now + tonumber(ARGV[4]), now + tonumber(ARGV[5]))
-    redis.call('HSET', KEYS[1], 'body', ARGV[1], 'subject', ARGV[2], 'created', now, 'last', now, 'idle', ARGV[4], 'max', ARGV[5])
-    redis.call('PEXPIREAT', KEYS[1], expires)
+    local idle, max = tonumber(ARGV[3]), tonumber(ARGV[4])
+    redis.call('HSET', KEYS[1], 'body', ARGV[1], 'created', now, 'last', now, 'idle', idle, 'max', max)
+    redis.call('PEXPIREAT', KEYS[1], math.min(now + idle, now + max))
     ${PRUNE('KEYS[2]', 'KEYS[3]')}
-    redis.call('ZADD', KEYS[2], expires, ARGV[3])
-    redis.call('ZADD', KEYS[3], now, ARGV[3])
+    redis.call('ZADD', KEYS[2], now + max, ARGV[2])
+    redis.call('ZADD', KEYS[3], now, ARGV[2])
     local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
     redis.call('PEXPIREAT', KEYS[2], tonumber(last[2]))
     redis.call('PEXPIREAT', KEYS[3], tonumber(last[2]))
-    return { ARGV[1], tostring(now), tostring(now), ARGV[4], ARGV[5] }`,
+    return { ARGV[1], tostring(now), tostring(now), ARGV[3], ARGV[4] }`,
   /**
-   * KEYS: session, subject expiry index prefix, subject creation index prefix. ARGV: id, and
-   * optionally the least time since the last touch for a write (ms). Returns the touched
-   * fields (or, when touched more recently than that, the fields as they are), or nil.
+   * KEYS: session, its revocation. ARGV: touch (1) or not (0), and with a touch the least
+   * time since the last touch for a write (ms, '' for always). Returns the fields [body,
+   * created, last, idle, max] (touched, unless touched more recently than that), or nil when
+   * the session is unknown, ended or revoked.
    */
-  touchSession: `${NOW}
-    local f = redis.call('HMGET', KEYS[1], 'body', 'created', 'idle', 'max', 'subject', 'last')
+  getSession: `
+    if redis.call('EXISTS', KEYS[2]) == 1 then return nil end
+    local f = redis.call('HMGET', KEYS[1], 'body', 'created', 'idle', 'max', 'last')
     if not f[1] then return nil end
-    if ARGV[2] and now - tonumber(f[6]) < tonumber(ARGV[2]) then return { f[1], f[2], f[6], f[3], f[4] } end
-    local expires = math.min(now + tonumber(f[3]), tonumber(f[2]) + tonumber(f[4]))
+    if ARGV[1] ~= '1' then return { f[1], f[2], f[5], f[3], f[4] } end
+    ${NOW}
+    if ARGV[2] ~= '' and now - tonumber(f[5]) < tonumber(ARGV[2]) then return { f[1], f[2], f[5], f[3], f[4] } end
     redis.call('HSET', KEYS[1], 'last', now)
-    redis.call('PEXPIREAT', KEYS[1], expires)
-    local index = KEYS[2] .. f[5]
-    redis.call('ZADD', index, expires, ARGV[1])
-    local last = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
-    redis.call('PEXPIREAT', index, tonumber(last[2]))
-    redis.call('PEXPIREAT', KEYS[3] .. f[5], tonumber(last[2]))
+    redis.call('PEXPIREAT', KEYS[1], math.min(now + tonumber(f[3]), tonumber(f[2]) + tonumber(f[4])))
     return { f[1], f[2], tostring(now), f[3], f[4] }`,
   /**
-   * KEYS: session, subject expiry index prefix, subject creation index prefix. ARGV: id.
-   * Returns when the session's maximum lifetime ends (its revocation lasts until then), or 0
-   * when there was no session.
+   * KEYS: session, its revocation. ARGV: how long to revoke an id with no session (ms).
+   * Deletes the session and revokes its id until its maximum lifetime would have ended (or
+   * for that long). Returns 1 when there was a session, else 0.
    */
-  deleteSession: `
-    local f = redis.call('HMGET', KEYS[1], 'subject', 'created', 'max')
-    if not f[1] then return 0 end
-    redis.call('DEL', KEYS[1])
-    redis.call('ZREM', KEYS[2] .. f[1], ARGV[1])
-    redis.call('ZREM', KEYS[3] .. f[1], ARGV[1])
-    return tonumber(f[2]) + tonumber(f[3])`,
-  /**
-   * KEYS: subject expiry index, subject creation index. ARGV: session key prefix, revocation
-   * key prefix, cursor creation time ('' for the first page), cursor id, limit, byte budget.
-   * At most `limit` sessions after the cursor in (creation time, id) order, ending early once
-   * their bodies reach the budget: [sessions as arrays of fields, leaving out revoked ones;
-   * 1 when more follow; the last one looked at, as [created, id]].
-   */
-  pageSessions: `${NOW}
-    ${PRUNE('KEYS[1]', 'KEYS[2]')}
-    -- Sessions created before the creation index existed: rebuild it from the expiry index.
-    if redis.call('ZCARD', KEYS[2]) ~= redis.call('ZCARD', KEYS[1]) then
-      redis.call('DEL', KEYS[2])
-      for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-        local created = redis.call('HGET', ARGV[1] .. id, 'created')
-        if created then redis.call('ZADD', KEYS[2], created, id) else redis.call('ZREM', KEYS[1], id) end
-      end
-      local at = redis.call('PEXPIRETIME', KEYS[1])
-      if at > 0 then redis.call('PEXPIREAT', KEYS[2], at) end
+  deleteSession: `${NOW}
+    local f = redis.call('HMGET', KEYS[1], 'created', 'max')
+    local at = now + tonumber(ARGV[1])
+    if f[1] then
+      redis.call('DEL', KEYS[1])
+      at = tonumber(f[1]) + tonumber(f[2])
     end
-    local limit, budget = tonumber(ARGV[5]), tonumber(ARGV[6])
-    local min, afterCreated, afterId = '-inf', nil, ARGV[4]
-    if ARGV[3] ~= '' then min = ARGV[3]; afterCreated = tonumber(ARGV[3]) end
-    local out, seen, more, last, bytes = {}, 0, 0, {}, 0
-    local offset = 0
-    while more == 0 do
-      local batch = redis.call('ZRANGEBYSCORE', KEYS[2], min, '+inf', 'WITHSCORES', 'LIMIT', offset, limit + 1)
-      if #batch == 0 then break end
+    ${REVOKE('KEYS[2]', 'at')}
+    if f[1] then return 1 end
+    return 0`,
+  /**
+   * KEYS: subject index by end, subject index by creation. ARGV: cursor creation time (''
+   * for the first), cursor id, how many. Up to that many [created, id] after the cursor in
+   * (creation time, id) order, flattened; '' as the count: all of them, as [id, created].
+   */
+  sessionIds: `${NOW}
+    ${PRUNE('KEYS[1]', 'KEYS[2]')}
+    if ARGV[3] == '' then return redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES') end
+    local count = tonumber(ARGV[3])
+    local min, afterCreated, afterId = '-inf', nil, ARGV[2]
+    if ARGV[1] ~= '' then min = ARGV[1]; afterCreated = tonumber(ARGV[1]) end
+    local out, offset = {}, 0
+    while #out < 2 * count do
+      local batch = redis.call('ZRANGEBYSCORE', KEYS[2], min, '+inf', 'WITHSCORES', 'LIMIT', offset, count)
       for i = 1, #batch, 2 do
         local id, created = batch[i], batch[i + 1]
         -- Members of one score come in byte order of id: those up to the cursor's are skipped.
         if afterCreated == nil or tonumber(created) > afterCreated or id > afterId then
-          if seen == limit or (seen > 0 and bytes >= budget) then more = 1; break end
-          seen = seen + 1
-          last = { created, id }
-          local f = redis.call('HMGET', ARGV[1] .. id, 'body', 'created', 'last', 'idle', 'max')
-          if f[1] then bytes = bytes + #f[1] end
-          if f[1] and redis.call('EXISTS', ARGV[2] .. id) == 0 then table.insert(out, f) end
+          table.insert(out, created)
+          table.insert(out, id)
+          if #out == 2 * count then break end
         end
       end
-      if #batch < 2 * (limit + 1) then break end
-      offset = offset + limit + 1
+      if #batch < 2 * count then break end
+      offset = offset + count
     end
-    return { out, more, last }`,
+    return out`,
   /**
-   * KEYS: subject expiry index, subject creation index. ARGV: session key prefix, revocation
-   * key prefix. Live, unrevoked sessions of the subject as arrays of fields.
+   * KEYS: subject index by end, subject index by creation, then n sessions, then their n
+   * revocations. ARGV: the n ids. Per id: 0 when its session is gone (the id then leaves
+   * both indexes), else [body, created, last, idle, max, revoked 0/1].
    */
-  listSessions: `${NOW}
-    ${PRUNE('KEYS[1]', 'KEYS[2]')}
-    local out = {}
-    for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-      local f = redis.call('HMGET', ARGV[1] .. id, 'body', 'created', 'last', 'idle', 'max')
-      if f[1] and redis.call('EXISTS', ARGV[2] .. id) == 0 then table.insert(out, f) end
+  readSessions: `
+    local n = #ARGV
+    local out, gone = {}, {}
+    for i = 1, n do
+      local f = redis.call('HMGET', KEYS[2 + i], 'body', 'created', 'last', 'idle', 'max')
+      if f[1] then
+        table.insert(f, redis.call('EXISTS', KEYS[2 + n + i]))
+        out[i] = f
+      else
+        out[i] = 0
+        table.insert(gone, ARGV[i])
+      end
+    end
+    if #gone > 0 then
+      redis.call('ZREM', KEYS[1], unpack(gone))
+      redis.call('ZREM', KEYS[2], unpack(gone))
     end
     return out`,
   /** KEYS: revocation. ARGV: expiresAt or '', default ttl. Keeps the later expiry. */
   revoke: `${NOW}
     local at = tonumber(ARGV[1]) or (now + tonumber(ARGV[2]))
-    local current = redis.call('PEXPIRETIME', KEYS[1])
-    if current > at then return 0 end
-    redis.call('SET', KEYS[1], '1', 'PXAT', at)
+    ${REVOKE('KEYS[1]', 'at')}
     return 1`,
   /** KEYS: lockout. ARGV: maxFailures, windowMs, lockMs, record (1) or read (0). Returns [failures, retryAfterMs]. */
   lockout: `${NOW}
@@ -189,158 +202,272 @@ const SCRIPTS = {
 } as const;
 
 type ScriptName = keyof typeof SCRIPTS;
+type Client = Redis | Cluster;
+type ScriptCall = (n: number, ...a: Array<string | number>) => Promise<unknown>;
 
 export interface RedisProviderOptions {
+  /** `[state] redis_url`: redis://, redis-cluster:// or redis-sentinel:// (redis-url.ts). */
   url: string;
   /** Prefix of every key; default `cohort:`. */
   prefix?: string;
+  /** Each service's scope key (state/grid/scopes.ts `scopeKeys`); absent: cluster-wide. */
+  scopes?: Partial<Record<ScopedService, string>>;
   /** How long a command may take before the call fails with STATE_UNAVAILABLE (ms). */
   commandTimeoutMs?: number;
+  /**
+   * `[state] redis_wait_replicas`: replicas that must hold a revocation or replay id before it
+   * is acknowledged. Default: 1 on a cluster or through Sentinel, 0 on a single server.
+   */
+  waitReplicas?: number;
+  /** `[state] redis_wait_timeout`: how long a durable write waits for them (ms); default 1000. */
+  waitTimeoutMs?: number;
 }
+
+/** `redis_wait_replicas` left empty: a replica where the deployment has them by design. */
+export function defaultWaitReplicas(target: RedisTarget): number {
+  return target.kind === 'server' ? 0 : 1;
+}
+
+export const DEFAULT_WAIT_TIMEOUT_MS = 1000;
 
 export class RedisProvider implements StateProvider {
   readonly name = 'redis';
-  private readonly redis: Redis;
-  private readonly prefix: string;
+  readonly keys: RedisKeyLayout;
+  readonly target: RedisTarget;
+  readonly waitReplicas: number;
+  private readonly waitTimeoutMs: number;
+  private readonly redis: Client;
+  /** The client of durable writes (revocations, replay ids) when they WAIT; else `redis`. */
+  private readonly durable: Client;
+  /**
+   * Outside a Redis Cluster, sessions of the earlier layout (ids without a bucket) are still found
+   * by id until they end (redis-keys.ts `legacySession`). Never on a cluster, where no such
+   * session can exist and the untagged keys of one would not share a slot.
+   */
+  private readonly legacySessions: boolean;
 
   constructor(options: RedisProviderOptions) {
-    this.prefix = options.prefix ?? 'cohort:';
-    this.redis = new Redis(options.url, {
-      lazyConnect: true,
-      commandTimeout: options.commandTimeoutMs ?? 2000,
-      // Fail calls while disconnected instead of queueing them: callers answer 503 at once.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-    });
-    // Connection errors surface through the calls that fail; ioredis reconnects by itself.
-    this.redis.on('error', () => undefined);
-    for (const [name, lua] of Object.entries(SCRIPTS)) this.redis.defineCommand(name, { lua });
+    this.keys = new RedisKeyLayout(options.prefix ?? 'cohort:', options.scopes);
+    this.target = parseRedisUrl(options.url);
+    this.waitReplicas = options.waitReplicas ?? defaultWaitReplicas(this.target);
+    this.waitTimeoutMs = options.waitTimeoutMs ?? DEFAULT_WAIT_TIMEOUT_MS;
+    this.legacySessions = this.target.kind !== 'cluster';
+    const commandTimeout = options.commandTimeoutMs ?? 2000;
+    this.redis = openClient(this.target, commandTimeout);
+    // A WAIT may take its whole timeout; the command must not time out before it.
+    this.durable = this.waitReplicas > 0 ? openClient(this.target, commandTimeout + this.waitTimeoutMs) : this.redis;
+    for (const client of new Set([this.redis, this.durable])) {
+      // Connection errors surface through the calls that fail; ioredis reconnects by itself.
+      client.on('error', () => undefined);
+      for (const [name, lua] of Object.entries(SCRIPTS)) client.defineCommand(name, { lua });
+    }
   }
 
   /** Connects (and checks the server answers); throws STATE_UNAVAILABLE when it does not. */
   async connect(): Promise<void> {
     try {
-      await this.redis.connect();
-      await this.redis.ping();
+      for (const client of new Set([this.redis, this.durable])) {
+        await client.connect();
+        await client.ping();
+      }
     } catch (err) {
       throw unavailable(err);
     }
   }
 
-  /** True while the connection to Redis is up (readiness). */
+  /** True while the connections to Redis are up (readiness). */
   get connected(): boolean {
-    return this.redis.status === 'ready';
+    return this.redis.status === 'ready' && this.durable.status === 'ready';
   }
 
   readonly sessions = {
     create: async (input: NewSession): Promise<Session> => {
-      const id = randomToken(24);
+      const id = this.keys.newSessionId(input.subject);
       const body = JSON.stringify({ id, subject: input.subject, attributes: input.attributes ?? {} });
-      const keys = [this.key('s', id), this.key('sub', input.subject), this.key('subc', input.subject)];
-      const fields = (await this.script('createSession', keys, [body, input.subject, id, input.idleTimeoutMs, input.maxLifetimeMs])) as string[];
+      const index = this.keys.subject(input.subject);
+      const fields = (await this.script('createSession', [this.keys.session(id)!, index.byEnd, index.byCreation], [body, id, input.idleTimeoutMs, input.maxLifetimeMs])) as string[];
       return sessionFromFields(fields);
     },
     get: async (id: string, options: SessionGetOptions = {}): Promise<Session | undefined> => {
-      if (await this.revocations.isRevoked(id)) return undefined;
-      const fields = options.touch
-        ? ((await this.script('touchSession', [this.key('s', id), this.key('sub', ''), this.key('subc', '')], options.touchAfterMs === undefined ? [id] : [id, options.touchAfterMs])) as string[] | null)
-        : await this.call(() => this.redis.hmget(this.key('s', id), ...SESSION_FIELDS));
-      return fields && fields[0] ? sessionFromFields(fields as string[]) : undefined;
+      const key = this.sessionKey(id);
+      if (key === undefined) return undefined;
+      const args = options.touch ? [1, options.touchAfterMs ?? ''] : [0];
+      const fields = (await this.script('getSession', [key, this.keys.revocation(id)], args)) as string[] | null;
+      return fields ? sessionFromFields(fields) : undefined;
     },
     listBySubject: async (subject: string): Promise<Session[]> => {
-      const rows = (await this.script('listSessions', [this.key('sub', subject), this.key('subc', subject)], [this.key('s', ''), this.key('r', '')])) as string[][];
-      return rows.map(sessionFromFields).sort(compareSessions);
+      const index = this.keys.subject(subject);
+      const flat = (await this.script('sessionIds', [index.byEnd, index.byCreation], ['', '', ''])) as string[];
+      const sessions: Session[] = [];
+      for (let i = 0; i < flat.length; i += 2 * READ_CHUNK) {
+        const ids = everyOther(flat.slice(i, i + 2 * READ_CHUNK));
+        for (const row of await this.readSessions(subject, ids)) if (row && !row.revoked) sessions.push(row.session);
+      }
+      return sessions.sort(compareSessions);
     },
     pageBySubject: async (subject: string, options: PageOptions): Promise<SessionPage> => {
       const { after, limit } = options;
-      const [rows, more, last] = (await this.script('pageSessions', [this.key('sub', subject), this.key('subc', subject)], [
-        this.key('s', ''),
-        this.key('r', ''),
-        after ? after.createdAt : '',
-        after ? after.id : '',
-        limit,
-        options.maxBytes ?? PAGE_MAX_BYTES,
-      ])) as [string[][], number, [string, string] | []];
-      const sessions = rows.map(sessionFromFields);
-      // The cursor is the last session looked at, revoked or not, so the walk never stalls.
-      return more === 1 && last.length === 2 ? { sessions, next: { createdAt: Number(last[0]), id: last[1] } } : { sessions };
+      const budget = options.maxBytes ?? PAGE_MAX_BYTES;
+      const index = this.keys.subject(subject);
+      const sessions: Session[] = [];
+      let seen = 0;
+      let bytes = 0;
+      let last: SessionCursor | undefined;
+      // Where the scan of the index is: ids whose session is gone are passed over (and leave
+      // the index), so more are asked for until the page is full or the index ends.
+      let scan = after;
+      for (;;) {
+        // One more than the page still takes: whether more follow.
+        const want = limit - seen + 1;
+        const flat = (await this.script('sessionIds', [index.byEnd, index.byCreation], [scan ? scan.createdAt : '', scan ? scan.id : '', want])) as string[];
+        const candidates = Array.from({ length: flat.length / 2 }, (_, i) => ({ createdAt: Number(flat[2 * i]), id: flat[2 * i + 1]! }));
+        for (let i = 0; i < candidates.length; i += READ_CHUNK) {
+          const chunk = candidates.slice(i, i + READ_CHUNK);
+          const rows = await this.readSessions(subject, chunk.map((c) => c.id));
+          for (const [j, row] of rows.entries()) {
+            scan = chunk[j];
+            if (!row) continue;
+            // The cursor is the last session looked at, revoked or not, so the walk never stalls.
+            if (seen === limit || (seen > 0 && bytes >= budget)) return { sessions, next: last! };
+            seen++;
+            last = chunk[j];
+            bytes += row.bodyBytes;
+            if (!row.revoked) sessions.push(row.session);
+          }
+        }
+        if (candidates.length < want) return { sessions };
+      }
     },
     delete: async (id: string, options: { unknownRevocationMs?: number } = {}): Promise<boolean> => {
-      const maxEnd = (await this.script('deleteSession', [this.key('s', id), this.key('sub', ''), this.key('subc', '')], [id])) as number;
+      const unknownMs = options.unknownRevocationMs ?? DEFAULT_REVOCATION_TTL_MS;
+      const key = this.sessionKey(id);
       // Revoked even when the session was not found: a copy of its cookie may still be used.
-      await this.script('revoke', [this.key('r', id)], [maxEnd > 0 ? maxEnd : '', options.unknownRevocationMs ?? DEFAULT_REVOCATION_TTL_MS]);
-      return maxEnd > 0;
+      if (key === undefined) {
+        await this.durableScript('revoke', [this.keys.revocation(id)], ['', unknownMs]);
+        return false;
+      }
+      return (await this.durableScript('deleteSession', [key, this.keys.revocation(id)], [unknownMs])) === 1;
     },
   };
 
   readonly revocations = {
     revoke: async (id: string, expiresAt?: number): Promise<void> => {
-      await this.script('revoke', [this.key('r', id)], [expiresAt ?? '', DEFAULT_REVOCATION_TTL_MS]);
+      await this.durableScript('revoke', [this.keys.revocation(id)], [expiresAt ?? '', DEFAULT_REVOCATION_TTL_MS]);
     },
     revokeFor: async (id: string, ttlMs: number): Promise<void> => {
-      await this.script('revoke', [this.key('r', id)], ['', ttlMs]);
+      await this.durableScript('revoke', [this.keys.revocation(id)], ['', ttlMs]);
     },
-    isRevoked: async (id: string): Promise<boolean> => (await this.call(() => this.redis.exists(this.key('r', id)))) === 1,
+    isRevoked: async (id: string): Promise<boolean> => (await this.call(() => this.redis.exists(this.keys.revocation(id)))) === 1,
   };
 
   readonly lockout = {
     recordFailure: (key: string, policy: LockoutPolicy) => this.lockoutScript(key, policy, true),
     status: (key: string, policy: LockoutPolicy) => this.lockoutScript(key, policy, false),
     reset: async (key: string): Promise<void> => {
-      await this.call(() => this.redis.del(this.key('l', key)));
+      await this.call(() => this.redis.del(this.keys.scoped('lockout', key)));
     },
   };
 
   readonly replay = {
-    checkAndInsert: async (id: string, ttlMs: number): Promise<boolean> => (await this.call(() => this.redis.set(this.key('rp', id), '1', 'PX', ttlMs, 'NX'))) === 'OK',
+    checkAndInsert: async (id: string, ttlMs: number): Promise<boolean> => {
+      const key = this.keys.scoped('replay', id);
+      if (this.waitReplicas === 0) return (await this.call(() => this.redis.set(key, '1', 'PX', ttlMs, 'NX'))) === 'OK';
+      return (await this.durableWrite((p) => p.set(key, '1', 'PX', ttlMs, 'NX'), key)) === 'OK';
+    },
   };
 
   readonly artifacts = {
     put: async (id: string, payload: string, ttlMs: number): Promise<void> => {
-      await this.call(() => this.redis.set(this.key('a', id), payload, 'PX', ttlMs));
+      await this.call(() => this.redis.set(this.keys.scoped('artifact', id), payload, 'PX', ttlMs));
     },
-    resolve: async (id: string): Promise<string | undefined> => (await this.call(() => this.redis.getdel(this.key('a', id)))) ?? undefined,
+    resolve: async (id: string): Promise<string | undefined> => (await this.call(() => this.redis.getdel(this.keys.scoped('artifact', id)))) ?? undefined,
   };
 
-  readonly requestState = this.values('st');
-  readonly tokens = this.values('tk');
+  readonly requestState = this.values('state');
+  readonly tokens = this.values('token');
 
   readonly rateLimits = {
     take: async (policy: string, key: string, limits: RateLimitPolicy, count = 1): Promise<RateLimitTake> => {
-      const [granted, remaining] = (await this.script('takeToken', [this.key('b', `${policy}:${key}`)], [limits.capacity, limits.refillPerSecond, Math.max(1, Math.floor(count))])) as [number, number];
+      const [granted, remaining] = (await this.script('takeToken', [this.keys.scoped('rate_limit', `${policy}:${key}`)], [limits.capacity, limits.refillPerSecond, Math.max(1, Math.floor(count))])) as [number, number];
       return { allowed: granted > 0, remaining, granted };
     },
   };
 
   async close(): Promise<void> {
-    await this.redis.quit().catch(() => this.redis.disconnect());
+    for (const client of new Set([this.redis, this.durable])) {
+      await client.quit().catch(() => undefined);
+      // QUIT leaves the Sentinel client's subscriptions to the Sentinels (its failover
+      // detector) open; disconnect closes those too.
+      client.disconnect();
+    }
   }
 
-  private values(kind: string) {
+  private values(service: SingleKeyService) {
     return {
       put: async (key: string, value: unknown, ttlMs: number): Promise<void> => {
-        await this.call(() => this.redis.set(this.key(kind, key), JSON.stringify(value), 'PX', ttlMs));
+        await this.call(() => this.redis.set(this.keys.scoped(service, key), JSON.stringify(value), 'PX', ttlMs));
       },
       get: async (key: string): Promise<unknown> => {
-        const json = await this.call(() => this.redis.get(this.key(kind, key)));
+        const json = await this.call(() => this.redis.get(this.keys.scoped(service, key)));
         return json === null ? undefined : (JSON.parse(json) as unknown);
       },
-      delete: async (key: string): Promise<boolean> => (await this.call(() => this.redis.del(this.key(kind, key)))) === 1,
+      delete: async (key: string): Promise<boolean> => (await this.call(() => this.redis.del(this.keys.scoped(service, key)))) === 1,
     };
   }
 
+  /** The key of session `id` in this layout, or in the earlier one where it may be; undefined: no such session can exist. */
+  private sessionKey(id: string): string | undefined {
+    return this.keys.session(id) ?? (this.legacySessions ? this.keys.legacySession(id) : undefined);
+  }
+
+  /** The sessions of `ids` (all of `subject`'s indexes, so in one slot): undefined for those gone. */
+  private async readSessions(subject: string, ids: string[]): Promise<Array<{ session: Session; revoked: boolean; bodyBytes: number } | undefined>> {
+    if (ids.length === 0) return [];
+    const index = this.keys.subject(subject);
+    const keys = [index.byEnd, index.byCreation, ...ids.map((id) => this.keys.session(id)!), ...ids.map((id) => this.keys.revocation(id))];
+    const rows = (await this.script('readSessions', keys, ids)) as Array<0 | [string, string, string, string, string, number]>;
+    return rows.map((row) => (row === 0 ? undefined : { session: sessionFromFields(row), revoked: row[5] === 1, bodyBytes: Buffer.byteLength(row[0]) }));
+  }
+
   private async lockoutScript(key: string, policy: LockoutPolicy, record: boolean): Promise<LockoutStatus> {
-    const [failures, retryAfterMs] = (await this.script('lockout', [this.key('l', key)], [policy.maxFailures, policy.windowMs, policy.lockMs, record ? 1 : 0])) as [number, number];
+    const [failures, retryAfterMs] = (await this.script('lockout', [this.keys.scoped('lockout', key)], [policy.maxFailures, policy.windowMs, policy.lockMs, record ? 1 : 0])) as [number, number];
     return { locked: retryAfterMs > 0, failures, retryAfterMs };
   }
 
-  private key(kind: string, id: string): string {
-    return `${this.prefix}${kind}:${id}`;
+  private script(name: ScriptName, keys: string[], args: Array<string | number>): Promise<unknown> {
+    const command = (this.redis as unknown as Record<ScriptName, ScriptCall>)[name];
+    return this.call(() => command.call(this.redis, keys.length, ...keys, ...args));
   }
 
-  private script(name: ScriptName, keys: string[], args: Array<string | number>): Promise<unknown> {
-    const command = (this.redis as unknown as Record<ScriptName, (n: number, ...a: Array<string | number>) => Promise<unknown>>)[name];
-    return this.call(() => command.call(this.redis, keys.length, ...keys, ...args));
+  /** A script that writes a revocation: acknowledged once `waitReplicas` replicas hold it. */
+  private durableScript(name: ScriptName, keys: string[], args: Array<string | number>): Promise<unknown> {
+    if (this.waitReplicas === 0) return this.script(name, keys, args);
+    return this.durableWrite((p) => (p as unknown as Record<ScriptName, (...a: unknown[]) => unknown>)[name]!(keys.length, ...keys, ...args), keys[0]!);
+  }
+
+  /**
+   * `write` then WAIT in one pipeline: on a cluster, a pipeline goes to the node serving its
+   * keys' slot, and WAIT counts the replicas that hold every write this connection made
+   * before it there, so it covers `write`. Resolves with the write's reply.
+   */
+  private async durableWrite(write: (p: ReturnType<Client['pipeline']>) => unknown, key: string): Promise<unknown> {
+    const results = await this.call(() => {
+      const pipeline = this.durable.pipeline();
+      write(pipeline);
+      pipeline.wait(this.waitReplicas, this.waitTimeoutMs);
+      return pipeline.exec();
+    });
+    const [[writeErr, reply] = [], [waitErr, acked] = []] = results ?? [];
+    if (writeErr) throw unavailable(writeErr);
+    if (waitErr) throw unavailable(waitErr);
+    if (typeof acked !== 'number' || acked < this.waitReplicas) {
+      throw new CohortError(
+        'STATE_NOT_REPLICATED',
+        `the write reached the Redis master but ${String(acked)} of the ${this.waitReplicas} replicas required ([state] redis_wait_replicas) acknowledged it within ${this.waitTimeoutMs} ms; it was not acknowledged and may be retried`,
+        { key, replicas: acked, required: this.waitReplicas },
+      );
+    }
+    return reply;
   }
 
   private async call<T>(fn: () => Promise<T>): Promise<T> {
@@ -352,13 +479,55 @@ export class RedisProvider implements StateProvider {
   }
 }
 
+/** A client of `target`, not connected yet. */
+function openClient(target: RedisTarget, commandTimeout: number): Client {
+  // Fail calls while disconnected instead of queueing them: callers answer 503 at once.
+  const common: RedisOptions = { lazyConnect: true, commandTimeout, maxRetriesPerRequest: 1 };
+  if (target.kind === 'server') return new Redis(target.url, { ...common, enableOfflineQueue: false });
+  const credentials = { ...(target.username !== undefined ? { username: target.username } : {}), ...(target.password !== undefined ? { password: target.password } : {}) };
+  if (target.kind === 'sentinel') {
+    return new Redis({
+      ...common,
+      ...credentials,
+      enableOfflineQueue: false,
+      sentinels: target.sentinels,
+      name: target.masterName,
+      db: target.db,
+      // Sentinel's +switch-master news reconnects at once to the promoted master.
+      failoverDetector: true,
+      ...(target.tls ? { tls: {}, enableTLSForSentinelMode: true, sentinelTLS: {} } : {}),
+    });
+  }
+  const options: ClusterOptions = {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    redisOptions: { ...common, ...credentials, ...(target.tls ? { tls: {} } : {}) },
+    // After a master fails, its slots answer CLUSTERDOWN or MOVED until a replica is promoted
+    // and the slot map refreshed: retried briefly, then the call fails (503) and the next one
+    // finds the new master.
+    retryDelayOnFailover: 100,
+    retryDelayOnClusterDown: 100,
+    slotsRefreshInterval: 2000,
+    slotsRefreshTimeout: Math.max(1000, commandTimeout),
+  };
+  return new Cluster(target.nodes, options);
+}
+
 function unavailable(err: unknown): CohortError {
+  if (err instanceof CohortError) return err;
   return new CohortError('STATE_UNAVAILABLE', `the Redis state provider failed: ${(err as Error).message}`, undefined, { cause: err });
 }
 
+/** The members of a flattened [member, score, ...] reply. */
+function everyOther(flat: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < flat.length; i += 2) out.push(flat[i]!);
+  return out;
+}
+
 /** A session from its hash fields [body, created, last, idle, max]. */
-function sessionFromFields(f: string[]): Session {
-  const body = JSON.parse(f[0]!) as Pick<Session, 'id' | 'subject' | 'attributes'>;
+function sessionFromFields(f: readonly (string | number)[]): Session {
+  const body = JSON.parse(String(f[0])) as Pick<Session, 'id' | 'subject' | 'attributes'>;
   const times = { createdAt: Number(f[1]), lastAccessAt: Number(f[2]), idleTimeoutMs: Number(f[3]), maxLifetimeMs: Number(f[4]) };
   return { ...body, ...times, expiresAt: sessionExpiry(times) };
 }
