@@ -17,6 +17,12 @@ export interface StateHarness {
   /** When the revocation of `id` expires, as the provider stores it (undefined: not revoked). */
   revocationExpiresAt(id: string): Promise<number | undefined>;
   close(): Promise<void>;
+  /**
+   * Real-time harnesses (a Redis): the expiry tests' durations are multiplied by this (default
+   * 1), so that a machine busy with other tests, which delays each step by tens or hundreds of
+   * milliseconds, does not make a session or a revocation outlive its margin.
+   */
+  scale?: number;
 }
 
 const MINUTE = 60_000;
@@ -52,21 +58,22 @@ export function stateContract(name: string, open: (t: TestContext) => Promise<St
         assert.equal(await provider.sessions.get('no-such-session'), undefined);
       }));
 
-      it('expires after the idle timeout unless touched, and never outlives its maximum lifetime', withHarness(async ({ provider, advance }) => {
-        const idle = await provider.sessions.create({ subject: 'carol', idleTimeoutMs: 400, maxLifetimeMs: 900 });
-        await advance(250);
+      it('expires after the idle timeout unless touched, and never outlives its maximum lifetime', withHarness(async ({ provider, advance, scale = 1 }) => {
+        const ms = (n: number): number => n * scale;
+        const idle = await provider.sessions.create({ subject: 'carol', idleTimeoutMs: ms(400), maxLifetimeMs: ms(900) });
+        await advance(ms(250));
         const touched = await provider.sessions.get(idle.id, { touch: true });
         assert.ok(touched, 'still live after 250 ms');
         assert.ok(touched.expiresAt > idle.expiresAt, 'touch extends the idle time');
-        await advance(250);
+        await advance(ms(250));
         assert.ok(await provider.sessions.get(idle.id), 'live: touched 250 ms ago, idle timeout 400 ms');
         await provider.sessions.get(idle.id, { touch: true });
-        await advance(300);
+        await advance(ms(300));
         await provider.sessions.get(idle.id, { touch: true });
-        await advance(200);
+        await advance(ms(200));
         assert.equal(await provider.sessions.get(idle.id), undefined, 'past its 900 ms maximum lifetime despite touches');
-        const untouched = await provider.sessions.create({ subject: 'carol', idleTimeoutMs: 200, maxLifetimeMs: MINUTE });
-        await advance(300);
+        const untouched = await provider.sessions.create({ subject: 'carol', idleTimeoutMs: ms(200), maxLifetimeMs: MINUTE });
+        await advance(ms(300));
         assert.equal(await provider.sessions.get(untouched.id), undefined);
         assert.deepEqual(await provider.sessions.listBySubject('carol'), []);
       }));
@@ -165,26 +172,28 @@ export function stateContract(name: string, open: (t: TestContext) => Promise<St
     });
 
     describe('revocation', () => {
-      it('revokes until the given expiry, and a later expiry wins', withHarness(async ({ provider, now, advance }) => {
+      it('revokes until the given expiry, and a later expiry wins', withHarness(async ({ provider, now, advance, scale = 1 }) => {
+        const ms = (n: number): number => n * scale;
         assert.equal(await provider.revocations.isRevoked('r1'), false);
-        await provider.revocations.revoke('r1', now() + 300);
+        await provider.revocations.revoke('r1', now() + ms(300));
         assert.equal(await provider.revocations.isRevoked('r1'), true);
-        await provider.revocations.revoke('r1', now() + 100); // earlier: ignored
-        await advance(200);
+        await provider.revocations.revoke('r1', now() + ms(100)); // earlier: ignored
+        await advance(ms(200));
         assert.equal(await provider.revocations.isRevoked('r1'), true);
-        await advance(200);
+        await advance(ms(200));
         assert.equal(await provider.revocations.isRevoked('r1'), false);
       }));
 
-      it('revokes for a time to live from the provider\'s own clock', withHarness(async ({ provider, now, advance, revocationExpiresAt }) => {
+      it('revokes for a time to live from the provider\'s own clock', withHarness(async ({ provider, now, advance, revocationExpiresAt, scale = 1 }) => {
+        const ms = (n: number): number => n * scale;
         const before = now();
-        await provider.revocations.revokeFor('r2', 300);
+        await provider.revocations.revokeFor('r2', ms(300));
         const at = await revocationExpiresAt('r2');
-        assert.ok(at !== undefined && at >= before + 300 && at <= now() + 300, `until ${at}`);
-        await provider.revocations.revokeFor('r2', 100); // earlier: ignored
-        await advance(200);
+        assert.ok(at !== undefined && at >= before + ms(300) && at <= now() + ms(300), `until ${at}`);
+        await provider.revocations.revokeFor('r2', ms(100)); // earlier: ignored
+        await advance(ms(200));
         assert.equal(await provider.revocations.isRevoked('r2'), true);
-        await advance(200);
+        await advance(ms(200));
         assert.equal(await provider.revocations.isRevoked('r2'), false);
       }));
     });
