@@ -19,8 +19,12 @@ export interface GridDirectory {
   readonly clock: Clock;
   /** Active engines (this one included when active): node id → cluster address. */
   activeEngines(): Map<string, string>;
-  /** Active engines that announced they hold their share of the grid's state. */
-  servingEngines(): ReadonlySet<string>;
+  /**
+   * Active engines that announced they hold their share of the grid's state. Undefined: every
+   * active engine holds its share, this one included, with no staged join (unit tests that
+   * place partitions by hand, test/helpers/sim-grid.ts); a node always answers a set.
+   */
+  servingEngines(): ReadonlySet<string> | undefined;
   /** Engines known and not left (active or failed): the base of write majorities. */
   knownEngineCount(): number;
   /** Consoles and replicas known (not left), and those of them active (write-majority.ts). */
@@ -40,7 +44,9 @@ export interface GridDirectory {
 }
 
 /** The member-list half of a directory: every answer of GridDirectory that a member list decides. */
-export type EngineDirectoryView = Pick<GridDirectory, 'activeEngines' | 'servingEngines' | 'knownEngineCount' | 'witnesses' | 'engineScopeInfo' | 'scopeKeysInUse' | 'sessionScopeOfGroup'>;
+export type EngineDirectoryView = Pick<GridDirectory, 'activeEngines' | 'knownEngineCount' | 'witnesses' | 'engineScopeInfo' | 'scopeKeysInUse' | 'sessionScopeOfGroup'> & {
+  servingEngines(): ReadonlySet<string>;
+};
 
 /** The directory's answers over a member list (membership's `list()`), read afresh at each call. */
 export function engineDirectoryView(list: () => readonly Member[]): EngineDirectoryView {

@@ -163,7 +163,12 @@ export class GridEngine {
   applyMembership(): void {
     if (this.closed) return;
     const d = this.o.directory;
-    this.executor.setEngines(d.activeEngines(), d.knownEngineCount(), d.servingEngines(), d.witnesses());
+    const active = d.activeEngines();
+    // A directory that lists no engine at all, not even this one, has not joined a cluster
+    // yet (a node's member list always holds itself): there is nothing to place over, and
+    // starting the sync now would make this engine the first of a cluster of one.
+    if (active.size === 0) return;
+    this.executor.setEngines(active, d.knownEngineCount(), d.servingEngines(), d.witnesses());
     const refusal = this.executor.writeRefusal();
     if ((refusal !== undefined) !== this.refusing) {
       this.refusing = refusal !== undefined;
@@ -235,6 +240,11 @@ export class GridEngine {
       this.evictionsReported = store.revocationsEvicted;
     }
     this.evictionTimer = this.o.directory.clock.setTimeout(() => this.reportEvictions(), EVICTION_REPORT_EVERY_MS);
+  }
+
+  /** Builds an engine that has no saved state (a test's, or a process that keeps nothing): it starts empty, at once. */
+  static empty(options: Omit<GridEngineOptions, 'savedState'>): GridEngine {
+    return new GridEngine(options, new GridStore(options.directory.clock, options.self, options.revocationCap), { kind: 'none' });
   }
 
   /** Builds an engine: loads the saved state first (see the header), then starts answering and placing. */

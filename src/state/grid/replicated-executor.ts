@@ -187,6 +187,14 @@ export class ReplicatedExecutor implements GridExecutor {
   }
 
   /**
+   * Ready, and no partition of this engine waits to be resynchronised after a placement change
+   * (for tests and diagnostics: a grid at rest).
+   */
+  get synchronised(): boolean {
+    return this.initialSyncDone && this.unsynced.size === 0 && this.syncing.size === 0;
+  }
+
+  /**
    * Whether this engine accepts changes now: it sees a majority of the voters (the known
    * engines, and the console and replica as witnesses when the engines are even in number).
    */
