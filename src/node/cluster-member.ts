@@ -210,6 +210,11 @@ export class ClusterMember implements GridDirectory {
     return this.engines.servingEngines();
   }
 
+  /** Active engines under suspicion: not counted by the grid's write majority. */
+  suspectEngines(): ReadonlySet<string> {
+    return this.engines.suspectEngines();
+  }
+
   /** Tells the cluster this engine now holds its share of the grid's state. */
   announceHoldsState(): void {
     this.membership.updateMeta({ holdsState: true });

@@ -48,6 +48,8 @@ class SimView implements GridDirectory {
   /** Engines in the member list (failed ones included); undefined: the active ones. */
   knownEngines: number | undefined;
   witnessView: Witnesses = { known: 0, active: 0 };
+  /** Active engines this one suspects (a probe failed): placed on, not counted by the write majority. */
+  suspects: string[] = [];
   readonly listeners: Array<() => void> = [];
 
   constructor(
@@ -63,6 +65,10 @@ class SimView implements GridDirectory {
   servingEngines(): ReadonlySet<string> | undefined {
     if (!this.grid.stagedJoin) return undefined;
     return new Set([...this.active.keys()].filter((id) => this.grid.holdsState.has(id)));
+  }
+
+  suspectEngines(): ReadonlySet<string> {
+    return new Set(this.suspects);
   }
 
   knownEngineCount(): number {
@@ -158,20 +164,23 @@ export class SimGrid {
       e.view.active = this.addresses(active);
       e.view.knownEngines = undefined;
       e.view.witnessView = { known: 0, active: 0 };
+      e.view.suspects = [];
       e.engine.applyMembership();
     }
   }
 
   /**
-   * What engine `observer` sees, as membership would tell it: `active` engines, `knownEngines`
-   * in the member list (failed ones included), and the console/replica witnesses it knows and
-   * sees active (the write majority, state/grid/write-majority.ts).
+   * What engine `observer` sees, as membership would tell it: `active` engines (of which
+   * `suspects` are under suspicion), `knownEngines` in the member list (failed ones included),
+   * and the console/replica witnesses it knows and sees active (the write majority,
+   * state/grid/write-majority.ts).
    */
-  setView(observer: number, active: number[], view: { knownEngines: number; witnesses: { known: number; active: number } }): void {
+  setView(observer: number, active: number[], view: { knownEngines: number; witnesses: { known: number; active: number }; suspects?: number[] }): void {
     const e = this.engines[observer]!;
     e.view.active = this.addresses(active);
     e.view.knownEngines = view.knownEngines;
     e.view.witnessView = { ...view.witnesses };
+    e.view.suspects = (view.suspects ?? []).map((i) => this.engines[i]!.id);
     e.engine.applyMembership();
   }
 

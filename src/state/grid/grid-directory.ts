@@ -25,6 +25,8 @@ export interface GridDirectory {
    * place partitions by hand, test/helpers/sim-grid.ts); a node always answers a set.
    */
   servingEngines(): ReadonlySet<string> | undefined;
+  /** Active engines under suspicion (a probe failed, no refutation yet): placed on, but not counted by the write majority. */
+  suspectEngines(): ReadonlySet<string>;
   /** Engines known and not left (active or failed): the base of write majorities. */
   knownEngineCount(): number;
   /** Consoles and replicas known (not left), and those of them active (write-majority.ts). */
@@ -44,7 +46,7 @@ export interface GridDirectory {
 }
 
 /** The member-list half of a directory: every answer of GridDirectory that a member list decides. */
-export type EngineDirectoryView = Pick<GridDirectory, 'activeEngines' | 'knownEngineCount' | 'witnesses' | 'engineScopeInfo' | 'scopeKeysInUse' | 'sessionScopeOfGroup'> & {
+export type EngineDirectoryView = Pick<GridDirectory, 'activeEngines' | 'suspectEngines' | 'knownEngineCount' | 'witnesses' | 'engineScopeInfo' | 'scopeKeysInUse' | 'sessionScopeOfGroup'> & {
   servingEngines(): ReadonlySet<string>;
 };
 
@@ -54,6 +56,7 @@ export function engineDirectoryView(list: () => readonly Member[]): EngineDirect
   return {
     activeEngines: () => new Map(engines().filter(isActive).map((m) => [m.id, m.address])),
     servingEngines: () => new Set(engines().filter((m) => m.meta.holdsState === true && isActive(m)).map((m) => m.id)),
+    suspectEngines: () => new Set(engines().filter((m) => m.status === 'suspect').map((m) => m.id)),
     knownEngineCount: () => engines().filter((m) => m.status !== 'left').length,
     witnesses: () => {
       const members = list().filter((m) => (m.meta.role === 'console' || m.meta.role === 'replica') && m.status !== 'left');

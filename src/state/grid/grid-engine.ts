@@ -168,7 +168,7 @@ export class GridEngine {
     // yet (a node's member list always holds itself): there is nothing to place over, and
     // starting the sync now would make this engine the first of a cluster of one.
     if (active.size === 0) return;
-    this.executor.setEngines(active, d.knownEngineCount(), d.servingEngines(), d.witnesses());
+    this.executor.setEngines(active, d.knownEngineCount(), d.servingEngines(), d.witnesses(), d.suspectEngines());
     const refusal = this.executor.writeRefusal();
     if ((refusal !== undefined) !== this.refusing) {
       this.refusing = refusal !== undefined;

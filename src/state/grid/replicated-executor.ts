@@ -119,6 +119,13 @@ export class ReplicatedExecutor implements GridExecutor {
   private initialSyncDone = false;
   /** Engines in the cluster, active or failed (not those that left): the write majority's base. */
   private knownEngines = 0;
+  /**
+   * Active engines under suspicion (membership: a probe failed and no refutation came yet):
+   * still placed on, but not counted as seen by the write majority. An engine on the other
+   * side of a split is suspect here until it is declared failed; counted, it would let both
+   * sides see a majority (write-majority.ts).
+   */
+  private suspects = 0;
   /** Consoles and replicas: known, and active as this engine sees them (write-majority.ts). */
   private witnesses: Witnesses = { known: 0, active: 0 };
   private repairTimer: TimerHandle | undefined;
@@ -201,7 +208,7 @@ export class ReplicatedExecutor implements GridExecutor {
   writeDecision(): WriteDecision {
     return decideWrites({
       knownEngines: this.knownEngines,
-      activeEngines: this.engines.size,
+      activeEngines: this.engines.size - this.suspects,
       knownWitnesses: this.witnesses.known,
       activeWitnesses: this.witnesses.active,
     });
@@ -230,7 +237,8 @@ export class ReplicatedExecutor implements GridExecutor {
    * engine (re)appeared, since it may hold writes this one missed, after a healed split or a
    * resumed pause).
    */
-  setEngines(engines: Map<string, string>, knownEngines = engines.size, serving?: ReadonlySet<string>, witnesses: Witnesses = { known: 0, active: 0 }): void {
+  setEngines(engines: Map<string, string>, knownEngines = engines.size, serving?: ReadonlySet<string>, witnesses: Witnesses = { known: 0, active: 0 }, suspects: ReadonlySet<string> = new Set()): void {
+    this.suspects = [...suspects].filter((id) => id !== this.o.self && engines.has(id)).length;
     const joined = [...engines.keys()].filter((id) => id !== this.o.self && !this.engines.has(id));
     this.engines = new Map(engines);
     this.knownEngines = Math.max(knownEngines, engines.size);
