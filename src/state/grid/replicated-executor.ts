@@ -31,7 +31,7 @@
  *   partition again. An engine keeps the records of a partition that moved away from it until
  *   every engine of the new replica set has confirmed holding its copy, then drops them
  *   (`dropMoved`), so its memory returns to its share after every rebalancing.
- * - Revocations live on every engine (`everywhere`), acknowledged once a majority of the
+ * - Revocations live on every engine (`everywhere`, revocations.ts), acknowledged once a majority of the
  *   cluster's engines hold them (every active one, when failed engines leave fewer than that
  *   and the witnesses made the majority) and resent to the others; a starting engine downloads them
  *   before it is ready. Checks are answered from this engine's copy; with read_local_only =
@@ -48,10 +48,12 @@ import { RawText, type Rpc } from '../../rpc/rpc.js';
 import { EVERYWHERE, PARTITION_COUNT, type GridExecutor } from './grid-provider.js';
 import { EMPTY_DIGEST, type GridStore, type RecordChange } from './grid-store.js';
 import { applyOperation, isReadOnly, isRepeatable, type Operation, type OperationResults } from './operations.js';
-import { changedPartitions, placeScopes, writeQuorum, type Placement } from './placement.js';
+import { changedPartitions, placeScopes, type Placement } from './placement.js';
 import { CLUSTER_SCOPE } from './scopes.js';
 import { parseRecordLines, partitionSlice, transferCursor, wholePartition, type TransferCursor } from './record-lines.js';
 import { decideWrites, describeRefusal, type WriteDecision } from './write-majority.js';
+import { Revocations } from './revocations.js';
+import { asStateError } from './state-errors.js';
 
 export interface ReplicatedExecutorOptions {
   store: GridStore;
@@ -96,8 +98,6 @@ const SEEN_SERVING_POLL_MS = 20;
  * runtime API keep every value far below that.
  */
 const BULK_MESSAGE_CHARS = 4 << 20;
-/** Most ids one `grid.revoked` request asks about (a longer list goes in several). */
-const REVOKED_QUERY_MAX = 1000;
 
 export class ReplicatedExecutor implements GridExecutor {
   private readonly o: ReplicatedExecutorOptions;
@@ -132,9 +132,8 @@ export class ReplicatedExecutor implements GridExecutor {
   private antiEntropyTimer: TimerHandle | undefined;
   /** Copies that differed at the last comparison: `engine partition` → `ours theirs`. */
   private differed = new Map<string, string>();
-  /** Records some engines did not take yet (revocations), by engine id. */
-  private readonly pushQueue = new Map<string, RecordChange[]>();
-  private pushTimer: TimerHandle | undefined;
+  /** The revocation list, on every engine (revocations.ts). */
+  private readonly revocations: Revocations;
   /** Per partition, the last change this primary is replicating (executeAsPrimary). */
   private readonly writesInFlight = new Map<number, Promise<void>>();
   private closed = false;
@@ -143,6 +142,19 @@ export class ReplicatedExecutor implements GridExecutor {
   constructor(options: ReplicatedExecutorOptions) {
     this.o = options;
     const { rpc } = options;
+    this.revocations = new Revocations({
+      store: options.store,
+      rpc,
+      clock: options.clock,
+      self: options.self,
+      retryMs: REPAIR_RETRY_MS,
+      engines: () => this.engines,
+      knownEngines: () => this.knownEngines,
+      writeDecision: () => this.writeDecision(),
+      closed: () => this.closed,
+      pullFrom: (address, partitions) => this.pullFrom(address, partitions),
+      pushWhereDifferent: (address, partitions) => this.pushWhereDifferent(address, partitions),
+    });
     rpc.handle('grid.execute', (body) => {
       const { partition, op } = body as { partition: number; op: Operation };
       if (this.primaryOf(partition) !== this.o.self) throw new CohortError('STATE_PLACEMENT_CHANGING', `engine ${this.o.self} is not the primary of partition ${partition}`);
@@ -165,12 +177,6 @@ export class ReplicatedExecutor implements GridExecutor {
     });
     rpc.handle('grid.digests', (body) => (body as { partitions: number[] }).partitions.map((p) => this.o.store.digest(p)));
     rpc.handle('grid.serving', () => [...this.serving]);
-    // Of the ids asked, those this engine holds as revoked (read_local_only = false elsewhere).
-    rpc.handle('grid.revoked', (body) => {
-      const { ids } = body as { ids?: unknown };
-      if (!Array.isArray(ids) || ids.length > REVOKED_QUERY_MAX || !ids.every((id) => typeof id === 'string')) throw new CohortError('STATE_UNAVAILABLE', `grid.revoked takes a list of at most ${REVOKED_QUERY_MAX} ids`);
-      return (ids as string[]).filter((id) => this.o.store.has('revocation', id));
-    });
     // The answer's first line lists the partitions it holds whole (as many as fit in one
     // message). A partition too large for one message comes in slices: the first line is then
     // `{"done": [...], "partial": {"partition", "after"}}`, and the next request carries
@@ -249,7 +255,7 @@ export class ReplicatedExecutor implements GridExecutor {
     if (!serving) this.selfServing = true;
     this.place(servingNow);
     // Newcomers may have missed revocations, and may hold some this engine missed.
-    if (this.initialSync) for (const id of joined) this.exchangeRevocations(id, engines.get(id)!);
+    if (this.initialSync) for (const id of joined) this.revocations.exchange(id, engines.get(id)!);
     this.initialSync ??= this.syncAtStart();
   }
 
@@ -276,7 +282,7 @@ export class ReplicatedExecutor implements GridExecutor {
     this.closed = true;
     this.o.clock.clearTimeout(this.repairTimer);
     this.o.clock.clearTimeout(this.antiEntropyTimer);
-    this.o.clock.clearTimeout(this.pushTimer);
+    this.revocations.close();
   }
   execute<K extends Operation['t']>(partition: number, op: Extract<Operation, { t: K }>): Promise<OperationResults[K]> {
     // Every replica holds every acknowledged write, so a replica that is in sync answers reads
@@ -350,115 +356,18 @@ export class ReplicatedExecutor implements GridExecutor {
     throw asStateError(primaryError, `partition ${partition}'s primary or any of its backups`);
   }
 
-  /**
-   * Applies `op` here and sends its records to every other engine; acknowledged once a
-   * majority of the engines hold them. An engine that did not take them is sent them again
-   * every REPAIR_RETRY_MS while it stays active (a short pause is not a failure membership
-   * notices), so every engine ends up with every revocation.
-   */
-  async everywhere<K extends Operation['t']>(op: Extract<Operation, { t: K }>): Promise<void> {
-    this.o.store.startJournal();
-    applyOperation(this.o.store, op, this.o.clock.now(), EVERYWHERE);
-    const changes = this.o.store.takeJournal().map((e) => e.change);
-    const others = [...this.engines].filter(([id]) => id !== this.o.self);
-    if (changes.length === 0) return;
-    // An engine that does not see a majority of the voters cannot acknowledge a revocation only
-    // it (and its side) holds: it keeps it and sends it on.
-    const decision = this.writeDecision();
-    if (!decision.accepted) {
-      for (const [id] of others) this.retryPush(id, changes);
-      throw new CohortError('STATE_UNAVAILABLE', `${describeRefusal(this.o.self, decision)}; the revocation is kept here and sent on, but not acknowledged`);
-    }
-    // Held by a majority of the known engines where that many are active; else (the witnesses
-    // made the majority: engines have failed) by every active one. The others get it later.
-    const need = Math.min(writeQuorum(Math.max(this.knownEngines, this.engines.size)) - 1, others.length);
-    if (need === 0) {
-      for (const [id] of others) this.retryPush(id, changes);
-      return;
-    }
-    const idOf = new Map(others.map(([id, address]) => [address, id]));
-    try {
-      await this.o.rpc.fanOut(others.map(([, address]) => address), 'grid.merge', { changes }, need, {
-        onFailure: (address) => this.retryPush(idOf.get(address)!, changes),
-      });
-    } catch (err) {
-      throw asStateError(err, 'a majority of the engines');
-    }
-  }
-
-  /** Sends `changes` to engine `id` again later, until it takes them or leaves the active set. */
-  private retryPush(id: string, changes: RecordChange[]): void {
-    const queued = this.pushQueue.get(id);
-    if (queued) queued.push(...changes);
-    else this.pushQueue.set(id, [...changes]);
-    if (this.pushTimer !== undefined || this.closed) return;
-    this.pushTimer = this.o.clock.setTimeout(() => {
-      this.pushTimer = undefined;
-      const batch = [...this.pushQueue];
-      this.pushQueue.clear();
-      for (const [target, pending] of batch) {
-        const address = this.engines.get(target);
-        if (!address) continue; // it left: the exchange when it reappears covers it
-        this.o.rpc.call(address, 'grid.merge', { changes: pending }).catch(() => this.retryPush(target, pending));
-      }
-    }, REPAIR_RETRY_MS);
+  /** Revocations, on every engine (revocations.ts `everywhere`). */
+  everywhere<K extends Operation['t']>(op: Extract<Operation, { t: K }>): Promise<void> {
+    return this.revocations.everywhere(op);
   }
 
   local<K extends Operation['t']>(op: Extract<Operation, { t: K }>): OperationResults[K] {
-    return applyOperation(this.o.store, op, this.o.clock.now(), EVERYWHERE) as OperationResults[K];
+    return this.revocations.local(op);
   }
 
-  /**
-   * Which of `ids` the other engines hold as revoked (revocation checks with
-   * read_local_only = false, for ids this engine's own copy does not hold).
-   *
-   * Invariants:
-   * - It hears from as many other engines as `everywhere` needs to acknowledge a revocation
-   *   (a majority of the known engines with this one, or every active one when the
-   *   witnesses made the majority), so the engines heard and those that acknowledged any
-   *   revocation share at least one: an acknowledged revocation is always found.
-   * - One engine holding an id is enough for it: the answer comes as soon as every id is
-   *   found, or once enough engines said no.
-   * - An engine that sees no majority of the voters, or cannot hear from enough engines,
-   *   answers STATE_UNAVAILABLE: a check that cannot be complete fails closed.
-   */
+  /** Which of `ids` the other engines hold as revoked (revocations.ts `revokedElsewhere`). */
   revokedElsewhere(ids: readonly string[]): Promise<ReadonlySet<string>> {
-    const found = new Set<string>();
-    if (ids.length === 0) return Promise.resolve(found);
-    const decision = this.writeDecision();
-    if (!decision.accepted) return Promise.reject(new CohortError('STATE_UNAVAILABLE', `${describeRefusal(this.o.self, decision)}; a revocation check (read_local_only = false) needs a majority too`));
-    const others = [...this.engines].filter(([id]) => id !== this.o.self).map(([, address]) => address);
-    const need = Math.min(writeQuorum(Math.max(this.knownEngines, this.engines.size)) - 1, others.length);
-    if (need === 0) return Promise.resolve(found);
-    const wanted = new Set(ids);
-    const chunks: string[][] = [];
-    for (let i = 0; i < ids.length; i += REVOKED_QUERY_MAX) chunks.push(ids.slice(i, i + REVOKED_QUERY_MAX));
-    return new Promise((resolve, reject) => {
-      let answered = 0;
-      let failed = 0;
-      let settled = false;
-      for (const address of others) {
-        Promise.all(chunks.map((chunk) => this.o.rpc.call<string[]>(address, 'grid.revoked', { ids: chunk }))).then(
-          (lists) => {
-            if (settled) return;
-            answered++;
-            for (const list of lists) for (const id of list) if (wanted.has(id)) found.add(id);
-            if (found.size === wanted.size || answered >= need) {
-              settled = true;
-              resolve(found);
-            }
-          },
-          (err: unknown) => {
-            if (settled) return;
-            failed++;
-            if (others.length - failed < need) {
-              settled = true;
-              reject(asStateError(err, `${need} of the other engines to check revocations (read_local_only = false): ${failed} of ${others.length} did not answer`));
-            }
-          },
-        );
-      }
-    });
+    return this.revocations.revokedElsewhere(ids);
   }
 
   // ------------------------------------------------------------------ primary side
@@ -775,22 +684,6 @@ export class ReplicatedExecutor implements GridExecutor {
     }
   }
 
-  /** Compares revocation lists with engine `id`; where they differ, pulls theirs and pushes ours (both merge by version). */
-  private exchangeRevocations(id: string, address: string): void {
-    const attempt = (triesLeft: number): void => {
-      if (this.closed || this.engines.get(id) !== address) return;
-      const exchange = async (): Promise<void> => {
-        const [theirs] = await this.o.rpc.call<string[]>(address, 'grid.digests', { partitions: [EVERYWHERE] });
-        if (theirs === this.o.store.digest(EVERYWHERE)) return;
-        await Promise.all([this.pullFrom(address, [EVERYWHERE]), this.pushWhereDifferent(address, [EVERYWHERE])]);
-      };
-      exchange().catch(() => {
-        if (triesLeft > 0) this.o.clock.setTimeout(() => attempt(triesLeft - 1), REPAIR_RETRY_MS);
-      });
-    };
-    attempt(10);
-  }
-
   /**
    * Pulls, in the background, every partition this engine is a replica of but has not
    * synchronised since the placement changed, until none is left: so every replica set is
@@ -1053,11 +946,5 @@ function stillUnreachable(err: unknown): unknown {
   return new CohortError('STATE_UNAVAILABLE', err.message, undefined, { cause });
 }
 
-/** RPC failures become STATE_UNAVAILABLE; a state error from the remote engine passes through. */
-function asStateError(err: unknown, what: string): CohortError {
-  if (err instanceof CohortError && err.code.startsWith('STATE_')) return err;
-  const reason = err instanceof Error ? err.message : String(err);
-  return new CohortError('STATE_UNAVAILABLE', `could not reach ${what}: ${reason}`, undefined, { cause: err });
-}
 
 
