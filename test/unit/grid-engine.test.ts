@@ -168,3 +168,22 @@ describe('grid engine write majority', () => {
     grid.close();
   });
 });
+
+describe('grid engine revocation anti-entropy', () => {
+  it('an engine cut off while a revocation was acknowledged gets it even when its sender fails before resending it', async () => {
+    const grid = await SimGrid.started(3);
+    const [a, , c] = grid.engines;
+    grid.network.cutLink(a!.address, c!.address);
+    // Acknowledged by engines 1 and 2 (a majority of three); engine 3 is cut off from the sender.
+    await grid.provider(0).revocations.revoke('token-1');
+    assert.equal(grid.engines[2]!.store.has('revocation', 'token-1'), false);
+    // The sender fails before its resend; engine 3 was never declared failed by anyone.
+    grid.crash(0);
+    grid.network.healAll();
+    grid.setActive([1, 2]);
+    await grid.advance(10_000);
+    assert.equal(grid.engines[2]!.store.has('revocation', 'token-1'), true, 'engine 3 learned the revocation from engine 2');
+    assert.equal(await grid.provider(2).revocations.isRevoked('token-1'), true);
+    grid.close();
+  });
+});

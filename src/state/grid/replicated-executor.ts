@@ -125,7 +125,7 @@ export class ReplicatedExecutor implements GridExecutor {
    * side of a split is suspect here until it is declared failed; counted, it would let both
    * sides see a majority (write-majority.ts).
    */
-  private suspects = 0;
+  private suspected = new Set<string>();
   /** Consoles and replicas: known, and active as this engine sees them (write-majority.ts). */
   private witnesses: Witnesses = { known: 0, active: 0 };
   private repairTimer: TimerHandle | undefined;
@@ -214,7 +214,7 @@ export class ReplicatedExecutor implements GridExecutor {
   writeDecision(): WriteDecision {
     return decideWrites({
       knownEngines: this.knownEngines,
-      activeEngines: this.engines.size - this.suspects,
+      activeEngines: this.engines.size - this.suspected.size,
       knownWitnesses: this.witnesses.known,
       activeWitnesses: this.witnesses.active,
     });
@@ -244,7 +244,7 @@ export class ReplicatedExecutor implements GridExecutor {
    * resumed pause).
    */
   setEngines(engines: Map<string, string>, knownEngines = engines.size, serving?: ReadonlySet<string>, witnesses: Witnesses = { known: 0, active: 0 }, suspects: ReadonlySet<string> = new Set()): void {
-    this.suspects = [...suspects].filter((id) => id !== this.o.self && engines.has(id)).length;
+    this.suspected = new Set([...suspects].filter((id) => id !== this.o.self && engines.has(id)));
     const joined = [...engines.keys()].filter((id) => id !== this.o.self && !this.engines.has(id));
     this.engines = new Map(engines);
     this.knownEngines = Math.max(knownEngines, engines.size);
@@ -788,7 +788,7 @@ export class ReplicatedExecutor implements GridExecutor {
 
   /**
    * Anti-entropy: compares, with each other replica, the fingerprints of the partitions both
-   * hold (one message per engine), and pulls those that still differ the same way as at the
+   * hold, and the revocation list's with every other engine (one message per engine), and pulls those that still differ the same way as at the
    * last comparison. Syncs after a placement change bring a replica up to date with the
    * others; this makes copies that drifted apart afterwards alike again: a record pushed to
    * one replica only (a hand-off racing a sync), or the marker of an undone write that some
@@ -796,6 +796,15 @@ export class ReplicatedExecutor implements GridExecutor {
    */
   private async antiEntropy(): Promise<void> {
     const shared = new Map<string, number[]>(); // engine id → partitions both replicate
+    // The revocation list with every other engine: a revocation acknowledged by a majority
+    // reaches the rest through its sender's resends, which die with the sender. An engine cut
+    // off meanwhile (and never declared failed, so no exchange when it reappears) would miss
+    // it for good (the simulator's lifecycle workload, seed 328). Not once this engine evicted
+    // revocations at its cap: lists then differ by design, and each pull would bring the whole
+    // list back only for the cap to evict it again.
+    if (this.o.store.revocationsEvicted === 0 && !this.syncing.has(EVERYWHERE)) {
+      for (const id of this.engines.keys()) if (id !== this.o.self) shared.set(id, [EVERYWHERE]);
+    }
     for (const [p, replicas] of this.placement) {
       if (!replicas.includes(this.o.self) || this.unsynced.has(p) || this.syncing.has(p)) continue;
       for (const id of replicas) {
