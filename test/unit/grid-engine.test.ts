@@ -15,6 +15,7 @@ import { SimGridState } from '../../src/sim/sim-grid-state.js';
 import { SimNetwork } from '../../src/sim/sim-network.js';
 import { engineDirectoryView, type GridDirectory } from '../../src/state/grid/grid-directory.js';
 import { openGridEngine } from '../../src/state/grid/grid-engine.js';
+import { partitionOf } from '../../src/state/grid/grid-provider.js';
 import { GridStore, TOMBSTONE_MS } from '../../src/state/grid/grid-store.js';
 import { CLUSTER_SCOPE, scopeKeys } from '../../src/state/grid/scopes.js';
 import { TransportMux } from '../../src/transport/mux.js';
@@ -184,6 +185,34 @@ describe('grid engine revocation anti-entropy', () => {
     await grid.advance(10_000);
     assert.equal(grid.engines[2]!.store.has('revocation', 'token-1'), true, 'engine 3 learned the revocation from engine 2');
     assert.equal(await grid.provider(2).revocations.isRevoked('token-1'), true);
+    grid.close();
+  });
+});
+
+describe('grid engine transfers during a write', () => {
+  it('a partition pulled while a change of it is being replicated comes as it was before the change, so a revert of the change cannot take the puller\'s copy', async () => {
+    const grid = await SimGrid.started(3);
+    const ids = grid.engines.map((e) => e.id);
+    // A state key whose primary is engine 1.
+    let key = '';
+    for (let i = 0; key === ''; i++) if (grid.engines[0]!.executor.replicasOf(partitionOf(`state:k-${i}`))[0] === ids[0]) key = `k-${i}`;
+    const partition = partitionOf(`state:${key}`);
+    const backup = ids.indexOf(grid.engines[0]!.executor.replicasOf(partition)[1]!);
+    const other = [1, 2].find((i) => i !== backup)!;
+    await grid.provider(0).requestState.put(key, 'acknowledged', 3_600_000);
+    // The change's replication to one backup is lost: it stays in flight until its timeout.
+    grid.network.cutLink(grid.engines[0]!.address, grid.engines[backup]!.address, true);
+    const write = grid.provider(0).requestState.put(key, 'in flight', 3_600_000).then(
+      () => 'acknowledged',
+      (err: { code?: string }) => err.code,
+    );
+    await grid.advance(2);
+    const pulled = await grid.drive(grid.engines[other]!.rpc.call<{ text: string }>(grid.engines[0]!.address, 'grid.pull', { partitions: [partition] }));
+    assert.match(pulled.text, /"acknowledged"/, 'the value before the change');
+    assert.doesNotMatch(pulled.text, /in flight/, 'not the change in flight');
+    assert.equal(await write, 'STATE_UNAVAILABLE');
+    grid.network.healAll();
+    for (const i of [0, 1, 2]) assert.equal(await grid.provider(i).requestState.get(key), 'acknowledged');
     grid.close();
   });
 });

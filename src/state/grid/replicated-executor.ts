@@ -46,11 +46,11 @@ import { CohortError, isCohortError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { RawText, type Rpc } from '../../rpc/rpc.js';
 import { EVERYWHERE, PARTITION_COUNT, type GridExecutor } from './grid-provider.js';
-import { EMPTY_DIGEST, type GridStore, type RecordChange } from './grid-store.js';
+import { EMPTY_DIGEST, type GridStore, type RecordChange, type StoredRecord } from './grid-store.js';
 import { applyOperation, isReadOnly, isRepeatable, type Operation, type OperationResults } from './operations.js';
 import { changedPartitions, placeScopes, type Placement } from './placement.js';
 import { CLUSTER_SCOPE } from './scopes.js';
-import { parseRecordLines, partitionSlice, transferCursor, wholePartition, type TransferCursor } from './record-lines.js';
+import { parseRecordLines, partitionSlice, transferCursor, wholePartition, type RecordView, type TransferCursor } from './record-lines.js';
 import { decideWrites, describeRefusal, type WriteDecision } from './write-majority.js';
 import { Revocations } from './revocations.js';
 import { asStateError } from './state-errors.js';
@@ -136,6 +136,12 @@ export class ReplicatedExecutor implements GridExecutor {
   private readonly revocations: Revocations;
   /** Per partition, the last change this primary is replicating (executeAsPrimary). */
   private readonly writesInFlight = new Map<number, Promise<void>>();
+  /**
+   * Per partition, the records the change being replicated replaced (`ns key` → the record
+   * before it, undefined when there was none): transfers send those, not the change (see
+   * `acknowledged`).
+   */
+  private readonly replaced = new Map<number, Map<string, StoredRecord | undefined>>();
   private closed = false;
   private initialSync: Promise<void> | undefined;
 
@@ -419,8 +425,14 @@ export class ReplicatedExecutor implements GridExecutor {
     if (backups.length === 0) return result;
     const body: ReplicateBody = { partition, changes, absent: op.t === 'replay.insert' ? [{ ns: 'replay', key: op.id }] : undefined };
     // Every replica must hold the change before it is acknowledged: then it survives any
-    // replication_factor - 1 of them failing at once.
-    const answers = await Promise.allSettled(backups.map((b) => this.o.rpc.call(b, 'grid.replicate', body)));
+    // replication_factor - 1 of them failing at once. Until then transfers send what it
+    // replaced (`acknowledged`).
+    const replaced = new Map<string, StoredRecord | undefined>();
+    for (const e of journal) if (!replaced.has(`${e.change.ns} ${e.change.key}`)) replaced.set(`${e.change.ns} ${e.change.key}`, e.previous);
+    this.replaced.set(partition, replaced);
+    const answers = await Promise.allSettled(backups.map((b) => this.o.rpc.call(b, 'grid.replicate', body))).finally(() => {
+      if (this.replaced.get(partition) === replaced) this.replaced.delete(partition);
+    });
     const failures = answers.filter((a): a is PromiseRejectedResult => a.status === 'rejected').map((a) => a.reason as unknown);
     if (failures.length === 0) return result;
     // Undo, and tell the backups before answering: nothing unacknowledged stays applied, and a
@@ -595,18 +607,38 @@ export class ReplicatedExecutor implements GridExecutor {
    * partitions, or, when the first does not fit, a slice of it (`partial`: where to continue).
    * `after` continues the first partition where an earlier slice stopped.
    */
+  /**
+   * What a transfer (a pull answered, a push) sends of a record: while a change of its
+   * partition is being replicated, the record that change replaced (nothing, where it added
+   * one). A change not yet acknowledged may still be undone, and its revert removes the
+   * change wherever it is, restoring what this primary held before it: an engine that took
+   * the change in a transfer, over a record of its own that the change's version beat,
+   * would lose that record to the revert (the simulator's lifecycle workload, seed 93: a
+   * replay id accepted, pulled over by another primary's write in flight, reverted away, and
+   * accepted again). The change reaches the others with its replication, or its partition's
+   * next transfer once acknowledged.
+   */
+  private acknowledged(partition: number): RecordView | undefined {
+    const replaced = this.replaced.get(partition);
+    if (replaced === undefined) return undefined;
+    return (ns, key, record) => {
+      const k = `${ns} ${key}`;
+      return replaced.has(k) ? replaced.get(k) : record;
+    };
+  }
+
   private exportBatch(partitions: number[], after?: TransferCursor): { done: number[]; lines: string; partial?: { partition: number; after: TransferCursor } } {
     const done: number[] = [];
     let lines = '';
     for (const [i, p] of partitions.entries()) {
       if (i === 0) {
         // The first partition: whole if it fits, else a slice (then nothing more this message).
-        const slice = partitionSlice(this.o.store, p, BULK_MESSAGE_CHARS, after);
+        const slice = partitionSlice(this.o.store, p, BULK_MESSAGE_CHARS, after, this.acknowledged(p));
         if (slice.next !== undefined) return { done, lines: slice.lines, partial: { partition: p, after: slice.next } };
         lines = slice.lines;
       } else {
         // The others only whole, in what is left of the message; a later message starts the rest.
-        const whole = wholePartition(this.o.store, p, BULK_MESSAGE_CHARS - lines.length);
+        const whole = wholePartition(this.o.store, p, BULK_MESSAGE_CHARS - lines.length, this.acknowledged(p));
         if (whole === undefined) break;
         lines += whole;
       }
