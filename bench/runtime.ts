@@ -45,7 +45,7 @@ import { randomToken } from '../src/core/ids.js';
 import { GridStore } from '../src/state/grid/grid-store.js';
 import { applyOperation } from '../src/state/grid/operations.js';
 import { EVERYWHERE, partitionOf } from '../src/state/grid/grid-provider.js';
-import { GRID_STATE_FILE, saveGridState } from '../src/node/grid-state-file.js';
+import { GRID_STATE_FILE, saveGridState } from '../src/state/grid/grid-state-file.js';
 import { measureGridWrites, type GridWriteFigures } from './grid-writes.js';
 import { defaultLoadTool, figures, measureGroupSlices, runLoad, type LoadFigures, type LoadRequest, type LoadTool, type Slice } from './load-runner.js';
 import { benchNodeConfig, CLI, removeAtExit, spawnProcess, spawnQuiet, startBenchNode, waitReady, type BenchNode } from './nodes.js';

@@ -43,6 +43,7 @@ import type { NodeMeta } from '../cluster/messages.js';
 import type { PeerIdentity } from '../transport/transport.js';
 import { resolvePeers, systemLookup, type PeerLookup } from './peer-discovery.js';
 import { CLUSTER_SCOPE, indexFromNodeId, scopeKeys, scopeSettings, type EngineScopeInfo } from '../state/grid/scopes.js';
+import { engineDirectoryView, type EngineDirectoryView, type GridDirectory } from '../state/grid/grid-directory.js';
 
 import type { NodeMetrics } from './metrics.js';
 
@@ -104,7 +105,7 @@ export function membershipTiming(config: NodeConfig): MembershipTiming {
   return timing;
 }
 
-export class ClusterMember {
+export class ClusterMember implements GridDirectory {
   readonly transport: TcpTransport;
   readonly mux: TransportMux;
   readonly membership: Membership;
@@ -128,6 +129,8 @@ export class ClusterMember {
   private readonly lookup: PeerLookup;
   /** Who answered at each configured address (a name's addresses) when it was last dialled. */
   private readonly identities = new Map<string, PeerIdentity>();
+  /** The grid's view of the member list (engines, their scopes, the witnesses). */
+  private readonly engines: EngineDirectoryView;
 
   constructor(options: ClusterMemberOptions) {
     this.options = options;
@@ -164,6 +167,7 @@ export class ClusterMember {
         onMemberForgotten: () => this.membersChanged(),
       },
     });
+    this.engines = engineDirectoryView(() => this.membership.list());
   }
 
   /** Binds the cluster port and joins; throws on a bind failure or a refusal. */
@@ -191,14 +195,24 @@ export class ClusterMember {
     this.changeListeners.push(listener);
   }
 
+  /** The clock the node runs by (the grid engine waits by it). */
+  get clock(): Clock {
+    return this.options.clock;
+  }
+
   /** Active members with role `engine` (this node included when it is one): id → cluster address. */
   activeEngines(): Map<string, string> {
-    return new Map(this.engineMembers().filter(isActive).map((m) => [m.id, m.address]));
+    return this.engines.activeEngines();
   }
 
   /** Active engines that hold their share of the grid's state (membership metadata `holdsState`). */
-  servingEngines(): Set<string> {
-    return new Set(this.engineMembers().filter((m) => m.meta.holdsState === true && isActive(m)).map((m) => m.id));
+  servingEngines(): ReadonlySet<string> {
+    return this.engines.servingEngines();
+  }
+
+  /** Active engines under suspicion: not counted by the grid's write majority. */
+  suspectEngines(): ReadonlySet<string> {
+    return this.engines.suspectEngines();
   }
 
   /** Tells the cluster this engine now holds its share of the grid's state. */
@@ -206,9 +220,14 @@ export class ClusterMember {
     this.membership.updateMeta({ holdsState: true });
   }
 
+  /** Tells the cluster whether this engine refuses writes (`cohort cluster info` shows it on any node). */
+  announceWriteRefusal(refusing: boolean): void {
+    this.membership.updateMeta({ refusesWrites: refusing });
+  }
+
   /** Engines in the member list that did not leave (active or failed): the base of write majorities. */
   knownEngineCount(): number {
-    return this.engineMembers().filter((m) => m.status !== 'left').length;
+    return this.engines.knownEngineCount();
   }
 
   /**
@@ -216,24 +235,22 @@ export class ClusterMember {
    * witnesses of the grid's write majority (state/grid/write-majority.ts).
    */
   witnesses(): { known: number; active: number } {
-    const members = this.membership.list().filter((m) => (m.meta.role === 'console' || m.meta.role === 'replica') && m.status !== 'left');
-    return { known: members.length, active: members.filter(isActive).length };
+    return this.engines.witnesses();
   }
 
-  /** What the grid's scopes need to know of the serving engines (group, node index). */
+  /** What the grid's scopes need to know of the engines (group, node index). */
   engineScopeInfo(): Map<string, EngineScopeInfo> {
-    return new Map(this.engineMembers().map((m) => [m.id, { id: m.id, group: m.meta.group, index: m.meta.index ?? null }]));
+    return this.engines.engineScopeInfo();
   }
 
   /** Every scope key the engines use (cluster-wide included). */
   scopeKeysInUse(): Set<string> {
-    return new Set([CLUSTER_SCOPE, ...this.engineMembers().flatMap((m) => (m.status === 'left' ? [] : (m.meta.scopes ?? [])))]);
+    return this.engines.scopeKeysInUse();
   }
 
   /** The session scope of subcluster `group`, as its engines tell it; undefined when none is known. */
   sessionScopeOfGroup(group: string): string | undefined {
-    const engines = this.engineMembers().filter((m) => m.meta.group === group && m.status !== 'left');
-    return (engines.find(isActive) ?? engines[0])?.meta.sessionScope ?? (engines.length > 0 ? group : undefined);
+    return this.engines.sessionScopeOfGroup(group);
   }
 
   /** Active members that are not this node, with their role and metadata. */
@@ -262,10 +279,6 @@ export class ClusterMember {
   /** Announces a change of this node's own metadata (role after a promotion, epoch). */
   updateMeta(changes: Partial<NodeMeta>): void {
     this.membership.updateMeta(changes);
-  }
-
-  private engineMembers(): Member[] {
-    return this.membership.list().filter((m) => m.meta.role === 'engine');
   }
 
   /** The cluster as this node sees it (`cohort cluster info`). */

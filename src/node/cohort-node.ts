@@ -161,7 +161,7 @@ export class CohortNode {
       // The saved configuration is checked while the state provider opens, and before the
       // runtime API listens: its first answers already know whether the engine has one.
       const following = follower.start().catch((err: unknown) => log.error({ err }, 'could not start following the configuration'));
-      const opened = await openStateProvider(config, this.clock, log, cluster);
+      const opened = await openStateProvider(config, log, cluster);
       this.stateProvider = opened;
       await following;
       if (this.stopping) return;

@@ -3,7 +3,8 @@
  * `npm run sim -- [--scenario NAME] [--nodes N] [--seed S] [--profile lan|wan|local] [--trials T] [--svg FILE]`
  *
  * Scenarios: scale (default: a sweep of cluster sizes up to --nodes), crash, pause, cut,
- * blocked, steady, mixed (membership), grid (the replicated state grid under faults; --nodes
+ * blocked, steady, mixed (membership), grid, grid-failed-write, grid-large-record and
+ * grid-lifecycle (the replicated state grid under faults, sim/grid-chaos.ts; --nodes
  * defaults to 5 there). Prints detection-time percentiles, false positives and messages per
  * node per second. Every run is reproducible from its seed. With --svg, the scale sweep also
  * writes its figures as a chart (docs/sim-scale.svg is made this way).
@@ -13,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { percentile } from '../core/stats.js';
 import { PROFILES as PROFILE_NAMES, type Profile } from '../config/schema.js';
 import { renderCharts } from './plot.js';
-import { gridChaos } from './grid-chaos.js';
+import { gridChaos, type GridWorkload } from './grid-chaos.js';
 import { blockedNode, detection, mixedFaults, steady } from './scenarios.js';
 
 const { values } = parseArgs({
@@ -31,7 +32,7 @@ const seed = Number(values.seed);
 const trials = Number(values.trials);
 const profile = values.profile as Profile;
 if (!(PROFILE_NAMES as readonly string[]).includes(profile) || !Number.isInteger(nodes) || nodes < 3 || !Number.isInteger(seed) || !Number.isInteger(trials) || trials < 1) {
-  process.stderr.write('usage: npm run sim -- [--scenario scale|crash|pause|cut|blocked|steady|mixed|grid|grid-failed-write|grid-large-record] [--nodes N>=3] [--seed S] [--profile lan|wan|local] [--trials T]\n');
+  process.stderr.write('usage: npm run sim -- [--scenario scale|crash|pause|cut|blocked|steady|mixed|grid|grid-failed-write|grid-large-record|grid-lifecycle] [--nodes N>=3] [--seed S] [--profile lan|wan|local] [--trials T]\n');
   process.exit(2);
 }
 
@@ -149,14 +150,15 @@ switch (values.scenario) {
   }
   case 'grid':
   case 'grid-failed-write':
-  case 'grid-large-record': {
+  case 'grid-large-record':
+  case 'grid-lifecycle': {
     const gridNodes = values.nodes === '1000' ? 5 : nodes;
-    const workload = values.scenario === 'grid' ? 'mixed' : values.scenario === 'grid-failed-write' ? 'failed-write' : 'large-record';
+    const workload = values.scenario === 'grid' ? 'mixed' : (values.scenario!.slice('grid-'.length) as GridWorkload);
     let failed = 0;
     for (let s = seed; s < seed + trials; s++) {
       const r = await gridChaos({ seed: s, nodes: gridNodes, workload });
       if (r.violations.length > 0) failed++;
-      console.log(`seed ${s}: ${r.violations.length === 0 ? 'ok' : r.violations.join(' / ')} (acknowledged: ${r.acknowledged.sessions} sessions, ${r.acknowledged.revocations} revocations, ${r.acknowledged.replayIds} replay ids; failed writes ${r.failedWrites})${r.violations.length > 0 ? `\n  faults: ${r.faults.join(', ')}` : ''}`);
+      console.log(`seed ${s}: ${r.violations.length === 0 ? 'ok' : r.violations.join(' / ')} (acknowledged: ${r.acknowledged.sessions} sessions, ${r.acknowledged.revocations} revocations, ${r.acknowledged.replayIds} replay ids; failed writes ${r.failedWrites}${workload === 'lifecycle' ? `; ${r.acknowledged.logouts} logouts; joins ${r.lifecycle.joins}, graceful restarts ${r.lifecycle.gracefulRestarts}, crash restarts ${r.lifecycle.crashRestarts}, saved states loaded ${r.lifecycle.savedStatesLoaded}` : ''})${r.violations.length > 0 ? `\n  faults: ${r.faults.join(', ')}` : ''}`);
     }
     console.log(`grid under faults (${workload}), ${gridNodes} engines, seeds ${seed}..${seed + trials - 1}: ${trials - failed} passed, ${failed} failed`);
     process.exitCode = failed > 0 ? 1 : 0;

@@ -10,6 +10,7 @@ import type { MemberStatus } from '../cluster/member-list.js';
 import type { MemberState } from '../cluster/messages.js';
 import type { MembershipTiming } from '../cluster/timing.js';
 import { TransportMux } from '../transport/mux.js';
+import type { PausableClock } from './pausable-clock.js';
 import { SimNetwork, type NetworkConditions } from './sim-network.js';
 
 export interface SimClusterOptions {
@@ -28,6 +29,8 @@ export interface SimNodeHandle {
   membership: Membership;
   /** The node's transport multiplexer, for other protocols (rpc) to share its network. */
   mux: TransportMux;
+  /** The node's own clock: stops while the node is paused, dies with it (pausable-clock.ts). */
+  clock: PausableClock;
   crashed: boolean;
 }
 
@@ -87,7 +90,42 @@ export class SimCluster {
       },
     });
     void transport.start(mux.handlers());
-    return { index, id, address, membership, mux, crashed: false };
+    return { index, id, address, membership, mux, clock, crashed: false };
+  }
+
+  /**
+   * Starts a new process for node `index` (a crashed or stopped one, at its address; or a new
+   * node at the next index): a fresh membership that joins through the live members, as a
+   * node's start joins through its peers. Resolves once it joined, or rejects when no member
+   * could be reached (CLUSTER_JOIN_NO_PEER): the caller tries again.
+   */
+  async start(index: number, peers: readonly number[]): Promise<SimNodeHandle> {
+    const old = this.nodes[index];
+    if (old && !old.crashed) throw new Error(`node ${index} is running`);
+    const node = this.createNode(index);
+    this.nodes[index] = node;
+    node.membership.start();
+    try {
+      await node.membership.join(peers.map((i) => this.nodes[i]!.address));
+    } catch (err) {
+      this.crash(index);
+      throw err;
+    }
+    return node;
+  }
+
+  /**
+   * Graceful leave: node `index` tells the others it leaves (they list it as left), keeps
+   * answering for `handoffMs` (node/cluster-member.ts LEAVE_HANDOFF_MS), then its process exits.
+   */
+  leave(index: number, handoffMs: number, then?: () => void): void {
+    const node = this.nodes[index]!;
+    node.membership.leave();
+    node.clock.setTimeout(() => {
+      then?.();
+      node.crashed = true;
+      this.network.crash(node.address);
+    }, handoffMs);
   }
 
   /** Advances simulated time by `ms`. */

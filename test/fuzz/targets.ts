@@ -27,7 +27,7 @@ import { registerRuntimeApi } from '../../src/engine/runtime-api.js';
 import { runtimeSettings } from '../../src/engine/runtime-settings.js';
 import { sha256 } from '../../src/http/bearer-auth.js';
 import { createHttpServer } from '../../src/http/server.js';
-import { GRID_STATE_FILE, loadGridState, saveGridState } from '../../src/node/grid-state-file.js';
+import { GRID_STATE_FILE, loadGridState, saveGridState } from '../../src/state/grid/grid-state-file.js';
 import { CONFIG_SECTIONS } from '../../src/policy/config-sections.js';
 import { openRepository } from '../../src/repository/open-repository.js';
 import { localGrid } from '../../src/state/grid/grid-provider.js';

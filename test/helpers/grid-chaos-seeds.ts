@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { gridChaos, type GridWorkload } from '../../src/sim/grid-chaos.js';
 
-/** Seeds the grid simulator runs in `npm test` (split over two files that run in parallel); `npm run chaos` runs more. */
+/**
+ * Seeds each grid simulator workload runs in `npm test` (mixed and lifecycle each split over two
+ * files that run in parallel); `npm run chaos` runs more.
+ */
 export const GRID_SEEDS = Number(process.env.COHORT_GRID_SIM_SEEDS ?? 200);
 
 /** Runs seeds [from, to) and fails listing every seed that broke an invariant, with how to replay it. */

@@ -1,19 +1,24 @@
 /**
- * A replicated grid of N engines on the simulated network, driven by one manual clock: the
- * real executor, store, rpc and provider code, with membership changes applied by the test
- * (`setActive`). Calls made through `provider(i)` advance simulated time until they settle.
+ * A replicated grid of N engines on the simulated network: each engine is the production grid
+ * engine (src/state/grid/grid-engine.ts) on its own pausable clock, over a directory whose
+ * view of the cluster the test sets (`setActive`, `setView`) as membership would tell it;
+ * what engines announce (that they hold state) reaches every engine's view at once, as a
+ * member-change event. Calls made through `provider(i)` advance simulated time until they
+ * settle.
  */
 import { ManualClock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { seededRandom } from '../../src/core/random.js';
 import { Rpc } from '../../src/rpc/rpc.js';
 import { nextTurn, runUntil } from '../../src/sim/drive.js';
+import type { PausableClock } from '../../src/sim/pausable-clock.js';
 import { SimNetwork, type SimTransport } from '../../src/sim/sim-network.js';
-import { GridProvider, PARTITION_COUNT, scopedRouting } from '../../src/state/grid/grid-provider.js';
-import { placeScopes } from '../../src/state/grid/placement.js';
-import { CLUSTER_SCOPE, scopeKeys, type ScopeSettings } from '../../src/state/grid/scopes.js';
-import { GridStore } from '../../src/state/grid/grid-store.js';
-import { ReplicatedExecutor } from '../../src/state/grid/replicated-executor.js';
+import type { GridDirectory } from '../../src/state/grid/grid-directory.js';
+import { GridEngine } from '../../src/state/grid/grid-engine.js';
+import type { GridProvider } from '../../src/state/grid/grid-provider.js';
+import { CLUSTER_SCOPE, scopeKeys, type EngineScopeInfo, type ScopeSettings } from '../../src/state/grid/scopes.js';
+import type { GridStore } from '../../src/state/grid/grid-store.js';
+import type { ReplicatedExecutor, Witnesses } from '../../src/state/grid/replicated-executor.js';
 import type { StateProvider } from '../../src/state/services.js';
 import type { StateHarness } from './state-contract.js';
 import { TransportMux } from '../../src/transport/mux.js';
@@ -27,7 +32,77 @@ export interface SimEngine {
   rpc: Rpc;
   executor: ReplicatedExecutor;
   provider: GridProvider;
+  /** The production grid engine that holds the three above. */
+  engine: GridEngine;
+  /** What this engine's directory tells it (set by the test). */
+  view: SimView;
   crashed: boolean;
+}
+
+/**
+ * One engine's directory: the active engines and witnesses the test set for it, the engines
+ * that announced they hold state, and the scopes of every engine (its settings in the grid).
+ */
+class SimView implements GridDirectory {
+  active = new Map<string, string>();
+  /** Engines in the member list (failed ones included); undefined: the active ones. */
+  knownEngines: number | undefined;
+  witnessView: Witnesses = { known: 0, active: 0 };
+  /** Active engines this one suspects (a probe failed): placed on, not counted by the write majority. */
+  suspects: string[] = [];
+  readonly listeners: Array<() => void> = [];
+
+  constructor(
+    readonly clock: PausableClock,
+    private readonly self: string,
+    private readonly grid: SimGrid,
+  ) {}
+
+  activeEngines(): Map<string, string> {
+    return new Map(this.active);
+  }
+
+  servingEngines(): ReadonlySet<string> | undefined {
+    if (!this.grid.stagedJoin) return undefined;
+    return new Set([...this.active.keys()].filter((id) => this.grid.holdsState.has(id)));
+  }
+
+  suspectEngines(): ReadonlySet<string> {
+    return new Set(this.suspects);
+  }
+
+  knownEngineCount(): number {
+    return this.knownEngines ?? this.active.size;
+  }
+
+  witnesses(): Witnesses {
+    return { ...this.witnessView };
+  }
+
+  engineScopeInfo(): Map<string, EngineScopeInfo> {
+    return this.grid.scopeInfo();
+  }
+
+  scopeKeysInUse(): Set<string> {
+    return this.grid.scopeKeysInUse();
+  }
+
+  sessionScopeOfGroup(group: string): string | undefined {
+    return this.grid.sessionScopeOfGroup(group);
+  }
+
+  announceHoldsState(): void {
+    this.grid.holdsState.add(this.self);
+    this.grid.metadataChanged();
+  }
+
+  announceWriteRefusal(): void {
+    // Shown by `cluster info` on a node; nothing in the grid reads it.
+  }
+
+  onMembersChanged(listener: () => void): void {
+    this.listeners.push(listener);
+  }
 }
 
 export interface SimGridOptions {
@@ -36,6 +111,12 @@ export interface SimGridOptions {
   scopes?: ScopeSettings[];
   /** `[state] read_local_only` of every engine's provider (default true). */
   readLocalOnly?: boolean;
+  /**
+   * Engines join in stages as nodes do: placed on by the others only once they announced
+   * that they hold their share. Default false: every engine a view names is placed on at
+   * once (the test places partitions by hand).
+   */
+  stagedJoin?: boolean;
 }
 
 export class SimGrid {
@@ -49,36 +130,81 @@ export class SimGrid {
   /** Per engine, its scope settings (subclusters, directed); none: every service cluster-wide. Engine i has node index i + 1. */
   private readonly scopes: ScopeSettings[] | undefined;
   private readonly readLocalOnly: boolean;
+  private readonly replicationFactor: number;
+  readonly stagedJoin: boolean;
+  /** Engines that announced they hold state (membership metadata `holdsState`). */
+  readonly holdsState = new Set<string>();
 
   constructor(count: number, options: SimGridOptions = {}) {
     this.scopes = options.scopes;
     this.readLocalOnly = options.readLocalOnly ?? true;
+    this.replicationFactor = options.replicationFactor ?? 3;
+    this.stagedJoin = options.stagedJoin ?? false;
     this.network = new SimNetwork(this.clock, seededRandom(options.seed ?? 1));
-    for (let i = 0; i < count; i++) this.engines.push(this.createEngine(i, options.replicationFactor ?? 3));
+    for (let i = 0; i < count; i++) this.engines.push(this.createEngine(i));
   }
 
-  /** A grid of `count` engines that all know each other and have finished their start-up sync. */
+  /**
+   * A grid of `count` engines that all know each other, have finished their start-up sync
+   * (each joined in stages: synchronised, announced, placed on by the others), and are at
+   * rest: no partition waits to be resynchronised after the last announcement.
+   */
   static async started(count: number, options: SimGridOptions = {}): Promise<SimGrid> {
     const grid = new SimGrid(count, options);
     grid.setActive(grid.engines.map((_, i) => i));
     await grid.untilReady();
+    if (!(await runUntil(grid.tick, () => grid.engines.every((e) => e.executor.synchronised), 5000, 1))) throw new Error('engines not synchronised in time');
     return grid;
   }
 
   /** Tells engines `observers` (default: the live ones) that exactly `active` are the engines. */
   setActive(active: number[], observers = this.live()): void {
-    const map = new Map(active.map((i) => [this.engines[i]!.id, this.engines[i]!.address]));
-    for (const i of observers) this.engines[i]!.executor.setEngines(map);
+    for (const i of observers) {
+      const e = this.engines[i]!;
+      e.view.active = this.addresses(active);
+      e.view.knownEngines = undefined;
+      e.view.witnessView = { known: 0, active: 0 };
+      e.view.suspects = [];
+      e.engine.applyMembership();
+    }
   }
 
   /**
-   * What engine `observer` sees, as membership would tell it: `active` engines, `knownEngines`
-   * in the member list (failed ones included), and the console/replica witnesses it knows and
-   * sees active (the write majority, state/grid/write-majority.ts).
+   * What engine `observer` sees, as membership would tell it: `active` engines (of which
+   * `suspects` are under suspicion), `knownEngines` in the member list (failed ones included),
+   * and the console/replica witnesses it knows and sees active (the write majority,
+   * state/grid/write-majority.ts).
    */
-  setView(observer: number, active: number[], view: { knownEngines: number; witnesses: { known: number; active: number } }): void {
-    const map = new Map(active.map((i) => [this.engines[i]!.id, this.engines[i]!.address]));
-    this.engines[observer]!.executor.setEngines(map, view.knownEngines, undefined, view.witnesses);
+  setView(observer: number, active: number[], view: { knownEngines: number; witnesses: { known: number; active: number }; suspects?: number[] }): void {
+    const e = this.engines[observer]!;
+    e.view.active = this.addresses(active);
+    e.view.knownEngines = view.knownEngines;
+    e.view.witnessView = { ...view.witnesses };
+    e.view.suspects = (view.suspects ?? []).map((i) => this.engines[i]!.id);
+    e.engine.applyMembership();
+  }
+
+  private addresses(engines: number[]): Map<string, string> {
+    return new Map(engines.map((i) => [this.engines[i]!.id, this.engines[i]!.address]));
+  }
+
+  /** Metadata changed (an engine announced it holds state): every live engine hears of it. */
+  metadataChanged(): void {
+    for (const i of this.live()) for (const listener of this.engines[i]!.view.listeners) listener();
+  }
+
+  /** Every engine's group and node index (engine i has node index i + 1). */
+  scopeInfo(): Map<string, EngineScopeInfo> {
+    return new Map(this.engines.map((e, k) => [e.id, { id: e.id, group: this.scopes?.[k]!.groupId ?? null, index: k + 1 }]));
+  }
+
+  scopeKeysInUse(): Set<string> {
+    return new Set([CLUSTER_SCOPE, ...(this.scopes ?? []).flatMap((sc) => Object.values(scopeKeys(sc)))]);
+  }
+
+  sessionScopeOfGroup(group: string): string | undefined {
+    const k = (this.scopes ?? []).findIndex((sc) => sc.groupId === group);
+    return k < 0 ? undefined : scopeKeys(this.scopes![k]!).session;
   }
 
   live(): number[] {
@@ -88,14 +214,16 @@ export class SimGrid {
   crash(i: number): void {
     const e = this.engines[i]!;
     e.crashed = true;
-    e.store.stop();
+    e.engine.close();
     this.network.crash(e.address);
   }
 
   /** Replaces engine i by a fresh process (empty memory) at the same address. */
   restart(i: number): SimEngine {
-    const fresh = this.createEngine(i, this.engines[i]!.executor.replicationFactor);
+    const fresh = this.createEngine(i);
     this.engines[i] = fresh;
+    // A new process announces its metadata afresh: it does not hold state until it says so.
+    if (this.holdsState.delete(fresh.id)) this.metadataChanged();
     return fresh;
   }
 
@@ -142,7 +270,7 @@ export class SimGrid {
 
   close(): void {
     for (const e of this.engines) {
-      e.store.stop();
+      e.engine.close();
       e.rpc.close();
     }
   }
@@ -178,36 +306,16 @@ export class SimGrid {
     return out as unknown as StateProvider;
   }
 
-  private createEngine(i: number, replicationFactor: number): SimEngine {
+  private createEngine(i: number): SimEngine {
     const id = `engine-${i + 1}`;
     const address = `10.1.0.${i + 1}:8020`;
     const { clock, transport } = this.network.addNode(id, address);
     const mux = new TransportMux(transport);
     void transport.start(mux.handlers());
     const rpc = new Rpc({ mux, clock, logger: silentLogger(), timeoutMs: 500 });
-    const store = new GridStore(clock, id);
-    store.start();
-    const scopes = this.scopes;
-    if (!scopes) {
-      const executor = new ReplicatedExecutor({ store, rpc, clock, logger: silentLogger(), self: id, replicationFactor, bulkTimeoutMs: 10_000 });
-      return { id, address, transport, store, rpc, executor, provider: new GridProvider(executor, clock, undefined, undefined, { readLocalOnly: this.readLocalOnly }), crashed: false };
-    }
-    // What membership metadata tells a node: every engine's group, node index and scope keys.
-    const keysOf = (k: number) => scopeKeys(scopes[k]!);
-    const place = (serving: readonly string[]) => {
-      const engines = serving.map((e) => {
-        const k = Number(e.slice('engine-'.length)) - 1;
-        return { id: e, group: scopes[k]!.groupId, index: k + 1 };
-      });
-      const inUse = [CLUSTER_SCOPE, ...scopes.flatMap((_, k) => Object.values(keysOf(k)))];
-      return placeScopes(engines, inUse, PARTITION_COUNT, replicationFactor);
-    };
-    const sessionScopeOfGroup = (group: string) => {
-      const k = scopes.findIndex((sc) => sc.groupId === group);
-      return k < 0 ? undefined : keysOf(k).session;
-    };
-    const executor = new ReplicatedExecutor({ store, rpc, clock, logger: silentLogger(), self: id, replicationFactor, bulkTimeoutMs: 10_000, place });
-    const provider = new GridProvider(executor, clock, undefined, scopedRouting(keysOf(i), sessionScopeOfGroup), { readLocalOnly: this.readLocalOnly });
-    return { id, address, transport, store, rpc, executor, provider, crashed: false };
+    const view = new SimView(clock, id, this);
+    const keys = scopeKeys(this.scopes?.[i] ?? { architecture: 'adaptive', groupId: null, interGroup: [], preferredNodeIndices: {} });
+    const engine = GridEngine.empty({ self: id, directory: view, rpc, logger: silentLogger(), replicationFactor: this.replicationFactor, bulkTimeoutMs: 10_000, readLocalOnly: this.readLocalOnly, scopeKeys: keys });
+    return { id, address, transport, store: engine.store, rpc, executor: engine.executor, provider: engine.provider, engine, view, crashed: false };
   }
 }

@@ -1,5 +1,5 @@
 /**
- * The grid state an engine saves at a graceful stop (node/grid-state-file.ts): loading leaves
+ * The grid state an engine saves at a graceful stop (state/grid/grid-state-file.ts): loading leaves
  * the file on disk until a newer save replaces it, so an engine killed before that save
  * finds everything again; a damaged file changes nothing.
  */
@@ -20,7 +20,7 @@ import {
   savedGridState,
   setGridStateAside,
   staleGridStateReason,
-} from '../../src/node/grid-state-file.js';
+} from '../../src/state/grid/grid-state-file.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 const HOUR = 3_600_000;

@@ -61,7 +61,7 @@ export interface JournalEntry {
 /**
  * How long a deletion is remembered, so late copies of the record stay dead (ms). It also
  * bounds how old a saved grid state may be when an engine rejoins a running cluster
- * (node/grid-state-file.ts): older, it could bring deleted records back, so it is dropped.
+ * (state/grid/grid-state-file.ts): older, it could bring deleted records back, so it is dropped.
  */
 export const TOMBSTONE_MS = 15 * 60_000;
 

@@ -47,8 +47,8 @@ function lineChars(key: string, r: StoredRecord): number {
  * is not sent again (the replication of that change carries it), and one added before the
  * cursor is not sent at all: a slice is what the partition held when it was read.
  */
-export function partitionSlice(store: GridStore, partition: number, budgetChars: number, after?: TransferCursor): { lines: string; next?: TransferCursor } {
-  const { entries, total } = entriesAfter(store, partition, after);
+export function partitionSlice(store: GridStore, partition: number, budgetChars: number, after?: TransferCursor, view?: RecordView): { lines: string; next?: TransferCursor } {
+  const { entries, total } = entriesAfter(store, partition, after, view);
   if (total <= budgetChars) return { lines: entries.map(([ns, key, r]) => recordLine(ns, key, r)).join('') };
   entries.sort(([nsA, keyA], [nsB, keyB]) => compareCursor(nsA, keyA, [nsB, keyB]));
   let lines = '';
@@ -63,16 +63,25 @@ export function partitionSlice(store: GridStore, partition: number, budgetChars:
 }
 
 /** The record lines of all of `partition` when they fit in `budgetChars`; undefined (nothing built) when not. */
-export function wholePartition(store: GridStore, partition: number, budgetChars: number): string | undefined {
-  const { entries, total } = entriesAfter(store, partition, undefined);
+export function wholePartition(store: GridStore, partition: number, budgetChars: number, view?: RecordView): string | undefined {
+  const { entries, total } = entriesAfter(store, partition, undefined, view);
   return total <= budgetChars ? entries.map(([ns, key, r]) => recordLine(ns, key, r)).join('') : undefined;
 }
 
-function entriesAfter(store: GridStore, partition: number, after: TransferCursor | undefined): { entries: Array<[Namespace, string, StoredRecord]>; total: number } {
+/**
+ * What a transfer sends of a record: the record itself, another version of it, or nothing
+ * (undefined). The replicated executor sends what its writes in flight replaced, not what
+ * they wrote (replicated-executor.ts `acknowledged`).
+ */
+export type RecordView = (ns: Namespace, key: string, record: StoredRecord) => StoredRecord | undefined;
+
+function entriesAfter(store: GridStore, partition: number, after: TransferCursor | undefined, view?: RecordView): { entries: Array<[Namespace, string, StoredRecord]>; total: number } {
   const entries: Array<[Namespace, string, StoredRecord]> = [];
   let total = 0;
-  store.eachRecord(partition, (ns, key, record) => {
+  store.eachRecord(partition, (ns, key, stored) => {
     if (after !== undefined && compareCursor(ns, key, after) <= 0) return;
+    const record = view ? view(ns, key, stored) : stored;
+    if (record === undefined) return;
     entries.push([ns, key, record]);
     total += lineChars(key, record);
   });

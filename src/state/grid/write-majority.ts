@@ -20,13 +20,22 @@
  *   by both. Membership's indirect probes make that case one where the engines still see each
  *   other as active (the witness relays the probes), so they route to one primary and do not
  *   diverge: requests fail rather than fork.
+ * - An engine seen as suspect is not counted as seen. When a split leaves engines on both
+ *   sides, one side declares the engines across it failed one by one; an engine across it
+ *   that it still only suspects would otherwise be counted by both sides, and with more
+ *   engines than the replication factor each side can then hold whole replica sets of its
+ *   own (seven engines split four and three, the three still suspecting one of the four: the
+ *   simulator's lifecycle workload found two sides accepting one replay id this way).
  * - Deleting a failed engine (`cohort cluster delete-node`) shrinks the voters at once.
  */
 
 export interface WriteVotes {
   /** Engines the cluster knows: active or failed, not left or deleted (this one included). */
   knownEngines: number;
-  /** Of those, the ones this engine sees as active (itself included). */
+  /**
+   * Of those, the ones this engine sees as active and not under suspicion (itself included):
+   * the caller leaves suspects out (replicated-executor.ts).
+   */
   activeEngines: number;
   /** Consoles and replicas the cluster knows (not left or deleted). */
   knownWitnesses: number;

@@ -40,9 +40,9 @@ import { existsSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } 
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
-import { CohortError } from '../core/errors.js';
-import { TOMBSTONE_MS, type GridStore } from '../state/grid/grid-store.js';
-import { parseRecordLine, recordLine } from '../state/grid/record-lines.js';
+import { CohortError } from '../../core/errors.js';
+import { TOMBSTONE_MS, type GridStore } from './grid-store.js';
+import { parseRecordLine, recordLine } from './record-lines.js';
 
 export const GRID_STATE_FILE = 'grid-state.tsv';
 /** Written when the engine begins to serve after a saved state was written (see the header). */
@@ -276,4 +276,34 @@ async function syncDirectory(dir: string): Promise<void> {
   } finally {
     await handle?.close().catch(() => undefined);
   }
+}
+
+/**
+ * Where an engine keeps the state saved at its last graceful stop, as the grid engine
+ * (grid-engine.ts) uses it: the files of this module in the node's data directory, or the
+ * simulator's stand-in for a disk (sim/sim-grid-state.ts), which keeps the same record lines
+ * in memory so that a seed replays exactly.
+ */
+export interface GridStateStorage {
+  /** The saved state, or undefined when there is none. */
+  saved(): SavedGridState | undefined;
+  /** Merges the saved records into `store`; rejects with GRID_STATE_DAMAGED (changing nothing) when damaged. */
+  load(store: GridStore): Promise<{ loaded: number; records: number } | undefined>;
+  /** Replaces the saved state by what `store` holds; resolves with how many records. */
+  save(store: GridStore): Promise<number>;
+  /** The engine serves from now on (see the header). */
+  markServed(): void;
+  /** Keeps the saved state aside, not loaded; returns where it went. */
+  setAside(): string;
+}
+
+/** The saved state as files in `dataDir` (a node's data directory). */
+export function gridStateFiles(dataDir: string): GridStateStorage {
+  return {
+    saved: () => savedGridState(dataDir),
+    load: (store) => loadGridState(store, dataDir),
+    save: (store) => saveGridState(store, dataDir),
+    markServed: () => markGridStateServed(dataDir),
+    setAside: () => setGridStateAside(dataDir),
+  };
 }

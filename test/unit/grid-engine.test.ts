@@ -1,0 +1,218 @@
+/**
+ * The grid engine (src/state/grid/grid-engine.ts), the one wiring the node, the simulator and
+ * the tests' simulated grid share: the directory it reads from a member list, the saved state
+ * it loads or sets aside at start, and the staged join of an engine started afresh.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { ManualClock } from '../../src/core/clock.js';
+import { silentLogger } from '../../src/core/logger.js';
+import { seededRandom } from '../../src/core/random.js';
+import type { Member, MemberStatus } from '../../src/cluster/member-list.js';
+import type { NodeMeta } from '../../src/cluster/messages.js';
+import { Rpc } from '../../src/rpc/rpc.js';
+import { SimGridState } from '../../src/sim/sim-grid-state.js';
+import { SimNetwork } from '../../src/sim/sim-network.js';
+import { engineDirectoryView, type GridDirectory } from '../../src/state/grid/grid-directory.js';
+import { openGridEngine } from '../../src/state/grid/grid-engine.js';
+import { partitionOf } from '../../src/state/grid/grid-provider.js';
+import { GridStore, TOMBSTONE_MS } from '../../src/state/grid/grid-store.js';
+import { CLUSTER_SCOPE, scopeKeys } from '../../src/state/grid/scopes.js';
+import { TransportMux } from '../../src/transport/mux.js';
+import { SimGrid } from '../helpers/sim-grid.js';
+
+const TTL = { idleTimeoutMs: 3_600_000, maxLifetimeMs: 3_600_000 };
+
+function member(id: string, status: MemberStatus, meta: Partial<NodeMeta>): Member {
+  return { id, address: `${id}:7946`, incarnation: 1, status, meta: { role: 'engine', version: '1.0.0', mode: 'sideband', group: null, ...meta }, statusSince: 0, clockOffsetMs: 0 };
+}
+
+describe('grid engine directory over a member list', () => {
+  const members = [
+    member('e1', 'alive', { holdsState: true, index: 1 }),
+    member('e2', 'suspect', { holdsState: true, group: 'eu', scopes: ['eu'], sessionScope: 'eu' }),
+    member('e3', 'alive', {}),
+    member('e4', 'dead', { holdsState: true, group: 'us', scopes: ['us'] }),
+    member('e5', 'left', { holdsState: true, scopes: ['gone'] }),
+    member('c1', 'alive', { role: 'console' }),
+    member('r1', 'dead', { role: 'replica' }),
+    member('c2', 'left', { role: 'console' }),
+  ];
+  const view = engineDirectoryView(() => members);
+
+  it('active engines are the alive and suspect ones; serving ones also announced that they hold state', () => {
+    assert.deepEqual([...view.activeEngines()], [['e1', 'e1:7946'], ['e2', 'e2:7946'], ['e3', 'e3:7946']]);
+    assert.deepEqual([...view.servingEngines()].sort(), ['e1', 'e2']);
+  });
+
+  it('known engines and witnesses count every member that did not leave', () => {
+    assert.equal(view.knownEngineCount(), 4);
+    assert.deepEqual(view.witnesses(), { known: 2, active: 1 });
+  });
+
+  it('scopes: every known engine group and index, the keys of members that did not leave, and a group\'s session scope', () => {
+    assert.deepEqual(view.engineScopeInfo().get('e1'), { id: 'e1', group: null, index: 1 });
+    assert.deepEqual(view.engineScopeInfo().get('e4'), { id: 'e4', group: 'us', index: null });
+    assert.deepEqual([...view.scopeKeysInUse()].sort(), [CLUSTER_SCOPE, 'eu', 'us'].sort());
+    assert.equal(view.sessionScopeOfGroup('eu'), 'eu');
+    assert.equal(view.sessionScopeOfGroup('us'), 'us', 'no session scope told: the group itself');
+    assert.equal(view.sessionScopeOfGroup('asia'), undefined);
+  });
+});
+
+describe('grid engine saved state', () => {
+  /** A one-engine directory whose active engines the test sets, on a simulated network. */
+  function setUp(active: string[]) {
+    const clock = new ManualClock(1_800_000_000_000);
+    const network = new SimNetwork(clock, seededRandom(1));
+    const { clock: own, transport } = network.addNode('engine-1', '10.1.0.1:8020');
+    const mux = new TransportMux(transport);
+    void transport.start(mux.handlers());
+    const rpc = new Rpc({ mux, clock: own, logger: silentLogger(), timeoutMs: 500 });
+    const announced: string[] = [];
+    const directory: GridDirectory = {
+      clock: own,
+      activeEngines: () => new Map(active.map((id, i) => [id, `10.1.0.${i + 1}:8020`])),
+      servingEngines: () => new Set<string>(),
+      suspectEngines: () => new Set<string>(),
+      knownEngineCount: () => active.length,
+      witnesses: () => ({ known: 0, active: 0 }),
+      engineScopeInfo: () => new Map(),
+      scopeKeysInUse: () => new Set([CLUSTER_SCOPE]),
+      sessionScopeOfGroup: () => undefined,
+      announceHoldsState: () => void announced.push('holdsState'),
+      announceWriteRefusal: (refusing) => void announced.push(`refusesWrites=${refusing}`),
+      onMembersChanged: () => undefined,
+    };
+    const open = (disk: SimGridState) =>
+      openGridEngine({ self: 'engine-1', directory, rpc, logger: silentLogger(), replicationFactor: 3, bulkTimeoutMs: 1000, scopeKeys: scopeKeys({ architecture: 'adaptive', groupId: null, interGroup: [], preferredNodeIndices: {} }), savedState: disk });
+    return { clock, open, announced };
+  }
+
+  async function diskWithOneSession(clock: ManualClock): Promise<SimGridState> {
+    const disk = new SimGridState(clock);
+    const store = new GridStore(clock, 'engine-1');
+    store.set('session', 's-1', { id: 's-1' }, clock.now() + 3_600_000, 7);
+    await disk.save(store);
+    return disk;
+  }
+
+  it('a lone engine loads what it saved, serves, marks the saved state served and announces it holds state', async () => {
+    const { clock, open, announced } = setUp(['engine-1']);
+    const disk = await diskWithOneSession(clock);
+    clock.advance(TOMBSTONE_MS + 1); // a full stop: however old, nothing changed meanwhile
+    const engine = await open(disk);
+    assert.deepEqual(engine.savedStateAtStart, { kind: 'loaded', loaded: 1, records: 1 });
+    for (let i = 0; i < 20 && !engine.ready; i++) {
+      clock.advance(10);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    assert.equal(engine.ready, true);
+    assert.deepEqual(engine.store.get('session', 's-1'), { id: 's-1' });
+    assert.ok(announced.includes('holdsState'));
+    const servedSince = disk.saved()?.servedSince;
+    assert.ok(servedSince !== undefined && servedSince > disk.saved()!.savedAt, 'the saved state is marked as served from');
+    engine.close();
+  });
+
+  it('sets aside, unloaded, a saved state older than the cluster remembers deletions when other engines run', async () => {
+    const { clock, open } = setUp(['engine-1', 'engine-2']);
+    const disk = await diskWithOneSession(clock);
+    clock.advance(TOMBSTONE_MS + 1);
+    const engine = await open(disk);
+    assert.equal(engine.savedStateAtStart.kind, 'stale');
+    assert.equal(disk.setAsideCount, 1);
+    assert.equal(engine.store.get('session', 's-1'), undefined);
+    engine.close();
+  });
+});
+
+describe('grid engine staged join (simulated grid, staged)', () => {
+  it('the others place partitions on a restarted engine only once it synchronised and announced that it holds state', async () => {
+    const grid = await SimGrid.started(3, { stagedJoin: true });
+    const ids: string[] = [];
+    for (let i = 0; i < 30; i++) ids.push((await grid.provider(i % 3).sessions.create({ subject: `user-${i}`, ...TTL })).id);
+    const placedOn = (observer: number, id: string): boolean => [...grid.engines[observer]!.executor.placedPartitions().values()].some((set) => set.includes(id));
+    assert.ok(placedOn(0, 'engine-3'));
+    grid.crash(2);
+    grid.setActive([0, 1], [0, 1]);
+    await grid.advance(500);
+    assert.equal(placedOn(0, 'engine-3'), false, 'a crashed engine holds nothing');
+    const fresh = grid.restart(2);
+    grid.setActive([0, 1, 2]);
+    assert.equal(fresh.executor.ready, false);
+    assert.equal(placedOn(0, 'engine-3'), false, 'not placed on before it announced');
+    await grid.untilReady();
+    assert.ok(grid.holdsState.has('engine-3'));
+    assert.ok(placedOn(0, 'engine-3'), 'placed on once it announced');
+    for (const id of ids) {
+      const replicas = grid.engines[0]!.executor.replicasOf(Number(id.split('.')[0]));
+      if (replicas.includes('engine-3')) assert.ok(fresh.store.get('session', id), `${id} on the restarted engine`);
+      for (const i of grid.live()) assert.ok(await grid.provider(i).sessions.get(id), `${id} readable on ${grid.engines[i]!.id}`);
+    }
+    grid.close();
+  });
+});
+
+describe('grid engine write majority', () => {
+  it('does not count suspect engines as seen: an engine on the far side of a split, still suspect here, lets no two sides both accept writes', async () => {
+    const grid = await SimGrid.started(5);
+    // Engines 4 and 5 are cut off with engine 3 on their side; engine 1 (with 2) has declared
+    // 4 and 5 failed and still suspects 3: it sees 2 engines alive of 5 known, not 3.
+    grid.setView(0, [0, 1, 2], { knownEngines: 5, witnesses: { known: 0, active: 0 }, suspects: [2] });
+    assert.match(grid.engines[0]!.executor.writeRefusal() ?? '', /sees 2 of 5 voters/);
+    await assert.rejects(grid.provider(0).revocations.revoke('token-1'), (err: { code?: string; message?: string }) => err.code === 'STATE_UNAVAILABLE' && /sees 2 of 5 voters/.test(err.message ?? ''));
+    // Engine 3 answers a probe again: 3 of 5, writes accepted.
+    grid.setView(0, [0, 1, 2], { knownEngines: 5, witnesses: { known: 0, active: 0 } });
+    assert.equal(grid.engines[0]!.executor.writeRefusal(), undefined);
+    await grid.provider(0).revocations.revoke('token-2');
+    grid.close();
+  });
+});
+
+describe('grid engine revocation anti-entropy', () => {
+  it('an engine cut off while a revocation was acknowledged gets it even when its sender fails before resending it', async () => {
+    const grid = await SimGrid.started(3);
+    const [a, , c] = grid.engines;
+    grid.network.cutLink(a!.address, c!.address);
+    // Acknowledged by engines 1 and 2 (a majority of three); engine 3 is cut off from the sender.
+    await grid.provider(0).revocations.revoke('token-1');
+    assert.equal(grid.engines[2]!.store.has('revocation', 'token-1'), false);
+    // The sender fails before its resend; engine 3 was never declared failed by anyone.
+    grid.crash(0);
+    grid.network.healAll();
+    grid.setActive([1, 2]);
+    await grid.advance(10_000);
+    assert.equal(grid.engines[2]!.store.has('revocation', 'token-1'), true, 'engine 3 learned the revocation from engine 2');
+    assert.equal(await grid.provider(2).revocations.isRevoked('token-1'), true);
+    grid.close();
+  });
+});
+
+describe('grid engine transfers during a write', () => {
+  it('a partition pulled while a change of it is being replicated comes as it was before the change, so a revert of the change cannot take the puller\'s copy', async () => {
+    const grid = await SimGrid.started(3);
+    const ids = grid.engines.map((e) => e.id);
+    // A state key whose primary is engine 1.
+    let key = '';
+    for (let i = 0; key === ''; i++) if (grid.engines[0]!.executor.replicasOf(partitionOf(`state:k-${i}`))[0] === ids[0]) key = `k-${i}`;
+    const partition = partitionOf(`state:${key}`);
+    const backup = ids.indexOf(grid.engines[0]!.executor.replicasOf(partition)[1]!);
+    const other = [1, 2].find((i) => i !== backup)!;
+    await grid.provider(0).requestState.put(key, 'acknowledged', 3_600_000);
+    // The change's replication to one backup is lost: it stays in flight until its timeout.
+    grid.network.cutLink(grid.engines[0]!.address, grid.engines[backup]!.address, true);
+    const write = grid.provider(0).requestState.put(key, 'in flight', 3_600_000).then(
+      () => 'acknowledged',
+      (err: { code?: string }) => err.code,
+    );
+    await grid.advance(2);
+    const pulled = await grid.drive(grid.engines[other]!.rpc.call<{ text: string }>(grid.engines[0]!.address, 'grid.pull', { partitions: [partition] }));
+    assert.match(pulled.text, /"acknowledged"/, 'the value before the change');
+    assert.doesNotMatch(pulled.text, /in flight/, 'not the change in flight');
+    assert.equal(await write, 'STATE_UNAVAILABLE');
+    grid.network.healAll();
+    for (const i of [0, 1, 2]) assert.equal(await grid.provider(i).requestState.get(key), 'acknowledged');
+    grid.close();
+  });
+});
