@@ -2,17 +2,13 @@ import assert from 'node:assert/strict';
 import { gridChaos, type GridWorkload } from '../../src/sim/grid-chaos.js';
 
 /**
- * Seeds the joins-and-restarts (lifecycle) workload runs in `npm test` (split over two files
- * that run in parallel); `npm run chaos` runs more.
+ * Seeds each grid simulator workload runs in `npm test`: 100 each of the mixed-fault, the
+ * failed-write and the joins-and-restarts (lifecycle, split over two files that run in
+ * parallel) workloads, 300 in all, within the test budget; `npm run chaos` runs 1,000 of each
+ * (COHORT_GRID_SIM_SEEDS).
  */
-export const GRID_SEEDS = Number(process.env.COHORT_GRID_SIM_SEEDS ?? 200);
-/**
- * The mixed-fault and failed-write workloads in `npm test`: 100 seeds each (their hundreds run
- * in `npm run chaos`, COHORT_GRID_SIM_SEEDS), so that with the 200 of the joins-and-restarts
- * workload, which exercises every path they do and the production start paths besides, the
- * unit tests stay within the test budget.
- */
-export const QUICK_GRID_SEEDS = Number(process.env.COHORT_GRID_SIM_SEEDS ?? 100);
+export const GRID_SEEDS = Number(process.env.COHORT_GRID_SIM_SEEDS ?? 100);
+export const QUICK_GRID_SEEDS = GRID_SEEDS;
 
 /** Runs seeds [from, to) and fails listing every seed that broke an invariant, with how to replay it. */
 export async function runGridSeeds(from: number, to: number, workload: GridWorkload = 'mixed'): Promise<void> {
