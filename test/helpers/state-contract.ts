@@ -7,6 +7,7 @@
  */
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import type { RedisProvider } from '../../src/state/redis/redis-provider.js';
 import type { SessionCursor, StateProvider } from '../../src/state/services.js';
 
 export interface StateHarness {
@@ -23,6 +24,25 @@ export interface StateHarness {
    * milliseconds, does not make a session or a revocation outlive its margin.
    */
   scale?: number;
+}
+
+/**
+ * A harness on real time for a Redis provider: `admin` reads a revocation key's own expiry
+ * time instead of waiting for it; `close` removes what the test left.
+ */
+export function redisHarness(provider: RedisProvider, admin: { pexpiretime(key: string): Promise<number> }, close: () => Promise<void>): StateHarness {
+  return {
+    provider,
+    now: () => Date.now(),
+    // Real time on a machine busy with other tests: the expiry tests get three times their margins.
+    scale: 3,
+    advance: (ms) => new Promise((r) => setTimeout(r, ms)),
+    revocationExpiresAt: async (id) => {
+      const at = await admin.pexpiretime(provider.keys.revocation(id));
+      return at > 0 ? at : undefined;
+    },
+    close,
+  };
 }
 
 const MINUTE = 60_000;

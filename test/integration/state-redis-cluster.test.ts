@@ -17,7 +17,7 @@ import { scopeKeys } from '../../src/state/grid/scopes.js';
 import { DEFAULT_INTER_GROUP } from '../../src/config/schema.js';
 import { redisBinariesOrSkip } from '../helpers/services.js';
 import { startRedisCluster, startRedisSentinels, type RedisClusterHandle, type RedisSentinelHandle } from '../helpers/redis-servers.js';
-import { stateContract, type StateHarness } from '../helpers/state-contract.js';
+import { redisHarness, stateContract, type StateHarness } from '../helpers/state-contract.js';
 import { runCohort, runCohortToEnd, upDir } from '../helpers/processes.js';
 import type { ClusterFile } from '../../src/cli/local-cluster/local-cluster.js';
 import { loadNodeConfig } from '../../src/config/node-config.js';
@@ -41,19 +41,8 @@ async function harness(url: string, admin: Redis | Cluster): Promise<StateHarnes
   const prefix = `cohort-test:${randomBytes(6).toString('hex')}:`;
   const provider = new RedisProvider({ url, prefix });
   await provider.connect();
-  return {
-    provider,
-    now: () => Date.now(),
-    // Real time on a machine busy with other tests: the expiry tests get three times their margins.
-    scale: 3,
-    advance: (ms) => new Promise((r) => setTimeout(r, ms)),
-    revocationExpiresAt: async (id) => {
-      const at = await admin.pexpiretime(provider.keys.revocation(id));
-      return at > 0 ? at : undefined;
-    },
-    // The keys die with the servers when the file ends.
-    close: () => provider.close(),
-  };
+  // The keys die with the servers when the file ends.
+  return redisHarness(provider, admin, () => provider.close());
 }
 
 stateContract('redis cluster', async (t) => {

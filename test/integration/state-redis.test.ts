@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import { isCohortError } from '../../src/core/errors.js';
 import { RedisProvider, type RedisProviderOptions } from '../../src/state/redis/redis-provider.js';
 import { redisUrlOrSkip } from '../helpers/services.js';
-import { stateContract } from '../helpers/state-contract.js';
+import { redisHarness, stateContract } from '../helpers/state-contract.js';
 
 stateContract('redis', async (t) => {
   const url = await redisUrlOrSkip(t);
@@ -16,24 +16,12 @@ stateContract('redis', async (t) => {
   const provider = new RedisProvider({ url, prefix });
   await provider.connect();
   const admin = new Redis(url);
-  return {
-    provider,
-    now: () => Date.now(),
-    // Real time on a machine busy with other tests: the expiry tests get three times their margins.
-    scale: 3,
-    advance: (ms) => new Promise((r) => setTimeout(r, ms)),
-    revocationExpiresAt: async (id) => {
-      // Expiry is real time here: the key's own expiry time is checked instead of waiting.
-      const at = await admin.pexpiretime(provider.keys.revocation(id));
-      return at > 0 ? at : undefined;
-    },
-    close: async () => {
-      await provider.close();
-      const keys = await admin.keys(`${prefix}*`);
-      if (keys.length > 0) await admin.del(...keys);
-      await admin.quit();
-    },
-  };
+  return redisHarness(provider, admin, async () => {
+    await provider.close();
+    const keys = await admin.keys(`${prefix}*`);
+    if (keys.length > 0) await admin.del(...keys);
+    await admin.quit();
+  });
 });
 
 
