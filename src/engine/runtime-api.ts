@@ -23,8 +23,8 @@ import { CohortError, ERROR_CODES, type ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { COHORT_VERSION } from '../core/version.js';
 import { bearerToken, MatchedKeys } from '../http/bearer-auth.js';
-import { addFastLane, settleLane, type LaneAnswer } from '../http/fast-lane.js';
-import { errorAnswer, setBadUrlCode, syncHook } from '../http/server.js';
+import { addFastLane, hasBody, settleLane, type LaneAnswer } from '../http/fast-lane.js';
+import { setBadUrlCode, syncHook } from '../http/server.js';
 import type { LockoutStatus, Session, SessionCursor, StateProvider } from '../state/services.js';
 import type { DecisionCaches } from './access/decision-caches.js';
 import { registerAccessDoors } from './access/doors.js';
@@ -337,7 +337,6 @@ export function registerRuntimeApi(app: FastifyInstance, options: RuntimeApiOpti
   // The session lookup's lane (http/fast-lane.ts), the runtime API's hot path: a GET of one
   // session by a plain id (no percent-encoding, nothing the router would read otherwise) with
   // a key whose scope allows it; everything else takes the route below.
-  let laneRequests = 0;
   addFastLane(app, (req, res) => {
     const url = req.url;
     if (req.method !== 'GET' || url === undefined || !url.startsWith(SESSION_LANE_PREFIX)) return false;
@@ -346,19 +345,14 @@ export function registerRuntimeApi(app: FastifyInstance, options: RuntimeApiOpti
     const query = q === -1 ? '' : url.slice(q);
     if (query !== '' && query !== '?touch=true' && query !== '?touch=false') return false;
     if (!ID.test(sessionId) || LANE_UNSAFE_ID.test(sessionId)) return false;
-    const h = req.headers;
-    if ((h['content-length'] !== undefined && h['content-length'] !== '0') || h['transfer-encoding'] !== undefined) return false;
+    if (hasBody(req)) return false;
     const scope = keyScope(req);
     if (scope !== 'runtime' && (scope !== 'read' || query === '?touch=true')) return false;
-    const path = url.slice(0, q === -1 ? undefined : q);
     const lookup = provider.sessions.get(sessionId, { touch: query === '?touch=true' }).then((s): LaneAnswer => {
       if (!s) throw notFound('session');
       return { status: 200, headers: {}, body: JSON.stringify(sessionView(s)) };
     });
-    settleLane(app, req, res, SESSION_ROUTE, performance.now(), lookup, (err) => {
-      const a = errorAnswer(err, app.log, { reqId: `lane-${++laneRequests}`, method: 'GET', url: path, source: req.socket.remoteAddress ?? 'unknown' });
-      return { status: a.status, headers: a.headers, body: JSON.stringify(a.body) };
-    });
+    settleLane(app, req, res, SESSION_ROUTE, lookup);
     return true;
   });
 

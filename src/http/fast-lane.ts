@@ -28,12 +28,18 @@ export interface LaneAnswer {
 /** Told of every answer a lane sends (the node's metrics): `route` as Fastify names it. */
 export type LaneObserver = (method: string, status: number, route: string, seconds: number) => void;
 
+/** What a failed request is answered with (http/server.ts `errorAnswer`, logged as every server logs it). */
+export type LaneErrorAnswer = (err: Error, fields: { reqId: string; method: string; url: string; source: string }) => LaneAnswer;
+
 interface LaneState {
   lanes: FastLane[];
   observers: LaneObserver[];
   closing: boolean;
   /** Lanes off (tests compare the Fastify route with its lane). */
   disabled: boolean;
+  answerError: LaneErrorAnswer;
+  /** Lane requests answered with an error so far: their request ids in the log. */
+  failures: number;
 }
 
 const states = new WeakMap<FastifyInstance, LaneState>();
@@ -43,8 +49,8 @@ const states = new WeakMap<FastifyInstance, LaneState>();
  * server). While the server closes every request goes to Fastify, which answers it as a
  * closing server does (Connection: close, or 503).
  */
-export function installFastLanes(app: FastifyInstance, options: { disabled?: boolean } = {}): void {
-  const state: LaneState = { lanes: [], observers: [], closing: false, disabled: options.disabled === true };
+export function installFastLanes(app: FastifyInstance, options: { disabled?: boolean; answerError: LaneErrorAnswer }): void {
+  const state: LaneState = { lanes: [], observers: [], closing: false, disabled: options.disabled === true, answerError: options.answerError, failures: 0 };
   states.set(app, state);
   app.addHook('preClose', (done) => {
     state.closing = true;
@@ -77,7 +83,7 @@ export function observeLaneAnswers(app: FastifyInstance, observer: LaneObserver)
 }
 
 /** The send half of a lane: writes `answer` and reports it, timed from `startedAt` (performance.now()). */
-export function sendLaneAnswer(app: FastifyInstance, req: IncomingMessage, res: ServerResponse, route: string, startedAt: number, answer: LaneAnswer): void {
+function sendLaneAnswer(app: FastifyInstance, req: IncomingMessage, res: ServerResponse, route: string, startedAt: number, answer: LaneAnswer): void {
   const state = states.get(app);
   // One writeHead with the headers as a flat list: setHeader validates and stores each one
   // in an object first, which costs more than the rest of a small answer.
@@ -103,19 +109,29 @@ export function sendLaneAnswer(app: FastifyInstance, req: IncomingMessage, res: 
 
 /**
  * Answers a claimed request with what `answer` resolves to, or, when it rejects or its answer
- * cannot be written (a header value Node refuses), with `failed(err)` (http/server.ts
- * `errorAnswer`); a connection whose answer had already begun is closed. A lane never leaves
- * a request unanswered or a rejection unhandled.
+ * cannot be written (a header value Node refuses), with the server's error answer (http/server.ts
+ * `errorAnswer`), passed through `onError` when the lane adds headers of its own; a connection
+ * whose answer had already begun is closed. A lane never leaves a request unanswered or a
+ * rejection unhandled. Timed from this call, as Fastify times a route from its request.
  */
-export function settleLane(app: FastifyInstance, req: IncomingMessage, res: ServerResponse, route: string, startedAt: number, answer: Promise<LaneAnswer>, failed: (err: Error) => LaneAnswer): void {
+export function settleLane(app: FastifyInstance, req: IncomingMessage, res: ServerResponse, route: string, answer: Promise<LaneAnswer>, onError: (a: LaneAnswer) => LaneAnswer = (a) => a): void {
+  const startedAt = performance.now();
   answer.then((a) => sendLaneAnswer(app, req, res, route, startedAt, a)).catch((err: Error) => {
     if (res.headersSent) return void res.destroy();
     try {
-      sendLaneAnswer(app, req, res, route, startedAt, failed(err));
+      const state = states.get(app)!;
+      const fields = { reqId: `lane-${++state.failures}`, method: req.method ?? 'GET', url: (req.url ?? '').split('?')[0]!, source: req.socket.remoteAddress ?? 'unknown' };
+      sendLaneAnswer(app, req, res, route, startedAt, onError(state.answerError(err, fields)));
     } catch {
       res.destroy();
     }
   });
+}
+
+/** Whether a request says it carries a body: lanes leave those to the route, which reads and bounds it. */
+export function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
 }
 
 /**

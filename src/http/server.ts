@@ -142,7 +142,13 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   }) as unknown as FastifyInstance;
 
   if (options.tls) watchTlsFailures(app, options);
-  installFastLanes(app, { disabled: options.fastLanes === false });
+  installFastLanes(app, {
+    disabled: options.fastLanes === false,
+    answerError: (err, fields) => {
+      const a = errorAnswer(err, app.log, fields);
+      return { status: a.status, headers: a.headers, body: JSON.stringify(a.body) };
+    },
+  });
   // Requests share the server's logger (childLoggerFactory above), so the bound is found by it.
   refusalLogs.set(app.log, { limiter: new WarningLimiter(REFUSAL_LOG_WINDOW_MS), clock: options.clock ?? systemClock });
 

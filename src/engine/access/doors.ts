@@ -19,8 +19,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { CohortError, ERROR_CODES, type ErrorCode } from '../../core/errors.js';
 import { randomToken } from '../../core/ids.js';
 import { MatchedKeys } from '../../http/bearer-auth.js';
-import { addFastLane, laneQuery, settleLane, type LaneAnswer } from '../../http/fast-lane.js';
-import { errorAnswer } from '../../http/server.js';
+import { addFastLane, hasBody, laneQuery, settleLane, type LaneAnswer } from '../../http/fast-lane.js';
 import { doorClientAddress, trustedProxies } from './client-address.js';
 import { asHeaderBytes } from './header-bytes.js';
 import type { Headers } from './credentials.js';
@@ -126,15 +125,12 @@ export function registerAccessDoors(app: FastifyInstance, o: AccessDoorOptions):
     const query = laneQuery(req.url, '/authz/forward', FORWARD_LANE_QUERIES);
     if (query === undefined || !LANE_METHODS.has(req.method!)) return false;
     const h = req.headers;
-    if ((h['content-length'] !== undefined && h['content-length'] !== '0') || h['transfer-encoding'] !== undefined) return false;
-    if (gatewayRefusal(h[KEY_HEADER]) !== undefined) return false;
-    settleLane(app, req, res, FORWARD_ROUTE, performance.now(), run(forwardedRequest(h, req.method!)).then((d) => forwardAnswer(d, query === '?statuses=full')), (err) => {
-      const a = errorAnswer(err, app.log, { reqId: `lane-${++laneRequests}`, method: req.method!, url: FORWARD_ROUTE, source: req.socket.remoteAddress ?? 'unknown' });
-      return { status: a.status, headers: { ...a.headers, 'x-cohort-decision-id': randomToken(12), 'x-cohort-reason': a.body.error.code }, body: JSON.stringify(a.body) };
-    });
+    if (hasBody(req) || gatewayRefusal(h[KEY_HEADER]) !== undefined) return false;
+    const decided = run(forwardedRequest(h, req.method!)).then((d) => forwardAnswer(d, query === '?statuses=full'));
+    // An error answer still carries an id and a reason, as the route's onSend hook gives it.
+    settleLane(app, req, res, FORWARD_ROUTE, decided, (a) => ({ ...a, headers: { ...a.headers, 'x-cohort-decision-id': randomToken(12), 'x-cohort-reason': (JSON.parse(a.body!) as { error: { code: string } }).error.code } }));
     return true;
   });
-  let laneRequests = 0;
 
   app.register(async (doors) => {
     // Answers that carry no decision (a refused gateway key, a malformed JSON body) still
