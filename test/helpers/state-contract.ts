@@ -50,13 +50,28 @@ const DAY = 24 * 60 * MINUTE;
 
 /** `open` returns undefined after skipping `t` when the provider's service is not there. */
 export function stateContract(name: string, open: (t: TestContext) => Promise<StateHarness | undefined>): void {
-  const withHarness = (fn: (h: StateHarness) => Promise<void>) => async (t: TestContext) => {
-    const h = await open(t);
-    if (!h) return;
+  const once = async (h: StateHarness, fn: (h: StateHarness) => Promise<void>): Promise<void> => {
     try {
       await fn(h);
     } finally {
       await h.close();
+    }
+  };
+  // On real time (a harness with `scale`), a machine busy enough to hold one step back for
+  // longer than its margin makes an expiry test fail without a fault in the provider: such a
+  // test runs once more, on a fresh harness, with four times the margins. A provider that is
+  // wrong fails both runs; a simulated clock never gets the second run.
+  const withHarness = (fn: (h: StateHarness) => Promise<void>) => async (t: TestContext) => {
+    const h = await open(t);
+    if (!h) return;
+    try {
+      await once(h, fn);
+    } catch (err) {
+      if (h.scale === undefined) throw err;
+      t.diagnostic(`failed on real time with ${h.scale}x margins (${(err as Error).message.split('\n')[0]}); run again with ${h.scale * 4}x`);
+      const again = await open(t);
+      if (!again) throw err;
+      await once({ ...again, scale: h.scale * 4 }, fn);
     }
   };
 

@@ -1,8 +1,9 @@
 /**
  * Partitions far larger than a frame move between engines (state/grid/replicated-executor.ts:
  * chunked pulls and hand-off pushes), on the simulated network, which drops a message over
- * the TCP frame limit (16 MiB) exactly as TCP does: 150 sessions of 900 KB of one subject
- * make one partition of about 135 MB.
+ * the TCP frame limit (16 MiB) exactly as TCP does: 45 sessions of 900 KB of one subject make
+ * one partition of about 40 MB, two and a half frames (`npm run chaos`: 150 sessions, about
+ * 135 MB; COHORT_GRID_LARGE_SESSIONS sets the count).
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,7 +18,8 @@ import { MAX_FRAME_BYTES } from '../../src/transport/frame-codec.js';
 import { SimGrid } from '../helpers/sim-grid.js';
 
 const BLOB = 'x'.repeat(900_000);
-const SESSIONS = 150;
+const SESSIONS = Number(process.env.COHORT_GRID_LARGE_SESSIONS ?? 45);
+const PARTITION_MB = Math.round((SESSIONS * BLOB.length) / 1e6);
 const TTL = { idleTimeoutMs: 3_600_000, maxLifetimeMs: 3_600_000 };
 
 /** `count` sessions of one subject (so one partition), 900 KB each, created one after another. */
@@ -57,7 +59,7 @@ describe('partitions larger than a frame', { timeout: 600_000 }, () => {
     assert.equal(a.transport.stats().framesOversized, 1);
   });
 
-  it('an engine that comes back empty takes a 135 MB partition and every engine agrees', async () => {
+  it(`an engine that comes back empty takes a ${PARTITION_MB} MB partition and every engine agrees`, async () => {
     const grid = await SimGrid.started(3);
     const { ids, partition } = await heavySessions(grid.provider(0));
     grid.crash(2);
@@ -72,7 +74,7 @@ describe('partitions larger than a frame', { timeout: 600_000 }, () => {
     grid.close();
   });
 
-  it('a hand-off push alone moves a 135 MB partition to its new replica', async () => {
+  it(`a hand-off push alone moves a ${PARTITION_MB} MB partition to its new replica`, async () => {
     const grid = await SimGrid.started(3, { replicationFactor: 2 });
     const { partition } = await heavySessions(grid.provider(0));
     const [primaryId, backupId] = grid.engines[0]!.executor.replicasOf(partition);
