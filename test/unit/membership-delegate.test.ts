@@ -1,3 +1,5 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ManualClock } from '../../src/core/clock.js';
@@ -13,6 +15,7 @@ import { isNodeMeta, type NodeMeta } from '../../src/node/node-meta.js';
 import { settleSimulated } from '../../src/sim/drive.js';
 import { SimNetwork } from '../../src/sim/sim-network.js';
 import { ProtocolId, TransportMux } from '../../src/transport/mux.js';
+import { PACKAGE_ROOT } from '../helpers/paths.js';
 
 const ENGINE: NodeMeta = { role: 'engine', version: '1.4.2', mode: 'sideband', group: null };
 
@@ -163,4 +166,18 @@ describe('metadata equality (a change is news, the same value in another order i
     ['an object and an array', { s: {} }, { s: [] }, false],
   ];
   for (const [name, a, b, same] of table) it(`${name}: ${same ? 'same' : 'different'}`, () => assert.equal(sameMeta(a as MemberMeta, b as MemberMeta), same));
+});
+
+describe('the cluster layer keeps metadata opaque', () => {
+  it('has no source under src/cluster that imports the node layer or reads a node field off metadata', () => {
+    const dir = join(PACKAGE_ROOT, 'src', 'cluster');
+    const fields = ['role', 'version', 'mode', 'group', 'holdsState', 'index', 'scopes', 'sessionScope', 'epoch', 'refusesWrites', 'runtime'];
+    const offending: string[] = [];
+    for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts'))) {
+      const text = readFileSync(join(dir, file), 'utf8');
+      if (/from '\.\.\/(node|state|console|engine)\//.test(text)) offending.push(`${file} imports a layer above it`);
+      for (const field of fields) if (new RegExp(`meta\\??\\.${field}\\b`).test(text)) offending.push(`${file} reads meta.${field}`);
+    }
+    assert.deepEqual(offending, []);
+  });
 });
