@@ -29,7 +29,7 @@ export interface MembershipStats {
 }
 
 /** Most updates piggy-backed on one probe, ack or gossip message. */
-const MAX_PIGGYBACK = 32;
+export const MAX_PIGGYBACK = 32;
 
 export interface MembershipCoreOptions {
   id: string;
@@ -123,5 +123,3 @@ export function aliveMessage(m: Member): AliveMsg {
 export function toState(m: Member): MemberState {
   return { id: m.id, address: m.address, incarnation: m.incarnation, state: m.status, meta: m.meta };
 }
-
-export { MAX_PIGGYBACK };
