@@ -1,4 +1,4 @@
-import type { NodeMeta } from './messages.js';
+import type { MemberMeta } from './member-meta.js';
 
 /** A member's status as this node's membership protocol tracks it. */
 export type MemberStatus = 'alive' | 'suspect' | 'dead' | 'left';
@@ -24,7 +24,8 @@ export interface Member {
   address: string;
   incarnation: number;
   status: MemberStatus;
-  meta: NodeMeta;
+  /** Opaque to the cluster layer (member-meta.ts); its fields are the node's (node/node-meta.ts). */
+  meta: MemberMeta;
   /** When this node last saw the status change (its own clock, ms). */
   statusSince: number;
   /** Estimated offset of the member's wall clock from ours (ms, positive = ahead), from probe round trips. */

@@ -8,7 +8,13 @@
  * - A message is one JSON object with its type in `t`. Unknown fields are ignored (so newer
  *   nodes may add fields); an unknown type, a malformed body or a field of the wrong type is
  *   dropped and counted, never thrown out of the handler.
+ * - A member's `meta` is opaque here (member-meta.ts): only its shape (a JSON object) and its
+ *   size (MAX_META_BYTES) are checked; the fields in it are checked by the delegate
+ *   (delegate.ts `acceptsMeta`). Oversized metadata makes a message malformed, except in a
+ *   join request, which is answered with a coded refusal (CLUSTER_META_TOO_LARGE) instead.
  */
+import { isMetaShaped, MAX_META_BYTES, metaBytes, type MemberMeta } from './member-meta.js';
+
 export const MEMBERSHIP_PROTOCOL_MIN = 1;
 export const MEMBERSHIP_PROTOCOL_MAX = 1;
 
@@ -29,31 +35,6 @@ export enum MessageType {
   Gossip = 14,
 }
 
-/** What a node says about itself; spread by alive messages and push-pull. */
-export interface NodeMeta {
-  role: string;
-  version: string;
-  mode: string;
-  group: string | null;
-  /**
-   * An engine that holds its share of the runtime state (its start-up sync is done): the
-   * grid places partitions on these only. Absent on other roles and on engines still syncing.
-   */
-  holdsState?: boolean;
-  /** An engine's `node_index` (directed placement), when it has one. */
-  index?: number;
-  /** The scopes other than cluster-wide that an engine keeps state in (state/grid/scopes.ts). */
-  scopes?: string[];
-  /** An engine's session scope when not cluster-wide: where its subcluster's sessions live. */
-  sessionScope?: string;
-  /** A console's configuration epoch: engines follow the console with the highest. */
-  epoch?: number;
-  /** An engine that refuses changes to the runtime state: it sees no majority of the voters. */
-  refusesWrites?: boolean;
-  /** An engine's runtime API address, `host:port` (`cohort lb` writes load-balancer configurations from it). */
-  runtime?: string;
-}
-
 /** One member as exchanged in push-pull and join replies. */
 export interface MemberState {
   id: string;
@@ -61,7 +42,7 @@ export interface MemberState {
   incarnation: number;
   /** alive | suspect | dead | left */
   state: string;
-  meta: NodeMeta;
+  meta: MemberMeta;
 }
 
 /** Updates that ride along on probes and gossip (alive, suspect, dead, forget, stop-cluster, user). */
@@ -72,11 +53,11 @@ export interface PingMsg { t: MessageType.Ping; seq: number; from: string; inc: 
 export interface AckMsg { t: MessageType.Ack; seq: number; from: string; inc: number; at: number; g?: Broadcast[] }
 export interface PingReqMsg { t: MessageType.PingReq; seq: number; from: string; target: string; targetAddress: string }
 export interface NackMsg { t: MessageType.Nack; seq: number; from: string; refused: boolean }
-export interface AliveMsg { t: MessageType.Alive; id: string; address: string; incarnation: number; meta: NodeMeta }
+export interface AliveMsg { t: MessageType.Alive; id: string; address: string; incarnation: number; meta: MemberMeta }
 export interface SuspectMsg { t: MessageType.Suspect; id: string; incarnation: number; from: string }
 export interface DeadMsg { t: MessageType.Dead; id: string; incarnation: number; from: string }
 export interface PushPullMsg { t: MessageType.PushPull; from: string; reply: boolean; members: MemberState[] }
-export interface JoinMsg { t: MessageType.Join; id: string; address: string; incarnation: number; meta: NodeMeta; protocol: number }
+export interface JoinMsg { t: MessageType.Join; id: string; address: string; incarnation: number; meta: MemberMeta; protocol: number }
 export interface JoinReplyMsg { t: MessageType.JoinReply; accepted: boolean; code?: string; message?: string; members?: MemberState[] }
 export interface ForgetMsg { t: MessageType.Forget; id: string; by: string }
 export interface StopClusterMsg { t: MessageType.StopCluster; by: string; at: number }
@@ -100,7 +81,6 @@ const int: Check = (v) => typeof v === 'number' && Number.isSafeInteger(v) && v 
 const num: Check = (v) => typeof v === 'number' && Number.isFinite(v);
 const bool: Check = (v) => typeof v === 'boolean';
 const optional = (c: Check): Check => (v) => v === undefined || c(v);
-const nullableStr: Check = (v) => v === null || str(v);
 const obj = (shape: Record<string, Check>): Check => (v) => {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
   const o = v as Record<string, unknown>;
@@ -109,7 +89,10 @@ const obj = (shape: Record<string, Check>): Check => (v) => {
 };
 const arrayOf = (c: Check, max = 100_000): Check => (v) => Array.isArray(v) && v.length <= max && v.every(c);
 
-const meta = obj({ role: str, version: str, mode: str, group: nullableStr, holdsState: optional(bool), index: optional(int), scopes: optional(arrayOf(str, 16)), sessionScope: optional(str), epoch: optional(int), runtime: optional(str) });
+/** Metadata within bounds; what is in it is the delegate's to check. */
+const meta: Check = (v) => isMetaShaped(v) && metaBytes(v) <= MAX_META_BYTES;
+/** A join request's metadata is checked for size by the join handler, which answers a refusal. */
+const joinMeta: Check = isMetaShaped;
 const memberState = obj({ id: str, address: str, incarnation: int, state: str, meta });
 
 const BROADCAST_SHAPES: Partial<Record<MessageType, Check>> = {
@@ -134,7 +117,7 @@ const SHAPES: Record<MessageType, Check> = {
   [MessageType.PingReq]: obj({ seq: int, from: str, target: str, targetAddress: str }),
   [MessageType.Nack]: obj({ seq: int, from: str, refused: bool }),
   [MessageType.PushPull]: obj({ from: str, reply: bool, members: arrayOf(memberState) }),
-  [MessageType.Join]: obj({ id: str, address: str, incarnation: int, meta, protocol: int }),
+  [MessageType.Join]: obj({ id: str, address: str, incarnation: int, meta: joinMeta, protocol: int }),
   [MessageType.JoinReply]: obj({ accepted: bool, code: optional(str), message: optional(str), members: optional(arrayOf(memberState)) }),
   [MessageType.Gossip]: obj({ from: str, g: arrayOf(broadcast, 1000) }),
 };
@@ -151,4 +134,23 @@ export function decodeMessage(payload: Uint8Array): Message | undefined {
   if (typeof t !== 'number') return undefined;
   const shape = SHAPES[t as MessageType];
   return shape && shape(value) ? (value as Message) : undefined;
+}
+
+/** Every member metadata a message carries (alive messages, gossiped or not, and member lists). */
+export function metasIn(msg: Message): MemberMeta[] {
+  switch (msg.t) {
+    case MessageType.Alive:
+    case MessageType.Join:
+      return [msg.meta];
+    case MessageType.PushPull:
+      return msg.members.map((m) => m.meta);
+    case MessageType.JoinReply:
+      return (msg.members ?? []).map((m) => m.meta);
+    case MessageType.Ping:
+    case MessageType.Ack:
+    case MessageType.Gossip:
+      return (msg.g ?? []).flatMap((b) => (b.t === MessageType.Alive ? [b.meta] : []));
+    default:
+      return [];
+  }
 }

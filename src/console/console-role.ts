@@ -29,7 +29,7 @@ import type { Clock, TimerHandle } from '../core/clock.js';
 import { CohortError, isCohortError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Member } from '../cluster/member-list.js';
-import type { ClusterInfo } from '../cluster/cluster-info.js';
+import type { ClusterInfo } from '../node/cluster-info.js';
 import type { Rpc } from '../rpc/rpc.js';
 import type { AdminToken, AdminUser, AuditRecord, ConfigDocument, ConfigVersionSummary, Repository } from '../repository/repository.js';
 import { writeFileAtomic } from '../core/files.js';

@@ -34,6 +34,7 @@ export const ERROR_CODES = {
   CLUSTER_JOIN_VERSION_MISMATCH: { status: 409, summary: 'Join refused: the node\'s major or minor version differs from the cluster\'s (maintenance versions may differ).' },
   CLUSTER_JOIN_DUPLICATE_NODE_ID: { status: 409, summary: 'Join refused: an active member already holds this node id.' },
   CLUSTER_JOIN_NO_PEER: { status: 503, summary: 'None of the configured peers could be reached to join through.' },
+  CLUSTER_META_TOO_LARGE: { status: 413, summary: 'Join refused: the metadata the node announces is larger than 4 KiB as JSON (a node also refuses to announce such metadata).' },
   CLUSTER_NODE_ACTIVE: { status: 409, summary: 'delete-node refused: the node is active (stop it first).' },
   CLUSTER_NODE_UNKNOWN: { status: 404, summary: 'No member has that cluster address.' },
 

@@ -30,7 +30,7 @@ import { COHORT_VERSION } from '../core/version.js';
 import type { NodeConfig } from '../config/node-config.js';
 import { isWildcardHost } from '../config/schema.js';
 import { formatAddress, type Address } from '../config/values.js';
-import { clusterInfo, type ClusterInfo } from '../cluster/cluster-info.js';
+import { clusterInfo, type ClusterInfo } from './cluster-info.js';
 import { isActive, type Member } from '../cluster/member-list.js';
 import { Membership } from '../cluster/membership.js';
 import { resolveTiming, timingProblems, type MembershipTiming } from '../cluster/timing.js';
@@ -39,7 +39,8 @@ import { TcpTransport } from '../transport/tcp-transport.js';
 import { randomInt } from 'node:crypto';
 import { writeFileAtomic } from './data-dir.js';
 import { Rpc } from '../rpc/rpc.js';
-import type { NodeMeta } from '../cluster/messages.js';
+import type { NodeMeta } from './node-meta.js';
+import { nodeMembershipDelegate } from './membership-delegate.js';
 import type { PeerIdentity } from '../transport/transport.js';
 import { resolvePeers, systemLookup, type PeerLookup } from './peer-discovery.js';
 import { CLUSTER_SCOPE, indexFromNodeId, scopeKeys, scopeSettings, type EngineScopeInfo } from '../state/grid/scopes.js';
@@ -153,7 +154,7 @@ export class ClusterMember implements GridDirectory {
     this.membership = new Membership({
       id: config.node.id,
       address,
-      meta: { role: config.node.role, version: COHORT_VERSION, mode: config.node.mode, group: config.state.groupId, ...(config.node.role === 'engine' ? { ...scopeMeta(config), runtime: runtimeAddress(config) } : {}) },
+      delegate: nodeMembershipDelegate({ role: config.node.role, version: COHORT_VERSION, mode: config.node.mode, group: config.state.groupId, ...(config.node.role === 'engine' ? { ...scopeMeta(config), runtime: runtimeAddress(config) } : {}) }),
       timing: this.timing,
       clock,
       // Only probe order and jitter depend on it; nothing secret.

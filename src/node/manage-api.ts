@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { COHORT_VERSION } from '../core/version.js';
 import type { NodeConfig } from '../config/node-config.js';
-import type { ClusterInfo } from '../cluster/cluster-info.js';
+import type { ClusterInfo } from './cluster-info.js';
 import type { Member } from '../cluster/member-list.js';
 import { requireBearer, sha256 } from '../http/bearer-auth.js';
 import { CohortError } from '../core/errors.js';

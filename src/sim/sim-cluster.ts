@@ -6,6 +6,7 @@ import { ManualClock } from '../core/clock.js';
 import { silentLogger } from '../core/logger.js';
 import { seededRandom, type Random } from '../core/random.js';
 import { Membership } from '../cluster/membership.js';
+import { nodeMembershipDelegate } from '../node/membership-delegate.js';
 import type { MemberStatus } from '../cluster/member-list.js';
 import type { MemberState } from '../cluster/messages.js';
 import type { MembershipTiming } from '../cluster/timing.js';
@@ -76,7 +77,8 @@ export class SimCluster {
     const membership = new Membership({
       id,
       address,
-      meta: { role: 'engine', version: '1.0.0', mode: 'sideband', group: null },
+      // The node's own delegate: the simulator judges joins by the rules a node applies.
+      delegate: nodeMembershipDelegate({ role: 'engine', version: '1.0.0', mode: 'sideband', group: null }),
       timing: this.options.timing,
       clock,
       random: this.random,

@@ -1,5 +1,5 @@
 import type { TestContext } from 'node:test';
-import type { ClusterInfo, ClusterInfoNode } from '../../src/cluster/cluster-info.js';
+import type { ClusterInfo, ClusterInfoNode } from '../../src/node/cluster-info.js';
 import { manageRequest, manageTargetOfFile } from '../../src/cli/manage-client.js';
 import { runCohort, type CohortProcess } from './processes.js';
 import { validConfig, writeConfig, type ConfigSections } from './node-config.js';

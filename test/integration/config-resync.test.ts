@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { ManualClock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/core/logger.js';
 import type { Member } from '../../src/cluster/member-list.js';
-import type { ClusterInfo } from '../../src/cluster/cluster-info.js';
+import type { ClusterInfo } from '../../src/node/cluster-info.js';
 import { ConsoleRole, DROPPED_CONFIG_PREFIX } from '../../src/console/console-role.js';
 import type { ExportAnswer, ExportRequest } from '../../src/console/config-publisher.js';
 import type { FetchAnswer } from '../../src/engine/config-follower.js';

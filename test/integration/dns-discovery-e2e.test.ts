@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../../src/cli/free-port.js';
-import type { ClusterInfo } from '../../src/cluster/cluster-info.js';
+import type { ClusterInfo } from '../../src/node/cluster-info.js';
 import { clusterInfoOf, startNode, waitUntil, type TestNode } from '../helpers/cluster.js';
 import { fakeDnsEnv } from '../helpers/fake-dns.js';
 import { tmpDir } from '../helpers/tmp.js';

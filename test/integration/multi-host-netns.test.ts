@@ -24,7 +24,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ClusterInfo } from '../../src/cluster/cluster-info.js';
+import type { ClusterInfo } from '../../src/node/cluster-info.js';
 import { clusterInfoOf, startNode, stateOf, waitUntil, type TestNode } from '../helpers/cluster.js';
 import { fakeDnsEnv } from '../helpers/fake-dns.js';
 import { netnsLab, netnsOrSkip, type NetnsHost, type NetnsLab } from '../helpers/netns.js';

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { clusterInfo } from '../../src/cluster/cluster-info.js';
+import { clusterInfo } from '../../src/node/cluster-info.js';
 import { PROFILES } from '../../src/cluster/timing.js';
 import { SimCluster } from '../../src/sim/sim-cluster.js';
 

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { clusterInfo } from '../../src/cluster/cluster-info.js';
+import { clusterInfo } from '../../src/node/cluster-info.js';
 import type { Member, MemberStatus } from '../../src/cluster/member-list.js';
 
 function member(id: string, status: MemberStatus, overrides: Partial<Member> = {}, version = '1.0.0', role = 'engine'): Member {

@@ -14,7 +14,7 @@ import { TIMING_OVERRIDES } from '../../src/config/schema.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { Suspicion } from '../../src/cluster/suspicion.js';
 import { Awareness } from '../../src/cluster/awareness.js';
-import { judgeJoin, versionSummary } from '../../src/cluster/compatibility.js';
+import { judgeJoin, versionSummary } from '../../src/node/compatibility.js';
 import { probeTarget } from '../../src/cluster/probe-schedule.js';
 
 describe('suspicion timeout', () => {

@@ -9,7 +9,7 @@ import { ManualClock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { seededRandom } from '../../src/core/random.js';
 import type { Member, MemberStatus } from '../../src/cluster/member-list.js';
-import type { NodeMeta } from '../../src/cluster/messages.js';
+import type { NodeMeta } from '../../src/node/node-meta.js';
 import { Rpc } from '../../src/rpc/rpc.js';
 import { SimGridState } from '../../src/sim/sim-grid-state.js';
 import { SimNetwork } from '../../src/sim/sim-network.js';

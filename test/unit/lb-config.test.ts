@@ -11,7 +11,7 @@ import { accessSync, constants, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkIntervalMs, haproxyLbConfig, idleKeepAliveMs, nginxLbConfig, type LbOptions } from '../../src/cli/lb/lb-config.js';
 import { lbEngines } from '../../src/cli/commands/lb.js';
-import type { ClusterInfo } from '../../src/cluster/cluster-info.js';
+import type { ClusterInfo } from '../../src/node/cluster-info.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 const options: LbOptions = {

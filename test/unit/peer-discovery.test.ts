@@ -17,7 +17,7 @@ import { buildNodeConfig } from '../../src/config/node-config.js';
 import { parseConfigText } from '../../src/config/ini-file.js';
 import { parseAddressList } from '../../src/config/values.js';
 import { freePort } from '../../src/cli/free-port.js';
-import type { ClusterInfo } from '../../src/cluster/cluster-info.js';
+import type { ClusterInfo } from '../../src/node/cluster-info.js';
 import { ClusterMember } from '../../src/node/cluster-member.js';
 import { resolvePeers, type PeerLookup } from '../../src/node/peer-discovery.js';
 import { waitUntil } from '../helpers/cluster.js';

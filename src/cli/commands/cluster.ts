@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { ClusterInfo } from '../../cluster/cluster-info.js';
+import type { ClusterInfo } from '../../node/cluster-info.js';
 import { CohortError } from '../../core/errors.js';
 import { formatAddress, parseAddress } from '../../config/values.js';
 import { fail } from '../fail.js';

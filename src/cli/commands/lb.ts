@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { ClusterInfo } from '../../cluster/cluster-info.js';
+import type { ClusterInfo } from '../../node/cluster-info.js';
 import { loadNodeConfig } from '../../config/node-config.js';
 import { parseAddress, formatAddress } from '../../config/values.js';
 import { CohortError } from '../../core/errors.js';

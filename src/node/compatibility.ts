@@ -1,21 +1,12 @@
-import type { ErrorCode } from '../core/errors.js';
+/**
+ * The rules by which nodes of different versions and modes may share a cluster: who may
+ * join (the node's membership delegate applies them, membership-delegate.ts), and the
+ * versions `cluster info` reports. They read the node's metadata (node-meta.ts), which the
+ * cluster layer carries without reading.
+ */
 import { parseVersion } from '../core/version.js';
-import type { NodeMeta } from './messages.js';
-
-export interface JoinCandidate {
-  id: string;
-  address: string;
-  meta: NodeMeta;
-}
-
-export interface ExistingMember {
-  id: string;
-  address: string;
-  /** True while the member is alive or suspect. */
-  active: boolean;
-}
-
-export type JoinVerdict = { ok: true } | { ok: false; code: ErrorCode; message: string };
+import type { ExistingMember, JoinCandidate, JoinVerdict } from '../cluster/delegate.js';
+import type { NodeMeta } from './node-meta.js';
 
 /**
  * Whether a node may join, judged by the member it asked. Cluster id and

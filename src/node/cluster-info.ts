@@ -4,7 +4,7 @@
  * without a network.
  */
 import { versionSummary } from './compatibility.js';
-import { isActive, reportedState, type Member, type ReportedState } from './member-list.js';
+import { isActive, reportedState, type Member, type ReportedState } from '../cluster/member-list.js';
 
 /** Skew between two nodes' wall clocks above which operators are warned: time-based state needs NTP. */
 export const CLOCK_SKEW_WARNING_MS = 1000;
