@@ -14,6 +14,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
+import { HotCounter, HotHistogram, type HistogramSeries } from './hot-metrics.js';
 import type { RpcObserver } from '../rpc/rpc.js';
 import { observeLaneAnswers } from '../http/fast-lane.js';
 
@@ -37,12 +38,10 @@ export class NodeMetrics {
   readonly rpcObserver: RpcObserver;
   /** For membership.ts: round trip of every answered direct probe (ms). */
   readonly probeRoundTrip: (ms: number) => void;
-  private readonly httpDuration: Histogram<'server' | 'route' | 'method' | 'status'>;
-  /** Labelled children of httpDuration by server, route, method and status: no label hashing per request. */
-  private readonly httpChildren = new Map<string, Histogram.Internal<'server' | 'route' | 'method' | 'status'>>();
-  private readonly decisions: Counter<'api' | 'decision' | 'reason'>;
-  private readonly decisionDuration: Histogram;
-  private readonly decisionChildren = new Map<string, { inc(): void }>();
+  // Observed on every request or call: hot-metrics.ts, whose series cost no label hashing.
+  private readonly httpDuration: HotHistogram<'server' | 'route' | 'method' | 'status'>;
+  private readonly decisions: HotCounter<'api' | 'decision' | 'reason'>;
+  private readonly decisionDuration: HistogramSeries;
   private readonly configApplyDelay: Histogram;
   private readonly schedulerRuns: Counter<'outcome'>;
 
@@ -52,32 +51,26 @@ export class NodeMetrics {
     // Node.js process metrics (CPU, memory, event-loop lag, GC), under the same prefix.
     if (options.processMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'cohort_' });
 
-    this.httpDuration = new Histogram({
+    this.httpDuration = new HotHistogram({
       name: 'cohort_http_request_duration_seconds',
       help: 'HTTP requests by server (runtime, proxy, admin, manage), route, method and status: time from the request to the end of the answer.',
       labelNames: ['server', 'route', 'method', 'status'],
       buckets: LATENCY_BUCKETS,
-      registers: [registry],
+      registry,
     });
 
-    const rpcDuration = new Histogram({
+    const rpcDuration = new HotHistogram({
       name: 'cohort_rpc_duration_seconds',
       help: 'Requests this node sent to other nodes (grid operations, configuration, transfers), by method and outcome (ok: answered; failed: refused, timed out or peer lost).',
       labelNames: ['method', 'outcome'],
       buckets: LATENCY_BUCKETS,
-      registers: [registry],
+      registry,
     });
-    const rpcChildren = new Map<string, Histogram.Internal<'method' | 'outcome'>>();
     this.rpcObserver = {
       now: nowSeconds,
       settled(method, startedAt, ok) {
-        const key = ok ? method : `${method}\u0000failed`;
-        let child = rpcChildren.get(key);
-        if (child === undefined) {
-          child = rpcDuration.labels({ method, outcome: ok ? 'ok' : 'failed' });
-          rpcChildren.set(key, child);
-        }
-        child.observe(nowSeconds() - startedAt);
+        const series = rpcDuration.seriesFor(ok ? method : `${method}\u0000failed`, { method, outcome: ok ? 'ok' : 'failed' });
+        series.observe(nowSeconds() - startedAt);
       },
     };
 
@@ -89,18 +82,19 @@ export class NodeMetrics {
     });
     this.probeRoundTrip = (ms) => probeRtt.observe(ms / 1000);
 
-    this.decisions = new Counter({
+    this.decisions = new HotCounter({
       name: 'cohort_access_decisions_total',
       help: 'Access decisions by API, decision (allow, deny; monitor mode counts the would-be deny as allow) and reason code.',
       labelNames: ['api', 'decision', 'reason'],
-      registers: [registry],
+      registry,
     });
-    this.decisionDuration = new Histogram({
+    this.decisionDuration = new HotHistogram({
       name: 'cohort_access_decision_duration_seconds',
       help: 'Time to decide an access request, state lookups included.',
+      labelNames: [],
       buckets: LATENCY_BUCKETS,
-      registers: [registry],
-    });
+      registry,
+    }).seriesFor('', {});
     this.configApplyDelay = new Histogram({
       name: 'cohort_config_apply_delay_seconds',
       help: 'Engines: from the save of a configuration version on the console to its application here (wall clocks of both nodes).',
@@ -126,16 +120,9 @@ export class NodeMetrics {
    * series; `unmatched` for 404s), method and status.
    */
   instrumentHttp(app: FastifyInstance, server: string): void {
-    const children = this.httpChildren;
     const histogram = this.httpDuration;
     const observe = (method: string, status: number, route: string, seconds: number): void => {
-      const key = `${server} ${method} ${status} ${route}`;
-      let child = children.get(key);
-      if (child === undefined) {
-        child = histogram.labels({ server, route, method, status: String(status) });
-        children.set(key, child);
-      }
-      child.observe(seconds);
+      histogram.seriesFor(`${method} ${status} ${route}`, { server, route, method, status: String(status) }).observe(seconds);
     };
     app.addHook('onResponse', (request, reply, done) => {
       observe(request.method, reply.statusCode, request.routeOptions.url ?? 'unmatched', reply.elapsedTime / 1000);
@@ -147,15 +134,8 @@ export class NodeMetrics {
 
   /** One access decision (engine/access/decision-log.ts calls it where the log line is written). */
   decision(api: string | undefined, allow: boolean, reason: string, durationMs: number): void {
-    // The labelled counter of each (api, decision, reason), looked up once: prom-client hashes
-    // the labels on every inc otherwise, and decisions are the engine's hot path.
-    const key = `${api ?? ''}\u0000${allow ? 'allow' : 'deny'}\u0000${reason}`;
-    let child = this.decisionChildren.get(key);
-    if (child === undefined) {
-      child = this.decisions.labels({ api: api ?? '', decision: allow ? 'allow' : 'deny', reason });
-      if (this.decisionChildren.size < 10_000) this.decisionChildren.set(key, child);
-    }
-    child.inc();
+    const decision = allow ? 'allow' : 'deny';
+    this.decisions.seriesFor(`${api ?? ''}\u0000${decision}\u0000${reason}`, { api: api ?? '', decision, reason }).inc();
     this.decisionDuration.observe(durationMs / 1000);
   }
 

@@ -12,7 +12,7 @@
  * ACCESS_UNAVAILABLE (fail closed) unless the API sets `onStateUnavailable: allow`.
  */
 import type { Clock } from '../../core/clock.js';
-import { randomToken } from '../../core/ids.js';
+import { correlationId } from '../../core/ids.js';
 import type { LockoutPolicy, RateLimitPolicy, StateProvider } from '../../state/services.js';
 import { isBlocked, parseAddress, type ClientAddress } from './address.js';
 import { bearer, checkCredential, cookie, type Headers, type Identity } from './credentials.js';
@@ -83,7 +83,7 @@ interface Progress {
 
 export async function decide(request: AccessRequest, definitions: AccessDefinitions, state: AccessState, clock: Clock): Promise<Decision> {
   const started = clock.now();
-  const decisionId = randomToken(12);
+  const decisionId = correlationId();
   const path = checkedPath(request.url);
   const address = parseAddress(request.sourceIp);
   const finish = (verdict: Verdict, api: CompiledApi | undefined, progress: Progress = {}): Decision => {

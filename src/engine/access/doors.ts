@@ -17,7 +17,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { CohortError, ERROR_CODES, type ErrorCode } from '../../core/errors.js';
-import { randomToken } from '../../core/ids.js';
+import { correlationId } from '../../core/ids.js';
 import { MatchedKeys } from '../../http/bearer-auth.js';
 import { addFastLane, hasBody, laneQuery, settleLane, type LaneAnswer } from '../../http/fast-lane.js';
 import { doorClientAddress, trustedProxies } from './client-address.js';
@@ -128,7 +128,7 @@ export function registerAccessDoors(app: FastifyInstance, o: AccessDoorOptions):
     if (hasBody(req) || gatewayRefusal(h[KEY_HEADER]) !== undefined) return false;
     const decided = run(forwardedRequest(h, req.method!)).then((d) => forwardAnswer(d, query === '?statuses=full'));
     // An error answer still carries an id and a reason, as the route's onSend hook gives it.
-    settleLane(app, req, res, FORWARD_ROUTE, decided, (a) => ({ ...a, headers: { ...a.headers, 'x-cohort-decision-id': randomToken(12), 'x-cohort-reason': (JSON.parse(a.body!) as { error: { code: string } }).error.code } }));
+    settleLane(app, req, res, FORWARD_ROUTE, decided, (a) => ({ ...a, headers: { ...a.headers, 'x-cohort-decision-id': correlationId(), 'x-cohort-reason': (JSON.parse(a.body!) as { error: { code: string } }).error.code } }));
     return true;
   });
 
@@ -144,7 +144,7 @@ export function registerAccessDoors(app: FastifyInstance, o: AccessDoorOptions):
         } catch {
           // Not an error body: keep the generic code.
         }
-        reply.header('x-cohort-decision-id', randomToken(12)).header('x-cohort-reason', code);
+        reply.header('x-cohort-decision-id', correlationId()).header('x-cohort-reason', code);
       }
       done(null, payload);
     });
@@ -348,7 +348,7 @@ const SIGN_IN_ERRORS: readonly ErrorCode[] = ['LOGIN_STATE_INVALID', 'LOGIN_DENI
 function webAnswer(reply: FastifyReply, a: WebAnswer): FastifyReply {
   for (const [name, value] of Object.entries(a.headers)) reply.header(name, value);
   reply.header('x-cohort-reason', a.reason);
-  if (!reply.hasHeader('x-cohort-decision-id')) reply.header('x-cohort-decision-id', randomToken(12));
+  if (!reply.hasHeader('x-cohort-decision-id')) reply.header('x-cohort-decision-id', correlationId());
   reply.code(a.status);
   if (a.html !== undefined) return reply.send(a.html);
   return a.body === undefined ? reply.send() : reply.send(a.body);

@@ -21,7 +21,7 @@ import replyFrom from '@fastify/reply-from';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingHttpHeaders } from 'node:http';
 import { ERROR_CODES, type ErrorCode } from '../../core/errors.js';
-import { randomToken } from '../../core/ids.js';
+import { correlationId } from '../../core/ids.js';
 import { decide, type Decision } from './decide.js';
 import type { DecisionFrontOptions } from './front-options.js';
 import { logDecision } from './decision-log.js';
@@ -151,7 +151,7 @@ function deny(reply: FastifyReply, d: Decision): FastifyReply {
 function answer(reply: FastifyReply, a: WebAnswer): FastifyReply {
   for (const [name, value] of Object.entries(a.headers)) reply.header(name, value);
   reply.header('x-cohort-reason', a.reason);
-  if (!reply.hasHeader('x-cohort-decision-id')) reply.header('x-cohort-decision-id', randomToken(12));
+  if (!reply.hasHeader('x-cohort-decision-id')) reply.header('x-cohort-decision-id', correlationId());
   reply.code(a.status);
   if (a.html !== undefined) return reply.send(a.html);
   return a.body === undefined ? reply.send() : reply.header('content-type', 'application/json; charset=utf-8').send(a.body);
