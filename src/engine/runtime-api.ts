@@ -348,7 +348,7 @@ export function registerRuntimeApi(app: FastifyInstance, options: RuntimeApiOpti
     if (hasBody(req)) return false;
     const scope = keyScope(req);
     if (scope !== 'runtime' && (scope !== 'read' || query === '?touch=true')) return false;
-    const lookup = provider.sessions.get(sessionId, { touch: query === '?touch=true' }).then((s): LaneAnswer => {
+    const lookup = (): Promise<LaneAnswer> => provider.sessions.get(sessionId, { touch: query === '?touch=true' }).then((s): LaneAnswer => {
       if (!s) throw notFound('session');
       return { status: 200, headers: {}, body: JSON.stringify(sessionView(s)) };
     });

@@ -108,15 +108,16 @@ function sendLaneAnswer(app: FastifyInstance, req: IncomingMessage, res: ServerR
 }
 
 /**
- * Answers a claimed request with what `answer` resolves to, or, when it rejects or its answer
- * cannot be written (a header value Node refuses), with the server's error answer (http/server.ts
- * `errorAnswer`), passed through `onError` when the lane adds headers of its own; a connection
- * whose answer had already begun is closed. A lane never leaves a request unanswered or a
- * rejection unhandled. Timed from this call, as Fastify times a route from its request.
+ * Answers a claimed request with what `answer()` gives — at once when it gives an answer, when
+ * a promise resolves otherwise — or, when it throws or rejects or its answer cannot be written
+ * (a header value Node refuses), with the server's error answer (http/server.ts `errorAnswer`),
+ * passed through `onError` when the lane adds headers of its own; a connection whose answer
+ * had already begun is closed. A lane never leaves a request unanswered or an error unhandled.
+ * Timed from this call, as Fastify times a route from its request.
  */
-export function settleLane(app: FastifyInstance, req: IncomingMessage, res: ServerResponse, route: string, answer: Promise<LaneAnswer>, onError: (a: LaneAnswer) => LaneAnswer = (a) => a): void {
+export function settleLane(app: FastifyInstance, req: IncomingMessage, res: ServerResponse, route: string, answer: () => LaneAnswer | Promise<LaneAnswer>, onError: (a: LaneAnswer) => LaneAnswer = (a) => a): void {
   const startedAt = performance.now();
-  answer.then((a) => sendLaneAnswer(app, req, res, route, startedAt, a)).catch((err: Error) => {
+  const fail = (err: Error): void => {
     if (res.headersSent) return void res.destroy();
     try {
       const state = states.get(app)!;
@@ -125,7 +126,15 @@ export function settleLane(app: FastifyInstance, req: IncomingMessage, res: Serv
     } catch {
       res.destroy();
     }
-  });
+  };
+  let given: LaneAnswer | Promise<LaneAnswer>;
+  try {
+    given = answer();
+    if (!(given instanceof Promise)) return sendLaneAnswer(app, req, res, route, startedAt, given);
+  } catch (err) {
+    return fail(err as Error);
+  }
+  given.then((a) => sendLaneAnswer(app, req, res, route, startedAt, a)).catch(fail);
 }
 
 /** Whether a request says it carries a body: lanes leave those to the route, which reads and bounds it. */

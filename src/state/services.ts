@@ -100,7 +100,12 @@ export interface RevocationService {
   revoke(id: string, expiresAt?: number): Promise<void>;
   /** Revokes `id` for `ttlMs` from the provider's own now (a JWT's remaining life); a later expiry already stored wins. */
   revokeFor(id: string, ttlMs: number): Promise<void>;
-  isRevoked(id: string): Promise<boolean>;
+  /**
+   * Whether `id` is revoked. A provider that can tell at once (the grid, from this engine's own
+   * copy of the list) answers with the boolean itself, so an access decision need not wait a
+   * turn of the event loop; otherwise a promise.
+   */
+  isRevoked(id: string): boolean | Promise<boolean>;
 }
 
 export interface LockoutPolicy {

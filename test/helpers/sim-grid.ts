@@ -275,7 +275,9 @@ export class SimGrid {
     }
   }
 
-  drive<T>(promise: Promise<T>): Promise<T> {
+  /** Advances simulated time until `promise` settles (a value at hand, as some calls answer, is just given back). */
+  drive<T>(promise: T | Promise<T>): Promise<T> {
+    if (!(promise instanceof Promise)) return Promise.resolve(promise);
     this.pending++;
     const done = promise.finally(() => this.pending--);
     if (!this.driving) void this.runDriver();

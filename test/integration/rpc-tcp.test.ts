@@ -15,7 +15,9 @@ async function rpcNode(t: TestContext, id: string): Promise<{ rpc: Rpc; transpor
     clusterId: 'rpc-test', nodeId: id, bind: { host: '127.0.0.1', port: 0 }, secret: new Secret('rpc-test-secret'), clock: systemClock, logger: silentLogger(),
   });
   const mux = new TransportMux(transport);
-  const rpc = new Rpc({ mux, clock: systemClock, logger: silentLogger(), timeoutMs: 2000 });
+  // Generous: a 4 MiB body on a machine busy with other tests may take seconds; the test's
+  // point about time is that a lost peer fails a call at once, not at its timeout.
+  const rpc = new Rpc({ mux, clock: systemClock, logger: silentLogger(), timeoutMs: 30_000 });
   t.after(async () => {
     rpc.close();
     await transport.close();

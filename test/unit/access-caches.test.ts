@@ -238,7 +238,7 @@ describe('rate-limit allotments', () => {
     const limits = { capacity: 1, refillPerSecond: 0.0001 };
     assert.deepEqual(await Promise.all([allot.take('p', 'k', limits), allot.take('p', 'k', limits), allot.take('p', 'k', limits)]), [true, false, false]);
     w.provider.rateLimits.take = () => Promise.reject(new Error('no majority'));
-    await assert.rejects(allot.take('p', 'other', limits), /no majority/);
+    await assert.rejects(async () => allot.take('p', 'other', limits), /no majority/);
   });
 });
 

@@ -4,6 +4,7 @@
  * kind, so a bad session cookie cannot be rescued by, or hide behind, another header).
  */
 import { createHash } from 'node:crypto';
+import { wait, type Steps } from '../../core/maybe-async.js';
 import type { JWTPayload } from 'jose';
 import type { StateProvider } from '../../state/services.js';
 import type { DecisionCaches } from './decision-caches.js';
@@ -96,13 +97,14 @@ async function liveSession(provider: StateProvider, id: string): Promise<{ id: s
   }
 }
 
-export async function checkCredential(api: CompiledApi, headers: Headers, ctx: CredentialContext): Promise<CredentialOutcome> {
+/** The request's credential checked (a step of decide.ts's driven steps: `yield*` it). */
+export function* checkCredential(api: CompiledApi, headers: Headers, ctx: CredentialContext): Steps<CredentialOutcome> {
   for (const kind of api.credentials) {
     const value = presented(api, kind, headers);
     if (value === undefined || value === '') continue;
     if (kind === 'session') {
       if (value.length > MAX_OPAQUE_LENGTH) return { kind: 'failed', reason: 'ACCESS_SESSION_UNKNOWN', why: 'session id too long' };
-      const session = ctx.caches ? await ctx.caches.sessions.lookup(value) : await liveSession(ctx.provider, value);
+      const session = ctx.caches ? yield* wait(ctx.caches.sessions.lookup(value)) : yield* wait(liveSession(ctx.provider, value));
       if (!session) return { kind: 'failed', reason: 'ACCESS_SESSION_UNKNOWN', why: 'no live session by that id' };
       return { kind: 'ok', identity: { kind, subject: session.subject, sessionId: session.id } };
     }
@@ -112,7 +114,7 @@ export async function checkCredential(api: CompiledApi, headers: Headers, ctx: C
       return { kind: 'ok', identity: { kind, apiKeyId: key.id, subject: `apiKey:${key.id}` } };
     }
     if (!api.jwt) return { kind: 'failed', reason: 'ACCESS_INVALID_CREDENTIAL', why: 'no key set' };
-    const result = ctx.caches ? await ctx.caches.jwts.verify(api.jwt, value, ctx.nowMs) : await api.jwt.verify(value, ctx.nowMs);
+    const result = ctx.caches ? yield* wait(ctx.caches.jwts.verify(api.jwt, value, ctx.nowMs)) : yield* wait(api.jwt.verify(value, ctx.nowMs));
     if (!result.ok) return { kind: 'failed', reason: 'ACCESS_INVALID_CREDENTIAL', why: `JWT refused: ${result.why}`, ...(result.unavailable ? { unavailable: true } : {}) };
     return {
       kind: 'ok',

@@ -12,6 +12,7 @@
  * ACCESS_UNAVAILABLE (fail closed) unless the API sets `onStateUnavailable: allow`.
  */
 import type { Clock } from '../../core/clock.js';
+import { drive, isPromise, wait, type MaybePromise, type Steps } from '../../core/maybe-async.js';
 import { correlationId } from '../../core/ids.js';
 import type { LockoutPolicy, RateLimitPolicy, StateProvider } from '../../state/services.js';
 import { isBlocked, parseAddress, type ClientAddress } from './address.js';
@@ -81,7 +82,12 @@ interface Progress {
   lockoutKey?: string;
 }
 
-export async function decide(request: AccessRequest, definitions: AccessDefinitions, state: AccessState, clock: Clock): Promise<Decision> {
+/**
+ * The decision on `request`: at once when every step has its answer at hand (the usual case on
+ * an engine: a cached session, the local revocation list, a token of a held rate-limit
+ * allotment), else a promise (core/maybe-async.ts).
+ */
+export function decide(request: AccessRequest, definitions: AccessDefinitions, state: AccessState, clock: Clock): MaybePromise<Decision> {
   const started = clock.now();
   const decisionId = correlationId();
   const path = checkedPath(request.url);
@@ -124,51 +130,56 @@ export async function decide(request: AccessRequest, definitions: AccessDefiniti
   if (!match.methodAllowed) return finish({ reason: 'ACCESS_METHOD_NOT_ALLOWED' }, api);
 
   const progress: Progress = {};
-  try {
-    const verdict = await steps(api, request, path, address, definitions, state, clock, progress);
-    return finish(verdict, api, progress);
-  } catch (err) {
+  const unavailable = (err: unknown): Decision => {
     const detail = `state unavailable: ${(err as Error).message}`;
     if (api.failOpen) return finish({ reason: 'ACCESS_ALLOWED', detail: `${detail} (onStateUnavailable: allow)` }, api, progress);
     return finish({ reason: 'ACCESS_UNAVAILABLE', detail }, api, progress);
+  };
+  let verdict: MaybePromise<Verdict>;
+  try {
+    verdict = drive(steps(api, request, path, address, definitions, state, clock, progress));
+  } catch (err) {
+    return unavailable(err);
   }
+  return isPromise(verdict) ? verdict.then((v) => finish(v, api, progress), unavailable) : finish(verdict, api, progress);
 }
 
-async function steps(api: CompiledApi, request: AccessRequest, path: string, address: ClientAddress, definitions: AccessDefinitions, state: AccessState, clock: Clock, progress: Progress): Promise<Verdict> {
+/** The steps after the match, in order; `yield* wait(x)` where a step may have to wait for the state. */
+function* steps(api: CompiledApi, request: AccessRequest, path: string, address: ClientAddress, definitions: AccessDefinitions, state: AccessState, clock: Clock, progress: Progress): Steps<Verdict> {
   const { provider } = state;
   if (isBlocked(api.denyAddresses, address)) return { reason: 'ACCESS_DENIED_ADDRESS' };
 
   if (api.lockout?.by === 'ip') {
     progress.lockoutKey = `access:ip:${address.address}`;
-    const locked = await lockedVerdict(state, progress.lockoutKey);
+    const locked = yield* wait(lockedVerdict(state, progress.lockoutKey));
     if (locked) return locked;
   }
 
   let identity: Identity | undefined;
   if (!isPublicPath(api, path)) {
-    const outcome = await checkCredential(api, request.headers, { provider, clientKeys: definitions.clientKeys, nowMs: clock.now(), ...(state.caches ? { caches: state.caches } : {}) });
+    const outcome = yield* checkCredential(api, request.headers, { provider, clientKeys: definitions.clientKeys, nowMs: clock.now(), ...(state.caches ? { caches: state.caches } : {}) });
     if (outcome.kind === 'none') return { reason: 'ACCESS_NO_CREDENTIAL' };
     if (outcome.kind === 'failed') {
       if (outcome.unavailable) throw new Error(outcome.why);
       // A session id that names no session may be a revoked one: say so.
       if (outcome.reason === 'ACCESS_SESSION_UNKNOWN' && api.checkRevocation) {
         const id = sessionIdPresented(api, request.headers);
-        if (id !== undefined && id.length <= 512 && (await provider.revocations.isRevoked(id))) return failed(state, progress, { reason: 'ACCESS_REVOKED' });
+        if (id !== undefined && id.length <= 512 && (yield* wait(provider.revocations.isRevoked(id)))) return yield* wait(failed(state, progress, { reason: 'ACCESS_REVOKED' }));
       }
-      return failed(state, progress, { reason: outcome.reason, detail: outcome.why });
+      return yield* wait(failed(state, progress, { reason: outcome.reason, detail: outcome.why }));
     }
     identity = outcome.identity;
     progress.identity = identity;
     if (api.lockout?.by === 'subject' && identity.subject !== undefined) {
       progress.lockoutKey = `access:subject:${identity.subject}`;
-      const locked = await lockedVerdict(state, progress.lockoutKey);
+      const locked = yield* wait(lockedVerdict(state, progress.lockoutKey));
       if (locked) return locked;
     }
 
     if (api.checkRevocation) {
       const ids = identity.kind === 'jwt' ? [identity.claims?.jti, identity.claims?.sid] : [identity.sessionId];
       for (const id of ids) {
-        if (typeof id === 'string' && id.length > 0 && (await provider.revocations.isRevoked(id))) return { reason: 'ACCESS_REVOKED' };
+        if (typeof id === 'string' && id.length > 0 && (yield* wait(provider.revocations.isRevoked(id)))) return { reason: 'ACCESS_REVOKED' };
       }
     }
 
@@ -183,7 +194,7 @@ async function steps(api: CompiledApi, request: AccessRequest, path: string, add
       if (typeof jti !== 'string' || jti.length === 0 || typeof exp !== 'number') return { reason: 'ACCESS_TOKEN_REPLAYED', detail: 'a single-use token needs jti and exp' };
       // Remembered until the token expires (and its clock tolerance has passed), so it can never be taken twice.
       const ttlMs = Math.max(1000, exp * 1000 - clock.now() + 600_000);
-      if (!(await provider.replay.checkAndInsert(`access:jti:${iss ?? ''}:${jti}`, ttlMs))) return { reason: 'ACCESS_TOKEN_REPLAYED' };
+      if (!(yield* wait(provider.replay.checkAndInsert(`access:jti:${iss ?? ''}:${jti}`, ttlMs)))) return { reason: 'ACCESS_TOKEN_REPLAYED' };
     }
   }
 
@@ -193,7 +204,7 @@ async function steps(api: CompiledApi, request: AccessRequest, path: string, add
     const value = by === 'subject' ? identity?.subject : by === 'apiKey' ? identity?.apiKeyId : undefined;
     const key = value === undefined ? `access:ip:${address.address}` : `access:${by}:${value}`;
     const limits = state.rateLimit(policy);
-    const allowed = state.caches ? await state.caches.rateLimits.take(policy, key, limits) : (await provider.rateLimits.take(policy, key, limits)).allowed;
+    const allowed = state.caches ? yield* wait(state.caches.rateLimits.take(policy, key, limits)) : (yield* wait(provider.rateLimits.take(policy, key, limits))).allowed;
     if (!allowed) return { reason: 'ACCESS_RATE_LIMITED', retryAfterSeconds: Math.max(1, Math.ceil(1 / limits.refillPerSecond)) };
   }
   return { reason: 'ACCESS_ALLOWED' };

@@ -18,6 +18,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { CohortError, ERROR_CODES, type ErrorCode } from '../../core/errors.js';
 import { correlationId } from '../../core/ids.js';
+import { then, type MaybePromise } from '../../core/maybe-async.js';
 import { MatchedKeys } from '../../http/bearer-auth.js';
 import { addFastLane, hasBody, laneQuery, settleLane, type LaneAnswer } from '../../http/fast-lane.js';
 import { doorClientAddress, trustedProxies } from './client-address.js';
@@ -87,12 +88,14 @@ export function registerAccessDoors(app: FastifyInstance, o: AccessDoorOptions):
   const trusted = trustedProxies(o.trustedProxies ?? []);
   const forwardedFor = (h: Headers): string | undefined => doorClientAddress(h['x-forwarded-for'], h['x-real-ip'], trusted);
 
-  async function run(request: AccessRequest): Promise<Decision> {
+  /** Decides, remembers and logs: at once when the decision is (decide.ts), else a promise. */
+  function run(request: AccessRequest): MaybePromise<Decision> {
     const settings = o.settings();
-    const d = await decide(request, settings.access, { provider: o.provider, lockoutPolicy: settings.lockoutPolicy, rateLimit: settings.rateLimit, ...(o.caches ? { caches: o.caches } : {}) }, o.clock);
-    recent.remember(d);
-    logDecision(o.log, o.decisionLog, o.engineId, d, o.observeDecision);
-    return d;
+    return then(decide(request, settings.access, { provider: o.provider, lockoutPolicy: settings.lockoutPolicy, rateLimit: settings.rateLimit, ...(o.caches ? { caches: o.caches } : {}) }, o.clock), (d) => {
+      recent.remember(d);
+      logDecision(o.log, o.decisionLog, o.engineId, d, o.observeDecision);
+      return d;
+    });
   }
 
   function decisionHeaders(reply: FastifyReply, d: Decision): void {
@@ -126,7 +129,8 @@ export function registerAccessDoors(app: FastifyInstance, o: AccessDoorOptions):
     if (query === undefined || !LANE_METHODS.has(req.method!)) return false;
     const h = req.headers;
     if (hasBody(req) || gatewayRefusal(h[KEY_HEADER]) !== undefined) return false;
-    const decided = run(forwardedRequest(h, req.method!)).then((d) => forwardAnswer(d, query === '?statuses=full'));
+    const full = query === '?statuses=full';
+    const decided = () => then(run(forwardedRequest(h, req.method!)), (d) => forwardAnswer(d, full));
     // An error answer still carries an id and a reason, as the route's onSend hook gives it.
     settleLane(app, req, res, FORWARD_ROUTE, decided, (a) => ({ ...a, headers: { ...a.headers, 'x-cohort-decision-id': correlationId(), 'x-cohort-reason': (JSON.parse(a.body!) as { error: { code: string } }).error.code } }));
     return true;

@@ -18,6 +18,7 @@
  *   `rate_limit_allotment = 1` makes every policy exact.
  */
 import type { Clock } from '../../core/clock.js';
+import type { MaybePromise } from '../../core/maybe-async.js';
 import type { RateLimitPolicy, StateProvider } from '../../state/services.js';
 
 /** How long tokens taken for this engine may be used (ms). */
@@ -69,9 +70,21 @@ export class RateAllotments {
     return this.held.size;
   }
 
-  /** One token of (policy, key) for a decision: true when it may pass. Rejects when the state cannot be reached. */
-  async take(policy: string, key: string, limits: RateLimitPolicy): Promise<boolean> {
+  /**
+   * One token of (policy, key) for a decision: true when it may pass; at once from a held
+   * allotment, else a promise. Rejects when the state cannot be reached.
+   */
+  take(policy: string, key: string, limits: RateLimitPolicy): MaybePromise<boolean> {
     const name = `${policy}\u0000${key}`;
+    const a = this.held.get(name);
+    if (a !== undefined && a.tokens > 0 && this.clock.now() < a.until) {
+      a.tokens--;
+      return true;
+    }
+    return this.takeWaiting(name, policy, key, limits);
+  }
+
+  private async takeWaiting(name: string, policy: string, key: string, limits: RateLimitPolicy): Promise<boolean> {
     // Each round either uses a held token, waits for the take in flight, or starts one; a take
     // that got nothing ends the loop, so it runs at most as often as tokens were handed out.
     for (;;) {

@@ -22,6 +22,7 @@
  * - At most `maxEntries` records; the oldest read is dropped first.
  */
 import type { Clock } from '../../core/clock.js';
+import { isPromise, type MaybePromise } from '../../core/maybe-async.js';
 import type { Session, StateProvider } from '../../state/services.js';
 
 export interface SessionCacheOptions {
@@ -72,10 +73,17 @@ export class SessionCache {
 
   /**
    * The live session of `id` for a decision, or undefined when it is unknown, expired,
-   * deleted or revoked. Rejects when the state cannot be reached (the decision fails closed).
+   * deleted or revoked: at once from a fresh copy when the revocation list answers at once (the
+   * grid's is in this engine's memory), else a promise. Rejects when the state cannot be
+   * reached (the decision fails closed).
    */
-  async lookup(id: string): Promise<Session | undefined> {
-    if (await this.provider.revocations.isRevoked(id)) {
+  lookup(id: string): MaybePromise<Session | undefined> {
+    const revoked = this.provider.revocations.isRevoked(id);
+    return isPromise(revoked) ? revoked.then((r) => this.notRevoked(id, r)) : this.notRevoked(id, revoked);
+  }
+
+  private notRevoked(id: string, revoked: boolean): MaybePromise<Session | undefined> {
+    if (revoked) {
       this.entries.delete(id);
       return undefined;
     }

@@ -16,6 +16,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { JWTPayload } from 'jose';
+import type { MaybePromise } from '../../core/maybe-async.js';
 import type { JwtResult, JwtVerifier } from './jwt.js';
 
 /** A kept token is verified again after this long (ms), whatever its expiry. */
@@ -43,7 +44,8 @@ export class VerifiedJwtCache {
     return this.kept.size;
   }
 
-  async verify(verifier: JwtVerifier, token: string, nowMs: number): Promise<JwtResult> {
+  /** The token's verdict: at once for a kept token, else a promise (the signature is checked). */
+  verify(verifier: JwtVerifier, token: string, nowMs: number): MaybePromise<JwtResult> {
     if (this.maxEntries <= 0) return verifier.verify(token, nowMs);
     const digest = createHash('sha256').update(token).digest('base64');
     const hit = this.kept.get(digest);
@@ -51,6 +53,10 @@ export class VerifiedJwtCache {
       if (nowMs < hit.until) return { ok: true, claims: hit.claims };
       this.kept.delete(digest);
     }
+    return this.verifyAndKeep(verifier, token, nowMs, digest);
+  }
+
+  private async verifyAndKeep(verifier: JwtVerifier, token: string, nowMs: number, digest: string): Promise<JwtResult> {
     const result = await verifier.verify(token, nowMs);
     if (result.ok) {
       // Frozen: every decision that uses the token reads the same claims.

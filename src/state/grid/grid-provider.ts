@@ -209,9 +209,10 @@ export class GridProvider implements StateProvider {
    * "not revoked" is checked with the other engines (GridExecutor.revokedElsewhere), which
    * costs a round trip but sees a revocation this engine's copy has not received yet.
    */
-  private async revoked(id: string): Promise<boolean> {
+  private revoked(id: string): boolean | Promise<boolean> {
     if (this.revokedHere(id)) return true;
-    return !this.readLocalOnly && (await this.exec.revokedElsewhere([id])).has(id);
+    if (this.readLocalOnly) return false;
+    return this.exec.revokedElsewhere([id]).then((elsewhere) => elsewhere.has(id));
   }
 
   /** `sessions` without the revoked ones (those not revoked here asked of the others in one round, with read_local_only = false). */
@@ -226,7 +227,7 @@ export class GridProvider implements StateProvider {
     revoke: (id: string, expiresAt?: number): Promise<void> =>
       this.exec.everywhere({ t: 'revocation.put', id, expiresAt: expiresAt ?? this.clock.now() + DEFAULT_REVOCATION_TTL_MS }),
     revokeFor: (id: string, ttlMs: number): Promise<void> => this.exec.everywhere({ t: 'revocation.put', id, expiresAt: this.clock.now() + ttlMs }),
-    isRevoked: (id: string): Promise<boolean> => this.revoked(id),
+    isRevoked: (id: string): boolean | Promise<boolean> => this.revoked(id),
   };
 
   readonly lockout = {
