@@ -38,6 +38,7 @@ export class AntiEntropy {
     this.s.clock.clearTimeout(this.timer);
   }
 
+  /** Starts the rounds (once this engine is ready); each schedules the next. */
   schedule(): void {
     if (this.s.closed || this.timer !== undefined) return;
     this.timer = this.s.clock.setTimeout(() => {

@@ -73,7 +73,7 @@ export interface GridStats {
   /**
    * Records (tombstones included) of the partitions this engine is primary or backup of, and
    * of partitions that moved away from it and that it keeps until their new replicas confirm
-   * they hold them (replicated-executor.ts `dropMoved`).
+   * they hold them (anti-entropy.ts `dropMoved`).
    */
   records: { primary: number; backup: number; moved: number };
   partitions: { primary: number; backup: number };

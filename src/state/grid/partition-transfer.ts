@@ -111,8 +111,7 @@ export class PartitionTransfer {
    * partitions, or, when the first does not fit, a slice of it (`partial`: where to continue).
    * `after` continues the first partition where an earlier slice stopped.
    */
-
-  exportBatch(partitions: number[], after?: TransferCursor): { done: number[]; lines: string; partial?: { partition: number; after: TransferCursor } } {
+  private exportBatch(partitions: number[], after?: TransferCursor): { done: number[]; lines: string; partial?: { partition: number; after: TransferCursor } } {
     const done: number[] = [];
     let lines = '';
     for (const [i, p] of partitions.entries()) {

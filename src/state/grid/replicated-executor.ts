@@ -40,6 +40,21 @@
  *
  * Records carry hybrid-logical-clock versions (grid-store.ts): merging is idempotent and the
  * newer copy wins, so pushes, pulls and retries can overlap freely.
+ *
+ * This file is the façade: it owns the engine set and the write majority's counts
+ * (`setEngines`), the placement, the start-up sync (`syncAtStart`) and the public API the
+ * grid provider, the engine wiring and the simulator use. The rest lives along its seams,
+ * sharing one ReplicaState (replica-state.ts): primary-routing.ts (where an operation runs;
+ * the primary's replication and undo), backup-replicas.ts (accepting changes),
+ * partition-sync.ts (marks, syncs, hand-off, repair), partition-transfer.ts (fingerprints,
+ * pulls, pushes), anti-entropy.ts (periodic comparison, dropping moved partitions),
+ * revocations.ts; the RPC methods and their schemas are in grid-protocol.ts.
+ *
+ * Invariants:
+ * - Only this file changes the engine set, the serving set and the placement; every
+ *   placement change bumps the generation and marks what this engine must resynchronise.
+ * - An engine announces itself serving only after its start-up download, and reports ready
+ *   only once the others place partitions on it (or SEEN_SERVING_TIMEOUT_MS passed).
  */
 import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../core/logger.js';

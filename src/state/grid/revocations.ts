@@ -1,6 +1,6 @@
 /**
  * Revocations: the one grid namespace every engine holds whole (EVERYWHERE), spread outside
- * the partitions' replica sets. Split out of the replicated executor (replicated-executor.ts),
+ * the partitions' replica sets. Split out of the replicated executor (replicated-executor.ts, its façade),
  * which owns the engine set, the write majority and the transfers this uses.
  *
  * - `everywhere`: applied here, acknowledged once a majority of the cluster's engines hold it
@@ -39,7 +39,7 @@ export interface RevocationContext {
   writeDecision(): WriteDecision;
   /** The engine is stopping: nothing more is sent. */
   closed(): boolean;
-  /** Pulls partitions from the engine at `address` (replicated-executor.ts). */
+  /** Pulls partitions from the engine at `address` (partition-transfer.ts). */
   pullFrom(address: string, partitions: number[]): Promise<void>;
   /** Pushes the partitions whose fingerprints differ to the engine at `address`. */
   pushWhereDifferent(address: string, partitions: number[]): Promise<void>;
