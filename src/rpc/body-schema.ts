@@ -33,11 +33,6 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof RawText);
 }
 
-/** The value is a body that fits `s` (no message). */
-export function fits<T>(s: BodySchema<T>, value: unknown): value is T {
-  return s.problem(value, '') === undefined;
-}
-
 export const str: BodySchema<string> = schema((v, p) => (typeof v === 'string' ? undefined : at(p, 'a string expected')));
 
 /** A string of at most `max` characters. */
@@ -109,15 +104,6 @@ export function object<R extends Shape, O extends Shape = Record<never, never>>(
       if (problem !== undefined) return problem;
     }
     return undefined;
-  });
-}
-
-/** Either of two schemas (tried in order). */
-export function either<A, B>(a: BodySchema<A>, b: BodySchema<B>): BodySchema<A | B> {
-  return schema((v, p) => {
-    const first = a.problem(v, p);
-    if (first === undefined) return undefined;
-    return b.problem(v, p) === undefined ? undefined : first;
   });
 }
 

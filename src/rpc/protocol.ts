@@ -90,7 +90,7 @@ export class ProtocolRpc<P extends MethodTypes> {
       try {
         request = this.protocol.request(method, body);
       } catch (err) {
-        // A one-way message has no caller to tell; the log shows which node sends bad bodies.
+        // The caller hears the code (a one-way sender hears nothing); the log names the sender.
         this.logger?.warn({ err, method, from: from.address }, `refused a ${method} request that does not fit the ${this.protocol.name} protocol`);
         throw err;
       }

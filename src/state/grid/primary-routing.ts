@@ -129,7 +129,7 @@ export class PrimaryRouting {
    * could then restore only part of the store's history (the later change, undone in turn,
    * would put the earlier, failed one back). Reads do not wait.
    */
-  executeAsPrimary(partition: number, op: Operation): Promise<unknown> {
+  private executeAsPrimary(partition: number, op: Operation): Promise<unknown> {
     if (isReadOnly(op)) return this.applyAsPrimary(partition, op);
     const previous = this.s.writesInFlight.get(partition);
     const run = previous ? previous.then(() => this.applyAsPrimary(partition, op)) : this.applyAsPrimary(partition, op);
