@@ -36,57 +36,13 @@ import type { AuditInput, AuditRecord, ConfigDocument, ConfigVersionSummary, Rep
 import { contentHash } from '../repository/canonical-json.js';
 import { openSecrets, type SecretKeyring } from '../core/sealed-secrets.js';
 import { SECTION_SECRETS, type ConfigSection } from '../policy/config-sections.js';
-import { fetchStatement, type FetchAnswer, type FetchRequest } from '../engine/config-follower.js';
+import { fetchStatement } from '../engine/config-follower.js';
+import { configRpc, type ConfigRpc, type FetchAnswer } from '../policy/config-protocol.js';
+import { consoleRpc, type ConsoleRpc, type ExportAnswer, type ExportRequest } from './console-protocol.js';
 import { signStatement, type ConsoleAuthority } from '../policy/console-authority.js';
 import { sealKeyForReplica, signAnswer, type ReplicaProof, type ReplicaProofChecker } from './role-proofs.js';
 
-export interface ExportRequest {
-  /** The replica's proof (role-proofs.ts); the answer is signed over its nonce. */
-  proof?: ReplicaProof;
-  sinceVersion: number;
-  sinceAuditId: number;
-  /** The asker's document of version `sinceVersion`: the console checks it holds the same one. */
-  sinceDocument?: { epoch: number; hash: string };
-  /** The asker's audit record `sinceAuditId`, checked the same way. */
-  sinceAudit?: AuditRecord;
-}
-
-export interface ExportAnswer {
-  epoch: number;
-  version: number;
-  documents: ConfigDocument[];
-  audit: AuditRecord[];
-  /** The asker's newest document or audit record is not the console's: re-sync from the fork point. */
-  diverged?: boolean;
-  /** The key that opens the documents' secrets, sealed for the asker (role-proofs.ts sealKeyForReplica). */
-  secretsKey?: string;
-  /** The console's signature of everything else, over the request's nonce. */
-  proof?: unknown;
-}
-
-/** `config.history`: a page of the console's versions or audit records, newest first, below `before`. */
-export interface HistoryRequest {
-  proof?: ReplicaProof;
-  what: 'versions' | 'audit';
-  before?: number;
-  limit?: number;
-}
-
-/**
- * The answer to `config.history`, signed like an export: a re-sync drops what the replica holds
- * after the fork point it finds in these pages, so a page from a node that only claims the
- * console role must not be able to move that point.
- */
-export interface HistoryAnswer<T> {
-  items: T[];
-  proof?: unknown;
-}
-
-/** `config.discarded`: the audit records a re-syncing node drops, for the console's trail. */
-export interface DiscardedRequest {
-  proof?: ReplicaProof;
-  records: AuditRecord[];
-}
+export type { DiscardedRequest, ExportAnswer, ExportRequest, HistoryAnswer, HistoryRequest } from './console-protocol.js';
 
 /** The same audit record (every field), on two nodes. */
 export function sameAuditRecord(a: AuditRecord, b: AuditRecord): boolean {
@@ -161,11 +117,13 @@ export class ConfigPublisher {
   private readonly contacts = new Map<string, Contact>();
   /** Versions whose secrets did not open for the engines (logged once each). */
   private readonly unopened = new Set<string>();
+  private readonly config: ConfigRpc;
 
   constructor(private readonly o: ConfigPublisherOptions) {
-    o.rpc.handle('config.fetch', async (body, from) => {
+    this.config = configRpc(o.rpc, o.log);
+    const replicas: ConsoleRpc = consoleRpc(o.rpc, o.log);
+    this.config.handle('config.fetch', async (req, from) => {
       this.refuseUnlessActive();
-      const req = body as FetchRequest;
       this.contacts.set(from.nodeId, {
         at: o.clock.now(),
         version: Number(req.version) || 0,
@@ -185,17 +143,15 @@ export class ConfigPublisher {
       if (authority) answer.proof = signStatement(authority, 'config-fetch', { nonce: typeof req.nonce === 'string' ? req.nonce : null }, fetchStatement(answer));
       return answer;
     });
-    o.rpc.handle('config.applied', (body, from) => {
-      const { version, appliedAt } = body as { version: number; appliedAt: number };
+    this.config.handle('config.applied', ({ version, appliedAt }, from) => {
       const c = this.contacts.get(from.nodeId);
       if (c && typeof version === 'number' && typeof appliedAt === 'number' && version >= c.version) {
         this.contacts.set(from.nodeId, { ...c, version, appliedAt, error: null });
       }
       return true;
     });
-    o.rpc.handle('config.export', async (body, from) => {
+    replicas.handle('config.export', async (req, from) => {
       this.refuseUnlessActive();
-      const req = body as ExportRequest;
       this.assertReplica('config.export', req, from.nodeId);
       const current = await o.repository.getCurrentConfig();
       if (await this.diverges(req)) {
@@ -212,19 +168,18 @@ export class ConfigPublisher {
       if (key && authority && req.proof) answer.secretsKey = sealKeyForReplica(authority, req.proof.nonce, key);
       return this.signed('config.export', req, answer);
     });
-    o.rpc.handle('config.history', async (body, from) => {
+    replicas.handle('config.history', async (req, from) => {
       this.refuseUnlessActive();
-      const req = body as HistoryRequest;
       this.assertReplica('config.history', req, from.nodeId);
       const before = typeof req.before === 'number' ? req.before : undefined;
       const limit = typeof req.limit === 'number' ? req.limit : EXPORT_BATCH;
       const items = req.what === 'audit' ? await o.repository.listAudit({ beforeId: before, limit }) : await o.repository.listConfigVersions({ beforeVersion: before, limit });
       return this.signed('config.history', req, { items });
     });
-    o.rpc.handle('config.discarded', async (body, from) => {
+    replicas.handle('config.discarded', async (body, from) => {
       this.refuseUnlessActive();
       this.assertReplica('config.discarded', body, from.nodeId);
-      return this.recordDiscarded(from.nodeId, (body as DiscardedRequest).records);
+      return this.recordDiscarded(from.nodeId, body.records);
     });
   }
 
@@ -305,7 +260,7 @@ export class ConfigPublisher {
   /** Tells every active engine and replica that `doc` was saved. */
   announce(doc: ConfigDocument): void {
     for (const m of this.o.members()) {
-      if (m.meta.role === 'engine' || m.meta.role === 'replica') this.o.rpc.notify(m.address, 'config.changed', { version: doc.version, epoch: doc.epoch });
+      if (m.meta.role === 'engine' || m.meta.role === 'replica') this.config.notify(m.address, 'config.changed', { version: doc.version, epoch: doc.epoch });
     }
   }
 

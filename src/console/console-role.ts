@@ -31,12 +31,15 @@ import type { Logger } from '../core/logger.js';
 import type { Member } from '../cluster/member-list.js';
 import type { ClusterInfo } from '../node/cluster-info.js';
 import type { Rpc } from '../rpc/rpc.js';
-import type { AdminToken, AdminUser, AuditRecord, ConfigDocument, ConfigVersionSummary, Repository } from '../repository/repository.js';
+import type { AuditRecord, ConfigDocument, ConfigVersionSummary, Repository } from '../repository/repository.js';
 import { writeFileAtomic } from '../core/files.js';
 import { isoTime as iso } from '../core/time-text.js';
 import type { ConsoleClusterView } from './admin-api.js';
 import type { Principal } from './admin-auth.js';
-import { ConfigPublisher, healthOf, sameAuditRecord, sameVersion, type DiscardedRequest, type ExportAnswer, type ExportRequest, type HistoryAnswer, type HistoryRequest } from './config-publisher.js';
+import { ConfigPublisher, healthOf, sameAuditRecord, sameVersion } from './config-publisher.js';
+import { consoleRpc, type ConsoleMethods, type ConsoleRpc, type DiscardedRequest, type ExportRequest, type HistoryRequest } from './console-protocol.js';
+import { configRpc, type ConfigRpc } from '../policy/config-protocol.js';
+import type { AnswerOf, RequestOf } from '../rpc/protocol.js';
 import { forkPoint } from './fork-point.js';
 import { AUTHORITY_KEY_FILE, loadAuthority, signStatement, verifyStatement, type ConsoleAuthority } from '../policy/console-authority.js';
 import { checkAnswer, newNonce, openKeyFromConsole, replicaProof, ReplicaProofChecker, type ReplicaProof } from './role-proofs.js';
@@ -48,6 +51,9 @@ export const DROPPED_CONFIG_PREFIX = 'dropped-config-';
 
 /** Entries per page when histories are walked back, and per batch of records handed over. */
 const HISTORY_PAGE = 200;
+
+/** The replica's requests that carry its proof and get a signed answer. */
+type ProvenMethod = 'config.export' | 'config.users' | 'config.tokens' | 'config.history';
 
 export type ConsoleState = 'console' | 'replica' | 'demoted';
 
@@ -99,6 +105,9 @@ export class ConsoleRole {
   private promoting = false;
   private stopped = false;
   private readonly authority: ConsoleAuthority | undefined;
+  private readonly config: ConfigRpc;
+  /** The console protocol: the replica's pulls and the authority challenge. */
+  private readonly replicaRpc: ConsoleRpc;
   private readonly secretKeys: SecretKeyring;
   private warnedNotAdmitted = false;
   private checkingNewer = false;
@@ -123,27 +132,29 @@ export class ConsoleRole {
       proofs: new ReplicaProofChecker(() => this.authority, o.nodeId, o.clock),
       secrets: this.secretKeys,
     });
-    o.rpc.handle('config.changed', () => {
+    this.config = configRpc(o.rpc, o.log);
+    this.replicaRpc = consoleRpc(o.rpc, o.log);
+    this.config.handle('config.changed', () => {
       if (this.state !== 'console') void this.pull();
       return true;
     });
-    o.rpc.handle('config.users', async (body, from) => {
+    this.replicaRpc.handle('config.users', async (body, from) => {
       if (this.state !== 'console') throw new CohortError('CONSOLE_NOT_ACTIVE', 'this node is not the active console');
       this.publisher.assertReplica('config.users', body, from.nodeId);
-      return this.publisher.signed('config.users', body as { proof?: ReplicaProof }, { items: await o.repository.listAdminUsers() });
+      return this.publisher.signed('config.users', body, { items: await o.repository.listAdminUsers() });
     });
     // Admin tokens (hashes only, revoked ones included), so the replica accepts the console's
     // tokens after a promotion and learns of sign-outs.
-    o.rpc.handle('config.tokens', async (body, from) => {
+    this.replicaRpc.handle('config.tokens', async (body, from) => {
       if (this.state !== 'console') throw new CohortError('CONSOLE_NOT_ACTIVE', 'this node is not the active console');
       this.publisher.assertReplica('config.tokens', body, from.nodeId);
-      return this.publisher.signed('config.tokens', body as { proof?: ReplicaProof }, { items: await o.repository.listAdminTokens(o.clock.now()) });
+      return this.publisher.signed('config.tokens', body, { items: await o.repository.listAdminTokens(o.clock.now()) });
     });
     // A challenge any console or admitted replica answers: a console that sees another with a
     // higher epoch steps down only when that one proves it holds the authority.
-    o.rpc.handle('console.prove', (body) => {
-      const nonce = (body as { nonce?: unknown } | undefined)?.nonce;
-      if (!this.authority || typeof nonce !== 'string' || nonce.length > 64) throw new CohortError('CONSOLE_ROLE_UNPROVEN', 'this node holds no console authority');
+    // The nonce's shape (a string of at most 64 characters) is the protocol table's to check.
+    this.replicaRpc.handle('console.prove', ({ nonce }) => {
+      if (!this.authority) throw new CohortError('CONSOLE_ROLE_UNPROVEN', 'this node holds no console authority');
       return signStatement(this.authority, 'console-prove', { nonce, node: o.nodeId }, null);
     });
   }
@@ -204,7 +215,7 @@ export class ConsoleRole {
     if (!this.authority) throw new CohortError('CONSOLE_PROMOTE_REFUSED', `this replica is not admitted (no ${AUTHORITY_KEY_FILE} in its data directory): engines would not follow it`);
     const console = this.o.cluster.activeConsole();
     if (console && !force) {
-      const answers = await this.o.rpc.call(console.address, 'config.fetch', { version: -1, epoch: -1 }, { timeoutMs: 1000 }).then(
+      const answers = await this.config.call(console.address, 'config.fetch', { version: -1, epoch: -1 }, { timeoutMs: 1000 }).then(
         () => true,
         () => false,
       );
@@ -273,7 +284,7 @@ export class ConsoleRole {
     if (!this.authority) return false;
     const nonce = newNonce();
     try {
-      const proof = await this.o.rpc.call<unknown>(member.address, 'console.prove', { nonce }, { timeoutMs: this.callTimeoutMs });
+      const proof = await this.replicaRpc.call(member.address, 'console.prove', { nonce }, { timeoutMs: this.callTimeoutMs });
       return verifyStatement(this.authority.publicKey, proof, 'console-prove', { nonce, node: member.id }, null);
     } catch {
       return false;
@@ -344,22 +355,23 @@ export class ConsoleRole {
   }
 
   /** Calls `method` on `console` with a proof and returns its answer once the console's signature checks out. */
-  private async provenCall<T extends object>(authority: ConsoleAuthority, console: Member, method: string, body: object): Promise<T> {
-    return this.checkedCall<T>(authority, console, method, this.proven(authority, method, console, body));
+  private async provenCall<M extends ProvenMethod>(authority: ConsoleAuthority, console: Member, method: M, body: Omit<RequestOf<ConsoleMethods, M>, 'proof'>): Promise<Omit<AnswerOf<ConsoleMethods, M>, 'proof'>> {
+    return this.checkedCall(authority, console, method, this.proven(authority, method, console, body) as RequestOf<ConsoleMethods, M> & { proof: ReplicaProof });
   }
 
   /** Calls `method` with `request` (which carries this node's proof) and checks the console's signature of the answer. */
-  private async checkedCall<T extends object>(authority: ConsoleAuthority, console: Member, method: string, request: { proof: ReplicaProof }): Promise<T> {
-    const answer = await this.o.rpc.call<T & { proof?: unknown }>(console.address, method, request, { timeoutMs: this.callTimeoutMs });
-    const { proof, ...content } = (answer ?? {}) as T & { proof?: unknown };
+  private async checkedCall<M extends ProvenMethod>(authority: ConsoleAuthority, console: Member, method: M, request: RequestOf<ConsoleMethods, M> & { proof: ReplicaProof }): Promise<Omit<AnswerOf<ConsoleMethods, M>, 'proof'>> {
+    const answer = await this.replicaRpc.call(console.address, method, request, { timeoutMs: this.callTimeoutMs });
+    // Answers are not checked on arrival (rpc/protocol.ts): an empty one fails the signature check below.
+    const { proof, ...content } = answer ?? ({} as AnswerOf<ConsoleMethods, M>);
     checkAnswer(authority, method, request.proof.nonce, content, proof, console.id);
-    return content as T;
+    return content;
   }
 
   private async pullFrom(console: Member, authority: ConsoleAuthority): Promise<void> {
     for (;;) {
       const request = this.proven(authority, 'config.export', console, await this.exportRequest());
-      const answer = await this.checkedCall<ExportAnswer>(authority, console, 'config.export', request);
+      const answer = await this.checkedCall(authority, console, 'config.export', request);
       if (answer.epoch < this.epoch) return; // an older console: nothing to take from it
       // Before the documents it opens: a replica holds its console's key from its first pull.
       if (answer.secretsKey !== undefined && this.secretKeys.adopt(openKeyFromConsole(authority, request.proof.nonce, answer.secretsKey, console.id))) {
@@ -377,8 +389,8 @@ export class ConsoleRole {
       }
       if (answer.documents.length === 0 && answer.audit.length === 0) break;
     }
-    await this.o.repository.importAdminUsers((await this.provenCall<{ items: AdminUser[] }>(authority, console, 'config.users', {})).items);
-    await this.o.repository.importAdminTokens((await this.provenCall<{ items: AdminToken[] }>(authority, console, 'config.tokens', {})).items);
+    await this.o.repository.importAdminUsers((await this.provenCall(authority, console, 'config.users', {})).items);
+    await this.o.repository.importAdminTokens((await this.provenCall(authority, console, 'config.tokens', {})).items);
     this.lastPull = this.o.clock.now();
   }
 
@@ -418,13 +430,14 @@ export class ConsoleRole {
    * audit records dropped to the console, then drops both. False when there was nothing to drop.
    */
   private async resync(console: Member, authority: ConsoleAuthority): Promise<boolean> {
-    const { repository, rpc, log } = this.o;
+    const { repository, log } = this.o;
     // Each page of the console's history must carry its signature (CONSOLE_ROLE_UNPROVEN
     // otherwise, and nothing is dropped): the fork point decides what this node drops.
     const history = <T>(what: HistoryRequest['what']) => async (before: number | undefined) => {
-      const page = await this.provenCall<HistoryAnswer<T>>(authority, console, 'config.history', { what, before, limit: HISTORY_PAGE } satisfies HistoryRequest);
+      const page = await this.provenCall(authority, console, 'config.history', { what, before, limit: HISTORY_PAGE } satisfies Omit<HistoryRequest, 'proof'>);
       if (!Array.isArray(page.items)) throw new CohortError('CONSOLE_ROLE_UNPROVEN', `${console.id} answered config.history without a page of history: nothing taken from it`);
-      return page.items;
+      // Signed by the console authority (checkedCall): its pages hold the kind of record asked.
+      return page.items as T[];
     };
     const forkVersion = await forkPoint<ConfigVersionSummary>(
       (before) => repository.listConfigVersions({ beforeVersion: before, limit: HISTORY_PAGE }),
@@ -442,7 +455,7 @@ export class ConsoleRole {
       writeFileAtomic(keptAs, JSON.stringify({ console: console.id, forkVersion, documents }, null, 2));
     }
     for (let i = 0; i < audit.length; i += HISTORY_PAGE) {
-      await rpc.call<number>(console.address, 'config.discarded', this.provenBody('config.discarded', console, { records: audit.slice(i, i + HISTORY_PAGE) } satisfies DiscardedRequest), { timeoutMs: this.callTimeoutMs });
+      await this.replicaRpc.call(console.address, 'config.discarded', this.provenBody('config.discarded', console, { records: audit.slice(i, i + HISTORY_PAGE) } satisfies DiscardedRequest), { timeoutMs: this.callTimeoutMs });
     }
     await repository.truncateHistory(forkVersion, forkAuditId);
     log.warn(

@@ -45,6 +45,8 @@ export const ERROR_CODES = {
   RPC_REMOTE_FAILED: { status: 502, summary: 'The node asked failed while handling the request (its log says why).' },
   RPC_QUORUM_FAILED: { status: 503, summary: 'Too few of the nodes asked answered for the majority (or all) the operation needs.' },
   RPC_CLOSED: { status: 503, summary: 'The request was abandoned because this node is stopping.' },
+  RPC_BAD_REQUEST: { status: 400, summary: 'The node asked refused the request: its body does not fit the method\'s schema in the protocol table (a bug or a foreign sender; the message names the field).' },
+  RPC_UNKNOWN_METHOD: { status: 500, summary: 'A method that is not in its subsystem\'s protocol table was called or served (a programming error).' },
 
   // state/: runtime state services
   STATE_NOT_FOUND: { status: 404, summary: 'No live record by that id or key: never created, expired, revoked, or already resolved.' },

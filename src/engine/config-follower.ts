@@ -26,36 +26,15 @@ import { isCohortError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Member } from '../cluster/member-list.js';
 import type { Rpc } from '../rpc/rpc.js';
-import type { ConfigDocument } from '../repository/repository.js';
+import { configRpc, type ConfigRpc, type FetchAnswer, type FetchRequest } from '../policy/config-protocol.js';
 import { writeFileAtomic } from '../core/files.js';
 import { APPLIED_CONFIG_FILE, DAMAGED_SUFFIX, documentProblems, openAppliedConfig, sealAppliedConfig, type AppliedConfig, type SectionCheck } from './applied-config.js';
 import { runtimeSettings, type RuntimeSettings } from './runtime-settings.js';
-import { parsePublicKey, PINNED_KEY_FILE, publicKeyText, verifyStatement, type AuthorityProof } from '../policy/console-authority.js';
+import { parsePublicKey, PINNED_KEY_FILE, publicKeyText, verifyStatement } from '../policy/console-authority.js';
 
 export { APPLIED_CONFIG_FILE, type AppliedConfig } from './applied-config.js';
 
-/** `config.fetch`, asked of the console (console/config-publisher.ts answers it). */
-export interface FetchRequest {
-  version: number;
-  epoch: number;
-  /** When the asker applied `version` (engines), for the replication delay shown by the console. */
-  appliedAt?: number;
-  /** The asker could not apply the last configuration it got: why. */
-  error?: string;
-  /** Send every section whatever the version and epoch: the asker holds no copy it trusts. */
-  full?: boolean;
-  /** Fresh per request: the answer's signature covers it, so an old answer cannot be replayed. */
-  nonce?: string;
-}
-
-export interface FetchAnswer {
-  epoch: number;
-  version: number;
-  /** Latest document of every section; absent when the asker is up to date (and asked no full copy). */
-  sections?: Record<string, ConfigDocument>;
-  /** The console authority's signature of fetchStatement(answer) over the request's nonce. */
-  proof?: AuthorityProof;
-}
+export type { FetchAnswer, FetchRequest } from '../policy/config-protocol.js';
 
 /**
  * What the console signs in a `config.fetch` answer: epoch, version and each section's
@@ -109,12 +88,14 @@ export class ConfigFollower {
   private consoleKey: KeyObject | undefined;
   /** A pinned key file that cannot be read: nothing is followed (no new pin) until an operator fixes it. */
   private readonly pinUnreadable: boolean;
+  private readonly rpc: ConfigRpc;
 
   constructor(private readonly o: ConfigFollowerOptions) {
     const pinned = o.consoleKey ? undefined : readPinnedKey(join(o.dataDir, PINNED_KEY_FILE), o.log);
     this.consoleKey = o.consoleKey ?? (pinned === 'unreadable' ? undefined : pinned);
     this.pinUnreadable = pinned === 'unreadable';
-    o.rpc.handle('config.changed', () => {
+    this.rpc = configRpc(o.rpc, o.log);
+    this.rpc.handle('config.changed', () => {
       if (this.started) this.fetchSoon();
       return true;
     });
@@ -232,7 +213,7 @@ export class ConfigFollower {
     const request: FetchRequest = { version: this.applied?.version ?? 0, epoch: this.applied?.epoch ?? -1, appliedAt: this.applied?.appliedAt, error: this.lastError, nonce, ...(full ? { full } : {}) };
     let answer: FetchAnswer;
     try {
-      answer = await this.o.rpc.call<FetchAnswer>(console.address, 'config.fetch', request, { timeoutMs: this.o.pollingDelayMs });
+      answer = await this.rpc.call(console.address, 'config.fetch', request, { timeoutMs: this.o.pollingDelayMs });
     } catch (err) {
       this.o.log.debug({ err, console: console.id }, 'could not fetch the configuration; serving with the one applied');
       return undefined;
@@ -293,7 +274,7 @@ export class ConfigFollower {
     this.o.log.info({ version: next.version, epoch: next.epoch, console: console.id }, 'configuration applied');
     const savedAt = Object.values(sections).reduce<number | undefined>((newest, doc) => (newest === undefined || doc.createdAt > newest ? doc.createdAt : newest), undefined);
     this.o.onApplied?.(next.version, savedAt, next.appliedAt);
-    this.o.rpc.notify(console.address, 'config.applied', { version: next.version, appliedAt: next.appliedAt });
+    this.rpc.notify(console.address, 'config.applied', { version: next.version, appliedAt: next.appliedAt });
   }
 
   private use(config: AppliedConfig): void {

@@ -22,6 +22,7 @@ import { sha256 } from '../http/bearer-auth.js';
 import { openStateProvider, type OpenedProvider } from './state-provider.js';
 import { registerManageApi } from './manage-api.js';
 import { NodeMetrics } from './metrics.js';
+import { gridRpc } from '../state/grid/grid-protocol.js';
 import { clusterMetrics, consoleMetrics, engineMetrics, gridMetrics, tlsMetrics } from './metric-sources.js';
 import { ConfigFollower } from '../engine/config-follower.js';
 import { appliedConfigKeys } from '../engine/applied-config.js';
@@ -376,7 +377,7 @@ export class CohortNode {
         // Every active engine sweeps: this one directly, the others over the cluster channel.
         purgeExpired: async () => {
           const others = [...cluster.activeEngines()].filter(([id]) => id !== this.config.node.id);
-          const counts = await Promise.all(others.map(([, address]) => cluster.rpc.call<number>(address, 'grid.sweep', {}).catch(() => 0)));
+          const counts = await Promise.all(others.map(([, address]) => gridRpc(cluster.rpc).call(address, 'grid.sweep', {}).catch(() => 0)));
           return (this.stateProvider?.sweep() ?? 0) + counts.reduce((a, b) => a + b, 0);
         },
       },

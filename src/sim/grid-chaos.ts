@@ -445,7 +445,7 @@ export async function gridChaos(options: GridChaosOptions): Promise<GridChaosRes
     }
   }
   // Quiet, every replica set whole: no engine still holds records of partitions it gave away
-  // (replicated-executor.ts `dropMoved`), so memory does not grow with every rebalancing.
+  // (anti-entropy.ts `dropMoved`), so memory does not grow with every rebalancing.
   for (const i of survivors) {
     const { store, executor } = engines[i]!.grid;
     const self = cluster.nodes[i]!.id;

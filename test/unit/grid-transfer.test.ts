@@ -1,5 +1,5 @@
 /**
- * Partitions far larger than a frame move between engines (state/grid/replicated-executor.ts:
+ * Partitions far larger than a frame move between engines (state/grid/partition-transfer.ts:
  * chunked pulls and hand-off pushes), on the simulated network, which drops a message over
  * the TCP frame limit (16 MiB) exactly as TCP does: 45 sessions of 900 KB of one subject make
  * one partition of about 40 MB, two and a half frames (`npm run chaos`: 150 sessions, about

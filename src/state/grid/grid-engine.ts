@@ -37,6 +37,7 @@ import type { Logger } from '../../core/logger.js';
 import type { Rpc } from '../../rpc/rpc.js';
 import type { ScopedService } from '../../config/schema.js';
 import type { GridDirectory } from './grid-directory.js';
+import { gridRpc } from './grid-protocol.js';
 import { EVERYWHERE, GridProvider, PARTITION_COUNT, scopedRouting } from './grid-provider.js';
 import { staleGridStateReason, type GridStateStorage } from './grid-state-file.js';
 import { DEFAULT_REVOCATION_CAP, GridStore } from './grid-store.js';
@@ -72,7 +73,7 @@ export interface GridStats {
   /**
    * Records (tombstones included) of the partitions this engine is primary or backup of, and
    * of partitions that moved away from it and that it keeps until their new replicas confirm
-   * they hold them (replicated-executor.ts `dropMoved`).
+   * they hold them (anti-entropy.ts `dropMoved`).
    */
   records: { primary: number; backup: number; moved: number };
   partitions: { primary: number; backup: number };
@@ -131,7 +132,7 @@ export class GridEngine {
     const routing = scopedRouting(options.scopeKeys, (group) => directory.sessionScopeOfGroup(group));
     this.provider = new GridProvider(this.executor, clock, undefined, routing, { readLocalOnly: options.readLocalOnly ?? true });
     // A slice of store.sweep() that found nothing does not mean the rest holds nothing expired.
-    rpc.handle('grid.sweep', () => this.sweep());
+    gridRpc(rpc, log).handle('grid.sweep', () => this.sweep());
     directory.onMembersChanged(() => {
       if (this.closed) return;
       clock.clearTimeout(this.debounce);

@@ -371,7 +371,7 @@ export class GridStore {
   /**
    * Removes every record of `partition` (tombstones and markers included) without leaving
    * tombstones: the engine no longer replicates it and its new replicas hold what it held
-   * (replicated-executor.ts `dropMoved`). Answers how many records went.
+   * (anti-entropy.ts `dropMoved`). Answers how many records went.
    */
   dropPartition(partition: number): number {
     const index = this.byPartition.get(partition);

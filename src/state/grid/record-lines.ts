@@ -71,7 +71,7 @@ export function wholePartition(store: GridStore, partition: number, budgetChars:
 /**
  * What a transfer sends of a record: the record itself, another version of it, or nothing
  * (undefined). The replicated executor sends what its writes in flight replaced, not what
- * they wrote (replicated-executor.ts `acknowledged`).
+ * they wrote (partition-transfer.ts `acknowledged`).
  */
 export type RecordView = (ns: Namespace, key: string, record: StoredRecord) => StoredRecord | undefined;
 

@@ -1,6 +1,6 @@
 /**
  * Revocations: the one grid namespace every engine holds whole (EVERYWHERE), spread outside
- * the partitions' replica sets. Split out of the replicated executor (replicated-executor.ts),
+ * the partitions' replica sets. Split out of the replicated executor (replicated-executor.ts, its façade),
  * which owns the engine set, the write majority and the transfers this uses.
  *
  * - `everywhere`: applied here, acknowledged once a majority of the cluster's engines hold it
@@ -13,7 +13,7 @@
  */
 import type { Clock, TimerHandle } from '../../core/clock.js';
 import { CohortError } from '../../core/errors.js';
-import type { Rpc } from '../../rpc/rpc.js';
+import { REVOKED_QUERY_MAX, type GridRpc } from './grid-protocol.js';
 import { EVERYWHERE } from './grid-provider.js';
 import type { GridStore, RecordChange } from './grid-store.js';
 import { applyOperation, type Operation, type OperationResults } from './operations.js';
@@ -21,13 +21,12 @@ import { writeQuorum } from './placement.js';
 import { describeRefusal, type WriteDecision } from './write-majority.js';
 import { asStateError } from './state-errors.js';
 
-/** Most ids one `grid.revoked` request asks about (a longer list goes in several). */
-export const REVOKED_QUERY_MAX = 1000;
+export { REVOKED_QUERY_MAX } from './grid-protocol.js';
 
 /** What the revocations need of the executor that owns them. */
 export interface RevocationContext {
   readonly store: GridStore;
-  readonly rpc: Rpc;
+  readonly rpc: GridRpc;
   readonly clock: Clock;
   /** This engine's node id. */
   readonly self: string;
@@ -40,7 +39,7 @@ export interface RevocationContext {
   writeDecision(): WriteDecision;
   /** The engine is stopping: nothing more is sent. */
   closed(): boolean;
-  /** Pulls partitions from the engine at `address` (replicated-executor.ts). */
+  /** Pulls partitions from the engine at `address` (partition-transfer.ts). */
   pullFrom(address: string, partitions: number[]): Promise<void>;
   /** Pushes the partitions whose fingerprints differ to the engine at `address`. */
   pushWhereDifferent(address: string, partitions: number[]): Promise<void>;
@@ -53,11 +52,8 @@ export class Revocations {
 
   constructor(private readonly c: RevocationContext) {
     // Of the ids asked, those this engine holds as revoked (read_local_only = false elsewhere).
-    c.rpc.handle('grid.revoked', (body) => {
-      const { ids } = body as { ids?: unknown };
-      if (!Array.isArray(ids) || ids.length > REVOKED_QUERY_MAX || !ids.every((id) => typeof id === 'string')) throw new CohortError('STATE_UNAVAILABLE', `grid.revoked takes a list of at most ${REVOKED_QUERY_MAX} ids`);
-      return (ids as string[]).filter((id) => this.c.store.has('revocation', id));
-    });
+    // The list's length is capped by the protocol table (REVOKED_QUERY_MAX).
+    c.rpc.handle('grid.revoked', ({ ids }) => ids.filter((id) => this.c.store.has('revocation', id)));
   }
 
   /** Stops resending (the engine is stopping). */
@@ -153,7 +149,7 @@ export class Revocations {
       let failed = 0;
       let settled = false;
       for (const address of others) {
-        Promise.all(chunks.map((chunk) => this.c.rpc.call<string[]>(address, 'grid.revoked', { ids: chunk }))).then(
+        Promise.all(chunks.map((chunk) => this.c.rpc.call(address, 'grid.revoked', { ids: chunk }))).then(
           (lists) => {
             if (settled) return;
             answered++;
@@ -181,7 +177,7 @@ export class Revocations {
     const attempt = (triesLeft: number): void => {
       if (this.c.closed() || this.c.engines().get(id) !== address) return;
       const exchange = async (): Promise<void> => {
-        const [theirs] = await this.c.rpc.call<string[]>(address, 'grid.digests', { partitions: [EVERYWHERE] });
+        const [theirs] = await this.c.rpc.call(address, 'grid.digests', { partitions: [EVERYWHERE] });
         if (theirs === this.c.store.digest(EVERYWHERE)) return;
         await Promise.all([this.c.pullFrom(address, [EVERYWHERE]), this.c.pushWhereDifferent(address, [EVERYWHERE])]);
       };
