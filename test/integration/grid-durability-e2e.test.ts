@@ -45,7 +45,9 @@ async function ready(e: Engine): Promise<boolean> {
 
 /** A console and `count` engines started one by one; more engines can be added with `add`. */
 function gridCluster(suite: ReturnType<typeof suiteCleanups>, dir: string) {
-  const overrides = { http: { api_keys: API_KEY }, state: { replication_factor: '3', max_session_attributes_bytes: '1000000' } };
+  // Sessions of 900 KB forwarded to their primary and replicated twice: on a machine busy with
+  // other tests one such call may outlast the 500 ms default rpc_timeout (it did once), so 3 s.
+  const overrides = { http: { api_keys: API_KEY }, state: { replication_factor: '3', max_session_attributes_bytes: '1000000', rpc_timeout: '3000' } };
   let consoleAddress = '';
   let consoleFile = '';
   const engines: Engine[] = [];
