@@ -85,9 +85,9 @@ for (const group of groups) {
       // tests start are stopped by the tests' own cleanups either way.
       '--test-force-exit',
       '--test-reporter=spec', '--test-reporter-destination=stdout',
-      // COHORT_TEST_TAP_DIR=<dir>: also a TAP report per group, whose top-level entries give each
-      // file's wall time (scripts/test-timings.mjs lists them, longest first), to keep the run
-      // within its budget.
+      // COHORT_TEST_TAP_DIR=<dir>: also a TAP report per group, whose top-level entries give the
+      // wall time of each file's suites (scripts/test-timings.mjs lists them, longest first), to
+      // keep the run within its budget.
       ...(process.env.COHORT_TEST_TAP_DIR
         ? ['--test-reporter=tap', `--test-reporter-destination=${join(process.env.COHORT_TEST_TAP_DIR, `${group.name}.tap`)}`]
         : []),

@@ -6,8 +6,8 @@
  * Why not prom-client's own: its `observe` and `inc` turn the labels into a key (sorting and
  * joining them) and validate them on every call, a labelled child included; on a forward-auth
  * decision that was a tenth of the engine's JavaScript time. Here a caller takes the series of
- * its labels once (`series(labels)`, keyed by a string the caller already has) and each
- * observation is a few array writes.
+ * its labels once (`find(key) ?? seriesFor(key, labels)`, keyed by a string the caller already
+ * has) and each observation is a few array writes.
  */
 import type { Registry } from 'prom-client';
 
@@ -100,11 +100,20 @@ abstract class HotMetric<L extends string, S> {
   }
 
   /**
+   * The series already made for `key`, if any. A hot path asks this first and calls
+   * `seriesFor` only when it gives nothing, so the labels object is built once per series, not
+   * once per observation.
+   */
+  find(key: string): S | undefined {
+    return this.series.get(key);
+  }
+
+  /**
    * The series of `labels`, made on its first use. `key` names the label values uniquely (the
    * caller builds it from what it has; no sorting or joining here).
    */
   seriesFor(key: string, labels: Labels<L>): S {
-    let s = this.series.get(key);
+    let s = this.find(key);
     if (s === undefined) {
       for (const name of this.labelNames) if (typeof labels[name] !== 'string') throw new Error(`${this.name}: label ${name} missing`);
       s = this.make({ ...labels });

@@ -69,8 +69,8 @@ export class NodeMetrics {
     this.rpcObserver = {
       now: nowSeconds,
       settled(method, startedAt, ok) {
-        const series = rpcDuration.seriesFor(ok ? method : `${method}\u0000failed`, { method, outcome: ok ? 'ok' : 'failed' });
-        series.observe(nowSeconds() - startedAt);
+        const key = ok ? method : `${method}\u0000failed`;
+        (rpcDuration.find(key) ?? rpcDuration.seriesFor(key, { method, outcome: ok ? 'ok' : 'failed' })).observe(nowSeconds() - startedAt);
       },
     };
 
@@ -122,7 +122,8 @@ export class NodeMetrics {
   instrumentHttp(app: FastifyInstance, server: string): void {
     const histogram = this.httpDuration;
     const observe = (method: string, status: number, route: string, seconds: number): void => {
-      histogram.seriesFor(`${method} ${status} ${route}`, { server, route, method, status: String(status) }).observe(seconds);
+      const key = `${method} ${status} ${route}`;
+      (histogram.find(key) ?? histogram.seriesFor(key, { server, route, method, status: String(status) })).observe(seconds);
     };
     app.addHook('onResponse', (request, reply, done) => {
       observe(request.method, reply.statusCode, request.routeOptions.url ?? 'unmatched', reply.elapsedTime / 1000);
@@ -135,7 +136,8 @@ export class NodeMetrics {
   /** One access decision (engine/access/decision-log.ts calls it where the log line is written). */
   decision(api: string | undefined, allow: boolean, reason: string, durationMs: number): void {
     const decision = allow ? 'allow' : 'deny';
-    this.decisions.seriesFor(`${api ?? ''}\u0000${decision}\u0000${reason}`, { api: api ?? '', decision, reason }).inc();
+    const key = `${api ?? ''}\u0000${decision}\u0000${reason}`;
+    (this.decisions.find(key) ?? this.decisions.seriesFor(key, { api: api ?? '', decision, reason })).inc();
     this.decisionDuration.observe(durationMs / 1000);
   }
 

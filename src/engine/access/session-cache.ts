@@ -79,10 +79,11 @@ export class SessionCache {
    */
   lookup(id: string): MaybePromise<Session | undefined> {
     const revoked = this.provider.revocations.isRevoked(id);
-    return isPromise(revoked) ? revoked.then((r) => this.notRevoked(id, r)) : this.notRevoked(id, revoked);
+    return isPromise(revoked) ? revoked.then((r) => this.liveSession(id, r)) : this.liveSession(id, revoked);
   }
 
-  private notRevoked(id: string, revoked: boolean): MaybePromise<Session | undefined> {
+  /** The rest of `lookup` once the revocation list has answered: the fresh copy, or a read. */
+  private liveSession(id: string, revoked: boolean): MaybePromise<Session | undefined> {
     if (revoked) {
       this.entries.delete(id);
       return undefined;
