@@ -32,7 +32,7 @@ COPY --from=build /build/package.json ./package.json
 COPY --from=build /build/node_modules ./node_modules
 COPY --from=build /build/dist/src ./dist/src
 COPY --from=build /build/dist/web ./dist/web
-RUN ln -s /opt/cohort/dist/src/cli/main.js /usr/local/bin/cohort
+RUN ln -s /opt/cohort/dist/src/cli/cohort.js /usr/local/bin/cohort
 ENV NODE_ENV=production \
     COHORT_CONFIG_FILE=/etc/cohort/cohort.ini
 USER 10001:10001

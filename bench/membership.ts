@@ -34,7 +34,7 @@ import { percentile } from '../src/core/stats.js';
 import { PROFILES, type MembershipTiming } from '../src/cluster/timing.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-const CLI = join(ROOT, 'dist/src/cli/main.js');
+const CLI = join(ROOT, 'dist/src/cli/cohort.js');
 const BLOCK_LOOP = join(ROOT, 'dist/bench/block-event-loop.js');
 const PEER = join(ROOT, 'dist/bench/peer-swim-node.js');
 const SECRET = 'bench-secret-long-enough-to-be-a-real-one';

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { freePort } from '../src/cli/free-port.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-export const CLI = join(ROOT, 'dist/src/cli/main.js');
+export const CLI = join(ROOT, 'dist/src/cli/cohort.js');
 const SECRET = 'bench-cluster-secret-long-enough';
 
 const children = new Set<ChildProcess>();

@@ -66,7 +66,7 @@ deadline=$(($(date +%s) + 900)) # npm install compiles better-sqlite3: minutes, 
 while [ -z "$t_up" ]; do
   kill -0 "$leader" 2>/dev/null || fail "the README line ended before the cluster was up"
   [ "$(date +%s)" -lt "$deadline" ] || fail "the cluster was not up within 900 s"
-  if [ -z "$t_command" ] && grep -q '^> .*cli/main.js up' "$out"; then t_command=$(now); fi
+  if [ -z "$t_command" ] && grep -q '^> .*cli/cohort.js up' "$out"; then t_command=$(now); fi
   if [ -z "$t_progress" ] && grep -q '^cohort up: starting ' "$out"; then
     t_progress=$(now)
     grep -q 'is running (' "$out" || progress_while_starting=yes
@@ -99,11 +99,11 @@ node --input-type=module -e '
 
 # cohort cluster info through npx, as the README and the summary say. The first npx in a clone
 # links the package into npm's cache and runs its prepare step, which must not rebuild dist/.
-bin_before="$(stat -c %Y dist/src/cli/main.js)"
+bin_before="$(stat -c %Y dist/src/cli/cohort.js)"
 t_info=$(now)
 info="$(npx --no-install cohort cluster info -c .cohort/console.ini)" || fail "cohort cluster info failed: $info"
 t_info_done=$(now)
-[ "$(stat -c %Y dist/src/cli/main.js)" = "$bin_before" ] || fail "npx rebuilt dist/ (prepare did not see the build as current)"
+[ "$(stat -c %Y dist/src/cli/cohort.js)" = "$bin_before" ] || fail "npx rebuilt dist/ (prepare did not see the build as current)"
 nodes="$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).nodes.map((n) => n.id).join(" "))' "$cluster_json")"
 for id in $nodes; do
   echo "$info" | grep -Eq "^$id( \*)? +[a-z]+ +active " || fail "cohort cluster info does not list $id as active:
@@ -142,4 +142,4 @@ echo "  first progress to cluster up             $(since "$t_progress" "$t_up")"
 echo "  npx --no-install cohort cluster info     $(since "$t_info" "$t_info_done") (first npx in the clone)"
 echo "  SIGINT to every node exited              $(since "$t_sigint" "$t_stopped")"
 echo "--- what the README line printed, after npm install ---"
-sed -n '/^> .*cli\/main.js up/,$p' "$out"
+sed -n '/^> .*cli\/cohort.js up/,$p' "$out"

@@ -1,7 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { CohortError } from '../../core/errors.js';
 import { randomToken } from '../../core/ids.js';
 import { ADMIN_PASSWORD_FILE } from '../../console/admin-auth.js';
@@ -10,6 +9,7 @@ import { loadNodeConfig } from '../../config/node-config.js';
 import { redactRedisUrl } from '../../config/redis-url.js';
 import { loadAuthority } from '../../policy/console-authority.js';
 import { TLS_LISTENERS, type Mode } from '../../config/schema.js';
+import { CLI_ENTRY } from '../cli-entry.js';
 import { freePort } from '../free-port.js';
 import { manageRequest, manageTargetOf } from '../manage-client.js';
 import { clientTlsFor, nodeRequest } from '../node-http.js';
@@ -81,8 +81,6 @@ export interface ClusterFile {
   redisUrl?: string;
   nodes: Array<{ id: string; role: string; pid: number; configFile: string; logFile: string; cluster: string; manage: string; admin?: string; runtime?: string; proxy?: string }>;
 }
-
-const CLI_ENTRY = fileURLToPath(new URL('../main.js', import.meta.url));
 
 /** How long `stop` waits for the nodes to save their state and exit before it kills them. */
 export const DEFAULT_STOP_TIMEOUT_MS = 60_000;
