@@ -3,7 +3,6 @@ import type { NodeConfig } from '../config/node-config.js';
 import { openGridEngine, type GridStats } from '../state/grid/grid-engine.js';
 import { gridStateFiles } from '../state/grid/grid-state-file.js';
 import { scopeKeys, scopeSettings } from '../state/grid/scopes.js';
-import { RedisProvider } from '../state/redis/redis-provider.js';
 import { redactRedisUrl } from '../config/redis-url.js';
 import type { StateProvider } from '../state/services.js';
 import type { ClusterMember } from './cluster-member.js';
@@ -37,6 +36,9 @@ export interface OpenedProvider {
  */
 export async function openStateProvider(config: NodeConfig, log: Logger, cluster: ClusterMember): Promise<OpenedProvider> {
   if (config.state.provider === 'redis') {
+    // Loaded only here: its client library sets up every Redis command when loaded, work a
+    // console or a grid engine has no use for at its start.
+    const { RedisProvider } = await import('../state/redis/redis-provider.js');
     const redis = new RedisProvider({
       url: config.state.redisUrl!.reveal(),
       prefix: `cohort:${config.cluster.id}:`,

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { gridChaos, type GridWorkload } from '../../src/sim/grid-chaos.js';
+import { Worker } from 'node:worker_threads';
+import type { GridWorkload } from '../../src/sim/grid-chaos.js';
+import type { SeedRange } from './grid-chaos-worker.js';
 
 /**
  * Seeds each grid simulator workload runs in `npm test`: 100 each of the mixed-fault and the
@@ -11,14 +13,19 @@ export const GRID_SEEDS = Number(process.env.COHORT_GRID_SIM_SEEDS ?? 100);
 export const QUICK_GRID_SEEDS = GRID_SEEDS;
 export const FAILED_WRITE_SEEDS = Number(process.env.COHORT_GRID_FAILED_WRITE_SEEDS ?? 40);
 
-/** Runs seeds [from, to) and fails listing every seed that broke an invariant, with how to replay it. */
+/**
+ * Runs seeds [from, to) (in a worker thread: grid-chaos-worker.ts says why) and fails listing
+ * every seed that broke an invariant, with how to replay it.
+ */
 export async function runGridSeeds(from: number, to: number, workload: GridWorkload = 'mixed'): Promise<void> {
-  const failures: string[] = [];
-  for (let seed = from; seed < to; seed++) {
-    const r = await gridChaos({ seed, workload });
-    if (r.violations.length > 0) {
-      failures.push(`seed ${seed} (reproduce: npm run sim -- --scenario ${workload === 'mixed' ? 'grid' : `grid-${workload}`} --seed ${seed}): ${r.violations.slice(0, 5).join(' / ')}\n    faults: ${r.faults.join(', ')}`);
-    }
-  }
-  assert.deepEqual(failures, []);
+  const range: SeedRange = { from, to, workload };
+  const worker = new Worker(new URL('./grid-chaos-worker.js', import.meta.url), { workerData: range });
+  const result = await new Promise<{ failures: string[]; seeds: number }>((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`the simulator's worker thread exited with ${code} before it answered`)));
+  });
+  await worker.terminate();
+  assert.equal(result.seeds, to - from, 'every seed ran');
+  assert.deepEqual(result.failures, []);
 }
