@@ -2,7 +2,7 @@
 // Runs every compiled test file with Node's built-in test runner.
 //
 // Files are listed explicitly (rather than passing a directory) because Node 20 and Node 22+
-// interpret directory arguments to --test differently. Three groups, one after the other:
+// interpret directory arguments to --test differently. Three groups:
 // - unit: in-process tests (the simulators among them), four files at a time;
 // - integration: real processes on real ports (clusters, proxies, browsers, the benches' smokes),
 //   three files at a time: much of their time is spent waiting on processes, and they assert
@@ -10,9 +10,12 @@
 //   business, measured on a quiet machine);
 // - serial: the few whose behaviour depends on time itself (no false suspicion of a node that is
 //   merely slow, a schedule run once per period with second-scale claim timeouts, a real sign-in
-//   served during a flood), one at a time so that no other test competes with them for the two
-//   cores: starved of CPU for longer than those timeouts, a node is rightly taken for dead.
-import { spawnSync } from 'node:child_process';
+//   served during a flood), one at a time, and never beside another test at the same CPU
+//   priority: starved of CPU for longer than those timeouts, a node is rightly taken for dead.
+// The serial group runs beside the unit group, whose tests run at a lower CPU priority (nice
+// 10) and take only the CPU the serial tests leave (where `nice` exists; otherwise one after
+// the other); then the integration group alone.
+import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -69,32 +72,65 @@ if (files.length === 0) {
   process.exit(1);
 }
 
-let failed = false;
-for (const group of groups) {
-  if (group.files.length === 0) continue;
-  console.log(`\n# ${group.name} tests (${group.files.length} files)`);
-  const result = spawnSync(
-    process.execPath,
-    // A test that hangs (a process that never exits) fails after two minutes (five for unit
-    // files) instead of holding up the run.
-    [
-      '--test', `--test-concurrency=${group.concurrency}`, `--test-timeout=${group.timeoutMs ?? 120_000}`,
-      // A file ends when its last test has: a client library's reconnect timer left behind
-      // (once, an ioredis cluster client after its servers were killed) must not hold the file
-      // open until its time limit and fail a run whose every test passed. The processes the
-      // tests start are stopped by the tests' own cleanups either way.
-      '--test-force-exit',
-      '--test-reporter=spec', '--test-reporter-destination=stdout',
-      // COHORT_TEST_TAP_DIR=<dir>: also a TAP report per group, whose top-level entries give the
-      // wall time of each file's suites (scripts/test-timings.mjs lists them, longest first), to
-      // keep the run within its budget.
-      ...(process.env.COHORT_TEST_TAP_DIR
-        ? ['--test-reporter=tap', `--test-reporter-destination=${join(process.env.COHORT_TEST_TAP_DIR, `${group.name}.tap`)}`]
-        : []),
-      ...group.files,
-    ],
-    { stdio: 'inherit' },
-  );
-  if (result.status !== 0) failed = true;
+/** The node:test command line for one group. */
+function testArgs(group) {
+  return [
+    '--test', `--test-concurrency=${group.concurrency}`, `--test-timeout=${group.timeoutMs ?? 120_000}`,
+    // A file ends when its last test has: a client library's reconnect timer left behind
+    // (once, an ioredis cluster client after its servers were killed) must not hold the file
+    // open until its time limit and fail a run whose every test passed. The processes the
+    // tests start are stopped by the tests' own cleanups either way.
+    '--test-force-exit',
+    '--test-reporter=spec', '--test-reporter-destination=stdout',
+    // COHORT_TEST_TAP_DIR=<dir>: also a TAP report per group, whose top-level entries give the
+    // wall time of each file's suites (scripts/test-timings.mjs lists them, longest first), to
+    // keep the run within its budget.
+    ...(process.env.COHORT_TEST_TAP_DIR
+      ? ['--test-reporter=tap', `--test-reporter-destination=${join(process.env.COHORT_TEST_TAP_DIR, `${group.name}.tap`)}`]
+      : []),
+    ...group.files,
+  ];
 }
-process.exit(failed ? 1 : 0);
+
+/** Whether `nice` can lower a command's CPU priority here. */
+function niceAvailable() {
+  return process.platform !== 'win32' && spawnSync('nice', ['-n', '10', 'true']).status === 0;
+}
+
+/**
+ * Runs one group; resolves with whether every test passed. `output: 'live'` streams it as it
+ * comes; `'held'` keeps it for `printHeld` (a group beside a live one, printed after it, so the
+ * two do not interleave). `nice`: the group runs at that lower CPU priority.
+ */
+function runGroup(group, { output = 'live', nice = 0 } = {}) {
+  const header = `\n# ${group.name} tests (${group.files.length} files)${nice ? `, at CPU priority nice ${nice}` : ''}`;
+  const [command, args] = nice ? ['nice', ['-n', String(nice), process.execPath, ...testArgs(group)]] : [process.execPath, testArgs(group)];
+  if (output === 'live') console.log(header);
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { stdio: ['ignore', output === 'live' ? 'inherit' : 'pipe', output === 'live' ? 'inherit' : 'pipe'] });
+    let held = '';
+    child.stdout?.on('data', (d) => (held += d));
+    child.stderr?.on('data', (d) => (held += d));
+    child.on('close', (code) => resolve({ passed: code === 0, printHeld: () => process.stdout.write(`${header}\n${held}`) }));
+  });
+}
+
+const byName = new Map(groups.filter((g) => g.files.length > 0).map((g) => [g.name, g]));
+const results = [];
+const unit = byName.get('unit');
+const serial = byName.get('serial');
+if (unit && serial && niceAvailable()) {
+  // The serial tests beside the unit tests, which run at nice 10: the unit tests are
+  // in-process (simulated clocks, no deadline a slow turn can miss), and the kernel gives the
+  // CPU to the serial tests' processes whenever they want it (a nice-0 task gets about nine
+  // times the CPU of a nice-10 one), so they still run as if the machine were theirs, and the
+  // unit tests use the time they spend waiting on the clock (a minute of scheduler periods).
+  console.log('\n# serial tests, beside the unit tests (their output follows the unit tests\')');
+  const [unitRun, serialRun] = await Promise.all([runGroup(unit, { nice: 10 }), runGroup(serial, { output: 'held' })]);
+  serialRun.printHeld();
+  results.push(unitRun.passed, serialRun.passed);
+  byName.delete('unit');
+  byName.delete('serial');
+}
+for (const group of byName.values()) results.push((await runGroup(group)).passed);
+process.exit(results.every(Boolean) ? 0 : 1);
