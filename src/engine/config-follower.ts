@@ -89,6 +89,8 @@ export class ConfigFollower {
   /** A pinned key file that cannot be read: nothing is followed (no new pin) until an operator fixes it. */
   private readonly pinUnreadable: boolean;
   private readonly rpc: ConfigRpc;
+  /** The console candidates last seen by `consolesChanged` (id@address, in order). */
+  private consolesSeen = '';
 
   constructor(private readonly o: ConfigFollowerOptions) {
     const pinned = o.consoleKey ? undefined : readPinnedKey(join(o.dataDir, PINNED_KEY_FILE), o.log);
@@ -135,12 +137,31 @@ export class ConfigFollower {
     if (this.stopped) return;
     this.loadSaved(this.check);
     this.started = true;
+    this.consolesSeen = this.consoleSignature();
     this.fetchSoon();
   }
 
   stop(): void {
     this.stopped = true;
     this.o.clock.clearTimeout(this.timer);
+  }
+
+  private consoleSignature(): string {
+    return this.o.consoles().map((m) => `${m.id}@${m.address}`).join(',');
+  }
+
+  /**
+   * The cluster's members changed: when the members claiming the console role are not those
+   * last seen (above all, the first one, as the engine joins), they are asked now rather than
+   * at the next poll, so a starting engine has its configuration as soon as it has joined, not
+   * up to `polling_delay` later.
+   */
+  consolesChanged(): void {
+    if (!this.started || this.stopped) return;
+    const seen = this.consoleSignature();
+    if (seen === this.consolesSeen) return;
+    this.consolesSeen = seen;
+    if (seen !== '') this.fetchSoon();
   }
 
   private loadSaved(check: SectionCheck): void {

@@ -159,6 +159,7 @@ export class CohortNode {
         ...(this.metrics ? { onApplied: (_version: number, savedAt: number | undefined, appliedAt: number) => savedAt !== undefined && this.metrics!.configApplied(appliedAt - savedAt) } : {}),
       });
       this.follower = follower;
+      cluster.onMembersChanged(() => follower.consolesChanged());
       // The saved configuration is checked while the state provider opens, and before the
       // runtime API listens: its first answers already know whether the engine has one.
       const following = follower.start().catch((err: unknown) => log.error({ err }, 'could not start following the configuration'));

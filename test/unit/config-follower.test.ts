@@ -249,3 +249,26 @@ describe('the engine applies only configurations the console authority signed', 
     assert.equal(f.hasConfiguration, false);
   });
 });
+
+describe('the engine asks a console as soon as one joins', () => {
+  it('fetches when the first console appears among the members, not at the next poll; members changing otherwise fetch nothing', async (t) => {
+    const { dir } = dataDir(t);
+    const consoles: Member[] = [];
+    const { rpc, requests } = fakeRpc((req) => ({ version: 2, epoch: 0, ...(req.full ? { sections: SECTIONS } : {}) }));
+    const clock = new ManualClock(1_000);
+    const f = new ConfigFollower({ rpc, clock, log: captureLogger().logger, dataDir: dir, pollingDelayMs: 60_000, integrityKeys: [KEY!], consoles: () => consoles });
+    t.after(() => f.stop());
+    await f.start();
+    f.consolesChanged(); // a member changed, still no console
+    assert.equal(requests.length, 0);
+    assert.equal(f.hasConfiguration, false);
+
+    consoles.push(CONSOLE); // the engine joined: the console is a member now
+    f.consolesChanged();
+    await waitUntil(async () => f.hasConfiguration, (v) => v, 5000, 5);
+    assert.equal(requests.length, 1, 'asked once, with the clock still where it was (no poll)');
+    f.consolesChanged(); // another member changed; the consoles are the same
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(requests.length, 1);
+  });
+});
