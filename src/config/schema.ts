@@ -473,7 +473,7 @@ export const KEYS: readonly KeyDef[] = [
   // [console]
   {
     section: 'console', key: 'polling_delay', type: 'integer', default: '2000', unit: 'ms',
-    doc: 'How often engines and the replica ask the console for configuration (a fallback for the push on every save), and the unit of engine health: green when an engine last asked one interval ago, yellow 2 to 10, red over 10.',
+    doc: 'How often engines and the replica ask the console for configuration (a fallback for the push on every save; an engine also asks as soon as a console joins its view of the cluster), and the unit of engine health: green when an engine last asked one interval ago, yellow 2 to 10, red over 10.',
     allowed: 'integer 100 to 600000',
     parse: (raw) => parseInteger(raw, 100, 600_000),
   },
