@@ -16,7 +16,7 @@
 // 10) and take only the CPU the serial tests leave (where `nice` exists; otherwise one after
 // the other); then the integration group alone.
 import { spawn, spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 function testFiles(dir) {
@@ -114,6 +114,8 @@ function runGroup(group, { output = 'live', nice = 0 } = {}) {
     child.on('close', (code) => resolve({ passed: code === 0, printHeld: () => process.stdout.write(`${header}\n${held}`) }));
   });
 }
+
+if (process.env.COHORT_TEST_TAP_DIR) mkdirSync(process.env.COHORT_TEST_TAP_DIR, { recursive: true });
 
 const byName = new Map(groups.filter((g) => g.files.length > 0).map((g) => [g.name, g]));
 const results = [];
