@@ -41,7 +41,7 @@ function testFiles(dir) {
  * follow in name order.)
  */
 const LONG_FIRST = [
-  'grid-simulator-failed-write.test.js', 'grid-simulator-lifecycle-a.test.js', 'grid-simulator-lifecycle-b.test.js', 'grid-simulator-a.test.js', 'grid-simulator-b.test.js', 'grid-simulator-large-record.test.js',
+  'grid-simulator-failed-write.test.js', 'grid-simulator-lifecycle-a.test.js', 'grid-simulator-lifecycle-b.test.js', 'grid-simulator-a.test.js', 'grid-simulator-b.test.js', 'grid-simulator-large-record.test.js', 'grid-transfer.test.js', 'runtime-api-bounds.test.js', 'simulator.test.js',
   'grid-durability-e2e.test.js', 'scheduler-e2e.test.js', 'grid-e2e.test.js', 'up-lifecycle.test.js', 'console-e2e.test.js',
   'bench-runtime-smoke.test.js', 'grid-chaos-e2e.test.js', 'oidc-sign-in-e2e.test.js', 'state-redis-cluster.test.js', 'state-redis-failover.test.js', 'multi-host-netns.test.js',
 ];
