@@ -81,8 +81,8 @@ export function build(root) {
 }
 
 /** The command-line entry tsc compiles, and the one-file bundle of it that the package's bin names. */
-export const CLI_MODULE = join('dist', 'src', 'cli', 'main.js');
-export const CLI_BUNDLE = join('dist', 'src', 'cli', 'cohort.js');
+export const CLI_MODULE = 'dist/src/cli/main.js';
+export const CLI_BUNDLE = 'dist/src/cli/cohort.js';
 
 /**
  * Bundles the compiled CLI and every package it loads (but the native addons) into one file,
@@ -94,7 +94,7 @@ export const CLI_BUNDLE = join('dist', 'src', 'cli', 'cohort.js');
  * benches that import modules in-process use the file-by-file output, the same code.
  */
 export function bundleCli(root) {
-  if (!binFiles(root).some((f) => f.split('\\').join('/') === CLI_BUNDLE.split('\\').join('/'))) return 0;
+  if (!binFiles(root).includes(CLI_BUNDLE)) return 0;
   const esbuild = createRequire(join(root, 'package.json'))('esbuild');
   try {
     esbuild.buildSync({

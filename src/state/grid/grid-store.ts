@@ -130,7 +130,7 @@ export const DEFAULT_REVOCATION_CAP = 1_000_000;
  * garbage collection); the number is kept where the optimizing compiler cannot prove it
  * unused, or it would drop the conversion.
  */
-export function flattened(text: string): string {
+function flattened(text: string): string {
   flattenSink.n = Number(text);
   return text;
 }
@@ -202,12 +202,15 @@ export class GridStore {
     return r;
   }
 
+  /**
+   * Each record is made with all its fields at once, stamped with this engine as its origin (a
+   * field added to an object after it was made goes to a separate property store: about 40
+   * bytes more per record held).
+   */
   set(ns: Namespace, key: string, value: unknown, expiresAt: number, partition: number, index?: string): StoredRecord {
     const json = flattened(JSON.stringify(value));
     const version = this.nextVersion();
     const origin = this.origin;
-    // Each shape written whole: a field added to an object after it was made goes to a
-    // separate property store (about 40 bytes more per record held).
     let r: StoredRecord;
     if (index === undefined) r = origin === undefined ? { json, expiresAt, version, partition } : { json, expiresAt, version, partition, origin };
     else r = origin === undefined ? { json, expiresAt, version, partition, index } : { json, expiresAt, version, partition, index, origin };
@@ -217,13 +220,16 @@ export class GridStore {
   /** Deletes (leaving a tombstone); true when a live record was there. */
   delete(ns: Namespace, key: string, partition: number): boolean {
     const existed = this.has(ns, key);
-    this.write(ns, key, { json: 'null', expiresAt: this.clock.now() + TOMBSTONE_MS, version: this.nextVersion(), partition, deleted: true });
+    const json = 'null';
+    const expiresAt = this.clock.now() + TOMBSTONE_MS;
+    const version = this.nextVersion();
+    const origin = this.origin;
+    this.write(ns, key, origin === undefined ? { json, expiresAt, version, partition, deleted: true } : { json, expiresAt, version, partition, deleted: true, origin });
     return existed;
   }
 
-  /** A local change: stamped with this engine as its origin, journalled, stored. */
+  /** A local change (made whole, with its origin, by `set` or `delete`): journalled, stored. */
   private write(ns: Namespace, key: string, r: StoredRecord): StoredRecord {
-    if (this.origin !== undefined) r.origin = this.origin;
     this.journal?.push({ change: { ns, key, record: r }, previous: this.spaces.get(ns)?.get(key) });
     this.put(ns, key, r);
     return r;
