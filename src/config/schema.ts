@@ -307,7 +307,7 @@ export const KEYS: readonly KeyDef[] = [
   },
   {
     section: 'http', key: 'drain_seconds', type: 'decimal', default: '', unit: 's',
-    doc: 'Engines: on SIGTERM (or `cohort cluster stop`) how long the engine keeps serving after `/health/ready` turned 503, so that load balancers take it out of rotation before it hands its partitions off, leaves and exits. Every answer in that time carries `Connection: close`, so no kept-alive connection outlives it. Empty: 5, or 0.5 with `[cluster] profile = local`.',
+    doc: 'Engines: on SIGTERM (or `cohort cluster stop`) how long the engine keeps serving after `/health/ready` turned 503, so that load balancers take it out of rotation before it hands its partitions off, leaves and exits. Connections stay kept alive meanwhile; then the engine refuses new connections, answers what still comes on open ones with `Connection: close`, and waits up to as long again for its clients to close them (a balancer closing its own idle connection races nothing; an engine ending it could cut a request written into it). Empty: 5, or 0.5 with `[cluster] profile = local`.',
     allowed: 'empty, or a number of seconds from 0 to 300 (decimals allowed, e.g. 0.5)',
     parse: (raw) => (raw.trim() === '' ? undefined : parseSeconds(raw, 0, 300)),
   },

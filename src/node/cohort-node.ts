@@ -390,19 +390,21 @@ export class CohortNode {
   /**
    * The first part of a graceful stop, also asked for on its own by `cohort drain` (a
    * container's pre-stop hook) so that it is over before the stop signal comes: readiness
-   * answers 503 and every answer closes its connection, while the engine keeps serving for
+   * answers 503 while the engine keeps serving, connections kept alive as before, for
    * `[http] drain_seconds`. Resolves with the time drained (ms; 0 for a node serving no client
    * traffic). Asked again, or followed by `stop()`, it waits only for what is left of that time.
+   *
+   * Connections stay kept alive on purpose: a balancer without active checks (open-source
+   * nginx) goes on sending to this engine until a connection is refused, and if every answer
+   * closed its connection it would open a new one per request right up to the moment the
+   * listener closes, when the connections the kernel accepted but the engine had not yet
+   * taken are reset under requests already written — a POST there fails. Kept alive, the
+   * balancer's connections are open long before the listener closes (`closeServingListener`).
    */
   drain(): Promise<number> {
     this.drainRun ??= (async () => {
       this.draining = true;
       const serving = this.servingListeners();
-      // From now on every answer says `Connection: close`, so a load balancer's kept-alive
-      // connections end with the request they carried instead of being cut when the listener
-      // closes. A listener added only now (ahead of Fastify's): no request before the drain
-      // pays for the check.
-      for (const s of serving) s.server.prependListener('request', closeAfterAnswer);
       if (serving.length === 0 || this.config.http.drainMs === 0) return 0;
       this.log.info({ drainMs: this.config.http.drainMs }, 'draining: ready answers 503; serving until drain_seconds have passed');
       await new Promise((resolve) => setTimeout(resolve, this.config.http.drainMs));
@@ -419,11 +421,12 @@ export class CohortNode {
   /**
    * Stops everything that was started; safe to call more than once and after a failed start.
    *
-   * An engine that serves client traffic drains first: `/health/ready` answers 503 and every
-   * answer closes its connection, while it keeps serving for `[http] drain_seconds`, so load
-   * balancers (active checks on readiness, or passive ones after a refused connection) move
-   * their traffic before anything closes. Then its listeners close (requests in flight
-   * finish), it saves its state, hands its partitions off by leaving, and stops.
+   * An engine that serves client traffic drains first: `/health/ready` answers 503 while it
+   * keeps serving for `[http] drain_seconds`, so load balancers with active checks move their
+   * traffic before anything closes. Then its listeners stop accepting (a balancer with passive
+   * checks moves on the refused connection) and answer what still comes on open connections
+   * with `Connection: close`, waiting up to `drain_seconds` more for the clients to close
+   * them; it saves its state, hands its partitions off by leaving, and stops.
    */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
@@ -433,7 +436,7 @@ export class CohortNode {
       await this.manageServer?.close();
       await this.adminServer?.close();
       await this.adminAuth?.stop().catch((err: unknown) => this.log.error({ err }, 'could not write failed sign-ins to the audit trail'));
-      await Promise.all(serving.map((s) => closeLettingRequestsFinish(s, FINISH_REQUESTS_MS)));
+      await Promise.all(serving.map((s) => closeServingListener(s, this.config.http.drainMs, FINISH_REQUESTS_MS)));
       for (const s of [this.proxyServer, this.runtimeServer]) if (s && !serving.includes(s)) await s.close();
       this.follower?.stop();
       this.consoleRole?.stop();
@@ -449,22 +452,32 @@ export class CohortNode {
   }
 }
 
-/** How long a stopping engine lets requests in flight finish after its drain before it cuts them. */
+/** How long a stopping engine lets requests in flight finish after its listeners closed before it cuts them. */
 export const FINISH_REQUESTS_MS = 5000;
 
-/** After the listener stopped accepting, how long connections just accepted get to deliver their request. */
-const SETTLE_MS = 100;
-
-/** Closes `app`, letting requests in flight finish for up to `ms`, then ending what is left. */
-async function closeLettingRequestsFinish(app: FastifyInstance, ms: number): Promise<void> {
-  const timer = setTimeout(() => app.server.closeAllConnections(), ms);
+/**
+ * Closes a listener of client traffic without failing a request a client has sent. It stops
+ * accepting: a new connection is refused, which any balancer retries on another engine,
+ * whatever the method, since nothing was sent. What still comes on open connections is
+ * answered with `Connection: close`. Connections left idle are not ended here but left to
+ * their clients for up to `lingerMs`: an engine that ends a kept-alive connection races the
+ * balancer reusing it, and a POST written into a connection being closed fails without a
+ * retry, whereas a balancer closing its own idle connection (`cohort lb` sets its idle timeout
+ * to half the drain) races nothing. Then the idle connections left are ended and requests in
+ * flight get `finishMs` before they are cut.
+ */
+export async function closeServingListener(app: FastifyInstance, lingerMs: number, finishMs: number): Promise<void> {
+  const started = performance.now();
+  app.server.prependListener('request', closeAfterAnswer);
+  // net.Server's close, not http.Server's, which would end the idle connections at once.
+  const allClosed = new Promise<'closed'>((resolve) => NetServer.prototype.close.call(app.server, () => resolve('closed')));
+  let lingerTimer: NodeJS.Timeout | undefined;
+  const lingered = await Promise.race([allClosed, new Promise<'timeout'>((resolve) => (lingerTimer = setTimeout(resolve, lingerMs, 'timeout')))]);
+  clearTimeout(lingerTimer);
+  // The server's logger carries the listener's name.
+  app.log.info({ lingerMs, waitedMs: Math.round(performance.now() - started), clientsClosedAll: lingered === 'closed' }, lingered === 'closed' ? 'listener closed; its clients closed every connection' : 'listener closed; ending the connections its clients left open');
+  const timer = setTimeout(() => app.server.closeAllConnections(), finishMs);
   try {
-    // Stop accepting first, without ending idle connections as http.Server's close does: a
-    // connection the balancer opened a moment ago may carry a request not read yet, and
-    // ending it would fail a request the balancer cannot send elsewhere. Each is answered
-    // with Connection: close; fastify's close then ends what stayed idle.
-    NetServer.prototype.close.call(app.server);
-    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
     await app.close();
   } finally {
     clearTimeout(timer);

@@ -1,13 +1,15 @@
 /**
- * A draining engine (SIGTERM with `[http] drain_seconds`): /health/ready answers 503 at once,
- * and a kept-alive connection opened before the drain still gets its answer, with
- * `Connection: close`, after which the engine closes it; before the drain the same
- * connection is kept alive. `cohort drain` (a container's pre-stop hook) drains on its own
- * and returns when the drain is over; the stop that follows does not drain again.
+ * A draining engine (SIGTERM with `[http] drain_seconds`): /health/ready answers 503 at once
+ * while a kept-alive connection stays kept alive; once the drain is over the listener refuses
+ * new connections, and a connection left idle is not cut by the engine: its client may still
+ * send a request on it, answered with `Connection: close`, and once the clients closed every
+ * connection the engine goes on stopping. `cohort drain` (a container's pre-stop hook) drains
+ * on its own and returns when the drain is over; the stop that follows does not drain again.
  * `cohort health` (a container's health check) asks the manage listener.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { get } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { startNode, waitUntil } from '../helpers/cluster.js';
 import { runCohortToEnd } from '../helpers/processes.js';
@@ -34,30 +36,57 @@ function getOn(socket: Socket, host: string, path: string): Promise<string> {
   });
 }
 
+/** The status of a GET on a connection of its own, closed after it (fetch would keep it open, and the engine would wait for it). */
+function statusOnce(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    get(url, { agent: false, headers: { connection: 'close' } }, (res) => {
+      res.resume();
+      res.once('end', () => resolve(res.statusCode ?? 0));
+    }).once('error', reject);
+  });
+}
+
+/** A connected socket, or the connection's error (ECONNREFUSED once the listener closed). */
+function connected(host: string, port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port });
+    socket.once('connect', () => resolve(socket)).once('error', reject);
+  });
+}
+
 describe('draining', () => {
-  it('an engine told to stop answers 503 on ready, and answers on open connections with Connection: close', async (t) => {
+  it('an engine told to stop answers 503 on ready, keeps connections alive, then refuses new ones and answers on an idle one with Connection: close', async (t) => {
     const dir = tmpDir(t);
-    const engine = await startNode(t, dir, 'engine-1', { overrides: { http: { drain_seconds: '5' } } });
+    const engine = await startNode(t, dir, 'engine-1', { overrides: { http: { drain_seconds: '3' } } });
     await startNode(t, dir, 'console', { role: 'console', peers: engine.address });
     const runtime = engine.config.http!.runtime!;
     const base = `http://${runtime}`;
-    await waitUntil(async () => (await fetch(`${base}/health/ready`)).status, (s) => s === 200, 20_000, 50);
+    await waitUntil(() => statusOnce(`${base}/health/ready`), (s) => s === 200, 20_000, 50);
 
     const [host, port] = [runtime.slice(0, runtime.lastIndexOf(':')), Number(runtime.slice(runtime.lastIndexOf(':') + 1))];
-    const socket = connect({ host, port });
+    const socket = await connected(host, port);
     t.after(() => socket.destroy());
-    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
     const before = await getOn(socket, runtime, '/health/live');
     assert.match(before, /^http\/1\.1 200/);
     assert.match(before, /connection: keep-alive/, 'kept alive before the drain');
 
     process.kill(engine.proc.pid, 'SIGTERM');
-    await waitUntil(async () => (await fetch(`${base}/health/ready`)).status, (s) => s === 503, 10_000, 50);
-    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    await waitUntil(() => statusOnce(`${base}/health/ready`), (s) => s === 503, 10_000, 50);
     const during = await getOn(socket, runtime, '/health/live');
     assert.match(during, /^http\/1\.1 200/, 'still served while draining');
-    assert.match(during, /connection: close/);
+    assert.match(during, /connection: keep-alive/, 'kept alive while draining');
+
+    // The drain is over once a new connection is refused; the one kept alive is still open
+    // and, idle for a while after that, still answered, with Connection: close.
+    await waitUntil(() => connected(host, port).then((s) => (s.destroy(), 'accepted'), (err: NodeJS.ErrnoException) => err.code), (code) => code === 'ECONNREFUSED', 15_000, 20);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    const after = await getOn(socket, runtime, '/health/live');
+    assert.match(after, /^http\/1\.1 200/, 'an idle connection is still answered after the listener closed');
+    assert.match(after, /connection: close/);
     await closed;
+    assert.equal((await engine.proc.exited).code, 0);
+    assert.match(engine.proc.stdout(), /"clientsClosedAll":true/, 'the engine went on once its client closed the connection');
   });
 
   it('cohort drain drains an engine and returns when the drain is over; the stop then goes straight on; cohort health follows the node', async (t) => {

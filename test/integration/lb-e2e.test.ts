@@ -2,8 +2,8 @@
  * Real nginx and HAProxy, each running the configuration `cohort lb` printed as it is, in
  * front of `cohort up --engines 3`, under a steady load of runtime-API reads and writes:
  *
- * - a rolling restart of every engine (SIGTERM: the engine drains for drain_seconds, saves,
- *   leaves and exits; then `cohort start` brings it back with its saved state, and the next
+ * - a rolling restart of every engine (SIGTERM: the engine drains for drain_seconds, refuses
+ *   new connections and waits for the balancers to close theirs, saves, leaves and exits; then `cohort start` brings it back with its saved state, and the next
  *   engine goes once it is ready) fails no client request;
  * - `kill -9` of one engine fails no request the balancer may repeat (GET, PUT); the POSTs
  *   it had in flight may fail, and are only counted.
@@ -77,9 +77,10 @@ describe('load balancers from cohort lb in front of a three-engine cluster', () 
     const engines = cluster.nodes.filter((n) => n.role === 'engine');
     const consoleFile = cluster.nodes.find((n) => n.role === 'console')!.configFile;
 
-    // The local profile drains for 0.5 s and the balancers idle their kept-alive connections out
-    // after half of it: on a machine busy with other tests a balancer starved of CPU for longer
-    // keeps a connection past the engine's close, and a POST on it fails. The drain the
+    // The local profile drains for 0.5 s, and the balancers idle their kept-alive connections
+    // out after half of it: on a machine busy with other tests a balancer starved of CPU for
+    // longer keeps a connection past the time a stopping engine waits for its clients to close
+    // theirs, and a POST on it fails. The drain the
     // balancers' timings are derived from (cohort lb reads it) is made 3 s here, and each engine
     // restarted once with it before the load begins. Likewise a call between engines may wait
     // longer than the 500 ms default rpc_timeout there (a PUT forwarded to a starved primary

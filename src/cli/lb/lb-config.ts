@@ -4,8 +4,10 @@
  * they write (pid, temporary files) relative to DIR or the working directory.
  *
  * What they do for a rolling restart to fail no client request: a stopping engine answers
- * `/health/ready` with 503 and keeps serving for `[http] drain_seconds`, every answer closing
- * its connection, then closes its listener (node/cohort-node.ts).
+ * `/health/ready` with 503 and keeps serving for `[http] drain_seconds`, connections kept
+ * alive; then it refuses new connections, answers what comes on open ones with `Connection:
+ * close`, and waits up to `drain_seconds` again for its clients to close the idle ones
+ * (node/cohort-node.ts `closeServingListener`).
  *
  * - HAProxy checks `/health/ready` actively, often enough to take a draining engine out well
  *   within the drain, and retries a request whose connection failed on another engine;
@@ -13,9 +15,12 @@
  *   died under them.
  * - Open-source nginx has no active checks. An engine that refuses a connection is skipped
  *   for `fail_timeout`, and the request goes to another engine: a refused connection sent
- *   nothing, so nginx retries any method. Requests nginx may repeat (not POST, LOCK, PATCH)
- *   are retried on another engine after an error or a timeout too. Kept-alive connections
- *   to the engines idle out before the drain ends, so none is cut under a request.
+ *   nothing, so nginx retries any method. Until then nginx reaches the draining engine over
+ *   connections it already holds, so few new ones are being opened when the listener closes
+ *   (one the kernel accepted but the engine had not yet taken is reset under its request).
+ *   Requests nginx may repeat (not POST, LOCK, PATCH) are retried on another engine after an
+ *   error or a timeout too. Kept-alive connections idle out in nginx well before the engine
+ *   would end them itself, so none is cut under a request.
  *
  * Pure functions: the command (lb.ts) gathers the engines, a unit test checks the text, and
  * a real-process test runs both balancers with it.
@@ -44,9 +49,10 @@ export function checkIntervalMs(drainMs: number): number {
 
 /**
  * How long a kept-alive connection to an engine may stay idle in the balancer (ms): shorter
- * than the drain, so that every connection to a draining engine either carries a request
- * (answered with `Connection: close`) or is closed by the balancer before the engine closes
- * its listener. Never 0, which would turn keep-alive off.
+ * than the time a stopping engine waits for its clients to close their connections
+ * (`drain_seconds` after its listener closed), so that every connection either carries a
+ * request (answered with `Connection: close`) or is closed by the balancer, never by the
+ * engine while the balancer may be writing into it. Never 0, which would turn keep-alive off.
  */
 export function idleKeepAliveMs(drainMs: number): number {
   return Math.max(100, Math.floor(drainMs / 2));
@@ -90,9 +96,9 @@ export function nginxLbConfig(o: LbOptions): string {
     '    upstream cohort_engines {',
     '        # Passive health checks: an engine that refuses a connection or times out is',
     '        # skipped for fail_timeout (open-source nginx has no active checks; a draining',
-    '        # engine keeps serving until it closes its listener, so nothing is lost meanwhile).',
+    '        # engine keeps serving until it refuses connections, so nothing is lost meanwhile).',
     ...o.engines.map((e) => `        server ${e.address} max_fails=1 fail_timeout=2s; # ${e.id}`),
-    '        # Keep-alive to the engines; idle connections close before an engine\'s drain ends.',
+    '        # Keep-alive to the engines; nginx closes idle ones before a stopping engine would.',
     '        keepalive 64;',
     `        keepalive_timeout ${idleKeepAliveMs(o.drainMs)}ms;`,
     '        keepalive_requests 10000;',
