@@ -18,7 +18,7 @@ import {
   type Session,
   type SessionCursor,
 } from '../services.js';
-import type { GridStore } from './grid-store.js';
+import type { GridStore, StoredRecord } from './grid-store.js';
 
 export type Operation =
   | { t: 'session.put'; session: Session }
@@ -111,15 +111,15 @@ export interface OperationResults {
 export function applyOperation(store: GridStore, op: Operation, now: number, partition: number): unknown {
   switch (op.t) {
     case 'session.put':
-      store.set('session', op.session.id, op.session, op.session.expiresAt, partition, op.session.subject);
+      store.set('session', op.session.id, storedSession(op.session), op.session.expiresAt, partition, op.session.subject);
       return op.session;
     case 'session.get': {
-      const s = store.get('session', op.id) as Session | undefined;
+      const s = sessionOf(store, op.id);
       if (!s) return null;
       if (!op.touch || !touchDue(s.lastAccessAt, now, op.touchAfterMs)) return s;
       const touched: Session = { ...s, lastAccessAt: now };
       touched.expiresAt = sessionExpiry(touched);
-      store.set('session', s.id, touched, touched.expiresAt, partition, s.subject);
+      store.set('session', s.id, storedSession(touched), touched.expiresAt, partition, s.subject);
       return touched;
     }
     case 'session.list':
@@ -128,22 +128,21 @@ export function applyOperation(store: GridStore, op: Operation, now: number, par
       const after = op.after;
       const rest = store
         .keysByIndex('session', op.subject)
-        .map((id) => store.record('session', id))
-        .filter((r) => r !== undefined)
-        .map((r) => ({ session: JSON.parse(r.json) as Session, bytes: r.json.length }))
-        .filter((e) => after === undefined || compareSessions(e.session, after) > 0)
-        .sort((a, b) => compareSessions(a.session, b.session));
+        .map((id) => sessionOf(store, id))
+        .filter((s): s is Session => s !== undefined && (after === undefined || compareSessions(s, after) > 0))
+        .sort(compareSessions);
       const sessions: Session[] = [];
       let bytes = 0;
-      for (const e of rest) {
+      for (const session of rest) {
         if (sessions.length === op.limit || (sessions.length > 0 && bytes >= op.maxBytes)) break;
-        sessions.push(e.session);
-        bytes += e.bytes;
+        sessions.push(session);
+        // What it takes in the answer, which is what the budget bounds.
+        bytes += JSON.stringify(session).length;
       }
       return { sessions, more: sessions.length < rest.length };
     }
     case 'session.delete': {
-      const s = store.get('session', op.id) as Session | undefined;
+      const s = sessionOf(store, op.id);
       store.delete('session', op.id, partition);
       return s === undefined ? false : sessionMaxEnd(s);
     }
@@ -201,6 +200,32 @@ export function applyOperation(store: GridStore, op: Operation, now: number, par
 function subjectSessions(store: GridStore, subject: string): Session[] {
   return store
     .keysByIndex('session', subject)
-    .map((id) => store.get('session', id) as Session | undefined)
+    .map((id) => sessionOf(store, id))
     .filter((s): s is Session => s !== undefined);
+}
+
+/**
+ * What the grid stores of a session, as JSON: `[attributes, createdAt, lastAccessAt,
+ * idleTimeoutMs, maxLifetimeMs]`. Its id is the record's key, its subject the record's index
+ * and its expiry the record's own, and the other fields go by position: about 160 bytes less
+ * than the session's own JSON for every session held, in memory, on the wire and in the saved
+ * state (a session of 256 bytes of attributes is held in about 630 bytes in all instead of 800).
+ */
+type StoredSession = [attributes: Session['attributes'], createdAt: number, lastAccessAt: number, idleTimeoutMs: number, maxLifetimeMs: number];
+
+function storedSession(s: Session): StoredSession {
+  return [s.attributes, s.createdAt, s.lastAccessAt, s.idleTimeoutMs, s.maxLifetimeMs];
+}
+
+/** The session a record holds, whole again; a session stored whole (as earlier versions did) reads the same. */
+function sessionFrom(id: string, r: StoredRecord): Session {
+  const stored = JSON.parse(r.json) as StoredSession | Session;
+  if (!Array.isArray(stored)) return stored;
+  const [attributes, createdAt, lastAccessAt, idleTimeoutMs, maxLifetimeMs] = stored;
+  return { id, subject: r.index!, attributes, createdAt, lastAccessAt, idleTimeoutMs, maxLifetimeMs, expiresAt: r.expiresAt };
+}
+
+function sessionOf(store: GridStore, id: string): Session | undefined {
+  const r = store.record('session', id);
+  return r === undefined ? undefined : sessionFrom(id, r);
 }
