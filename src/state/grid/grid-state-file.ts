@@ -9,8 +9,8 @@
  * Saving streams the records to a temporary file (a piece of about a megabyte at a time, the
  * next made only once the file took the last, so no partition is ever one string), fsyncs it, renames it over the previous file and fsyncs
  * the directory: a crash while saving leaves the previous file whole. Loading reads the file
- * line by line, twice: the first pass checks the checksum, the count and that every line is a
- * record, and only then does the second pass merge. A damaged file therefore changes nothing:
+ * once, parsing every line and computing the checksum as it goes, and merges the records only
+ * when the checksum, the count and every line hold. A damaged file therefore changes nothing:
  * it is renamed `grid-state.tsv.damaged` (GRID_STATE_DAMAGED) and the engine takes its state
  * from the cluster.
  *
@@ -39,10 +39,11 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { StringDecoder } from 'node:string_decoder';
+import { isAscii } from 'node:buffer';
 import { CohortError } from '../../core/errors.js';
 import { TOMBSTONE_MS, type GridStore } from './grid-store.js';
 import { parseRecordLine, recordLine } from './record-lines.js';
+import type { RecordChange } from './grid-store.js';
 
 export const GRID_STATE_FILE = 'grid-state.tsv';
 /** Written when the engine begins to serve after a saved state was written (see the header). */
@@ -179,17 +180,12 @@ export async function loadGridState(store: GridStore, dataDir: string): Promise<
   let damage: string | undefined;
   let result: { loaded: number; records: number } | undefined;
   try {
-    // Both passes read this one open file, so a file renamed over it meanwhile changes nothing.
-    const size = (await file.stat()).size;
-    damage = await checkFile(file, size);
-    if (damage === undefined) {
+    const read = await readRecords(file, (await file.stat()).size);
+    if (typeof read === 'string') damage = read;
+    else {
       let loaded = 0;
-      let records = 0;
-      await eachLine(file, size - TRAILER_BYTES, (line) => {
-        if (records++ === 0) return; // the header
-        if (store.merge(parseRecordLine(line)!)) loaded++;
-      });
-      result = { loaded, records: records - 1 };
+      for (const change of read) if (store.merge(change)) loaded++;
+      result = { loaded, records: read.length };
     }
   } finally {
     await file.close();
@@ -201,8 +197,8 @@ export async function loadGridState(store: GridStore, dataDir: string): Promise<
   return result;
 }
 
-/** The first pass: what is wrong with the file, or undefined when it may be merged. */
-async function checkFile(file: FileHandle, size: number): Promise<string | undefined> {
+/** The file's records, or what is wrong with it (nothing of a damaged file is merged). */
+async function readRecords(file: FileHandle, size: number): Promise<RecordChange[] | string> {
   if (size < HEADER.length + TRAILER_BYTES) return 'too short';
   const bodyEnd = size - TRAILER_BYTES;
   const trailerBytes = Buffer.alloc(TRAILER_BYTES);
@@ -210,6 +206,7 @@ async function checkFile(file: FileHandle, size: number): Promise<string | undef
   const match = /^#end\t(\d{12})\t([0-9a-f]{64})\n$/.exec(trailerBytes.toString('utf8'));
   if (!match) return 'no trailer: the save did not finish';
   const hash = createHash('sha256');
+  const changes: RecordChange[] = [];
   let lines = 0;
   let bad: string | undefined;
   const complete = await eachLine(
@@ -219,9 +216,11 @@ async function checkFile(file: FileHandle, size: number): Promise<string | undef
       if (bad !== undefined) return;
       if (lines++ === 0) {
         if (`${line}\n` !== HEADER) bad = 'unknown header';
-      } else if (parseRecordLine(line) === undefined) {
-        bad = `line ${lines} is not a record`;
+        return;
       }
+      const change = parseRecordLine(line);
+      if (change === undefined) bad = `line ${lines} is not a record`;
+      else changes.push(change);
     },
     (bytes) => hash.update(bytes),
   );
@@ -229,18 +228,19 @@ async function checkFile(file: FileHandle, size: number): Promise<string | undef
   if (!complete) return 'the last line before the trailer is cut short';
   if (bad !== undefined) return bad;
   if (lines - 1 !== Number(match[1])) return `${lines - 1} records, the trailer says ${Number(match[1])}`;
-  return undefined;
+  return changes;
 }
 
 /**
  * Calls `onLine` for every line (without its newline) of the first `end` bytes of `file`, and
- * `onBytes` for every piece read; resolves with false when the last line has no newline. A
- * piece is decoded at once and its lines are slices of it; a line longer than a piece is
- * gathered from its parts (joined once), so only about a piece and a line are ever strings.
+ * `onBytes` for every piece read; resolves with false when the last line has no newline. The
+ * complete lines of a piece are decoded at once (a newline byte is never part of a UTF-8
+ * sequence, so no character is cut) and its lines are slices of that text; the bytes after the
+ * last newline are decoded with the first line of the next piece. A piece of plain ASCII, as nearly every record line is,
+ * is decoded as Latin-1: the same text, copied instead of decoded.
  */
 async function eachLine(file: FileHandle, end: number, onLine: (line: string) => void, onBytes?: (bytes: Buffer) => void): Promise<boolean> {
-  const decoder = new StringDecoder('utf8');
-  let parts: string[] = [];
+  let rest: Buffer | undefined;
   for (let position = 0; position < end; ) {
     const bytes = Buffer.allocUnsafe(Math.min(READ_CHUNK_BYTES, end - position));
     const { bytesRead } = await file.read(bytes, 0, bytes.length, position);
@@ -248,21 +248,30 @@ async function eachLine(file: FileHandle, end: number, onLine: (line: string) =>
     position += bytesRead;
     const chunk = bytes.subarray(0, bytesRead);
     onBytes?.(chunk);
-    const text = decoder.write(chunk);
+    const lastNewline = chunk.lastIndexOf(10);
+    if (lastNewline < 0) {
+      rest = rest === undefined ? chunk : Buffer.concat([rest, chunk]);
+      continue;
+    }
+    let from = 0;
+    if (rest !== undefined) {
+      // The line begun in the pieces before ends in this one.
+      from = chunk.indexOf(10) + 1;
+      onLine(decoded(Buffer.concat([rest, chunk.subarray(0, from - 1)])));
+    }
+    rest = lastNewline + 1 < chunk.length ? chunk.subarray(lastNewline + 1) : undefined;
+    const text = decoded(chunk.subarray(from, lastNewline + 1));
     let start = 0;
     for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
-      if (parts.length === 0) onLine(text.slice(start, nl));
-      else {
-        parts.push(text.slice(start, nl));
-        onLine(parts.join(''));
-        parts = [];
-      }
+      onLine(text.slice(start, nl));
       start = nl + 1;
     }
-    if (start < text.length) parts.push(text.slice(start));
   }
-  if (decoder.end() !== '') return false;
-  return parts.length === 0;
+  return rest === undefined;
+}
+
+function decoded(bytes: Buffer): string {
+  return bytes.toString(isAscii(bytes) ? 'latin1' : 'utf8');
 }
 
 /** Makes a rename in `dir` durable. Some platforms cannot open a directory: the rename is then as durable as they make it. */
