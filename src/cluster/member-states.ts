@@ -254,8 +254,9 @@ export class MemberStates {
       // sends no reset): TCP keeps retransmitting their unacknowledged bytes, further apart
       // each time (tens of seconds after a minute), and whatever is sent on them after the
       // network heals, the reconnect rounds' push-pulls among it, waits behind those bytes.
-      // Closed now, the next send opens a fresh connection, answered as soon as the link is back.
-      core.mux.transport.disconnect(m.address);
+      // Closed now, the next send opens a fresh connection, answered as soon as the link is back;
+      // the calls in flight to it fail at once (their answers would come over the connections closed).
+      core.mux.disconnect(m.address);
     }
     core.broadcasts.enqueue(msg);
     this.notify(m, previous);
@@ -264,7 +265,7 @@ export class MemberStates {
   applyForget(id: string): void {
     const m = this.core.members.delete(id);
     if (m) {
-      this.core.mux.transport.disconnect(m.address);
+      this.core.mux.disconnect(m.address);
       this.core.log.info({ member: id, address: m.address }, 'member deleted from the cluster');
       // Who is known changed: the grid's write majority is counted over the known members.
       this.listener.onMemberForgotten?.(m);

@@ -12,7 +12,11 @@
  *   adds no latency to a lone call; under load batches grow by themselves.
  * - Every call ends: with the answer, with RPC_TIMEOUT after `rpc_timeout` (or the call's
  *   own timeout), with RPC_PEER_UNREACHABLE as soon as the transport reports the connection
- *   to that peer lost, or with RPC_CLOSED when this node stops.
+ *   to that peer lost, or with RPC_CLOSED when this node stops. When this node closes its
+ *   connections to a peer itself (membership declared it dead), the calls in flight to it end
+ *   at once with RPC_TIMEOUT: their answers would come over those connections, and the peer,
+ *   perhaps only slow, may still act on them, which is what a timeout tells the caller (a
+ *   lost connection would let it repeat the call elsewhere as if the peer had crashed).
  * - A handler's CohortError travels back with its code, so a caller sees the same code the
  *   remote node would have answered locally; anything else becomes RPC_REMOTE_FAILED and is
  *   logged where it happened, never sent (it may hold internals).
@@ -26,6 +30,7 @@
  * would be escaped and parsed again: the message is byte 0x01, the JSON header without `b`,
  * a newline, then the text as it is. A batch is byte 0x02 then a JSON array of messages.
  */
+import { decodeUtf8 } from '../core/utf8.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { CohortError, ERROR_CODES, type ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -148,6 +153,7 @@ export class Rpc {
       onMessage: (from, channel, payload) => this.receive(from, channel, payload),
       onPeerDown: (address, reason) => this.failPendingTo(address, `the connection to ${address} was lost (${reason})`),
       onRefused: (address, code) => this.failPendingTo(address, `${address} refused the connection (${code})`),
+      onDisconnected: (address) => this.abandonCallsTo(address),
     });
   }
 
@@ -288,6 +294,15 @@ export class Rpc {
     return p;
   }
 
+  /** Ends the calls in flight to `address` as timed out: no answer will come (see the header). */
+  private abandonCallsTo(address: string): void {
+    for (const [id, p] of [...this.pending]) {
+      if (p.to !== address) continue;
+      this.settle(id)?.reject(new CohortError('RPC_TIMEOUT', `${p.method} on ${address} will get no answer: this node closed its connections to it (declared dead)`, { to: address, method: p.method }));
+      this.stats.callsFailed++;
+    }
+  }
+
   private failPendingTo(address: string, why: string): void {
     for (const [id, p] of [...this.pending]) {
       if (p.to !== address) continue;
@@ -303,15 +318,15 @@ export class Rpc {
       if (bytes[0] === RAW_MARK) {
         const end = bytes.indexOf(NEWLINE);
         if (end < 0) throw new Error('raw message without a header');
-        parsed = JSON.parse(bytes.toString('utf8', 1, end)) as unknown;
-        if (typeof parsed === 'object' && parsed !== null) (parsed as Message).b = new RawText(bytes.toString('utf8', end + 1));
+        parsed = JSON.parse(decodeUtf8(bytes, 1, end)) as unknown;
+        if (typeof parsed === 'object' && parsed !== null) (parsed as Message).b = new RawText(decodeUtf8(bytes, end + 1));
       } else if (bytes[0] === BATCH_MARK) {
-        parsed = JSON.parse(bytes.toString('utf8', 1)) as unknown;
+        parsed = JSON.parse(decodeUtf8(bytes, 1)) as unknown;
         if (!Array.isArray(parsed)) throw new Error('a batch is an array');
         for (const msg of parsed) this.dispatch(from, channel, msg as Message);
         return;
       } else {
-        parsed = JSON.parse(bytes.toString('utf8')) as unknown;
+        parsed = JSON.parse(decodeUtf8(bytes)) as unknown;
       }
     } catch {
       this.stats.malformedDropped++;

@@ -3,7 +3,7 @@ import type { Channel, PeerDownReason, PeerIdentity, RefusalCode, Transport, Tra
 /**
  * Several protocols over one transport. Every payload starts with one byte naming its
  * protocol; the mux strips it and hands the rest to that protocol's handler. Connection
- * events (peer down, refusals) go to every protocol.
+ * events (peer down, refusals, and this node disconnecting a peer) go to every protocol.
  *
  * Protocol ids are part of the wire contract: append-only, never reused.
  */
@@ -16,6 +16,12 @@ export interface ProtocolHandlers {
   onMessage(from: PeerIdentity, channel: Channel, payload: Uint8Array): void;
   onPeerDown?(address: string, reason: PeerDownReason): void;
   onRefused?(address: string, code: RefusalCode, message: string): void;
+  /**
+   * This node closed its connections to and from `address` (`disconnect`): what was sent on
+   * them and not yet answered will not be, since an answer comes over a connection the peer
+   * opened, now closed. The transport reports no peer down for a close of its own.
+   */
+  onDisconnected?(address: string): void;
 }
 
 export class TransportMux {
@@ -47,6 +53,12 @@ export class TransportMux {
         for (const h of this.protocols.values()) h.onRefused?.(address, code, message);
       },
     };
+  }
+
+  /** Closes every connection to and from `address` (a member declared dead or deleted), and tells every protocol. */
+  disconnect(address: string): void {
+    this.transport.disconnect(address);
+    for (const h of this.protocols.values()) h.onDisconnected?.(address);
   }
 
   /** Sends `text` as UTF-8, written straight after the protocol byte (no extra copy). */

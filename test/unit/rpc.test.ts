@@ -127,6 +127,22 @@ describe('rpc: calls', () => {
     assert.ok(gone.at < 10, `failed after ${gone.at} ms, not at the timeout`);
   });
 
+  it('ends at once, as timed out, the calls in flight to a peer this node disconnects (a member declared dead, perhaps only slow), whose answers would come over the connections it closed', async () => {
+    const { nodes, network, settle } = await rpcCluster();
+    const [a, b] = nodes;
+    await settle(a!.rpc.call(b!.address, 'echo', 1));
+    network.pause(b!.address);
+    const pending = a!.rpc.call(b!.address, 'echo', 2, { timeoutMs: 60_000 });
+    a!.mux.disconnect(b!.address);
+    const cut = await settle(pending);
+    expectCode(cut.error, 'RPC_TIMEOUT');
+    assert.ok(cut.at < 10, `ended after ${cut.at} ms, not at the call's timeout`);
+    assert.equal(a!.rpc.inFlight, 0);
+    // Later calls open a new connection and are answered.
+    network.resume(b!.address);
+    assert.deepEqual((await settle(a!.rpc.call(b!.address, 'echo', 3))).value, { body: 3, from: 'n0' });
+  });
+
   it('close() fails every call in flight with RPC_CLOSED and refuses new ones', async () => {
     const { nodes, network, settle } = await rpcCluster();
     const [a, b] = nodes;

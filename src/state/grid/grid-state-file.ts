@@ -39,8 +39,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isAscii } from 'node:buffer';
 import { CohortError } from '../../core/errors.js';
+import { decodeUtf8 } from '../../core/utf8.js';
 import { TOMBSTONE_MS, type GridStore } from './grid-store.js';
 import { parseRecordLine, recordLine } from './record-lines.js';
 import type { RecordChange } from './grid-store.js';
@@ -56,6 +56,8 @@ const TRAILER_BYTES = 5 + 12 + 1 + 64 + 1;
 /** Lines are written in pieces of about this size: few writes for small records, one for a large one. */
 const WRITE_CHUNK_CHARS = 1 << 20;
 const READ_CHUNK_BYTES = 4 << 20;
+/** Records merged between two turns of the event loop while loading. */
+const MERGE_SLICE = 20_000;
 /** The temporary files of saves (`grid-state.tsv.<pid>.tmp`). */
 const TMP_NAME = /^grid-state\.tsv\.\d+\.tmp$/;
 
@@ -184,7 +186,11 @@ export async function loadGridState(store: GridStore, dataDir: string): Promise<
     if (typeof read === 'string') damage = read;
     else {
       let loaded = 0;
-      for (const change of read) if (store.merge(change)) loaded++;
+      for (let i = 0; i < read.length; i++) {
+        if (store.merge(read[i]!)) loaded++;
+        // A million records take seconds to merge: the node keeps answering its peers' probes meanwhile.
+        if (i % MERGE_SLICE === MERGE_SLICE - 1) await new Promise((resolve) => setImmediate(resolve));
+      }
       result = { loaded, records: read.length };
     }
   } finally {
@@ -236,8 +242,7 @@ async function readRecords(file: FileHandle, size: number): Promise<RecordChange
  * `onBytes` for every piece read; resolves with false when the last line has no newline. The
  * complete lines of a piece are decoded at once (a newline byte is never part of a UTF-8
  * sequence, so no character is cut) and its lines are slices of that text; the bytes after the
- * last newline are decoded with the first line of the next piece. A piece of plain ASCII, as nearly every record line is,
- * is decoded as Latin-1: the same text, copied instead of decoded.
+ * last newline are decoded with the first line of the next piece.
  */
 async function eachLine(file: FileHandle, end: number, onLine: (line: string) => void, onBytes?: (bytes: Buffer) => void): Promise<boolean> {
   let rest: Buffer | undefined;
@@ -257,10 +262,10 @@ async function eachLine(file: FileHandle, end: number, onLine: (line: string) =>
     if (rest !== undefined) {
       // The line begun in the pieces before ends in this one.
       from = chunk.indexOf(10) + 1;
-      onLine(decoded(Buffer.concat([rest, chunk.subarray(0, from - 1)])));
+      onLine(decodeUtf8(Buffer.concat([rest, chunk.subarray(0, from - 1)])));
     }
     rest = lastNewline + 1 < chunk.length ? chunk.subarray(lastNewline + 1) : undefined;
-    const text = decoded(chunk.subarray(from, lastNewline + 1));
+    const text = decodeUtf8(chunk.subarray(from, lastNewline + 1));
     let start = 0;
     for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
       onLine(text.slice(start, nl));
@@ -270,9 +275,6 @@ async function eachLine(file: FileHandle, end: number, onLine: (line: string) =>
   return rest === undefined;
 }
 
-function decoded(bytes: Buffer): string {
-  return bytes.toString(isAscii(bytes) ? 'latin1' : 'utf8');
-}
 
 /** Makes a rename in `dir` durable. Some platforms cannot open a directory: the rename is then as durable as they make it. */
 async function syncDirectory(dir: string): Promise<void> {
