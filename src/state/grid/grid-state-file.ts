@@ -218,13 +218,13 @@ async function readRecords(file: FileHandle, size: number): Promise<RecordChange
   const complete = await eachLine(
     file,
     bodyEnd,
-    (line) => {
+    (text, start, end) => {
       if (bad !== undefined) return;
       if (lines++ === 0) {
-        if (`${line}\n` !== HEADER) bad = 'unknown header';
+        if (`${text.slice(start, end)}\n` !== HEADER) bad = 'unknown header';
         return;
       }
-      const change = parseRecordLine(line);
+      const change = parseRecordLine(text, start, end);
       if (change === undefined) bad = `line ${lines} is not a record`;
       else changes.push(change);
     },
@@ -238,13 +238,13 @@ async function readRecords(file: FileHandle, size: number): Promise<RecordChange
 }
 
 /**
- * Calls `onLine` for every line (without its newline) of the first `end` bytes of `file`, and
+ * Calls `onLine` for every line (without its newline: `text` from `start` to `end`) of the first `end` bytes of `file`, and
  * `onBytes` for every piece read; resolves with false when the last line has no newline. The
  * complete lines of a piece are decoded at once (a newline byte is never part of a UTF-8
- * sequence, so no character is cut) and its lines are slices of that text; the bytes after the
+ * sequence, so no character is cut) and its lines are read in that text; the bytes after the
  * last newline are decoded with the first line of the next piece.
  */
-async function eachLine(file: FileHandle, end: number, onLine: (line: string) => void, onBytes?: (bytes: Buffer) => void): Promise<boolean> {
+async function eachLine(file: FileHandle, end: number, onLine: (text: string, start: number, end: number) => void, onBytes?: (bytes: Buffer) => void): Promise<boolean> {
   let rest: Buffer | undefined;
   for (let position = 0; position < end; ) {
     const bytes = Buffer.allocUnsafe(Math.min(READ_CHUNK_BYTES, end - position));
@@ -262,13 +262,14 @@ async function eachLine(file: FileHandle, end: number, onLine: (line: string) =>
     if (rest !== undefined) {
       // The line begun in the pieces before ends in this one.
       from = chunk.indexOf(10) + 1;
-      onLine(decodeUtf8(Buffer.concat([rest, chunk.subarray(0, from - 1)])));
+      const line = decodeUtf8(Buffer.concat([rest, chunk.subarray(0, from - 1)]));
+      onLine(line, 0, line.length);
     }
     rest = lastNewline + 1 < chunk.length ? chunk.subarray(lastNewline + 1) : undefined;
     const text = decodeUtf8(chunk.subarray(from, lastNewline + 1));
     let start = 0;
     for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
-      onLine(text.slice(start, nl));
+      onLine(text, start, nl);
       start = nl + 1;
     }
   }

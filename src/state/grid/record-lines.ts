@@ -17,8 +17,6 @@
  */
 import { NAMESPACES, type GridStore, type Namespace, type RecordChange, type StoredRecord } from './grid-store.js';
 
-const NAMESPACE_SET = new Set<string>(NAMESPACES);
-
 /** One record as a line (with its newline). */
 export function recordLine(ns: Namespace, key: string, r: StoredRecord): string {
   return `${ns}\t${r.partition}\t${r.version}\t${r.expiresAt}\t${r.deleted ? 1 : 0}\t${JSON.stringify(key)}\t${r.index === undefined ? '' : JSON.stringify(r.index)}\t${r.json}\t${r.origin ?? ''}\n`;
@@ -93,37 +91,90 @@ export function transferCursor(value: unknown): TransferCursor | undefined {
   return Array.isArray(value) && value.length === 2 && typeof value[0] === 'string' && typeof value[1] === 'string' ? [value[0], value[1]] : undefined;
 }
 
+/** Tab positions of the line being parsed (a record line has 7 or 8). */
+const tabs = new Int32Array(9);
+
 /**
- * Parses one line (without its newline); undefined when it is not a well-formed record. The
- * value's JSON is checked only for its outer shape: it came from an engine of this cluster
- * (authenticated transport) or from a file whose checksum matched (grid-state-file.ts).
+ * Parses one line (without its newline): `text` from `start` to `end`, all of it by default;
+ * undefined when it is not a well-formed record. The value's JSON is checked only for its
+ * outer shape: it came from an engine of this cluster (authenticated transport) or from a file
+ * whose checksum matched (grid-state-file.ts).
+ *
+ * Fields are found by their tabs and read in place (numbers digit by digit, strings sliced
+ * once), not split into an array of strings first: a joining engine parses a million lines,
+ * and the strings it would drop at once cost as much to collect as to make.
  */
-export function parseRecordLine(line: string): RecordChange | undefined {
-  const f = line.split('\t');
-  if (f.length !== 8 && f.length !== 9) return undefined;
-  const [ns, partition, version, expiresAt, deleted, key, index, json, origin] = f as [string, string, string, string, string, string, string, string, string | undefined];
-  if (!NAMESPACE_SET.has(ns) || (deleted !== '0' && deleted !== '1') || json.length === 0) return undefined;
-  const record: StoredRecord = { json, expiresAt: Number(expiresAt), version: Number(version), partition: Number(partition) };
-  if (!Number.isSafeInteger(record.version) || !Number.isFinite(record.expiresAt) || !Number.isInteger(record.partition)) return undefined;
-  if (deleted === '1') record.deleted = true;
-  if (origin !== undefined && origin !== '') record.origin = origin;
-  const k = jsonString(key);
-  if (k === undefined) return undefined;
-  if (index !== '') {
-    const i = jsonString(index);
-    if (i === undefined) return undefined;
-    record.index = i;
+export function parseRecordLine(text: string, start = 0, end = text.length): RecordChange | undefined {
+  let count = 0;
+  for (let i = text.indexOf('\t', start); i >= 0 && i < end; i = text.indexOf('\t', i + 1)) {
+    if (count === 8) return undefined;
+    tabs[count++] = i;
   }
-  return { ns: ns as Namespace, key: k, record };
+  if (count !== 7 && count !== 8) return undefined;
+  const ns = namespaceAt(text, start, tabs[0]!);
+  const deletedAt = tabs[3]! + 1;
+  const deleted = tabs[4] === deletedAt + 1 ? text.charCodeAt(deletedAt) : -1;
+  const jsonStart = tabs[6]! + 1;
+  const jsonEnd = count === 8 ? tabs[7]! : end;
+  if (ns === undefined || (deleted !== 48 && deleted !== 49) /* 0 or 1 */ || jsonEnd === jsonStart) return undefined;
+  const record: StoredRecord = {
+    json: text.slice(jsonStart, jsonEnd),
+    expiresAt: numberField(text, tabs[2]! + 1, tabs[3]!),
+    version: numberField(text, tabs[1]! + 1, tabs[2]!),
+    partition: numberField(text, tabs[0]! + 1, tabs[1]!),
+  };
+  if (!Number.isSafeInteger(record.version) || !Number.isFinite(record.expiresAt) || !Number.isInteger(record.partition)) return undefined;
+  if (deleted === 49) record.deleted = true;
+  if (count === 8 && tabs[7]! + 1 < end) record.origin = text.slice(tabs[7]! + 1, end);
+  const key = jsonString(text, tabs[4]! + 1, tabs[5]!);
+  if (key === undefined) return undefined;
+  if (tabs[6]! > tabs[5]! + 1) {
+    const index = jsonString(text, tabs[5]! + 1, tabs[6]!);
+    if (index === undefined) return undefined;
+    record.index = index;
+  }
+  return { ns, key, record };
 }
 
-/** A JSON string literal's value; undefined when `text` is not one. */
-function jsonString(text: string): string | undefined {
-  if (text.charCodeAt(0) !== 34 /* " */) return undefined;
-  // Most keys hold nothing to unescape: skip the parser for them.
-  if (text.indexOf('\\', 1) < 0 && text.indexOf('"', 1) === text.length - 1) return text.slice(1, -1);
+/** The namespace named from `start` to `end`, as the constant (no string made per line). */
+function namespaceAt(text: string, start: number, end: number): Namespace | undefined {
+  for (const ns of NAMESPACES) if (end - start === ns.length && text.startsWith(ns, start)) return ns;
+  return undefined;
+}
+
+/**
+ * The number written from `start` to `end`, as Number() reads it: plain digits (with a minus
+ * sign), as every record line holds, are read in place; anything else goes through Number().
+ */
+function numberField(text: string, start: number, end: number): number {
+  let i = start;
+  const negative = text.charCodeAt(i) === 45; /* - */
+  if (negative) i++;
+  if (i === end || end - i > 16) return Number(text.slice(start, end));
+  let value = 0;
+  for (; i < end; i++) {
+    const digit = text.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) return Number(text.slice(start, end));
+    value = value * 10 + digit;
+  }
+  // Past 2^53 the sum above may have rounded where Number() would round otherwise.
+  if (value > Number.MAX_SAFE_INTEGER) return Number(text.slice(start, end));
+  return negative ? -value : value;
+}
+
+/** The JSON string literal from `start` to `end`, its value; undefined when it is not one. */
+function jsonString(text: string, start: number, end: number): string | undefined {
+  if (text.charCodeAt(start) !== 34 /* " */) return undefined;
+  // Most keys hold nothing to unescape: skip the parser for them. (Looked for between start
+  // and end only: indexOf would search the rest of a transfer's text for a backslash.)
+  let plain = end - start >= 2;
+  for (let i = start + 1; plain && i < end - 1; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 92 /* \\ */ || c === 34 /* " */) plain = false;
+  }
+  if (plain && text.charCodeAt(end - 1) === 34) return text.slice(start + 1, end - 1);
   try {
-    const v: unknown = JSON.parse(text);
+    const v: unknown = JSON.parse(text.slice(start, end));
     return typeof v === 'string' ? v : undefined;
   } catch {
     return undefined;
@@ -139,7 +190,7 @@ export function parseRecordLines(text: string): { changes: RecordChange[]; damag
     let end = text.indexOf('\n', start);
     if (end < 0) end = text.length;
     if (end > start) {
-      const change = parseRecordLine(text.slice(start, end));
+      const change = parseRecordLine(text, start, end);
       if (change) changes.push(change);
       else damaged++;
     }
