@@ -29,14 +29,26 @@ function tryListen(host: string, port: number): Promise<number | undefined> {
   });
 }
 
+/** Where this process looks for its next port: a random place in the range, then onwards. */
+let cursor: number | undefined;
+
 /**
- * A free TCP port on `host` for a listener another process will bind: a random one below the
+ * A free TCP port on `host` for a listener another process will bind: the next one below the
  * ephemeral range that binds now, or (after 50 tries) one from the OS.
+ *
+ * Ports are taken in order from a random starting point, not at random each time: between
+ * the moment a port is found free and the moment its listener binds it, another caller could
+ * be handed the same port. In order, this process never hands one out twice (until it has gone
+ * round some twenty thousand), and processes picking at once (test files side by side, the
+ * nodes of `cohort up`) work through different stretches of the range.
  */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
   const [low, high] = listenerRange();
+  const span = high - low + 1;
+  cursor ??= randomInt(0, span);
   for (let i = 0; i < 50; i++) {
-    const port = await tryListen(host, randomInt(low, high + 1));
+    const candidate = low + (cursor++ % span);
+    const port = await tryListen(host, candidate);
     if (port !== undefined) return port;
   }
   const port = await tryListen(host, 0);
