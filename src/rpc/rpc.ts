@@ -13,10 +13,11 @@
  * - Every call ends: with the answer, with RPC_TIMEOUT after `rpc_timeout` (or the call's
  *   own timeout), with RPC_PEER_UNREACHABLE as soon as the transport reports the connection
  *   to that peer lost, or with RPC_CLOSED when this node stops. When this node closes its
- *   connections to a peer itself (membership declared it dead), the calls in flight to it end
- *   at once with RPC_TIMEOUT: their answers would come over those connections, and the peer,
- *   perhaps only slow, may still act on them, which is what a timeout tells the caller (a
- *   lost connection would let it repeat the call elsewhere as if the peer had crashed).
+ *   connections to a peer itself (membership declared it dead), the bulk calls in flight to it
+ *   (transfers, seconds long and re-asked by their callers) end at once with RPC_TIMEOUT: an
+ *   answer the peer was already sending is lost with the connection, and waiting for it would
+ *   cost the whole bulk timeout. RPC_TIMEOUT, as the peer, perhaps only slow, may still act on
+ *   the call. Control calls wait on: the peer answers them over a new connection.
  * - A handler's CohortError travels back with its code, so a caller sees the same code the
  *   remote node would have answered locally; anything else becomes RPC_REMOTE_FAILED and is
  *   logged where it happened, never sent (it may hold internals).
@@ -122,6 +123,7 @@ const enum Kind {
 interface Pending {
   to: string;
   method: string;
+  channel: Channel;
   /** The observer's `now()` when the call was sent (0 without an observer). */
   startedAt: number;
   resolve(value: unknown): void;
@@ -172,9 +174,10 @@ export class Rpc {
         this.stats.callsFailed++;
         this.settle(id)?.reject(new CohortError('RPC_TIMEOUT', `${method} on ${to} got no answer within ${timeoutMs} ms`, { to, method, timeoutMs }));
       }, timeoutMs);
-      this.pending.set(id, { to, method, startedAt: this.options.observer?.now() ?? 0, resolve: resolve as (v: unknown) => void, reject, timer });
+      const channel = options.channel ?? 'control';
+      this.pending.set(id, { to, method, channel, startedAt: this.options.observer?.now() ?? 0, resolve: resolve as (v: unknown) => void, reject, timer });
       this.stats.callsSent++;
-      this.send(to, options.channel ?? 'control', { k: Kind.Request, id, m: method, b: body });
+      this.send(to, channel, { k: Kind.Request, id, m: method, b: body });
     });
   }
 
@@ -294,11 +297,11 @@ export class Rpc {
     return p;
   }
 
-  /** Ends the calls in flight to `address` as timed out: no answer will come (see the header). */
+  /** Ends the bulk calls in flight to `address` as timed out (see the header). */
   private abandonCallsTo(address: string): void {
     for (const [id, p] of [...this.pending]) {
-      if (p.to !== address) continue;
-      this.settle(id)?.reject(new CohortError('RPC_TIMEOUT', `${p.method} on ${address} will get no answer: this node closed its connections to it (declared dead)`, { to: address, method: p.method }));
+      if (p.to !== address || p.channel !== 'bulk') continue;
+      this.settle(id)?.reject(new CohortError('RPC_TIMEOUT', `${p.method} on ${address} may get no answer: this node closed its connections to it (declared dead)`, { to: address, method: p.method }));
       this.stats.callsFailed++;
     }
   }

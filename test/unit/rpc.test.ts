@@ -127,20 +127,21 @@ describe('rpc: calls', () => {
     assert.ok(gone.at < 10, `failed after ${gone.at} ms, not at the timeout`);
   });
 
-  it('ends at once, as timed out, the calls in flight to a peer this node disconnects (a member declared dead, perhaps only slow), whose answers would come over the connections it closed', async () => {
+  it('ends at once, as timed out, the bulk calls in flight to a peer this node disconnects (a member declared dead, perhaps only slow); a control call gets its answer over a new connection', async () => {
     const { nodes, network, settle } = await rpcCluster();
     const [a, b] = nodes;
     await settle(a!.rpc.call(b!.address, 'echo', 1));
     network.pause(b!.address);
-    const pending = a!.rpc.call(b!.address, 'echo', 2, { timeoutMs: 60_000 });
+    const transfer = a!.rpc.call(b!.address, 'echo', 2, { channel: 'bulk', timeoutMs: 60_000 });
+    const control = a!.rpc.call(b!.address, 'echo', 3, { timeoutMs: 60_000 });
     a!.mux.disconnect(b!.address);
-    const cut = await settle(pending);
+    const cut = await settle(transfer);
     expectCode(cut.error, 'RPC_TIMEOUT');
     assert.ok(cut.at < 10, `ended after ${cut.at} ms, not at the call's timeout`);
-    assert.equal(a!.rpc.inFlight, 0);
-    // Later calls open a new connection and are answered.
+    assert.equal(a!.rpc.inFlight, 1, 'the control call still waits');
     network.resume(b!.address);
-    assert.deepEqual((await settle(a!.rpc.call(b!.address, 'echo', 3))).value, { body: 3, from: 'n0' });
+    assert.deepEqual((await settle(control)).value, { body: 3, from: 'n0' });
+    assert.deepEqual((await settle(a!.rpc.call(b!.address, 'echo', 4, { channel: 'bulk' }))).value, { body: 4, from: 'n0' });
   });
 
   it('close() fails every call in flight with RPC_CLOSED and refuses new ones', async () => {
