@@ -255,7 +255,7 @@ export class MemberStates {
       // each time (tens of seconds after a minute), and whatever is sent on them after the
       // network heals, the reconnect rounds' push-pulls among it, waits behind those bytes.
       // Closed now, the next send opens a fresh connection, answered as soon as the link is back;
-      // the transfers in flight from it end at once (rpc.ts), to be asked for again.
+      // the transfers in flight to it end at once (rpc.ts), to be asked for again.
       core.mux.disconnect(m.address);
     }
     core.broadcasts.enqueue(msg);

@@ -153,9 +153,10 @@ export class Rpc {
     this.options = options;
     options.mux.register(ProtocolId.Rpc, {
       onMessage: (from, channel, payload) => this.receive(from, channel, payload),
-      onPeerDown: (address, reason) => this.failPendingTo(address, `the connection to ${address} was lost (${reason})`),
-      onRefused: (address, code) => this.failPendingTo(address, `${address} refused the connection (${code})`),
-      onDisconnected: (address) => this.abandonCallsTo(address),
+      onPeerDown: (address, reason) => this.failPendingTo(address, 'RPC_PEER_UNREACHABLE', `the connection to ${address} was lost (${reason})`),
+      onRefused: (address, code) => this.failPendingTo(address, 'RPC_PEER_UNREACHABLE', `${address} refused the connection (${code})`),
+      // Bulk calls only, as timed out (see the header).
+      onDisconnected: (address) => this.failPendingTo(address, 'RPC_TIMEOUT', `this node closed its connections to ${address}; the answer may never come`, 'bulk'),
     });
   }
 
@@ -297,19 +298,11 @@ export class Rpc {
     return p;
   }
 
-  /** Ends the bulk calls in flight to `address` as timed out (see the header). */
-  private abandonCallsTo(address: string): void {
+  /** Ends the calls in flight to `address` (those on `channel` only, when given) with `code`. */
+  private failPendingTo(address: string, code: 'RPC_PEER_UNREACHABLE' | 'RPC_TIMEOUT', why: string, channel?: Channel): void {
     for (const [id, p] of [...this.pending]) {
-      if (p.to !== address || p.channel !== 'bulk') continue;
-      this.settle(id)?.reject(new CohortError('RPC_TIMEOUT', `${p.method} on ${address} may get no answer: this node closed its connections to it (declared dead)`, { to: address, method: p.method }));
-      this.stats.callsFailed++;
-    }
-  }
-
-  private failPendingTo(address: string, why: string): void {
-    for (const [id, p] of [...this.pending]) {
-      if (p.to !== address) continue;
-      this.settle(id)?.reject(new CohortError('RPC_PEER_UNREACHABLE', `${p.method} on ${address}: ${why}`, { to: address, method: p.method }));
+      if (p.to !== address || (channel !== undefined && p.channel !== channel)) continue;
+      this.settle(id)?.reject(new CohortError(code, `${p.method} on ${address}: ${why}`, { to: address, method: p.method }));
       this.stats.callsFailed++;
     }
   }

@@ -17,9 +17,9 @@ export interface ProtocolHandlers {
   onPeerDown?(address: string, reason: PeerDownReason): void;
   onRefused?(address: string, code: RefusalCode, message: string): void;
   /**
-   * This node closed its connections to and from `address` (`disconnect`): what was sent on
-   * them and not yet answered will not be, since an answer comes over a connection the peer
-   * opened, now closed. The transport reports no peer down for a close of its own.
+   * This node closed its connections to and from `address` (`disconnect`): an answer the peer
+   * was already sending over a connection it opened is lost with it (one sent later comes over
+   * a new connection). The transport reports no peer down for a close of its own.
    */
   onDisconnected?(address: string): void;
 }

@@ -41,9 +41,8 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CohortError } from '../../core/errors.js';
 import { decodeUtf8 } from '../../core/utf8.js';
-import { TOMBSTONE_MS, type GridStore } from './grid-store.js';
+import { TOMBSTONE_MS, type GridStore, type RecordChange } from './grid-store.js';
 import { parseRecordLine, recordLine } from './record-lines.js';
-import type { RecordChange } from './grid-store.js';
 
 export const GRID_STATE_FILE = 'grid-state.tsv';
 /** Written when the engine begins to serve after a saved state was written (see the header). */
@@ -238,8 +237,9 @@ async function readRecords(file: FileHandle, size: number): Promise<RecordChange
 }
 
 /**
- * Calls `onLine` for every line (without its newline: `text` from `start` to `end`) of the first `end` bytes of `file`, and
- * `onBytes` for every piece read; resolves with false when the last line has no newline. The
+ * Calls `onLine` for every line (without its newline: `text` from `start` to `end`) of the
+ * first `end` bytes of `file`, and `onBytes` for every piece read; resolves with false when
+ * the last line has no newline. The
  * complete lines of a piece are decoded at once (a newline byte is never part of a UTF-8
  * sequence, so no character is cut) and its lines are read in that text; the bytes after the
  * last newline are decoded with the first line of the next piece.
@@ -275,7 +275,6 @@ async function eachLine(file: FileHandle, end: number, onLine: (text: string, st
   }
   return rest === undefined;
 }
-
 
 /** Makes a rename in `dir` durable. Some platforms cannot open a directory: the rename is then as durable as they make it. */
 async function syncDirectory(dir: string): Promise<void> {
