@@ -231,6 +231,21 @@ export class ClusterMember implements GridDirectory {
     return this.engines.knownEngineCount();
   }
 
+  /** Their ids. */
+  knownEngineIds(): ReadonlySet<string> {
+    return this.engines.knownEngineIds();
+  }
+
+  /** The most engines an active engine announces it remembers from its previous run (`remembersEngines`). */
+  rememberedEngineCount(): number {
+    return this.engines.rememberedEngineCount();
+  }
+
+  /** Announces (or, undefined, stops announcing) how many engines this engine's previous run knew. */
+  announceRememberedEngines(count: number | undefined): void {
+    this.membership.updateMeta({ remembersEngines: count });
+  }
+
   /**
    * Consoles and replicas in the member list that did not leave, and those of them active: the
    * witnesses of the grid's write majority (state/grid/write-majority.ts).

@@ -14,6 +14,7 @@ import { parseRecordLine, recordLine } from '../state/grid/record-lines.js';
 export class SimGridState implements GridStateStorage {
   private lines: string[] | undefined;
   private state: SavedGridState | undefined;
+  private engines: string[] | undefined;
   /** How many saved states were set aside as too old to load (grid-state-file.ts `staleGridStateReason`). */
   setAsideCount = 0;
 
@@ -41,6 +42,14 @@ export class SimGridState implements GridStateStorage {
 
   markServed(): void {
     if (this.state) this.state.servedSince = this.clock.now();
+  }
+
+  rememberedEngines(): readonly string[] | undefined {
+    return this.engines && [...this.engines];
+  }
+
+  rememberEngines(ids: readonly string[]): void {
+    this.engines = [...ids];
   }
 
   setAside(): string {

@@ -75,6 +75,18 @@ class SimView implements GridDirectory {
     return this.knownEngines ?? this.active.size;
   }
 
+  knownEngineIds(): ReadonlySet<string> {
+    return new Set(this.active.keys());
+  }
+
+  rememberedEngineCount(): number {
+    return 0;
+  }
+
+  announceRememberedEngines(): void {
+    // The engines here start with no earlier run to remember.
+  }
+
   witnesses(): Witnesses {
     return { ...this.witnessView };
   }

@@ -31,8 +31,8 @@ describe('grid engine directory over a member list', () => {
   const members = [
     member('e1', 'alive', { holdsState: true, index: 1 }),
     member('e2', 'suspect', { holdsState: true, group: 'eu', scopes: ['eu'], sessionScope: 'eu' }),
-    member('e3', 'alive', {}),
-    member('e4', 'dead', { holdsState: true, group: 'us', scopes: ['us'] }),
+    member('e3', 'alive', { remembersEngines: 5 }),
+    member('e4', 'dead', { holdsState: true, group: 'us', scopes: ['us'], remembersEngines: 9 }),
     member('e5', 'left', { holdsState: true, scopes: ['gone'] }),
     member('c1', 'alive', { role: 'console' }),
     member('r1', 'dead', { role: 'replica' }),
@@ -47,7 +47,13 @@ describe('grid engine directory over a member list', () => {
 
   it('known engines and witnesses count every member that did not leave', () => {
     assert.equal(view.knownEngineCount(), 4);
+    assert.deepEqual([...view.knownEngineIds()].sort(), ['e1', 'e2', 'e3', 'e4']);
     assert.deepEqual(view.witnesses(), { known: 2, active: 1 });
+  });
+
+  it('the engines remembered from an earlier run: the most any active engine announces (a failed one\'s count is not read)', () => {
+    assert.equal(view.rememberedEngineCount(), 5);
+    assert.equal(engineDirectoryView(() => members.slice(0, 2)).rememberedEngineCount(), 0);
   });
 
   it('scopes: every known engine group and index, the keys of members that did not leave, and a group\'s session scope', () => {
@@ -61,32 +67,48 @@ describe('grid engine directory over a member list', () => {
 });
 
 describe('grid engine saved state', () => {
-  /** A one-engine directory whose active engines the test sets, on a simulated network. */
-  function setUp(active: string[]) {
+  /**
+   * Engines on a simulated network whose active engines the test sets (one list for all);
+   * `engine-N` is at 10.1.0.N. `othersRemember`: what the directory tells of the engines
+   * other engines remember from an earlier run.
+   */
+  function setUp(active: string[], othersRemember = 0) {
     const clock = new ManualClock(1_800_000_000_000);
     const network = new SimNetwork(clock, seededRandom(1));
-    const { clock: own, transport } = network.addNode('engine-1', '10.1.0.1:8020');
-    const mux = new TransportMux(transport);
-    void transport.start(mux.handlers());
-    const rpc = new Rpc({ mux, clock: own, logger: silentLogger(), timeoutMs: 500 });
+    const addressOf = (id: string): string => `10.1.0.${Number(id.split('-')[1])}:8020`;
+    const serving = new Set<string>();
+    /** What engine-1 announced. */
     const announced: string[] = [];
-    const directory: GridDirectory = {
-      clock: own,
-      activeEngines: () => new Map(active.map((id, i) => [id, `10.1.0.${i + 1}:8020`])),
-      servingEngines: () => new Set<string>(),
-      suspectEngines: () => new Set<string>(),
-      knownEngineCount: () => active.length,
-      witnesses: () => ({ known: 0, active: 0 }),
-      engineScopeInfo: () => new Map(),
-      scopeKeysInUse: () => new Set([CLUSTER_SCOPE]),
-      sessionScopeOfGroup: () => undefined,
-      announceHoldsState: () => void announced.push('holdsState'),
-      announceWriteRefusal: (refusing) => void announced.push(`refusesWrites=${refusing}`),
-      onMembersChanged: () => undefined,
+    const openAs = (self: string, disk: SimGridState) => {
+      const { clock: own, transport } = network.addNode(self, addressOf(self));
+      const mux = new TransportMux(transport);
+      void transport.start(mux.handlers());
+      const rpc = new Rpc({ mux, clock: own, logger: silentLogger(), timeoutMs: 500 });
+      const told = (what: string): void => void (self === 'engine-1' && announced.push(what));
+      const directory: GridDirectory = {
+        clock: own,
+        activeEngines: () => new Map(active.map((id) => [id, addressOf(id)])),
+        servingEngines: () => new Set([...serving].filter((id) => active.includes(id))),
+        suspectEngines: () => new Set<string>(),
+        knownEngineCount: () => active.length,
+        knownEngineIds: () => new Set(active),
+        rememberedEngineCount: () => othersRemember,
+        announceRememberedEngines: (count) => told(`remembersEngines=${count}`),
+        witnesses: () => ({ known: 0, active: 0 }),
+        engineScopeInfo: () => new Map(),
+        scopeKeysInUse: () => new Set([CLUSTER_SCOPE]),
+        sessionScopeOfGroup: () => undefined,
+        announceHoldsState: () => {
+          serving.add(self);
+          told('holdsState');
+        },
+        announceWriteRefusal: (refusing) => told(`refusesWrites=${refusing}`),
+        onMembersChanged: () => undefined,
+      };
+      return openGridEngine({ self, directory, rpc, logger: silentLogger(), replicationFactor: 3, bulkTimeoutMs: 1000, scopeKeys: scopeKeys({ architecture: 'adaptive', groupId: null, interGroup: [], preferredNodeIndices: {} }), savedState: disk });
     };
-    const open = (disk: SimGridState) =>
-      openGridEngine({ self: 'engine-1', directory, rpc, logger: silentLogger(), replicationFactor: 3, bulkTimeoutMs: 1000, scopeKeys: scopeKeys({ architecture: 'adaptive', groupId: null, interGroup: [], preferredNodeIndices: {} }), savedState: disk });
-    return { clock, open, announced };
+    const open = (disk: SimGridState) => openAs('engine-1', disk);
+    return { clock, open, openAs, announced };
   }
 
   async function diskWithOneSession(clock: ManualClock): Promise<SimGridState> {
@@ -112,6 +134,54 @@ describe('grid engine saved state', () => {
     assert.ok(announced.includes('holdsState'));
     const servedSince = disk.saved()?.servedSince;
     assert.ok(servedSince !== undefined && servedSince > disk.saved()!.savedAt, 'the saved state is marked as served from');
+    engine.close();
+  });
+
+  /** Advances the simulated time by `ms` in small steps, letting the engine's promises run. */
+  async function run(clock: ManualClock, ms: number): Promise<void> {
+    for (let t = 0; t < ms; t += 10) {
+      clock.advance(10);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
+  it('an engine restarted alone that remembers a cluster of three does not serve on its own: it waits for a majority of them, then serves and forgets them', async () => {
+    const active = ['engine-1'];
+    const { clock, open, openAs, announced } = setUp(active);
+    const disk = await diskWithOneSession(clock);
+    disk.rememberEngines(['engine-1', 'engine-2', 'engine-3']);
+    const engine = await open(disk);
+    await run(clock, 5000); // well past bulk_revocation_timeout (1 s here)
+    assert.equal(engine.ready, false, 'alone, it would accept writes the rest of the cluster also accepts');
+    assert.match(engine.notReadyReasons().join(), /needs 2 of the cluster's 3 engines.*1 in view/);
+    assert.ok(announced.includes('remembersEngines=3'), 'announced, so that an engine started beside it waits too');
+    assert.ok(!announced.includes('holdsState'));
+    assert.deepEqual(disk.rememberedEngines(), ['engine-1', 'engine-2', 'engine-3'], 'still remembered should it stop again before it serves');
+    // A second engine of the cluster comes into view, restarted with the same memory.
+    const secondDisk = new SimGridState(clock);
+    secondDisk.rememberEngines(['engine-1', 'engine-2', 'engine-3']);
+    active.push('engine-2');
+    const second = await openAs('engine-2', secondDisk);
+    engine.applyMembership();
+    for (let i = 0; i < 30 && !(engine.ready && second.ready); i++) await run(clock, 1000);
+    assert.equal(engine.ready, true, 'a majority of the remembered engines is in view');
+    assert.ok(announced.includes('holdsState'));
+    assert.ok(announced.includes('remembersEngines=undefined'), 'serving, it stops announcing the earlier run');
+    engine.applyMembership();
+    assert.equal(second.ready, true);
+    assert.deepEqual(second.store.get('session', 's-1'), { id: 's-1' }, 'a full start serves what the engines saved');
+    assert.deepEqual(disk.rememberedEngines(), ['engine-1', 'engine-2'], 'from then on membership decides what is kept');
+    engine.close();
+    second.close();
+  });
+
+  it('a new engine beside one that announces a larger earlier cluster waits for a majority of that cluster too', async () => {
+    const { clock, open, announced } = setUp(['engine-1', 'engine-9'], 5);
+    const engine = await open(new SimGridState(clock));
+    await run(clock, 5000);
+    assert.equal(engine.ready, false);
+    assert.match(engine.notReadyReasons().join(), /needs 3 of the cluster's 5 engines.*2 in view/);
+    assert.ok(!announced.some((a) => a.startsWith('remembersEngines')), 'a new engine remembers nothing');
     engine.close();
   });
 

@@ -99,6 +99,13 @@ export class GridEngine {
   private evictionsReported = 0;
   private refusing = false;
   private closed = false;
+  /**
+   * The engines this engine's previous run knew (its data directory kept them), counted until
+   * it serves: see `applyMembership`. Empty when there were none besides itself.
+   */
+  private remembered: ReadonlySet<string>;
+  /** What was last written for the next start (sorted ids, comma-joined). */
+  private keptEngines = '';
 
   /** Use `openGridEngine`: the saved state must be in the store before the executor answers anyone. */
   private constructor(options: GridEngineOptions, store: GridStore, readonly savedStateAtStart: SavedStateOutcome) {
@@ -106,6 +113,12 @@ export class GridEngine {
     this.store = store;
     const { directory, rpc, logger: log, self, replicationFactor } = options;
     const clock = directory.clock;
+    const previous = new Set(options.savedState?.rememberedEngines() ?? []);
+    this.remembered = [...previous].some((id) => id !== self) ? previous : new Set();
+    if (this.remembered.size > 0) {
+      directory.announceRememberedEngines(this.remembered.size);
+      log.info({ engines: [...this.remembered] }, `the cluster had ${this.remembered.size} engines when this engine last ran: a full start waits for a majority of them`);
+    }
     store.start();
     this.executor = new ReplicatedExecutor({
       store,
@@ -120,6 +133,12 @@ export class GridEngine {
       announceServing: () => {
         if (this.closed) return;
         options.savedState?.markServed();
+        // From now on membership knows the cluster (this engine joined engines that serve, or a
+        // majority of those it remembered is in view): the earlier run no longer counts.
+        if (this.remembered.size > 0) {
+          this.remembered = new Set();
+          directory.announceRememberedEngines(undefined);
+        }
         directory.announceHoldsState();
       },
       // Each scope in use (cluster-wide, subclusters, directed sets) over its serving members.
@@ -149,7 +168,8 @@ export class GridEngine {
 
   /** Why the engine cannot serve right now (empty: it can). */
   notReadyReasons(): string[] {
-    return this.executor.ready ? [] : ['synchronising partitions and the revocation list'];
+    if (this.executor.ready) return [];
+    return [this.executor.startWaitReason ?? 'synchronising partitions and the revocation list'];
   }
 
   /** Why changes are refused now (no majority of the cluster in view); undefined while accepted. */
@@ -169,6 +189,8 @@ export class GridEngine {
     // yet (a node's member list always holds itself): there is nothing to place over, and
     // starting the sync now would make this engine the first of a cluster of one.
     if (active.size === 0) return;
+    this.keepEngines(d.knownEngineIds());
+    this.executor.setRememberedVoters(Math.max(this.remembered.size, d.rememberedEngineCount()));
     this.executor.setEngines(active, d.knownEngineCount(), d.servingEngines(), d.witnesses(), d.suspectEngines());
     const refusal = this.executor.writeRefusal();
     if ((refusal !== undefined) !== this.refusing) {
@@ -176,6 +198,25 @@ export class GridEngine {
       d.announceWriteRefusal(this.refusing);
       if (this.refusing) this.o.logger.warn({ reason: refusal }, 'writes refused: no majority of the cluster in view');
       else this.o.logger.info('writes accepted again: a majority of the cluster is in view');
+    }
+  }
+
+  /**
+   * Writes down the engines the cluster has now for the next start, with those of the previous
+   * run while they still count: an engine restarted into a small group of newly started ones
+   * and stopped again before it served still remembers the whole cluster.
+   */
+  private keepEngines(known: ReadonlySet<string>): void {
+    const storage = this.o.savedState;
+    if (!storage) return;
+    const ids = [...new Set([...known, ...this.remembered])].sort();
+    const text = ids.join(',');
+    if (text === this.keptEngines) return;
+    this.keptEngines = text;
+    try {
+      storage.rememberEngines(ids);
+    } catch (err) {
+      this.o.logger.warn({ err }, 'could not write down the engines of the cluster for the next start');
     }
   }
 

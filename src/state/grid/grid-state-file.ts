@@ -36,15 +36,18 @@
  * one) rather than removed, for an operator to inspect.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CohortError } from '../../core/errors.js';
+import { writeFileAtomic } from '../../core/files.js';
 import { decodeUtf8 } from '../../core/utf8.js';
 import { TOMBSTONE_MS, type GridStore, type RecordChange } from './grid-store.js';
 import { parseRecordLine, recordLine } from './record-lines.js';
 
 export const GRID_STATE_FILE = 'grid-state.tsv';
+/** The ids of the engines the cluster had when this engine last looked (see `readRememberedEngines`). */
+export const GRID_ENGINES_FILE = 'grid-engines.json';
 /** Written when the engine begins to serve after a saved state was written (see the header). */
 const SERVED_SUFFIX = '.served';
 /** What a saved state not loaded because it is too old is renamed to. */
@@ -306,6 +309,10 @@ export interface GridStateStorage {
   markServed(): void;
   /** Keeps the saved state aside, not loaded; returns where it went. */
   setAside(): string;
+  /** The ids of the engines this engine's previous run knew (`rememberEngines`), or undefined when none are kept. */
+  rememberedEngines(): readonly string[] | undefined;
+  /** Keeps the ids of the engines the cluster has now, for the next start (grid-engine.ts). */
+  rememberEngines(ids: readonly string[]): void;
 }
 
 /** The saved state as files in `dataDir` (a node's data directory). */
@@ -316,5 +323,24 @@ export function gridStateFiles(dataDir: string): GridStateStorage {
     save: (store) => saveGridState(store, dataDir),
     markServed: () => markGridStateServed(dataDir),
     setAside: () => setGridStateAside(dataDir),
+    rememberedEngines: () => readRememberedEngines(dataDir),
+    rememberEngines: (ids) => writeFileAtomic(join(dataDir, GRID_ENGINES_FILE), `${JSON.stringify({ engines: ids }, null, 2)}\n`),
   };
+}
+
+/**
+ * The engines of the cluster as this engine last knew them: DATA_DIR/grid-engines.json,
+ * rewritten whenever they change (not only at a graceful stop, so a crash keeps it true).
+ * An unreadable or malformed file counts as none: the engine then starts as it would with an
+ * empty data directory.
+ */
+function readRememberedEngines(dataDir: string): string[] | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(join(dataDir, GRID_ENGINES_FILE), 'utf8'));
+  } catch {
+    return undefined;
+  }
+  const engines = (parsed as { engines?: unknown } | null)?.engines;
+  return Array.isArray(engines) && engines.every((id) => typeof id === 'string') ? (engines as string[]) : undefined;
 }

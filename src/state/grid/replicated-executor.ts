@@ -72,7 +72,7 @@ import { PrimaryRouting } from './primary-routing.js';
 import { REPAIR_RETRY_MS, ReplicaState } from './replica-state.js';
 import { Revocations } from './revocations.js';
 import { CLUSTER_SCOPE } from './scopes.js';
-import { decideWrites, describeRefusal, type WriteDecision } from './write-majority.js';
+import { decideWrites, describeRefusal, majorityOf, type WriteDecision } from './write-majority.js';
 
 export interface ReplicatedExecutorOptions {
   store: GridStore;
@@ -127,6 +127,16 @@ export class ReplicatedExecutor implements GridExecutor {
   private readonly routing: PrimaryRouting;
   private readonly antiEntropy: AntiEntropy;
   private initialSync: Promise<void> | undefined;
+  /**
+   * The largest engine count remembered from an earlier run, by this engine or by another in
+   * view that has not served since it started (grid-engine.ts): a full start needs a majority
+   * of it as well as of the engines membership knows.
+   */
+  private rememberedVoters = 0;
+  /** Why the start-up sync waits for more engines before a full start (undefined: it does not). */
+  private fullStartWait: string | undefined;
+  /** Ends the full start's wait early: membership changed. */
+  private wakeStart: (() => void) | undefined;
 
   constructor(options: ReplicatedExecutorOptions) {
     this.o = options;
@@ -195,6 +205,36 @@ export class ReplicatedExecutor implements GridExecutor {
     return this.s.placement;
   }
 
+  /**
+   * The largest number of engines this engine or another one in view remembers from its
+   * previous run (0: none): see `fullStartRefusal`.
+   */
+  setRememberedVoters(count: number): void {
+    this.rememberedVoters = count;
+  }
+
+  /** Why this engine is not ready yet beyond its download (a full start waiting for more engines); undefined when it is not waiting. */
+  get startWaitReason(): string | undefined {
+    return this.s.initialSyncDone ? undefined : this.fullStartWait;
+  }
+
+  /**
+   * Why a full start (no engine in view serves) must wait, or undefined when it may go on: it
+   * needs a strict majority of the cluster's engines in view (not suspected), the cluster being
+   * the larger of what membership knows and what an engine in view remembers of its previous
+   * run. An engine restarted while cut off from most of the cluster (or joined to another
+   * newly started one) would otherwise serve on its own, with write majorities counted over
+   * the few engines it knows, and accept a replay id or a change the rest of the cluster also
+   * accepts. An engine whose cluster really shrank for good starts once the engines it
+   * remembers are deleted from its data directory's record (docs/operations.md).
+   */
+  private fullStartRefusal(): string | undefined {
+    const voters = Math.max(this.knownEngines, this.rememberedVoters, 1);
+    const inView = this.s.engines.size - this.suspected.size;
+    if (inView >= majorityOf(voters)) return undefined;
+    return `no engine in view serves, and a full start needs ${majorityOf(voters)} of the cluster's ${voters} engines (as membership or an earlier run of an engine in view knows them); ${inView} in view: waiting for more of them, or for an engine that serves`;
+  }
+
   /** The replica set of a partition, primary first (for tests and diagnostics). */
   replicasOf(partition: number): readonly string[] {
     return this.s.placement.get(partition) ?? [];
@@ -221,6 +261,7 @@ export class ReplicatedExecutor implements GridExecutor {
     // Newcomers may have missed revocations, and may hold some this engine missed.
     if (this.initialSync) for (const id of joined) this.revocations.exchange(id, engines.get(id)!);
     this.initialSync ??= this.syncAtStart();
+    this.wakeStart?.();
   }
 
   private place(servingNow: Set<string>): void {
@@ -266,14 +307,29 @@ export class ReplicatedExecutor implements GridExecutor {
    *   saved state is loaded), so what it serves is the union of what they all saved. After
    *   bulk_revocation_timeout it settles for the engines that answered.
    * - Alone: it serves at once with what it holds.
+   * - Either way, with no engine serving, only once a majority of the cluster's engines is in
+   *   view (`fullStartRefusal`).
    */
   private async syncAtStart(): Promise<void> {
-    const deadline = this.s.clock.now() + this.s.bulkTimeoutMs;
+    let deadline = this.s.clock.now() + this.s.bulkTimeoutMs;
     let warned = false;
     for (;;) {
       if (this.s.closed) return;
-      if (this.s.activeOthers().length === 0) break;
       const fullStart = this.s.servingOthers().length === 0;
+      const wait = fullStart ? this.fullStartRefusal() : undefined;
+      if (wait !== this.fullStartWait) {
+        this.fullStartWait = wait;
+        if (wait !== undefined) this.s.logger.warn({ reason: wait }, 'not serving yet: waiting for a majority of the engines before a full start');
+      }
+      if (wait !== undefined) {
+        // Until membership brings more engines (setEngines wakes it) or the retry delay passes;
+        // the download that follows gets the whole bulk_revocation_timeout again.
+        await Promise.race([this.s.sleep(REPAIR_RETRY_MS), new Promise<void>((resolve) => (this.wakeStart = resolve))]);
+        this.wakeStart = undefined;
+        deadline = this.s.clock.now() + this.s.bulkTimeoutMs;
+        continue;
+      }
+      if (this.s.activeOthers().length === 0) break;
       const everyEngine = fullStart && this.s.clock.now() <= deadline;
       const base = fullStart ? [...this.s.engines.keys()] : [...new Set([...this.s.serving, this.s.self])];
       const target = this.placeOver(base);
