@@ -14,7 +14,7 @@ import type { MembershipDelegate } from './delegate.js';
 import { isActive } from './member-list.js';
 import { MAX_META_BYTES, metaBytes } from './member-meta.js';
 import type { MemberStates } from './member-states.js';
-import { toState, type MembershipCore } from './membership-core.js';
+import type { MembershipCore } from './membership-core.js';
 import { MEMBERSHIP_PROTOCOL_MAX, MEMBERSHIP_PROTOCOL_MIN, MessageType, type JoinMsg, type JoinReplyMsg } from './messages.js';
 
 const JOIN_TIMEOUT_MS = 3000;
@@ -104,6 +104,6 @@ export class JoinProtocol {
     const verdict = this.delegate.judgeJoin({ id: msg.id, address: msg.address, meta: msg.meta }, this.states.localMeta, existing);
     if (!verdict.ok) return refuse(verdict.code, verdict.message);
     this.states.applyAlive({ t: MessageType.Alive, id: msg.id, address: msg.address, incarnation: msg.incarnation, meta: msg.meta });
-    reply({ t: MessageType.JoinReply, accepted: true, members: core.members.all().map(toState) });
+    reply({ t: MessageType.JoinReply, accepted: true, members: this.states.sharedStates() });
   }
 }

@@ -16,7 +16,7 @@
 import type { Member, MemberStatus } from './member-list.js';
 import { isActive } from './member-list.js';
 import { sameMeta, type MemberMeta } from './member-meta.js';
-import { aliveMessage, type MembershipCore } from './membership-core.js';
+import { aliveMessage, toState, type MembershipCore } from './membership-core.js';
 import { MessageType, type AliveMsg, type Broadcast, type DeadMsg, type MemberState, type Message, type SuspectMsg } from './messages.js';
 import { Suspicion } from './suspicion.js';
 import { expectedConfirmations, suspicionTimeout } from './timing.js';
@@ -47,8 +47,11 @@ export class MemberStates {
   private readonly probeNow: (member: Member) => void;
   private ownIncarnation: number;
   private meta: MemberMeta;
-  /** Members whose incarnation was learned from a ping or ack, metadata not seen yet. */
-  private readonly metaUnconfirmed = new Set<string>();
+  /**
+   * Members whose incarnation was learned from a ping or ack, metadata not seen yet: the
+   * incarnation their metadata was last seen with (`sharedStates`).
+   */
+  private readonly metaUnconfirmed = new Map<string, number>();
   private readonly suspicions = new Map<string, Suspicion>();
   private stopClusterSeen = false;
 
@@ -152,7 +155,7 @@ export class MemberStates {
     if (msg.id === core.id) {
       // Someone spreads an older or equal picture of us with another address or incarnation
       // (for instance our previous life before a restart): outrank it.
-      if (msg.incarnation > this.ownIncarnation || (msg.incarnation === this.ownIncarnation && msg.address !== core.address)) this.refute(msg.incarnation);
+      if (msg.incarnation > this.ownIncarnation || (msg.incarnation === this.ownIncarnation && (msg.address !== core.address || !sameMeta(msg.meta, this.meta)))) this.refute(msg.incarnation);
       return;
     }
     const m = core.members.get(msg.id);
@@ -167,8 +170,8 @@ export class MemberStates {
     }
     const confirmsMeta = !learned && msg.incarnation === m.incarnation && this.metaUnconfirmed.has(m.id);
     if (msg.incarnation <= m.incarnation && !confirmsMeta) return;
-    if (learned) this.metaUnconfirmed.add(m.id);
-    else this.metaUnconfirmed.delete(m.id);
+    if (!learned) this.metaUnconfirmed.delete(m.id);
+    else if (!this.metaUnconfirmed.has(m.id)) this.metaUnconfirmed.set(m.id, m.incarnation);
     const previous = m.status;
     const oldAddress = m.address;
     const metaBefore = m.meta;
@@ -283,12 +286,30 @@ export class MemberStates {
    * Merges a full state from push-pull or a join reply. A peer's "dead" is taken as a
    * suspicion only (it may just be on the other side of a partition); "left" is believed.
    */
+  /**
+   * Every member as told to a peer in a state exchange (push-pull, join reply). A member whose
+   * incarnation this node learned from a probe is told under the incarnation its metadata was
+   * seen with: under the newer one, the metadata known here (older than what the member
+   * announced with it) would outrank the member's own announcement wherever it spread, for
+   * good (an engine's `holdsState` lost that way kept partitions placed differently there).
+   */
+  sharedStates(): MemberState[] {
+    return this.core.members.all().map((m) => {
+      const state = toState(m);
+      const seenWith = this.metaUnconfirmed.get(m.id);
+      return seenWith !== undefined && m.status === 'alive' ? { ...state, incarnation: seenWith } : state;
+    });
+  }
+
   mergeRemoteState(states: MemberState[], from: string): void {
     const { core } = this;
     for (const s of states) {
       if (s.id === core.id) {
         if ((s.state === 'suspect' || s.state === 'dead') && s.incarnation >= this.ownIncarnation && !core.leaving) this.refute(s.incarnation);
         else if (s.incarnation > this.ownIncarnation) this.refute(s.incarnation);
+        // Our incarnation with other metadata: a member that learned the incarnation from a
+        // probe (which carries none) passed it on with what it knew before. Outrank it.
+        else if (s.state === 'alive' && s.incarnation === this.ownIncarnation && !sameMeta(s.meta, this.meta)) this.refute(s.incarnation);
         continue;
       }
       const known = core.members.get(s.id);

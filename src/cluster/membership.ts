@@ -31,7 +31,7 @@ import { JoinProtocol } from './join-protocol.js';
 import { isActive, type Member } from './member-list.js';
 import { MAX_META_BYTES, metaBytes, type MemberMeta } from './member-meta.js';
 import { MemberStates, type MembershipListener } from './member-states.js';
-import { MAX_PIGGYBACK, MembershipCore, toState, type MembershipStats } from './membership-core.js';
+import { MAX_PIGGYBACK, MembershipCore, type MembershipStats } from './membership-core.js';
 import { MessageType, decodeMessage, metasIn, type MemberState, type Message, type PushPullMsg } from './messages.js';
 import { Probing } from './probing.js';
 import { pushPullInterval, type MembershipTiming } from './timing.js';
@@ -253,7 +253,7 @@ export class Membership {
   }
 
   private pushPullMessage(reply: boolean): PushPullMsg {
-    return { t: MessageType.PushPull, from: this.id, reply, members: this.core.members.all().map(toState) };
+    return { t: MessageType.PushPull, from: this.id, reply, members: this.states.sharedStates() };
   }
 
   // ---------------------------------------------------------------- receiving

@@ -236,14 +236,14 @@ export class ClusterMember implements GridDirectory {
     return this.engines.knownEngineIds();
   }
 
-  /** The most engines an active engine announces it remembers from its previous run (`remembersEngines`). */
-  rememberedEngineCount(): number {
-    return this.engines.rememberedEngineCount();
+  /** The most engines an active engine announces it counts in the cluster (`engineCount`). */
+  announcedEngineCount(): number {
+    return this.engines.announcedEngineCount();
   }
 
-  /** Announces (or, undefined, stops announcing) how many engines this engine's previous run knew. */
-  announceRememberedEngines(count: number | undefined): void {
-    this.membership.updateMeta({ remembersEngines: count });
+  /** Announces how many engines this engine counts in the cluster. */
+  announceEngineCount(count: number): void {
+    this.membership.updateMeta({ engineCount: count });
   }
 
   /**

@@ -36,10 +36,11 @@ export type NodeMeta = {
   /** A console's configuration epoch: engines follow the console with the highest. */
   epoch?: number;
   /**
-   * An engine started with the ids of the engines its previous run knew, until it serves: how
-   * many they were. A full start waits for a majority of them (state/grid/grid-engine.ts).
+   * How many engines an engine counts in the cluster: those it knows and, until it serves,
+   * those its previous run knew. The grid's majorities count the most any engine announces
+   * (state/grid/grid-engine.ts).
    */
-  remembersEngines?: number;
+  engineCount?: number;
   /** An engine that refuses changes to the runtime state: it sees no majority of the voters. */
   refusesWrites?: boolean;
   /** An engine's runtime API address, `host:port` (`cohort lb` writes load-balancer configurations from it). */
@@ -71,7 +72,7 @@ const NODE_META_FIELDS: Record<keyof NodeMeta, Check> = {
   scopes: optional(strings(16)),
   sessionScope: optional(str),
   epoch: optional(int),
-  remembersEngines: optional(int),
+  engineCount: optional(int),
   refusesWrites: optional(bool),
   runtime: optional(str),
 };

@@ -126,7 +126,7 @@ export async function gridChaos(options: GridChaosOptions): Promise<GridChaosRes
       clock: node.clock,
       announceHoldsState: () => node.membership.updateMeta({ holdsState: true }),
       announceWriteRefusal: (refusing) => node.membership.updateMeta({ refusesWrites: refusing }),
-      announceRememberedEngines: (count) => node.membership.updateMeta({ remembersEngines: count }),
+      announceEngineCount: (count) => node.membership.updateMeta({ engineCount: count }),
       onMembersChanged: (listener) => own.push(listener),
     };
   };

@@ -79,12 +79,12 @@ class SimView implements GridDirectory {
     return new Set(this.active.keys());
   }
 
-  rememberedEngineCount(): number {
+  announcedEngineCount(): number {
     return 0;
   }
 
-  announceRememberedEngines(): void {
-    // The engines here start with no earlier run to remember.
+  announceEngineCount(): void {
+    // The tests here set each engine's view by hand (knownEngines).
   }
 
   witnesses(): Witnesses {

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClusterFile } from '../../src/cli/local-cluster/local-cluster.js';
 import { manageRequest, manageTargetOfFile } from '../../src/cli/manage-client.js';
@@ -131,8 +131,13 @@ describe('cohort up', () => {
     await first.exited;
     await waitUntil(async () => stale.nodes.filter((n) => alive(n.pid)).length, (n) => n === 0, 10_000);
 
+    // As engine-1 would have kept it had the two stopped together: a full start waits for a
+    // majority of the engines an engine last counted, unless `cohort up` starts fewer.
+    writeFileSync(join(dir, 'engine-1', 'grid-engines.json'), `${JSON.stringify({ engines: ['engine-1', 'engine-2'] })}\n`);
     const again = runCohort(t, ['up', '--engines', '1', '--dir', dir, '--json']);
     await again.waitForOutput(/"clusterId"/, 30_000);
+    assert.match(again.stderr(), /^cohort up: engine-1 last ran beside engine-2, not started now: it no longer waits for it$/m);
+    assert.deepEqual(JSON.parse(readFileSync(join(dir, 'engine-1', 'grid-engines.json'), 'utf8')), { engines: ['engine-1'] });
     const file = JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8')) as ClusterFile;
     assert.deepEqual(file.nodes.map((n) => n.id), ['console', 'engine-1']);
     for (const n of file.nodes) {
@@ -194,8 +199,13 @@ describe('cohort up', () => {
     const remembered = JSON.parse(readFileSync(join(dir, 'console', 'members.json'), 'utf8')) as { addresses: string[] };
     assert.ok(remembered.addresses.includes(node('engine-2').cluster), JSON.stringify(remembered));
 
+    // As engine-1 would have kept it had the two stopped together: a full start waits for a
+    // majority of the engines an engine last counted, unless `cohort up` starts fewer.
+    writeFileSync(join(dir, 'engine-1', 'grid-engines.json'), `${JSON.stringify({ engines: ['engine-1', 'engine-2'] })}\n`);
     const again = runCohort(t, ['up', '--engines', '1', '--dir', dir, '--json']);
     await again.waitForOutput(/"clusterId"/, 30_000);
+    assert.match(again.stderr(), /^cohort up: engine-1 last ran beside engine-2, not started now: it no longer waits for it$/m);
+    assert.deepEqual(JSON.parse(readFileSync(join(dir, 'engine-1', 'grid-engines.json'), 'utf8')), { engines: ['engine-1'] });
     for (const id of ['console', 'engine-1']) {
       await waitUntil(() => states(id), (s) => s === 'console=active engine-1=active', 10_000);
     }

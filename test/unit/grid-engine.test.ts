@@ -31,8 +31,8 @@ describe('grid engine directory over a member list', () => {
   const members = [
     member('e1', 'alive', { holdsState: true, index: 1 }),
     member('e2', 'suspect', { holdsState: true, group: 'eu', scopes: ['eu'], sessionScope: 'eu' }),
-    member('e3', 'alive', { remembersEngines: 5 }),
-    member('e4', 'dead', { holdsState: true, group: 'us', scopes: ['us'], remembersEngines: 9 }),
+    member('e3', 'alive', { engineCount: 5 }),
+    member('e4', 'dead', { holdsState: true, group: 'us', scopes: ['us'], engineCount: 9 }),
     member('e5', 'left', { holdsState: true, scopes: ['gone'] }),
     member('c1', 'alive', { role: 'console' }),
     member('r1', 'dead', { role: 'replica' }),
@@ -51,9 +51,9 @@ describe('grid engine directory over a member list', () => {
     assert.deepEqual(view.witnesses(), { known: 2, active: 1 });
   });
 
-  it('the engines remembered from an earlier run: the most any active engine announces (a failed one\'s count is not read)', () => {
-    assert.equal(view.rememberedEngineCount(), 5);
-    assert.equal(engineDirectoryView(() => members.slice(0, 2)).rememberedEngineCount(), 0);
+  it('the engines the others count: the most any active engine announces (a failed one\'s count is not read)', () => {
+    assert.equal(view.announcedEngineCount(), 5);
+    assert.equal(engineDirectoryView(() => members.slice(0, 2)).announcedEngineCount(), 0);
   });
 
   it('scopes: every known engine group and index, the keys of members that did not leave, and a group\'s session scope', () => {
@@ -69,10 +69,10 @@ describe('grid engine directory over a member list', () => {
 describe('grid engine saved state', () => {
   /**
    * Engines on a simulated network whose active engines the test sets (one list for all);
-   * `engine-N` is at 10.1.0.N. `othersRemember`: what the directory tells of the engines
-   * other engines remember from an earlier run.
+   * `engine-N` is at 10.1.0.N. `othersCount`: the most engines another engine announces it
+   * counts in the cluster.
    */
-  function setUp(active: string[], othersRemember = 0) {
+  function setUp(active: string[], othersCount = 0) {
     const clock = new ManualClock(1_800_000_000_000);
     const network = new SimNetwork(clock, seededRandom(1));
     const addressOf = (id: string): string => `10.1.0.${Number(id.split('-')[1])}:8020`;
@@ -92,8 +92,8 @@ describe('grid engine saved state', () => {
         suspectEngines: () => new Set<string>(),
         knownEngineCount: () => active.length,
         knownEngineIds: () => new Set(active),
-        rememberedEngineCount: () => othersRemember,
-        announceRememberedEngines: (count) => told(`remembersEngines=${count}`),
+        announcedEngineCount: () => othersCount,
+        announceEngineCount: (count) => told(`engineCount=${count}`),
         witnesses: () => ({ known: 0, active: 0 }),
         engineScopeInfo: () => new Map(),
         scopeKeysInUse: () => new Set([CLUSTER_SCOPE]),
@@ -154,7 +154,7 @@ describe('grid engine saved state', () => {
     await run(clock, 5000); // well past bulk_revocation_timeout (1 s here)
     assert.equal(engine.ready, false, 'alone, it would accept writes the rest of the cluster also accepts');
     assert.match(engine.notReadyReasons().join(), /needs 2 of the cluster's 3 engines.*1 in view/);
-    assert.ok(announced.includes('remembersEngines=3'), 'announced, so that an engine started beside it waits too');
+    assert.ok(announced.includes('engineCount=3'), 'announced, so that an engine started beside it waits too');
     assert.ok(!announced.includes('holdsState'));
     assert.deepEqual(disk.rememberedEngines(), ['engine-1', 'engine-2', 'engine-3'], 'still remembered should it stop again before it serves');
     // A second engine of the cluster comes into view, restarted with the same memory.
@@ -166,8 +166,8 @@ describe('grid engine saved state', () => {
     for (let i = 0; i < 30 && !(engine.ready && second.ready); i++) await run(clock, 1000);
     assert.equal(engine.ready, true, 'a majority of the remembered engines is in view');
     assert.ok(announced.includes('holdsState'));
-    assert.ok(announced.includes('remembersEngines=undefined'), 'serving, it stops announcing the earlier run');
     engine.applyMembership();
+    assert.equal(announced.at(-1), 'engineCount=2', 'serving, it counts the engines membership knows, no longer its earlier run');
     assert.equal(second.ready, true);
     assert.deepEqual(second.store.get('session', 's-1'), { id: 's-1' }, 'a full start serves what the engines saved');
     assert.deepEqual(disk.rememberedEngines(), ['engine-1', 'engine-2'], 'from then on membership decides what is kept');
@@ -181,7 +181,8 @@ describe('grid engine saved state', () => {
     await run(clock, 5000);
     assert.equal(engine.ready, false);
     assert.match(engine.notReadyReasons().join(), /needs 3 of the cluster's 5 engines.*2 in view/);
-    assert.ok(!announced.some((a) => a.startsWith('remembersEngines')), 'a new engine remembers nothing');
+    assert.match(engine.writeRefusal() ?? '', /sees 2 of 5 voters/, 'writes count the engines another engine counts, too');
+    assert.deepEqual(announced.filter((a) => a.startsWith('engineCount')), ['engineCount=2'], 'a new engine counts the engines it knows');
     engine.close();
   });
 

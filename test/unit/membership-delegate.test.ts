@@ -8,7 +8,7 @@ import { silentLogger } from '../../src/core/logger.js';
 import { seededRandom } from '../../src/core/random.js';
 import { Membership } from '../../src/cluster/membership.js';
 import { MAX_META_BYTES, sameMeta, type MemberMeta } from '../../src/cluster/member-meta.js';
-import { decodeMessage, encodeMessage, MessageType, type JoinReplyMsg, type Message } from '../../src/cluster/messages.js';
+import { decodeMessage, encodeMessage, MessageType, type JoinReplyMsg, type Message, type PushPullMsg } from '../../src/cluster/messages.js';
 import { PROFILES } from '../../src/cluster/timing.js';
 import { nodeMembershipDelegate } from '../../src/node/membership-delegate.js';
 import { isNodeMeta, type NodeMeta } from '../../src/node/node-meta.js';
@@ -103,6 +103,41 @@ describe('membership delegate: metadata the cluster layer does not read', () => 
     net.advance(100);
     assert.equal(a.stats.malformedDropped, dropped + 1);
     assert.equal(a.get('x'), undefined);
+  });
+});
+
+describe('membership: metadata is never passed on at an incarnation it was not seen with', () => {
+  it('a member whose incarnation was learned from a probe (no metadata) is shared in state exchanges at the incarnation its metadata was seen with', async () => {
+    const net = network();
+    const a = net.node(ENGINE);
+    const b = net.node(ENGINE);
+    await net.join(b, a);
+    const seen = a.get(b.id)!.incarnation;
+    const peer = net.raw('r', '10.0.9.3:7946');
+    // An ack carries the sender's incarnation and no metadata: b has since announced new
+    // metadata under seen + 5, which a has not received yet.
+    peer.send(a.address, { t: MessageType.Ack, seq: 999_999, from: b.id, inc: seen + 5, at: 1_700_000_000_000 });
+    net.advance(50);
+    assert.equal(a.get(b.id)!.incarnation, seen + 5);
+    peer.send(a.address, { t: MessageType.PushPull, from: 'r', reply: true, members: [] });
+    net.advance(50);
+    const reply = peer.received.find((m): m is PushPullMsg => m.t === MessageType.PushPull);
+    const shared = reply?.members.find((m) => m.id === b.id);
+    assert.equal(shared?.incarnation, seen, 'shared under seen + 5, the old metadata would outrank the new one everywhere it spread');
+    assert.deepEqual(shared?.meta, ENGINE);
+  });
+
+  it('a member told its own incarnation with other metadata outranks that picture', async () => {
+    const net = network();
+    const a = net.node(ENGINE);
+    const b = net.node(ENGINE);
+    await net.join(b, a);
+    const before = b.currentIncarnation;
+    const peer = net.raw('r', '10.0.9.4:7946');
+    peer.send(b.address, { t: MessageType.PushPull, from: 'r', reply: false, members: [{ id: b.id, address: b.address, incarnation: before, state: 'alive', meta: { ...ENGINE, holdsState: true } }] });
+    net.advance(50);
+    assert.ok(b.currentIncarnation > before, 'refuted');
+    assert.deepEqual(b.get(b.id)?.meta, ENGINE, 'its own metadata unchanged');
   });
 });
 

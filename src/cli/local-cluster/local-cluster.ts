@@ -8,6 +8,7 @@ import { obfuscate } from '../../config/obfuscation.js';
 import { loadNodeConfig } from '../../config/node-config.js';
 import { redactRedisUrl } from '../../config/redis-url.js';
 import { loadAuthority } from '../../policy/console-authority.js';
+import { gridStateFiles } from '../../state/grid/grid-state-file.js';
 import { TLS_LISTENERS, type Mode } from '../../config/schema.js';
 import { CLI_ENTRY } from '../cli-entry.js';
 import { freePort } from '../free-port.js';
@@ -156,6 +157,7 @@ export class LocalCluster {
         this.fresh.add(plan.id);
       }
     }
+    this.forgetEnginesNotStarted(plans);
     this.progress(`starting ${plans.map((p) => p.id).join(', ')} in ${this.dir} (logs: ${join(this.dir, '<node>.log')})`);
     const startedAt = Date.now();
     // All at once: an engine that is up before the console retries its join shortly after.
@@ -325,6 +327,25 @@ export class LocalCluster {
     const dataDir = existsSync(console.configFile) ? loadNodeConfig(console.configFile).node.dataDir : join(this.dir, console.id);
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     return loadAuthority(dataDir, true)!.publicKeyText;
+  }
+
+  /**
+   * An engine counts the engines of its previous run as voters until it serves, and a full
+   * start waits for a majority of them (docs/operations.md). Started with fewer engines than
+   * this directory ran before, on one machine where no network splits them, the engines forget
+   * the ones this run does not start rather than wait for them.
+   */
+  private forgetEnginesNotStarted(plans: readonly LocalNodePlan[]): void {
+    const started = new Set(plans.filter((p) => p.role === 'engine').map((p) => p.id));
+    for (const plan of plans) {
+      if (plan.role !== 'engine' || !existsSync(plan.configFile)) continue;
+      const storage = gridStateFiles(loadNodeConfig(plan.configFile).node.dataDir);
+      const remembered = storage.rememberedEngines() ?? [];
+      const absent = remembered.filter((id) => !started.has(id));
+      if (absent.length === 0) continue;
+      storage.rememberEngines(remembered.filter((id) => started.has(id)));
+      this.progress(`${plan.id} last ran beside ${absent.join(', ')}, not started now: it no longer waits for ${absent.length === 1 ? 'it' : 'them'}`);
+    }
   }
 
   /** Secrets live in DIR/secrets.json (0600) so that a second run keeps the same cluster. */

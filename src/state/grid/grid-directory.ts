@@ -32,10 +32,10 @@ export interface GridDirectory {
   /** The ids of those engines (kept on disk for the next start: grid-engine.ts). */
   knownEngineIds(): ReadonlySet<string>;
   /**
-   * The largest number of engines an active engine announces it remembers from its previous
-   * run and still counts (it has not served since it started); 0 when none does.
+   * The largest number of engines an active engine announces it counts in the cluster
+   * (`announceEngineCount`); 0 when none announces one.
    */
-  rememberedEngineCount(): number;
+  announcedEngineCount(): number;
   /** Consoles and replicas known (not left), and those of them active (write-majority.ts). */
   witnesses(): Witnesses;
   /** Group and node index of every known engine (placement of subcluster and directed scopes). */
@@ -47,10 +47,11 @@ export interface GridDirectory {
   /** Tells the cluster this engine now holds its share: the others place partitions on it. */
   announceHoldsState(): void;
   /**
-   * Tells the cluster how many engines this engine's previous run knew, while it still counts
-   * them (undefined: it no longer does), so that an engine started beside it waits as it does.
+   * Tells the cluster how many engines this engine counts in it (those it knows, and those its
+   * previous run knew until it serves), so that an engine whose own list is shorter (it joined
+   * through a member that knew few others) counts as many voters (grid-engine.ts).
    */
-  announceRememberedEngines(count: number | undefined): void;
+  announceEngineCount(count: number): void;
   /** Tells the cluster whether this engine refuses writes now (shown by `cluster info`). */
   announceWriteRefusal(refusing: boolean): void;
   /** Calls `listener` whenever a member is added, changes state or metadata, or is deleted. */
@@ -58,7 +59,7 @@ export interface GridDirectory {
 }
 
 /** The member-list half of a directory: every answer of GridDirectory that a member list decides. */
-export type EngineDirectoryView = Pick<GridDirectory, 'activeEngines' | 'suspectEngines' | 'knownEngineCount' | 'knownEngineIds' | 'rememberedEngineCount' | 'witnesses' | 'engineScopeInfo' | 'scopeKeysInUse' | 'sessionScopeOfGroup'> & {
+export type EngineDirectoryView = Pick<GridDirectory, 'activeEngines' | 'suspectEngines' | 'knownEngineCount' | 'knownEngineIds' | 'announcedEngineCount' | 'witnesses' | 'engineScopeInfo' | 'scopeKeysInUse' | 'sessionScopeOfGroup'> & {
   servingEngines(): ReadonlySet<string>;
 };
 
@@ -71,7 +72,7 @@ export function engineDirectoryView(list: () => readonly Member[]): EngineDirect
     suspectEngines: () => new Set(engines().filter((m) => m.status === 'suspect').map((m) => m.id)),
     knownEngineCount: () => engines().filter((m) => m.status !== 'left').length,
     knownEngineIds: () => new Set(engines().flatMap((m) => (m.status === 'left' ? [] : [m.id]))),
-    rememberedEngineCount: () => Math.max(0, ...engines().flatMap((m) => (isActive(m) && m.meta.remembersEngines !== undefined ? [m.meta.remembersEngines] : []))),
+    announcedEngineCount: () => engines().reduce((most, m) => (isActive(m) && m.meta.engineCount !== undefined && m.meta.engineCount > most ? m.meta.engineCount : most), 0),
     witnesses: () => {
       const members = list().filter((m) => (m.meta.role === 'console' || m.meta.role === 'replica') && m.status !== 'left');
       return { known: members.length, active: members.filter(isActive).length };

@@ -106,6 +106,8 @@ export class GridEngine {
   private remembered: ReadonlySet<string>;
   /** What was last written for the next start (sorted ids, comma-joined). */
   private keptEngines = '';
+  /** The engine count this engine last announced (`GridDirectory.announceEngineCount`). */
+  private announcedCount = 0;
 
   /** Use `openGridEngine`: the saved state must be in the store before the executor answers anyone. */
   private constructor(options: GridEngineOptions, store: GridStore, readonly savedStateAtStart: SavedStateOutcome) {
@@ -116,8 +118,7 @@ export class GridEngine {
     const previous = new Set(options.savedState?.rememberedEngines() ?? []);
     this.remembered = [...previous].some((id) => id !== self) ? previous : new Set();
     if (this.remembered.size > 0) {
-      directory.announceRememberedEngines(this.remembered.size);
-      log.info({ engines: [...this.remembered] }, `the cluster had ${this.remembered.size} engines when this engine last ran: a full start waits for a majority of them`);
+      log.info({ engines: [...this.remembered] }, `the cluster had ${this.remembered.size} engines when this engine last ran: they count as voters until it serves`);
     }
     store.start();
     this.executor = new ReplicatedExecutor({
@@ -134,11 +135,8 @@ export class GridEngine {
         if (this.closed) return;
         options.savedState?.markServed();
         // From now on membership knows the cluster (this engine joined engines that serve, or a
-        // majority of those it remembered is in view): the earlier run no longer counts.
-        if (this.remembered.size > 0) {
-          this.remembered = new Set();
-          directory.announceRememberedEngines(undefined);
-        }
+        // majority of the cluster is in view): the earlier run no longer counts.
+        this.remembered = new Set();
         directory.announceHoldsState();
       },
       // Each scope in use (cluster-wide, subclusters, directed sets) over its serving members.
@@ -189,9 +187,19 @@ export class GridEngine {
     // yet (a node's member list always holds itself): there is nothing to place over, and
     // starting the sync now would make this engine the first of a cluster of one.
     if (active.size === 0) return;
-    this.keepEngines(d.knownEngineIds());
-    this.executor.setRememberedVoters(Math.max(this.remembered.size, d.rememberedEngineCount()));
-    this.executor.setEngines(active, d.knownEngineCount(), d.servingEngines(), d.witnesses(), d.suspectEngines());
+    const counted = new Set([...d.knownEngineIds(), ...this.remembered]);
+    this.keepEngines(counted);
+    if (counted.size !== this.announcedCount) {
+      this.announcedCount = counted.size;
+      d.announceEngineCount(counted.size);
+    }
+    // The voters of write majorities and full starts: the most engines any engine in view
+    // counts. An engine that joined through a member that knew few others lists only those
+    // until gossip brings the rest; counting its own list, it could find a majority on one
+    // side of a split while the other side finds one too (the lifecycle simulator found a
+    // replay id accepted on both sides that way).
+    const voters = Math.max(counted.size, d.knownEngineCount(), d.announcedEngineCount());
+    this.executor.setEngines(active, voters, d.servingEngines(), d.witnesses(), d.suspectEngines());
     const refusal = this.executor.writeRefusal();
     if ((refusal !== undefined) !== this.refusing) {
       this.refusing = refusal !== undefined;
@@ -202,14 +210,14 @@ export class GridEngine {
   }
 
   /**
-   * Writes down the engines the cluster has now for the next start, with those of the previous
-   * run while they still count: an engine restarted into a small group of newly started ones
+   * Writes down the engines this engine counts for the next start: with those of the previous
+   * run while they still count, an engine restarted into a small group of newly started ones
    * and stopped again before it served still remembers the whole cluster.
    */
-  private keepEngines(known: ReadonlySet<string>): void {
+  private keepEngines(counted: ReadonlySet<string>): void {
     const storage = this.o.savedState;
     if (!storage) return;
-    const ids = [...new Set([...known, ...this.remembered])].sort();
+    const ids = [...counted].sort();
     const text = ids.join(',');
     if (text === this.keptEngines) return;
     this.keptEngines = text;

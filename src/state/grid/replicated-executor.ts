@@ -109,7 +109,10 @@ const SEEN_SERVING_POLL_MS = 20;
 export class ReplicatedExecutor implements GridExecutor {
   private readonly o: ReplicatedExecutorOptions;
   private readonly s: ReplicaState;
-  /** Engines in the cluster, active or failed (not those that left): the write majority's base. */
+  /**
+   * Engines in the cluster, active or failed (not those that left), as the most any engine in
+   * view counts them (grid-engine.ts): the base of write majorities and full starts.
+   */
   private knownEngines = 0;
   /**
    * Active engines under suspicion (membership: a probe failed and no refutation came yet):
@@ -127,12 +130,6 @@ export class ReplicatedExecutor implements GridExecutor {
   private readonly routing: PrimaryRouting;
   private readonly antiEntropy: AntiEntropy;
   private initialSync: Promise<void> | undefined;
-  /**
-   * The largest engine count remembered from an earlier run, by this engine or by another in
-   * view that has not served since it started (grid-engine.ts): a full start needs a majority
-   * of it as well as of the engines membership knows.
-   */
-  private rememberedVoters = 0;
   /** Why the start-up sync waits for more engines before a full start (undefined: it does not). */
   private fullStartWait: string | undefined;
   /** Ends the full start's wait early: membership changed. */
@@ -205,14 +202,6 @@ export class ReplicatedExecutor implements GridExecutor {
     return this.s.placement;
   }
 
-  /**
-   * The largest number of engines this engine or another one in view remembers from its
-   * previous run (0: none): see `fullStartRefusal`.
-   */
-  setRememberedVoters(count: number): void {
-    this.rememberedVoters = count;
-  }
-
   /** Why this engine is not ready yet beyond its download (a full start waiting for more engines); undefined when it is not waiting. */
   get startWaitReason(): string | undefined {
     return this.s.initialSyncDone ? undefined : this.fullStartWait;
@@ -220,19 +209,20 @@ export class ReplicatedExecutor implements GridExecutor {
 
   /**
    * Why a full start (no engine in view serves) must wait, or undefined when it may go on: it
-   * needs a strict majority of the cluster's engines in view (not suspected), the cluster being
-   * the larger of what membership knows and what an engine in view remembers of its previous
-   * run. An engine restarted while cut off from most of the cluster (or joined to another
-   * newly started one) would otherwise serve on its own, with write majorities counted over
-   * the few engines it knows, and accept a replay id or a change the rest of the cluster also
-   * accepts. An engine whose cluster really shrank for good starts once the engines it
-   * remembers are deleted from its data directory's record (docs/operations.md).
+   * needs a strict majority of the cluster's engines in view (not suspected), the cluster
+   * counted as the write majority counts it (`knownEngines`: the most any engine in view
+   * counts, the engines its previous run knew included until it serves; grid-engine.ts). An
+   * engine restarted while cut off from most of the cluster (or joined to another newly
+   * started one) would otherwise serve on its own, with write majorities counted over the few
+   * engines it knows, and accept a replay id or a change the rest of the cluster also accepts.
+   * An engine whose cluster really shrank for good starts once the engines it remembers are
+   * deleted from its data directory's record (docs/operations.md).
    */
   private fullStartRefusal(): string | undefined {
-    const voters = Math.max(this.knownEngines, this.rememberedVoters, 1);
+    const voters = Math.max(this.knownEngines, 1);
     const inView = this.s.engines.size - this.suspected.size;
     if (inView >= majorityOf(voters)) return undefined;
-    return `no engine in view serves, and a full start needs ${majorityOf(voters)} of the cluster's ${voters} engines (as membership or an earlier run of an engine in view knows them); ${inView} in view: waiting for more of them, or for an engine that serves`;
+    return `no engine in view serves, and a full start needs ${majorityOf(voters)} of the cluster's ${voters} engines (the most that any engine in view counts, the engines of its previous run included); ${inView} in view: waiting for more of them, or for an engine that serves`;
   }
 
   /** The replica set of a partition, primary first (for tests and diagnostics). */
