@@ -241,6 +241,41 @@ describe('grid engine write majority', () => {
   });
 });
 
+describe('grid engine replay witnesses', () => {
+  it('accepts a replay id on at most one side of a split even when both sides still count an engine across it, with more engines than replicas', async () => {
+    const grid = await SimGrid.started(7);
+    const ids = grid.engines.map((e) => e.address);
+    // Engines 0-2 are cut off from 3-6. Side A (0-2) still counts engine 3, which no one
+    // suspects yet: 4 of 7 engines. Side B (3-6) sees 4 of 7 as well.
+    grid.network.partition(ids.slice(0, 3), ids.slice(3));
+    for (const i of [0, 1, 2]) grid.setView(i, [0, 1, 2, 3], { knownEngines: 7, witnesses: { known: 0, active: 0 } });
+    for (const i of [3, 4, 5, 6]) grid.setView(i, [3, 4, 5, 6], { knownEngines: 7, witnesses: { known: 0, active: 0 } });
+    await grid.advance(200);
+    let acceptedOnA = 0;
+    let acceptedOnB = 0;
+    for (let n = 0; n < 40; n++) {
+      const id = `assertion-${n}`;
+      const [a, b] = await Promise.allSettled([grid.provider(n % 3).replay.checkAndInsert(id, 60_000), grid.provider(3 + (n % 4)).replay.checkAndInsert(id, 60_000)]);
+      if (a.status === 'fulfilled' && a.value) acceptedOnA++;
+      if (b.status === 'fulfilled' && b.value) acceptedOnB++;
+      assert.ok(!(a.status === 'fulfilled' && a.value && b.status === 'fulfilled' && b.value), `${id} accepted on both sides`);
+    }
+    assert.equal(acceptedOnA, 0, 'side A reaches no majority of the engines: 3 replicas and a witness across the split');
+    assert.equal(acceptedOnB, 40, 'side B, a true majority, accepts every id once');
+    const held = grid.engines.slice(3).reduce((sum, e) => sum + e.executor.replayWitnesses.size, 0);
+    assert.ok(held >= 40, `every id accepted on side B is held by a witness besides its 3 replicas (${held})`);
+    grid.close();
+  });
+
+  it('needs no witness while the replicas are a majority of the engines (5 engines, 3 replicas)', async () => {
+    const grid = await SimGrid.started(5);
+    for (let n = 0; n < 20; n++) assert.equal(await grid.provider(n % 5).replay.checkAndInsert(`assertion-${n}`, 60_000), true);
+    assert.equal(await grid.provider(1).replay.checkAndInsert('assertion-3', 60_000), false);
+    assert.equal(grid.engines.reduce((sum, e) => sum + e.executor.replayWitnesses.size, 0), 0);
+    grid.close();
+  });
+});
+
 describe('grid engine revocation anti-entropy', () => {
   it('an engine cut off while a revocation was acknowledged gets it even when its sender fails before resending it', async () => {
     const grid = await SimGrid.started(3);

@@ -18,6 +18,8 @@
  *   grid.serving      1      the engines this one places partitions on
  *   grid.sweep        1      sweep expired records now (cohort-node's admin sweep)
  *   grid.revoked      2      which of these ids this engine holds as revoked
+ *   grid.witness      2      hold a replay id for a primary (replay-witnesses.ts), or refuse it as seen
+ *   grid.unwitness    2      forget a replay id held for a primary whose insert failed
  */
 import { anything, anyObject, int, isTrue, listOf, literal, num, object, rawText, str, type BodySchema } from '../../rpc/body-schema.js';
 import { defineProtocol, ProtocolRpc } from '../../rpc/protocol.js';
@@ -60,6 +62,8 @@ export type GridMethods = {
   /** Answer: how many expired records were swept. */
   'grid.sweep': { request: unknown; answer: number };
   'grid.revoked': { request: { ids: string[] }; answer: string[] };
+  'grid.witness': { request: { id: string; expiresAt: number }; answer: boolean };
+  'grid.unwitness': { request: { id: string }; answer: boolean };
 };
 
 const partition = int;
@@ -82,6 +86,8 @@ export const GRID_PROTOCOL = defineProtocol<GridMethods>('grid', {
   'grid.serving': { since: 1, request: anyObject },
   'grid.sweep': { since: 1, request: anything },
   'grid.revoked': { since: 2, request: object({ ids: listOf(str, REVOKED_QUERY_MAX) }) },
+  'grid.witness': { since: 2, request: object({ id: str, expiresAt: num }) },
+  'grid.unwitness': { since: 2, request: object({ id: str }) },
 });
 
 export type GridRpc = ProtocolRpc<GridMethods>;

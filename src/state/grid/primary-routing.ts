@@ -14,7 +14,10 @@
  *   not wait. While a change is being replicated, transfers send what it replaced
  *   (`replaced`, partition-transfer.ts), never the change itself.
  * - A primary that does not see a majority of the voters (write-majority.ts) refuses
- *   changes, so two sides of a split never both accept them.
+ *   changes, so two sides of a split never both accept them. A replay id is also held by
+ *   enough other engines for its holders to be a majority of the cluster's engines
+ *   (replay-witnesses.ts): two sides that both count an engine neither suspects yet still
+ *   cannot both accept it.
  * - An operation is resent to the next primary after a lost connection only when applying
  *   it twice is harmless (operations.ts `isRepeatable`), never after a timeout.
  */
@@ -23,6 +26,7 @@ import type { ReplicateBody } from './grid-protocol.js';
 import { applyOperation, isReadOnly, isRepeatable, type Operation, type OperationResults } from './operations.js';
 import type { StoredRecord } from './grid-store.js';
 import type { PartitionSync } from './partition-sync.js';
+import type { ReplayWitnesses } from './replay-witnesses.js';
 import type { ReplicaState } from './replica-state.js';
 import { asStateError } from './state-errors.js';
 
@@ -35,6 +39,9 @@ export class PrimaryRouting {
     private readonly sync: PartitionSync,
     /** Why changes are refused now (write-majority.ts); undefined while they are accepted. */
     private readonly writeRefusal: () => string | undefined,
+    private readonly witnesses: ReplayWitnesses,
+    /** How many engines the cluster has, as the write majority counts them (replicated-executor.ts). */
+    private readonly voters: () => number,
   ) {
     s.rpc.handle('grid.execute', ({ partition, op }) => {
       if (this.s.primaryOf(partition) !== this.s.self) throw new CohortError('STATE_PLACEMENT_CHANGING', `engine ${this.s.self} is not the primary of partition ${partition}`);
@@ -144,6 +151,19 @@ export class PrimaryRouting {
     return run;
   }
 
+  /**
+   * Asks the engine at `address` to hold replay id `replay.id`. An engine of an earlier build
+   * that does not serve `grid.witness` still answered, so the cluster is reachable there: it
+   * counts (a mixed-version cluster during a rolling upgrade keeps accepting replay ids).
+   */
+  private witness(address: string, replay: { id: string; expiresAt: number } | undefined): Promise<unknown> {
+    if (!replay) return Promise.resolve(true);
+    return this.s.rpc.call(address, 'grid.witness', replay).catch((err: unknown) => {
+      if (isCohortError(err, 'RPC_NO_HANDLER')) return true;
+      throw err;
+    });
+  }
+
   private async applyAsPrimary(partition: number, op: Operation): Promise<unknown> {
     await this.sync.ensureSynced(partition);
     const replicas = this.s.placement.get(partition) ?? [];
@@ -154,15 +174,27 @@ export class PrimaryRouting {
       const refusal = this.writeRefusal();
       if (refusal !== undefined) throw new CohortError('STATE_UNAVAILABLE', refusal);
     }
+    const backupIds = replicas.slice(1).filter((id) => this.s.engines.has(id));
+    const backups = backupIds.map((id) => this.s.engines.get(id)!);
+    // A replay id is also held by enough other engines for its holders to be a majority of
+    // the cluster's (replay-witnesses.ts); one already seen here, either way, is a replay.
+    let witnesses: string[] = [];
+    if (op.t === 'replay.insert') {
+      if (this.witnesses.holds(op.id)) return false;
+      const choice = this.witnesses.witnessesFor(op.id, [this.s.self, ...backupIds], this.voters());
+      if (choice.addresses.length < choice.needed) {
+        throw new CohortError('STATE_UNAVAILABLE', `a replay id needs ${choice.needed} engines besides the replicas of partition ${partition} to hold it (a majority of the cluster's), and only ${choice.addresses.length} are active`);
+      }
+      witnesses = choice.addresses;
+    }
     const store = this.s.store;
+    const now = this.s.clock.now();
     store.startJournal();
-    const result = applyOperation(store, op, this.s.clock.now(), partition);
+    const result = applyOperation(store, op, now, partition);
     const journal = store.takeJournal();
     if (journal.length === 0) return result;
     const changes = journal.map((e) => e.change);
-    const backupIds = replicas.slice(1).filter((id) => this.s.engines.has(id));
-    const backups = backupIds.map((id) => this.s.engines.get(id)!);
-    if (backups.length === 0) return result;
+    if (backups.length === 0 && witnesses.length === 0) return result;
     const body: ReplicateBody = { partition, changes, absent: op.t === 'replay.insert' ? [{ ns: 'replay', key: op.id }] : undefined };
     // Every replica must hold the change before it is acknowledged: then it survives any
     // replication_factor - 1 of them failing at once. Until then transfers send what it
@@ -170,11 +202,18 @@ export class PrimaryRouting {
     const replaced = new Map<string, StoredRecord | undefined>();
     for (const e of journal) if (!replaced.has(`${e.change.ns} ${e.change.key}`)) replaced.set(`${e.change.ns} ${e.change.key}`, e.previous);
     this.s.replaced.set(partition, replaced);
-    const answers = await Promise.allSettled(backups.map((b) => this.s.rpc.call(b, 'grid.replicate', body))).finally(() => {
+    const witnessed = witnesses.map((w) => this.witness(w, op.t === 'replay.insert' ? { id: op.id, expiresAt: now + op.ttlMs } : undefined));
+    const answers = await Promise.allSettled([...backups.map((b) => this.s.rpc.call(b, 'grid.replicate', body)), ...witnessed]).finally(() => {
       if (this.s.replaced.get(partition) === replaced) this.s.replaced.delete(partition);
     });
     const failures = answers.filter((a): a is PromiseRejectedResult => a.status === 'rejected').map((a) => a.reason as unknown);
     if (failures.length === 0) return result;
+    // Witnesses that took the id forget it again: the client may try the same id once more.
+    if (op.t === 'replay.insert') {
+      answers.slice(backups.length).forEach((a, i) => {
+        if (a.status === 'fulfilled') this.s.rpc.call(witnesses[i]!, 'grid.unwitness', { id: op.id }).catch(() => undefined);
+      });
+    }
     // Undo, and tell the backups before answering: nothing unacknowledged stays applied, and a
     // client told 503 can rely on the write not having happened.
     store.startJournal();

@@ -48,7 +48,7 @@
  * the primary's replication and undo), backup-replicas.ts (accepting changes),
  * partition-sync.ts (marks, syncs, hand-off, repair), partition-transfer.ts (fingerprints,
  * pulls, pushes), anti-entropy.ts (periodic comparison, dropping moved partitions),
- * revocations.ts; the RPC methods and their schemas are in grid-protocol.ts.
+ * revocations.ts, replay-witnesses.ts (replay ids held for other engines' partitions); the RPC methods and their schemas are in grid-protocol.ts.
  *
  * Invariants:
  * - Only this file changes the engine set, the serving set and the placement; every
@@ -70,6 +70,7 @@ import { PartitionTransfer } from './partition-transfer.js';
 import { changedPartitions, placeScopes, type Placement } from './placement.js';
 import { PrimaryRouting } from './primary-routing.js';
 import { REPAIR_RETRY_MS, ReplicaState } from './replica-state.js';
+import { ReplayWitnesses } from './replay-witnesses.js';
 import { Revocations } from './revocations.js';
 import { CLUSTER_SCOPE } from './scopes.js';
 import { decideWrites, describeRefusal, majorityOf, type WriteDecision } from './write-majority.js';
@@ -128,6 +129,8 @@ export class ReplicatedExecutor implements GridExecutor {
   private readonly transfer: PartitionTransfer;
   private readonly sync: PartitionSync;
   private readonly routing: PrimaryRouting;
+  /** Replay ids held for other engines' partitions (replay-witnesses.ts). */
+  readonly replayWitnesses: ReplayWitnesses;
   private readonly antiEntropy: AntiEntropy;
   private initialSync: Promise<void> | undefined;
   /** Why the start-up sync waits for more engines before a full start (undefined: it does not). */
@@ -142,8 +145,9 @@ export class ReplicatedExecutor implements GridExecutor {
     this.s = s;
     this.transfer = new PartitionTransfer(s);
     this.sync = new PartitionSync(s, this.transfer);
-    this.routing = new PrimaryRouting(s, this.sync, () => this.writeRefusal());
-    new BackupReplicas(s);
+    this.replayWitnesses = new ReplayWitnesses(s);
+    this.routing = new PrimaryRouting(s, this.sync, () => this.writeRefusal(), this.replayWitnesses, () => this.knownEngines);
+    new BackupReplicas(s, this.replayWitnesses);
     this.antiEntropy = new AntiEntropy(s, this.transfer);
     this.revocations = new Revocations({
       store: options.store,
