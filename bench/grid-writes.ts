@@ -14,7 +14,8 @@
  *    server, no replica) by the same number of concurrent writers over one ioredis connection.
  *
  * Used by bench/runtime.ts; `node dist/bench/grid-writes.js [--seconds 5] [--writers 64]
- * [--json]` runs it alone. Workers are killed by pid when it ends.
+ * [--json]` runs it alone: the figures as JSON, then (without --json) a last line
+ * `grid-writes: grid <N>/s redis <N>/s ratio <R>`. Workers are killed by pid when it ends.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -153,6 +154,14 @@ export async function measureGridWrites(options: { seconds: number; writers: num
   }
 }
 
+/** The run in one line, last: `grid-writes: grid <N>/s redis <N>/s ratio <R>` (redis and ratio `n/a` without a Redis). */
+export function summaryLine(f: Pick<GridWriteFigures, 'writesPerSecond' | 'redisWritesPerSecond'>): string {
+  const redis = f.redisWritesPerSecond;
+  const peer = redis === undefined ? 'n/a' : `${Math.round(redis)}/s`;
+  const ratio = redis === undefined || redis === 0 ? 'n/a' : (f.writesPerSecond / redis).toFixed(2);
+  return `grid-writes: grid ${Math.round(f.writesPerSecond)}/s redis ${peer} ratio ${ratio}`;
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const { values } = parseArgs({
     options: {
@@ -163,6 +172,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     },
   });
   const figures = await measureGridWrites({ seconds: Number(values.seconds), writers: Number(values.writers), redisUrl: values.redis, log: (t) => process.stderr.write(`bench:grid-writes: ${t}\n`) });
-  process.stdout.write(values.json ? `${JSON.stringify(figures)}\n` : `${JSON.stringify(figures, null, 2)}\n`);
+  if (values.json) process.stdout.write(`${JSON.stringify(figures)}\n`);
+  else process.stdout.write(`${JSON.stringify(figures, null, 2)}\n${summaryLine(figures)}\n`);
   process.exit(0);
 }
