@@ -226,6 +226,11 @@ export class MemberStates {
       }),
     );
     core.broadcasts.enqueue(msg);
+    // The accuser also tells the suspect itself: gossip alone may spend its few retransmissions
+    // on members this node cannot reach (it is cut off from some of them, which is also why
+    // its indirect probes failed), and a suspect that never hears of the suspicion cannot
+    // refute it before it expires into a false death every member then believes.
+    if (msg.from === core.id) core.send(m.address, { t: MessageType.Gossip, from: core.id, g: [msg] });
     this.notify(m, 'alive');
     // Check for ourselves rather than wait for our turn in the probe round: a failure is an
     // independent confirmation that shortens everyone's timer, a success changes nothing
