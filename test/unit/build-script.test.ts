@@ -9,6 +9,9 @@ import { tmpDir } from '../helpers/tmp.js';
 
 interface BuildScript {
   STAMP_FILE: string;
+  ESBUILD_NAME_HELPER: string;
+  CHEAP_NAME_HELPER: string;
+  cheapNameHelper(text: string): string;
   sourceDigest(root: string): string;
   upToDate(root: string): boolean;
   build(root: string): number;
@@ -43,6 +46,48 @@ describe('scripts/build.mjs', () => {
     assert.ok(/["']hello["']/.test(text) && !/from\s*["']\.\/greeting\.js["']/.test(text), 'the imported module is inside the bundle');
     const run = spawnSync(bundle, [], { encoding: 'utf8' });
     assert.equal(run.stdout.trim(), 'hello', run.stderr);
+  });
+
+  it('keeps the names of functions and classes the bundler renamed, with a helper that leaves the others untouched', (t) => {
+    const root = tmpDir(t);
+    tinyPackage(root);
+    // Two modules with a class Greeter each: the bundle renames one (Greeter2), keepNames gives
+    // it its name back. A closure made per call is named after its property already.
+    writeFileSync(join(root, 'src/cli/other.ts'), "export class Greeter { hello(): string { return 'other'; } }\n");
+    writeFileSync(
+      join(root, 'src/cli/main.ts'),
+      [
+        '#!/usr/bin/env node',
+        "import { Greeter as Other } from './other.js';",
+        "class Greeter { hello(): string { return 'main'; } }",
+        'const make = () => ({ onResponse: () => 1 });',
+        "console.log([Greeter.name, Other.name, make().onResponse.name, new Greeter().hello(), new Other().hello()].join(' '));",
+        '',
+      ].join('\n'),
+    );
+    assert.equal(script.build(root), 0);
+    const bundle = join(root, 'dist/src/cli/cohort.js');
+    const text = readFileSync(bundle, 'utf8');
+    assert.ok(text.includes(script.CHEAP_NAME_HELPER), 'the cheap helper is in the bundle');
+    assert.ok(!text.includes(script.ESBUILD_NAME_HELPER), "esbuild's helper is gone");
+    assert.ok(/Greeter2/.test(text), 'the bundler renamed one of the classes (else this test proves nothing)');
+    const run = spawnSync(bundle, [], { encoding: 'utf8' });
+    assert.equal(run.stdout.trim(), 'Greeter Greeter onResponse main other', run.stderr);
+  });
+
+  it('refuses a bundle whose name helper reads otherwise, and leaves one without a helper alone', () => {
+    const replaced = script.cheapNameHelper(`var __defProp = Object.defineProperty;\n${script.ESBUILD_NAME_HELPER}\nf();\n`);
+    assert.ok(replaced.includes(script.CHEAP_NAME_HELPER) && replaced.endsWith('\nf();\n'));
+    assert.equal(script.cheapNameHelper(replaced), replaced, 'a second pass changes nothing');
+    assert.equal(script.cheapNameHelper('console.log(1);\n'), 'console.log(1);\n');
+    assert.throws(() => script.cheapNameHelper('var __name = (t, v) => Object.defineProperty(t, "name", { value: v });\n'), /not the one scripts\/build\.mjs replaces/);
+    // What the helper does: a name that differs is defined, a name that is already right is left.
+    const helper = new Function(`var __defProp = Object.defineProperty; ${script.CHEAP_NAME_HELPER} return __name;`)() as (f: object, n: string) => { name: string };
+    const renamed = helper(function Greeter2() {}, 'Greeter');
+    assert.equal(renamed.name, 'Greeter');
+    const same = function onResponse(): void {};
+    assert.equal(helper(same, 'onResponse'), same);
+    assert.deepEqual(Object.getOwnPropertyDescriptor(same, 'name'), { value: 'onResponse', writable: false, enumerable: false, configurable: true });
   });
 
   it('records what it built from, so --if-changed skips a build of unchanged sources and redoes one after any change', (t) => {
