@@ -48,20 +48,22 @@ describe('scripts/build.mjs', () => {
     assert.equal(run.stdout.trim(), 'hello', run.stderr);
   });
 
-  it('keeps the names of functions and classes the bundler renamed, with a helper that leaves the others untouched', (t) => {
+  it('keeps the names of classes and functions the bundler renamed, with a helper that leaves the others (and arrows) untouched', (t) => {
     const root = tmpDir(t);
     tinyPackage(root);
-    // Two modules with a class Greeter each: the bundle renames one (Greeter2), keepNames gives
-    // it its name back. A closure made per call is named after its property already.
-    writeFileSync(join(root, 'src/cli/other.ts'), "export class Greeter { hello(): string { return 'other'; } }\n");
+    // Two modules with a class Greeter each, and a function greet each: the bundle renames one of
+    // each (Greeter2, greet2), keepNames gives them their names back. An arrow made per call is
+    // left nameless (the price of not defining a name on every closure made).
+    writeFileSync(join(root, 'src/cli/other.ts'), "export class Greeter { hello(): string { return 'other'; } }\nexport const greet = function (): string { return 'hi'; };\n");
     writeFileSync(
       join(root, 'src/cli/main.ts'),
       [
         '#!/usr/bin/env node',
-        "import { Greeter as Other } from './other.js';",
+        "import { Greeter as Other, greet as otherGreet } from './other.js';",
         "class Greeter { hello(): string { return 'main'; } }",
+        "const greet = function (): string { return 'hello'; };",
         'const make = () => ({ onResponse: () => 1 });',
-        "console.log([Greeter.name, Other.name, make().onResponse.name, new Greeter().hello(), new Other().hello()].join(' '));",
+        "console.log([Greeter.name, Other.name, greet.name, otherGreet.name, `[${make().onResponse.name}]`, new Greeter().hello(), new Other().hello()].join(' '));",
         '',
       ].join('\n'),
     );
@@ -70,9 +72,9 @@ describe('scripts/build.mjs', () => {
     const text = readFileSync(bundle, 'utf8');
     assert.ok(text.includes(script.CHEAP_NAME_HELPER), 'the cheap helper is in the bundle');
     assert.ok(!text.includes(script.ESBUILD_NAME_HELPER), "esbuild's helper is gone");
-    assert.ok(/Greeter2/.test(text), 'the bundler renamed one of the classes (else this test proves nothing)');
+    assert.ok(/Greeter2/.test(text) && /greet2/.test(text), 'the bundler renamed one class and one function (else this test proves nothing)');
     const run = spawnSync(bundle, [], { encoding: 'utf8' });
-    assert.equal(run.stdout.trim(), 'Greeter Greeter onResponse main other', run.stderr);
+    assert.equal(run.stdout.trim(), 'Greeter Greeter greet greet [] main other', run.stderr);
   });
 
   it('refuses a bundle whose name helper reads otherwise, and leaves one without a helper alone', () => {
@@ -88,6 +90,10 @@ describe('scripts/build.mjs', () => {
     const same = function onResponse(): void {};
     assert.equal(helper(same, 'onResponse'), same);
     assert.deepEqual(Object.getOwnPropertyDescriptor(same, 'name'), { value: 'onResponse', writable: false, enumerable: false, configurable: true });
+    const anonymous = [function (): void {}][0]!;
+    assert.equal(helper(anonymous, 'handler').name, 'handler', 'a nameless `function` is named');
+    const arrow = [(): void => {}][0]!;
+    assert.equal(helper(arrow, 'handler').name, '', 'a nameless arrow is left as it is');
   });
 
   it('records what it built from, so --if-changed skips a build of unchanged sources and redoes one after any change', (t) => {

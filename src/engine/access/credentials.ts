@@ -3,7 +3,7 @@
  * the request carries decides (a present but wrong credential is not passed over for the next
  * kind, so a bad session cookie cannot be rescued by, or hide behind, another header).
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { wait, type Steps } from '../../core/maybe-async.js';
 import type { JWTPayload } from 'jose';
 import type { StateProvider } from '../../state/services.js';
@@ -109,7 +109,7 @@ export function* checkCredential(api: CompiledApi, headers: Headers, ctx: Creden
       return { kind: 'ok', identity: { kind, subject: session.subject, sessionId: session.id } };
     }
     if (kind === 'apiKey') {
-      const key = value.length > MAX_OPAQUE_LENGTH ? undefined : ctx.clientKeys.get(createHash('sha256').update(value, 'utf8').digest('hex'));
+      const key = value.length > MAX_OPAQUE_LENGTH ? undefined : ctx.clientKeys.get(hash('sha256', value, 'hex'));
       if (!key) return { kind: 'failed', reason: 'ACCESS_INVALID_CREDENTIAL', why: 'not a client API key' };
       return { kind: 'ok', identity: { kind, apiKeyId: key.id, subject: `apiKey:${key.id}` } };
     }
