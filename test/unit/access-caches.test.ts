@@ -196,6 +196,48 @@ describe('rate-limit allotments', () => {
     assert.ok(w.calls.takes - first <= 3, `${w.calls.takes - first} takes for 200 more decisions`);
   });
 
+  it('takes a busy key\'s next allotment ahead, once half of the current one is used: its decisions do not wait while the bucket lasts', async (t) => {
+    const w = world(t);
+    const allot = new RateAllotments(w.provider, w.clock, 10);
+    const limits = { capacity: 1000, refillPerSecond: 0.0001 };
+    // The first take is of one token, the second of the largest allotment (10).
+    assert.equal(await allot.take('std', 'busy', limits), true);
+    assert.equal(await allot.take('std', 'busy', limits), true);
+    assert.equal(w.calls.takes, 2);
+    let waited = 0;
+    for (let i = 0; i < 40; i++) {
+      const r = allot.take('std', 'busy', limits);
+      if (r instanceof Promise) waited++;
+      assert.equal(await r, true);
+      // The take sent ahead has its answer before the next decision (as a local grid answers).
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    assert.equal(waited, 0, 'every decision answered from a held allotment');
+    // Never more used than taken from the bucket, and at most an allotment and a half held unused.
+    const taken = 1000 - (await w.provider.rateLimits.take('std', 'busy', limits, 10_000)).granted!;
+    assert.ok(taken >= 42 && taken <= 42 + 15, `${taken} tokens taken from the bucket for 42 decisions`);
+  });
+
+  it('a key taken one token at a time never takes ahead; a reserve not used within its lease is dropped', async (t) => {
+    const w = world(t);
+    const allot = new RateAllotments(w.provider, w.clock, 10);
+    const small = { capacity: 5, refillPerSecond: 0.0001 };
+    for (let i = 0; i < 5; i++) assert.equal(await allot.take('login', 'ip', small), true);
+    assert.equal(w.calls.takes, 5, 'a bucket of 5: one token per take, none ahead');
+    assert.equal(await allot.take('login', 'ip', small), false);
+    // A busy key with a reserve taken ahead, then silent past both leases.
+    const limits = { capacity: 1000, refillPerSecond: 0.0001 };
+    for (let i = 0; i < 8; i++) {
+      assert.equal(await allot.take('std', 'k', limits), true);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const before = w.calls.takes;
+    w.clock.advance(ALLOTMENT_LEASE_MS);
+    assert.ok(allot.take('std', 'k', limits) instanceof Promise, 'past its lease the reserve is not used: the decision takes again');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(w.calls.takes, before + 1);
+  });
+
   it('a key used rarely is taken one token at a time: nothing is dropped unused', async (t) => {
     const w = world(t);
     const allot = new RateAllotments(w.provider, w.clock, 100);

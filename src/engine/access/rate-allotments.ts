@@ -9,8 +9,11 @@
  *   any period of T seconds at most `capacity + refillPerSecond × (T + 1)` requests pass for
  *   one key, cluster-wide: the limit overshoots by at most one second's refill.
  * - Tokens an engine holds cannot serve requests that reach other engines: with E engines up
- *   to E × (allotment − 1) tokens may sit unused, so a client spread over engines can be
- *   refused a little before the bucket is empty.
+ *   to E × (1.5 × allotment − 1) tokens may sit unused (an allotment, half of the one before
+ *   it), so a client spread over engines can be refused a little before the bucket is empty.
+ * - A busy key's next allotment is taken ahead, once half of the current one is used, and
+ *   kept apart with its own lease until the current one runs out: its decisions never wait for
+ *   a round trip while the bucket lasts. A key taken one token at a time never takes ahead.
  * - An allotment is sized by the key's recent rate (`nextAllotment`: about half a lease's
  *   worth), so a key used rarely is taken one token at a time (exact) and drops nothing, and
  *   at most a tenth of the bucket (`allotmentSize`), so small buckets (a login limit of 5)
@@ -53,6 +56,8 @@ interface Allotment {
   takenAt: number;
   /** A take for more tokens in flight: how many it got. */
   pending?: Promise<number>;
+  /** The next allotment, taken ahead: used once this one runs out, until its own lease ends. */
+  reserve?: { tokens: number; until: number };
 }
 
 export class RateAllotments {
@@ -77,11 +82,34 @@ export class RateAllotments {
   take(policy: string, key: string, limits: RateLimitPolicy): MaybePromise<boolean> {
     const name = `${policy}\u0000${key}`;
     const a = this.held.get(name);
-    if (a !== undefined && a.tokens > 0 && this.clock.now() < a.until) {
-      a.tokens--;
+    if (a !== undefined && this.hasToken(a)) {
+      this.use(a, policy, key, limits);
       return true;
     }
     return this.takeWaiting(name, policy, key, limits);
+  }
+
+  /** Whether `a` has a token in its lease, the reserve's once its own are gone. */
+  private hasToken(a: Allotment): boolean {
+    const now = this.clock.now();
+    if (a.tokens > 0 && now < a.until) return true;
+    const r = a.reserve;
+    if (r === undefined) return false;
+    delete a.reserve;
+    if (now >= r.until) return false;
+    a.tokens = r.tokens;
+    a.until = r.until;
+    return a.tokens > 0;
+  }
+
+  /** Hands out one token; once half of a busy key's allotment is used, the next is taken ahead. */
+  private use(a: Allotment, policy: string, key: string, limits: RateLimitPolicy): void {
+    a.tokens--;
+    if (a.granted > 1 && a.tokens <= a.granted / 2 && a.pending === undefined && a.reserve === undefined) {
+      a.pending = this.fetch(policy, key, limits, a, true);
+      // A failure shows on the take that needs the tokens (it takes again and waits).
+      a.pending.catch(() => undefined);
+    }
   }
 
   private async takeWaiting(name: string, policy: string, key: string, limits: RateLimitPolicy): Promise<boolean> {
@@ -90,8 +118,8 @@ export class RateAllotments {
     for (;;) {
       const a = this.held.get(name);
       if (a !== undefined) {
-        if (a.tokens > 0 && this.clock.now() < a.until) {
-          a.tokens--;
+        if (this.hasToken(a)) {
+          this.use(a, policy, key, limits);
           return true;
         }
         if (a.pending !== undefined) {
@@ -100,7 +128,7 @@ export class RateAllotments {
         }
       }
       const entry: Allotment = a ?? { tokens: 0, until: 0, granted: 0, takenAt: 0 };
-      entry.pending = this.fetch(policy, key, limits, entry);
+      entry.pending = this.fetch(policy, key, limits, entry, false);
       if (a === undefined) {
         this.held.set(name, entry);
         while (this.held.size > this.maxKeys) this.held.delete(this.held.keys().next().value as string);
@@ -109,17 +137,23 @@ export class RateAllotments {
     }
   }
 
-  private async fetch(policy: string, key: string, limits: RateLimitPolicy, entry: Allotment): Promise<number> {
+  /** Takes the key's next allotment: into `entry` (its tokens are gone), or `ahead` into its reserve. */
+  private async fetch(policy: string, key: string, limits: RateLimitPolicy, entry: Allotment, ahead: boolean): Promise<number> {
     try {
       const now = this.clock.now();
       const count = entry.granted === 0 ? 1 : nextAllotment(entry.granted - Math.max(0, entry.tokens), now - entry.takenAt, allotmentSize(limits, this.maxAllotment));
       const r = await this.provider.rateLimits.take(policy, key, limits, count);
       // An engine older than the count answers without `granted`: it took one token.
       const granted = r.granted ?? (r.allowed ? 1 : 0);
-      entry.tokens = granted;
+      const until = this.clock.now() + ALLOTMENT_LEASE_MS;
+      if (ahead) {
+        entry.reserve = { tokens: granted, until };
+      } else {
+        entry.tokens = granted;
+        entry.until = until;
+      }
       entry.granted = granted;
       entry.takenAt = now;
-      entry.until = this.clock.now() + ALLOTMENT_LEASE_MS;
       return granted;
     } finally {
       delete entry.pending;
