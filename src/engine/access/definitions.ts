@@ -86,6 +86,8 @@ export interface CompiledApi {
   denySessions: Set<string>;
   enforce: boolean;
   identityHeaders: Record<string, string>;
+  /** The identity headers' names, lower-case: the inline proxy drops client-sent headers of these names. */
+  identityHeaderNames: Set<string>;
   failOpen: boolean;
   /** Inline mode: where allowed requests go (`http(s)://host[:port][/base path]`); undefined: nowhere. */
   upstream: string | undefined;
@@ -123,6 +125,7 @@ export function compileApi(def: ApiDefinition): CompiledApi {
     };
     jwt = jwtVerifierFor(settings);
   }
+  const identityHeaders = def.identityHeaders ?? DEFAULT_IDENTITY_HEADERS;
   return {
     id: def.id,
     pathPrefix: def.pathPrefix,
@@ -141,7 +144,8 @@ export function compileApi(def: ApiDefinition): CompiledApi {
     denyApiKeys: new Set(deny.apiKey),
     denySessions: new Set(deny.session),
     enforce: def.enforce ?? true,
-    identityHeaders: def.identityHeaders ?? DEFAULT_IDENTITY_HEADERS,
+    identityHeaders,
+    identityHeaderNames: new Set(Object.keys(identityHeaders).map((n) => n.toLowerCase())),
     failOpen: def.onStateUnavailable === 'allow',
     upstream: def.upstream === undefined ? undefined : upstreamBase(def.id, def.upstream),
     stripPrefix: def.stripPrefix ?? false,

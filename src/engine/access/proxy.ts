@@ -212,22 +212,10 @@ function error(reply: FastifyReply, code: ErrorCode, message: string): FastifyRe
   return reply.code(ERROR_CODES[code].status).header('content-type', 'application/json; charset=utf-8').send({ error: { code, message } });
 }
 
-/** The lower-cased identity header names of each API (compiled once per configuration). */
-const identityNameSets = new WeakMap<CompiledApi, Set<string>>();
-function identityNames(api: CompiledApi): Set<string> {
-  let names = identityNameSets.get(api);
-  if (names === undefined) {
-    names = new Set(Object.keys(api.identityHeaders).map((n) => n.toLowerCase()));
-    identityNameSets.set(api, names);
-  }
-  return names;
-}
-
 function upstreamHeaders(request: FastifyRequest, headers: IncomingHttpHeaders, api: CompiledApi, d: Decision): IncomingHttpHeaders {
   const out: IncomingHttpHeaders = {};
-  const identity = identityNames(api);
   for (const name in headers) {
-    if (name.startsWith('x-cohort-') || identity.has(name) || HOP_BY_HOP_NAMES.has(name)) continue;
+    if (name.startsWith('x-cohort-') || api.identityHeaderNames.has(name) || HOP_BY_HOP_NAMES.has(name)) continue;
     out[name] = headers[name];
   }
   // As every proxy does: the list it got, plus the peer it saw (the upstream judges what to believe).
