@@ -44,6 +44,15 @@ export function stateOf(info: ClusterInfo, id: string): ClusterInfoNode['state']
   return info.nodes.find((n) => n.id === id)?.state;
 }
 
+/** An error's message and its causes' (fetch says only "fetch failed"; the cause says why). */
+function errorText(err: unknown): string {
+  const parts: string[] = [];
+  for (let e = err as { message?: unknown; code?: unknown; cause?: unknown } | undefined; e && parts.length < 4; e = e.cause as typeof e) {
+    parts.push(`${String(e.message ?? e)}${typeof e.code === 'string' ? ` (${e.code})` : ''}`);
+  }
+  return parts.join(': ');
+}
+
 /**
  * Polls `probe` every `everyMs` until `accept` holds; returns the accepted value and how long
  * it took (ms). Throws with the last value seen after `timeoutMs`.
@@ -61,5 +70,5 @@ export async function waitUntil<T>(probe: () => Promise<T>, accept: (value: T) =
     }
     await new Promise((r) => setTimeout(r, everyMs));
   }
-  throw new Error(`condition not met within ${timeoutMs} ms; last value: ${JSON.stringify(last)}${lastError ? `; last error: ${(lastError as Error).message}` : ''}`);
+  throw new Error(`condition not met within ${timeoutMs} ms; last value: ${JSON.stringify(last)}${lastError ? `; last error: ${errorText(lastError)}` : ''}`);
 }

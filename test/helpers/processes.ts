@@ -58,6 +58,10 @@ export function runCohort(
   void exited.then(() => (done = true));
   t.after(async () => {
     if (!child.pid) return;
+    // A test that failed shows what its processes said: on CI that is all there is to go by.
+    if ((t as { passed?: boolean }).passed === false) {
+      process.stderr.write(`--- cohort ${args.join(' ')} (pid ${child.pid}${done ? '' : ', still running'}): the end of its stdout ---\n${out.slice(-4000)}\n--- its stderr ---\n${err.slice(-2000)}\n`);
+    }
     try {
       process.kill(-child.pid, 'SIGKILL'); // the group: children it started too
     } catch {

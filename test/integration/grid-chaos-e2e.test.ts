@@ -7,7 +7,7 @@
  * Environment:
  * - COHORT_CHAOS_SEEDS: how many seeds (fresh ones each run, printed), or a comma-separated
  *   list of seeds to replay (`42,` for one). Default 1.
- * - COHORT_CHAOS_SECONDS: how long clients and faults run per seed. Default 8 (a smoke in `npm test`;
+ * - COHORT_CHAOS_SECONDS: how long clients and faults run per seed. Default 6 (a smoke in `npm test`;
  *   `npm run chaos:real` runs 60).
  * - COHORT_CHAOS_KEEP_LOGS=1: keep every process's log (they are kept anyway when a seed fails).
  *
@@ -37,7 +37,7 @@ function chaosSeeds(text: string | undefined): number[] {
 }
 
 const SEEDS = chaosSeeds(process.env.COHORT_CHAOS_SEEDS);
-const SECONDS = Number(process.env.COHORT_CHAOS_SECONDS ?? 8);
+const SECONDS = Number(process.env.COHORT_CHAOS_SECONDS ?? 6);
 if (!(SECONDS > 0)) throw new Error(`COHORT_CHAOS_SECONDS: ${process.env.COHORT_CHAOS_SECONDS} is not a number of seconds`);
 
 for (const seed of SEEDS) {

@@ -452,6 +452,8 @@ export class GridStore {
     const now = this.clock.now();
     let removed = 0;
     for (const [ns, space] of this.spaces) {
+      // Most spaces of most engines are empty most of the time: no iterator made each second.
+      if (space.size === 0) continue;
       let cursor = this.cursors.get(ns);
       for (let seen = 0; seen < SWEEP_SLICE; seen++) {
         cursor ??= space.entries();
