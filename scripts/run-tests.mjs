@@ -12,9 +12,9 @@
 //   merely slow, a schedule run once per period with second-scale claim timeouts, a real sign-in
 //   served during a flood), one at a time, and never beside another test at the same CPU
 //   priority: starved of CPU for longer than those timeouts, a node is rightly taken for dead.
-// The unit group runs at a lower CPU priority (nice 10) and takes only the CPU the others leave,
-// beside the serial group and then the integration group (where `nice` exists; otherwise the
-// three run one after the other). The serial and integration groups never run side by side.
+// The serial group runs beside the unit group, whose tests run at a lower CPU priority (nice
+// 10) and take only the CPU the serial tests leave (where `nice` exists; otherwise one after
+// the other); then the integration group alone.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -58,10 +58,9 @@ function longFirst(files) {
 
 const only = process.argv.slice(2);
 const groups = [
-  // The simulator files run hundreds of seeds each: four at a time at nice 10, beside the
-  // integration tests, one took five minutes and more (its own work is two), so the unit
-  // group's per-file limit is wider: it guards against a hang, not a slow machine.
-  { name: 'unit', files: longFirst(testFiles('dist/test/unit')), concurrency: 4, timeoutMs: 900_000 },
+  // The simulator files run hundreds of seeds each: four at a time on two cores, one may take
+  // two minutes or more, so the unit group's per-file limit is wider.
+  { name: 'unit', files: longFirst(testFiles('dist/test/unit')), concurrency: 4, timeoutMs: 300_000 },
   // Three at a time: four took the group from about 8 to 6 minutes, but starved the engines
   // of CPU enough for calls between them to outlast the 500 ms default rpc_timeout in two
   // full runs out of two. COHORT_TEST_INTEGRATION_CONCURRENCY sets another number (1 to find
@@ -103,9 +102,8 @@ function niceAvailable() {
 
 /**
  * Runs one group; resolves with whether every test passed. `output: 'live'` streams it as it
- * comes; a promise instead holds the output until it resolves, then writes what was held and
- * streams the rest (a group beside a live one: the two do not interleave). `nice`: the group
- * runs at that lower CPU priority.
+ * comes; `'held'` keeps it for `printHeld` (a group beside a live one, printed after it, so the
+ * two do not interleave). `nice`: the group runs at that lower CPU priority.
  */
 function runGroup(group, { output = 'live', nice = 0 } = {}) {
   const header = `\n# ${group.name} tests (${group.files.length} files)${nice ? `, at CPU priority nice ${nice}` : ''}`;
@@ -113,18 +111,10 @@ function runGroup(group, { output = 'live', nice = 0 } = {}) {
   if (output === 'live') console.log(header);
   return new Promise((resolve) => {
     const child = spawn(command, args, { stdio: ['ignore', output === 'live' ? 'inherit' : 'pipe', output === 'live' ? 'inherit' : 'pipe'] });
-    if (output !== 'live') {
-      let held = `${header}\n`;
-      let released = false;
-      const write = (d) => (released ? process.stdout.write(d) : (held += d));
-      child.stdout.on('data', write);
-      child.stderr.on('data', write);
-      void output.then(() => {
-        released = true;
-        process.stdout.write(held);
-      });
-    }
-    child.on('close', (code) => resolve(code === 0));
+    let held = '';
+    child.stdout?.on('data', (d) => (held += d));
+    child.stderr?.on('data', (d) => (held += d));
+    child.on('close', (code) => resolve({ passed: code === 0, printHeld: () => process.stdout.write(`${header}\n${held}`) }));
   });
 }
 
@@ -135,27 +125,17 @@ const results = [];
 const unit = byName.get('unit');
 const serial = byName.get('serial');
 if (unit && serial && niceAvailable()) {
-  // The unit tests run at nice 10 beside the serial tests, then beside the integration tests.
-  // The unit tests are in-process (simulated clocks, no deadline a slow turn can miss), and the
-  // kernel gives the CPU to the other groups' processes whenever they want it (a nice-0 task
-  // gets about nine times the CPU of a nice-10 one), so those still run as if the machine were
-  // theirs, and the unit tests use the time they spend waiting on clocks, processes and
-  // sockets. The serial tests never run beside the integration tests: those run at the same
-  // CPU priority, and starved of CPU for longer than a serial test's timeouts, a node is rightly
-  // taken for dead. Output: the unit tests' as it comes; the others' once the unit tests end.
-  const others = [serial, ...[...byName.values()].filter((g) => g !== unit && g !== serial)];
-  console.log(`\n# ${others.map((g) => g.name).join(', then ')} tests, beside the unit tests (their output follows the unit tests')`);
-  let unitEnded;
-  const afterUnit = new Promise((resolve) => (unitEnded = resolve));
-  const othersRun = (async () => {
-    const passed = [];
-    for (const group of others) passed.push(await runGroup(group, { output: afterUnit }));
-    return passed;
-  })();
-  results.push(await runGroup(unit, { nice: 10 }));
-  unitEnded();
-  results.push(...(await othersRun));
-} else {
-  for (const group of byName.values()) results.push(await runGroup(group));
+  // The serial tests beside the unit tests, which run at nice 10: the unit tests are
+  // in-process (simulated clocks, no deadline a slow turn can miss), and the kernel gives the
+  // CPU to the serial tests' processes whenever they want it (a nice-0 task gets about nine
+  // times the CPU of a nice-10 one), so they still run as if the machine were theirs, and the
+  // unit tests use the time they spend waiting on the clock (a minute of scheduler periods).
+  console.log('\n# serial tests, beside the unit tests (their output follows the unit tests\')');
+  const [unitRun, serialRun] = await Promise.all([runGroup(unit, { nice: 10 }), runGroup(serial, { output: 'held' })]);
+  serialRun.printHeld();
+  results.push(unitRun.passed, serialRun.passed);
+  byName.delete('unit');
+  byName.delete('serial');
 }
+for (const group of byName.values()) results.push((await runGroup(group)).passed);
 process.exit(results.every(Boolean) ? 0 : 1);
