@@ -6,6 +6,14 @@ export type ConfigSections = Record<string, Record<string, string>>;
 
 export const TEST_SECRET = 'a-test-secret-that-is-long-and-random-enough';
 
+/**
+ * The cluster id of the nodes this test process starts: one per process, so that a node of one
+ * test file never joins another's, which runs beside it with the same secret. (A survivor keeps
+ * dialling the port of a member killed in its test; another file may start a node on that port
+ * meanwhile, and with the same id and secret the two clusters would merge.)
+ */
+export const TEST_CLUSTER_ID = `test-cluster-${process.pid}`;
+
 /** INI text for the given sections, in order. */
 export function configText(sections: ConfigSections): string {
   return Object.entries(sections)
@@ -20,7 +28,7 @@ export function configText(sections: ConfigSections): string {
 export async function validConfig(id: string, role: 'console' | 'replica' | 'engine', overrides: Record<string, Record<string, string | undefined>> = {}): Promise<ConfigSections> {
   const base: Record<string, Record<string, string | undefined>> = {
     node: { id, role, data_dir: `./${id}` },
-    cluster: { id: 'test-cluster', bind: `127.0.0.1:${await freePort()}`, secret_key: TEST_SECRET, profile: 'local', peers: '' },
+    cluster: { id: TEST_CLUSTER_ID, bind: `127.0.0.1:${await freePort()}`, secret_key: TEST_SECRET, profile: 'local', peers: '' },
     http: { manage: `127.0.0.1:${await freePort()}`, admin: `127.0.0.1:${await freePort()}`, runtime: `127.0.0.1:${await freePort()}` },
     log: { level: 'info', format: 'json' },
   };

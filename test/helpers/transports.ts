@@ -5,6 +5,7 @@ import { systemClock } from '../../src/core/clock.js';
 import { silentLogger, type Logger } from '../../src/core/logger.js';
 import { TcpTransport, type TcpTransportOptions } from '../../src/transport/tcp-transport.js';
 import type { Channel, PeerDownReason, PeerIdentity, RefusalCode, TransportHandlers } from '../../src/transport/transport.js';
+import { TEST_CLUSTER_ID } from './node-config.js';
 
 export const TRANSPORT_TEST_SECRET = 'transport-test-secret-7f3a9c';
 
@@ -113,7 +114,7 @@ export interface StartedTransport {
 
 /**
  * A started TcpTransport on 127.0.0.1 (port 0: the OS picks a free one), closed when the test
- * ends. Defaults: cluster "test-cluster", secret TRANSPORT_TEST_SECRET, silent logger.
+ * ends. Defaults: cluster TEST_CLUSTER_ID (one per test process), secret TRANSPORT_TEST_SECRET, silent logger.
  */
 export async function startTransport(
   t: Pick<TestContext, 'after'>,
@@ -122,7 +123,7 @@ export async function startTransport(
 ): Promise<StartedTransport> {
   const { secret, previousSecrets, ...rest } = options;
   const transport = new TcpTransport({
-    clusterId: 'test-cluster',
+    clusterId: TEST_CLUSTER_ID,
     nodeId,
     bind: { host: '127.0.0.1', port: 0 },
     clock: systemClock,

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { loadNodeConfig } from '../../src/config/node-config.js';
 import { formatAddress } from '../../src/config/values.js';
 import { readManageCredential, MANAGE_CREDENTIAL_FILE } from '../../src/node/data-dir.js';
-import { configText, validConfig, writeConfig } from '../helpers/node-config.js';
+import { configText, TEST_CLUSTER_ID, validConfig, writeConfig } from '../helpers/node-config.js';
 import { runCohort, runCohortToEnd } from '../helpers/processes.js';
 import { tmpDir } from '../helpers/tmp.js';
 
@@ -78,7 +78,7 @@ describe('cohort start runs a console node', () => {
     assert.equal(body.id, 'console-1');
     assert.equal(body.role, 'console');
     assert.equal(body.mode, 'sideband');
-    assert.equal(body.clusterId, 'test-cluster');
+    assert.equal(body.clusterId, TEST_CLUSTER_ID);
     assert.match(String(body.version), /^\d+\.\d+\.\d+/);
 
     const none = await fetch(url);

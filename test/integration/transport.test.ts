@@ -10,6 +10,7 @@ import { isCohortError } from '../../src/core/errors.js';
 import { encodeFrame } from '../../src/transport/frame-codec.js';
 import { rawExchange, startMitmProxy, type FrameHook } from '../helpers/mitm-proxy.js';
 import { captureLogger, startTransport, WARN } from '../helpers/transports.js';
+import { TEST_CLUSTER_ID } from '../helpers/node-config.js';
 
 /** Asserts `promise` rejects with a CohortError of `code` (and returns it). */
 async function rejectsWith(promise: Promise<unknown>, code: Parameters<typeof isCohortError>[1]) {
@@ -102,7 +103,7 @@ describe('TcpTransport: messaging', () => {
     const a = await startTransport(t, 'node-a');
     const [host, port] = a.address.split(':');
     const clash = new TcpTransport({
-      clusterId: 'test-cluster', nodeId: 'clash', bind: { host: host!, port: Number(port) },
+      clusterId: TEST_CLUSTER_ID, nodeId: 'clash', bind: { host: host!, port: Number(port) },
       secret: new Secret('x'), clock: systemClock, logger: silentLogger(),
     });
     t.after(() => clash.close());

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { COHORT_VERSION, parseVersion } from '../../src/core/version.js';
 import { clusterInfoOf, startNode, stateOf, waitUntil, type TestNode } from '../helpers/cluster.js';
 import { runCohortToEnd, suiteCleanups } from '../helpers/processes.js';
+import { TEST_CLUSTER_ID } from '../helpers/node-config.js';
 
 const EXIT_REFUSED = 3;
 
@@ -39,7 +40,7 @@ describe('a five-node cluster of real processes', () => {
       assert.deepEqual(value, all, `${n.id} sees everyone`);
     }
     const info = await clusterInfoOf(byId('engine-2').file);
-    assert.equal(info.clusterId, 'test-cluster');
+    assert.equal(info.clusterId, TEST_CLUSTER_ID);
     assert.equal(info.mixedVersions, false);
     assert.deepEqual(info.versions, [COHORT_VERSION]);
     const consoleEntry = info.nodes.find((n) => n.id === 'console')!;
@@ -53,7 +54,7 @@ describe('a five-node cluster of real processes', () => {
     const json = await runCohortToEnd(t, ['cluster', 'info', '-c', byId('engine-3').file, '--json']);
     assert.equal(json.code, 0, json.stderr);
     const parsed = JSON.parse(json.stdout) as { clusterId: string; nodes: Array<{ id: string; state: string }> };
-    assert.equal(parsed.clusterId, 'test-cluster');
+    assert.equal(parsed.clusterId, TEST_CLUSTER_ID);
     assert.equal(parsed.nodes.filter((n) => n.state === 'active').length, 5);
     const table = await runCohortToEnd(t, ['cluster', 'info', '-c', byId('engine-3').file]);
     assert.equal(table.code, 0, table.stderr);
