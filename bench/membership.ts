@@ -23,6 +23,7 @@
  * Usage: node dist/bench/membership.js [--profiles lan,local] [--nodes 5] [--trials 20]
  *                                      [--fp-seconds 60] [--no-peer] [--json]
  */
+import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,7 +38,8 @@ const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const CLI = join(ROOT, 'dist/src/cli/cohort.js');
 const BLOCK_LOOP = join(ROOT, 'dist/bench/block-event-loop.js');
 const PEER = join(ROOT, 'dist/bench/peer-swim-node.js');
-const SECRET = 'bench-secret-long-enough-to-be-a-real-one';
+/** This run's own (a survivor dialling a crashed node's port never reaches another run's node). */
+const SECRET = randomBytes(32).toString('base64url');
 
 interface LogLine {
   time: number;

@@ -4,6 +4,7 @@
  * its own process group, which is killed, and every directory removed, when the bench process
  * exits, whatever happens.
  */
+import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -12,7 +13,11 @@ import { freePort } from '../src/cli/free-port.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const CLI = join(ROOT, 'dist/src/cli/cohort.js');
-const SECRET = 'bench-cluster-secret-long-enough';
+/**
+ * A secret of this run's own: two benchmarks running at once (the smokes in npm test) can never
+ * join each other's clusters, even when a node dials a port the other's node took meanwhile.
+ */
+const SECRET = randomBytes(32).toString('base64url');
 
 const children = new Set<ChildProcess>();
 const dirs = new Set<string>();
