@@ -153,14 +153,25 @@ export const CHEAP_NAME_HELPER = 'var __name = (target, value) => target.name ==
  * bundle slowly.
  */
 export function cheapNameHelper(text) {
-  if (text.includes(CHEAP_NAME_HELPER)) return text;
-  const at = text.indexOf(ESBUILD_NAME_HELPER);
-  if (at < 0) {
+  // The bundler renames the helper's parameters when a bundled module has a top-level variable
+  // of the same name (msgpackr has a `target`): match the helper whatever they are called.
+  if (CHEAP_HELPER_PATTERN.test(text)) return text;
+  const found = ESBUILD_HELPER_PATTERN.exec(text);
+  if (found === null) {
     if (/\bvar __name = /.test(text)) throw new Error(`esbuild's __name helper is not the one scripts/build.mjs replaces (${ESBUILD_NAME_HELPER}): update it`);
     return text;
   }
-  return `${text.slice(0, at)}${CHEAP_NAME_HELPER}${text.slice(at + ESBUILD_NAME_HELPER.length)}`;
+  const [helper, target, value] = found;
+  const cheap = target === 'target' && value === 'value'
+    ? CHEAP_NAME_HELPER
+    : CHEAP_NAME_HELPER.replace('(target, value)', `(${target}, ${value})`).replace(/\btarget\b/g, target).replace('{ value, ', `{ value: ${value}, `).replace('=== value ||', `=== ${value} ||`);
+  return `${text.slice(0, found.index)}${cheap}${text.slice(found.index + helper.length)}`;
 }
+
+/** ESBUILD_NAME_HELPER with any parameter names (`value` is written shorthand when it keeps its name). */
+const ESBUILD_HELPER_PATTERN = /var __name = \(([\w$]+), ([\w$]+)\) => __defProp\(\1, "name", \{ (?:value: \2|value), configurable: true \}\);/;
+/** CHEAP_NAME_HELPER with any parameter names. */
+const CHEAP_HELPER_PATTERN = /var __name = \(([\w$]+), ([\w$]+)\) => \1\.name === \2 \|\| /;
 
 /** Type-checks web/ and bundles it into dist/web with Vite; 0 when there is no web/. */
 export function buildWeb(root) {

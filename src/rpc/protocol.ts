@@ -6,8 +6,9 @@
  * that is not in the table (a compile error; at run time, RPC_UNKNOWN_METHOD).
  *
  * Invariants:
- * - The wire format is rpc.ts's, unchanged: same method names, same JSON bodies. A table
- *   adds checks on the receiving side only.
+ * - The wire format is rpc.ts's: same method names, same bodies, in JSON or, for methods a
+ *   table marks `compact`, MessagePack to peers that read it. A table adds checks on the
+ *   receiving side only.
  * - Every request is checked against its method's schema before its handler runs; a body
  *   that does not fit is refused with RPC_BAD_REQUEST (the caller sees that code) and the
  *   handler never sees it. A one-way message that does not fit is dropped and logged.
@@ -33,6 +34,11 @@ export interface MethodEntry<Request> {
   since: number;
   /** What a request body must fit before the handler sees it. */
   request: BodySchema<Request>;
+  /**
+   * Requests and answers go as MessagePack to peers that read it (rpc.ts `compact`): for hot
+   * methods whose bodies and answers are plain data.
+   */
+  compact?: true;
 }
 
 export type MethodTable<P extends MethodTypes> = { readonly [M in keyof P]: MethodEntry<P[M]['request']> };
@@ -80,7 +86,9 @@ export class ProtocolRpc<P extends MethodTypes> {
     readonly protocol: Protocol<P>,
     /** Where dropped one-way messages are logged. */
     private readonly logger?: Logger,
-  ) {}
+  ) {
+    for (const method of protocol.methodNames) if (protocol.entry(method).compact) rpc.compact(method);
+  }
 
   /** Serves `method`: the handler gets the request body once it fits the method's schema. */
   handle<M extends keyof P & string>(method: M, handler: TypedHandler<P, M>): void {

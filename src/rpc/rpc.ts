@@ -30,8 +30,13 @@
  * transfers: megabytes of record lines) is not embedded in the JSON, where every quote
  * would be escaped and parsed again: the message is byte 0x01, the JSON header without `b`,
  * a newline, then the text as it is. A batch is byte 0x02 then a JSON array of messages.
+ * Messages of the methods marked compact (`compact`: the replication hot path) go to a peer
+ * that reads them (wire protocol 3) as MessagePack instead: byte 0x03, then a MessagePack array
+ * of the same messages (rpc/compact-codec.ts). A turn's messages to one peer still leave in the
+ * order they were sent: consecutive ones of the same form share a batch.
  */
 import { decodeUtf8 } from '../core/utf8.js';
+import { COMPACT_HEADER_BYTES, COMPACT_MARK, COMPACT_PROTOCOL, compactBatchHeader, decodeCompactBatch, encodeCompact } from './compact-codec.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { CohortError, ERROR_CODES, type ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -50,6 +55,8 @@ export class RawText {
  * lose all of them). One message larger than this still goes alone.
  */
 const BATCH_MAX_CHARS = 4 << 20;
+/** A compact batch grows to about this many bytes at most (the same frame limit). */
+const COMPACT_BATCH_MAX_BYTES = 8 << 20;
 
 const RAW_MARK = 0x01;
 const BATCH_MARK = 0x02;
@@ -144,8 +151,10 @@ export class Rpc {
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
   private closed = false;
-  /** Control-channel messages (JSON) waiting for the end of this tick, by peer address. */
-  private readonly outbox = new Map<string, string[]>();
+  /** Control-channel messages waiting for the end of this tick, by peer address: JSON text or compact bytes. */
+  private readonly outbox = new Map<string, Array<string | Uint8Array>>();
+  /** Methods whose requests and answers go compact to peers that read it (see `compact`). */
+  private readonly compactMethods = new Set<string>();
   private flushScheduled = false;
   readonly stats: RpcStats = { callsSent: 0, callsAnswered: 0, callsFailed: 0, requestsServed: 0, malformedDropped: 0 };
 
@@ -158,6 +167,15 @@ export class Rpc {
       // Bulk calls only, as timed out (see the header).
       onDisconnected: (address) => this.failPendingTo(address, 'RPC_TIMEOUT', `this node closed its connections to ${address}; the answer may never come`, 'bulk'),
     });
+  }
+
+  /**
+   * Sends `method`'s requests and answers as MessagePack to every peer that reads it (the
+   * replication hot path; protocol tables mark their methods `compact`). Only for methods whose
+   * bodies and answers are plain data (rpc/compact-codec.ts).
+   */
+  compact(method: string): void {
+    this.compactMethods.add(method);
   }
 
   /** Serves `method`; the handler's return value (or promise) is the answer. */
@@ -178,13 +196,13 @@ export class Rpc {
       const channel = options.channel ?? 'control';
       this.pending.set(id, { to, method, channel, startedAt: this.options.observer?.now() ?? 0, resolve: resolve as (v: unknown) => void, reject, timer });
       this.stats.callsSent++;
-      this.send(to, channel, { k: Kind.Request, id, m: method, b: body });
+      this.send(to, channel, { k: Kind.Request, id, m: method, b: body }, this.compactMethods.has(method));
     });
   }
 
   /** Sends without waiting for (or getting) an answer: for notifications that may be lost. */
   notify(to: string, method: string, body: unknown, channel: Channel = 'control'): void {
-    if (!this.closed) this.send(to, channel, { k: Kind.OneWay, m: method, b: body });
+    if (!this.closed) this.send(to, channel, { k: Kind.OneWay, m: method, b: body }, this.compactMethods.has(method));
   }
 
   /**
@@ -242,7 +260,7 @@ export class Rpc {
     return this.pending.size;
   }
 
-  private send(to: string, channel: Channel, msg: { k: Kind; b?: unknown; [field: string]: unknown }): void {
+  private send(to: string, channel: Channel, msg: { k: Kind; b?: unknown; [field: string]: unknown }, compact = false): void {
     if (msg.b instanceof RawText) {
       const { b, ...header } = msg;
       // After anything queued for that peer, so messages leave in the order they were sent.
@@ -250,14 +268,16 @@ export class Rpc {
       this.options.mux.sendText(ProtocolId.Rpc, to, channel, `\u0001${JSON.stringify(header)}\n${(b as RawText).text}`);
       return;
     }
-    const text = JSON.stringify(msg);
+    // Encoded now, whatever the form: the caller may change the body once this returns.
+    const encoded = compact && (this.options.mux.protocolTo(to, channel) ?? 0) >= COMPACT_PROTOCOL ? encodeCompact(msg) : JSON.stringify(msg);
     if (channel !== 'control') {
-      this.options.mux.sendText(ProtocolId.Rpc, to, channel, text);
+      if (typeof encoded === 'string') this.options.mux.sendText(ProtocolId.Rpc, to, channel, encoded);
+      else this.sendCompactBatch(to, channel, [encoded], encoded.length);
       return;
     }
     const queued = this.outbox.get(to);
-    if (queued) queued.push(text);
-    else this.outbox.set(to, [text]);
+    if (queued) queued.push(encoded);
+    else this.outbox.set(to, [encoded]);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       this.options.clock.soon(() => this.flush());
@@ -273,19 +293,31 @@ export class Rpc {
     const queued = this.outbox.get(to);
     if (!queued) return;
     this.outbox.delete(to);
+    // Runs of one form, in order; each run in batches of at most the size limit.
     let start = 0;
-    let chars = 0;
+    let size = 0;
     const sendBatch = (end: number): void => {
-      const batch = queued.slice(start, end);
-      this.options.mux.sendText(ProtocolId.Rpc, to, 'control', batch.length === 1 ? batch[0]! : `\u0002[${batch.join(',')}]`);
+      if (typeof queued[start] === 'string') {
+        const batch = queued.slice(start, end) as string[];
+        this.options.mux.sendText(ProtocolId.Rpc, to, 'control', batch.length === 1 ? batch[0]! : `\u0002[${batch.join(',')}]`);
+      } else {
+        this.sendCompactBatch(to, 'control', queued.slice(start, end) as Uint8Array[], size);
+      }
       start = end;
-      chars = 0;
+      size = 0;
     };
     for (let i = 0; i < queued.length; i++) {
-      if (i > start && chars + queued[i]!.length > BATCH_MAX_CHARS) sendBatch(i);
-      chars += queued[i]!.length + 1;
+      const item = queued[i]!;
+      const form = typeof item === 'string';
+      if (i > start && (form !== (typeof queued[start] === 'string') || size + item.length > (form ? BATCH_MAX_CHARS : COMPACT_BATCH_MAX_BYTES))) sendBatch(i);
+      size += form ? item.length + 1 : item.length;
     }
     sendBatch(queued.length);
+  }
+
+  /** Sends encoded compact messages (`bytes` long in all) as one batch. */
+  private sendCompactBatch(to: string, channel: Channel, messages: Uint8Array[], bytes: number): void {
+    this.options.mux.sendParts(ProtocolId.Rpc, to, channel, [compactBatchHeader(messages.length), ...messages], COMPACT_HEADER_BYTES + bytes);
   }
 
   /** Removes and returns the pending call `id`, clearing its timer. */
@@ -309,6 +341,7 @@ export class Rpc {
 
   private receive(from: PeerIdentity, channel: Channel, payload: Uint8Array): void {
     let parsed: unknown;
+    let batch: unknown[] | undefined;
     try {
       const bytes = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
       if (bytes[0] === RAW_MARK) {
@@ -316,11 +349,12 @@ export class Rpc {
         if (end < 0) throw new Error('raw message without a header');
         parsed = JSON.parse(decodeUtf8(bytes, 1, end)) as unknown;
         if (typeof parsed === 'object' && parsed !== null) (parsed as Message).b = new RawText(decodeUtf8(bytes, end + 1));
+      } else if (bytes[0] === COMPACT_MARK) {
+        batch = decodeCompactBatch(bytes);
       } else if (bytes[0] === BATCH_MARK) {
         parsed = JSON.parse(decodeUtf8(bytes, 1)) as unknown;
         if (!Array.isArray(parsed)) throw new Error('a batch is an array');
-        for (const msg of parsed) this.dispatch(from, channel, msg as Message);
-        return;
+        batch = parsed;
       } else {
         parsed = JSON.parse(decodeUtf8(bytes)) as unknown;
       }
@@ -328,7 +362,8 @@ export class Rpc {
       this.stats.malformedDropped++;
       return;
     }
-    this.dispatch(from, channel, parsed as Message);
+    if (batch === undefined) this.dispatch(from, channel, parsed as Message);
+    else for (const msg of batch) this.dispatch(from, channel, msg as Message);
   }
 
   private dispatch(from: PeerIdentity, channel: Channel, msg: Message): void {
@@ -373,8 +408,9 @@ export class Rpc {
 
   private serve(from: PeerIdentity, channel: Channel, id: number | undefined, method: string, body: unknown): void {
     const handler = this.handlers.get(method);
+    const compact = this.compactMethods.has(method);
     const fail = (code: ErrorCode, message: string): void => {
-      if (id !== undefined) this.send(from.address, channel, { k: Kind.Failure, id, code, msg: message });
+      if (id !== undefined) this.send(from.address, channel, { k: Kind.Failure, id, code, msg: message }, compact);
     };
     if (!handler) {
       fail('RPC_NO_HANDLER', `this node does not serve ${method}`);
@@ -391,12 +427,12 @@ export class Rpc {
     if (result instanceof Promise) {
       result.then(
         (value: unknown) => {
-          if (id !== undefined) this.send(from.address, channel, { k: Kind.Answer, id, b: value });
+          if (id !== undefined) this.send(from.address, channel, { k: Kind.Answer, id, b: value }, compact);
         },
         (err: unknown) => this.answerFailure(err, method, from, fail),
       );
     } else if (id !== undefined) {
-      this.send(from.address, channel, { k: Kind.Answer, id, b: result });
+      this.send(from.address, channel, { k: Kind.Answer, id, b: result }, compact);
     }
   }
 

@@ -17,6 +17,7 @@ import type { Clock } from '../core/clock.js';
 import { CohortError } from '../core/errors.js';
 import type { Random } from '../core/random.js';
 import { MAX_FRAME_BYTES } from '../transport/frame-codec.js';
+import { PROTOCOL_VERSION_MAX } from '../transport/handshake.js';
 import { FRAME_OVERHEAD_BYTES } from '../transport/secure-channel.js';
 import { emptyStats, type Channel, type PeerIdentity, type Transport, type TransportHandlers, type TransportStats } from '../transport/transport.js';
 import { PausableClock } from './pausable-clock.js';
@@ -207,6 +208,11 @@ export class SimTransport implements Transport {
     this.counters.framesSent++;
     this.counters.bytesSent += payload.length;
     this.network.deliver(this.localAddress, this.nodeId, to, channel, payload);
+  }
+
+  /** Every simulated node runs this build: it speaks this build's newest version to all. */
+  protocolTo(): number {
+    return PROTOCOL_VERSION_MAX;
   }
 
   connect(to: string): Promise<PeerIdentity> {

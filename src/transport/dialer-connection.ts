@@ -65,6 +65,11 @@ export class DialerConnection extends Connection {
     return this.stage === 'open';
   }
 
+  /** The wire-protocol version the handshake agreed on, once the connection is open. */
+  get protocol(): number | undefined {
+    return this.stage === 'open' ? this.opening?.proto : undefined;
+  }
+
   /** Sends now if open, else queues (bounded); counts a drop when it cannot. */
   send(payload: Uint8Array): void {
     if (this.stage === 'open') {

@@ -40,9 +40,12 @@ import { CHANNELS, type Channel, type RefusalCode } from './transport.js';
  * - 2: identities sealed and told only after the secret is proven; frames as in 1. A version-1
  *   node is refused with a protocol mismatch that names both ranges, so a rolling upgrade from
  *   it must restart every node (see docs/operations.md).
+ * - 3: as 2, and the node reads RPC messages in MessagePack (rpc/rpc.ts): a node sends them
+ *   to a peer only over a connection that agreed on 3, so a version-2 node in a rolling
+ *   upgrade keeps getting JSON.
  */
 export const PROTOCOL_VERSION_MIN = 2;
-export const PROTOCOL_VERSION_MAX = 2;
+export const PROTOCOL_VERSION_MAX = 3;
 
 /**
  * Handshake message types: the first byte of each handshake frame. Append-only: a number is

@@ -69,6 +69,23 @@ export class TransportMux {
     this.transport.send(to, channel, framed);
   }
 
+  /** Sends the concatenation of `parts` (`bytes` long in all) after the protocol byte, copied once. */
+  sendParts(id: ProtocolId, to: string, channel: Channel, parts: readonly Uint8Array[], bytes: number): void {
+    const framed = Buffer.allocUnsafe(1 + bytes);
+    framed[0] = id;
+    let at = 1;
+    for (const part of parts) {
+      framed.set(part, at);
+      at += part.length;
+    }
+    this.transport.send(to, channel, framed);
+  }
+
+  /** The wire-protocol version `to` is known to read on `channel` (Transport.protocolTo). */
+  protocolTo(to: string, channel: Channel): number | undefined {
+    return this.transport.protocolTo(to, channel);
+  }
+
   send(id: ProtocolId, to: string, channel: Channel, payload: Uint8Array): void {
     const framed = new Uint8Array(payload.length + 1);
     framed[0] = id;

@@ -192,6 +192,10 @@ export class TcpTransport implements Transport {
     }
   }
 
+  protocolTo(to: string, channel: Channel): number | undefined {
+    return this.dialers.get(key(channel, to))?.protocol;
+  }
+
   disconnect(address: string): void {
     for (const channel of ['control', 'bulk'] as const) this.dialers.get(key(channel, address))?.close();
     for (const listener of this.listeners) if (listener.identity?.address === address) listener.close();

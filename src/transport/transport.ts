@@ -75,6 +75,12 @@ export interface Transport {
   send(to: string, channel: Channel, payload: Uint8Array): void;
   /** Opens (or reuses) the connection to `to` and resolves with the peer's proven identity. */
   connect(to: string, channel?: Channel): Promise<PeerIdentity>;
+  /**
+   * The wire-protocol version agreed with `to` on this node's open connection for `channel`
+   * (transport/handshake.ts), or undefined while there is none: what the peer is known to read.
+   * A message encoded for that version goes out on that connection, or is lost with it.
+   */
+  protocolTo(to: string, channel: Channel): number | undefined;
   /** Closes every connection to and from `address` (used when a member is removed). */
   disconnect(address: string): void;
   stats(): TransportStats;

@@ -151,7 +151,7 @@ describe('cohort up --mode inline', () => {
 
     // Revoked through engine 1 (DELETE ends and revokes the session): refused at engine 2's proxy.
     const deleted = await fetch(`${engine1!.runtime}/runtime/v1/sessions/${session}`, { method: 'DELETE', headers: { authorization: `Bearer ${file.apiKey}` } });
-    assert.equal(deleted.status, 204);
+    assert.equal(deleted.status, 204, await deleted.text());
     const deletedAt = performance.now();
     const { value: revoked } = await waitUntil(asErin, (r) => r.status !== 200, 30_000, 5);
     t.diagnostic(`session revoked through engine-1, refused at engine-2's proxy ${(performance.now() - deletedAt).toFixed(1)} ms after the revocation was acknowledged`);

@@ -128,7 +128,7 @@ describe('real proxies in front of a three-engine cluster', () => {
 
     // Revoked through engine 3 (DELETE ends and revokes the session): refused at nginx, which asks engine 2.
     const deleted = await fetch(`${s.engines[2]!.runtime}/runtime/v1/sessions/${session}`, { method: 'DELETE', headers: { authorization: `Bearer ${s.cluster.apiKey}` } });
-    assert.equal(deleted.status, 204);
+    assert.equal(deleted.status, 204, await deleted.text());
     const deletedAt = performance.now();
     const { value: refused } = await waitUntil(withSession, (r) => r.status !== 200, 30_000, 5);
     t.diagnostic(`session revoked through engine 3, refused at nginx (asking engine 2) ${(performance.now() - deletedAt).toFixed(1)} ms after the revocation was acknowledged`);

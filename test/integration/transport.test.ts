@@ -8,6 +8,7 @@ import { silentLogger } from '../../src/core/logger.js';
 import { TcpTransport } from '../../src/transport/tcp-transport.js';
 import { isCohortError } from '../../src/core/errors.js';
 import { encodeFrame } from '../../src/transport/frame-codec.js';
+import { PROTOCOL_VERSION_MAX } from '../../src/transport/handshake.js';
 import { rawExchange, startMitmProxy, type FrameHook } from '../helpers/mitm-proxy.js';
 import { captureLogger, startTransport, WARN } from '../helpers/transports.js';
 import { TEST_CLUSTER_ID } from '../helpers/node-config.js';
@@ -28,6 +29,7 @@ describe('TcpTransport: messaging', () => {
     const a = await startTransport(t, 'node-a');
     const b = await startTransport(t, 'node-b');
 
+    assert.equal(a.transport.protocolTo(b.address, 'control'), undefined, 'no protocol agreed before a connection opens');
     // Sent before any connection exists: queued, then flushed once the handshake completes.
     a.transport.send(b.address, 'control', Buffer.from('a->b control'));
     a.transport.send(b.address, 'bulk', Buffer.from('a->b bulk'));
@@ -46,6 +48,9 @@ describe('TcpTransport: messaging', () => {
 
     assert.deepEqual(await a.transport.connect(b.address), { nodeId: 'node-b', address: b.address });
     assert.deepEqual(await b.transport.connect(a.address, 'bulk'), { nodeId: 'node-a', address: a.address });
+    // Both run this build: they agree on its newest wire protocol, per connection.
+    assert.equal(a.transport.protocolTo(b.address, 'control'), PROTOCOL_VERSION_MAX);
+    assert.equal(b.transport.protocolTo(a.address, 'bulk'), PROTOCOL_VERSION_MAX);
 
     const sa = a.transport.stats();
     assert.equal(sa.framesSent, 2);

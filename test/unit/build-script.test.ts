@@ -82,6 +82,10 @@ describe('scripts/build.mjs', () => {
     assert.ok(replaced.includes(script.CHEAP_NAME_HELPER) && replaced.endsWith('\nf();\n'));
     assert.equal(script.cheapNameHelper(replaced), replaced, 'a second pass changes nothing');
     assert.equal(script.cheapNameHelper('console.log(1);\n'), 'console.log(1);\n');
+    // The bundler renames the helper's parameters when a bundled module uses the names at its top level.
+    const renamedParams = script.cheapNameHelper('var __name = (target2, value2) => __defProp(target2, "name", { value: value2, configurable: true });\n');
+    assert.equal(renamedParams, `${script.CHEAP_NAME_HELPER.replace(/\btarget\b/g, 'target2').replace(/\bvalue\b(?!:)/g, 'value2').replace('{ value2, ', '{ value: value2, ')}\n`);
+    assert.equal(script.cheapNameHelper(renamedParams), renamedParams, 'a second pass changes nothing');
     assert.throws(() => script.cheapNameHelper('var __name = (t, v) => Object.defineProperty(t, "name", { value: v });\n'), /not the one scripts\/build\.mjs replaces/);
     // What the helper does: a name that differs is defined, a name that is already right is left.
     const helper = new Function(`var __defProp = Object.defineProperty; ${script.CHEAP_NAME_HELPER} return __name;`)() as (f: object, n: string) => { name: string };

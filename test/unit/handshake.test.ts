@@ -189,12 +189,14 @@ describe('checkHello and protocol negotiation', () => {
     assert.deepEqual(verdict, {
       ok: false,
       code: 'protocol-mismatch',
-      message: 'no common cluster-protocol version: this node speaks 2-2, the connecting node 1-1',
+      message: `no common cluster-protocol version: this node speaks ${PROTOCOL_VERSION_MIN}-${PROTOCOL_VERSION_MAX}, the connecting node 1-1`,
     });
   });
 
   it('accepts a matching hello with the negotiated version, whatever the cluster', () => {
     assert.deepEqual(checkHello({ ...hello, protoMax: 5 }), { ok: true, proto: PROTOCOL_VERSION_MAX });
+    // A node of the previous build (protocol 2 only) is still met: in its version, which reads no MessagePack.
+    assert.deepEqual(checkHello({ ...hello, protoMin: 2, protoMax: 2 }), { ok: true, proto: 2 });
   });
 });
 

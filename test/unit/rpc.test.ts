@@ -4,6 +4,8 @@ import { ManualClock } from '../../src/core/clock.js';
 import { CohortError, isCohortError, type ErrorCode } from '../../src/core/errors.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { seededRandom } from '../../src/core/random.js';
+import fc from 'fast-check';
+import { COMPACT_MARK, compactBatchHeader, decodeCompactBatch, encodeCompact } from '../../src/rpc/compact-codec.js';
 import { quorumSize, Rpc } from '../../src/rpc/rpc.js';
 import { SimNetwork } from '../../src/sim/sim-network.js';
 import { ProtocolId, TransportMux } from '../../src/transport/mux.js';
@@ -204,5 +206,105 @@ describe('rpc: fan-out', () => {
     const none = await settle(a!.rpc.fanOut(targets, 'echo', 1, 'majority'));
     expectCode(none.error, 'RPC_QUORUM_FAILED');
     assert.match(none.error!.message, /1 of 3 nodes answered, 2 needed/);
+  });
+});
+
+describe('rpc: compact (MessagePack) messages', () => {
+  /** What `node` sends: each frame's form (`json`, `batch`, `compact`) and raw bytes. */
+  const recordFrames = (node: { mux: TransportMux }) => {
+    const sent: Array<{ form: string; bytes: Buffer }> = [];
+    const transport = node.mux.transport;
+    const send = transport.send.bind(transport);
+    transport.send = (to, channel, payload) => {
+      const bytes = Buffer.from(payload).subarray(1);
+      sent.push({ form: bytes[0] === COMPACT_MARK ? 'compact' : bytes[0] === 0x02 ? 'batch' : 'json', bytes });
+      send(to, channel, payload);
+    };
+    return sent;
+  };
+  const record = { json: JSON.stringify([{ note: 'quotes " and \\ and ünïcödé ✓', n: [1, 2.5, null] }, 1764860000000, 1764860000000, 1_800_000, 28_800_000]), expiresAt: 1764890000000, version: 1764860000000123, partition: 42, index: 'subject-1' };
+
+  it('sends the methods marked compact as MessagePack both ways, with the same values JSON would give, and keeps other methods in JSON', async () => {
+    const { nodes, settle } = await rpcCluster();
+    const [a, b] = nodes;
+    for (const node of [a!, b!]) {
+      node.rpc.compact('store');
+      node.rpc.handle('store', (body) => ({ got: body, when: 1764860000000123, nothing: undefined, list: [1, undefined, 'x'] }));
+    }
+    const fromA = recordFrames(a!);
+    const fromB = recordFrames(b!);
+    const body = { partition: 42, changes: [{ ns: 'session', key: 's1', record, ifVersion: undefined }] };
+    const answer = (await settle(a!.rpc.call(b!.address, 'store', body))).value;
+    assert.deepEqual(answer, JSON.parse(JSON.stringify({ got: body, when: 1764860000000123, nothing: undefined, list: [1, undefined, 'x'] })));
+    assert.deepEqual(fromA.map((f) => f.form), ['compact']);
+    assert.deepEqual(fromB.map((f) => f.form), ['compact']);
+    assert.ok(fromA[0]!.bytes.includes(Buffer.from(record.json)), 'the record\'s JSON text travels as it is, unescaped');
+    await settle(a!.rpc.call(b!.address, 'echo', 'plain'));
+    assert.deepEqual(fromA.map((f) => f.form), ['compact', 'json'], 'a method not marked compact stays JSON');
+    // A handler's CohortError comes back with its code in the compact form too.
+    b!.rpc.compact('refuse');
+    a!.rpc.compact('refuse');
+    b!.rpc.handle('refuse', () => {
+      throw new CohortError('STATE_NOT_REPLICATED', 'not now');
+    });
+    expectCode((await settle(a!.rpc.call(b!.address, 'refuse', {}))).error, 'STATE_NOT_REPLICATED');
+    assert.equal(fromB.at(-1)!.form, 'compact');
+  });
+
+  it('keeps the order of one turn\'s messages to a peer across both forms, batching consecutive ones of a form', async () => {
+    const { nodes, settle } = await rpcCluster();
+    const [a, b] = nodes;
+    const arrived: number[] = [];
+    for (const node of [a!, b!]) {
+      node.rpc.compact('packed');
+      node.rpc.handle('packed', (n) => void arrived.push(n as number));
+      node.rpc.handle('plain', (n) => void arrived.push(n as number));
+    }
+    const fromA = recordFrames(a!);
+    for (let i = 0; i < 12; i++) a!.rpc.notify(b!.address, i % 6 < 3 ? 'packed' : 'plain', i);
+    // Sent last, in the last JSON batch: once it is answered, everything before it was served.
+    const last = a!.rpc.call(b!.address, 'echo', 'last');
+    await settle(last);
+    assert.deepEqual(arrived, Array.from({ length: 12 }, (_, i) => i));
+    assert.deepEqual(fromA.map((f) => f.form), ['compact', 'batch', 'compact', 'batch']);
+  });
+
+  it('sends JSON to a peer whose connection agreed on protocol 2 (an older node in a rolling upgrade)', async () => {
+    const { nodes, settle } = await rpcCluster();
+    const [a, b] = nodes;
+    for (const node of [a!, b!]) {
+      node.rpc.compact('store');
+      node.rpc.handle('store', (body) => body);
+    }
+    a!.mux.transport.protocolTo = () => 2;
+    const fromA = recordFrames(a!);
+    const fromB = recordFrames(b!);
+    assert.deepEqual((await settle(a!.rpc.call(b!.address, 'store', { record }))).value, { record });
+    assert.deepEqual(fromA.map((f) => f.form), ['json']);
+    assert.deepEqual(fromB.map((f) => f.form), ['compact'], 'b reads compact and a, of this build, too');
+  });
+
+  it('drops malformed compact batches whole, and a bad message of a good batch alone, counting them', async () => {
+    const { nodes, settle } = await rpcCluster();
+    const [a, c] = [nodes[0]!, nodes[2]!];
+    let served = 0;
+    a.rpc.handle('count', () => ++served);
+    const batch = (...messages: Uint8Array[]) => Buffer.concat([compactBatchHeader(messages.length), ...messages]);
+    const raw = (bytes: Uint8Array) => c.mux.send(ProtocolId.Rpc, a.address, 'control', bytes);
+    raw(Buffer.from([COMPACT_MARK, 0xc1])); // a byte MessagePack never uses
+    raw(Buffer.from([COMPACT_MARK, 0xdd, 0, 0, 0, 5])); // five messages announced, none there
+    raw(Buffer.concat([Buffer.from([COMPACT_MARK]), encodeCompact({ k: 1, m: 'count' })])); // not an array
+    raw(batch(encodeCompact({ k: 1, m: 'count' }), encodeCompact(7), encodeCompact({ k: 1, m: 'count' })));
+    await settle(c.rpc.call(a.address, 'echo', 'after'));
+    assert.equal(a.rpc.stats.malformedDropped, 4);
+    assert.equal(served, 2, 'the good messages of a batch are served');
+  });
+
+  it('decodes what it encodes as JSON would (any JSON value, undefined properties left out)', () => {
+    fc.assert(fc.property(fc.jsonValue(), fc.dictionary(fc.string(), fc.constant(undefined)), (value, holes) => {
+      const message = { k: 2, id: 1, b: value, ...holes };
+      const [decoded] = decodeCompactBatch(Buffer.concat([compactBatchHeader(1), encodeCompact(message)]));
+      assert.deepEqual(decoded, JSON.parse(JSON.stringify(message)));
+    }), { numRuns: 500 });
   });
 });

@@ -4,8 +4,10 @@
  * callers use it through `ProtocolRpc<GridMethods>`.
  *
  * Append-only (rpc/protocol.ts): `since` is the wire-protocol version in which the method
- * appeared (transport/handshake.ts; this build speaks 2 only, so a node predating a method
- * of version 2 cannot join). A node asked a method it predates answers RPC_NO_HANDLER.
+ * appeared (transport/handshake.ts; this build speaks 2 and 3, so a node predating a method
+ * of version 2 cannot join). A node asked a method it predates answers RPC_NO_HANDLER. The
+ * replication hot path (execute, replicate, merge, read) is `compact`: MessagePack between
+ * nodes of protocol 3.
  *
  *   method            since  what
  *   grid.execute      1      run an operation as the partition's primary
@@ -76,10 +78,10 @@ const recordChange: BodySchema<RecordChange> = object({ ns: literal(...NAMESPACE
 const executeBody = object({ partition, op: operationSchema });
 
 export const GRID_PROTOCOL = defineProtocol<GridMethods>('grid', {
-  'grid.execute': { since: 1, request: executeBody },
-  'grid.replicate': { since: 1, request: object({ partition, changes: listOf(recordChange) }, { absent: listOf(object({ ns: literal('replay'), key: str })) }) },
-  'grid.merge': { since: 1, request: object({ changes: listOf(recordChange) }) },
-  'grid.read': { since: 1, request: executeBody },
+  'grid.execute': { since: 1, compact: true, request: executeBody },
+  'grid.replicate': { since: 1, compact: true, request: object({ partition, changes: listOf(recordChange) }, { absent: listOf(object({ ns: literal('replay'), key: str })) }) },
+  'grid.merge': { since: 1, compact: true, request: object({ changes: listOf(recordChange) }) },
+  'grid.read': { since: 1, compact: true, request: executeBody },
   'grid.pull': { since: 1, request: object({ partitions }, { after: anything }) },
   'grid.mergeLines': { since: 1, request: rawText },
   'grid.digests': { since: 1, request: object({ partitions }) },
