@@ -11,7 +11,9 @@
  * Invariants:
  * - A message means the same in both forms: properties whose value is undefined are left out
  *   and undefined in arrays becomes null, as JSON.stringify does. Compact methods carry plain
- *   data (strings, numbers, booleans, null, arrays, objects); nothing relies on `toJSON`.
+ *   data (strings, numbers, booleans, null, arrays, objects); nothing relies on `toJSON`. One
+ *   difference: a key `__proto__` arrives as `__proto_` (msgpackr will not set a prototype from
+ *   the wire); none reaches the grid, whose HTTP front refuses such keys in request bodies.
  * - Each message is encoded when it is sent, so a body changed afterwards is not what leaves,
  *   as with JSON; a batch is a MessagePack array whose elements are those encodings, one after
  *   the other (COMPACT_MARK, the array header, the messages).
