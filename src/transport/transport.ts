@@ -77,8 +77,10 @@ export interface Transport {
   connect(to: string, channel?: Channel): Promise<PeerIdentity>;
   /**
    * The wire-protocol version agreed with `to` on this node's open connection for `channel`
-   * (transport/handshake.ts), or undefined while there is none: what the peer is known to read.
-   * A message encoded for that version goes out on that connection, or is lost with it.
+   * (transport/handshake.ts), or undefined while there is none: what the peer is known to read
+   * now. A message encoded for that version and sent in the same turn goes out on that
+   * connection, unless it is lost in that turn: then on the next one (rpc/compact-codec.ts says
+   * what an older peer does with it).
    */
   protocolTo(to: string, channel: Channel): number | undefined;
   /** Closes every connection to and from `address` (used when a member is removed). */
