@@ -22,7 +22,7 @@
  * - A batch encoded for a protocol-3 connection that is lost before the end of its turn leaves
  *   on the next connection to that address; were the peer replaced by a protocol-2 build in
  *   that moment, it would drop the batch as malformed and the calls would time out, as calls
- *   lost with a connection do (the grid retries them).
+ *   lost with a connection do.
  */
 import { Packr, Unpackr, type Options } from 'msgpackr';
 
