@@ -134,7 +134,13 @@ export const ESBUILD_NAME_HELPER = 'var __name = (target, value) => __defProp(ta
  * esbuild's helper, but a function whose name already is the one to keep is left untouched,
  * and so is an arrow function (no prototype) the bundle left nameless.
  */
-export const CHEAP_NAME_HELPER = 'var __name = (target, value) => target.name === value || (target.name === "" && target.prototype === void 0 && typeof target === "function") ? target : __defProp(target, "name", { value, configurable: true });';
+export const CHEAP_NAME_HELPER = cheapHelper('target', 'value');
+
+/** CHEAP_NAME_HELPER with the parameter names the bundle gave esbuild's helper (`value` keeps its shorthand). */
+function cheapHelper(target, value) {
+  const property = value === 'value' ? 'value' : `value: ${value}`;
+  return `var __name = (${target}, ${value}) => ${target}.name === ${value} || (${target}.name === "" && ${target}.prototype === void 0 && typeof ${target} === "function") ? ${target} : __defProp(${target}, "name", { ${property}, configurable: true });`;
+}
 
 /**
  * keepNames wraps every function and class expression in `__name(fn, "name")`, so each closure
@@ -162,10 +168,7 @@ export function cheapNameHelper(text) {
     return text;
   }
   const [helper, target, value] = found;
-  const cheap = target === 'target' && value === 'value'
-    ? CHEAP_NAME_HELPER
-    : CHEAP_NAME_HELPER.replace('(target, value)', `(${target}, ${value})`).replace(/\btarget\b/g, target).replace('{ value, ', `{ value: ${value}, `).replace('=== value ||', `=== ${value} ||`);
-  return `${text.slice(0, found.index)}${cheap}${text.slice(found.index + helper.length)}`;
+  return `${text.slice(0, found.index)}${cheapHelper(target, value)}${text.slice(found.index + helper.length)}`;
 }
 
 /** ESBUILD_NAME_HELPER with any parameter names (`value` is written shorthand when it keeps its name). */

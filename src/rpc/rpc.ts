@@ -296,8 +296,9 @@ export class Rpc {
     // Runs of one form, in order; each run in batches of at most the size limit.
     let start = 0;
     let size = 0;
+    let text = typeof queued[0] === 'string';
     const sendBatch = (end: number): void => {
-      if (typeof queued[start] === 'string') {
+      if (text) {
         const batch = queued.slice(start, end) as string[];
         this.options.mux.sendText(ProtocolId.Rpc, to, 'control', batch.length === 1 ? batch[0]! : `\u0002[${batch.join(',')}]`);
       } else {
@@ -308,9 +309,10 @@ export class Rpc {
     };
     for (let i = 0; i < queued.length; i++) {
       const item = queued[i]!;
-      const form = typeof item === 'string';
-      if (i > start && (form !== (typeof queued[start] === 'string') || size + item.length > (form ? BATCH_MAX_CHARS : COMPACT_BATCH_MAX_BYTES))) sendBatch(i);
-      size += form ? item.length + 1 : item.length;
+      const itemIsText = typeof item === 'string';
+      if (i > start && (itemIsText !== text || size + item.length > (text ? BATCH_MAX_CHARS : COMPACT_BATCH_MAX_BYTES))) sendBatch(i);
+      text = itemIsText;
+      size += text ? item.length + 1 : item.length;
     }
     sendBatch(queued.length);
   }

@@ -87,9 +87,6 @@ export class TransportMux {
   }
 
   send(id: ProtocolId, to: string, channel: Channel, payload: Uint8Array): void {
-    const framed = new Uint8Array(payload.length + 1);
-    framed[0] = id;
-    framed.set(payload, 1);
-    this.transport.send(to, channel, framed);
+    this.sendParts(id, to, channel, [payload], payload.length);
   }
 }
