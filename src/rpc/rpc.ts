@@ -189,9 +189,17 @@ export class Rpc {
     const id = ++this.nextId;
     const timeoutMs = options.timeoutMs ?? this.options.timeoutMs;
     return new Promise<T>((resolve, reject) => {
+      // A timer can fire late, after this process was held up (a long task, a machine busy
+      // with other work), and the event loop runs due timers before it reads its sockets: an
+      // answer that arrived meanwhile would lose to its own timeout. The timeout therefore
+      // ends the call only after this turn's I/O (`clock.soon`), once such an answer is read.
       const timer = this.options.clock.setTimeout(() => {
-        this.stats.callsFailed++;
-        this.settle(id)?.reject(new CohortError('RPC_TIMEOUT', `${method} on ${to} got no answer within ${timeoutMs} ms`, { to, method, timeoutMs }));
+        this.options.clock.soon(() => {
+          const p = this.settle(id);
+          if (!p) return;
+          this.stats.callsFailed++;
+          p.reject(new CohortError('RPC_TIMEOUT', `${method} on ${to} got no answer within ${timeoutMs} ms`, { to, method, timeoutMs }));
+        });
       }, timeoutMs);
       const channel = options.channel ?? 'control';
       this.pending.set(id, { to, method, channel, startedAt: this.options.observer?.now() ?? 0, resolve: resolve as (v: unknown) => void, reject, timer });
