@@ -25,17 +25,20 @@
  * 4. Join: an engine joining a cluster that holds --join-sessions sessions and
  *    --join-revocations revocations (loaded from saved grid state, as after a cluster stop),
  *    from its start until /health/ready answers 200, while a client keeps reading sessions
- *    through another engine and counts failed requests.
+ *    through another engine and counts failed requests: one read after another as fast as
+ *    they are answered, or --join-read-rate reads a second. The CPU time each process used
+ *    meanwhile is printed: on two cores the joiner competes with the reading client.
  *
  * Every process is started on loopback ports from the OS and killed by pid when the bench
  * ends. Usage: node --expose-gc dist/bench/runtime.js [--seconds 10] [--connections 50]
  *   [--rounds 2] [--warmup 1] [--threads 2] [--load wrk|autocannon]
- *   [--join-sessions 1000000] [--join-revocations 50000] [--redis redis://127.0.0.1:6379] [--json]
+ *   [--join-sessions 1000000] [--join-revocations 50000] [--join-read-rate 0] [--redis redis://127.0.0.1:6379] [--json]
  *   [--metrics-rounds 2] [--lookups-only] (only the lookup rows: grid, Fastify, Redis, Redis Cluster, metrics on/off)
  *   [--join-only] (only the join and the full stop and start rows)
  */
 import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,7 +51,7 @@ import { applyOperation } from '../src/state/grid/operations.js';
 import { EVERYWHERE, partitionOf } from '../src/state/grid/grid-provider.js';
 import { GRID_STATE_FILE, saveGridState } from '../src/state/grid/grid-state-file.js';
 import { measureGridWrites, type GridWriteFigures } from './grid-writes.js';
-import { defaultLoadTool, figures, measureGroupSlices, runLoad, type LoadFigures, type LoadRequest, type LoadTool, type Slice } from './load-runner.js';
+import { defaultLoadTool, figures, groupCpuMs, measureGroupSlices, runLoad, type LoadFigures, type LoadRequest, type LoadTool, type Slice } from './load-runner.js';
 import { benchNodeConfig, CLI, removeAtExit, spawnProcess, spawnQuiet, startBenchNode, waitReady, type BenchNode } from './nodes.js';
 import type { Session } from '../src/state/services.js';
 import { redisBinariesMissing, startRedisCluster, type RedisClusterHandle } from '../test/helpers/redis-servers.js';
@@ -70,6 +73,7 @@ const { values: args } = parseArgs({
     load: { type: 'string', default: defaultLoadTool() },
     'join-sessions': { type: 'string', default: '1000000' },
     'join-revocations': { type: 'string', default: '50000' },
+    'join-read-rate': { type: 'string', default: '0' },
     redis: { type: 'string', default: process.env.COHORT_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379' },
     json: { type: 'boolean', default: false },
     'metrics-rounds': { type: 'string', default: '2' },
@@ -388,38 +392,64 @@ async function measureJoin(): Promise<Record<string, number>> {
   await Promise.all(jengines.map(startNode));
   const clusterLoadMs = performance.now() - loadStart;
   const joiner = await nodeConfig(jbase, 'engine-4', 'engine', jconsole.cluster);
-  // A client reads sessions through engine-1 the whole time; every failure counts.
+  // A client reads sessions through engine-1 the whole time, one request after another on a
+  // kept-alive connection; every failure counts. node:http rather than fetch: fetch cost this
+  // process about 0.5 ms of CPU per read, a third of the machine's CPU during the join, taken
+  // from the engines being measured.
   let reads = 0;
   let failed = 0;
   let reading = true;
+  const agent = new HttpAgent({ keepAlive: true, maxSockets: 1 });
+  const [host, port] = [jengines[0]!.runtime.slice(0, jengines[0]!.runtime.lastIndexOf(':')), Number(jengines[0]!.runtime.slice(jengines[0]!.runtime.lastIndexOf(':') + 1))];
+  const read = (path: string): Promise<number> =>
+    new Promise((resolve) => {
+      const req = httpRequest({ agent, host, port, path, headers: { authorization: `Bearer ${API_KEY}` }, timeout: 30_000 }, (res) => {
+        res.on('data', () => undefined);
+        res.on('end', () => resolve(res.statusCode ?? 0));
+        res.on('error', () => resolve(0));
+      });
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', () => resolve(0));
+      req.end();
+    });
+  const rate = Number(args['join-read-rate']);
   const reader = (async () => {
+    const started = performance.now();
     let i = 0;
     while (reading) {
       const subject = `user-${(i++ * 7919) % sessions}`;
-      try {
-        const r = await fetch(`http://${jengines[0]!.runtime}/runtime/v1/subjects/${subject}/sessions`, { headers: { authorization: `Bearer ${API_KEY}` } });
-        if (r.status !== 200) failed++;
-        await r.arrayBuffer();
-      } catch {
-        failed++;
-      }
+      if ((await read(`/runtime/v1/subjects/${subject}/sessions`)) !== 200) failed++;
       reads++;
+      // Paced: the next read is due at reads / rate seconds after the start (none skipped).
+      const wait = rate > 0 ? started + (reads * 1000) / rate - performance.now() : 0;
+      if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
     }
+    agent.destroy();
   })();
   log('join: starting engine-4');
+  const others = [...jengines, jconsole];
+  const cpuBefore = others.map((n) => groupCpuMs(n.child!.pid!) ?? NaN);
+  const benchCpuBefore = process.cpuUsage();
   const joinStart = performance.now();
   joiner.child = spawnQuiet([CLI, 'start', '-c', joiner.file]);
   await waitReady(joiner, 600_000);
   const joinMs = performance.now() - joinStart;
+  // Where the machine's CPU went while the engine joined (user and system, in seconds).
+  const cpuSeconds = (ms: number): number => Math.round(ms / 10) / 100;
+  const joinCpu: Record<string, number> = { [joiner.id]: cpuSeconds(groupCpuMs(joiner.child.pid!) ?? NaN) };
+  others.forEach((n, i) => (joinCpu[n.id] = cpuSeconds((groupCpuMs(n.child!.pid!) ?? NaN) - cpuBefore[i]!)));
+  const benchCpu = process.cpuUsage(benchCpuBefore);
+  joinCpu['client (this process)'] = cpuSeconds((benchCpu.user + benchCpu.system) / 1000);
+  log(`join: CPU seconds while engine-4 joined: ${Object.entries(joinCpu).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   reading = false;
   await reader;
   for (const n of [...jengines, joiner, jconsole]) n.child?.kill('SIGKILL');
-  return { sessions, revocations: revocationCount, readyMs: joinMs, clientReads: reads, clientFailures: failed, clusterLoadFromSavedStateMs: clusterLoadMs };
+  return { sessions, revocations: revocationCount, readyMs: joinMs, readRate: rate, clientReads: reads, clientFailures: failed, clusterLoadFromSavedStateMs: clusterLoadMs };
 }
 
 function joinRows(j: Record<string, number>): string[] {
   return [
-    `| engine joining ${j.sessions} sessions + ${j.revocations} revocations | ready in ${(j.readyMs! / 1000).toFixed(1)} s; ${j.clientFailures} of ${j.clientReads} client reads failed | | < 10 s, no failed request |`,
+    `| engine joining ${j.sessions} sessions + ${j.revocations} revocations | ready in ${(j.readyMs! / 1000).toFixed(1)} s; ${j.clientFailures} of ${j.clientReads} client reads failed (${j.readRate ? `${j.readRate} reads/s` : 'one after another'}) | | < 10 s, no failed request |`,
     `| 3 engines started together on that saved state (a full stop and start) | all ready in ${(j.clusterLoadFromSavedStateMs! / 1000).toFixed(1)} s | | < 10 s |`,
   ];
 }

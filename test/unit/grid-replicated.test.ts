@@ -4,7 +4,8 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { partitionOfSessionId } from '../../src/state/grid/grid-provider.js';
+import { EVERYWHERE, partitionOfSessionId } from '../../src/state/grid/grid-provider.js';
+import { applyOperation } from '../../src/state/grid/operations.js';
 import { SimGrid } from '../helpers/sim-grid.js';
 import { stateContract } from '../helpers/state-contract.js';
 
@@ -92,5 +93,33 @@ describe('replicated grid under failures', () => {
     assert.equal(grid.engines[3]!.executor.ready, false);
     await grid.untilReady();
     assert.equal(grid.engines[3]!.store.get('revocation', 'token-1'), true, 'downloaded at start');
+  });
+
+  it('compares revocation lists with a joining engine once it serves, not while it downloads them', async () => {
+    const grid = new SimGrid(4, { stagedJoin: true });
+    grid.setActive([0, 1, 2], [0, 1, 2]); // engine 4 has not started yet
+    for (let t = 0; t < 5000 && ![0, 1, 2].every((i) => grid.engines[i]!.executor.ready); t += 10) await grid.advance(10);
+    await grid.provider(1).revocations.revoke('token-1');
+    // Engine 4 starts with a revocation the others never had (from its saved state).
+    const joiner = grid.engines[3]!;
+    applyOperation(joiner.store, { t: 'revocation.put', id: 'token-saved', expiresAt: grid.clock.now() + 3_600_000 }, grid.clock.now(), EVERYWHERE);
+    // Transfers the others start with it before it announced that it holds its share: pulls
+    // from it, pushes to it.
+    const transfersWhileStarting: string[] = [];
+    const deliver = grid.network.deliver.bind(grid.network);
+    grid.network.deliver = (fromAddress, fromId, to, channel, payload) => {
+      const text = Buffer.from(payload).toString('latin1');
+      const method = /"m":"(grid\.pull|grid\.mergeLines)"/.exec(text)?.[1];
+      if (to === joiner.address && method && !grid.holdsState.has(joiner.id)) transfersWhileStarting.push(`${method} from ${fromId}`);
+      deliver(fromAddress, fromId, to, channel, payload);
+    };
+    grid.setActive([0, 1, 2, 3]);
+    await grid.untilReady();
+    assert.equal(joiner.store.get('revocation', 'token-1'), true, 'downloaded at start');
+    assert.deepEqual(transfersWhileStarting, [], 'no engine pulled from or pushed to it before it served');
+    // Once it serves, the lists are compared: the others take what only it held.
+    for (let t = 0; t < 5000 && ![0, 1, 2].every((i) => grid.engines[i]!.store.get('revocation', 'token-saved') === true); t += 10) await grid.advance(10);
+    for (const i of [0, 1, 2]) assert.equal(grid.engines[i]!.store.get('revocation', 'token-saved'), true, `${grid.engines[i]!.id} has the joiner's revocation`);
+    grid.close();
   });
 });

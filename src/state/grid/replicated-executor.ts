@@ -133,6 +133,8 @@ export class ReplicatedExecutor implements GridExecutor {
   readonly replayWitnesses: ReplayWitnesses;
   private readonly antiEntropy: AntiEntropy;
   private initialSync: Promise<void> | undefined;
+  /** Serving engines whose revocation list this one compared with its own since they last appeared (or that served when this engine started). */
+  private readonly comparedRevocations = new Set<string>();
   /** Why the start-up sync waits for more engines before a full start (undefined: it does not). */
   private fullStartWait: string | undefined;
   /** Ends the full start's wait early: membership changed. */
@@ -243,7 +245,6 @@ export class ReplicatedExecutor implements GridExecutor {
    */
   setEngines(engines: Map<string, string>, knownEngines = engines.size, serving?: ReadonlySet<string>, witnesses: Witnesses = { known: 0, active: 0 }, suspects: ReadonlySet<string> = new Set()): void {
     this.suspected = new Set([...suspects].filter((id) => id !== this.s.self && engines.has(id)));
-    const joined = [...engines.keys()].filter((id) => id !== this.s.self && !this.s.engines.has(id));
     this.s.engines = new Map(engines);
     this.knownEngines = Math.max(knownEngines, engines.size);
     this.witnesses = { ...witnesses };
@@ -252,8 +253,16 @@ export class ReplicatedExecutor implements GridExecutor {
     if (this.s.selfServing || !serving) servingNow.add(this.s.self);
     if (!serving) this.s.selfServing = true;
     this.place(servingNow);
-    // Newcomers may have missed revocations, and may hold some this engine missed.
-    if (this.initialSync) for (const id of joined) this.revocations.exchange(id, engines.get(id)!);
+    // Engines that (re)appeared may have missed revocations, and may hold some this one
+    // missed: the lists are compared once such an engine serves. One still starting takes the
+    // whole list itself before it serves; comparing with it meanwhile would send it the list
+    // once more from every engine, while it is busiest (a tenth of a large join's time).
+    for (const id of this.comparedRevocations) if (!engines.has(id)) this.comparedRevocations.delete(id);
+    for (const id of servingNow) {
+      if (id === this.s.self || this.comparedRevocations.has(id)) continue;
+      this.comparedRevocations.add(id);
+      if (this.initialSync) this.revocations.exchange(id, engines.get(id)!);
+    }
     this.initialSync ??= this.syncAtStart();
     this.wakeStart?.();
   }
