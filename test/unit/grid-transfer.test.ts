@@ -74,6 +74,29 @@ describe('partitions larger than a frame', { timeout: 600_000 }, () => {
     grid.close();
   });
 
+  it('a pull asks for the next slice of a partition before it merges the last one, so the sender builds it meanwhile', async () => {
+    const grid = await SimGrid.started(3);
+    const { partition } = await heavySessions(grid.provider(0));
+    grid.crash(2);
+    const fresh = grid.restart(2);
+    // Each request for a further slice names the last record of the slice before (its
+    // cursor): when it leaves, that slice has arrived but is not merged yet.
+    const cursorHeldWhenAsked: boolean[] = [];
+    const deliver = grid.network.deliver.bind(grid.network);
+    grid.network.deliver = (fromAddress, fromId, to, channel, payload) => {
+      const text = Buffer.from(payload.subarray(0, 400)).toString('latin1');
+      const cursor = /"m":"grid\.pull".*"after":\["session","([^"]+)"\]/.exec(text);
+      if (fromAddress === fresh.address && cursor) cursorHeldWhenAsked.push(fresh.store.record('session', cursor[1]!) !== undefined);
+      deliver(fromAddress, fromId, to, channel, payload);
+    };
+    grid.setActive([0, 1, 2]);
+    await grid.untilReady(60_000);
+    assert.equal(fresh.store.recordCount(partition), SESSIONS);
+    assert.ok(cursorHeldWhenAsked.length >= 2, `the partition came in slices (${cursorHeldWhenAsked.length + 1})`);
+    assert.deepEqual(cursorHeldWhenAsked, cursorHeldWhenAsked.map(() => false), 'every further slice was asked for before the one before it was merged');
+    grid.close();
+  });
+
   it(`a hand-off push alone moves a ${PARTITION_MB} MB partition to its new replica`, async () => {
     const grid = await SimGrid.started(3, { replicationFactor: 2 });
     const { partition } = await heavySessions(grid.provider(0));

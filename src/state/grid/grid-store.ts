@@ -250,7 +250,7 @@ export class GridStore {
     if (change.ns !== 'undone' && this.isUndone(change.ns, change.key, change.record)) return false;
     if (change.ns === 'revocation' && !current && change.record.version <= this.revocationFloor) return false;
     if (change.record.origin !== undefined) change.record.origin = this.intern(change.record.origin);
-    this.put(change.ns, change.key, change.record);
+    this.put(change.ns, change.key, change.record, current);
     if (change.ns === 'undone') this.applyUndone(change.key, change.record);
     return true;
   }
@@ -488,11 +488,15 @@ export class GridStore {
     return removed;
   }
 
-  /** Puts a record in its namespace, the partition index and the fingerprints. */
-  private put(ns: Namespace, key: string, record: StoredRecord): void {
+  /**
+   * Puts a record in its namespace, the partition index and the fingerprints. `old`: what the
+   * namespace holds under `key` now, when the caller has just looked it up (a lookup in a map
+   * of a million records is most of what a merge costs).
+   */
+  private put(ns: Namespace, key: string, record: StoredRecord, old: StoredRecord | undefined | null = null): void {
     let space = this.spaces.get(ns);
     if (!space) this.spaces.set(ns, (space = new Map()));
-    const old = space.get(key);
+    if (old === null) old = space.get(key);
     if (old) this.unindex(ns, key, old);
     space.set(key, record);
     let index = this.byPartition.get(record.partition);

@@ -1,7 +1,8 @@
 /**
  * Moving partitions between two engines: fingerprints (`grid.digests`), pulls (`grid.pull`)
- * and pushes (`grid.mergeLines`), as record lines (record-lines.ts) in bulk messages, one in
- * flight per transfer (back-pressure), a partition larger than a message in slices.
+ * and pushes (`grid.mergeLines`), as record lines (record-lines.ts) in bulk messages (a pull
+ * asks for the next while it merges one, a push sends one at a time: back-pressure), a
+ * partition larger than a message in slices.
  *
  * Invariants:
  * - A transfer sends, of a record whose partition has a change being replicated, the record
@@ -41,24 +42,35 @@ export class PartitionTransfer {
   }
 
   /**
-   * Pulls partitions from one engine, a bulk message at a time (one in flight: back-pressure),
-   * merging each as it comes: whole partitions, or slices of one too large for a message.
-   * Merging is idempotent and the newer version wins, so a partition left half-way is safe;
-   * it counts as synchronised only when this resolves (its last slice arrived).
+   * Pulls partitions from one engine, a bulk message at a time, merging each as it comes:
+   * whole partitions, or slices of one too large for a message. The next message is asked for
+   * before this one is merged, so the other engine builds it meanwhile (at most two in flight:
+   * back-pressure). Merging is idempotent and the newer version wins, so a partition left
+   * half-way is safe; it counts as synchronised only when this resolves (its last slice
+   * arrived and was merged).
    */
   async pullFrom(address: string, partitions: number[]): Promise<void> {
     let left = partitions;
     let after: TransferCursor | undefined;
-    while (left.length > 0 && !this.s.closed) {
-      const body = after === undefined ? { partitions: left } : { partitions: left, after };
-      const answer = await this.s.rpc.call(address, 'grid.pull', body, { channel: 'bulk', timeoutMs: this.s.bulkTimeoutMs });
+    let next = left.length > 0 && !this.s.closed ? this.pull(address, left, after) : undefined;
+    while (next) {
+      const answer = await next;
       if (!(answer instanceof RawText)) throw new CohortError('STATE_UNAVAILABLE', `${address} answered grid.pull without record lines`);
       const newline = answer.text.indexOf('\n');
       const progress = pullProgress(JSON.parse(answer.text.slice(0, newline)) as unknown);
       if (!progress || (progress.done.length === 0 && !progress.partial)) throw new CohortError('STATE_UNAVAILABLE', `${address} sent none of the partitions asked`);
-      this.mergeLines(answer.text.slice(newline + 1));
       ({ left, after } = remaining(left, progress));
+      next = left.length > 0 && !this.s.closed ? this.pull(address, left, after) : undefined;
+      // A failure of the next pull is seen at the next turn of this loop: handled, not lost.
+      next?.catch(() => undefined);
+      this.mergeLines(answer.text.slice(newline + 1));
     }
+  }
+
+  /** Asks the engine at `address` for the next bulk message of `partitions` (from `after` in the first). */
+  private pull(address: string, partitions: number[], after: TransferCursor | undefined): Promise<unknown> {
+    const body = after === undefined ? { partitions } : { partitions, after };
+    return this.s.rpc.call(address, 'grid.pull', body, { channel: 'bulk', timeoutMs: this.s.bulkTimeoutMs });
   }
 
   /**

@@ -20,8 +20,8 @@
  *   membership). A starting engine first takes what it will hold, while the others keep
  *   serving without it: the revocation list and the partitions the placement with it would
  *   give it, from the engines serving them (fingerprints first, in one message per engine,
- *   then the records of the partitions that differ, as text lines in bulk messages, one in
- *   flight per transfer, a partition larger than a message in slices; so state saved at the
+ *   then the records of the partitions that differ, as text lines in bulk messages, at most
+ *   two in flight per transfer, a partition larger than a message in slices; so state saved at the
  *   last stop that still matches moves nothing). Then it announces itself
  *   (`announceServing`), reports ready, and the others place partitions on it. The first
  *   engine of a cluster (no other serving) serves at once with what it holds.
