@@ -444,7 +444,7 @@ async function measureJoin(): Promise<Record<string, number>> {
   reading = false;
   await reader;
   for (const n of [...jengines, joiner, jconsole]) n.child?.kill('SIGKILL');
-  return { sessions, revocations: revocationCount, readyMs: joinMs, readRate: rate, clientReads: reads, clientFailures: failed, clusterLoadFromSavedStateMs: clusterLoadMs };
+  return { sessions, revocations: revocationCount, readyMs: joinMs, readRate: rate, joinerCpuSeconds: joinCpu[joiner.id]!, clientCpuSeconds: joinCpu['client (this process)']!, clientReads: reads, clientFailures: failed, clusterLoadFromSavedStateMs: clusterLoadMs };
 }
 
 function joinRows(j: Record<string, number>): string[] {

@@ -51,5 +51,7 @@ describe('bench:runtime smoke', () => {
     assert.ok(r.memoryBytesPerSessionPerReplica > 256 && r.memoryBytesPerSessionPerReplica < 10_000, `${r.memoryBytesPerSessionPerReplica} B`);
     assert.equal(r.join.sessions, 3000);
     assert.equal(r.join.clientFailures, 0, 'no client request failed while an engine joined');
+    // The CPU the joining engine and the reading client used meanwhile (from /proc, on Linux).
+    if (process.platform === 'linux') assert.ok(r.join.joinerCpuSeconds! > 0 && r.join.clientCpuSeconds! > 0, JSON.stringify(r.join));
   });
 });
