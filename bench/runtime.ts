@@ -44,6 +44,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { freePort } from '../src/cli/free-port.js';
+import { parseAddress } from '../src/config/values.js';
 import { systemClock } from '../src/core/clock.js';
 import { randomToken } from '../src/core/ids.js';
 import { GridStore } from '../src/state/grid/grid-store.js';
@@ -400,7 +401,7 @@ async function measureJoin(): Promise<Record<string, number>> {
   let failed = 0;
   let reading = true;
   const agent = new HttpAgent({ keepAlive: true, maxSockets: 1 });
-  const [host, port] = [jengines[0]!.runtime.slice(0, jengines[0]!.runtime.lastIndexOf(':')), Number(jengines[0]!.runtime.slice(jengines[0]!.runtime.lastIndexOf(':') + 1))];
+  const { host, port } = parseAddress(jengines[0]!.runtime);
   const read = (path: string): Promise<number> =>
     new Promise((resolve) => {
       const req = httpRequest({ agent, host, port, path, headers: { authorization: `Bearer ${API_KEY}` }, timeout: 30_000 }, (res) => {

@@ -231,8 +231,9 @@ export class GridStore {
 
   /** A local change (made whole, with its origin, by `set` or `delete`): journalled, stored. */
   private write(ns: Namespace, key: string, r: StoredRecord): StoredRecord {
-    this.journal?.push({ change: { ns, key, record: r }, previous: this.spaces.get(ns)?.get(key) });
-    this.put(ns, key, r);
+    const previous = this.spaces.get(ns)?.get(key);
+    this.journal?.push({ change: { ns, key, record: r }, previous });
+    this.put(ns, key, r, previous);
     return r;
   }
 
@@ -290,7 +291,7 @@ export class GridStore {
       record = (JSON.parse(marker.json) as { previous: StoredRecord | null }).previous;
     }
     if (record === null || record.version === 0) this.remove(ns, key);
-    else this.put(ns, key, record);
+    else this.put(ns, key, record, this.spaces.get(ns)?.get(key));
   }
 
   /** How many undone-write markers the store holds (for tests and diagnostics). */
@@ -346,7 +347,7 @@ export class GridStore {
       };
       const markerChange: RecordChange = { ns: 'undone', key: undoneKey(ns, key, change.record.version, change.record.origin), record: marker };
       this.journal?.push({ change: markerChange, previous: undefined });
-      this.put('undone', markerChange.key, marker);
+      this.put('undone', markerChange.key, marker, this.spaces.get('undone')?.get(markerChange.key));
     }
   }
 
@@ -489,14 +490,13 @@ export class GridStore {
   }
 
   /**
-   * Puts a record in its namespace, the partition index and the fingerprints. `old`: what the
-   * namespace holds under `key` now, when the caller has just looked it up (a lookup in a map
-   * of a million records is most of what a merge costs).
+   * Puts a record in its namespace, the partition index and the fingerprints, in place of `old`:
+   * what the namespace holds under `key` now, which every caller has just looked up (a lookup in
+   * a map of a million records is most of what a merge costs: not done twice).
    */
-  private put(ns: Namespace, key: string, record: StoredRecord, old: StoredRecord | undefined | null = null): void {
+  private put(ns: Namespace, key: string, record: StoredRecord, old: StoredRecord | undefined): void {
     let space = this.spaces.get(ns);
     if (!space) this.spaces.set(ns, (space = new Map()));
-    if (old === null) old = space.get(key);
     if (old) this.unindex(ns, key, old);
     space.set(key, record);
     let index = this.byPartition.get(record.partition);

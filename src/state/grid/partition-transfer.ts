@@ -52,7 +52,8 @@ export class PartitionTransfer {
   async pullFrom(address: string, partitions: number[]): Promise<void> {
     let left = partitions;
     let after: TransferCursor | undefined;
-    let next = left.length > 0 && !this.s.closed ? this.pull(address, left, after) : undefined;
+    const ask = (): Promise<unknown> | undefined => (left.length > 0 && !this.s.closed ? this.pull(address, left, after) : undefined);
+    let next = ask();
     while (next) {
       const answer = await next;
       if (!(answer instanceof RawText)) throw new CohortError('STATE_UNAVAILABLE', `${address} answered grid.pull without record lines`);
@@ -60,8 +61,9 @@ export class PartitionTransfer {
       const progress = pullProgress(JSON.parse(answer.text.slice(0, newline)) as unknown);
       if (!progress || (progress.done.length === 0 && !progress.partial)) throw new CohortError('STATE_UNAVAILABLE', `${address} sent none of the partitions asked`);
       ({ left, after } = remaining(left, progress));
-      next = left.length > 0 && !this.s.closed ? this.pull(address, left, after) : undefined;
-      // A failure of the next pull is seen at the next turn of this loop: handled, not lost.
+      next = ask();
+      // Its failure is seen at the next turn of this loop; should the merge below throw, the
+      // pull asked for ahead is not left with an unhandled rejection.
       next?.catch(() => undefined);
       this.mergeLines(answer.text.slice(newline + 1));
     }

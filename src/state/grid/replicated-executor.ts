@@ -133,8 +133,6 @@ export class ReplicatedExecutor implements GridExecutor {
   readonly replayWitnesses: ReplayWitnesses;
   private readonly antiEntropy: AntiEntropy;
   private initialSync: Promise<void> | undefined;
-  /** Serving engines whose revocation list this one compared with its own since they last appeared (or that served when this engine started). */
-  private readonly comparedRevocations = new Set<string>();
   /** Why the start-up sync waits for more engines before a full start (undefined: it does not). */
   private fullStartWait: string | undefined;
   /** Ends the full start's wait early: membership changed. */
@@ -252,22 +250,18 @@ export class ReplicatedExecutor implements GridExecutor {
     servingNow.delete(this.s.self);
     if (this.s.selfServing || !serving) servingNow.add(this.s.self);
     if (!serving) this.s.selfServing = true;
-    this.place(servingNow);
+    const newcomers = this.place(servingNow);
     // Engines that (re)appeared may have missed revocations, and may hold some this one
     // missed: the lists are compared once such an engine serves. One still starting takes the
     // whole list itself before it serves; comparing with it meanwhile would send it the list
     // once more from every engine, while it is busiest (a tenth of a large join's time).
-    for (const id of this.comparedRevocations) if (!engines.has(id)) this.comparedRevocations.delete(id);
-    for (const id of servingNow) {
-      if (id === this.s.self || this.comparedRevocations.has(id)) continue;
-      this.comparedRevocations.add(id);
-      if (this.initialSync) this.revocations.exchange(id, engines.get(id)!);
-    }
+    if (this.initialSync) for (const id of newcomers) this.revocations.exchange(id, engines.get(id)!);
     this.initialSync ??= this.syncAtStart();
     this.wakeStart?.();
   }
 
-  private place(servingNow: Set<string>): void {
+  /** Places partitions over `servingNow`; returns the other engines that serve now and did not before. */
+  private place(servingNow: Set<string>): string[] {
     const before = this.s.placement;
     const newcomers = [...servingNow].filter((id) => id !== this.s.self && !this.s.serving.has(id));
     this.s.serving = servingNow;
@@ -278,6 +272,7 @@ export class ReplicatedExecutor implements GridExecutor {
     for (const p of resync) if (this.s.placement.get(p)!.includes(this.s.self)) this.s.unsynced.set(p, this.s.generation);
     if (moved.length > 0) this.sync.handOff(before, moved);
     if (this.s.initialSyncDone) this.sync.scheduleRepair(0);
+    return newcomers;
   }
 
   private placeOver(serving: readonly string[]): Placement {
