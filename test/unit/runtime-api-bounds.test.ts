@@ -28,11 +28,18 @@ interface AppOptions {
   limits?: RuntimeLimits;
   bodyLimit?: number;
   keys?: string[];
+  /**
+   * Whether the store sweeps expired records every second (default true). The revocation tests
+   * move the clock by months: a sweep per simulated second would be millions of timers, and a
+   * read finds an expired record gone either way (the store checks expiry on every read).
+   */
+  sweep?: boolean;
 }
 
 function runtimeApp(t: { after(fn: () => Promise<void>): void }, o: AppOptions = {}): { app: FastifyInstance; clock: ManualClock; provider: GridProvider } {
   const clock = new ManualClock(1_800_000_000_000);
-  const { provider } = localGrid(clock);
+  const { provider, store } = localGrid(clock);
+  if (o.sweep === false) store.stop();
   const app = createHttpServer({ logger: o.logger ?? silentLogger(), bodyLimit: o.bodyLimit ?? 1024 * 1024, name: 'runtime' });
   const settings = runtimeSettings(o.sections ?? {});
   registerRuntimeApi(app, {
@@ -96,7 +103,7 @@ describe('runtime API: refused requests are logged once at warn, without a stack
 
 describe('runtime API: revocations last as long as what they revoke', () => {
   it('a logged-out session with a 30-day lifetime is still revoked after 24 h, and until its maximum lifetime ends', async (t) => {
-    const { app, clock } = runtimeApp(t);
+    const { app, clock } = runtimeApp(t, { sweep: false });
     const s = (await send(app, 'POST', '/runtime/v1/sessions', { subject: 'alice', idleTimeoutSeconds: 3600, maxLifetimeSeconds: 30 * 86400 })).json();
     assert.equal((await send(app, 'DELETE', `/runtime/v1/sessions/${s.id}`)).statusCode, 204);
     clock.advance(DAY + 60_000);
@@ -108,7 +115,7 @@ describe('runtime API: revocations last as long as what they revoke', () => {
   });
 
   it('logging out an unknown id revokes it for the longest lifetime a session may have', async (t) => {
-    const { app, clock } = runtimeApp(t, { sections: { services: { sessions: { maxLifetimeSeconds: 90 * 86400 } } } });
+    const { app, clock } = runtimeApp(t, { sweep: false, sections: { services: { sessions: { maxLifetimeSeconds: 90 * 86400 } } } });
     assert.equal((await send(app, 'DELETE', '/runtime/v1/sessions/7.unknown-session')).statusCode, 204);
     clock.advance(89 * DAY);
     assert.deepEqual((await send(app, 'GET', '/runtime/v1/revocations/7.unknown-session')).json(), { revoked: true });
@@ -117,7 +124,7 @@ describe('runtime API: revocations last as long as what they revoke', () => {
   });
 
   it('POST /revocations keeps an id for ttlSeconds, capped by the configured maximum; without ttlSeconds, for the maximum', async (t) => {
-    const { app, clock } = runtimeApp(t, { sections: { services: { revocations: { maxTtlSeconds: 10 * 86400 } } } });
+    const { app, clock } = runtimeApp(t, { sweep: false, sections: { services: { revocations: { maxTtlSeconds: 10 * 86400 } } } });
     assert.equal((await send(app, 'POST', '/runtime/v1/revocations', { id: 'jti-short', ttlSeconds: 3 * 86400 })).statusCode, 204);
     assert.equal((await send(app, 'POST', '/runtime/v1/revocations', { id: 'jti-long', ttlSeconds: 400 * 86400 })).statusCode, 204);
     assert.equal((await send(app, 'POST', '/runtime/v1/revocations', { id: 'jti-default' })).statusCode, 204);
@@ -138,7 +145,7 @@ describe('runtime API: revocations last as long as what they revoke', () => {
   });
 
   it('without a configured maximum a revocation may last 365 days', async (t) => {
-    const { app, clock } = runtimeApp(t);
+    const { app, clock } = runtimeApp(t, { sweep: false });
     assert.equal((await send(app, 'POST', '/runtime/v1/revocations', { id: 'jti-year', ttlSeconds: 400 * 86400 })).statusCode, 204);
     clock.advance(364 * DAY);
     assert.deepEqual((await send(app, 'GET', '/runtime/v1/revocations/jti-year')).json(), { revoked: true });
