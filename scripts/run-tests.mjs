@@ -12,11 +12,18 @@
 //   merely slow, a schedule run once per period with second-scale claim timeouts, a real sign-in
 //   served during a flood), one at a time, and never beside another test at the same CPU
 //   priority: starved of CPU for longer than those timeouts, a node is rightly taken for dead.
-// The serial group runs beside the unit group, whose tests run at a lower CPU priority (nice
-// 10) and take only the CPU the serial tests leave (where `nice` exists; otherwise one after
-// the other); then the integration group alone.
+// How they share the two cores: the unit files that wait on the real clock (a deadline, a real
+// socket or timer: `waitsOnRealTime`) run beside the serial group at CPU priority nice 10, which
+// gives the serial tests' processes the cores whenever they want them (a nice-0 task gets about
+// nine times the CPU of a nice-10 one); the other unit files (in-process, on simulated clocks:
+// no deadline a slow turn can miss; the simulators are most of them) run from the start in the
+// background at idle priority (the scheduler's idle class, `chrt --idle`, else `nice -n 19`),
+// taking only the CPU nothing else wants; the integration group starts once the serial group
+// and the clock-bound unit files are done, and the background unit files go on beside it (its
+// gaps, and the tail where its last files run alone). Where neither launcher exists (Windows)
+// the groups run one after the other. The background files' output is printed last.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 function testFiles(dir) {
@@ -57,6 +64,11 @@ function longFirst(files) {
 }
 
 const only = process.argv.slice(2);
+/**
+ * A background unit test's time limit: at idle priority it may wait minutes for a core while
+ * the integration tests keep both busy (its own work is what the foreground limit allows).
+ */
+const BACKGROUND_TIMEOUT_MS = 900_000;
 const groups = [
   // The simulator files run hundreds of seeds each: four at a time on two cores, one may take
   // two minutes or more, so the unit group's per-file limit is wider.
@@ -101,21 +113,56 @@ function niceAvailable() {
 }
 
 /**
- * Runs one group; resolves with whether every test passed. `output: 'live'` streams it as it
- * comes; `'held'` keeps it for `printHeld` (a group beside a live one, printed after it, so the
- * two do not interleave). `nice`: the group runs at that lower CPU priority.
+ * The command prefix that runs a process at idle CPU priority, or undefined where there is
+ * none: the idle scheduling class (a process that runs only when a core would otherwise idle),
+ * else the lowest nice level.
  */
-function runGroup(group, { output = 'live', nice = 0 } = {}) {
-  const header = `\n# ${group.name} tests (${group.files.length} files)${nice ? `, at CPU priority nice ${nice}` : ''}`;
-  const [command, args] = nice ? ['nice', ['-n', String(nice), process.execPath, ...testArgs(group)]] : [process.execPath, testArgs(group)];
+function idlePriority() {
+  if (process.platform === 'win32') return undefined;
+  if (spawnSync('chrt', ['--idle', '0', 'true']).status === 0) return ['chrt', '--idle', '0'];
+  if (spawnSync('nice', ['-n', '19', 'true']).status === 0) return ['nice', '-n', '19'];
+  return undefined;
+}
+
+/**
+ * Runs one group; resolves with whether every test passed and how long it took. `output:
+ * 'live'` streams it as it comes; `'held'` keeps it for `printHeld` (a group beside a live one,
+ * printed after it, so the two do not interleave; absent for a live group). `prefix`: a command to run it under (a lower
+ * CPU priority).
+ */
+function runGroup(group, { output = 'live', prefix = [] } = {}) {
+  const header = `\n# ${group.name} tests (${group.files.length} files)${prefix.length > 0 ? `, under ${prefix.join(' ')}` : ''}`;
+  const [command, ...args] = [...prefix, process.execPath, ...testArgs(group)];
   if (output === 'live') console.log(header);
+  const started = Date.now();
   return new Promise((resolve) => {
     const child = spawn(command, args, { stdio: ['ignore', output === 'live' ? 'inherit' : 'pipe', output === 'live' ? 'inherit' : 'pipe'] });
     let held = '';
     child.stdout?.on('data', (d) => (held += d));
     child.stderr?.on('data', (d) => (held += d));
-    child.on('close', (code) => resolve({ passed: code === 0, printHeld: () => process.stdout.write(`${header}\n${held}`) }));
+    child.on('close', (code) =>
+      resolve({ passed: code === 0, seconds: Math.round((Date.now() - started) / 1000), printHeld: output === 'live' ? undefined : () => process.stdout.write(`${header}\n${held}`) }),
+    );
   });
+}
+
+/**
+ * Test modules that hold no real clock, socket or process: a unit file importing any other test
+ * module (a helper, the fuzz targets) counts as clock-bound. Its imports of src/ are the code under
+ * test, which takes its clock from the test.
+ */
+const SIMULATED_HELPERS = new Set(['../helpers/sim-grid.js', '../helpers/grid-chaos-seeds.js', '../helpers/tmp.js', '../helpers/paths.js', '../helpers/node-config.js', '../helpers/yaml-subset.js', '../helpers/prometheus.js']);
+
+/**
+ * Whether a compiled test file may wait on the real clock: a deadline (`waitUntil`), a timer, a
+ * real socket, server or process, itself or through a helper not known to be free of them. Such a
+ * file must not run at idle priority beside the integration tests, which can keep both cores
+ * busy for longer than its deadlines. A file named here for nothing only runs earlier, at nice 10.
+ */
+function waitsOnRealTime(file) {
+  const text = readFileSync(file, 'utf8');
+  if (/\b(waitUntil|setTimeout|setInterval|systemClock|createServer|fetch|spawn|spawnSync|execFile)\b|\.listen\(/.test(text)) return true;
+  return [...text.matchAll(/(?:from|import)\s*\(?\s*['"](\.\.?\/[^'"]+)['"]/g)].some((m) => !m[1].startsWith('../../src/') && !SIMULATED_HELPERS.has(m[1]));
 }
 
 if (process.env.COHORT_TEST_TAP_DIR) mkdirSync(process.env.COHORT_TEST_TAP_DIR, { recursive: true });
@@ -124,18 +171,32 @@ const byName = new Map(groups.filter((g) => g.files.length > 0).map((g) => [g.na
 const results = [];
 const unit = byName.get('unit');
 const serial = byName.get('serial');
-if (unit && serial && niceAvailable()) {
-  // The serial tests beside the unit tests, which run at nice 10: the unit tests are
-  // in-process (simulated clocks, no deadline a slow turn can miss), and the kernel gives the
-  // CPU to the serial tests' processes whenever they want it (a nice-0 task gets about nine
-  // times the CPU of a nice-10 one), so they still run as if the machine were theirs, and the
-  // unit tests use the time they spend waiting on the clock (a minute of scheduler periods).
-  console.log('\n# serial tests, beside the unit tests (their output follows the unit tests\')');
-  const [unitRun, serialRun] = await Promise.all([runGroup(unit, { nice: 10 }), runGroup(serial, { output: 'held' })]);
-  serialRun.printHeld();
-  results.push(unitRun.passed, serialRun.passed);
-  byName.delete('unit');
-  byName.delete('serial');
+const integration = byName.get('integration');
+const idle = unit && (serial || integration) ? idlePriority() : undefined;
+if (unit && idle && niceAvailable()) {
+  const clockBound = unit.files.filter(waitsOnRealTime);
+  const background = { ...unit, name: 'unit', files: unit.files.filter((f) => !clockBound.includes(f)), timeoutMs: BACKGROUND_TIMEOUT_MS };
+  const foreground = [
+    ...(clockBound.length > 0 ? [{ group: { ...unit, name: 'unit-clock', files: clockBound }, nice: 10 }] : []),
+    ...(serial ? [{ group: serial, nice: 0 }] : []),
+  ];
+  console.log(`\n# unit tests on simulated clocks (${background.files.length} files), in the background at idle CPU priority (${idle.join(' ')}); their output comes last`);
+  const backgroundRun = runGroup(background, { output: 'held', prefix: idle });
+  void backgroundRun.then((r) => console.log(`\n# unit tests on simulated clocks: ${r.passed ? 'passed' : 'FAILED'} in ${r.seconds} s`));
+  if (foreground.length > 0) {
+    console.log(`\n# ${foreground.map((f) => `${f.group.name} (${f.group.files.length} files${f.nice ? `, nice ${f.nice}, output once done` : ''})`).join(' beside ')}`);
+    // The serial group's output as it comes; the clock-bound unit files' once both are done.
+    const runs = await Promise.all(foreground.map((f) => runGroup(f.group, f.nice ? { output: 'held', prefix: ['nice', '-n', String(f.nice)] } : {})));
+    for (const r of runs) {
+      r.printHeld?.();
+      results.push(r.passed);
+    }
+  }
+  if (integration) results.push((await runGroup(integration)).passed);
+  const done = await backgroundRun;
+  done.printHeld?.();
+  results.push(done.passed);
+} else {
+  for (const group of byName.values()) results.push((await runGroup(group)).passed);
 }
-for (const group of byName.values()) results.push((await runGroup(group)).passed);
 process.exit(results.every(Boolean) ? 0 : 1);

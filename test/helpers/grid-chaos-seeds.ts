@@ -14,6 +14,13 @@ export const QUICK_GRID_SEEDS = GRID_SEEDS;
 export const FAILED_WRITE_SEEDS = Number(process.env.COHORT_GRID_FAILED_WRITE_SEEDS ?? 40);
 
 /**
+ * Time limit of a test that runs simulator seeds: a bound for a hang, not a check of speed. In
+ * npm test these files run at idle CPU priority beside the integration tests
+ * (scripts/run-tests.mjs) and may wait minutes for a core.
+ */
+export const SEEDS_TIMEOUT_MS = 1_800_000;
+
+/**
  * Runs seeds [from, to) (in a worker thread: grid-chaos-worker.ts says why) and fails listing
  * every seed that broke an invariant, with how to replay it.
  */

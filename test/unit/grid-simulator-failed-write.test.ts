@@ -5,7 +5,7 @@
  * answers the same for every key, so no write that failed survives on some replicas.
  */
 import { it } from 'node:test';
-import { FAILED_WRITE_SEEDS, runGridSeeds } from '../helpers/grid-chaos-seeds.js';
+import { FAILED_WRITE_SEEDS, runGridSeeds, SEEDS_TIMEOUT_MS } from '../helpers/grid-chaos-seeds.js';
 
-it(`grid simulator, failed writes: every engine answers the same for every key once quiet, over ${FAILED_WRITE_SEEDS} seeds`, { timeout: 600_000 }, () =>
+it(`grid simulator, failed writes: every engine answers the same for every key once quiet, over ${FAILED_WRITE_SEEDS} seeds`, { timeout: SEEDS_TIMEOUT_MS }, () =>
   runGridSeeds(1, FAILED_WRITE_SEEDS + 1, 'failed-write'));

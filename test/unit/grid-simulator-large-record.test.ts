@@ -5,8 +5,8 @@
  * seed (it moves hundreds of megabytes); `npm run chaos` runs hundreds.
  */
 import { it } from 'node:test';
-import { runGridSeeds } from '../helpers/grid-chaos-seeds.js';
+import { runGridSeeds, SEEDS_TIMEOUT_MS } from '../helpers/grid-chaos-seeds.js';
 
 const SEEDS = Number(process.env.COHORT_GRID_LARGE_SEEDS ?? 1);
 
-it(`grid simulator, large records: every invariant holds over ${SEEDS} seeds`, { timeout: 1_800_000 }, () => runGridSeeds(1, SEEDS + 1, 'large-record'));
+it(`grid simulator, large records: every invariant holds over ${SEEDS} seeds`, { timeout: SEEDS_TIMEOUT_MS }, () => runGridSeeds(1, SEEDS + 1, 'large-record'));

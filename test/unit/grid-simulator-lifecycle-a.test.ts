@@ -8,6 +8,6 @@
  * faults ending, and every engine is ready and answers the same once quiet.
  */
 import { it } from 'node:test';
-import { GRID_SEEDS, runGridSeeds } from '../helpers/grid-chaos-seeds.js';
+import { GRID_SEEDS, runGridSeeds, SEEDS_TIMEOUT_MS } from '../helpers/grid-chaos-seeds.js';
 
-it(`grid simulator, joins and restarts: every invariant holds over the first half of ${GRID_SEEDS} seeds`, { timeout: 600_000 }, () => runGridSeeds(1, 1 + Math.ceil(GRID_SEEDS / 2), 'lifecycle'));
+it(`grid simulator, joins and restarts: every invariant holds over the first half of ${GRID_SEEDS} seeds`, { timeout: SEEDS_TIMEOUT_MS }, () => runGridSeeds(1, 1 + Math.ceil(GRID_SEEDS / 2), 'lifecycle'));

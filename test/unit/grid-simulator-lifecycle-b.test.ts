@@ -8,9 +8,9 @@
  * faults ending, and every engine is ready and answers the same once quiet.
  */
 import { it } from 'node:test';
-import { GRID_SEEDS, runGridSeeds } from '../helpers/grid-chaos-seeds.js';
+import { GRID_SEEDS, runGridSeeds, SEEDS_TIMEOUT_MS } from '../helpers/grid-chaos-seeds.js';
 
-it(`grid simulator, joins and restarts: every invariant holds over the second half of ${GRID_SEEDS} seeds`, { timeout: 600_000 }, () => runGridSeeds(1 + Math.ceil(GRID_SEEDS / 2), GRID_SEEDS + 1, 'lifecycle'));
+it(`grid simulator, joins and restarts: every invariant holds over the second half of ${GRID_SEEDS} seeds`, { timeout: SEEDS_TIMEOUT_MS }, () => runGridSeeds(1 + Math.ceil(GRID_SEEDS / 2), GRID_SEEDS + 1, 'lifecycle'));
 
 // Seeds beyond the default range that once broke an invariant, kept whatever the range: 126
 // and 512 had an engine restarted beside a newly started one, cut off from the rest, serve a
@@ -23,5 +23,5 @@ it(`grid simulator, joins and restarts: every invariant holds over the second ha
 // (replay-witnesses.ts); 297 lost acknowledged writes when RPC ended every call to a
 // disconnected peer rather than only bulk transfers.
 for (const seed of [105, 126, 297, 512, 654, 804, 827]) {
-  it(`grid simulator, joins and restarts: seed ${seed}, which once broke an invariant`, { timeout: 600_000 }, () => runGridSeeds(seed, seed + 1, 'lifecycle'));
+  it(`grid simulator, joins and restarts: seed ${seed}, which once broke an invariant`, { timeout: SEEDS_TIMEOUT_MS }, () => runGridSeeds(seed, seed + 1, 'lifecycle'));
 }

@@ -16,6 +16,7 @@ import { partitionOfSessionId } from '../../src/state/grid/grid-provider.js';
 import type { StateProvider } from '../../src/state/services.js';
 import { MAX_FRAME_BYTES } from '../../src/transport/frame-codec.js';
 import { SimGrid } from '../helpers/sim-grid.js';
+import { SEEDS_TIMEOUT_MS } from '../helpers/grid-chaos-seeds.js';
 
 const BLOB = 'x'.repeat(900_000);
 const SESSIONS = Number(process.env.COHORT_GRID_LARGE_SESSIONS ?? 45);
@@ -43,7 +44,7 @@ async function until(grid: SimGrid, done: () => boolean, limitMs: number, what: 
 }
 
 // Large transfers on a shared 2-core machine: minutes at worst, not the default two.
-describe('partitions larger than a frame', { timeout: 600_000 }, () => {
+describe('partitions larger than a frame', { timeout: SEEDS_TIMEOUT_MS }, () => {
   it('the simulated network drops a message over the frame limit, as TCP does', async () => {
     const clock = new ManualClock(0);
     const net = new SimNetwork(clock, seededRandom(1));
