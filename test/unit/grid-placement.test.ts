@@ -15,6 +15,20 @@ describe('grid placement (rendezvous hashing)', () => {
     assert.ok(placePartitions([], 271, 3).every((s) => s.length === 0));
   });
 
+  it('hands out a placement computed before again, and never one of another engine set, replication factor or partition count', () => {
+    const first = placePartitions(engines(4), 271, 3);
+    assert.equal(placePartitions(engines(4), 271, 3), first, 'the same engines again: the same sets, not ranked again');
+    const rf2 = placePartitions(engines(4), 271, 2);
+    assert.ok(rf2.every((set, p) => set.length === 2 && set[0] === first[p]![0] && set[1] === first[p]![1]), 'another replication factor: the top two of the same ranking');
+    assert.equal(placePartitions(engines(4), 7, 3).length, 7);
+    const others = placePartitions(['engine-1', 'engine-2', 'engine-3', 'engine-5'], 271, 3);
+    assert.ok(others.every((set) => !set.includes('engine-4')) && others.some((set) => set.includes('engine-5')));
+    // Many engine sets in turn: the oldest are forgotten, and each set asked for again is right.
+    for (let n = 1; n <= 100; n++) placePartitions(engines(n), 31, 3);
+    assert.deepEqual(placePartitions(engines(4), 271, 3), first);
+    assert.deepEqual(changedPartitions(new Map(first.map((set, p) => [p, set])), new Map(first.map((set, p) => [p, [...set]]))), [], 'equal sets that are not the same arrays are unchanged too');
+  });
+
   // Hash placement is a fair lottery: each engine's count is binomial, so the check allows
   // four standard deviations around the mean (and these fixed ids always give the same sets).
   it('spreads primaries and replicas evenly (each count within 4 standard deviations of the mean)', () => {

@@ -56,6 +56,27 @@ describe('grid store: sweeping everything at once', () => {
   });
 });
 
+describe('grid store: partition digests', () => {
+  it('follow every change, also when asked between two (the text is kept until the next change)', () => {
+    const clock = new ManualClock(1_800_000_000_000);
+    const store = new GridStore(clock, 'engine-1');
+    assert.equal(store.digest(3), EMPTY_DIGEST);
+    store.set('state', 'a', 1, clock.now() + HOUR, 3);
+    const one = store.digest(3);
+    assert.equal(store.digest(3), one, 'asked twice, nothing changed');
+    store.set('state', 'b', 2, clock.now() + HOUR, 3);
+    const two = store.digest(3);
+    assert.notEqual(two, one);
+    store.set('state', 'b', 3, clock.now() + HOUR, 3);
+    assert.notEqual(store.digest(3), two, 'a new version of a record');
+    store.delete('state', 'a', 3);
+    assert.match(store.digest(3), /^2:/, 'a tombstone counts');
+    const other = new GridStore(clock, 'engine-2');
+    for (const [ns, key, record] of store.records(3)) other.merge({ ns, key, record: { ...record } });
+    assert.equal(other.digest(3), store.digest(3), 'the same records, the same digest');
+  });
+});
+
 describe('grid store: dropping a partition', () => {
   it('removes every record of the partition (tombstones and the subject index included) and nothing of the others', () => {
     const clock = new ManualClock(1_800_000_000_000);

@@ -90,6 +90,8 @@ interface Fingerprint {
   count: number;
   a: number;
   b: number;
+  /** `digest`'s text, made when first asked after a change (syncs ask for every partition). */
+  text: string | undefined;
 }
 
 /** Murmur3's finalizer: spreads every input bit over the output. */
@@ -393,7 +395,8 @@ export class GridStore {
    */
   digest(partition: number): string {
     const f = this.fingerprints.get(partition);
-    return f ? `${f.count}:${(f.a >>> 0).toString(36)}:${(f.b >>> 0).toString(36)}` : EMPTY_DIGEST;
+    if (!f) return EMPTY_DIGEST;
+    return (f.text ??= `${f.count}:${(f.a >>> 0).toString(36)}:${(f.b >>> 0).toString(36)}`);
   }
 
   /**
@@ -560,11 +563,12 @@ export class GridStore {
 
   private fingerprint(ns: Namespace, key: string, record: StoredRecord, delta: 1 | -1): void {
     let f = this.fingerprints.get(record.partition);
-    if (!f) this.fingerprints.set(record.partition, (f = { count: 0, a: 0, b: 0 }));
+    if (!f) this.fingerprints.set(record.partition, (f = { count: 0, a: 0, b: 0, text: undefined }));
     const [a, b] = recordHashes(ns, key, record.version);
     f.count += delta;
     f.a = (f.a + delta * a) | 0;
     f.b = (f.b + delta * b) | 0;
+    f.text = undefined;
   }
 
   private scheduleSweep(): void {

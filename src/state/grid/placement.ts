@@ -32,8 +32,29 @@ function scoresOf(engine: string, partitions: number): Uint32Array {
   return scores;
 }
 
+/**
+ * Placements computed lately, by engine list, partition count and replication factor: a
+ * membership change that leaves a scope's engines as they were (a member's state or metadata
+ * changed, an engine of another scope came or went), and an engine set seen again (a restart
+ * that ended), cost a lookup instead of ranking every engine for every partition. The sets are
+ * read-only and shared.
+ */
+const placementCache = new Map<string, ReplicaSets>();
+const PLACEMENT_CACHE_LIMIT = 64;
+
 /** Replica sets of `partitions` partitions over `engines` (ids), each of min(rf, N) engines. */
 export function placePartitions(engines: readonly string[], partitions: number, replicationFactor: number): ReplicaSets {
+  const key = `${partitions}\u0000${replicationFactor}\u0000${engines.join('\u0000')}`;
+  const cached = placementCache.get(key);
+  if (cached) return cached;
+  const placed = rankPartitions(engines, partitions, replicationFactor);
+  // Oldest first out (Map order): enough for the engine sets a cluster goes through.
+  if (placementCache.size >= PLACEMENT_CACHE_LIMIT) placementCache.delete(placementCache.keys().next().value!);
+  placementCache.set(key, placed);
+  return placed;
+}
+
+function rankPartitions(engines: readonly string[], partitions: number, replicationFactor: number): ReplicaSets {
   const size = Math.min(replicationFactor, engines.length);
   const scored = engines.map((e) => ({ e, s: scoresOf(e, partitions) }));
   const out: string[][] = [];
@@ -64,6 +85,7 @@ export function changedPartitions(before: Placement, after: Placement): number[]
   const changed: number[] = [];
   for (const [p, b] of after) {
     const a = before.get(p) ?? [];
+    if (a === b) continue; // the same set (placements are shared: see placementCache)
     if (a.length !== b.length || a.some((e, i) => e !== b[i])) changed.push(p);
   }
   return changed;
