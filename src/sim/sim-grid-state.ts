@@ -15,6 +15,7 @@ export class SimGridState implements GridStateStorage {
   private lines: string[] | undefined;
   private state: SavedGridState | undefined;
   private engines: string[] | undefined;
+  private witnessed: Array<[string, number]> = [];
   /** How many saved states were set aside as too old to load (grid-state-file.ts `staleGridStateReason`). */
   setAsideCount = 0;
 
@@ -50,6 +51,14 @@ export class SimGridState implements GridStateStorage {
 
   rememberEngines(ids: readonly string[]): void {
     this.engines = [...ids];
+  }
+
+  witnesses(): Array<[string, number]> {
+    return this.witnessed.map(([id, expiresAt]) => [id, expiresAt]);
+  }
+
+  keepWitnesses(entries: ReadonlyArray<readonly [string, number]>): void {
+    this.witnessed = entries.map(([id, expiresAt]) => [id, expiresAt]);
   }
 
   setAside(): string {

@@ -196,6 +196,31 @@ describe('grid engine saved state', () => {
     assert.equal(engine.store.get('session', 's-1'), undefined);
     engine.close();
   });
+
+  it('keeps the replay ids it witnesses across a graceful stop: the next start refuses them again; expired ones are dropped', async () => {
+    const { clock, open } = setUp(['engine-1']);
+    const disk = await diskWithOneSession(clock);
+    const engine = await open(disk);
+    await run(clock, 200);
+    const now = clock.now();
+    // As a witness for another engine's partition (grid.witness): held here, not in the store.
+    assert.equal(engine.executor.replayWitnesses.restore([['assertion-1', now + 60_000], ['assertion-2', now + 1_000], ['assertion-old', now - 1]]), 2);
+    assert.equal(engine.store.has('replay', 'assertion-1'), false);
+    await engine.shutdown();
+    assert.deepEqual(disk.witnesses(), [['assertion-1', now + 60_000], ['assertion-2', now + 1_000]]);
+
+    clock.advance(5_000); // assertion-2 expires while the engine is down
+    const again = await open(disk);
+    assert.equal(again.executor.replayWitnesses.holds('assertion-1'), true, 'witnessed before the stop: still seen');
+    assert.equal(again.executor.replayWitnesses.holds('assertion-2'), false, 'expired meanwhile');
+    assert.equal(again.executor.replayWitnesses.size, 1);
+    again.close();
+
+    // A restart without a graceful stop keeps what the last one saved: nothing is lost, nothing invented.
+    const third = await open(disk);
+    assert.equal(third.executor.replayWitnesses.holds('assertion-1'), true);
+    third.close();
+  });
 });
 
 describe('grid engine staged join (simulated grid, staged)', () => {

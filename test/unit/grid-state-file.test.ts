@@ -14,6 +14,8 @@ import { GridStore, TOMBSTONE_MS } from '../../src/state/grid/grid-store.js';
 import { recordLine } from '../../src/state/grid/record-lines.js';
 import {
   GRID_STATE_FILE,
+  GRID_WITNESSES_FILE,
+  gridStateFiles,
   loadGridState,
   markGridStateServed,
   saveGridState,
@@ -123,6 +125,23 @@ describe('saved grid state', () => {
     const loaded = new GridStore(clock, 'engine-1');
     assert.deepEqual(await loadGridState(loaded, dir), { loaded: 1004, records: 1004 });
     assert.deepEqual(contents(loaded), contents(store));
+  });
+});
+
+describe('replay ids witnessed for other engines, kept at a graceful stop', () => {
+  it('come back as they were kept; none kept is an empty list; a file that is not such a list is undefined, not a guess', (t) => {
+    const dir = tmpDir(t);
+    const files = gridStateFiles(dir);
+    assert.deepEqual(files.witnesses(), [], 'nothing kept yet');
+    files.keepWitnesses([['assertion-1', 1_800_000_060_000], ['urn:x:2', 1_800_000_001_000]]);
+    assert.deepEqual(files.witnesses(), [['assertion-1', 1_800_000_060_000], ['urn:x:2', 1_800_000_001_000]]);
+    files.keepWitnesses([]);
+    assert.deepEqual(files.witnesses(), [], 'a later stop replaces what was kept');
+    const path = join(dir, GRID_WITNESSES_FILE);
+    for (const bad of ['{"witnesses": [["a", 1], ["b"]]}', '{"witnesses": [["", 1]]}', '{"witnesses": [[1, 2]]}', '{"witnesses": {}}', '[]', '{"witnesses": [["a", 1]]', 'not json']) {
+      writeFileSync(path, bad);
+      assert.equal(files.witnesses(), undefined, bad);
+    }
   });
 });
 

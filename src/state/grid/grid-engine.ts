@@ -260,7 +260,12 @@ export class GridEngine {
   async shutdown(): Promise<number | undefined> {
     this.stopTimers();
     const saved = this.o.savedState === undefined ? undefined : await this.o.savedState.save(this.store);
-    if (saved !== undefined) this.o.logger.info({ records: saved }, 'grid state saved');
+    if (saved !== undefined) {
+      // The replay ids this engine witnesses for other engines' partitions too (replay-witnesses.ts).
+      const witnessed = this.executor.replayWitnesses.entries();
+      this.o.savedState!.keepWitnesses(witnessed);
+      this.o.logger.info({ records: saved, witnessedReplayIds: witnessed.length }, 'grid state saved');
+    }
     this.close();
     return saved;
   }
@@ -325,7 +330,13 @@ export class GridEngine {
         }
       }
     }
-    return new GridEngine(options, store, outcome);
+    const engine = new GridEngine(options, store, outcome);
+    // Replay ids witnessed before the last graceful stop, whatever became of the records: they
+    // only ever refuse an id that was seen.
+    const witnessed = savedState?.witnesses();
+    if (witnessed === undefined && savedState) log.warn({ code: 'GRID_STATE_DAMAGED' }, 'the replay ids kept at the last stop (grid-witnesses.json) cannot be read: starting without them, as after a crash');
+    else if (witnessed !== undefined && witnessed.length > 0) log.info({ restored: engine.executor.replayWitnesses.restore(witnessed), kept: witnessed.length }, 'replay ids witnessed before the last stop held again');
+    return engine;
   }
 }
 

@@ -48,6 +48,8 @@ import { parseRecordLine, recordLine } from './record-lines.js';
 export const GRID_STATE_FILE = 'grid-state.tsv';
 /** The ids of the engines the cluster had when this engine last looked (see `readRememberedEngines`). */
 export const GRID_ENGINES_FILE = 'grid-engines.json';
+/** The replay ids this engine held as a witness for other engines' partitions (replay-witnesses.ts), saved at a graceful stop. */
+export const GRID_WITNESSES_FILE = 'grid-witnesses.json';
 /** Written when the engine begins to serve after a saved state was written (see the header). */
 const SERVED_SUFFIX = '.served';
 /** What a saved state not loaded because it is too old is renamed to. */
@@ -313,6 +315,13 @@ export interface GridStateStorage {
   rememberedEngines(): readonly string[] | undefined;
   /** Keeps the ids of the engines the cluster has now, for the next start (grid-engine.ts). */
   rememberEngines(ids: readonly string[]): void;
+  /**
+   * The replay ids held as a witness at the last graceful stop, with when each expires; an
+   * empty list when none were kept, undefined when what was kept cannot be read.
+   */
+  witnesses(): Array<[id: string, expiresAt: number]> | undefined;
+  /** Keeps the replay ids held as a witness, for the next start (replaces what was kept). */
+  keepWitnesses(entries: ReadonlyArray<readonly [string, number]>): void;
 }
 
 /** The saved state as files in `dataDir` (a node's data directory). */
@@ -325,7 +334,33 @@ export function gridStateFiles(dataDir: string): GridStateStorage {
     setAside: () => setGridStateAside(dataDir),
     rememberedEngines: () => readRememberedEngines(dataDir),
     rememberEngines: (ids) => writeFileAtomic(join(dataDir, GRID_ENGINES_FILE), `${JSON.stringify({ engines: ids }, null, 2)}\n`),
+    witnesses: () => readWitnesses(dataDir),
+    keepWitnesses: (entries) => writeFileAtomic(join(dataDir, GRID_WITNESSES_FILE), `${JSON.stringify({ witnesses: entries })}\n`),
   };
+}
+
+/**
+ * DATA_DIR/grid-witnesses.json: `{"witnesses": [[id, expiresAt], ...]}`. None kept: an empty
+ * list. Unreadable JSON, another shape, or an entry that is not an id and a time: undefined
+ * (the engine says so and starts without them, as after a crash).
+ */
+function readWitnesses(dataDir: string): Array<[string, number]> | undefined {
+  let text: string;
+  try {
+    text = readFileSync(join(dataDir, GRID_WITNESSES_FILE), 'utf8');
+  } catch {
+    return [];
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const entries = (parsed as { witnesses?: unknown } | null)?.witnesses;
+  if (!Array.isArray(entries)) return undefined;
+  const wellFormed = (e: unknown): e is [string, number] => Array.isArray(e) && e.length === 2 && typeof e[0] === 'string' && e[0].length > 0 && Number.isFinite(e[1]);
+  return entries.every(wellFormed) ? entries : undefined;
 }
 
 /**

@@ -20,8 +20,9 @@
  * - A primary whose insert fails after a witness took it asks the witness to forget it
  *   (`grid.unwitness`, best effort): otherwise the client's retry of the same id would be
  *   refused as a replay.
- * - Witnessed ids live in memory only (a restart forgets them) and are bounded
- *   (WITNESS_CAP, oldest first).
+ * - Witnessed ids are bounded (WITNESS_CAP, oldest first) and live in memory; a graceful stop
+ *   keeps them with the saved grid state and the next start holds them again (grid-engine.ts),
+ *   so a rolling restart does not take a witness out of any majority. A crash forgets them.
  */
 import { CohortError } from '../../core/errors.js';
 import type { ReplicaState } from './replica-state.js';
@@ -62,6 +63,26 @@ export class ReplayWitnesses {
   /** How many ids this engine holds as a witness (tests, diagnostics). */
   get size(): number {
     return this.held.size;
+  }
+
+  /** The unexpired ids held as a witness, with when each expires, oldest first: what a graceful stop keeps. */
+  entries(): Array<[string, number]> {
+    const now = this.s.clock.now();
+    const out: Array<[string, number]> = [];
+    for (const [id, expiresAt] of this.held) if (expiresAt > now) out.push([id, expiresAt]);
+    return out;
+  }
+
+  /** Holds again the ids kept at the last graceful stop (`entries`), those not expired yet. */
+  restore(entries: ReadonlyArray<readonly [string, number]>): number {
+    const now = this.s.clock.now();
+    let restored = 0;
+    for (const [id, expiresAt] of entries) {
+      if (expiresAt <= now) continue;
+      this.record(id, expiresAt);
+      restored++;
+    }
+    return restored;
   }
 
   /**
