@@ -77,7 +77,7 @@ const groups = [
   // of CPU enough for calls between them to outlast the 500 ms default rpc_timeout in two
   // full runs out of two. COHORT_TEST_INTEGRATION_CONCURRENCY sets another number (1 to find
   // a file that fails only beside others).
-  { name: 'integration', files: longFirst(testFiles('dist/test/integration')), concurrency: Number(process.env.COHORT_TEST_INTEGRATION_CONCURRENCY ?? 3), timeoutMs: 300_000 },
+  { name: 'integration', files: longFirst(testFiles('dist/test/integration')), concurrency: Number(process.env.COHORT_TEST_INTEGRATION_CONCURRENCY ?? 3), timeoutMs: 300_000, forceExit: true },
   { name: 'serial', files: testFiles('dist/test/serial'), concurrency: 1 },
 ].filter((g) => only.length === 0 || only.includes(g.name));
 
@@ -91,11 +91,14 @@ if (files.length === 0) {
 function testArgs(group) {
   return [
     '--test', `--test-concurrency=${group.concurrency}`, `--test-timeout=${group.timeoutMs ?? 120_000}`,
-    // A file ends when its last test has: a client library's reconnect timer left behind
-    // (once, an ioredis cluster client after its servers were killed) must not hold the file
-    // open until its time limit and fail a run whose every test passed. The processes the
-    // tests start are stopped by the tests' own cleanups either way.
-    '--test-force-exit',
+    // Integration files end when their last test has: a client library's reconnect timer left
+    // behind (once, an ioredis cluster client after its servers were killed) must not hold the
+    // file open until its time limit and fail a run whose every test passed. The processes the
+    // tests start are stopped by the tests' own cleanups either way. Not for the other groups:
+    // on Node 20 the flag sometimes ends a file of many short synchronous tests part-way, its
+    // later tests never run and never counted (test/unit/config.test.js lost 2 to 9 of its 48
+    // in 4 runs of 8), and nothing in those groups holds a file open.
+    ...(group.forceExit ? ['--test-force-exit'] : []),
     '--test-reporter=spec', '--test-reporter-destination=stdout',
     // COHORT_TEST_TAP_DIR=<dir>: also a TAP report per group, whose top-level entries give the
     // wall time of each file's suites (scripts/test-timings.mjs lists them, longest first), to
