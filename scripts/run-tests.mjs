@@ -23,7 +23,9 @@
 // gaps, and the tail where its last files run alone). Where neither launcher exists (Windows)
 // the groups run one after the other. The background files' output is printed last.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { unendedTests } from './tap-check.mjs';
 import { join } from 'node:path';
 
 function testFiles(dir) {
@@ -77,7 +79,7 @@ const groups = [
   // of CPU enough for calls between them to outlast the 500 ms default rpc_timeout in two
   // full runs out of two. COHORT_TEST_INTEGRATION_CONCURRENCY sets another number (1 to find
   // a file that fails only beside others).
-  { name: 'integration', files: longFirst(testFiles('dist/test/integration')), concurrency: Number(process.env.COHORT_TEST_INTEGRATION_CONCURRENCY ?? 3), timeoutMs: 300_000, forceExit: true },
+  { name: 'integration', files: longFirst(testFiles('dist/test/integration')), concurrency: Number(process.env.COHORT_TEST_INTEGRATION_CONCURRENCY ?? 3), timeoutMs: 300_000 },
   { name: 'serial', files: testFiles('dist/test/serial'), concurrency: 1 },
 ].filter((g) => only.length === 0 || only.includes(g.name));
 
@@ -91,21 +93,16 @@ if (files.length === 0) {
 function testArgs(group) {
   return [
     '--test', `--test-concurrency=${group.concurrency}`, `--test-timeout=${group.timeoutMs ?? 120_000}`,
-    // Integration files end when their last test has: a client library's reconnect timer left
-    // behind (once, an ioredis cluster client after its servers were killed) must not hold the
-    // file open until its time limit and fail a run whose every test passed. The processes the
-    // tests start are stopped by the tests' own cleanups either way. Not for the other groups:
-    // on Node 20 the flag sometimes ends a file of many short synchronous tests part-way, its
-    // later tests never run and never counted (test/unit/config.test.js lost 2 to 9 of its 48
-    // in 4 runs of 8), and nothing in those groups holds a file open.
-    ...(group.forceExit ? ['--test-force-exit'] : []),
+    // No --test-force-exit: on Node 20 it sometimes ended a file of many short tests part-way
+    // with no failure (test/unit/config.test.js ran 39 to 47 of its 48 tests in 4 runs of 8),
+    // and it cut the end of the TAP report below. A file that something holds open fails by
+    // its time limit instead, which says where.
     '--test-reporter=spec', '--test-reporter-destination=stdout',
-    // COHORT_TEST_TAP_DIR=<dir>: also a TAP report per group, whose top-level entries give the
-    // wall time of each file's suites (scripts/test-timings.mjs lists them, longest first), to
-    // keep the run within its budget.
-    ...(process.env.COHORT_TEST_TAP_DIR
-      ? ['--test-reporter=tap', `--test-reporter-destination=${join(process.env.COHORT_TEST_TAP_DIR, `${group.name}.tap`)}`]
-      : []),
+    // A TAP report per group, checked when the group ends (`unendedTests`). Written to
+    // COHORT_TEST_TAP_DIR=<dir> when set: its top-level entries give the wall time of each
+    // file's suites (scripts/test-timings.mjs lists them, longest first), to keep the run within
+    // its budget.
+    '--test-reporter=tap', `--test-reporter-destination=${tapFile(group)}`,
     ...group.files,
   ];
 }
@@ -168,7 +165,28 @@ function waitsOnRealTime(file) {
   return [...text.matchAll(/(?:from|import)\s*\(?\s*['"](\.\.?\/[^'"]+)['"]/g)].some((m) => !m[1].startsWith('../../src/') && !SIMULATED_HELPERS.has(m[1]));
 }
 
-if (process.env.COHORT_TEST_TAP_DIR) mkdirSync(process.env.COHORT_TEST_TAP_DIR, { recursive: true });
+const TAP_DIR = process.env.COHORT_TEST_TAP_DIR ?? mkdtempSync(join(tmpdir(), 'cohort-test-tap-'));
+mkdirSync(TAP_DIR, { recursive: true });
+if (!process.env.COHORT_TEST_TAP_DIR) process.on('exit', () => rmSync(TAP_DIR, { recursive: true, force: true }));
+
+function tapFile(group) {
+  return join(TAP_DIR, `${group.name}.tap`);
+}
+
+/** A group's result, failed when its report holds a test that never ended (see `unendedTests`). */
+function checked(group, passed) {
+  let tap = '';
+  try {
+    tap = readFileSync(tapFile(group), 'utf8');
+  } catch {
+    console.log(`\nrun-tests: the ${group.name} tests wrote no report`);
+    return false;
+  }
+  const unended = unendedTests(tap);
+  if (unended.length === 0) return passed;
+  console.log(`\nrun-tests: ${unended.length} of the ${group.name} tests began and never ended (a test file stopped part-way; its later tests did not run): ${unended.slice(0, 10).join(' / ')}`);
+  return false;
+}
 
 const byName = new Map(groups.filter((g) => g.files.length > 0).map((g) => [g.name, g]));
 const results = [];
@@ -190,16 +208,16 @@ if (unit && idle && niceAvailable()) {
     console.log(`\n# ${foreground.map((f) => `${f.group.name} (${f.group.files.length} files${f.nice ? `, nice ${f.nice}, output once done` : ''})`).join(' beside ')}`);
     // The serial group's output as it comes; the clock-bound unit files' once both are done.
     const runs = await Promise.all(foreground.map((f) => runGroup(f.group, f.nice ? { output: 'held', prefix: ['nice', '-n', String(f.nice)] } : {})));
-    for (const r of runs) {
+    runs.forEach((r, i) => {
       r.printHeld?.();
-      results.push(r.passed);
-    }
+      results.push(checked(foreground[i].group, r.passed));
+    });
   }
-  if (integration) results.push((await runGroup(integration)).passed);
+  if (integration) results.push(checked(integration, (await runGroup(integration)).passed));
   const done = await backgroundRun;
   done.printHeld?.();
-  results.push(done.passed);
+  results.push(checked(background, done.passed));
 } else {
-  for (const group of byName.values()) results.push((await runGroup(group)).passed);
+  for (const group of byName.values()) results.push(checked(group, (await runGroup(group)).passed));
 }
 process.exit(results.every(Boolean) ? 0 : 1);

@@ -1,0 +1,23 @@
+// What scripts/run-tests.mjs checks in each group's TAP report once the group has run.
+/**
+ * The tests and suites of a TAP report that began and never ended: a test file whose process
+ * ended part-way (the runner does not count that as a failure, and its later tests are simply
+ * missing). A test begins with "# Subtest: name" and ends with "ok N - name" or "not ok N -
+ * name" at the same indentation.
+ */
+export function unendedTests(tap) {
+  const open = [];
+  for (const line of tap.split('\n')) {
+    const begun = /^(\s*)# Subtest: (.*)$/.exec(line);
+    if (begun) {
+      open.push({ indent: begun[1].length, name: begun[2] });
+      continue;
+    }
+    const ended = /^(\s*)(?:not )?ok \d+ - /.exec(line);
+    if (!ended) continue;
+    const at = open.findLastIndex((t) => t.indent === ended[1].length);
+    if (at >= 0) open.splice(at, 1);
+  }
+  return open.map((t) => t.name);
+}
+

@@ -1,0 +1,53 @@
+/**
+ * scripts/tap-check.mjs: what `npm test` checks in each group's TAP report, so a test file that
+ * stops part-way (its later tests never run, and the runner does not count that as a failure)
+ * fails the run instead.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { PACKAGE_ROOT } from '../helpers/paths.js';
+
+const { unendedTests } = (await import(pathToFileURL(join(PACKAGE_ROOT, 'scripts/tap-check.mjs')).href)) as { unendedTests(tap: string): string[] };
+
+const WHOLE = `TAP version 13
+# Subtest: a suite
+    # Subtest: first
+    ok 1 - first
+      ---
+      duration_ms: 1.2
+      ...
+    # Subtest: second
+    not ok 2 - second
+      ---
+      duration_ms: 3.4
+      ...
+    1..2
+not ok 1 - a suite
+# Subtest: a
+    # Subtest: a
+    ok 1 - a
+ok 2 - a
+1..2
+# tests 3
+`;
+
+describe('the TAP check of npm test', () => {
+  it('finds nothing amiss in a whole report, failures included', () => {
+    assert.deepEqual(unendedTests(WHOLE), []);
+  });
+
+  it('names every test and suite that began and never ended', () => {
+    const cut = `TAP version 13
+# Subtest: node configuration: valid files
+    # Subtest: applies documented defaults
+    ok 1 - applies documented defaults
+    # Subtest: advertises the bind address
+1..1
+# tests 1
+`;
+    assert.deepEqual(unendedTests(cut), ['node configuration: valid files', 'advertises the bind address']);
+    assert.deepEqual(unendedTests(WHOLE.replace('ok 2 - a\n', '')), ['a'], 'a suite named like its own test');
+  });
+});
