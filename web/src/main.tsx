@@ -4,7 +4,7 @@
  * and is shared by every page (it also says whether this node is the replica: read-only).
  */
 import { render } from 'preact';
-import { useCallback, useEffect, useState } from 'preact/hooks';
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { api, currentSession, setSessionHandlers, type ClusterView, type Session } from './api';
 import { navigate, usePath } from './router';
 import { SignIn } from './pages/SignIn';
@@ -37,6 +37,7 @@ const NAV: Array<[WebPagePath, string]> = [
 let returnTo: string | undefined;
 
 const ENDED = 'Your session has ended (it expired or was signed out). Please sign in again.';
+const SIGNED_OUT = 'You have signed out.';
 
 function App() {
   const path = usePath();
@@ -45,15 +46,21 @@ function App() {
   const [view, setView] = useState<ClusterView | undefined>(undefined);
   const [live, setLive] = useState<'connecting' | 'live' | 'lost'>('connecting');
 
+  // Set while this page signs out: the session then ends twice over, by the logout's answer and
+  // by the event stream's `signed-out` (which can come after the answer when the page renders
+  // late), and the page says "signed out" whichever comes last.
+  const signingOut = useRef(false);
+
   const ended = useCallback((why: string) => {
     setSession(null);
     setView(undefined);
-    setMessage(why);
+    setMessage(signingOut.current ? SIGNED_OUT : why);
     setSessionHandlers(undefined, () => {});
     navigate('/sign-in', true);
   }, []);
 
   const accept = useCallback((s: Session) => {
+    signingOut.current = false;
     setSessionHandlers(s.csrfToken, () => ended(ENDED));
     setMessage(undefined);
     setSession(s);
@@ -143,10 +150,11 @@ function App() {
   }
 
   const signOut = async (): Promise<void> => {
+    signingOut.current = true;
     try {
       await api('POST', '/admin/v1/logout');
     } finally {
-      ended('You have signed out.');
+      ended(SIGNED_OUT);
     }
   };
 
