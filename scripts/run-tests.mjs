@@ -25,7 +25,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { unendedTests } from './tap-check.mjs';
+import { filesWithoutTests, unendedTests } from './tap-check.mjs';
 import { join } from 'node:path';
 
 function testFiles(dir) {
@@ -173,7 +173,7 @@ function tapFile(group) {
   return join(TAP_DIR, `${group.name}.tap`);
 }
 
-/** A group's result, failed when its report holds a test that never ended (see `unendedTests`). */
+/** A group's result, failed when its report holds a test that never ended or a file that reported none (tap-check.mjs). */
 function checked(group, passed) {
   let tap = '';
   try {
@@ -183,9 +183,10 @@ function checked(group, passed) {
     return false;
   }
   const unended = unendedTests(tap);
-  if (unended.length === 0) return passed;
-  console.log(`\nrun-tests: ${unended.length} of the ${group.name} tests began and never ended (a test file stopped part-way; its later tests did not run): ${unended.slice(0, 10).join(' / ')}`);
-  return false;
+  const silent = filesWithoutTests(tap);
+  if (unended.length > 0) console.log(`\nrun-tests: ${unended.length} of the ${group.name} tests began and never ended (a test file stopped part-way; its later tests did not run): ${unended.slice(0, 10).join(' / ')}`);
+  if (silent.length > 0) console.log(`\nrun-tests: ${silent.length} ${group.name} test files ended before they reported a test of their own: ${silent.join(', ')}`);
+  return passed && unended.length === 0 && silent.length === 0;
 }
 
 const byName = new Map(groups.filter((g) => g.files.length > 0).map((g) => [g.name, g]));

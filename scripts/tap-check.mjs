@@ -21,3 +21,17 @@ export function unendedTests(tap) {
   return open.map((t) => t.name);
 }
 
+
+/**
+ * The test files a TAP report names as tests themselves: a file whose process ended before it
+ * reported any test of its own (a `process.exit` in the code under test, say) is shown so, as one
+ * passing test named by its path. A file whose tests ran is never named in its report.
+ */
+export function filesWithoutTests(tap) {
+  const names = [];
+  for (const line of tap.split('\n')) {
+    const top = /^# Subtest: (.*\.test\.[cm]?js)$/.exec(line);
+    if (top && /^(\/|[A-Za-z]:[\\/])/.test(top[1])) names.push(top[1]);
+  }
+  return names;
+}

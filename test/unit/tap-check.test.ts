@@ -9,7 +9,10 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PACKAGE_ROOT } from '../helpers/paths.js';
 
-const { unendedTests } = (await import(pathToFileURL(join(PACKAGE_ROOT, 'scripts/tap-check.mjs')).href)) as { unendedTests(tap: string): string[] };
+const { unendedTests, filesWithoutTests } = (await import(pathToFileURL(join(PACKAGE_ROOT, 'scripts/tap-check.mjs')).href)) as {
+  unendedTests(tap: string): string[];
+  filesWithoutTests(tap: string): string[];
+};
 
 const WHOLE = `TAP version 13
 # Subtest: a suite
@@ -49,5 +52,16 @@ describe('the TAP check of npm test', () => {
 `;
     assert.deepEqual(unendedTests(cut), ['node configuration: valid files', 'advertises the bind address']);
     assert.deepEqual(unendedTests(WHOLE.replace('ok 2 - a\n', '')), ['a'], 'a suite named like its own test');
+  });
+
+  it('names a test file that ended before it reported a test of its own (shown as one test named by its path)', () => {
+    const exited = `TAP version 13
+# Subtest: /work/dist/test/unit/cut.test.js
+ok 1 - /work/dist/test/unit/cut.test.js
+1..1
+`;
+    assert.deepEqual(filesWithoutTests(exited), ['/work/dist/test/unit/cut.test.js']);
+    assert.deepEqual(filesWithoutTests(WHOLE), []);
+    assert.deepEqual(filesWithoutTests('# Subtest: reads the config.test.js file name from a string\n'), [], 'a test named after a file is not a path');
   });
 });
