@@ -25,8 +25,8 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { filesWithoutTests, unendedTests } from './tap-check.mjs';
 import { join } from 'node:path';
+import { filesWithoutTests, unendedTests } from './tap-check.mjs';
 
 function testFiles(dir) {
   const out = [];
@@ -127,8 +127,8 @@ function idlePriority() {
 /**
  * Runs one group; resolves with whether every test passed and how long it took. `output:
  * 'live'` streams it as it comes; `'held'` keeps it for `printHeld` (a group beside a live one,
- * printed after it, so the two do not interleave; absent for a live group). `prefix`: a command to run it under (a lower
- * CPU priority).
+ * printed after it, so the two do not interleave; absent for a live group). `prefix`: a
+ * command to run it under (a lower CPU priority).
  */
 function runGroup(group, { output = 'live', prefix = [] } = {}) {
   const header = `\n# ${group.name} tests (${group.files.length} files)${prefix.length > 0 ? `, under ${prefix.join(' ')}` : ''}`;
@@ -197,18 +197,18 @@ const integration = byName.get('integration');
 const idle = unit && (serial || integration) ? idlePriority() : undefined;
 if (unit && idle && niceAvailable()) {
   const clockBound = unit.files.filter(waitsOnRealTime);
-  const background = { ...unit, name: 'unit', files: unit.files.filter((f) => !clockBound.includes(f)), timeoutMs: BACKGROUND_TIMEOUT_MS };
+  const background = { ...unit, files: unit.files.filter((f) => !clockBound.includes(f)), timeoutMs: BACKGROUND_TIMEOUT_MS };
+  // The serial group's output as it comes; the clock-bound unit files' once both are done.
   const foreground = [
-    ...(clockBound.length > 0 ? [{ group: { ...unit, name: 'unit-clock', files: clockBound }, nice: 10 }] : []),
-    ...(serial ? [{ group: serial, nice: 0 }] : []),
+    ...(clockBound.length > 0 ? [{ group: { ...unit, name: 'unit-clock', files: clockBound }, options: { output: 'held', prefix: ['nice', '-n', '10'] } }] : []),
+    ...(serial ? [{ group: serial, options: {} }] : []),
   ];
   console.log(`\n# unit tests on simulated clocks (${background.files.length} files), in the background at idle CPU priority (${idle.join(' ')}); their output comes last`);
   const backgroundRun = runGroup(background, { output: 'held', prefix: idle });
   void backgroundRun.then((r) => console.log(`\n# unit tests on simulated clocks: ${r.passed ? 'passed' : 'FAILED'} in ${r.seconds} s`));
   if (foreground.length > 0) {
-    console.log(`\n# ${foreground.map((f) => `${f.group.name} (${f.group.files.length} files${f.nice ? `, nice ${f.nice}, output once done` : ''})`).join(' beside ')}`);
-    // The serial group's output as it comes; the clock-bound unit files' once both are done.
-    const runs = await Promise.all(foreground.map((f) => runGroup(f.group, f.nice ? { output: 'held', prefix: ['nice', '-n', String(f.nice)] } : {})));
+    console.log(`\n# ${foreground.map((f) => `${f.group.name} (${f.group.files.length} files${f.options.prefix ? `, ${f.options.prefix.join(' ')}, output once done` : ''})`).join(' beside ')}`);
+    const runs = await Promise.all(foreground.map((f) => runGroup(f.group, f.options)));
     runs.forEach((r, i) => {
       r.printHeld?.();
       results.push(checked(foreground[i].group, r.passed));

@@ -21,7 +21,6 @@ export function unendedTests(tap) {
   return open.map((t) => t.name);
 }
 
-
 /**
  * The test files a TAP report names as tests themselves: a file whose process ended before it
  * reported any test of its own (a `process.exit` in the code under test, say) is shown so, as one

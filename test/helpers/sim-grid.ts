@@ -280,6 +280,15 @@ export class SimGrid {
     if (!(await runUntil(this.tick, () => this.live().every((i) => this.engines[i]!.executor.ready), limitMs, 1))) throw new Error('engines not ready in time');
   }
 
+  /** Calls `watch` with every message the network delivers from now on, before it is delivered. */
+  watchDeliveries(watch: (m: { fromAddress: string; fromId: string; to: string; payload: Uint8Array }) => void): void {
+    const deliver = this.network.deliver.bind(this.network);
+    this.network.deliver = (fromAddress, fromId, to, channel, payload) => {
+      watch({ fromAddress, fromId, to, payload });
+      deliver(fromAddress, fromId, to, channel, payload);
+    };
+  }
+
   close(): void {
     for (const e of this.engines) {
       e.engine.close();

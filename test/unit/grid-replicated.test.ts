@@ -106,13 +106,10 @@ describe('replicated grid under failures', () => {
     // Transfers the others start with it before it announced that it holds its share: pulls
     // from it, pushes to it.
     const transfersWhileStarting: string[] = [];
-    const deliver = grid.network.deliver.bind(grid.network);
-    grid.network.deliver = (fromAddress, fromId, to, channel, payload) => {
-      const text = Buffer.from(payload).toString('latin1');
-      const method = /"m":"(grid\.pull|grid\.mergeLines)"/.exec(text)?.[1];
+    grid.watchDeliveries(({ fromId, to, payload }) => {
+      const method = /"m":"(grid\.pull|grid\.mergeLines)"/.exec(Buffer.from(payload).toString('latin1'))?.[1];
       if (to === joiner.address && method && !grid.holdsState.has(joiner.id)) transfersWhileStarting.push(`${method} from ${fromId}`);
-      deliver(fromAddress, fromId, to, channel, payload);
-    };
+    });
     grid.setActive([0, 1, 2, 3]);
     await grid.untilReady();
     assert.equal(joiner.store.get('revocation', 'token-1'), true, 'downloaded at start');

@@ -83,13 +83,10 @@ describe('partitions larger than a frame', { timeout: SEEDS_TIMEOUT_MS }, () => 
     // Each request for a further slice names the last record of the slice before (its
     // cursor): when it leaves, that slice has arrived but is not merged yet.
     const cursorHeldWhenAsked: boolean[] = [];
-    const deliver = grid.network.deliver.bind(grid.network);
-    grid.network.deliver = (fromAddress, fromId, to, channel, payload) => {
-      const text = Buffer.from(payload.subarray(0, 400)).toString('latin1');
-      const cursor = /"m":"grid\.pull".*"after":\["session","([^"]+)"\]/.exec(text);
+    grid.watchDeliveries(({ fromAddress, payload }) => {
+      const cursor = /"m":"grid\.pull".*"after":\["session","([^"]+)"\]/.exec(Buffer.from(payload.subarray(0, 400)).toString('latin1'));
       if (fromAddress === fresh.address && cursor) cursorHeldWhenAsked.push(fresh.store.record('session', cursor[1]!) !== undefined);
-      deliver(fromAddress, fromId, to, channel, payload);
-    };
+    });
     grid.setActive([0, 1, 2]);
     await grid.untilReady(60_000);
     assert.equal(fresh.store.recordCount(partition), SESSIONS);

@@ -259,11 +259,12 @@ export class GridEngine {
   /** Graceful stop: saves what this engine holds (when it has somewhere to) and closes; resolves with how many records were saved. */
   async shutdown(): Promise<number | undefined> {
     this.stopTimers();
-    const saved = this.o.savedState === undefined ? undefined : await this.o.savedState.save(this.store);
-    if (saved !== undefined) {
+    const storage = this.o.savedState;
+    const saved = storage === undefined ? undefined : await storage.save(this.store);
+    if (storage !== undefined && saved !== undefined) {
       // The replay ids this engine witnesses for other engines' partitions too (replay-witnesses.ts).
       const witnessed = this.executor.replayWitnesses.entries();
-      this.o.savedState!.keepWitnesses(witnessed);
+      storage.keepWitnesses(witnessed);
       this.o.logger.info({ records: saved, witnessedReplayIds: witnessed.length }, 'grid state saved');
     }
     this.close();
