@@ -7,6 +7,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../core/logger.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { CohortError, ERROR_CODES, type ErrorCode } from '../core/errors.js';
+import { OWN_SCHEMA_OPTIONS } from '../core/own-schemas.js';
 import { WarningLimiter } from '../core/warning-limiter.js';
 import { formatAddress, type Address } from '../config/values.js';
 import { installFastLanes } from './fast-lane.js';
@@ -104,7 +105,8 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     loggerInstance: options.logger.child({ api: options.name }) as FastifyBaseLogger,
     // No type coercion: a body field of the wrong type is refused, never quietly converted
     // (query strings and path parameters are declared as strings for the same reason).
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    // Route schemas are this code's own, checked against the meta-schema by the tests (core/own-schemas.ts).
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false, ...OWN_SCHEMA_OPTIONS } },
     // Path parameters carry host:port addresses and keys; host names may be 253 characters.
     routerOptions: { maxParamLength: 300 },
     childLoggerFactory: (logger) => logger,

@@ -17,6 +17,7 @@
  */
 import { isIP } from 'node:net';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { OWN_SCHEMA_OPTIONS } from '../core/own-schemas.js';
 import type { SecretWalker } from '../core/sealed-secrets.js';
 import { scheduleSecrets } from '../scheduler/schedule-secrets.js';
 import { MAX_SESSION_LIFETIME_MS } from '../state/services.js';
@@ -241,7 +242,7 @@ const validators = new Map<ConfigSection, ValidateFunction>();
 function validator(section: ConfigSection): ValidateFunction {
   let v = validators.get(section);
   if (!v) {
-    ajv ??= new Ajv({ allErrors: true, strict: true });
+    ajv ??= new Ajv({ allErrors: true, strict: true, ...OWN_SCHEMA_OPTIONS });
     v = ajv.compile(SECTION_SCHEMAS[section]);
     validators.set(section, v);
   }

@@ -12,6 +12,7 @@
 import { Ajv } from 'ajv';
 import { CronExpressionParser } from 'cron-parser';
 import { CohortError } from '../core/errors.js';
+import { OWN_SCHEMA_OPTIONS } from '../core/own-schemas.js';
 import { contentHash } from '../repository/canonical-json.js';
 import type { ClaimPlan, SchedulerJob } from '../repository/repository.js';
 
@@ -36,7 +37,7 @@ export interface ScheduleDefinition {
   misfirePolicy: MisfirePolicy;
 }
 
-const SCHEMA = {
+export const SCHEDULE_SCHEMA = {
   type: 'object',
   additionalProperties: false,
   required: ['id', 'type'],
@@ -65,7 +66,7 @@ const SCHEMA = {
   },
 } as const;
 
-const validate = new Ajv({ allErrors: true, strict: true }).compile(SCHEMA);
+const validate = new Ajv({ allErrors: true, strict: true, ...OWN_SCHEMA_OPTIONS }).compile(SCHEDULE_SCHEMA);
 
 function invalid(id: unknown, problems: string[]): CohortError {
   const name = typeof id === 'string' ? id : '(no id)';

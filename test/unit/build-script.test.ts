@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PACKAGE_ROOT } from '../helpers/paths.js';
@@ -12,6 +12,7 @@ interface BuildScript {
   ESBUILD_NAME_HELPER: string;
   CHEAP_NAME_HELPER: string;
   cheapNameHelper(text: string): string;
+  bundleCli(root: string): number;
   sourceDigest(root: string): string;
   upToDate(root: string): boolean;
   build(root: string): number;
@@ -46,6 +47,28 @@ describe('scripts/build.mjs', () => {
     assert.ok(/["']hello["']/.test(text) && !/from\s*["']\.\/greeting\.js["']/.test(text), 'the imported module is inside the bundle');
     const run = spawnSync(bundle, [], { encoding: 'utf8' });
     assert.equal(run.stdout.trim(), 'hello', run.stderr);
+  });
+
+  it('splits what the CLI imports dynamically into chunk files beside the bundle, each with the cheap name helper, and drops an earlier bundle\'s chunks', (t) => {
+    const root = tmpDir(t);
+    tinyPackage(root);
+    writeFileSync(join(root, 'src/cli/late.ts'), "export class LateGreeter { hello(): string { return 'late-text'; } }\nexport const lateName = (): string => LateGreeter.name;\n");
+    writeFileSync(join(root, 'src/cli/main.ts'), "#!/usr/bin/env node\ndeclare const process: { argv: string[] };\nif (process.argv[2] === 'late') { const { LateGreeter, lateName } = await import('./late.js'); console.log(new LateGreeter().hello(), lateName()); } else console.log('early');\n");
+    assert.equal(script.build(root), 0);
+    const dir = join(root, 'dist/src/cli');
+    const chunks = readdirSync(dir).filter((f) => /^cohort-chunk-[A-Z0-9]+\.js$/.test(f));
+    assert.ok(chunks.length >= 1, `chunks: ${readdirSync(dir).join(', ')}`);
+    const texts = chunks.map((f) => readFileSync(join(dir, f), 'utf8'));
+    assert.ok(texts.some((text) => text.includes('late-text')), 'the dynamically imported module is in a chunk');
+    assert.ok(!readFileSync(join(dir, 'cohort.js'), 'utf8').includes('late-text'), 'and not in the bundle a process loads first');
+    for (const text of [...texts, readFileSync(join(dir, 'cohort.js'), 'utf8')]) assert.ok(!text.includes(script.ESBUILD_NAME_HELPER), "esbuild's helper is in no file");
+    assert.equal(spawnSync(join(dir, 'cohort.js'), [], { encoding: 'utf8' }).stdout.trim(), 'early');
+    const late = spawnSync(join(dir, 'cohort.js'), ['late'], { encoding: 'utf8' });
+    assert.equal(late.stdout.trim(), 'late-text LateGreeter', late.stderr);
+
+    writeFileSync(join(dir, 'cohort-chunk-OLDBUILD.js'), 'export {};\n');
+    assert.equal(script.bundleCli(root), 0);
+    assert.ok(!readdirSync(dir).includes('cohort-chunk-OLDBUILD.js'), 'a chunk of an earlier bundle is removed');
   });
 
   it('keeps the names of classes and functions the bundler renamed, with a helper that leaves the others (and arrows) untouched', (t) => {
