@@ -11,6 +11,7 @@ import { OWN_SCHEMA_OPTIONS } from '../core/own-schemas.js';
 import { WarningLimiter } from '../core/warning-limiter.js';
 import { formatAddress, type Address } from '../config/values.js';
 import { installFastLanes } from './fast-lane.js';
+import { serializersOnFirstUse, validatorsOnFirstUse } from './route-compilers.js';
 
 export interface HttpServerOptions {
   logger: Logger;
@@ -94,6 +95,9 @@ export function setBadUrlCode(app: FastifyInstance, code: ErrorCode): void {
  * URL; only faults (500) at error, with their stack. Requests share the API's logger instead
  * of getting a child logger each, for the same reason.
  */
+/** Ajv options of the route validators (Fastify's `ajv.customOptions`); the tests compile every route schema with them. */
+export const ROUTE_AJV_OPTIONS = { removeAdditional: false, coerceTypes: false, allErrors: false, ...OWN_SCHEMA_OPTIONS } as const;
+
 export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   // One shape for both: routes and hooks never depend on whether the listener speaks TLS (the
   // HTTPS server is a subclass of the TLS server, whose secure context node/tls-reloader.ts replaces).
@@ -106,7 +110,9 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     // No type coercion: a body field of the wrong type is refused, never quietly converted
     // (query strings and path parameters are declared as strings for the same reason).
     // Route schemas are this code's own, checked against the meta-schema by the tests (core/own-schemas.ts).
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false, ...OWN_SCHEMA_OPTIONS } },
+    ajv: { customOptions: ROUTE_AJV_OPTIONS },
+    // Each route's schemas are compiled when the route is first used (http/route-compilers.ts).
+    schemaController: { compilersFactory: { buildValidator: validatorsOnFirstUse, buildSerializer: serializersOnFirstUse } },
     // Path parameters carry host:port addresses and keys; host names may be 253 characters.
     routerOptions: { maxParamLength: 300 },
     childLoggerFactory: (logger) => logger,

@@ -23,7 +23,8 @@ import { registerInlineProxy } from '../../src/engine/access/proxy.js';
 import { registerRuntimeApi } from '../../src/engine/runtime-api.js';
 import { runtimeSettings } from '../../src/engine/runtime-settings.js';
 import { sha256 } from '../../src/http/bearer-auth.js';
-import { createHttpServer } from '../../src/http/server.js';
+import { eagerSerializers, eagerValidators } from '../../src/http/route-compilers.js';
+import { createHttpServer, ROUTE_AJV_OPTIONS } from '../../src/http/server.js';
 import { registerManageApi } from '../../src/node/manage-api.js';
 import { SECTION_SCHEMAS } from '../../src/policy/config-sections.js';
 import { SCHEDULE_SCHEMA } from '../../src/scheduler/schedule-definition.js';
@@ -119,6 +120,22 @@ describe('schemas of this code base, checked against the JSON Schema meta-schema
     assert.ok(found.length >= 40, `${found.length} route schema parts`);
     const bad = found.flatMap((f) => metaErrors(f.schema).map((e) => `${f.route} (${f.part}): ${e}`));
     assert.deepEqual(bad, []);
+  });
+
+  it('every route schema compiles with the compilers the servers use (they compile it only at the route\'s first request)', async (t) => {
+    const found = await everyRouteSchema(t);
+    const validators = (eagerValidators as unknown as (e: unknown, o: unknown) => (r: object) => unknown)({}, { customOptions: ROUTE_AJV_OPTIONS });
+    const serializers = (eagerSerializers as unknown as (e: unknown, o: unknown) => (r: object) => unknown)({}, undefined);
+    const failed: string[] = [];
+    for (const f of found) {
+      try {
+        if (f.part.startsWith('response ')) serializers({ schema: f.schema, method: 'GET', url: f.route, httpStatus: f.part.slice(9) });
+        else validators({ schema: f.schema, method: 'GET', url: f.route, httpPart: f.part });
+      } catch (err) {
+        failed.push(`${f.route} (${f.part}): ${(err as Error).message}`);
+      }
+    }
+    assert.deepEqual(failed, []);
   });
 
   it('every configuration section and the schedule schema', () => {
