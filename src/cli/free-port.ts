@@ -29,12 +29,26 @@ function tryListen(host: string, port: number): Promise<number | undefined> {
   });
 }
 
+/**
+ * The ports of the Fetch standard's "bad port" list from 1024 up: browsers refuse to open them
+ * and so does Node's own fetch ("bad port"), so a web console, a runtime API or an example
+ * `curl` printed on one of them would not be reached from a browser (10080 lies in the range
+ * above: a full test run once handed it to a console's admin listener).
+ */
+const BLOCKED_BY_BROWSERS = new Set([1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080]);
+
+/** The `index`th candidate of the range from `low` spanning `span` ports, or undefined for a port browsers refuse (pure). */
+export function candidatePort(low: number, span: number, index: number): number | undefined {
+  const port = low + (index % span);
+  return BLOCKED_BY_BROWSERS.has(port) ? undefined : port;
+}
+
 /** Where this process looks for its next port: a random place in the range, then onwards. */
 let cursor: number | undefined;
 
 /**
  * A free TCP port on `host` for a listener another process will bind: the next one below the
- * ephemeral range that binds now, or (after 50 tries) one from the OS.
+ * ephemeral range that binds now (never one browsers refuse), or (after 50 tries) one from the OS.
  *
  * Ports are taken in order from a random starting point, not at random each time: between
  * the moment a port is found free and the moment its listener binds it, another caller could
@@ -47,7 +61,8 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   const span = high - low + 1;
   cursor ??= randomInt(0, span);
   for (let i = 0; i < 50; i++) {
-    const candidate = low + (cursor++ % span);
+    const candidate = candidatePort(low, span, cursor++);
+    if (candidate === undefined) continue;
     const port = await tryListen(host, candidate);
     if (port !== undefined) return port;
   }

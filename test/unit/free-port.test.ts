@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { freePort } from '../../src/cli/free-port.js';
+import { candidatePort, freePort } from '../../src/cli/free-port.js';
 
 describe('freePort', () => {
   it('hands out a different port every time, each one free and below the ephemeral range', async () => {
@@ -24,5 +24,18 @@ describe('freePort', () => {
     const server = createServer();
     await new Promise<void>((resolve, reject) => server.once('error', reject).listen({ host: '127.0.0.1', port: last }, resolve));
     await new Promise((resolve) => server.close(resolve));
+  });
+
+  it('skips the ports browsers and fetch refuse (10080 in its range), and only those', async () => {
+    // 10,000 + 80 is the 80th candidate of a range starting at 10,000.
+    assert.equal(candidatePort(10_000, 20_000, 80), undefined);
+    assert.equal(candidatePort(10_000, 20_000, 20_080), undefined, 'also when the cursor has gone round');
+    assert.equal(candidatePort(10_000, 20_000, 79), 10_079);
+    assert.equal(candidatePort(10_000, 20_000, 81), 10_081);
+    let skipped = 0;
+    for (let i = 0; i < 22_768; i++) if (candidatePort(10_000, 22_768, i) === undefined) skipped++;
+    assert.equal(skipped, 1, 'one port of 10,000 - 32,767 is refused');
+    // Why: Node's fetch (as every browser) refuses that port before it connects.
+    await assert.rejects(fetch('http://127.0.0.1:10080/'), (err: Error & { cause?: Error }) => /bad port/.test(String(err.cause?.message)));
   });
 });
