@@ -2,12 +2,16 @@ import type { Command } from 'commander';
 import { isCohortError } from '../../core/errors.js';
 import { createLogger } from '../../core/logger.js';
 import { loadNodeConfig, type NodeConfig } from '../../config/node-config.js';
-import { membershipTiming } from '../../node/cluster-member.js';
-import { CohortNode } from '../../node/cohort-node.js';
 import { EXIT, isRefusal } from '../exit-codes.js';
 import { fail } from '../fail.js';
 import { configOption } from '../config-option.js';
 
+/**
+ * The node's modules are imported when `start` runs, not when the CLI loads: every other
+ * command (`cohort up`, `cluster info`, `health`) would otherwise read and parse the whole
+ * server (Fastify, the grid, the metrics) at each run (scripts/build.mjs splits the bundle at
+ * dynamic imports).
+ */
 export function registerStart(program: Command): void {
   program
     .command('start')
@@ -15,6 +19,7 @@ export function registerStart(program: Command): void {
     .addOption(configOption('node configuration file'))
     .action(async (opts: { config: string }) => {
       let config: NodeConfig;
+      const { membershipTiming } = await import('../../node/cluster-member.js');
       try {
         config = loadNodeConfig(opts.config);
         membershipTiming(config); // timings that clash are invalid configuration, caught before anything binds
@@ -31,6 +36,7 @@ function exitStatusOf(err: unknown): number {
 }
 
 async function runNode(config: NodeConfig): Promise<void> {
+  const { CohortNode } = await import('../../node/cohort-node.js');
   const log = createLogger({ level: config.log.level, format: config.log.format, base: { node: config.node.id, role: config.node.role } });
   let exiting = false;
   const shutdown = (reason: string, status: number): void => {
