@@ -121,9 +121,11 @@ export function bundleCli(root) {
       platform: 'node',
       format: 'esm',
       target: 'node20',
-      // Native addons load their compiled .node file from beside their own package;
-      // pg-native is pg's optional binding, not installed.
-      external: ['better-sqlite3', 'pg-native'],
+      // Native addons load their compiled .node file from beside their own package (msgpackr's
+      // optional extractor too: bundled, it looked for that file beside the bundle, never found
+      // it, and the CLI decoded without it while the tests, loading msgpackr from node_modules,
+      // decoded with it); pg-native is pg's optional binding, not installed.
+      external: ['better-sqlite3', 'pg-native', 'msgpackr-extract'],
       // Class and function names stay as written (error names, log lines).
       keepNames: true,
       // The CommonJS packages bundled here call require() for Node's own modules (in every file).
