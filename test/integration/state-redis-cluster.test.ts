@@ -22,6 +22,7 @@ import { runCohort, runCohortToEnd, upDir } from '../helpers/processes.js';
 import type { ClusterFile } from '../../src/cli/local-cluster/local-cluster.js';
 import { loadNodeConfig } from '../../src/config/node-config.js';
 import { readFileSync } from 'node:fs';
+import { exitWhenDone } from '../helpers/exit-when-done.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cohort-redis-cluster-'));
 let cluster: Promise<RedisClusterHandle> | undefined;
@@ -31,6 +32,7 @@ after(async () => {
   await (await sentinels?.catch(() => undefined))?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
+exitWhenDone('state-redis-cluster.test');
 
 /** One cluster (and one Sentinel set) for the whole file, started when first asked for. */
 const sharedCluster = (): Promise<RedisClusterHandle> => (cluster ??= startRedisCluster(join(dir, 'cluster')));

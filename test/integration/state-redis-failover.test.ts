@@ -17,6 +17,9 @@ import { startNode, waitUntil } from '../helpers/cluster.js';
 import { redisBinariesOrSkip } from '../helpers/services.js';
 import { startRedisCluster, startRedisSentinels } from '../helpers/redis-servers.js';
 import { tmpDir } from '../helpers/tmp.js';
+import { exitWhenDone } from '../helpers/exit-when-done.js';
+
+exitWhenDone('state-redis-failover.test');
 
 const API_KEY = 'failover-runtime-api-key-0123456789';
 

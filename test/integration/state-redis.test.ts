@@ -7,6 +7,9 @@ import { isCohortError } from '../../src/core/errors.js';
 import { RedisProvider, type RedisProviderOptions } from '../../src/state/redis/redis-provider.js';
 import { redisUrlOrSkip } from '../helpers/services.js';
 import { redisHarness, stateContract } from '../helpers/state-contract.js';
+import { exitWhenDone } from '../helpers/exit-when-done.js';
+
+exitWhenDone('state-redis.test');
 
 stateContract('redis', async (t) => {
   const url = await redisUrlOrSkip(t);
