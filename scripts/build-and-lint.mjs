@@ -1,14 +1,14 @@
 #!/usr/bin/env node
-// The build (tsc, the web bundle) and the lint at once. Each is single-threaded, so on a 2-core
-// machine together they take as long as the longer of the two instead of both end to end. Each
-// one's output is printed when it ends, not interleaved; the exit status is non-zero if either
-// failed.
+// The build (scripts/build.mjs: the sources compiled and type-checked, the CLI bundle, the web
+// bundle) and the lint at once. Each is single-threaded, so on a 2-core machine together they
+// take as long as the longer of the two instead of both end to end. Each one's output is printed
+// when it ends, not interleaved; the exit status is non-zero if either failed.
 //
-// `--then-test` (what `npm test` runs): the tests (scripts/run-tests.mjs) start as soon as the
-// build is done, and a lint still running goes on beside them at CPU priority nice 10 (the
-// lint took some ten seconds longer than the build, which the tests' first groups then had to
-// wait for; at nice 10 it takes only the CPU they leave, as the unit files beside the serial
-// tests do). The lint's output and result come at the end, and a failed lint fails the run.
+// `--then-test` (what `npm test` runs): the build leaves out the type-check (it compiles with
+// esbuild in seconds) and the tests (scripts/run-tests.mjs) start as soon as it is done; the
+// type-check (tsc, some 40 s) and the lint (some 50 s) run beside the tests at CPU priority
+// nice 10, taking only the CPU the tests leave, as the unit files beside the serial tests do.
+// Their output and results come at the end, and either failing fails the run.
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { setPriority } from 'node:os';
@@ -35,27 +35,30 @@ function run(name, args, { live = false } = {}) {
   return { child, done };
 }
 
-console.log(`build-and-lint: type-checking and building dist/, and linting, side by side${thenTest ? '; the tests start once the build is done' : ''}`);
-const build = run('build', ['scripts/build.mjs']);
+console.log(`build-and-lint: building dist/${thenTest ? ' (the tests start once it is done, the type-check and the lint go on beside them)' : ' and type-checking it'}, and linting, side by side`);
+const build = run('build', ['scripts/build.mjs', ...(thenTest ? ['--no-type-check'] : [])]);
 const lint = run('lint', [eslint, '.']);
-let lintEnded = false;
-void lint.done.then(() => (lintEnded = true));
-const built = await build.done;
-built.print();
-if (!thenTest || !built.passed) {
-  const linted = await lint.done;
+if (!thenTest) {
+  const [built, linted] = [await build.done, await lint.done];
+  built.print();
   linted.print();
   process.exit(built.passed && linted.passed ? 0 : 1);
 }
-if (!lintEnded) {
+const typeCheck = run('type-check', ['--input-type=module', '-e', "import { typeCheck } from './scripts/build.mjs'; process.exit(typeCheck(process.cwd()));"]);
+const built = await build.done;
+built.print();
+// Beside the tests: only the CPU they leave (a platform that cannot lower a priority runs them as they are).
+for (const step of [lint, typeCheck]) {
   try {
-    setPriority(lint.child.pid, 10);
-    console.log('\n# lint: still running; it goes on beside the tests at nice 10, its output at the end');
+    setPriority(step.child.pid, 10);
   } catch {
-    // a platform that cannot lower it: it runs on as it is
+    // gone already, or not allowed here
   }
 }
-const tests = await run('tests', ['scripts/run-tests.mjs'], { live: true }).done;
-const linted = await lint.done;
-linted.print();
-process.exit(tests.passed && linted.passed ? 0 : 1);
+let tests = { passed: false };
+if (built.passed) {
+  console.log('\n# type-check and lint: going on beside the tests at nice 10, their output at the end');
+  tests = await run('tests', ['scripts/run-tests.mjs'], { live: true }).done;
+}
+for (const step of [typeCheck, lint]) (await step.done).print();
+process.exit(tests.passed && (await typeCheck.done).passed && (await lint.done).passed ? 0 : 1);

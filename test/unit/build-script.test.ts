@@ -15,7 +15,7 @@ interface BuildScript {
   bundleCli(root: string): number;
   sourceDigest(root: string): string;
   upToDate(root: string): boolean;
-  build(root: string): number;
+  build(root: string, options?: { typeCheck?: boolean }): number;
 }
 
 const script = (await import(pathToFileURL(join(PACKAGE_ROOT, 'scripts/build.mjs')).href)) as BuildScript;
@@ -137,6 +137,18 @@ describe('scripts/build.mjs', () => {
 
     writeFileSync(join(root, 'src/cli/extra.ts'), 'export const x = 1;\n');
     assert.equal(script.upToDate(root), false, 'a source was added');
+  });
+
+  it('compiles file by file and type-checks: a type error fails the build (no stamp), unless the check is left out', (t) => {
+    const root = tmpDir(t);
+    tinyPackage(root);
+    writeFileSync(join(root, 'src/cli/greeting.ts'), "export const greeting: number = 'hello';\n");
+    assert.notEqual(script.build(root), 0, 'a type error fails the build');
+    assert.equal(script.upToDate(root), false, 'and it leaves no stamp');
+    assert.equal(script.build(root, { typeCheck: false }), 0, 'without the check it builds');
+    assert.ok(readFileSync(join(root, 'dist/src/cli/greeting.js'), 'utf8').includes('hello'), 'each source compiled into dist/');
+    assert.ok(readFileSync(join(root, 'dist/src/cli/greeting.js.map'), 'utf8').includes('greeting.ts'), 'with its source map');
+    assert.equal(spawnSync(join(root, 'dist/src/cli/cohort.js'), [], { encoding: 'utf8' }).stdout.trim(), 'hello');
   });
 
   it('is not fooled by a stamp whose bin is missing', (t) => {
