@@ -7,8 +7,10 @@
 // `--then-test` (what `npm test` runs): the build leaves out the type-check (it compiles with
 // esbuild in seconds) and the tests (scripts/run-tests.mjs) start as soon as it is done; the
 // type-check (tsc, some 40 s) and the lint (some 50 s) run beside the tests at CPU priority
-// nice 10, taking only the CPU the tests leave, as the unit files beside the serial tests do.
-// Their output and results come at the end, and either failing fails the run.
+// nice 15, below the unit files that run beside the serial tests at nice 10 (which the
+// integration tests wait for: at the same priority the three shared the CPU the serial tests
+// left, and those unit files took 115 s in a full run, against 57 – 73 s with the lint alone
+// beside them), so they take only the CPU the tests leave. Their output and results come at the end, and either failing fails the run.
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { setPriority } from 'node:os';
@@ -18,6 +20,8 @@ import { performance } from 'node:perf_hooks';
 // eslint's package exports hide its bin: found next to its package.json instead.
 const eslint = join(dirname(createRequire(import.meta.url).resolve('eslint/package.json')), 'bin', 'eslint.js');
 const thenTest = process.argv.includes('--then-test');
+/** The CPU priority of the type-check and the lint beside the tests (see the header). */
+const BESIDE_TESTS_NICE = 15;
 
 /** Runs `args` with node; resolves with whether it passed and its output (printed by `print`). */
 function run(name, args, { live = false } = {}) {
@@ -50,14 +54,14 @@ built.print();
 // Beside the tests: only the CPU they leave (a platform that cannot lower a priority runs them as they are).
 for (const step of [lint, typeCheck]) {
   try {
-    setPriority(step.child.pid, 10);
+    setPriority(step.child.pid, BESIDE_TESTS_NICE);
   } catch {
     // gone already, or not allowed here
   }
 }
 let tests = { passed: false };
 if (built.passed) {
-  console.log('\n# type-check and lint: going on beside the tests at nice 10, their output at the end');
+  console.log(`\n# type-check and lint: going on beside the tests at nice ${BESIDE_TESTS_NICE}, their output at the end`);
   tests = await run('tests', ['scripts/run-tests.mjs'], { live: true }).done;
 }
 for (const step of [typeCheck, lint]) (await step.done).print();
