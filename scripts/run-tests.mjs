@@ -185,7 +185,7 @@ function checked(group, passed) {
   const unended = unendedTests(tap);
   const silent = filesWithoutTests(tap);
   if (unended.length > 0) console.log(`\nrun-tests: ${unended.length} of the ${group.name} tests began and never ended (a test file stopped part-way; its later tests did not run): ${unended.slice(0, 10).join(' / ')}`);
-  if (silent.length > 0) console.log(`\nrun-tests: ${silent.length} ${group.name} test files ended before they reported a test of their own: ${silent.join(', ')}`);
+  if (silent.length > 0) console.log(`\nrun-tests: ${silent.length} ${group.name} test files reported no test of their own (a file that ended early, or one the runner ended at its time limit, which shows the file alone even after its tests ran): ${silent.join(', ')}`);
   return passed && unended.length === 0 && silent.length === 0;
 }
 
