@@ -10,7 +10,8 @@
 // nice 15, below the unit files that run beside the serial tests at nice 10 (which the
 // integration tests wait for: at the same priority the three shared the CPU the serial tests
 // left, and those unit files took 115 s in a full run, against 57 – 73 s with the lint alone
-// beside them), so they take only the CPU the tests leave. Their output and results come at the end, and either failing fails the run.
+// beside them), so they take only the CPU the tests leave. Their output and results come at
+// the end, and either failing fails the run.
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { setPriority } from 'node:os';

@@ -22,7 +22,7 @@ import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-/** Folders and files whose content decides what tsc emits. */
+/** Folders and files whose content decides what the build writes. */
 const INPUTS = ['src', 'test', 'bench', 'web', 'tsconfig.json', 'package.json', 'package-lock.json'];
 export const STAMP_FILE = join('dist', '.build-stamp');
 

@@ -24,7 +24,8 @@ export function unendedTests(tap) {
 /**
  * The test files a TAP report names as tests themselves: a file whose process ended before it
  * reported any test of its own (a `process.exit` in the code under test, say) is shown so, as one
- * passing test named by its path. A file whose tests ran is never named in its report.
+ * passing test named by its path; so is a file the runner ended at its time limit, even after its
+ * tests had run (a failure either way). A file whose tests ran and that exited is never named.
  */
 export function filesWithoutTests(tap) {
   const names = [];

@@ -85,6 +85,9 @@ export function setBadUrlCode(app: FastifyInstance, code: ErrorCode): void {
   badUrlCodes.set(app, code);
 }
 
+/** Ajv options of the route validators (Fastify's `ajv.customOptions`); the tests compile every route schema with them. */
+export const ROUTE_AJV_OPTIONS = { removeAdditional: false, coerceTypes: false, allErrors: false, ...OWN_SCHEMA_OPTIONS } as const;
+
 /**
  * A Fastify instance with the conventions every Cohort API shares: errors answered as
  * `{ error: { code, message } }` with a code from core/errors.ts, a body size limit, schema
@@ -95,9 +98,6 @@ export function setBadUrlCode(app: FastifyInstance, code: ErrorCode): void {
  * URL; only faults (500) at error, with their stack. Requests share the API's logger instead
  * of getting a child logger each, for the same reason.
  */
-/** Ajv options of the route validators (Fastify's `ajv.customOptions`); the tests compile every route schema with them. */
-export const ROUTE_AJV_OPTIONS = { removeAdditional: false, coerceTypes: false, allErrors: false, ...OWN_SCHEMA_OPTIONS } as const;
-
 export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   // One shape for both: routes and hooks never depend on whether the listener speaks TLS (the
   // HTTPS server is a subclass of the TLS server, whose secure context node/tls-reloader.ts replaces).
