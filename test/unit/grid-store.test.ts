@@ -101,6 +101,43 @@ describe('grid store: dropping a partition', () => {
   });
 });
 
+describe('grid store: the subject index', () => {
+  it('files a record under its secondary key in its own partition: asked with a partition, only that partition\'s keys come back; without one, every partition\'s', () => {
+    const clock = new ManualClock(1_800_000_000_000);
+    const store = new GridStore(clock, 'engine-1');
+    store.set('session', 's-7a', { n: 1 }, clock.now() + HOUR, 7, 'alice');
+    store.set('session', 's-7b', { n: 2 }, clock.now() + HOUR, 7, 'alice');
+    store.set('session', 's-8', { n: 3 }, clock.now() + HOUR, 8, 'alice');
+    store.set('session', 's-7c', { n: 4 }, clock.now() + HOUR, 7, 'bob');
+    assert.deepEqual(store.keysByIndex('session', 'alice', 7).sort(), ['s-7a', 's-7b']);
+    assert.deepEqual(store.keysByIndex('session', 'alice', 8), ['s-8']);
+    assert.deepEqual(store.keysByIndex('session', 'alice', 9), []);
+    assert.deepEqual(store.keysByIndex('session', 'alice').sort(), ['s-7a', 's-7b', 's-8']);
+    // A record moved to another partition (written again there) is filed there only.
+    store.set('session', 's-7b', { n: 2 }, clock.now() + HOUR, 8, 'alice');
+    assert.deepEqual(store.keysByIndex('session', 'alice', 7), ['s-7a']);
+    assert.deepEqual(store.keysByIndex('session', 'alice', 8).sort(), ['s-7b', 's-8']);
+    // Deleted (a tombstone) or dropped with its partition: filed nowhere.
+    store.delete('session', 's-7a', 7);
+    assert.deepEqual(store.keysByIndex('session', 'alice', 7), []);
+    store.dropPartition(8);
+    assert.deepEqual(store.keysByIndex('session', 'alice'), []);
+    assert.deepEqual(store.keysByIndex('session', 'bob', 7), ['s-7c']);
+  });
+
+  it('lists a subject\'s sessions from the partition the operation was routed to', () => {
+    const clock = new ManualClock(1_800_000_000_000);
+    const store = new GridStore(clock, 'engine-1');
+    const session = (id: string): Session => ({ id, subject: 'carol', attributes: {}, createdAt: clock.now(), lastAccessAt: clock.now(), idleTimeoutMs: HOUR, maxLifetimeMs: HOUR, expiresAt: clock.now() + HOUR });
+    applyOperation(store, { t: 'session.put', session: session('3.aaa') }, clock.now(), 3);
+    applyOperation(store, { t: 'session.put', session: session('4.bbb') }, clock.now(), 4);
+    const listed = applyOperation(store, { t: 'session.list', subject: 'carol' }, clock.now(), 3) as Session[];
+    assert.deepEqual(listed.map((s) => s.id), ['3.aaa']);
+    const page = applyOperation(store, { t: 'session.page', subject: 'carol', limit: 10, maxBytes: 1 << 20 }, clock.now(), 4) as { sessions: Session[] };
+    assert.deepEqual(page.sessions.map((s) => s.id), ['4.bbb']);
+  });
+});
+
 describe('grid store: sessions', () => {
   const session = (clock: ManualClock, id: string, subject: string): Session => ({
     id, subject, attributes: { role: 'admin', n: 1 }, createdAt: clock.now(), lastAccessAt: clock.now(), idleTimeoutMs: HOUR, maxLifetimeMs: 2 * HOUR, expiresAt: clock.now() + HOUR,

@@ -123,11 +123,11 @@ export function applyOperation(store: GridStore, op: Operation, now: number, par
       return touched;
     }
     case 'session.list':
-      return subjectSessions(store, op.subject).sort(compareSessions);
+      return subjectSessions(store, op.subject, partition).sort(compareSessions);
     case 'session.page': {
       const after = op.after;
       const rest = store
-        .keysByIndex('session', op.subject)
+        .keysByIndex('session', op.subject, partition)
         .map((id) => sessionOf(store, id))
         .filter((s): s is Session => s !== undefined && (after === undefined || compareSessions(s, after) > 0))
         .sort(compareSessions);
@@ -196,10 +196,10 @@ export function applyOperation(store: GridStore, op: Operation, now: number, par
   }
 }
 
-/** The live sessions filed under `subject`, in no particular order. */
-function subjectSessions(store: GridStore, subject: string): Session[] {
+/** The live sessions filed under `subject` in `partition` (the subject's: its sessions are placed by it), in no particular order. */
+function subjectSessions(store: GridStore, subject: string, partition: number): Session[] {
   return store
-    .keysByIndex('session', subject)
+    .keysByIndex('session', subject, partition)
     .map((id) => sessionOf(store, id))
     .filter((s): s is Session => s !== undefined);
 }
