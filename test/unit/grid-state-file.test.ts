@@ -5,7 +5,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ManualClock } from '../../src/core/clock.js';
@@ -17,6 +17,7 @@ import {
   GRID_WITNESSES_FILE,
   gridStateFiles,
   loadGridState,
+  READ_CHUNK_BYTES,
   markGridStateServed,
   saveGridState,
   savedGridState,
@@ -113,12 +114,36 @@ describe('saved grid state', () => {
     assert.equal(target.size(), 0, 'nothing was merged');
   });
 
+  it('loads a line that begins exactly where a read begins and runs past its end (the bytes kept across reads are not overwritten by the next)', async (t) => {
+    const dir = tmpDir(t);
+    const clock = new ManualClock(1_800_000_000_000);
+    const store = new GridStore(clock, 'engine-1');
+    const header = 'cohort-grid-state\t1\n';
+    // The first record fills the first read to its last byte; the second is longer than a read.
+    const lineOf = (key: string, blob: string): string => recordLine('state', key, store.set('state', key, { blob }, clock.now() + HOUR, 3));
+    const padding = READ_CHUNK_BYTES - header.length - lineOf('first', '').length;
+    const first = lineOf('first', randomBytes(padding).toString('hex').slice(0, padding));
+    const second = lineOf('second', randomBytes(3_000_000).toString('hex'));
+    const third = lineOf('third', 'short');
+    assert.equal(header.length + first.length, READ_CHUNK_BYTES);
+    assert.ok(second.length > READ_CHUNK_BYTES);
+    const body = `${header}${first}${second}${third}`;
+    const hash = createHash('sha256').update(body).digest('hex');
+    writeFileSync(join(dir, GRID_STATE_FILE), `${body}#end\t${String(3).padStart(12, '0')}\t${hash}\n`);
+    const loaded = new GridStore(clock, 'engine-1');
+    assert.deepEqual(await loadGridState(loaded, dir), { loaded: 3, records: 3 });
+    assert.deepEqual(contents(loaded), contents(store));
+  });
+
   it('saves and loads records far larger than a read or write chunk, and a partition far larger than a transfer message', async (t) => {
     const dir = tmpDir(t);
     const clock = new ManualClock(1_800_000_000_000);
     const store = new GridStore(clock, 'engine-1');
-    const big = 'é'.repeat(3_000_000) + 'x'.repeat(3_000_000); // 9 MB of UTF-8, two-byte characters across chunk edges
-    for (let i = 0; i < 4; i++) store.set('session', `big-${i}`, { blob: big, i }, clock.now() + HOUR, 7, 'one-subject');
+    // 9 MB of UTF-8 each, two-byte characters across chunk edges, and no two pieces of a read
+    // alike (a loader that kept a piece it had overwritten with the next would read garbage
+    // that a repeated pattern would hide).
+    const bigValue = (): string => `${'é'.repeat(2_000_000)}${randomBytes(2_500_000).toString('hex')}`;
+    for (let i = 0; i < 4; i++) store.set('session', `big-${i}`, { blob: bigValue(), i }, clock.now() + HOUR, 7, 'one-subject');
     for (let i = 0; i < 1000; i++) store.set('session', `small-${i}`, { i }, clock.now() + HOUR, 7, 'one-subject');
     await saveGridState(store, dir);
     assert.ok(statSync(join(dir, GRID_STATE_FILE)).size > 36_000_000);
