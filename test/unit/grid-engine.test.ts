@@ -72,7 +72,7 @@ describe('grid engine saved state', () => {
    * `engine-N` is at 10.1.0.N. `othersCount`: the most engines another engine announces it
    * counts in the cluster.
    */
-  function setUp(active: string[], othersCount = 0) {
+  function setUp(active: string[], othersCount = 0, bulkTimeoutMs = 1000) {
     const clock = new ManualClock(1_800_000_000_000);
     const network = new SimNetwork(clock, seededRandom(1));
     const addressOf = (id: string): string => `10.1.0.${Number(id.split('-')[1])}:8020`;
@@ -105,7 +105,7 @@ describe('grid engine saved state', () => {
         announceWriteRefusal: (refusing) => told(`refusesWrites=${refusing}`),
         onMembersChanged: () => undefined,
       };
-      return openGridEngine({ self, directory, rpc, logger: silentLogger(), replicationFactor: 3, bulkTimeoutMs: 1000, scopeKeys: scopeKeys({ architecture: 'adaptive', groupId: null, interGroup: [], preferredNodeIndices: {} }), savedState: disk });
+      return openGridEngine({ self, directory, rpc, logger: silentLogger(), replicationFactor: 3, bulkTimeoutMs, scopeKeys: scopeKeys({ architecture: 'adaptive', groupId: null, interGroup: [], preferredNodeIndices: {} }), savedState: disk });
     };
     const open = (disk: SimGridState) => openAs('engine-1', disk);
     return { clock, open, openAs, announced };
@@ -172,6 +172,39 @@ describe('grid engine saved state', () => {
     assert.deepEqual(second.store.get('session', 's-1'), { id: 's-1' }, 'a full start serves what the engines saved');
     assert.deepEqual(disk.rememberedEngines(), ['engine-1', 'engine-2'], 'from then on membership decides what is kept');
     engine.close();
+    second.close();
+  });
+
+  it('at a full start, an engine asks one still loading its saved state again within moments, not after the repair delay', async () => {
+    const { clock, openAs, announced } = setUp(['engine-1', 'engine-2'], 0, 60_000);
+    const firstDisk = await diskWithOneSession(clock);
+    /** engine-2's disk: its load waits until the test lets it finish. */
+    class SlowDisk extends SimGridState {
+      finish: () => void = () => undefined;
+      private readonly gate = new Promise<void>((resolve) => (this.finish = resolve));
+      override async load(store: GridStore) {
+        await this.gate;
+        return super.load(store);
+      }
+    }
+    const secondDisk = new SlowDisk(clock);
+    const secondStore = new GridStore(clock, 'engine-2');
+    secondStore.set('session', 's-2', { id: 's-2' }, clock.now() + 3_600_000, 8);
+    await secondDisk.save(secondStore);
+    const opening = openAs('engine-2', secondDisk);
+    const first = await openAs('engine-1', firstDisk);
+    // engine-1 asks engine-2 (still loading: RPC_NO_HANDLER) again and again; the load ends
+    // half-way between two of the repair delay's retries.
+    await run(clock, 3500);
+    assert.ok(!announced.includes('holdsState'), 'a full start waits for every engine while bulk_revocation_timeout lasts');
+    secondDisk.finish();
+    const second = await opening;
+    await run(clock, 300);
+    // Its download done, it announces that it holds state (being seen serving, which makes it
+    // ready, takes membership rounds this test does not run).
+    assert.ok(announced.includes('holdsState'), 'downloaded within a few retries of the other engine\'s load ending');
+    assert.deepEqual(first.store.get('session', 's-2'), { id: 's-2' }, 'with what the other engine saved');
+    first.close();
     second.close();
   });
 

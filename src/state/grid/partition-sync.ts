@@ -15,7 +15,7 @@
  * - A primary serves a marked partition only after syncing it (`ensureSynced`).
  */
 import type { TimerHandle } from '../../core/clock.js';
-import { CohortError } from '../../core/errors.js';
+import { CohortError, isCohortError } from '../../core/errors.js';
 import { EVERYWHERE } from './grid-provider.js';
 import { EMPTY_DIGEST } from './grid-store.js';
 import type { PartitionTransfer } from './partition-transfer.js';
@@ -24,6 +24,11 @@ import { REPAIR_RETRY_MS, type ReplicaState } from './replica-state.js';
 
 export class PartitionSync {
   private repairTimer: TimerHandle | undefined;
+  /**
+   * Whether an engine asked by the last sync was still loading its saved state (it answered
+   * RPC_NO_HANDLER): the start-up download then asks again soon (LOADING_RETRY_MS).
+   */
+  peersLoading = false;
 
   constructor(
     private readonly s: ReplicaState,
@@ -77,6 +82,7 @@ export class PartitionSync {
     const sources = this.s.activeOthers();
     const answers = await Promise.allSettled(sources.map(([, address]) => this.s.rpc.call(address, 'grid.digests', { partitions })));
     const allAnswered = answers.every((a) => a.status === 'fulfilled');
+    this.peersLoading = answers.some((a) => a.status === 'rejected' && isCohortError(a.reason, 'RPC_NO_HANDLER'));
     if (everyEngine && !allAnswered) return partitions.filter((p) => this.s.unsynced.has(p));
     const pulls = new Map<string, number[]>(); // address → partitions to pull from it
     const pushBack = new Map<string, number[]>(); // address → partitions to push to it afterwards

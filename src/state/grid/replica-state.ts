@@ -22,6 +22,16 @@ import type { Placement } from './placement.js';
 /** How soon partitions (and revocation pushes and exchanges) that could not be synchronised are tried again (ms). */
 export const REPAIR_RETRY_MS = 1000;
 
+/**
+ * How soon a start-up download is tried again when an engine it waits for is still loading
+ * its saved state (it answered RPC_NO_HANDLER: the grid answers once its records are in). It
+ * answers within a fraction of a second once loaded, so a full start should not wait out the
+ * repair delay for it: with three engines loading a million records each on two cores, up to a
+ * second of every full start went to that wait. The calls it repeats are fingerprint requests
+ * (a few kilobytes) to engines that answer them at once.
+ */
+export const LOADING_RETRY_MS = 100;
+
 export interface ReplicaDeps {
   store: GridStore;
   rpc: GridRpc;

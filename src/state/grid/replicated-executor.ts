@@ -69,7 +69,7 @@ import { PartitionSync } from './partition-sync.js';
 import { PartitionTransfer } from './partition-transfer.js';
 import { changedPartitions, placeScopes, type Placement } from './placement.js';
 import { PrimaryRouting } from './primary-routing.js';
-import { REPAIR_RETRY_MS, ReplicaState } from './replica-state.js';
+import { LOADING_RETRY_MS, REPAIR_RETRY_MS, ReplicaState } from './replica-state.js';
 import { ReplayWitnesses } from './replay-witnesses.js';
 import { Revocations } from './revocations.js';
 import { CLUSTER_SCOPE } from './scopes.js';
@@ -303,7 +303,9 @@ export class ReplicatedExecutor implements GridExecutor {
    * - None serves (a new cluster, or a full stop and start): the placement is every active
    *   engine, and this engine waits for every one of them to answer (each answers once its
    *   saved state is loaded), so what it serves is the union of what they all saved. After
-   *   bulk_revocation_timeout it settles for the engines that answered.
+   *   bulk_revocation_timeout it settles for the engines that answered. While one of them
+   *   is still loading its saved state, it asks again every LOADING_RETRY_MS, not every
+   *   REPAIR_RETRY_MS: engines loading at once finish within moments of each other.
    * - Alone: it serves at once with what it holds.
    * - Either way, with no engine serving, only once a majority of the cluster's engines is in
    *   view (`fullStartRefusal`).
@@ -344,7 +346,7 @@ export class ReplicatedExecutor implements GridExecutor {
           'not ready: the start-up download did not finish within bulk_revocation_timeout; still trying',
         );
       }
-      await this.s.sleep(REPAIR_RETRY_MS);
+      await this.s.sleep(this.sync.peersLoading ? LOADING_RETRY_MS : REPAIR_RETRY_MS);
     }
     this.s.unsynced.delete(EVERYWHERE);
     this.s.logger.info({ revocations: this.s.store.recordCount(EVERYWHERE) }, 'revocation list and partitions downloaded');
