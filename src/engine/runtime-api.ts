@@ -21,6 +21,7 @@ import { DEFAULT_VALUE_CAPS, type DecisionLog, type ValueCaps } from '../config/
 import { systemClock, type Clock } from '../core/clock.js';
 import { CohortError, ERROR_CODES, type ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { isoText } from '../core/time-text.js';
 import { COHORT_VERSION } from '../core/version.js';
 import { bearerToken, MatchedKeys } from '../http/bearer-auth.js';
 import { addFastLane, hasBody, settleLane, type LaneAnswer } from '../http/fast-lane.js';
@@ -176,9 +177,9 @@ function sessionView(s: Session) {
     id: s.id,
     subject: s.subject,
     attributes: s.attributes,
-    createdAt: new Date(s.createdAt).toISOString(),
-    lastAccessAt: new Date(s.lastAccessAt).toISOString(),
-    expiresAt: new Date(s.expiresAt).toISOString(),
+    createdAt: isoText(s.createdAt),
+    lastAccessAt: isoText(s.lastAccessAt),
+    expiresAt: isoText(s.expiresAt),
     idleTimeoutSeconds: Math.round(s.idleTimeoutMs / 1000),
     maxLifetimeSeconds: Math.round(s.maxLifetimeMs / 1000),
   };
