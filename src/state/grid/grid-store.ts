@@ -11,6 +11,7 @@
  * for TOMBSTONE_MS, so an older copy arriving late cannot bring the record back.
  */
 import type { Clock, TimerHandle } from '../../core/clock.js';
+import { RecordSpace } from './record-space.js';
 
 export interface StoredRecord {
   /**
@@ -139,16 +140,23 @@ function flattened(text: string): string {
 }
 const flattenSink = { n: 0 };
 
+/**
+ * Namespaces whose keys begin with their partition (session ids), held split by it
+ * (record-space.ts): the only one that grows to millions of records. The others keep one map
+ * each, in insertion order.
+ */
+const SPLIT_NAMESPACES: ReadonlySet<Namespace> = new Set(['session']);
+
 const SWEEP_EVERY_MS = 1000;
 const SWEEP_SLICE = 10_000;
 
 export class GridStore {
-  private readonly spaces = new Map<Namespace, Map<string, StoredRecord>>();
+  private readonly spaces = new Map<Namespace, RecordSpace>();
   private sweepTimer: TimerHandle | undefined;
   private lastVersion = 0;
   /** Changes made since `startJournal` (with what each record was before), to ship or undo. */
   private journal: JournalEntry[] | undefined;
-  private readonly cursors = new Map<Namespace, IterableIterator<[string, StoredRecord]>>();
+  private readonly cursors = new Map<Namespace, Iterator<[string, StoredRecord]>>();
   /** Which keys each partition has, by namespace, so a partition is exported without a full scan. */
   private readonly byPartition = new Map<number, Map<Namespace, Set<string>>>();
   private readonly fingerprints = new Map<number, Fingerprint>();
@@ -513,7 +521,7 @@ export class GridStore {
    */
   private put(ns: Namespace, key: string, record: StoredRecord, old: StoredRecord | undefined): void {
     let space = this.spaces.get(ns);
-    if (!space) this.spaces.set(ns, (space = new Map()));
+    if (!space) this.spaces.set(ns, (space = new RecordSpace(SPLIT_NAMESPACES.has(ns))));
     if (old) this.unindex(ns, key, old);
     space.set(key, record);
     let index = this.byPartition.get(record.partition);
@@ -527,7 +535,7 @@ export class GridStore {
   }
 
   /** Evicts the oldest revocations (first stored: Map order) down to the cap. */
-  private evictRevocations(space: Map<string, StoredRecord>): void {
+  private evictRevocations(space: RecordSpace): void {
     for (const [key, record] of space) {
       if (space.size <= this.revocationCap) break;
       this.revocationFloor = Math.max(this.revocationFloor, record.version);
