@@ -33,18 +33,20 @@ export function splitIndexOf(key: string): number {
 }
 
 export class RecordSpace {
-  /** Keys split by their leading number (only when `split`). */
+  /** Keys split by their leading number (empty when the space is not split). */
   private readonly byIndex: Array<Map<string, StoredRecord> | undefined>;
   /** Every key of a space that is not split; the keys without a leading number of one that is. */
   private readonly rest = new Map<string, StoredRecord>();
-  private count = 0;
 
-  constructor(private readonly split: boolean) {
+  constructor(split: boolean) {
     this.byIndex = split ? new Array<Map<string, StoredRecord> | undefined>(SPLIT_LIMIT).fill(undefined) : [];
   }
 
+  /** How many records (a sum over the maps: asked about once a second, by the sweep). */
   get size(): number {
-    return this.count;
+    let n = this.rest.size;
+    for (const map of this.byIndex) if (map !== undefined) n += map.size;
+    return n;
   }
 
   get(key: string): StoredRecord | undefined {
@@ -56,41 +58,27 @@ export class RecordSpace {
   }
 
   set(key: string, record: StoredRecord): void {
-    let map = this.rest;
-    if (this.split) {
-      const index = splitIndexOf(key);
-      if (index >= 0 && index < SPLIT_LIMIT) map = this.byIndex[index] ??= new Map();
-    }
-    const before = map.size;
-    map.set(key, record);
-    this.count += map.size - before;
+    this.mapOf(key, true)!.set(key, record);
   }
 
   delete(key: string): boolean {
-    const map = this.mapOf(key);
-    if (map === undefined || !map.delete(key)) return false;
-    this.count--;
-    return true;
+    return this.mapOf(key)?.delete(key) ?? false;
   }
 
   /** Every record, map by map (in insertion order within each); safe to delete from while iterating, as a Map is. */
   *entries(): Generator<[string, StoredRecord]> {
     yield* this.rest;
-    if (!this.split) return;
-    for (let i = 0; i < this.byIndex.length; i++) {
-      const map = this.byIndex[i];
-      if (map !== undefined) yield* map;
-    }
+    for (const map of this.byIndex) if (map !== undefined) yield* map;
   }
 
   [Symbol.iterator](): Generator<[string, StoredRecord]> {
     return this.entries();
   }
 
-  /** The map `key` belongs in; undefined when it is a split map not made yet. */
-  private mapOf(key: string): Map<string, StoredRecord> | undefined {
-    if (!this.split) return this.rest;
-    const index = splitIndexOf(key);
-    return index < 0 || index >= SPLIT_LIMIT ? this.rest : this.byIndex[index];
+  /** The map `key` belongs in; a split map not made yet is made with `create`, else undefined. */
+  private mapOf(key: string, create = false): Map<string, StoredRecord> | undefined {
+    const index = this.byIndex.length === 0 ? -1 : splitIndexOf(key);
+    if (index < 0 || index >= SPLIT_LIMIT) return this.rest;
+    return create ? (this.byIndex[index] ??= new Map()) : this.byIndex[index];
   }
 }
