@@ -43,9 +43,24 @@ import type { Logger } from '../core/logger.js';
 import { ProtocolId, type TransportMux } from '../transport/mux.js';
 import type { Channel, PeerIdentity } from '../transport/transport.js';
 
-/** A body sent as it is, after the message header (see the wire format above). */
+/**
+ * A body sent as it is, after the message header (see the wire format above). A sender may
+ * give it in pieces (a transfer's partitions, megabytes each): they are written one after
+ * another into the message, and never joined into one string, which V8 would first have to
+ * copy into a string of the whole size. A receiver gets it whole.
+ */
 export class RawText {
-  constructor(readonly text: string) {}
+  readonly pieces: readonly string[];
+  private joined: string | undefined;
+
+  constructor(text: string | readonly string[]) {
+    this.pieces = typeof text === 'string' ? [text] : text;
+  }
+
+  /** The whole text (joined the first time it is asked for, when it was given in pieces). */
+  get text(): string {
+    return (this.joined ??= this.pieces.length === 1 ? this.pieces[0]! : this.pieces.join(''));
+  }
 }
 
 /**
@@ -273,7 +288,7 @@ export class Rpc {
       const { b, ...header } = msg;
       // After anything queued for that peer, so messages leave in the order they were sent.
       if (channel === 'control') this.flushTo(to);
-      this.options.mux.sendText(ProtocolId.Rpc, to, channel, `\u0001${JSON.stringify(header)}\n${(b as RawText).text}`);
+      this.options.mux.sendTexts(ProtocolId.Rpc, to, channel, [`\u0001${JSON.stringify(header)}\n`, ...(b as RawText).pieces]);
       return;
     }
     // Encoded now, whatever the form: the caller may change the body once this returns.

@@ -174,9 +174,9 @@ export abstract class Connection {
       this.ctx.stats.sendsDropped++;
       return false;
     }
-    let frame: Buffer;
+    let frame: Buffer[];
     try {
-      frame = this.sealer.seal(payload);
+      frame = this.sealer.sealParts(payload);
     } catch (err) {
       this.ctx.stats.sendsDropped++;
       this.ctx.logger.error({ peer: this.identity?.address, err }, 'cannot seal a frame; closing the connection');
@@ -189,19 +189,29 @@ export abstract class Connection {
   }
 
   /**
-   * Writes a complete frame. Writes made in the same tick are corked and leave in one
-   * `writev` when the tick ends, which batches small messages without delaying any.
+   * Writes a complete frame, in one buffer or as parts that follow each other (a large sealed
+   * frame: secure-channel.ts `sealParts`). Writes made in the same tick are corked and leave in
+   * one `writev` when the tick ends, which batches small messages without delaying any.
    */
-  protected writeFrame(frame: Buffer): void {
+  protected writeFrame(frame: Buffer | readonly Buffer[]): void {
     if (this.finished || this.socket.destroyed) return;
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
       process.nextTick(uncork, this);
     }
-    this.socket.write(frame);
-    this.ctx.stats.bytesSent += frame.length;
-    if (this.channel === 'bulk') this.ctx.stats.bulkBytesSent += frame.length;
+    let bytes = 0;
+    if (Buffer.isBuffer(frame)) {
+      this.socket.write(frame);
+      bytes = frame.length;
+    } else {
+      for (const part of frame) {
+        this.socket.write(part);
+        bytes += part.length;
+      }
+    }
+    this.ctx.stats.bytesSent += bytes;
+    if (this.channel === 'bulk') this.ctx.stats.bulkBytesSent += bytes;
   }
 
   /** Called from `uncork` on the next tick. */
@@ -244,9 +254,17 @@ export abstract class Connection {
     if (this.channel === 'bulk') this.ctx.stats.bulkBytesReceived += chunk.length;
     try {
       this.decoder.push(chunk);
-      for (let frame = this.decoder.next(); frame !== undefined && !this.finished; frame = this.decoder.next()) {
-        if (this.opener) this.onSecureFrame(frame);
-        else this.onHandshakeFrame(frame);
+      while (!this.finished) {
+        // Secure frames as the chunks they arrived in, decrypted from there (frame-codec.ts `nextParts`).
+        if (this.opener) {
+          const frame = this.decoder.nextParts();
+          if (frame === undefined) break;
+          this.onSecureFrame(frame);
+        } else {
+          const frame = this.decoder.next();
+          if (frame === undefined) break;
+          this.onHandshakeFrame(frame);
+        }
       }
       const oversized = this.decoder.oversizedLength;
       if (oversized !== undefined && !this.finished) {
@@ -267,7 +285,7 @@ export abstract class Connection {
     }
   }
 
-  private onSecureFrame(frame: Buffer): void {
+  private onSecureFrame(frame: readonly Buffer[]): void {
     const result = this.opener!.open(frame);
     if (typeof result === 'string') {
       if (result === 'rejected') this.ctx.stats.framesRejected++;

@@ -88,6 +88,24 @@ export class FrameDecoder {
    * of it without copying.
    */
   next(): Buffer | undefined {
+    const length = this.nextLength();
+    return length === undefined ? undefined : this.take(length);
+  }
+
+  /**
+   * Like `next`, but a body that spans several chunks comes as views of them, in order,
+   * without copying: a secure frame of megabytes (a partition transfer) is decrypted slice by
+   * slice straight from the socket's chunks (secure-channel.ts `open`), instead of first being
+   * copied into a buffer of its size, which the kernel must also hand out as fresh zeroed pages.
+   * The views stay valid: the decoder never reuses a chunk.
+   */
+  nextParts(): Buffer[] | undefined {
+    const length = this.nextLength();
+    return length === undefined ? undefined : this.takeParts(length);
+  }
+
+  /** The length of the next frame once it is all buffered (its prefix consumed); undefined otherwise. */
+  private nextLength(): number | undefined {
     if (this.oversized !== undefined || this.buffered < LENGTH_PREFIX_BYTES) return undefined;
     const length = this.peekLength();
     if (length > this.#maxFrameBytes) {
@@ -100,7 +118,7 @@ export class FrameDecoder {
     }
     if (this.buffered < LENGTH_PREFIX_BYTES + length) return undefined;
     this.skip(LENGTH_PREFIX_BYTES);
-    return this.take(length);
+    return length;
   }
 
   /** Reads the u32 prefix without consuming it; it may straddle chunks. */
@@ -134,24 +152,24 @@ export class FrameDecoder {
 
   /** Consumes `n` bytes, known to be buffered. */
   private take(n: number): Buffer {
-    const first = this.chunks[0];
-    if (n === 0) return Buffer.alloc(0);
-    if (first && first.length - this.head >= n) {
-      const view = first.subarray(this.head, this.head + n);
-      this.skip(n);
-      return view;
-    }
+    const parts = this.takeParts(n);
     // The body spans chunks: copy it once into a buffer of exactly its size.
-    const out = Buffer.allocUnsafe(n);
-    let written = 0;
-    while (written < n) {
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts, n);
+  }
+
+  /** Consumes `n` bytes, known to be buffered, as views of the chunks holding them (one, at least). */
+  private takeParts(n: number): Buffer[] {
+    if (n === 0) return [Buffer.alloc(0)];
+    const parts: Buffer[] = [];
+    let taken = 0;
+    while (taken < n) {
       const chunk = this.chunks[0]!;
-      const count = Math.min(chunk.length - this.head, n - written);
-      chunk.copy(out, written, this.head, this.head + count);
-      written += count;
+      const count = Math.min(chunk.length - this.head, n - taken);
+      parts.push(chunk.subarray(this.head, this.head + count));
+      taken += count;
       this.skip(count);
     }
-    return out;
+    return parts;
   }
 }
 

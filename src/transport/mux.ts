@@ -69,6 +69,20 @@ export class TransportMux {
     this.transport.send(to, channel, framed);
   }
 
+  /**
+   * Sends the concatenation of `texts` as UTF-8, each written straight after the one before:
+   * pieces of megabytes (a transfer's record lines) are not joined into one string first.
+   */
+  sendTexts(id: ProtocolId, to: string, channel: Channel, texts: readonly string[]): void {
+    let bytes = 1;
+    for (const text of texts) bytes += Buffer.byteLength(text, 'utf8');
+    const framed = Buffer.allocUnsafe(bytes);
+    framed[0] = id;
+    let at = 1;
+    for (const text of texts) at += framed.write(text, at, 'utf8');
+    this.transport.send(to, channel, framed);
+  }
+
   /** Sends the concatenation of `parts` (`bytes` long in all) after the protocol byte, copied once. */
   sendParts(id: ProtocolId, to: string, channel: Channel, parts: readonly Uint8Array[], bytes: number): void {
     const framed = Buffer.allocUnsafe(1 + bytes);

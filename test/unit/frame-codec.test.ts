@@ -107,6 +107,29 @@ describe('FrameDecoder', () => {
     assert.equal(d.oversizedLength, undefined);
   });
 
+  it('hands a frame over as views of the chunks it arrived in (nextParts), without copying', () => {
+    const body = Buffer.from('a frame body split over several socket chunks');
+    const framed = Buffer.concat([encodeFrame(body), encodeFrame(Buffer.from('next')), encodeFrame(Buffer.alloc(0))]);
+    for (let cut = 0; cut <= framed.length; cut++) {
+      for (const second of [cut + 1, cut + 7]) {
+        const d = new FrameDecoder();
+        const chunks = [framed.subarray(0, cut), framed.subarray(cut, Math.min(second, framed.length)), framed.subarray(Math.min(second, framed.length))];
+        const out: string[] = [];
+        for (const chunk of chunks) {
+          d.push(chunk);
+          for (let parts = d.nextParts(); parts !== undefined; parts = d.nextParts()) {
+            assert.ok(parts.length >= 1);
+            const within = (p: Buffer, c: Buffer): boolean => p.buffer === c.buffer && p.byteOffset >= c.byteOffset && p.byteOffset + p.length <= c.byteOffset + c.length;
+            for (const p of parts) if (p.length > 0) assert.ok(chunks.some((c) => within(p, c)), 'a view of a pushed chunk');
+            out.push(Buffer.concat(parts).toString());
+          }
+        }
+        assert.deepEqual(out, [body.toString(), 'next', ''], `cut at ${cut} and ${second}`);
+        assert.equal(d.bufferedBytes, 0);
+      }
+    }
+  });
+
   it('rejects a nonsensical limit', () => {
     assert.throws(() => new FrameDecoder(0), RangeError);
     assert.throws(() => new FrameDecoder(2 ** 32), RangeError);

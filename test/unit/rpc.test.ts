@@ -6,7 +6,7 @@ import { silentLogger } from '../../src/core/logger.js';
 import { seededRandom } from '../../src/core/random.js';
 import fc from 'fast-check';
 import { COMPACT_MARK, compactBatchHeader, decodeCompactBatch, encodeCompact } from '../../src/rpc/compact-codec.js';
-import { quorumSize, Rpc } from '../../src/rpc/rpc.js';
+import { quorumSize, RawText, Rpc } from '../../src/rpc/rpc.js';
 import { SimNetwork } from '../../src/sim/sim-network.js';
 import { ProtocolId, TransportMux } from '../../src/transport/mux.js';
 
@@ -55,6 +55,19 @@ describe('rpc: calls', () => {
     assert.deepEqual((await settle(a!.rpc.call(b!.address, 'echo', { x: 1 }))).value, { body: { x: 1 }, from: 'n0' });
     assert.deepEqual((await settle(a!.rpc.call(b!.address, 'slow', 21))).value, { doubled: 42 });
     assert.equal(a!.rpc.inFlight, 0);
+  });
+
+  it('sends record lines given in pieces as one text, multi-byte characters at the seams included', async () => {
+    const { nodes, settle } = await rpcCluster();
+    const [a, b] = nodes;
+    b!.rpc.handle('lines', (body) => (body instanceof RawText ? body.text : 'not record lines'));
+    a!.rpc.handle('pieces', () => new RawText(['é', 'line one\n€', '', '😀 two\n', 'ß']));
+    const pieces = ['first\t€', '', 'ü\n', '😀', 'last'];
+    assert.equal((await settle(a!.rpc.call(b!.address, 'lines', new RawText(pieces)))).value, pieces.join(''));
+    const answer = (await settle(b!.rpc.call<RawText>(a!.address, 'pieces', {}))).value;
+    assert.ok(answer instanceof RawText);
+    assert.equal(answer.text, 'éline one\n€😀 two\nß');
+    assert.equal(new RawText(['a', 'b']).text, 'ab');
   });
 
   it('keeps many calls in flight on one connection and matches every answer to its call', async () => {

@@ -1,7 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createDecipheriv } from 'node:crypto';
-import { FRAME_OVERHEAD_BYTES, FrameOpener, FrameSealer } from '../../src/transport/secure-channel.js';
+import { randomBytes } from 'node:crypto';
+import { CIPHER_SLICE_BYTES, FRAME_OVERHEAD_BYTES, FrameOpener, FrameSealer } from '../../src/transport/secure-channel.js';
 
 const key = Buffer.alloc(32, 7);
 const otherKey = Buffer.alloc(32, 8);
@@ -77,5 +78,59 @@ describe('FrameSealer / FrameOpener', () => {
     const a = body(sealer.seal(Buffer.from('same')));
     const b = body(sealer.seal(Buffer.from('same')));
     assert.notDeepEqual(a.subarray(8), b.subarray(8));
+  });
+
+  describe('a payload larger than a cipher slice (a partition transfer)', () => {
+    const large = randomBytes(3 * CIPHER_SLICE_BYTES + 1234);
+
+    /** `b` cut at `cuts` (offsets, ascending), as the socket's chunks would hand it over. */
+    function cutAt(b: Buffer, cuts: number[]): Buffer[] {
+      const parts: Buffer[] = [];
+      let from = 0;
+      for (const c of [...cuts, b.length]) {
+        parts.push(b.subarray(from, c));
+        from = c;
+      }
+      return parts;
+    }
+
+    it('seals in slices to the frame one encryption of the whole payload gives, in the documented layout', () => {
+      const parts = new FrameSealer(key, 'shop').sealParts(large);
+      assert.ok(parts.length > 2, `${parts.length} parts`);
+      const frame = Buffer.concat(parts);
+      const b = body(frame);
+      assert.equal(b.length, large.length + FRAME_OVERHEAD_BYTES);
+      const seq = b.subarray(0, 8);
+      const decipher = createDecipheriv('aes-256-gcm', key, Buffer.concat([Buffer.alloc(4), seq]));
+      decipher.setAAD(Buffer.concat([Buffer.from('shop'), seq]));
+      decipher.setAuthTag(b.subarray(b.length - 16));
+      assert.deepEqual(Buffer.concat([decipher.update(b.subarray(8, b.length - 16)), decipher.final()]), large);
+      assert.deepEqual(new FrameSealer(key, 'shop').seal(large), frame, 'seal gives the same frame in one buffer');
+    });
+
+    it('opens a body handed over in parts, wherever they are cut (inside the sequence and the tag too)', () => {
+      const sealer = new FrameSealer(key, 'shop');
+      const opener = new FrameOpener(key, 'shop');
+      const cutsList = [[], [3], [8, 9], [CIPHER_SLICE_BYTES - 1, CIPHER_SLICE_BYTES + 8], [100, 200_000], [large.length + 10], [large.length + 23], [1, 2, 3, 5, 70_000, 70_001, large.length + 9]];
+      for (const cuts of cutsList) {
+        const b = body(Buffer.concat(sealer.sealParts(large)));
+        assert.deepEqual(opener.open(cutAt(b, cuts)), large, `cut at ${cuts.join(', ')}`);
+      }
+      // Small payloads in parts too.
+      const small = body(sealer.seal(Buffer.from('small')));
+      assert.equal((opener.open(cutAt(small, [2, 10, small.length - 3])) as Buffer).toString(), 'small');
+    });
+
+    it('rejects a large frame with a flipped bit in any slice, in the tag or the sequence, without moving on', () => {
+      const b = body(new FrameSealer(key, 'shop').seal(large));
+      const opener = new FrameOpener(key, 'shop');
+      for (const at of [0, 7, 8, CIPHER_SLICE_BYTES + 8, 2 * CIPHER_SLICE_BYTES + 100, b.length - 17, b.length - 1]) {
+        const tampered = Buffer.from(b);
+        tampered[at]! ^= 0x10;
+        assert.equal(opener.open(cutAt(tampered, [5, 100_000])), 'rejected', `byte ${at}`);
+      }
+      assert.equal(opener.open(cutAt(b, [5, 100_000]).slice(0, 2)), 'rejected', 'truncated');
+      assert.deepEqual(opener.open(cutAt(b, [5, 100_000])), large);
+    });
   });
 });

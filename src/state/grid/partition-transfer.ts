@@ -37,7 +37,7 @@ export class PartitionTransfer {
     s.rpc.handle('grid.pull', (body) => {
       const batch = this.exportBatch(body.partitions, transferCursor(body.after));
       const header = batch.partial ? { done: batch.done, partial: batch.partial } : batch.done;
-      return new RawText(`${JSON.stringify(header)}\n${batch.lines}`);
+      return new RawText([`${JSON.stringify(header)}\n`, ...batch.lines]);
     });
   }
 
@@ -125,20 +125,24 @@ export class PartitionTransfer {
    * partitions, or, when the first does not fit, a slice of it (`partial`: where to continue).
    * `after` continues the first partition where an earlier slice stopped.
    */
-  private exportBatch(partitions: number[], after?: TransferCursor): { done: number[]; lines: string; partial?: { partition: number; after: TransferCursor } } {
+  private exportBatch(partitions: number[], after?: TransferCursor): { done: number[]; lines: string[]; partial?: { partition: number; after: TransferCursor } } {
     const done: number[] = [];
-    let lines = '';
+    // One piece per partition (or slice), sent one after another (rpc.ts RawText).
+    const lines: string[] = [];
+    let chars = 0;
     for (const [i, p] of partitions.entries()) {
       if (i === 0) {
         // The first partition: whole if it fits, else a slice (then nothing more this message).
         const slice = partitionSlice(this.s.store, p, BULK_MESSAGE_CHARS, after, this.acknowledged(p));
-        if (slice.next !== undefined) return { done, lines: slice.lines, partial: { partition: p, after: slice.next } };
-        lines = slice.lines;
+        if (slice.next !== undefined) return { done, lines: [slice.lines], partial: { partition: p, after: slice.next } };
+        lines.push(slice.lines);
+        chars = slice.lines.length;
       } else {
         // The others only whole, in what is left of the message; a later message starts the rest.
-        const whole = wholePartition(this.s.store, p, BULK_MESSAGE_CHARS - lines.length, this.acknowledged(p));
+        const whole = wholePartition(this.s.store, p, BULK_MESSAGE_CHARS - chars, this.acknowledged(p));
         if (whole === undefined) break;
-        lines += whole;
+        lines.push(whole);
+        chars += whole.length;
       }
       done.push(p);
     }
