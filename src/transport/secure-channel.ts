@@ -163,7 +163,8 @@ export class FrameOpener extends DirectionState {
     for (const part of parts) length += part.length;
     if (length < FRAME_OVERHEAD_BYTES) return 'rejected';
     // The sequence and the tag are small; gathered when they straddle parts.
-    const sequenceBytes = bytesAt(parts, 0, SEQUENCE_BYTES);
+    const first = parts[0]!;
+    const sequenceBytes = first.length >= SEQUENCE_BYTES ? first : bytesAt(parts, 0, SEQUENCE_BYTES);
     const hi = sequenceBytes.readUInt32BE(0);
     const lo = sequenceBytes.readUInt32BE(4);
     this.setSequence(hi, lo);
