@@ -34,6 +34,7 @@ import { localGrid } from '../../src/state/grid/grid-provider.js';
 import { GridStore } from '../../src/state/grid/grid-store.js';
 import { parseRecordLine, parseRecordLines, recordLine } from '../../src/state/grid/record-lines.js';
 import { encodeFrame, FrameDecoder } from '../../src/transport/frame-codec.js';
+import { CIPHER_SLICE_BYTES, FrameOpener, FrameSealer } from '../../src/transport/secure-channel.js';
 import { decodeHandshakeMessage, encodeHandshakeMessage, HandshakeType } from '../../src/transport/handshake.js';
 import { TcpTransport } from '../../src/transport/tcp-transport.js';
 import { SecretKeyring } from '../../src/core/sealed-secrets.js';
@@ -146,14 +147,21 @@ export const TARGETS: FuzzTarget[] = [
         ({ bodies, garbage, cuts, limit }) => {
           const stream = Buffer.concat([...bodies.map((b) => encodeFrame(b)), garbage]);
           const decoder = new FrameDecoder(limit);
+          // A second decoder fed the same chunks hands frames over as views (nextParts): the same frames.
+          const inParts = new FrameDecoder(limit);
           const out: Buffer[] = [];
+          const outOfParts: Buffer[] = [];
           let at = 0;
           for (const cut of [...cuts.map((c) => c % (stream.length + 1)).sort((a, b) => a - b), stream.length]) {
             if (cut < at) continue;
             decoder.push(stream.subarray(at, cut));
+            inParts.push(stream.subarray(at, cut));
             at = cut;
             for (let f = decoder.next(); f !== undefined; f = decoder.next()) out.push(Buffer.from(f));
+            for (let f = inParts.nextParts(); f !== undefined; f = inParts.nextParts()) outOfParts.push(Buffer.concat(f));
           }
+          assert.deepEqual(outOfParts, out);
+          assert.equal(inParts.oversizedLength, decoder.oversizedLength);
           // Every frame returned is within the limit and is the next body sent, in order.
           for (const [i, f] of out.entries()) {
             assert.ok(f.length <= limit);
@@ -165,6 +173,40 @@ export const TARGETS: FuzzTarget[] = [
         runs,
         deadline,
       ),
+  },
+  {
+    name: 'sealed frames',
+    run: (runs, deadline) => {
+      const key = randomBytes(32);
+      // Payloads around and past the cipher's slice size too, where a frame is sealed and opened in slices.
+      const payload = fc.oneof(
+        bytes(300),
+        fc.record({ size: fc.oneof(fc.integer({ min: CIPHER_SLICE_BYTES - 30, max: CIPHER_SLICE_BYTES + 30 }), fc.integer({ min: 2 * CIPHER_SLICE_BYTES, max: 5 * CIPHER_SLICE_BYTES })), fill: fc.nat(255) }).map(({ size, fill }) => Buffer.alloc(size, fill)),
+      );
+      return check(
+        fc.record({ payload, cuts: fc.array(fc.nat(6 * CIPHER_SLICE_BYTES), { maxLength: 6 }), flip: fc.option(fc.nat(6 * CIPHER_SLICE_BYTES), { nil: undefined }) }),
+        ({ payload, cuts, flip }) => {
+          const sealer = new FrameSealer(key, 'fuzz');
+          const opener = new FrameOpener(key, 'fuzz');
+          const body = Buffer.concat(sealer.sealParts(payload)).subarray(4);
+          const parts: Buffer[] = [];
+          let from = 0;
+          for (const cut of [...cuts.map((c) => c % (body.length + 1)).sort((a, b) => a - b), body.length]) {
+            parts.push(body.subarray(from, cut));
+            from = cut;
+          }
+          if (flip !== undefined) {
+            const tampered = Buffer.from(body);
+            tampered[flip % body.length]! ^= 0x01;
+            assert.equal(opener.open(tampered), 'rejected');
+          }
+          assert.deepEqual(opener.open(parts), payload);
+          assert.equal(opener.open(parts), 'replayed');
+        },
+        runs,
+        deadline,
+      );
+    },
   },
   {
     name: 'handshake messages',
