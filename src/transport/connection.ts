@@ -157,7 +157,7 @@ export abstract class Connection {
   }
 
   protected sendHandshake(msg: HandshakeMessage): void {
-    this.writeFrame(encodeFrame(encodeHandshakeMessage(msg)));
+    this.writeFrame([encodeFrame(encodeHandshakeMessage(msg))]);
   }
 
   /**
@@ -189,11 +189,12 @@ export abstract class Connection {
   }
 
   /**
-   * Writes a complete frame, in one buffer or as parts that follow each other (a large sealed
-   * frame: secure-channel.ts `sealParts`). Writes made in the same tick are corked and leave in
-   * one `writev` when the tick ends, which batches small messages without delaying any.
+   * Writes a complete frame as the parts that make it up, one after another (one for a small
+   * frame; a large sealed one comes in slices: secure-channel.ts `sealParts`). Writes made in
+   * the same tick are corked and leave in one `writev` when the tick ends, which batches small
+   * messages without delaying any.
    */
-  protected writeFrame(frame: Buffer | readonly Buffer[]): void {
+  protected writeFrame(frame: readonly Buffer[]): void {
     if (this.finished || this.socket.destroyed) return;
     if (!this.corked) {
       this.corked = true;
@@ -201,14 +202,9 @@ export abstract class Connection {
       process.nextTick(uncork, this);
     }
     let bytes = 0;
-    if (Buffer.isBuffer(frame)) {
-      this.socket.write(frame);
-      bytes = frame.length;
-    } else {
-      for (const part of frame) {
-        this.socket.write(part);
-        bytes += part.length;
-      }
+    for (const part of frame) {
+      this.socket.write(part);
+      bytes += part.length;
     }
     this.ctx.stats.bytesSent += bytes;
     if (this.channel === 'bulk') this.ctx.stats.bulkBytesSent += bytes;

@@ -63,10 +63,7 @@ export class TransportMux {
 
   /** Sends `text` as UTF-8, written straight after the protocol byte (no extra copy). */
   sendText(id: ProtocolId, to: string, channel: Channel, text: string): void {
-    const framed = Buffer.allocUnsafe(1 + Buffer.byteLength(text, 'utf8'));
-    framed[0] = id;
-    framed.write(text, 1, 'utf8');
-    this.transport.send(to, channel, framed);
+    this.sendTexts(id, to, channel, [text]);
   }
 
   /**
