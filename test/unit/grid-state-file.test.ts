@@ -10,7 +10,7 @@ import { existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileS
 import { join } from 'node:path';
 import { ManualClock } from '../../src/core/clock.js';
 import { isCohortError } from '../../src/core/errors.js';
-import { GridStore, TOMBSTONE_MS } from '../../src/state/grid/grid-store.js';
+import { EMPTY_DIGEST, GridStore, TOMBSTONE_MS } from '../../src/state/grid/grid-store.js';
 import { recordLine } from '../../src/state/grid/record-lines.js';
 import {
   GRID_STATE_FILE,
@@ -112,6 +112,41 @@ describe('saved grid state', () => {
     const target = new GridStore(clock, 'engine-1');
     await assert.rejects(loadGridState(target, dir), (err) => isCohortError(err, 'GRID_STATE_DAMAGED'));
     assert.equal(target.size(), 0, 'nothing was merged');
+  });
+
+  it('a line that is not a record leaves a store that already held records as it was (its lines are read through before any is merged)', async (t) => {
+    const dir = tmpDir(t);
+    const clock = new ManualClock(1_800_000_000_000);
+    const store = filledStore(clock);
+    const good: string[] = [];
+    for (const p of store.partitions()) store.eachRecord(p, (ns, key, r) => good.push(recordLine(ns, key, r)));
+    const body = `cohort-grid-state\t1\n${good.join('')}not a record\n`;
+    const hash = createHash('sha256').update(body).digest('hex');
+    writeFileSync(join(dir, GRID_STATE_FILE), `${body}#end\t${String(good.length + 1).padStart(12, '0')}\t${hash}\n`);
+    const target = new GridStore(clock, 'engine-1');
+    target.set('session', 'mine', { n: 1 }, clock.now() + HOUR, 2, 'u-1');
+    const before = contents(target);
+    await assert.rejects(loadGridState(target, dir), (err) => isCohortError(err, 'GRID_STATE_DAMAGED'));
+    assert.deepEqual(contents(target), before);
+    assert.deepEqual(target.keysByIndex('session', 'u-1', 2), ['mine']);
+  });
+
+  it('a store emptied after a damaged line takes the next good file whole, indexes included', async (t) => {
+    const dir = tmpDir(t);
+    const clock = new ManualClock(1_800_000_000_000);
+    const store = filledStore(clock);
+    const good: string[] = [];
+    for (const p of store.partitions()) store.eachRecord(p, (ns, key, r) => good.push(recordLine(ns, key, r)));
+    const body = `cohort-grid-state\t1\n${good.join('')}not a record\n`;
+    writeFileSync(join(dir, GRID_STATE_FILE), `${body}#end\t${String(good.length + 1).padStart(12, '0')}\t${createHash('sha256').update(body).digest('hex')}\n`);
+    const target = new GridStore(clock, 'engine-1');
+    await assert.rejects(loadGridState(target, dir), (err) => isCohortError(err, 'GRID_STATE_DAMAGED'));
+    assert.equal(target.size(), 0);
+    for (const p of store.partitions()) assert.equal(target.digest(p), EMPTY_DIGEST, `partition ${p} fingerprint forgotten`);
+    await saveGridState(store, dir);
+    assert.deepEqual(await loadGridState(target, dir), { loaded: good.length, records: good.length });
+    assert.deepEqual(contents(target), contents(store));
+    for (const p of store.partitions()) assert.equal(target.digest(p), store.digest(p));
   });
 
   it('loads a line that begins exactly where a read begins and runs past its end (the bytes kept across reads are not overwritten by the next)', async (t) => {

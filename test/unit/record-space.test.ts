@@ -7,6 +7,20 @@ import { RecordSpace, splitIndexOf } from '../../src/state/grid/record-space.js'
 
 const record = (version: number): StoredRecord => ({ json: 'null', expiresAt: 1, version, partition: 0 });
 
+/** A record with every field set or not, so a slot used again shows whether anything of its last record stayed. */
+const anyRecord = fc.record(
+  {
+    json: fc.constantFrom('null', '{"a":1}', '"x"'),
+    expiresAt: fc.oneof(fc.constant(Number.POSITIVE_INFINITY), fc.integer({ min: 1, max: 2 ** 52 })),
+    version: fc.integer({ min: 0, max: 2 ** 53 - 1 }),
+    partition: fc.integer({ min: -1, max: 5000 }),
+    deleted: fc.constant(true as const),
+    index: fc.constantFrom('u-1', 'u-2'),
+    origin: fc.constantFrom('engine-1', 'engine-2'),
+  },
+  { requiredKeys: ['json', 'expiresAt', 'version', 'partition'] },
+);
+
 describe('record space', () => {
   it('splits by the leading number before the first dot, below 1024; anything else shares one map', () => {
     const cases: Array<[string, number]> = [
@@ -23,30 +37,49 @@ describe('record space', () => {
       fc.tuple(partition, fc.constantFrom('', 'a', 'b.c')).map(([p, rest]) => `${p}.${rest}`),
       fc.constantFrom('', 'x', '.a', 'east.3.a', '12', 'r-1'),
     );
-    const op = fc.tuple(fc.constantFrom('set', 'delete', 'get'), key, fc.nat(1000));
+    const op = fc.tuple(fc.constantFrom('set', 'delete', 'get'), key, anyRecord);
     fc.assert(
       fc.property(fc.boolean(), fc.array(op, { minLength: 50, maxLength: 300 }), (split, ops) => {
         const space = new RecordSpace(split);
         const map = new Map<string, StoredRecord>();
-        for (const [what, k, version] of ops) {
+        for (const [what, k, r] of ops) {
           if (what === 'set') {
-            const r = record(version);
             space.set(k, r);
-            map.set(k, r);
+            map.set(k, { ...r });
           } else if (what === 'delete') assert.equal(space.delete(k), map.delete(k));
           else {
-            assert.equal(space.get(k), map.get(k));
+            // The space keeps a record's fields, not the object: an equal record comes back.
+            assert.deepEqual(space.get(k), map.get(k));
             assert.equal(space.has(k), map.has(k));
           }
           assert.equal(space.size, map.size);
         }
-        const seen = [...space].map(([k, r]) => [k, r.version]);
-        assert.deepEqual(new Map(seen as Array<[string, number]>), new Map([...map].map(([k, r]) => [k, r.version])));
+        const seen = [...space];
+        assert.deepEqual(new Map(seen), map);
         assert.equal(seen.length, map.size, 'each key once');
         if (!split) assert.deepEqual([...space.entries()].map(([k]) => k), [...map.keys()], 'one map, in insertion order');
       }),
       { numRuns: 500 },
     );
+  });
+
+  it('hands out copies: changing a record read changes nothing held', () => {
+    const space = new RecordSpace(true);
+    space.set('3.a', { json: '{"n":1}', expiresAt: 10, version: 7, partition: 3, index: 'u-1', origin: 'engine-1' });
+    const read = space.get('3.a')!;
+    read.json = 'changed';
+    read.version = 99;
+    read.deleted = true;
+    delete read.index;
+    assert.deepEqual(space.get('3.a'), { json: '{"n":1}', expiresAt: 10, version: 7, partition: 3, index: 'u-1', origin: 'engine-1' });
+  });
+
+  it('keeps every field of a million records exactly (versions and expiries past 2^32)', () => {
+    const space = new RecordSpace(true);
+    const base = 1_800_000_000_000 * 1024;
+    for (let i = 0; i < 1_000_000; i++) space.set(`${i % 1024}.k${i}`, { json: `${i}`, expiresAt: base + i, version: base + 2 * i, partition: i % 1024 });
+    assert.equal(space.size, 1_000_000);
+    for (const i of [0, 1, 63, 64, 65, 524_287, 999_999]) assert.deepEqual(space.get(`${i % 1024}.k${i}`), { json: `${i}`, expiresAt: base + i, version: base + 2 * i, partition: i % 1024 });
   });
 
   it('may be deleted from while it is iterated, as a Map may (the sweep does)', () => {

@@ -9,9 +9,8 @@
  * Saving streams the records to a temporary file (a piece of about a megabyte at a time, the
  * next made only once the file took the last, so no partition is ever one string), fsyncs it, renames it over the previous file and fsyncs
  * the directory: a crash while saving leaves the previous file whole. Loading reads the file
- * once, parsing every line and computing the checksum as it goes, and merges the records only
- * when the checksum, the count and every line hold. A damaged file therefore changes nothing:
- * it is renamed `grid-state.tsv.damaged` (GRID_STATE_DAMAGED) and the engine takes its state
+ * twice: once to check its checksum, then to parse and merge its lines (`loadGridState`). A
+ * damaged file changes nothing: it is renamed `grid-state.tsv.damaged` (GRID_STATE_DAMAGED) and the engine takes its state
  * from the cluster.
  *
  * The file is kept after it is loaded, until the next successful save replaces it. An engine
@@ -61,8 +60,6 @@ const TRAILER_BYTES = 5 + 12 + 1 + 64 + 1;
 const WRITE_CHUNK_CHARS = 1 << 20;
 /** Bytes read at a time while loading (exported for the tests that put lines across its edges). */
 export const READ_CHUNK_BYTES = 4 << 20;
-/** Records merged between two turns of the event loop while loading. */
-const MERGE_SLICE = 20_000;
 /** The temporary files of saves (`grid-state.tsv.<pid>.tmp`). */
 const TMP_NAME = /^grid-state\.tsv\.\d+\.tmp$/;
 
@@ -172,9 +169,17 @@ export async function saveGridState(store: GridStore, dataDir: string): Promise<
 
 /**
  * Loads the saved records (expired ones are dropped by merge) and keeps the file (see the
- * header). The checksum, the count and every line are checked before anything is merged; a
- * damaged file rejects with GRID_STATE_DAMAGED, changes nothing, and is renamed
+ * header). A damaged file rejects with GRID_STATE_DAMAGED, changes nothing, and is renamed
  * `grid-state.tsv.damaged`.
+ *
+ * The file is read twice. First its checksum and trailer are checked, without decoding a
+ * byte: a file cut short or changed anywhere is refused before anything is merged. Then its
+ * lines are parsed and merged as they are read, so no record is held twice (once parsed,
+ * once stored: a million parsed records kept until the last line was read cost a third of
+ * the load's time, spent by the collector). A line that is not a record, in a file whose
+ * checksum matched (written by a faulty or foreign writer), empties the store again: a store
+ * that held records before is therefore read through once more without merging, to find such
+ * a line before anything is merged into it.
  */
 export async function loadGridState(store: GridStore, dataDir: string): Promise<{ loaded: number; records: number } | undefined> {
   const path = join(dataDir, GRID_STATE_FILE);
@@ -187,16 +192,25 @@ export async function loadGridState(store: GridStore, dataDir: string): Promise<
   let damage: string | undefined;
   let result: { loaded: number; records: number } | undefined;
   try {
-    const read = await readRecords(file, (await file.stat()).size);
-    if (typeof read === 'string') damage = read;
+    const body = await checkedBody(file, (await file.stat()).size);
+    if (typeof body === 'string') damage = body;
     else {
-      let loaded = 0;
-      for (let i = 0; i < read.length; i++) {
-        if (store.merge(read[i]!)) loaded++;
-        // A million records take seconds to merge: the node keeps answering its peers' probes meanwhile.
-        if (i % MERGE_SLICE === MERGE_SLICE - 1) await new Promise((resolve) => setImmediate(resolve));
+      const empty = store.size() === 0;
+      if (!empty) {
+        const checked = await readRecords(file, body, () => undefined);
+        if (typeof checked === 'string') damage = checked;
       }
-      result = { loaded, records: read.length };
+      if (damage === undefined) {
+        let loaded = 0;
+        const read = await readRecords(file, body, (change) => {
+          if (store.merge(change)) loaded++;
+        });
+        if (typeof read === 'string') {
+          // Only a store that was empty merges before every line was read (see above).
+          store.clear();
+          damage = read;
+        } else result = { loaded, records: read };
+      }
     }
   } finally {
     await file.close();
@@ -208,49 +222,63 @@ export async function loadGridState(store: GridStore, dataDir: string): Promise<
   return result;
 }
 
-/** The file's records, or what is wrong with it (nothing of a damaged file is merged). */
-async function readRecords(file: FileHandle, size: number): Promise<RecordChange[] | string> {
+/** Where the records end and how many the trailer says there are. */
+interface CheckedBody {
+  end: number;
+  records: number;
+}
+
+/** The body's extent when the trailer is there and the checksum matches it, else what is wrong. */
+async function checkedBody(file: FileHandle, size: number): Promise<CheckedBody | string> {
   if (size < HEADER.length + TRAILER_BYTES) return 'too short';
-  const bodyEnd = size - TRAILER_BYTES;
+  const end = size - TRAILER_BYTES;
   const trailerBytes = Buffer.alloc(TRAILER_BYTES);
-  await file.read(trailerBytes, 0, TRAILER_BYTES, bodyEnd);
+  await file.read(trailerBytes, 0, TRAILER_BYTES, end);
   const match = /^#end\t(\d{12})\t([0-9a-f]{64})\n$/.exec(trailerBytes.toString('utf8'));
   if (!match) return 'no trailer: the save did not finish';
   const hash = createHash('sha256');
-  const changes: RecordChange[] = [];
+  const bytes = Buffer.allocUnsafe(Math.min(READ_CHUNK_BYTES, end));
+  for (let position = 0; position < end; ) {
+    const { bytesRead } = await file.read(bytes, 0, Math.min(bytes.length, end - position), position);
+    if (bytesRead === 0) return 'shorter than it was a moment ago';
+    hash.update(bytes.subarray(0, bytesRead));
+    position += bytesRead;
+  }
+  if (match[2] !== hash.digest('hex')) return 'checksum mismatch';
+  return { end, records: Number(match[1]) };
+}
+
+/**
+ * Parses the body's lines, handing each record to `onRecord` until the first line that is
+ * not one; resolves with how many records there were, or what is wrong.
+ */
+async function readRecords(file: FileHandle, body: CheckedBody, onRecord: (change: RecordChange) => void): Promise<number | string> {
   let lines = 0;
   let bad: string | undefined;
-  const complete = await eachLine(
-    file,
-    bodyEnd,
-    (text, start, end) => {
-      if (bad !== undefined) return;
-      if (lines++ === 0) {
-        if (`${text.slice(start, end)}\n` !== HEADER) bad = 'unknown header';
-        return;
-      }
-      const change = parseRecordLine(text, start, end);
-      if (change === undefined) bad = `line ${lines} is not a record`;
-      else changes.push(change);
-    },
-    (bytes) => hash.update(bytes),
-  );
-  if (match[2] !== hash.digest('hex')) return 'checksum mismatch';
+  const complete = await eachLine(file, body.end, (text, start, end) => {
+    if (bad !== undefined) return;
+    if (lines++ === 0) {
+      if (`${text.slice(start, end)}\n` !== HEADER) bad = 'unknown header';
+      return;
+    }
+    const change = parseRecordLine(text, start, end);
+    if (change === undefined) bad = `line ${lines} is not a record`;
+    else onRecord(change);
+  });
   if (!complete) return 'the last line before the trailer is cut short';
   if (bad !== undefined) return bad;
-  if (lines - 1 !== Number(match[1])) return `${lines - 1} records, the trailer says ${Number(match[1])}`;
-  return changes;
+  if (lines - 1 !== body.records) return `${lines - 1} records, the trailer says ${body.records}`;
+  return lines - 1;
 }
 
 /**
  * Calls `onLine` for every line (without its newline: `text` from `start` to `end`) of the
- * first `end` bytes of `file`, and `onBytes` for every piece read; resolves with false when
- * the last line has no newline. The
+ * first `end` bytes of `file`; resolves with false when the last line has no newline. The
  * complete lines of a piece are decoded at once (a newline byte is never part of a UTF-8
  * sequence, so no character is cut) and its lines are read in that text; the bytes after the
  * last newline are decoded with the first line of the next piece.
  */
-async function eachLine(file: FileHandle, end: number, onLine: (text: string, start: number, end: number) => void, onBytes?: (bytes: Buffer) => void): Promise<boolean> {
+async function eachLine(file: FileHandle, end: number, onLine: (text: string, start: number, end: number) => void): Promise<boolean> {
   let rest: Buffer | undefined;
   // One buffer for every read: a new one each time made the kernel fault in and clear fresh
   // pages for every piece (a tenth of a large load's CPU went to copying into them). The text
@@ -261,7 +289,6 @@ async function eachLine(file: FileHandle, end: number, onLine: (text: string, st
     if (bytesRead === 0) break;
     position += bytesRead;
     const chunk = bytes.subarray(0, bytesRead);
-    onBytes?.(chunk);
     const lastNewline = chunk.lastIndexOf(10);
     if (lastNewline < 0) {
       rest = rest === undefined ? Buffer.from(chunk) : Buffer.concat([rest, chunk]);

@@ -462,6 +462,21 @@ export class GridStore {
     return this.lastVersion;
   }
 
+  /**
+   * Forgets every record (a saved state's load that met a damaged line after merging into
+   * this store while it was empty: grid-state-file.ts). Versions seen stay seen: the next
+   * version made here is still newer than any this store has held.
+   */
+  clear(): void {
+    this.spaces.clear();
+    this.cursors.clear();
+    this.byPartition.clear();
+    this.fingerprints.clear();
+    this.secondary.clear();
+    this.revocationFloor = 0;
+    this.revocationsEvicted = 0;
+  }
+
   /** Number of records held, expired ones not yet swept included. */
   size(ns?: Namespace): number {
     if (ns) return this.spaces.get(ns)?.size ?? 0;

@@ -1,23 +1,36 @@
 /**
- * One namespace's records by key (grid-store.ts): a map, split by what the key itself says
- * where the namespace's keys carry their partition.
+ * One namespace's records by key (grid-store.ts), held as columns: each key maps to a slot
+ * number, and a slot's fields sit in arrays, one per field (the value's JSON text, the
+ * version, the expiry, the partition, the tombstone flag, the secondary key, the origin).
  *
- * Session ids begin with their partition (`<partition>.<random>`, grid-provider.ts), and a
- * namespace of sessions held whole in one map of a million keys made every lookup of a load or
- * a join a miss in the processor's cache: records arrive a partition at a time, and a map of a
- * few thousand keys stays in the cache while its partition arrives (one map per partition took
- * a third of the time of one map of a million in a scratch measurement). The split is a pure
- * function of the key — its leading digits up to the first `.` — so one key always lands in
- * the same map, whatever partition a record of it is written to; keys without such a prefix
- * (a subcluster's session ids, `east.12.…`) share one map.
+ * Why columns and not one object per record: an engine holds a million records and takes them
+ * in a few seconds (a saved state's load, a joining engine's transfers). Each record as an
+ * object came with two more (its version and expiry are beyond the small integers V8 keeps in
+ * place, so each was a separate heap number), and every one of those objects was copied twice
+ * by the young generation's collector and marked by every full collection while the store
+ * grew: a scratch load of a million sessions spent half its CPU collecting garbage. With
+ * columns the numbers live in typed arrays outside the heap, and a record read is made on
+ * demand (`get`), short-lived and cheap to collect. The JSON text and keys stay strings.
+ *
+ * Keys are split into maps by what the key itself says where the namespace's keys carry their
+ * partition. Session ids begin with their partition (`<partition>.<random>`, grid-provider.ts),
+ * and a namespace of sessions held whole in one map of a million keys made every lookup of a
+ * load or a join a miss in the processor's cache: records arrive a partition at a time, and a
+ * map of a few thousand keys stays in the cache while its partition arrives (one map per
+ * partition took a third of the time of one map of a million in a scratch measurement). The
+ * split is a pure function of the key — its leading digits up to the first `.` — so one key
+ * always lands in the same map, whatever partition a record of it is written to; keys without
+ * such a prefix (a subcluster's session ids, `east.12.…`) share one map.
  *
  * A space that is not split is one map, in insertion order (the revocation list evicts its
- * oldest by that order).
+ * oldest by that order); a key set again keeps its place, as in a Map.
  */
 import type { StoredRecord } from './grid-store.js';
 
 /** Keys whose leading number is below this are split by it; the rest share one map. */
 const SPLIT_LIMIT = 1024;
+/** Slots the numeric columns start with (they double when full). */
+const INITIAL_SLOTS = 64;
 
 /** The map index of `key`: its leading decimal number when it is followed by `.` and below SPLIT_LIMIT, else -1 (pure). */
 export function splitIndexOf(key: string): number {
@@ -33,50 +46,126 @@ export function splitIndexOf(key: string): number {
 }
 
 export class RecordSpace {
-  /** Keys split by their leading number (empty when the space is not split). */
-  private readonly byIndex: Array<Map<string, StoredRecord> | undefined>;
+  /** Keys split by their leading number (empty when the space is not split): key → slot. */
+  private readonly byIndex: Array<Map<string, number> | undefined>;
   /** Every key of a space that is not split; the keys without a leading number of one that is. */
-  private readonly rest = new Map<string, StoredRecord>();
+  private readonly rest = new Map<string, number>();
+  private count = 0;
+
+  // The columns, indexed by slot. The string columns grow by one slot at a time and never have
+  // holes (a slot is either reused or the next one), so V8 keeps them as plain arrays.
+  private json: string[] = [];
+  private index: Array<string | undefined> = [];
+  private origin: Array<string | undefined> = [];
+  private version = new Float64Array(INITIAL_SLOTS);
+  private expiresAt = new Float64Array(INITIAL_SLOTS);
+  private partition = new Float64Array(INITIAL_SLOTS);
+  private deleted = new Uint8Array(INITIAL_SLOTS);
+  /** Slots given up by deleted keys, taken again before new ones. */
+  private readonly free: number[] = [];
 
   constructor(split: boolean) {
-    this.byIndex = split ? new Array<Map<string, StoredRecord> | undefined>(SPLIT_LIMIT).fill(undefined) : [];
+    this.byIndex = split ? new Array<Map<string, number> | undefined>(SPLIT_LIMIT).fill(undefined) : [];
   }
 
-  /** How many records (a sum over the maps: asked about once a second, by the sweep). */
+  /** How many records. */
   get size(): number {
-    let n = this.rest.size;
-    for (const map of this.byIndex) if (map !== undefined) n += map.size;
-    return n;
+    return this.count;
   }
 
+  /** The record of `key`, made for this call (changing it changes nothing held), or undefined. */
   get(key: string): StoredRecord | undefined {
-    return this.mapOf(key)?.get(key);
+    const slot = this.mapOf(key)?.get(key);
+    return slot === undefined ? undefined : this.recordAt(slot);
   }
 
   has(key: string): boolean {
     return this.mapOf(key)?.has(key) ?? false;
   }
 
+  /** Holds `record`'s fields under `key` (the object itself is not kept). */
   set(key: string, record: StoredRecord): void {
-    this.mapOf(key, true)!.set(key, record);
+    const map = this.mapOf(key, true)!;
+    let slot = map.get(key);
+    if (slot === undefined) {
+      slot = this.takeSlot();
+      map.set(key, slot);
+      this.count++;
+    }
+    this.json[slot] = record.json;
+    this.index[slot] = record.index;
+    this.origin[slot] = record.origin;
+    this.version[slot] = record.version;
+    this.expiresAt[slot] = record.expiresAt;
+    this.partition[slot] = record.partition;
+    this.deleted[slot] = record.deleted === true ? 1 : 0;
   }
 
   delete(key: string): boolean {
-    return this.mapOf(key)?.delete(key) ?? false;
+    const map = this.mapOf(key);
+    const slot = map?.get(key);
+    if (slot === undefined) return false;
+    map!.delete(key);
+    this.count--;
+    // The strings go with the record; the slot is used again.
+    this.json[slot] = '';
+    this.index[slot] = undefined;
+    this.origin[slot] = undefined;
+    this.free.push(slot);
+    return true;
   }
 
   /** Every record, map by map (in insertion order within each); safe to delete from while iterating, as a Map is. */
   *entries(): Generator<[string, StoredRecord]> {
-    yield* this.rest;
-    for (const map of this.byIndex) if (map !== undefined) yield* map;
+    for (const [key, slot] of this.rest) yield [key, this.recordAt(slot)];
+    for (const map of this.byIndex) if (map !== undefined) for (const [key, slot] of map) yield [key, this.recordAt(slot)];
   }
 
   [Symbol.iterator](): Generator<[string, StoredRecord]> {
     return this.entries();
   }
 
+  /**
+   * A record as an object, its fields in the order record lines and the store make them (so
+   * the objects share a few shapes).
+   */
+  private recordAt(slot: number): StoredRecord {
+    const r: StoredRecord = { json: this.json[slot]!, expiresAt: this.expiresAt[slot]!, version: this.version[slot]!, partition: this.partition[slot]! };
+    if (this.deleted[slot] === 1) r.deleted = true;
+    const index = this.index[slot];
+    if (index !== undefined) r.index = index;
+    const origin = this.origin[slot];
+    if (origin !== undefined) r.origin = origin;
+    return r;
+  }
+
+  private takeSlot(): number {
+    const reused = this.free.pop();
+    if (reused !== undefined) return reused;
+    const slot = this.json.length;
+    if (slot === this.version.length) this.grow();
+    // Appended now, so the string columns never have a hole.
+    this.json.push('');
+    this.index.push(undefined);
+    this.origin.push(undefined);
+    return slot;
+  }
+
+  private grow(): void {
+    const slots = this.version.length * 2;
+    const grown = <T extends Float64Array | Uint8Array>(column: T, make: (n: number) => T): T => {
+      const next = make(slots);
+      next.set(column);
+      return next;
+    };
+    this.version = grown(this.version, (n) => new Float64Array(n));
+    this.expiresAt = grown(this.expiresAt, (n) => new Float64Array(n));
+    this.partition = grown(this.partition, (n) => new Float64Array(n));
+    this.deleted = grown(this.deleted, (n) => new Uint8Array(n));
+  }
+
   /** The map `key` belongs in; a split map not made yet is made with `create`, else undefined. */
-  private mapOf(key: string, create = false): Map<string, StoredRecord> | undefined {
+  private mapOf(key: string, create = false): Map<string, number> | undefined {
     const index = this.byIndex.length === 0 ? -1 : splitIndexOf(key);
     if (index < 0 || index >= SPLIT_LIMIT) return this.rest;
     return create ? (this.byIndex[index] ??= new Map()) : this.byIndex[index];
