@@ -21,6 +21,7 @@ import { DEFAULT_VALUE_CAPS, type DecisionLog, type ValueCaps } from '../config/
 import { systemClock, type Clock } from '../core/clock.js';
 import { CohortError, ERROR_CODES, type ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { then, type MaybePromise } from '../core/maybe-async.js';
 import { isoText } from '../core/time-text.js';
 import { COHORT_VERSION } from '../core/version.js';
 import { bearerToken, MatchedKeys } from '../http/bearer-auth.js';
@@ -349,7 +350,10 @@ export function registerRuntimeApi(app: FastifyInstance, options: RuntimeApiOpti
     if (hasBody(req)) return false;
     const scope = keyScope(req);
     if (scope !== 'runtime' && (scope !== 'read' || query === '?touch=true')) return false;
-    const lookup = (): Promise<LaneAnswer> => provider.sessions.get(sessionId, { touch: query === '?touch=true' }).then((s): LaneAnswer => {
+    // At once where the provider holds the session here (the grid: no promise per lookup).
+    const sessions = provider.sessions;
+    const options = { touch: query === '?touch=true' };
+    const lookup = (): MaybePromise<LaneAnswer> => then(sessions.getNow ? sessions.getNow(sessionId, options) : sessions.get(sessionId, options), (s): LaneAnswer => {
       if (!s) throw notFound('session');
       return { status: 200, headers: {}, body: JSON.stringify(sessionView(s)) };
     });

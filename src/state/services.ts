@@ -10,6 +10,7 @@
  * - An operation that cannot reach the replicas it needs fails with STATE_UNAVAILABLE; the
  *   HTTP layer answers 503. Nothing is half-applied: a failed call may be retried.
  */
+import type { MaybePromise } from '../core/maybe-async.js';
 
 export interface Session {
   id: string;
@@ -76,6 +77,12 @@ export interface SessionService {
    * many engines write it at most once per interval between them.
    */
   get(id: string, options?: SessionGetOptions): Promise<Session | undefined>;
+  /**
+   * As `get`, answered at once (no promise) where the provider holds the session's copy here
+   * and nothing must be asked elsewhere (the grid, for a partition this engine holds in sync);
+   * a promise otherwise. Providers without a copy of their own leave it out.
+   */
+  getNow?(id: string, options?: SessionGetOptions): MaybePromise<Session | undefined>;
   /** Live sessions of `subject`, oldest first (ties by id). Unbounded: the API uses pages. */
   listBySubject(subject: string): Promise<Session[]>;
   /**

@@ -21,6 +21,7 @@
  * - An operation is resent to the next primary after a lost connection only when applying
  *   it twice is harmless (operations.ts `isRepeatable`), never after a timeout.
  */
+import type { MaybePromise } from '../../core/maybe-async.js';
 import { CohortError, isCohortError } from '../../core/errors.js';
 import type { ReplicateBody } from './grid-protocol.js';
 import { applyOperation, isReadOnly, isRepeatable, type Operation, type OperationResults } from './operations.js';
@@ -58,6 +59,12 @@ export class PrimaryRouting {
     // Every replica holds every acknowledged write, so a replica that is in sync answers reads
     // from its own copy: no hop to the primary for the common case of a session lookup.
     if (this.answersLocally(partition, op)) return Promise.resolve(applyOperation(this.s.store, op, this.s.clock.now(), partition) as OperationResults[K]);
+    return this.routed(partition, op, 0);
+  }
+
+  /** As `execute`, but a read answered from this engine's own copy comes back at once (no promise). */
+  executeNow<K extends Operation['t']>(partition: number, op: Extract<Operation, { t: K }>): MaybePromise<OperationResults[K]> {
+    if (this.answersLocally(partition, op)) return applyOperation(this.s.store, op, this.s.clock.now(), partition) as OperationResults[K];
     return this.routed(partition, op, 0);
   }
 

@@ -58,6 +58,7 @@
  */
 import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../core/logger.js';
+import type { MaybePromise } from '../../core/maybe-async.js';
 import type { Rpc } from '../../rpc/rpc.js';
 import { AntiEntropy } from './anti-entropy.js';
 import { BackupReplicas } from './backup-replicas.js';
@@ -386,6 +387,10 @@ export class ReplicatedExecutor implements GridExecutor {
 
   execute<K extends Operation['t']>(partition: number, op: Extract<Operation, { t: K }>): Promise<OperationResults[K]> {
     return this.routing.execute(partition, op);
+  }
+
+  executeNow<K extends Operation['t']>(partition: number, op: Extract<Operation, { t: K }>): MaybePromise<OperationResults[K]> {
+    return this.routing.executeNow(partition, op);
   }
 }
 
