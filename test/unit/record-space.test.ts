@@ -79,7 +79,19 @@ describe('record space', () => {
     const base = 1_800_000_000_000 * 1024;
     for (let i = 0; i < 1_000_000; i++) space.set(`${i % 1024}.k${i}`, { json: `${i}`, expiresAt: base + i, version: base + 2 * i, partition: i % 1024 });
     assert.equal(space.size, 1_000_000);
-    for (const i of [0, 1, 63, 64, 65, 524_287, 999_999]) assert.deepEqual(space.get(`${i % 1024}.k${i}`), { json: `${i}`, expiresAt: base + i, version: base + 2 * i, partition: i % 1024 });
+    // Across the first block's growth (64 slots doubling) and the edges of whole blocks (4,096 slots).
+    for (const i of [0, 1, 63, 64, 65, 4095, 4096, 4097, 8191, 8192, 524_287, 999_999]) assert.deepEqual(space.get(`${i % 1024}.k${i}`), { json: `${i}`, expiresAt: base + i, version: base + 2 * i, partition: i % 1024 });
+  });
+
+  it('uses the slots of deleted keys again, across blocks, without anything of their last record', () => {
+    const space = new RecordSpace(false);
+    for (let i = 0; i < 10_000; i++) space.set(`k${i}`, { json: `${i}`, expiresAt: i, version: i, partition: i, deleted: true, index: `u${i}`, origin: 'engine-1' });
+    for (let i = 0; i < 10_000; i += 2) space.delete(`k${i}`);
+    for (let i = 0; i < 5_000; i++) space.set(`n${i}`, { json: 'null', expiresAt: 1, version: 2, partition: 3 });
+    assert.equal(space.size, 10_000);
+    for (let i = 0; i < 5_000; i++) assert.deepEqual(space.get(`n${i}`), { json: 'null', expiresAt: 1, version: 2, partition: 3 });
+    for (let i = 1; i < 10_000; i += 2) assert.deepEqual(space.get(`k${i}`), { json: `${i}`, expiresAt: i, version: i, partition: i, deleted: true, index: `u${i}`, origin: 'engine-1' });
+    assert.equal([...space].length, 10_000);
   });
 
   it('may be deleted from while it is iterated, as a Map may (the sweep does)', () => {

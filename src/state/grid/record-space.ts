@@ -29,8 +29,54 @@ import type { StoredRecord } from './grid-store.js';
 
 /** Keys whose leading number is below this are split by it; the rest share one map. */
 const SPLIT_LIMIT = 1024;
-/** Slots the numeric columns start with (they double when full). */
+/** Slots of the first block when a space is made; it doubles up to BLOCK. */
 const INITIAL_SLOTS = 64;
+const BLOCK_BITS = 12;
+/** Slots of a whole block. */
+const BLOCK = 1 << BLOCK_BITS;
+const BLOCK_MASK = BLOCK - 1;
+
+/**
+ * One block of every column. The string columns are filled when made, so they never have a
+ * hole and V8 keeps them as plain arrays.
+ */
+interface ColumnBlock {
+  json: string[];
+  index: Array<string | undefined>;
+  origin: Array<string | undefined>;
+  version: Float64Array;
+  expiresAt: Float64Array;
+  partition: Float64Array;
+  deleted: Uint8Array;
+}
+
+function newBlock(slots: number): ColumnBlock {
+  return {
+    json: new Array<string>(slots).fill(''),
+    index: new Array<string | undefined>(slots).fill(undefined),
+    origin: new Array<string | undefined>(slots).fill(undefined),
+    version: new Float64Array(slots),
+    expiresAt: new Float64Array(slots),
+    partition: new Float64Array(slots),
+    deleted: new Uint8Array(slots),
+  };
+}
+
+/** `block` copied into a new one of `slots` slots. */
+function grownBlock(block: ColumnBlock, slots: number): ColumnBlock {
+  const next = newBlock(slots);
+  const n = block.version.length;
+  for (let i = 0; i < n; i++) {
+    next.json[i] = block.json[i]!;
+    next.index[i] = block.index[i];
+    next.origin[i] = block.origin[i];
+  }
+  next.version.set(block.version);
+  next.expiresAt.set(block.expiresAt);
+  next.partition.set(block.partition);
+  next.deleted.set(block.deleted);
+  return next;
+}
 
 /** The map index of `key`: its leading decimal number when it is followed by `.` and below SPLIT_LIMIT, else -1 (pure). */
 export function splitIndexOf(key: string): number {
@@ -52,15 +98,14 @@ export class RecordSpace {
   private readonly rest = new Map<string, number>();
   private count = 0;
 
-  // The columns, indexed by slot. The string columns grow by one slot at a time and never have
-  // holes (a slot is either reused or the next one), so V8 keeps them as plain arrays.
-  private json: string[] = [];
-  private index: Array<string | undefined> = [];
-  private origin: Array<string | undefined> = [];
-  private version = new Float64Array(INITIAL_SLOTS);
-  private expiresAt = new Float64Array(INITIAL_SLOTS);
-  private partition = new Float64Array(INITIAL_SLOTS);
-  private deleted = new Uint8Array(INITIAL_SLOTS);
+  /**
+   * The columns, in blocks of BLOCK slots (the first grows to that size from a few slots, so a
+   * small space stays small): a column that grew as one array was copied whole each time it
+   * grew, and the copies' fresh pages cost a twentieth of a million-record load.
+   */
+  private readonly blocks: ColumnBlock[] = [newBlock(INITIAL_SLOTS)];
+  /** Slots handed out so far (the next new one). */
+  private slots = 0;
   /** Slots given up by deleted keys, taken again before new ones. */
   private readonly free: number[] = [];
 
@@ -92,13 +137,15 @@ export class RecordSpace {
       map.set(key, slot);
       this.count++;
     }
-    this.json[slot] = record.json;
-    this.index[slot] = record.index;
-    this.origin[slot] = record.origin;
-    this.version[slot] = record.version;
-    this.expiresAt[slot] = record.expiresAt;
-    this.partition[slot] = record.partition;
-    this.deleted[slot] = record.deleted === true ? 1 : 0;
+    const b = this.blocks[slot >>> BLOCK_BITS]!;
+    const i = slot & BLOCK_MASK;
+    b.json[i] = record.json;
+    b.index[i] = record.index;
+    b.origin[i] = record.origin;
+    b.version[i] = record.version;
+    b.expiresAt[i] = record.expiresAt;
+    b.partition[i] = record.partition;
+    b.deleted[i] = record.deleted === true ? 1 : 0;
   }
 
   delete(key: string): boolean {
@@ -108,9 +155,11 @@ export class RecordSpace {
     map!.delete(key);
     this.count--;
     // The strings go with the record; the slot is used again.
-    this.json[slot] = '';
-    this.index[slot] = undefined;
-    this.origin[slot] = undefined;
+    const b = this.blocks[slot >>> BLOCK_BITS]!;
+    const i = slot & BLOCK_MASK;
+    b.json[i] = '';
+    b.index[i] = undefined;
+    b.origin[i] = undefined;
     this.free.push(slot);
     return true;
   }
@@ -130,11 +179,13 @@ export class RecordSpace {
    * the objects share a few shapes).
    */
   private recordAt(slot: number): StoredRecord {
-    const r: StoredRecord = { json: this.json[slot]!, expiresAt: this.expiresAt[slot]!, version: this.version[slot]!, partition: this.partition[slot]! };
-    if (this.deleted[slot] === 1) r.deleted = true;
-    const index = this.index[slot];
+    const b = this.blocks[slot >>> BLOCK_BITS]!;
+    const i = slot & BLOCK_MASK;
+    const r: StoredRecord = { json: b.json[i]!, expiresAt: b.expiresAt[i]!, version: b.version[i]!, partition: b.partition[i]! };
+    if (b.deleted[i] === 1) r.deleted = true;
+    const index = b.index[i];
     if (index !== undefined) r.index = index;
-    const origin = this.origin[slot];
+    const origin = b.origin[i];
     if (origin !== undefined) r.origin = origin;
     return r;
   }
@@ -142,26 +193,15 @@ export class RecordSpace {
   private takeSlot(): number {
     const reused = this.free.pop();
     if (reused !== undefined) return reused;
-    const slot = this.json.length;
-    if (slot === this.version.length) this.grow();
-    // Appended now, so the string columns never have a hole.
-    this.json.push('');
-    this.index.push(undefined);
-    this.origin.push(undefined);
+    const slot = this.slots++;
+    const last = this.blocks.length - 1;
+    const room = (last << BLOCK_BITS) + this.blocks[last]!.version.length;
+    if (slot === room) {
+      // The first block doubles until it is a whole block; past it, whole blocks are added.
+      if (last === 0 && room < BLOCK) this.blocks[0] = grownBlock(this.blocks[0]!, room * 2);
+      else this.blocks.push(newBlock(BLOCK));
+    }
     return slot;
-  }
-
-  private grow(): void {
-    const slots = this.version.length * 2;
-    const grown = <T extends Float64Array | Uint8Array>(column: T, make: (n: number) => T): T => {
-      const next = make(slots);
-      next.set(column);
-      return next;
-    };
-    this.version = grown(this.version, (n) => new Float64Array(n));
-    this.expiresAt = grown(this.expiresAt, (n) => new Float64Array(n));
-    this.partition = grown(this.partition, (n) => new Float64Array(n));
-    this.deleted = grown(this.deleted, (n) => new Uint8Array(n));
   }
 
   /** The map `key` belongs in; a split map not made yet is made with `create`, else undefined. */
