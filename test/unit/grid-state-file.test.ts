@@ -47,6 +47,20 @@ function contents(store: GridStore): string[] {
   return lines.sort();
 }
 
+/**
+ * Writes into `dir` a saved state of `store`'s records followed by one line that is not a
+ * record, with a matching checksum and count (what only a faulty writer makes); answers how
+ * many good records it holds.
+ */
+function saveWithBadLastLine(store: GridStore, dir: string): number {
+  const good: string[] = [];
+  for (const p of store.partitions()) store.eachRecord(p, (ns, key, r) => good.push(recordLine(ns, key, r)));
+  const body = `cohort-grid-state\t1\n${good.join('')}not a record\n`;
+  const hash = createHash('sha256').update(body).digest('hex');
+  writeFileSync(join(dir, GRID_STATE_FILE), `${body}#end\t${String(good.length + 1).padStart(12, '0')}\t${hash}\n`);
+  return good.length;
+}
+
 describe('saved grid state', () => {
   it('loading leaves the file on disk, and a second load after a crash (no save in between) finds everything', async (t) => {
     const dir = tmpDir(t);
@@ -101,14 +115,9 @@ describe('saved grid state', () => {
   it('a file with a line that is not a record changes nothing, even when its checksum matches', async (t) => {
     const dir = tmpDir(t);
     const clock = new ManualClock(1_800_000_000_000);
-    const store = filledStore(clock);
-    const good: string[] = [];
-    for (const p of store.partitions()) store.eachRecord(p, (ns, key, r) => good.push(recordLine(ns, key, r)));
     // Good records first, then one that is not a record: a loader that merges as it reads
     // would already have changed the store when it meets the bad line.
-    const body = `cohort-grid-state\t1\n${good.join('')}not a record\n`;
-    const hash = createHash('sha256').update(body).digest('hex');
-    writeFileSync(join(dir, GRID_STATE_FILE), `${body}#end\t${String(good.length + 1).padStart(12, '0')}\t${hash}\n`);
+    saveWithBadLastLine(filledStore(clock), dir);
     const target = new GridStore(clock, 'engine-1');
     await assert.rejects(loadGridState(target, dir), (err) => isCohortError(err, 'GRID_STATE_DAMAGED'));
     assert.equal(target.size(), 0, 'nothing was merged');
@@ -117,12 +126,7 @@ describe('saved grid state', () => {
   it('a line that is not a record leaves a store that already held records as it was (its lines are read through before any is merged)', async (t) => {
     const dir = tmpDir(t);
     const clock = new ManualClock(1_800_000_000_000);
-    const store = filledStore(clock);
-    const good: string[] = [];
-    for (const p of store.partitions()) store.eachRecord(p, (ns, key, r) => good.push(recordLine(ns, key, r)));
-    const body = `cohort-grid-state\t1\n${good.join('')}not a record\n`;
-    const hash = createHash('sha256').update(body).digest('hex');
-    writeFileSync(join(dir, GRID_STATE_FILE), `${body}#end\t${String(good.length + 1).padStart(12, '0')}\t${hash}\n`);
+    saveWithBadLastLine(filledStore(clock), dir);
     const target = new GridStore(clock, 'engine-1');
     target.set('session', 'mine', { n: 1 }, clock.now() + HOUR, 2, 'u-1');
     const before = contents(target);
@@ -135,16 +139,13 @@ describe('saved grid state', () => {
     const dir = tmpDir(t);
     const clock = new ManualClock(1_800_000_000_000);
     const store = filledStore(clock);
-    const good: string[] = [];
-    for (const p of store.partitions()) store.eachRecord(p, (ns, key, r) => good.push(recordLine(ns, key, r)));
-    const body = `cohort-grid-state\t1\n${good.join('')}not a record\n`;
-    writeFileSync(join(dir, GRID_STATE_FILE), `${body}#end\t${String(good.length + 1).padStart(12, '0')}\t${createHash('sha256').update(body).digest('hex')}\n`);
+    const good = saveWithBadLastLine(store, dir);
     const target = new GridStore(clock, 'engine-1');
     await assert.rejects(loadGridState(target, dir), (err) => isCohortError(err, 'GRID_STATE_DAMAGED'));
     assert.equal(target.size(), 0);
     for (const p of store.partitions()) assert.equal(target.digest(p), EMPTY_DIGEST, `partition ${p} fingerprint forgotten`);
     await saveGridState(store, dir);
-    assert.deepEqual(await loadGridState(target, dir), { loaded: good.length, records: good.length });
+    assert.deepEqual(await loadGridState(target, dir), { loaded: good, records: good });
     assert.deepEqual(contents(target), contents(store));
     for (const p of store.partitions()) assert.equal(target.digest(p), store.digest(p));
   });
