@@ -10,7 +10,9 @@
  * by the young generation's collector and marked by every full collection while the store
  * grew: a scratch load of a million sessions spent half its CPU collecting garbage. With
  * columns the numbers live in typed arrays outside the heap, and a record read is made on
- * demand (`get`), short-lived and cheap to collect. The JSON text and keys stay strings.
+ * demand (`get`), short-lived and cheap to collect. The JSON text and keys stay strings. The
+ * columns keep as many slots as the space ever held at once (37 bytes a slot; a deleted
+ * record's strings are let go at once), and later records take the freed slots first.
  *
  * Keys are split into maps by what the key itself says where the namespace's keys carry their
  * partition. Session ids begin with their partition (`<partition>.<random>`, grid-provider.ts),
