@@ -11,6 +11,7 @@ import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../src/cli/free-port.js';
+import { parseAddress } from '../src/config/values.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const CLI = join(ROOT, 'dist/src/cli/cohort.js');
@@ -123,40 +124,40 @@ export async function stopBenchNode(n: BenchNode): Promise<void> {
 }
 
 /**
- * Polls `GET /health/ready` of engine `n` until 200; resolves with the time it took (ms).
- * Asked every 20 ms over one kept-alive node:http connection: fetch cost this process about
- * half a millisecond of CPU a request, which polling three loading engines took from them
- * (a twentieth of the machine during a full start).
+ * GETs `path` of `address` (host:port) over `agent` and resolves with the status, 0 when no
+ * answer came (not listening, the connection went, `timeoutMs` passed). node:http rather than
+ * fetch: fetch cost the bench process about half a millisecond of CPU a request, taken from
+ * the engines it measures.
+ */
+export function httpStatus(agent: HttpAgent, address: string, path: string, headers: Record<string, string> = {}, timeoutMs = 5000): Promise<number> {
+  const { host, port } = parseAddress(address);
+  return new Promise((resolvePromise) => {
+    const req = httpRequest({ agent, host, port, path, headers, timeout: timeoutMs }, (res) => {
+      res.resume();
+      res.on('end', () => resolvePromise(res.statusCode ?? 0));
+      res.on('error', () => resolvePromise(0));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', () => resolvePromise(0));
+    req.end();
+  });
+}
+
+/**
+ * Polls `GET /health/ready` of engine `n` every 20 ms over one kept-alive connection until
+ * 200; resolves with the time it took (ms). Polling three loading engines with fetch took a
+ * twentieth of the machine from them during a full start.
  */
 export async function waitReady(n: BenchNode, timeoutMs: number): Promise<number> {
   const start = performance.now();
   const agent = new HttpAgent({ keepAlive: true, maxSockets: 1 });
-  const { host, port } = hostAndPort(n.runtime);
-  const status = (): Promise<number> =>
-    new Promise((resolvePromise) => {
-      const req = httpRequest({ agent, host, port, path: '/health/ready', timeout: 5000 }, (res) => {
-        res.resume();
-        res.on('end', () => resolvePromise(res.statusCode ?? 0));
-        res.on('error', () => resolvePromise(0));
-      });
-      req.on('timeout', () => req.destroy(new Error('timeout')));
-      // Not listening yet, or the connection went: asked again.
-      req.on('error', () => resolvePromise(0));
-      req.end();
-    });
   try {
     while (performance.now() - start < timeoutMs) {
-      if ((await status()) === 200) return performance.now() - start;
+      if ((await httpStatus(agent, n.runtime, '/health/ready')) === 200) return performance.now() - start;
       await new Promise((r) => setTimeout(r, 20));
     }
   } finally {
     agent.destroy();
   }
   throw new Error(`${n.id} not ready within ${timeoutMs} ms`);
-}
-
-/** `host:port` (IPv4 or a name) as node:http takes it. */
-function hostAndPort(address: string): { host: string; port: number } {
-  const colon = address.lastIndexOf(':');
-  return { host: address.slice(0, colon), port: Number(address.slice(colon + 1)) };
 }

@@ -38,13 +38,12 @@
  */
 import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
-import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { Agent as HttpAgent } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { freePort } from '../src/cli/free-port.js';
-import { parseAddress } from '../src/config/values.js';
 import { systemClock } from '../src/core/clock.js';
 import { randomToken } from '../src/core/ids.js';
 import { GridStore } from '../src/state/grid/grid-store.js';
@@ -53,7 +52,7 @@ import { EVERYWHERE, partitionOf } from '../src/state/grid/grid-provider.js';
 import { GRID_STATE_FILE, saveGridState } from '../src/state/grid/grid-state-file.js';
 import { measureGridWrites, type GridWriteFigures } from './grid-writes.js';
 import { defaultLoadTool, figures, groupCpuMs, measureGroupSlices, runLoad, type LoadFigures, type LoadRequest, type LoadTool, type Slice } from './load-runner.js';
-import { benchNodeConfig, CLI, removeAtExit, spawnProcess, spawnQuiet, startBenchNode, waitReady, type BenchNode } from './nodes.js';
+import { benchNodeConfig, CLI, httpStatus, removeAtExit, spawnProcess, spawnQuiet, startBenchNode, waitReady, type BenchNode } from './nodes.js';
 import type { Session } from '../src/state/services.js';
 import { redisBinariesMissing, startRedisCluster, type RedisClusterHandle } from '../test/helpers/redis-servers.js';
 
@@ -413,18 +412,7 @@ async function measureJoin(): Promise<Record<string, number>> {
   let failed = 0;
   let reading = true;
   const agent = new HttpAgent({ keepAlive: true, maxSockets: 1 });
-  const { host, port } = parseAddress(jengines[0]!.runtime);
-  const read = (path: string): Promise<number> =>
-    new Promise((resolve) => {
-      const req = httpRequest({ agent, host, port, path, headers: { authorization: `Bearer ${API_KEY}` }, timeout: 30_000 }, (res) => {
-        res.on('data', () => undefined);
-        res.on('end', () => resolve(res.statusCode ?? 0));
-        res.on('error', () => resolve(0));
-      });
-      req.on('timeout', () => req.destroy(new Error('timeout')));
-      req.on('error', () => resolve(0));
-      req.end();
-    });
+  const read = (path: string): Promise<number> => httpStatus(agent, jengines[0]!.runtime, path, { authorization: `Bearer ${API_KEY}` }, 30_000);
   const rate = Number(args['join-read-rate']);
   const reader = (async () => {
     const started = performance.now();

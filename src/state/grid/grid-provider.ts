@@ -133,7 +133,7 @@ export class LocalExecutor implements GridExecutor {
   ) {}
 
   execute<K extends Operation['t']>(partition: number, op: Extract<Operation, { t: K }>): Promise<OperationResults[K]> {
-    return Promise.resolve(applyOperation(this.store, op, this.clock.now(), partition) as OperationResults[K]);
+    return Promise.resolve(this.executeNow(partition, op));
   }
 
   executeNow<K extends Operation['t']>(partition: number, op: Extract<Operation, { t: K }>): OperationResults[K] {
@@ -211,11 +211,9 @@ export class GridProvider implements StateProvider {
    */
   private readSession(id: string, options: SessionGetOptions): MaybePromise<Session | undefined> {
     const partition = this.routing.sessionPartition(id);
-    if (partition === undefined || this.exec.local({ t: 'revocation.get', id })) return undefined;
+    if (partition === undefined) return undefined;
     const op = { t: 'session.get', id, touch: options.touch === true, ...(options.touch && options.touchAfterMs !== undefined ? { touchAfterMs: options.touchAfterMs } : {}) } as const;
-    const read = (): MaybePromise<Session | undefined> => then(this.exec.executeNow(partition, op), (s) => s ?? undefined);
-    if (this.readLocalOnly) return read();
-    return this.exec.revokedElsewhere([id]).then((elsewhere) => (elsewhere.has(id) ? undefined : read()));
+    return then(this.revoked(id), (revoked) => (revoked ? undefined : then(this.exec.executeNow(partition, op), (s) => s ?? undefined)));
   }
 
   private revokedHere(id: string): boolean {

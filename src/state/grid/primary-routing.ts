@@ -56,14 +56,13 @@ export class PrimaryRouting {
   }
 
   execute<K extends Operation['t']>(partition: number, op: Extract<Operation, { t: K }>): Promise<OperationResults[K]> {
-    // Every replica holds every acknowledged write, so a replica that is in sync answers reads
-    // from its own copy: no hop to the primary for the common case of a session lookup.
-    if (this.answersLocally(partition, op)) return Promise.resolve(applyOperation(this.s.store, op, this.s.clock.now(), partition) as OperationResults[K]);
-    return this.routed(partition, op, 0);
+    return Promise.resolve(this.executeNow(partition, op));
   }
 
   /** As `execute`, but a read answered from this engine's own copy comes back at once (no promise). */
   executeNow<K extends Operation['t']>(partition: number, op: Extract<Operation, { t: K }>): MaybePromise<OperationResults[K]> {
+    // Every replica holds every acknowledged write, so a replica that is in sync answers reads
+    // from its own copy: no hop to the primary for the common case of a session lookup.
     if (this.answersLocally(partition, op)) return applyOperation(this.s.store, op, this.s.clock.now(), partition) as OperationResults[K];
     return this.routed(partition, op, 0);
   }
