@@ -21,6 +21,7 @@ import { spawnGrouped } from './nodes.js';
 import { mergedPercentile, type QuantileSlice } from './quantiles.js';
 
 const AUTOCANNON_LOAD = fileURLToPath(new URL('./access-load.js', import.meta.url));
+const PACED_LOAD = fileURLToPath(new URL('./paced-load.js', import.meta.url));
 export const WRK = '/usr/bin/wrk';
 
 export type LoadTool = 'wrk' | 'autocannon';
@@ -51,6 +52,11 @@ export interface LoadOptions {
   seconds: number;
   connections: number;
   threads: number;
+  /**
+   * Requests a second, on a fixed schedule (bench/paced-load.ts), instead of as fast as the
+   * server answers: latency compared between two servers at the same load.
+   */
+  rate?: number;
 }
 
 /** What one load run measured. */
@@ -130,6 +136,11 @@ async function output(child: ReturnType<typeof spawnGrouped>, what: string): Pro
 /** One load run from a separate process: the requests in turn, for `seconds`. */
 export async function runLoad(o: LoadOptions): Promise<Slice> {
   const threads = Math.max(1, Math.min(o.threads, o.connections));
+  if (o.rate !== undefined) {
+    const job = join(o.dir, `${o.name}.json`);
+    writeFileSync(job, JSON.stringify({ url: o.base, connections: o.connections, seconds: o.seconds, rate: o.rate, requests: o.requests }));
+    return JSON.parse((await output(spawnGrouped(process.execPath, [PACED_LOAD, job], ['ignore', 'pipe', 'inherit']), 'paced load')).trim().split('\n').pop()!) as Slice;
+  }
   if (o.tool === 'wrk') {
     const script = join(o.dir, `${o.name}.lua`);
     writeFileSync(script, wrkScript(o.requests));
@@ -214,12 +225,14 @@ export interface GroupOptions {
   rounds: number;
   /** Seconds of each row in each round. */
   sliceSeconds: number;
+  /** A fixed rate for every row (see LoadOptions.rate); none: as fast as each row answers. */
+  rate?: number;
   log(text: string): void;
 }
 
 /** A warm-up of each row (figures dropped), then `rounds` rounds in which every row runs once, in turn: each row's slices. */
 export async function measureGroupSlices(rows: readonly Row[], o: GroupOptions): Promise<Slice[][]> {
-  const base = { tool: o.tool, dir: o.dir, connections: o.connections, threads: o.threads };
+  const base = { tool: o.tool, dir: o.dir, connections: o.connections, threads: o.threads, ...(o.rate !== undefined ? { rate: o.rate } : {}) };
   for (const r of rows) {
     if (o.warmupSeconds > 0) {
       o.log(`warm-up: ${r.name}`);

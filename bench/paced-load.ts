@@ -1,0 +1,164 @@
+/**
+ * A load generator at a fixed rate (bench/load-runner.ts `runLoad` with `rate`), in a process
+ * of its own: requests fall due on a schedule (`rate` a second, evenly spaced) and leave on
+ * the first of `connections` kept-alive connections that has no request in flight, cycling
+ * through the requests of a JSON file, whatever the server's answers do. A request that had
+ * to wait for a free connection is timed from the moment it fell due, so a server that stalls
+ * is charged for every request that waited behind the stall (a closed-loop generator such as
+ * wrk sends fewer requests while the server stalls and hides most of that wait); one sent at
+ * once is timed from its sending (a timer fires a millisecond or more late: this process's
+ * lateness, not the server's).
+ *
+ * Why a fixed rate: the latency a proxy adds is only comparable between two servers taking the
+ * same load. At full speed (wrk's 50 connections) the slower server has longer queues by its
+ * throughput alone, and the p99 of either swings with whatever else the machine runs.
+ *
+ * Plain sockets with every request formatted once, and answers read only as far as framing
+ * needs (status, Content-Length or chunked): Node's HTTP client costs more per request than
+ * the proxies measured here, and a client that cannot keep the schedule measures itself.
+ *
+ * Prints one JSON line: {requests, seconds, errors, points: [[percentile, ms], ...]}.
+ * Usage: node dist/bench/paced-load.js FILE
+ *   FILE: {"url", "connections", "seconds", "rate", "requests": [{method?, path, headers, body?}, ...]}
+ */
+import { connect, type Socket } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { LatencyHistogram } from './latency-histogram.js';
+
+interface JobRequest {
+  method?: string;
+  path: string;
+  headers: Record<string, string>;
+  body?: string;
+}
+interface Job {
+  url: string;
+  connections: number;
+  seconds: number;
+  rate: number;
+  requests: JobRequest[];
+}
+
+/** The percentiles reported (those of wrk's runs, so slices of either merge alike). */
+const PERCENTILES = [1, 5, 10, 20, 30, 40, 50, 60, 70, 75, 80, 85, 90, 95, 97, 98, 99, 99.5, 99.9, 99.99];
+
+const job = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as Job;
+const target = new URL(job.url);
+const host = target.host;
+const formatted = job.requests.map((r) => {
+  const body = r.body === undefined ? undefined : Buffer.from(r.body);
+  const lines = [`${r.method ?? 'GET'} ${r.path} HTTP/1.1`, `Host: ${host}`, ...Object.entries(r.headers).map(([k, v]) => `${k}: ${v}`)];
+  if (body !== undefined) lines.push(`Content-Length: ${body.length}`);
+  const head = Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1');
+  return body === undefined ? head : Buffer.concat([head, body]);
+});
+
+/**
+ * The length of the first whole answer at the start of `buf` and its status, or undefined
+ * while it is not all there. Answers carry Content-Length or are chunked (no trailers).
+ */
+function answerLength(buf: Buffer): { length: number; status: number } | undefined {
+  const headEnd = buf.indexOf('\r\n\r\n');
+  if (headEnd < 0) return undefined;
+  const head = buf.toString('latin1', 0, headEnd).toLowerCase();
+  const status = Number(head.slice(9, 12));
+  const cl = /\r\ncontent-length:\s*(\d+)/.exec(head);
+  if (cl) {
+    const length = headEnd + 4 + Number(cl[1]);
+    return buf.length >= length ? { length, status } : undefined;
+  }
+  if (/\r\ntransfer-encoding:[^\r]*chunked/.test(head)) {
+    const end = buf.indexOf('\r\n0\r\n\r\n', headEnd);
+    return end < 0 ? undefined : { length: end + 7, status };
+  }
+  // No body (a 204 or 304).
+  return { length: headEnd + 4, status };
+}
+
+interface Connection {
+  socket: Socket;
+  /** When the request in flight fell due; undefined: none in flight. */
+  dueAt: number | undefined;
+  received: Buffer;
+}
+
+const histogram = new LatencyHistogram();
+const total = Math.max(1, Math.round(job.rate * job.seconds));
+const gapMs = 1000 / job.rate;
+/** Due times of requests waiting for a free connection, oldest first. */
+const waiting: number[] = [];
+let waitingHead = 0;
+const idle: Connection[] = [];
+let sent = 0;
+let settled = 0;
+let errors = 0;
+let slowest = 0;
+let finished: () => void = () => undefined;
+
+function send(c: Connection, dueAt: number): void {
+  c.dueAt = dueAt;
+  c.socket.write(formatted[sent % formatted.length]!);
+  sent++;
+}
+
+function settle(c: Connection, failed: boolean, closed = false): void {
+  const ms = performance.now() - c.dueAt!;
+  c.dueAt = undefined;
+  histogram.record(ms);
+  if (ms > slowest) slowest = ms;
+  if (failed) errors++;
+  if (++settled === total) finished();
+  if (closed) return;
+  if (waitingHead < waiting.length) send(c, waiting[waitingHead++]!);
+  else idle.push(c);
+}
+
+function open(): Promise<Connection> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: target.hostname, port: Number(target.port) });
+    socket.setNoDelay(true);
+    const c: Connection = { socket, dueAt: undefined, received: Buffer.alloc(0) };
+    socket.once('connect', () => resolve(c));
+    socket.once('error', reject);
+    socket.on('data', (chunk: Buffer) => {
+      c.received = c.received.length === 0 ? chunk : Buffer.concat([c.received, chunk]);
+      const whole = answerLength(c.received);
+      if (whole === undefined || c.dueAt === undefined) return;
+      c.received = c.received.subarray(whole.length);
+      settle(c, whole.status >= 400);
+    });
+    // A connection the server closed: its request in flight failed, and it is not used again.
+    socket.on('close', () => {
+      const at = idle.indexOf(c);
+      if (at >= 0) idle.splice(at, 1);
+      if (c.dueAt !== undefined) settle(c, true, true);
+    });
+    socket.on('error', () => undefined);
+  });
+}
+
+const connections = await Promise.all(Array.from({ length: job.connections }, open));
+idle.push(...connections);
+const began = performance.now();
+await new Promise<void>((resolve) => {
+  finished = resolve;
+  // Every millisecond (the finest a timer goes), what has fallen due leaves or waits in line.
+  const tick = (): void => {
+    const due = Math.min(total, Math.floor((performance.now() - began) / gapMs) + 1);
+    for (let n = sent + (waiting.length - waitingHead); n < due; n++) {
+      const c = idle.pop();
+      // One that waits for a connection is timed from when it fell due (the server is behind);
+      // one sent at once from now: this process's own timer running late is not the server's.
+      if (c === undefined) waiting.push(began + n * gapMs);
+      else send(c, performance.now());
+    }
+    if (sent + (waiting.length - waitingHead) < total) setTimeout(tick, 1);
+  };
+  tick();
+});
+const seconds = (performance.now() - began) / 1000;
+for (const c of connections) c.socket.destroy();
+// Past the histogram's last bucket (100 ms) a percentile is read as the slowest request.
+const points: Array<[number, number]> = PERCENTILES.map((p) => [p, Math.min(histogram.percentile(p), slowest)]);
+points.push([100, slowest]);
+process.stdout.write(`${JSON.stringify({ requests: settled, seconds, errors, points })}\n`);
