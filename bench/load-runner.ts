@@ -57,6 +57,8 @@ export interface LoadOptions {
    * server answers: latency compared between two servers at the same load.
    */
   rate?: number;
+  /** With `rate`: how long after the last request fell due answers are waited for (ms; default 30 s). */
+  graceMs?: number;
 }
 
 /** What one load run measured. */
@@ -138,7 +140,7 @@ export async function runLoad(o: LoadOptions): Promise<Slice> {
   const threads = Math.max(1, Math.min(o.threads, o.connections));
   if (o.rate !== undefined) {
     const job = join(o.dir, `${o.name}.json`);
-    writeFileSync(job, JSON.stringify({ url: o.base, connections: o.connections, seconds: o.seconds, rate: o.rate, requests: o.requests }));
+    writeFileSync(job, JSON.stringify({ url: o.base, connections: o.connections, seconds: o.seconds, rate: o.rate, ...(o.graceMs !== undefined ? { graceMs: o.graceMs } : {}), requests: o.requests }));
     return JSON.parse((await output(spawnGrouped(process.execPath, [PACED_LOAD, job], ['ignore', 'pipe', 'inherit']), 'paced load')).trim().split('\n').pop()!) as Slice;
   }
   if (o.tool === 'wrk') {

@@ -19,7 +19,7 @@
  *
  * Prints one JSON line: {requests, seconds, errors, points: [[percentile, ms], ...]}.
  * Usage: node dist/bench/paced-load.js FILE
- *   FILE: {"url", "connections", "seconds", "rate", "requests": [{method?, path, headers, body?}, ...]}
+ *   FILE: {"url", "connections", "seconds", "rate", "graceMs"?, "requests": [{method?, path, headers, body?}, ...]}
  */
 import { connect, type Socket } from 'node:net';
 import { readFileSync } from 'node:fs';
@@ -36,6 +36,8 @@ interface Job {
   connections: number;
   seconds: number;
   rate: number;
+  /** How long after the last request fell due the run waits for answers (ms; default 30 s). */
+  graceMs?: number;
   requests: JobRequest[];
 }
 
@@ -79,46 +81,70 @@ interface Connection {
   socket: Socket;
   /** When the request in flight fell due; undefined: none in flight. */
   dueAt: number | undefined;
+  /** The request in flight was sent once before, on a connection that closed under it. */
+  retried: boolean;
   received: Buffer;
+}
+
+/** A request that fell due while every connection was busy. */
+interface Waiting {
+  dueAt: number;
+  retried: boolean;
 }
 
 const histogram = new LatencyHistogram();
 const total = Math.max(1, Math.round(job.rate * job.seconds));
 const gapMs = 1000 / job.rate;
-/** Due times of requests waiting for a free connection, oldest first. */
-const waiting: number[] = [];
+/** Requests waiting for a free connection, oldest first. */
+const waiting: Waiting[] = [];
 let waitingHead = 0;
 const idle: Connection[] = [];
-let sent = 0;
+/** Requests that have fallen due so far. */
+let scheduled = 0;
+/** Requests written (the next one of the cycle to write). */
+let written = 0;
 let settled = 0;
 let errors = 0;
 let slowest = 0;
+let done = false;
 let finished: () => void = () => undefined;
 
-function send(c: Connection, dueAt: number): void {
+function send(c: Connection, dueAt: number, retried: boolean): void {
   c.dueAt = dueAt;
-  c.socket.write(formatted[sent % formatted.length]!);
-  sent++;
+  c.retried = retried;
+  c.socket.write(formatted[written++ % formatted.length]!);
 }
 
-function settle(c: Connection, failed: boolean, closed = false): void {
+function settle(c: Connection, failed: boolean): void {
   const ms = performance.now() - c.dueAt!;
   c.dueAt = undefined;
+  if (done) return;
   histogram.record(ms);
   if (ms > slowest) slowest = ms;
   if (failed) errors++;
   if (++settled === total) finished();
-  if (closed) return;
-  if (waitingHead < waiting.length) send(c, waiting[waitingHead++]!);
+}
+
+/** A connection with nothing in flight: the oldest waiting request leaves on it, or it waits. */
+function free(c: Connection): void {
+  if (done) return;
+  const next = waitingHead < waiting.length ? waiting[waitingHead++]! : undefined;
+  if (next !== undefined) send(c, next.dueAt, next.retried);
   else idle.push(c);
 }
 
-function open(): Promise<Connection> {
+/** Every open connection (closed at the end). */
+const open = new Set<Connection>();
+
+function connectOne(): Promise<Connection> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host: target.hostname, port: Number(target.port) });
     socket.setNoDelay(true);
-    const c: Connection = { socket, dueAt: undefined, received: Buffer.alloc(0) };
-    socket.once('connect', () => resolve(c));
+    const c: Connection = { socket, dueAt: undefined, retried: false, received: Buffer.alloc(0) };
+    socket.once('connect', () => {
+      open.add(c);
+      resolve(c);
+    });
     socket.once('error', reject);
     socket.on('data', (chunk: Buffer) => {
       c.received = c.received.length === 0 ? chunk : Buffer.concat([c.received, chunk]);
@@ -126,38 +152,71 @@ function open(): Promise<Connection> {
       if (whole === undefined || c.dueAt === undefined) return;
       c.received = c.received.subarray(whole.length);
       settle(c, whole.status >= 400);
+      free(c);
     });
-    // A connection the server closed: its request in flight failed, and it is not used again.
+    // A connection the server closed (an idle one past its keep-alive time, say) is replaced,
+    // so the pool keeps its size. A request in flight on it with no byte of its answer back is
+    // sent once more, keeping its due time (a server may close a kept-alive connection just as
+    // a request leaves on it, as HTTP clients know); otherwise it failed.
     socket.on('close', () => {
+      if (!open.delete(c)) return;
       const at = idle.indexOf(c);
       if (at >= 0) idle.splice(at, 1);
-      if (c.dueAt !== undefined) settle(c, true, true);
+      if (c.dueAt !== undefined) {
+        if (c.received.length === 0 && !c.retried && !done) {
+          waiting.splice(waitingHead, 0, { dueAt: c.dueAt, retried: true });
+          c.dueAt = undefined;
+        } else settle(c, true);
+      }
+      if (!done) replace();
     });
     socket.on('error', () => undefined);
   });
 }
 
-const connections = await Promise.all(Array.from({ length: job.connections }, open));
+/** Opens a connection in place of one that closed; tries again a little later while it cannot. */
+function replace(): void {
+  connectOne().then(free, () => {
+    if (!done) setTimeout(replace, 50);
+  });
+}
+
+const connections = await Promise.all(Array.from({ length: job.connections }, connectOne));
 idle.push(...connections);
 const began = performance.now();
+/** However the server behaves, the run ends this long after its last request fell due. */
+const graceMs = job.graceMs ?? 30_000;
+let deadline: NodeJS.Timeout | undefined;
 await new Promise<void>((resolve) => {
   finished = resolve;
   // Every millisecond (the finest a timer goes), what has fallen due leaves or waits in line.
   const tick = (): void => {
     const due = Math.min(total, Math.floor((performance.now() - began) / gapMs) + 1);
-    for (let n = sent + (waiting.length - waitingHead); n < due; n++) {
+    for (; scheduled < due; scheduled++) {
       const c = idle.pop();
       // One that waits for a connection is timed from when it fell due (the server is behind);
       // one sent at once from now: this process's own timer running late is not the server's.
-      if (c === undefined) waiting.push(began + n * gapMs);
-      else send(c, performance.now());
+      if (c === undefined) waiting.push({ dueAt: began + scheduled * gapMs, retried: false });
+      else send(c, performance.now(), false);
     }
-    if (sent + (waiting.length - waitingHead) < total) setTimeout(tick, 1);
+    if (scheduled < total) setTimeout(tick, 1);
   };
   tick();
+  // Requests never answered count as errors (and as the slowest) rather than hold the run.
+  deadline = setTimeout(() => {
+    const unanswered = total - settled;
+    errors += unanswered;
+    settled = total;
+    if (unanswered > 0) slowest = Math.max(slowest, performance.now() - began);
+    for (let i = 0; i < unanswered; i++) histogram.record(Infinity);
+    done = true;
+    resolve();
+  }, job.seconds * 1000 + graceMs);
 });
+clearTimeout(deadline);
+done = true;
 const seconds = (performance.now() - began) / 1000;
-for (const c of connections) c.socket.destroy();
+for (const c of open) c.socket.destroy();
 // Past the histogram's last bucket (100 ms) a percentile is read as the slowest request.
 const points: Array<[number, number]> = PERCENTILES.map((p) => [p, Math.min(histogram.percentile(p), slowest)]);
 points.push([100, slowest]);

@@ -21,10 +21,10 @@ async function serve(handler: (req: IncomingMessage, res: ServerResponse) => voi
   return { server, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
 
-async function paced(base: string, rate: number, seconds: number, connections: number) {
+async function paced(base: string, rate: number, seconds: number, connections: number, graceMs?: number) {
   const dir = mkdtempSync(join(tmpdir(), 'cohort-paced-'));
   try {
-    return await runLoad({ tool: 'wrk', dir, name: 'paced', base, requests: [{ path: '/a', headers: { 'x-n': '1' } }, { path: '/b', headers: {} }], seconds, connections, threads: 1, rate });
+    return await runLoad({ tool: 'wrk', dir, name: 'paced', base, requests: [{ path: '/a', headers: { 'x-n': '1' } }, { path: '/b', headers: {} }], seconds, connections, threads: 1, rate, ...(graceMs !== undefined ? { graceMs } : {}) });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -54,6 +54,55 @@ describe('bench paced load', () => {
       // Evenly spaced: the run lasts about its seconds, not as long as a closed loop would take.
       assert.ok(slice.seconds >= 0.99 && slice.seconds < 5, `seconds ${slice.seconds}`);
     } finally {
+      server.close();
+    }
+  });
+
+  it('opens a connection in place of each one the server closes, and answers every request', async () => {
+    // Every third answer closes its connection (Connection: close).
+    let n = 0;
+    let opened = 0;
+    const { server, base } = await serve((_req, res) => {
+      const close = ++n % 3 === 0;
+      res.writeHead(200, { 'content-length': '2', ...(close ? { connection: 'close' } : {}) }).end('ok');
+    });
+    server.on('connection', () => opened++);
+    try {
+      const slice = await paced(base, 40, 1.5, 4);
+      assert.equal(slice.requests, 60);
+      assert.equal(slice.errors, 0);
+      assert.ok(opened >= 4 + 15, `connections opened: ${opened}`);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('sends a request once more when its connection closed before any byte of the answer came back', async () => {
+    // The server drops the connection the first request arrived on without answering it.
+    let n = 0;
+    const { server, base } = await serve((req, res) => {
+      if (++n === 1) req.socket.destroy();
+      else res.writeHead(200, { 'content-length': '2' }).end('ok');
+    });
+    try {
+      const slice = await paced(base, 20, 1, 2);
+      assert.equal(slice.requests, 20);
+      assert.equal(slice.errors, 0, 'the dropped request was answered when sent again');
+      assert.equal(n, 21, 'the server saw it twice');
+    } finally {
+      server.close();
+    }
+  });
+
+  it('ends, counting the unanswered requests as errors, when the server never answers', async () => {
+    const held: ServerResponse[] = [];
+    const { server, base } = await serve((_req, res) => void held.push(res));
+    try {
+      const slice = await paced(base, 10, 1, 2, 500);
+      assert.equal(slice.requests, 10);
+      assert.equal(slice.errors, 10);
+    } finally {
+      for (const res of held) res.destroy();
       server.close();
     }
   });
