@@ -43,8 +43,8 @@ export function killGroup(child: ChildProcess): void {
  * Spawns `command` in a process group of its own (so that it and anything it starts can be
  * killed together), killed when the bench exits.
  */
-export function spawnGrouped(command: string, args: string[], stdio: Array<'ignore' | 'pipe' | 'inherit'>): ChildProcess {
-  const child = spawn(command, args, { stdio, detached: true });
+export function spawnGrouped(command: string, args: string[], stdio: Array<'ignore' | 'pipe' | 'inherit'>, env: NodeJS.ProcessEnv = process.env): ChildProcess {
+  const child = spawn(command, args, { stdio, detached: true, env });
   children.add(child);
   return child;
 }
@@ -55,8 +55,8 @@ export function removeAtExit(dir: string): void {
 }
 
 /** Runs node with `args`; resolves once its stdout matches `started`. Killed at exit. */
-export function spawnProcess(args: string[], started: RegExp): Promise<ChildProcess> {
-  const child = spawnGrouped(process.execPath, args, ['ignore', 'pipe', 'inherit']);
+export function spawnProcess(args: string[], started: RegExp, env: NodeJS.ProcessEnv = process.env): Promise<ChildProcess> {
+  const child = spawnGrouped(process.execPath, args, ['ignore', 'pipe', 'inherit'], env);
   return new Promise((resolvePromise, reject) => {
     let out = '';
     const onData = (d: Buffer): void => {
@@ -73,8 +73,8 @@ export function spawnProcess(args: string[], started: RegExp): Promise<ChildProc
 }
 
 /** Runs node with `args`, output ignored. Killed at exit. */
-export function spawnQuiet(args: string[]): ChildProcess {
-  return spawnGrouped(process.execPath, args, ['ignore', 'ignore', 'inherit']);
+export function spawnQuiet(args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
+  return spawnGrouped(process.execPath, args, ['ignore', 'ignore', 'inherit'], env);
 }
 
 export interface BenchNode {
@@ -109,9 +109,23 @@ export async function benchNodeConfig(base: string, id: string, role: 'console' 
   return { id, role, dir, file, cluster, runtime, admin };
 }
 
+/** The glibc tunable that backs the allocator's memory with transparent huge pages (docs/operations.md). */
+export const HUGE_PAGE_MALLOC_TUNABLE = 'glibc.malloc.hugetlb=1';
+
+/**
+ * The environment of a bench's Cohort processes: the bench's own, or with `hugePages` that
+ * tunable added to GLIBC_TUNABLES (an operator's opt-in; the peers always run with the bench's
+ * own environment).
+ */
+export function cohortProcessEnv(hugePages: boolean): NodeJS.ProcessEnv {
+  if (!hugePages) return process.env;
+  const tunables = process.env.GLIBC_TUNABLES;
+  return { ...process.env, GLIBC_TUNABLES: tunables ? `${tunables}:${HUGE_PAGE_MALLOC_TUNABLE}` : HUGE_PAGE_MALLOC_TUNABLE };
+}
+
 /** Starts the node (`nodeArgs`: options for node itself, such as --cpu-prof) and resolves once it logged its start. */
-export async function startBenchNode(n: BenchNode, nodeArgs: string[] = []): Promise<void> {
-  n.child = await spawnProcess([...nodeArgs, CLI, 'start', '-c', n.file], new RegExp(`"msg":"${n.role} ${n.id} started"`));
+export async function startBenchNode(n: BenchNode, nodeArgs: string[] = [], env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  n.child = await spawnProcess([...nodeArgs, CLI, 'start', '-c', n.file], new RegExp(`"msg":"${n.role} ${n.id} started"`), env);
 }
 
 /** Stops the node gracefully (SIGTERM) and resolves once it exited (a CPU profile is written then). */

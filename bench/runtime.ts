@@ -35,6 +35,7 @@
  *   [--join-sessions 1000000] [--join-revocations 50000] [--join-read-rate 0] [--redis redis://127.0.0.1:6379] [--json]
  *   [--metrics-rounds 2] [--lookups-only] (only the lookup rows: grid, Fastify, Redis, Redis Cluster, metrics on/off)
  *   [--join-only] (only the join and the full stop and start rows)
+ *   [--huge-pages] (the Cohort processes with GLIBC_TUNABLES=glibc.malloc.hugetlb=1, the opt-in of docs/operations.md)
  */
 import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
@@ -52,7 +53,7 @@ import { EVERYWHERE, partitionOf } from '../src/state/grid/grid-provider.js';
 import { GRID_STATE_FILE, saveGridState } from '../src/state/grid/grid-state-file.js';
 import { measureGridWrites, type GridWriteFigures } from './grid-writes.js';
 import { defaultLoadTool, figures, groupCpuMs, measureGroupSlices, runLoad, type LoadFigures, type LoadRequest, type LoadTool, type Slice } from './load-runner.js';
-import { benchNodeConfig, CLI, httpStatus, removeAtExit, spawnProcess, spawnQuiet, startBenchNode, waitReady, type BenchNode } from './nodes.js';
+import { benchNodeConfig, CLI, cohortProcessEnv, httpStatus, removeAtExit, spawnProcess, spawnQuiet, startBenchNode, waitReady, type BenchNode } from './nodes.js';
 import type { Session } from '../src/state/services.js';
 import { redisBinariesMissing, startRedisCluster, type RedisClusterHandle } from '../test/helpers/redis-servers.js';
 
@@ -79,6 +80,7 @@ const { values: args } = parseArgs({
     'metrics-rounds': { type: 'string', default: '2' },
     'lookups-only': { type: 'boolean', default: false },
     'join-only': { type: 'boolean', default: false },
+    'huge-pages': { type: 'boolean', default: false },
   },
 });
 const SECONDS = Number(args.seconds);
@@ -90,6 +92,8 @@ const WARMUP_SECONDS = Number(args.warmup);
 const THREADS = Number(args.threads);
 if (args.load !== 'wrk' && args.load !== 'autocannon') throw new Error('--load: wrk or autocannon');
 const LOAD_TOOL: LoadTool = args.load;
+/** The Cohort processes' environment: with --huge-pages, glibc's allocator on transparent huge pages (an operator's opt-in, docs/operations.md). */
+const NODE_PROCESS_ENV = cohortProcessEnv(args['huge-pages']);
 
 function log(text: string): void {
   process.stderr.write(`bench:runtime: ${text}\n`);
@@ -106,7 +110,7 @@ function nodeConfig(base: string, id: string, role: 'console' | 'engine', peers:
 }
 
 async function startNode(n: BenchNode): Promise<void> {
-  await startBenchNode(n);
+  await startBenchNode(n, [], NODE_PROCESS_ENV);
   await waitReady(n, 300_000);
 }
 
@@ -432,7 +436,7 @@ async function measureJoin(): Promise<Record<string, number>> {
   const cpuBefore = others.map((n) => groupCpuMs(n.child!.pid!) ?? NaN);
   const benchCpuBefore = process.cpuUsage();
   const joinStart = performance.now();
-  joiner.child = spawnQuiet([CLI, 'start', '-c', joiner.file]);
+  joiner.child = spawnQuiet([CLI, 'start', '-c', joiner.file], NODE_PROCESS_ENV);
   await waitReady(joiner, 600_000);
   const joinMs = performance.now() - joinStart;
   // Where the machine's CPU went while the engine joined (user and system, in seconds).
@@ -452,6 +456,7 @@ function joinRows(j: Record<string, number>): string[] {
   return [
     `| engine joining ${j.sessions} sessions + ${j.revocations} revocations | ready in ${(j.readyMs! / 1000).toFixed(1)} s; ${j.clientFailures} of ${j.clientReads} client reads failed (${j.readRate ? `${j.readRate} reads/s` : 'one after another'}) | | < 10 s, no failed request |`,
     `| 3 engines started together on that saved state (a full stop and start) | all ready in ${(j.clusterLoadFromSavedStateMs! / 1000).toFixed(1)} s | | < 10 s |`,
+    ...(args['huge-pages'] ? [`| (Cohort processes started with GLIBC_TUNABLES=${NODE_PROCESS_ENV.GLIBC_TUNABLES}) | | | |`] : []),
   ];
 }
 
