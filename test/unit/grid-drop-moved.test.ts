@@ -110,4 +110,22 @@ describe('moved partitions are dropped once their new replicas hold them', () =>
     for (const id of ids) for (const i of grid.live()) assert.ok(await grid.provider(i).sessions.get(id), `${id} on ${grid.engines[i]!.id}`);
     grid.close();
   });
+
+  it('drops a partition this engine wrote to as its primary, once its writes have settled and the partition moved away', async () => {
+    const grid = new SimGrid(4, { replicationFactor: 1 });
+    grid.setActive([0, 1, 2], [0, 1, 2]);
+    for (let t = 0; t < 5000 && ![0, 1, 2].every((i) => grid.engines[i]!.executor.ready); t += 10) await grid.advance(10);
+    // Every session written through engine-1 itself: the writes of its own partitions run through its primary path.
+    const own = grid.provider(0);
+    for (let i = 0; i < 120; i++) await own.sessions.create({ subject: `user-${i}`, ...TTL });
+    await grid.advance(2000);
+    const before = held(grid, 0);
+    assert.ok(before.owned > 0 && before.moved === 0, JSON.stringify(before));
+    grid.restart(3);
+    grid.setActive([0, 1, 2, 3]);
+    await grid.untilReady();
+    assert.ok(await untilMovedDropped(grid, 20_000), JSON.stringify(grid.engines.map((_, i) => held(grid, i))));
+    assert.ok(held(grid, 0).owned < before.owned, 'engine-1 gave partitions to engine-4 and let them go');
+    grid.close();
+  });
 });

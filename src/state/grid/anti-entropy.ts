@@ -118,7 +118,7 @@ export class AntiEntropy {
   /** This engine holds `p` but is not one of its replicas, and nothing of it is being changed or synchronised here. */
   private movedAway(p: number): boolean {
     const replicas = this.s.placement.get(p);
-    return replicas !== undefined && replicas.length > 0 && !replicas.includes(this.s.self) && !this.s.writesInFlight.has(p) && !this.s.syncing.has(p);
+    return replicas !== undefined && replicas.length > 0 && !replicas.includes(this.s.self) && this.s.writesInFlight.get(p) === undefined && !this.s.syncing.has(p);
   }
 
   /**

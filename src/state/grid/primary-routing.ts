@@ -152,7 +152,7 @@ export class PrimaryRouting {
     );
     this.s.writesInFlight.set(partition, settled);
     void settled.then(() => {
-      if (this.s.writesInFlight.get(partition) === settled) this.s.writesInFlight.delete(partition);
+      if (this.s.writesInFlight.get(partition) === settled) this.s.writesInFlight.set(partition, undefined);
     });
     return run;
   }

@@ -68,8 +68,14 @@ export class ReplicaState {
   /** Syncs running, by partition (partition-sync.ts). */
   readonly syncing = new Map<number, Promise<void>>();
   initialSyncDone = false;
-  /** Per partition, the last change this primary is replicating (primary-routing.ts). */
-  readonly writesInFlight = new Map<number, Promise<void>>();
+  /**
+   * Per partition, the last change this primary is replicating (primary-routing.ts); undefined
+   * once it settled. An entry is kept rather than deleted: a map that grows and shrinks with
+   * every write reallocates its table each time, and those tables, held by a long-lived map,
+   * outlived the young generation and were a large share of what a busy engine promoted.
+   * At most one entry per partition.
+   */
+  readonly writesInFlight = new Map<number, Promise<void> | undefined>();
   /**
    * Per partition, the records the change being replicated replaced (`ns key` → the record
    * before it, undefined when there was none): transfers send those, not the change
