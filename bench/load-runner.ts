@@ -18,7 +18,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnGrouped } from './nodes.js';
-import { mergedPercentile, type QuantileSlice } from './quantiles.js';
+import { mergedPercentile, REPORTED_PERCENTILES, type QuantileSlice } from './quantiles.js';
 
 const AUTOCANNON_LOAD = fileURLToPath(new URL('./access-load.js', import.meta.url));
 const PACED_LOAD = fileURLToPath(new URL('./paced-load.js', import.meta.url));
@@ -81,8 +81,6 @@ export interface LoadFigures {
   cpuUsPerRequest: number | null;
 }
 
-/** Percentiles every load run reports (wrk: these; autocannon: its own fixed list). */
-const PERCENTILES = [1, 5, 10, 20, 30, 40, 50, 60, 70, 75, 80, 85, 90, 95, 97, 98, 99, 99.5, 99.9, 99.99];
 
 /** A Lua string literal (wrk's scripts are Lua). */
 function lua(text: string): string {
@@ -114,7 +112,7 @@ export function wrkScript(requests: readonly LoadRequest[]): string {
     'end',
     'done = function(summary, latency, requests)',
     '  local e = summary.errors',
-    `  local ps = {${PERCENTILES.join(', ')}}`,
+    `  local ps = {${REPORTED_PERCENTILES.join(', ')}}`,
     '  local points = {}',
     '  for k, p in ipairs(ps) do points[k] = string.format("[%s,%d]", tostring(p), latency:percentile(p)) end',
     // wrk's percentile(100) answers 0: the maximum is its own field.
@@ -138,11 +136,7 @@ async function output(child: ReturnType<typeof spawnGrouped>, what: string): Pro
 /** One load run from a separate process: the requests in turn, for `seconds`. */
 export async function runLoad(o: LoadOptions): Promise<Slice> {
   const threads = Math.max(1, Math.min(o.threads, o.connections));
-  if (o.rate !== undefined) {
-    const job = join(o.dir, `${o.name}.json`);
-    writeFileSync(job, JSON.stringify({ url: o.base, connections: o.connections, seconds: o.seconds, rate: o.rate, ...(o.graceMs !== undefined ? { graceMs: o.graceMs } : {}), requests: o.requests }));
-    return JSON.parse((await output(spawnGrouped(process.execPath, [PACED_LOAD, job], ['ignore', 'pipe', 'inherit']), 'paced load')).trim().split('\n').pop()!) as Slice;
-  }
+  if (o.rate !== undefined) return nodeLoad(PACED_LOAD, 'paced load', o, { rate: o.rate, ...(o.graceMs !== undefined ? { graceMs: o.graceMs } : {}) });
   if (o.tool === 'wrk') {
     const script = join(o.dir, `${o.name}.lua`);
     writeFileSync(script, wrkScript(o.requests));
@@ -153,10 +147,18 @@ export async function runLoad(o: LoadOptions): Promise<Slice> {
     const f = JSON.parse(line.slice('WRK-FIGURES '.length)) as { requests: number; durationUs: number; errors: number; pointsUs: Array<[number, number]> };
     return { requests: f.requests, seconds: f.durationUs / 1e6, errors: f.errors, points: f.pointsUs.map(([p, us]) => [p, us / 1000]) };
   }
+  return nodeLoad(AUTOCANNON_LOAD, 'autocannon', o, {});
+}
+
+/**
+ * A load run by one of the bench's own Node scripts (autocannon's, the paced one): the job in a
+ * JSON file, the figures as the last line the script prints.
+ */
+async function nodeLoad(script: string, what: string, o: LoadOptions, extra: Record<string, unknown>): Promise<Slice> {
   const job = join(o.dir, `${o.name}.json`);
-  writeFileSync(job, JSON.stringify({ url: o.base, connections: o.connections, seconds: o.seconds, requests: o.requests }));
-  const out = await output(spawnGrouped(process.execPath, [AUTOCANNON_LOAD, job], ['ignore', 'pipe', 'inherit']), 'autocannon');
-  const f = JSON.parse(out.trim().split('\n').pop()!) as { requests: number; seconds: number; errors: number; points: Array<[number, number]> };
+  writeFileSync(job, JSON.stringify({ url: o.base, connections: o.connections, seconds: o.seconds, ...extra, requests: o.requests }));
+  const out = await output(spawnGrouped(process.execPath, [script, job], ['ignore', 'pipe', 'inherit']), what);
+  const f = JSON.parse(out.trim().split('\n').pop()!) as Slice;
   return { requests: f.requests, seconds: f.seconds, errors: f.errors, points: f.points };
 }
 

@@ -24,6 +24,8 @@
 import { connect, type Socket } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { LatencyHistogram } from './latency-histogram.js';
+// The percentiles wrk's runs report too, so slices of either merge alike.
+import { REPORTED_PERCENTILES } from './quantiles.js';
 
 interface JobRequest {
   method?: string;
@@ -41,8 +43,6 @@ interface Job {
   requests: JobRequest[];
 }
 
-/** The percentiles reported (those of wrk's runs, so slices of either merge alike). */
-const PERCENTILES = [1, 5, 10, 20, 30, 40, 50, 60, 70, 75, 80, 85, 90, 95, 97, 98, 99, 99.5, 99.9, 99.99];
 
 const job = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as Job;
 const target = new URL(job.url);
@@ -218,6 +218,6 @@ done = true;
 const seconds = (performance.now() - began) / 1000;
 for (const c of open) c.socket.destroy();
 // Past the histogram's last bucket (100 ms) a percentile is read as the slowest request.
-const points: Array<[number, number]> = PERCENTILES.map((p) => [p, Math.min(histogram.percentile(p), slowest)]);
+const points: Array<[number, number]> = REPORTED_PERCENTILES.map((p) => [p, Math.min(histogram.percentile(p), slowest)]);
 points.push([100, slowest]);
 process.stdout.write(`${JSON.stringify({ requests: settled, seconds, errors, points })}\n`);

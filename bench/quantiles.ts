@@ -6,6 +6,9 @@
  * of the slices' distributions, each read as a step function between its reported points.
  */
 
+/** The percentiles a load run of wrk or of bench/paced-load.ts reports (autocannon has its own fixed list). */
+export const REPORTED_PERCENTILES = [1, 5, 10, 20, 30, 40, 50, 60, 70, 75, 80, 85, 90, 95, 97, 98, 99, 99.5, 99.9, 99.99];
+
 /** One slice: how many requests, and [percentile (0..100), latency ms] pairs, ascending. */
 export interface QuantileSlice {
   requests: number;
