@@ -7,7 +7,8 @@
  *   the start-up sync is done;
  * - `{type: 'run', writers, ms, atPrimary}` → `writers` loops creating sessions (256 bytes
  *   of attributes) through the grid provider for `ms`, answers `{type: 'result', ...}` with the
- *   count, errors and a latency histogram (see latency-histogram.ts).
+ *   count, errors, a latency histogram (see latency-histogram.ts) and the CPU time the process
+ *   used meanwhile.
  */
 import { Secret } from '../src/config/secret.js';
 import { systemClock } from '../src/core/clock.js';
@@ -27,7 +28,7 @@ export type ToWorker = { type: 'engines'; engines: Array<[string, string]> } | {
 export type FromWorker =
   | { type: 'listening'; address: string }
   | { type: 'ready' }
-  | { type: 'result'; writes: number; errors: number; firstError?: string; histogram: number[] };
+  | { type: 'result'; writes: number; errors: number; firstError?: string; histogram: number[]; cpuMicros: number };
 
 const nodeId = process.argv[2];
 if (!nodeId || !process.send) throw new Error('usage: forked by bench/grid-writes.js with the node id as argument');
@@ -57,6 +58,7 @@ function nextSubject(atPrimary: boolean): string {
 
 async function run(writers: number, ms: number, atPrimary: boolean): Promise<FromWorker> {
   const histogram = new LatencyHistogram();
+  const cpuBefore = process.cpuUsage();
   const until = performance.now() + ms;
   let writes = 0;
   let errors = 0;
@@ -76,7 +78,10 @@ async function run(writers: number, ms: number, atPrimary: boolean): Promise<Fro
     }
   };
   await Promise.all(Array.from({ length: writers }, writer));
-  return { type: 'result', writes, errors, firstError, histogram: histogram.counts() };
+  // The whole process (its writers, its primary and backup work, its messages), collector
+  // threads included, from the run's start to its end.
+  const cpu = process.cpuUsage(cpuBefore);
+  return { type: 'result', writes, errors, firstError, histogram: histogram.counts(), cpuMicros: cpu.user + cpu.system };
 }
 
 process.on('message', (m: ToWorker) => {

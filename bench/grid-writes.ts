@@ -13,9 +13,14 @@
  * 3. Peer, same run: the same session documents written to Redis (SET with an expiry; one
  *    server, no replica) by the same number of concurrent writers over one ioredis connection.
  *
+ * The CPU time the engine processes used in the throughput phase is divided by the writes
+ * acknowledged (the writers' own work included: they run in the engines), and the Redis
+ * server's (INFO cpu) by its SETs, so the two can be compared however busy the machine was.
+ *
  * Used by bench/runtime.ts; `node dist/bench/grid-writes.js [--seconds 5] [--writers 64]
- * [--json]` runs it alone: the figures as JSON, then (without --json) a last line
- * `grid-writes: grid <N>/s redis <N>/s ratio <R>`. Workers are killed by pid when it ends.
+ * [--json]` runs it alone: the figures as JSON, then (without --json) a line of CPU per write
+ * (`cpuLine`) and a last line `grid-writes: grid <N>/s redis <N>/s ratio <R>`. Workers are
+ * killed by pid when it ends.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -41,10 +46,20 @@ export interface GridWriteFigures {
   writersPerEngine: number;
   errors: number;
   firstError?: string;
+  /**
+   * CPU time the three engine processes used in the throughput phase per write acknowledged
+   * (µs: the writers, the primaries, both backups and every message between them, collector
+   * threads included), and how many cores they kept busy on average.
+   */
+  cpuMicrosPerWrite: number;
+  coresBusy: number;
   /** The peer: Redis SET with the same writers; undefined when Redis is unreachable. */
   redisWritesPerSecond?: number;
   redisP50Ms?: number;
   redisP99Ms?: number;
+  /** The Redis server's CPU time per SET (µs, from INFO cpu: one copy), and the writing client's (this process). */
+  redisServerCpuMicrosPerSet?: number;
+  redisClientCpuMicrosPerSet?: number;
 }
 
 type Result = Extract<FromWorker, { type: 'result' }>;
@@ -69,7 +84,27 @@ async function runOn(workers: ChildProcess[], writers: number, ms: number, atPri
   return Promise.all(results);
 }
 
-async function redisPeer(url: string, writers: number, ms: number): Promise<{ writesPerSecond: number; histogram: LatencyHistogram } | undefined> {
+/**
+ * The CPU seconds a Redis server has used (user and system, all its threads, not its children)
+ * in the text of `INFO cpu` (pure); NaN when either field is missing.
+ */
+export function redisCpuSeconds(info: string): number {
+  const field = (name: string): number => Number(new RegExp(`^${name}:([\\d.]+)\\r?$`, 'm').exec(info)?.[1] ?? NaN);
+  return field('used_cpu_sys') + field('used_cpu_user');
+}
+
+async function redisCpuMicros(redis: Redis): Promise<number> {
+  return redisCpuSeconds(await redis.info('cpu')) * 1e6;
+}
+
+interface RedisPeerFigures {
+  writesPerSecond: number;
+  histogram: LatencyHistogram;
+  serverCpuMicrosPerSet: number;
+  clientCpuMicrosPerSet: number;
+}
+
+async function redisPeer(url: string, writers: number, ms: number): Promise<RedisPeerFigures | undefined> {
   const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 1000 });
   try {
     await redis.connect();
@@ -91,11 +126,15 @@ async function redisPeer(url: string, writers: number, ms: number): Promise<{ wr
       histogram.record(performance.now() - started);
     }
   };
+  const serverBefore = await redisCpuMicros(redis);
+  const clientBefore = process.cpuUsage();
   const started = performance.now();
   await Promise.all(Array.from({ length: writers }, writer));
   const elapsed = performance.now() - started;
+  const client = process.cpuUsage(clientBefore);
+  const server = (await redisCpuMicros(redis)) - serverBefore;
   await redis.quit();
-  return { writesPerSecond: (histogram.total / elapsed) * 1000, histogram };
+  return { writesPerSecond: (histogram.total / elapsed) * 1000, histogram, serverCpuMicrosPerSet: server / histogram.total, clientCpuMicrosPerSet: (client.user + client.system) / histogram.total };
 }
 
 export async function measureGridWrites(options: { seconds: number; writers: number; redisUrl: string; log(text: string): void }): Promise<GridWriteFigures> {
@@ -136,11 +175,15 @@ export async function measureGridWrites(options: { seconds: number; writers: num
       loadedP50Ms: loadedHistogram.percentile(50),
       loadedP99Ms: loadedHistogram.percentile(99),
       writersPerEngine: options.writers,
+      cpuMicrosPerWrite: loaded.reduce((sum, r) => sum + r.cpuMicros, 0) / Math.max(1, loadedHistogram.total),
+      coresBusy: loaded.reduce((sum, r) => sum + r.cpuMicros, 0) / (ms * 1000),
       errors: all.reduce((s, r) => s + r.errors, 0),
       firstError: all.find((r) => r.firstError)?.firstError,
       redisWritesPerSecond: peer?.writesPerSecond,
       redisP50Ms: peer?.histogram.percentile(50),
       redisP99Ms: peer?.histogram.percentile(99),
+      redisServerCpuMicrosPerSet: peer?.serverCpuMicrosPerSet,
+      redisClientCpuMicrosPerSet: peer?.clientCpuMicrosPerSet,
     };
   } finally {
     // Disconnecting lets a worker exit on its own (and write a --cpu-prof profile); the kill is
@@ -152,6 +195,15 @@ export async function measureGridWrites(options: { seconds: number; writers: num
     clearTimeout(timer);
     process.off('exit', kill);
   }
+}
+
+/**
+ * What a write cost in CPU, in one line (printed before the summary): the engines' CPU per
+ * acknowledged write beside the Redis server's per SET and its client's.
+ */
+export function cpuLine(f: Pick<GridWriteFigures, 'cpuMicrosPerWrite' | 'coresBusy' | 'redisServerCpuMicrosPerSet' | 'redisClientCpuMicrosPerSet'>): string {
+  const us = (v: number | undefined): string => (v === undefined || !Number.isFinite(v) ? 'n/a' : `${v.toFixed(1)} µs`);
+  return `grid-writes cpu: grid ${us(f.cpuMicrosPerWrite)} a write (3 engines, ${f.coresBusy.toFixed(2)} cores busy) redis server ${us(f.redisServerCpuMicrosPerSet)} a SET, its client ${us(f.redisClientCpuMicrosPerSet)}`;
 }
 
 /** The run in one line, last: `grid-writes: grid <N>/s redis <N>/s ratio <R>` (redis and ratio `n/a` without a Redis). */
@@ -173,6 +225,6 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   });
   const figures = await measureGridWrites({ seconds: Number(values.seconds), writers: Number(values.writers), redisUrl: values.redis, log: (t) => process.stderr.write(`bench:grid-writes: ${t}\n`) });
   if (values.json) process.stdout.write(`${JSON.stringify(figures)}\n`);
-  else process.stdout.write(`${JSON.stringify(figures, null, 2)}\n${summaryLine(figures)}\n`);
+  else process.stdout.write(`${JSON.stringify(figures, null, 2)}\n${cpuLine(figures)}\n${summaryLine(figures)}\n`);
   process.exit(0);
 }

@@ -373,6 +373,7 @@ async function main(): Promise<void> {
     ...lookupTable(results),
     `| replicated write (RF 3, all replicas) inside the grid, 3 processes, one writer | at the primary p50 ${fmt(g.p50Ms)}, p99 ${fmt(g.p99Ms)}; from any engine p50 ${fmt(g.anyEngineP50Ms)}, p99 ${fmt(g.anyEngineP99Ms)} | | p50 < 0.5 ms, p99 < 3 ms |`,
     `| same, ${g.writersPerEngine} writers on each engine (batched) | ${g.writesPerSecond.toFixed(0)} writes/s, p50 ${fmt(g.loadedP50Ms)}, p99 ${fmt(g.loadedP99Ms)}; ${g.errors} errors | Redis SET (one server, no replica), ${g.writersPerEngine * 3} writers: ${g.redisWritesPerSecond === undefined ? 'not measured' : `${g.redisWritesPerSecond.toFixed(0)} writes/s, p50 ${fmt(g.redisP50Ms!)}, p99 ${fmt(g.redisP99Ms!)}`} | ≥ 50,000/s |`,
+    `| CPU per write in that run | ${g.cpuMicrosPerWrite.toFixed(1)} µs across the 3 engines (writers included; ${g.coresBusy.toFixed(2)} cores busy) | Redis server ${g.redisServerCpuMicrosPerSet === undefined ? 'not measured' : `${g.redisServerCpuMicrosPerSet.toFixed(1)} µs a SET (one copy), its client ${g.redisClientCpuMicrosPerSet!.toFixed(1)} µs`} | (no target) |`,
     `| replicated write through the HTTP API | p50 ${fmt(w.p50Ms!)}, p99 ${fmt(w.p99Ms!)} (one connection); ${w.rps!.toFixed(0)} writes/s with ${CONNECTIONS} connections | | (no target) |`,
     `| memory per session per replica (256 B attributes) | ${(results.memoryBytesPerSessionPerReplica as number).toFixed(0)} B | | < 1 KB (aim: 700 B) |`,
     ...joinRows(j),

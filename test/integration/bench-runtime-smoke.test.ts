@@ -48,6 +48,9 @@ describe('bench:runtime smoke', () => {
     assert.equal(r.gridWrite.errors, 0, JSON.stringify(r.gridWrite));
     assert.ok(r.gridWrite.writesPerSecond! > 0 && r.gridWrite.p50Ms! > 0 && r.gridWrite.p50Ms! < 100, JSON.stringify(r.gridWrite));
     assert.ok(r.gridWrite.redisWritesPerSecond! > 0, 'the Redis peer was measured');
+    // What a write cost in CPU, beside what a SET cost the Redis server (INFO cpu) and its client.
+    assert.ok(r.gridWrite.cpuMicrosPerWrite! > 0 && r.gridWrite.coresBusy! > 0, JSON.stringify(r.gridWrite));
+    assert.ok(r.gridWrite.redisServerCpuMicrosPerSet! > 0 && r.gridWrite.redisClientCpuMicrosPerSet! > 0, JSON.stringify(r.gridWrite));
     assert.ok(r.memoryBytesPerSessionPerReplica > 256 && r.memoryBytesPerSessionPerReplica < 10_000, `${r.memoryBytesPerSessionPerReplica} B`);
     assert.equal(r.join.sessions, 3000);
     assert.equal(r.join.clientFailures, 0, 'no client request failed while an engine joined');
