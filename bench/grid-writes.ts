@@ -163,6 +163,7 @@ export async function measureGridWrites(options: { seconds: number; writers: num
     const anyEngineHistogram = new LatencyHistogram(anyEngine!.histogram);
     const loadedHistogram = new LatencyHistogram();
     for (const r of loaded) loadedHistogram.add(r.histogram);
+    const loadedCpuMicros = loaded.reduce((sum, r) => sum + r.cpuMicros, 0);
     options.log('grid writes: the same writes to Redis (peer)');
     const peer = await redisPeer(options.redisUrl, options.writers * workers.length, ms);
     const all = [single!, anyEngine!, ...loaded];
@@ -175,8 +176,8 @@ export async function measureGridWrites(options: { seconds: number; writers: num
       loadedP50Ms: loadedHistogram.percentile(50),
       loadedP99Ms: loadedHistogram.percentile(99),
       writersPerEngine: options.writers,
-      cpuMicrosPerWrite: loaded.reduce((sum, r) => sum + r.cpuMicros, 0) / Math.max(1, loadedHistogram.total),
-      coresBusy: loaded.reduce((sum, r) => sum + r.cpuMicros, 0) / (ms * 1000),
+      cpuMicrosPerWrite: loadedCpuMicros / Math.max(1, loadedHistogram.total),
+      coresBusy: loadedCpuMicros / (ms * 1000),
       errors: all.reduce((s, r) => s + r.errors, 0),
       firstError: all.find((r) => r.firstError)?.firstError,
       redisWritesPerSecond: peer?.writesPerSecond,

@@ -81,7 +81,6 @@ export interface LoadFigures {
   cpuUsPerRequest: number | null;
 }
 
-
 /** A Lua string literal (wrk's scripts are Lua). */
 function lua(text: string): string {
   return `"${text.replace(/[\\"]/g, (c) => `\\${c}`).replace(/\n/g, '\\n').replace(/\r/g, '\\r')}"`;

@@ -43,7 +43,6 @@ interface Job {
   requests: JobRequest[];
 }
 
-
 const job = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as Job;
 const target = new URL(job.url);
 const host = target.host;
