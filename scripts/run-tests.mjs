@@ -26,7 +26,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { filesWithoutTests, unendedTests } from './tap-check.mjs';
+import { failedTests, filesWithoutTests, unendedTests } from './tap-check.mjs';
 
 function testFiles(dir) {
   const out = [];
@@ -184,9 +184,24 @@ function checked(group, passed) {
   }
   const unended = unendedTests(tap);
   const silent = filesWithoutTests(tap);
+  failures.push(...failedTests(tap).map((f) => ({ ...f, group: group.name })));
   if (unended.length > 0) console.log(`\nrun-tests: ${unended.length} of the ${group.name} tests began and never ended (a test file stopped part-way; its later tests did not run): ${unended.slice(0, 10).join(' / ')}`);
   if (silent.length > 0) console.log(`\nrun-tests: ${silent.length} ${group.name} test files reported no test of their own (a file that ended early, or one the runner ended at its time limit, which shows the file alone even after its tests ran): ${silent.join(', ')}`);
   return passed && unended.length === 0 && silent.length === 0;
+}
+
+/** The failed tests of every group, printed once all have run (`printFailures`). */
+const failures = [];
+
+/** The failed tests again, last, with where they are and their errors' first lines. */
+function printFailures() {
+  if (failures.length === 0) return;
+  const shown = failures.slice(0, 20);
+  console.log(`\n# ${failures.length} failed test${failures.length === 1 ? '' : 's'}${failures.length > shown.length ? ` (the first ${shown.length})` : ''}`);
+  for (const f of shown) {
+    console.log(`\n✖ [${f.group}] ${f.name}${f.location ? `\n  at ${f.location}` : ''}`);
+    for (const line of f.error) console.log(`  | ${line}`);
+  }
 }
 
 const byName = new Map(groups.filter((g) => g.files.length > 0).map((g) => [g.name, g]));
@@ -221,4 +236,5 @@ if (unit && idle && niceAvailable()) {
 } else {
   for (const group of byName.values()) results.push(checked(group, (await runGroup(group)).passed));
 }
+printFailures();
 process.exit(results.every(Boolean) ? 0 : 1);

@@ -35,3 +35,57 @@ export function filesWithoutTests(tap) {
   }
   return names;
 }
+
+/**
+ * The tests of a TAP report that failed, each with the names of the suites around it, where it
+ * is and the first lines of its error: what a run prints last, so that the end of its output
+ * (often all a CI log shows) says why. A suite that failed only because a test in it did is
+ * left out (its failing test is named); so are tests cancelled with their parent.
+ */
+export function failedTests(tap, { errorLines = 8 } = {}) {
+  const failed = [];
+  const open = [];
+  const lines = tap.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const begun = /^(\s*)# Subtest: (.*)$/.exec(lines[i]);
+    if (begun) {
+      open.push({ indent: begun[1].length, name: begun[2] });
+      continue;
+    }
+    const ended = /^(\s*)(not )?ok \d+ - /.exec(lines[i]);
+    if (!ended) continue;
+    const at = open.findLastIndex((t) => t.indent === ended[1].length);
+    const path = open.slice(0, at >= 0 ? at + 1 : open.length).map((t) => t.name);
+    if (at >= 0) open.splice(at);
+    if (!ended[2]) continue;
+    const details = yamlBlock(lines, i + 1, ended[1].length + 2);
+    if (details.failureType === 'subtestsFailed' || details.failureType === 'cancelledByParent') continue;
+    const error = (details.error ?? '').split('\n').filter((l) => l.trim() !== '');
+    failed.push({
+      name: path.join(' > '),
+      location: details.location ?? '',
+      error: error.length > errorLines ? [...error.slice(0, errorLines), `(${error.length - errorLines} more lines)`] : error,
+    });
+  }
+  return failed;
+}
+
+/** The scalar fields of the YAML block after a TAP result line (`---` to `...`), multi-line ones joined. */
+function yamlBlock(lines, from, indent) {
+  const fields = {};
+  if (lines[from]?.trim() !== '---') return fields;
+  const pad = ' '.repeat(indent);
+  for (let i = from + 1; i < lines.length && lines[i].trim() !== '...'; i++) {
+    const field = new RegExp(`^${pad}([A-Za-z_]+): ?(.*)$`).exec(lines[i]);
+    if (!field) continue;
+    const [, key, value] = field;
+    if (value === '|-' || value === '|' || value === '>-') {
+      const body = [];
+      while (i + 1 < lines.length && (lines[i + 1].startsWith(`${pad}  `) || lines[i + 1].trim() === '') && lines[i + 1].trim() !== '...') body.push(lines[++i].slice(indent + 2));
+      fields[key] = body.join('\n');
+    } else {
+      fields[key] = /^'.*'$/.test(value) ? value.slice(1, -1).replace(/''/g, "'") : value;
+    }
+  }
+  return fields;
+}

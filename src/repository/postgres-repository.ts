@@ -73,6 +73,17 @@ export interface PostgresRepositoryOptions {
 /** How long opening a connection may take before the repository counts as unavailable. */
 const CONNECT_TIMEOUT_MS = 10_000;
 
+/**
+ * How long the server lets a session of ours sit inside a transaction waiting for its next
+ * statement before it ends the session. Between the statements of a Cohort transaction the
+ * node only computes, so a transaction idle this long belongs to a node that is stopped (a
+ * pause, a frozen VM) or cut off: without a limit its row locks (a scheduler sync locks every
+ * job, a save the configuration head) would stop every other node's scheduler and saves until
+ * it came back. Its own next statement then fails as REPO_UNAVAILABLE and it goes on with a new
+ * connection. A `idle_in_transaction_session_timeout` parameter in the URL overrides it.
+ */
+const TRANSACTION_IDLE_LIMIT_MS = 5000;
+
 const placeholder = (n: number): string => `$${n}`;
 
 type Client = pg.PoolClient;
@@ -90,6 +101,9 @@ export class PostgresRepository implements Repository {
     this.pool = new pg.Pool({
       connectionString: this.target.connectionString,
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      idle_in_transaction_session_timeout: TRANSACTION_IDLE_LIMIT_MS,
+      // How the sessions show in pg_stat_activity, unless the URL names them (application_name).
+      fallback_application_name: 'cohort',
       // A server option, so every pooled connection starts in the schema: no per-checkout SET.
       ...(this.target.schema === undefined ? {} : { options: `-c search_path="${this.target.schema}"` }),
     });
@@ -481,14 +495,24 @@ export class PostgresRepository implements Repository {
     } catch (err) {
       throw this.unavailable(err);
     }
+    // The server may end the session while it is checked out (the idle-transaction limit, an
+    // operator's pg_terminate_backend, a restart): the client then emits 'error' between
+    // queries, which would crash the node without a listener (the pool listens only to idle
+    // clients). Its next query fails; the loss, not that failure, is what is reported.
+    let lost: unknown;
+    const onLost = (err: unknown): void => {
+      lost = err;
+    };
+    client.on('error', onLost);
     let failure: unknown;
     try {
       return await fn(client);
     } catch (err) {
       failure = err;
-      throw isConnectionError(err) ? this.unavailable(err) : err;
+      throw lost !== undefined || isConnectionError(err) ? this.unavailable(lost ?? err) : err;
     } finally {
-      client.release(failure !== undefined && !isCohortError(failure));
+      client.off('error', onLost);
+      client.release(lost !== undefined || (failure !== undefined && !isCohortError(failure)));
     }
   }
 
@@ -518,8 +542,9 @@ function isConnectionError(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string') {
     // SQLSTATE class 08 (connection exception), 57P* (server shutting down or restarting),
-    // or a Node socket error (ECONNRESET, EPIPE, ...).
-    return code.startsWith('08') || code.startsWith('57P') || code.startsWith('E');
+    // 25P03 (the session sat idle inside a transaction past its limit and was ended), or a
+    // Node socket error (ECONNRESET, EPIPE, ...).
+    return code.startsWith('08') || code.startsWith('57P') || code === '25P03' || code.startsWith('E');
   }
   return err instanceof Error && /Connection terminated|timeout exceeded when trying to connect/i.test(err.message);
 }

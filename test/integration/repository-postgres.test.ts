@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { describe, it, type TestContext } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { openRepository } from '../../src/repository/open-repository.js';
 import type { Repository } from '../../src/repository/repository.js';
 import { repositoryContract } from '../helpers/repository-contract.js';
@@ -94,5 +98,74 @@ describe('PostgreSQL repository across nodes', () => {
     } finally {
       await lower.close();
     }
+  });
+});
+
+describe('PostgreSQL repository: a node stopped inside a transaction', () => {
+  const LOOP = fileURLToPath(new URL('../helpers/postgres-transaction-loop.js', import.meta.url));
+
+  it('holds its row locks only until the server ends its idle transaction; the others go on, and so does it once resumed', async (t) => {
+    const baseUrl = await postgresUrlOrSkip(t);
+    if (baseUrl === undefined) return;
+    const { url, dropSchema } = uniquePostgresSchemaUrl(baseUrl);
+    const mine = await openRepository(url);
+    const name = `cohort-stalled-${randomBytes(4).toString('hex')}`;
+    // In a process group of its own, stopped and resumed whole.
+    const child = spawn(process.execPath, [LOOP, `${url}&application_name=${name}`], { stdio: ['ignore', 'pipe', 'inherit'], detached: true });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    const group = (signal: NodeJS.Signals): void => {
+      try {
+        process.kill(-child.pid!, signal);
+      } catch {
+        // already gone
+      }
+    };
+    // The child first: while it is stopped inside a transaction, a query of `mine` may wait on
+    // its locks, and closing `mine` waits for that query.
+    t.after(async () => {
+      group('SIGCONT');
+      group('SIGKILL');
+      await mine.close();
+      await dropSchema();
+    });
+    const until = async (what: string, ok: () => boolean | Promise<boolean>, ms: number): Promise<void> => {
+      for (const deadline = Date.now() + ms; !(await ok()); await sleep(50)) assert.ok(Date.now() < deadline, `${what} within ${ms} ms; child said: ${output}`);
+    };
+    await until('the child is ready', () => output.includes('ready'), 30_000);
+    await until('the child has written its jobs', async () => (await mine.schedulerJobs()).length === 100, 30_000);
+
+    // Stopped at a random moment, the child is almost always inside a transaction: retried until
+    // the server shows its session idle in one (waiting for a next statement that will not come).
+    const session = (): Promise<string | undefined> =>
+      withPostgres(baseUrl, async (c) => (await c.query<{ state: string }>('SELECT state FROM pg_stat_activity WHERE application_name = $1 AND xact_start IS NOT NULL', [name])).rows[0]?.state);
+    let stalled = false;
+    for (let attempt = 0; attempt < 50 && !stalled; attempt++) {
+      group('SIGSTOP');
+      await sleep(100);
+      stalled = (await session()) === 'idle in transaction';
+      if (!stalled) {
+        group('SIGCONT');
+        await sleep(20 + Math.random() * 50);
+      }
+    }
+    assert.ok(stalled, 'the child was stopped inside a transaction');
+
+    // Another node's sync locks every job row: it waits for the stopped node's locks, which the
+    // server releases when it ends that node's idle transaction.
+    const started = Date.now();
+    const synced = mine.schedulerSyncJobs([{ scheduleId: 'job-0', definitionHash: 'mine', firstFireAt: 1 }]).then(() => true);
+    const deadline = new AbortController();
+    const outcome = await Promise.race([synced, sleep(60_000, false, { signal: deadline.signal }).catch(() => false)]).finally(() => deadline.abort());
+    assert.ok(outcome, 'the other node\'s write went through while the child was still stopped');
+    console.log(`a stopped node's transaction held its locks for ${Date.now() - started} ms`);
+    assert.equal(await session(), undefined, 'the stopped node\'s transaction was ended by the server');
+    assert.deepEqual((await mine.schedulerJobs()).map((j) => j.scheduleId), ['job-0'], 'the other node\'s sync removed the jobs it did not list');
+
+    // Resumed, the stopped node learns that its connection is gone (REPO_UNAVAILABLE) and goes on
+    // with a new one.
+    group('SIGCONT');
+    await until('the resumed child reports the lost connection', () => /failed REPO_UNAVAILABLE/.test(output), 30_000);
+    await until('the resumed child writes again', () => /\nround\n/.test(output), 30_000);
   });
 });
