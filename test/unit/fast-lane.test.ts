@@ -8,6 +8,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { get } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ManualClock } from '../../src/core/clock.js';
 import { registerRuntimeApi } from '../../src/engine/runtime-api.js';
@@ -126,6 +127,26 @@ describe('fast lanes answer as their routes do', () => {
     assert.equal(limited[0]!.headers['x-cohort-reason'], 'ACCESS_RATE_LIMITED');
     assert.ok(limited[0]!.headers['retry-after']);
     assert.deepEqual(limited[0], limited[1]);
+  });
+
+  it('forward auth: each header of an answer once, the decision id (also an identity header by default) included', async (t) => {
+    const s = await servers(t);
+    const session = await s.provider.sessions.create({ subject: 'olga', attributes: {}, idleTimeoutMs: 600_000, maxLifetimeMs: 3_600_000 });
+    const headers = { 'x-cohort-key': GATEWAY_KEY, 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/orders/1', 'x-forwarded-for': '192.0.2.60', cookie: `cohort_session=${session.id}` };
+    for (const base of [s.lanes, s.route]) {
+      // node:http keeps the header lines as sent (fetch would join repeated ones).
+      const raw = await new Promise<string[]>((resolve, reject) => {
+        get(`${base}/authz/forward`, { headers }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.rawHeaders));
+        }).on('error', reject);
+      });
+      const names = raw.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+      assert.deepEqual(names.filter((n, i) => names.indexOf(n) !== i), [], `${base === s.lanes ? 'lanes' : 'route'}: a header sent twice: ${JSON.stringify(raw)}`);
+      const id = raw[raw.findIndex((v, i) => i % 2 === 0 && v.toLowerCase() === 'x-cohort-decision-id') + 1];
+      assert.match(String(id), /^[A-Za-z0-9_-]{16}$/);
+      assert.ok(names.includes('x-cohort-subject') && names.includes('x-cohort-api'), JSON.stringify(raw));
+    }
   });
 
   it('session lookups: found, touched, not found, read scope; what the lane leaves to the route', async (t) => {

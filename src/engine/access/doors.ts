@@ -329,7 +329,9 @@ function denyBody(d: Decision): { error: { code: string; message: string } } {
 function decisionHeaderValues(d: Decision): Record<string, string> {
   const headers: Record<string, string> = { 'x-cohort-decision-id': d.decisionId, 'x-cohort-reason': d.reason };
   if (d.wouldDeny) headers['x-cohort-would-deny'] = d.wouldDeny;
-  if (d.allow) for (const name in d.upstreamHeaders) headers[name] = asHeaderBytes(d.upstreamHeaders[name]!);
+  // Names in lower case, as Fastify's reply writes them: an identity header of the same name
+  // as a decision header (X-Cohort-Decision-Id is one by default) is then one header, not two.
+  if (d.allow) for (const name in d.upstreamHeaders) headers[name.toLowerCase()] = asHeaderBytes(d.upstreamHeaders[name]!);
   else if (d.retryAfterSeconds !== undefined && (d.status === 429 || d.status === 503 || d.reason === 'ACCESS_LOCKED')) headers['retry-after'] = String(d.retryAfterSeconds);
   return headers;
 }
