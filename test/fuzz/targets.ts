@@ -1,8 +1,9 @@
 /**
  * Property-based fuzzing of everything that reads bytes from outside: the frame codec, the
  * handshake messages, the INI parser, saved grid state and record lines, the console's
- * configuration documents, the admin API's bodies and the runtime API's bodies. The property is always the same: a
- * clear coded error (or a well-formed result), the process alive, nothing changed.
+ * configuration documents, the admin API's bodies, the runtime API's bodies and the forward-auth
+ * door's headers. The property is always the same: a clear coded error (or a well-formed result),
+ * the process alive, nothing changed.
  *
  * Each target is run two ways: a short run inside `npm test` (test/unit/fuzz-smoke.test.ts)
  * and a long one by `npm run fuzz` (test/fuzz/main.ts), which prints the cases tried per target.
@@ -11,7 +12,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect } from 'node:net';
+import { Agent, request as httpRequest } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
+import { exportJWK, generateKeyPair } from 'jose';
 import fc from 'fast-check';
 import { ManualClock, systemClock } from '../../src/core/clock.js';
 import { Secret } from '../../src/config/secret.js';
@@ -38,7 +41,7 @@ import { CIPHER_SLICE_BYTES, FrameOpener, FrameSealer } from '../../src/transpor
 import { decodeHandshakeMessage, encodeHandshakeMessage, HandshakeType } from '../../src/transport/handshake.js';
 import { TcpTransport } from '../../src/transport/tcp-transport.js';
 import { SecretKeyring } from '../../src/core/sealed-secrets.js';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 
 export interface FuzzTarget {
   name: string;
@@ -505,6 +508,123 @@ export const TARGETS: FuzzTarget[] = [
         );
       } finally {
         await app.close();
+        await provider.close();
+      }
+    },
+  },
+  {
+    // Requests to /authz/forward whose forwarded headers and credentials are mangled, none of
+    // them valid, sent over real HTTP to a runtime server with its fast lanes and to one
+    // without: never an allow, never a 5xx, always a decision id and a reason, and the lane
+    // answers exactly as the route does.
+    name: 'forward-auth door headers',
+    run: async (runs, deadline) => {
+      const KEY = 'fuzz-gateway-key-0123456789';
+      const clock = new ManualClock(1_800_000_000_000);
+      const { provider } = localGrid(clock);
+      const { publicKey } = await generateKeyPair('ES256');
+      const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256' };
+      const settings = runtimeSettings({
+        apis: {
+          apis: [
+            { id: 'orders', pathPrefix: '/orders', methods: ['GET', 'POST'], denyList: ['ip:203.0.113.0/24'] },
+            { id: 'reports', pathPrefix: '/reports', credentials: ['jwt'], jwt: { issuer: 'https://issuer.test', audiences: ['reports'], keys: [jwk], algorithms: ['ES256'] } },
+            { id: 'keys', pathPrefix: '/keys', hosts: ['api.test'], credentials: ['apiKey', 'session'] },
+          ],
+        },
+        'api-keys': { keys: [{ id: 'gw', name: 'gw', hash: createHash('sha256').update(KEY).digest('hex'), createdAt: 1, createdBy: 'admin', scope: 'gateway' }] },
+      });
+      const agent = new Agent({ keepAlive: true, maxSockets: 4 });
+      const servers: Array<ReturnType<typeof createHttpServer>> = [];
+      const bases: string[] = [];
+      for (const fastLanes of [true, false]) {
+        const app = createHttpServer({ logger: silentLogger(), bodyLimit: 64 * 1024, name: 'runtime', fastLanes });
+        registerRuntimeApi(app, { provider, apiKeyHashes: [], notReadyReasons: () => [], settings: () => settings, clock, decisionLog: 'none', engineId: 'engine-1' });
+        await app.listen({ host: '127.0.0.1', port: 0 });
+        servers.push(app);
+        bases.push(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}`);
+      }
+      const ask = (base: string, path: string, method: string, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, string>; body: string }> =>
+        new Promise((resolve, reject) => {
+          const req = httpRequest(`${base}${path}`, { method, headers, agent }, (res) => {
+            let body = '';
+            res.setEncoding('latin1');
+            res.on('data', (d: string) => (body += d));
+            res.on('end', () => {
+              const out: Record<string, string> = {};
+              for (let i = 0; i < res.rawHeaders.length; i += 2) {
+                const name = res.rawHeaders[i]!.toLowerCase();
+                assert.equal(out[name], undefined, `${base}: header ${name} sent twice`);
+                out[name] = res.rawHeaders[i + 1]!;
+              }
+              resolve({ status: res.statusCode ?? 0, headers: out, body });
+            });
+          });
+          req.on('error', reject);
+          req.end();
+        });
+      // Header values a client can send: visible ASCII, spaces and tabs, and bytes above 0x7f.
+      const headerText = (max: number) => fc.string({ maxLength: max, unit: fc.oneof(fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)), fc.constantFrom('\t', 'é', 'ÿ')) });
+      const b64 = (v: unknown) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
+      const jwtLike = fc
+        .tuple(
+          fc.oneof(fc.record({ alg: fc.constantFrom('none', 'HS256', 'ES256', 'RS256', 'ES512', ''), kid: fc.constantFrom('k1', 'k2', '../k1'), typ: fc.constantFrom('JWT', 'at+jwt') }, { requiredKeys: ['alg'] }), fc.jsonValue({ maxDepth: 2 })),
+          fc.oneof(fc.record({ iss: fc.constantFrom('https://issuer.test', 'x'), aud: fc.constantFrom('reports', ['reports'], 'other'), sub: headerText(20), exp: fc.oneof(fc.integer(), fc.double(), fc.constant(1_900_000_000)), nbf: fc.integer() }, { requiredKeys: [] }), fc.jsonValue({ maxDepth: 2 })),
+          fc.oneof(headerText(90).map(b64), fc.constant('')),
+        )
+        .map(([h, p, sig]) => `${b64(h)}.${b64(p)}.${sig}`);
+      const mangled = fc
+        .array(fc.oneof(fc.constantFrom('/orders', '/reports', '/keys', '/', '..', '.', '%2e%2e', '%2E', '%2f', '%5c', '\\', '//', '?', '#', ';', '%00', '%zz', '%', 'é', '*', '@', ':'), headerText(6)), { maxLength: 8 })
+        .map((parts) => parts.join(''));
+      // Mostly requests that pass the path, method and address checks, so that the credential
+      // checks behind them are what the cases reach; a share of mangled ones besides.
+      const mostly = <T>(usual: fc.Arbitrary<T>, unusual: fc.Arbitrary<T>) => fc.oneof({ arbitrary: usual, weight: 4 }, { arbitrary: unusual, weight: 1 });
+      const uri = mostly(fc.tuple(fc.constantFrom('/orders', '/reports', '/keys'), fc.constantFrom('', '/1', '/a/b?x=1', '/%C3%A9')).map(([a, b]) => a + b), mangled);
+      const optional = <T>(arb: fc.Arbitrary<T>) => fc.oneof({ arbitrary: arb, weight: 6 }, { arbitrary: fc.constant(undefined), weight: 1 });
+      try {
+        return await check(
+          fc.record({
+            path: fc.constantFrom('/authz/forward', '/authz/forward?statuses=full'),
+            method: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH'),
+            uri: optional(uri),
+            originalUri: fc.option(uri, { nil: undefined }),
+            forwardedMethod: optional(mostly(fc.constantFrom('GET', 'POST'), fc.oneof(fc.constantFrom('DELETE', 'get', 'G ET', 'CONNECT', ''), headerText(12)))),
+            forwardedFor: optional(mostly(fc.constantFrom('192.0.2.1', '2001:db8::1', '192.0.2.1, 198.51.100.2'), fc.oneof(fc.constantFrom('203.0.113.7', '::1', '::ffff:203.0.113.7', '999.1.1.1', 'unknown', ' ', '2001:db8::1%eth0'), headerText(40)))),
+            realIp: fc.option(fc.constantFrom('192.0.2.9', 'x', ''), { nil: undefined }),
+            forwardedHost: optional(mostly(fc.constantFrom('api.test', 'API.TEST', 'api.test:443'), fc.oneof(fc.constant(''), headerText(20)))),
+            cookie: optional(fc.oneof(headerText(60), headerText(40).map((v) => `cohort_session=${v}`), fc.constantFrom('cohort_session=', 'cohort_session="x"; cohort_session=y', 'a=b;;;'))),
+            authorization: optional(fc.oneof(jwtLike.map((t) => `Bearer ${t}`), headerText(60).map((v) => `Bearer ${v}`), headerText(40), fc.constantFrom('Bearer', 'Bearer  ', 'Basic YTpi'))),
+            apiKey: optional(headerText(50)),
+          }),
+          async (c) => {
+            const headers: Record<string, string> = { 'x-cohort-key': KEY };
+            if (c.uri !== undefined) headers['x-forwarded-uri'] = c.uri;
+            if (c.originalUri !== undefined) headers['x-original-uri'] = c.originalUri;
+            if (c.forwardedMethod !== undefined) headers['x-forwarded-method'] = c.forwardedMethod;
+            if (c.forwardedFor !== undefined) headers['x-forwarded-for'] = c.forwardedFor;
+            if (c.realIp !== undefined) headers['x-real-ip'] = c.realIp;
+            if (c.forwardedHost !== undefined) headers['x-forwarded-host'] = c.forwardedHost;
+            if (c.cookie !== undefined) headers.cookie = c.cookie;
+            if (c.authorization !== undefined) headers.authorization = c.authorization;
+            if (c.apiKey !== undefined) headers['x-api-key'] = c.apiKey;
+            const [lane, route] = await Promise.all(bases.map((base) => ask(base, c.path, c.method, headers)));
+            const what = `${c.method} ${c.path} ${JSON.stringify(headers)}`;
+            for (const a of [lane!, route!]) {
+              assert.ok(a.status >= 400 && a.status < 500, `${what} → ${a.status} ${a.body.slice(0, 200)}`);
+              assert.match(a.headers['x-cohort-decision-id'] ?? '', /^[A-Za-z0-9_-]{16}$/, what);
+              assert.match(a.headers['x-cohort-reason'] ?? '', /^[A-Z][A-Z_]+$/, what);
+              const body = JSON.parse(a.body) as { error: { code: string } };
+              assert.equal(body.error.code, a.headers['x-cohort-reason'], what);
+            }
+            const compared = (a: typeof lane) => ({ ...a, headers: Object.fromEntries(Object.entries(a!.headers).filter(([n]) => !['date', 'connection', 'keep-alive', 'x-cohort-decision-id'].includes(n))) });
+            assert.deepEqual(compared(lane), compared(route), `the lane and the route answer alike: ${what}`);
+          },
+          runs,
+          deadline,
+        );
+      } finally {
+        agent.destroy();
+        for (const app of servers) await app.close();
         await provider.close();
       }
     },
