@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request as httpRequest } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
-import { exportJWK, generateKeyPair } from 'jose';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import fc from 'fast-check';
 import { ManualClock, systemClock } from '../../src/core/clock.js';
 import { Secret } from '../../src/config/secret.js';
@@ -513,17 +513,22 @@ export const TARGETS: FuzzTarget[] = [
     },
   },
   {
-    // Requests to /authz/forward whose forwarded headers and credentials are mangled, none of
-    // them valid, sent over real HTTP to a runtime server with its fast lanes and to one
-    // without: never an allow, never a 5xx, always a decision id and a reason, and the lane
-    // answers exactly as the route does.
+    // Requests to /authz/forward whose forwarded headers and credentials are mangled (a valid
+    // session, JWT or client key among them now and then), sent over real HTTP to a runtime
+    // server with its fast lanes and to one without: an allow only with a valid credential,
+    // never a 5xx, always a decision id and a reason, and the lane answers exactly as the
+    // route does.
     name: 'forward-auth door headers',
     run: async (runs, deadline) => {
       const KEY = 'fuzz-gateway-key-0123456789';
       const clock = new ManualClock(1_800_000_000_000);
       const { provider } = localGrid(clock);
-      const { publicKey } = await generateKeyPair('ES256');
+      const { publicKey, privateKey } = await generateKeyPair('ES256');
       const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256' };
+      const CLIENT_KEY = 'fuzz-client-key-0123456789';
+      const session = await provider.sessions.create({ subject: 'olga', idleTimeoutMs: 3_600_000, maxLifetimeMs: 3_600_000 });
+      const token = await new SignJWT({ sub: 'rita' }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer('https://issuer.test').setAudience('reports').setExpirationTime(1_900_000_000).sign(privateKey);
+      const valid = [session.id, token, CLIENT_KEY];
       const settings = runtimeSettings({
         apis: {
           apis: [
@@ -532,7 +537,12 @@ export const TARGETS: FuzzTarget[] = [
             { id: 'keys', pathPrefix: '/keys', hosts: ['api.test'], credentials: ['apiKey', 'session'] },
           ],
         },
-        'api-keys': { keys: [{ id: 'gw', name: 'gw', hash: createHash('sha256').update(KEY).digest('hex'), createdAt: 1, createdBy: 'admin', scope: 'gateway' }] },
+        'api-keys': {
+          keys: [
+            { id: 'gw', name: 'gw', hash: createHash('sha256').update(KEY).digest('hex'), createdAt: 1, createdBy: 'admin', scope: 'gateway' },
+            { id: 'cl', name: 'cl', hash: createHash('sha256').update(CLIENT_KEY).digest('hex'), createdAt: 1, createdBy: 'admin', scope: 'client' },
+          ],
+        },
       });
       const agent = new Agent({ keepAlive: true, maxSockets: 4 });
       const servers: Array<ReturnType<typeof createHttpServer>> = [];
@@ -592,9 +602,9 @@ export const TARGETS: FuzzTarget[] = [
             forwardedFor: optional(mostly(fc.constantFrom('192.0.2.1', '2001:db8::1', '192.0.2.1, 198.51.100.2'), fc.oneof(fc.constantFrom('203.0.113.7', '::1', '::ffff:203.0.113.7', '999.1.1.1', 'unknown', ' ', '2001:db8::1%eth0'), headerText(40)))),
             realIp: fc.option(fc.constantFrom('192.0.2.9', 'x', ''), { nil: undefined }),
             forwardedHost: optional(mostly(fc.constantFrom('api.test', 'API.TEST', 'api.test:443'), fc.oneof(fc.constant(''), headerText(20)))),
-            cookie: optional(fc.oneof(headerText(60), headerText(40).map((v) => `cohort_session=${v}`), fc.constantFrom('cohort_session=', 'cohort_session="x"; cohort_session=y', 'a=b;;;'))),
-            authorization: optional(fc.oneof(jwtLike.map((t) => `Bearer ${t}`), headerText(60).map((v) => `Bearer ${v}`), headerText(40), fc.constantFrom('Bearer', 'Bearer  ', 'Basic YTpi'))),
-            apiKey: optional(headerText(50)),
+            cookie: optional(fc.oneof(headerText(60), headerText(40).map((v) => `cohort_session=${v}`), fc.constantFrom('cohort_session=', 'cohort_session="x"; cohort_session=y', 'a=b;;;', `cohort_session=${session.id}`, `a=b; cohort_session=${session.id}`, `cohort_session=${session.id}x`))),
+            authorization: optional(fc.oneof(jwtLike.map((t) => `Bearer ${t}`), headerText(60).map((v) => `Bearer ${v}`), headerText(40), fc.constantFrom('Bearer', 'Bearer  ', 'Basic YTpi', `Bearer ${token}`, `bearer ${session.id}`, `Bearer ${token.slice(0, -2)}`))),
+            apiKey: optional(fc.oneof(headerText(50), fc.constantFrom(CLIENT_KEY, `${CLIENT_KEY} `, KEY))),
           }),
           async (c) => {
             const headers: Record<string, string> = { 'x-cohort-key': KEY };
@@ -609,10 +619,17 @@ export const TARGETS: FuzzTarget[] = [
             if (c.apiKey !== undefined) headers['x-api-key'] = c.apiKey;
             const [lane, route] = await Promise.all(bases.map((base) => ask(base, c.path, c.method, headers)));
             const what = `${c.method} ${c.path} ${JSON.stringify(headers)}`;
+            const credentialGiven = [c.cookie, c.authorization, c.apiKey].some((v) => v !== undefined && valid.some((k) => v.includes(k)));
             for (const a of [lane!, route!]) {
-              assert.ok(a.status >= 400 && a.status < 500, `${what} → ${a.status} ${a.body.slice(0, 200)}`);
               assert.match(a.headers['x-cohort-decision-id'] ?? '', /^[A-Za-z0-9_-]{16}$/, what);
               assert.match(a.headers['x-cohort-reason'] ?? '', /^[A-Z][A-Z_]+$/, what);
+              if (a.status === 200) {
+                assert.ok(credentialGiven, `allowed without a valid credential: ${what}`);
+                assert.equal(a.headers['x-cohort-reason'], 'ACCESS_ALLOWED', what);
+                assert.equal(a.body, '', what);
+                continue;
+              }
+              assert.ok(a.status >= 400 && a.status < 500, `${what} → ${a.status} ${a.body.slice(0, 200)}`);
               const body = JSON.parse(a.body) as { error: { code: string } };
               assert.equal(body.error.code, a.headers['x-cohort-reason'], what);
             }
