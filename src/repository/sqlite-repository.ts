@@ -6,8 +6,9 @@
  * up to busy_timeout for it). A deferred transaction that reads the head and then writes
  * could instead fail with SQLITE_BUSY when another process committed in between.
  *
- * better-sqlite3 is synchronous, so within one process calls never interleave; the methods
- * are async only to share the Repository interface with PostgreSQL.
+ * better-sqlite3 is synchronous, so within one process calls never interleave (a write that
+ * waits for another process's lock pauses between attempts, and other calls of this process
+ * may run meanwhile: each is a transaction of its own).
  */
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -76,6 +77,13 @@ export interface SqliteRepositoryOptions {
 
 /** How long a write waits for another process's write lock before giving up. */
 const BUSY_TIMEOUT_MS = 5000;
+/**
+ * better-sqlite3 waits for a lock inside SQLite, holding the event loop; so a write waits this
+ * long there and then, still refused, again after a pause of LOCK_RETRY_PAUSE_MS with the event
+ * loop free (membership, the grid, every request go on), until BUSY_TIMEOUT_MS have passed.
+ */
+const LOCK_WAIT_STEP_MS = 50;
+const LOCK_RETRY_PAUSE_MS = 25;
 
 const placeholder = (): string => '?';
 
@@ -93,7 +101,7 @@ export class SqliteRepository implements Repository {
   }
 
   async migrate(): Promise<void> {
-    this.write(() => {
+    await this.write(() => {
       this.db.exec(SCHEMA_MIGRATIONS_TABLE);
       const { v } = this.db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null };
       for (const m of pendingMigrations(v ?? 0)) {
@@ -210,7 +218,7 @@ export class SqliteRepository implements Repository {
   }
 
   async saveAdminToken(t: AdminToken): Promise<void> {
-    this.write(() => this.db.prepare('INSERT INTO admin_tokens (token_hash, user_name, role, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)').run(t.hash, t.user, t.role, t.createdAt, t.expiresAt, t.revokedAt));
+    await this.write(() => this.db.prepare('INSERT INTO admin_tokens (token_hash, user_name, role, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)').run(t.hash, t.user, t.role, t.createdAt, t.expiresAt, t.revokedAt));
   }
 
   async getAdminToken(hash: string): Promise<AdminToken | undefined> {
@@ -295,7 +303,7 @@ export class SqliteRepository implements Repository {
   // ---- scheduler (migration 3)
 
   async schedulerCheckIn(node: string, at: number, periodMs: number): Promise<void> {
-    this.write(() => {
+    await this.write(() => {
       this.db.prepare('INSERT INTO scheduler_checkins (node, at, period_ms) VALUES (?, ?, ?) ON CONFLICT (node) DO UPDATE SET at = excluded.at, period_ms = excluded.period_ms').run(node, at, periodMs);
     });
   }
@@ -305,7 +313,7 @@ export class SqliteRepository implements Repository {
   }
 
   async schedulerSyncJobs(jobs: ReadonlyArray<{ scheduleId: string; definitionHash: string; firstFireAt: number }>): Promise<void> {
-    this.write(() => {
+    await this.write(() => {
       const existing = new Map((this.db.prepare('SELECT * FROM scheduler_jobs').all() as JobRow[]).map((r) => [r.schedule_id, r]));
       for (const j of jobs) {
         const row = existing.get(j.scheduleId);
@@ -395,20 +403,30 @@ export class SqliteRepository implements Repository {
     return toAudit(row);
   }
 
-  /** Runs `fn` in a BEGIN IMMEDIATE transaction; a lock still held elsewhere after busy_timeout is REPO_UNAVAILABLE. */
-  private write<T>(fn: () => T): T {
-    try {
-      return this.db.transaction(fn).immediate();
-    } catch (err) {
-      if ((err as { code?: unknown }).code === 'SQLITE_BUSY') {
-        throw new CohortError(
-          'REPO_UNAVAILABLE',
-          `SQLite repository at ${this.path} stayed locked by another process for ${BUSY_TIMEOUT_MS} ms`,
-          { path: this.path },
-          { cause: err },
-        );
+  /**
+   * Runs `fn` in a BEGIN IMMEDIATE transaction, waiting for a write lock held elsewhere in
+   * steps (LOCK_WAIT_STEP_MS); still held after BUSY_TIMEOUT_MS, REPO_UNAVAILABLE. (The pauses
+   * and the limit are on the repository's clock: a test clock that never moves would wait for
+   * ever, so tests that contend for the lock use the real one.)
+   */
+  private async write<T>(fn: () => T): Promise<T> {
+    const transaction = this.db.transaction(fn);
+    const started = this.clock.now();
+    for (;;) {
+      try {
+        return transaction.immediate();
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== 'SQLITE_BUSY') throw err;
+        if (this.clock.now() - started >= BUSY_TIMEOUT_MS) {
+          throw new CohortError(
+            'REPO_UNAVAILABLE',
+            `SQLite repository at ${this.path} stayed locked by another process for ${BUSY_TIMEOUT_MS} ms`,
+            { path: this.path },
+            { cause: err },
+          );
+        }
+        await new Promise<void>((resolve) => this.clock.setTimeout(resolve, LOCK_RETRY_PAUSE_MS));
       }
-      throw err;
     }
   }
 }
@@ -430,6 +448,7 @@ function openDatabase(path: string): Database.Database {
       ownerOnly(path);
     }
     db = new Database(path);
+    // Opening waits the whole time at once (the node is starting); later writes wait in steps (`write`).
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     enableWal(db);
     // SQLite gives its WAL and shared-memory files the database file's mode; files an older
@@ -437,6 +456,7 @@ function openDatabase(path: string): Database.Database {
     if (path !== ':memory:') for (const suffix of ['-wal', '-shm']) if (existsSync(`${path}${suffix}`)) chmodSync(`${path}${suffix}`, 0o600);
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
+    db.pragma(`busy_timeout = ${LOCK_WAIT_STEP_MS}`);
     return db;
   } catch (err) {
     db?.close();

@@ -140,6 +140,55 @@ describe('SQLite repository files', () => {
   });
 });
 
+describe('SQLite repository: a write lock held elsewhere', () => {
+  /** The longest stretch the event loop went without running a 10 ms interval while `work` ran. */
+  async function longestStall<T>(work: () => Promise<T>): Promise<{ result: PromiseSettledResult<T>; stallMs: number; tookMs: number }> {
+    let last = performance.now();
+    let stallMs = 0;
+    const tick = setInterval(() => {
+      const now = performance.now();
+      stallMs = Math.max(stallMs, now - last);
+      last = now;
+    }, 10);
+    const started = performance.now();
+    const [result] = await Promise.allSettled([work()]);
+    const tookMs = performance.now() - started;
+    clearInterval(tick);
+    return { result: result!, stallMs: Math.max(stallMs, performance.now() - last), tookMs };
+  }
+
+  it('a write waits for it in short steps, the event loop free meanwhile, and goes through once it is released', { timeout: 60_000 }, async (t) => {
+    const dir = await unmanagedTempDir();
+    const file = join(dir, 'shared.db');
+    const repo = await openRepository(`sqlite:${file}`);
+    // Another connection (as another process would) takes the write lock and keeps it.
+    const other = new Database(file);
+    t.after(async () => {
+      if (other.inTransaction) other.exec('ROLLBACK');
+      other.close();
+      await repo.close();
+      await rm(dir, { recursive: true, force: true });
+    });
+    other.exec('BEGIN IMMEDIATE');
+    setTimeout(() => other.exec('ROLLBACK'), 1500);
+    const released = await longestStall(() => repo.schedulerCheckIn('engine-1', 1, 300));
+    assert.equal(released.result.status, 'fulfilled', String((released.result as PromiseRejectedResult).reason));
+    assert.ok(released.tookMs >= 1000, `the check-in waited for the lock (${released.tookMs} ms)`);
+    assert.ok(released.stallMs < 1000, `the event loop was held ${released.stallMs.toFixed(0)} ms while the write waited`);
+    assert.deepEqual((await repo.schedulerCheckIns()).map((c) => c.node), ['engine-1']);
+
+    // Never released: REPO_UNAVAILABLE after about five seconds, the event loop free throughout.
+    other.exec('BEGIN IMMEDIATE');
+    const held = await longestStall(() => repo.saveConfigDocument({ section: 's', content: 1, author: 'a', node: 'n', summary: 's' }));
+    assert.equal(held.result.status, 'rejected');
+    assert.equal(((held.result as PromiseRejectedResult).reason as { code?: string }).code, 'REPO_UNAVAILABLE');
+    assert.ok(held.tookMs >= 4000, `gave up after ${held.tookMs} ms`);
+    assert.ok(held.stallMs < 1000, `the event loop was held ${held.stallMs.toFixed(0)} ms while the write waited`);
+    other.exec('ROLLBACK');
+    assert.equal((await repo.getCurrentConfig()).version, 0, 'the refused save stored nothing');
+  });
+});
+
 /** Resolves when the child prints `line`; rejects if it exits first (its stderr is inherited). */
 function waitForLine(child: Writer, line: string): Promise<void> {
   return new Promise((resolve, reject) => {
