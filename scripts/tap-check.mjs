@@ -52,12 +52,13 @@ export function failedTests(tap, { errorLines = 8 } = {}) {
       open.push({ indent: begun[1].length, name: begun[2] });
       continue;
     }
-    const ended = /^(\s*)(not )?ok \d+ - /.exec(lines[i]);
+    const ended = /^(\s*)(not )?ok \d+ - (.*)$/.exec(lines[i]);
     if (!ended) continue;
     const at = open.findLastIndex((t) => t.indent === ended[1].length);
-    const path = open.slice(0, at >= 0 ? at + 1 : open.length).map((t) => t.name);
+    const path = open.slice(0, at >= 0 ? at + 1 : open.length).map((t) => unescapeName(t.name));
     if (at >= 0) open.splice(at);
-    if (!ended[2]) continue;
+    // A test marked TODO may fail without failing the run.
+    if (!ended[2] || / # TODO(\s|$)/.test(ended[3])) continue;
     const details = yamlBlock(lines, i + 1, ended[1].length + 2);
     if (details.failureType === 'subtestsFailed' || details.failureType === 'cancelledByParent') continue;
     const error = (details.error ?? '').split('\n').filter((l) => l.trim() !== '');
@@ -84,8 +85,27 @@ function yamlBlock(lines, from, indent) {
       while (i + 1 < lines.length && (lines[i + 1].startsWith(`${pad}  `) || lines[i + 1].trim() === '') && lines[i + 1].trim() !== '...') body.push(lines[++i].slice(indent + 2));
       fields[key] = body.join('\n');
     } else {
-      fields[key] = /^'.*'$/.test(value) ? value.slice(1, -1).replace(/''/g, "'") : value;
+      fields[key] = unquote(value);
     }
   }
   return fields;
+}
+
+/**
+ * A one-line YAML value as node:test writes it (util.inspect of a string: in single quotes, or
+ * in double quotes or backticks when it holds single quotes), without its quotes and escapes.
+ */
+function unquote(value) {
+  const quoted = /^(['"`])(.*)\1$/.exec(value);
+  if (!quoted) return value;
+  return quoted[2].replace(/\\(u\{[0-9a-fA-F]+\}|x[0-9a-fA-F]{2}|.)/g, (_, e) => {
+    if (e.startsWith('u{')) return String.fromCodePoint(parseInt(e.slice(2, -1), 16));
+    if (e.startsWith('x') && e.length === 3) return String.fromCharCode(parseInt(e.slice(1), 16));
+    return { n: '\n', t: '\t', r: '\r', b: '\b', f: '\f', v: '\v', 0: '\0' }[e] ?? e;
+  });
+}
+
+/** A test's name as TAP escapes it (`\#`, `\\`). */
+function unescapeName(name) {
+  return name.replace(/\\([#\\])/g, '$1');
 }

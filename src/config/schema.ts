@@ -461,7 +461,7 @@ export const KEYS: readonly KeyDef[] = [
   // [repository]
   {
     section: 'repository', key: 'url', type: 'url', default: 'sqlite:<data_dir>/repository.db', unit: '',
-    doc: 'Where configuration, audit and schedules are stored: `sqlite:PATH` (one host; relative paths are resolved against the configuration file\'s directory) or `postgres://user[:password]@host[:port]/database[?schema=NAME]` (several hosts; other parameters go to the driver, e.g. `application_name`, or `idle_in_transaction_session_timeout` in ms, 5000 unless given: how long a stopped node may keep its locks). Used by the console and replica; engines use it only when given one.',
+    doc: 'Where configuration, audit and schedules are stored: `sqlite:PATH` (one host; relative paths are resolved against the configuration file\'s directory) or `postgres://user[:password]@host[:port]/database[?schema=NAME]` (several hosts; other parameters go to the driver, e.g. `application_name`, shown in `pg_stat_activity`, `cohort` unless given). Used by the console and replica; engines use it only when given one.',
     allowed: 'sqlite:PATH or postgres://...',
     parse: (raw) => {
       const v = raw.trim();

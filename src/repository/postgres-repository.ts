@@ -74,13 +74,15 @@ export interface PostgresRepositoryOptions {
 const CONNECT_TIMEOUT_MS = 10_000;
 
 /**
- * How long the server lets a session of ours sit inside a transaction waiting for its next
- * statement before it ends the session. Between the statements of a Cohort transaction the
- * node only computes, so a transaction idle this long belongs to a node that is stopped (a
- * pause, a frozen VM) or cut off: without a limit its row locks (a scheduler sync locks every
- * job, a save the configuration head) would stop every other node's scheduler and saves until
- * it came back. Its own next statement then fails as REPO_UNAVAILABLE and it goes on with a new
- * connection. A `idle_in_transaction_session_timeout` parameter in the URL overrides it.
+ * How long the server lets a transaction of ours wait for its next statement before it ends the
+ * session. Between the statements of a Cohort transaction the node only computes, so a
+ * transaction idle this long belongs to a node that is stopped (a pause, a frozen VM) or cut
+ * off: without a limit its row locks (a scheduler sync locks every job, a save the
+ * configuration head) would stop every other node's scheduler and saves until it came back.
+ * Its own next statement then fails as REPO_UNAVAILABLE and it goes on with a new connection.
+ * Set with SET LOCAL in each transaction (in the same round trip as its BEGIN): it applies to
+ * Cohort's transactions only, leaves the role's and database's settings alone, and needs no
+ * startup parameter, which a pooler such as PgBouncer may refuse.
  */
 const TRANSACTION_IDLE_LIMIT_MS = 5000;
 
@@ -101,7 +103,6 @@ export class PostgresRepository implements Repository {
     this.pool = new pg.Pool({
       connectionString: this.target.connectionString,
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-      idle_in_transaction_session_timeout: TRANSACTION_IDLE_LIMIT_MS,
       // How the sessions show in pg_stat_activity, unless the URL names them (application_name).
       fallback_application_name: 'cohort',
       // A server option, so every pooled connection starts in the schema: no per-checkout SET.
@@ -467,10 +468,10 @@ export class PostgresRepository implements Repository {
     );
   }
 
-  /** Runs `fn` between `begin` and COMMIT on one client; ROLLBACK on any failure. */
+  /** Runs `fn` between `begin` and COMMIT on one client, idle for at most TRANSACTION_IDLE_LIMIT_MS at a time; ROLLBACK on any failure. */
   private transaction<T>(fn: (c: Client) => Promise<T>, begin = 'BEGIN'): Promise<T> {
     return this.withClient(async (c) => {
-      await c.query(begin);
+      await c.query(`${begin}; SET LOCAL idle_in_transaction_session_timeout = ${TRANSACTION_IDLE_LIMIT_MS}`);
       try {
         const result = await fn(c);
         await c.query('COMMIT');
@@ -501,7 +502,8 @@ export class PostgresRepository implements Repository {
     // clients). Its next query fails; the loss, not that failure, is what is reported.
     let lost: unknown;
     const onLost = (err: unknown): void => {
-      lost = err;
+      // The first is the server's reason (25P03, 57P01, ...); "Connection terminated" follows.
+      lost ??= err;
     };
     client.on('error', onLost);
     let failure: unknown;

@@ -81,6 +81,8 @@ const BUSY_TIMEOUT_MS = 5000;
  * better-sqlite3 waits for a lock inside SQLite, holding the event loop; so a write waits this
  * long there and then, still refused, again after a pause of LOCK_RETRY_PAUSE_MS with the event
  * loop free (membership, the grid, every request go on), until BUSY_TIMEOUT_MS have passed.
+ * Reads need no lock in WAL mode (but while a crashed writer's WAL is recovered, when they too
+ * wait this long).
  */
 const LOCK_WAIT_STEP_MS = 50;
 const LOCK_RETRY_PAUSE_MS = 25;
@@ -90,6 +92,8 @@ const placeholder = (): string => '?';
 export class SqliteRepository implements Repository {
   private readonly db: Database.Database;
   private readonly clock: Clock;
+  /** The last of this process's writes waiting for another process's lock (`write`), while any waits. */
+  private lockWaiters: Promise<LockOutcome> | undefined;
 
   /** Opens (creating if missing) the database file at `path`, or ':memory:'. */
   constructor(
@@ -189,7 +193,7 @@ export class SqliteRepository implements Repository {
   }
 
   async appendAudit(rec: AuditInput): Promise<AuditRecord> {
-    return this.insertAudit(rec);
+    return this.write(() => this.insertAudit(rec));
   }
 
   async listAudit(opts: ListAuditOptions = {}): Promise<AuditRecord[]> {
@@ -404,31 +408,72 @@ export class SqliteRepository implements Repository {
   }
 
   /**
-   * Runs `fn` in a BEGIN IMMEDIATE transaction, waiting for a write lock held elsewhere in
-   * steps (LOCK_WAIT_STEP_MS); still held after BUSY_TIMEOUT_MS, REPO_UNAVAILABLE. (The pauses
-   * and the limit are on the repository's clock: a test clock that never moves would wait for
-   * ever, so tests that contend for the lock use the real one.)
+   * Runs `fn` in a BEGIN IMMEDIATE transaction: at once when the write lock is free, else
+   * behind the writes of this process already waiting for it (one waits at a time, so N of
+   * them do not hold the event loop N steps in a row), trying every LOCK_WAIT_STEP_MS +
+   * LOCK_RETRY_PAUSE_MS; still locked BUSY_TIMEOUT_MS after it was asked for, REPO_UNAVAILABLE.
    */
   private async write<T>(fn: () => T): Promise<T> {
     const transaction = this.db.transaction(fn);
-    const started = this.clock.now();
-    for (;;) {
+    // Real time, whatever the repository's clock: SQLite's own waits are real, and a pause
+    // must keep the process alive (the clock's timers do not), as when a node opening its
+    // repository at start has nothing else to keep it running.
+    const started = performance.now();
+    if (this.lockWaiters === undefined) {
       try {
         return transaction.immediate();
       } catch (err) {
-        if ((err as { code?: unknown }).code !== 'SQLITE_BUSY') throw err;
-        if (this.clock.now() - started >= BUSY_TIMEOUT_MS) {
+        if (!isBusy(err)) throw err;
+      }
+    }
+    const before = this.lockWaiters;
+    let done!: (outcome: LockOutcome) => void;
+    const mine = new Promise<LockOutcome>((resolve) => (done = resolve));
+    this.lockWaiters = mine;
+    // Whether this write found the lock free in the end: the next waiter's hint.
+    let outcome: LockOutcome = 'gave up';
+    try {
+      const ahead = await before;
+      let busy: unknown;
+      for (let attempt = 0; ; attempt++) {
+        if (!this.db.open) throw new CohortError('REPO_UNAVAILABLE', `SQLite repository at ${this.path} was closed while a write waited for its lock`, { path: this.path });
+        // Out of time: one more try, unless the write ahead has just given up (the lock is
+        // still held: trying would hold the event loop once more for each write queued).
+        if (performance.now() - started >= BUSY_TIMEOUT_MS && (attempt > 0 || ahead === 'gave up')) {
           throw new CohortError(
             'REPO_UNAVAILABLE',
             `SQLite repository at ${this.path} stayed locked by another process for ${BUSY_TIMEOUT_MS} ms`,
             { path: this.path },
-            { cause: err },
+            { cause: busy },
           );
         }
-        await new Promise<void>((resolve) => this.clock.setTimeout(resolve, LOCK_RETRY_PAUSE_MS));
+        try {
+          const result = transaction.immediate();
+          outcome = 'found free';
+          return result;
+        } catch (err) {
+          if (!isBusy(err)) {
+            outcome = 'found free';
+            throw err;
+          }
+          busy = err;
+        }
+        await new Promise((resolve) => setTimeout(resolve, LOCK_RETRY_PAUSE_MS));
       }
+    } finally {
+      done(outcome);
+      if (this.lockWaiters === mine) this.lockWaiters = undefined;
     }
   }
+}
+
+/** How a write that waited for the lock ended: it took it, or it ran out of time. */
+type LockOutcome = 'found free' | 'gave up';
+
+/** SQLITE_BUSY and its extended codes (SQLITE_BUSY_RECOVERY, SQLITE_BUSY_SNAPSHOT, ...): the lock is held elsewhere. */
+function isBusy(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
 }
 
 /**

@@ -249,7 +249,8 @@ describe('persistent scheduler between real processes (SQLite on one host, Postg
         try {
           // Another node takes the job back and runs that fire time again (stopped inside a
           // repository transaction, the paused node holds its locks until PostgreSQL ends that
-          // transaction, 5 s on).
+          // transaction, 5 s on; on SQLite, until it resumes: a stop landing inside one of its
+          // sub-millisecond writes is rare enough to leave to chance).
           await waitUntil(async () => listener.of(c.name, 'paused').some((h) => h.fireAt === first.fireAt && h.node !== first.node), (ok) => ok, 15_000, 20);
           await new Promise((r) => setTimeout(r, 3000)); // the answer to the paused node is waiting in its socket
         } finally {

@@ -66,7 +66,7 @@ ok 1 - /work/dist/test/unit/cut.test.js
     assert.deepEqual(filesWithoutTests('# Subtest: reads the config.test.js file name from a string\n'), [], 'a test named after a file is not a path');
   });
 
-  it('lists the failed tests with their suites, place and error, not the suites that failed only through them', () => {
+  it('lists the failed tests with their suites, place and error (unquoted as node:test quotes it), not the suites that failed only through them nor TODO tests', () => {
     const report = `TAP version 13
 # Subtest: scheduler
     # Subtest: passes
@@ -94,9 +94,19 @@ ok 1 - /work/dist/test/unit/cut.test.js
       ---
       location: '/work/x.js:6:3'
       failureType: 'testCodeFailure'
-      error: 'it''s broken'
+      error: "it's broken"
       ...
-    1..3
+    # Subtest: not yet
+    not ok 4 - not yet # TODO
+      ---
+      error: 'not written yet'
+      ...
+    # Subtest: \\# quoted \\\\ name
+    not ok 5 - \\# quoted \\\\ name
+      ---
+      error: \`it's "quoted" \\\\ \\u{1F600}\`
+      ...
+    1..5
 not ok 1 - scheduler
   ---
   type: 'suite'
@@ -123,6 +133,7 @@ not ok 2 - hooks
     assert.deepEqual(failedTests(report), [
       { name: 'scheduler > a node paused past its claim', location: '/work/dist/test/serial/scheduler-e2e.test.js:241:3', error: ['postgres: the recovered run counted', 'false !== true'] },
       { name: "scheduler > it's thrown", location: '/work/x.js:6:3', error: ["it's broken"] },
+      { name: 'scheduler > # quoted \\ name', location: '', error: ['it\'s "quoted" \\ 😀'] },
       { name: 'hooks', location: '/work/y.js:2:1', error: ['before broke'] },
     ]);
     assert.deepEqual(failedTests(WHOLE).map((f) => f.name), ['a suite > second', 'a suite'], 'without details, a failed suite is listed too');
