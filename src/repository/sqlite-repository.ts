@@ -432,8 +432,10 @@ export class SqliteRepository implements Repository {
     this.lockWaiters = mine;
     // Whether this write found the lock free in the end: the next waiter's hint.
     let outcome: LockOutcome = 'gave up';
+    const pause = (): Promise<unknown> => new Promise((resolve) => setTimeout(resolve, LOCK_RETRY_PAUSE_MS));
     try {
-      const ahead = await before;
+      // First in line: it has just tried (and waited a step) above; the loop free before the next.
+      const ahead = before === undefined ? await pause().then(() => undefined) : await before;
       let busy: unknown;
       for (let attempt = 0; ; attempt++) {
         if (!this.db.open) throw new CohortError('REPO_UNAVAILABLE', `SQLite repository at ${this.path} was closed while a write waited for its lock`, { path: this.path });
@@ -458,7 +460,7 @@ export class SqliteRepository implements Repository {
           }
           busy = err;
         }
-        await new Promise((resolve) => setTimeout(resolve, LOCK_RETRY_PAUSE_MS));
+        await pause();
       }
     } finally {
       done(outcome);
