@@ -84,8 +84,8 @@ const BUSY_TIMEOUT_MS = 5000;
  * Reads need no lock in WAL mode (but while a crashed writer's WAL is recovered, when they too
  * wait this long).
  */
-const LOCK_WAIT_STEP_MS = 50;
-const LOCK_RETRY_PAUSE_MS = 25;
+const LOCK_WAIT_STEP_MS = 10;
+const LOCK_RETRY_PAUSE_MS = 40;
 
 const placeholder = (): string => '?';
 
@@ -407,6 +407,10 @@ export class SqliteRepository implements Repository {
     return toAudit(row);
   }
 
+  private closed(): CohortError {
+    return new CohortError('REPO_UNAVAILABLE', `SQLite repository at ${this.path} is closed`, { path: this.path });
+  }
+
   /**
    * Runs `fn` in a BEGIN IMMEDIATE transaction: at once when the write lock is free, else
    * behind the writes of this process already waiting for it (one waits at a time, so N of
@@ -414,16 +418,19 @@ export class SqliteRepository implements Repository {
    * LOCK_RETRY_PAUSE_MS; still locked BUSY_TIMEOUT_MS after it was asked for, REPO_UNAVAILABLE.
    */
   private async write<T>(fn: () => T): Promise<T> {
+    if (!this.db.open) throw this.closed();
     const transaction = this.db.transaction(fn);
     // Real time, whatever the repository's clock: SQLite's own waits are real, and a pause
     // must keep the process alive (the clock's timers do not), as when a node opening its
     // repository at start has nothing else to keep it running.
     const started = performance.now();
+    let busy: unknown;
     if (this.lockWaiters === undefined) {
       try {
         return transaction.immediate();
       } catch (err) {
         if (!isBusy(err)) throw err;
+        busy = err;
       }
     }
     const before = this.lockWaiters;
@@ -436,9 +443,8 @@ export class SqliteRepository implements Repository {
     try {
       // First in line: it has just tried (and waited a step) above; the loop free before the next.
       const ahead = before === undefined ? await pause().then(() => undefined) : await before;
-      let busy: unknown;
       for (let attempt = 0; ; attempt++) {
-        if (!this.db.open) throw new CohortError('REPO_UNAVAILABLE', `SQLite repository at ${this.path} was closed while a write waited for its lock`, { path: this.path });
+        if (!this.db.open) throw this.closed();
         // Out of time: one more try, unless the write ahead has just given up (the lock is
         // still held: trying would hold the event loop once more for each write queued).
         if (performance.now() - started >= BUSY_TIMEOUT_MS && (attempt > 0 || ahead === 'gave up')) {
@@ -469,7 +475,7 @@ export class SqliteRepository implements Repository {
   }
 }
 
-/** How a write that waited for the lock ended: it took it, or it ran out of time. */
+/** How a write that waited for the lock ended: it took it (or failed otherwise), or it ran out of time. */
 type LockOutcome = 'found free' | 'gave up';
 
 /** SQLITE_BUSY and its extended codes (SQLITE_BUSY_RECOVERY, SQLITE_BUSY_SNAPSHOT, ...): the lock is held elsewhere. */
