@@ -1,24 +1,35 @@
 // What scripts/run-tests.mjs checks in each group's TAP report once the group has run.
 /**
- * The tests and suites of a TAP report that began and never ended: a test file whose process
- * ended part-way (the runner does not count that as a failure, and its later tests are simply
- * missing). A test begins with "# Subtest: name" and ends with "ok N - name" or "not ok N -
- * name" at the same indentation.
+ * Walks a TAP report's tests. A test begins with "# Subtest: name" and ends with "ok N - name"
+ * or "not ok N - name" at the same indentation; at each end `onResult` is called with the
+ * names of the test and of the suites around it, the result line's parts and its index.
+ * Returns the tests that began and never ended.
  */
-export function unendedTests(tap) {
+function walkTests(lines, onResult = () => {}) {
   const open = [];
-  for (const line of tap.split('\n')) {
-    const begun = /^(\s*)# Subtest: (.*)$/.exec(line);
+  for (let i = 0; i < lines.length; i++) {
+    const begun = /^(\s*)# Subtest: (.*)$/.exec(lines[i]);
     if (begun) {
       open.push({ indent: begun[1].length, name: begun[2] });
       continue;
     }
-    const ended = /^(\s*)(?:not )?ok \d+ - /.exec(line);
+    const ended = /^(\s*)(not )?ok \d+ - (.*)$/.exec(lines[i]);
     if (!ended) continue;
     const at = open.findLastIndex((t) => t.indent === ended[1].length);
+    const path = open.slice(0, at >= 0 ? at + 1 : open.length).map((t) => t.name);
     if (at >= 0) open.splice(at, 1);
+    onResult({ path, failed: ended[2] !== undefined, rest: ended[3], indent: ended[1].length, index: i });
   }
   return open.map((t) => t.name);
+}
+
+/**
+ * The tests and suites of a TAP report that began and never ended: a test file whose process
+ * ended part-way (the runner does not count that as a failure, and its later tests are simply
+ * missing).
+ */
+export function unendedTests(tap) {
+  return walkTests(tap.split('\n'));
 }
 
 /**
@@ -44,30 +55,19 @@ export function filesWithoutTests(tap) {
  */
 export function failedTests(tap, { errorLines = 8 } = {}) {
   const failed = [];
-  const open = [];
   const lines = tap.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const begun = /^(\s*)# Subtest: (.*)$/.exec(lines[i]);
-    if (begun) {
-      open.push({ indent: begun[1].length, name: begun[2] });
-      continue;
-    }
-    const ended = /^(\s*)(not )?ok \d+ - (.*)$/.exec(lines[i]);
-    if (!ended) continue;
-    const at = open.findLastIndex((t) => t.indent === ended[1].length);
-    const path = open.slice(0, at >= 0 ? at + 1 : open.length).map((t) => unescapeName(t.name));
-    if (at >= 0) open.splice(at);
+  walkTests(lines, ({ path, failed: notOk, rest, indent, index }) => {
     // A test marked TODO may fail without failing the run.
-    if (!ended[2] || / # TODO(\s|$)/.test(ended[3])) continue;
-    const details = yamlBlock(lines, i + 1, ended[1].length + 2);
-    if (details.failureType === 'subtestsFailed' || details.failureType === 'cancelledByParent') continue;
+    if (!notOk || / # TODO(\s|$)/.test(rest)) return;
+    const details = yamlBlock(lines, index + 1, indent + 2);
+    if (details.failureType === 'subtestsFailed' || details.failureType === 'cancelledByParent') return;
     const error = (details.error ?? '').split('\n').filter((l) => l.trim() !== '');
     failed.push({
-      name: path.join(' > '),
+      name: path.map(unescapeName).join(' > '),
       location: details.location ?? '',
       error: error.length > errorLines ? [...error.slice(0, errorLines), `(${error.length - errorLines} more lines)`] : error,
     });
-  }
+  });
   return failed;
 }
 

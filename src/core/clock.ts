@@ -12,8 +12,12 @@ export interface TimerHandle {
 export interface Clock {
   /** Wall-clock time in milliseconds since the Unix epoch. */
   now(): number;
-  /** Runs `fn` once after `ms` milliseconds (0 or more). */
-  setTimeout(fn: () => void, ms: number): TimerHandle;
+  /**
+   * Runs `fn` once after `ms` milliseconds (0 or more). `keepAlive`: the real clock's timer
+   * keeps the process running until it fires (for a wait inside work in progress, which must
+   * finish); otherwise it does not (a periodic or background timer).
+   */
+  setTimeout(fn: () => void, ms: number, options?: { keepAlive?: boolean }): TimerHandle;
   clearTimeout(handle: TimerHandle | undefined): void;
   /**
    * Runs `fn` once the work already queued at this moment is done (for the real clock: after
@@ -32,12 +36,12 @@ class SystemTimer implements TimerHandle {
 
 let systemTimerIds = 0;
 
-/** The real clock. Timers are unref'd so a pending timer never keeps a stopping process alive. */
+/** The real clock. Timers are unref'd (unless `keepAlive`) so a pending timer never keeps a stopping process alive. */
 export const systemClock: Clock = {
   now: () => Date.now(),
-  setTimeout(fn, ms) {
+  setTimeout(fn, ms, options) {
     const inner = setTimeout(fn, Math.max(0, ms));
-    inner.unref();
+    if (options?.keepAlive !== true) inner.unref();
     return new SystemTimer(++systemTimerIds, inner);
   },
   clearTimeout(handle) {

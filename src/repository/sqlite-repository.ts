@@ -420,10 +420,7 @@ export class SqliteRepository implements Repository {
   private async write<T>(fn: () => T): Promise<T> {
     if (!this.db.open) throw this.closed();
     const transaction = this.db.transaction(fn);
-    // Real time, whatever the repository's clock: SQLite's own waits are real, and a pause
-    // must keep the process alive (the clock's timers do not), as when a node opening its
-    // repository at start has nothing else to keep it running.
-    const started = performance.now();
+    const started = this.clock.now();
     let busy: unknown;
     if (this.lockWaiters === undefined) {
       try {
@@ -439,15 +436,20 @@ export class SqliteRepository implements Repository {
     this.lockWaiters = mine;
     // Whether this write found the lock free in the end: the next waiter's hint.
     let outcome: LockOutcome = 'gave up';
-    const pause = (): Promise<unknown> => new Promise((resolve) => setTimeout(resolve, LOCK_RETRY_PAUSE_MS));
+    // A pause keeps the process alive: a node opening its repository at start may have nothing
+    // else running yet. (A test clock that never moves would wait for ever: tests that contend
+    // for the lock use the real one.)
+    const pause = (): Promise<void> => new Promise((resolve) => this.clock.setTimeout(resolve, LOCK_RETRY_PAUSE_MS, { keepAlive: true }));
     try {
-      // First in line: it has just tried (and waited a step) above; the loop free before the next.
-      const ahead = before === undefined ? await pause().then(() => undefined) : await before;
+      let ahead: LockOutcome | undefined;
+      // First in line, it has just tried (and waited a step) above: the loop free before the next.
+      if (before === undefined) await pause();
+      else ahead = await before;
       for (let attempt = 0; ; attempt++) {
         if (!this.db.open) throw this.closed();
         // Out of time: one more try, unless the write ahead has just given up (the lock is
         // still held: trying would hold the event loop once more for each write queued).
-        if (performance.now() - started >= BUSY_TIMEOUT_MS && (attempt > 0 || ahead === 'gave up')) {
+        if (this.clock.now() - started >= BUSY_TIMEOUT_MS && (attempt > 0 || ahead === 'gave up')) {
           throw new CohortError(
             'REPO_UNAVAILABLE',
             `SQLite repository at ${this.path} stayed locked by another process for ${BUSY_TIMEOUT_MS} ms`,

@@ -20,13 +20,13 @@ export class PausableClock implements Clock {
     return this.base.now() + this.skewMs;
   }
 
-  setTimeout(fn: () => void, ms: number): TimerHandle {
+  setTimeout(fn: () => void, ms: number, options?: { keepAlive?: boolean }): TimerHandle {
     const id = ++this.nextId;
     const handle = this.base.setTimeout(() => {
       this.inner.delete(id);
       if (this.paused) this.held.push(fn);
       else fn();
-    }, ms);
+    }, ms, options);
     this.inner.set(id, handle);
     return { id };
   }
