@@ -55,25 +55,27 @@ const formatted = job.requests.map((r) => {
 });
 
 /**
- * The length of the first whole answer at the start of `buf` and its status, or undefined
- * while it is not all there. Answers carry Content-Length or are chunked (no trailers).
+ * The length of the first whole answer at the start of `buf`, its status and whether it
+ * closes its connection, or undefined while it is not all there. Answers carry Content-Length
+ * or are chunked (no trailers).
  */
-function answerLength(buf: Buffer): { length: number; status: number } | undefined {
+function answerLength(buf: Buffer): { length: number; status: number; closes: boolean } | undefined {
   const headEnd = buf.indexOf('\r\n\r\n');
   if (headEnd < 0) return undefined;
   const head = buf.toString('latin1', 0, headEnd).toLowerCase();
   const status = Number(head.slice(9, 12));
+  const closes = /\r\nconnection:[^\r]*close/.test(head);
   const cl = /\r\ncontent-length:\s*(\d+)/.exec(head);
   if (cl) {
     const length = headEnd + 4 + Number(cl[1]);
-    return buf.length >= length ? { length, status } : undefined;
+    return buf.length >= length ? { length, status, closes } : undefined;
   }
   if (/\r\ntransfer-encoding:[^\r]*chunked/.test(head)) {
     const end = buf.indexOf('\r\n0\r\n\r\n', headEnd);
-    return end < 0 ? undefined : { length: end + 7, status };
+    return end < 0 ? undefined : { length: end + 7, status, closes };
   }
   // No body (a 204 or 304).
-  return { length: headEnd + 4, status };
+  return { length: headEnd + 4, status, closes };
 }
 
 interface Connection {
@@ -151,7 +153,9 @@ function connectOne(): Promise<Connection> {
       if (whole === undefined || c.dueAt === undefined) return;
       c.received = c.received.subarray(whole.length);
       settle(c, whole.status >= 400);
-      free(c);
+      // An answer with Connection: close ends the connection's use: a request written on it
+      // now could meet the close (it is replaced when it closes).
+      if (!whole.closes) free(c);
     });
     // A connection the server closed (an idle one past its keep-alive time, say) is replaced,
     // so the pool keeps its size. A request in flight on it with no byte of its answer back is
