@@ -1,6 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { randomInt } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /**
  * Ports below the OS's ephemeral range: outgoing connections never take them, so a port found
@@ -43,30 +45,112 @@ export function candidatePort(low: number, span: number, index: number): number 
   return BLOCKED_BY_BROWSERS.has(port) ? undefined : port;
 }
 
-/** Where this process looks for its next port: a random place in the range, then onwards. */
-let cursor: number | undefined;
+/**
+ * How long a port handed out stays claimed against other processes: one to two of these
+ * windows. Long enough for the process it was meant for to start and bind it (a test may start
+ * a node some while after writing its configuration), short enough that the range never fills.
+ */
+export const PORT_CLAIM_WINDOW_MS = 5 * 60_000;
+
+/**
+ * Where processes on this host record the ports they handed out, one empty file per port in a
+ * folder per claim window. Picking in order from a random start keeps one process from handing
+ * a port out twice, but two processes (test files side by side, a `cohort up` started by one of
+ * them) can still arrive at the same stretch: the second found a port free that the first had
+ * handed out and its node had not bound yet, and that node then failed with EADDRINUSE.
+ */
+export function defaultClaimsDir(): string {
+  return join(tmpdir(), `cohort-port-claims-${process.getuid?.() ?? 'user'}`);
+}
+
+/**
+ * Claims `port` for this process unless another claimed it in this claim window or the one
+ * before: true when the claim is ours. Creating the file with O_EXCL makes the claim atomic
+ * between processes. Without a usable claims folder (read-only, another user's) every port is
+ * ours to take, as before claims existed: the bind check still holds.
+ */
+export function claimPort(dir: string, port: number, now: number): boolean {
+  const window = Math.floor(now / PORT_CLAIM_WINDOW_MS);
+  const current = join(dir, String(window));
+  try {
+    statSync(join(dir, String(window - 1), String(port)));
+    return false; // claimed in the window before: still fresh enough to respect
+  } catch {
+    // not claimed there
+  }
+  try {
+    mkdirSync(current, { recursive: true, mode: 0o700 });
+    closeSync(openSync(join(current, String(port)), 'wx', 0o600));
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'EEXIST';
+  }
+}
+
+/** Removes the claim windows older than the one before `now`'s (nobody reads them any more). */
+export function forgetOldClaims(dir: string, now: number): void {
+  const window = Math.floor(now / PORT_CLAIM_WINDOW_MS);
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of entries) {
+    if (/^\d+$/.test(name) && Number(name) < window - 1) rmSync(join(dir, name), { recursive: true, force: true });
+  }
+}
+
+export interface PortPicker {
+  /** A free port on `host` that no other picker on this host handed out lately. */
+  next(host?: string): Promise<number>;
+}
+
+/**
+ * Hands out ports below the ephemeral range in order from `start` (random by default), each
+ * one bindable now and claimed in `claimsDir` so that no other process picks it meanwhile; never
+ * one browsers refuse. After 50 candidates taken or claimed it asks the OS for one.
+ */
+export function createPortPicker(options: { claimsDir?: string; start?: number; now?: () => number } = {}): PortPicker {
+  const dir = options.claimsDir ?? defaultClaimsDir();
+  const now = options.now ?? Date.now;
+  const [low, high] = listenerRange();
+  const span = high - low + 1;
+  let cursor = options.start ?? randomInt(0, span);
+  let cleaned = false;
+  return {
+    async next(host = '127.0.0.1') {
+      if (!cleaned) {
+        cleaned = true;
+        forgetOldClaims(dir, now());
+      }
+      for (let i = 0; i < 50; i++) {
+        const candidate = candidatePort(low, span, cursor++);
+        if (candidate === undefined) continue;
+        const port = await tryListen(host, candidate);
+        if (port !== undefined && claimPort(dir, port, now())) return port;
+      }
+      const port = await tryListen(host, 0);
+      if (port === undefined) throw new Error(`no free port on ${host}`);
+      return port;
+    },
+  };
+}
+
+let picker: PortPicker | undefined;
 
 /**
  * A free TCP port on `host` for a listener another process will bind: the next one below the
- * ephemeral range that binds now (never one browsers refuse), or (after 50 tries) one from the OS.
+ * ephemeral range that binds now and that no other process on this host handed out lately
+ * (never one browsers refuse), or (after 50 tries) one from the OS.
  *
  * Ports are taken in order from a random starting point, not at random each time: between
  * the moment a port is found free and the moment its listener binds it, another caller could
  * be handed the same port. In order, this process never hands one out twice (until it has gone
- * round some twenty thousand), and processes picking at once (test files side by side, the
- * nodes of `cohort up`) work through different stretches of the range.
+ * round some twenty thousand); the claims keep other processes (test files side by side, the
+ * nodes of `cohort up`) off the ports it handed out.
  */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  const [low, high] = listenerRange();
-  const span = high - low + 1;
-  cursor ??= randomInt(0, span);
-  for (let i = 0; i < 50; i++) {
-    const candidate = candidatePort(low, span, cursor++);
-    if (candidate === undefined) continue;
-    const port = await tryListen(host, candidate);
-    if (port !== undefined) return port;
-  }
-  const port = await tryListen(host, 0);
-  if (port === undefined) throw new Error(`no free port on ${host}`);
-  return port;
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  picker ??= createPortPicker();
+  return picker.next(host);
 }
