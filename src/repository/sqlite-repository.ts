@@ -82,7 +82,7 @@ const BUSY_TIMEOUT_MS = 5000;
  * long there and then, still refused, again after a pause of LOCK_RETRY_PAUSE_MS with the event
  * loop free (membership, the grid, every request go on), until BUSY_TIMEOUT_MS have passed.
  * Reads need no lock in WAL mode (but while a crashed writer's WAL is recovered, when they too
- * wait this long).
+ * wait this long and then fail as REPO_UNAVAILABLE: `read`).
  */
 const LOCK_WAIT_STEP_MS = 10;
 const LOCK_RETRY_PAUSE_MS = 40;
@@ -146,32 +146,36 @@ export class SqliteRepository implements Repository {
   }
 
   async getConfigDocument(section: string, version?: number): Promise<ConfigDocument | undefined> {
-    const row = (
-      version === undefined
-        ? this.db
-            .prepare('SELECT * FROM config_documents WHERE section = ? ORDER BY version DESC LIMIT 1')
-            .get(section)
-        : this.db.prepare('SELECT * FROM config_documents WHERE section = ? AND version = ?').get(section, version)
-    ) as DocumentRow | undefined;
-    return row && toDocument(row);
+    return this.read(() => {
+      const row = (
+        version === undefined
+          ? this.db
+              .prepare('SELECT * FROM config_documents WHERE section = ? ORDER BY version DESC LIMIT 1')
+              .get(section)
+          : this.db.prepare('SELECT * FROM config_documents WHERE section = ? AND version = ?').get(section, version)
+      ) as DocumentRow | undefined;
+      return row && toDocument(row);
+    });
   }
 
   async getCurrentConfig(): Promise<CurrentConfig> {
     // One read transaction, so the head and the documents come from the same snapshot.
-    return this.db.transaction(() => {
+    return this.read(() => this.db.transaction(() => {
       const head = this.readHead();
       const rows = this.db.prepare(LATEST_PER_SECTION_SQL).all() as DocumentRow[];
       return { ...head, sections: Object.fromEntries(rows.map((r) => [r.section, toDocument(r)])) };
-    })();
+    })());
   }
 
   async listConfigVersions(opts: ListConfigVersionsOptions = {}): Promise<ConfigVersionSummary[]> {
-    const q = listVersionsQuery(opts, placeholder);
-    return (this.db.prepare(q.sql).all(...q.params) as SummaryRow[]).map(toSummary);
+    return this.read(() => {
+      const q = listVersionsQuery(opts, placeholder);
+      return (this.db.prepare(q.sql).all(...q.params) as SummaryRow[]).map(toSummary);
+    });
   }
 
   async listConfigDocuments(afterVersion: number, limit: number): Promise<ConfigDocument[]> {
-    return (this.db.prepare('SELECT * FROM config_documents WHERE version > ? ORDER BY version LIMIT ?').all(afterVersion, listLimit(limit)) as DocumentRow[]).map(toDocument);
+    return this.read(() => (this.db.prepare('SELECT * FROM config_documents WHERE version > ? ORDER BY version LIMIT ?').all(afterVersion, listLimit(limit)) as DocumentRow[]).map(toDocument));
   }
 
   async raiseEpoch(minEpoch: number, author: string, node: string, summary: string): Promise<number> {
@@ -197,17 +201,21 @@ export class SqliteRepository implements Repository {
   }
 
   async listAudit(opts: ListAuditOptions = {}): Promise<AuditRecord[]> {
-    const q = listAuditQuery(opts, placeholder);
-    return (this.db.prepare(q.sql).all(...q.params) as AuditRow[]).map(toAudit);
+    return this.read(() => {
+      const q = listAuditQuery(opts, placeholder);
+      return (this.db.prepare(q.sql).all(...q.params) as AuditRow[]).map(toAudit);
+    });
   }
 
   async getAdminUser(name: string): Promise<AdminUser | undefined> {
-    const row = this.db.prepare('SELECT * FROM admin_users WHERE name = ?').get(name) as AdminUserRow | undefined;
-    return row && toAdminUser(row);
+    return this.read(() => {
+      const row = this.db.prepare('SELECT * FROM admin_users WHERE name = ?').get(name) as AdminUserRow | undefined;
+      return row && toAdminUser(row);
+    });
   }
 
   async listAdminUsers(): Promise<AdminUser[]> {
-    return (this.db.prepare('SELECT * FROM admin_users ORDER BY name').all() as AdminUserRow[]).map(toAdminUser);
+    return this.read(() => (this.db.prepare('SELECT * FROM admin_users ORDER BY name').all() as AdminUserRow[]).map(toAdminUser));
   }
 
   async createAdminUser(user: AdminUser, author: string, node: string): Promise<boolean> {
@@ -226,8 +234,10 @@ export class SqliteRepository implements Repository {
   }
 
   async getAdminToken(hash: string): Promise<AdminToken | undefined> {
-    const row = this.db.prepare('SELECT * FROM admin_tokens WHERE token_hash = ?').get(hash) as AdminTokenRow | undefined;
-    return row && toAdminToken(row);
+    return this.read(() => {
+      const row = this.db.prepare('SELECT * FROM admin_tokens WHERE token_hash = ?').get(hash) as AdminTokenRow | undefined;
+      return row && toAdminToken(row);
+    });
   }
 
   async revokeAdminToken(hash: string, at: number): Promise<boolean> {
@@ -235,7 +245,7 @@ export class SqliteRepository implements Repository {
   }
 
   async listAdminTokens(now: number): Promise<AdminToken[]> {
-    return (this.db.prepare('SELECT * FROM admin_tokens WHERE expires_at > ? ORDER BY created_at, token_hash').all(now) as AdminTokenRow[]).map(toAdminToken);
+    return this.read(() => (this.db.prepare('SELECT * FROM admin_tokens WHERE expires_at > ? ORDER BY created_at, token_hash').all(now) as AdminTokenRow[]).map(toAdminToken));
   }
 
   async importAdminTokens(tokens: readonly AdminToken[]): Promise<number> {
@@ -313,7 +323,7 @@ export class SqliteRepository implements Repository {
   }
 
   async schedulerCheckIns(): Promise<SchedulerCheckIn[]> {
-    return (this.db.prepare('SELECT * FROM scheduler_checkins ORDER BY node').all() as CheckInRow[]).map(toCheckIn);
+    return this.read(() => (this.db.prepare('SELECT * FROM scheduler_checkins ORDER BY node').all() as CheckInRow[]).map(toCheckIn));
   }
 
   async schedulerSyncJobs(jobs: ReadonlyArray<{ scheduleId: string; definitionHash: string; firstFireAt: number }>): Promise<void> {
@@ -335,7 +345,7 @@ export class SqliteRepository implements Repository {
   }
 
   async schedulerJobs(): Promise<SchedulerJob[]> {
-    return (this.db.prepare('SELECT * FROM scheduler_jobs ORDER BY schedule_id').all() as JobRow[]).map(toJob);
+    return this.read(() => (this.db.prepare('SELECT * FROM scheduler_jobs ORDER BY schedule_id').all() as JobRow[]).map(toJob));
   }
 
   async schedulerClaimDue(node: string, now: number, limit: number, plan: (scheduleId: string, fireAt: number) => ClaimPlan): Promise<SchedulerClaim[]> {
@@ -389,7 +399,7 @@ export class SqliteRepository implements Repository {
   }
 
   async schedulerRuns(scheduleId: string, limit: number): Promise<SchedulerRun[]> {
-    return (this.db.prepare('SELECT * FROM scheduler_runs WHERE schedule_id = ? ORDER BY id DESC LIMIT ?').all(scheduleId, limit) as RunRow[]).map(toRun);
+    return this.read(() => (this.db.prepare('SELECT * FROM scheduler_runs WHERE schedule_id = ? ORDER BY id DESC LIMIT ?').all(scheduleId, limit) as RunRow[]).map(toRun));
   }
 
   async close(): Promise<void> {
@@ -405,6 +415,21 @@ export class SqliteRepository implements Repository {
       .prepare(`INSERT INTO audit (${AUDIT_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`)
       .get(...auditValues(rec, this.clock.now())) as AuditRow;
     return toAudit(row);
+  }
+
+  /**
+   * Runs a read: reads take no lock in WAL mode, so this only turns what can still go wrong
+   * into coded errors — a closed repository (a request still in flight while the node stops),
+   * and a file left unreadable for LOCK_WAIT_STEP_MS (another process recovering the log of a
+   * writer that crashed) — instead of better-sqlite3's uncoded TypeError and raw SQLITE_BUSY.
+   */
+  private async read<T>(fn: () => T): Promise<T> {
+    if (!this.db.open) throw this.closed();
+    try {
+      return fn();
+    } catch (err) {
+      throw readFailure(err, this.path);
+    }
   }
 
   private closed(): CohortError {
@@ -475,6 +500,12 @@ export class SqliteRepository implements Repository {
       if (this.lockWaiters === mine) this.lockWaiters = undefined;
     }
   }
+}
+
+/** What a failed read is reported as (pure): REPO_UNAVAILABLE when SQLite found the file locked (busy), else the error itself. */
+export function readFailure(err: unknown, path: string): unknown {
+  if (!isBusy(err)) return err;
+  return new CohortError('REPO_UNAVAILABLE', `SQLite repository at ${path} could not be read: another process holds it locked (${(err as { code: string }).code})`, { path }, { cause: err });
 }
 
 /** How a write that waited for the lock ended: it took it (or failed otherwise), or it ran out of time. */

@@ -557,6 +557,36 @@ export function repositoryContract(name: string, open: OpenStore): void {
       await assert.rejects(store.reopen(), code('REPO_SCHEMA_TOO_NEW'));
     });
 
+    it('a closed repository answers every read and write with REPO_UNAVAILABLE (a request in flight at shutdown gets a coded error)', async (t) => {
+      const store = await setup(t);
+      if (!store) return;
+      await save(store.repo, SECTION_A, { n: 1 });
+      await store.repo.close();
+      const r = store.repo;
+      const calls: Array<[string, () => Promise<unknown>]> = [
+        ['getCurrentConfig', () => r.getCurrentConfig()],
+        ['getConfigDocument', () => r.getConfigDocument(SECTION_A)],
+        ['listConfigVersions', () => r.listConfigVersions()],
+        ['listConfigDocuments', () => r.listConfigDocuments(0, 10)],
+        ['listAudit', () => r.listAudit()],
+        ['getAdminUser', () => r.getAdminUser('admin')],
+        ['listAdminUsers', () => r.listAdminUsers()],
+        ['getAdminToken', () => r.getAdminToken('h')],
+        ['listAdminTokens', () => r.listAdminTokens(0)],
+        ['schedulerCheckIns', () => r.schedulerCheckIns()],
+        ['schedulerJobs', () => r.schedulerJobs()],
+        ['schedulerRuns', () => r.schedulerRuns('s', 10)],
+        ['saveConfigDocument', () => save(r, SECTION_A, { n: 2 })],
+        ['appendAudit', () => r.appendAudit({ user: 'u', node: 'n', action: 'test', summary: 's' })],
+      ];
+      for (const [method, call] of calls) {
+        await assert.rejects(call(), (err: unknown) => {
+          assert.equal((err as { code?: unknown }).code, 'REPO_UNAVAILABLE', `${method}: ${String(err)}`);
+          return true;
+        });
+      }
+    });
+
     it('a reopened repository sees the documents, head and audit written before', async (t) => {
       const store = await setup(t);
       if (!store) return;

@@ -10,6 +10,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { openRepository } from '../../src/repository/open-repository.js';
+import { readFailure } from '../../src/repository/sqlite-repository.js';
 import type { Repository } from '../../src/repository/repository.js';
 import { repositoryContract } from '../helpers/repository-contract.js';
 import { tmpDir } from '../helpers/tmp.js';
@@ -231,3 +232,18 @@ async function exitOf(child: Writer): Promise<{ code: number | null; signal: str
   if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
   return { code: child.exitCode, signal: child.signalCode };
 }
+
+describe('SQLite repository: what a failed read is reported as', () => {
+  it('a file found locked (SQLITE_BUSY and its extended codes) is REPO_UNAVAILABLE naming the path; any other error is left as it is', () => {
+    for (const code of ['SQLITE_BUSY', 'SQLITE_BUSY_RECOVERY', 'SQLITE_BUSY_SNAPSHOT']) {
+      const err = Object.assign(new Error('database is locked'), { code });
+      const reported = readFailure(err, '/data/console.db') as { code?: string; message: string; cause?: unknown };
+      assert.equal(reported.code, 'REPO_UNAVAILABLE', code);
+      assert.match(reported.message, /\/data\/console\.db/);
+      assert.match(reported.message, new RegExp(code));
+      assert.equal(reported.cause, err);
+    }
+    const other = Object.assign(new Error('no such table: x'), { code: 'SQLITE_ERROR' });
+    assert.equal(readFailure(other, '/data/console.db'), other);
+  });
+});
