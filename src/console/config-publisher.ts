@@ -34,6 +34,7 @@ import type { Member } from '../cluster/member-list.js';
 import type { Rpc } from '../rpc/rpc.js';
 import type { AuditInput, AuditRecord, ConfigDocument, ConfigVersionSummary, Repository } from '../repository/repository.js';
 import { contentHash } from '../repository/canonical-json.js';
+import { consistentExportPage } from './export-page.js';
 import { openSecrets, type SecretKeyring } from '../core/sealed-secrets.js';
 import { SECTION_SECRETS, type ConfigSection } from '../policy/config-sections.js';
 import { fetchStatement } from '../engine/config-follower.js';
@@ -158,8 +159,12 @@ export class ConfigPublisher {
         const answer: ExportAnswer = { epoch: current.epoch, version: current.version, documents: [], audit: [], diverged: true };
         return this.signed('config.export', req, answer);
       }
-      const documents = await o.repository.listConfigDocuments(Number(req.sinceVersion) || 0, EXPORT_BATCH);
-      const audit = await o.repository.listAudit({ sinceId: req.sinceAuditId, limit: EXPORT_BATCH });
+      const sinceVersion = Number(req.sinceVersion) || 0;
+      const read = await o.repository.listConfigDocuments(sinceVersion, EXPORT_BATCH);
+      const records = await o.repository.listAudit({ sinceId: req.sinceAuditId, limit: EXPORT_BATCH });
+      // A save may commit between the reads: the answer holds the save records of the versions it holds (export-page.ts).
+      const [newest] = await o.repository.listConfigVersions({ limit: 1 });
+      const { documents, audit } = consistentExportPage(read, records, sinceVersion, EXPORT_BATCH, newest?.version ?? 0);
       const last = documents.at(-1)?.version ?? req.sinceVersion;
       this.contacts.set(from.nodeId, { at: o.clock.now(), version: last, epoch: current.epoch, appliedAt: o.clock.now(), error: null });
       const answer: ExportAnswer = { epoch: current.epoch, version: current.version, documents, audit };

@@ -201,6 +201,39 @@ function resyncSuite(name: string, open: OpenRepo): void {
       assert.equal((await ask({ sinceVersion: 0, sinceAuditId: audit!.id + 5, sinceAudit: { ...audit!, id: audit!.id + 5 } })).diverged, true, 'an audit record the console lacks');
     });
 
+    it('an export hands out the save records of the versions it hands out only, though a save commits between its reads of documents and audit', async (t) => {
+      const net = new FakeNetwork();
+      const clock = new ManualClock(1_800_000_000_000);
+      const c = await consoleNode(t, net, open, clock, 'console-1', 'console');
+      if (!c.repository) return;
+      net.node('replica-1', 'replica-1:1', 'replica');
+      const asker = net.rpc('replica-1', 'replica-1:1');
+      const ask = (req: ExportRequest) => asker.call<ExportAnswer>(c.address, 'config.export', { ...req, proof: replicaProof(net.authority, 'config.export', 'replica-1', 'console-1', clock.now()) });
+      const first = await save(c.repository, 'runtime', {}, 'console-1');
+      const [firstRecord] = await c.repository.listAudit({ limit: 1 });
+      // The next export's read of documents is followed at once by a save (as an admin's save
+      // would land between the two reads).
+      const repo = c.repository;
+      const readDocuments = repo.listConfigDocuments.bind(repo);
+      let raced = false;
+      repo.listConfigDocuments = async (after, limit) => {
+        const page = await readDocuments(after, limit);
+        if (!raced) {
+          raced = true;
+          await save(repo, 'services', { sessions: { idleTimeoutSeconds: 90 } }, 'console-1');
+        }
+        return page;
+      };
+      const since = { sinceVersion: 1, sinceAuditId: firstRecord!.id, sinceDocument: { epoch: first.epoch, hash: first.hash }, sinceAudit: firstRecord! };
+      const racing = await ask(since);
+      assert.ok(raced);
+      assert.deepEqual(racing.documents, [], 'the version saved after the documents were read is not in this answer');
+      assert.deepEqual(racing.audit, [], 'so neither is its save record');
+      const next = await ask(since);
+      assert.deepEqual(next.documents.map((d) => d.version), [2]);
+      assert.deepEqual(next.audit.map((r) => [r.action, r.versionAfter]), [['config.save', 2]]);
+    });
+
     it('a node holding the cluster secret but not the console authority gets nothing: no documents, audit, users or tokens, whatever role it claims', async (t) => {
       const net = new FakeNetwork();
       const clock = new ManualClock(1_800_000_000_000);
