@@ -56,6 +56,14 @@ describe('cohort up: ports taken between picking and binding', () => {
     await waitUntil(() => clusterInfoOf(consoleNode!.configFile), (info) => info.nodes.filter((n) => n.state === 'active').length === 3, 15_000);
     const created = await fetch(`${engine1!.runtime}/runtime/v1/sessions`, { signal: AbortSignal.timeout(10_000), method: 'POST', headers: { authorization: `Bearer ${file.apiKey}`, 'content-type': 'application/json' }, body: JSON.stringify({ subject: 'tester' }) });
     assert.equal(created.status, 201);
+
+    // Stopped twice at once (Ctrl-C while a failed start stops the cluster too): one stop, each
+    // node told and waited for once.
+    const before = progress.length;
+    await Promise.all([cluster.stop(30_000), cluster.stop(30_000)]);
+    const stopLines = progress.slice(before);
+    assert.equal(stopLines.filter((l) => l.startsWith('waiting for ')).length, 1, stopLines.join('\n'));
+    for (const id of ['console', 'engine-1', 'engine-2']) assert.equal(stopLines.filter((l) => l.startsWith(`${id} `)).length, 1, `${id}: ${stopLines.join('\n')}`);
   });
 
   it('takenPort: only a NODE_BIND_FAILED naming one of the node\'s own ports counts', (t) => {

@@ -72,6 +72,9 @@ export function registerUp(program: Command): void {
       try {
         file = await cluster.start();
       } catch (err) {
+        // Ctrl-C while starting: the nodes it stops make the start fail; the signal's stop
+        // finishes and exits as it does after a start.
+        if (stopping) return;
         stopping = true;
         await cluster.stop(stopTimeoutMs);
         fail(err);

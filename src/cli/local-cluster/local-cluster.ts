@@ -109,6 +109,8 @@ export class LocalCluster {
   private readonly killers = new Map<RunningNode, () => void>();
   /** Ids of the nodes `stop` had to kill. */
   readonly killed = new Set<string>();
+  /** The stop under way (`stop`), while one is. */
+  private stopping: Promise<void> | undefined;
   /** Ids of the nodes whose configuration file this run wrote (their ports may be picked again). */
   private readonly fresh = new Set<string>();
   /** Nodes stopped on purpose while starting (their seed moved): started again, not failed. */
@@ -199,9 +201,18 @@ export class LocalCluster {
   /**
    * SIGTERM to every running node, then waits for each to stop by itself: a node saves what it
    * holds before it exits, which takes longer the more state it has. A node still running
-   * after `timeoutMs` is killed, and that is reported.
+   * after `timeoutMs` is killed, and that is reported. A second call while one is under way
+   * (Ctrl-C during a start that then fails because a node it was waiting for stopped) waits for
+   * that one: the nodes are told and waited for once.
    */
-  async stop(timeoutMs = DEFAULT_STOP_TIMEOUT_MS): Promise<void> {
+  stop(timeoutMs = DEFAULT_STOP_TIMEOUT_MS): Promise<void> {
+    this.stopping ??= this.stopRunning(timeoutMs).finally(() => {
+      this.stopping = undefined;
+    });
+    return this.stopping;
+  }
+
+  private async stopRunning(timeoutMs: number): Promise<void> {
     const running = this.nodes.filter((n) => !n.exit);
     if (running.length === 0) return;
     this.progress(`waiting for ${running.map((n) => n.id).join(', ')} to stop gracefully (each saves its state first; up to ${seconds(timeoutMs)})`);
