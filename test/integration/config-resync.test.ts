@@ -125,6 +125,18 @@ async function allAudit(repo: Repository): Promise<AuditRecord[]> {
   }
 }
 
+/** A console, and `ask`: config.export as replica-1 asks it, with its proof; undefined when the repository is skipped. */
+async function consoleAndReplica(t: TestContext, open: OpenRepo) {
+  const net = new FakeNetwork();
+  const clock = new ManualClock(1_800_000_000_000);
+  const node = await consoleNode(t, net, open, clock, 'console-1', 'console');
+  if (!node.repository) return undefined;
+  net.node('replica-1', 'replica-1:1', 'replica');
+  const asker = net.rpc('replica-1', 'replica-1:1');
+  const ask = (req: ExportRequest) => asker.call<ExportAnswer>(node.address, 'config.export', { ...req, proof: replicaProof(net.authority, 'config.export', 'replica-1', 'console-1', clock.now()) });
+  return { c: { ...node, repository: node.repository }, ask };
+}
+
 function resyncSuite(name: string, open: OpenRepo): void {
   describe(`configuration between consoles (${name})`, () => {
     it('answers a full copy to an engine that asks for one, even at the console\'s own version and epoch', async (t) => {
@@ -183,15 +195,11 @@ function resyncSuite(name: string, open: OpenRepo): void {
     });
 
     it('an export says `diverged` when the asker\'s newest document or audit record is not the console\'s', async (t) => {
-      const net = new FakeNetwork();
-      const clock = new ManualClock(1_800_000_000_000);
-      const c = await consoleNode(t, net, open, clock, 'console-1', 'console');
-      if (!c.repository) return;
-      net.node('replica-1', 'replica-1:1', 'replica');
-      const asker = net.rpc('replica-1', 'replica-1:1');
+      const exporter = await consoleAndReplica(t, open);
+      if (!exporter) return;
+      const { c, ask } = exporter;
       const doc = await save(c.repository, 'runtime', {}, 'console-1');
       const [audit] = await c.repository.listAudit({ limit: 1 });
-      const ask = (req: ExportRequest) => asker.call<ExportAnswer>(c.address, 'config.export', { ...req, proof: replicaProof(net.authority, 'config.export', 'replica-1', 'console-1', clock.now()) });
       const same = await ask({ sinceVersion: 1, sinceAuditId: audit!.id, sinceDocument: { epoch: doc.epoch, hash: doc.hash }, sinceAudit: audit });
       assert.equal(same.diverged, undefined);
       assert.equal((await ask({ sinceVersion: 1, sinceAuditId: 0, sinceDocument: { epoch: doc.epoch, hash: 'f'.repeat(64) } })).diverged, true, 'another hash');
@@ -202,13 +210,9 @@ function resyncSuite(name: string, open: OpenRepo): void {
     });
 
     it('an export hands out the save records of the versions it hands out only, though a save commits between its reads of documents and audit', async (t) => {
-      const net = new FakeNetwork();
-      const clock = new ManualClock(1_800_000_000_000);
-      const c = await consoleNode(t, net, open, clock, 'console-1', 'console');
-      if (!c.repository) return;
-      net.node('replica-1', 'replica-1:1', 'replica');
-      const asker = net.rpc('replica-1', 'replica-1:1');
-      const ask = (req: ExportRequest) => asker.call<ExportAnswer>(c.address, 'config.export', { ...req, proof: replicaProof(net.authority, 'config.export', 'replica-1', 'console-1', clock.now()) });
+      const exporter = await consoleAndReplica(t, open);
+      if (!exporter) return;
+      const { c, ask } = exporter;
       const first = await save(c.repository, 'runtime', {}, 'console-1');
       const [firstRecord] = await c.repository.listAudit({ limit: 1 });
       // The next export's read of documents is followed at once by a save (as an admin's save
