@@ -63,6 +63,11 @@ export function defaultClaimsDir(): string {
   return join(tmpdir(), `cohort-port-claims-${process.getuid?.() ?? 'user'}`);
 }
 
+/** The claim window `now` falls in (the name of its folder). */
+function claimWindow(now: number): number {
+  return Math.floor(now / PORT_CLAIM_WINDOW_MS);
+}
+
 /**
  * Claims `port` for this process unless another claimed it in this claim window or the one
  * before: true when the claim is ours. Creating the file with O_EXCL makes the claim atomic
@@ -70,7 +75,7 @@ export function defaultClaimsDir(): string {
  * ours to take, as before claims existed: the bind check still holds.
  */
 export function claimPort(dir: string, port: number, now: number): boolean {
-  const window = Math.floor(now / PORT_CLAIM_WINDOW_MS);
+  const window = claimWindow(now);
   const current = join(dir, String(window));
   try {
     statSync(join(dir, String(window - 1), String(port)));
@@ -89,7 +94,7 @@ export function claimPort(dir: string, port: number, now: number): boolean {
 
 /** Removes the claim windows older than the one before `now`'s (nobody reads them any more). */
 export function forgetOldClaims(dir: string, now: number): void {
-  const window = Math.floor(now / PORT_CLAIM_WINDOW_MS);
+  const window = claimWindow(now);
   let entries: string[];
   try {
     entries = readdirSync(dir);

@@ -41,10 +41,17 @@ export interface ExportPage {
  */
 export function consistentExportPage(documents: ConfigDocument[], audit: AuditRecord[], sinceVersion: number, auditLimit: number, head: number): ExportPage {
   const lastDocument = documents.at(-1)?.version ?? sinceVersion;
-  const cut = audit.findIndex((r) => r.action === 'config.save' && typeof r.versionAfter === 'number' && r.versionAfter > lastDocument && r.versionAfter <= head);
+  const cut = audit.findIndex((r) => {
+    const saved = savedVersion(r);
+    return saved !== undefined && saved > lastDocument && saved <= head;
+  });
   if (cut >= 0) return { documents, audit: audit.slice(0, cut) };
   if (audit.length < auditLimit) return { documents, audit };
-  let lastSaved = sinceVersion;
-  for (const r of audit) if (r.action === 'config.save' && typeof r.versionAfter === 'number' && r.versionAfter > lastSaved) lastSaved = r.versionAfter;
+  const lastSaved = Math.max(sinceVersion, ...audit.map((r) => savedVersion(r) ?? 0));
   return { documents: documents.filter((d) => d.version <= lastSaved), audit };
+}
+
+/** The version a `config.save` record made, or undefined for any other record. */
+function savedVersion(r: AuditRecord): number | undefined {
+  return r.action === 'config.save' && typeof r.versionAfter === 'number' ? r.versionAfter : undefined;
 }

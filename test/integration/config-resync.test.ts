@@ -134,7 +134,7 @@ async function consoleAndReplica(t: TestContext, open: OpenRepo) {
   net.node('replica-1', 'replica-1:1', 'replica');
   const asker = net.rpc('replica-1', 'replica-1:1');
   const ask = (req: ExportRequest) => asker.call<ExportAnswer>(node.address, 'config.export', { ...req, proof: replicaProof(net.authority, 'config.export', 'replica-1', 'console-1', clock.now()) });
-  return { c: { ...node, repository: node.repository }, ask };
+  return { c: node, ask };
 }
 
 function resyncSuite(name: string, open: OpenRepo): void {
