@@ -88,6 +88,8 @@ interface MetricObject {
 /** The metric's registration: prom-client's registry takes any object with name, help, type and get(). */
 abstract class HotMetric<L extends string, S> {
   protected readonly series = new Map<string, S>();
+  /** `seriesOfValues`' index: label value by label value. */
+  private readonly byValues = new Map<string, Map<string, Map<string, S>>>();
   readonly aggregator = 'sum' as const;
 
   constructor(
@@ -122,11 +124,32 @@ abstract class HotMetric<L extends string, S> {
     return s;
   }
 
+  /**
+   * The series of a metric with three labels, found by the label values themselves (in the
+   * order of its label names): a hot path whose values are strings it already holds (an id
+   * from the configuration, a constant) then joins and hashes no new string per observation.
+   */
+  seriesOfValues(a: string, b: string, c: string): S {
+    let byB = this.byValues.get(a);
+    if (byB === undefined) this.byValues.set(a, (byB = new Map()));
+    let byC = byB.get(b);
+    if (byC === undefined) byB.set(b, (byC = new Map()));
+    let s = byC.get(c);
+    if (s === undefined) {
+      if (this.labelNames.length !== 3) throw new Error(`${this.name}: seriesOfValues needs three labels, it has ${this.labelNames.length}`);
+      const [x, y, z] = this.labelNames as readonly [L, L, L];
+      s = this.seriesFor(`${a}\u0000${b}\u0000${c}`, { [x]: a, [y]: b, [z]: c } as Labels<L>);
+      byC.set(c, s);
+    }
+    return s;
+  }
+
   protected abstract make(labels: Record<string, string>): S;
 
   /** Forgets every series (prom-client's registry calls it on resetMetrics). */
   reset(): void {
     this.series.clear();
+    this.byValues.clear();
   }
 }
 

@@ -135,9 +135,7 @@ export class NodeMetrics {
 
   /** One access decision (engine/access/decision-log.ts calls it where the log line is written). */
   decision(api: string | undefined, allow: boolean, reason: string, durationMs: number): void {
-    const decision = allow ? 'allow' : 'deny';
-    const key = `${api ?? ''}\u0000${decision}\u0000${reason}`;
-    (this.decisions.find(key) ?? this.decisions.seriesFor(key, { api: api ?? '', decision, reason })).inc();
+    this.decisions.seriesOfValues(api ?? '', allow ? 'allow' : 'deny', reason).inc();
     this.decisionDuration.observe(durationMs / 1000);
   }
 

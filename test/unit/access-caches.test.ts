@@ -188,11 +188,11 @@ describe('rate-limit allotments', () => {
     const w = world(t);
     const allot = new RateAllotments(w.provider, w.clock, 100);
     const limits = { capacity: 1_000_000, refillPerSecond: 1000 };
-    const results = await Promise.all(Array.from({ length: 50 }, () => allot.take('std', 'alice', limits)));
+    const results = await Promise.all(Array.from({ length: 50 }, () => allot.take('std', 'subject', 'alice', limits)));
     assert.deepEqual(new Set(results), new Set([true]));
     const first = w.calls.takes;
     assert.ok(first <= 2, `${first} takes for 50 concurrent decisions (the first of one token, then one of 100)`);
-    for (let i = 0; i < 200; i++) assert.equal(await allot.take('std', 'alice', limits), true);
+    for (let i = 0; i < 200; i++) assert.equal(await allot.take('std', 'subject', 'alice', limits), true);
     assert.ok(w.calls.takes - first <= 3, `${w.calls.takes - first} takes for 200 more decisions`);
   });
 
@@ -201,12 +201,12 @@ describe('rate-limit allotments', () => {
     const allot = new RateAllotments(w.provider, w.clock, 10);
     const limits = { capacity: 1000, refillPerSecond: 0.0001 };
     // The first take is of one token, the second of the largest allotment (10).
-    assert.equal(await allot.take('std', 'busy', limits), true);
-    assert.equal(await allot.take('std', 'busy', limits), true);
+    assert.equal(await allot.take('std', 'subject', 'busy', limits), true);
+    assert.equal(await allot.take('std', 'subject', 'busy', limits), true);
     assert.equal(w.calls.takes, 2);
     let waited = 0;
     for (let i = 0; i < 40; i++) {
-      const r = allot.take('std', 'busy', limits);
+      const r = allot.take('std', 'subject', 'busy', limits);
       if (r instanceof Promise) waited++;
       assert.equal(await r, true);
       // The take sent ahead has its answer before the next decision (as a local grid answers).
@@ -214,7 +214,7 @@ describe('rate-limit allotments', () => {
     }
     assert.equal(waited, 0, 'every decision answered from a held allotment');
     // Never more used than taken from the bucket, and at most an allotment and a half held unused.
-    const taken = 1000 - (await w.provider.rateLimits.take('std', 'busy', limits, 10_000)).granted!;
+    const taken = 1000 - (await w.provider.rateLimits.take('std', 'access:subject:busy', limits, 10_000)).granted!;
     assert.ok(taken >= 42 && taken <= 42 + 15, `${taken} tokens taken from the bucket for 42 decisions`);
   });
 
@@ -222,18 +222,18 @@ describe('rate-limit allotments', () => {
     const w = world(t);
     const allot = new RateAllotments(w.provider, w.clock, 10);
     const small = { capacity: 5, refillPerSecond: 0.0001 };
-    for (let i = 0; i < 5; i++) assert.equal(await allot.take('login', 'ip', small), true);
+    for (let i = 0; i < 5; i++) assert.equal(await allot.take('login', 'subject', 'ip', small), true);
     assert.equal(w.calls.takes, 5, 'a bucket of 5: one token per take, none ahead');
-    assert.equal(await allot.take('login', 'ip', small), false);
+    assert.equal(await allot.take('login', 'subject', 'ip', small), false);
     // A busy key with a reserve taken ahead, then silent past both leases.
     const limits = { capacity: 1000, refillPerSecond: 0.0001 };
     for (let i = 0; i < 8; i++) {
-      assert.equal(await allot.take('std', 'k', limits), true);
+      assert.equal(await allot.take('std', 'subject', 'k', limits), true);
       await new Promise((resolve) => setImmediate(resolve));
     }
     const before = w.calls.takes;
     w.clock.advance(ALLOTMENT_LEASE_MS);
-    assert.ok(allot.take('std', 'k', limits) instanceof Promise, 'past its lease the reserve is not used: the decision takes again');
+    assert.ok(allot.take('std', 'subject', 'k', limits) instanceof Promise, 'past its lease the reserve is not used: the decision takes again');
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal(w.calls.takes, before + 1);
   });
@@ -243,11 +243,11 @@ describe('rate-limit allotments', () => {
     const allot = new RateAllotments(w.provider, w.clock, 100);
     const limits = { capacity: 1000, refillPerSecond: 0.0001 };
     for (let i = 0; i < 10; i++) {
-      assert.equal(await allot.take('std', 'rare', limits), true);
+      assert.equal(await allot.take('std', 'subject', 'rare', limits), true);
       w.clock.advance(2000);
     }
     assert.equal(w.calls.takes, 10);
-    assert.equal((await w.provider.rateLimits.take('std', 'rare', limits, 10_000)).granted, 990, 'exactly the 10 used were taken');
+    assert.equal((await w.provider.rateLimits.take('std', 'access:subject:rare', limits, 10_000)).granted, 990, 'exactly the 10 used were taken');
   });
 
   it('never lets more through than the shared bucket holds, across engines', async (t) => {
@@ -255,7 +255,7 @@ describe('rate-limit allotments', () => {
     const limits = { capacity: 40, refillPerSecond: 0.0001 };
     const engines = [new RateAllotments(w.provider, w.clock, 100), new RateAllotments(w.provider, w.clock, 100), new RateAllotments(w.provider, w.clock, 100)];
     let allowed = 0;
-    for (let i = 0; i < 100; i++) if (await engines[i % 3]!.take('login', 'ip-1', limits)) allowed++;
+    for (let i = 0; i < 100; i++) if (await engines[i % 3]!.take('login', 'subject', 'ip-1', limits)) allowed++;
     assert.equal(allowed, 40, 'exactly the bucket: every allotment was used up');
   });
 
@@ -264,23 +264,41 @@ describe('rate-limit allotments', () => {
     const allot = new RateAllotments(w.provider, w.clock, 10);
     const limits = { capacity: 100, refillPerSecond: 0.0001 };
     // A burst: one token, then allotments of 10 (the largest for this bucket).
-    for (let i = 0; i < 12; i++) assert.equal(await allot.take('std', 'k', limits), true);
+    for (let i = 0; i < 12; i++) assert.equal(await allot.take('std', 'subject', 'k', limits), true);
     assert.equal(w.calls.takes, 3);
     w.clock.advance(ALLOTMENT_LEASE_MS);
-    assert.equal(await allot.take('std', 'k', limits), true);
+    assert.equal(await allot.take('std', 'subject', 'k', limits), true);
     assert.equal(w.calls.takes, 4, 'a new take after the lease');
     // 1 + 10 + 10 + 1 taken from the bucket (the 9 left of the third dropped): 78 left.
-    const left = await w.provider.rateLimits.take('std', 'k', limits, 1000);
+    const left = await w.provider.rateLimits.take('std', 'access:subject:k', limits, 1000);
     assert.equal(left.granted, 78);
+  });
+
+  it('holds at most its number of keys, across policies and kinds; a dropped key takes anew', async (t) => {
+    const w = world(t);
+    const allot = new RateAllotments(w.provider, w.clock, 100, 3);
+    const limits = { capacity: 1000, refillPerSecond: 0.0001 };
+    for (const subject of ['a', 'b', 'c']) assert.equal(await allot.take('std', 'subject', subject, limits), true);
+    assert.equal(allot.size, 3);
+    // Alone of its kind: the oldest of another kind goes.
+    assert.equal(await allot.take('std', 'ip', '192.0.2.1', limits), true);
+    assert.equal(allot.size, 3);
+    assert.equal(await allot.take('other', 'apiKey', 'key-1', limits), true);
+    assert.equal(await allot.take('std', 'subject', 'd', limits), true);
+    assert.equal(allot.size, 3);
+    const before = w.calls.takes;
+    assert.equal(await allot.take('std', 'subject', 'a', limits), true);
+    assert.equal(w.calls.takes, before + 1, 'the dropped key took from the shared bucket again');
+    assert.equal(allot.size, 3);
   });
 
   it('a denied take denies every decision waiting on it; a state failure rejects', async (t) => {
     const w = world(t);
     const allot = new RateAllotments(w.provider, w.clock, 100);
     const limits = { capacity: 1, refillPerSecond: 0.0001 };
-    assert.deepEqual(await Promise.all([allot.take('p', 'k', limits), allot.take('p', 'k', limits), allot.take('p', 'k', limits)]), [true, false, false]);
+    assert.deepEqual(await Promise.all([allot.take('p', 'subject', 'k', limits), allot.take('p', 'subject', 'k', limits), allot.take('p', 'subject', 'k', limits)]), [true, false, false]);
     w.provider.rateLimits.take = () => Promise.reject(new Error('no majority'));
-    await assert.rejects(async () => allot.take('p', 'other', limits), /no majority/);
+    await assert.rejects(async () => allot.take('p', 'subject', 'other', limits), /no majority/);
   });
 });
 

@@ -7,6 +7,7 @@ import { createHash, createSecretKey } from 'node:crypto';
 import { ManualClock } from '../../src/core/clock.js';
 import { ERROR_CODES } from '../../src/core/errors.js';
 import { decide, type AccessRequest, type AccessState } from '../../src/engine/access/decide.js';
+import { decisionCaches } from '../../src/engine/access/decision-caches.js';
 import { compileApis, type ApiDefinition } from '../../src/engine/access/definitions.js';
 import { ACCESS_REASONS, type AccessReason } from '../../src/engine/access/reasons.js';
 import { checkedPath } from '../../src/engine/access/request-path.js';
@@ -250,6 +251,33 @@ describe('access decisions', () => {
     assert.equal((await w.run(byKey, { headers: { 'x-api-key': CLIENT_KEY } })).reason, 'ACCESS_RATE_LIMITED');
     w.clock.advance(2000);
     assert.equal((await w.run(byKey, { headers: { 'x-api-key': CLIENT_KEY } })).reason, 'ACCESS_ALLOWED');
+  });
+
+  it('takes from the shared bucket named access:<kind>:<value>, with or without the engine\'s allotments (engines of two versions share it)', async (t) => {
+    const limits = { capacity: 1000, refillPerSecond: 0.0001 };
+    const cases: Array<[ApiDefinition, 'session' | 'key' | 'none', string]> = [
+      [{ ...orders, rateLimit: { policy: 'std', by: 'subject' } }, 'session', 'access:subject:alice'],
+      [{ ...orders, rateLimit: { policy: 'std', by: 'apiKey' } }, 'key', 'access:apiKey:key-1'],
+      [{ ...orders, rateLimit: { policy: 'std', by: 'ip' } }, 'key', 'access:ip:192.0.2.10'],
+      // A public path has no subject: the address stands in.
+      [{ ...orders, publicPaths: ['/orders'], rateLimit: { policy: 'std', by: 'subject' } }, 'none', 'access:ip:192.0.2.10'],
+    ];
+    for (const [def, credential, bucket] of cases) {
+      for (const allotments of [false, true]) {
+        const w = world(t);
+        const s = await w.provider.sessions.create({ subject: 'alice', attributes: {}, idleTimeoutMs: 600_000, maxLifetimeMs: 3_600_000 });
+        const headers = credential === 'session' ? { authorization: `Bearer ${s.id}` } : credential === 'key' ? { 'x-api-key': CLIENT_KEY } : {};
+        const caches = decisionCaches(w.provider, w.clock, { sessionCacheTtlMs: 1000, sessionTouchIntervalMs: 60_000, rateLimitAllotment: 1, jwtCacheSize: 10 });
+        const state: AccessState = { ...w.state, rateLimit: () => limits, ...(allotments ? { caches } : {}) };
+        const compiled = compileApis({ apis: [def] }, { allowUnmatched: false, clientKeys: new Map([[sha(CLIENT_KEY), { id: 'key-1' }]]) });
+        for (let i = 0; i < 3; i++) {
+          const d = await decide({ method: 'GET', url: '/orders/1', host: 'shop.test', sourceIp: '192.0.2.10', headers }, compiled, state, w.clock);
+          assert.equal(d.reason, 'ACCESS_ALLOWED', bucket);
+        }
+        const left = (await w.provider.rateLimits.take('std', bucket, limits, 10_000)).granted;
+        assert.equal(left, 997, `${bucket} ${allotments ? 'with' : 'without'} allotments: three tokens taken from it`);
+      }
+    }
   });
 
   it('monitor mode allows and says what would have been denied', async (t) => {

@@ -51,4 +51,25 @@ describe('hot metrics', () => {
     assert.throws(() => hot.seriesFor('k', {} as { route: string }), /label route missing/);
     assert.throws(() => new HotCounter({ name: 'cohort_y_seconds', help: 'y.', labelNames: [], registry }), /already been registered/);
   });
+
+  it('a series found by its three label values is the one its labels name, found again by the same values, and forgotten on reset', async () => {
+    const ours = new Registry();
+    const theirs = new Registry();
+    const counter = new HotCounter({ name: 'cohort_v_total', help: 'v.', labelNames: ['api', 'decision', 'reason'], registry: ours });
+    const reference = new Counter({ name: 'cohort_v_total', help: 'v.', labelNames: ['api', 'decision', 'reason'], registers: [theirs] });
+    const seen: Array<[string, string, string]> = [['a', 'allow', 'OK'], ['a', 'deny', 'NO'], ['b', 'allow', 'OK'], ['a', 'allow', 'OK'], ['', 'deny', 'NO']];
+    for (const [api, decision, reason] of seen) {
+      counter.seriesOfValues(api, decision, reason).inc();
+      reference.inc({ api, decision, reason });
+    }
+    assert.equal(counter.seriesOfValues('a', 'allow', 'OK'), counter.seriesOfValues('a', 'allow', 'OK'));
+    assert.equal(await ours.metrics(), await theirs.metrics());
+    ours.resetMetrics();
+    theirs.resetMetrics();
+    counter.seriesOfValues('a', 'allow', 'OK').inc();
+    reference.inc({ api: 'a', decision: 'allow', reason: 'OK' });
+    assert.equal(await ours.metrics(), await theirs.metrics());
+    const two = new HotCounter({ name: 'cohort_w_total', help: 'w.', labelNames: ['api', 'decision'], registry: ours });
+    assert.throws(() => two.seriesOfValues('a', 'b', 'c'), /three labels/);
+  });
 });

@@ -21,13 +21,14 @@ import type { DecisionCaches } from './decision-caches.js';
 import type { AccessDefinitions, CompiledApi } from './definitions.js';
 import { isPublicPath, matchApi } from './match.js';
 import { reasonStatus, type AccessReason } from './reasons.js';
+import { bucketKey } from './rate-allotments.js';
 import { checkedPath } from './request-path.js';
 
 export interface AccessRequest {
   method: string;
   /** Path and query, as the client sent them (percent-encoded). */
   url: string;
-  host?: string;
+  host?: string | undefined;
   sourceIp: string;
   headers: Headers;
 }
@@ -41,7 +42,7 @@ export interface AccessState {
    * The engine's session records, rate-limit allotments and verified JWTs: without them every
    * decision reads and touches the session, takes its token and checks the signature anew.
    */
-  caches?: DecisionCaches;
+  caches?: DecisionCaches | undefined;
 }
 
 export interface Decision {
@@ -137,7 +138,7 @@ export function decide(request: AccessRequest, definitions: AccessDefinitions, s
   };
   let verdict: MaybePromise<Verdict>;
   try {
-    verdict = drive(steps(api, request, path, address, definitions, state, clock, progress));
+    verdict = drive(steps(api, request, path, address, definitions, state, clock, started, progress));
   } catch (err) {
     return unavailable(err);
   }
@@ -145,7 +146,12 @@ export function decide(request: AccessRequest, definitions: AccessDefinitions, s
 }
 
 /** The steps after the match, in order; `yield* wait(x)` where a step may have to wait for the state. */
-function* steps(api: CompiledApi, request: AccessRequest, path: string, address: ClientAddress, definitions: AccessDefinitions, state: AccessState, clock: Clock, progress: Progress): Steps<Verdict> {
+/**
+ * `started`: the decision's time, read once. The steps judge by it (a JWT's expiry, a cached
+ * session's freshness, an allotment's lease) even after one of them waited for the state: a
+ * decision is taken as of the moment the request came, and a read of the clock is not free.
+ */
+function* steps(api: CompiledApi, request: AccessRequest, path: string, address: ClientAddress, definitions: AccessDefinitions, state: AccessState, clock: Clock, started: number, progress: Progress): Steps<Verdict> {
   const { provider } = state;
   if (isBlocked(api.denyAddresses, address)) return { reason: 'ACCESS_DENIED_ADDRESS' };
 
@@ -157,7 +163,7 @@ function* steps(api: CompiledApi, request: AccessRequest, path: string, address:
 
   let identity: Identity | undefined;
   if (!isPublicPath(api, path)) {
-    const outcome = yield* checkCredential(api, request.headers, { provider, clientKeys: definitions.clientKeys, nowMs: clock.now(), ...(state.caches ? { caches: state.caches } : {}) });
+    const outcome = yield* checkCredential(api, request.headers, { provider, clientKeys: definitions.clientKeys, nowMs: started, caches: state.caches });
     if (outcome.kind === 'none') return { reason: 'ACCESS_NO_CREDENTIAL' };
     if (outcome.kind === 'failed') {
       if (outcome.unavailable) throw new Error(outcome.why);
@@ -176,7 +182,7 @@ function* steps(api: CompiledApi, request: AccessRequest, path: string, address:
       if (locked) return locked;
     }
 
-    if (api.checkRevocation) {
+    if (api.checkRevocation && identity.revocationChecked !== true) {
       const ids = identity.kind === 'jwt' ? [identity.claims?.jti, identity.claims?.sid] : [identity.sessionId];
       for (const id of ids) {
         if (typeof id === 'string' && id.length > 0 && (yield* wait(provider.revocations.isRevoked(id)))) return { reason: 'ACCESS_REVOKED' };
@@ -199,12 +205,13 @@ function* steps(api: CompiledApi, request: AccessRequest, path: string, address:
   }
 
   if (api.rateLimit) {
-    const { policy, by } = api.rateLimit;
+    const { policy } = api.rateLimit;
     // Without the subject or key the policy names (a public path), the address stands in.
-    const value = by === 'subject' ? identity?.subject : by === 'apiKey' ? identity?.apiKeyId : undefined;
-    const key = value === undefined ? `access:ip:${address.address}` : `access:${by}:${value}`;
+    const named = api.rateLimit.by === 'subject' ? identity?.subject : api.rateLimit.by === 'apiKey' ? identity?.apiKeyId : undefined;
+    const by = named === undefined ? 'ip' : api.rateLimit.by;
+    const value = named ?? address.address;
     const limits = state.rateLimit(policy);
-    const allowed = state.caches ? yield* wait(state.caches.rateLimits.take(policy, key, limits)) : (yield* wait(provider.rateLimits.take(policy, key, limits))).allowed;
+    const allowed = state.caches ? yield* wait(state.caches.rateLimits.take(policy, by, value, limits, started)) : (yield* wait(provider.rateLimits.take(policy, bucketKey(by, value), limits))).allowed;
     if (!allowed) return { reason: 'ACCESS_RATE_LIMITED', retryAfterSeconds: Math.max(1, Math.ceil(1 / limits.refillPerSecond)) };
   }
   return { reason: 'ACCESS_ALLOWED' };
@@ -227,18 +234,29 @@ async function failed(state: AccessState, progress: Progress, verdict: Verdict):
 
 /** Header values are single lines: anything that could split a header is dropped. */
 // eslint-disable-next-line no-control-regex
-const headerSafe = (v: string): string => v.replace(/[\u0000-\u001f\u007f]/g, '');
+const HEADER_BREAKING = /[\u0000-\u001f\u007f]/g;
+
+/** A loop, not a regular expression: on every allow, for a few short values, it costs less. */
+function headerSafe(v: string): string {
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return v.replace(HEADER_BREAKING, '');
+  }
+  return v;
+}
 
 function identityHeaders(api: CompiledApi, d: Decision): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [name, source] of Object.entries(api.identityHeaders)) {
+  const sources = api.identitySources;
+  for (let i = 0; i < sources.length; i++) {
+    const { name, source, claim } = sources[i]!;
     let value: unknown;
     if (source === 'subject') value = d.identity?.subject;
     else if (source === 'sessionId') value = d.identity?.sessionId;
     else if (source === 'apiKeyId') value = d.identity?.apiKeyId;
     else if (source === 'api') value = d.api;
     else if (source === 'decisionId') value = d.decisionId;
-    else if (source.startsWith('claim:')) value = d.identity?.claims?.[source.slice(6)];
+    else if (source === 'claim') value = d.identity?.claims?.[claim!];
     if (value === undefined || value === null) continue;
     out[name] = headerSafe(typeof value === 'string' ? value : JSON.stringify(value));
   }

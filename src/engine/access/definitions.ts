@@ -86,6 +86,8 @@ export interface CompiledApi {
   denySessions: Set<string>;
   enforce: boolean;
   identityHeaders: Record<string, string>;
+  /** `identityHeaders` as a list read on every allow: no object walk, no source parsed per decision. */
+  identitySources: readonly IdentitySource[];
   /** The identity headers' names, lower-case: the inline proxy drops client-sent headers of these names. */
   identityHeaderNames: Set<string>;
   failOpen: boolean;
@@ -101,6 +103,21 @@ export interface CompiledApi {
   upstreamToken: UpstreamTokenDefinition | undefined;
   /** The definition could not be compiled (its error is logged): every request it matches is denied. */
   broken?: boolean;
+}
+
+/** One identity header: its name as configured and what its value is (`claim` for `claim:<name>`). */
+export interface IdentitySource {
+  name: string;
+  source: 'subject' | 'sessionId' | 'apiKeyId' | 'api' | 'decisionId' | 'claim';
+  claim?: string;
+}
+
+function identitySources(id: string, headers: Record<string, string>): IdentitySource[] {
+  return Object.entries(headers).map(([name, source]): IdentitySource => {
+    if (source.startsWith('claim:')) return { name, source: 'claim', claim: source.slice('claim:'.length) };
+    if (source === 'subject' || source === 'sessionId' || source === 'apiKeyId' || source === 'api' || source === 'decisionId') return { name, source };
+    throw new Error(`api ${id}: identity header ${name} takes its value from ${source}, which is none of subject, sessionId, apiKeyId, api, decisionId or claim:<name>`);
+  });
 }
 
 export function compileApi(def: ApiDefinition): CompiledApi {
@@ -145,6 +162,7 @@ export function compileApi(def: ApiDefinition): CompiledApi {
     denySessions: new Set(deny.session),
     enforce: def.enforce ?? true,
     identityHeaders,
+    identitySources: identitySources(def.id, identityHeaders),
     identityHeaderNames: new Set(Object.keys(identityHeaders).map((n) => n.toLowerCase())),
     failOpen: def.onStateUnavailable === 'allow',
     upstream: def.upstream === undefined ? undefined : upstreamBase(def.id, def.upstream),

@@ -91,7 +91,7 @@ export function registerAccessDoors(app: FastifyInstance, o: AccessDoorOptions):
   /** Decides, remembers and logs: at once when the decision is (decide.ts), else a promise. */
   function run(request: AccessRequest): MaybePromise<Decision> {
     const settings = o.settings();
-    return then(decide(request, settings.access, { provider: o.provider, lockoutPolicy: settings.lockoutPolicy, rateLimit: settings.rateLimit, ...(o.caches ? { caches: o.caches } : {}) }, o.clock), (d) => {
+    return then(decide(request, settings.access, { provider: o.provider, lockoutPolicy: settings.lockoutPolicy, rateLimit: settings.rateLimit, caches: o.caches }, o.clock), (d) => {
       recent.remember(d);
       logDecision(o.log, o.decisionLog, o.engineId, d, o.observeDecision);
       return d;
@@ -117,9 +117,10 @@ export function registerAccessDoors(app: FastifyInstance, o: AccessDoorOptions):
     const method = firstValue(h['x-forwarded-method']) ?? firstValue(h['x-original-method']) ?? doorMethod;
     const url = firstValue(h['x-forwarded-uri']) ?? firstValue(h['x-original-uri']) ?? '';
     const host = firstValue(h['x-forwarded-host']) ?? h.host;
-    const request: AccessRequest = { method, url, sourceIp: forwardedFor(h) ?? '', headers: clientHeaders(h) };
-    if (host !== undefined) request.host = host;
-    return request;
+    // The door's headers as they came, the gateway's X-Cohort-Key among them: a decision reads a
+    // credential only from the headers it names (Cookie, Authorization, X-Api-Key), and a copy
+    // without the key cost more than the rest of the request's reading.
+    return { method, url, host, sourceIp: forwardedFor(h) ?? '', headers: h };
   }
 
   // The forward-auth door's lane (http/fast-lane.ts): a request with a valid key, no body, and
@@ -217,7 +218,7 @@ export function registerAccessDoors(app: FastifyInstance, o: AccessDoorOptions):
         handler: async (request, reply) => {
           const url = request.url.slice('/authz/envoy'.length);
           const host = request.headers.host;
-          const d = await run({ method: request.method, url, ...(host !== undefined ? { host } : {}), sourceIp: forwardedFor(request.headers) ?? '', headers: clientHeaders(request.headers) });
+          const d = await run({ method: request.method, url, host, sourceIp: forwardedFor(request.headers) ?? '', headers: request.headers });
           decisionHeaders(reply, d);
           if (d.allow) return reply.code(200).send();
           const status = d.reason === 'ACCESS_METHOD_NOT_ALLOWED' ? 403 : d.status;
@@ -315,12 +316,6 @@ function firstValue(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-/** The client's headers as the door received them, without the gateway's own key. */
-function clientHeaders(h: IncomingHttpHeaders): Headers {
-  const { [KEY_HEADER]: _key, ...rest } = h;
-  return rest;
-}
-
 function denyBody(d: Decision): { error: { code: string; message: string } } {
   return { error: { code: d.reason, message: ERROR_CODES[d.reason].summary } };
 }
@@ -331,9 +326,22 @@ function decisionHeaderValues(d: Decision): Record<string, string> {
   if (d.wouldDeny) headers['x-cohort-would-deny'] = d.wouldDeny;
   // Names in lower case, as Fastify's reply writes them: an identity header of the same name
   // as a decision header (X-Cohort-Decision-Id is one by default) is then one header, not two.
-  if (d.allow) for (const name in d.upstreamHeaders) headers[name.toLowerCase()] = asHeaderBytes(d.upstreamHeaders[name]!);
+  if (d.allow) for (const name in d.upstreamHeaders) headers[lowerCaseName(name)] = asHeaderBytes(d.upstreamHeaders[name]!);
   else if (d.retryAfterSeconds !== undefined && (d.status === 429 || d.status === 503 || d.reason === 'ACCESS_LOCKED')) headers['retry-after'] = String(d.retryAfterSeconds);
   return headers;
+}
+
+/** Identity header names in lower case, made once per name: the names come from the configuration, so they are few. */
+const lowerCaseNames = new Map<string, string>();
+function lowerCaseName(name: string): string {
+  let lower = lowerCaseNames.get(name);
+  if (lower === undefined) {
+    // Bounded however often the configuration changes.
+    if (lowerCaseNames.size >= 10_000) lowerCaseNames.clear();
+    lower = name.toLowerCase();
+    lowerCaseNames.set(name, lower);
+  }
+  return lower;
 }
 
 /**

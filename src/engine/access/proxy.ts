@@ -169,9 +169,10 @@ export function registerInlineProxy(app: FastifyInstance, o: InlineProxyOptions)
         const route = loginRoute(settings.access.apis, request.method, request.url, host);
         if (route) return serveLoginRoute(route.route, route.api, webRequest(request), signInContext(settings)).then((a) => answer(reply, a));
         const d = decide(
-          { method: request.method, url: request.url, ...(host !== undefined ? { host } : {}), sourceIp: clientAddress(request), headers: request.headers },
+          // Plain literals: spreads of conditional parts cost a slow copy on every request.
+          { method: request.method, url: request.url, host, sourceIp: clientAddress(request), headers: request.headers },
           settings.access,
-          { provider: o.provider, lockoutPolicy: settings.lockoutPolicy, rateLimit: settings.rateLimit, ...(o.caches ? { caches: o.caches } : {}) },
+          { provider: o.provider, lockoutPolicy: settings.lockoutPolicy, rateLimit: settings.rateLimit, caches: o.caches },
           o.clock,
         );
         if (isPromise(d)) return d.then((decision) => answerDecision(request, reply, settings, decision));

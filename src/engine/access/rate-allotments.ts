@@ -26,8 +26,19 @@ import type { RateLimitPolicy, StateProvider } from '../../state/services.js';
 
 /** How long tokens taken for this engine may be used (ms). */
 export const ALLOTMENT_LEASE_MS = 1000;
-/** Most keys with an allotment held at once; the oldest is dropped first. */
+/** Most keys with an allotment held at once; the oldest of the same policy and kind is dropped first. */
 export const ALLOTMENT_MAX_KEYS = 100_000;
+
+/** What a rate limit counts by: the client's address, the credential's subject, or its API key. */
+export type RateLimitBy = 'ip' | 'subject' | 'apiKey';
+
+/** The shared bucket's key for (`by`, `value`): every engine takes from the same one. */
+export function bucketKey(by: RateLimitBy, value: string): string {
+  return `access:${by}:${value}`;
+}
+
+/** The allotments of one policy, by kind and value: the value (a subject held by the session cache, an address) is looked up as it is, never joined into a new string per decision. */
+type PolicyAllotments = Record<RateLimitBy, Map<string, Allotment>>;
 
 /** The largest allotment of a bucket (pure): at most `maxAllotment`, at most a tenth of the bucket, at least 1. */
 export function allotmentSize(limits: RateLimitPolicy, maxAllotment: number): number {
@@ -61,7 +72,8 @@ interface Allotment {
 }
 
 export class RateAllotments {
-  private readonly held = new Map<string, Allotment>();
+  private readonly held = new Map<string, PolicyAllotments>();
+  private count = 0;
 
   constructor(
     private readonly provider: StateProvider,
@@ -72,26 +84,25 @@ export class RateAllotments {
 
   /** How many keys hold an allotment now (tests). */
   get size(): number {
-    return this.held.size;
+    return this.count;
   }
 
   /**
-   * One token of (policy, key) for a decision: true when it may pass; at once from a held
-   * allotment, else a promise. Rejects when the state cannot be reached.
+   * One token of `policy`'s bucket for (`by`, `value`) for a decision: true when it may pass;
+   * at once from a held allotment, else a promise. Rejects when the state cannot be reached.
+   * `now`: the decision's time, when it has read the clock already.
    */
-  take(policy: string, key: string, limits: RateLimitPolicy): MaybePromise<boolean> {
-    const name = `${policy}\u0000${key}`;
-    const a = this.held.get(name);
-    if (a !== undefined && this.hasToken(a)) {
-      this.use(a, policy, key, limits);
+  take(policy: string, by: RateLimitBy, value: string, limits: RateLimitPolicy, now?: number): MaybePromise<boolean> {
+    const a = this.held.get(policy)?.[by].get(value);
+    if (a !== undefined && this.hasToken(a, now ?? this.clock.now())) {
+      this.use(a, policy, by, value, limits);
       return true;
     }
-    return this.takeWaiting(name, policy, key, limits);
+    return this.takeWaiting(policy, by, value, limits);
   }
 
   /** Whether `a` has a token in its lease, the reserve's once its own are gone. */
-  private hasToken(a: Allotment): boolean {
-    const now = this.clock.now();
+  private hasToken(a: Allotment, now: number): boolean {
     if (a.tokens > 0 && now < a.until) return true;
     const r = a.reserve;
     if (r === undefined) return false;
@@ -103,23 +114,29 @@ export class RateAllotments {
   }
 
   /** Hands out one token; once half of a busy key's allotment is used, the next is taken ahead. */
-  private use(a: Allotment, policy: string, key: string, limits: RateLimitPolicy): void {
+  private use(a: Allotment, policy: string, by: RateLimitBy, value: string, limits: RateLimitPolicy): void {
     a.tokens--;
     if (a.granted > 1 && a.tokens <= a.granted / 2 && a.pending === undefined && a.reserve === undefined) {
-      a.pending = this.fetch(policy, key, limits, a, true);
+      a.pending = this.fetch(policy, bucketKey(by, value), limits, a, true);
       // A failure shows on the take that needs the tokens (it takes again and waits).
       a.pending.catch(() => undefined);
     }
   }
 
-  private async takeWaiting(name: string, policy: string, key: string, limits: RateLimitPolicy): Promise<boolean> {
+  private async takeWaiting(policy: string, by: RateLimitBy, value: string, limits: RateLimitPolicy): Promise<boolean> {
+    let allotments = this.held.get(policy);
+    if (allotments === undefined) {
+      allotments = { ip: new Map(), subject: new Map(), apiKey: new Map() };
+      this.held.set(policy, allotments);
+    }
+    const keys = allotments[by];
     // Each round either uses a held token, waits for the take in flight, or starts one; a take
     // that got nothing ends the loop, so it runs at most as often as tokens were handed out.
     for (;;) {
-      const a = this.held.get(name);
+      const a = keys.get(value);
       if (a !== undefined) {
-        if (this.hasToken(a)) {
-          this.use(a, policy, key, limits);
+        if (this.hasToken(a, this.clock.now())) {
+          this.use(a, policy, by, value, limits);
           return true;
         }
         if (a.pending !== undefined) {
@@ -128,13 +145,27 @@ export class RateAllotments {
         }
       }
       const entry: Allotment = a ?? { tokens: 0, until: 0, granted: 0, takenAt: 0 };
-      entry.pending = this.fetch(policy, key, limits, entry, false);
+      entry.pending = this.fetch(policy, bucketKey(by, value), limits, entry, false);
       if (a === undefined) {
-        this.held.set(name, entry);
-        while (this.held.size > this.maxKeys) this.held.delete(this.held.keys().next().value as string);
+        keys.set(value, entry);
+        this.count++;
+        while (this.count > this.maxKeys) this.dropOldest(keys);
       }
       if ((await entry.pending) === 0) return false;
     }
+  }
+
+  /** Drops the oldest key of `keys` (a Map iterates in insertion order), or of another kind or policy when `keys` holds only its newest. */
+  private dropOldest(keys: Map<string, Allotment>): void {
+    let from = keys.size > 1 ? keys : undefined;
+    if (from === undefined) {
+      for (const allotments of this.held.values()) {
+        for (const other of [allotments.ip, allotments.subject, allotments.apiKey]) if (other !== keys && other.size > 0) from ??= other;
+      }
+    }
+    from ??= keys;
+    from.delete(from.keys().next().value as string);
+    this.count--;
   }
 
   /** Takes the key's next allotment: into `entry` (its tokens are gone), or `ahead` into its reserve. */

@@ -75,20 +75,20 @@ export class SessionCache {
    * The live session of `id` for a decision, or undefined when it is unknown, expired,
    * deleted or revoked: at once from a fresh copy when the revocation list answers at once (the
    * grid's is in this engine's memory), else a promise. Rejects when the state cannot be
-   * reached (the decision fails closed).
+   * reached (the decision fails closed). `now`: the decision's time, when it has read the
+   * clock already (a clock read is not free on every machine).
    */
-  lookup(id: string): MaybePromise<Session | undefined> {
+  lookup(id: string, now?: number): MaybePromise<Session | undefined> {
     const revoked = this.provider.revocations.isRevoked(id);
-    return isPromise(revoked) ? revoked.then((r) => this.liveSession(id, r)) : this.liveSession(id, revoked);
+    return isPromise(revoked) ? revoked.then((r) => this.liveSession(id, r, this.clock.now())) : this.liveSession(id, revoked, now ?? this.clock.now());
   }
 
   /** The rest of `lookup` once the revocation list has answered: the fresh copy, or a read. */
-  private liveSession(id: string, revoked: boolean): MaybePromise<Session | undefined> {
+  private liveSession(id: string, revoked: boolean, now: number): MaybePromise<Session | undefined> {
     if (revoked) {
       this.entries.delete(id);
       return undefined;
     }
-    const now = this.clock.now();
     const entry = this.entries.get(id);
     if (entry !== undefined) {
       if (now < entry.freshUntil && now < entry.session.expiresAt) {
