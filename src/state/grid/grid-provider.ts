@@ -29,7 +29,7 @@ import {
   type StateProvider,
 } from '../services.js';
 import { GridStore } from './grid-store.js';
-import { applyOperation, type Operation, type OperationResults } from './operations.js';
+import { applyOperation, isRevokedIn, type Operation, type OperationResults } from './operations.js';
 import { SCOPED_SERVICES, type ScopedService } from '../../config/schema.js';
 import { CLUSTER_SCOPE, scopedPartition, scopeGroup } from './scopes.js';
 
@@ -115,8 +115,8 @@ export interface GridExecutor {
   executeNow<K extends Operation['t']>(partition: number, op: Extract<Operation, { t: K }>): MaybePromise<OperationResults[K]>;
   /** Runs `op` on every engine (revocations); resolves once it is applied where it must be. */
   everywhere<K extends Operation['t']>(op: Extract<Operation, { t: K }>): Promise<void>;
-  /** Runs a read-only `op` on this engine's own copy (revocation checks with read_local_only). */
-  local<K extends Operation['t']>(op: Extract<Operation, { t: K }>): OperationResults[K];
+  /** Whether this engine's own copy of the revocation list holds `id` (every decision asks: no operation is built for it). */
+  revokedHere(id: string): boolean;
   /**
    * Which of `ids` the other engines hold as revoked, asked of as many of them as any
    * acknowledged revocation must have reached (revocation checks with read_local_only = false);
@@ -141,11 +141,11 @@ export class LocalExecutor implements GridExecutor {
   }
 
   async everywhere<K extends Operation['t']>(op: Extract<Operation, { t: K }>): Promise<void> {
-    this.local(op);
+    applyOperation(this.store, op, this.clock.now(), EVERYWHERE);
   }
 
-  local<K extends Operation['t']>(op: Extract<Operation, { t: K }>): OperationResults[K] {
-    return applyOperation(this.store, op, this.clock.now(), EVERYWHERE) as OperationResults[K];
+  revokedHere(id: string): boolean {
+    return isRevokedIn(this.store, id);
   }
 
   /** There is no other engine. */
@@ -217,7 +217,7 @@ export class GridProvider implements StateProvider {
   }
 
   private revokedHere(id: string): boolean {
-    return this.exec.local({ t: 'revocation.get', id });
+    return this.exec.revokedHere(id);
   }
 
   /**

@@ -61,6 +61,11 @@ export function isRepeatable(op: Operation): boolean {
   }
 }
 
+/** Whether `store` holds `id` as revoked: the `revocation.get` operation, and every decision's check. */
+export function isRevokedIn(store: GridStore, id: string): boolean {
+  return store.get('revocation', id) === true;
+}
+
 export function isReadOnly(op: Operation): boolean {
   switch (op.t) {
     case 'session.get':
@@ -152,7 +157,7 @@ export function applyOperation(store: GridStore, op: Operation, now: number, par
       return null;
     }
     case 'revocation.get':
-      return store.get('revocation', op.id) === true;
+      return isRevokedIn(store, op.id);
     case 'lockout.fail': {
       const next = addFailure(store.get('lockout', op.key) as LockoutRecord | undefined, op.policy, now);
       store.set('lockout', op.key, next, Math.max(next.lockedUntil, now + op.policy.windowMs), partition);

@@ -286,8 +286,8 @@ export class ReplicatedExecutor implements GridExecutor {
     return this.revocations.everywhere(op);
   }
 
-  local<K extends Operation['t']>(op: Extract<Operation, { t: K }>): OperationResults[K] {
-    return this.revocations.local(op);
+  revokedHere(id: string): boolean {
+    return this.revocations.revokedHere(id);
   }
 
   /** Which of `ids` the other engines hold as revoked (revocations.ts `revokedElsewhere`). */

@@ -16,7 +16,7 @@ import { CohortError } from '../../core/errors.js';
 import { REVOKED_QUERY_MAX, type GridRpc } from './grid-protocol.js';
 import { EVERYWHERE } from './grid-provider.js';
 import type { GridStore, RecordChange } from './grid-store.js';
-import { applyOperation, type Operation, type OperationResults } from './operations.js';
+import { applyOperation, isRevokedIn, type Operation } from './operations.js';
 import { writeQuorum } from './placement.js';
 import { describeRefusal, type WriteDecision } from './write-majority.js';
 import { asStateError } from './state-errors.js';
@@ -115,8 +115,9 @@ export class Revocations {
     }, this.c.retryMs);
   }
 
-  local<K extends Operation['t']>(op: Extract<Operation, { t: K }>): OperationResults[K] {
-    return applyOperation(this.c.store, op, this.c.clock.now(), EVERYWHERE) as OperationResults[K];
+  /** Whether this engine's copy holds `id` as revoked. */
+  revokedHere(id: string): boolean {
+    return isRevokedIn(this.c.store, id);
   }
 
   /**
