@@ -18,6 +18,9 @@ export function registerStart(program: Command): void {
     .description('run one node in the foreground; SIGTERM or SIGINT stops it gracefully')
     .addOption(configOption('node configuration file'))
     .action(async (opts: { config: string }) => {
+      // First thing: a node is a long-lived server (node/tick-object-shape.ts says why).
+      const { keepTickObjectShape } = await import('../../node/tick-object-shape.js');
+      keepTickObjectShape();
       let config: NodeConfig;
       const { membershipTiming } = await import('../../node/cluster-member.js');
       try {
