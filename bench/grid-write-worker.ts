@@ -19,6 +19,7 @@ import { GridStore } from '../src/state/grid/grid-store.js';
 import { ReplicatedExecutor } from '../src/state/grid/replicated-executor.js';
 import { TransportMux } from '../src/transport/mux.js';
 import { TcpTransport } from '../src/transport/tcp-transport.js';
+import { keepTickObjectShape } from '../src/node/tick-object-shape.js';
 import { LatencyHistogram } from './latency-histogram.js';
 
 export const GRID_WRITE_SECRET = 'bench-grid-writes-secret-long-enough';
@@ -34,6 +35,9 @@ const nodeId = process.argv[2];
 if (!nodeId || !process.send) throw new Error('usage: forked by bench/grid-writes.js with the node id as argument');
 const send = (m: FromWorker): void => void process.send!(m);
 
+// As `cohort start` does first thing for every node (node/tick-object-shape.ts): this process
+// stands in for an engine, and it idles while the latency phase runs on another.
+keepTickObjectShape();
 const logger = silentLogger();
 const transport = new TcpTransport({ clusterId: 'bench-grid-writes', nodeId, bind: { host: '127.0.0.1', port: 0 }, secret: new Secret(GRID_WRITE_SECRET), clock: systemClock, logger });
 const mux = new TransportMux(transport);
