@@ -138,20 +138,21 @@ export function decide(request: AccessRequest, definitions: AccessDefinitions, s
   };
   let verdict: MaybePromise<Verdict>;
   try {
-    verdict = drive(steps(api, request, path, address, definitions, state, clock, started, progress));
+    verdict = drive(steps(api, request, path, address, definitions, state, started, progress));
   } catch (err) {
     return unavailable(err);
   }
   return isPromise(verdict) ? verdict.then((v) => finish(v, api, progress), unavailable) : finish(verdict, api, progress);
 }
 
-/** The steps after the match, in order; `yield* wait(x)` where a step may have to wait for the state. */
 /**
- * `started`: the decision's time, read once. The steps judge by it (a JWT's expiry, a cached
- * session's freshness, an allotment's lease) even after one of them waited for the state: a
- * decision is taken as of the moment the request came, and a read of the clock is not free.
+ * The steps after the match, in order; `yield* wait(x)` where a step may have to wait for the
+ * state. `started`: the decision's time, read once. The steps judge by it (a JWT's expiry, a
+ * cached session's freshness, an allotment's lease, a single-use token's memory) even after one
+ * of them waited for the state: a decision is taken as of the moment the request came, and a
+ * read of the clock is not free.
  */
-function* steps(api: CompiledApi, request: AccessRequest, path: string, address: ClientAddress, definitions: AccessDefinitions, state: AccessState, clock: Clock, started: number, progress: Progress): Steps<Verdict> {
+function* steps(api: CompiledApi, request: AccessRequest, path: string, address: ClientAddress, definitions: AccessDefinitions, state: AccessState, started: number, progress: Progress): Steps<Verdict> {
   const { provider } = state;
   if (isBlocked(api.denyAddresses, address)) return { reason: 'ACCESS_DENIED_ADDRESS' };
 
@@ -199,7 +200,7 @@ function* steps(api: CompiledApi, request: AccessRequest, path: string, address:
       const { jti, exp, iss } = identity.claims ?? {};
       if (typeof jti !== 'string' || jti.length === 0 || typeof exp !== 'number') return { reason: 'ACCESS_TOKEN_REPLAYED', detail: 'a single-use token needs jti and exp' };
       // Remembered until the token expires (and its clock tolerance has passed), so it can never be taken twice.
-      const ttlMs = Math.max(1000, exp * 1000 - clock.now() + 600_000);
+      const ttlMs = Math.max(1000, exp * 1000 - started + 600_000);
       if (!(yield* wait(provider.replay.checkAndInsert(`access:jti:${iss ?? ''}:${jti}`, ttlMs)))) return { reason: 'ACCESS_TOKEN_REPLAYED' };
     }
   }

@@ -326,22 +326,9 @@ function decisionHeaderValues(d: Decision): Record<string, string> {
   if (d.wouldDeny) headers['x-cohort-would-deny'] = d.wouldDeny;
   // Names in lower case, as Fastify's reply writes them: an identity header of the same name
   // as a decision header (X-Cohort-Decision-Id is one by default) is then one header, not two.
-  if (d.allow) for (const name in d.upstreamHeaders) headers[lowerCaseName(name)] = asHeaderBytes(d.upstreamHeaders[name]!);
+  if (d.allow) for (const name in d.upstreamHeaders) headers[name.toLowerCase()] = asHeaderBytes(d.upstreamHeaders[name]!);
   else if (d.retryAfterSeconds !== undefined && (d.status === 429 || d.status === 503 || d.reason === 'ACCESS_LOCKED')) headers['retry-after'] = String(d.retryAfterSeconds);
   return headers;
-}
-
-/** Identity header names in lower case, made once per name: the names come from the configuration, so they are few. */
-const lowerCaseNames = new Map<string, string>();
-function lowerCaseName(name: string): string {
-  let lower = lowerCaseNames.get(name);
-  if (lower === undefined) {
-    // Bounded however often the configuration changes.
-    if (lowerCaseNames.size >= 10_000) lowerCaseNames.clear();
-    lower = name.toLowerCase();
-    lowerCaseNames.set(name, lower);
-  }
-  return lower;
 }
 
 /**

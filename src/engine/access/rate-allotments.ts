@@ -157,13 +157,7 @@ export class RateAllotments {
 
   /** Drops the oldest key of `keys` (a Map iterates in insertion order), or of another kind or policy when `keys` holds only its newest. */
   private dropOldest(keys: Map<string, Allotment>): void {
-    let from = keys.size > 1 ? keys : undefined;
-    if (from === undefined) {
-      for (const allotments of this.held.values()) {
-        for (const other of [allotments.ip, allotments.subject, allotments.apiKey]) if (other !== keys && other.size > 0) from ??= other;
-      }
-    }
-    from ??= keys;
+    const from = keys.size > 1 ? keys : [...this.held.values()].flatMap((allotments) => Object.values(allotments)).find((other) => other !== keys && other.size > 0) ?? keys;
     from.delete(from.keys().next().value as string);
     this.count--;
   }
