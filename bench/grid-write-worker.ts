@@ -10,6 +10,8 @@
  *   count, errors, a latency histogram (see latency-histogram.ts) and the CPU time the process
  *   used meanwhile.
  */
+import { writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector';
 import { Secret } from '../src/config/secret.js';
 import { systemClock } from '../src/core/clock.js';
 import { silentLogger } from '../src/core/logger.js';
@@ -25,11 +27,12 @@ import { LatencyHistogram } from './latency-histogram.js';
 export const GRID_WRITE_SECRET = 'bench-grid-writes-secret-long-enough';
 
 /** `atPrimary`: only sessions whose partition this engine is the primary of (no forwarding hop). */
-export type ToWorker = { type: 'engines'; engines: Array<[string, string]> } | { type: 'run'; writers: number; ms: number; atPrimary: boolean };
+/** `profileTo`: a file to write a CPU profile of this run to (`--profile`). */
+export type ToWorker = { type: 'engines'; engines: Array<[string, string]> } | { type: 'run'; writers: number; ms: number; atPrimary: boolean; profileTo?: string };
 export type FromWorker =
   | { type: 'listening'; address: string }
   | { type: 'ready' }
-  | { type: 'result'; writes: number; errors: number; firstError?: string; histogram: number[]; cpuMicros: number };
+  | { type: 'result'; writes: number; errors: number; firstError?: string; histogram: number[]; cpuMicros: number; framesSent: number; framesReceived: number };
 
 const nodeId = process.argv[2];
 if (!nodeId || !process.send) throw new Error('usage: forked by bench/grid-writes.js with the node id as argument');
@@ -60,8 +63,10 @@ function nextSubject(atPrimary: boolean): string {
   }
 }
 
-async function run(writers: number, ms: number, atPrimary: boolean): Promise<FromWorker> {
+async function run(writers: number, ms: number, atPrimary: boolean, profileTo: string | undefined): Promise<FromWorker> {
+  const profiler = profileTo === undefined ? undefined : await startProfiler();
   const histogram = new LatencyHistogram();
+  const framesBefore = transport.stats();
   const cpuBefore = process.cpuUsage();
   const until = performance.now() + ms;
   let writes = 0;
@@ -85,7 +90,36 @@ async function run(writers: number, ms: number, atPrimary: boolean): Promise<Fro
   // The whole process (its writers, its primary and backup work, its messages), collector
   // threads included, from the run's start to its end.
   const cpu = process.cpuUsage(cpuBefore);
-  return { type: 'result', writes, errors, firstError, histogram: histogram.counts(), cpuMicros: cpu.user + cpu.system };
+  const frames = transport.stats();
+  if (profiler && profileTo !== undefined) await profiler.stopInto(profileTo);
+  return {
+    type: 'result',
+    writes,
+    errors,
+    firstError,
+    histogram: histogram.counts(),
+    cpuMicros: cpu.user + cpu.system,
+    framesSent: frames.framesSent - framesBefore.framesSent,
+    framesReceived: frames.framesReceived - framesBefore.framesReceived,
+  };
+}
+
+/** V8's sampling profiler on this process (0.1 ms interval), for `--profile`. */
+async function startProfiler(): Promise<{ stopInto(file: string): Promise<void> }> {
+  const session = new Session();
+  session.connect();
+  const post = (method: string, params?: object): Promise<unknown> =>
+    new Promise((resolve, reject) => session.post(method, params, (err, result) => (err ? reject(err) : resolve(result))));
+  await post('Profiler.enable');
+  await post('Profiler.setSamplingInterval', { interval: 100 });
+  await post('Profiler.start');
+  return {
+    async stopInto(file) {
+      const { profile } = (await post('Profiler.stop')) as { profile: unknown };
+      await writeFile(file, JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
 }
 
 process.on('message', (m: ToWorker) => {
@@ -97,7 +131,7 @@ process.on('message', (m: ToWorker) => {
       send({ type: 'ready' });
     }, 5);
   } else if (m.type === 'run') {
-    void run(m.writers, m.ms, m.atPrimary).then(send);
+    void run(m.writers, m.ms, m.atPrimary, m.profileTo).then(send);
   }
 });
 process.on('disconnect', () => process.exit(0));

@@ -18,11 +18,14 @@
  * server's (INFO cpu) by its SETs, so the two can be compared however busy the machine was.
  *
  * Used by bench/runtime.ts; `node dist/bench/grid-writes.js [--seconds 5] [--writers 64]
- * [--json]` runs it alone: the figures as JSON, then (without --json) a line of CPU per write
+ * [--json] [--profile <dir>]` runs it alone (`--profile`: each engine writes a CPU profile of
+ * the throughput phase to `<dir>/engine-<n>.cpuprofile`): the figures as JSON, then (without --json) a line of CPU per write
  * (`cpuLine`) and a last line `grid-writes: grid <N>/s redis <N>/s ratio <R>`. Workers are
  * killed by pid when it ends.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -53,6 +56,13 @@ export interface GridWriteFigures {
    */
   cpuMicrosPerWrite: number;
   coresBusy: number;
+  /**
+   * Per engine, in the throughput phase: frames it sent per write its own writers made (each
+   * frame is one sealing and, mostly, one socket write; a turn's messages to a peer share one),
+   * and its share of the three engines' CPU time.
+   */
+  framesPerWrite: number[];
+  cpuShare: number[];
   /** The peer: Redis SET with the same writers; undefined when Redis is unreachable. */
   redisWritesPerSecond?: number;
   redisP50Ms?: number;
@@ -78,9 +88,13 @@ function next<T extends FromWorker['type']>(child: ChildProcess, type: T): Promi
   });
 }
 
-async function runOn(workers: ChildProcess[], writers: number, ms: number, atPrimary = false): Promise<Result[]> {
+/** `profileDir`: each worker writes a CPU profile of the run there (`engine-<n>.cpuprofile`). */
+async function runOn(workers: ChildProcess[], writers: number, ms: number, atPrimary = false, profileDir?: string): Promise<Result[]> {
   const results = workers.map((w) => next(w, 'result'));
-  for (const w of workers) w.send({ type: 'run', writers, ms, atPrimary } satisfies ToWorker);
+  workers.forEach((w, i) => {
+    const profileTo = profileDir === undefined ? undefined : join(profileDir, `engine-${i + 1}.cpuprofile`);
+    w.send({ type: 'run', writers, ms, atPrimary, profileTo } satisfies ToWorker);
+  });
   return Promise.all(results);
 }
 
@@ -137,7 +151,9 @@ async function redisPeer(url: string, writers: number, ms: number): Promise<Redi
   return { writesPerSecond: (histogram.total / elapsed) * 1000, histogram, serverCpuMicrosPerSet: server / histogram.total, clientCpuMicrosPerSet: (client.user + client.system) / histogram.total };
 }
 
-export async function measureGridWrites(options: { seconds: number; writers: number; redisUrl: string; log(text: string): void }): Promise<GridWriteFigures> {
+const round2 = (v: number): number => Math.round(v * 100) / 100;
+
+export async function measureGridWrites(options: { seconds: number; writers: number; redisUrl: string; profileDir?: string; log(text: string): void }): Promise<GridWriteFigures> {
   const ms = options.seconds * 1000;
   const workers = ['engine-1', 'engine-2', 'engine-3'].map((id) => fork(WORKER, [id], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
   const kill = (): void => {
@@ -158,7 +174,7 @@ export async function measureGridWrites(options: { seconds: number; writers: num
     options.log('grid writes: one writer, any partition (latency)');
     const [anyEngine] = await runOn(workers.slice(0, 1), 1, ms);
     options.log(`grid writes: ${options.writers} writers on each of 3 engines (throughput)`);
-    const loaded = await runOn(workers, options.writers, ms);
+    const loaded = await runOn(workers, options.writers, ms, false, options.profileDir);
     const singleHistogram = new LatencyHistogram(single!.histogram);
     const anyEngineHistogram = new LatencyHistogram(anyEngine!.histogram);
     const loadedHistogram = new LatencyHistogram();
@@ -178,6 +194,8 @@ export async function measureGridWrites(options: { seconds: number; writers: num
       writersPerEngine: options.writers,
       cpuMicrosPerWrite: loadedCpuMicros / Math.max(1, loadedHistogram.total),
       coresBusy: loadedCpuMicros / (ms * 1000),
+      framesPerWrite: loaded.map((r) => round2(r.framesSent / Math.max(1, r.writes))),
+      cpuShare: loaded.map((r) => round2(r.cpuMicros / Math.max(1, loadedCpuMicros))),
       errors: all.reduce((s, r) => s + r.errors, 0),
       firstError: all.find((r) => r.firstError)?.firstError,
       redisWritesPerSecond: peer?.writesPerSecond,
@@ -222,9 +240,12 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
       writers: { type: 'string', default: '64' },
       redis: { type: 'string', default: process.env.COHORT_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379' },
       json: { type: 'boolean', default: false },
+      profile: { type: 'string' },
     },
   });
-  const figures = await measureGridWrites({ seconds: Number(values.seconds), writers: Number(values.writers), redisUrl: values.redis, log: (t) => process.stderr.write(`bench:grid-writes: ${t}\n`) });
+  const profileDir = values.profile === undefined ? undefined : resolve(values.profile);
+  if (profileDir !== undefined) await mkdir(profileDir, { recursive: true });
+  const figures = await measureGridWrites({ seconds: Number(values.seconds), writers: Number(values.writers), redisUrl: values.redis, profileDir, log: (t) => process.stderr.write(`bench:grid-writes: ${t}\n`) });
   if (values.json) process.stdout.write(`${JSON.stringify(figures)}\n`);
   else process.stdout.write(`${JSON.stringify(figures, null, 2)}\n${cpuLine(figures)}\n${summaryLine(figures)}\n`);
   process.exit(0);

@@ -10,6 +10,12 @@
  */
 import { readFileSync } from 'node:fs';
 import Fastify from 'fastify';
+import { keepTickObjectShape } from '../src/node/tick-object-shape.js';
+
+// As every Cohort node does first (node/tick-object-shape.ts): a peer that idles between its
+// rows would otherwise fall onto V8's slow path for Node's nextTick records and be measured
+// slower than it is.
+keepTickObjectShape();
 
 const port = Number(process.argv[2]);
 const sessionFile = process.argv[3];

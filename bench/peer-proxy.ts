@@ -7,6 +7,10 @@
  */
 import replyFrom from '@fastify/reply-from';
 import Fastify from 'fastify';
+import { keepTickObjectShape } from '../src/node/tick-object-shape.js';
+
+// As every Cohort node does first (node/tick-object-shape.ts): see bench/peer-fastify.ts.
+keepTickObjectShape();
 
 const port = Number(process.argv[2]);
 const upstream = process.argv[3]!;

@@ -7,6 +7,10 @@
  * Usage: node dist/bench/upstream.js PORT
  */
 import { createServer } from 'node:http';
+import { keepTickObjectShape } from '../src/node/tick-object-shape.js';
+
+// As every Cohort node does first (node/tick-object-shape.ts): see bench/peer-fastify.ts.
+keepTickObjectShape();
 
 const port = Number(process.argv[2]);
 const server = createServer((request, response) => {

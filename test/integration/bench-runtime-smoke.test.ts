@@ -18,7 +18,7 @@ describe('bench:runtime smoke', () => {
       killSignal: 'SIGTERM',
     });
     assert.equal(run.status, 0, run.stderr);
-    const r = JSON.parse(run.stdout) as { lookup: Record<string, number> & { load: string }; metrics: Record<string, number>; replicatedWrite: Record<string, number>; gridWrite: Record<string, number>; memoryBytesPerSessionPerReplica: number; join: Record<string, number> };
+    const r = JSON.parse(run.stdout) as { lookup: Record<string, number> & { load: string }; metrics: Record<string, number>; replicatedWrite: Record<string, number>; gridWrite: Record<string, number> & { framesPerWrite: number[]; cpuShare: number[] }; memoryBytesPerSessionPerReplica: number; join: Record<string, number> };
     assert.ok(r.lookup.gridRps! > 0 && r.lookup.fastifyRps! > 0, JSON.stringify(r.lookup));
     assert.equal(r.lookup.gridErrors, 0);
     // The load came from a separate process, over 2,000 sessions with 200-byte attributes, and
@@ -51,6 +51,11 @@ describe('bench:runtime smoke', () => {
     // What a write cost in CPU, beside what a SET cost the Redis server (INFO cpu) and its client.
     assert.ok(r.gridWrite.cpuMicrosPerWrite! > 0 && r.gridWrite.coresBusy! > 0, JSON.stringify(r.gridWrite));
     assert.ok(r.gridWrite.redisServerCpuMicrosPerSet! > 0 && r.gridWrite.redisClientCpuMicrosPerSet! > 0, JSON.stringify(r.gridWrite));
+    // Per engine: the frames it sent per write of its own writers (every write sends some), and its share of the CPU.
+    assert.equal(r.gridWrite.framesPerWrite.length, 3, JSON.stringify(r.gridWrite));
+    assert.ok(r.gridWrite.framesPerWrite.every((f) => f > 0), JSON.stringify(r.gridWrite));
+    const shares = r.gridWrite.cpuShare.reduce((a, b) => a + b, 0);
+    assert.ok(r.gridWrite.cpuShare.length === 3 && shares > 0.97 && shares < 1.03, JSON.stringify(r.gridWrite));
     assert.ok(r.memoryBytesPerSessionPerReplica > 256 && r.memoryBytesPerSessionPerReplica < 10_000, `${r.memoryBytesPerSessionPerReplica} B`);
     assert.equal(r.join.sessions, 3000);
     assert.equal(r.join.clientFailures, 0, 'no client request failed while an engine joined');
