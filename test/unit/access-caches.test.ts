@@ -218,6 +218,29 @@ describe('rate-limit allotments', () => {
     assert.ok(taken >= 42 && taken <= 42 + 15, `${taken} tokens taken from the bucket for 42 decisions`);
   });
 
+  it('a key used at a steady rate takes about twice a second: its rate is measured from when each allotment began to be used, not from when it was taken ahead', async (t) => {
+    const w = world(t);
+    const allot = new RateAllotments(w.provider, w.clock, 100);
+    const limits = { capacity: 1_000_000, refillPerSecond: 1000 };
+    // 40 decisions a second, each answered from a held allotment (every take is ahead).
+    const second = async (): Promise<number> => {
+      const before = w.calls.takes;
+      for (let i = 0; i < 40; i++) {
+        assert.equal(await allot.take('std', 'subject', 'steady', limits), true);
+        await new Promise((resolve) => setImmediate(resolve));
+        w.clock.advance(25);
+      }
+      return w.calls.takes - before;
+    };
+    for (let s = 0; s < 5; s++) await second();
+    let takes = 0;
+    for (let s = 0; s < 10; s++) takes += await second();
+    // Half a lease's worth a take (20 tokens): two a second. Measured from the take ahead (the
+    // time the allotment waited as the reserve counted as time it was used), the rate came out
+    // at half, each allotment at half the size, and the takes at four a second.
+    assert.ok(takes >= 15 && takes <= 25, `${takes} takes in 10 s at 40 decisions a second (2 a second expected)`);
+  });
+
   it('a key taken one token at a time never takes ahead; a reserve not used within its lease is dropped', async (t) => {
     const w = world(t);
     const allot = new RateAllotments(w.provider, w.clock, 10);

@@ -62,9 +62,15 @@ const ALLOTMENT_TARGET_MS = ALLOTMENT_LEASE_MS / 2;
 interface Allotment {
   tokens: number;
   until: number;
-  /** What the last take got, and when. */
+  /** What the last take got. */
   granted: number;
-  takenAt: number;
+  /**
+   * When this allotment's tokens began to be handed out: its take answered, or its swap in
+   * from the reserve. The rate the key is used at is measured from here: from the take ahead
+   * instead, the time an allotment waited as the reserve counted as time it was used, the
+   * rate came out at half, and every allotment at half its size (twice the takes).
+   */
+  since: number;
   /** A take for more tokens in flight: how many it got. */
   pending?: Promise<number>;
   /** The next allotment, taken ahead: used once this one runs out, until its own lease ends. */
@@ -110,6 +116,7 @@ export class RateAllotments {
     if (now >= r.until) return false;
     a.tokens = r.tokens;
     a.until = r.until;
+    a.since = now;
     return a.tokens > 0;
   }
 
@@ -144,7 +151,7 @@ export class RateAllotments {
           continue;
         }
       }
-      const entry: Allotment = a ?? { tokens: 0, until: 0, granted: 0, takenAt: 0 };
+      const entry: Allotment = a ?? { tokens: 0, until: 0, granted: 0, since: 0 };
       entry.pending = this.fetch(policy, bucketKey(by, value), limits, entry, false);
       if (a === undefined) {
         keys.set(value, entry);
@@ -166,19 +173,21 @@ export class RateAllotments {
   private async fetch(policy: string, key: string, limits: RateLimitPolicy, entry: Allotment, ahead: boolean): Promise<number> {
     try {
       const now = this.clock.now();
-      const count = entry.granted === 0 ? 1 : nextAllotment(entry.granted - Math.max(0, entry.tokens), now - entry.takenAt, allotmentSize(limits, this.maxAllotment));
+      const count = entry.granted === 0 ? 1 : nextAllotment(entry.granted - Math.max(0, entry.tokens), now - entry.since, allotmentSize(limits, this.maxAllotment));
       const r = await this.provider.rateLimits.take(policy, key, limits, count);
       // An engine older than the count answers without `granted`: it took one token.
       const granted = r.granted ?? (r.allowed ? 1 : 0);
-      const until = this.clock.now() + ALLOTMENT_LEASE_MS;
+      const answeredAt = this.clock.now();
+      const until = answeredAt + ALLOTMENT_LEASE_MS;
       if (ahead) {
+        // Used, and timed, from its swap in (`hasToken`).
         entry.reserve = { tokens: granted, until };
       } else {
         entry.tokens = granted;
         entry.until = until;
+        entry.since = answeredAt;
       }
       entry.granted = granted;
-      entry.takenAt = now;
       return granted;
     } finally {
       delete entry.pending;
