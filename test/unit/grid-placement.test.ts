@@ -2,6 +2,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { changedPartitions, placePartitions, placeScopes, writeQuorum } from '../../src/state/grid/placement.js';
 import { CLUSTER_SCOPE, scopedPartition } from '../../src/state/grid/scopes.js';
+import { createHash } from 'node:crypto';
+import { PARTITION_COUNT, partitionOf, RECENT_PARTITIONS_MAX, rememberedPartitions } from '../../src/state/grid/grid-provider.js';
 
 const engines = (n: number): string[] => Array.from({ length: n }, (_, i) => `engine-${i + 1}`);
 
@@ -85,5 +87,23 @@ describe('grid placement (rendezvous hashing)', () => {
 
   it('write quorum is a majority of the replica set', () => {
     assert.deepEqual([1, 2, 3, 4, 5].map(writeQuorum), [1, 2, 2, 3, 3]);
+  });
+
+  it('maps a key to its partition by SHA-1, the same every time it is asked, also once the remembered keys were let go', () => {
+    // Fixed for the life of a cluster, across versions: engines of two versions must agree.
+    assert.equal(PARTITION_COUNT, 271);
+    const bySha1 = (key: string): number => createHash('sha1').update(key).digest().readUInt32BE(0) % PARTITION_COUNT;
+    for (const [key, partition] of [['subject:alice', bySha1('subject:alice')], ['bucket:std:access:subject:alice', bySha1('bucket:std:access:subject:alice')]] as const) {
+      assert.equal(partitionOf(key), partition);
+    }
+    // More keys than are remembered, each asked for twice (once when new, once remembered or
+    // let go), in an order that crosses the bound several times.
+    const keys = Array.from({ length: RECENT_PARTITIONS_MAX * 2 + 500 }, (_, i) => `bucket:std:access:subject:user-${i}`);
+    for (let i = 0; i < keys.length; i++) {
+      assert.equal(partitionOf(keys[i]!), bySha1(keys[i]!));
+      const again = keys[Math.max(0, i - 7)]!;
+      assert.equal(partitionOf(again), bySha1(again), again);
+      assert.ok(rememberedPartitions() <= RECENT_PARTITIONS_MAX);
+    }
   });
 });
