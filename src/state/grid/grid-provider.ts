@@ -44,7 +44,8 @@ export const EVERYWHERE = -1;
  * again (a rate-limit bucket at every take, a lock-out key at every check, a subject at every
  * new session), and their hash costs about a microsecond: a third of a local rate-limit take.
  * Full, the memory is emptied and starts again: keys seen once (replay ids) only cycle through
- * it, and it never holds more than this many keys (about a megabyte).
+ * it, and it never holds more than this many keys (under a megabyte for keys of a few dozen
+ * characters, a few megabytes at most for the longest the runtime API takes).
  */
 export const RECENT_PARTITIONS_MAX = 10_000;
 const recentPartitions = new Map<string, number>();
