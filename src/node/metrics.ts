@@ -122,7 +122,9 @@ export class NodeMetrics {
   instrumentHttp(app: FastifyInstance, server: string): void {
     const histogram = this.httpDuration;
     const observe = (method: string, status: number, route: string, seconds: number): void => {
-      const key = `${method} ${status} ${route}`;
+      // The server is part of the key: two servers have routes of the same pattern (health,
+      // `unmatched`), and each keeps its own series.
+      const key = `${server} ${method} ${status} ${route}`;
       (histogram.find(key) ?? histogram.seriesFor(key, { server, route, method, status: String(status) })).observe(seconds);
     };
     app.addHook('onResponse', (request, reply, done) => {

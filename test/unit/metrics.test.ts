@@ -127,6 +127,25 @@ describe('node metrics', () => {
     await app.close();
   });
 
+  it('keeps the requests of two servers apart, even on routes of the same pattern, method and status', async () => {
+    const metrics = new NodeMetrics({ id: 'e', role: 'engine' }, { processMetrics: false });
+    const runtime = Fastify();
+    const manage = Fastify();
+    metrics.instrumentHttp(runtime, 'runtime');
+    metrics.instrumentHttp(manage, 'manage');
+    for (const app of [runtime, manage]) app.get('/health/ready', async () => ({ ok: true }));
+    assert.equal((await runtime.inject({ method: 'GET', url: '/health/ready' })).statusCode, 200);
+    for (let i = 0; i < 2; i++) assert.equal((await manage.inject({ method: 'GET', url: '/health/ready' })).statusCode, 200);
+    assert.equal((await runtime.inject({ method: 'GET', url: '/nothing' })).statusCode, 404);
+    assert.equal((await manage.inject({ method: 'POST', url: '/nothing' })).statusCode, 404);
+    const f = parsePrometheus(await metrics.text());
+    assert.equal(total(f, 'cohort_http_request_duration_seconds', { server: 'runtime', route: '/health/ready', method: 'GET', status: '200' }), 1);
+    assert.equal(total(f, 'cohort_http_request_duration_seconds', { server: 'manage', route: '/health/ready', method: 'GET', status: '200' }), 2);
+    assert.equal(total(f, 'cohort_http_request_duration_seconds', { server: 'runtime', route: 'unmatched', status: '404' }), 1);
+    assert.equal(total(f, 'cohort_http_request_duration_seconds', { server: 'manage', route: 'unmatched', method: 'POST', status: '404' }), 1);
+    await Promise.all([runtime.close(), manage.close()]);
+  });
+
   it('GET /metrics on the manage API: open without metrics_token, bearer with it; the other routes keep the management credential', async () => {
     const ini = (http: Record<string, string>) => configText({
       node: { id: 'n1', role: 'engine', data_dir: '/tmp/unused' },
