@@ -66,7 +66,9 @@ deadline=$(($(date +%s) + 900)) # npm install compiles better-sqlite3: minutes, 
 while [ -z "$t_up" ]; do
   kill -0 "$leader" 2>/dev/null || fail "the README line ended before the cluster was up"
   [ "$(date +%s)" -lt "$deadline" ] || fail "the cluster was not up within 900 s"
-  if [ -z "$t_command" ] && grep -q '^> .*cli/cohort.js up' "$out"; then t_command=$(now); fi
+  # Where npm install ends and the README's command starts: npm run's echo of the script, or
+  # (npx) npm install's closing "added N packages" / "up to date" line.
+  if [ -z "$t_command" ] && grep -Eq '^> .*cli/cohort.js up|^(added [0-9]+ packages|up to date)' "$out"; then t_command=$(now); fi
   if [ -z "$t_progress" ] && grep -q '^cohort up: starting ' "$out"; then
     t_progress=$(now)
     grep -q 'is running (' "$out" || progress_while_starting=yes
@@ -142,4 +144,4 @@ echo "  first progress to cluster up             $(since "$t_progress" "$t_up")"
 echo "  npx --no-install cohort cluster info     $(since "$t_info" "$t_info_done") (first npx in the clone)"
 echo "  SIGINT to every node exited              $(since "$t_sigint" "$t_stopped")"
 echo "--- what the README line printed, after npm install ---"
-sed -n '/^> .*cli\/cohort.js up/,$p' "$out"
+sed -n -E '/^> .*cli\/cohort.js up|^(added [0-9]+ packages|up to date)/,$p' "$out"
