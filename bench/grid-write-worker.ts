@@ -11,7 +11,7 @@
  *   used meanwhile.
  */
 import { writeFile } from 'node:fs/promises';
-import { Session } from 'node:inspector';
+import { Session } from 'node:inspector/promises';
 import { Secret } from '../src/config/secret.js';
 import { systemClock } from '../src/core/clock.js';
 import { silentLogger } from '../src/core/logger.js';
@@ -26,13 +26,15 @@ import { LatencyHistogram } from './latency-histogram.js';
 
 export const GRID_WRITE_SECRET = 'bench-grid-writes-secret-long-enough';
 
-/** `atPrimary`: only sessions whose partition this engine is the primary of (no forwarding hop). */
-/** `profileTo`: a file to write a CPU profile of this run to (`--profile`). */
+/**
+ * `atPrimary`: only sessions whose partition this engine is the primary of (no forwarding hop);
+ * `profileTo`: a file to write a CPU profile of this run to (`--profile`).
+ */
 export type ToWorker = { type: 'engines'; engines: Array<[string, string]> } | { type: 'run'; writers: number; ms: number; atPrimary: boolean; profileTo?: string };
 export type FromWorker =
   | { type: 'listening'; address: string }
   | { type: 'ready' }
-  | { type: 'result'; writes: number; errors: number; firstError?: string; histogram: number[]; cpuMicros: number; framesSent: number; framesReceived: number };
+  | { type: 'result'; writes: number; errors: number; firstError?: string; histogram: number[]; cpuMicros: number; framesSent: number };
 
 const nodeId = process.argv[2];
 if (!nodeId || !process.send) throw new Error('usage: forked by bench/grid-writes.js with the node id as argument');
@@ -64,9 +66,9 @@ function nextSubject(atPrimary: boolean): string {
 }
 
 async function run(writers: number, ms: number, atPrimary: boolean, profileTo: string | undefined): Promise<FromWorker> {
-  const profiler = profileTo === undefined ? undefined : await startProfiler();
+  const profiler = profileTo === undefined ? undefined : await startProfiler(profileTo);
   const histogram = new LatencyHistogram();
-  const framesBefore = transport.stats();
+  const framesBefore = transport.stats().framesSent;
   const cpuBefore = process.cpuUsage();
   const until = performance.now() + ms;
   let writes = 0;
@@ -90,8 +92,8 @@ async function run(writers: number, ms: number, atPrimary: boolean, profileTo: s
   // The whole process (its writers, its primary and backup work, its messages), collector
   // threads included, from the run's start to its end.
   const cpu = process.cpuUsage(cpuBefore);
-  const frames = transport.stats();
-  if (profiler && profileTo !== undefined) await profiler.stopInto(profileTo);
+  const framesSent = transport.stats().framesSent - framesBefore;
+  await profiler?.stop();
   return {
     type: 'result',
     writes,
@@ -99,23 +101,20 @@ async function run(writers: number, ms: number, atPrimary: boolean, profileTo: s
     firstError,
     histogram: histogram.counts(),
     cpuMicros: cpu.user + cpu.system,
-    framesSent: frames.framesSent - framesBefore.framesSent,
-    framesReceived: frames.framesReceived - framesBefore.framesReceived,
+    framesSent,
   };
 }
 
-/** V8's sampling profiler on this process (0.1 ms interval), for `--profile`. */
-async function startProfiler(): Promise<{ stopInto(file: string): Promise<void> }> {
+/** V8's sampling profiler on this process (0.1 ms interval), for `--profile`; `stop` writes the profile to `file`. */
+async function startProfiler(file: string): Promise<{ stop(): Promise<void> }> {
   const session = new Session();
   session.connect();
-  const post = (method: string, params?: object): Promise<unknown> =>
-    new Promise((resolve, reject) => session.post(method, params, (err, result) => (err ? reject(err) : resolve(result))));
-  await post('Profiler.enable');
-  await post('Profiler.setSamplingInterval', { interval: 100 });
-  await post('Profiler.start');
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 100 });
+  await session.post('Profiler.start');
   return {
-    async stopInto(file) {
-      const { profile } = (await post('Profiler.stop')) as { profile: unknown };
+    async stop() {
+      const { profile } = await session.post('Profiler.stop');
       await writeFile(file, JSON.stringify(profile));
       session.disconnect();
     },

@@ -18,10 +18,10 @@
  * server's (INFO cpu) by its SETs, so the two can be compared however busy the machine was.
  *
  * Used by bench/runtime.ts; `node dist/bench/grid-writes.js [--seconds 5] [--writers 64]
- * [--json] [--profile <dir>]` runs it alone (`--profile`: each engine writes a CPU profile of
- * the throughput phase to `<dir>/engine-<n>.cpuprofile`): the figures as JSON, then (without --json) a line of CPU per write
- * (`cpuLine`) and a last line `grid-writes: grid <N>/s redis <N>/s ratio <R>`. Workers are
- * killed by pid when it ends.
+ * [--json] [--profile <dir>]` runs it alone: the figures as JSON, then (without --json) a line
+ * of CPU per write (`cpuLine`) and a last line `grid-writes: grid <N>/s redis <N>/s ratio <R>`;
+ * `--profile`: each engine writes a CPU profile of the throughput phase to
+ * `<dir>/engine-<n>.cpuprofile`. Workers are killed by pid when it ends.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';

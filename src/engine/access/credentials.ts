@@ -108,8 +108,8 @@ export function* checkCredential(api: CompiledApi, headers: Headers, ctx: Creden
       if (value.length > MAX_OPAQUE_LENGTH) return { kind: 'failed', reason: 'ACCESS_SESSION_UNKNOWN', why: 'session id too long' };
       const session = ctx.caches ? yield* wait(ctx.caches.sessions.lookup(value, ctx.nowMs)) : yield* wait(liveSession(ctx.provider, value));
       if (!session) return { kind: 'failed', reason: 'ACCESS_SESSION_UNKNOWN', why: 'no live session by that id' };
-      if (ctx.caches) return { kind: 'ok', identity: { kind, subject: session.subject, sessionId: session.id, revocationChecked: true } };
-      return { kind: 'ok', identity: { kind, subject: session.subject, sessionId: session.id } };
+      // The session cache checks the revocation list before every use of a copy.
+      return { kind: 'ok', identity: { kind, subject: session.subject, sessionId: session.id, revocationChecked: ctx.caches !== undefined } };
     }
     if (kind === 'apiKey') {
       const key = value.length > MAX_OPAQUE_LENGTH ? undefined : ctx.clientKeys.get(hash('sha256', value, 'hex'));

@@ -10,6 +10,9 @@ import { jwtVerifierFor, type JwtSettings, type JwtVerifier } from './jwt.js';
 
 export type CredentialKind = 'session' | 'apiKey' | 'jwt';
 
+/** What a rate limit counts by: the client's address, the credential's subject, or its API key. */
+export type RateLimitBy = 'ip' | 'subject' | 'apiKey';
+
 /** One API as the `apis` section holds it (the section's schema has the rules). */
 export interface ApiDefinition {
   id: string;
@@ -22,7 +25,7 @@ export interface ApiDefinition {
   jwt?: { issuer?: string; audiences?: string[]; jwksUrl?: string; keys?: JWK[]; algorithms?: string[]; clockToleranceSeconds?: number };
   checkRevocation?: boolean;
   singleUseTokens?: boolean;
-  rateLimit?: { policy: string; by: 'ip' | 'subject' | 'apiKey' };
+  rateLimit?: { policy: string; by: RateLimitBy };
   lockout?: { by: 'ip' | 'subject' };
   denyList?: string[];
   enforce?: boolean;

@@ -23,14 +23,12 @@
 import type { Clock } from '../../core/clock.js';
 import type { MaybePromise } from '../../core/maybe-async.js';
 import type { RateLimitPolicy, StateProvider } from '../../state/services.js';
+import type { RateLimitBy } from './definitions.js';
 
 /** How long tokens taken for this engine may be used (ms). */
 export const ALLOTMENT_LEASE_MS = 1000;
 /** Most keys with an allotment held at once; the oldest of the same policy and kind is dropped first. */
 export const ALLOTMENT_MAX_KEYS = 100_000;
-
-/** What a rate limit counts by: the client's address, the credential's subject, or its API key. */
-export type RateLimitBy = 'ip' | 'subject' | 'apiKey';
 
 /** The shared bucket's key for (`by`, `value`): every engine takes from the same one. */
 export function bucketKey(by: RateLimitBy, value: string): string {
